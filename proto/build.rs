@@ -1,0 +1,88 @@
+//! Generates the Rust types of the API from `proto/`.
+//!
+//! Every message of `rafter.v1` gets serde in the Kubernetes JSON shape: camelCase names,
+//! missing fields default, unknown fields are an error, and default values are left out
+//! when serialising. A few names differ from plain camelCase in Kubernetes (`podCIDR`,
+//! `clusterIP` ...); they are renamed here. Resource maps accept numbers (`cpu: 1`).
+
+const PROTOS: &[&str] = &[
+    "proto/rafter/v1/meta.proto",
+    "proto/rafter/v1/core.proto",
+    "proto/rafter/v1/apps.proto",
+    "proto/rafter/v1/rbac.proto",
+    "proto/rafter/v1/cluster.proto",
+    "proto/rafter/raft/v1/raft.proto",
+];
+
+/// Fields whose Kubernetes JSON name is not the plain camelCase of the proto name.
+const RENAMES: &[(&str, &str)] = &[
+    ("NodeSpec.pod_cidr", "podCIDR"),
+    ("NodeSpec.pod_cidrs", "podCIDRs"),
+    ("NodeSpec.provider_id", "providerID"),
+    ("NodeSystemInfo.machine_id", "machineID"),
+    ("NodeSystemInfo.system_uuid", "systemUUID"),
+    ("NodeSystemInfo.boot_id", "bootID"),
+    ("ContainerPort.host_ip", "hostIP"),
+    ("PodStatus.host_ip", "hostIP"),
+    ("PodStatus.pod_ip", "podIP"),
+    ("PodStatus.pod_ips", "podIPs"),
+    ("ContainerStatus.image_id", "imageID"),
+    ("ContainerStatus.container_id", "containerID"),
+    ("ContainerStateTerminated.container_id", "containerID"),
+    ("ServiceSpec.cluster_ip", "clusterIP"),
+    ("ServiceSpec.cluster_ips", "clusterIPs"),
+    ("ServiceSpec.external_ips", "externalIPs"),
+    ("ServiceSpec.load_balancer_ip", "loadBalancerIP"),
+    ("PolicyRule.non_resource_urls", "nonResourceURLs"),
+];
+
+/// Maps of resource name to quantity, where manifests may write numbers (`cpu: 1`).
+const QUANTITY_MAPS: &[&str] = &[
+    "ResourceRequirements.limits",
+    "ResourceRequirements.requests",
+    "NodeStatus.capacity",
+    "NodeStatus.allocatable",
+    "ResourceQuotaSpec.hard",
+    "ResourceQuotaStatus.hard",
+    "ResourceQuotaStatus.used",
+    "PersistentVolumeSpec.capacity",
+    "PersistentVolumeClaimStatus.capacity",
+];
+
+/// Single quantity fields that may be written as numbers.
+const QUANTITY_FIELDS: &[&str] = &["EmptyDirVolumeSource.size_limit", "ResourceFieldSelector.divisor"];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut config = tonic_prost_build::configure()
+        .btree_map(".")
+        .extern_path(".rafter.v1.IntOrString", "crate::IntOrString")
+        .type_attribute(
+            ".rafter.v1",
+            "#[derive(serde::Serialize, serde::Deserialize)] \
+             #[serde(rename_all = \"camelCase\", default, deny_unknown_fields)]",
+        )
+        .field_attribute(
+            ".rafter.v1",
+            "#[serde(skip_serializing_if = \"crate::serde_support::is_default\")]",
+        );
+    for (field, json) in RENAMES {
+        config = config.field_attribute(format!(".rafter.v1.{field}"), format!("#[serde(rename = \"{json}\")]"));
+    }
+    for field in QUANTITY_MAPS {
+        config = config.field_attribute(
+            format!(".rafter.v1.{field}"),
+            "#[serde(deserialize_with = \"crate::serde_support::quantity_map\")]",
+        );
+    }
+    for field in QUANTITY_FIELDS {
+        config = config.field_attribute(
+            format!(".rafter.v1.{field}"),
+            "#[serde(deserialize_with = \"crate::serde_support::quantity_string\")]",
+        );
+    }
+    config.compile_protos(PROTOS, &["proto"])?;
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    Ok(())
+}

@@ -7,14 +7,23 @@
 //! | [`v1`] | the generated resource kinds (`Pod`, `Deployment` ...) with serde in the Kubernetes JSON shape |
 //! | [`raft`] | the generated internal `Raft` service masters use between themselves |
 //! | `int_or_string` | [`IntOrString`] (`targetPort: 8080` or `http`, `maxSurge: 25%`) |
+//! | `kind` | the registry of kinds ([`Kind`]) and [`Object`], a typed object of any kind |
+//! | `manifest` | YAML/JSON documents into [`Object`]s, with errors naming source, document and field |
+//! | `quantity` | exact resource quantities ([`Quantity`]) |
 //! | `serde_support` | serde glue named from `build.rs` |
 //!
 //! This crate does no I/O and holds no state: it parses, validates and serialises.
 
 mod int_or_string;
+mod kind;
+mod manifest;
+mod quantity;
 mod serde_support;
 
 pub use int_or_string::{IntOrString, IntOrStringError};
+pub use kind::{Kind, KindError, KindInfo, Object};
+pub use manifest::{parse_manifests, parse_object, Document, ManifestError, MAX_MANIFEST_BYTES};
+pub use quantity::{Quantity, QuantityError, QuantityFormat};
 
 /// The public API kinds (package `rafter.v1`).
 #[allow(clippy::doc_lazy_continuation, clippy::large_enum_variant)]

@@ -20,6 +20,9 @@ mod manifest;
 mod quantity;
 mod serde_support;
 
+#[cfg(test)]
+mod round_trip_test;
+
 pub use int_or_string::{IntOrString, IntOrStringError};
 pub use kind::{Kind, KindError, KindInfo, Object};
 pub use manifest::{parse_manifests, parse_object, Document, ManifestError, MAX_MANIFEST_BYTES};

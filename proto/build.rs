@@ -50,7 +50,10 @@ const QUANTITY_MAPS: &[&str] = &[
 ];
 
 /// Single quantity fields that may be written as numbers.
-const QUANTITY_FIELDS: &[&str] = &["EmptyDirVolumeSource.size_limit", "ResourceFieldSelector.divisor"];
+const QUANTITY_FIELDS: &[&str] = &[
+    "EmptyDirVolumeSource.size_limit",
+    "ResourceFieldSelector.divisor",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = tonic_prost_build::configure()
@@ -66,7 +69,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "#[serde(skip_serializing_if = \"crate::serde_support::is_default\")]",
         );
     for (field, json) in RENAMES {
-        config = config.field_attribute(format!(".rafter.v1.{field}"), format!("#[serde(rename = \"{json}\")]"));
+        config = config.field_attribute(
+            format!(".rafter.v1.{field}"),
+            format!("#[serde(rename = \"{json}\")]"),
+        );
     }
     for field in QUANTITY_MAPS {
         config = config.field_attribute(

@@ -59,7 +59,11 @@ impl IntOrString {
                     .parse()
                     .map_err(|_| IntOrStringError::NotAPercentage(s.clone()))?;
                 let product = percent * i64::from(total);
-                let value = if round_up { (product + 99).div_euclid(100) } else { product.div_euclid(100) };
+                let value = if round_up {
+                    (product + 99).div_euclid(100)
+                } else {
+                    product.div_euclid(100)
+                };
                 Ok(i32::try_from(value).unwrap_or(i32::MAX))
             }
         }
@@ -220,6 +224,8 @@ mod tests {
         assert_eq!(p.scaled_value(10, true).unwrap(), 3);
         assert_eq!(p.scaled_value(10, false).unwrap(), 2);
         assert_eq!(IntOrString::Int(4).scaled_value(10, false).unwrap(), 4);
-        assert!(IntOrString::String("x".into()).scaled_value(10, true).is_err());
+        assert!(IntOrString::String("x".into())
+            .scaled_value(10, true)
+            .is_err());
     }
 }

@@ -59,7 +59,9 @@ impl<'de> de::Deserialize<'de> for QuantityValue {
     where
         D: Deserializer<'de>,
     {
-        deserializer.deserialize_any(QuantityText).map(QuantityValue)
+        deserializer
+            .deserialize_any(QuantityText)
+            .map(QuantityValue)
     }
 }
 
@@ -94,7 +96,9 @@ where
             A: MapAccess<'de>,
         {
             let mut out = BTreeMap::new();
-            while let Some((key, QuantityValue(value))) = map.next_entry::<String, QuantityValue>()? {
+            while let Some((key, QuantityValue(value))) =
+                map.next_entry::<String, QuantityValue>()?
+            {
                 out.insert(key, value);
             }
             Ok(out)

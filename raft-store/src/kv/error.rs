@@ -1,0 +1,63 @@
+//! Errors of the key space.
+//!
+//! Owns [`KvError`]. Logical errors are deterministic answers that every member computes the
+//! same way; only [`KvError::Storage`] reports a failure of the backend itself.
+
+use serde::Deserialize;
+use serde::Serialize;
+
+/// Why a key-space operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum KvError {
+    /// The requested revision is below the compaction point; history there is gone.
+    #[error("required revision {requested} has been compacted (compacted up to {compacted})")]
+    Compacted {
+        /// The revision asked for.
+        requested: u64,
+        /// The current compaction point.
+        compacted: u64,
+    },
+    /// The requested revision is newer than the store's current revision.
+    #[error("required revision {requested} is a future revision (current {current})")]
+    FutureRevision {
+        /// The revision asked for.
+        requested: u64,
+        /// The store's current revision.
+        current: u64,
+    },
+    /// A value is larger than the configured limit; nothing was written.
+    #[error("value of {size} bytes exceeds the limit of {limit} bytes")]
+    ValueTooLarge {
+        /// Size of the rejected value.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A request is larger than the configured limit; nothing was written.
+    #[error("request of {size} bytes exceeds the limit of {limit} bytes")]
+    RequestTooLarge {
+        /// Size of the rejected request.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The lease does not exist (never granted, revoked or expired).
+    #[error("lease {0} not found")]
+    LeaseNotFound(u64),
+    /// A lease with this id already exists.
+    #[error("lease {0} already exists")]
+    LeaseExists(u64),
+    /// The request is malformed (empty key, zero TTL ...).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The storage backend failed; the state machine cannot go on.
+    #[error("storage backend failed: {0}")]
+    Storage(String),
+}
+
+impl KvError {
+    /// Whether retrying the same request later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, KvError::FutureRevision { .. } | KvError::Storage(_))
+    }
+}

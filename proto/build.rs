@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "proto/rafter/v1/rbac.proto",
     "proto/rafter/v1/cluster.proto",
     "proto/rafter/raft/v1/raft.proto",
+    "proto/rafter/api/v1/api.proto",
 ];
 
 /// Fields whose Kubernetes JSON name is not the plain camelCase of the proto name.

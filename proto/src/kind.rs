@@ -7,7 +7,7 @@
 
 use prost::Message;
 
-use crate::v1;
+use crate::{api, v1};
 use crate::v1::ObjectMeta;
 
 /// Static facts about one kind.
@@ -165,6 +165,30 @@ macro_rules! kinds {
                 Ok(match kind {
                     $(Kind::$variant => Object::$variant(serde_path_to_error::deserialize(deserializer)?),)*
                 })
+            }
+        }
+
+        impl From<Object> for api::TypedObject {
+            fn from(object: Object) -> api::TypedObject {
+                api::TypedObject {
+                    kind: Some(match object {
+                        $(Object::$variant(o) => api::typed_object::Kind::$variant(o),)*
+                    }),
+                }
+            }
+        }
+
+        impl TryFrom<api::TypedObject> for Object {
+            type Error = KindError;
+
+            fn try_from(typed: api::TypedObject) -> Result<Object, KindError> {
+                match typed.kind {
+                    $(Some(api::typed_object::Kind::$variant(o)) => Ok(Object::$variant(o)),)*
+                    None => Err(KindError::UnknownKind {
+                        name: String::new(),
+                        hint: "; the request carries no object".to_owned(),
+                    }),
+                }
             }
         }
 
@@ -403,6 +427,26 @@ mod tests {
         );
         assert!(Kind::Deployment.check_api_version("apps/v1").is_ok());
         assert!(Kind::Pod.check_api_version("apps/v1").is_err());
+    }
+
+    #[test]
+    fn objects_convert_to_and_from_the_wire_envelope() {
+        let mut pod = v1::Pod::default();
+        pod.metadata_mut_for_test().name = "p".into();
+        let object = Object::from(pod);
+        let typed = api::TypedObject::from(object.clone());
+        assert_eq!(Object::try_from(typed).unwrap(), object);
+        assert!(Object::try_from(api::TypedObject { kind: None }).is_err());
+    }
+
+    trait MetaForTest {
+        fn metadata_mut_for_test(&mut self) -> &mut ObjectMeta;
+    }
+
+    impl MetaForTest for v1::Pod {
+        fn metadata_mut_for_test(&mut self) -> &mut ObjectMeta {
+            self.metadata.get_or_insert_with(ObjectMeta::default)
+        }
     }
 
     #[test]

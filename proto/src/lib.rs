@@ -5,12 +5,14 @@
 //! | module | owns |
 //! |---|---|
 //! | [`v1`] | the generated resource kinds (`Pod`, `Deployment` ...) with serde in the Kubernetes JSON shape |
+//! | [`api`] | the generated public gRPC services, `Resources` and `Cluster` |
 //! | [`raft`] | the generated internal `Raft` service masters use between themselves |
 //! | `int_or_string` | [`IntOrString`] (`targetPort: 8080` or `http`, `maxSurge: 25%`) |
 //! | `kind` | the registry of kinds ([`Kind`]) and [`Object`], a typed object of any kind |
 //! | `manifest` | YAML/JSON documents into [`Object`]s, with errors naming source, document and field |
 //! | `quantity` | exact resource quantities ([`Quantity`]) |
 //! | `serde_support` | serde glue named from `build.rs` |
+//! | [`validation`] | [`validate`]: every problem of an object at once, each with its field path ([`FieldError`]) |
 //!
 //! This crate does no I/O and holds no state: it parses, validates and serialises.
 
@@ -28,13 +30,33 @@ pub use kind::{Kind, KindError, KindInfo, Object};
 pub use manifest::{parse_manifests, parse_object, Document, ManifestError, MAX_MANIFEST_BYTES};
 pub use quantity::{Quantity, QuantityError, QuantityFormat};
 
-/// The public API kinds (package `rafter.v1`).
-#[allow(clippy::doc_lazy_continuation, clippy::large_enum_variant)]
-pub mod v1 {
-    tonic::include_proto!("rafter.v1");
+/// The generated code, nested as the protobuf packages are so cross-package paths resolve.
+mod generated {
+    /// The public API kinds (package `rafter.v1`).
+    #[allow(clippy::doc_lazy_continuation, clippy::large_enum_variant)]
+    pub mod v1 {
+        tonic::include_proto!("rafter.v1");
+    }
+
+    pub mod api {
+        /// The public gRPC services (package `rafter.api.v1`).
+        #[allow(clippy::large_enum_variant)]
+        pub mod v1 {
+            tonic::include_proto!("rafter.api.v1");
+        }
+    }
+
+    pub mod raft {
+        /// The internal Raft transport between masters (package `rafter.raft.v1`).
+        pub mod v1 {
+            tonic::include_proto!("rafter.raft.v1");
+        }
+    }
 }
 
+/// The public gRPC API: the `Resources` and `Cluster` services (package `rafter.api.v1`).
+pub use generated::api::v1 as api;
 /// The internal Raft transport between masters (package `rafter.raft.v1`).
-pub mod raft {
-    tonic::include_proto!("rafter.raft.v1");
-}
+pub use generated::raft::v1 as raft;
+/// The public API kinds (package `rafter.v1`).
+pub use generated::v1;

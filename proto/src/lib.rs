@@ -13,6 +13,7 @@
 //! | `quantity` | exact resource quantities ([`Quantity`]) |
 //! | `serde_support` | serde glue named from `build.rs` |
 //! | [`validation`] | [`validate`]: every problem of an object at once, each with its field path ([`FieldError`]) |
+//! | `defaults` | [`apply_defaults`]: Kubernetes' defaults for fields left empty, never overwriting |
 //!
 //! This crate does no I/O and holds no state: it parses, validates and serialises.
 
@@ -21,6 +22,8 @@ mod kind;
 mod manifest;
 mod quantity;
 mod serde_support;
+pub mod validation;
+mod defaults;
 
 #[cfg(test)]
 mod round_trip_test;
@@ -29,6 +32,8 @@ pub use int_or_string::{IntOrString, IntOrStringError};
 pub use kind::{Kind, KindError, KindInfo, Object};
 pub use manifest::{parse_manifests, parse_object, Document, ManifestError, MAX_MANIFEST_BYTES};
 pub use quantity::{Quantity, QuantityError, QuantityFormat};
+pub use defaults::apply_defaults;
+pub use validation::{validate, FieldError, FieldErrorKind};
 
 /// The generated code, nested as the protobuf packages are so cross-package paths resolve.
 mod generated {

@@ -1,0 +1,272 @@
+//! The workloads: ReplicaSet, Deployment and DaemonSet (`apps/v1`) and Job (`batch/v1`).
+//!
+//! Owns counts, update strategies and the selector/template pairing of each workload; the
+//! template's pod spec is checked by `pod` with the restart policies the workload allows.
+//! It must not reason about the pods a workload owns.
+
+use super::meta::selector_matches_template;
+use super::pod::{pod_template, RestartRule};
+use super::{meta, Errors, Path};
+use crate::v1;
+use crate::IntOrString;
+
+const DEPLOYMENT_STRATEGIES: &[&str] = &["RollingUpdate", "Recreate"];
+const DAEMON_SET_STRATEGIES: &[&str] = &["RollingUpdate", "OnDelete"];
+const COMPLETION_MODES: &[&str] = &["NonIndexed", "Indexed"];
+
+fn optional_non_negative(path: &Path, value: Option<i32>, errs: &mut Errors) {
+    if let Some(value) = value {
+        errs.non_negative(path, value.into());
+    }
+}
+
+pub(super) fn replica_set(rs: &v1::ReplicaSet, errs: &mut Errors) {
+    let path = Path::root("spec");
+    let Some(spec) = &rs.spec else {
+        errs.required(&path, "");
+        return;
+    };
+    optional_non_negative(&path.child("replicas"), spec.replicas, errs);
+    errs.non_negative(
+        &path.child("minReadySeconds"),
+        spec.min_ready_seconds.into(),
+    );
+    let template_meta = spec.template.as_ref().and_then(|t| t.metadata.as_ref());
+    selector_matches_template(
+        spec.selector.as_ref(),
+        template_meta,
+        &path,
+        "replicaset",
+        errs,
+    );
+    pod_template(
+        spec.template.as_ref(),
+        &path.child("template"),
+        RestartRule::AlwaysOnly,
+        errs,
+    );
+}
+
+pub(super) fn deployment(deploy: &v1::Deployment, errs: &mut Errors) {
+    let path = Path::root("spec");
+    let Some(spec) = &deploy.spec else {
+        errs.required(&path, "");
+        return;
+    };
+    optional_non_negative(&path.child("replicas"), spec.replicas, errs);
+    errs.non_negative(
+        &path.child("minReadySeconds"),
+        spec.min_ready_seconds.into(),
+    );
+    optional_non_negative(
+        &path.child("revisionHistoryLimit"),
+        spec.revision_history_limit,
+        errs,
+    );
+    if let Some(deadline) = spec.progress_deadline_seconds {
+        let deadline_path = path.child("progressDeadlineSeconds");
+        errs.non_negative(&deadline_path, deadline.into());
+        if deadline >= 0 && deadline <= spec.min_ready_seconds {
+            errs.invalid(
+                &deadline_path,
+                deadline,
+                "must be greater than minReadySeconds",
+            );
+        }
+    }
+    let template_meta = spec.template.as_ref().and_then(|t| t.metadata.as_ref());
+    selector_matches_template(
+        spec.selector.as_ref(),
+        template_meta,
+        &path,
+        "deployment",
+        errs,
+    );
+    pod_template(
+        spec.template.as_ref(),
+        &path.child("template"),
+        RestartRule::AlwaysOnly,
+        errs,
+    );
+    if let Some(strategy) = &spec.strategy {
+        let s_path = path.child("strategy");
+        errs.optional_enum_value(
+            &s_path.child("type"),
+            &strategy.r#type,
+            DEPLOYMENT_STRATEGIES,
+        );
+        if let Some(rolling) = &strategy.rolling_update {
+            let r_path = s_path.child("rollingUpdate");
+            if strategy.r#type == "Recreate" {
+                errs.forbidden(
+                    &r_path,
+                    "may not be specified when strategy `type` is 'Recreate'",
+                );
+            } else {
+                rolling_update(
+                    rolling.max_surge.as_ref(),
+                    rolling.max_unavailable.as_ref(),
+                    &r_path,
+                    errs,
+                );
+            }
+        }
+    }
+}
+
+/// maxSurge and maxUnavailable: integers ≥ 0 or percentages, maxUnavailable at most 100%,
+/// and not both zero (the rollout could never progress).
+fn rolling_update(
+    max_surge: Option<&IntOrString>,
+    max_unavailable: Option<&IntOrString>,
+    path: &Path,
+    errs: &mut Errors,
+) {
+    let surge = max_surge.and_then(|v| int_or_percent(&path.child("maxSurge"), v, errs));
+    let unavailable =
+        max_unavailable.and_then(|v| int_or_percent(&path.child("maxUnavailable"), v, errs));
+    if let (Some(value), Some(amount)) = (max_unavailable, unavailable) {
+        if matches!(value, IntOrString::String(_)) && amount > 100 {
+            errs.invalid(
+                &path.child("maxUnavailable"),
+                value,
+                "must not be greater than 100%",
+            );
+        }
+    }
+    if surge == Some(0) && unavailable == Some(0) {
+        if let Some(value) = max_unavailable {
+            errs.invalid(
+                &path.child("maxUnavailable"),
+                value,
+                "may not be 0 when `maxSurge` is 0",
+            );
+        }
+    }
+}
+
+/// The integer or percentage a field holds, or `None` (reported) when it is neither or
+/// below zero.
+fn int_or_percent(path: &Path, value: &IntOrString, errs: &mut Errors) -> Option<i64> {
+    let amount = match value {
+        IntOrString::Int(n) => Some(i64::from(*n)),
+        IntOrString::String(s) => s
+            .strip_suffix('%')
+            .and_then(|digits| digits.parse::<i64>().ok()),
+    };
+    match amount {
+        None => {
+            errs.invalid(path, value, "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%')");
+            None
+        }
+        Some(n) if n < 0 => {
+            errs.invalid(path, value, super::names::NON_NEGATIVE);
+            None
+        }
+        some => some,
+    }
+}
+
+pub(super) fn daemon_set(ds: &v1::DaemonSet, errs: &mut Errors) {
+    let path = Path::root("spec");
+    let Some(spec) = &ds.spec else {
+        errs.required(&path, "");
+        return;
+    };
+    errs.non_negative(
+        &path.child("minReadySeconds"),
+        spec.min_ready_seconds.into(),
+    );
+    optional_non_negative(
+        &path.child("revisionHistoryLimit"),
+        spec.revision_history_limit,
+        errs,
+    );
+    let template_meta = spec.template.as_ref().and_then(|t| t.metadata.as_ref());
+    selector_matches_template(
+        spec.selector.as_ref(),
+        template_meta,
+        &path,
+        "daemonset",
+        errs,
+    );
+    pod_template(
+        spec.template.as_ref(),
+        &path.child("template"),
+        RestartRule::AlwaysOnly,
+        errs,
+    );
+    if let Some(strategy) = &spec.update_strategy {
+        let s_path = path.child("updateStrategy");
+        errs.optional_enum_value(
+            &s_path.child("type"),
+            &strategy.r#type,
+            DAEMON_SET_STRATEGIES,
+        );
+        if let Some(rolling) = &strategy.rolling_update {
+            let r_path = s_path.child("rollingUpdate");
+            if strategy.r#type == "OnDelete" {
+                errs.forbidden(
+                    &r_path,
+                    "may not be specified when strategy `type` is 'OnDelete'",
+                );
+            } else {
+                rolling_update(
+                    rolling.max_surge.as_ref(),
+                    rolling.max_unavailable.as_ref(),
+                    &r_path,
+                    errs,
+                );
+            }
+        }
+    }
+}
+
+pub(super) fn job(job: &v1::Job, errs: &mut Errors) {
+    let path = Path::root("spec");
+    let Some(spec) = &job.spec else {
+        errs.required(&path, "");
+        return;
+    };
+    optional_non_negative(&path.child("parallelism"), spec.parallelism, errs);
+    optional_non_negative(&path.child("completions"), spec.completions, errs);
+    optional_non_negative(&path.child("backoffLimit"), spec.backoff_limit, errs);
+    optional_non_negative(
+        &path.child("ttlSecondsAfterFinished"),
+        spec.ttl_seconds_after_finished,
+        errs,
+    );
+    if let Some(deadline) = spec.active_deadline_seconds {
+        if deadline < 1 {
+            errs.invalid(
+                &path.child("activeDeadlineSeconds"),
+                deadline,
+                "must be greater than or equal to 1",
+            );
+        }
+    }
+    errs.optional_enum_value(
+        &path.child("completionMode"),
+        &spec.completion_mode,
+        COMPLETION_MODES,
+    );
+    if spec.completion_mode == "Indexed" && spec.completions.is_none() {
+        errs.required(
+            &path.child("completions"),
+            "when completion mode is Indexed",
+        );
+    }
+    // The selector is generated when absent; a given one must match the template.
+    if let Some(selector) = &spec.selector {
+        if !meta::selector_is_empty(selector) {
+            let template_meta = spec.template.as_ref().and_then(|t| t.metadata.as_ref());
+            selector_matches_template(Some(selector), template_meta, &path, "job", errs);
+        }
+    }
+    pod_template(
+        spec.template.as_ref(),
+        &path.child("template"),
+        RestartRule::Job,
+        errs,
+    );
+}

@@ -17,22 +17,22 @@
 //!
 //! This crate does no I/O and holds no state: it parses, validates and serialises.
 
+mod defaults;
 mod int_or_string;
 mod kind;
 mod manifest;
 mod quantity;
 mod serde_support;
 pub mod validation;
-mod defaults;
 
 #[cfg(test)]
 mod round_trip_test;
 
+pub use defaults::apply_defaults;
 pub use int_or_string::{IntOrString, IntOrStringError};
 pub use kind::{Kind, KindError, KindInfo, Object};
 pub use manifest::{parse_manifests, parse_object, Document, ManifestError, MAX_MANIFEST_BYTES};
 pub use quantity::{Quantity, QuantityError, QuantityFormat};
-pub use defaults::apply_defaults;
 pub use validation::{validate, FieldError, FieldErrorKind};
 
 /// The generated code, nested as the protobuf packages are so cross-package paths resolve.

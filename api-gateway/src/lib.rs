@@ -5,9 +5,16 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | `auth` | who is calling: client certificates, the static token file, bootstrap tokens |
 //! | `pki` | the cluster CA, issued certificates, CSR signing, identities in certificates |
 
+mod auth;
 mod pki;
+
+pub use auth::{
+    bearer_token, AuthError, BootstrapToken, TokenFile, UserInfo, AUTHENTICATED_GROUP,
+    BOOTSTRAPPERS_GROUP, BOOTSTRAP_TOKEN_SECRET_TYPE, MASTERS_GROUP,
+};
 
 pub use pki::{
     cert_identity, new_request, request_identity, CertAndKey, CertIdentity, CertRequest, CertUsage,

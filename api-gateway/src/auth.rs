@@ -1,0 +1,363 @@
+//! Authentication: who is calling. A caller proves itself with a client certificate
+//! issued by the cluster CA (user = subject CN, groups = O), with a bearer token from the
+//! static token file, or with a bootstrap token (`<id>.<secret>`, kept as a Secret of type
+//! `bootstrap.kubernetes.io/token` in `kube-system`).
+//!
+//! Owns parsing of credentials and the token file and the decision "who is this"; it does
+//! not decide what the caller may do (authorization) and reads no store: bootstrap token
+//! Secrets are handed in by the caller.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use rafter_proto::v1::Secret;
+
+/// The group every authenticated caller belongs to.
+pub const AUTHENTICATED_GROUP: &str = "system:authenticated";
+/// The group of cluster administrators.
+pub const MASTERS_GROUP: &str = "system:masters";
+/// The group of callers that hold a bootstrap token.
+pub const BOOTSTRAPPERS_GROUP: &str = "system:bootstrappers";
+/// The Secret type that holds bootstrap tokens.
+pub const BOOTSTRAP_TOKEN_SECRET_TYPE: &str = "bootstrap.kubernetes.io/token";
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    /// The user name (`admin`, `system:node:w1`, `system:bootstrap:abcdef`).
+    pub name: String,
+    /// The groups, always including `system:authenticated`.
+    pub groups: Vec<String>,
+}
+
+impl UserInfo {
+    /// A user with the given groups plus `system:authenticated`.
+    pub fn new(name: impl Into<String>, groups: impl IntoIterator<Item = String>) -> UserInfo {
+        let mut groups: Vec<String> = groups.into_iter().collect();
+        if !groups.iter().any(|g| g == AUTHENTICATED_GROUP) {
+            groups.push(AUTHENTICATED_GROUP.to_owned());
+        }
+        UserInfo {
+            name: name.into(),
+            groups,
+        }
+    }
+
+    /// Whether the user is in `group`.
+    pub fn in_group(&self, group: &str) -> bool {
+        self.groups.iter().any(|g| g == group)
+    }
+}
+
+/// Why a caller was not authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No credentials at all.
+    #[error("no credentials: present a client certificate issued by the cluster CA or an `authorization: Bearer <token>` header")]
+    Missing,
+    /// The bearer token is not one the cluster knows.
+    #[error("the bearer token is not valid")]
+    UnknownToken,
+    /// The bootstrap token is past its expiration.
+    #[error("the bootstrap token {0} has expired")]
+    Expired(String),
+    /// The authorization header is not `Bearer <token>`.
+    #[error("the authorization header must be `Bearer <token>`")]
+    MalformedHeader,
+    /// A line of the static token file could not be read.
+    #[error("token file line {line}: {detail}")]
+    TokenFile {
+        /// The 1-based line number.
+        line: usize,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// Static bearer tokens, read from a CSV file of `token,user,uid[,"group1,group2"]` lines
+/// (the format of kube-apiserver's `--token-auth-file`).
+#[derive(Debug, Clone, Default)]
+pub struct TokenFile {
+    tokens: HashMap<String, UserInfo>,
+}
+
+impl TokenFile {
+    /// Parses the file's text. Blank lines and lines starting with `#` are skipped.
+    pub fn parse(text: &str) -> Result<TokenFile, AuthError> {
+        let mut tokens = HashMap::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let fields = split_csv(line);
+            let error = |detail: &str| AuthError::TokenFile {
+                line: i + 1,
+                detail: detail.to_owned(),
+            };
+            if fields.len() < 3 {
+                return Err(error("expected token,user,uid[,groups]"));
+            }
+            if fields[0].is_empty() || fields[1].is_empty() {
+                return Err(error("the token and the user must not be empty"));
+            }
+            let groups = fields
+                .get(3)
+                .map(|g| {
+                    g.split(',')
+                        .map(str::trim)
+                        .filter(|g| !g.is_empty())
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            if tokens
+                .insert(fields[0].clone(), UserInfo::new(fields[1].clone(), groups))
+                .is_some()
+            {
+                return Err(error("the token is listed twice"));
+            }
+        }
+        Ok(TokenFile { tokens })
+    }
+
+    /// Adds one token.
+    pub fn insert(&mut self, token: impl Into<String>, user: UserInfo) {
+        self.tokens.insert(token.into(), user);
+    }
+
+    /// The user a token belongs to.
+    pub fn lookup(&self, token: &str) -> Option<&UserInfo> {
+        self.tokens.get(token)
+    }
+}
+
+/// Splits one CSV line, honouring double quotes around a field.
+fn split_csv(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(std::mem::take(&mut current).trim().to_owned()),
+            _ => current.push(c),
+        }
+    }
+    fields.push(current.trim().to_owned());
+    fields
+}
+
+/// Extracts the token from an `authorization` header value.
+pub fn bearer_token(header: &str) -> Result<&str, AuthError> {
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or(AuthError::MalformedHeader)?
+        .trim();
+    if token.is_empty() {
+        return Err(AuthError::MalformedHeader);
+    }
+    Ok(token)
+}
+
+/// A bootstrap token split into its public id and its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootstrapToken {
+    /// The public part, six characters `[a-z0-9]`.
+    pub id: String,
+    /// The secret part, sixteen characters `[a-z0-9]`.
+    pub secret: String,
+}
+
+impl BootstrapToken {
+    /// Parses `<id>.<secret>`; anything else is not a bootstrap token.
+    pub fn parse(token: &str) -> Option<BootstrapToken> {
+        let (id, secret) = token.split_once('.')?;
+        let ok = |s: &str, n: usize| {
+            s.len() == n
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        };
+        (ok(id, 6) && ok(secret, 16)).then(|| BootstrapToken {
+            id: id.to_owned(),
+            secret: secret.to_owned(),
+        })
+    }
+
+    /// A fresh random token.
+    pub fn generate() -> BootstrapToken {
+        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        let pick = |n: usize| -> String {
+            (0..n)
+                .map(|_| ALPHABET[rand::random::<usize>() % ALPHABET.len()] as char)
+                .collect()
+        };
+        BootstrapToken {
+            id: pick(6),
+            secret: pick(16),
+        }
+    }
+
+    /// The name of the Secret that holds this token.
+    pub fn secret_name(&self) -> String {
+        format!("bootstrap-token-{}", self.id)
+    }
+
+    /// The Secret that stores this token, valid until `expiration` (RFC 3339) when given.
+    pub fn to_secret(&self, expiration: Option<&str>, extra_groups: &[&str]) -> Secret {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let mut data = std::collections::BTreeMap::new();
+        data.insert("token-id".to_owned(), b64(&self.id));
+        data.insert("token-secret".to_owned(), b64(&self.secret));
+        data.insert("usage-bootstrap-authentication".to_owned(), b64("true"));
+        data.insert("usage-bootstrap-signing".to_owned(), b64("true"));
+        if let Some(expiration) = expiration {
+            data.insert("expiration".to_owned(), b64(expiration));
+        }
+        if !extra_groups.is_empty() {
+            data.insert("auth-extra-groups".to_owned(), b64(&extra_groups.join(",")));
+        }
+        Secret {
+            api_version: "v1".to_owned(),
+            kind: "Secret".to_owned(),
+            metadata: Some(rafter_proto::v1::ObjectMeta {
+                name: self.secret_name(),
+                namespace: "kube-system".to_owned(),
+                ..Default::default()
+            }),
+            data,
+            r#type: BOOTSTRAP_TOKEN_SECRET_TYPE.to_owned(),
+            ..Default::default()
+        }
+    }
+
+    /// Checks this token against its stored Secret at time `now` (RFC 3339, compared as
+    /// text: both are UTC `Z` timestamps of the same shape).
+    pub fn authenticate(&self, secret: &Secret, now_rfc3339: &str) -> Result<UserInfo, AuthError> {
+        let field = |key: &str| -> Option<String> {
+            let raw = secret.data.get(key)?;
+            let bytes = base64::engine::general_purpose::STANDARD.decode(raw).ok()?;
+            String::from_utf8(bytes).ok()
+        };
+        if secret.r#type != BOOTSTRAP_TOKEN_SECRET_TYPE
+            || field("token-id").as_deref() != Some(self.id.as_str())
+            || field("usage-bootstrap-authentication").as_deref() != Some("true")
+        {
+            return Err(AuthError::UnknownToken);
+        }
+        // Compare secrets without an early exit on the first differing byte.
+        let stored = field("token-secret").unwrap_or_default();
+        let same = stored.len() == self.secret.len()
+            && stored
+                .bytes()
+                .zip(self.secret.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if !same {
+            return Err(AuthError::UnknownToken);
+        }
+        if let Some(expiration) = field("expiration") {
+            if expiration.as_str() <= now_rfc3339 {
+                return Err(AuthError::Expired(self.id.clone()));
+            }
+        }
+        let mut groups = vec![BOOTSTRAPPERS_GROUP.to_owned()];
+        if let Some(extra) = field("auth-extra-groups") {
+            groups.extend(
+                extra
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_owned),
+            );
+        }
+        Ok(UserInfo::new(
+            format!("system:bootstrap:{}", self.id),
+            groups,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_file_maps_tokens_to_users_and_groups() {
+        let file = TokenFile::parse(
+            "# comment\n\nsecret1,admin,1,\"system:masters,ops\"\nsecret2,jane,2\n",
+        )
+        .unwrap();
+        let admin = file.lookup("secret1").unwrap();
+        assert_eq!(admin.name, "admin");
+        assert!(
+            admin.in_group("system:masters")
+                && admin.in_group("ops")
+                && admin.in_group(AUTHENTICATED_GROUP)
+        );
+        assert_eq!(file.lookup("secret2").unwrap().name, "jane");
+        assert!(file.lookup("nope").is_none());
+    }
+
+    #[test]
+    fn a_bad_token_file_line_is_named() {
+        let err = TokenFile::parse("ok,u,1\nbroken\n").unwrap_err();
+        assert_eq!(
+            err,
+            AuthError::TokenFile {
+                line: 2,
+                detail: "expected token,user,uid[,groups]".into()
+            }
+        );
+        assert!(TokenFile::parse("a,u,1\na,v,2\n").is_err());
+    }
+
+    #[test]
+    fn bearer_headers_must_say_bearer() {
+        assert_eq!(bearer_token("Bearer abc").unwrap(), "abc");
+        assert_eq!(bearer_token("Basic abc"), Err(AuthError::MalformedHeader));
+        assert_eq!(bearer_token("Bearer "), Err(AuthError::MalformedHeader));
+    }
+
+    #[test]
+    fn bootstrap_tokens_authenticate_against_their_secret_until_they_expire() {
+        let token = BootstrapToken::generate();
+        assert_eq!(
+            BootstrapToken::parse(&format!("{}.{}", token.id, token.secret)),
+            Some(token.clone())
+        );
+        let secret = token.to_secret(
+            Some("2030-01-01T00:00:00Z"),
+            &["system:bootstrappers:worker"],
+        );
+        let user = token.authenticate(&secret, "2026-11-25T00:00:00Z").unwrap();
+        assert_eq!(user.name, format!("system:bootstrap:{}", token.id));
+        assert!(user.in_group(BOOTSTRAPPERS_GROUP) && user.in_group("system:bootstrappers:worker"));
+        assert_eq!(
+            token.authenticate(&secret, "2031-01-01T00:00:00Z"),
+            Err(AuthError::Expired(token.id.clone()))
+        );
+        let wrong = BootstrapToken {
+            id: token.id.clone(),
+            secret: "0000000000000000".into(),
+        };
+        assert_eq!(
+            wrong.authenticate(&secret, "2026-11-25T00:00:00Z"),
+            Err(AuthError::UnknownToken)
+        );
+    }
+
+    #[test]
+    fn only_well_shaped_strings_are_bootstrap_tokens() {
+        assert!(BootstrapToken::parse("abcdef.0123456789abcdef").is_some());
+        for bad in [
+            "abcdef",
+            "ABCDEF.0123456789abcdef",
+            "abcde.0123456789abcdef",
+            "abcdef.0123456789abcde",
+        ] {
+            assert!(BootstrapToken::parse(bad).is_none(), "{bad}");
+        }
+    }
+}

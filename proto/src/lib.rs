@@ -11,6 +11,7 @@
 //! | `kind` | the registry of kinds ([`Kind`]) and [`Object`], a typed object of any kind |
 //! | `manifest` | YAML/JSON documents into [`Object`]s, with errors naming source, document and field |
 //! | `quantity` | exact resource quantities ([`Quantity`]) |
+//! | `selector` | label and field selectors ([`Selector`], [`FieldSelector`]): parsing, matching, printing |
 //! | `serde_support` | serde glue named from `build.rs` |
 //! | [`validation`] | [`validate`]: every problem of an object at once, each with its field path ([`FieldError`]) |
 //! | `defaults` | [`apply_defaults`]: Kubernetes' defaults for fields left empty, never overwriting |
@@ -22,6 +23,7 @@ mod int_or_string;
 mod kind;
 mod manifest;
 mod quantity;
+mod selector;
 mod serde_support;
 pub mod validation;
 
@@ -33,6 +35,10 @@ pub use int_or_string::{IntOrString, IntOrStringError};
 pub use kind::{Kind, KindError, KindInfo, Object};
 pub use manifest::{parse_manifests, parse_object, Document, ManifestError, MAX_MANIFEST_BYTES};
 pub use quantity::{Quantity, QuantityError, QuantityFormat};
+pub use selector::{
+    supported_fields, FieldOperator, FieldRequirement, FieldSelector, Operator, Requirement,
+    Selector, SelectorError,
+};
 pub use validation::{validate, FieldError, FieldErrorKind};
 
 /// The generated code, nested as the protobuf packages are so cross-package paths resolve.

@@ -460,7 +460,7 @@ pub(crate) fn counters_survive_reopening_the_backend<B: KvBackend + Clone>(b: B)
 /// Instantiate the conformance suite for one backend; `$make` builds a fresh backend.
 macro_rules! kv_conformance_suite {
     ($make:expr) => {
-        kv_conformance_suite!(@tests $make;
+        $crate::kv::state::state_test::kv_conformance_suite!(@tests $make;
             put_then_get_returns_value_and_revisions,
             put_with_prev_kv_returns_the_old_value,
             range_by_prefix_and_bounds_returns_keys_in_order,

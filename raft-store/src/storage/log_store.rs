@@ -1,0 +1,285 @@
+//! The Raft log and vote on RocksDB: openraft's `RaftLogStorage` (storage-v2).
+//!
+//! Owns the `log` and `meta` column families. Appends are written with a synced write batch
+//! before `log_io_completed` is called, so an acknowledged entry survives power loss. Every
+//! RocksDB call runs on tokio's blocking pool, never on an async worker thread. It must not
+//! touch the `data` column family (the state machine's).
+
+use std::fmt::Debug;
+use std::ops::Bound;
+use std::ops::RangeBounds;
+use std::sync::Arc;
+
+use openraft::storage::LogFlushed;
+use openraft::storage::RaftLogStorage;
+use openraft::LogState;
+use openraft::OptionalSend;
+use openraft::RaftLogReader;
+use openraft::StorageIOError;
+use openraft::Vote;
+use rocksdb::WriteBatch;
+use rocksdb::WriteOptions;
+use rocksdb::DB;
+
+use crate::kv::state::decode;
+use crate::kv::state::encode;
+use crate::storage::rocks::CF_LOG;
+use crate::storage::rocks::CF_META;
+use crate::types::Entry;
+use crate::types::LogId;
+use crate::types::NodeId;
+use crate::types::StorageError;
+use crate::types::TypeConfig;
+
+const KEY_VOTE: &[u8] = b"vote";
+const KEY_COMMITTED: &[u8] = b"committed";
+const KEY_LAST_PURGED: &[u8] = b"last_purged";
+
+/// The Raft log of one member. Cheap to clone; clones share the database.
+#[derive(Clone)]
+pub struct LogStore {
+    db: Arc<DB>,
+}
+
+impl Debug for LogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStore").finish_non_exhaustive()
+    }
+}
+
+fn io_err(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+/// Run a blocking RocksDB closure off the async threads.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, std::io::Error>
+where
+    F: FnOnce() -> Result<T, std::io::Error> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(io_err)?
+}
+
+fn synced() -> WriteOptions {
+    let mut opts = WriteOptions::default();
+    opts.set_sync(true);
+    opts
+}
+
+impl LogStore {
+    pub(crate) fn new(db: Arc<DB>) -> Self {
+        LogStore { db }
+    }
+
+    fn get_meta<T: serde::de::DeserializeOwned>(
+        db: &DB,
+        key: &[u8],
+    ) -> Result<Option<T>, std::io::Error> {
+        let cf = db
+            .cf_handle(CF_META)
+            .ok_or_else(|| io_err("missing meta cf"))?;
+        match db.get_cf(cf, key).map_err(io_err)? {
+            None => Ok(None),
+            Some(raw) => decode(&raw).map(Some).map_err(io_err),
+        }
+    }
+
+    fn put_meta<T: serde::Serialize>(db: &DB, key: &[u8], value: &T) -> Result<(), std::io::Error> {
+        let cf = db
+            .cf_handle(CF_META)
+            .ok_or_else(|| io_err("missing meta cf"))?;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(cf, key, encode(value).map_err(io_err)?);
+        db.write_opt(batch, &synced()).map_err(io_err)
+    }
+
+    fn read_range(db: &DB, start: u64, end: Option<u64>) -> Result<Vec<Entry>, std::io::Error> {
+        let cf = db
+            .cf_handle(CF_LOG)
+            .ok_or_else(|| io_err("missing log cf"))?;
+        let from = start.to_be_bytes();
+        let mut out = Vec::new();
+        for item in db.iterator_cf(
+            cf,
+            rocksdb::IteratorMode::From(&from, rocksdb::Direction::Forward),
+        ) {
+            let (k, v) = item.map_err(io_err)?;
+            let index =
+                u64::from_be_bytes(k.as_ref().try_into().map_err(|_| io_err("bad log key"))?);
+            if end.is_some_and(|e| index >= e) {
+                break;
+            }
+            let entry: Entry = decode(&v).map_err(io_err)?;
+            if entry.log_id.index != index {
+                return Err(io_err(format!(
+                    "log entry at {index} claims index {}",
+                    entry.log_id.index
+                )));
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let start = match range.start_bound() {
+            Bound::Included(&s) => s,
+            Bound::Excluded(&s) => s.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&e) => Some(e.saturating_add(1)),
+            Bound::Excluded(&e) => Some(e),
+            Bound::Unbounded => None,
+        };
+        let db = self.db.clone();
+        blocking(move || Self::read_range(&db, start, end))
+            .await
+            .map_err(|e| StorageIOError::read_logs(&e).into())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let db = self.db.clone();
+        blocking(move || {
+            let last_purged_log_id: Option<LogId> = Self::get_meta(&db, KEY_LAST_PURGED)?;
+            let cf = db
+                .cf_handle(CF_LOG)
+                .ok_or_else(|| io_err("missing log cf"))?;
+            let last = match db.iterator_cf(cf, rocksdb::IteratorMode::End).next() {
+                None => None,
+                Some(item) => {
+                    let (_, v) = item.map_err(io_err)?;
+                    let entry: Entry = decode(&v).map_err(io_err)?;
+                    Some(entry.log_id)
+                }
+            };
+            Ok(LogState {
+                last_purged_log_id,
+                last_log_id: last.or(last_purged_log_id),
+            })
+        })
+        .await
+        .map_err(|e| StorageIOError::read_logs(&e).into())
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
+        let db = self.db.clone();
+        let vote = *vote;
+        blocking(move || Self::put_meta(&db, KEY_VOTE, &vote))
+            .await
+            .map_err(|e| StorageIOError::write_vote(&e).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
+        let db = self.db.clone();
+        blocking(move || Self::get_meta(&db, KEY_VOTE))
+            .await
+            .map_err(|e| StorageIOError::read_vote(&e).into())
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        let db = self.db.clone();
+        blocking(move || Self::put_meta(&db, KEY_COMMITTED, &committed))
+            .await
+            .map_err(|e| StorageIOError::write(&e).into())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        let db = self.db.clone();
+        blocking(move || Ok(Self::get_meta::<Option<LogId>>(&db, KEY_COMMITTED)?.flatten()))
+            .await
+            .map_err(|e| StorageIOError::read(&e).into())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut encoded = Vec::new();
+        for entry in entries {
+            let bytes = encode(&entry).map_err(|e| StorageIOError::write_logs(&e))?;
+            encoded.push((entry.log_id.index, bytes));
+        }
+        let db = self.db.clone();
+        let result = blocking(move || {
+            let cf = db
+                .cf_handle(CF_LOG)
+                .ok_or_else(|| io_err("missing log cf"))?;
+            let mut batch = WriteBatch::default();
+            for (index, bytes) in encoded {
+                batch.put_cf(cf, index.to_be_bytes(), bytes);
+            }
+            // One synced batch per append: many client writes share one fsync.
+            db.write_opt(batch, &synced()).map_err(io_err)
+        })
+        .await;
+        match result {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                let err = StorageIOError::write_logs(&e).into();
+                callback.log_io_completed(Err(e));
+                Err(err)
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        tracing::debug!(%log_id, "truncate log");
+        let db = self.db.clone();
+        blocking(move || {
+            let cf = db
+                .cf_handle(CF_LOG)
+                .ok_or_else(|| io_err("missing log cf"))?;
+            let mut batch = WriteBatch::default();
+            batch.delete_range_cf(cf, log_id.index.to_be_bytes(), u64::MAX.to_be_bytes());
+            batch.delete_cf(cf, u64::MAX.to_be_bytes());
+            db.write_opt(batch, &synced()).map_err(io_err)
+        })
+        .await
+        .map_err(|e| StorageIOError::write_logs(&e).into())
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        tracing::debug!(%log_id, "purge log");
+        let db = self.db.clone();
+        blocking(move || {
+            let log = db
+                .cf_handle(CF_LOG)
+                .ok_or_else(|| io_err("missing log cf"))?;
+            let meta = db
+                .cf_handle(CF_META)
+                .ok_or_else(|| io_err("missing meta cf"))?;
+            let mut batch = WriteBatch::default();
+            batch.put_cf(meta, KEY_LAST_PURGED, encode(&log_id).map_err(io_err)?);
+            batch.delete_range_cf(
+                log,
+                0u64.to_be_bytes(),
+                log_id.index.saturating_add(1).to_be_bytes(),
+            );
+            db.write_opt(batch, &synced()).map_err(io_err)
+        })
+        .await
+        .map_err(|e| StorageIOError::write_logs(&e).into())
+    }
+}

@@ -1,0 +1,35 @@
+//! The on-disk store: openraft's log storage and state machine on one RocksDB database.
+//!
+//! Owns the RocksDB database of a member (`<dir>/db`), its snapshot files
+//! (`<dir>/snapshots`) and the data-version header. It must not do networking or decide
+//! anything about the key space (that is `kv::apply`).
+
+mod data_version;
+mod error;
+mod log_store;
+mod rocks;
+mod snapshot_file;
+mod state_machine;
+
+use std::path::Path;
+
+pub use error::StoreError;
+pub use log_store::LogStore;
+pub use rocks::RocksBackend;
+pub use state_machine::SnapshotBuilder;
+pub use state_machine::StateHandle;
+pub use state_machine::StateMachine;
+
+use crate::kv::Limits;
+
+/// Open (or create) the log store and state machine of one member in `dir`.
+///
+/// Blocks on disk I/O: call it from a blocking context.
+pub fn open_store(dir: &Path, limits: Limits) -> Result<(LogStore, StateMachine), StoreError> {
+    let db = rocks::open_db(dir)?;
+    let sm = StateMachine::open(db.clone(), dir, limits)?;
+    Ok((LogStore::new(db), sm))
+}
+
+#[cfg(test)]
+mod storage_test;

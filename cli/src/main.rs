@@ -1,1 +1,39 @@
-fn main() {}
+//! # Layout
+//!
+//! `rafter`, the one user-facing binary.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `commands` | one module per verb; each parses its flags (clap) and does its work |
+//! | `sources` | reading manifests from files, directories and standard input |
+//!
+//! Errors end here: library crates return typed errors, this binary turns them into a
+//! message and an exit code (1 for invalid input, 2 for usage errors from clap).
+
+mod commands;
+mod sources;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use commands::Command;
+
+/// Rafter: a Kubernetes-style container orchestration control plane.
+#[derive(Debug, Parser)]
+#[command(name = "rafter", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match commands::run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -7,8 +7,8 @@
 
 use prost::Message;
 
-use crate::{api, v1};
 use crate::v1::ObjectMeta;
+use crate::{api, v1};
 
 /// Static facts about one kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +152,12 @@ macro_rules! kinds {
                 match self {
                     $(Object::$variant(o) => serde_yaml::to_string(o),)*
                 }
+            }
+
+            /// Builds an object of a known kind from its Kubernetes JSON form (after a patch,
+            /// for instance); the error names the bad field's path.
+            pub fn from_json_value(kind: Kind, value: serde_json::Value) -> Result<Object, String> {
+                Object::deserialize_kind(kind, value).map_err(|e| format!("{}: {}", e.path(), e.inner()))
             }
 
             /// Deserialises an object of a known kind, reporting the path of a bad field.

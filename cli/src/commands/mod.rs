@@ -1,0 +1,28 @@
+//! The verbs of `rafter`, one module each, and the dispatch between them.
+
+mod apply;
+mod version;
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+/// Every verb `rafter` knows.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or update objects from manifests (only --dry-run=client until a cluster exists).
+    Apply(apply::ApplyArgs),
+    /// Check manifests without a cluster: parse, default and validate them.
+    Validate(apply::ValidateArgs),
+    /// Print the client version.
+    Version,
+}
+
+/// Runs one verb and returns the process exit code.
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Apply(args) => apply::apply(args),
+        Command::Validate(args) => apply::validate(args),
+        Command::Version => version::print(),
+    }
+}

@@ -1,0 +1,4 @@
+//! Integration tests of the `rafter` binary, driven as a user would drive it.
+
+mod dry_run;
+mod support;

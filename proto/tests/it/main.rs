@@ -1,0 +1,3 @@
+//! Integration tests of the API schema crate.
+
+mod robustness;

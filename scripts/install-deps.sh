@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Rafter builds and runs with, only those missing.
+# protoc generates the API code, librocksdb-dev + libclang-dev let the store link
+# Debian's RocksDB instead of building it from source.
+set -euo pipefail
+
+packages=(protobuf-compiler librocksdb-dev libclang-dev)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+echo "installing: ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -6,15 +6,19 @@
 //! | module | owns |
 //! |---|---|
 //! | `auth` | who is calling: client certificates, the static token file, bootstrap tokens |
+//! | `patch` | JSON merge patch and strategic merge patch over JSON values ([`apply_patch`]) |
 //! | `pki` | the cluster CA, issued certificates, CSR signing, identities in certificates |
 
 mod auth;
+mod patch;
 mod pki;
 
 pub use auth::{
     bearer_token, AuthError, BootstrapToken, TokenFile, UserInfo, AUTHENTICATED_GROUP,
     BOOTSTRAPPERS_GROUP, BOOTSTRAP_TOKEN_SECRET_TYPE, MASTERS_GROUP,
 };
+
+pub use patch::{apply_patch, merge_patch, strategic_merge_patch, PatchError, PatchType};
 
 pub use pki::{
     cert_identity, new_request, request_identity, CertAndKey, CertIdentity, CertRequest, CertUsage,

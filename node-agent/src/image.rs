@@ -1,0 +1,105 @@
+//! Image references: normalising a name the way containerd does (`busybox` →
+//! `docker.io/library/busybox:latest`) and reading the names an OCI layout tarball holds.
+//!
+//! Owns name handling for the backends that keep their own image list (process, hollow).
+//! It must not fetch anything: Rafter's images are imported from local tarballs, never
+//! pulled from a registry by these backends.
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::error::{Result, RuntimeError};
+
+/// Annotation containerd reads to name an imported image.
+const NAME_ANNOTATION: &str = "io.containerd.image.name";
+
+/// The fully qualified form of an image reference: registry, repository and tag.
+/// `busybox` → `docker.io/library/busybox:latest`; `local/pause:1` →
+/// `docker.io/local/pause:1`; references with a digest keep it.
+pub fn normalize_image(reference: &str) -> String {
+    let (name, suffix) = match reference.find('@') {
+        Some(at) => (&reference[..at], reference[at..].to_owned()),
+        None => {
+            let last_slash = reference.rfind('/').map(|i| i + 1).unwrap_or(0);
+            match reference[last_slash..].rfind(':') {
+                Some(colon) => (
+                    &reference[..last_slash + colon],
+                    reference[last_slash + colon..].to_owned(),
+                ),
+                None => (reference, ":latest".to_owned()),
+            }
+        }
+    };
+    let first = name.split('/').next().unwrap_or_default();
+    let has_registry =
+        name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    let full = if has_registry {
+        name.to_owned()
+    } else if name.contains('/') {
+        format!("docker.io/{name}")
+    } else {
+        format!("docker.io/library/{name}")
+    };
+    format!("{full}{suffix}")
+}
+
+/// The image names (`io.containerd.image.name` annotations of `index.json`) in an OCI
+/// layout tarball. Blocking: call it from `spawn_blocking`.
+pub(crate) fn names_in_oci_tarball(path: &Path) -> Result<Vec<String>> {
+    let io_err = |e| RuntimeError::io("reading OCI tarball", path, e);
+    let file = std::fs::File::open(path).map_err(io_err)?;
+    let mut archive = tar::Archive::new(file);
+    for entry in archive.entries().map_err(io_err)? {
+        let mut entry = entry.map_err(io_err)?;
+        let entry_path = entry.path().map_err(io_err)?.into_owned();
+        if entry_path != Path::new("index.json") && entry_path != Path::new("./index.json") {
+            continue;
+        }
+        let mut text = String::new();
+        entry.read_to_string(&mut text).map_err(io_err)?;
+        let index: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| RuntimeError::InvalidSpec {
+                field: format!("{}: index.json", path.display()),
+                message: e.to_string(),
+            })?;
+        let names = index["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["annotations"][NAME_ANNOTATION].as_str())
+            .map(normalize_image)
+            .collect();
+        return Ok(names);
+    }
+    Err(RuntimeError::InvalidSpec {
+        field: path.display().to_string(),
+        message: "not an OCI layout tarball: no index.json".to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_image;
+
+    #[test]
+    fn short_names_normalise_like_containerd() {
+        assert_eq!(
+            normalize_image("busybox"),
+            "docker.io/library/busybox:latest"
+        );
+        assert_eq!(normalize_image("busybox:1"), "docker.io/library/busybox:1");
+        assert_eq!(normalize_image("local/pause:1"), "docker.io/local/pause:1");
+        assert_eq!(
+            normalize_image("docker.io/local/busybox:1"),
+            "docker.io/local/busybox:1"
+        );
+        assert_eq!(
+            normalize_image("localhost:5000/app"),
+            "localhost:5000/app:latest"
+        );
+        assert_eq!(
+            normalize_image("quay.io/x/y@sha256:abc"),
+            "quay.io/x/y@sha256:abc"
+        );
+    }
+}

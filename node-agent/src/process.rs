@@ -1,0 +1,723 @@
+//! [`ProcessRuntime`]: runs each container's command as a plain host process, for
+//! machines without containerd.
+//!
+//! ```text
+//!  create_container ─► record (config, log path)
+//!  start_container  ─► spawn `command + args` in a new process group (setsid-like:
+//!                      process_group(0)), env cleared then set, working dir
+//!                      ├─ stdout reader ─┐
+//!                      ├─ stderr reader ─┴─► <log_dir>/<name>/<attempt>.log (CRI format)
+//!                      └─ waiter ─► exit code / signal → status (Completed | Error)
+//!  stop_container   ─► SIGTERM to the group, SIGKILL to the group after the grace period
+//! ```
+//!
+//! **What this backend does not isolate — by design, it is a fallback:**
+//! - no networking: every sandbox's IP is the host IP (`127.0.0.1` by default), so two
+//!   pods listening on one port collide;
+//! - no filesystem: the image is only a name checked against the imported list; the
+//!   command runs from the host's filesystem (`sh` is the host's), and mounts are ignored;
+//! - no cgroups: memory and CPU limits are not enforced, so `OOMKilled` never appears;
+//! - capabilities are ignored; `runAsUser`/`runAsGroup` are applied only when the agent
+//!   runs as root (otherwise asking for another user is an error).
+//!
+//! Owns child processes, their log files and their in-memory records. State is not
+//! persisted: processes started by a previous agent process are not adopted (they are in
+//! their own process groups and keep running). It must never signal a process group it
+//! did not create.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use crate::cri_log::{encode_line, LogStream, MAX_RECORD_BYTES};
+use crate::error::{Result, RuntimeError};
+use crate::image::{names_in_oci_tarball, normalize_image};
+use crate::runtime::ContainerRuntime;
+use crate::spec::{ContainerConfig, SandboxConfig, LABEL_POD_UID};
+use crate::status::{
+    exit_reason, ContainerState, ContainerStatus, ContainerSummary, ExecOutput, ImageInfo,
+    RuntimeVersion, Sandbox, SandboxState, REASON_START_ERROR,
+};
+
+/// `PATH` given to every process (the environment is cleared first).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Exit code reported for a container that could not start (as containerd does).
+const START_ERROR_EXIT_CODE: i32 = 128;
+
+/// Settings of the process backend.
+#[derive(Debug, Clone)]
+pub struct ProcessConfig {
+    /// The IP reported for every sandbox (there is no pod network).
+    pub host_ip: String,
+    /// Image names treated as present before any import (normalised on use).
+    pub images: Vec<String>,
+}
+
+impl Default for ProcessConfig {
+    fn default() -> Self {
+        ProcessConfig {
+            host_ip: "127.0.0.1".to_owned(),
+            images: vec![
+                "docker.io/local/busybox:1".to_owned(),
+                "docker.io/local/pause:1".to_owned(),
+            ],
+        }
+    }
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Exit {
+    code: i32,
+    at: SystemTime,
+}
+
+#[derive(Debug)]
+struct SandboxRecord {
+    config: SandboxConfig,
+    id: String,
+    state: SandboxState,
+    created_at: SystemTime,
+}
+
+#[derive(Debug)]
+struct ContainerRecord {
+    id: String,
+    sandbox_id: String,
+    config: ContainerConfig,
+    labels: BTreeMap<String, String>,
+    log_path: PathBuf,
+    created_at: SystemTime,
+    started_at: Option<SystemTime>,
+    /// Process group id (= pid of the leader) while it may run.
+    pgid: Option<i32>,
+    /// Becomes `Some` when the process has exited.
+    exit: watch::Receiver<Option<Exit>>,
+    start_error: Option<String>,
+}
+
+#[derive(Debug)]
+struct State {
+    sandboxes: HashMap<String, SandboxRecord>,
+    containers: HashMap<String, ContainerRecord>,
+    images: HashSet<String>,
+}
+
+/// The host-process backend. Cheap to clone; clones share state.
+#[derive(Debug, Clone)]
+pub struct ProcessRuntime {
+    config: Arc<ProcessConfig>,
+    state: Arc<Mutex<State>>,
+    next_id: Arc<AtomicU64>,
+}
+
+impl ProcessRuntime {
+    /// A runtime with no sandboxes yet.
+    pub fn new(config: ProcessConfig) -> ProcessRuntime {
+        let images = config.images.iter().map(|i| normalize_image(i)).collect();
+        ProcessRuntime {
+            config: Arc::new(config),
+            state: Arc::new(Mutex::new(State {
+                sandboxes: HashMap::new(),
+                containers: HashMap::new(),
+                images,
+            })),
+            next_id: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind; keep using it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn new_id(&self, prefix: &str) -> String {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        format!("{prefix}-{}-{n}-{nanos:08x}", std::process::id())
+    }
+
+    fn sandbox_view(&self, rec: &SandboxRecord) -> Sandbox {
+        Sandbox {
+            id: rec.id.clone(),
+            pod_uid: rec.config.pod_uid.clone(),
+            pod_name: rec.config.pod_name.clone(),
+            namespace: rec.config.namespace.clone(),
+            attempt: rec.config.attempt,
+            state: rec.state,
+            ip: (rec.state == SandboxState::Ready).then(|| self.config.host_ip.clone()),
+            created_at: rec.created_at,
+            labels: rec.config.identity_labels(),
+        }
+    }
+
+    /// Kills a container's process group: SIGTERM, then SIGKILL after `grace`.
+    async fn terminate(&self, container_id: &str, grace: Duration) -> Result<()> {
+        let (pgid, mut exit) = {
+            let state = self.lock();
+            let rec = state
+                .containers
+                .get(container_id)
+                .ok_or_else(|| not_found("container", container_id))?;
+            (rec.pgid, rec.exit.clone())
+        };
+        let Some(pgid) = pgid else {
+            return Ok(());
+        };
+        if exit.borrow().is_some() {
+            return Ok(());
+        }
+        signal_group(pgid, Signal::SIGTERM);
+        let exited = tokio::time::timeout(grace, exit.wait_for(Option::is_some))
+            .await
+            .is_ok();
+        if !exited {
+            debug!(container_id, "grace period over; SIGKILL");
+            signal_group(pgid, Signal::SIGKILL);
+            // The waiter reports the exit once the kernel has reaped the leader.
+            let _ = exit.wait_for(Option::is_some).await;
+        }
+        // Orphans of the leader that stayed in the group go too.
+        signal_group(pgid, Signal::SIGKILL);
+        Ok(())
+    }
+}
+
+fn signal_group(pgid: i32, signal: Signal) {
+    if pgid <= 1 {
+        return;
+    }
+    match killpg(Pid::from_raw(pgid), signal) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(e) => warn!(pgid, %signal, error = %e, "could not signal process group"),
+    }
+}
+
+fn not_found(kind: &'static str, id: &str) -> RuntimeError {
+    RuntimeError::NotFound {
+        kind,
+        id: id.to_owned(),
+    }
+}
+
+fn exit_code(status: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(sig)) => 128 + sig,
+        (None, None) => -1,
+    }
+}
+
+/// Builds the command line the process backend runs for a container.
+fn argv(config: &ContainerConfig) -> Result<Vec<String>> {
+    let argv: Vec<String> = config
+        .command
+        .iter()
+        .chain(config.args.iter())
+        .cloned()
+        .collect();
+    if argv.is_empty() {
+        return Err(RuntimeError::InvalidSpec {
+            field: format!("container {:?} command", config.name),
+            message: "the process backend has no image entrypoint; give a command".to_owned(),
+        });
+    }
+    Ok(argv)
+}
+
+fn build_command(config: &ContainerConfig, argv: &[String]) -> Result<tokio::process::Command> {
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .env_clear()
+        .env("PATH", DEFAULT_PATH)
+        .envs(config.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .process_group(0);
+    if let Some(dir) = &config.working_dir {
+        cmd.current_dir(dir);
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if let Some(uid) = config.run_as_user {
+        let uid = u32::try_from(uid).map_err(|_| RuntimeError::InvalidSpec {
+            field: "securityContext.runAsUser".to_owned(),
+            message: format!("{uid} is not a valid uid"),
+        })?;
+        if uid != me {
+            if me != 0 {
+                return Err(RuntimeError::InvalidSpec {
+                    field: "securityContext.runAsUser".to_owned(),
+                    message: format!("the agent runs as uid {me}, not root; cannot run as {uid}"),
+                });
+            }
+            cmd.uid(uid);
+        }
+    }
+    if let Some(gid) = config.run_as_group {
+        let gid = u32::try_from(gid).map_err(|_| RuntimeError::InvalidSpec {
+            field: "securityContext.runAsGroup".to_owned(),
+            message: format!("{gid} is not a valid gid"),
+        })?;
+        if me == 0 {
+            cmd.gid(gid);
+        }
+    }
+    Ok(cmd)
+}
+
+/// Copies one output stream into the shared log file, line by line, in CRI format.
+async fn pump<R>(reader: R, stream: LogStream, log: Arc<tokio::sync::Mutex<tokio::fs::File>>)
+where
+    R: AsyncRead + Unpin,
+{
+    let mut reader = BufReader::new(reader);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let read = (&mut reader)
+            .take(MAX_RECORD_BYTES as u64)
+            .read_until(b'\n', &mut buf)
+            .await;
+        match read {
+            Ok(0) => return,
+            Ok(_) => {
+                let complete = buf.last() == Some(&b'\n');
+                let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+                let record = encode_line(SystemTime::now(), stream, line, complete);
+                let mut file = log.lock().await;
+                if let Err(e) = file.write_all(&record).await {
+                    warn!(error = %e, "container log write failed");
+                    return;
+                }
+            }
+            Err(e) => {
+                debug!(error = %e, "container output closed");
+                return;
+            }
+        }
+    }
+}
+
+use tokio::io::AsyncReadExt as _;
+
+#[async_trait]
+impl ContainerRuntime for ProcessRuntime {
+    fn backend(&self) -> &'static str {
+        "process"
+    }
+
+    async fn version(&self) -> Result<RuntimeVersion> {
+        Ok(RuntimeVersion {
+            runtime_name: "rafter-process".to_owned(),
+            runtime_version: env!("CARGO_PKG_VERSION").to_owned(),
+            api_version: "v1".to_owned(),
+        })
+    }
+
+    async fn image_status(&self, image: &str) -> Result<Option<ImageInfo>> {
+        let name = normalize_image(image);
+        Ok(self.lock().images.contains(&name).then(|| ImageInfo {
+            id: name.clone(),
+            repo_tags: vec![name],
+            size: 0,
+        }))
+    }
+
+    async fn ensure_image(&self, image: &str) -> Result<ImageInfo> {
+        self.image_status(image)
+            .await?
+            .ok_or_else(|| RuntimeError::ImageNotFound {
+                image: image.to_owned(),
+                message: "not imported on this node (process runtime)".to_owned(),
+            })
+    }
+
+    async fn import_image(&self, tarball: &Path) -> Result<Vec<String>> {
+        let path = tarball.to_owned();
+        let names = tokio::task::spawn_blocking(move || names_in_oci_tarball(&path))
+            .await
+            .map_err(|e| {
+                RuntimeError::io("reading OCI tarball", tarball, std::io::Error::other(e))
+            })??;
+        self.lock().images.extend(names.iter().cloned());
+        Ok(names)
+    }
+
+    async fn run_sandbox(&self, config: &SandboxConfig) -> Result<Sandbox> {
+        tokio::fs::create_dir_all(&config.log_dir)
+            .await
+            .map_err(|e| RuntimeError::io("creating log dir", &config.log_dir, e))?;
+        let rec = SandboxRecord {
+            id: self.new_id("sb"),
+            config: config.clone(),
+            state: SandboxState::Ready,
+            created_at: SystemTime::now(),
+        };
+        let view = self.sandbox_view(&rec);
+        self.lock().sandboxes.insert(rec.id.clone(), rec);
+        Ok(view)
+    }
+
+    async fn sandbox_status(&self, sandbox_id: &str) -> Result<Sandbox> {
+        let state = self.lock();
+        let rec = state
+            .sandboxes
+            .get(sandbox_id)
+            .ok_or_else(|| not_found("sandbox", sandbox_id))?;
+        Ok(self.sandbox_view(rec))
+    }
+
+    async fn stop_sandbox(&self, sandbox_id: &str) -> Result<()> {
+        let ids: Vec<String> = {
+            let mut state = self.lock();
+            match state.sandboxes.get_mut(sandbox_id) {
+                Some(rec) => rec.state = SandboxState::NotReady,
+                None => return Ok(()),
+            }
+            state
+                .containers
+                .values()
+                .filter(|c| c.sandbox_id == sandbox_id)
+                .map(|c| c.id.clone())
+                .collect()
+        };
+        for id in ids {
+            self.terminate(&id, Duration::ZERO).await?;
+        }
+        Ok(())
+    }
+
+    async fn remove_sandbox(&self, sandbox_id: &str) -> Result<()> {
+        self.stop_sandbox(sandbox_id).await?;
+        let mut state = self.lock();
+        state.containers.retain(|_, c| c.sandbox_id != sandbox_id);
+        state.sandboxes.remove(sandbox_id);
+        Ok(())
+    }
+
+    async fn list_sandboxes(&self) -> Result<Vec<Sandbox>> {
+        let state = self.lock();
+        Ok(state
+            .sandboxes
+            .values()
+            .map(|rec| self.sandbox_view(rec))
+            .collect())
+    }
+
+    async fn create_container(
+        &self,
+        sandbox_id: &str,
+        config: &ContainerConfig,
+        sandbox: &SandboxConfig,
+    ) -> Result<String> {
+        argv(config)?;
+        self.ensure_image(&config.image).await?;
+        let log_path = sandbox.log_path(&config.name, config.attempt);
+        if let Some(dir) = log_path.parent() {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| RuntimeError::io("creating log dir", dir, e))?;
+        }
+        let (_tx, exit) = watch::channel(None);
+        let id = self.new_id("ctr");
+        let mut state = self.lock();
+        match state.sandboxes.get(sandbox_id) {
+            Some(sb) if sb.state == SandboxState::Ready => {}
+            Some(_) => {
+                return Err(RuntimeError::InvalidSpec {
+                    field: "sandbox".to_owned(),
+                    message: format!("sandbox {sandbox_id} is not ready"),
+                })
+            }
+            None => return Err(not_found("sandbox", sandbox_id)),
+        }
+        state.containers.insert(
+            id.clone(),
+            ContainerRecord {
+                id: id.clone(),
+                sandbox_id: sandbox_id.to_owned(),
+                labels: config.identity_labels(sandbox),
+                config: config.clone(),
+                log_path,
+                created_at: SystemTime::now(),
+                started_at: None,
+                pgid: None,
+                exit,
+                start_error: None,
+            },
+        );
+        Ok(id)
+    }
+
+    async fn start_container(&self, container_id: &str) -> Result<()> {
+        let (config, log_path) = {
+            let state = self.lock();
+            let rec = state
+                .containers
+                .get(container_id)
+                .ok_or_else(|| not_found("container", container_id))?;
+            if rec.started_at.is_some() || rec.start_error.is_some() {
+                return Err(RuntimeError::StartFailed {
+                    id: container_id.to_owned(),
+                    message: "container was already started".to_owned(),
+                });
+            }
+            (rec.config.clone(), rec.log_path.clone())
+        };
+        let (tx, rx) = watch::channel(None);
+        let fail = |message: String| {
+            let mut state = self.lock();
+            if let Some(rec) = state.containers.get_mut(container_id) {
+                rec.start_error = Some(message.clone());
+                rec.exit = rx.clone();
+            }
+            let _ = tx.send(Some(Exit {
+                code: START_ERROR_EXIT_CODE,
+                at: SystemTime::now(),
+            }));
+            RuntimeError::StartFailed {
+                id: container_id.to_owned(),
+                message,
+            }
+        };
+        let argv = argv(&config)?;
+        let mut command = match build_command(&config, &argv) {
+            Ok(c) => c,
+            Err(e) => return Err(fail(e.to_string())),
+        };
+        let log = match tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .await
+        {
+            Ok(f) => Arc::new(tokio::sync::Mutex::new(f)),
+            Err(e) => return Err(fail(format!("opening log {}: {e}", log_path.display()))),
+        };
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = match command.spawn() {
+            Ok(c) => c,
+            Err(e) => return Err(fail(format!("exec {:?}: {e}", argv[0]))),
+        };
+        let pgid = child.id().and_then(|p| i32::try_from(p).ok());
+        let started = SystemTime::now();
+        {
+            let mut state = self.lock();
+            if let Some(rec) = state.containers.get_mut(container_id) {
+                rec.pgid = pgid;
+                rec.started_at = Some(started);
+                rec.exit = rx;
+            }
+        }
+        let out = child
+            .stdout
+            .take()
+            .map(|s| tokio::spawn(pump(s, LogStream::Stdout, log.clone())));
+        let err = child
+            .stderr
+            .take()
+            .map(|s| tokio::spawn(pump(s, LogStream::Stderr, log.clone())));
+        let id = container_id.to_owned();
+        tokio::spawn(async move {
+            let status = child.wait().await;
+            // Let the readers drain what the process wrote before reporting the exit, so
+            // a caller that sees Exited also sees the whole log. Grandchildren holding the
+            // pipes open are not waited for beyond a short moment.
+            for reader in [out, err].into_iter().flatten() {
+                let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
+            }
+            let code = match status {
+                Ok(s) => exit_code(s),
+                Err(e) => {
+                    warn!(container_id = %id, error = %e, "waiting for container failed");
+                    -1
+                }
+            };
+            debug!(container_id = %id, code, "container exited");
+            let _ = tx.send(Some(Exit {
+                code,
+                at: SystemTime::now(),
+            }));
+        });
+        Ok(())
+    }
+
+    async fn stop_container(&self, container_id: &str, grace: Duration) -> Result<()> {
+        match self.terminate(container_id, grace).await {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn remove_container(&self, container_id: &str) -> Result<()> {
+        let running = {
+            let state = self.lock();
+            match state.containers.get(container_id) {
+                None => return Ok(()),
+                Some(rec) => rec.pgid.is_some() && rec.exit.borrow().is_none(),
+            }
+        };
+        if running {
+            return Err(RuntimeError::InvalidSpec {
+                field: "container".to_owned(),
+                message: format!("container {container_id} is running; stop it first"),
+            });
+        }
+        self.lock().containers.remove(container_id);
+        Ok(())
+    }
+
+    async fn container_status(&self, container_id: &str) -> Result<ContainerStatus> {
+        let state = self.lock();
+        let rec = state
+            .containers
+            .get(container_id)
+            .ok_or_else(|| not_found("container", container_id))?;
+        let exit = *rec.exit.borrow();
+        let (st, exit_code, reason, message) = match (&rec.start_error, exit) {
+            (Some(msg), _) => (
+                ContainerState::Exited,
+                Some(START_ERROR_EXIT_CODE),
+                REASON_START_ERROR.to_owned(),
+                msg.clone(),
+            ),
+            (None, Some(exit)) => (
+                ContainerState::Exited,
+                Some(exit.code),
+                exit_reason(exit.code).to_owned(),
+                String::new(),
+            ),
+            (None, None) if rec.started_at.is_some() => {
+                (ContainerState::Running, None, String::new(), String::new())
+            }
+            (None, None) => (ContainerState::Created, None, String::new(), String::new()),
+        };
+        Ok(ContainerStatus {
+            id: rec.id.clone(),
+            name: rec.config.name.clone(),
+            attempt: rec.config.attempt,
+            image: rec.config.image.clone(),
+            image_id: normalize_image(&rec.config.image),
+            state: st,
+            exit_code,
+            reason,
+            message,
+            created_at: rec.created_at,
+            started_at: rec.started_at,
+            finished_at: exit.map(|e| e.at),
+            log_path: rec.log_path.clone(),
+            labels: rec.labels.clone(),
+        })
+    }
+
+    async fn list_containers(&self, sandbox_id: Option<&str>) -> Result<Vec<ContainerSummary>> {
+        let state = self.lock();
+        Ok(state
+            .containers
+            .values()
+            .filter(|c| sandbox_id.is_none_or(|s| s == c.sandbox_id))
+            .map(|c| {
+                let exited = c.exit.borrow().is_some() || c.start_error.is_some();
+                ContainerSummary {
+                    id: c.id.clone(),
+                    sandbox_id: c.sandbox_id.clone(),
+                    name: c.config.name.clone(),
+                    attempt: c.config.attempt,
+                    state: if exited {
+                        ContainerState::Exited
+                    } else if c.started_at.is_some() {
+                        ContainerState::Running
+                    } else {
+                        ContainerState::Created
+                    },
+                    created_at: c.created_at,
+                    labels: c.labels.clone(),
+                }
+            })
+            .filter(|c| c.labels.contains_key(LABEL_POD_UID))
+            .collect())
+    }
+
+    async fn exec_sync(
+        &self,
+        container_id: &str,
+        command: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput> {
+        let config = {
+            let state = self.lock();
+            let rec = state
+                .containers
+                .get(container_id)
+                .ok_or_else(|| not_found("container", container_id))?;
+            if rec.started_at.is_none() || rec.exit.borrow().is_some() {
+                return Err(RuntimeError::InvalidSpec {
+                    field: "container".to_owned(),
+                    message: format!("container {container_id} is not running"),
+                });
+            }
+            rec.config.clone()
+        };
+        if command.is_empty() {
+            return Err(RuntimeError::InvalidSpec {
+                field: "exec command".to_owned(),
+                message: "empty".to_owned(),
+            });
+        }
+        let mut cmd = build_command(&config, command)?;
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let child = cmd
+            .spawn()
+            .map_err(|e| RuntimeError::io("exec in container", PathBuf::from(&command[0]), e))?;
+        let pgid = child.id().and_then(|p| i32::try_from(p).ok());
+        match tokio::time::timeout(timeout, child.wait_with_output()).await {
+            Ok(Ok(out)) => Ok(ExecOutput {
+                exit_code: exit_code(out.status),
+                stdout: out.stdout,
+                stderr: out.stderr,
+            }),
+            Ok(Err(e)) => Err(RuntimeError::io(
+                "exec in container",
+                PathBuf::from(&command[0]),
+                e,
+            )),
+            Err(_) => {
+                if let Some(pgid) = pgid {
+                    signal_group(pgid, Signal::SIGKILL);
+                }
+                Err(RuntimeError::Timeout {
+                    operation: "ExecSync",
+                    seconds: timeout.as_secs(),
+                })
+            }
+        }
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        // The last handle is gone: no process of ours may outlive the runtime.
+        for rec in self.containers.values() {
+            if let Some(pgid) = rec.pgid {
+                if rec.exit.borrow().is_none() {
+                    signal_group(pgid, Signal::SIGKILL);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! The [`ContainerRuntime`] trait: the operations a kubelet needs from a container
+//! runtime, at the level of CRI (sandboxes, containers, images, exec, logs).
+//!
+//! ```text
+//!   agent (pod workers, probes, status)
+//!        │  Arc<dyn ContainerRuntime>
+//!        ├──► ContainerdRuntime ── CRI v1 gRPC ──► containerd ──► runc
+//!        ├──► ProcessRuntime   ── host processes in their own process groups
+//!        └──► HollowRuntime    ── nothing at all (scale tests)
+//! ```
+//!
+//! **Object safe, through `async_trait`.** The agent picks its backend at start-up from a
+//! flag (`--runtime containerd|process|hollow`), and the scale tests run thousands of
+//! hollow agents next to real ones, so the pod workers hold an `Arc<dyn ContainerRuntime>`
+//! rather than being generic over it (which would make every agent type generic and
+//! monomorphise the whole agent three times). The cost is one boxed future per call,
+//! nothing next to a gRPC round trip or a process spawn.
+//!
+//! This module owns the contract only; it must not hold policy (restart back-off, probes,
+//! pod phase), which belongs to the agent above it. Every method is cancel-safe in the
+//! sense that dropping its future leaves the runtime consistent (a later `list_*` shows
+//! what exists).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::spec::{ContainerConfig, SandboxConfig};
+use crate::status::{
+    ContainerStatus, ContainerSummary, ExecOutput, ImageInfo, RuntimeVersion, Sandbox,
+};
+
+/// A container runtime as the node agent drives it.
+#[async_trait]
+pub trait ContainerRuntime: Send + Sync + 'static {
+    /// Short backend name (`containerd`, `process`, `hollow`), for logs and node info.
+    fn backend(&self) -> &'static str;
+
+    /// The runtime's name and version; also a liveness check.
+    async fn version(&self) -> Result<RuntimeVersion>;
+
+    /// The image if present on the node, `None` if not. Never contacts a registry.
+    async fn image_status(&self, image: &str) -> Result<Option<ImageInfo>>;
+
+    /// Makes sure the image is present: checks [`image_status`](Self::image_status) first
+    /// and only then pulls, where the backend is allowed to. A missing image is
+    /// [`RuntimeError::ImageNotFound`](crate::RuntimeError::ImageNotFound).
+    async fn ensure_image(&self, image: &str) -> Result<ImageInfo>;
+
+    /// Imports an OCI layout tarball; returns the image names it held.
+    async fn import_image(&self, tarball: &Path) -> Result<Vec<String>>;
+
+    /// Creates and starts a pod sandbox; returns it with its IP where there is one.
+    async fn run_sandbox(&self, config: &SandboxConfig) -> Result<Sandbox>;
+
+    /// The current state of a sandbox.
+    async fn sandbox_status(&self, sandbox_id: &str) -> Result<Sandbox>;
+
+    /// Stops a sandbox and kills whatever still runs in it. Idempotent.
+    async fn stop_sandbox(&self, sandbox_id: &str) -> Result<()>;
+
+    /// Removes a stopped sandbox, its containers and its cgroup. Idempotent: an unknown id
+    /// is not an error.
+    async fn remove_sandbox(&self, sandbox_id: &str) -> Result<()>;
+
+    /// All sandboxes this agent created (carrying the pod uid label).
+    async fn list_sandboxes(&self) -> Result<Vec<Sandbox>>;
+
+    /// Creates a container in a ready sandbox; returns its id. `sandbox` is the config the
+    /// sandbox was run with (it names the log directory).
+    async fn create_container(
+        &self,
+        sandbox_id: &str,
+        config: &ContainerConfig,
+        sandbox: &SandboxConfig,
+    ) -> Result<String>;
+
+    /// Starts a created container. A process that cannot start is
+    /// [`RuntimeError::StartFailed`](crate::RuntimeError::StartFailed), and its status then
+    /// reads exited with reason `StartError`.
+    async fn start_container(&self, container_id: &str) -> Result<()>;
+
+    /// Sends SIGTERM, then SIGKILL once `grace` has passed; returns when it has exited.
+    async fn stop_container(&self, container_id: &str, grace: Duration) -> Result<()>;
+
+    /// Removes a stopped container. Idempotent.
+    async fn remove_container(&self, container_id: &str) -> Result<()>;
+
+    /// State, exit code, reason and times of one container.
+    async fn container_status(&self, container_id: &str) -> Result<ContainerStatus>;
+
+    /// Containers this agent created, all or those of one sandbox.
+    async fn list_containers(&self, sandbox_id: Option<&str>) -> Result<Vec<ContainerSummary>>;
+
+    /// Runs `command` inside a running container (exec probes); a command still running
+    /// at `timeout` is killed and reported as [`RuntimeError::Timeout`](crate::RuntimeError::Timeout).
+    async fn exec_sync(
+        &self,
+        container_id: &str,
+        command: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput>;
+
+    /// The absolute path of the container's CRI-format log file.
+    async fn log_path(&self, container_id: &str) -> Result<PathBuf> {
+        Ok(self.container_status(container_id).await?.log_path)
+    }
+}

@@ -1,0 +1,150 @@
+//! Shared fixtures: the backends under test, a throwaway pod, and waiting on conditions
+//! with a deadline (never sleeping to synchronise).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use node_agent::{
+    ContainerConfig, ContainerRuntime, ContainerState, ContainerStatus, ContainerdConfig,
+    ContainerdRuntime, ProcessConfig, ProcessRuntime, Sandbox, SandboxConfig,
+};
+
+/// Image every lifecycle test runs (imported by scripts/containerd-setup.sh; known to the
+/// process backend by default).
+pub const BUSYBOX: &str = "docker.io/local/busybox:1";
+/// How long any condition may take before a test fails.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub type Runtime = Arc<dyn ContainerRuntime>;
+
+pub fn process() -> Runtime {
+    Arc::new(ProcessRuntime::new(ProcessConfig::default()))
+}
+
+/// The containerd backend when `RAFTER_CONTAINERD_SOCK` is set; `None` (with a notice)
+/// when it is not. A socket that is set but does not answer fails the test: CI sets the
+/// variable only after starting containerd, so silence would hide a broken setup.
+pub async fn containerd() -> Option<Arc<ContainerdRuntime>> {
+    let Some(sock) = std::env::var_os("RAFTER_CONTAINERD_SOCK") else {
+        println!(
+            "SKIPPED (containerd): RAFTER_CONTAINERD_SOCK is not set; run \
+             `export RAFTER_CONTAINERD_SOCK=$(scripts/containerd-setup.sh /tmp/rafter-containerd | tail -1)`"
+        );
+        return None;
+    };
+    let rt = ContainerdRuntime::connect(ContainerdConfig::new(PathBuf::from(&sock)))
+        .await
+        .unwrap_or_else(|e| panic!("RAFTER_CONTAINERD_SOCK={sock:?} does not answer: {e}"));
+    Some(Arc::new(rt))
+}
+
+/// A unique pod (uid, name) with its own log directory; removed by [`TestPod::cleanup`].
+pub struct TestPod {
+    pub config: SandboxConfig,
+    pub sandbox: Sandbox,
+    _logs: tempfile::TempDir,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{n}-{nanos:x}", std::process::id())
+}
+
+pub fn sandbox_config(test: &str, log_dir: PathBuf) -> SandboxConfig {
+    let name = unique(&test.replace('_', "-").chars().take(30).collect::<String>());
+    SandboxConfig {
+        pod_uid: unique("uid"),
+        pod_name: name.clone(),
+        namespace: "rafter-test".into(),
+        attempt: 0,
+        hostname: "testpod".into(),
+        log_dir,
+        host_network: false,
+        labels: BTreeMap::from([("test".to_string(), test.to_string())]),
+    }
+}
+
+impl TestPod {
+    pub async fn start(rt: &Runtime, test: &str) -> TestPod {
+        let logs = tempfile::tempdir().unwrap();
+        let config = sandbox_config(test, logs.path().join("pod"));
+        let sandbox = rt.run_sandbox(&config).await.unwrap();
+        TestPod {
+            config,
+            sandbox,
+            _logs: logs,
+        }
+    }
+
+    /// Creates and starts a container running `command` in busybox.
+    pub async fn run(&self, rt: &Runtime, config: ContainerConfig) -> String {
+        let id = rt
+            .create_container(&self.sandbox.id, &config, &self.config)
+            .await
+            .unwrap();
+        rt.start_container(&id).await.unwrap();
+        id
+    }
+
+    pub async fn cleanup(self, rt: &Runtime) {
+        rt.stop_sandbox(&self.sandbox.id).await.unwrap();
+        rt.remove_sandbox(&self.sandbox.id).await.unwrap();
+    }
+}
+
+pub fn shell(name: &str, script: &str) -> ContainerConfig {
+    ContainerConfig {
+        name: name.into(),
+        image: BUSYBOX.into(),
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        ..ContainerConfig::default()
+    }
+}
+
+/// Polls `check` until it yields `Some`, failing after [`DEADLINE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn wait_state(rt: &Runtime, id: &str, state: ContainerState) -> ContainerStatus {
+    eventually(&format!("container {id} to be {state:?}"), || async {
+        let st = rt.container_status(id).await.unwrap();
+        (st.state == state).then_some(st)
+    })
+    .await
+}
+
+/// The messages of the container's log, once `pred` holds for them.
+pub async fn wait_log(rt: &Runtime, id: &str, pred: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let path = rt.log_path(id).await.unwrap();
+    eventually(&format!("log {} to match", path.display()), || async {
+        let bytes = tokio::fs::read(&path).await.ok()?;
+        let lines: Vec<String> = node_agent::log_messages(&bytes)
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect();
+        pred(&lines).then_some(lines)
+    })
+    .await
+}

@@ -1,0 +1,199 @@
+//! The lifecycle contract every real backend keeps: the same scenarios run against the
+//! process backend always and against containerd when `RAFTER_CONTAINERD_SOCK` is set.
+
+use std::time::{Duration, Instant};
+
+use node_agent::{ContainerState, RuntimeError, LABEL_POD_UID};
+
+use crate::harness::{shell, wait_log, wait_state, Runtime, TestPod, BUSYBOX};
+
+pub async fn a_container_runs_and_its_log_is_readable(rt: Runtime) {
+    let pod = TestPod::start(&rt, "log").await;
+    let id = pod
+        .run(
+            &rt,
+            shell("app", "echo hello out; echo hello err >&2; exec sleep 300"),
+        )
+        .await;
+    let st = wait_state(&rt, &id, ContainerState::Running).await;
+    assert!(st.started_at.is_some());
+    assert_eq!(st.log_path, pod.config.log_dir.join("app/0.log"));
+    let lines = wait_log(&rt, &id, |l| l.len() >= 2).await;
+    assert!(lines.contains(&"hello out".to_string()), "{lines:?}");
+    assert!(lines.contains(&"hello err".to_string()), "{lines:?}");
+    pod.cleanup(&rt).await;
+}
+
+pub async fn exit_codes_and_reasons_are_reported(rt: Runtime) {
+    let pod = TestPod::start(&rt, "exit").await;
+    let failing = pod.run(&rt, shell("fails", "exit 42")).await;
+    let ok = pod.run(&rt, shell("succeeds", "exit 0")).await;
+    let st = wait_state(&rt, &failing, ContainerState::Exited).await;
+    assert_eq!((st.exit_code, st.reason.as_str()), (Some(42), "Error"));
+    let (started, finished) = (st.started_at.unwrap(), st.finished_at.unwrap());
+    assert!(started <= finished);
+    let st = wait_state(&rt, &ok, ContainerState::Exited).await;
+    assert_eq!((st.exit_code, st.reason.as_str()), (Some(0), "Completed"));
+    pod.cleanup(&rt).await;
+}
+
+pub async fn a_missing_binary_is_a_start_error(rt: Runtime) {
+    let pod = TestPod::start(&rt, "nobin").await;
+    let mut cfg = shell("nobin", "");
+    cfg.command = vec!["/no/such/binary".into()];
+    let id = rt
+        .create_container(&pod.sandbox.id, &cfg, &pod.config)
+        .await
+        .unwrap();
+    let err = rt.start_container(&id).await.unwrap_err();
+    assert!(matches!(err, RuntimeError::StartFailed { .. }), "{err:?}");
+    assert!(!err.is_retryable());
+    let st = wait_state(&rt, &id, ContainerState::Exited).await;
+    assert_eq!(st.reason, "StartError", "{st:?}");
+    assert_eq!(st.exit_code, Some(128));
+    pod.cleanup(&rt).await;
+}
+
+pub async fn a_missing_image_is_image_not_found(rt: Runtime) {
+    let image = "docker.io/local/does-not-exist:1";
+    assert!(rt.image_status(image).await.unwrap().is_none());
+    let err = rt.ensure_image(image).await.unwrap_err();
+    assert!(matches!(err, RuntimeError::ImageNotFound { .. }), "{err:?}");
+    assert!(!err.is_retryable());
+    assert!(rt.ensure_image(BUSYBOX).await.is_ok());
+
+    let pod = TestPod::start(&rt, "noimage").await;
+    let mut cfg = shell("app", "true");
+    cfg.image = image.into();
+    let err = rt
+        .create_container(&pod.sandbox.id, &cfg, &pod.config)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::ImageNotFound { .. }), "{err:?}");
+    pod.cleanup(&rt).await;
+}
+
+pub async fn stop_ends_a_container_that_handles_sigterm_within_the_grace_period(rt: Runtime) {
+    let pod = TestPod::start(&rt, "term").await;
+    let id = pod
+        .run(
+            &rt,
+            shell(
+                "app",
+                "trap 'echo got term; exit 0' TERM; echo ready; while :; do sleep 0.1; done",
+            ),
+        )
+        .await;
+    wait_log(&rt, &id, |l| l.iter().any(|m| m == "ready")).await;
+    let t = Instant::now();
+    rt.stop_container(&id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t.elapsed()
+    );
+    let st = wait_state(&rt, &id, ContainerState::Exited).await;
+    assert_eq!((st.exit_code, st.reason.as_str()), (Some(0), "Completed"));
+    wait_log(&rt, &id, |l| l.iter().any(|m| m == "got term")).await;
+    rt.remove_container(&id).await.unwrap();
+    pod.cleanup(&rt).await;
+}
+
+pub async fn stop_kills_a_container_that_ignores_sigterm_after_the_grace_period(rt: Runtime) {
+    let pod = TestPod::start(&rt, "kill").await;
+    let id = pod
+        .run(
+            &rt,
+            shell("app", "trap '' TERM; echo ready; while :; do sleep 1; done"),
+        )
+        .await;
+    wait_log(&rt, &id, |l| l.iter().any(|m| m == "ready")).await;
+    let t = Instant::now();
+    rt.stop_container(&id, Duration::from_secs(2))
+        .await
+        .unwrap();
+    let took = t.elapsed();
+    assert!(took >= Duration::from_millis(1500), "took {took:?}");
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    let st = wait_state(&rt, &id, ContainerState::Exited).await;
+    assert_eq!(st.exit_code, Some(137));
+    pod.cleanup(&rt).await;
+}
+
+pub async fn env_working_dir_and_user_reach_the_process(rt: Runtime) {
+    let pod = TestPod::start(&rt, "env").await;
+    let mut cfg = shell("app", "echo \"foo=$FOO\"; pwd; id -u");
+    cfg.env = vec![("FOO".into(), "bar baz".into())];
+    cfg.working_dir = Some("/tmp".into());
+    cfg.run_as_user = Some(65534);
+    let id = pod.run(&rt, cfg).await;
+    let st = wait_state(&rt, &id, ContainerState::Exited).await;
+    assert_eq!(st.exit_code, Some(0), "{st:?}");
+    let lines = wait_log(&rt, &id, |l| l.len() >= 3).await;
+    assert_eq!(lines, vec!["foo=bar baz", "/tmp", "65534"]);
+    pod.cleanup(&rt).await;
+}
+
+pub async fn exec_runs_a_command_in_a_running_container(rt: Runtime) {
+    let pod = TestPod::start(&rt, "exec").await;
+    let id = pod.run(&rt, shell("app", "exec sleep 300")).await;
+    wait_state(&rt, &id, ContainerState::Running).await;
+    let cmd: Vec<String> = ["sh", "-c", "echo probe; echo err >&2; exit 3"]
+        .map(String::from)
+        .to_vec();
+    let out = rt
+        .exec_sync(&id, &cmd, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(out.exit_code, 3);
+    assert_eq!(out.stdout, b"probe\n");
+    assert_eq!(out.stderr, b"err\n");
+    pod.cleanup(&rt).await;
+}
+
+pub async fn listing_shows_the_pod_uid_label_for_adoption(rt: Runtime) {
+    let pod = TestPod::start(&rt, "list").await;
+    let id = pod.run(&rt, shell("app", "exec sleep 300")).await;
+    wait_state(&rt, &id, ContainerState::Running).await;
+    let uid = pod.config.pod_uid.clone();
+
+    let sandboxes = rt.list_sandboxes().await.unwrap();
+    let sb = sandboxes
+        .iter()
+        .find(|s| s.id == pod.sandbox.id)
+        .expect("sandbox listed");
+    assert_eq!(sb.pod_uid, uid);
+    assert_eq!(sb.labels[LABEL_POD_UID], uid);
+
+    let containers = rt.list_containers(Some(&pod.sandbox.id)).await.unwrap();
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    assert_eq!(containers[0].id, id);
+    assert_eq!(containers[0].pod_uid(), Some(uid.as_str()));
+    assert_eq!(containers[0].container_name(), "app");
+    assert_eq!(containers[0].state, ContainerState::Running);
+    assert!(rt
+        .list_containers(None)
+        .await
+        .unwrap()
+        .iter()
+        .any(|c| c.id == id));
+
+    let sandbox_id = pod.sandbox.id.clone();
+    pod.cleanup(&rt).await;
+    assert!(!rt
+        .list_sandboxes()
+        .await
+        .unwrap()
+        .iter()
+        .any(|s| s.id == sandbox_id));
+}
+
+pub async fn the_runtime_reports_its_version(rt: Runtime) {
+    let v = rt.version().await.unwrap();
+    assert!(
+        !v.runtime_name.is_empty() && !v.runtime_version.is_empty(),
+        "{v:?}"
+    );
+}

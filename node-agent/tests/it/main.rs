@@ -1,0 +1,55 @@
+//! Integration tests of the container runtimes, one binary, grouped by topic.
+//!
+//! - `lifecycle`: scenarios every real backend passes, instantiated below for the process
+//!   backend (always) and containerd (when `RAFTER_CONTAINERD_SOCK` is set);
+//! - `containerd_only`: limits, OOM, networking, cgroups, adoption by a fresh client;
+//! - `hollow`: the scale-test backend.
+//!
+//! To run the containerd half locally:
+//! ```text
+//! export RAFTER_CONTAINERD_SOCK=$(scripts/containerd-setup.sh /tmp/rafter-containerd | tail -1)
+//! cargo test -p node-agent
+//! ```
+
+mod containerd_only;
+mod harness;
+mod hollow;
+mod lifecycle;
+
+/// Instantiates each `lifecycle` scenario once per backend, as
+/// `process_backend::<scenario>` and `containerd_backend::<scenario>`.
+macro_rules! for_each_backend {
+    ($($scenario:ident),* $(,)?) => {
+        mod process_backend {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    crate::lifecycle::$scenario(crate::harness::process()).await;
+                }
+            )*
+        }
+        mod containerd_backend {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    if let Some(rt) = crate::harness::containerd().await {
+                        crate::lifecycle::$scenario(rt).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+for_each_backend!(
+    a_container_runs_and_its_log_is_readable,
+    exit_codes_and_reasons_are_reported,
+    a_missing_binary_is_a_start_error,
+    a_missing_image_is_image_not_found,
+    stop_ends_a_container_that_handles_sigterm_within_the_grace_period,
+    stop_kills_a_container_that_ignores_sigterm_after_the_grace_period,
+    env_working_dir_and_user_reach_the_process,
+    exec_runs_a_command_in_a_running_container,
+    listing_shows_the_pod_uid_label_for_adoption,
+    the_runtime_reports_its_version,
+);

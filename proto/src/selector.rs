@@ -245,7 +245,7 @@ impl Selector {
 
     /// Parses the string form (`app=web,env in (prod,staging),!canary`).
     pub fn parse(text: &str) -> Result<Selector, SelectorError> {
-        Parser::new(text)?.selector()
+        Parser::new(text).selector()
     }
 
     /// Converts the API's `LabelSelector`; an empty one matches everything.
@@ -430,12 +430,12 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
-    fn new(text: &'a str) -> Result<Parser<'a>, SelectorError> {
-        Ok(Parser {
+    fn new(text: &'a str) -> Parser<'a> {
+        Parser {
             text,
             tokens: tokenize(text),
             next: 0,
-        })
+        }
     }
 
     fn peek(&self) -> &Token {

@@ -5,13 +5,19 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | `admission` | defaults, container resource defaults, validation, namespace existence, quota |
 //! | `auth` | who is calling: client certificates, the static token file, bootstrap tokens |
 //! | `patch` | JSON merge patch and strategic merge patch over JSON values ([`apply_patch`]) |
 //! | `pki` | the cluster CA, issued certificates, CSR signing, identities in certificates |
+//! | `registry` | Kubernetes object semantics on the store: keys, resourceVersion, status, deletion, lists, watches |
+//! | `store` | the seam to the replicated store ([`KvStore`]) and an in-memory one for tests |
 
+mod admission;
 mod auth;
 mod patch;
 mod pki;
+mod registry;
+mod store;
 
 pub use auth::{
     bearer_token, AuthError, BootstrapToken, TokenFile, UserInfo, AUTHENTICATED_GROUP,
@@ -24,3 +30,9 @@ pub use pki::{
     cert_identity, new_request, request_identity, CertAndKey, CertIdentity, CertRequest, CertUsage,
     ClusterCa, PkiError, DEFAULT_CERT_VALIDITY,
 };
+
+pub use registry::{
+    kind_prefix, now_rfc3339, object_key, DeleteOptions, ListOptions, ListPage, Propagation, Registry, RegistryError,
+    Subresource, WatchEvent, WatchEventType, MAX_OBJECT_BYTES, SYSTEM_NAMESPACES,
+};
+pub use store::{EventStream, KvStore, MemKv, ReadConsistency, StoreError};

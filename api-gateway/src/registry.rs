@@ -1,0 +1,1036 @@
+//! The registry: Kubernetes object semantics on the key-value store.
+//!
+//! ```text
+//!  create ─► admit ─► uid, creationTimestamp, generation ─► txn(create_revision == 0) put
+//!  update ─► read ─► resourceVersion check ─► spec/status split ─► admit ─► txn(mod_revision) put
+//!  delete ─► read ─► preconditions ─► finalizers / grace? ─► mark deletionTimestamp : txn delete
+//!  list   ─► range at one revision ─► selectors ─► page (continue token)
+//!  watch  ─► [list as ADDED] ─► store watch from revision ─► selector transitions
+//! ```
+//!
+//! Owns the key layout (`/registry/<group>/<plural>/[<namespace>/]<name>`), the
+//! `resourceVersion` = store `mod_revision` rule and optimistic concurrency, the status
+//! subresource split, `generation`, `generateName`, finalizers and graceful deletion,
+//! pagination and watch event types. Admission (defaults, validation, namespaces, quota)
+//! is delegated to `admission`; who may call is decided before the registry is reached.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use futures::StreamExt;
+use raft_store::kv::{
+    Compare, CompareOp, CompareTarget, DeleteRequest, EventKind, KeyRange, KeyValue, KvError,
+    KvResponse, Op, PutRequest, RangeRequest, TxnOp, TxnOpResponse, TxnRequest,
+};
+use rafter_proto::{FieldSelector, Kind, Object, Selector};
+use serde_json::Value;
+
+use crate::admission;
+use crate::store::{KvStore, ReadConsistency, StoreError};
+
+/// The largest object the registry stores (as etcd's default request limit).
+pub const MAX_OBJECT_BYTES: usize = 1536 * 1024;
+
+/// Namespaces that always exist and cannot be deleted.
+pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
+/// Why a registry call failed, with the Kubernetes reason a caller acts on.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RegistryError {
+    /// The object does not exist.
+    #[error("{kind} {name:?} not found")]
+    NotFound {
+        /// The kind.
+        kind: Kind,
+        /// `namespace/name` or `name`.
+        name: String,
+    },
+    /// An object with this name exists already.
+    #[error("{kind} {name:?} already exists")]
+    AlreadyExists {
+        /// The kind.
+        kind: Kind,
+        /// `namespace/name` or `name`.
+        name: String,
+    },
+    /// The object changed since the caller read it (stale resourceVersion or precondition).
+    #[error("Operation cannot be fulfilled on {kind} {name:?}: {detail}")]
+    Conflict {
+        /// The kind.
+        kind: Kind,
+        /// `namespace/name` or `name`.
+        name: String,
+        /// What differed.
+        detail: String,
+    },
+    /// The object is invalid: every field error, with its path.
+    #[error("{kind} {name:?} is invalid: {}", errors.join("; "))]
+    Invalid {
+        /// The kind.
+        kind: Kind,
+        /// The object's name.
+        name: String,
+        /// Field errors, `path: message`.
+        errors: Vec<String>,
+    },
+    /// The request itself is malformed (bad selector, bad patch, bad continue token ...).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The request is understood and refused (system namespace, quota exceeded, namespace
+    /// terminating ...).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The object or request is larger than the store accepts; nothing was written.
+    #[error("request entity too large: {0}")]
+    TooLarge(String),
+    /// A resourceVersion or continue token is older than the store's history.
+    #[error("{0}: the resourceVersion is too old; list again to get a fresh one")]
+    Gone(String),
+    /// The store could not serve the call (no quorum, no leader, timeout).
+    #[error(transparent)]
+    Store(StoreError),
+    /// Stored bytes could not be decoded: a bug or corruption, reported, never ignored.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl RegistryError {
+    /// Whether the same call may succeed when retried (elsewhere or later).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, RegistryError::Store(e) if e.is_retryable())
+    }
+}
+
+impl From<StoreError> for RegistryError {
+    fn from(e: StoreError) -> RegistryError {
+        match e {
+            StoreError::Kv(KvError::Compacted {
+                requested,
+                compacted,
+            }) => RegistryError::Gone(format!(
+                "revision {requested} is compacted (history starts at {compacted})"
+            )),
+            StoreError::Kv(
+                KvError::ValueTooLarge { size, limit } | KvError::RequestTooLarge { size, limit },
+            ) => RegistryError::TooLarge(format!("{size} bytes, the limit is {limit}")),
+            StoreError::Kv(KvError::FutureRevision { requested, current }) => {
+                RegistryError::BadRequest(format!(
+                    "resourceVersion {requested} is newer than the store ({current})"
+                ))
+            }
+            other => RegistryError::Store(other),
+        }
+    }
+}
+
+/// Which part of an object an update writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subresource {
+    /// Everything but status.
+    Main,
+    /// Status only.
+    Status,
+}
+
+impl Subresource {
+    /// Parses the API's subresource field ("" or "status").
+    pub fn parse(text: &str) -> Result<Subresource, RegistryError> {
+        match text {
+            "" => Ok(Subresource::Main),
+            "status" => Ok(Subresource::Status),
+            other => Err(RegistryError::BadRequest(format!(
+                "subresource {other:?} cannot be written this way; use \"\" or \"status\" (scale and binding have their own calls)"
+            ))),
+        }
+    }
+}
+
+/// How dependents are treated when their owner is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    /// Leave dependents in place without their owner reference.
+    Orphan,
+    /// Delete the owner now, dependents afterwards (the default).
+    Background,
+    /// Delete dependents first; the owner waits with a `foregroundDeletion` finalizer.
+    Foreground,
+}
+
+impl Propagation {
+    /// Parses the API's propagation policy ("" is Background).
+    pub fn parse(text: &str) -> Result<Propagation, RegistryError> {
+        match text {
+            "" | "Background" => Ok(Propagation::Background),
+            "Orphan" => Ok(Propagation::Orphan),
+            "Foreground" => Ok(Propagation::Foreground),
+            other => Err(RegistryError::BadRequest(format!(
+                "propagationPolicy {other:?} is not one of Orphan, Background, Foreground"
+            ))),
+        }
+    }
+}
+
+/// Options of a delete.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    /// Seconds to let the object finish; `None` is the object's own default.
+    pub grace_period_seconds: Option<i64>,
+    /// Dependents' fate.
+    pub propagation: Option<Propagation>,
+    /// The uid the object must have.
+    pub precondition_uid: Option<String>,
+    /// The resourceVersion the object must have.
+    pub precondition_resource_version: Option<String>,
+}
+
+/// What a list asks for.
+#[derive(Debug, Clone)]
+pub struct ListOptions {
+    /// The kind.
+    pub kind: Kind,
+    /// One namespace, or all when `None`.
+    pub namespace: Option<String>,
+    /// Labels the objects must match.
+    pub labels: Selector,
+    /// Fields the objects must match.
+    pub fields: FieldSelector,
+    /// Items per page; 0 for all.
+    pub limit: usize,
+    /// The token of the previous page.
+    pub continue_token: Option<String>,
+    /// Linearizable or possibly stale.
+    pub consistency: ReadConsistency,
+}
+
+impl ListOptions {
+    /// Every object of `kind` in `namespace` (all namespaces when `None`).
+    pub fn all(kind: Kind, namespace: Option<&str>) -> ListOptions {
+        ListOptions {
+            kind,
+            namespace: namespace.map(str::to_owned),
+            labels: Selector::everything(),
+            fields: FieldSelector::everything(),
+            limit: 0,
+            continue_token: None,
+            consistency: ReadConsistency::Linearizable,
+        }
+    }
+
+    fn matches(&self, object: &Object) -> bool {
+        self.labels.matches(&object.metadata().labels) && self.fields.matches(object)
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    /// The objects, in key order.
+    pub items: Vec<Object>,
+    /// The revision the list was read at.
+    pub revision: u64,
+    /// The token for the next page, when more items remain.
+    pub continue_token: Option<String>,
+    /// How many keys remain after this page (before selectors), when known.
+    pub remaining: u64,
+}
+
+/// The kind of a watch event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchEventType {
+    /// The object appeared (or started to match).
+    Added,
+    /// The object changed and still matches.
+    Modified,
+    /// The object went away (or stopped matching).
+    Deleted,
+    /// Progress: everything up to `revision` has been sent.
+    Bookmark,
+}
+
+/// One watch event.
+#[derive(Debug, Clone)]
+pub struct WatchEvent {
+    /// What happened.
+    pub event_type: WatchEventType,
+    /// The object (its last state for deletions); `None` for bookmarks.
+    pub object: Option<Object>,
+    /// The revision of the change.
+    pub revision: u64,
+}
+
+/// Kubernetes object semantics over a [`KvStore`].
+pub struct Registry<S> {
+    store: Arc<S>,
+}
+
+impl<S> Clone for Registry<S> {
+    fn clone(&self) -> Self {
+        Registry {
+            store: self.store.clone(),
+        }
+    }
+}
+
+/// The store key of one object.
+pub fn object_key(kind: Kind, namespace: &str, name: &str) -> String {
+    if kind.info().namespaced {
+        format!("{}{namespace}/{name}", kind_prefix(kind))
+    } else {
+        format!("{}{name}", kind_prefix(kind))
+    }
+}
+
+/// The key prefix of every object of a kind.
+pub fn kind_prefix(kind: Kind) -> String {
+    let info = kind.info();
+    let group = if info.group.is_empty() {
+        "core"
+    } else {
+        info.group
+    };
+    format!("/registry/{group}/{}/", info.plural)
+}
+
+/// The key prefix of a kind's objects in one namespace, or all of them.
+fn list_prefix(kind: Kind, namespace: Option<&str>) -> String {
+    match namespace {
+        Some(ns) if kind.info().namespaced => format!("{}{ns}/", kind_prefix(kind)),
+        _ => kind_prefix(kind),
+    }
+}
+
+/// `namespace/name`, or `name` for cluster-scoped objects, for messages.
+fn display_name(kind: Kind, namespace: &str, name: &str) -> String {
+    if kind.info().namespaced {
+        format!("{namespace}/{name}")
+    } else {
+        name.to_owned()
+    }
+}
+
+/// The current time as Kubernetes writes it: RFC 3339, whole seconds, UTC.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn rfc3339_after(seconds: i64) -> String {
+    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds);
+    let at = at.replace_nanosecond(0).unwrap_or(at);
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Decodes a stored object and gives it its resourceVersion.
+pub(crate) fn decode(kind: Kind, kv: &KeyValue) -> Result<Object, RegistryError> {
+    let mut object = Object::decode(kind, &kv.value).map_err(|e| {
+        RegistryError::Internal(format!(
+            "{} holds an undecodable {kind}: {e}",
+            String::from_utf8_lossy(&kv.key)
+        ))
+    })?;
+    object.set_type_meta();
+    object.metadata_mut().resource_version = kv.mod_revision.to_string();
+    Ok(object)
+}
+
+/// The bytes stored for an object: without its resourceVersion, which the store keeps.
+fn encode(object: &Object) -> Result<Vec<u8>, RegistryError> {
+    let mut stored = object.clone();
+    stored.metadata_mut().resource_version.clear();
+    let bytes = stored.encode_to_vec();
+    if bytes.len() > MAX_OBJECT_BYTES {
+        return Err(RegistryError::TooLarge(format!(
+            "{} {:?} is {} bytes; objects are limited to {MAX_OBJECT_BYTES} bytes",
+            object.kind(),
+            object.metadata().name,
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
+}
+
+fn parse_revision(text: &str) -> Result<u64, RegistryError> {
+    text.parse().map_err(|_| {
+        RegistryError::BadRequest(format!("resourceVersion {text:?} is not a store revision"))
+    })
+}
+
+fn random_suffix() -> String {
+    // Kubernetes' alphabet for generated names: no vowels, no look-alikes.
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..5)
+        .map(|_| ALPHABET[rand::random::<usize>() % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// The object as JSON with `status` taken out, and the status.
+fn split_status(object: &Object) -> Result<(Value, Value), RegistryError> {
+    let mut value = object
+        .to_json_value()
+        .map_err(|e| RegistryError::Internal(e.to_string()))?;
+    let status = value
+        .as_object_mut()
+        .and_then(|m| m.remove("status"))
+        .unwrap_or(Value::Null);
+    Ok((value, status))
+}
+
+fn with_status(kind: Kind, mut body: Value, status: Value) -> Result<Object, RegistryError> {
+    if let Some(map) = body.as_object_mut() {
+        if !status.is_null() {
+            map.insert("status".to_owned(), status);
+        }
+    }
+    Object::from_json_value(kind, body).map_err(RegistryError::Internal)
+}
+
+/// Whether anything but metadata and status differs (what bumps `generation`).
+fn spec_changed(old: &Object, new: &Object) -> Result<bool, RegistryError> {
+    let strip = |o: &Object| -> Result<Value, RegistryError> {
+        let (mut body, _) = split_status(o)?;
+        if let Some(map) = body.as_object_mut() {
+            map.remove("metadata");
+        }
+        Ok(body)
+    };
+    Ok(strip(old)? != strip(new)?)
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ContinueToken {
+    /// The revision the first page was read at.
+    rev: u64,
+    /// The key to start the next page at.
+    start: String,
+}
+
+impl<S: KvStore> Registry<S> {
+    /// A registry over `store`.
+    pub fn new(store: Arc<S>) -> Registry<S> {
+        Registry { store }
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    async fn read(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        consistency: ReadConsistency,
+    ) -> Result<Option<(Object, KeyValue)>, RegistryError> {
+        let key = object_key(kind, namespace, name);
+        let response = self
+            .store
+            .range(RangeRequest::new(KeyRange::key(key)), consistency)
+            .await?;
+        match response.kvs.into_iter().next() {
+            Some(kv) => Ok(Some((decode(kind, &kv)?, kv))),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads one object.
+    pub async fn get(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        consistency: ReadConsistency,
+    ) -> Result<Object, RegistryError> {
+        let namespace = effective_namespace(kind, namespace);
+        self.read(kind, &namespace, name, consistency)
+            .await?
+            .map(|(object, _)| object)
+            .ok_or_else(|| RegistryError::NotFound {
+                kind,
+                name: display_name(kind, &namespace, name),
+            })
+    }
+
+    /// Creates an object. Returns it as stored, with uid, creationTimestamp and
+    /// resourceVersion. With `dry_run` everything is checked and nothing is written.
+    pub async fn create(&self, mut object: Object, dry_run: bool) -> Result<Object, RegistryError> {
+        let kind = object.kind();
+        object.set_type_meta();
+        {
+            let meta = object.metadata_mut();
+            if kind.info().namespaced && meta.namespace.is_empty() {
+                meta.namespace = "default".to_owned();
+            }
+            if meta.name.is_empty() && !meta.generate_name.is_empty() {
+                meta.name = format!("{}{}", meta.generate_name, random_suffix());
+            }
+            meta.uid = uuid::Uuid::new_v4().to_string();
+            meta.creation_timestamp = Some(now_rfc3339());
+            meta.deletion_timestamp = None;
+            meta.deletion_grace_period_seconds = None;
+            meta.resource_version.clear();
+            meta.generation = 1;
+            meta.self_link.clear();
+        }
+        admission::admit(self, &mut object, None).await?;
+        let (namespace, name) = (
+            object.metadata().namespace.clone(),
+            object.metadata().name.clone(),
+        );
+        let key = object_key(kind, &namespace, &name);
+        let value = encode(&object)?;
+        if dry_run {
+            return Ok(object);
+        }
+        let txn = TxnRequest {
+            compare: vec![Compare::new(
+                key.clone(),
+                CompareOp::Equal,
+                CompareTarget::CreateRevision(0),
+            )],
+            success: vec![TxnOp::Put(PutRequest::new(key, value))],
+            failure: vec![],
+        };
+        let response = self.txn(txn).await?;
+        if !response.0 {
+            return Err(RegistryError::AlreadyExists {
+                kind,
+                name: display_name(kind, &namespace, &name),
+            });
+        }
+        object.metadata_mut().resource_version = response.1.to_string();
+        Ok(object)
+    }
+
+    async fn txn(&self, txn: TxnRequest) -> Result<(bool, u64, Vec<TxnOpResponse>), RegistryError> {
+        match self.store.write(Op::Txn(txn)).await? {
+            KvResponse::Txn(response) => {
+                Ok((response.succeeded, response.revision, response.responses))
+            }
+            other => Err(RegistryError::Internal(format!(
+                "a transaction was answered with {other:?}"
+            ))),
+        }
+    }
+
+    /// Updates an object (everything but status, or status only). A set resourceVersion
+    /// must be current, else `Conflict`; an empty one means "whatever is current".
+    pub async fn update(
+        &self,
+        mut object: Object,
+        subresource: Subresource,
+        dry_run: bool,
+    ) -> Result<Object, RegistryError> {
+        let kind = object.kind();
+        object.set_type_meta();
+        let namespace = effective_namespace(kind, &object.metadata().namespace);
+        let name = object.metadata().name.clone();
+        let expected = object.metadata().resource_version.clone();
+        for _attempt in 0..16 {
+            let (current, kv) = self
+                .read(kind, &namespace, &name, ReadConsistency::Linearizable)
+                .await?
+                .ok_or_else(|| RegistryError::NotFound {
+                    kind,
+                    name: display_name(kind, &namespace, &name),
+                })?;
+            if !expected.is_empty() && parse_revision(&expected)? != kv.mod_revision {
+                return Err(RegistryError::Conflict {
+                    kind,
+                    name: display_name(kind, &namespace, &name),
+                    detail: "the object has been modified; please apply your changes to the latest version and try again"
+                        .to_owned(),
+                });
+            }
+            let mut next = merge_update(&current, &object, subresource)?;
+            if subresource == Subresource::Main {
+                admission::admit(self, &mut next, Some(&current)).await?;
+            }
+            let changed = spec_changed(&current, &next)?;
+            {
+                let meta = next.metadata_mut();
+                meta.generation = current.metadata().generation + i64::from(changed);
+                meta.resource_version.clear();
+            }
+            let key = object_key(kind, &namespace, &name);
+            let finished = next.metadata().deletion_timestamp.is_some()
+                && next.metadata().finalizers.is_empty();
+            if dry_run {
+                return Ok(next);
+            }
+            let guard = Compare::new(
+                key.clone(),
+                CompareOp::Equal,
+                CompareTarget::ModRevision(kv.mod_revision),
+            );
+            let op = if finished {
+                TxnOp::Delete(DeleteRequest::new(KeyRange::key(key)))
+            } else {
+                TxnOp::Put(PutRequest::new(key, encode(&next)?))
+            };
+            let (succeeded, revision, _) = self
+                .txn(TxnRequest {
+                    compare: vec![guard],
+                    success: vec![op],
+                    failure: vec![],
+                })
+                .await?;
+            if succeeded {
+                next.metadata_mut().resource_version = revision.to_string();
+                return Ok(next);
+            }
+            if !expected.is_empty() {
+                return Err(RegistryError::Conflict {
+                    kind,
+                    name: display_name(kind, &namespace, &name),
+                    detail: "the object has been modified; please apply your changes to the latest version and try again"
+                        .to_owned(),
+                });
+            }
+        }
+        Err(RegistryError::Conflict {
+            kind,
+            name: display_name(kind, &namespace, &name),
+            detail: "the object kept changing; try again".to_owned(),
+        })
+    }
+
+    /// Reads the object, applies `change` to a copy and writes it back with the read
+    /// resourceVersion, retrying when someone else wrote in between. `change` returns
+    /// `Ok(false)` to leave the object as it is.
+    pub async fn modify<F>(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        subresource: Subresource,
+        mut change: F,
+    ) -> Result<Object, RegistryError>
+    where
+        F: FnMut(&mut Object) -> Result<bool, RegistryError>,
+    {
+        let namespace = effective_namespace(kind, namespace);
+        for _attempt in 0..16 {
+            let mut object = self
+                .get(kind, &namespace, name, ReadConsistency::Linearizable)
+                .await?;
+            if !change(&mut object)? {
+                return Ok(object);
+            }
+            match self.update(object, subresource, false).await {
+                Err(RegistryError::Conflict { .. }) => continue,
+                other => return other,
+            }
+        }
+        Err(RegistryError::Conflict {
+            kind,
+            name: display_name(kind, &namespace, name),
+            detail: "the object kept changing; try again".to_owned(),
+        })
+    }
+
+    /// Deletes an object, or marks it for deletion when finalizers or a grace period
+    /// must run first. Returns the object and whether it is gone.
+    pub async fn delete(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        options: &DeleteOptions,
+        dry_run: bool,
+    ) -> Result<(Object, bool), RegistryError> {
+        let namespace = effective_namespace(kind, namespace);
+        if kind == Kind::Namespace && SYSTEM_NAMESPACES.contains(&name) {
+            return Err(RegistryError::Forbidden(format!(
+                "namespace {name:?} is a system namespace and cannot be deleted"
+            )));
+        }
+        for _attempt in 0..16 {
+            let (current, kv) = self
+                .read(kind, &namespace, name, ReadConsistency::Linearizable)
+                .await?
+                .ok_or_else(|| RegistryError::NotFound {
+                    kind,
+                    name: display_name(kind, &namespace, name),
+                })?;
+            let meta = current.metadata();
+            let conflict = |detail: String| RegistryError::Conflict {
+                kind,
+                name: display_name(kind, &namespace, name),
+                detail,
+            };
+            if let Some(uid) = &options.precondition_uid {
+                if *uid != meta.uid {
+                    return Err(conflict(format!(
+                        "precondition failed: uid is {}, not {uid}",
+                        meta.uid
+                    )));
+                }
+            }
+            if let Some(rv) = &options.precondition_resource_version {
+                if parse_revision(rv)? != kv.mod_revision {
+                    return Err(conflict(format!(
+                        "precondition failed: resourceVersion is {}, not {rv}",
+                        kv.mod_revision
+                    )));
+                }
+            }
+            let key = object_key(kind, &namespace, name);
+            let guard = Compare::new(
+                key.clone(),
+                CompareOp::Equal,
+                CompareTarget::ModRevision(kv.mod_revision),
+            );
+
+            let mut marked = current.clone();
+            let mut finalizers = meta.finalizers.clone();
+            match options.propagation {
+                Some(Propagation::Foreground)
+                    if !finalizers.iter().any(|f| f == "foregroundDeletion") =>
+                {
+                    finalizers.push("foregroundDeletion".to_owned())
+                }
+                Some(Propagation::Orphan) if !finalizers.iter().any(|f| f == "orphan") => {
+                    finalizers.push("orphan".to_owned())
+                }
+                _ => {}
+            }
+            let grace = graceful_period(&current, options.grace_period_seconds);
+            let already_marked = meta.deletion_timestamp.is_some();
+            let wait = !finalizers.is_empty() || grace > 0;
+
+            if dry_run {
+                return Ok((current, !wait));
+            }
+            if wait {
+                if already_marked
+                    && finalizers == meta.finalizers
+                    && grace >= meta.deletion_grace_period_seconds.unwrap_or(0)
+                {
+                    return Ok((current, false));
+                }
+                {
+                    let m = marked.metadata_mut();
+                    m.finalizers = finalizers;
+                    m.deletion_grace_period_seconds = Some(grace);
+                    if m.deletion_timestamp.is_none() || grace == 0 {
+                        m.deletion_timestamp = Some(rfc3339_after(grace));
+                    }
+                    m.resource_version.clear();
+                }
+                let put = TxnOp::Put(PutRequest::new(key, encode(&marked)?));
+                let (ok, revision, _) = self
+                    .txn(TxnRequest {
+                        compare: vec![guard],
+                        success: vec![put],
+                        failure: vec![],
+                    })
+                    .await?;
+                if ok {
+                    marked.metadata_mut().resource_version = revision.to_string();
+                    return Ok((marked, false));
+                }
+                continue;
+            }
+            let mut success = vec![TxnOp::Delete(DeleteRequest::new(KeyRange::key(key)))];
+            if kind == Kind::Namespace {
+                // Everything inside goes with the namespace, in the same transaction.
+                for inner in Kind::all().filter(|k| k.info().namespaced) {
+                    success.push(TxnOp::Delete(DeleteRequest::new(KeyRange::prefix(
+                        list_prefix(inner, Some(name)),
+                    ))));
+                }
+            }
+            let (ok, _, _) = self
+                .txn(TxnRequest {
+                    compare: vec![guard],
+                    success,
+                    failure: vec![],
+                })
+                .await?;
+            if ok {
+                return Ok((current, true));
+            }
+        }
+        Err(RegistryError::Conflict {
+            kind,
+            name: display_name(kind, &namespace, name),
+            detail: "the object kept changing; try again".to_owned(),
+        })
+    }
+
+    /// Lists objects, one page at a time, all pages at one revision.
+    pub async fn list(&self, options: &ListOptions) -> Result<ListPage, RegistryError> {
+        let kind = options.kind;
+        let prefix = list_prefix(kind, options.namespace.as_deref());
+        let end = KeyRange::prefix(prefix.clone());
+        let (mut start, mut revision) = match &options.continue_token {
+            Some(token) => {
+                let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(token)
+                    .map_err(|_| {
+                        RegistryError::BadRequest("the continue token is not valid".to_owned())
+                    })?;
+                let token: ContinueToken = serde_json::from_slice(&bytes).map_err(|_| {
+                    RegistryError::BadRequest("the continue token is not valid".to_owned())
+                })?;
+                if !token.start.starts_with(&prefix) {
+                    return Err(RegistryError::BadRequest(
+                        "the continue token belongs to another list".to_owned(),
+                    ));
+                }
+                (token.start, token.rev)
+            }
+            None => (prefix.clone(), 0),
+        };
+        let end_key = match &end {
+            KeyRange::Range { end, .. } => end.clone(),
+            KeyRange::Key(_) => None,
+        };
+        let mut items = Vec::new();
+        let page = if options.limit == 0 {
+            0
+        } else {
+            (options.limit as u64).max(32)
+        };
+        loop {
+            let range = match &end_key {
+                Some(end) => KeyRange::range(start.clone().into_bytes(), end.clone()),
+                None => KeyRange::prefix(start.clone().into_bytes()),
+            };
+            let mut request = RangeRequest::new(range);
+            request.revision = revision;
+            request.limit = page;
+            let response = self.store.range(request, options.consistency).await?;
+            if revision == 0 {
+                revision = response.revision;
+            }
+            let fetched = response.kvs.len();
+            for (i, kv) in response.kvs.iter().enumerate() {
+                let object = decode(kind, kv)?;
+                if !options.matches(&object) {
+                    continue;
+                }
+                items.push(object);
+                if options.limit > 0 && items.len() == options.limit {
+                    let more = i + 1 < fetched || response.more;
+                    if !more {
+                        return Ok(ListPage {
+                            items,
+                            revision,
+                            continue_token: None,
+                            remaining: 0,
+                        });
+                    }
+                    let mut next = kv.key.clone();
+                    next.push(0);
+                    let token = ContinueToken {
+                        rev: revision,
+                        start: String::from_utf8_lossy(&next).into_owned(),
+                    };
+                    let json = serde_json::to_vec(&token)
+                        .map_err(|e| RegistryError::Internal(e.to_string()))?;
+                    let remaining = response.count.saturating_sub(i as u64 + 1);
+                    return Ok(ListPage {
+                        items,
+                        revision,
+                        continue_token: Some(
+                            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json),
+                        ),
+                        remaining,
+                    });
+                }
+            }
+            if !response.more || fetched == 0 {
+                return Ok(ListPage {
+                    items,
+                    revision,
+                    continue_token: None,
+                    remaining: 0,
+                });
+            }
+            let mut next = response.kvs[fetched - 1].key.clone();
+            next.push(0);
+            start = String::from_utf8_lossy(&next).into_owned();
+        }
+    }
+
+    /// Watches objects of a kind: from `resource_version` (exclusive) when given, else the
+    /// current state as ADDED events first. Objects that start or stop matching the
+    /// selectors arrive as ADDED and DELETED.
+    pub async fn watch(
+        &self,
+        options: ListOptions,
+        resource_version: Option<&str>,
+    ) -> Result<futures::stream::BoxStream<'static, Result<WatchEvent, RegistryError>>, RegistryError>
+    {
+        let kind = options.kind;
+        let prefix = list_prefix(kind, options.namespace.as_deref());
+        let (initial, from) = match resource_version.filter(|rv| !rv.is_empty() && *rv != "0") {
+            Some(rv) => (Vec::new(), parse_revision(rv)? + 1),
+            None => {
+                let mut all = options.clone();
+                all.limit = 0;
+                all.continue_token = None;
+                let page = self.list(&all).await?;
+                let events = page
+                    .items
+                    .into_iter()
+                    .map(|object| {
+                        let revision = object
+                            .metadata()
+                            .resource_version
+                            .parse()
+                            .unwrap_or(page.revision);
+                        Ok(WatchEvent {
+                            event_type: WatchEventType::Added,
+                            object: Some(object),
+                            revision,
+                        })
+                    })
+                    .collect::<Vec<_>>();
+                (events, page.revision + 1)
+            }
+        };
+        let changes = self.store.watch(KeyRange::prefix(prefix), from).await?;
+        let changes = changes.flat_map(move |batch| {
+            let events: Vec<Result<WatchEvent, RegistryError>> = match batch {
+                Err(e) => vec![Err(RegistryError::from(e))],
+                Ok(batch) => batch
+                    .events
+                    .iter()
+                    .filter_map(|event| {
+                        translate(kind, &options, event, batch.revision).transpose()
+                    })
+                    .collect(),
+            };
+            futures::stream::iter(events)
+        });
+        Ok(futures::stream::iter(initial).chain(changes).boxed())
+    }
+}
+
+fn translate(
+    kind: Kind,
+    options: &ListOptions,
+    event: &raft_store::kv::Event,
+    revision: u64,
+) -> Result<Option<WatchEvent>, RegistryError> {
+    let old = match &event.prev_kv {
+        Some(prev) => Some(decode(kind, prev)?),
+        None => None,
+    };
+    let old_matches = old.as_ref().is_some_and(|o| options.matches(o));
+    match event.kind {
+        EventKind::Put => {
+            let new = decode(kind, &event.kv)?;
+            let new_matches = options.matches(&new);
+            let event_type = match (old_matches, new_matches) {
+                (false, true) => WatchEventType::Added,
+                (true, true) => WatchEventType::Modified,
+                (true, false) => WatchEventType::Deleted,
+                (false, false) => return Ok(None),
+            };
+            let mut object = new;
+            if event_type == WatchEventType::Deleted {
+                // The object as the watcher last knew it, at the revision it left the set.
+                object.metadata_mut().resource_version = revision.to_string();
+            }
+            Ok(Some(WatchEvent {
+                event_type,
+                object: Some(object),
+                revision,
+            }))
+        }
+        EventKind::Delete => {
+            let Some(mut object) = old.filter(|_| old_matches) else {
+                return Ok(None);
+            };
+            object.metadata_mut().resource_version = revision.to_string();
+            Ok(Some(WatchEvent {
+                event_type: WatchEventType::Deleted,
+                object: Some(object),
+                revision,
+            }))
+        }
+    }
+}
+
+fn effective_namespace(kind: Kind, namespace: &str) -> String {
+    if !kind.info().namespaced {
+        String::new()
+    } else if namespace.is_empty() {
+        "default".to_owned()
+    } else {
+        namespace.to_owned()
+    }
+}
+
+/// Seconds a deletion waits: pods bound to a node get their grace period so the agent can
+/// stop them; everything else goes at once.
+fn graceful_period(object: &Object, requested: Option<i64>) -> i64 {
+    match object {
+        Object::Pod(pod) => {
+            let bound = pod.spec.as_ref().is_some_and(|s| !s.node_name.is_empty());
+            let finished = pod
+                .status
+                .as_ref()
+                .is_some_and(|s| s.phase == "Succeeded" || s.phase == "Failed");
+            if !bound || finished {
+                return 0;
+            }
+            let default = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+                .unwrap_or(30);
+            requested.unwrap_or(default).max(0)
+        }
+        _ => 0,
+    }
+}
+
+/// The object an update writes: the caller's object with what it may not change kept from
+/// `current` (status for the main resource; everything but status for the status one;
+/// identity and deletion fields always).
+fn merge_update(
+    current: &Object,
+    incoming: &Object,
+    subresource: Subresource,
+) -> Result<Object, RegistryError> {
+    let kind = current.kind();
+    let mut next = match subresource {
+        Subresource::Main => {
+            let (body, _) = split_status(incoming)?;
+            let (_, status) = split_status(current)?;
+            with_status(kind, body, status)?
+        }
+        Subresource::Status => {
+            let (body, _) = split_status(current)?;
+            let (_, status) = split_status(incoming)?;
+            with_status(kind, body, status)?
+        }
+    };
+    let old = current.metadata();
+    let meta = next.metadata_mut();
+    meta.uid = old.uid.clone();
+    meta.creation_timestamp = old.creation_timestamp.clone();
+    meta.deletion_timestamp = old.deletion_timestamp.clone();
+    meta.deletion_grace_period_seconds = old.deletion_grace_period_seconds;
+    meta.namespace = old.namespace.clone();
+    meta.generate_name = old.generate_name.clone();
+    if subresource == Subresource::Status {
+        meta.labels = old.labels.clone();
+        meta.annotations = old.annotations.clone();
+        meta.finalizers = old.finalizers.clone();
+        meta.owner_references = old.owner_references.clone();
+    }
+    Ok(next)
+}
+
+#[cfg(test)]
+#[path = "registry_test.rs"]
+mod registry_test;

@@ -1,0 +1,520 @@
+//! Registry semantics over the in-memory store: each test names the Kubernetes rule it
+//! holds the registry to.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use rafter_proto::{parse_object, FieldSelector, Kind, Object, Selector};
+
+use crate::registry::{
+    DeleteOptions, ListOptions, Propagation, Registry, RegistryError, Subresource, WatchEventType,
+};
+use crate::store::{MemKv, ReadConsistency};
+
+fn registry() -> Registry<MemKv> {
+    Registry::new(Arc::new(MemKv::new().unwrap()))
+}
+
+fn object(yaml: &str) -> Object {
+    parse_object(yaml, "test").unwrap()
+}
+
+fn pod(name: &str, labels: &str, node: &str) -> Object {
+    object(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels: {{{labels}}}\nspec:\n  nodeName: '{node}'\n  containers:\n  - name: c\n    image: busybox\n"
+    ))
+}
+
+fn deployment(name: &str, image: &str) -> Object {
+    object(&format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n      - name: c\n        image: {image}\n"
+    ))
+}
+
+#[tokio::test]
+async fn create_assigns_uid_timestamp_and_resource_version_and_refuses_duplicates() {
+    let r = registry();
+    let created = r.create(pod("a", "", ""), false).await.unwrap();
+    let meta = created.metadata();
+    assert!(!meta.uid.is_empty());
+    assert!(meta
+        .creation_timestamp
+        .as_deref()
+        .is_some_and(|t| t.ends_with('Z')));
+    assert_eq!(meta.namespace, "default");
+    assert_eq!(meta.generation, 1);
+    let read = r
+        .get(Kind::Pod, "default", "a", ReadConsistency::Linearizable)
+        .await
+        .unwrap();
+    assert_eq!(read.metadata().resource_version, meta.resource_version);
+    assert_eq!(read, created);
+    let again = r.create(pod("a", "", ""), false).await.unwrap_err();
+    assert!(
+        matches!(again, RegistryError::AlreadyExists { .. }),
+        "{again}"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_create_writes_nothing() {
+    let r = registry();
+    r.create(pod("a", "", ""), true).await.unwrap();
+    let err = r
+        .get(Kind::Pod, "default", "a", ReadConsistency::Linearizable)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::NotFound { .. }));
+}
+
+#[tokio::test]
+async fn objects_need_an_existing_namespace() {
+    let r = registry();
+    let mut p = pod("a", "", "");
+    p.metadata_mut().namespace = "team".into();
+    let err = r.create(p.clone(), false).await.unwrap_err();
+    assert!(
+        matches!(&err, RegistryError::Forbidden(m) if m.contains("team")),
+        "{err}"
+    );
+    r.create(
+        object("apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n"),
+        false,
+    )
+    .await
+    .unwrap();
+    r.create(p, false).await.unwrap();
+}
+
+#[tokio::test]
+async fn invalid_objects_are_refused_with_every_field_error() {
+    let r = registry();
+    let bad = object("apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Name}\nspec:\n  restartPolicy: Sometimes\n  containers: [{name: c}]\n");
+    let RegistryError::Invalid { errors, .. } = r.create(bad, false).await.unwrap_err() else {
+        panic!("not Invalid")
+    };
+    let text = errors.join("\n");
+    for path in [
+        "metadata.name",
+        "spec.restartPolicy",
+        "spec.containers[0].image",
+    ] {
+        assert!(text.contains(path), "{path} missing from {text}");
+    }
+}
+
+#[tokio::test]
+async fn a_stale_resource_version_is_a_conflict_and_a_current_one_wins() {
+    let r = registry();
+    let created = r.create(deployment("web", "nginx:1"), false).await.unwrap();
+    let mut first = created.clone();
+    if let Object::Deployment(d) = &mut first {
+        d.spec.as_mut().unwrap().replicas = Some(5);
+    }
+    let updated = r.update(first, Subresource::Main, false).await.unwrap();
+    assert_ne!(
+        updated.metadata().resource_version,
+        created.metadata().resource_version
+    );
+    // A second writer still holding the old resourceVersion loses.
+    let err = r
+        .update(created, Subresource::Main, false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::Conflict { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn generation_moves_on_spec_changes_only() {
+    let r = registry();
+    let created = r.create(deployment("web", "nginx:1"), false).await.unwrap();
+    let mut labelled = created.clone();
+    labelled
+        .metadata_mut()
+        .labels
+        .insert("team".into(), "a".into());
+    let labelled = r.update(labelled, Subresource::Main, false).await.unwrap();
+    assert_eq!(labelled.metadata().generation, 1);
+    let mut changed = labelled.clone();
+    if let Object::Deployment(d) = &mut changed {
+        d.spec
+            .as_mut()
+            .unwrap()
+            .template
+            .as_mut()
+            .unwrap()
+            .spec
+            .as_mut()
+            .unwrap()
+            .containers[0]
+            .image = "nginx:2".into();
+    }
+    let changed = r.update(changed, Subresource::Main, false).await.unwrap();
+    assert_eq!(changed.metadata().generation, 2);
+}
+
+#[tokio::test]
+async fn status_and_spec_are_written_separately() {
+    let r = registry();
+    let created = r.create(deployment("web", "nginx:1"), false).await.unwrap();
+    // A status write that also tries to change the spec changes only the status.
+    let mut status_write = created.clone();
+    if let Object::Deployment(d) = &mut status_write {
+        d.status.get_or_insert_with(Default::default).ready_replicas = 3;
+        d.spec.as_mut().unwrap().replicas = Some(9);
+    }
+    let after = r
+        .update(status_write, Subresource::Status, false)
+        .await
+        .unwrap();
+    let Object::Deployment(d) = &after else {
+        panic!()
+    };
+    assert_eq!(d.status.as_ref().unwrap().ready_replicas, 3);
+    assert_eq!(d.spec.as_ref().unwrap().replicas, Some(1));
+    // A main write that tries to change the status keeps the stored status.
+    let mut main_write = after.clone();
+    if let Object::Deployment(d) = &mut main_write {
+        d.status.as_mut().unwrap().ready_replicas = 0;
+        d.spec.as_mut().unwrap().replicas = Some(2);
+    }
+    let after = r
+        .update(main_write, Subresource::Main, false)
+        .await
+        .unwrap();
+    let Object::Deployment(d) = &after else {
+        panic!()
+    };
+    assert_eq!(d.status.as_ref().unwrap().ready_replicas, 3);
+    assert_eq!(d.spec.as_ref().unwrap().replicas, Some(2));
+}
+
+#[tokio::test]
+async fn generate_name_gives_unique_names() {
+    let r = registry();
+    let mut names = std::collections::BTreeSet::new();
+    for _ in 0..5 {
+        let mut p = pod("placeholder", "", "");
+        p.metadata_mut().name.clear();
+        p.metadata_mut().generate_name = "web-".into();
+        let created = r.create(p, false).await.unwrap();
+        assert!(created.metadata().name.starts_with("web-") && created.metadata().name.len() == 9);
+        names.insert(created.metadata().name.clone());
+    }
+    assert_eq!(names.len(), 5);
+}
+
+#[tokio::test]
+async fn finalizers_hold_a_deleted_object_until_they_are_removed() {
+    let r = registry();
+    let mut cm = object("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, finalizers: [example.com/hold]}\ndata: {a: b}\n");
+    cm = r.create(cm, false).await.unwrap();
+    let (marked, gone) = r
+        .delete(
+            Kind::ConfigMap,
+            "default",
+            "c",
+            &DeleteOptions::default(),
+            false,
+        )
+        .await
+        .unwrap();
+    assert!(!gone);
+    assert!(marked.metadata().deletion_timestamp.is_some());
+    assert_eq!(cm.metadata().uid, marked.metadata().uid);
+    let mut released = marked.clone();
+    released.metadata_mut().finalizers.clear();
+    r.update(released, Subresource::Main, false).await.unwrap();
+    let err = r
+        .get(
+            Kind::ConfigMap,
+            "default",
+            "c",
+            ReadConsistency::Linearizable,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::NotFound { .. }),
+        "the object outlived its last finalizer"
+    );
+}
+
+#[tokio::test]
+async fn foreground_deletion_adds_its_finalizer() {
+    let r = registry();
+    r.create(deployment("web", "nginx:1"), false).await.unwrap();
+    let options = DeleteOptions {
+        propagation: Some(Propagation::Foreground),
+        ..Default::default()
+    };
+    let (marked, gone) = r
+        .delete(Kind::Deployment, "default", "web", &options, false)
+        .await
+        .unwrap();
+    assert!(!gone);
+    assert_eq!(
+        marked.metadata().finalizers,
+        vec!["foregroundDeletion".to_owned()]
+    );
+}
+
+#[tokio::test]
+async fn bound_pods_get_a_grace_period_and_unbound_pods_go_at_once() {
+    let r = registry();
+    r.create(pod("bound", "", "node-1"), false).await.unwrap();
+    r.create(pod("pending", "", ""), false).await.unwrap();
+    let (marked, gone) = r
+        .delete(
+            Kind::Pod,
+            "default",
+            "bound",
+            &DeleteOptions::default(),
+            false,
+        )
+        .await
+        .unwrap();
+    assert!(!gone);
+    assert_eq!(marked.metadata().deletion_grace_period_seconds, Some(30));
+    let now = DeleteOptions {
+        grace_period_seconds: Some(0),
+        ..Default::default()
+    };
+    let (_, gone) = r
+        .delete(Kind::Pod, "default", "bound", &now, false)
+        .await
+        .unwrap();
+    assert!(gone);
+    let (_, gone) = r
+        .delete(
+            Kind::Pod,
+            "default",
+            "pending",
+            &DeleteOptions::default(),
+            false,
+        )
+        .await
+        .unwrap();
+    assert!(gone);
+}
+
+#[tokio::test]
+async fn delete_preconditions_must_hold() {
+    let r = registry();
+    r.create(pod("a", "", ""), false).await.unwrap();
+    let options = DeleteOptions {
+        precondition_uid: Some("other".into()),
+        ..Default::default()
+    };
+    let err = r
+        .delete(Kind::Pod, "default", "a", &options, false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::Conflict { .. }));
+}
+
+#[tokio::test]
+async fn deleting_a_namespace_removes_what_it_holds_and_system_namespaces_stay() {
+    let r = registry();
+    r.create(
+        object("apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n"),
+        false,
+    )
+    .await
+    .unwrap();
+    let mut p = pod("a", "", "");
+    p.metadata_mut().namespace = "team".into();
+    r.create(p, false).await.unwrap();
+    r.create(pod("keep", "", ""), false).await.unwrap();
+    let (_, gone) = r
+        .delete(
+            Kind::Namespace,
+            "",
+            "team",
+            &DeleteOptions::default(),
+            false,
+        )
+        .await
+        .unwrap();
+    assert!(gone);
+    assert!(r
+        .get(Kind::Pod, "team", "a", ReadConsistency::Linearizable)
+        .await
+        .is_err());
+    assert!(r
+        .get(Kind::Pod, "default", "keep", ReadConsistency::Linearizable)
+        .await
+        .is_ok());
+    let err = r
+        .delete(
+            Kind::Namespace,
+            "",
+            "kube-system",
+            &DeleteOptions::default(),
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::Forbidden(_)));
+}
+
+#[tokio::test]
+async fn lists_filter_by_labels_and_fields() {
+    let r = registry();
+    r.create(pod("a", "app: web", "n1"), false).await.unwrap();
+    r.create(pod("b", "app: web", "n2"), false).await.unwrap();
+    r.create(pod("c", "app: db", "n1"), false).await.unwrap();
+    let mut options = ListOptions::all(Kind::Pod, Some("default"));
+    options.labels = Selector::parse("app=web").unwrap();
+    let names: Vec<_> = r
+        .list(&options)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|o| o.metadata().name.clone())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    options.fields = FieldSelector::parse("spec.nodeName=n1").unwrap();
+    let names: Vec<_> = r
+        .list(&options)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|o| o.metadata().name.clone())
+        .collect();
+    assert_eq!(names, ["a"]);
+    let everything = r.list(&ListOptions::all(Kind::Pod, None)).await.unwrap();
+    assert_eq!(everything.items.len(), 3);
+}
+
+#[tokio::test]
+async fn pages_are_read_at_one_revision_even_while_writes_go_on() {
+    let r = registry();
+    for i in 0..7 {
+        r.create(pod(&format!("p{i}"), "", ""), false)
+            .await
+            .unwrap();
+    }
+    let mut options = ListOptions::all(Kind::Pod, Some("default"));
+    options.limit = 3;
+    let first = r.list(&options).await.unwrap();
+    assert_eq!(first.items.len(), 3);
+    assert_eq!(first.remaining, 4);
+    // Writes after the first page must not show up in later pages.
+    r.create(pod("p9", "", ""), false).await.unwrap();
+    r.delete(Kind::Pod, "default", "p5", &DeleteOptions::default(), false)
+        .await
+        .unwrap();
+    let mut seen: Vec<String> = first
+        .items
+        .iter()
+        .map(|o| o.metadata().name.clone())
+        .collect();
+    let mut token = first.continue_token;
+    while let Some(t) = token {
+        options.continue_token = Some(t);
+        let page = r.list(&options).await.unwrap();
+        assert_eq!(page.revision, first.revision);
+        seen.extend(page.items.iter().map(|o| o.metadata().name.clone()));
+        token = page.continue_token;
+    }
+    assert_eq!(seen, ["p0", "p1", "p2", "p3", "p4", "p5", "p6"]);
+    options.continue_token = Some("garbage".into());
+    assert!(matches!(
+        r.list(&options).await.unwrap_err(),
+        RegistryError::BadRequest(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_watch_from_a_revision_sees_every_change_in_order_with_selector_transitions() {
+    let r = registry();
+    let start = r.create(pod("a", "app: web", ""), false).await.unwrap();
+    let mut options = ListOptions::all(Kind::Pod, Some("default"));
+    options.labels = Selector::parse("app=web").unwrap();
+    let mut watch = r
+        .watch(options, Some(&start.metadata().resource_version))
+        .await
+        .unwrap();
+    let b = r.create(pod("b", "app: web", ""), false).await.unwrap();
+    let mut relabelled = b.clone();
+    relabelled
+        .metadata_mut()
+        .labels
+        .insert("app".into(), "db".into());
+    r.update(relabelled, Subresource::Main, false)
+        .await
+        .unwrap();
+    r.create(pod("c", "app: db", ""), false).await.unwrap();
+    r.delete(Kind::Pod, "default", "a", &DeleteOptions::default(), false)
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let event = tokio::time::timeout(Duration::from_secs(5), watch.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        got.push((
+            event.event_type,
+            event.object.unwrap().metadata().name.clone(),
+            event.revision,
+        ));
+    }
+    let kinds: Vec<_> = got.iter().map(|(t, n, _)| (*t, n.as_str())).collect();
+    assert_eq!(
+        kinds,
+        [
+            (WatchEventType::Added, "b"),
+            (WatchEventType::Deleted, "b"),
+            (WatchEventType::Deleted, "a")
+        ]
+    );
+    assert!(
+        got.windows(2).all(|w| w[0].2 < w[1].2),
+        "revisions out of order: {got:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_watch_without_a_revision_starts_with_the_current_state() {
+    let r = registry();
+    r.create(pod("a", "", ""), false).await.unwrap();
+    let mut watch = r
+        .watch(ListOptions::all(Kind::Pod, None), None)
+        .await
+        .unwrap();
+    let first = watch.next().await.unwrap().unwrap();
+    assert_eq!(first.event_type, WatchEventType::Added);
+    r.create(pod("b", "", ""), false).await.unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            second.event_type,
+            second.object.unwrap().metadata().name.clone()
+        ),
+        (WatchEventType::Added, "b".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn pod_quota_is_enforced_with_a_clear_message() {
+    let r = registry();
+    r.create(object("apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: q}\nspec:\n  hard: {pods: 2, requests.cpu: '1'}\n"), false).await.unwrap();
+    r.create(pod("a", "", ""), false).await.unwrap();
+    r.create(pod("b", "", ""), false).await.unwrap();
+    // Each defaulted pod asks for 500m: the second reaches the CPU limit exactly, the third the pod count.
+    let err = r.create(pod("c", "", ""), false).await.unwrap_err();
+    assert!(
+        matches!(&err, RegistryError::Forbidden(m) if m.contains("exceeded quota: q")),
+        "{err}"
+    );
+}

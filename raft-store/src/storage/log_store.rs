@@ -71,6 +71,11 @@ impl LogStore {
         LogStore { db }
     }
 
+    /// A weak reference to the database, to observe when every user has closed it.
+    pub(crate) fn db_weak(&self) -> std::sync::Weak<DB> {
+        Arc::downgrade(&self.db)
+    }
+
     fn get_meta<T: serde::de::DeserializeOwned>(
         db: &DB,
         key: &[u8],

@@ -1,0 +1,24 @@
+//! Raft between members over tonic gRPC (the internal `rafter.raft.v1.Raft` service).
+//!
+//! Owns the client ([`GrpcNetworkFactory`]), the server ([`RaftGrpcService`]) and the wire
+//! encoding. Fault injection for tests is [`NetworkFaults`], applied on the sending side so
+//! tests exercise the real transport. It must not touch storage.
+//!
+//! ```text
+//!  openraft (leader) ─ RaftNetwork ─► GrpcNetwork ══ gRPC ══► RaftGrpcService ─► openraft (follower)
+//! ```
+
+mod client;
+mod codec;
+mod server;
+
+pub(crate) use client::connect;
+pub use client::GrpcNetwork;
+pub use client::GrpcNetworkFactory;
+pub use client::NetworkFaults;
+pub(crate) use codec::from_bytes;
+pub(crate) use codec::to_bytes;
+pub use server::RaftGrpcService;
+
+/// Largest gRPC message between members (a batch of entries or a snapshot chunk).
+pub(crate) const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;

@@ -1,0 +1,83 @@
+//! The server side of the internal Raft service: decodes requests and feeds the local `Raft`.
+//!
+//! Owns [`RaftGrpcService`]. It must not interpret the messages: openraft does.
+
+use openraft::error::ClientWriteError;
+use openraft::error::RaftError;
+use rafter_proto::raft::raft_server::Raft as RaftRpc;
+use rafter_proto::raft::RaftPayload;
+use tonic::Request;
+use tonic::Response;
+use tonic::Status;
+
+use crate::kv::Command;
+use crate::network::codec::from_bytes;
+use crate::network::codec::to_bytes;
+use crate::types::ApplyResult;
+use crate::types::NodeId;
+use crate::types::TypeConfig;
+
+/// Serves the `rafter.raft.v1.Raft` gRPC service for one member.
+#[derive(Clone)]
+pub struct RaftGrpcService {
+    raft: openraft::Raft<TypeConfig>,
+}
+
+impl RaftGrpcService {
+    /// Serve RPCs into `raft`.
+    pub fn new(raft: openraft::Raft<TypeConfig>) -> Self {
+        RaftGrpcService { raft }
+    }
+
+    /// The tonic service, with message limits large enough for batches of 1.5 MiB values.
+    pub fn into_server(self) -> rafter_proto::raft::raft_server::RaftServer<Self> {
+        rafter_proto::raft::raft_server::RaftServer::new(self)
+            .max_decoding_message_size(crate::network::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(crate::network::MAX_MESSAGE_BYTES)
+    }
+}
+
+fn payload(data: Vec<u8>) -> Response<RaftPayload> {
+    Response::new(RaftPayload { data })
+}
+
+#[tonic::async_trait]
+impl RaftRpc for RaftGrpcService {
+    async fn append_entries(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        let req = from_bytes(&request.into_inner().data)?;
+        let resp = self.raft.append_entries(req).await;
+        Ok(payload(to_bytes(&resp)?))
+    }
+
+    async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let req = from_bytes(&request.into_inner().data)?;
+        let resp = self.raft.vote(req).await;
+        Ok(payload(to_bytes(&resp)?))
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        let req = from_bytes(&request.into_inner().data)?;
+        let resp = self.raft.install_snapshot(req).await;
+        Ok(payload(to_bytes(&resp)?))
+    }
+
+    async fn client_write(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        let mut cmd: Command = from_bytes(&request.into_inner().data)?;
+        // Time is decided by the leader: restamp the forwarded entry with this member's clock.
+        cmd.now_ms = crate::node::now_ms();
+        let resp: Result<
+            ApplyResult,
+            RaftError<NodeId, ClientWriteError<NodeId, openraft::BasicNode>>,
+        > = self.raft.client_write(cmd).await.map(|r| r.data);
+        Ok(payload(to_bytes(&resp)?))
+    }
+}

@@ -1,0 +1,18 @@
+//! A member of the store: the client-facing facade over Raft, storage and network.
+//!
+//! Owns [`Node`], its configuration, its errors and watches. It must not implement
+//! key-space logic (`kv`), disk formats (`storage`) or the wire protocol (`network`).
+
+mod config;
+mod error;
+#[allow(clippy::module_inception)]
+mod node;
+mod watch;
+
+pub use config::NodeConfig;
+pub use error::NodeError;
+pub(crate) use node::now_ms;
+pub use node::Consistency;
+pub use node::Node;
+pub use watch::Watch;
+pub use watch::WatchRequest;

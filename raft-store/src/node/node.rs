@@ -1,0 +1,538 @@
+//! One member of the replicated store: Raft, its storage, its gRPC endpoint and the
+//! leader's housekeeping, behind a small client API.
+//!
+//! Owns [`Node`]: start/stop, bootstrap and membership, client operations, reads with a
+//! chosen consistency, watches. Writes become log entries stamped with this member's clock
+//! (only the leader's entries commit, so time is the leader's). It must not interpret keys.
+//!
+//! ```text
+//!  put/txn/... ─► Command{now_ms, op} ─► raft.client_write ─► (quorum, fsync) ─► apply ─► answer
+//!  range(Linearizable) ─► raft.ensure_linearizable (read index) ─► local read
+//!  range(Serializable) ─► local read (possibly stale)
+//!  housekeeping (leader only): extend leases on election, expire leases, compact history
+//! ```
+
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::RwLock;
+use std::sync::Weak;
+use std::time::Duration;
+use std::time::Instant;
+
+use openraft::error::CheckIsLeaderError;
+use openraft::error::ClientWriteError;
+use openraft::error::RaftError;
+use openraft::BasicNode;
+use openraft::RaftMetrics;
+use openraft::ServerState;
+use tokio::sync::watch as tokio_watch;
+use tokio::task::JoinHandle;
+
+use crate::kv::*;
+use crate::network::GrpcNetworkFactory;
+use crate::network::RaftGrpcService;
+use crate::node::config::NodeConfig;
+use crate::node::error::NodeError;
+use crate::node::watch::spawn_watch;
+use crate::node::watch::Watch;
+use crate::node::watch::WatchRequest;
+use crate::storage::StateHandle;
+use crate::types::ApplyResult;
+use crate::types::NodeId;
+use crate::types::TypeConfig;
+
+/// How fresh a read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// Reflects every write acknowledged before the read started (leader only; read index).
+    #[default]
+    Linearizable,
+    /// This member's applied state, possibly stale; served by any member.
+    Serializable,
+}
+
+struct NodeInner {
+    id: NodeId,
+    addr: String,
+    config: NodeConfig,
+    raft: openraft::Raft<TypeConfig>,
+    handle: RwLock<Option<StateHandle>>,
+    shutdown: tokio_watch::Sender<bool>,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    db: Weak<rocksdb::DB>,
+}
+
+/// A running member of the store. Cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.inner.id)
+            .field("addr", &self.inner.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn stopped(e: impl std::fmt::Display) -> NodeError {
+    NodeError::Stopped(e.to_string())
+}
+
+fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> NodeError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => NodeError::ForwardToLeader {
+            leader_id: f.leader_id,
+            addr: f.leader_node.map(|n| n.addr),
+        },
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            NodeError::Membership(e.to_string())
+        }
+        RaftError::Fatal(f) => stopped(f),
+    }
+}
+
+impl Node {
+    /// Open the store in `config.data_dir`, bind the Raft endpoint and start Raft.
+    ///
+    /// A fresh member waits for [`Node::initialize`] (on one member) or to be added by the
+    /// leader; a restarted member rejoins with its stored log and state.
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        if config.id == 0 {
+            return Err(NodeError::Config("member id must be non-zero".into()));
+        }
+        let dir = config.data_dir.clone();
+        let limits = config.limits;
+        let (log, sm) =
+            tokio::task::spawn_blocking(move || crate::storage::open_store(&dir, limits))
+                .await
+                .map_err(stopped)??;
+        let handle = sm.handle();
+        let db = log.db_weak();
+        let raft_config = openraft::Config {
+            cluster_name: "rafter".into(),
+            heartbeat_interval: config.heartbeat_interval.as_millis() as u64,
+            election_timeout_min: config.election_timeout_min.as_millis() as u64,
+            election_timeout_max: config.election_timeout_max.as_millis() as u64,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every_entries),
+            max_in_snapshot_log_to_keep: config.logs_kept_after_snapshot,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| NodeError::Config(e.to_string()))?;
+        let listener = tokio::net::TcpListener::bind(config.listen_addr)
+            .await
+            .map_err(|e| NodeError::Transport(format!("bind {}: {e}", config.listen_addr)))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| NodeError::Transport(e.to_string()))?;
+        let addr = config
+            .advertise_addr
+            .clone()
+            .unwrap_or_else(|| local.to_string());
+        let network = GrpcNetworkFactory::new(config.id, config.faults.clone());
+        let raft = openraft::Raft::new(config.id, Arc::new(raft_config), network, log, sm)
+            .await
+            .map_err(stopped)?;
+        let (shutdown, shutdown_rx) = tokio_watch::channel(false);
+        let service = RaftGrpcService::new(raft.clone()).into_server();
+        let mut server_shutdown = shutdown_rx.clone();
+        let server = tokio::spawn(async move {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            let result = tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(service)
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = server_shutdown.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "raft endpoint stopped");
+            }
+        });
+        tracing::info!(id = config.id, %addr, "raft-store member started");
+        let node = Node {
+            inner: Arc::new(NodeInner {
+                id: config.id,
+                addr,
+                config,
+                raft,
+                handle: RwLock::new(Some(handle)),
+                shutdown,
+                tasks: std::sync::Mutex::new(Vec::new()),
+                db,
+            }),
+        };
+        let housekeeping = tokio::spawn(housekeeping(node.clone_weak(), shutdown_rx));
+        if let Ok(mut tasks) = node.inner.tasks.lock() {
+            tasks.push(server);
+            tasks.push(housekeeping);
+        }
+        Ok(node)
+    }
+
+    fn clone_weak(&self) -> Weak<NodeInner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    /// This member's id.
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// The address peers reach this member's Raft endpoint at.
+    pub fn addr(&self) -> &str {
+        &self.inner.addr
+    }
+
+    /// The openraft handle, for metrics and `wait()` conditions.
+    pub fn raft(&self) -> &openraft::Raft<TypeConfig> {
+        &self.inner.raft
+    }
+
+    /// A live view of Raft metrics (leader, term, applied index, membership).
+    pub fn metrics(&self) -> tokio_watch::Receiver<RaftMetrics<NodeId, BasicNode>> {
+        self.inner.raft.metrics()
+    }
+
+    /// The current leader as this member sees it: id and Raft address.
+    pub fn leader(&self) -> Option<(NodeId, String)> {
+        let m = self.inner.raft.metrics().borrow().clone();
+        let id = m.current_leader?;
+        let addr = m
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())
+            .unwrap_or_default();
+        Some((id, addr))
+    }
+
+    fn handle(&self) -> Result<StateHandle, NodeError> {
+        self.inner
+            .handle
+            .read()
+            .ok()
+            .and_then(|h| h.clone())
+            .ok_or_else(|| NodeError::Stopped("member is shut down".into()))
+    }
+
+    /// Make this member the first of a new cluster whose voters are `members` (id → Raft
+    /// address). Call it once, on one member.
+    pub async fn initialize(&self, members: BTreeMap<NodeId, String>) -> Result<(), NodeError> {
+        let nodes: BTreeMap<NodeId, BasicNode> = members
+            .into_iter()
+            .map(|(id, addr)| (id, BasicNode { addr }))
+            .collect();
+        self.inner
+            .raft
+            .initialize(nodes)
+            .await
+            .map_err(|e| match e {
+                RaftError::APIError(e) => NodeError::Membership(e.to_string()),
+                RaftError::Fatal(f) => stopped(f),
+            })
+    }
+
+    /// Add a non-voting learner and wait until it has caught up with the log.
+    pub async fn add_learner(&self, id: NodeId, addr: String) -> Result<(), NodeError> {
+        self.inner
+            .raft
+            .add_learner(id, BasicNode { addr }, true)
+            .await
+            .map(|_| ())
+            .map_err(write_error)
+    }
+
+    /// Replace the set of voters (promote learners, remove members); leader only.
+    pub async fn change_membership(&self, voters: BTreeSet<NodeId>) -> Result<(), NodeError> {
+        self.inner
+            .raft
+            .change_membership(voters, false)
+            .await
+            .map(|_| ())
+            .map_err(write_error)
+    }
+
+    /// Propose `op` and wait for it to be applied; bounded by the request timeout.
+    async fn write(&self, op: Op) -> Result<KvResponse, NodeError> {
+        let timeout = self.inner.config.request_timeout;
+        let cmd = Command {
+            now_ms: now_ms(),
+            op,
+        };
+        let fut = self.inner.raft.client_write(cmd.clone());
+        let result: ApplyResult = match tokio::time::timeout(timeout, fut).await {
+            Err(_) => return Err(NodeError::Timeout { after: timeout }),
+            Ok(Ok(resp)) => resp.data,
+            Ok(Err(e)) => match write_error(e) {
+                NodeError::ForwardToLeader {
+                    leader_id,
+                    addr: Some(addr),
+                } if self.inner.config.forward_writes => {
+                    let _ = leader_id;
+                    forward_write(&addr, cmd, timeout).await?
+                }
+                other => return Err(other),
+            },
+        };
+        result.map_err(NodeError::Kv)
+    }
+
+    /// Put one key.
+    pub async fn put(&self, req: PutRequest) -> Result<PutResponse, NodeError> {
+        match self.write(Op::Put(req)).await? {
+            KvResponse::Put(r) => Ok(r),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Delete a key or a range of keys.
+    pub async fn delete(&self, req: DeleteRequest) -> Result<DeleteResponse, NodeError> {
+        match self.write(Op::Delete(req)).await? {
+            KvResponse::Delete(r) => Ok(r),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Run a compare-and-swap transaction.
+    pub async fn txn(&self, req: TxnRequest) -> Result<TxnResponse, NodeError> {
+        match self.write(Op::Txn(req)).await? {
+            KvResponse::Txn(r) => Ok(r),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Drop history below `revision`.
+    pub async fn compact(&self, revision: u64) -> Result<(), NodeError> {
+        self.write(Op::Compact { revision }).await.map(|_| ())
+    }
+
+    /// Grant a lease of `ttl`; `id = 0` lets the store choose. Returns the lease id.
+    pub async fn lease_grant(&self, id: u64, ttl: Duration) -> Result<u64, NodeError> {
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        match self.write(Op::LeaseGrant { id, ttl_ms }).await? {
+            KvResponse::LeaseGrant { id, .. } => Ok(id),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Revoke a lease, deleting its keys.
+    pub async fn lease_revoke(&self, id: u64) -> Result<(), NodeError> {
+        self.write(Op::LeaseRevoke { id }).await.map(|_| ())
+    }
+
+    /// Renew a lease for its full TTL; returns the TTL.
+    pub async fn lease_keep_alive(&self, id: u64) -> Result<Duration, NodeError> {
+        match self.write(Op::LeaseKeepAlive { id }).await? {
+            KvResponse::LeaseKeepAlive { ttl_ms, .. } => Ok(Duration::from_millis(ttl_ms)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// A lease as this member has applied it (serializable).
+    pub async fn lease(&self, id: u64) -> Result<Option<Lease>, NodeError> {
+        Ok(self.handle()?.read(move |kv| kv.lease(id)).await??)
+    }
+
+    async fn read_barrier(&self, consistency: Consistency) -> Result<(), NodeError> {
+        if consistency == Consistency::Serializable {
+            return Ok(());
+        }
+        let timeout = self.inner.config.request_timeout;
+        match tokio::time::timeout(timeout, self.inner.raft.ensure_linearizable()).await {
+            Err(_) => Err(NodeError::Timeout { after: timeout }),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
+                Err(NodeError::ForwardToLeader {
+                    leader_id: f.leader_id,
+                    addr: f.leader_node.map(|n| n.addr),
+                })
+            }
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => {
+                Err(NodeError::Transport(e.to_string()))
+            }
+            Ok(Err(RaftError::Fatal(f))) => Err(stopped(f)),
+        }
+    }
+
+    /// Read keys with the given consistency.
+    pub async fn range(
+        &self,
+        req: RangeRequest,
+        consistency: Consistency,
+    ) -> Result<RangeResponse, NodeError> {
+        self.read_barrier(consistency).await?;
+        Ok(self.handle()?.read(move |kv| kv.range(&req)).await??)
+    }
+
+    /// Read one key with the given consistency.
+    pub async fn get(
+        &self,
+        key: impl Into<Vec<u8>>,
+        consistency: Consistency,
+    ) -> Result<Option<KeyValue>, NodeError> {
+        let mut resp = self
+            .range(RangeRequest::new(KeyRange::key(key)), consistency)
+            .await?;
+        Ok(resp.kvs.pop())
+    }
+
+    /// This member's current revision (serializable).
+    pub async fn revision(&self) -> Result<u64, NodeError> {
+        Ok(self.handle()?.read(|kv| kv.revision()).await?)
+    }
+
+    /// Watch keys on this member: every change from `start_revision`, once, in order.
+    pub fn watch(&self, req: WatchRequest) -> Result<Watch, NodeError> {
+        let handle = self.handle()?;
+        Ok(spawn_watch(
+            handle,
+            Some(req.range),
+            req.start_revision,
+            req.prev_kv,
+            self.inner.shutdown.subscribe(),
+        ))
+    }
+
+    /// Every applied revision from `from_revision` (0: from now), with previous values: the
+    /// feed for in-process subscribers such as informers.
+    pub fn subscribe_applied(&self, from_revision: u64) -> Result<Watch, NodeError> {
+        let handle = self.handle()?;
+        Ok(spawn_watch(
+            handle,
+            None,
+            from_revision,
+            true,
+            self.inner.shutdown.subscribe(),
+        ))
+    }
+
+    /// Stop Raft, the endpoint and background tasks, and wait until the database is closed,
+    /// so the same data directory can be opened again.
+    pub async fn shutdown(&self) -> Result<(), NodeError> {
+        let _ = self.inner.shutdown.send(true);
+        let raft_result = self.inner.raft.shutdown().await;
+        let tasks: Vec<JoinHandle<()>> = self
+            .inner
+            .tasks
+            .lock()
+            .map(|mut t| t.drain(..).collect())
+            .unwrap_or_default();
+        for task in tasks {
+            let _ = task.await;
+        }
+        if let Ok(mut h) = self.inner.handle.write() {
+            h.take();
+        }
+        raft_result.map_err(stopped)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.inner.db.strong_count() > 0 {
+            if Instant::now() > deadline {
+                return Err(NodeError::Stopped(
+                    "database still in use after shutdown".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tracing::info!(id = self.inner.id, "raft-store member stopped");
+        Ok(())
+    }
+}
+
+fn unexpected(resp: KvResponse) -> NodeError {
+    NodeError::Kv(KvError::Storage(format!("unexpected response {resp:?}")))
+}
+
+/// Send a write to the leader's Raft endpoint (the `ClientWrite` RPC).
+async fn forward_write(
+    addr: &str,
+    cmd: Command,
+    timeout: Duration,
+) -> Result<ApplyResult, NodeError> {
+    let mut client =
+        crate::network::connect(addr).map_err(|e| NodeError::Transport(e.to_string()))?;
+    let data = crate::network::to_bytes(&cmd).map_err(|s| NodeError::Transport(s.to_string()))?;
+    let reply = tokio::time::timeout(
+        timeout,
+        client.client_write(rafter_proto::raft::RaftPayload { data }),
+    )
+    .await
+    .map_err(|_| NodeError::Timeout { after: timeout })?
+    .map_err(|s| NodeError::Transport(s.to_string()))?;
+    let decoded: Result<ApplyResult, RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>> =
+        crate::network::from_bytes(&reply.into_inner().data)
+            .map_err(|s| NodeError::Transport(s.to_string()))?;
+    decoded.map_err(write_error)
+}
+
+/// The leader's periodic duties: on winning an election give every lease its full TTL again
+/// (so a failover never expires leases early), then propose expiry of leases whose time has
+/// passed and, if configured, compaction of old history.
+async fn housekeeping(node: Weak<NodeInner>, mut shutdown: tokio_watch::Receiver<bool>) {
+    let interval = match node.upgrade() {
+        Some(n) => n.config.housekeeping_interval,
+        None => return,
+    };
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut extended_in_term: Option<u64> = None;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        let Some(inner) = node.upgrade() else { return };
+        let node = Node { inner };
+        let m = node.inner.raft.metrics().borrow().clone();
+        if m.state != ServerState::Leader {
+            extended_in_term = None;
+            continue;
+        }
+        if extended_in_term != Some(m.current_term) {
+            match node.write(Op::LeaseExtendAll).await {
+                Ok(_) => extended_in_term = Some(m.current_term),
+                Err(e) => tracing::debug!(error = %e, "lease extension not committed yet"),
+            }
+            continue;
+        }
+        let now = now_ms();
+        let Ok(handle) = node.handle() else { return };
+        let retention = node.inner.config.history_retention;
+        let due = handle
+            .read(move |kv| {
+                let expired = kv
+                    .leases()
+                    .map(|ls| ls.iter().any(|l| l.expires_at_ms <= now))
+                    .unwrap_or(false);
+                let compact_to = retention.and_then(|keep| {
+                    let target = kv.revision().saturating_sub(keep);
+                    (target > kv.compact_revision()).then_some(target)
+                });
+                (expired, compact_to)
+            })
+            .await;
+        let Ok((expired, compact_to)) = due else {
+            continue;
+        };
+        if expired {
+            if let Err(e) = node.write(Op::LeaseExpire).await {
+                tracing::debug!(error = %e, "lease expiry not committed");
+            }
+        }
+        if let Some(revision) = compact_to {
+            if let Err(e) = node.write(Op::Compact { revision }).await {
+                tracing::debug!(error = %e, "automatic compaction not committed");
+            }
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of `raft-store`: real members over real tonic on loopback, each with its
+//! own RocksDB directory. Grouped by topic; shared fixtures live in `cluster.rs`.
+
+mod cluster;
+mod leases;
+mod membership;
+mod replication;
+mod watch;

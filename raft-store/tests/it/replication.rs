@@ -1,0 +1,260 @@
+//! Writes, failover, restarts and quorum loss on a three-member cluster.
+
+use std::time::Duration;
+use std::time::Instant;
+
+use raft_store::Consistency;
+use raft_store::KeyRange;
+use raft_store::NodeError;
+use raft_store::PutRequest;
+use raft_store::RangeRequest;
+
+use crate::cluster::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_commit_and_every_member_applies_them() {
+    let c = TestCluster::start(3).await;
+    let leader = c.wait_for_leader().await;
+    for i in 0..10 {
+        let r = leader
+            .put(PutRequest::new(format!("k{i}"), format!("v{i}")))
+            .await
+            .unwrap();
+        assert_eq!(r.revision, i + 1);
+    }
+    c.wait_applied_everywhere().await;
+    for id in 1..=3 {
+        assert_eq!(
+            c.value_on(id, "k9").await.as_deref(),
+            Some("v9"),
+            "member {id}"
+        );
+    }
+    let r = leader
+        .range(
+            RangeRequest::new(KeyRange::prefix("k")),
+            Consistency::Linearizable,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.count, 10);
+    c.shutdown_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn write_or_linearizable_read_on_a_follower_names_the_leader() {
+    let c = TestCluster::start(3).await;
+    let leader = c.wait_for_leader().await;
+    let follower = &c.nodes[&c.follower_ids(leader.id())[0]];
+    match follower.put(PutRequest::new("k", "v")).await {
+        Err(NodeError::ForwardToLeader { leader_id, addr }) => {
+            assert_eq!(leader_id, Some(leader.id()));
+            assert_eq!(addr.as_deref(), Some(leader.addr()));
+        }
+        other => panic!("expected ForwardToLeader, got {other:?}"),
+    }
+    let read = follower.get("k", Consistency::Linearizable).await;
+    assert!(
+        matches!(read, Err(NodeError::ForwardToLeader { .. })),
+        "{read:?}"
+    );
+    assert!(follower
+        .get("k", Consistency::Serializable)
+        .await
+        .unwrap()
+        .is_none());
+    c.shutdown_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn follower_forwards_writes_to_the_leader_when_configured() {
+    let c = TestCluster::start_with(3, |cfg| cfg.forward_writes = true).await;
+    let leader = c.wait_for_leader().await;
+    let follower = c.nodes[&c.follower_ids(leader.id())[0]].clone();
+    let r = follower.put(PutRequest::new("fwd", "1")).await.unwrap();
+    assert_eq!(r.revision, 1);
+    assert_eq!(
+        leader
+            .get("fwd", Consistency::Linearizable)
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        b"1"
+    );
+    c.shutdown_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killing_the_leader_elects_a_new_one_and_writes_resume() {
+    let mut c = TestCluster::start(3).await;
+    c.put("before", "1").await;
+    let old = c.wait_for_leader().await.id();
+    c.stop(old).await;
+    let new = c.wait_for_leader().await;
+    assert_ne!(new.id(), old);
+    c.put("after", "2").await;
+    assert_eq!(
+        new.get("before", Consistency::Linearizable)
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        b"1"
+    );
+    assert_eq!(
+        new.get("after", Consistency::Linearizable)
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        b"2"
+    );
+    c.shutdown_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stopped_follower_restarts_from_its_directory_and_catches_up() {
+    let mut c = TestCluster::start(3).await;
+    c.put("a", "1").await;
+    let leader = c.wait_for_leader().await.id();
+    let follower = c.follower_ids(leader)[0];
+    c.stop(follower).await;
+    for i in 0..20 {
+        c.put(&format!("while-down/{i}"), "x").await;
+    }
+    c.restart(follower).await;
+    c.wait_applied_everywhere().await;
+    assert_eq!(c.value_on(follower, "a").await.as_deref(), Some("1"));
+    assert_eq!(
+        c.value_on(follower, "while-down/19").await.as_deref(),
+        Some("x")
+    );
+    c.shutdown_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn follower_behind_the_snapshot_point_catches_up_by_snapshot() {
+    let mut c = TestCluster::start_with(3, |cfg| {
+        cfg.snapshot_every_entries = 10;
+        cfg.logs_kept_after_snapshot = 0;
+    })
+    .await;
+    let leader = c.wait_for_leader().await.id();
+    let follower = c.follower_ids(leader)[0];
+    c.stop(follower).await;
+    for i in 0..40 {
+        c.put(&format!("s/{i:02}"), &i.to_string()).await;
+    }
+    let leader_node = c.wait_for_leader().await;
+    eventually("leader purged its log behind a snapshot", || async {
+        leader_node
+            .metrics()
+            .borrow()
+            .purged
+            .map(|p| p.index > 5)
+            .filter(|p| *p)
+    })
+    .await;
+    let node = c.restart(follower).await;
+    c.wait_applied_everywhere().await;
+    assert!(
+        node.metrics().borrow().snapshot.is_some(),
+        "follower installed a snapshot"
+    );
+    let r = node
+        .range(
+            RangeRequest::new(KeyRange::prefix("s/")),
+            Consistency::Serializable,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.count, 40);
+    assert_eq!(r.kvs[39].value, b"39");
+    c.put("after-snapshot", "1").await;
+    c.wait_applied_everywhere().await;
+    assert_eq!(
+        c.value_on(follower, "after-snapshot").await.as_deref(),
+        Some("1")
+    );
+    c.shutdown_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn all_members_restarted_keep_every_acknowledged_write() {
+    let mut c = TestCluster::start(3).await;
+    let mut acked = Vec::new();
+    for i in 0..30 {
+        let r = c.put(&format!("durable/{i}"), &i.to_string()).await;
+        acked.push((i, r.revision));
+    }
+    for id in [1, 2, 3] {
+        c.stop(id).await;
+    }
+    for id in [1, 2, 3] {
+        c.restart(id).await;
+    }
+    let leader = c.wait_for_leader().await;
+    for (i, rev) in acked {
+        let kv = leader
+            .get(format!("durable/{i}"), Consistency::Linearizable)
+            .await
+            .unwrap()
+            .expect("acked write");
+        assert_eq!(
+            (kv.value, kv.mod_revision),
+            (i.to_string().into_bytes(), rev)
+        );
+    }
+    c.shutdown_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn write_without_quorum_fails_within_the_request_timeout() {
+    let mut c = TestCluster::start(3).await;
+    let leader = c.wait_for_leader().await;
+    for id in c.follower_ids(leader.id()) {
+        c.stop(id).await;
+    }
+    let started = Instant::now();
+    let r = leader.put(PutRequest::new("lonely", "1")).await;
+    assert!(r.is_err(), "a write without quorum must fail: {r:?}");
+    assert!(r.unwrap_err().is_retryable());
+    assert!(started.elapsed() < Duration::from_secs(3) + Duration::from_secs(2));
+    c.shutdown_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn isolated_leader_is_replaced_and_rejoins_as_a_follower() {
+    let c = TestCluster::start(3).await;
+    c.put("k", "1").await;
+    let old = c.wait_for_leader().await.id();
+    c.faults.isolate(old);
+    let others = c.follower_ids(old);
+    let new_leader = eventually("the connected majority elects a new leader", || async {
+        others
+            .iter()
+            .find(|id| {
+                let m = c.nodes[id].metrics().borrow().clone();
+                m.state == openraft::ServerState::Leader
+            })
+            .copied()
+    })
+    .await;
+    let r = c.nodes[&new_leader]
+        .put(PutRequest::new("k", "2"))
+        .await
+        .unwrap();
+    c.faults.heal(old);
+    c.wait_applied_everywhere().await;
+    let kv = c.nodes[&old]
+        .get("k", Consistency::Serializable)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (kv.value.as_slice(), kv.mod_revision),
+        (&b"2"[..], r.revision)
+    );
+    c.shutdown_all().await;
+}

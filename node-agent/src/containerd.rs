@@ -766,7 +766,12 @@ impl ContainerRuntime for ContainerdRuntime {
             reason: s.reason,
             message: s.message,
             created_at: from_nanos(s.created_at).unwrap_or(SystemTime::UNIX_EPOCH),
-            started_at: from_nanos(s.started_at),
+            // containerd stamps started_at when StartContainer returns, which can be after
+            // the exit it already recorded for a process that lived a few microseconds.
+            started_at: match (from_nanos(s.started_at), from_nanos(s.finished_at)) {
+                (Some(start), Some(end)) => Some(start.min(end)),
+                (start, _) => start,
+            },
             finished_at: from_nanos(s.finished_at),
             log_path: PathBuf::from(s.log_path),
             labels,

@@ -16,6 +16,8 @@ use node_agent::{
 /// Image every lifecycle test runs (imported by scripts/containerd-setup.sh; known to the
 /// process backend by default).
 pub const BUSYBOX: &str = "docker.io/local/busybox:1";
+/// Namespace of every test pod (so leftovers can be found).
+pub const TEST_NAMESPACE: &str = "rafter-test";
 /// How long any condition may take before a test fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -42,11 +44,38 @@ pub async fn containerd() -> Option<Arc<ContainerdRuntime>> {
     Some(Arc::new(rt))
 }
 
-/// A unique pod (uid, name) with its own log directory; removed by [`TestPod::cleanup`].
+/// A unique pod (uid, name) with its own log directory; removed by [`TestPod::cleanup`],
+/// or on drop when a failing test skipped that (containerd pods outlive the test process
+/// otherwise; the process backend kills its processes when dropped).
 pub struct TestPod {
     pub config: SandboxConfig,
     pub sandbox: Sandbox,
+    containerd_sock: Option<std::ffi::OsString>,
+    cleaned: bool,
     _logs: tempfile::TempDir,
+}
+
+impl Drop for TestPod {
+    fn drop(&mut self) {
+        let Some(sock) = self.containerd_sock.clone().filter(|_| !self.cleaned) else {
+            return;
+        };
+        let id = self.sandbox.id.clone();
+        // The test's own runtime no longer runs here (we may be unwinding out of it), so
+        // a fresh client on a fresh runtime in its own thread removes the pod.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let client = ContainerdRuntime::new(ContainerdConfig::new(sock)).unwrap();
+                let _ = client.stop_sandbox(&id).await;
+                let _ = client.remove_sandbox(&id).await;
+            });
+        })
+        .join();
+    }
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -65,7 +94,7 @@ pub fn sandbox_config(test: &str, log_dir: PathBuf) -> SandboxConfig {
     SandboxConfig {
         pod_uid: unique("uid"),
         pod_name: name.clone(),
-        namespace: "rafter-test".into(),
+        namespace: TEST_NAMESPACE.into(),
         attempt: 0,
         hostname: "testpod".into(),
         log_dir,
@@ -79,9 +108,14 @@ impl TestPod {
         let logs = tempfile::tempdir().unwrap();
         let config = sandbox_config(test, logs.path().join("pod"));
         let sandbox = rt.run_sandbox(&config).await.unwrap();
+        let containerd_sock = (rt.backend() == "containerd")
+            .then(|| std::env::var_os("RAFTER_CONTAINERD_SOCK"))
+            .flatten();
         TestPod {
             config,
             sandbox,
+            containerd_sock,
+            cleaned: false,
             _logs: logs,
         }
     }
@@ -96,9 +130,10 @@ impl TestPod {
         id
     }
 
-    pub async fn cleanup(self, rt: &Runtime) {
+    pub async fn cleanup(mut self, rt: &Runtime) {
         rt.stop_sandbox(&self.sandbox.id).await.unwrap();
         rt.remove_sandbox(&self.sandbox.id).await.unwrap();
+        self.cleaned = true;
     }
 }
 

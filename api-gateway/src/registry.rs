@@ -145,6 +145,17 @@ impl Subresource {
     }
 }
 
+/// Which parts of the caller's object an update takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MergeMode {
+    /// Everything but status.
+    Main,
+    /// Status only.
+    Status,
+    /// Spec and status together: only the registry's own subresources (binding) use it.
+    Whole,
+}
+
 /// How dependents are treated when their owner is deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Propagation {
@@ -520,8 +531,21 @@ impl<S: KvStore> Registry<S> {
     /// must be current, else `Conflict`; an empty one means "whatever is current".
     pub async fn update(
         &self,
-        mut object: Object,
+        object: Object,
         subresource: Subresource,
+        dry_run: bool,
+    ) -> Result<Object, RegistryError> {
+        let mode = match subresource {
+            Subresource::Main => MergeMode::Main,
+            Subresource::Status => MergeMode::Status,
+        };
+        self.update_with(object, mode, dry_run).await
+    }
+
+    async fn update_with(
+        &self,
+        mut object: Object,
+        mode: MergeMode,
         dry_run: bool,
     ) -> Result<Object, RegistryError> {
         let kind = object.kind();
@@ -545,8 +569,8 @@ impl<S: KvStore> Registry<S> {
                         .to_owned(),
                 });
             }
-            let mut next = merge_update(&current, &object, subresource)?;
-            if subresource == Subresource::Main {
+            let mut next = merge_update(&current, &object, mode)?;
+            if mode != MergeMode::Status {
                 admission::admit(self, &mut next, Some(&current)).await?;
             }
             let changed = spec_changed(&current, &next)?;
@@ -629,6 +653,69 @@ impl<S: KvStore> Registry<S> {
             kind,
             name: display_name(kind, &namespace, name),
             detail: "the object kept changing; try again".to_owned(),
+        })
+    }
+
+    /// Binds a pending pod to a node (the pods/binding subresource): sets `spec.nodeName`
+    /// and the PodScheduled condition in one write. A pod bound elsewhere is a Conflict.
+    pub async fn bind(
+        &self,
+        namespace: &str,
+        name: &str,
+        node: &str,
+        uid: Option<&str>,
+    ) -> Result<Object, RegistryError> {
+        if node.is_empty() {
+            return Err(RegistryError::BadRequest(
+                "the binding names no node (target.name)".to_owned(),
+            ));
+        }
+        let namespace = effective_namespace(Kind::Pod, namespace);
+        for _attempt in 0..16 {
+            let mut object = self
+                .get(Kind::Pod, &namespace, name, ReadConsistency::Linearizable)
+                .await?;
+            let conflict = |detail: String| RegistryError::Conflict {
+                kind: Kind::Pod,
+                name: display_name(Kind::Pod, &namespace, name),
+                detail,
+            };
+            if uid.is_some_and(|u| !u.is_empty() && u != object.metadata().uid) {
+                return Err(conflict("the pod was replaced (uid differs)".to_owned()));
+            }
+            if object.metadata().deletion_timestamp.is_some() {
+                return Err(conflict("the pod is being deleted".to_owned()));
+            }
+            let Object::Pod(pod) = &mut object else {
+                return Err(RegistryError::Internal(
+                    "a pod key holds another kind".to_owned(),
+                ));
+            };
+            let spec = pod.spec.get_or_insert_with(Default::default);
+            if !spec.node_name.is_empty() {
+                return Err(conflict(format!(
+                    "pod {name} is already assigned to node {:?}",
+                    spec.node_name
+                )));
+            }
+            spec.node_name = node.to_owned();
+            let status = pod.status.get_or_insert_with(Default::default);
+            status.conditions.retain(|c| c.r#type != "PodScheduled");
+            status.conditions.push(rafter_proto::v1::Condition {
+                r#type: "PodScheduled".to_owned(),
+                status: "True".to_owned(),
+                last_transition_time: Some(now_rfc3339()),
+                ..Default::default()
+            });
+            match self.update_with(object, MergeMode::Whole, false).await {
+                Err(RegistryError::Conflict { .. }) => continue,
+                other => return other,
+            }
+        }
+        Err(RegistryError::Conflict {
+            kind: Kind::Pod,
+            name: display_name(Kind::Pod, &namespace, name),
+            detail: "the pod kept changing; try again".to_owned(),
         })
     }
 
@@ -999,16 +1086,17 @@ fn graceful_period(object: &Object, requested: Option<i64>) -> i64 {
 fn merge_update(
     current: &Object,
     incoming: &Object,
-    subresource: Subresource,
+    mode: MergeMode,
 ) -> Result<Object, RegistryError> {
     let kind = current.kind();
-    let mut next = match subresource {
-        Subresource::Main => {
+    let mut next = match mode {
+        MergeMode::Whole => incoming.clone(),
+        MergeMode::Main => {
             let (body, _) = split_status(incoming)?;
             let (_, status) = split_status(current)?;
             with_status(kind, body, status)?
         }
-        Subresource::Status => {
+        MergeMode::Status => {
             let (body, _) = split_status(current)?;
             let (_, status) = split_status(incoming)?;
             with_status(kind, body, status)?
@@ -1022,7 +1110,7 @@ fn merge_update(
     meta.deletion_grace_period_seconds = old.deletion_grace_period_seconds;
     meta.namespace = old.namespace.clone();
     meta.generate_name = old.generate_name.clone();
-    if subresource == Subresource::Status {
+    if mode == MergeMode::Status {
         meta.labels = old.labels.clone();
         meta.annotations = old.annotations.clone();
         meta.finalizers = old.finalizers.clone();

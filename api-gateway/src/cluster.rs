@@ -1,0 +1,136 @@
+//! The `Cluster` service: members, leader, term, applied index, health and readiness of
+//! the master that answers, and adding or removing a master.
+//!
+//! Owns the wire side only; the facts come from a [`ClusterControl`], which the local
+//! raft-store member implements (and [`MemKv`](crate::MemKv), as a one-member cluster, for
+//! tests). Only cluster administrators (`system:masters`) may change membership.
+
+use std::sync::Arc;
+
+use rafter_proto::api::cluster_server::Cluster;
+use rafter_proto::api::{self, ClusterStatus};
+use tonic::{Request, Response, Status};
+
+use crate::service::Authenticator;
+use crate::store::{KvStore, MemKv, StoreError};
+
+/// What the `Cluster` service needs from the local member.
+#[async_trait::async_trait]
+pub trait ClusterControl: Send + Sync + 'static {
+    /// The local member's view of the cluster.
+    async fn status(&self) -> Result<ClusterStatus, StoreError>;
+    /// Adds a member (as a learner, promoted to voter when `promote`).
+    async fn add_member(&self, request: api::AddMemberRequest)
+        -> Result<ClusterStatus, StoreError>;
+    /// Removes a member.
+    async fn remove_member(&self, id: u64) -> Result<ClusterStatus, StoreError>;
+}
+
+#[async_trait::async_trait]
+impl ClusterControl for MemKv {
+    async fn status(&self) -> Result<ClusterStatus, StoreError> {
+        let revision = i64::try_from(self.revision()).unwrap_or(i64::MAX);
+        Ok(ClusterStatus {
+            member_id: 1,
+            leader_id: 1,
+            term: 1,
+            applied_index: self.revision(),
+            commit_index: self.revision(),
+            revision,
+            members: vec![api::Member {
+                id: 1,
+                client_address: String::new(),
+                peer_address: String::new(),
+                role: "Voter".to_owned(),
+                healthy: true,
+            }],
+            ready: true,
+        })
+    }
+
+    async fn add_member(
+        &self,
+        _request: api::AddMemberRequest,
+    ) -> Result<ClusterStatus, StoreError> {
+        Err(StoreError::Unavailable(
+            "the in-memory store has one member and takes no others".to_owned(),
+        ))
+    }
+
+    async fn remove_member(&self, _id: u64) -> Result<ClusterStatus, StoreError> {
+        Err(StoreError::Unavailable(
+            "the in-memory store has one member and takes no others".to_owned(),
+        ))
+    }
+}
+
+/// The `Cluster` service over a [`ClusterControl`].
+pub struct ClusterService<C, S> {
+    control: Arc<C>,
+    authenticator: Authenticator<S>,
+}
+
+impl<C: ClusterControl, S: KvStore> ClusterService<C, S> {
+    /// The service; `authenticator` is the one the `Resources` service uses.
+    pub fn new(control: Arc<C>, authenticator: Authenticator<S>) -> ClusterService<C, S> {
+        ClusterService {
+            control,
+            authenticator,
+        }
+    }
+
+    async fn require_admin<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let user = self.authenticator.authenticate(request).await?;
+        if !user.in_group(crate::auth::MASTERS_GROUP) {
+            return Err(Status::permission_denied(format!(
+                "user {:?} may not change cluster membership; it takes a member of system:masters",
+                user.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn unavailable(e: StoreError) -> Status {
+    match e {
+        StoreError::Timeout(m) => Status::deadline_exceeded(m),
+        other => Status::unavailable(other.to_string()),
+    }
+}
+
+#[tonic::async_trait]
+impl<C: ClusterControl, S: KvStore> Cluster for ClusterService<C, S> {
+    async fn status(
+        &self,
+        request: Request<api::Empty>,
+    ) -> Result<Response<ClusterStatus>, Status> {
+        self.authenticator.authenticate(&request).await?;
+        Ok(Response::new(
+            self.control.status().await.map_err(unavailable)?,
+        ))
+    }
+
+    async fn add_member(
+        &self,
+        request: Request<api::AddMemberRequest>,
+    ) -> Result<Response<ClusterStatus>, Status> {
+        self.require_admin(&request).await?;
+        Ok(Response::new(
+            self.control
+                .add_member(request.into_inner())
+                .await
+                .map_err(unavailable)?,
+        ))
+    }
+
+    async fn remove_member(
+        &self,
+        request: Request<api::RemoveMemberRequest>,
+    ) -> Result<Response<ClusterStatus>, Status> {
+        self.require_admin(&request).await?;
+        let id = request.get_ref().id;
+        Ok(Response::new(
+            self.control.remove_member(id).await.map_err(unavailable)?,
+        ))
+    }
+}

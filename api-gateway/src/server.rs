@@ -1,0 +1,92 @@
+//! Serving the API: the `Resources` and `Cluster` services plus the standard gRPC health
+//! service on one listener, with TLS (rustls) and client-certificate verification against
+//! the cluster CA, or in plaintext only when asked for explicitly (local development).
+//!
+//! Owns the transport: listener, TLS, message size limits and graceful shutdown. It does
+//! not decide who may call (`service`) and holds no cluster state.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use rafter_proto::api::cluster_server::ClusterServer;
+use rafter_proto::api::resources_server::ResourcesServer;
+use tokio::net::TcpListener;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+use crate::auth::TokenFile;
+use crate::cluster::{ClusterControl, ClusterService};
+use crate::registry::Registry;
+use crate::service::{Authenticator, ResourcesService};
+use crate::store::KvStore;
+
+/// The largest request the transport decodes. Objects over the registry's limit are
+/// refused by the registry with ResourceExhausted; this bound only stops runaway input.
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+
+/// PEM material for a TLS listener.
+#[derive(Clone)]
+pub struct ServerTls {
+    /// The server's certificate, PEM.
+    pub cert_pem: String,
+    /// The server's private key, PEM.
+    pub key_pem: String,
+    /// The CA whose client certificates are accepted (clients may also use tokens).
+    pub client_ca_pem: String,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls").finish_non_exhaustive()
+    }
+}
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The transport failed (TLS material rejected, listener broken ...).
+    #[error("the API server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves the API on `listener` until `shutdown` completes. `tls = None` is plaintext.
+pub async fn serve<S, C>(
+    listener: TcpListener,
+    tls: Option<ServerTls>,
+    registry: Registry<S>,
+    control: Arc<C>,
+    tokens: Arc<TokenFile>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError>
+where
+    S: KvStore,
+    C: ClusterControl,
+{
+    let authenticator = Authenticator::new(registry.clone(), tokens);
+    let resources = ResourcesServer::new(ResourcesService::new(registry, authenticator.clone()))
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .max_encoding_message_size(64 * 1024 * 1024);
+    let cluster = ClusterServer::new(ClusterService::new(control, authenticator));
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<ResourcesServer<ResourcesService<S>>>()
+        .await;
+
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        let config = ServerTlsConfig::new()
+            .identity(Identity::from_pem(tls.cert_pem, tls.key_pem))
+            .client_ca_root(Certificate::from_pem(tls.client_ca_pem))
+            .client_auth_optional(true);
+        builder = builder.tls_config(config)?;
+    }
+    builder
+        .add_service(resources)
+        .add_service(cluster)
+        .add_service(health)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await?;
+    Ok(())
+}

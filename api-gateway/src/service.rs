@@ -1,0 +1,694 @@
+//! The public gRPC services: `Resources` over every kind, and `Cluster`.
+//!
+//! Owns the translation between the wire (`rafter.api.v1`) and the registry: who is
+//! calling (authentication on every call), what they may do (until RBAC lands: any
+//! authenticated user may do anything, except that bootstrap-token holders may only file
+//! and read CertificateSigningRequests), request decoding, and the mapping of registry
+//! errors to gRPC status codes with messages a person can act on. It holds no state of
+//! its own beyond the token file.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use rafter_proto::api::resources_server::Resources;
+use rafter_proto::api::{self, TypedObject};
+use rafter_proto::{v1, FieldSelector, Kind, Object, Selector};
+use tonic::{Request, Response, Status};
+
+use crate::auth::{
+    bearer_token, AuthError, BootstrapToken, TokenFile, UserInfo, BOOTSTRAPPERS_GROUP,
+    MASTERS_GROUP,
+};
+use crate::patch::{apply_patch, PatchType};
+use crate::pki::cert_identity;
+use crate::registry::{
+    now_rfc3339, DeleteOptions, ListOptions, Propagation, Registry, RegistryError, Subresource,
+    WatchEventType,
+};
+use crate::store::{KvStore, ReadConsistency, StoreError};
+
+/// How often an idle watch with bookmarks enabled gets one.
+const BOOKMARK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Decides who is calling: a client certificate the TLS layer verified against the
+/// cluster CA, a bearer token of the token file, or a bootstrap token stored in the cluster.
+pub struct Authenticator<S> {
+    registry: Registry<S>,
+    tokens: Arc<TokenFile>,
+}
+
+impl<S> Clone for Authenticator<S> {
+    fn clone(&self) -> Self {
+        Authenticator {
+            registry: self.registry.clone(),
+            tokens: self.tokens.clone(),
+        }
+    }
+}
+
+impl<S: KvStore> Authenticator<S> {
+    /// An authenticator reading bootstrap tokens through `registry`.
+    pub fn new(registry: Registry<S>, tokens: Arc<TokenFile>) -> Authenticator<S> {
+        Authenticator { registry, tokens }
+    }
+
+    /// Who is calling, or `Unauthenticated`.
+    pub async fn authenticate<T>(&self, request: &Request<T>) -> Result<UserInfo, Status> {
+        if let Some(certs) = request.peer_certs() {
+            if let Some(cert) = certs.first() {
+                let identity = cert_identity(cert.as_ref()).map_err(|e| {
+                    Status::unauthenticated(format!("the client certificate cannot be read: {e}"))
+                })?;
+                return Ok(UserInfo::new(identity.user, identity.groups));
+            }
+        }
+        let Some(header) = request.metadata().get("authorization") else {
+            return Err(Status::unauthenticated(AuthError::Missing.to_string()));
+        };
+        let header = header
+            .to_str()
+            .map_err(|_| Status::unauthenticated(AuthError::MalformedHeader.to_string()))?;
+        let token = bearer_token(header).map_err(|e| Status::unauthenticated(e.to_string()))?;
+        if let Some(user) = self.tokens.lookup(token) {
+            return Ok(user.clone());
+        }
+        let Some(bootstrap) = BootstrapToken::parse(token) else {
+            return Err(Status::unauthenticated(AuthError::UnknownToken.to_string()));
+        };
+        let secret = match self
+            .registry
+            .get(
+                Kind::Secret,
+                "kube-system",
+                &bootstrap.secret_name(),
+                ReadConsistency::Serializable,
+            )
+            .await
+        {
+            Ok(Object::Secret(secret)) => secret,
+            Ok(_) | Err(RegistryError::NotFound { .. }) => {
+                return Err(Status::unauthenticated(AuthError::UnknownToken.to_string()))
+            }
+            Err(e) => return Err(status_of(e)),
+        };
+        bootstrap
+            .authenticate(&secret, &now_rfc3339())
+            .map_err(|e| Status::unauthenticated(e.to_string()))
+    }
+}
+
+/// The `Resources` service over a registry.
+pub struct ResourcesService<S> {
+    registry: Registry<S>,
+    authenticator: Authenticator<S>,
+}
+
+impl<S: KvStore> ResourcesService<S> {
+    /// A service over `registry` whose callers `authenticator` identifies.
+    pub fn new(registry: Registry<S>, authenticator: Authenticator<S>) -> ResourcesService<S> {
+        ResourcesService {
+            registry,
+            authenticator,
+        }
+    }
+
+    /// Authenticates and checks the caller may use `verb` on `kind`.
+    async fn admit_caller<T>(
+        &self,
+        request: &Request<T>,
+        verb: &str,
+        kind: Kind,
+    ) -> Result<UserInfo, Status> {
+        let user = self.authenticator.authenticate(request).await?;
+        let bootstrapper = user.in_group(BOOTSTRAPPERS_GROUP) && !user.in_group(MASTERS_GROUP);
+        let csr_verbs = ["create", "get", "list", "watch"];
+        if bootstrapper && !(kind == Kind::CertificateSigningRequest && csr_verbs.contains(&verb)) {
+            return Err(Status::permission_denied(format!(
+                "user {:?} may only create and read certificatesigningrequests, not {verb} {}",
+                user.name,
+                kind.info().plural
+            )));
+        }
+        Ok(user)
+    }
+}
+
+/// Maps a registry error to the gRPC status a client acts on.
+pub fn status_of(error: RegistryError) -> Status {
+    let message = error.to_string();
+    match error {
+        RegistryError::NotFound { .. } => Status::not_found(message),
+        RegistryError::AlreadyExists { .. } => Status::already_exists(message),
+        RegistryError::Conflict { .. } => Status::aborted(message),
+        RegistryError::Invalid { .. } | RegistryError::BadRequest(_) => {
+            Status::invalid_argument(message)
+        }
+        RegistryError::Forbidden(_) => Status::permission_denied(message),
+        RegistryError::TooLarge(_) => Status::resource_exhausted(message),
+        RegistryError::Gone(_) => Status::out_of_range(message),
+        RegistryError::Store(StoreError::Timeout(_)) => Status::deadline_exceeded(message),
+        RegistryError::Store(_) => Status::unavailable(message),
+        RegistryError::Internal(_) => Status::internal(message),
+    }
+}
+
+fn kind_of(name: &str) -> Result<Kind, Status> {
+    Kind::resolve(name).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+fn object_of(typed: Option<TypedObject>) -> Result<Object, Status> {
+    let typed = typed.ok_or_else(|| Status::invalid_argument("the request carries no object"))?;
+    Object::try_from(typed).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+fn key_of(key: Option<api::ObjectKey>) -> Result<(Kind, String, String), Status> {
+    let key = key.ok_or_else(|| Status::invalid_argument("the request names no object (key)"))?;
+    if key.name.is_empty() {
+        return Err(Status::invalid_argument(
+            "the request names no object (key.name is empty)",
+        ));
+    }
+    Ok((kind_of(&key.kind)?, key.namespace, key.name))
+}
+
+fn consistency_of(value: i32) -> ReadConsistency {
+    if value == api::Consistency::Serializable as i32 {
+        ReadConsistency::Serializable
+    } else {
+        ReadConsistency::Linearizable
+    }
+}
+
+fn list_options(
+    kind: &str,
+    namespace: &str,
+    labels: &str,
+    fields: &str,
+    consistency: i32,
+) -> Result<ListOptions, Status> {
+    let kind = kind_of(kind)?;
+    let labels = Selector::parse(labels)
+        .map_err(|e| Status::invalid_argument(format!("labelSelector: {e}")))?;
+    let fields = FieldSelector::parse(fields)
+        .map_err(|e| Status::invalid_argument(format!("fieldSelector: {e}")))?;
+    fields
+        .check(kind)
+        .map_err(|e| Status::invalid_argument(format!("fieldSelector: {e}")))?;
+    let mut options = ListOptions::all(kind, (!namespace.is_empty()).then_some(namespace));
+    options.labels = labels;
+    options.fields = fields;
+    options.consistency = consistency_of(consistency);
+    Ok(options)
+}
+
+fn typed(object: Object) -> TypedObject {
+    TypedObject::from(object)
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl<S: KvStore> Resources for ResourcesService<S> {
+    async fn create(
+        &self,
+        request: Request<api::CreateRequest>,
+    ) -> Result<Response<TypedObject>, Status> {
+        let object = object_of(request.get_ref().object.clone())?;
+        self.admit_caller(&request, "create", object.kind()).await?;
+        let dry_run = request.get_ref().dry_run;
+        let created = self
+            .registry
+            .create(object, dry_run)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(typed(created)))
+    }
+
+    async fn get(
+        &self,
+        request: Request<api::GetRequest>,
+    ) -> Result<Response<TypedObject>, Status> {
+        let (kind, namespace, name) = key_of(request.get_ref().key.clone())?;
+        self.admit_caller(&request, "get", kind).await?;
+        let consistency = consistency_of(request.get_ref().consistency);
+        let object = self
+            .registry
+            .get(kind, &namespace, &name, consistency)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(typed(object)))
+    }
+
+    async fn list(
+        &self,
+        request: Request<api::ListRequest>,
+    ) -> Result<Response<api::ListResponse>, Status> {
+        let r = request.get_ref();
+        let mut options = list_options(
+            &r.kind,
+            &r.namespace,
+            &r.label_selector,
+            &r.field_selector,
+            r.consistency,
+        )?;
+        options.limit = usize::try_from(r.limit.max(0)).unwrap_or(usize::MAX);
+        options.continue_token = (!r.r#continue.is_empty()).then(|| r.r#continue.clone());
+        self.admit_caller(&request, "list", options.kind).await?;
+        let page = self.registry.list(&options).await.map_err(status_of)?;
+        Ok(Response::new(api::ListResponse {
+            items: page.items.into_iter().map(typed).collect(),
+            resource_version: page.revision.to_string(),
+            r#continue: page.continue_token.unwrap_or_default(),
+            remaining_item_count: i64::try_from(page.remaining).unwrap_or(i64::MAX),
+        }))
+    }
+
+    async fn update(
+        &self,
+        request: Request<api::UpdateRequest>,
+    ) -> Result<Response<TypedObject>, Status> {
+        let object = object_of(request.get_ref().object.clone())?;
+        let subresource = Subresource::parse(&request.get_ref().subresource).map_err(status_of)?;
+        let verb = if subresource == Subresource::Status {
+            "update/status"
+        } else {
+            "update"
+        };
+        self.admit_caller(&request, verb, object.kind()).await?;
+        let updated = self
+            .registry
+            .update(object, subresource, request.get_ref().dry_run)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(typed(updated)))
+    }
+
+    async fn patch(
+        &self,
+        request: Request<api::PatchRequest>,
+    ) -> Result<Response<TypedObject>, Status> {
+        let r = request.get_ref();
+        let (kind, namespace, name) = key_of(r.key.clone())?;
+        self.admit_caller(&request, "patch", kind).await?;
+        let subresource = Subresource::parse(&r.subresource).map_err(status_of)?;
+        let patch_type = if r.r#type == api::PatchType::Strategic as i32 {
+            PatchType::StrategicMerge
+        } else {
+            PatchType::Merge
+        };
+        let patch: serde_json::Value = serde_json::from_str(&r.patch)
+            .map_err(|e| Status::invalid_argument(format!("the patch is not JSON: {e}")))?;
+        if r.dry_run {
+            let current = self
+                .registry
+                .get(kind, &namespace, &name, ReadConsistency::Linearizable)
+                .await
+                .map_err(status_of)?;
+            let patched = patched_object(&current, patch_type, &patch)?;
+            let checked = self
+                .registry
+                .update(patched, subresource, true)
+                .await
+                .map_err(status_of)?;
+            return Ok(Response::new(typed(checked)));
+        }
+        let mut patch_error = None;
+        let result = self
+            .registry
+            .modify(
+                kind,
+                &namespace,
+                &name,
+                subresource,
+                |object| match patched_object(object, patch_type, &patch) {
+                    Ok(mut patched) => {
+                        // The read's resourceVersion guards the write unless the patch set its own.
+                        if patched.metadata().resource_version.is_empty() {
+                            patched.metadata_mut().resource_version =
+                                object.metadata().resource_version.clone();
+                        }
+                        *object = patched;
+                        Ok(true)
+                    }
+                    Err(status) => {
+                        patch_error = Some(status);
+                        Err(RegistryError::BadRequest(
+                            "the patch does not apply".to_owned(),
+                        ))
+                    }
+                },
+            )
+            .await;
+        match (result, patch_error) {
+            (_, Some(status)) => Err(status),
+            (Ok(object), None) => Ok(Response::new(typed(object))),
+            (Err(e), None) => Err(status_of(e)),
+        }
+    }
+
+    async fn delete(
+        &self,
+        request: Request<api::DeleteRequest>,
+    ) -> Result<Response<api::DeleteResponse>, Status> {
+        let r = request.get_ref();
+        let (kind, namespace, name) = key_of(r.key.clone())?;
+        self.admit_caller(&request, "delete", kind).await?;
+        let preconditions = r.preconditions.clone().unwrap_or_default();
+        let options = DeleteOptions {
+            grace_period_seconds: r.grace_period_seconds,
+            propagation: Some(Propagation::parse(&r.propagation_policy).map_err(status_of)?),
+            precondition_uid: (!preconditions.uid.is_empty()).then_some(preconditions.uid),
+            precondition_resource_version: (!preconditions.resource_version.is_empty())
+                .then_some(preconditions.resource_version),
+        };
+        let (object, deleted) = self
+            .registry
+            .delete(kind, &namespace, &name, &options, r.dry_run)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(api::DeleteResponse {
+            object: Some(typed(object)),
+            deleted,
+        }))
+    }
+
+    type WatchStream = BoxStream<api::WatchEvent>;
+
+    async fn watch(
+        &self,
+        request: Request<api::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let r = request.get_ref();
+        let options = list_options(
+            &r.kind,
+            &r.namespace,
+            &r.label_selector,
+            &r.field_selector,
+            0,
+        )?;
+        self.admit_caller(&request, "watch", options.kind).await?;
+        let from = (!r.resource_version.is_empty()).then(|| r.resource_version.clone());
+        let bookmarks = r.allow_bookmarks;
+        let events = self
+            .registry
+            .watch(options, from.as_deref())
+            .await
+            .map_err(status_of)?;
+        let stream = async_stream::stream! {
+            let mut events = events;
+            let mut last = from.as_deref().and_then(|rv| rv.parse::<u64>().ok()).unwrap_or(0);
+            let mut ticker = tokio::time::interval(BOOKMARK_INTERVAL);
+            ticker.tick().await;
+            loop {
+                tokio::select! {
+                    next = events.next() => match next {
+                        None => break,
+                        Some(Err(e)) => { yield Err(status_of(e)); break; }
+                        Some(Ok(event)) => {
+                            last = last.max(event.revision);
+                            let event_type = match event.event_type {
+                                WatchEventType::Added => api::EventType::Added,
+                                WatchEventType::Modified => api::EventType::Modified,
+                                WatchEventType::Deleted => api::EventType::Deleted,
+                                WatchEventType::Bookmark => api::EventType::Bookmark,
+                            };
+                            yield Ok(api::WatchEvent {
+                                r#type: event_type as i32,
+                                object: event.object.map(typed),
+                                resource_version: event.revision.to_string(),
+                            });
+                        }
+                    },
+                    _ = ticker.tick(), if bookmarks && last > 0 => {
+                        yield Ok(api::WatchEvent {
+                            r#type: api::EventType::Bookmark as i32,
+                            object: None,
+                            resource_version: last.to_string(),
+                        });
+                    }
+                }
+            }
+        };
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn bind(&self, request: Request<api::BindRequest>) -> Result<Response<v1::Pod>, Status> {
+        self.admit_caller(&request, "create/binding", Kind::Pod)
+            .await?;
+        let binding = request
+            .get_ref()
+            .binding
+            .clone()
+            .ok_or_else(|| Status::invalid_argument("no binding given"))?;
+        let meta = binding.metadata.unwrap_or_default();
+        let target = binding.target.unwrap_or_default();
+        if !target.kind.is_empty() && target.kind != "Node" {
+            return Err(Status::invalid_argument(format!(
+                "a binding targets a Node, not a {}",
+                target.kind
+            )));
+        }
+        let uid = (!meta.uid.is_empty()).then_some(meta.uid.as_str());
+        let bound = self
+            .registry
+            .bind(&meta.namespace, &meta.name, &target.name, uid)
+            .await
+            .map_err(status_of)?;
+        match bound {
+            Object::Pod(pod) => Ok(Response::new(pod)),
+            _ => Err(Status::internal("binding returned another kind")),
+        }
+    }
+
+    async fn evict(
+        &self,
+        request: Request<api::EvictRequest>,
+    ) -> Result<Response<api::Empty>, Status> {
+        self.admit_caller(&request, "create/eviction", Kind::Pod)
+            .await?;
+        let r = request.get_ref();
+        let options = DeleteOptions {
+            grace_period_seconds: r.grace_period_seconds,
+            ..Default::default()
+        };
+        self.registry
+            .delete(Kind::Pod, &r.namespace, &r.name, &options, false)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(api::Empty {}))
+    }
+
+    async fn get_scale(
+        &self,
+        request: Request<api::GetScaleRequest>,
+    ) -> Result<Response<api::Scale>, Status> {
+        let (kind, namespace, name) = key_of(request.get_ref().key.clone())?;
+        self.admit_caller(&request, "get/scale", kind).await?;
+        let object = self
+            .registry
+            .get(kind, &namespace, &name, ReadConsistency::Linearizable)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(scale_of(&object)?))
+    }
+
+    async fn update_scale(
+        &self,
+        request: Request<api::UpdateScaleRequest>,
+    ) -> Result<Response<api::Scale>, Status> {
+        let r = request.get_ref();
+        let (kind, namespace, name) = key_of(r.key.clone())?;
+        self.admit_caller(&request, "update/scale", kind).await?;
+        if r.replicas < 0 {
+            return Err(Status::invalid_argument(format!(
+                "replicas must be 0 or more, not {}",
+                r.replicas
+            )));
+        }
+        let (replicas, expected) = (r.replicas, r.resource_version.clone());
+        let mut wrong_kind = false;
+        let object = self
+            .registry
+            .modify(kind, &namespace, &name, Subresource::Main, |object| {
+                if !expected.is_empty() {
+                    object.metadata_mut().resource_version = expected.clone();
+                }
+                match object {
+                    Object::Deployment(d) => {
+                        d.spec.get_or_insert_with(Default::default).replicas = Some(replicas)
+                    }
+                    Object::ReplicaSet(r) => {
+                        r.spec.get_or_insert_with(Default::default).replicas = Some(replicas)
+                    }
+                    _ => {
+                        wrong_kind = true;
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            })
+            .await
+            .map_err(status_of)?;
+        if wrong_kind {
+            return Err(Status::invalid_argument(format!(
+                "{kind} has no scale subresource; scale Deployments or ReplicaSets"
+            )));
+        }
+        Ok(Response::new(scale_of(&object)?))
+    }
+
+    async fn approve_certificate(
+        &self,
+        request: Request<api::CertificateApprovalRequest>,
+    ) -> Result<Response<v1::CertificateSigningRequest>, Status> {
+        self.admit_caller(&request, "update/approval", Kind::CertificateSigningRequest)
+            .await?;
+        let r = request.get_ref().clone();
+        let (wanted, opposite) = if r.approve {
+            ("Approved", "Denied")
+        } else {
+            ("Denied", "Approved")
+        };
+        let mut refused = None;
+        let object = self
+            .registry
+            .modify(
+                Kind::CertificateSigningRequest,
+                "",
+                &r.name,
+                Subresource::Status,
+                |object| {
+                    let Object::CertificateSigningRequest(csr) = object else {
+                        return Ok(false);
+                    };
+                    let status = csr.status.get_or_insert_with(Default::default);
+                    if status.conditions.iter().any(|c| c.r#type == opposite) {
+                        refused = Some(format!(
+                            "the request is already {opposite}; it cannot also be {wanted}"
+                        ));
+                        return Ok(false);
+                    }
+                    if status.conditions.iter().any(|c| c.r#type == wanted) {
+                        return Ok(false);
+                    }
+                    let default_reason = if r.approve {
+                        "RafterApprove"
+                    } else {
+                        "RafterDeny"
+                    };
+                    status.conditions.push(v1::Condition {
+                        r#type: wanted.to_owned(),
+                        status: "True".to_owned(),
+                        reason: if r.reason.is_empty() {
+                            default_reason.to_owned()
+                        } else {
+                            r.reason.clone()
+                        },
+                        message: r.message.clone(),
+                        last_update_time: Some(now_rfc3339()),
+                        last_transition_time: Some(now_rfc3339()),
+                        ..Default::default()
+                    });
+                    Ok(true)
+                },
+            )
+            .await
+            .map_err(status_of)?;
+        if let Some(message) = refused {
+            return Err(Status::failed_precondition(message));
+        }
+        match object {
+            Object::CertificateSigningRequest(csr) => Ok(Response::new(csr)),
+            _ => Err(Status::internal("approval returned another kind")),
+        }
+    }
+
+    type LogsStream = BoxStream<api::LogChunk>;
+
+    async fn logs(
+        &self,
+        request: Request<api::LogsRequest>,
+    ) -> Result<Response<Self::LogsStream>, Status> {
+        self.admit_caller(&request, "get/log", Kind::Pod).await?;
+        Err(Status::unimplemented(
+            "pods/log is streamed from the node agent, which does not serve logs to the gateway yet",
+        ))
+    }
+}
+
+fn patched_object(
+    current: &Object,
+    patch_type: PatchType,
+    patch: &serde_json::Value,
+) -> Result<Object, Status> {
+    let kind = current.kind();
+    let original = current
+        .to_json_value()
+        .map_err(|e| Status::internal(e.to_string()))?;
+    let mut merged = apply_patch(patch_type, &original, patch)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    // Identity is not patchable: the object stays where it is.
+    for field in ["apiVersion", "kind"] {
+        if let (Some(map), Some(value)) = (merged.as_object_mut(), original.get(field)) {
+            map.insert(field.to_owned(), value.clone());
+        }
+    }
+    let patched = Object::from_json_value(kind, merged).map_err(|e| {
+        Status::invalid_argument(format!("the patched object is not a valid {kind}: {e}"))
+    })?;
+    let (old, new) = (current.metadata(), patched.metadata());
+    if old.name != new.name || old.namespace != new.namespace {
+        return Err(Status::invalid_argument(
+            "a patch cannot change metadata.name or metadata.namespace",
+        ));
+    }
+    Ok(patched)
+}
+
+fn scale_of(object: &Object) -> Result<api::Scale, Status> {
+    let meta = object.metadata();
+    let key = api::ObjectKey {
+        kind: object.kind().name().to_owned(),
+        namespace: meta.namespace.clone(),
+        name: meta.name.clone(),
+    };
+    let (replicas, status_replicas, selector) = match object {
+        Object::Deployment(d) => {
+            let spec = d.spec.clone().unwrap_or_default();
+            (
+                spec.replicas.unwrap_or(1),
+                d.status.as_ref().map_or(0, |s| s.replicas),
+                spec.selector,
+            )
+        }
+        Object::ReplicaSet(r) => {
+            let spec = r.spec.clone().unwrap_or_default();
+            (
+                spec.replicas.unwrap_or(1),
+                r.status.as_ref().map_or(0, |s| s.replicas),
+                spec.selector,
+            )
+        }
+        other => {
+            return Err(Status::invalid_argument(format!(
+                "{} has no scale subresource; scale Deployments or ReplicaSets",
+                other.kind()
+            )))
+        }
+    };
+    let selector = match selector {
+        Some(s) => Selector::from_label_selector(&s)
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    Ok(api::Scale {
+        key: Some(key),
+        replicas,
+        status_replicas,
+        selector,
+        resource_version: meta.resource_version.clone(),
+    })
+}

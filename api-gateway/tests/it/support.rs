@@ -1,0 +1,126 @@
+//! A gateway on an ephemeral loopback port with TLS, and clients for it.
+
+use std::sync::Arc;
+
+use api_gateway::{
+    serve, CertRequest, CertUsage, ClusterCa, MemKv, Registry, ServerTls, TokenFile, UserInfo,
+    DEFAULT_CERT_VALIDITY,
+};
+use rafter_proto::api::cluster_client::ClusterClient;
+use rafter_proto::api::resources_client::ResourcesClient;
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use tonic::{Request, Status};
+
+pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
+pub const JANE_TOKEN: &str = "jane-token-for-tests";
+
+pub struct Gateway {
+    pub endpoint: String,
+    pub ca: ClusterCa,
+    pub registry: Registry<MemKv>,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+pub type Client = ResourcesClient<InterceptedService<Channel, TokenInterceptor>>;
+
+#[derive(Clone)]
+pub struct TokenInterceptor(Option<String>);
+
+impl tonic::service::Interceptor for TokenInterceptor {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(token) = &self.0 {
+            let value: MetadataValue<_> = format!("Bearer {token}")
+                .parse()
+                .map_err(|_| Status::internal("bad token"))?;
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
+    }
+}
+
+pub async fn start() -> Gateway {
+    let ca = ClusterCa::generate("test").unwrap();
+    let server = ca
+        .issue(&CertRequest {
+            common_name: "master".into(),
+            organizations: vec![],
+            subject_alt_names: vec!["localhost".into(), "127.0.0.1".into()],
+            usage: CertUsage::ServerAndClient,
+            validity: DEFAULT_CERT_VALIDITY,
+        })
+        .unwrap();
+    let mut tokens = TokenFile::default();
+    tokens.insert(
+        ADMIN_TOKEN,
+        UserInfo::new("admin", ["system:masters".to_owned()]),
+    );
+    tokens.insert(JANE_TOKEN, UserInfo::new("jane", Vec::new()));
+    let store = Arc::new(MemKv::new().unwrap());
+    let registry = Registry::new(store.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!(
+        "https://localhost:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let tls = ServerTls {
+        cert_pem: server.cert_pem,
+        key_pem: server.key_pem,
+        client_ca_pem: ca.cert_pem().to_owned(),
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let serving = registry.clone();
+    tokio::spawn(async move {
+        serve(
+            listener,
+            Some(tls),
+            serving,
+            store,
+            Arc::new(tokens),
+            async {
+                let _ = rx.await;
+            },
+        )
+        .await
+        .unwrap();
+    });
+    Gateway {
+        endpoint,
+        ca,
+        registry,
+        _shutdown: tx,
+    }
+}
+
+impl Gateway {
+    pub async fn channel(
+        &self,
+        identity: Option<Identity>,
+    ) -> Result<Channel, tonic::transport::Error> {
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(self.ca.cert_pem()))
+            .domain_name("localhost");
+        if let Some(identity) = identity {
+            tls = tls.identity(identity);
+        }
+        Channel::from_shared(self.endpoint.clone())
+            .unwrap()
+            .tls_config(tls)?
+            .connect()
+            .await
+    }
+
+    pub async fn client(&self, token: Option<&str>) -> Client {
+        let channel = self.channel(None).await.unwrap();
+        ResourcesClient::with_interceptor(channel, TokenInterceptor(token.map(str::to_owned)))
+    }
+
+    pub async fn cluster_client(
+        &self,
+        token: Option<&str>,
+    ) -> ClusterClient<InterceptedService<Channel, TokenInterceptor>> {
+        let channel = self.channel(None).await.unwrap();
+        ClusterClient::with_interceptor(channel, TokenInterceptor(token.map(str::to_owned)))
+    }
+}

@@ -344,24 +344,37 @@ impl Node {
         Ok(self.handle()?.read(move |kv| kv.lease(id)).await??)
     }
 
+    /// Confirm leadership with a quorum (read index) and wait until this member has applied
+    /// up to it. A quorum that does not answer in time is asked again until the request
+    /// timeout.
     async fn read_barrier(&self, consistency: Consistency) -> Result<(), NodeError> {
         if consistency == Consistency::Serializable {
             return Ok(());
         }
         let timeout = self.inner.config.request_timeout;
-        match tokio::time::timeout(timeout, self.inner.raft.ensure_linearizable()).await {
-            Err(_) => Err(NodeError::Timeout { after: timeout }),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
-                Err(NodeError::ForwardToLeader {
-                    leader_id: f.leader_id,
-                    addr: f.leader_node.map(|n| n.addr),
-                })
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let attempt =
+                tokio::time::timeout_at(deadline, self.inner.raft.ensure_linearizable()).await;
+            match attempt {
+                Err(_) => return Err(NodeError::Timeout { after: timeout }),
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
+                    return Err(NodeError::ForwardToLeader {
+                        leader_id: f.leader_id,
+                        addr: f.leader_node.map(|n| n.addr),
+                    })
+                }
+                Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => {
+                    tracing::debug!(error = %e, "read index not confirmed by a quorum yet; retrying");
+                    let pause = tokio::time::Instant::now() + self.inner.config.heartbeat_interval;
+                    if pause >= deadline {
+                        return Err(NodeError::Timeout { after: timeout });
+                    }
+                    tokio::time::sleep_until(pause).await;
+                }
+                Ok(Err(RaftError::Fatal(f))) => return Err(stopped(f)),
             }
-            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => {
-                Err(NodeError::Transport(e.to_string()))
-            }
-            Ok(Err(RaftError::Fatal(f))) => Err(stopped(f)),
         }
     }
 
@@ -392,29 +405,39 @@ impl Node {
         Ok(self.handle()?.read(|kv| kv.revision()).await?)
     }
 
-    /// Watch keys on this member: every change from `start_revision`, once, in order.
-    pub fn watch(&self, req: WatchRequest) -> Result<Watch, NodeError> {
+    /// Watch keys on this member: every change from `start_revision` (0: after the current
+    /// revision, as of this call), once, in revision order.
+    pub async fn watch(&self, req: WatchRequest) -> Result<Watch, NodeError> {
         let handle = self.handle()?;
+        let start = self.resolve_start(&handle, req.start_revision).await?;
         Ok(spawn_watch(
             handle,
             Some(req.range),
-            req.start_revision,
+            start,
             req.prev_kv,
             self.inner.shutdown.subscribe(),
         ))
     }
 
-    /// Every applied revision from `from_revision` (0: from now), with previous values: the
-    /// feed for in-process subscribers such as informers.
-    pub fn subscribe_applied(&self, from_revision: u64) -> Result<Watch, NodeError> {
+    /// Every applied revision from `from_revision` (0: after the current revision), with
+    /// previous values: the feed for in-process subscribers such as informers.
+    pub async fn subscribe_applied(&self, from_revision: u64) -> Result<Watch, NodeError> {
         let handle = self.handle()?;
+        let start = self.resolve_start(&handle, from_revision).await?;
         Ok(spawn_watch(
             handle,
             None,
-            from_revision,
+            start,
             true,
             self.inner.shutdown.subscribe(),
         ))
+    }
+
+    async fn resolve_start(&self, handle: &StateHandle, start: u64) -> Result<u64, NodeError> {
+        if start != 0 {
+            return Ok(start);
+        }
+        Ok(handle.read(|kv| kv.revision()).await? + 1)
     }
 
     /// Stop Raft, the endpoint and background tasks, and wait until the database is closed,

@@ -32,7 +32,8 @@ const CHANNEL: usize = 256;
 pub struct WatchRequest {
     /// Keys to watch.
     pub range: KeyRange,
-    /// First revision to deliver; 0 means changes after the current revision.
+    /// First revision to deliver; 0 means changes after the current revision at the time
+    /// the watch is created.
     pub start_revision: u64,
     /// Include each key's previous value in events.
     pub prev_kv: bool,
@@ -107,17 +108,7 @@ async fn feed(
 ) {
     let mut live = handle.subscribe();
     // `next` is the next global revision not yet accounted for.
-    let mut next = if start_revision == 0 {
-        match handle.read(|kv| kv.revision()).await {
-            Ok(rev) => rev + 1,
-            Err(e) => {
-                let _ = tx.send(Err(e.into())).await;
-                return;
-            }
-        }
-    } else {
-        start_revision
-    };
+    let mut next = start_revision.max(1);
     loop {
         // Catch up from history.
         loop {

@@ -15,14 +15,17 @@ async fn learner_catches_up_is_promoted_and_a_dead_member_is_removed() {
     let new = c.start_member(4, "127.0.0.1:0".parse().unwrap()).await;
     let leader = c.wait_for_leader().await;
     leader.add_learner(4, new.addr().to_string()).await.unwrap();
-    assert_eq!(
-        new.get("before-join", Consistency::Serializable)
-            .await
-            .unwrap()
-            .unwrap()
-            .value,
-        b"1"
-    );
+    // The learner has the log once add_learner returns; it applies it shortly after.
+    let kv = eventually(
+        "the learner applies what was written before it joined",
+        || async {
+            new.get("before-join", Consistency::Serializable)
+                .await
+                .unwrap()
+        },
+    )
+    .await;
+    assert_eq!(kv.value, b"1");
     // Replace a failed member: stop a follower, promote the learner, remove the dead one.
     let dead = c
         .follower_ids(leader.id())

@@ -46,6 +46,12 @@ async fn write_or_linearizable_read_on_a_follower_names_the_leader() {
     let c = TestCluster::start(3).await;
     let leader = c.wait_for_leader().await;
     let follower = &c.nodes[&c.follower_ids(leader.id())[0]];
+    follower
+        .raft()
+        .wait(Some(DEADLINE))
+        .current_leader(leader.id(), "the follower learns who leads")
+        .await
+        .unwrap();
     match follower.put(PutRequest::new("k", "v")).await {
         Err(NodeError::ForwardToLeader { leader_id, addr }) => {
             assert_eq!(leader_id, Some(leader.id()));

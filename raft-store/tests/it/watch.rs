@@ -39,6 +39,7 @@ async fn watch_on_a_follower_sees_each_change_of_its_prefix_once_with_prev_kv() 
             start_revision: 1,
             prev_kv: true,
         })
+        .await
         .unwrap();
     c.put("w/a", "1").await;
     c.put("other", "1").await;
@@ -68,7 +69,7 @@ async fn watch_across_a_leader_change_sees_every_committed_change_once_in_order(
     let first_leader = c.wait_for_leader().await.id();
     let watcher_id = c.follower_ids(first_leader)[0];
     let watcher = c.nodes[&watcher_id].clone();
-    let mut live = watcher.subscribe_applied(1).unwrap();
+    let mut live = watcher.subscribe_applied(1).await.unwrap();
     let mut acked = Vec::new();
     for i in 0..15 {
         acked.push(c.put(&format!("x/{i}"), "a").await.revision);
@@ -87,7 +88,7 @@ async fn watch_across_a_leader_change_sees_every_committed_change_once_in_order(
     }
     // A reconnecting watcher resumes from its last revision with no gap and no duplicate.
     let resume_from = last - 5;
-    let mut resumed = watcher.subscribe_applied(resume_from).unwrap();
+    let mut resumed = watcher.subscribe_applied(resume_from).await.unwrap();
     let again = collect_until(&mut resumed, last).await;
     assert_eq!(
         again.iter().map(|r| r.revision).collect::<Vec<_>>(),
@@ -114,6 +115,7 @@ async fn watch_from_a_compacted_revision_fails_with_compacted() {
             start_revision: 2,
             prev_kv: false,
         })
+        .await
         .unwrap();
     match w.next().await {
         Some(Err(NodeError::Kv(KvError::Compacted {
@@ -128,6 +130,7 @@ async fn watch_from_a_compacted_revision_fails_with_compacted() {
             start_revision: 4,
             prev_kv: false,
         })
+        .await
         .unwrap();
     assert_eq!(collect_until(&mut ok, 5).await.len(), 2);
     let old_read = leader
@@ -151,12 +154,16 @@ async fn watch_from_now_sees_only_later_changes() {
     let c = TestCluster::start(3).await;
     let leader = c.wait_for_leader().await;
     leader.put(PutRequest::new("n", "old")).await.unwrap();
-    let mut w = leader.watch(WatchRequest::new(KeyRange::key("n"))).unwrap();
-    // The watch task may start after this put is applied; a watch "from now" must then not
-    // replay older history. Make the start point explicit by writing after creation.
+    let mut w = leader
+        .watch(WatchRequest::new(KeyRange::key("n")))
+        .await
+        .unwrap();
     let r = leader.put(PutRequest::new("n", "new")).await.unwrap();
-    let got = collect_until(&mut w, r.revision).await;
-    assert_eq!(got.last().unwrap().events[0].kv.value, b"new");
-    assert!(got.iter().all(|e| e.revision >= 2));
+    let first = collect_until(&mut w, r.revision).await;
+    assert_eq!(first.len(), 1, "the put before the watch is not replayed");
+    assert_eq!(
+        (first[0].revision, first[0].events[0].kv.value.as_slice()),
+        (2, &b"new"[..])
+    );
     c.shutdown_all().await;
 }

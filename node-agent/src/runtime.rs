@@ -65,7 +65,8 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// is not an error.
     async fn remove_sandbox(&self, sandbox_id: &str) -> Result<()>;
 
-    /// All sandboxes this agent created (carrying the pod uid label).
+    /// All sandboxes this agent created (carrying the pod uid label). Listings may
+    /// leave `ip` empty (CRI lists carry none); ask [`sandbox_status`](Self::sandbox_status).
     async fn list_sandboxes(&self) -> Result<Vec<Sandbox>>;
 
     /// Creates a container in a ready sandbox; returns its id. `sandbox` is the config the

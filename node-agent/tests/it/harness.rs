@@ -107,6 +107,15 @@ impl TestPod {
     pub async fn start(rt: &Runtime, test: &str) -> TestPod {
         let logs = tempfile::tempdir().unwrap();
         let config = sandbox_config(test, logs.path().join("pod"));
+        TestPod::start_with(rt, config, logs).await
+    }
+
+    /// Runs a sandbox of `config`, whose log dir lies inside `logs`.
+    pub async fn start_with(
+        rt: &Runtime,
+        config: SandboxConfig,
+        logs: tempfile::TempDir,
+    ) -> TestPod {
         let sandbox = rt.run_sandbox(&config).await.unwrap();
         let containerd_sock = (rt.backend() == "containerd")
             .then(|| std::env::var_os("RAFTER_CONTAINERD_SOCK"))

@@ -3,9 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use node_agent::{ContainerState, RuntimeError, LABEL_POD_UID};
+use node_agent::{ContainerConfig, ContainerState, RuntimeError, SandboxConfig, LABEL_POD_UID};
+use rafter_proto::v1::{Container, EnvVar, ObjectMeta, Pod, PodSpec, ResourceRequirements};
 
-use crate::harness::{shell, wait_log, wait_state, Runtime, TestPod, BUSYBOX};
+use crate::harness::{
+    shell, unique, wait_log, wait_state, Runtime, TestPod, BUSYBOX, TEST_NAMESPACE,
+};
 
 pub async fn a_container_runs_and_its_log_is_readable(rt: Runtime) {
     let pod = TestPod::start(&rt, "log").await;
@@ -196,4 +199,70 @@ pub async fn the_runtime_reports_its_version(rt: Runtime) {
         !v.runtime_name.is_empty() && !v.runtime_version.is_empty(),
         "{v:?}"
     );
+}
+
+pub async fn a_pod_from_the_api_runs_with_its_command_args_env_and_limits(rt: Runtime) {
+    let container = Container {
+        name: "main".into(),
+        image: "local/busybox:1".into(),
+        command: vec!["sh".into(), "-c".into()],
+        args: vec!["echo \"$GREETING from $(hostname)\"; exit 3".into()],
+        env: vec![EnvVar {
+            name: "GREETING".into(),
+            value: "hi".into(),
+            ..Default::default()
+        }],
+        resources: Some(ResourceRequirements {
+            limits: [("memory", "64Mi"), ("cpu", "500m")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let pod = Pod {
+        metadata: Some(ObjectMeta {
+            name: unique("api-pod"),
+            namespace: TEST_NAMESPACE.into(),
+            uid: unique("uid"),
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            containers: vec![container],
+            hostname: "api-host".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let logs = tempfile::tempdir().unwrap();
+    let sandbox = SandboxConfig::from_pod(&pod, 0, logs.path()).unwrap();
+    let spec = pod.spec.as_ref().unwrap();
+    let config = ContainerConfig::from_container(
+        &spec.containers[0],
+        "spec.containers[0]",
+        0,
+        spec.security_context.as_ref(),
+    )
+    .unwrap();
+    assert_eq!(config.resources.memory_limit_bytes, Some(64 << 20));
+    let test_pod = TestPod::start_with(&rt, sandbox, logs).await;
+    let id = test_pod.run(&rt, config).await;
+    let st = wait_state(&rt, &id, ContainerState::Exited).await;
+    assert_eq!((st.exit_code, st.reason.as_str()), (Some(3), "Error"));
+    let lines = wait_log(&rt, &id, |l| !l.is_empty()).await;
+    // The process backend shares the host's UTS namespace, so only containerd sets it.
+    let expected_host = if rt.backend() == "containerd" {
+        "api-host".to_string()
+    } else {
+        hostname()
+    };
+    assert_eq!(lines, vec![format!("hi from {expected_host}")]);
+    test_pod.cleanup(&rt).await;
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
 }

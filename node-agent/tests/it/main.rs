@@ -3,6 +3,7 @@
 //! - `lifecycle`: scenarios every real backend passes, instantiated below for the process
 //!   backend (always) and containerd (when `RAFTER_CONTAINERD_SOCK` is set);
 //! - `containerd_only`: limits, OOM, networking, cgroups, adoption by a fresh client;
+//! - `images`: importing OCI tarballs, and a runtime that is down;
 //! - `hollow`: the scale-test backend.
 //!
 //! To run the containerd half locally:
@@ -14,6 +15,7 @@
 mod containerd_only;
 mod harness;
 mod hollow;
+mod images;
 mod lifecycle;
 
 /// Instantiates each `lifecycle` scenario once per backend, as
@@ -52,4 +54,5 @@ for_each_backend!(
     exec_runs_a_command_in_a_running_container,
     listing_shows_the_pod_uid_label_for_adoption,
     the_runtime_reports_its_version,
+    a_pod_from_the_api_runs_with_its_command_args_env_and_limits,
 );

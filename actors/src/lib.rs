@@ -1,6 +1,28 @@
 //! # Layout
 //!
-//! The controller runtime and the controllers (scheduler, replicaset, deployment rollout,
-//! daemonset, node lifecycle, CSR signing, garbage collection) as actix actors fed by the
-//! store's applied-entry stream. Nothing lives here yet: the controllers arrive with their
-//! own issue, after the store and the gateway they build on.
+//! The pure cores of Rafter's controllers: each is a function over a read-only [`Cache`]
+//! snapshot that returns [`Action`]s, with time and randomness passed in. The actix actors
+//! that feed them from the replicated log and carry out their actions wrap these cores.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `action` | [`Action`], [`Reconciled`], [`ObjectKey`], [`EventRecord`]: what a core returns |
+//! | `timestamp` | [`Timestamp`]: "now" as the caller decides it, RFC 3339 conversion |
+//! | `cache` | [`Cache`] with its indexes; [`CacheWriter`] (one) and [`CacheReader`] (many) |
+//! | `pods` | shared facts: controller ownerReference, ready/available, requests |
+//!
+//! This crate must not do I/O, read the clock or draw random numbers in a core: the same
+//! cache, key, time and seed always give the same actions.
+
+mod action;
+mod cache;
+mod pods;
+mod timestamp;
+
+#[cfg(test)]
+mod testing;
+
+pub use action::{Action, EventRecord, EventType, ObjectKey, Propagation, Reconciled};
+pub use cache::{Cache, CacheEvent, CacheReader, CacheWriter};
+pub use pods::{controller_ref, pod_requests, Resources};
+pub use timestamp::Timestamp;

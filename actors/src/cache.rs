@@ -1,0 +1,427 @@
+//! [`Cache`]: the controllers' in-memory view of the cluster, and its one writer
+//! ([`CacheWriter`]) and many readers ([`CacheReader`]).
+//!
+//! ```text
+//!  applied log entries ──► informer ──► CacheWriter::apply(CacheEvent)
+//!                                             │ (one writer)
+//!                                   Arc<RwLock<Cache>>
+//!                                             │ (many readers, cheap to clone)
+//!              CacheReader::read() ──► &Cache ──► reconcile(&cache, key, now) -> actions
+//! ```
+//!
+//! Owns the objects (shared as `Arc<Object>`, so a reconcile never copies a pod it does not
+//! change) and four indexes kept in step with every write: kind+namespace+name, uid, pods
+//! by `spec.nodeName` (plus the set of pods with none), and dependents by owner uid. Label
+//! lookups scan one kind in one namespace and match the selector, which is fast enough at
+//! the sizes a namespace holds and keeps the writer cheap.
+//!
+//! It must not read the store or talk to the network: it only holds what it was given.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use rafter_proto::v1;
+use rafter_proto::{Kind, Object, Selector};
+
+use crate::action::ObjectKey;
+
+/// Namespace and name, the key of an object inside its kind.
+type NsName = (String, String);
+
+/// A change to apply to the cache, as the informer decodes it from the log.
+#[derive(Clone, Debug)]
+pub enum CacheEvent {
+    /// An object was created or updated.
+    Upsert(Object),
+    /// An object was deleted.
+    Delete(ObjectKey),
+    /// A fresh list of one kind replaces everything cached of that kind (after a relist).
+    Replace {
+        /// The kind listed.
+        kind: Kind,
+        /// Every object of the kind.
+        objects: Vec<Object>,
+    },
+}
+
+/// The indexed objects. Reconcilers take `&Cache`; tests build one directly.
+#[derive(Clone, Debug, Default)]
+pub struct Cache {
+    objects: HashMap<Kind, BTreeMap<NsName, Arc<Object>>>,
+    by_uid: HashMap<String, ObjectKey>,
+    pods_by_node: HashMap<String, BTreeSet<NsName>>,
+    unscheduled_pods: BTreeSet<NsName>,
+    dependents: HashMap<String, BTreeSet<ObjectKey>>,
+}
+
+impl Cache {
+    /// An empty cache.
+    pub fn new() -> Cache {
+        Cache::default()
+    }
+
+    /// A cache holding `objects`.
+    pub fn from_objects(objects: impl IntoIterator<Item = Object>) -> Cache {
+        let mut cache = Cache::new();
+        for object in objects {
+            cache.upsert(object);
+        }
+        cache
+    }
+
+    /// Applies one change.
+    pub fn apply(&mut self, event: CacheEvent) {
+        match event {
+            CacheEvent::Upsert(object) => {
+                self.upsert(object);
+            }
+            CacheEvent::Delete(key) => {
+                self.remove(&key);
+            }
+            CacheEvent::Replace { kind, objects } => self.replace_kind(kind, objects),
+        }
+    }
+
+    /// Inserts or replaces an object; returns the one it replaced.
+    pub fn upsert(&mut self, object: Object) -> Option<Arc<Object>> {
+        let key = ObjectKey::of(&object);
+        let previous = self.remove(&key);
+        self.index(&key, &object);
+        self.objects
+            .entry(key.kind)
+            .or_default()
+            .insert((key.namespace, key.name), Arc::new(object));
+        previous
+    }
+
+    /// Removes an object; returns it.
+    pub fn remove(&mut self, key: &ObjectKey) -> Option<Arc<Object>> {
+        let removed = self
+            .objects
+            .get_mut(&key.kind)?
+            .remove(&(key.namespace.clone(), key.name.clone()))?;
+        self.unindex(key, &removed);
+        Some(removed)
+    }
+
+    /// Replaces every object of `kind` with `objects`.
+    pub fn replace_kind(&mut self, kind: Kind, objects: Vec<Object>) {
+        let keys: Vec<ObjectKey> = self
+            .objects
+            .get(&kind)
+            .map(|m| {
+                m.keys()
+                    .map(|(ns, name)| ObjectKey::new(kind, ns.clone(), name.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for key in keys {
+            self.remove(&key);
+        }
+        for object in objects {
+            if object.kind() == kind {
+                self.upsert(object);
+            }
+        }
+    }
+
+    fn index(&mut self, key: &ObjectKey, object: &Object) {
+        let meta = object.metadata();
+        if !meta.uid.is_empty() {
+            self.by_uid.insert(meta.uid.clone(), key.clone());
+        }
+        for owner in &meta.owner_references {
+            self.dependents
+                .entry(owner.uid.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+        if let Object::Pod(pod) = object {
+            let ns_name = (key.namespace.clone(), key.name.clone());
+            match pod_node_name(pod) {
+                "" => {
+                    self.unscheduled_pods.insert(ns_name);
+                }
+                node => {
+                    self.pods_by_node
+                        .entry(node.to_owned())
+                        .or_default()
+                        .insert(ns_name);
+                }
+            }
+        }
+    }
+
+    fn unindex(&mut self, key: &ObjectKey, object: &Object) {
+        let meta = object.metadata();
+        if self.by_uid.get(&meta.uid) == Some(key) {
+            self.by_uid.remove(&meta.uid);
+        }
+        for owner in &meta.owner_references {
+            if let Some(set) = self.dependents.get_mut(&owner.uid) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.dependents.remove(&owner.uid);
+                }
+            }
+        }
+        if let Object::Pod(pod) = object {
+            let ns_name = (key.namespace.clone(), key.name.clone());
+            match pod_node_name(pod) {
+                "" => {
+                    self.unscheduled_pods.remove(&ns_name);
+                }
+                node => {
+                    if let Some(set) = self.pods_by_node.get_mut(node) {
+                        set.remove(&ns_name);
+                        if set.is_empty() {
+                            self.pods_by_node.remove(node);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The object at `key`.
+    pub fn get(&self, key: &ObjectKey) -> Option<&Arc<Object>> {
+        self.objects
+            .get(&key.kind)?
+            .get(&(key.namespace.clone(), key.name.clone()))
+    }
+
+    /// The object with this uid.
+    pub fn get_by_uid(&self, uid: &str) -> Option<&Arc<Object>> {
+        self.by_uid.get(uid).and_then(|key| self.get(key))
+    }
+
+    /// Every object of a kind, ordered by namespace and name.
+    pub fn list(&self, kind: Kind) -> impl Iterator<Item = &Arc<Object>> {
+        self.objects.get(&kind).into_iter().flat_map(|m| m.values())
+    }
+
+    /// How many objects of a kind are cached.
+    pub fn count(&self, kind: Kind) -> usize {
+        self.objects.get(&kind).map_or(0, BTreeMap::len)
+    }
+
+    /// The objects of a kind in one namespace, ordered by name.
+    pub fn list_namespaced<'a>(
+        &'a self,
+        kind: Kind,
+        namespace: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<Object>> + 'a {
+        self.objects.get(&kind).into_iter().flat_map(move |m| {
+            m.range((namespace.to_owned(), String::new())..)
+                .take_while(move |((ns, _), _)| ns == namespace)
+                .map(|(_, o)| o)
+        })
+    }
+
+    /// The objects of a kind in a namespace whose labels match `selector`.
+    pub fn select<'a>(
+        &'a self,
+        kind: Kind,
+        namespace: &'a str,
+        selector: &'a Selector,
+    ) -> impl Iterator<Item = &'a Arc<Object>> + 'a {
+        self.list_namespaced(kind, namespace)
+            .filter(move |o| selector.matches(&o.metadata().labels))
+    }
+
+    /// The objects that name `owner_uid` in their ownerReferences.
+    pub fn dependents_of<'a>(&'a self, owner_uid: &str) -> impl Iterator<Item = &'a Arc<Object>> {
+        self.dependents
+            .get(owner_uid)
+            .into_iter()
+            .flatten()
+            .filter_map(|key| self.get(key))
+    }
+
+    /// The objects whose controller (the ownerReference with `controller: true`) has uid
+    /// `owner_uid`.
+    pub fn controlled_by<'a>(
+        &'a self,
+        owner_uid: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<Object>> {
+        self.dependents_of(owner_uid).filter(move |o| {
+            crate::pods::controller_ref(o.metadata()).is_some_and(|r| r.uid == owner_uid)
+        })
+    }
+
+    /// A node by name.
+    pub fn node(&self, name: &str) -> Option<&v1::Node> {
+        match self.get(&ObjectKey::new(Kind::Node, "", name))?.as_ref() {
+            Object::Node(node) => Some(node),
+            _ => None,
+        }
+    }
+
+    /// Every node, ordered by name.
+    pub fn nodes(&self) -> impl Iterator<Item = &v1::Node> {
+        self.list(Kind::Node).filter_map(|o| match o.as_ref() {
+            Object::Node(node) => Some(node),
+            _ => None,
+        })
+    }
+
+    /// A pod by namespace and name.
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<&v1::Pod> {
+        match self
+            .get(&ObjectKey::new(Kind::Pod, namespace, name))?
+            .as_ref()
+        {
+            Object::Pod(pod) => Some(pod),
+            _ => None,
+        }
+    }
+
+    /// The pods in a namespace, ordered by name.
+    pub fn pods_in<'a>(&'a self, namespace: &'a str) -> impl Iterator<Item = &'a v1::Pod> + 'a {
+        self.list_namespaced(Kind::Pod, namespace)
+            .filter_map(|o| match o.as_ref() {
+                Object::Pod(pod) => Some(pod),
+                _ => None,
+            })
+    }
+
+    /// The pods whose `spec.nodeName` is `node`.
+    pub fn pods_on_node<'a>(&'a self, node: &str) -> impl Iterator<Item = &'a v1::Pod> + 'a {
+        self.pods_by_node
+            .get(node)
+            .into_iter()
+            .flatten()
+            .filter_map(|(ns, name)| self.pod(ns, name))
+    }
+
+    /// The names of the nodes that have at least one pod bound to them.
+    pub fn nodes_with_pods(&self) -> impl Iterator<Item = &str> {
+        self.pods_by_node.keys().map(String::as_str)
+    }
+
+    /// The pods with no `spec.nodeName`, ordered by namespace and name.
+    pub fn unscheduled_pods(&self) -> impl Iterator<Item = &v1::Pod> {
+        self.unscheduled_pods
+            .iter()
+            .filter_map(|(ns, name)| self.pod(ns, name))
+    }
+}
+
+fn pod_node_name(pod: &v1::Pod) -> &str {
+    pod.spec.as_ref().map_or("", |s| s.node_name.as_str())
+}
+
+/// The one writer of a shared cache: the informer applies changes through it.
+#[derive(Debug, Default)]
+pub struct CacheWriter {
+    shared: Arc<RwLock<Cache>>,
+}
+
+impl CacheWriter {
+    /// A writer over an empty cache.
+    pub fn new() -> CacheWriter {
+        CacheWriter::default()
+    }
+
+    /// Applies one change; readers see it on their next `read`.
+    pub fn apply(&mut self, event: CacheEvent) {
+        let mut cache = self.shared.write().unwrap_or_else(|p| p.into_inner());
+        cache.apply(event);
+    }
+
+    /// Applies several changes at once, so readers never see half of them.
+    pub fn apply_all(&mut self, events: impl IntoIterator<Item = CacheEvent>) {
+        let mut cache = self.shared.write().unwrap_or_else(|p| p.into_inner());
+        for event in events {
+            cache.apply(event);
+        }
+    }
+
+    /// A read handle on the same cache.
+    pub fn reader(&self) -> CacheReader {
+        CacheReader {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// A read handle on a shared cache; cheap to clone, one per controller.
+#[derive(Clone, Debug)]
+pub struct CacheReader {
+    shared: Arc<RwLock<Cache>>,
+}
+
+impl CacheReader {
+    /// A consistent view for one reconcile; the writer waits while it is held, so hold it
+    /// only for the reconcile itself.
+    pub fn read(&self) -> RwLockReadGuard<'_, Cache> {
+        self.shared.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+
+    #[test]
+    fn pods_are_indexed_by_node_and_move_when_bound() {
+        let mut cache = Cache::new();
+        cache.upsert(pod("default", "a").build());
+        assert_eq!(cache.unscheduled_pods().count(), 1);
+        cache.upsert(pod("default", "a").node("n1").build());
+        assert_eq!(cache.unscheduled_pods().count(), 0);
+        assert_eq!(cache.pods_on_node("n1").count(), 1);
+        cache.remove(&ObjectKey::new(Kind::Pod, "default", "a"));
+        assert_eq!(cache.pods_on_node("n1").count(), 0);
+        assert_eq!(cache.nodes_with_pods().count(), 0);
+    }
+
+    #[test]
+    fn dependents_are_found_by_owner_uid_and_controller_flag() {
+        let rs = replica_set("default", "web", 1).uid("rs-1").build();
+        let owned = pod("default", "web-1").owner(&rs, true).build();
+        let referenced = pod("default", "web-2").owner(&rs, false).build();
+        let cache = Cache::from_objects([rs, owned, referenced]);
+        assert_eq!(cache.dependents_of("rs-1").count(), 2);
+        let controlled: Vec<_> = cache
+            .controlled_by("rs-1")
+            .map(|o| o.metadata().name.clone())
+            .collect();
+        assert_eq!(controlled, ["web-1"]);
+        assert_eq!(
+            cache.get_by_uid("rs-1").map(|o| o.metadata().name.clone()),
+            Some("web".to_owned())
+        );
+    }
+
+    #[test]
+    fn label_lookups_stay_inside_the_namespace() {
+        let cache = Cache::from_objects([
+            pod("a", "p1").label("app", "web").build(),
+            pod("a", "p2").label("app", "db").build(),
+            pod("b", "p3").label("app", "web").build(),
+        ]);
+        let selector = Selector::parse("app=web").unwrap();
+        let names: Vec<_> = cache
+            .select(Kind::Pod, "a", &selector)
+            .map(|o| o.metadata().name.clone())
+            .collect();
+        assert_eq!(names, ["p1"]);
+    }
+
+    #[test]
+    fn a_relist_replaces_a_whole_kind_and_its_indexes() {
+        let mut writer = CacheWriter::new();
+        let reader = writer.reader();
+        writer.apply(CacheEvent::Upsert(pod("default", "old").node("n1").build()));
+        writer.apply(CacheEvent::Replace {
+            kind: Kind::Pod,
+            objects: vec![pod("default", "new").build()],
+        });
+        let cache = reader.read();
+        assert!(cache.pod("default", "old").is_none());
+        assert_eq!(cache.pods_on_node("n1").count(), 0);
+        assert_eq!(cache.unscheduled_pods().count(), 1);
+    }
+}

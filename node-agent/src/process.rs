@@ -20,10 +20,13 @@
 //! - capabilities are ignored; `runAsUser`/`runAsGroup` are applied only when the agent
 //!   runs as root (otherwise asking for another user is an error).
 //!
-//! Owns child processes, their log files and their in-memory records. State is not
-//! persisted: processes started by a previous agent process are not adopted (they are in
-//! their own process groups and keep running). It must never signal a process group it
-//! did not create.
+//! Owns child processes, their log files and their in-memory records. Records are not
+//! persisted, so a restarted agent cannot adopt what its predecessor ran (exit codes of
+//! non-children are unknowable); with `state_dir` set, each running container's process
+//! group is noted on disk and [`ProcessRuntime::reap_orphans`] kills those a crashed
+//! agent left behind, after which the agent simply starts the pods again. Dropping the
+//! last handle kills every group still running. It must never signal a process group it
+//! did not create (notes are checked against the process start time).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -61,6 +64,10 @@ pub struct ProcessConfig {
     pub host_ip: String,
     /// Image names treated as present before any import (normalised on use).
     pub images: Vec<String>,
+    /// Where to note the process group of each running container, so that
+    /// [`ProcessRuntime::reap_orphans`] can kill what a crashed agent left running.
+    /// `None`: no notes, no reaping.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for ProcessConfig {
@@ -71,6 +78,7 @@ impl Default for ProcessConfig {
                 "docker.io/local/busybox:1".to_owned(),
                 "docker.io/local/pause:1".to_owned(),
             ],
+            state_dir: None,
         }
     }
 }
@@ -194,6 +202,88 @@ impl ProcessRuntime {
         signal_group(pgid, Signal::SIGKILL);
         Ok(())
     }
+}
+
+impl ProcessRuntime {
+    /// Kills the process groups that a previous agent process (same `state_dir`) started
+    /// and left running when it died; returns how many. The process backend does not
+    /// adopt them: it cannot learn their exit codes, so the agent starts the pods again.
+    /// A note whose pid now belongs to another process (pid reuse) is only discarded.
+    pub async fn reap_orphans(&self) -> Result<usize> {
+        let Some(dir) = self.config.state_dir.clone() else {
+            return Ok(0);
+        };
+        let mine: HashSet<i32> = self
+            .lock()
+            .containers
+            .values()
+            .filter_map(|c| c.pgid)
+            .collect();
+        tokio::task::spawn_blocking(move || reap_notes(&dir, &mine))
+            .await
+            .map_err(|e| {
+                RuntimeError::io("reaping orphans", PathBuf::new(), std::io::Error::other(e))
+            })?
+    }
+}
+
+/// `<pgid> <start time in clock ticks>` of a running container, in `<dir>/<id>.pgid`.
+async fn write_pgid_note(dir: &Path, container_id: &str, pgid: i32) -> Option<PathBuf> {
+    let start = tokio::fs::read_to_string(format!("/proc/{pgid}/stat"))
+        .await
+        .ok()
+        .and_then(|stat| proc_start_time(&stat))?;
+    let path = dir.join(format!("{container_id}.pgid"));
+    let written = async {
+        tokio::fs::create_dir_all(dir).await?;
+        tokio::fs::write(&path, format!("{pgid} {start}\n")).await
+    };
+    match written.await {
+        Ok(()) => Some(path),
+        Err(e) => {
+            warn!(path = %path.display(), error = %e, "could not note container process group");
+            None
+        }
+    }
+}
+
+/// Field 22 (starttime) of `/proc/<pid>/stat`; the command name may hold spaces.
+fn proc_start_time(stat: &str) -> Option<u64> {
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    after_comm.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn reap_notes(dir: &Path, mine: &HashSet<i32>) -> Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(RuntimeError::io("reading state dir", dir, e)),
+    };
+    let mut reaped = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("pgid") {
+            continue;
+        }
+        let note = std::fs::read_to_string(&path).unwrap_or_default();
+        let mut fields = note.split_whitespace().map(str::parse::<u64>);
+        if let (Some(Ok(pgid)), Some(Ok(start))) = (fields.next(), fields.next()) {
+            let pgid = i32::try_from(pgid).unwrap_or(0);
+            if mine.contains(&pgid) {
+                continue;
+            }
+            let alive_start = std::fs::read_to_string(format!("/proc/{pgid}/stat"))
+                .ok()
+                .and_then(|stat| proc_start_time(&stat));
+            if alive_start == Some(start) {
+                debug!(pgid, "killing orphaned container process group");
+                signal_group(pgid, Signal::SIGKILL);
+                reaped += 1;
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    Ok(reaped)
 }
 
 fn signal_group(pgid: i32, signal: Signal) {
@@ -530,6 +620,10 @@ impl ContainerRuntime for ProcessRuntime {
             .stderr
             .take()
             .map(|s| tokio::spawn(pump(s, LogStream::Stderr, log.clone())));
+        let note = match (&self.config.state_dir, pgid) {
+            (Some(dir), Some(pgid)) => write_pgid_note(dir, container_id, pgid).await,
+            _ => None,
+        };
         let id = container_id.to_owned();
         tokio::spawn(async move {
             let status = child.wait().await;
@@ -547,6 +641,9 @@ impl ContainerRuntime for ProcessRuntime {
                 }
             };
             debug!(container_id = %id, code, "container exited");
+            if let Some(note) = note {
+                let _ = tokio::fs::remove_file(note).await;
+            }
             let _ = tx.send(Some(Exit {
                 code,
                 at: SystemTime::now(),

@@ -3,6 +3,7 @@
 //! - `lifecycle`: scenarios every real backend passes, instantiated below for the process
 //!   backend (always) and containerd (when `RAFTER_CONTAINERD_SOCK` is set);
 //! - `containerd_only`: limits, OOM, networking, cgroups, adoption by a fresh client;
+//! - `process_only`: reaping what a crashed agent left running;
 //! - `images`: importing OCI tarballs, and a runtime that is down;
 //! - `hollow`: the scale-test backend.
 //!
@@ -17,6 +18,7 @@ mod harness;
 mod hollow;
 mod images;
 mod lifecycle;
+mod process_only;
 
 /// Instantiates each `lifecycle` scenario once per backend, as
 /// `process_backend::<scenario>` and `containerd_backend::<scenario>`.

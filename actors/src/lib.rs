@@ -16,7 +16,9 @@
 
 mod action;
 mod cache;
+mod placement;
 mod pods;
+mod scheduler;
 mod timestamp;
 
 #[cfg(test)]

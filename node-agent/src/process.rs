@@ -38,7 +38,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
@@ -400,8 +400,6 @@ where
         }
     }
 }
-
-use tokio::io::AsyncReadExt as _;
 
 #[async_trait]
 impl ContainerRuntime for ProcessRuntime {

@@ -18,6 +18,7 @@ mod action;
 mod cache;
 mod placement;
 mod pods;
+mod replicaset;
 mod scheduler;
 mod timestamp;
 

@@ -16,7 +16,9 @@
 
 use std::collections::BTreeMap;
 
-use rafter_proto::v1::{self, NodeSelectorRequirement, NodeSelectorTerm, PodSpec, Taint, Toleration};
+use rafter_proto::v1::{
+    self, NodeSelectorRequirement, NodeSelectorTerm, PodSpec, Taint, Toleration,
+};
 
 /// Taint effects.
 pub const NO_SCHEDULE: &str = "NoSchedule";
@@ -92,7 +94,11 @@ fn requirement_matches(req: &NodeSelectorRequirement, value: Option<&String>) ->
 }
 
 /// Whether a node (its labels and name) satisfies one node selector term.
-pub fn term_matches(term: &NodeSelectorTerm, labels: &BTreeMap<String, String>, name: &str) -> bool {
+pub fn term_matches(
+    term: &NodeSelectorTerm,
+    labels: &BTreeMap<String, String>,
+    name: &str,
+) -> bool {
     if term.match_expressions.is_empty() && term.match_fields.is_empty() {
         return false;
     }
@@ -100,9 +106,10 @@ pub fn term_matches(term: &NodeSelectorTerm, labels: &BTreeMap<String, String>, 
     term.match_expressions
         .iter()
         .all(|r| requirement_matches(r, labels.get(&r.key)))
-        && term.match_fields.iter().all(|r| {
-            r.key == "metadata.name" && requirement_matches(r, Some(&name))
-        })
+        && term
+            .match_fields
+            .iter()
+            .all(|r| r.key == "metadata.name" && requirement_matches(r, Some(&name)))
 }
 
 /// Whether the node satisfies the pod's `nodeSelector` and required node affinity.
@@ -122,7 +129,10 @@ pub fn matches_node_selector_and_affinity(
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref());
+        .and_then(|na| {
+            na.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
     match required {
         None => true,
         Some(selector) => selector
@@ -175,13 +185,25 @@ mod tests {
     #[test]
     fn tolerations_match_taints_by_key_operator_value_and_effect() {
         let table = [
-            (("spray", "Equal", "mortein", "NoSchedule"), "NoSchedule", true),
-            (("spray", "Equal", "raid", "NoSchedule"), "NoSchedule", false),
+            (
+                ("spray", "Equal", "mortein", "NoSchedule"),
+                "NoSchedule",
+                true,
+            ),
+            (
+                ("spray", "Equal", "raid", "NoSchedule"),
+                "NoSchedule",
+                false,
+            ),
             (("spray", "", "mortein", "NoSchedule"), "NoSchedule", true),
             (("spray", "Exists", "", "NoSchedule"), "NoSchedule", true),
             (("spray", "Exists", "", ""), "NoExecute", true),
             (("spray", "Equal", "mortein", ""), "PreferNoSchedule", true),
-            (("spray", "Equal", "mortein", "NoExecute"), "NoSchedule", false),
+            (
+                ("spray", "Equal", "mortein", "NoExecute"),
+                "NoSchedule",
+                false,
+            ),
             (("other", "Exists", "", ""), "NoSchedule", false),
             (("", "Exists", "", ""), "NoExecute", true),
             (("", "Exists", "", "NoSchedule"), "NoExecute", false),
@@ -229,7 +251,10 @@ mod tests {
         labels.insert("size".to_owned(), "Large".to_owned());
         let spec = pod("d", "p")
             .required_terms(vec![
-                term(vec![req("size", "In", &["Large"]), req("gpu", "Exists", &[])]),
+                term(vec![
+                    req("size", "In", &["Large"]),
+                    req("gpu", "Exists", &[]),
+                ]),
                 term(vec![req("size", "In", &["Medium"])]),
             ])
             .build_pod()

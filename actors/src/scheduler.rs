@@ -37,9 +37,8 @@ use rafter_proto::{Kind, Object};
 use crate::action::{Action, EventRecord, EventType, ObjectKey, Reconciled};
 use crate::cache::Cache;
 use crate::placement::{
-    first_untolerated, matches_node_selector_and_affinity, node_parts,
-    preferred_affinity_weight, tolerated, untolerated_prefer_no_schedule, NO_EXECUTE,
-    NO_SCHEDULE,
+    first_untolerated, matches_node_selector_and_affinity, node_parts, preferred_affinity_weight,
+    tolerated, untolerated_prefer_no_schedule, NO_EXECUTE, NO_SCHEDULE,
 };
 use crate::pods::{
     self, condition, controller_ref, is_terminal, is_terminating, mix, node_allocatable,
@@ -309,11 +308,8 @@ struct Pass<'a> {
 impl<'a> Pass<'a> {
     fn new(cache: &'a Cache, seed: u64) -> Pass<'a> {
         let mut nodes: Vec<NodeInfo<'a>> = cache.nodes().map(NodeInfo::new).collect();
-        let index: HashMap<&str, usize> = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.name, i))
-            .collect();
+        let index: HashMap<&str, usize> =
+            nodes.iter().enumerate().map(|(i, n)| (n.name, i)).collect();
         for name in cache.nodes_with_pods() {
             let Some(&i) = index.get(name) else {
                 continue;

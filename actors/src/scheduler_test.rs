@@ -37,7 +37,11 @@ fn pods_naming_another_scheduler_or_already_bound_are_left_alone() {
         pod("default", "going").deleting().build(),
     ]);
     for name in ["mine", "bound", "going", "missing"] {
-        assert_eq!(schedule_pod(&cache, &key(name), 1), Reconciled::nothing(), "{name}");
+        assert_eq!(
+            schedule_pod(&cache, &key(name), 1),
+            Reconciled::nothing(),
+            "{name}"
+        );
     }
     assert!(schedule_pending(&cache, 1).actions.is_empty());
 }
@@ -59,13 +63,29 @@ fn a_schedulable_pod_is_bound_with_a_scheduled_event() {
 fn a_pod_lands_only_on_nodes_whose_taints_it_tolerates() {
     let table: &[(&str, Option<(&str, &str, &str, &str)>, bool)] = &[
         ("NoSchedule", None, false),
-        ("NoSchedule", Some(("spray", "Equal", "mortein", "NoSchedule")), true),
-        ("NoSchedule", Some(("spray", "Equal", "raid", "NoSchedule")), false),
+        (
+            "NoSchedule",
+            Some(("spray", "Equal", "mortein", "NoSchedule")),
+            true,
+        ),
+        (
+            "NoSchedule",
+            Some(("spray", "Equal", "raid", "NoSchedule")),
+            false,
+        ),
         ("NoSchedule", Some(("spray", "Exists", "", "")), true),
         ("NoSchedule", Some(("", "Exists", "", "")), true),
         ("NoExecute", None, false),
-        ("NoExecute", Some(("spray", "Equal", "mortein", "NoExecute")), true),
-        ("NoExecute", Some(("spray", "Equal", "mortein", "NoSchedule")), false),
+        (
+            "NoExecute",
+            Some(("spray", "Equal", "mortein", "NoExecute")),
+            true,
+        ),
+        (
+            "NoExecute",
+            Some(("spray", "Equal", "mortein", "NoSchedule")),
+            false,
+        ),
         ("PreferNoSchedule", None, true),
     ];
     for (effect, tol, schedulable) in table {
@@ -160,10 +180,18 @@ fn cordoned_and_not_ready_nodes_are_filtered() {
     let tolerant = Cache::from_objects([
         node("a").unschedulable().build(),
         pod("default", "p")
-            .toleration(toleration("node.kubernetes.io/unschedulable", "Exists", "", "NoSchedule"))
+            .toleration(toleration(
+                "node.kubernetes.io/unschedulable",
+                "Exists",
+                "",
+                "NoSchedule",
+            ))
             .build(),
     ]);
-    assert_eq!(bound_node(&schedule_pod(&tolerant, &key("p"), 0)).as_deref(), Some("a"));
+    assert_eq!(
+        bound_node(&schedule_pod(&tolerant, &key("p"), 0)).as_deref(),
+        Some("a")
+    );
 }
 
 /// Resource fit against a node with 4 CPUs, 8Gi and room for 3 pods, already running a
@@ -172,14 +200,26 @@ fn cordoned_and_not_ready_nodes_are_filtered() {
 fn requests_must_fit_what_bound_pods_leave_of_allocatable() {
     let table = [
         (("3", "6Gi"), None, None),
-        (("3100m", "1Gi"), None, Some("0/1 nodes are available: 1 Insufficient cpu.")),
-        (("1", "6145Mi"), None, Some("0/1 nodes are available: 1 Insufficient memory.")),
+        (
+            ("3100m", "1Gi"),
+            None,
+            Some("0/1 nodes are available: 1 Insufficient cpu."),
+        ),
+        (
+            ("1", "6145Mi"),
+            None,
+            Some("0/1 nodes are available: 1 Insufficient memory."),
+        ),
         (
             ("4", "7Gi"),
             None,
             Some("0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient memory."),
         ),
-        (("100m", ""), Some(("3500m", "")), Some("0/1 nodes are available: 1 Insufficient cpu.")),
+        (
+            ("100m", ""),
+            Some(("3500m", "")),
+            Some("0/1 nodes are available: 1 Insufficient cpu."),
+        ),
         (("", ""), None, None),
     ];
     for ((cpu, memory), init, want) in table {
@@ -189,7 +229,11 @@ fn requests_must_fit_what_bound_pods_leave_of_allocatable() {
         }
         let cache = Cache::from_objects([
             node("n1").allocatable("4", "8Gi", "3").build(),
-            pod("default", "running").node("n1").requests("1", "2Gi").running().build(),
+            pod("default", "running")
+                .node("n1")
+                .requests("1", "2Gi")
+                .running()
+                .build(),
             pod("default", "done")
                 .node("n1")
                 .requests("2", "2Gi")
@@ -223,7 +267,10 @@ fn prefer_no_schedule_is_avoided_while_another_node_fits() {
         pod("default", "p").build(),
     ]);
     for seed in 0..8 {
-        assert_eq!(bound_node(&schedule_pod(&cache, &key("p"), seed)).as_deref(), Some("b"));
+        assert_eq!(
+            bound_node(&schedule_pod(&cache, &key("p"), seed)).as_deref(),
+            Some("b")
+        );
     }
 }
 
@@ -238,7 +285,10 @@ fn preferred_affinity_weights_choose_the_node() {
             .build(),
     ]);
     for seed in 0..8 {
-        assert_eq!(bound_node(&schedule_pod(&cache, &key("p"), seed)).as_deref(), Some("b"));
+        assert_eq!(
+            bound_node(&schedule_pod(&cache, &key("p"), seed)).as_deref(),
+            Some("b")
+        );
     }
 }
 
@@ -247,11 +297,18 @@ fn the_least_allocated_node_wins() {
     let cache = Cache::from_objects([
         node("busy").build(),
         node("idle").build(),
-        pod("default", "hog").node("busy").requests("3", "6Gi").running().build(),
+        pod("default", "hog")
+            .node("busy")
+            .requests("3", "6Gi")
+            .running()
+            .build(),
         pod("default", "p").requests("100m", "100Mi").build(),
     ]);
     for seed in 0..8 {
-        assert_eq!(bound_node(&schedule_pod(&cache, &key("p"), seed)).as_deref(), Some("idle"));
+        assert_eq!(
+            bound_node(&schedule_pod(&cache, &key("p"), seed)).as_deref(),
+            Some("idle")
+        );
     }
 }
 
@@ -295,7 +352,10 @@ fn a_batch_counts_the_pods_it_just_placed() {
 
 #[test]
 fn a_batch_places_higher_priority_pods_first() {
-    let mut high = pod("default", "z-high").requests("1", "").created(5).build_pod();
+    let mut high = pod("default", "z-high")
+        .requests("1", "")
+        .created(5)
+        .build_pod();
     if let Some(spec) = high.spec.as_mut() {
         spec.priority = Some(1000);
     }

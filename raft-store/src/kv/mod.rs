@@ -6,6 +6,7 @@
 
 mod backend;
 mod error;
+mod serde_bytes;
 pub(crate) mod state;
 mod types;
 
@@ -15,6 +16,7 @@ pub use backend::KvRead;
 pub use backend::MemBackend;
 pub use error::KvError;
 pub use state::apply;
+pub use state::check_limits;
 pub use state::Applied;
 pub use state::KvState;
 pub use state::RevisionEvents;

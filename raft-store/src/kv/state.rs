@@ -522,15 +522,43 @@ fn op_bytes(op: &Op) -> usize {
     }
 }
 
-impl<B: KvBackend> Exec<'_, B> {
-    fn run(&mut self, op: &Op) -> Result<KvResponse, KvError> {
-        let size = op_bytes(op);
-        if size > self.limits.max_request_bytes {
-            return Err(KvError::RequestTooLarge {
-                size,
-                limit: self.limits.max_request_bytes,
+/// Check `op` against the size limits: the same check `apply` makes, so a member can refuse
+/// an oversized request before it reaches the log.
+pub fn check_limits(op: &Op, limits: &Limits) -> Result<(), KvError> {
+    let size = op_bytes(op);
+    if size > limits.max_request_bytes {
+        return Err(KvError::RequestTooLarge {
+            size,
+            limit: limits.max_request_bytes,
+        });
+    }
+    let puts: Vec<&PutRequest> = match op {
+        Op::Put(p) => vec![p],
+        Op::Txn(t) => t
+            .success
+            .iter()
+            .chain(&t.failure)
+            .filter_map(|o| match o {
+                TxnOp::Put(p) => Some(p),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    for p in puts {
+        if p.value.len() > limits.max_value_bytes {
+            return Err(KvError::ValueTooLarge {
+                size: p.value.len(),
+                limit: limits.max_value_bytes,
             });
         }
+    }
+    Ok(())
+}
+
+impl<B: KvBackend> Exec<'_, B> {
+    fn run(&mut self, op: &Op) -> Result<KvResponse, KvError> {
+        check_limits(op, &self.limits)?;
         match op {
             Op::Put(p) => self.put(p).map(KvResponse::Put),
             Op::Delete(d) => self.delete(d).map(KvResponse::Delete),

@@ -10,8 +10,10 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct KeyValue {
     /// The key bytes.
+    #[serde(with = "crate::kv::serde_bytes::bytes")]
     pub key: Vec<u8>,
     /// The value bytes (empty in keys-only reads).
+    #[serde(with = "crate::kv::serde_bytes::bytes")]
     pub value: Vec<u8>,
     /// Revision of the put that created this generation of the key.
     pub create_revision: u64,
@@ -27,12 +29,14 @@ pub struct KeyValue {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KeyRange {
     /// Exactly one key.
-    Key(Vec<u8>),
+    Key(#[serde(with = "crate::kv::serde_bytes::bytes")] Vec<u8>),
     /// Every key `k` with `start <= k < end`; `end = None` means no upper bound.
     Range {
         /// Inclusive lower bound.
+        #[serde(with = "crate::kv::serde_bytes::bytes")]
         start: Vec<u8>,
         /// Exclusive upper bound, or unbounded.
+        #[serde(with = "crate::kv::serde_bytes::opt_bytes")]
         end: Option<Vec<u8>>,
     },
 }
@@ -145,8 +149,10 @@ pub struct RangeResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PutRequest {
     /// The key.
+    #[serde(with = "crate::kv::serde_bytes::bytes")]
     pub key: Vec<u8>,
     /// The value.
+    #[serde(with = "crate::kv::serde_bytes::bytes")]
     pub value: Vec<u8>,
     /// Attach the key to this lease; 0 for none.
     pub lease: u64,
@@ -209,7 +215,7 @@ pub struct DeleteResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CompareTarget {
     /// The value bytes; a missing key never matches.
-    Value(Vec<u8>),
+    Value(#[serde(with = "crate::kv::serde_bytes::bytes")] Vec<u8>),
     /// The version (0 for a missing key).
     Version(u64),
     /// The mod revision (0 for a missing key).
@@ -237,6 +243,7 @@ pub enum CompareOp {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Compare {
     /// The key compared.
+    #[serde(with = "crate::kv::serde_bytes::bytes")]
     pub key: Vec<u8>,
     /// The comparison.
     pub op: CompareOp,

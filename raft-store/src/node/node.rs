@@ -265,6 +265,7 @@ impl Node {
 
     /// Propose `op` and wait for it to be applied; bounded by the request timeout.
     async fn write(&self, op: Op) -> Result<KvResponse, NodeError> {
+        check_limits(&op, &self.inner.config.limits)?;
         let timeout = self.inner.config.request_timeout;
         let cmd = Command {
             now_ms: now_ms(),

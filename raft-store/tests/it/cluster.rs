@@ -70,8 +70,25 @@ impl TestCluster {
         }
         let members = c.addrs.iter().map(|(id, a)| (*id, a.to_string())).collect();
         c.nodes[&1].initialize(members).await.expect("initialize");
-        c.wait_for_leader().await;
+        c.wait_for_agreed_leader().await;
         c
+    }
+
+    /// A leader that every running member follows, with its first-term entry applied.
+    pub async fn wait_for_agreed_leader(&self) -> Node {
+        eventually("a leader every running member agrees on", || async {
+            let leader = self.wait_for_leader().await;
+            let m = leader.metrics().borrow().clone();
+            let agreed = self.nodes.values().all(|n| {
+                let nm = n.metrics().borrow().clone();
+                nm.current_leader == Some(leader.id()) && nm.current_term == m.current_term
+            });
+            let settled = m
+                .last_applied
+                .is_some_and(|l| l.leader_id.term == m.current_term);
+            (agreed && settled).then_some(leader)
+        })
+        .await
     }
 
     pub fn config(&self, id: NodeId, listen: SocketAddr) -> NodeConfig {
@@ -121,9 +138,16 @@ impl TestCluster {
 
     /// Put through whichever member leads, retrying while leadership moves.
     pub async fn put(&self, key: &str, value: &str) -> PutResponse {
+        self.put_req(PutRequest::new(key, value)).await
+    }
+
+    /// [`TestCluster::put`] for any put request. Only retries answers that say the write was
+    /// not applied (`ForwardToLeader`) or may be retried safely in these tests (unique keys).
+    pub async fn put_req(&self, req: PutRequest) -> PutResponse {
+        let key = String::from_utf8_lossy(&req.key).into_owned();
         eventually(&format!("put {key}"), || async {
             let leader = self.wait_for_leader().await;
-            match leader.put(PutRequest::new(key, value)).await {
+            match leader.put(req.clone()).await {
                 Ok(r) => Some(r),
                 Err(e) if e.is_retryable() => None,
                 Err(e) => panic!("put {key}: {e}"),

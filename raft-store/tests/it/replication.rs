@@ -264,3 +264,36 @@ async fn isolated_leader_is_replaced_and_rejoins_as_a_follower() {
     );
     c.shutdown_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oversized_value_is_refused_with_a_clear_error_and_nothing_is_written() {
+    let c = TestCluster::start(3).await;
+    c.put("small", "1").await;
+    let leader = c.wait_for_leader().await;
+    let big = vec![b'x'; 1536 * 1024 + 1];
+    match leader.put(PutRequest::new("big", big)).await {
+        Err(NodeError::Kv(raft_store::KvError::ValueTooLarge { size, limit })) => {
+            assert_eq!((size, limit), (1536 * 1024 + 1, 1536 * 1024));
+        }
+        other => panic!("expected ValueTooLarge, got {other:?}"),
+    }
+    assert_eq!(leader.revision().await.unwrap(), 1);
+    assert!(leader
+        .get("big", Consistency::Linearizable)
+        .await
+        .unwrap()
+        .is_none());
+    // A value just under the limit goes through the log and the gRPC transport.
+    let fits = vec![b'y'; 1536 * 1024];
+    c.put_req(PutRequest::new("fits", fits)).await;
+    c.wait_applied_everywhere().await;
+    for id in 1..=3 {
+        let kv = c.nodes[&id]
+            .get("fits", Consistency::Serializable)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(kv.value.len(), 1536 * 1024);
+    }
+    c.shutdown_all().await;
+}

@@ -2,6 +2,7 @@
 //!
 //! Owns [`RaftGrpcService`]. It must not interpret the messages: openraft does.
 
+use openraft::error::CheckIsLeaderError;
 use openraft::error::ClientWriteError;
 use openraft::error::RaftError;
 use rafter_proto::raft::raft_server::Raft as RaftRpc;
@@ -64,6 +65,22 @@ impl RaftRpc for RaftGrpcService {
     ) -> Result<Response<RaftPayload>, Status> {
         let req = from_bytes(&request.into_inner().data)?;
         let resp = self.raft.install_snapshot(req).await;
+        Ok(payload(to_bytes(&resp)?))
+    }
+
+    async fn read_index(
+        &self,
+        _request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        // Confirms leadership with a quorum; the index is what a reader must have applied.
+        let resp: Result<
+            Option<u64>,
+            RaftError<NodeId, CheckIsLeaderError<NodeId, openraft::BasicNode>>,
+        > = self
+            .raft
+            .get_read_log_id()
+            .await
+            .map(|(read_log_id, _applied)| read_log_id.map(|l| l.index));
         Ok(payload(to_bytes(&resp)?))
     }
 

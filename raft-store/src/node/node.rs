@@ -45,7 +45,9 @@ use crate::types::TypeConfig;
 /// How fresh a read must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Consistency {
-    /// Reflects every write acknowledged before the read started (leader only; read index).
+    /// Reflects every write acknowledged before the read started: the leader confirms its
+    /// read index with a quorum; a follower asks the leader for it and serves the read once
+    /// it has applied that far.
     #[default]
     Linearizable,
     /// This member's applied state, possibly stale; served by any member.
@@ -361,10 +363,24 @@ impl Node {
                 Err(_) => return Err(NodeError::Timeout { after: timeout }),
                 Ok(Ok(_)) => return Ok(()),
                 Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
-                    return Err(NodeError::ForwardToLeader {
-                        leader_id: f.leader_id,
-                        addr: f.leader_node.map(|n| n.addr),
-                    })
+                    let Some(addr) = f.leader_node.map(|n| n.addr) else {
+                        return Err(NodeError::ForwardToLeader {
+                            leader_id: f.leader_id,
+                            addr: None,
+                        });
+                    };
+                    // A follower: the leader's read index, then wait to have applied it.
+                    let index = read_index_from(&addr, deadline).await?;
+                    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    if let Some(index) = index {
+                        self.inner
+                            .raft
+                            .wait(Some(remaining))
+                            .applied_index_at_least(Some(index), "read index")
+                            .await
+                            .map_err(|_| NodeError::Timeout { after: timeout })?;
+                    }
+                    return Ok(());
                 }
                 Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => {
                     tracing::debug!(error = %e, "read index not confirmed by a quorum yet; retrying");
@@ -478,6 +494,37 @@ fn unexpected(resp: KvResponse) -> NodeError {
 }
 
 /// Send a write to the leader's Raft endpoint (the `ClientWrite` RPC).
+/// Asks the leader at `addr` for its read index (confirmed with a quorum).
+async fn read_index_from(
+    addr: &str,
+    deadline: tokio::time::Instant,
+) -> Result<Option<u64>, NodeError> {
+    let mut client =
+        crate::network::connect(addr).map_err(|e| NodeError::Transport(e.to_string()))?;
+    let reply = tokio::time::timeout_at(
+        deadline,
+        client.read_index(rafter_proto::raft::RaftPayload { data: Vec::new() }),
+    )
+    .await
+    .map_err(|_| NodeError::Timeout {
+        after: Duration::ZERO,
+    })?
+    .map_err(|s| NodeError::Transport(s.to_string()))?;
+    let decoded: Result<Option<u64>, RaftError<NodeId, CheckIsLeaderError<NodeId, BasicNode>>> =
+        crate::network::from_bytes(&reply.into_inner().data)
+            .map_err(|s| NodeError::Transport(s.to_string()))?;
+    decoded.map_err(|e| match e {
+        RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)) => NodeError::ForwardToLeader {
+            leader_id: f.leader_id,
+            addr: f.leader_node.map(|n| n.addr),
+        },
+        RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(q)) => {
+            NodeError::Transport(q.to_string())
+        }
+        RaftError::Fatal(f) => NodeError::Stopped(f.to_string()),
+    })
+}
+
 async fn forward_write(
     addr: &str,
     cmd: Command,

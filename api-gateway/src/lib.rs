@@ -9,7 +9,9 @@
 //! | `cluster` | the gRPC `Cluster` service over the local member ([`ClusterControl`]) |
 //! | `auth` | who is calling: client certificates, the static token file, bootstrap tokens |
 //! | `patch` | JSON merge patch and strategic merge patch over JSON values ([`apply_patch`]) |
+//! | `master` | one master process: PKI files, store member, gateway, start-up and shutdown ([`Master`]) |
 //! | `pki` | the cluster CA, issued certificates, CSR signing, identities in certificates |
+//! | `raft_kv` | the store on a master: the local raft-store member ([`RaftKv`]) |
 //! | `registry` | Kubernetes object semantics on the store: keys, resourceVersion, status, deletion, lists, watches |
 //! | `server` | the listener: TLS, limits, health service, shutdown ([`serve`]) |
 //! | `service` | the gRPC `Resources` service: authentication, authorization, wire ⇄ registry, status codes |
@@ -18,8 +20,10 @@
 mod admission;
 mod auth;
 mod cluster;
+mod master;
 mod patch;
 mod pki;
+mod raft_kv;
 mod registry;
 mod server;
 mod service;
@@ -38,6 +42,8 @@ pub use pki::{
 };
 
 pub use cluster::{ClusterControl, ClusterService};
+pub use master::{load_or_create_ca, pki_files, Master, MasterConfig, MasterError};
+pub use raft_kv::{store_error, RaftKv};
 pub use registry::{
     kind_prefix, now_rfc3339, object_key, DeleteOptions, ListOptions, ListPage, Propagation,
     Registry, RegistryError, Subresource, WatchEvent, WatchEventType, MAX_OBJECT_BYTES,

@@ -69,9 +69,6 @@ pub trait KvStore: Send + Sync + 'static {
     /// Streams every change to `range` from revision `from` on (inclusive), with previous
     /// values, with no gap and no duplicate; `Compacted` when `from` is too old.
     async fn watch(&self, range: KeyRange, from: u64) -> Result<EventStream, StoreError>;
-
-    /// The revision of the local member.
-    fn revision(&self) -> u64;
 }
 
 /// An in-memory, unreplicated key space: the pure `apply` function under a mutex.
@@ -91,6 +88,11 @@ impl MemKv {
             state: Arc::new(Mutex::new(state)),
             revision,
         })
+    }
+
+    /// The current revision.
+    pub fn revision(&self) -> u64 {
+        *self.revision.borrow()
     }
 
     fn events_from(&self, from: u64, range: &KeyRange) -> Result<Vec<RevisionEvents>, StoreError> {
@@ -159,9 +161,5 @@ impl KvStore for MemKv {
             }
         };
         Ok(Box::pin(stream))
-    }
-
-    fn revision(&self) -> u64 {
-        *self.revision.borrow()
     }
 }

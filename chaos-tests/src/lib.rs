@@ -1,6 +1,388 @@
 //! # Layout
 //!
-//! Multi-process fault tests (kill -9 of the leader, SIGSTOP, restarts, partitions) with a
-//! linearizability check of the recorded history. The crate only holds test helpers; the
-//! tests live under `tests/`. Nothing lives here yet: the suite grows with the store and
-//! the gateway it exercises.
+//! Multi-process fault tests: real `rafter master` processes started by the tests
+//! themselves on ephemeral loopback ports, killed with SIGKILL, stopped with SIGSTOP and
+//! restarted. The crate holds the harness ([`Cluster`]); the tests, one property per
+//! file, live under `tests/it/`.
+//!
+//! The harness runs the `rafter` binary the workspace build produced
+//! (`target/debug/rafter`, or `$RAFTER_BIN`): run `cargo build --bin rafter` first, as
+//! `make test` does.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rafter_proto::api::cluster_client::ClusterClient;
+use rafter_proto::api::resources_client::ResourcesClient;
+use rafter_proto::api::{ClusterStatus, Empty};
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+use tonic::{Request, Status};
+
+/// Why the harness could not do what a test asked.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// A process could not be started or signalled.
+    #[error("process: {0}")]
+    Process(String),
+    /// A file the cluster wrote could not be read.
+    #[error("file {path}: {detail}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        detail: String,
+    },
+    /// A condition did not hold before its deadline.
+    #[error("timed out after {after:?} waiting for {what}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long.
+        after: Duration,
+    },
+}
+
+/// One master process.
+pub struct MasterProcess {
+    /// Its member id.
+    pub id: u64,
+    /// Its API port on 127.0.0.1.
+    pub client_port: u16,
+    /// Its Raft port on 127.0.0.1.
+    pub peer_port: u16,
+    child: Option<Child>,
+}
+
+impl MasterProcess {
+    /// Whether the process is running (not killed by the test).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// The API endpoint.
+    pub fn endpoint(&self) -> String {
+        format!("https://localhost:{}", self.client_port)
+    }
+}
+
+/// A cluster of `rafter master` processes in a temporary directory.
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    binary: PathBuf,
+    masters: Vec<MasterProcess>,
+    heartbeat_ms: u64,
+}
+
+/// A client with the admin token of the cluster.
+pub type AdminClient = ResourcesClient<InterceptedService<Channel, BearerToken>>;
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct BearerToken(String);
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let value: MetadataValue<_> = format!("Bearer {}", self.0)
+            .parse()
+            .map_err(|_| Status::internal("the token is not a header value"))?;
+        request.metadata_mut().insert("authorization", value);
+        Ok(request)
+    }
+}
+
+fn free_port() -> Result<u16, HarnessError> {
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(|e| HarnessError::Process(e.to_string()))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| HarnessError::Process(e.to_string()))
+}
+
+/// The `rafter` binary of this workspace build.
+pub fn rafter_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("RAFTER_BIN") {
+        return PathBuf::from(path);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("debug/rafter")
+}
+
+impl Cluster {
+    /// Starts `size` masters (the first with `--init`) and waits until all agree on a leader.
+    pub async fn start(size: u64) -> Result<Cluster, HarnessError> {
+        let binary = rafter_binary();
+        if !binary.exists() {
+            return Err(HarnessError::Process(format!(
+                "{} does not exist: run `cargo build --bin rafter` first",
+                binary.display()
+            )));
+        }
+        let dir = tempfile::tempdir().map_err(|e| HarnessError::Process(e.to_string()))?;
+        let mut masters = Vec::new();
+        for id in 1..=size {
+            masters.push(MasterProcess {
+                id,
+                client_port: free_port()?,
+                peer_port: free_port()?,
+                child: None,
+            });
+        }
+        let mut cluster = Cluster {
+            dir,
+            binary,
+            masters,
+            heartbeat_ms: 50,
+        };
+        for id in 1..=size {
+            cluster.spawn(id)?;
+            if id == 1 {
+                // The others read the CA the first one writes.
+                let ca = cluster.pki_dir().join("ca.key");
+                wait_until(
+                    Duration::from_secs(20),
+                    "the first master to write the CA",
+                    || ca.exists(),
+                )
+                .await?;
+            }
+        }
+        cluster.wait_for_leader(Duration::from_secs(30)).await?;
+        Ok(cluster)
+    }
+
+    fn pki_dir(&self) -> PathBuf {
+        self.dir.path().join("m1/pki")
+    }
+
+    fn spawn(&mut self, id: u64) -> Result<(), HarnessError> {
+        let initial: Vec<String> = self
+            .masters
+            .iter()
+            .map(|m| format!("{}=127.0.0.1:{}", m.id, m.peer_port))
+            .collect();
+        let index = self.index(id)?;
+        let master = &self.masters[index];
+        let data_dir = self.dir.path().join(format!("m{id}"));
+        let log = std::fs::File::create(self.dir.path().join(format!("m{id}.log")))
+            .map_err(|e| HarnessError::Process(e.to_string()))?;
+        let mut command = Command::new(&self.binary);
+        command
+            .arg("master")
+            .arg("--id")
+            .arg(id.to_string())
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--pki-dir")
+            .arg(self.pki_dir())
+            .arg("--listen-client")
+            .arg(format!("127.0.0.1:{}", master.client_port))
+            .arg("--listen-peer")
+            .arg(format!("127.0.0.1:{}", master.peer_port))
+            .arg("--initial-cluster")
+            .arg(initial.join(","))
+            .arg("--heartbeat-ms")
+            .arg(self.heartbeat_ms.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        if id == 1 {
+            command.arg("--init");
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| HarnessError::Process(format!("{}: {e}", self.binary.display())))?;
+        self.masters[index].child = Some(child);
+        Ok(())
+    }
+
+    fn index(&self, id: u64) -> Result<usize, HarnessError> {
+        self.masters
+            .iter()
+            .position(|m| m.id == id)
+            .ok_or_else(|| HarnessError::Process(format!("no master {id}")))
+    }
+
+    /// The masters.
+    pub fn masters(&self) -> &[MasterProcess] {
+        &self.masters
+    }
+
+    /// Every master's API endpoint.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.masters.iter().map(MasterProcess::endpoint).collect()
+    }
+
+    /// The last lines of a master's log, for failure messages.
+    pub fn log_tail(&self, id: u64) -> String {
+        let text =
+            std::fs::read_to_string(self.dir.path().join(format!("m{id}.log"))).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// Kills a master with SIGKILL: no clean shutdown, nothing flushed that was not synced.
+    pub fn kill(&mut self, id: u64) -> Result<(), HarnessError> {
+        let index = self.index(id)?;
+        if let Some(mut child) = self.masters[index].child.take() {
+            child
+                .kill()
+                .map_err(|e| HarnessError::Process(e.to_string()))?;
+            child
+                .wait()
+                .map_err(|e| HarnessError::Process(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Pauses (SIGSTOP) or resumes (SIGCONT) a master.
+    pub fn pause(&self, id: u64, paused: bool) -> Result<(), HarnessError> {
+        let index = self.index(id)?;
+        let child = self.masters[index]
+            .child
+            .as_ref()
+            .ok_or_else(|| HarnessError::Process(format!("master {id} is not running")))?;
+        let pid = i32::try_from(child.id()).map_err(|e| HarnessError::Process(e.to_string()))?;
+        let signal = if paused { libc::SIGSTOP } else { libc::SIGCONT };
+        // SAFETY: kill(2) with a pid this harness spawned and still owns.
+        let rc = unsafe { libc::kill(pid, signal) };
+        if rc != 0 {
+            return Err(HarnessError::Process(format!(
+                "kill({pid}, {signal}) failed"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Starts a killed master again on its data dir.
+    pub fn restart(&mut self, id: u64) -> Result<(), HarnessError> {
+        self.kill(id)?;
+        self.spawn(id)
+    }
+
+    /// The CA certificate clients trust.
+    pub fn ca_pem(&self) -> Result<String, HarnessError> {
+        let path = self.pki_dir().join("ca.crt");
+        std::fs::read_to_string(&path).map_err(|e| HarnessError::File {
+            path,
+            detail: e.to_string(),
+        })
+    }
+
+    /// The admin token written at `--init`.
+    pub fn admin_token(&self) -> Result<String, HarnessError> {
+        let path = self.pki_dir().join("tokens.csv");
+        let text = std::fs::read_to_string(&path).map_err(|e| HarnessError::File {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        text.split(',')
+            .next()
+            .map(str::to_owned)
+            .ok_or(HarnessError::File {
+                path,
+                detail: "empty".into(),
+            })
+    }
+
+    /// A channel to one master's API.
+    pub async fn channel(&self, id: u64) -> Result<Channel, HarnessError> {
+        let index = self.index(id)?;
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(self.ca_pem()?))
+            .domain_name("localhost");
+        Channel::from_shared(self.masters[index].endpoint())
+            .map_err(|e| HarnessError::Process(e.to_string()))?
+            .tls_config(tls)
+            .map_err(|e| HarnessError::Process(e.to_string()))?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(10))
+            .connect()
+            .await
+            .map_err(|e| HarnessError::Process(format!("connect to master {id}: {e}")))
+    }
+
+    /// An admin client of one master's API.
+    pub async fn client(&self, id: u64) -> Result<AdminClient, HarnessError> {
+        Ok(ResourcesClient::with_interceptor(
+            self.channel(id).await?,
+            BearerToken(self.admin_token()?),
+        ))
+    }
+
+    /// One master's view of the cluster.
+    pub async fn status(&self, id: u64) -> Result<ClusterStatus, HarnessError> {
+        let mut client = ClusterClient::with_interceptor(
+            self.channel(id).await?,
+            BearerToken(self.admin_token()?),
+        );
+        client
+            .status(Empty {})
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|e| HarnessError::Process(e.to_string()))
+    }
+
+    /// Waits until every running master names the same leader, and returns it.
+    pub async fn wait_for_leader(&self, within: Duration) -> Result<u64, HarnessError> {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut leaders = Vec::new();
+            for master in self.masters.iter().filter(|m| m.is_running()) {
+                match self.status(master.id).await {
+                    Ok(status) if status.leader_id != 0 => leaders.push(status.leader_id),
+                    _ => leaders.push(0),
+                }
+            }
+            if let Some(&first) = leaders.first() {
+                let leader_alive = self.masters.iter().any(|m| m.id == first && m.is_running());
+                if first != 0 && leader_alive && leaders.iter().all(|l| *l == first) {
+                    return Ok(first);
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(HarnessError::Timeout {
+                    what: format!("one leader (saw {leaders:?})"),
+                    after: within,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for master in &mut self.masters {
+            if let Some(mut child) = master.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds or `within` passes.
+pub async fn wait_until(
+    within: Duration,
+    what: &str,
+    mut condition: impl FnMut() -> bool,
+) -> Result<(), HarnessError> {
+    let deadline = Instant::now() + within;
+    while !condition() {
+        if Instant::now() > deadline {
+            return Err(HarnessError::Timeout {
+                what: what.to_owned(),
+                after: within,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}

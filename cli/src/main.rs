@@ -5,12 +5,14 @@
 //! | module | owns |
 //! |---|---|
 //! | `commands` | one module per verb; each parses its flags (clap) and does its work |
+//! | `logging` | tracing set-up and shutdown signals for long-running commands |
 //! | `sources` | reading manifests from files, directories and standard input |
 //!
 //! Errors end here: library crates return typed errors, this binary turns them into a
 //! message and an exit code (1 for invalid input, 2 for usage errors from clap).
 
 mod commands;
+mod logging;
 mod sources;
 
 use std::process::ExitCode;

@@ -1,6 +1,7 @@
 //! The verbs of `rafter`, one module each, and the dispatch between them.
 
 mod apply;
+mod master;
 mod version;
 
 use std::process::ExitCode;
@@ -14,6 +15,8 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Check manifests without a cluster: parse, default and validate them.
     Validate(apply::ValidateArgs),
+    /// Run one master: a store member and the API gateway.
+    Master(master::MasterArgs),
     /// Print the client version.
     Version,
 }
@@ -23,6 +26,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Apply(args) => apply::apply(args),
         Command::Validate(args) => apply::validate(args),
+        Command::Master(args) => master::run(args),
         Command::Version => version::print(),
     }
 }

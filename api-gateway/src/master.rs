@@ -1,0 +1,386 @@
+//! One master: the raft-store member, the API gateway on top of it, and (once the
+//! controllers land) the controller actors, with the PKI they need.
+//!
+//! ```text
+//!  pki dir ──► CA ──► serving cert ─┐
+//!  data dir ──► raft-store Node ────┼──► RaftKv ──► Registry ──► gRPC (TLS) on the client port
+//!  initial cluster ─► initialize ───┘        └──► system namespaces, member address
+//! ```
+//!
+//! Owns start-up order and shutdown of one master process. It reads and writes the PKI
+//! files it is pointed at and nothing else outside the data dir.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use raft_store::{Node, NodeConfig};
+use rafter_proto::Object;
+
+use crate::auth::{TokenFile, MASTERS_GROUP};
+use crate::pki::{CertRequest, CertUsage, ClusterCa, PkiError, DEFAULT_CERT_VALIDITY};
+use crate::raft_kv::RaftKv;
+use crate::registry::{Registry, RegistryError};
+use crate::server::{serve, ServerTls};
+
+/// Namespaces every cluster has: the system ones (`SYSTEM_NAMESPACES`) plus the node lease
+/// namespace.
+const CLUSTER_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// How to run one master.
+#[derive(Debug, Clone)]
+pub struct MasterConfig {
+    /// The member id, unique in the cluster, non-zero.
+    pub id: u64,
+    /// Where the store keeps its data.
+    pub data_dir: PathBuf,
+    /// Where the CA and this master's certificates live.
+    pub pki_dir: PathBuf,
+    /// The API (client) listener.
+    pub client_addr: SocketAddr,
+    /// The address clients reach this master's API at (defaults to `client_addr`).
+    pub advertise_client: Option<String>,
+    /// The Raft (peer) listener.
+    pub peer_addr: SocketAddr,
+    /// The address peers reach this master at (defaults to `peer_addr`).
+    pub advertise_peer: Option<String>,
+    /// Member id → peer address of the cluster's first members.
+    pub initial_cluster: BTreeMap<u64, String>,
+    /// Create the cluster (on the first start of one master only).
+    pub init: bool,
+    /// Serve plaintext instead of TLS (local development only).
+    pub insecure: bool,
+    /// Static bearer tokens (kube-apiserver's `--token-auth-file` format).
+    pub token_file: Option<PathBuf>,
+    /// Raft timing: heartbeat interval.
+    pub heartbeat: Duration,
+}
+
+/// Why a master could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    /// The PKI files are missing, unreadable or invalid.
+    #[error("pki: {0}")]
+    Pki(String),
+    /// The token file is missing or malformed.
+    #[error("token file {path}: {detail}")]
+    Tokens {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The store member failed to start or run.
+    #[error("store: {0}")]
+    Store(String),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {detail}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        detail: String,
+    },
+    /// The API server failed.
+    #[error(transparent)]
+    Serve(#[from] crate::server::ServeError),
+}
+
+impl From<PkiError> for MasterError {
+    fn from(e: PkiError) -> MasterError {
+        MasterError::Pki(e.to_string())
+    }
+}
+
+/// The file names inside the PKI directory.
+pub mod pki_files {
+    /// The cluster CA certificate (what clients trust).
+    pub const CA_CERT: &str = "ca.crt";
+    /// The cluster CA key (masters only).
+    pub const CA_KEY: &str = "ca.key";
+    /// The admin client certificate written at `--init`.
+    pub const ADMIN_CERT: &str = "admin.crt";
+    /// The admin client key written at `--init`.
+    pub const ADMIN_KEY: &str = "admin.key";
+    /// The static token file written at `--init`.
+    pub const TOKENS: &str = "tokens.csv";
+}
+
+fn read(path: &Path) -> Result<String, MasterError> {
+    std::fs::read_to_string(path).map_err(|e| MasterError::Pki(format!("{}: {e}", path.display())))
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), MasterError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| MasterError::Pki(format!("{}: {e}", path.display())))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| MasterError::Pki(format!("{}: {e}", path.display())))
+}
+
+/// Loads the cluster CA from `pki_dir`, creating it (with an admin certificate and token)
+/// when `init` and there is none yet.
+pub fn load_or_create_ca(pki_dir: &Path, init: bool) -> Result<ClusterCa, MasterError> {
+    let (cert_path, key_path) = (
+        pki_dir.join(pki_files::CA_CERT),
+        pki_dir.join(pki_files::CA_KEY),
+    );
+    if cert_path.exists() && key_path.exists() {
+        return Ok(ClusterCa::from_pem(&read(&cert_path)?, &read(&key_path)?)?);
+    }
+    if !init {
+        return Err(MasterError::Pki(format!(
+            "no cluster CA in {}: copy ca.crt and ca.key from the first master there, or start the first master with --init",
+            pki_dir.display()
+        )));
+    }
+    std::fs::create_dir_all(pki_dir)
+        .map_err(|e| MasterError::Pki(format!("{}: {e}", pki_dir.display())))?;
+    let ca = ClusterCa::generate("rafter")?;
+    write_private(&key_path, ca.key_pem())?;
+    write_private(&cert_path, ca.cert_pem())?;
+    let admin = ca.issue(&CertRequest {
+        common_name: "admin".into(),
+        organizations: vec![MASTERS_GROUP.to_owned()],
+        subject_alt_names: vec![],
+        usage: CertUsage::Client,
+        validity: DEFAULT_CERT_VALIDITY,
+    })?;
+    write_private(&pki_dir.join(pki_files::ADMIN_CERT), &admin.cert_pem)?;
+    write_private(&pki_dir.join(pki_files::ADMIN_KEY), &admin.key_pem)?;
+    let token: String = (0..32)
+        .map(|_| format!("{:x}", rand::random::<u8>() % 16))
+        .collect();
+    write_private(
+        &pki_dir.join(pki_files::TOKENS),
+        &format!("{token},admin,admin,\"{MASTERS_GROUP}\"\n"),
+    )?;
+    tracing::info!(dir = %pki_dir.display(), "created the cluster CA and admin credentials");
+    Ok(ca)
+}
+
+fn host_of(address: &str) -> String {
+    address
+        .rsplit_once(':')
+        .map_or(address, |(host, _)| host)
+        .trim_matches(['[', ']'])
+        .to_owned()
+}
+
+/// A running master. Dropping it does not stop it: call [`Master::shutdown`].
+pub struct Master {
+    node: Node,
+    client_addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<Result<(), crate::server::ServeError>>,
+}
+
+impl Master {
+    /// Starts the master and returns once its API is listening. The store may still be
+    /// electing a leader; calls are served as soon as it has one.
+    pub async fn start(config: MasterConfig) -> Result<Master, MasterError> {
+        let pki_dir = config.pki_dir.clone();
+        let init = config.init;
+        let ca = tokio::task::spawn_blocking(move || load_or_create_ca(&pki_dir, init))
+            .await
+            .map_err(|e| MasterError::Pki(e.to_string()))??;
+
+        let token_path = config.token_file.clone().or_else(|| {
+            let default = config.pki_dir.join(pki_files::TOKENS);
+            default.exists().then_some(default)
+        });
+        let tokens = match &token_path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| MasterError::Tokens {
+                    path: path.clone(),
+                    detail: e.to_string(),
+                })?;
+                TokenFile::parse(&text).map_err(|e| MasterError::Tokens {
+                    path: path.clone(),
+                    detail: e.to_string(),
+                })?
+            }
+            None => TokenFile::default(),
+        };
+
+        let client_listener = tokio::net::TcpListener::bind(config.client_addr)
+            .await
+            .map_err(|e| MasterError::Listen {
+                addr: config.client_addr,
+                detail: e.to_string(),
+            })?;
+        let client_addr = client_listener
+            .local_addr()
+            .map_err(|e| MasterError::Listen {
+                addr: config.client_addr,
+                detail: e.to_string(),
+            })?;
+        let advertise_client = config
+            .advertise_client
+            .clone()
+            .unwrap_or_else(|| client_addr.to_string());
+
+        let mut node_config = NodeConfig::new(config.id, config.data_dir.join("store"));
+        node_config.listen_addr = config.peer_addr;
+        node_config.advertise_addr = config.advertise_peer.clone();
+        node_config.forward_writes = true;
+        node_config.heartbeat_interval = config.heartbeat;
+        node_config.election_timeout_min = config.heartbeat * 3;
+        node_config.election_timeout_max = config.heartbeat * 6;
+        let node = Node::start(node_config)
+            .await
+            .map_err(|e| MasterError::Store(e.to_string()))?;
+
+        let fresh = node
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .next()
+            .is_none();
+        if config.init && fresh {
+            let mut members = config.initial_cluster.clone();
+            members
+                .entry(config.id)
+                .or_insert_with(|| node.addr().to_owned());
+            match node.initialize(members).await {
+                Ok(()) => tracing::info!("initialized a new cluster"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cluster initialization refused (already initialized?)")
+                }
+            }
+        }
+
+        let serving = ca.issue(&CertRequest {
+            common_name: format!("rafter-master-{}", config.id),
+            organizations: vec![MASTERS_GROUP.to_owned()],
+            subject_alt_names: {
+                let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+                let advertised = host_of(&advertise_client);
+                if !names.contains(&advertised) {
+                    names.push(advertised);
+                }
+                names
+            },
+            usage: CertUsage::ServerAndClient,
+            validity: DEFAULT_CERT_VALIDITY,
+        })?;
+        let tls = (!config.insecure).then(|| ServerTls {
+            cert_pem: serving.cert_pem,
+            key_pem: serving.key_pem,
+            client_ca_pem: ca.cert_pem().to_owned(),
+        });
+
+        let kv = Arc::new(RaftKv::new(node.clone()));
+        let registry = Registry::new(kv.clone());
+        tokio::spawn(bootstrap_cluster_state(
+            kv.clone(),
+            registry.clone(),
+            config.id,
+            advertise_client,
+        ));
+
+        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            client_listener,
+            tls,
+            registry,
+            kv,
+            Arc::new(tokens),
+            async {
+                let _ = shutdown_rx.await;
+            },
+        ));
+        tracing::info!(id = config.id, api = %client_addr, peer = node.addr(), "master started");
+        Ok(Master {
+            node,
+            client_addr,
+            shutdown: Some(shutdown_tx),
+            server,
+        })
+    }
+
+    /// The bound API address.
+    pub fn client_addr(&self) -> SocketAddr {
+        self.client_addr
+    }
+
+    /// The store member.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Stops serving, then stops the store member.
+    pub async fn shutdown(mut self) -> Result<(), MasterError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let served = (&mut self.server).await;
+        self.node
+            .shutdown()
+            .await
+            .map_err(|e| MasterError::Store(e.to_string()))?;
+        match served {
+            Ok(result) => result.map_err(MasterError::from),
+            Err(e) => Err(MasterError::Store(format!(
+                "the API server task failed: {e}"
+            ))),
+        }
+    }
+}
+
+/// Once the store has a leader: record this master's API address and make sure the
+/// cluster's namespaces exist. Retries until done; every step is idempotent.
+async fn bootstrap_cluster_state(
+    kv: Arc<RaftKv>,
+    registry: Registry<RaftKv>,
+    id: u64,
+    client_address: String,
+) {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match ensure_cluster_state(&kv, &registry, id, &client_address).await {
+            Ok(()) => {
+                tracing::info!("cluster state ready");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cluster state not ready yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+async fn ensure_cluster_state(
+    kv: &RaftKv,
+    registry: &Registry<RaftKv>,
+    id: u64,
+    client_address: &str,
+) -> Result<(), RegistryError> {
+    kv.register_client_address(id, client_address).await?;
+    for name in CLUSTER_NAMESPACES {
+        let namespace = Object::Namespace(rafter_proto::v1::Namespace {
+            metadata: Some(rafter_proto::v1::ObjectMeta {
+                name: (*name).to_owned(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        match registry.create(namespace, false).await {
+            Ok(_) | Err(RegistryError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

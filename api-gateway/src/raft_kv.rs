@@ -1,0 +1,233 @@
+//! The gateway's store on a master: the local raft-store member.
+//!
+//! Owns the translation from [`KvStore`] and [`ClusterControl`] calls to
+//! [`raft_store::Node`] calls and of its errors to [`StoreError`]. Writes reaching a
+//! follower are forwarded to the leader by the member itself (`forward_writes`), so the
+//! registry above never needs to know who leads. Member client addresses (for the Cluster
+//! service) are kept in the store under `/rafter/members/<id>`.
+
+use std::collections::BTreeSet;
+
+use futures::stream;
+use raft_store::kv::{KeyRange, KvResponse, Op, PutRequest, RangeRequest, RangeResponse};
+use raft_store::{Consistency, Node, NodeError, WatchRequest};
+use rafter_proto::api::{self, ClusterStatus};
+
+use crate::cluster::ClusterControl;
+use crate::store::{EventStream, KvStore, ReadConsistency, StoreError};
+
+/// Where member client addresses are kept.
+const MEMBERS_PREFIX: &str = "/rafter/members/";
+
+/// The local raft-store member as the gateway's store.
+#[derive(Clone)]
+pub struct RaftKv {
+    node: Node,
+}
+
+impl RaftKv {
+    /// Wraps a started member.
+    pub fn new(node: Node) -> RaftKv {
+        RaftKv { node }
+    }
+
+    /// The member underneath.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Records the client (API) address of member `id`, so every master can list it.
+    pub async fn register_client_address(
+        &self,
+        id: u64,
+        client_address: &str,
+    ) -> Result<(), StoreError> {
+        let key = format!("{MEMBERS_PREFIX}{id}");
+        self.node
+            .put(PutRequest::new(key, client_address.as_bytes().to_vec()))
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn client_addresses(
+        &self,
+    ) -> Result<std::collections::BTreeMap<u64, String>, StoreError> {
+        let response = self
+            .node
+            .range(
+                RangeRequest::new(KeyRange::prefix(MEMBERS_PREFIX)),
+                Consistency::Serializable,
+            )
+            .await
+            .map_err(store_error)?;
+        Ok(response
+            .kvs
+            .into_iter()
+            .filter_map(|kv| {
+                let key = String::from_utf8_lossy(&kv.key);
+                let id = key.strip_prefix(MEMBERS_PREFIX)?.parse().ok()?;
+                Some((id, String::from_utf8_lossy(&kv.value).into_owned()))
+            })
+            .collect())
+    }
+}
+
+/// Maps a member error to what the gateway tells its caller.
+pub fn store_error(error: NodeError) -> StoreError {
+    match error {
+        NodeError::Kv(e) => StoreError::Kv(e),
+        NodeError::Timeout { after } => {
+            StoreError::Timeout(format!("no quorum answered within {after:?}"))
+        }
+        NodeError::ForwardToLeader {
+            leader_id: None, ..
+        } => StoreError::Unavailable(
+            "no leader is elected right now; retry shortly or on another master".to_owned(),
+        ),
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+#[async_trait::async_trait]
+impl KvStore for RaftKv {
+    async fn range(
+        &self,
+        request: RangeRequest,
+        consistency: ReadConsistency,
+    ) -> Result<RangeResponse, StoreError> {
+        let consistency = match consistency {
+            ReadConsistency::Linearizable => Consistency::Linearizable,
+            ReadConsistency::Serializable => Consistency::Serializable,
+        };
+        self.node
+            .range(request, consistency)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn write(&self, op: Op) -> Result<KvResponse, StoreError> {
+        let response = match op {
+            Op::Put(put) => KvResponse::Put(self.node.put(put).await.map_err(store_error)?),
+            Op::Delete(delete) => {
+                KvResponse::Delete(self.node.delete(delete).await.map_err(store_error)?)
+            }
+            Op::Txn(txn) => KvResponse::Txn(self.node.txn(txn).await.map_err(store_error)?),
+            other => {
+                return Err(StoreError::Kv(raft_store::kv::KvError::Invalid(format!(
+                    "the gateway does not issue {other:?} writes"
+                ))))
+            }
+        };
+        Ok(response)
+    }
+
+    async fn watch(&self, range: KeyRange, from: u64) -> Result<EventStream, StoreError> {
+        let request = WatchRequest {
+            range,
+            start_revision: from.max(1),
+            prev_kv: true,
+        };
+        let watch = self.node.watch(request).await.map_err(store_error)?;
+        let events = stream::unfold(watch, |mut watch| async move {
+            let next = watch.next().await?;
+            Some((next.map_err(store_error), watch))
+        });
+        Ok(Box::pin(events))
+    }
+}
+
+#[async_trait::async_trait]
+impl ClusterControl for RaftKv {
+    async fn status(&self) -> Result<ClusterStatus, StoreError> {
+        let metrics = self.node.metrics().borrow().clone();
+        let addresses = self.client_addresses().await.unwrap_or_default();
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let replication = metrics.replication.clone();
+        let members = membership
+            .nodes()
+            .map(|(id, node)| {
+                let healthy = match (&replication, metrics.current_leader) {
+                    // The leader knows who replicates; followers only know the leader is alive.
+                    (Some(progress), Some(leader)) if leader == metrics.id => {
+                        *id == leader || progress.get(id).is_some_and(|matched| matched.is_some())
+                    }
+                    (_, Some(leader)) => *id == leader || *id == metrics.id,
+                    _ => *id == metrics.id,
+                };
+                api::Member {
+                    id: *id,
+                    client_address: addresses.get(id).cloned().unwrap_or_default(),
+                    peer_address: node.addr.clone(),
+                    role: if voters.contains(id) {
+                        "Voter"
+                    } else {
+                        "Learner"
+                    }
+                    .to_owned(),
+                    healthy,
+                }
+            })
+            .collect();
+        let applied = metrics.last_applied.map(|l| l.index).unwrap_or(0);
+        let committed = metrics.last_log_index.unwrap_or(0);
+        let revision = self.node.revision().await.map_err(store_error)?;
+        Ok(ClusterStatus {
+            member_id: metrics.id,
+            leader_id: metrics.current_leader.unwrap_or(0),
+            term: metrics.current_term,
+            applied_index: applied,
+            commit_index: committed,
+            revision: i64::try_from(revision).unwrap_or(i64::MAX),
+            members,
+            ready: metrics.current_leader.is_some(),
+        })
+    }
+
+    async fn add_member(
+        &self,
+        request: api::AddMemberRequest,
+    ) -> Result<ClusterStatus, StoreError> {
+        self.node
+            .add_learner(request.id, request.peer_address.clone())
+            .await
+            .map_err(store_error)?;
+        if !request.client_address.is_empty() {
+            self.register_client_address(request.id, &request.client_address)
+                .await?;
+        }
+        if request.promote {
+            let metrics = self.node.metrics().borrow().clone();
+            let mut voters: BTreeSet<u64> =
+                metrics.membership_config.membership().voter_ids().collect();
+            voters.insert(request.id);
+            self.node
+                .change_membership(voters)
+                .await
+                .map_err(store_error)?;
+        }
+        self.status().await
+    }
+
+    async fn remove_member(&self, id: u64) -> Result<ClusterStatus, StoreError> {
+        let metrics = self.node.metrics().borrow().clone();
+        let mut voters: BTreeSet<u64> =
+            metrics.membership_config.membership().voter_ids().collect();
+        if !voters.remove(&id) {
+            return Err(StoreError::Unavailable(format!(
+                "member {id} is not a voter of this cluster"
+            )));
+        }
+        if voters.is_empty() {
+            return Err(StoreError::Unavailable(
+                "the last member cannot be removed".to_owned(),
+            ));
+        }
+        self.node
+            .change_membership(voters)
+            .await
+            .map_err(store_error)?;
+        self.status().await
+    }
+}

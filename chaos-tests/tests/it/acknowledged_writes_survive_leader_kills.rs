@@ -1,0 +1,136 @@
+//! A stream of creates goes on while the leader is killed with SIGKILL and later restarted;
+//! every create a master acknowledged is present afterwards, on every master.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use chaos_tests::Cluster;
+use rafter_proto::api::{self, TypedObject};
+use rafter_proto::{v1, Object};
+
+fn config_map(name: &str) -> TypedObject {
+    TypedObject::from(Object::ConfigMap(v1::ConfigMap {
+        metadata: Some(v1::ObjectMeta {
+            name: name.to_owned(),
+            namespace: "default".to_owned(),
+            ..Default::default()
+        }),
+        data: [("k".to_owned(), name.to_owned())].into(),
+        ..Default::default()
+    }))
+}
+
+/// Creates `name` through any running master; `Some(true)` when acknowledged, `Some(false)`
+/// when refused as already existing (a retry of an earlier attempt that did commit).
+async fn create_anywhere(cluster: &Cluster, name: &str, deadline: Instant) -> Option<bool> {
+    while Instant::now() < deadline {
+        for master in cluster.masters().iter().filter(|m| m.is_running()) {
+            let Ok(mut client) = cluster.client(master.id).await else {
+                continue;
+            };
+            match client
+                .create(api::CreateRequest {
+                    object: Some(config_map(name)),
+                    dry_run: false,
+                })
+                .await
+            {
+                Ok(_) => return Some(true),
+                Err(status) if status.code() == tonic::Code::AlreadyExists => return Some(false),
+                Err(_) => continue,
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+async fn names_on(cluster: &Cluster, id: u64) -> Option<BTreeSet<String>> {
+    let mut client = cluster.client(id).await.ok()?;
+    let list = client
+        .list(api::ListRequest {
+            kind: "ConfigMap".into(),
+            namespace: "default".into(),
+            ..Default::default()
+        })
+        .await
+        .ok()?
+        .into_inner();
+    Some(
+        list.items
+            .into_iter()
+            .filter_map(|o| Object::try_from(o).ok())
+            .map(|o| o.metadata().name.clone())
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_creates_survive_leader_kills() {
+    let mut cluster = Cluster::start(3)
+        .await
+        .expect("a three-master cluster starts");
+    let mut acknowledged = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for i in 0..90 {
+        if i == 30 || i == 60 {
+            let leader = cluster
+                .wait_for_leader(Duration::from_secs(20))
+                .await
+                .expect("a leader");
+            cluster.kill(leader).expect("kill -9 the leader");
+            if i == 60 {
+                // Bring the first victim back: it must catch up from its log.
+                let stopped: Vec<u64> = cluster
+                    .masters()
+                    .iter()
+                    .filter(|m| !m.is_running())
+                    .map(|m| m.id)
+                    .collect();
+                for id in stopped.into_iter().filter(|id| *id != leader) {
+                    cluster.restart(id).expect("restart");
+                }
+            }
+        }
+        let name = format!("cm-{i}");
+        match create_anywhere(&cluster, &name, deadline).await {
+            Some(_) => {
+                acknowledged.insert(name);
+            }
+            None => panic!(
+                "create {name} was never acknowledged; leader logs:\n{}",
+                cluster.log_tail(1)
+            ),
+        }
+    }
+    // Restart everything that is down and check every master holds every acknowledged write.
+    let stopped: Vec<u64> = cluster
+        .masters()
+        .iter()
+        .filter(|m| !m.is_running())
+        .map(|m| m.id)
+        .collect();
+    for id in stopped {
+        cluster.restart(id).expect("restart");
+    }
+    cluster
+        .wait_for_leader(Duration::from_secs(30))
+        .await
+        .expect("a leader after restarts");
+    for id in 1..=3 {
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let names = names_on(&cluster, id).await.unwrap_or_default();
+            if acknowledged.is_subset(&names) {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "master {id} lacks acknowledged writes: {:?}\n{}",
+                acknowledged.difference(&names).collect::<Vec<_>>(),
+                cluster.log_tail(id)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Fault tests on real multi-process clusters. One property per file.
+
+mod acknowledged_writes_survive_leader_kills;

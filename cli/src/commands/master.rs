@@ -1,0 +1,135 @@
+//! `rafter master`: run one master (store member + API gateway) in the foreground until
+//! Ctrl-C or SIGTERM, then stop cleanly.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use api_gateway::{Master, MasterConfig};
+use clap::Args;
+
+/// `rafter master`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+  # the first of three masters creates the cluster\n  \
+  rafter master --id 1 --data-dir /var/lib/rafter/m1 --init \\\n    \
+  --listen-client 127.0.0.1:6443 --listen-peer 127.0.0.1:2380 \\\n    \
+  --initial-cluster 1=127.0.0.1:2380,2=127.0.0.1:2381,3=127.0.0.1:2382\n  \
+  # the others start with the CA copied into their --pki-dir\n  \
+  rafter master --id 2 --data-dir /var/lib/rafter/m2 --pki-dir /var/lib/rafter/m1/pki \\\n    \
+  --listen-client 127.0.0.1:6444 --listen-peer 127.0.0.1:2381")]
+pub struct MasterArgs {
+    /// This master's member id (non-zero, unique in the cluster).
+    #[arg(long)]
+    id: u64,
+    /// Where the store keeps its data.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Where the cluster CA and certificates live [default: DATA_DIR/pki].
+    #[arg(long)]
+    pki_dir: Option<PathBuf>,
+    /// The API (client) listener.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen_client: SocketAddr,
+    /// The address clients reach the API at [default: the listener's address].
+    #[arg(long)]
+    advertise_client: Option<String>,
+    /// The Raft (peer) listener.
+    #[arg(long, default_value = "127.0.0.1:2380")]
+    listen_peer: SocketAddr,
+    /// The address peers reach this master at [default: the listener's address].
+    #[arg(long)]
+    advertise_peer: Option<String>,
+    /// The first members: ID=PEER_ADDRESS,... (used with --init).
+    #[arg(long, value_delimiter = ',')]
+    initial_cluster: Vec<String>,
+    /// Create the cluster: the CA, admin credentials and the first membership.
+    #[arg(long)]
+    init: bool,
+    /// Serve the API without TLS (local development only).
+    #[arg(long)]
+    insecure: bool,
+    /// Static bearer tokens, CSV lines `token,user,uid,"group1,group2"`.
+    #[arg(long)]
+    token_auth_file: Option<PathBuf>,
+    /// Raft heartbeat interval in milliseconds (elections time out after 3-6 heartbeats).
+    #[arg(long, default_value_t = 50)]
+    heartbeat_ms: u64,
+}
+
+fn parse_initial_cluster(entries: &[String]) -> anyhow::Result<BTreeMap<u64, String>> {
+    let mut members = BTreeMap::new();
+    for entry in entries.iter().filter(|e| !e.is_empty()) {
+        let (id, addr) = entry
+            .split_once('=')
+            .with_context(|| format!("--initial-cluster entry {entry:?} is not ID=PEER_ADDRESS"))?;
+        let id: u64 = id.parse().with_context(|| {
+            format!("--initial-cluster entry {entry:?}: {id:?} is not a member id")
+        })?;
+        if id == 0 || members.insert(id, addr.to_owned()).is_some() {
+            bail!("--initial-cluster: member id {id} is zero or listed twice");
+        }
+    }
+    Ok(members)
+}
+
+/// Runs `rafter master`.
+pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
+    crate::logging::init();
+    if args.id == 0 {
+        bail!("--id must be a non-zero member id");
+    }
+    let initial_cluster = parse_initial_cluster(&args.initial_cluster)?;
+    let config = MasterConfig {
+        id: args.id,
+        pki_dir: args
+            .pki_dir
+            .clone()
+            .unwrap_or_else(|| args.data_dir.join("pki")),
+        data_dir: args.data_dir,
+        client_addr: args.listen_client,
+        advertise_client: args.advertise_client,
+        peer_addr: args.listen_peer,
+        advertise_peer: args.advertise_peer,
+        initial_cluster,
+        init: args.init,
+        insecure: args.insecure,
+        token_file: args.token_auth_file,
+        heartbeat: Duration::from_millis(args.heartbeat_ms.max(10)),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        let master = Master::start(config).await?;
+        println!(
+            "master {} serving the API on {}",
+            args.id,
+            master.client_addr()
+        );
+        crate::logging::wait_for_shutdown_signal().await;
+        tracing::info!("stopping");
+        master.shutdown().await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_cluster_lists_are_checked() {
+        let members =
+            parse_initial_cluster(&["1=127.0.0.1:2380".into(), "2=127.0.0.1:2381".into()]).unwrap();
+        assert_eq!(members[&2], "127.0.0.1:2381");
+        assert!(parse_initial_cluster(&["x=1".into()]).is_err());
+        assert!(parse_initial_cluster(&["1=a".into(), "1=b".into()]).is_err());
+        assert!(parse_initial_cluster(&["1".into()]).is_err());
+    }
+}

@@ -230,7 +230,10 @@ impl Cache {
     }
 
     /// The objects that name `owner_uid` in their ownerReferences.
-    pub fn dependents_of<'a>(&'a self, owner_uid: &str) -> impl Iterator<Item = &'a Arc<Object>> {
+    pub fn dependents_of<'a>(
+        &'a self,
+        owner_uid: &str,
+    ) -> impl Iterator<Item = &'a Arc<Object>> + use<'a> {
         self.dependents
             .get(owner_uid)
             .into_iter()
@@ -242,10 +245,11 @@ impl Cache {
     /// `owner_uid`.
     pub fn controlled_by<'a>(
         &'a self,
-        owner_uid: &'a str,
-    ) -> impl Iterator<Item = &'a Arc<Object>> {
+        owner_uid: &str,
+    ) -> impl Iterator<Item = &'a Arc<Object>> + use<'a> {
+        let uid = owner_uid.to_owned();
         self.dependents_of(owner_uid).filter(move |o| {
-            crate::pods::controller_ref(o.metadata()).is_some_and(|r| r.uid == owner_uid)
+            crate::pods::controller_ref(o.metadata()).is_some_and(|r| r.uid == uid)
         })
     }
 

@@ -16,6 +16,8 @@
 
 mod action;
 mod cache;
+mod claim;
+mod deployment;
 mod placement;
 mod pods;
 mod replicaset;

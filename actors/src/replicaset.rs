@@ -26,9 +26,10 @@ use rafter_proto::{Kind, Object, Selector};
 
 use crate::action::{Action, EventRecord, EventType, ObjectKey, Reconciled};
 use crate::cache::Cache;
+use crate::claim::claim;
 use crate::pods::{
-    self, available_in, controller_owner_reference, controller_ref, is_active, is_ready,
-    name_suffix, node_name, phase, seed_with,
+    self, available_in, controller_owner_reference, is_active, is_ready, name_suffix, node_name,
+    phase, seed_with,
 };
 use crate::timestamp::Timestamp;
 
@@ -63,8 +64,14 @@ pub fn reconcile(cache: &Cache, key: &ObjectKey, now: Timestamp, seed: u64) -> R
         }
     };
     let mut out = Reconciled::nothing();
-    let owned = claim_pods(cache, object, &selector, &mut out.actions);
-    let active: Vec<&v1::Pod> = owned.into_iter().filter(|p| is_active(p)).collect();
+    let owned = claim(cache, object, Kind::Pod, &selector, &mut out.actions);
+    let active: Vec<&v1::Pod> = owned
+        .into_iter()
+        .filter_map(|o| match o {
+            Object::Pod(p) if is_active(p) => Some(p),
+            _ => None,
+        })
+        .collect();
 
     let status = compute_status(rs, &active, spec.min_ready_seconds, now, &mut out);
 
@@ -96,53 +103,6 @@ pub fn reconcile(cache: &Cache, key: &ObjectKey, now: Timestamp, seed: u64) -> R
             .push(Action::UpdateStatus(Object::ReplicaSet(updated)));
     }
     out
-}
-
-/// The pods `owner` controls after adopting matching orphans and releasing controlled pods
-/// that no longer match; adoptions and releases are pushed as actions.
-pub(crate) fn claim_pods<'a>(
-    cache: &'a Cache,
-    owner: &'a Object,
-    selector: &'a Selector,
-    actions: &mut Vec<Action>,
-) -> Vec<&'a v1::Pod> {
-    let meta = owner.metadata();
-    let uid = meta.uid.as_str();
-    let mut owned = Vec::new();
-    for pod in cache.controlled_by(uid).filter_map(|o| match o.as_ref() {
-        Object::Pod(p) => Some(p),
-        _ => None,
-    }) {
-        if selector.matches(&pods::meta(pod).labels) {
-            owned.push(pod);
-        } else if pods::meta(pod).deletion_timestamp.is_none() {
-            let mut released = pod.clone();
-            let m = released.metadata.get_or_insert_with(ObjectMeta::default);
-            m.owner_references.retain(|r| r.uid != uid);
-            actions.push(Action::Update(Object::Pod(released)));
-        }
-    }
-    if meta.deletion_timestamp.is_some() {
-        return owned;
-    }
-    for o in cache.select(Kind::Pod, &meta.namespace, selector) {
-        let Object::Pod(pod) = o.as_ref() else {
-            continue;
-        };
-        let pm = pods::meta(pod);
-        if controller_ref(pm).is_some() || pm.deletion_timestamp.is_some() || !is_active(pod) {
-            continue;
-        }
-        let mut adopted = pod.clone();
-        adopted
-            .metadata
-            .get_or_insert_with(ObjectMeta::default)
-            .owner_references
-            .push(controller_owner_reference(owner));
-        actions.push(Action::Update(Object::Pod(adopted)));
-        owned.push(pod);
-    }
-    owned
 }
 
 fn compute_status(

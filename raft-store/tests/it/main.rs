@@ -1,8 +1,10 @@
 //! Integration tests of `raft-store`: real members over real tonic on loopback, each with its
 //! own RocksDB directory. Grouped by topic; shared fixtures live in `cluster.rs`.
 
+mod checker;
 mod cluster;
 mod leases;
+mod linearizability;
 mod membership;
 mod replication;
 mod watch;

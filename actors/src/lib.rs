@@ -17,6 +17,7 @@
 mod action;
 mod cache;
 mod claim;
+mod daemonset;
 mod deployment;
 mod placement;
 mod pods;

@@ -47,6 +47,14 @@ pub enum KvError {
     /// A lease with this id already exists.
     #[error("lease {0} already exists")]
     LeaseExists(u64),
+    /// The write was decided in an older leadership term than the one it was logged in.
+    #[error("write fenced: decided in term {decided_in}, logged in term {entry_term}")]
+    Fenced {
+        /// The term the write was decided in.
+        decided_in: u64,
+        /// The term of the log entry.
+        entry_term: u64,
+    },
     /// The request is malformed (empty key, zero TTL ...).
     #[error("invalid request: {0}")]
     Invalid(String),

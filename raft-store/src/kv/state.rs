@@ -373,18 +373,25 @@ impl<B: KvBackend> KvState<B> {
 ///
 /// Returns `Err` only when the backend fails; logical failures are in [`Applied::result`] and
 /// leave the key space unchanged.
-pub fn apply<B: KvBackend>(state: &mut KvState<B>, cmd: &Command) -> Result<Applied, KvError> {
-    apply_with_meta(state, Some(cmd), Vec::new())
+///
+/// `term` is the Raft term of the entry carrying `cmd` (from its log id); it only decides
+/// whether a fenced command applies.
+pub fn apply<B: KvBackend>(
+    state: &mut KvState<B>,
+    cmd: &Command,
+    term: u64,
+) -> Result<Applied, KvError> {
+    apply_with_meta(state, Some((cmd, term)), Vec::new())
 }
 
 /// [`apply`], also writing `extra` (Raft bookkeeping) in the same batch. `cmd = None` writes
 /// only `extra` (blank and membership entries).
 pub(crate) fn apply_with_meta<B: KvBackend>(
     state: &mut KvState<B>,
-    cmd: Option<&Command>,
+    cmd: Option<(&Command, u64)>,
     extra: Vec<BatchOp>,
 ) -> Result<Applied, KvError> {
-    let Some(cmd) = cmd else {
+    let Some((cmd, term)) = cmd else {
         state.backend.write(extra)?;
         return Ok(Applied {
             result: Ok(KvResponse::Empty),
@@ -403,7 +410,13 @@ pub(crate) fn apply_with_meta<B: KvBackend>(
         now_ms: cmd.now_ms,
         limits: state.limits,
     };
-    let outcome = exec.run(&cmd.op);
+    let outcome = match cmd.fence_term {
+        Some(decided_in) if decided_in != term => Err(KvError::Fenced {
+            decided_in,
+            entry_term: term,
+        }),
+        _ => exec.run(&cmd.op),
+    };
     let (result, batch, events, compact, next_lease, revision) = match outcome {
         Ok(mut resp) => {
             let bumped = !exec.events.is_empty();

@@ -6,15 +6,23 @@ use crate::kv::*;
 pub(crate) const NOW: u64 = 1_000_000;
 
 pub(crate) fn cmd(op: Op) -> Command {
-    Command { now_ms: NOW, op }
+    Command {
+        now_ms: NOW,
+        fence_term: None,
+        op,
+    }
 }
 
 pub(crate) fn at(now_ms: u64, op: Op) -> Command {
-    Command { now_ms, op }
+    Command {
+        now_ms,
+        fence_term: None,
+        op,
+    }
 }
 
 pub(crate) fn ok<B: KvBackend>(s: &mut KvState<B>, c: Command) -> KvResponse {
-    apply(s, &c).expect("backend").result.expect("logical")
+    apply(s, &c, 1).expect("backend").result.expect("logical")
 }
 
 pub(crate) fn put<B: KvBackend>(s: &mut KvState<B>, k: &str, v: &str) -> PutResponse {
@@ -256,7 +264,7 @@ pub(crate) fn failed_op_in_txn_writes_nothing<B: KvBackend>(b: B) {
         ],
         failure: vec![],
     };
-    let applied = apply(&mut s, &cmd(Op::Txn(txn))).unwrap();
+    let applied = apply(&mut s, &cmd(Op::Txn(txn)), 1).unwrap();
     assert_eq!(applied.result, Err(KvError::LeaseNotFound(77)));
     assert!(get(&s, "a").is_none());
     assert_eq!(s.revision(), 0);
@@ -270,7 +278,7 @@ pub(crate) fn oversized_value_is_rejected_and_nothing_is_written<B: KvBackend>(b
     };
     let mut s = KvState::open(b, limits).unwrap();
     let big = PutRequest::new("k", vec![b'x'; 11]);
-    let r = apply(&mut s, &cmd(Op::Put(big))).unwrap().result;
+    let r = apply(&mut s, &cmd(Op::Put(big)), 1).unwrap().result;
     assert_eq!(
         r,
         Err(KvError::ValueTooLarge {
@@ -286,7 +294,7 @@ pub(crate) fn oversized_value_is_rejected_and_nothing_is_written<B: KvBackend>(b
         ],
         failure: vec![],
     };
-    let r = apply(&mut s, &cmd(Op::Txn(txn))).unwrap().result;
+    let r = apply(&mut s, &cmd(Op::Txn(txn)), 1).unwrap().result;
     assert!(matches!(r, Err(KvError::RequestTooLarge { .. })));
     assert_eq!(s.revision(), 0);
     assert!(get(&s, "a").is_none());
@@ -323,11 +331,11 @@ pub(crate) fn compaction_drops_history_and_old_reads_fail_with_compacted<B: KvBa
         Err(KvError::Compacted { .. })
     ));
     assert_eq!(s.events_from(3, None, 10).unwrap().len(), 2);
-    let again = apply(&mut s, &cmd(Op::Compact { revision: 3 }))
+    let again = apply(&mut s, &cmd(Op::Compact { revision: 3 }), 1)
         .unwrap()
         .result;
     assert!(matches!(again, Err(KvError::Compacted { .. })));
-    let future = apply(&mut s, &cmd(Op::Compact { revision: 10 }))
+    let future = apply(&mut s, &cmd(Op::Compact { revision: 10 }), 1)
         .unwrap()
         .result;
     assert!(matches!(future, Err(KvError::FutureRevision { .. })));
@@ -401,7 +409,7 @@ pub(crate) fn lease_revoke_deletes_keys_and_unknown_leases_are_refused<B: KvBack
             ttl_ms: 10_000,
         }),
     );
-    let dup = apply(&mut s, &cmd(Op::LeaseGrant { id: 42, ttl_ms: 1 }))
+    let dup = apply(&mut s, &cmd(Op::LeaseGrant { id: 42, ttl_ms: 1 }), 1)
         .unwrap()
         .result;
     assert_eq!(dup, Err(KvError::LeaseExists(42)));
@@ -420,7 +428,7 @@ pub(crate) fn lease_revoke_deletes_keys_and_unknown_leases_are_refused<B: KvBack
     ok(&mut s, cmd(Op::LeaseRevoke { id: 42 }));
     assert!(get(&s, "a").is_none());
     assert!(get(&s, "b").is_some());
-    let r = apply(&mut s, &cmd(Op::LeaseRevoke { id: 42 }))
+    let r = apply(&mut s, &cmd(Op::LeaseRevoke { id: 42 }), 1)
         .unwrap()
         .result;
     assert_eq!(r, Err(KvError::LeaseNotFound(42)));
@@ -529,11 +537,36 @@ fn apply_is_deterministic_for_the_same_entries() {
     ];
     let run = || {
         let mut s = KvState::open(MemBackend::new(), Limits::default()).unwrap();
-        let out: Vec<_> = entries.iter().map(|e| apply(&mut s, e).unwrap()).collect();
+        let out: Vec<_> = entries
+            .iter()
+            .map(|e| apply(&mut s, e, 1).unwrap())
+            .collect();
         (
             out,
             s.range(&RangeRequest::new(KeyRange::prefix(""))).unwrap(),
         )
     };
     assert_eq!(run(), run());
+}
+
+#[test]
+fn fenced_command_from_an_older_term_is_refused_and_writes_nothing() {
+    let mut s = KvState::open(MemBackend::new(), Limits::default()).unwrap();
+    let fenced = Command {
+        now_ms: NOW,
+        fence_term: Some(3),
+        op: Op::Put(PutRequest::new("k", "v")),
+    };
+    let stale = apply(&mut s, &fenced, 4).unwrap();
+    assert_eq!(
+        stale.result,
+        Err(KvError::Fenced {
+            decided_in: 3,
+            entry_term: 4
+        })
+    );
+    assert_eq!(s.revision(), 0);
+    let current = apply(&mut s, &fenced, 3).unwrap();
+    assert!(current.result.is_ok());
+    assert_eq!(s.revision(), 1);
 }

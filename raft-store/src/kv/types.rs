@@ -385,6 +385,9 @@ pub enum Op {
 pub struct Command {
     /// Leader wall-clock time in milliseconds since the Unix epoch.
     pub now_ms: u64,
+    /// Apply only if the entry is in this Raft term: a write decided by a leader (e.g. a
+    /// controller) is refused if leadership moved on before it was logged. `None`: unfenced.
+    pub fence_term: Option<u64>,
     /// What to do.
     pub op: Op,
 }

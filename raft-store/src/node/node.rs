@@ -206,6 +206,14 @@ impl Node {
         self.inner.raft.metrics()
     }
 
+    /// The term this member leads in, or `None` when it is not the leader. Controllers that
+    /// run on the leader pass it to [`Node::submit`] as their fence.
+    pub fn leader_term(&self) -> Option<u64> {
+        let m = self.inner.raft.metrics().borrow().clone();
+        (m.state == ServerState::Leader && m.current_leader == Some(self.inner.id))
+            .then_some(m.current_term)
+    }
+
     /// The current leader as this member sees it: id and Raft address.
     pub fn leader(&self) -> Option<(NodeId, String)> {
         let m = self.inner.raft.metrics().borrow().clone();
@@ -267,10 +275,21 @@ impl Node {
 
     /// Propose `op` and wait for it to be applied; bounded by the request timeout.
     async fn write(&self, op: Op) -> Result<KvResponse, NodeError> {
+        self.submit(op, None).await
+    }
+
+    /// Propose any operation and wait until it is applied, bounded by the request timeout.
+    ///
+    /// With `fence_term = Some(t)` the operation applies only if it is logged in term `t`:
+    /// a controller that decided it while leading in term `t` (see [`Node::leader_term`]) can
+    /// never have it applied after leadership moved on. A fenced write that lost its term
+    /// fails with `KvError::Fenced`.
+    pub async fn submit(&self, op: Op, fence_term: Option<u64>) -> Result<KvResponse, NodeError> {
         check_limits(&op, &self.inner.config.limits)?;
         let timeout = self.inner.config.request_timeout;
         let cmd = Command {
             now_ms: now_ms(),
+            fence_term,
             op,
         };
         let fut = self.inner.raft.client_write(cmd.clone());
@@ -420,6 +439,11 @@ impl Node {
     /// This member's current revision (serializable).
     pub async fn revision(&self) -> Result<u64, NodeError> {
         Ok(self.handle()?.read(|kv| kv.revision()).await?)
+    }
+
+    /// This member's compaction point: history below it is gone (serializable).
+    pub async fn compact_revision(&self) -> Result<u64, NodeError> {
+        Ok(self.handle()?.read(|kv| kv.compact_revision()).await?)
     }
 
     /// Watch keys on this member: every change from `start_revision` (0: after the current

@@ -307,7 +307,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     inner.applied.last_applied = Some(entry.log_id);
                     let cmd = match &entry.payload {
                         EntryPayload::Blank => None,
-                        EntryPayload::Normal(cmd) => Some(cmd),
+                        EntryPayload::Normal(cmd) => Some((cmd, entry.log_id.leader_id.term)),
                         EntryPayload::Membership(m) => {
                             inner.applied.membership =
                                 StoredMembership::new(Some(entry.log_id), m.clone());

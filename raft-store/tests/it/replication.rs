@@ -292,3 +292,33 @@ async fn oversized_value_is_refused_with_a_clear_error_and_nothing_is_written() 
     }
     c.shutdown_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn write_fenced_to_an_old_leadership_term_is_refused_after_failover() {
+    let mut c = TestCluster::start(3).await;
+    let leader = c.wait_for_agreed_leader().await;
+    let term = leader.leader_term().expect("leader has a term");
+    let put = |v: &str| raft_store::Op::Put(PutRequest::new("fenced", v));
+    let r = leader.submit(put("1"), Some(term)).await.unwrap();
+    assert!(matches!(r, raft_store::KvResponse::Put(_)));
+    c.stop(leader.id()).await;
+    let new = c.wait_for_leader().await;
+    let new_term = new.leader_term().expect("new leader has a term");
+    assert!(new_term > term);
+    match new.submit(put("2"), Some(term)).await {
+        Err(NodeError::Kv(raft_store::KvError::Fenced {
+            decided_in,
+            entry_term,
+        })) => {
+            assert_eq!((decided_in, entry_term), (term, new_term));
+        }
+        other => panic!("expected Fenced, got {other:?}"),
+    }
+    let kv = new
+        .get("fenced", Consistency::Linearizable)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kv.value, b"1");
+    c.shutdown_all().await;
+}

@@ -167,3 +167,30 @@ async fn watch_from_now_sees_only_later_changes() {
     );
     c.shutdown_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_compacts_history_beyond_the_retention_automatically() {
+    let c = TestCluster::start_with(3, |cfg| cfg.history_retention = Some(5)).await;
+    for i in 0..20 {
+        c.put(&format!("r/{i}"), "v").await;
+    }
+    let leader = c.wait_for_leader().await;
+    eventually(
+        "history below revision 15 is compacted on the leader",
+        || async { (leader.compact_revision().await.unwrap() >= 15).then_some(()) },
+    )
+    .await;
+    let mut w = leader
+        .watch(WatchRequest {
+            range: KeyRange::prefix("r/"),
+            start_revision: 1,
+            prev_kv: false,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        w.next().await,
+        Some(Err(NodeError::Kv(KvError::Compacted { .. })))
+    ));
+    c.shutdown_all().await;
+}

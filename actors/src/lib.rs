@@ -19,6 +19,8 @@ mod cache;
 mod claim;
 mod daemonset;
 mod deployment;
+mod drain;
+mod node_lifecycle;
 mod placement;
 mod pods;
 mod replicaset;

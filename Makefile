@@ -12,9 +12,14 @@ build: deps
 up: build
 	./target/debug/rafter apply --dry-run=client -f examples/demo.yaml -o yaml
 
+# The node agent's tests run real containers: a private containerd under
+# $(CONTAINERD_DIR), set up (packages, config, images) by scripts/containerd-setup.sh.
+CONTAINERD_DIR ?= /tmp/rafter-containerd
+
 test: deps
+	scripts/containerd-setup.sh $(CONTAINERD_DIR)
 	cargo build --workspace --all-targets
-	cargo test --workspace --no-fail-fast
+	RAFTER_CONTAINERD_SOCK=$(CONTAINERD_DIR)/containerd.sock cargo test --workspace --no-fail-fast
 
 lint: deps
 	cargo fmt --all -- --check

@@ -7,8 +7,8 @@
 //! | module | owns |
 //! |---|---|
 //! | [`kv`] | the key space: revisions, ranges, txns, leases, compaction; the pure [`apply`] |
-//! | [`storage`] | RocksDB: the Raft log (synced appends), the state machine, snapshot files, data version |
-//! | [`network`] | Raft between members over tonic (`rafter.raft.v1.Raft`), fault switches for tests |
+//! | `storage` | RocksDB: the Raft log (synced appends), the state machine, snapshot files, data version |
+//! | `network` | Raft between members over tonic (`rafter.raft.v1.Raft`), fault switches for tests |
 //! | `node` | [`Node`]: the member facade, consistency of reads, watches, leader housekeeping |
 //! | `types` | openraft type configuration |
 //!
@@ -23,9 +23,9 @@
 //! forward requests for the API gateway except, when configured, writes to the leader.
 
 pub mod kv;
-pub mod network;
+mod network;
 mod node;
-pub mod storage;
+mod storage;
 mod types;
 
 pub use types::ApplyResult;

@@ -13,7 +13,6 @@ mod codec;
 mod server;
 
 pub(crate) use client::connect;
-pub use client::GrpcNetwork;
 pub use client::GrpcNetworkFactory;
 pub use client::NetworkFaults;
 pub(crate) use codec::from_bytes;

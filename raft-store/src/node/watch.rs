@@ -63,6 +63,17 @@ impl Watch {
     }
 }
 
+impl futures::Stream for Watch {
+    type Item = Result<RevisionEvents, NodeError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
 pub(crate) fn spawn_watch(
     handle: StateHandle,
     range: Option<KeyRange>,

@@ -15,8 +15,6 @@ use std::path::Path;
 
 pub use error::StoreError;
 pub use log_store::LogStore;
-pub use rocks::RocksBackend;
-pub use state_machine::SnapshotBuilder;
 pub use state_machine::StateHandle;
 pub use state_machine::StateMachine;
 

@@ -104,11 +104,6 @@ impl StateHandle {
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<RevisionEvents>> {
         self.events.subscribe()
     }
-
-    /// The last log id applied to this member's state machine.
-    pub fn last_applied(&self) -> Option<LogId> {
-        self.inner.read().ok().and_then(|g| g.applied.last_applied)
-    }
 }
 
 /// The state machine of one member.

@@ -29,7 +29,11 @@ use crate::action::ObjectKey;
 type NsName = (String, String);
 
 /// A change to apply to the cache, as the informer decodes it from the log.
+///
+/// Not boxed: an event is built once and moved into the cache, where the object is put
+/// behind an `Arc` anyway.
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum CacheEvent {
     /// An object was created or updated.
     Upsert(Object),

@@ -359,10 +359,6 @@ impl Rollout<'_> {
         }
     }
 
-    fn name(&self) -> &str {
-        self.object.metadata().name.as_str()
-    }
-
     fn event(&mut self, event_type: EventType, reason: &str, message: String) {
         self.out
             .actions

@@ -546,13 +546,12 @@ fn undo_puts_back_the_previous_template_and_gives_it_a_new_revision() {
     let refs: Vec<&v1::ReplicaSet> = rses.iter().collect();
     let template = rollback_template(&d, &refs, 0).unwrap();
     assert_eq!(image_of(&template), "nginx:1");
-    assert!(template
+    assert!(!template
         .metadata
         .as_ref()
         .unwrap()
         .labels
-        .get(POD_TEMPLATE_HASH_LABEL)
-        .is_none());
+        .contains_key(POD_TEMPLATE_HASH_LABEL));
     assert_eq!(
         image_of(&rollback_template(&d, &refs, 2).unwrap()),
         "nginx:2"

@@ -210,7 +210,8 @@ mod tests {
     /// the refusal.
     #[test]
     fn drain_refuses_unmanaged_and_daemonset_pods_without_their_flags() {
-        let table: &[(bool, bool, Result<&[&str], &str>)] = &[
+        type Row<'a> = (bool, bool, Result<&'a [&'a str], &'a str>);
+        let table: &[Row] = &[
             (
                 false,
                 false,

@@ -1,18 +1,40 @@
 //! # Layout
 //!
-//! The pure cores of Rafter's controllers: each is a function over a read-only [`Cache`]
-//! snapshot that returns [`Action`]s, with time and randomness passed in. The actix actors
-//! that feed them from the replicated log and carry out their actions wrap these cores.
+//! The pure cores of Rafter's controllers. Each is a function over a read-only [`Cache`]
+//! snapshot that returns [`Action`]s (and when to look again), with time and randomness
+//! passed in as arguments. The actix actors that feed these cores from the replicated log
+//! and carry out their actions (fenced by the Raft term) wrap them; they live elsewhere.
+//!
+//! ```text
+//!  informer ─► CacheWriter ─► Cache ◄─ CacheReader (one per controller)
+//!                                │ &Cache, key, now, seed
+//!                                ▼
+//!   scheduler · replicaset · deployment · daemonset · node_lifecycle · gc
+//!                                │ Reconciled { actions, requeue_after }
+//!                                ▼
+//!   actor: Create / Update / UpdateStatus / Delete / Bind / Evict / RecordEvent
+//! ```
 //!
 //! | module | owns |
 //! |---|---|
 //! | `action` | [`Action`], [`Reconciled`], [`ObjectKey`], [`EventRecord`]: what a core returns |
 //! | `timestamp` | [`Timestamp`]: "now" as the caller decides it, RFC 3339 conversion |
-//! | `cache` | [`Cache`] with its indexes; [`CacheWriter`] (one) and [`CacheReader`] (many) |
-//! | `pods` | shared facts: controller ownerReference, ready/available, requests |
+//! | `cache` | [`Cache`] and its indexes; [`CacheWriter`] (one) and [`CacheReader`] (many) |
+//! | `pods` | shared facts: controller ownerReference, active/ready/available, requests |
+//! | `claim` | adopting orphans and releasing non-matching dependents by selector |
+//! | `placement` | taints vs tolerations, nodeSelector, node affinity |
+//! | `scheduler` | [`schedule_pod`], [`schedule_pending`] (batch pass) |
+//! | `replicaset` | [`reconcile_replica_set`] |
+//! | `deployment` | [`reconcile_deployment`], [`rollback_template`], [`pod_template_hash`] |
+//! | `daemonset` | [`reconcile_daemon_set`] |
+//! | `node_lifecycle` | [`reconcile_node`]: lease staleness, lifecycle taints, taint eviction |
+//! | `drain` | [`plan_drain`], [`cordon`] |
+//! | `gc` | [`collect_garbage`]: ownerReference cascades (background, foreground, orphan) |
 //!
-//! This crate must not do I/O, read the clock or draw random numbers in a core: the same
-//! cache, key, time and seed always give the same actions.
+//! Rules every core follows: no I/O, no clock, no random numbers (the same cache, key,
+//! time and seed always give the same actions); no waiting on its own writes — the actor
+//! must not reconcile a key again before the cache shows the previous reconcile's writes,
+//! or a controller would act twice on the same gap (Kubernetes' "expectations").
 
 mod action;
 mod cache;
@@ -20,6 +42,7 @@ mod claim;
 mod daemonset;
 mod deployment;
 mod drain;
+mod gc;
 mod node_lifecycle;
 mod placement;
 mod pods;
@@ -32,5 +55,16 @@ mod testing;
 
 pub use action::{Action, EventRecord, EventType, ObjectKey, Propagation, Reconciled};
 pub use cache::{Cache, CacheEvent, CacheReader, CacheWriter};
+pub use daemonset::{reconcile as reconcile_daemon_set, with_daemon_tolerations};
+pub use deployment::{
+    owned_replica_sets, pod_template_hash, reconcile as reconcile_deployment, rollback_template,
+    RollbackError, POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION,
+};
+pub use drain::{cordon, plan_drain, DrainBlockers, DrainError, DrainOptions};
+pub use gc::collect_garbage;
+pub use node_lifecycle::{reconcile as reconcile_node, NodeLifecycleConfig, LEASE_NAMESPACE};
+pub use placement::{matches_node_selector_and_affinity, tolerates};
 pub use pods::{controller_ref, pod_requests, Resources};
+pub use replicaset::reconcile as reconcile_replica_set;
+pub use scheduler::{schedule_pending, schedule_pod, DEFAULT_SCHEDULER};
 pub use timestamp::Timestamp;

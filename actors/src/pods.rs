@@ -99,39 +99,6 @@ pub fn available_in(pod: &v1::Pod, min_ready_seconds: i32, now: Timestamp) -> Op
     Some(at.since(now))
 }
 
-/// Whether the pod has been ready for at least `min_ready_seconds`.
-pub fn is_available(pod: &v1::Pod, min_ready_seconds: i32, now: Timestamp) -> bool {
-    available_in(pod, min_ready_seconds, now) == Some(Duration::ZERO)
-}
-
-/// Sets a condition, keeping `lastTransitionTime` when the status did not change.
-/// Returns whether anything changed.
-pub fn set_condition(conditions: &mut Vec<Condition>, mut new: Condition, now: Timestamp) -> bool {
-    match conditions.iter_mut().find(|c| c.r#type == new.r#type) {
-        Some(existing) => {
-            if existing.status == new.status
-                && existing.reason == new.reason
-                && existing.message == new.message
-            {
-                return false;
-            }
-            if existing.status == new.status {
-                new.last_transition_time = existing.last_transition_time.clone();
-            } else {
-                new.last_transition_time = Some(now.to_rfc3339());
-            }
-            *existing = new;
-            true
-        }
-        None => {
-            new.last_transition_time
-                .get_or_insert_with(|| now.to_rfc3339());
-            conditions.push(new);
-            true
-        }
-    }
-}
-
 /// What a pod asks of a node: CPU in millicores and memory in bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Resources {
@@ -271,9 +238,11 @@ mod tests {
             (vec![], vec![("500m", "1Gi")], (500, 1 << 30)),
         ];
         for (containers, inits, (cpu, memory)) in table {
-            let mut spec = PodSpec::default();
-            spec.containers = containers.iter().map(|(c, m)| container(c, m)).collect();
-            spec.init_containers = inits.iter().map(|(c, m)| container(c, m)).collect();
+            let spec = PodSpec {
+                containers: containers.iter().map(|(c, m)| container(c, m)).collect(),
+                init_containers: inits.iter().map(|(c, m)| container(c, m)).collect(),
+                ..Default::default()
+            };
             assert_eq!(
                 pod_requests(&spec),
                 Resources {
@@ -291,7 +260,7 @@ mod tests {
         assert_eq!(available_in(&p, 0, now), Some(Duration::ZERO));
         assert_eq!(available_in(&p, 5, now), Some(Duration::ZERO));
         assert_eq!(available_in(&p, 30, now), Some(Duration::from_secs(20)));
-        assert!(!is_available(&pod("d", "q").build_pod(), 0, now));
+        assert_eq!(available_in(&pod("d", "q").build_pod(), 0, now), None);
     }
 
     #[test]

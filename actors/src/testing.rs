@@ -137,6 +137,7 @@ impl PodBuilder {
         let mut r = controller_owner_reference(owner);
         if !controller {
             r.controller = None;
+            r.block_owner_deletion = None;
         }
         self.meta().owner_references.push(r);
         self

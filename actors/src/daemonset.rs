@@ -177,7 +177,7 @@ pub fn reconcile(cache: &Cache, key: &ObjectKey, now: Timestamp, seed: u64) -> R
         if run {
             status.desired_number_scheduled += 1;
         }
-        if !keep || deleting {
+        if !keep {
             to_delete.extend(active.iter().copied());
             if !active.is_empty() && !run {
                 status.number_misscheduled += 1;
@@ -187,7 +187,7 @@ pub fn reconcile(cache: &Cache, key: &ObjectKey, now: Timestamp, seed: u64) -> R
         if !run && !active.is_empty() {
             status.number_misscheduled += 1;
         }
-        if run && here.is_empty() {
+        if run && here.is_empty() && !deleting {
             let pod_name = names.next();
             let mut pod = pod_from_template(object, &template, pod_name.clone());
             let meta = pod.metadata.get_or_insert_with(Default::default);
@@ -266,6 +266,10 @@ pub fn reconcile(cache: &Cache, key: &ObjectKey, now: Timestamp, seed: u64) -> R
         }
     }
 
+    if deleting {
+        // Its pods are the garbage collector's now: deleted, or orphaned and kept.
+        to_delete.clear();
+    }
     let mut seen = HashSet::new();
     for pod in to_delete {
         let m = pods::meta(pod);

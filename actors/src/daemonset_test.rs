@@ -209,6 +209,21 @@ fn duplicates_keep_the_oldest_and_failed_pods_are_replaced() {
 }
 
 #[test]
+fn a_daemon_set_being_deleted_leaves_its_pods_to_the_garbage_collector() {
+    let mut d = ds();
+    d.metadata_mut().deletion_timestamp = ts(1);
+    let cache = Cache::from_objects([
+        d.clone(),
+        node("a").taint("dedicated", "db", "NoExecute").build(),
+        node("b").build(),
+        daemon_pod(&d, "agent-a", "a").ready_since(0).build(),
+    ]);
+    let r = reconcile(&cache, &key(), at(10), 1);
+    assert!(deleted(&r).is_empty());
+    assert!(created_on(&r).is_empty());
+}
+
+#[test]
 fn status_counts_ready_available_and_updated_pods() {
     let d = ds();
     let cache = Cache::from_objects([

@@ -168,7 +168,9 @@ pub enum Action {
     /// Replace the object's metadata and spec; its `resourceVersion` is the one read, so a
     /// concurrent change makes the write fail and the key is reconciled again.
     Update(Object),
-    /// Replace the object's status (the status subresource).
+    /// Replace the object's status (the status subresource). The actor writes this status
+    /// onto the latest object, since the same reconcile may first `Update` its metadata
+    /// or spec (a Deployment's revision annotation, a node's taints).
     UpdateStatus(Object),
     /// Delete the object.
     Delete {

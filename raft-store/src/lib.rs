@@ -40,4 +40,6 @@ pub use node::NodeConfig;
 pub use node::NodeError;
 pub use node::Watch;
 pub use node::WatchRequest;
+pub use storage::restore_backup;
+pub use storage::BackupInfo;
 pub use storage::StoreError;

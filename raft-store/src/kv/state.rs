@@ -37,7 +37,7 @@ const EVENTS: &[u8] = b"e/";
 const EVENTS_END: &[u8] = b"e0";
 const LEASES: &[u8] = b"s/";
 const LEASES_END: &[u8] = b"s0";
-const META_REVISION: &[u8] = b"m/revision";
+pub(crate) const META_REVISION: &[u8] = b"m/revision";
 const META_COMPACT: &[u8] = b"m/compact";
 const META_NEXT_LEASE: &[u8] = b"m/next_lease";
 #[allow(dead_code)] // used by storage/ (next step)

@@ -481,6 +481,27 @@ impl Node {
         Ok(handle.read(|kv| kv.revision()).await? + 1)
     }
 
+    /// Save a consistent copy of the key space to `dest` (snapshot format with a checksum),
+    /// after a read barrier of the given consistency. Seed new clusters from it with
+    /// [`restore_backup`](crate::restore_backup).
+    pub async fn backup(
+        &self,
+        dest: impl Into<std::path::PathBuf>,
+        consistency: Consistency,
+    ) -> Result<crate::BackupInfo, NodeError> {
+        self.read_barrier(consistency).await?;
+        let db = self
+            .inner
+            .db
+            .upgrade()
+            .ok_or_else(|| NodeError::Stopped("member is shut down".into()))?;
+        let dest = dest.into();
+        let info = tokio::task::spawn_blocking(move || crate::storage::write_backup(&db, &dest))
+            .await
+            .map_err(stopped)??;
+        Ok(info)
+    }
+
     /// Stop Raft, the endpoint and background tasks, and wait until the database is closed,
     /// so the same data directory can be opened again.
     pub async fn shutdown(&self) -> Result<(), NodeError> {

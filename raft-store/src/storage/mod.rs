@@ -4,6 +4,7 @@
 //! (`<dir>/snapshots`) and the data-version header. It must not do networking or decide
 //! anything about the key space (that is `kv::apply`).
 
+mod backup;
 mod data_version;
 mod error;
 mod log_store;
@@ -13,6 +14,9 @@ mod state_machine;
 
 use std::path::Path;
 
+pub use backup::restore_backup;
+pub(crate) use backup::write_backup;
+pub use backup::BackupInfo;
 pub use error::StoreError;
 pub use log_store::LogStore;
 pub use state_machine::StateHandle;

@@ -1,6 +1,7 @@
 //! Integration tests of `raft-store`: real members over real tonic on loopback, each with its
 //! own RocksDB directory. Grouped by topic; shared fixtures live in `cluster.rs`.
 
+mod backup;
 mod checker;
 mod cluster;
 mod leases;

@@ -6,6 +6,7 @@
 //! | module | owns |
 //! |---|---|
 //! | `admission` | defaults, container resource defaults, validation, namespace existence, quota |
+//! | `client` | the failover-aware client library and the client config file ([`Client`], [`ClientConfig`]) |
 //! | `cluster` | the gRPC `Cluster` service over the local member ([`ClusterControl`]) |
 //! | `auth` | who is calling: client certificates, the static token file, bootstrap tokens |
 //! | `patch` | JSON merge patch and strategic merge patch over JSON values ([`apply_patch`]) |
@@ -19,6 +20,7 @@
 
 mod admission;
 mod auth;
+pub mod client;
 mod cluster;
 mod master;
 mod patch;
@@ -41,6 +43,7 @@ pub use pki::{
     ClusterCa, PkiError, DEFAULT_CERT_VALIDITY,
 };
 
+pub use client::{Client, ClientConfig, ClientError, ClientOptions, ResolvedConfig};
 pub use cluster::{ClusterControl, ClusterService};
 pub use master::{load_or_create_ca, pki_files, Master, MasterConfig, MasterError};
 pub use raft_kv::{store_error, RaftKv};

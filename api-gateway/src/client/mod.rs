@@ -1,0 +1,641 @@
+//! The client library the CLI, the node agent, the controllers and the tests share: typed
+//! calls to the `Resources` and `Cluster` services of a cluster of masters, with failover.
+//!
+//! ```text
+//!   ClientConfig (file) ──resolve──► ResolvedConfig ──connect──► Client
+//!                                                                 │ typed call
+//!                                                                 ▼
+//!                                      Failover: one lazily connected channel per master,
+//!                                      a current master, back-off, rounds within a budget
+//!                                                                 │
+//!                                      master A ✗  master B ✓  master C
+//! ```
+//!
+//! | module | owns |
+//! |---|---|
+//! | `config` | the kubeconfig-shaped file: finding, reading, writing, resolving a context |
+//! | `error` | [`ClientError`] and the classification of a failed attempt |
+//! | `failover` | which master to try next and the retry loop every call goes through |
+//! | `watch` | watches that resume from the last delivered resourceVersion |
+//!
+//! What is retried where: reads (get, list, watch, scale and cluster status) on any
+//! failure of the transport or an Unavailable answer; writes only when the request is
+//! known not to have been applied (the connection could not be made, or the gateway
+//! answered Unavailable, which it does only when the store refused the write). A write
+//! whose connection broke mid-request or whose deadline passed fails with
+//! [`ClientError::OutcomeUnknown`]. Creates of named objects are the exception: they
+//! are sent again, since the store cannot create one name twice, and an AlreadyExists
+//! on the retry is reported as OutcomeUnknown (the object may be the one this call
+//! created or someone else's: compare its uid or content to find out). Creates with
+//! `generateName` and no name are never sent again, since a retry would create a second
+//! object.
+//!
+//! This module must not read files on async threads (config loading is blocking and
+//! belongs before the runtime or in `spawn_blocking`), and never retries a call whose
+//! answer was definitive (NotFound, Conflict, Unauthenticated ...).
+
+pub mod config;
+mod error;
+mod failover;
+mod watch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use rafter_proto::api::cluster_client::ClusterClient;
+use rafter_proto::api::resources_client::ResourcesClient;
+use rafter_proto::api::{self, TypedObject};
+use rafter_proto::{v1, Kind, Object};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use tonic::Request;
+
+pub use config::{
+    ClientConfig, ClientIdentity, ClusterEntry, ConfigError, ContextEntry, NamedCluster,
+    NamedContext, NamedUser, ResolvedConfig, UserEntry, CONFIG_ENV, DEFAULT_NAMESPACE,
+};
+pub use error::{ClientError, EndpointFailure};
+
+use crate::patch::PatchType;
+use crate::registry::{DeleteOptions, Propagation, WatchEvent};
+use failover::{Budget, Endpoint, Failover, Idempotency};
+
+/// Time budgets and transport settings of a [`Client`].
+#[derive(Debug, Clone, Copy)]
+pub struct ClientOptions {
+    /// All attempts of one call together; after it, NoMasterAvailable (default 30 s).
+    pub total_timeout: Duration,
+    /// One attempt on one master (default 10 s); a read moves on to the next master
+    /// after it, a write's outcome becomes unknown.
+    pub attempt_timeout: Duration,
+    /// Setting up a connection (default 3 s).
+    pub connect_timeout: Duration,
+    /// HTTP/2 pings on idle connections, so that a dead master is noticed under an open
+    /// watch (default 10 s; a ping unanswered for as long fails the connection).
+    pub keepalive: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> ClientOptions {
+        ClientOptions {
+            total_timeout: Duration::from_secs(30),
+            attempt_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            keepalive: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Which objects a list returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListParams {
+    /// A label selector (`app=web,tier in (a,b),!canary`); empty: all.
+    pub label_selector: String,
+    /// A field selector (`metadata.name=x,spec.nodeName=w1`); empty: all.
+    pub field_selector: String,
+    /// At most this many items per page; 0: all.
+    pub limit: i64,
+    /// The `continue` token of the previous page.
+    pub continue_token: Option<String>,
+}
+
+/// Which changes a watch delivers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WatchParams {
+    /// A label selector; empty: all.
+    pub label_selector: String,
+    /// A field selector; empty: all.
+    pub field_selector: String,
+    /// Deliver bookmark events (progress without a change) too.
+    pub bookmarks: bool,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone)]
+pub struct ObjectList {
+    /// The objects.
+    pub items: Vec<Object>,
+    /// The revision the list was read at: watch from here.
+    pub resource_version: String,
+    /// The token for the next page, when more remain.
+    pub continue_token: Option<String>,
+    /// How many items remain after this page, when known.
+    pub remaining_item_count: i64,
+}
+
+/// What a delete did.
+#[derive(Debug, Clone)]
+pub struct Deleted {
+    /// The object as deleted, or as it now is while finalizers or a grace period run.
+    pub object: Option<Object>,
+    /// True when it is gone.
+    pub deleted: bool,
+}
+
+/// Options of a delete: grace period, propagation and preconditions.
+pub type DeleteParams = DeleteOptions;
+
+/// A client of one cluster, over every master it was configured with. Cheap to clone;
+/// clones share channels and the view of which masters are healthy.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    failover: Failover,
+    authorization: Option<MetadataValue<Ascii>>,
+    namespace: String,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("namespace", &self.inner.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+fn setup(message: impl Into<String>) -> ClientError {
+    ClientError::Setup {
+        message: message.into(),
+    }
+}
+
+fn endpoint(
+    uri: &str,
+    config: &ResolvedConfig,
+    options: &ClientOptions,
+) -> Result<Endpoint, ClientError> {
+    let parsed: tonic::codegen::http::Uri = uri
+        .parse()
+        .map_err(|e| setup(format!("endpoint {uri:?} is not a URL: {e}")))?;
+    let authority = parsed
+        .authority()
+        .ok_or_else(|| setup(format!("endpoint {uri:?} names no host")))?;
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let mut builder = tonic::transport::Endpoint::from_shared(uri.to_owned())
+        .map_err(|e| setup(format!("endpoint {uri:?}: {e}")))?
+        .connect_timeout(options.connect_timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(options.keepalive)
+        .keep_alive_timeout(options.keepalive)
+        .keep_alive_while_idle(true);
+    if !config.insecure {
+        let ca = config.ca_pem.as_ref().ok_or_else(|| {
+            setup("no cluster CA to verify the masters with (and the cluster is not insecure)")
+        })?;
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(ca))
+            .domain_name(host);
+        if let Some(identity) = &config.identity {
+            tls = tls.identity(Identity::from_pem(&identity.cert_pem, &identity.key_pem));
+        }
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| setup(format!("TLS for {uri}: {e}")))?;
+    }
+    Ok(Endpoint {
+        address: authority.to_string(),
+        channel: builder.connect_lazy(),
+    })
+}
+
+fn object_of(typed: TypedObject) -> Result<Object, ClientError> {
+    Object::try_from(typed).map_err(|e| ClientError::Protocol {
+        message: e.to_string(),
+    })
+}
+
+fn key(kind: Kind, namespace: &str, name: &str) -> Option<api::ObjectKey> {
+    Some(api::ObjectKey {
+        kind: kind.name().to_owned(),
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+    })
+}
+
+impl Client {
+    /// A client of every master in `config`, with default [`ClientOptions`]. Nothing is
+    /// connected yet: each master is connected on first use. Must run inside a Tokio
+    /// runtime.
+    pub async fn connect(config: ResolvedConfig) -> Result<Client, ClientError> {
+        Client::connect_with(config, ClientOptions::default()).await
+    }
+
+    /// [`Client::connect`] with explicit options.
+    pub async fn connect_with(
+        config: ResolvedConfig,
+        options: ClientOptions,
+    ) -> Result<Client, ClientError> {
+        if config.endpoints.is_empty() {
+            return Err(setup("no master endpoints are configured"));
+        }
+        let endpoints = config
+            .endpoints
+            .iter()
+            .map(|uri| endpoint(uri, &config, &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        let authorization = match &config.token {
+            Some(token) => Some(
+                format!("Bearer {token}")
+                    .parse::<MetadataValue<Ascii>>()
+                    .map_err(|_| setup("the token has characters a header cannot carry"))?,
+            ),
+            None => None,
+        };
+        let budget = Budget {
+            total: options.total_timeout,
+            attempt: options.attempt_timeout,
+        };
+        tracing::debug!(endpoints = ?config.endpoints, context = %config.context, "client configured");
+        Ok(Client {
+            inner: Arc::new(Inner {
+                failover: Failover::new(endpoints, budget),
+                authorization,
+                namespace: config.namespace,
+            }),
+        })
+    }
+
+    /// The default namespace of the context the client was configured from.
+    pub fn namespace(&self) -> &str {
+        &self.inner.namespace
+    }
+
+    /// A request carrying the credentials and, for unary calls, a deadline.
+    fn request<M>(&self, message: M, timeout: Option<Duration>) -> Request<M> {
+        let mut request = Request::new(message);
+        if let Some(value) = &self.inner.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        if let Some(timeout) = timeout {
+            request.set_timeout(timeout);
+        }
+        request
+    }
+
+    /// Runs one unary `Resources` call through the failover loop.
+    async fn resources<M, T, F, Fut>(
+        &self,
+        what: &str,
+        idempotency: Idempotency,
+        message: M,
+        call: F,
+    ) -> Result<T, ClientError>
+    where
+        M: Clone,
+        F: Fn(ResourcesClient<Channel>, Request<M>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let (_, answer) = self
+            .inner
+            .failover
+            .run(what, idempotency, |channel, left| {
+                call(
+                    ResourcesClient::new(channel),
+                    self.request(message.clone(), Some(left)),
+                )
+            })
+            .await?;
+        Ok(answer.into_inner())
+    }
+
+    /// Creates `object`. A namespaced object without a namespace goes to the client's
+    /// default namespace. See the module doc for what a retry after an unknown outcome
+    /// means.
+    pub async fn create(&self, mut object: Object) -> Result<Object, ClientError> {
+        let kind = object.kind();
+        if kind.info().namespaced && object.metadata().namespace.is_empty() {
+            object.metadata_mut().namespace = self.inner.namespace.clone();
+        }
+        let idempotency = if object.metadata().name.is_empty() {
+            Idempotency::Write
+        } else {
+            Idempotency::Create
+        };
+        let message = api::CreateRequest {
+            object: Some(TypedObject::from(object)),
+            dry_run: false,
+        };
+        let created = self
+            .resources("create", idempotency, message, |mut c, r| async move {
+                c.create(r).await
+            })
+            .await?;
+        object_of(created)
+    }
+
+    /// Reads one object (`namespace` empty for cluster-scoped kinds).
+    pub async fn get(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Object, ClientError> {
+        let message = api::GetRequest {
+            key: key(kind, namespace, name),
+            consistency: api::Consistency::Linearizable as i32,
+        };
+        let object = self
+            .resources("get", Idempotency::Read, message, |mut c, r| async move {
+                c.get(r).await
+            })
+            .await?;
+        object_of(object)
+    }
+
+    /// Lists objects of `kind` in `namespace` (all namespaces when `None`).
+    pub async fn list(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        params: &ListParams,
+    ) -> Result<ObjectList, ClientError> {
+        let message = api::ListRequest {
+            kind: kind.name().to_owned(),
+            namespace: namespace.unwrap_or_default().to_owned(),
+            label_selector: params.label_selector.clone(),
+            field_selector: params.field_selector.clone(),
+            limit: params.limit,
+            r#continue: params.continue_token.clone().unwrap_or_default(),
+            consistency: api::Consistency::Linearizable as i32,
+        };
+        let list = self
+            .resources("list", Idempotency::Read, message, |mut c, r| async move {
+                c.list(r).await
+            })
+            .await?;
+        Ok(ObjectList {
+            items: list
+                .items
+                .into_iter()
+                .map(object_of)
+                .collect::<Result<_, _>>()?,
+            resource_version: list.resource_version,
+            continue_token: (!list.r#continue.is_empty()).then_some(list.r#continue),
+            remaining_item_count: list.remaining_item_count,
+        })
+    }
+
+    async fn update_subresource(
+        &self,
+        object: Object,
+        subresource: &str,
+    ) -> Result<Object, ClientError> {
+        let message = api::UpdateRequest {
+            object: Some(TypedObject::from(object)),
+            subresource: subresource.to_owned(),
+            dry_run: false,
+        };
+        let updated = self
+            .resources(
+                "update",
+                Idempotency::Write,
+                message,
+                |mut c, r| async move { c.update(r).await },
+            )
+            .await?;
+        object_of(updated)
+    }
+
+    /// Replaces an object (not its status). A set `metadata.resourceVersion` must be
+    /// current, else Conflict.
+    pub async fn update(&self, object: Object) -> Result<Object, ClientError> {
+        self.update_subresource(object, "").await
+    }
+
+    /// Replaces an object's status (the status subresource).
+    pub async fn update_status(&self, object: Object) -> Result<Object, ClientError> {
+        self.update_subresource(object, "status").await
+    }
+
+    /// Patches an object with a JSON merge patch or a strategic merge patch.
+    pub async fn patch(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        patch_type: PatchType,
+        patch: &serde_json::Value,
+    ) -> Result<Object, ClientError> {
+        let message = api::PatchRequest {
+            key: key(kind, namespace, name),
+            r#type: match patch_type {
+                PatchType::Merge => api::PatchType::Merge as i32,
+                PatchType::StrategicMerge => api::PatchType::Strategic as i32,
+            },
+            patch: patch.to_string(),
+            subresource: String::new(),
+            dry_run: false,
+        };
+        let patched = self
+            .resources(
+                "patch",
+                Idempotency::Write,
+                message,
+                |mut c, r| async move { c.patch(r).await },
+            )
+            .await?;
+        object_of(patched)
+    }
+
+    /// Deletes an object.
+    pub async fn delete(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        params: &DeleteParams,
+    ) -> Result<Deleted, ClientError> {
+        let message = api::DeleteRequest {
+            key: key(kind, namespace, name),
+            grace_period_seconds: params.grace_period_seconds,
+            propagation_policy: match params.propagation {
+                None => String::new(),
+                Some(Propagation::Orphan) => "Orphan".to_owned(),
+                Some(Propagation::Background) => "Background".to_owned(),
+                Some(Propagation::Foreground) => "Foreground".to_owned(),
+            },
+            preconditions: Some(api::Preconditions {
+                uid: params.precondition_uid.clone().unwrap_or_default(),
+                resource_version: params
+                    .precondition_resource_version
+                    .clone()
+                    .unwrap_or_default(),
+            }),
+            dry_run: false,
+        };
+        let answer = self
+            .resources(
+                "delete",
+                Idempotency::Write,
+                message,
+                |mut c, r| async move { c.delete(r).await },
+            )
+            .await?;
+        Ok(Deleted {
+            object: answer.object.map(object_of).transpose()?,
+            deleted: answer.deleted,
+        })
+    }
+
+    /// Binds a pod to a node (the scheduler's pods/binding).
+    pub async fn bind(
+        &self,
+        namespace: &str,
+        pod: &str,
+        node: &str,
+    ) -> Result<v1::Pod, ClientError> {
+        let message = api::BindRequest {
+            binding: Some(v1::Binding {
+                api_version: "v1".to_owned(),
+                kind: "Binding".to_owned(),
+                metadata: Some(v1::ObjectMeta {
+                    name: pod.to_owned(),
+                    namespace: namespace.to_owned(),
+                    ..Default::default()
+                }),
+                target: Some(v1::ObjectReference {
+                    kind: "Node".to_owned(),
+                    name: node.to_owned(),
+                    ..Default::default()
+                }),
+            }),
+        };
+        self.resources("bind", Idempotency::Write, message, |mut c, r| async move {
+            c.bind(r).await
+        })
+        .await
+    }
+
+    /// Evicts a pod (pods/eviction: a graceful delete, as drain does).
+    pub async fn evict(
+        &self,
+        namespace: &str,
+        name: &str,
+        grace_period_seconds: Option<i64>,
+    ) -> Result<(), ClientError> {
+        let message = api::EvictRequest {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            grace_period_seconds,
+        };
+        self.resources(
+            "evict",
+            Idempotency::Write,
+            message,
+            |mut c, r| async move { c.evict(r).await },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Reads the scale of a Deployment or ReplicaSet.
+    pub async fn get_scale(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<api::Scale, ClientError> {
+        let message = api::GetScaleRequest {
+            key: key(kind, namespace, name),
+        };
+        self.resources(
+            "get scale",
+            Idempotency::Read,
+            message,
+            |mut c, r| async move { c.get_scale(r).await },
+        )
+        .await
+    }
+
+    /// Sets the replicas of a Deployment or ReplicaSet; a given `resource_version` must
+    /// be current.
+    pub async fn update_scale(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        replicas: i32,
+        resource_version: Option<&str>,
+    ) -> Result<api::Scale, ClientError> {
+        let message = api::UpdateScaleRequest {
+            key: key(kind, namespace, name),
+            replicas,
+            resource_version: resource_version.unwrap_or_default().to_owned(),
+        };
+        self.resources(
+            "update scale",
+            Idempotency::Write,
+            message,
+            |mut c, r| async move { c.update_scale(r).await },
+        )
+        .await
+    }
+
+    /// Approves (or, with `approve = false`, denies) a CertificateSigningRequest.
+    pub async fn approve_certificate(
+        &self,
+        name: &str,
+        approve: bool,
+        reason: &str,
+        message: &str,
+    ) -> Result<v1::CertificateSigningRequest, ClientError> {
+        let request = api::CertificateApprovalRequest {
+            name: name.to_owned(),
+            approve,
+            reason: reason.to_owned(),
+            message: message.to_owned(),
+        };
+        self.resources(
+            "approve certificate",
+            Idempotency::Write,
+            request,
+            |mut c, r| async move { c.approve_certificate(r).await },
+        )
+        .await
+    }
+
+    /// The cluster as the master that answers sees it: members, leader, term, indexes.
+    pub async fn cluster_status(&self) -> Result<api::ClusterStatus, ClientError> {
+        let (_, status) = self
+            .inner
+            .failover
+            .run("cluster status", Idempotency::Read, |channel, left| {
+                let request = self.request(api::Empty {}, Some(left));
+                async move { ClusterClient::new(channel).status(request).await }
+            })
+            .await?;
+        Ok(status.into_inner())
+    }
+
+    /// Watches objects of `kind` in `namespace` (all namespaces when `None`): changes
+    /// after `resource_version`, or, without one, the current objects as ADDED events
+    /// first. The stream resumes on another master after a broken stream or a dead
+    /// master, from the last revision it delivered: no change is missed or repeated. It
+    /// ends after an error: [`ClientError::Expired`] means list again and watch from the
+    /// list's resourceVersion.
+    pub fn watch(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        params: &WatchParams,
+        resource_version: Option<&str>,
+    ) -> impl Stream<Item = Result<WatchEvent, ClientError>> + Send + 'static {
+        watch::watch(
+            self.clone(),
+            kind,
+            namespace.unwrap_or_default().to_owned(),
+            params.clone(),
+            resource_version.map(str::to_owned),
+        )
+    }
+}

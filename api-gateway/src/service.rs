@@ -223,6 +223,14 @@ impl<S: KvStore> Resources for ResourcesService<S> {
             .create(object, dry_run)
             .await
             .map_err(status_of)?;
+        if !dry_run {
+            record_workload_event(
+                &self.registry,
+                &created,
+                "Created",
+                "created through the API",
+            );
+        }
         Ok(Response::new(typed(created)))
     }
 
@@ -368,6 +376,14 @@ impl<S: KvStore> Resources for ResourcesService<S> {
             .delete(kind, &namespace, &name, &options, r.dry_run)
             .await
             .map_err(status_of)?;
+        if !r.dry_run {
+            let message = if deleted {
+                "deleted through the API"
+            } else {
+                "deletion requested through the API"
+            };
+            record_workload_event(&self.registry, &object, "Deleted", message);
+        }
         Ok(Response::new(api::DeleteResponse {
             object: Some(typed(object)),
             deleted,
@@ -616,6 +632,64 @@ impl<S: KvStore> Resources for ResourcesService<S> {
             "pods/log is streamed from the node agent, which does not serve logs to the gateway yet",
         ))
     }
+}
+
+/// Kinds whose creation and deletion through the API leave an Event.
+const WORKLOAD_KINDS: &[Kind] = &[
+    Kind::Deployment,
+    Kind::ReplicaSet,
+    Kind::DaemonSet,
+    Kind::Job,
+];
+
+/// Records an Event about a workload, in the background: the caller's answer never waits
+/// for it, and a failure to record is logged, not returned.
+fn record_workload_event<S: KvStore>(
+    registry: &Registry<S>,
+    object: &Object,
+    reason: &str,
+    message: &str,
+) {
+    if !WORKLOAD_KINDS.contains(&object.kind()) {
+        return;
+    }
+    let meta = object.metadata();
+    let info = object.kind().info();
+    let now = now_rfc3339();
+    let event = Object::Event(v1::Event {
+        metadata: Some(v1::ObjectMeta {
+            generate_name: format!("{}.", meta.name),
+            namespace: meta.namespace.clone(),
+            ..Default::default()
+        }),
+        involved_object: Some(v1::ObjectReference {
+            kind: info.name.to_owned(),
+            namespace: meta.namespace.clone(),
+            name: meta.name.clone(),
+            uid: meta.uid.clone(),
+            api_version: info.api_version(),
+            resource_version: meta.resource_version.clone(),
+            ..Default::default()
+        }),
+        reason: reason.to_owned(),
+        message: format!("{} {} {message}", info.name, meta.name),
+        source: Some(v1::EventSource {
+            component: "rafter-apiserver".to_owned(),
+            host: String::new(),
+        }),
+        first_timestamp: Some(now.clone()),
+        last_timestamp: Some(now),
+        count: 1,
+        r#type: "Normal".to_owned(),
+        reporting_component: "rafter-apiserver".to_owned(),
+        ..Default::default()
+    });
+    let registry = registry.clone();
+    tokio::spawn(async move {
+        if let Err(e) = registry.create(event, false).await {
+            tracing::warn!(error = %e, "could not record an event");
+        }
+    });
 }
 
 fn patched_object(

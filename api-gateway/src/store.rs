@@ -126,13 +126,13 @@ impl KvStore for MemKv {
     async fn write(&self, op: Op) -> Result<KvResponse, StoreError> {
         let (result, revision) = {
             let mut state = self.lock()?;
-            let applied = apply(
-                &mut state,
-                &Command {
-                    now_ms: now_ms(),
-                    op,
-                },
-            )?;
+            // One member, one term: nothing to fence against.
+            let command = Command {
+                now_ms: now_ms(),
+                fence_term: None,
+                op,
+            };
+            let applied = apply(&mut state, &command, 1)?;
             (applied.result, applied.revision)
         };
         self.revision.send_replace(revision);

@@ -466,6 +466,37 @@ async fn strategic_patch_changes_one_container_image() {
         .into_inner();
     assert_eq!(scale.replicas, 4);
     assert_eq!(scale.selector, "app=web");
+
+    // Creating the workload left an Event about it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let events = client
+            .list(api::ListRequest {
+                kind: "Event".into(),
+                namespace: "default".into(),
+                field_selector: "involvedObject.name=web".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let reasons: Vec<String> = events
+            .items
+            .into_iter()
+            .filter_map(|o| match object(o) {
+                Object::Event(e) => Some(e.reason),
+                _ => None,
+            })
+            .collect();
+        if reasons.iter().any(|r| r == "Created") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no Created event for the deployment: {reasons:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The verbs of `rafter`, one module each, and the dispatch between them.
 
 mod apply;
+mod config;
 mod master;
 mod version;
 
@@ -17,6 +18,8 @@ pub enum Command {
     Validate(apply::ValidateArgs),
     /// Run one master: a store member and the API gateway.
     Master(master::MasterArgs),
+    /// Show and edit the client config file: clusters, users, contexts.
+    Config(config::ConfigArgs),
     /// Print the client version.
     Version,
 }
@@ -27,6 +30,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Apply(args) => apply::apply(args),
         Command::Validate(args) => apply::validate(args),
         Command::Master(args) => master::run(args),
+        Command::Config(args) => config::run(args),
         Command::Version => version::print(),
     }
 }

@@ -1,4 +1,5 @@
 //! Integration tests of the `rafter` binary, driven as a user would drive it.
 
+mod config;
 mod dry_run;
 mod support;

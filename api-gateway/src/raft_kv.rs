@@ -106,20 +106,15 @@ impl KvStore for RaftKv {
             .map_err(store_error)
     }
 
-    async fn write(&self, op: Op) -> Result<KvResponse, StoreError> {
-        let response = match op {
-            Op::Put(put) => KvResponse::Put(self.node.put(put).await.map_err(store_error)?),
-            Op::Delete(delete) => {
-                KvResponse::Delete(self.node.delete(delete).await.map_err(store_error)?)
+    async fn write(&self, op: Op, fence: Option<u64>) -> Result<KvResponse, StoreError> {
+        match op {
+            Op::Put(_) | Op::Delete(_) | Op::Txn(_) => {
+                self.node.submit(op, fence).await.map_err(store_error)
             }
-            Op::Txn(txn) => KvResponse::Txn(self.node.txn(txn).await.map_err(store_error)?),
-            other => {
-                return Err(StoreError::Kv(raft_store::kv::KvError::Invalid(format!(
-                    "the gateway does not issue {other:?} writes"
-                ))))
-            }
-        };
-        Ok(response)
+            other => Err(StoreError::Kv(raft_store::kv::KvError::Invalid(format!(
+                "the gateway does not issue {other:?} writes"
+            )))),
+        }
     }
 
     async fn watch(&self, range: KeyRange, from: u64) -> Result<EventStream, StoreError> {

@@ -86,6 +86,9 @@ pub enum RegistryError {
     /// A resourceVersion or continue token is older than the store's history.
     #[error("{0}: the resourceVersion is too old; list again to get a fresh one")]
     Gone(String),
+    /// A fenced write lost its term: leadership moved on since the caller decided it.
+    #[error("the write was decided in an earlier leadership term and was not applied: {0}")]
+    Fenced(String),
     /// The store could not serve the call (no quorum, no leader, timeout).
     #[error(transparent)]
     Store(StoreError),
@@ -117,6 +120,9 @@ impl From<StoreError> for RegistryError {
                 RegistryError::BadRequest(format!(
                     "resourceVersion {requested} is newer than the store ({current})"
                 ))
+            }
+            StoreError::Kv(fenced @ KvError::Fenced { .. }) => {
+                RegistryError::Fenced(fenced.to_string())
             }
             other => RegistryError::Store(other),
         }
@@ -272,12 +278,15 @@ pub struct WatchEvent {
 /// Kubernetes object semantics over a [`KvStore`].
 pub struct Registry<S> {
     store: Arc<S>,
+    /// The Raft term every write of this handle must be logged in (controllers), if any.
+    fence: Option<u64>,
 }
 
 impl<S> Clone for Registry<S> {
     fn clone(&self) -> Self {
         Registry {
             store: self.store.clone(),
+            fence: self.fence,
         }
     }
 }
@@ -421,7 +430,17 @@ struct ContinueToken {
 impl<S: KvStore> Registry<S> {
     /// A registry over `store`.
     pub fn new(store: Arc<S>) -> Registry<S> {
-        Registry { store }
+        Registry { store, fence: None }
+    }
+
+    /// A handle whose writes apply only if logged in Raft term `term`: what a controller
+    /// deciding as leader in `term` writes through, so it can never act once leadership
+    /// has moved on (its writes then fail with a store `Fenced` error).
+    pub fn fenced(&self, term: u64) -> Registry<S> {
+        Registry {
+            store: self.store.clone(),
+            fence: Some(term),
+        }
     }
 
     /// The store underneath.
@@ -517,7 +536,7 @@ impl<S: KvStore> Registry<S> {
     }
 
     async fn txn(&self, txn: TxnRequest) -> Result<(bool, u64, Vec<TxnOpResponse>), RegistryError> {
-        match self.store.write(Op::Txn(txn)).await? {
+        match self.store.write(Op::Txn(txn), self.fence).await? {
             KvResponse::Txn(response) => {
                 Ok((response.succeeded, response.revision, response.responses))
             }

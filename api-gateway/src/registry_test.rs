@@ -518,3 +518,19 @@ async fn pod_quota_is_enforced_with_a_clear_message() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_write_fenced_to_another_term_is_refused_and_changes_nothing() {
+    let r = registry();
+    let stale = r.fenced(crate::store::MEM_TERM + 1);
+    let err = stale.create(pod("a", "", ""), false).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Fenced(_)), "{err}");
+    assert!(r
+        .get(Kind::Pod, "default", "a", ReadConsistency::Linearizable)
+        .await
+        .is_err());
+    r.fenced(crate::store::MEM_TERM)
+        .create(pod("a", "", ""), false)
+        .await
+        .unwrap();
+}

@@ -149,6 +149,7 @@ pub fn status_of(error: RegistryError) -> Status {
         RegistryError::TooLarge(_) => Status::resource_exhausted(message),
         RegistryError::Gone(_) => Status::out_of_range(message),
         RegistryError::Store(StoreError::Timeout(_)) => Status::deadline_exceeded(message),
+        RegistryError::Fenced(_) => Status::aborted(message),
         RegistryError::Store(_) => Status::unavailable(message),
         RegistryError::Internal(_) => Status::internal(message),
     }

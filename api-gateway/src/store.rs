@@ -63,13 +63,18 @@ pub trait KvStore: Send + Sync + 'static {
         consistency: ReadConsistency,
     ) -> Result<RangeResponse, StoreError>;
 
-    /// Runs one write through the log and returns its answer.
-    async fn write(&self, op: Op) -> Result<KvResponse, StoreError>;
+    /// Runs one write through the log and returns its answer. With `fence = Some(term)` the
+    /// write applies only if it is logged in that Raft term (controllers decide in a term
+    /// and must never act after leadership moved on); otherwise it fails with `Fenced`.
+    async fn write(&self, op: Op, fence: Option<u64>) -> Result<KvResponse, StoreError>;
 
     /// Streams every change to `range` from revision `from` on (inclusive), with previous
     /// values, with no gap and no duplicate; `Compacted` when `from` is too old.
     async fn watch(&self, range: KeyRange, from: u64) -> Result<EventStream, StoreError>;
 }
+
+/// The Raft term the in-memory store pretends to lead in.
+pub const MEM_TERM: u64 = 1;
 
 /// An in-memory, unreplicated key space: the pure `apply` function under a mutex.
 /// For tests of the gateway; never used by a master.
@@ -123,16 +128,16 @@ impl KvStore for MemKv {
         Ok(self.lock()?.range(&request)?)
     }
 
-    async fn write(&self, op: Op) -> Result<KvResponse, StoreError> {
+    async fn write(&self, op: Op, fence: Option<u64>) -> Result<KvResponse, StoreError> {
         let (result, revision) = {
             let mut state = self.lock()?;
-            // One member, one term: nothing to fence against.
+            // One member that leads forever in term 1.
             let command = Command {
                 now_ms: now_ms(),
-                fence_term: None,
+                fence_term: fence,
                 op,
             };
-            let applied = apply(&mut state, &command, 1)?;
+            let applied = apply(&mut state, &command, MEM_TERM)?;
             (applied.result, applied.revision)
         };
         self.revision.send_replace(revision);

@@ -194,3 +194,45 @@ async fn leader_compacts_history_beyond_the_retention_automatically() {
     ));
     c.shutdown_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn watch_on_a_member_that_installs_a_snapshot_has_no_gap() {
+    let c = TestCluster::start_with(3, |cfg| {
+        cfg.snapshot_every_entries = 10;
+        cfg.logs_kept_after_snapshot = 0;
+    })
+    .await;
+    let leader = c.wait_for_agreed_leader().await;
+    let lagging = c.follower_ids(leader.id())[0];
+    let mut w = c.nodes[&lagging].subscribe_applied(1).await.unwrap();
+    c.put("before", "1").await;
+    c.faults.isolate(lagging);
+    let mut last = 0;
+    for i in 0..40 {
+        last = c.put(&format!("cut-off/{i}"), "x").await.revision;
+    }
+    let leader = c.wait_for_leader().await;
+    eventually(
+        "the leader purged the log the lagging member needs",
+        || async {
+            let purged = leader.metrics().borrow().purged.map_or(0, |p| p.index);
+            let applied = c.nodes[&lagging]
+                .metrics()
+                .borrow()
+                .last_applied
+                .map_or(0, |l| l.index);
+            (purged > applied).then_some(())
+        },
+    )
+    .await;
+    c.faults.heal(lagging);
+    let got = collect_until(&mut w, last).await;
+    let revisions: Vec<u64> = got.iter().map(|r| r.revision).collect();
+    assert_eq!(revisions, (1..=last).collect::<Vec<_>>());
+    let m = c.nodes[&lagging].metrics().borrow().clone();
+    assert!(
+        m.snapshot.is_some(),
+        "the lagging member caught up by snapshot"
+    );
+    c.shutdown_all().await;
+}

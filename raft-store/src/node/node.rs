@@ -253,6 +253,26 @@ impl Node {
             })
     }
 
+    /// Bootstrap the cluster `members` unless this member already belongs to one: safe to
+    /// call on every member at every start (for example by `rafter up`).
+    pub async fn initialize_if_new(
+        &self,
+        members: BTreeMap<NodeId, String>,
+    ) -> Result<(), NodeError> {
+        if self.inner.raft.is_initialized().await.map_err(stopped)? {
+            return Ok(());
+        }
+        match self.initialize(members).await {
+            Err(NodeError::Membership(e))
+                if self.inner.raft.is_initialized().await.unwrap_or(false) =>
+            {
+                tracing::debug!(error = %e, "cluster initialised concurrently");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     /// Add a non-voting learner and wait until it has caught up with the log.
     pub async fn add_learner(&self, id: NodeId, addr: String) -> Result<(), NodeError> {
         self.inner

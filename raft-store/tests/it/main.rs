@@ -8,4 +8,5 @@ mod leases;
 mod linearizability;
 mod membership;
 mod replication;
+mod throughput;
 mod watch;

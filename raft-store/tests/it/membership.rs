@@ -46,3 +46,20 @@ async fn learner_catches_up_is_promoted_and_a_dead_member_is_removed() {
     assert_eq!(c.value_on(4, "after-change").await.as_deref(), Some("1"));
     c.shutdown_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bootstrapping_every_member_at_every_start_is_idempotent() {
+    let mut c = TestCluster::start(3).await;
+    let members: std::collections::BTreeMap<u64, String> =
+        c.addrs.iter().map(|(id, a)| (*id, a.to_string())).collect();
+    for node in c.nodes.values() {
+        node.initialize_if_new(members.clone()).await.unwrap();
+    }
+    c.put("k", "1").await;
+    c.stop(2).await;
+    let again = c.restart(2).await;
+    again.initialize_if_new(members).await.unwrap();
+    c.wait_applied_everywhere().await;
+    assert_eq!(c.value_on(2, "k").await.as_deref(), Some("1"));
+    c.shutdown_all().await;
+}

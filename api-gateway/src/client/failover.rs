@@ -284,48 +284,5 @@ impl Failover {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn healthy_masters_come_first_starting_at_the_current_one() {
-        let now = Instant::now();
-        let mut health = Health::new(3);
-        assert_eq!(health.order(now), [0, 1, 2]);
-        health.failed(0, now);
-        assert_eq!(health.current(), 1);
-        assert_eq!(health.order(now), [1, 2, 0]);
-        health.failed(2, now + Duration::from_millis(10));
-        assert_eq!(
-            health.order(now),
-            [1, 0, 2],
-            "resting masters come last, soonest back first"
-        );
-        assert_eq!(health.order(now + MAX_BACKOFF), [1, 2, 0]);
-    }
-
-    #[test]
-    fn back_off_grows_with_consecutive_failures_and_resets_on_success() {
-        let now = Instant::now();
-        let mut health = Health::new(3);
-        health.failed(0, now);
-        health.failed(0, now);
-        health.succeeded(2);
-        assert_eq!(
-            health.order(now + FIRST_BACKOFF),
-            [2, 1, 0],
-            "the second failure backs off longer than the first"
-        );
-        assert_eq!(health.order(now + FIRST_BACKOFF * 2), [2, 0, 1]);
-        health.succeeded(0);
-        assert_eq!(health.current(), 0);
-        assert_eq!(health.order(now), [0, 1, 2]);
-    }
-
-    #[test]
-    fn round_pauses_grow_and_are_bounded() {
-        assert_eq!(round_pause(0), FIRST_ROUND_PAUSE);
-        assert_eq!(round_pause(1), FIRST_ROUND_PAUSE * 2);
-        assert_eq!(round_pause(30), MAX_ROUND_PAUSE);
-    }
-}
+#[path = "failover_test.rs"]
+mod tests;

@@ -7,7 +7,8 @@
 //!
 //! ```text
 //!  put/txn/... ─► Command{now_ms, op} ─► raft.client_write ─► (quorum, fsync) ─► apply ─► answer
-//!  range(Linearizable) ─► raft.ensure_linearizable (read index) ─► local read
+//!  range(Linearizable) ─► leader: raft.ensure_linearizable (read index) ─► local read
+//!                        follower: ReadIndex RPC to the leader ─► wait applied ─► local read
 //!  range(Serializable) ─► local read (possibly stale)
 //!  housekeeping (leader only): extend leases on election, expire leases, compact history
 //! ```
@@ -558,12 +559,12 @@ fn unexpected(resp: KvResponse) -> NodeError {
     NodeError::Kv(KvError::Storage(format!("unexpected response {resp:?}")))
 }
 
-/// Send a write to the leader's Raft endpoint (the `ClientWrite` RPC).
 /// Asks the leader at `addr` for its read index (confirmed with a quorum).
 async fn read_index_from(
     addr: &str,
     deadline: tokio::time::Instant,
 ) -> Result<Option<u64>, NodeError> {
+    let started = tokio::time::Instant::now();
     let mut client =
         crate::network::connect(addr).map_err(|e| NodeError::Transport(e.to_string()))?;
     let reply = tokio::time::timeout_at(
@@ -572,7 +573,7 @@ async fn read_index_from(
     )
     .await
     .map_err(|_| NodeError::Timeout {
-        after: Duration::ZERO,
+        after: deadline.saturating_duration_since(started),
     })?
     .map_err(|s| NodeError::Transport(s.to_string()))?;
     let decoded: Result<Option<u64>, RaftError<NodeId, CheckIsLeaderError<NodeId, BasicNode>>> =
@@ -590,6 +591,7 @@ async fn read_index_from(
     })
 }
 
+/// Send a write to the leader's Raft endpoint (the `ClientWrite` RPC).
 async fn forward_write(
     addr: &str,
     cmd: Command,

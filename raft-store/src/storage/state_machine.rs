@@ -146,6 +146,13 @@ impl StateMachine {
     pub(crate) fn open(db: Arc<DB>, dir: &Path, limits: Limits) -> Result<Self, StoreError> {
         let snap_dir = dir.join("snapshots");
         std::fs::create_dir_all(&snap_dir)?;
+        // Leftovers of builds or transfers interrupted by a crash.
+        for entry in std::fs::read_dir(&snap_dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "tmp" || e == "part") {
+                std::fs::remove_file(&path)?;
+            }
+        }
         let kv = KvState::open(RocksBackend::new(db.clone()), limits)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let applied = read_applied(&kv)?;
@@ -195,10 +202,12 @@ impl StateMachine {
         let mut opts = rocksdb::WriteOptions::default();
         opts.set_sync(true);
         db.write_opt(batch, &opts).map_err(io_err)?;
+        // Only finished snapshots are removed here: a `.tmp` being built or a `.part` being
+        // received may belong to a concurrent build or install.
         for entry in std::fs::read_dir(snap_dir)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name != file {
+            if name != file && name.ends_with(".snap") {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
@@ -394,7 +403,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             std::io::copy(&mut file, &mut out)?;
             out.sync_all()?;
             std::fs::rename(&tmp, snap_dir.join(&file_name))?;
-            StateMachine::save_snapshot_meta(&db, &snap_dir, &meta, &file_name)
+            StateMachine::save_snapshot_meta(&db, &snap_dir, &meta, &file_name)?;
+            // The received transfer file (openraft receives one snapshot at a time) is no
+            // longer needed: it was copied above.
+            for entry in std::fs::read_dir(&snap_dir)? {
+                let path = entry?.path();
+                if path.extension().is_some_and(|e| e == "part") {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+            Ok(())
         })
         .await
         .map_err(|e| StorageIOError::write_snapshot(Some(signature), &e))?;

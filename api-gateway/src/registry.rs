@@ -598,6 +598,12 @@ impl<S: KvStore> Registry<S> {
                 meta.generation = current.metadata().generation + i64::from(changed);
                 meta.resource_version.clear();
             }
+            // An update that changes nothing writes nothing (no new resourceVersion).
+            let mut unchanged = current.clone();
+            unchanged.metadata_mut().resource_version.clear();
+            if unchanged == next {
+                return Ok(current);
+            }
             let key = object_key(kind, &namespace, &name);
             let finished = next.metadata().deletion_timestamp.is_some()
                 && next.metadata().finalizers.is_empty();

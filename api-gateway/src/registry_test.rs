@@ -534,3 +534,17 @@ async fn a_write_fenced_to_another_term_is_refused_and_changes_nothing() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn an_update_that_changes_nothing_keeps_the_resource_version() {
+    let r = registry();
+    let created = r.create(deployment("web", "nginx:1"), false).await.unwrap();
+    let again = r
+        .update(created.clone(), Subresource::Main, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.metadata().resource_version,
+        created.metadata().resource_version
+    );
+}

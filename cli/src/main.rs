@@ -6,6 +6,8 @@
 //! |---|---|
 //! | `commands` | one module per verb; each parses its flags (clap) and does its work |
 //! | `logging` | tracing set-up and shutdown signals for long-running commands |
+//! | `output` | kubectl-like tables and -o yaml/json/name/wide |
+//! | `session` | the global flags and a client of the cluster for one command |
 //! | `sources` | reading manifests from files, directories and standard input |
 //!
 //! Errors end here: library crates return typed errors, this binary turns them into a
@@ -13,6 +15,8 @@
 
 mod commands;
 mod logging;
+mod output;
+mod session;
 mod sources;
 
 use std::process::ExitCode;
@@ -25,13 +29,15 @@ use commands::Command;
 #[derive(Debug, Parser)]
 #[command(name = "rafter", version, about, long_about = None, propagate_version = true)]
 struct Cli {
+    #[command(flatten)]
+    globals: session::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match commands::run(cli.command) {
+    match commands::run(cli.command, &cli.globals) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

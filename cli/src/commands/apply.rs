@@ -6,10 +6,12 @@
 
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::Context;
 use clap::{Args, ValueEnum};
 use rafter_proto::{apply_defaults, parse_manifests, validate as validate_object, Object};
 
+use crate::output::qualified_name;
+use crate::session::{GlobalArgs, Session};
 use crate::sources::read_sources;
 
 /// How `apply` is carried out.
@@ -71,15 +73,72 @@ pub struct ValidateArgs {
 }
 
 /// Runs `rafter apply`.
-pub fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
-    if args.dry_run != DryRun::Client {
-        bail!("no cluster to apply to yet: use --dry-run=client to check manifests locally");
+pub fn apply(args: ApplyArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    if args.dry_run == DryRun::Client {
+        return check(
+            &args.manifests,
+            Some(args.output.unwrap_or(OutputFormat::Name)),
+            "configured (dry run)",
+        );
     }
-    check(
-        &args.manifests,
-        Some(args.output.unwrap_or(OutputFormat::Name)),
-        "configured (dry run)",
-    )
+    let (objects, invalid) = checked_objects(&args.manifests)?;
+    let session = Session::connect(globals)?;
+    let mut failed = invalid;
+    for (given, _normalised) in objects {
+        match apply_one(&session, given) {
+            Ok((object, verdict)) => println!("{} {verdict}", qualified_name(&object)),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                failed += 1;
+            }
+        }
+    }
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Creates the object, or, when it exists, patches the live one with the manifest
+/// (strategic merge: fields the manifest names win, lists keyed by name merge).
+fn apply_one(session: &Session, mut object: Object) -> anyhow::Result<(Object, &'static str)> {
+    let client = session.client();
+    let kind = object.kind();
+    if kind.info().namespaced && object.metadata().namespace.is_empty() {
+        object.metadata_mut().namespace = session.namespace().to_owned();
+    }
+    let (namespace, name) = (
+        object.metadata().namespace.clone(),
+        object.metadata().name.clone(),
+    );
+    match session.block_on(client.create(object.clone())) {
+        Ok(created) => return Ok((created, "created")),
+        Err(api_gateway::ClientError::AlreadyExists { .. }) => {}
+        Err(e) => return Err(anyhow::anyhow!("{} {name:?}: {e}", kind.name())),
+    }
+    let before = session
+        .block_on(client.get(kind, &namespace, &name))
+        .with_context(|| format!("{} {name:?}", kind.name()))?;
+    let mut patch = object.to_json_value()?;
+    if let Some(map) = patch.as_object_mut() {
+        map.remove("status");
+    }
+    let after = session
+        .block_on(client.patch(
+            kind,
+            &namespace,
+            &name,
+            api_gateway::PatchType::StrategicMerge,
+            &patch,
+        ))
+        .with_context(|| format!("{} {name:?}", kind.name()))?;
+    let verdict = if after.metadata().resource_version == before.metadata().resource_version {
+        "unchanged"
+    } else {
+        "configured"
+    };
+    Ok((after, verdict))
 }
 
 /// Runs `rafter validate`.
@@ -96,6 +155,22 @@ fn check(
     output: Option<OutputFormat>,
     verdict: &str,
 ) -> anyhow::Result<ExitCode> {
+    let (objects, invalid) = checked_objects(manifests)?;
+    let valid: Vec<Object> = objects
+        .into_iter()
+        .map(|(_, normalised)| normalised)
+        .collect();
+    print_objects(&valid, output, verdict)?;
+    if invalid > 0 {
+        eprintln!("{invalid} invalid object(s), {} valid", valid.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses, defaults and validates every manifest: each valid object as given and as
+/// normalised, and the number of invalid ones (reported on standard error).
+fn checked_objects(manifests: &ManifestArgs) -> anyhow::Result<(Vec<(Object, Object)>, usize)> {
     let sources = read_sources(&manifests.files, manifests.recursive)?;
     let mut valid = Vec::new();
     let mut invalid = 0usize;
@@ -109,12 +184,13 @@ fn check(
                     continue;
                 }
             };
-            let mut object = document.object;
-            object.set_type_meta();
+            let mut given = document.object;
+            given.set_type_meta();
+            let mut object = given.clone();
             apply_defaults(&mut object);
             let errors = validate_object(&object);
             if errors.is_empty() {
-                valid.push(object);
+                valid.push((given, object));
                 continue;
             }
             invalid += 1;
@@ -131,12 +207,7 @@ fn check(
             }
         }
     }
-    print_objects(&valid, output, verdict)?;
-    if invalid > 0 {
-        eprintln!("{invalid} invalid object(s), {} valid", valid.len());
-        return Ok(ExitCode::FAILURE);
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok((valid, invalid))
 }
 
 fn print_objects(

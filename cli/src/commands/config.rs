@@ -7,7 +7,7 @@
 //! The file is `--kubeconfig FILE` (after `config`), else `$RAFTERCONFIG`, else
 //! `~/.rafter/config`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
@@ -20,9 +20,6 @@ use clap::{Args, Subcommand, ValueEnum};
     after_help = "Examples:\n  rafter config get-contexts\n  rafter config use-context admin@dev\n  rafter config set-context --current --namespace web\n  RAFTERCONFIG=./dev.conf rafter config view --minify"
 )]
 pub struct ConfigArgs {
-    /// The client config file [default: $RAFTERCONFIG, else ~/.rafter/config].
-    #[arg(long, global = true, value_name = "FILE")]
-    kubeconfig: Option<PathBuf>,
     #[command(subcommand)]
     command: ConfigCommand,
 }
@@ -91,8 +88,8 @@ pub enum ConfigCommand {
 }
 
 /// Runs `rafter config`.
-pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
-    let path = ClientConfig::locate(args.kubeconfig.as_deref())?;
+pub fn run(args: ConfigArgs, kubeconfig: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let path = ClientConfig::locate(kubeconfig)?;
     match args.command {
         ConfigCommand::View { minify, raw } => {
             let mut config = ClientConfig::load(&path)?;

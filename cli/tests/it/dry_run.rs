@@ -209,13 +209,16 @@ fn an_invalid_object_lists_all_its_errors_with_paths() {
 }
 
 #[test]
-fn without_a_cluster_apply_says_to_use_a_dry_run() {
+fn without_a_client_config_apply_names_the_missing_file_and_how_to_get_one() {
+    let missing = std::env::temp_dir().join("rafter-test-no-such-config");
+    let missing = missing.to_str().expect("a UTF-8 path");
     let run = rafter(
-        &["apply", "-f", "-"],
+        &["--kubeconfig", missing, "apply", "-f", "-"],
         Some("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n"),
     );
     assert_ne!(run.code, 0);
-    assert!(run.stderr.contains("--dry-run=client"), "{}", run.stderr);
+    assert!(run.stderr.contains(missing), "{}", run.stderr);
+    assert!(run.stderr.contains("rafter up"), "{}", run.stderr);
 }
 
 #[test]

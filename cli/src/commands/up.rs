@@ -1,0 +1,542 @@
+//! `rafter up` and `rafter down`: a whole HA cluster on this machine in one command.
+//!
+//! ```text
+//!  rafter up ─► masters 1..N (rafter master, TLS, ports 6443+ / 2380+)
+//!            ─► wait for a leader ─► client config DIR/config (admin certificate)
+//!            ─► agents 1..M (rafter agent, containerd if it answers, else processes)
+//!            ─► wait for the nodes ─► [--demo: apply the demo, wait for its pods]
+//!            ─► foreground until Ctrl-C, or --detach
+//! ```
+//!
+//! Owns the processes of a local cluster and the state file `DIR/cluster.json` that lets
+//! `rafter down` and a second `rafter up` find them. It reuses the data of an existing DIR.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use api_gateway::client::{
+    Client, ClientConfig, ClusterEntry, ContextEntry, ListParams, NamedCluster, NamedContext,
+    NamedUser, ResolvedConfig, UserEntry,
+};
+use base64::Engine;
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use rafter_proto::{parse_manifests, Kind, Object};
+use serde::{Deserialize, Serialize};
+
+/// The demo workload `--demo` applies.
+const DEMO: &str = include_str!("../../../examples/demo.yaml");
+
+/// Which container runtime the agents use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    /// containerd through CRI (real containers).
+    Containerd,
+    /// Host processes (no containerd needed).
+    Process,
+    /// No processes at all: pods are reported Running (scale tests).
+    Hollow,
+}
+
+/// `rafter up`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  rafter up --demo\n  rafter up --detach --dir /tmp/rafter && rafter down --dir /tmp/rafter\n  rafter up --masters 3 --agents 4 --runtime process"
+)]
+pub struct UpArgs {
+    /// Where the cluster keeps its data, logs and client config [default: the user's data dir/rafter].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Number of masters.
+    #[arg(long, default_value_t = 3)]
+    masters: u64,
+    /// Number of node agents.
+    #[arg(long, default_value_t = 2)]
+    agents: u64,
+    /// The agents' container runtime [default: containerd when it answers, else process].
+    #[arg(long, value_enum)]
+    runtime: Option<Runtime>,
+    /// The containerd socket to use with --runtime containerd.
+    #[arg(
+        long,
+        env = "RAFTER_CONTAINERD_SOCK",
+        default_value = "/run/containerd/containerd.sock"
+    )]
+    containerd_socket: PathBuf,
+    /// Return once the cluster is ready, leaving it running (stop it with `rafter down`).
+    #[arg(long)]
+    detach: bool,
+    /// Also apply a sample Deployment and Service and wait for its pods.
+    #[arg(long)]
+    demo: bool,
+    /// How long to wait for readiness, in seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+}
+
+/// `rafter down`.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  rafter down --dir /tmp/rafter")]
+pub struct DownArgs {
+    /// The directory given to `rafter up`.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+/// What `DIR/cluster.json` records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ClusterState {
+    masters: Vec<MasterState>,
+    agents: Vec<AgentState>,
+    runtime: Runtime,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MasterState {
+    id: u64,
+    client_port: u16,
+    peer_port: u16,
+    pid: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AgentState {
+    name: String,
+    pid: Option<u32>,
+}
+
+fn default_dir(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match dir {
+        Some(dir) => Ok(dir),
+        None => Ok(dirs::data_dir()
+            .context("no data directory for this user: pass --dir")?
+            .join("rafter")),
+    }
+}
+
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// `count` free ports, preferring `start`, `start+1` … as kubectl users expect.
+fn pick_ports(start: u16, count: usize, taken: &[u16]) -> anyhow::Result<Vec<u16>> {
+    let mut ports = Vec::new();
+    let mut candidate = start;
+    while ports.len() < count {
+        if candidate == u16::MAX {
+            bail!("no free ports from {start}");
+        }
+        if !taken.contains(&candidate) && port_is_free(candidate) {
+            ports.push(candidate);
+        }
+        candidate += 1;
+    }
+    Ok(ports)
+}
+
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|stat| !stat.contains(") Z "))
+            .unwrap_or(false)
+}
+
+fn containerd_answers(socket: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(socket).is_ok()
+}
+
+fn spinner(message: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar.set_message(message.to_owned());
+    bar
+}
+
+fn log_file(dir: &Path, name: &str) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("logs").join(format!("{name}.log"));
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))
+}
+
+/// Runs `rafter up`.
+pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let dir = default_dir(args.dir.clone())?;
+    std::fs::create_dir_all(dir.join("logs"))
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let state_path = dir.join("cluster.json");
+    let previous: Option<ClusterState> = std::fs::read(&state_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    if let Some(state) = &previous {
+        let running: Vec<u32> = state
+            .masters
+            .iter()
+            .filter_map(|m| m.pid)
+            .filter(|p| process_alive(*p))
+            .collect();
+        if !running.is_empty() {
+            bail!("a cluster is already running from {} (pids {running:?}); stop it with `rafter down --dir {}`", dir.display(), dir.display());
+        }
+    }
+    let runtime = match args.runtime {
+        Some(runtime) => runtime,
+        None if containerd_answers(&args.containerd_socket) => Runtime::Containerd,
+        None => Runtime::Process,
+    };
+    match runtime {
+        Runtime::Containerd => println!(
+            "agents run containers through containerd at {}",
+            args.containerd_socket.display()
+        ),
+        Runtime::Process => println!(
+            "agents run containers as host processes (containerd is not answering at {})",
+            args.containerd_socket.display()
+        ),
+        Runtime::Hollow => println!("agents are hollow: pods are reported Running, nothing runs"),
+    }
+    let masters = match &previous {
+        Some(state) if state.masters.len() as u64 == args.masters => state.masters.clone(),
+        _ => {
+            let clients = pick_ports(6443, args.masters as usize, &[])?;
+            let peers = pick_ports(2380, args.masters as usize, &clients)?;
+            (1..=args.masters)
+                .zip(clients.into_iter().zip(peers))
+                .map(|(id, (client_port, peer_port))| MasterState {
+                    id,
+                    client_port,
+                    peer_port,
+                    pid: None,
+                })
+                .collect()
+        }
+    };
+    let mut state = ClusterState {
+        masters,
+        agents: Vec::new(),
+        runtime,
+    };
+    let binary = std::env::current_exe().context("finding the rafter binary")?;
+    let pki_dir = dir.join("m1").join("pki");
+    let initial: Vec<String> = state
+        .masters
+        .iter()
+        .map(|m| format!("{}=127.0.0.1:{}", m.id, m.peer_port))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+
+    let bar = spinner(&format!("starting {} masters", state.masters.len()));
+    for index in 0..state.masters.len() {
+        let master = state.masters[index].clone();
+        let mut command = Command::new(&binary);
+        command
+            .arg("master")
+            .args(["--id", &master.id.to_string()])
+            .arg("--data-dir")
+            .arg(dir.join(format!("m{}", master.id)))
+            .arg("--pki-dir")
+            .arg(&pki_dir)
+            .args([
+                "--listen-client",
+                &format!("127.0.0.1:{}", master.client_port),
+            ])
+            .args(["--listen-peer", &format!("127.0.0.1:{}", master.peer_port)])
+            .args(["--initial-cluster", &initial.join(",")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file(&dir, &format!("master-{}", master.id))?);
+        if master.id == 1 {
+            command.arg("--init");
+        }
+        let child = command.spawn().context("starting a master")?;
+        state.masters[index].pid = Some(child.id());
+        save_state(&state_path, &state)?;
+        if master.id == 1 {
+            wait_for(
+                deadline,
+                "the first master to create the cluster CA",
+                || pki_dir.join("ca.key").exists() && pki_dir.join("admin.key").exists(),
+            )?;
+        }
+    }
+    bar.finish_with_message(format!("started {} masters", state.masters.len()));
+
+    let config_path = dir.join("config");
+    write_client_config(&config_path, &state, &pki_dir)?;
+    let resolved = ResolvedConfig::load(Some(&config_path), None)?;
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let client = tokio.block_on(Client::connect(resolved))?;
+
+    let bar = spinner("waiting for the masters to elect a leader");
+    let leader = tokio.block_on(async {
+        loop {
+            if let Ok(status) = client.cluster_status().await {
+                // Ready once a leader is elected and the cluster's namespaces exist.
+                let namespaces = client
+                    .get(Kind::Namespace, "", "kube-node-lease")
+                    .await
+                    .is_ok();
+                if status.ready && namespaces && status.members.len() == state.masters.len() {
+                    return Ok(status.leader_id);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the masters did not elect a leader in time; see {}",
+                    dir.join("logs").display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })?;
+    bar.finish_with_message(format!("master {leader} leads"));
+
+    let bar = spinner(&format!("starting {} agents", args.agents));
+    for i in 1..=args.agents {
+        let name = format!("node-{i}");
+        let mut command = Command::new(&binary);
+        command
+            .arg("agent")
+            .args(["--name", &name])
+            .arg("--kubeconfig")
+            .arg(&config_path)
+            .args(["--runtime", &format!("{runtime:?}").to_ascii_lowercase()])
+            .arg("--data-dir")
+            .arg(dir.join(&name))
+            .args(["--pod-cidr", &format!("10.88.{i}.0/24")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file(&dir, &name)?);
+        if runtime == Runtime::Containerd {
+            command
+                .arg("--containerd-socket")
+                .arg(&args.containerd_socket);
+        }
+        let child = command.spawn().context("starting an agent")?;
+        state.agents.push(AgentState {
+            name,
+            pid: Some(child.id()),
+        });
+        save_state(&state_path, &state)?;
+    }
+    if args.agents > 0 {
+        tokio.block_on(async {
+            loop {
+                let ready = client
+                    .list(Kind::Node, None, &ListParams::default())
+                    .await
+                    .map(|list| list.items.iter().filter(|n| node_ready(n)).count())
+                    .unwrap_or(0);
+                bar.set_message(format!("waiting for nodes: {ready}/{} Ready", args.agents));
+                if ready as u64 >= args.agents {
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    bail!(
+                        "only {ready} of {} nodes became Ready in time; see {}",
+                        args.agents,
+                        dir.join("logs").display()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })?;
+    }
+    bar.finish_with_message(format!("{} nodes Ready", args.agents));
+
+    if args.demo {
+        let bar = spinner("applying the demo Deployment and Service");
+        tokio.block_on(apply_demo(&client))?;
+        tokio.block_on(async {
+            loop {
+                let pods = client
+                    .list(Kind::Pod, Some("default"), &ListParams { label_selector: "app=demo-web".into(), ..Default::default() })
+                    .await
+                    .map(|l| l.items)
+                    .unwrap_or_default();
+                let ready = pods.iter().filter(|p| pod_ready(p)).count();
+                bar.set_message(format!("demo pods Ready: {ready}/3"));
+                if ready >= 3 {
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    bail!("the demo pods did not become Ready in time ({ready}/3); see `rafter get pods` and {}", dir.join("logs").display());
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })?;
+        bar.finish_with_message("demo Deployment demo-web: 3/3 pods Ready".to_owned());
+    }
+
+    println!(
+        "\nThe cluster is up: {} masters, {} agents ({runtime:?} runtime).",
+        state.masters.len(),
+        args.agents
+    );
+    println!("Data, logs and state: {}", dir.display());
+    println!("To use it:\n  export RAFTERCONFIG={}\n  rafter cluster status\n  rafter get nodes\n  rafter get pods -A", config_path.display());
+    if args.detach {
+        println!("Stop it with: rafter down --dir {}", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("Press Ctrl-C to stop it.");
+    tokio.block_on(crate::logging::wait_for_shutdown_signal());
+    stop(&state)?;
+    let _ = std::fs::remove_file(&state_path);
+    println!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `rafter down`.
+pub fn down(args: DownArgs) -> anyhow::Result<ExitCode> {
+    let dir = default_dir(args.dir)?;
+    let state_path = dir.join("cluster.json");
+    let bytes = std::fs::read(&state_path).with_context(|| {
+        format!(
+            "no cluster state at {}: is a cluster running from there?",
+            state_path.display()
+        )
+    })?;
+    let state: ClusterState = serde_json::from_slice(&bytes)
+        .with_context(|| format!("reading {}", state_path.display()))?;
+    stop(&state)?;
+    std::fs::remove_file(&state_path)
+        .with_context(|| format!("removing {}", state_path.display()))?;
+    println!(
+        "stopped the cluster of {} (its data stays there)",
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM to every process, agents first, then waits for them (SIGKILL after 20 s).
+fn stop(state: &ClusterState) -> anyhow::Result<()> {
+    let pids: Vec<u32> = state
+        .agents
+        .iter()
+        .filter_map(|a| a.pid)
+        .chain(state.masters.iter().filter_map(|m| m.pid))
+        .filter(|p| process_alive(*p))
+        .collect();
+    for pid in &pids {
+        // SAFETY: kill(2) on a pid this cluster's state file recorded for a process we started.
+        unsafe { libc::kill(*pid as i32, libc::SIGTERM) };
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pids.iter().any(|p| process_alive(*p)) {
+        if Instant::now() > deadline {
+            for pid in pids.iter().filter(|p| process_alive(**p)) {
+                // SAFETY: as above; the process ignored SIGTERM for 20 s.
+                unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+fn save_state(path: &Path, state: &ClusterState) -> anyhow::Result<()> {
+    let text = serde_json::to_vec_pretty(state)?;
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+fn wait_for(
+    deadline: Instant,
+    what: &str,
+    mut condition: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
+    while !condition() {
+        if Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// The client config of the local cluster: every master, the CA, the admin certificate.
+fn write_client_config(path: &Path, state: &ClusterState, pki_dir: &Path) -> anyhow::Result<()> {
+    let read = |name: &str| {
+        std::fs::read_to_string(pki_dir.join(name))
+            .with_context(|| format!("reading {}", pki_dir.join(name).display()))
+    };
+    let b64 = |text: String| base64::engine::general_purpose::STANDARD.encode(text);
+    let mut config = ClientConfig::default();
+    config.current_context = "admin@rafter-local".to_owned();
+    config.clusters = vec![NamedCluster {
+        name: "rafter-local".to_owned(),
+        cluster: ClusterEntry {
+            servers: state
+                .masters
+                .iter()
+                .map(|m| format!("https://127.0.0.1:{}", m.client_port))
+                .collect(),
+            certificate_authority_data: Some(b64(read("ca.crt")?)),
+            ..Default::default()
+        },
+    }];
+    config.users = vec![NamedUser {
+        name: "admin".to_owned(),
+        user: UserEntry {
+            client_certificate_data: Some(b64(read("admin.crt")?)),
+            client_key_data: Some(b64(read("admin.key")?)),
+            ..Default::default()
+        },
+    }];
+    config.contexts = vec![NamedContext {
+        name: "admin@rafter-local".to_owned(),
+        context: ContextEntry {
+            cluster: "rafter-local".to_owned(),
+            user: "admin".to_owned(),
+            namespace: Some("default".to_owned()),
+        },
+    }];
+    config.save(path)?;
+    Ok(())
+}
+
+async fn apply_demo(client: &Client) -> anyhow::Result<()> {
+    for document in parse_manifests(DEMO, "demo.yaml") {
+        let object = document?.object;
+        match client.create(object).await {
+            Ok(_) | Err(api_gateway::ClientError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e).context("applying the demo"),
+        }
+    }
+    Ok(())
+}
+
+fn node_ready(object: &Object) -> bool {
+    let Object::Node(node) = object else {
+        return false;
+    };
+    node.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.r#type == "Ready" && c.status == "True")
+    })
+}
+
+fn pod_ready(object: &Object) -> bool {
+    let Object::Pod(pod) = object else {
+        return false;
+    };
+    pod.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.r#type == "Ready" && c.status == "True")
+    })
+}

@@ -1,0 +1,525 @@
+//! How objects are printed: kubectl-like tables (`NAME READY STATUS RESTARTS AGE` …),
+//! `-o wide`, `-o yaml`, `-o json` and `-o name`.
+//!
+//! Owns the columns of each kind and the rendering; it does no I/O beyond returning text.
+
+use clap::ValueEnum;
+use rafter_proto::{Kind, Object};
+
+/// Output formats of `get` and friends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A table with more columns.
+    Wide,
+    /// YAML documents.
+    Yaml,
+    /// JSON: one object, or a List.
+    Json,
+    /// `kind/name` lines.
+    Name,
+}
+
+/// How long ago an RFC 3339 timestamp was, kubectl style (`5s`, `3m`, `2h`, `4d`).
+pub fn age(timestamp: Option<&str>) -> String {
+    let Some(text) = timestamp else {
+        return "<unknown>".to_owned();
+    };
+    let Ok(at) = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+    else {
+        return "<unknown>".to_owned();
+    };
+    let seconds = (time::OffsetDateTime::now_utc() - at)
+        .whole_seconds()
+        .max(0);
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 2 * 3600 => format!("{}m", s / 60),
+        s if s < 48 * 3600 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+/// `kind/name` as kubectl prints it (`deployment.apps/web`, `pod/web-1`).
+pub fn qualified_name(object: &Object) -> String {
+    let info = object.kind().info();
+    let group = if info.group.is_empty() {
+        String::new()
+    } else {
+        format!(".{}", info.group)
+    };
+    format!(
+        "{}{group}/{}",
+        info.name.to_ascii_lowercase(),
+        object.metadata().name
+    )
+}
+
+/// Renders objects in `format` (a table when `None`).
+pub fn render(
+    objects: &[Object],
+    kind: Kind,
+    format: Option<Format>,
+    all_namespaces: bool,
+) -> anyhow::Result<String> {
+    match format {
+        Some(Format::Yaml) => {
+            let mut out = String::new();
+            for (i, object) in objects.iter().enumerate() {
+                if i > 0 {
+                    out.push_str("---\n");
+                }
+                out.push_str(&object.to_yaml()?);
+            }
+            Ok(out)
+        }
+        Some(Format::Json) => {
+            let mut values = objects
+                .iter()
+                .map(Object::to_json_value)
+                .collect::<Result<Vec<_>, _>>()?;
+            let value = if values.len() == 1 {
+                values.remove(0)
+            } else {
+                serde_json::json!({"apiVersion": "v1", "kind": "List", "items": values})
+            };
+            Ok(format!("{}\n", serde_json::to_string_pretty(&value)?))
+        }
+        Some(Format::Name) => Ok(objects
+            .iter()
+            .map(|o| format!("{}\n", qualified_name(o)))
+            .collect()),
+        Some(Format::Wide) => Ok(table(objects, kind, true, all_namespaces)),
+        None => Ok(table(objects, kind, false, all_namespaces)),
+    }
+}
+
+/// A table with aligned columns.
+pub fn table(objects: &[Object], kind: Kind, wide: bool, all_namespaces: bool) -> String {
+    let (mut header, rows): (Vec<&str>, Vec<Vec<String>>) = (
+        columns(kind, wide),
+        objects.iter().map(|o| row(o, wide)).collect(),
+    );
+    let mut rows = rows;
+    if all_namespaces && kind.info().namespaced {
+        header.insert(0, "NAMESPACE");
+        for (row, object) in rows.iter_mut().zip(objects) {
+            row.insert(0, object.metadata().namespace.clone());
+        }
+    }
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<String>| -> String {
+        let last = cells.len().saturating_sub(1);
+        let mut text = String::new();
+        for (i, cell) in cells.into_iter().enumerate() {
+            if i == last {
+                text.push_str(&cell);
+            } else {
+                text.push_str(&format!("{cell:<width$}   ", width = widths[i]));
+            }
+        }
+        text.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(header.iter().map(|h| (*h).to_owned()).collect());
+    for row in rows {
+        out.push_str(&line(row));
+    }
+    out
+}
+
+fn columns(kind: Kind, wide: bool) -> Vec<&'static str> {
+    let mut columns = match kind {
+        Kind::Pod => vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        Kind::Deployment => vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        Kind::ReplicaSet => vec!["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+        Kind::DaemonSet => vec![
+            "NAME",
+            "DESIRED",
+            "CURRENT",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "AGE",
+        ],
+        Kind::Node => vec!["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
+        Kind::Service => vec![
+            "NAME",
+            "TYPE",
+            "CLUSTER-IP",
+            "EXTERNAL-IP",
+            "PORT(S)",
+            "AGE",
+        ],
+        Kind::Namespace => vec!["NAME", "STATUS", "AGE"],
+        Kind::CertificateSigningRequest => {
+            vec!["NAME", "AGE", "SIGNERNAME", "REQUESTOR", "CONDITION"]
+        }
+        Kind::Event => vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+        Kind::ConfigMap | Kind::Secret => vec!["NAME", "DATA", "AGE"],
+        Kind::PersistentVolume => vec![
+            "NAME",
+            "CAPACITY",
+            "ACCESS MODES",
+            "RECLAIM POLICY",
+            "STATUS",
+            "CLAIM",
+            "AGE",
+        ],
+        Kind::PersistentVolumeClaim => vec![
+            "NAME",
+            "STATUS",
+            "VOLUME",
+            "CAPACITY",
+            "ACCESS MODES",
+            "AGE",
+        ],
+        _ => vec!["NAME", "AGE"],
+    };
+    if wide {
+        match kind {
+            Kind::Pod => columns.extend(["IP", "NODE"]),
+            Kind::Deployment | Kind::ReplicaSet => {
+                columns.extend(["CONTAINERS", "IMAGES", "SELECTOR"])
+            }
+            Kind::Node => columns.extend(["INTERNAL-IP", "CONTAINER-RUNTIME"]),
+            Kind::Service => columns.push("SELECTOR"),
+            _ => {}
+        }
+    }
+    columns
+}
+
+fn row(object: &Object, wide: bool) -> Vec<String> {
+    let meta = object.metadata();
+    let age = age(meta.creation_timestamp.as_deref());
+    let name = meta.name.clone();
+    let mut row = match object {
+        Object::Pod(pod) => {
+            let status = pod.status.clone().unwrap_or_default();
+            let spec = pod.spec.clone().unwrap_or_default();
+            let ready = status.container_statuses.iter().filter(|c| c.ready).count();
+            let restarts: i32 = status
+                .container_statuses
+                .iter()
+                .map(|c| c.restart_count)
+                .sum();
+            let mut shown = if status.phase.is_empty() {
+                "Pending".to_owned()
+            } else {
+                status.phase.clone()
+            };
+            for c in &status.container_statuses {
+                if let Some(state) = &c.state {
+                    if let Some(w) = &state.waiting {
+                        if !w.reason.is_empty() {
+                            shown = w.reason.clone();
+                        }
+                    } else if let Some(t) = &state.terminated {
+                        if !t.reason.is_empty() && status.phase != "Running" {
+                            shown = t.reason.clone();
+                        }
+                    }
+                }
+            }
+            if meta.deletion_timestamp.is_some() {
+                shown = "Terminating".to_owned();
+            }
+            let mut r = vec![
+                name,
+                format!("{ready}/{}", spec.containers.len()),
+                shown,
+                restarts.to_string(),
+                age,
+            ];
+            if wide {
+                r.push(if status.pod_ip.is_empty() {
+                    "<none>".into()
+                } else {
+                    status.pod_ip
+                });
+                r.push(if spec.node_name.is_empty() {
+                    "<none>".into()
+                } else {
+                    spec.node_name
+                });
+            }
+            r
+        }
+        Object::Deployment(d) => {
+            let spec = d.spec.clone().unwrap_or_default();
+            let status = d.status.clone().unwrap_or_default();
+            let mut r = vec![
+                name,
+                format!("{}/{}", status.ready_replicas, spec.replicas.unwrap_or(1)),
+                status.updated_replicas.to_string(),
+                status.available_replicas.to_string(),
+                age,
+            ];
+            if wide {
+                let containers = spec
+                    .template
+                    .and_then(|t| t.spec)
+                    .map(|s| s.containers)
+                    .unwrap_or_default();
+                r.push(
+                    containers
+                        .iter()
+                        .map(|c| c.name.clone())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
+                r.push(
+                    containers
+                        .iter()
+                        .map(|c| c.image.clone())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
+                r.push(selector_text(spec.selector.as_ref()));
+            }
+            r
+        }
+        Object::ReplicaSet(rs) => {
+            let spec = rs.spec.clone().unwrap_or_default();
+            let status = rs.status.clone().unwrap_or_default();
+            let mut r = vec![
+                name,
+                spec.replicas.unwrap_or(1).to_string(),
+                status.replicas.to_string(),
+                status.ready_replicas.to_string(),
+                age,
+            ];
+            if wide {
+                let containers = spec
+                    .template
+                    .and_then(|t| t.spec)
+                    .map(|s| s.containers)
+                    .unwrap_or_default();
+                r.push(
+                    containers
+                        .iter()
+                        .map(|c| c.name.clone())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
+                r.push(
+                    containers
+                        .iter()
+                        .map(|c| c.image.clone())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
+                r.push(selector_text(spec.selector.as_ref()));
+            }
+            r
+        }
+        Object::DaemonSet(ds) => {
+            let s = ds.status.clone().unwrap_or_default();
+            vec![
+                name,
+                s.desired_number_scheduled.to_string(),
+                s.current_number_scheduled.to_string(),
+                s.number_ready.to_string(),
+                s.updated_number_scheduled.to_string(),
+                s.number_available.to_string(),
+                age,
+            ]
+        }
+        Object::Node(node) => {
+            let status = node.status.clone().unwrap_or_default();
+            let spec = node.spec.clone().unwrap_or_default();
+            let ready = status.conditions.iter().find(|c| c.r#type == "Ready");
+            let mut shown = match ready.map(|c| c.status.as_str()) {
+                Some("True") => "Ready".to_owned(),
+                Some("False") => "NotReady".to_owned(),
+                _ => "Unknown".to_owned(),
+            };
+            if spec.unschedulable {
+                shown.push_str(",SchedulingDisabled");
+            }
+            let info = status.node_info.clone().unwrap_or_default();
+            let roles: Vec<String> = meta
+                .labels
+                .keys()
+                .filter_map(|k| {
+                    k.strip_prefix("node-role.kubernetes.io/")
+                        .map(str::to_owned)
+                })
+                .collect();
+            let roles = if roles.is_empty() {
+                "<none>".to_owned()
+            } else {
+                roles.join(",")
+            };
+            let mut r = vec![name, shown, roles, age, info.kubelet_version.clone()];
+            if wide {
+                let ip = status
+                    .addresses
+                    .iter()
+                    .find(|a| a.r#type == "InternalIP")
+                    .map(|a| a.address.clone());
+                r.push(ip.unwrap_or_else(|| "<none>".into()));
+                r.push(info.container_runtime_version);
+            }
+            r
+        }
+        Object::Service(svc) => {
+            let spec = svc.spec.clone().unwrap_or_default();
+            let ports: Vec<String> = spec
+                .ports
+                .iter()
+                .map(|p| {
+                    let protocol = if p.protocol.is_empty() {
+                        "TCP"
+                    } else {
+                        p.protocol.as_str()
+                    };
+                    if p.node_port != 0 {
+                        format!("{}:{}/{protocol}", p.port, p.node_port)
+                    } else {
+                        format!("{}/{protocol}", p.port)
+                    }
+                })
+                .collect();
+            let external = if spec.external_ips.is_empty() {
+                "<none>".to_owned()
+            } else {
+                spec.external_ips.join(",")
+            };
+            let cluster_ip = if spec.cluster_ip.is_empty() {
+                "<none>".to_owned()
+            } else {
+                spec.cluster_ip.clone()
+            };
+            let mut r = vec![
+                name,
+                spec.r#type.clone(),
+                cluster_ip,
+                external,
+                ports.join(","),
+                age,
+            ];
+            if wide {
+                r.push(
+                    spec.selector
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
+            }
+            r
+        }
+        Object::Namespace(ns) => {
+            let phase = ns
+                .status
+                .as_ref()
+                .map(|s| s.phase.clone())
+                .filter(|p| !p.is_empty());
+            let phase = if meta.deletion_timestamp.is_some() {
+                "Terminating".to_owned()
+            } else {
+                phase.unwrap_or_else(|| "Active".into())
+            };
+            vec![name, phase, age]
+        }
+        Object::CertificateSigningRequest(csr) => {
+            let spec = csr.spec.clone().unwrap_or_default();
+            let conditions: Vec<String> = csr
+                .status
+                .iter()
+                .flat_map(|s| s.conditions.iter())
+                .map(|c| c.r#type.clone())
+                .collect();
+            let mut condition = if conditions.is_empty() {
+                "Pending".to_owned()
+            } else {
+                conditions.join(",")
+            };
+            if csr
+                .status
+                .as_ref()
+                .is_some_and(|s| !s.certificate.is_empty())
+            {
+                condition.push_str(",Issued");
+            }
+            vec![name, age, spec.signer_name, spec.username, condition]
+        }
+        Object::Event(event) => {
+            let involved = event.involved_object.clone().unwrap_or_default();
+            vec![
+                self::age(
+                    event
+                        .last_timestamp
+                        .as_deref()
+                        .or(meta.creation_timestamp.as_deref()),
+                ),
+                event.r#type.clone(),
+                event.reason.clone(),
+                format!("{}/{}", involved.kind.to_ascii_lowercase(), involved.name),
+                event.message.clone(),
+            ]
+        }
+        Object::ConfigMap(cm) => vec![
+            name,
+            (cm.data.len() + cm.binary_data.len()).to_string(),
+            age,
+        ],
+        Object::Secret(secret) => vec![name, secret.data.len().to_string(), age],
+        Object::PersistentVolume(pv) => {
+            let spec = pv.spec.clone().unwrap_or_default();
+            let claim = spec
+                .claim_ref
+                .map(|c| format!("{}/{}", c.namespace, c.name))
+                .unwrap_or_default();
+            let phase = pv
+                .status
+                .as_ref()
+                .map(|s| s.phase.clone())
+                .unwrap_or_default();
+            vec![
+                name,
+                spec.capacity.get("storage").cloned().unwrap_or_default(),
+                spec.access_modes.join(","),
+                spec.persistent_volume_reclaim_policy.clone(),
+                phase,
+                claim,
+                age,
+            ]
+        }
+        Object::PersistentVolumeClaim(pvc) => {
+            let spec = pvc.spec.clone().unwrap_or_default();
+            let status = pvc.status.clone().unwrap_or_default();
+            vec![
+                name,
+                if status.phase.is_empty() {
+                    "Pending".into()
+                } else {
+                    status.phase
+                },
+                spec.volume_name,
+                status.capacity.get("storage").cloned().unwrap_or_default(),
+                spec.access_modes.join(","),
+                age,
+            ]
+        }
+        _ => vec![name, age],
+    };
+    row.iter_mut()
+        .filter(|cell| cell.is_empty())
+        .for_each(|cell| *cell = "<none>".to_owned());
+    row
+}
+
+fn selector_text(selector: Option<&rafter_proto::v1::LabelSelector>) -> String {
+    selector
+        .and_then(|s| rafter_proto::Selector::from_label_selector(s).ok())
+        .map(|s| s.to_string())
+        .unwrap_or_default()
+}

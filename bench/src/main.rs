@@ -1,0 +1,178 @@
+//! # Layout
+//!
+//! Rafter's benchmarks, run by hand (never by `cargo test`):
+//!
+//! ```text
+//!  cargo run --release -p bench -- store      our store vs etcd: puts, linearizable gets, failover
+//!  cargo run --release -p bench -- gateway    Pod creates through 3 masters (TLS), failover
+//!  cargo run --release -p bench -- failover   only the leader-kill timings, more rounds
+//! ```
+//!
+//! | module | owns |
+//! |---|---|
+//! | `store` | the store comparison: flags, one system's run, the side-by-side table |
+//! | `gateway` | the gateway benchmark and the hidden `master` subcommand |
+//! | `failover` | kill -9 of the leader → first acknowledged write |
+//! | `workload` | the closed-loop driver: warm-up, measured window, latencies |
+//! | `stats` | percentiles and rates (pure) |
+//! | `kv_client` | one client shape over our member's gRPC API and etcd's; keys and values |
+//! | `cluster` | the [`cluster::KvCluster`] trait and process helpers |
+//! | `rafter_cluster` | three `bench member` processes of our store |
+//! | `member` | the hidden `member` subcommand: one store member serving `rafter.bench.v1` |
+//! | `etcd_cluster` | three etcd processes |
+//! | `report` | machine, command, date, formatting |
+//!
+//! Every member runs in its own process (this binary re-executed with a hidden
+//! subcommand, or `/usr/bin/etcd`), started and killed by the benchmark. No figure is
+//! written anywhere in the code: everything printed is measured in the run. The crate must
+//! not be a dependency of anything; it only measures.
+
+mod cluster;
+mod etcd_cluster;
+mod failover;
+mod gateway;
+mod kv_client;
+mod member;
+mod rafter_cluster;
+mod report;
+mod stats;
+mod store;
+mod workload;
+
+/// The benchmark member's KV API (`proto/rafter/bench/v1/bench.proto`).
+#[allow(clippy::all, missing_docs)]
+pub(crate) mod pb {
+    tonic::include_proto!("rafter.bench.v1");
+}
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::etcd_cluster::{etcd_version, EtcdCluster};
+use crate::failover::kv_failover;
+use crate::rafter_cluster::RafterCluster;
+use crate::report::{failover_line, Machine};
+
+/// Rafter's benchmarks.
+#[derive(Debug, Parser)]
+#[command(name = "bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Our store against etcd: puts/s, p50/p99, linearizable gets/s, leader failover.
+    Store(store::StoreArgs),
+    /// Pod creates/s and p99 through three masters' gateway (TLS), leader failover.
+    Gateway(gateway::GatewayArgs),
+    /// Only the leader failover timings: our store, etcd and the gateway.
+    Failover(FailoverArgs),
+    /// One store member (started by `store`).
+    #[command(hide = true)]
+    Member(member::MemberArgs),
+    /// One master (started by `gateway` through the chaos-tests harness).
+    #[command(hide = true)]
+    Master(gateway::MasterArgs),
+}
+
+/// `bench failover`.
+#[derive(Debug, clap::Args)]
+struct FailoverArgs {
+    /// Leader kills per system.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Skip etcd.
+    #[arg(long)]
+    skip_etcd: bool,
+    /// Skip the gateway.
+    #[arg(long)]
+    skip_gateway: bool,
+    /// The etcd binary.
+    #[arg(long, default_value = "/usr/bin/etcd")]
+    etcd_bin: PathBuf,
+    /// An extra flag for every etcd member (repeatable).
+    #[arg(long, allow_hyphen_values = true)]
+    etcd_arg: Vec<String>,
+    /// Where temporary data directories go [default: the system temp dir].
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+}
+
+/// Logs of member and master processes: warnings and errors to stderr (their log file).
+pub(crate) fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Makes the chaos-tests harness start this binary's `master` subcommand.
+fn use_this_binary_as_master() -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    // Set before any other thread exists (the runtime is built afterwards).
+    std::env::set_var("RAFTER_BIN", exe);
+    Ok(())
+}
+
+async fn failover(args: FailoverArgs) -> anyhow::Result<()> {
+    let machine = Machine::probe();
+    println!(
+        "{}",
+        machine.header("failover: kill -9 of the leader → first acknowledged write")
+    );
+    let root = args.data_root.clone().unwrap_or_else(std::env::temp_dir);
+    let value = kv_client::value(256);
+    let mut cluster = RafterCluster::start(&root, 3).await?;
+    let ours = kv_failover(&mut cluster, args.rounds, &value).await?;
+    drop(cluster);
+    println!("rafter store: {}", failover_line(&ours));
+    if !args.skip_etcd {
+        println!("etcd: {}", etcd_version(&args.etcd_bin)?);
+        let mut cluster = EtcdCluster::start(&root, &args.etcd_bin, 3, &args.etcd_arg).await?;
+        let theirs = kv_failover(&mut cluster, args.rounds, &value).await?;
+        drop(cluster);
+        println!("etcd store:   {}", failover_line(&theirs));
+    }
+    if !args.skip_gateway {
+        let mut cluster = gateway::start_cluster().await?;
+        let samples = gateway::gateway_failover(&mut cluster, args.rounds).await?;
+        drop(cluster);
+        println!("gateway:      {}", failover_line(&samples));
+    }
+    print!("{}", machine.footer());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Member(args) => member::run(args),
+        Command::Master(args) => gateway::run_master(args),
+        Command::Store(args) => runtime().and_then(|rt| rt.block_on(store::run(args))),
+        Command::Gateway(args) => use_this_binary_as_master()
+            .and_then(|()| runtime())
+            .and_then(|rt| rt.block_on(gateway::run(args))),
+        Command::Failover(args) => use_this_binary_as_master()
+            .and_then(|()| runtime())
+            .and_then(|rt| rt.block_on(failover(args))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! `bench store`: our store against etcd, the same workload on both, side by side.
+//!
+//! Owns [`StoreArgs`], [`LoadArgs`] and the run of one system ([`run_system`]): start three
+//! members, preload keys, then for each concurrency level a put phase and a linearizable
+//! get phase against the leader, then leader failovers. The systems run one after the
+//! other, never at the same time.
+//!
+//! ```text
+//!  bench ─┬─ rafter: 3 × `bench member` ─► puts/gets @ 1,16,256 ─► kill -9 leader × N
+//!         └─ etcd:   3 × /usr/bin/etcd   ─► puts/gets @ 1,16,256 ─► kill -9 leader × N
+//!                                      └──► table with rafter/etcd ratios
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cluster::KvCluster;
+use crate::etcd_cluster::{etcd_version, EtcdCluster};
+use crate::failover::kv_failover;
+use crate::kv_client::{get_key, put_key, value, KvClients};
+use crate::rafter_cluster::RafterCluster;
+use crate::report::{failover_line, ms, rate, ratio, Machine};
+use crate::stats::Summary;
+use crate::workload::{drive, Limit, Plan};
+
+/// Load settings shared by `store` and `gateway`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct LoadArgs {
+    /// Concurrent clients of each level.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16, 256])]
+    pub clients: Vec<usize>,
+    /// Seconds measured per phase.
+    #[arg(long, default_value_t = 5.0)]
+    pub duration: f64,
+    /// Seconds of unrecorded warm-up before each phase.
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Measure this many operations per phase instead of a duration.
+    #[arg(long)]
+    pub ops: Option<u64>,
+    /// gRPC connections the clients share (client i uses connection i mod conns).
+    #[arg(long, default_value_t = 4)]
+    pub conns: usize,
+    /// Leader kills to time (0 skips the failover measurement).
+    #[arg(long, default_value_t = 3)]
+    pub failover_rounds: usize,
+    /// Where the members' temporary data directories go [default: the system temp dir].
+    #[arg(long)]
+    pub data_root: Option<PathBuf>,
+}
+
+impl LoadArgs {
+    /// The measured phase for `clients` concurrent clients.
+    pub fn plan(&self, clients: usize) -> Plan {
+        let limit = match self.ops {
+            Some(n) => Limit::Ops(n),
+            None => Limit::Duration(Duration::from_secs_f64(self.duration.max(0.1))),
+        };
+        Plan {
+            clients,
+            warmup: Duration::from_secs_f64(self.warmup.max(0.0)),
+            limit,
+        }
+    }
+
+    /// The directory temporary data directories are created in.
+    pub fn data_root(&self) -> PathBuf {
+        self.data_root.clone().unwrap_or_else(std::env::temp_dir)
+    }
+
+    /// One line that says how phases are measured.
+    pub fn describe(&self) -> String {
+        let window = match self.ops {
+            Some(n) => format!("{n} operations"),
+            None => format!("{:.1} s", self.duration),
+        };
+        format!(
+            "each phase: {:.1} s warm-up (not recorded), then {window} measured; \
+             {} gRPC connection(s) shared by the clients",
+            self.warmup, self.conns
+        )
+    }
+}
+
+/// `bench store`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct StoreArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Size of each value in bytes.
+    #[arg(long, default_value_t = 256)]
+    pub value_size: usize,
+    /// Puts go to this many distinct keys.
+    #[arg(long, default_value_t = 10_000)]
+    pub key_space: u64,
+    /// Keys written before the phases; gets read these.
+    #[arg(long, default_value_t = 1_000)]
+    pub preload: u64,
+    /// Measure only our store.
+    #[arg(long)]
+    pub skip_etcd: bool,
+    /// The etcd binary (Debian's etcd-server package).
+    #[arg(long, default_value = "/usr/bin/etcd")]
+    pub etcd_bin: PathBuf,
+    /// An extra flag for every etcd member (repeatable), e.g. --etcd-arg=--heartbeat-interval=50.
+    #[arg(long, allow_hyphen_values = true)]
+    pub etcd_arg: Vec<String>,
+}
+
+/// One concurrency level of one system.
+#[derive(Debug, Clone)]
+pub(crate) struct Level {
+    /// Concurrent clients.
+    pub clients: usize,
+    /// The put phase.
+    pub put: Summary,
+    /// The linearizable get phase.
+    pub get: Summary,
+}
+
+/// Everything measured on one system.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SystemResult {
+    /// Per concurrency level.
+    pub levels: Vec<Level>,
+    /// Kill -9 of the leader to the first acknowledged write, per round.
+    pub failover: Vec<Duration>,
+}
+
+/// Runs the whole store comparison and prints the report.
+pub(crate) async fn run(args: StoreArgs) -> anyhow::Result<()> {
+    let machine = Machine::probe();
+    let etcd = if args.skip_etcd {
+        None
+    } else {
+        Some(etcd_version(&args.etcd_bin)?)
+    };
+    println!("{}", machine.header("store: rafter vs etcd"));
+    println!(
+        "workload: 3 members on 127.0.0.1 (separate processes), fsync on, {}-byte values, \
+         puts over {} keys, linearizable gets of {} preloaded keys, clients {:?}; all \
+         requests go to the leader",
+        args.value_size, args.key_space, args.preload, args.load.clients
+    );
+    println!("{}", args.load.describe());
+    if let Some(version) = &etcd {
+        println!(
+            "etcd: {} ({}), default settings{}",
+            version,
+            args.etcd_bin.display(),
+            if args.etcd_arg.is_empty() {
+                String::new()
+            } else {
+                format!(" plus {}", args.etcd_arg.join(" "))
+            }
+        );
+    }
+    println!();
+
+    println!("starting 3 rafter store members ...");
+    let mut cluster = RafterCluster::start(&args.load.data_root(), 3).await?;
+    let ours = run_system(&mut cluster, &args).await?;
+    drop(cluster);
+
+    let theirs = match &etcd {
+        Some(_) => {
+            println!("starting 3 etcd members ...");
+            let mut cluster =
+                EtcdCluster::start(&args.load.data_root(), &args.etcd_bin, 3, &args.etcd_arg)
+                    .await?;
+            let result = run_system(&mut cluster, &args).await?;
+            drop(cluster);
+            Some(result)
+        }
+        None => None,
+    };
+
+    println!();
+    print_table(&ours, theirs.as_ref());
+    println!();
+    println!("leader failover (kill -9 of the leader → first acknowledged write):");
+    println!("  rafter: {}", failover_line(&ours.failover));
+    if let Some(theirs) = &theirs {
+        println!("  etcd:   {}", failover_line(&theirs.failover));
+    }
+    println!();
+    print!("{}", machine.footer());
+    let failed = ours.levels.iter().any(|l| l.put.ops == 0 || l.get.ops == 0);
+    if failed {
+        anyhow::bail!("a phase of our store acknowledged no operation");
+    }
+    Ok(())
+}
+
+/// Preload, every level, then failovers, on one started cluster.
+pub(crate) async fn run_system<C>(cluster: &mut C, args: &StoreArgs) -> anyhow::Result<SystemResult>
+where
+    C: KvCluster,
+{
+    let name = cluster.name();
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await?;
+    let clients = cluster.clients(leader, args.load.conns).await?;
+    let value: Arc<[u8]> = value(args.value_size).into();
+
+    let preload_clients = 16usize;
+    let preload = Plan {
+        clients: preload_clients,
+        warmup: Duration::ZERO,
+        limit: Limit::Ops(args.preload),
+    };
+    let summary = drive(preload, {
+        let clients = clients.clone();
+        let value = value.clone();
+        move |client, seq| {
+            let key = format!("bench/{:08}", seq * preload_clients as u64 + client as u64);
+            let clients = clients.clone();
+            let value = value.to_vec();
+            async move { clients.put(client, key.into_bytes(), value).await }
+        }
+    })
+    .await?;
+    if summary.errors > 0 {
+        anyhow::bail!(
+            "{name}: preloading failed: {}",
+            summary.first_error.unwrap_or_default()
+        );
+    }
+
+    let mut result = SystemResult::default();
+    for &level in &args.load.clients {
+        let put = drive(
+            args.load.plan(level),
+            put_op(&clients, &value, args.key_space),
+        )
+        .await?;
+        report_phase(name, "put", level, &put);
+        let get = drive(args.load.plan(level), get_op(&clients, args.preload)).await?;
+        report_phase(name, "get", level, &get);
+        result.levels.push(Level {
+            clients: level,
+            put,
+            get,
+        });
+    }
+    if args.load.failover_rounds > 0 {
+        result.failover = kv_failover(cluster, args.load.failover_rounds, &value).await?;
+        println!(
+            "{name}: leader failover {}",
+            failover_line(&result.failover)
+        );
+    }
+    Ok(result)
+}
+
+fn put_op(
+    clients: &KvClients,
+    value: &Arc<[u8]>,
+    key_space: u64,
+) -> impl Fn(usize, u64) -> futures::future::BoxFuture<'static, anyhow::Result<()>> + Clone {
+    let clients = clients.clone();
+    let value = value.clone();
+    move |client, seq| {
+        let clients = clients.clone();
+        let value = value.to_vec();
+        Box::pin(async move {
+            clients
+                .put(client, put_key(client, seq, key_space), value)
+                .await
+        })
+    }
+}
+
+fn get_op(
+    clients: &KvClients,
+    preloaded: u64,
+) -> impl Fn(usize, u64) -> futures::future::BoxFuture<'static, anyhow::Result<()>> + Clone {
+    let clients = clients.clone();
+    move |client, seq| {
+        let clients = clients.clone();
+        Box::pin(async move {
+            let key = get_key(client, seq, preloaded);
+            if clients.get(client, key.clone()).await? {
+                Ok(())
+            } else {
+                anyhow::bail!("preloaded key {} not found", String::from_utf8_lossy(&key))
+            }
+        })
+    }
+}
+
+/// One progress line per phase, with errors if any.
+pub(crate) fn report_phase(system: &str, op: &str, clients: usize, s: &Summary) {
+    println!(
+        "{system}: {op} @ {clients:>3} clients: {:>8} ops/s  p50 {:>7} ms  p99 {:>7} ms  max {:>7} ms  ({} ops in {:.2} s)",
+        rate(s.per_sec()),
+        ms(s.p50),
+        ms(s.p99),
+        ms(s.max),
+        s.ops,
+        s.elapsed.as_secs_f64()
+    );
+    if s.errors > 0 {
+        println!(
+            "{system}: {op} @ {clients} clients: {} errors, first: {}",
+            s.errors,
+            s.first_error.as_deref().unwrap_or("?")
+        );
+    }
+}
+
+fn print_table(ours: &SystemResult, theirs: Option<&SystemResult>) {
+    println!(
+        "| clients | op | rafter ops/s | rafter p50 ms | rafter p99 ms | etcd ops/s | etcd p50 ms | etcd p99 ms | ops/s rafter/etcd | p99 rafter/etcd |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (i, level) in ours.levels.iter().enumerate() {
+        let other = theirs.and_then(|t| t.levels.get(i));
+        for (op, mine, their) in [
+            ("put", &level.put, other.map(|o| &o.put)),
+            ("get", &level.get, other.map(|o| &o.get)),
+        ] {
+            let (t_rate, t_p50, t_p99, r_rate, r_p99) = match their {
+                Some(t) => (
+                    rate(t.per_sec()),
+                    ms(t.p50),
+                    ms(t.p99),
+                    ratio(mine.per_sec(), t.per_sec()),
+                    ratio(mine.p99.as_secs_f64(), t.p99.as_secs_f64()),
+                ),
+                None => ("-".into(), "-".into(), "-".into(), "-".into(), "-".into()),
+            };
+            println!(
+                "| {} | {op} | {} | {} | {} | {t_rate} | {t_p50} | {t_p99} | {r_rate} | {r_p99} |",
+                level.clients,
+                rate(mine.per_sec()),
+                ms(mine.p50),
+                ms(mine.p99),
+            );
+        }
+    }
+}

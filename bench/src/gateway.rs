@@ -4,10 +4,17 @@
 //! `api_gateway::Master` like `rafter master` does) and the gateway failover measurement.
 //! The masters are started by chaos-tests' multi-process harness with this binary as the
 //! master program (`RAFTER_BIN`, set in `main`), so the gateway measured is built with the
-//! same profile as the benchmark. Clients use the admin bearer token and the cluster CA.
+//! same profile as the benchmark. Clients are the failover-aware client library
+//! ([`api_gateway::Client`]) with the admin bearer token and the cluster CA, configured with
+//! all three masters, the leader first (so they start on the leader).
+//!
+//! Failover is timed two ways from the same kill: through the client library (sequential
+//! creates, as an application would issue them; the figure the issue asks for), and by
+//! raw probes that send a new create to each surviving master every 20 ms (what the
+//! masters can do, without the library's choice of master and back-off).
 //!
 //! ```text
-//!  bench ─TLS gRPC Resources.Create─► leader master (gateway + store member) ══Raft══► 2 masters
+//!  bench ─Client (TLS gRPC Resources.Create)─► leader master (gateway + store) ══Raft══► 2 masters
 //! ```
 
 use std::collections::BTreeMap;
@@ -16,7 +23,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use api_gateway::{Master, MasterConfig};
+use api_gateway::{Client, Master, MasterConfig, ResolvedConfig};
 use chaos_tests::{AdminClient, Cluster};
 use rafter_proto::api::{CreateRequest, TypedObject};
 use rafter_proto::{v1, Object};
@@ -115,6 +122,30 @@ fn pod(name: String) -> TypedObject {
     }))
 }
 
+/// A client library instance for every master of `cluster`, `first` first.
+async fn library_client(cluster: &Cluster, first: u64) -> anyhow::Result<Client> {
+    let mut masters: Vec<_> = cluster.masters().iter().collect();
+    masters.sort_by_key(|m| m.id != first);
+    let config = ResolvedConfig {
+        context: String::new(),
+        endpoints: masters.iter().map(|m| m.endpoint()).collect(),
+        ca_pem: Some(cluster.ca_pem().map_err(|e| anyhow::anyhow!("{e}"))?),
+        identity: None,
+        token: Some(cluster.admin_token().map_err(|e| anyhow::anyhow!("{e}"))?),
+        namespace: "default".into(),
+        insecure: false,
+    };
+    Ok(Client::connect(config).await?)
+}
+
+/// Creates a Pod through the client library.
+async fn library_create(client: Client, name: String) -> anyhow::Result<()> {
+    let object = Object::try_from(pod(name)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    client.create(object).await?;
+    Ok(())
+}
+
+/// Creates a Pod through one master's generated gRPC client (no failover).
 async fn create(mut client: AdminClient, name: String) -> anyhow::Result<()> {
     client
         .create(CreateRequest {
@@ -155,19 +186,14 @@ pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut pool = Vec::new();
     for _ in 0..args.load.conns.max(1) {
-        pool.push(
-            cluster
-                .client(leader)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?,
-        );
+        pool.push(library_client(&cluster, leader).await?);
     }
     let mut rows = Vec::new();
     for &level in &args.load.clients {
         let pool = pool.clone();
         let summary = drive(args.load.plan(level), move |client, seq| {
             let c = pool[client % pool.len()].clone();
-            create(c, format!("bench-{level}-{client}-{seq}"))
+            library_create(c, format!("bench-{level}-{client}-{seq}"))
         })
         .await?;
         report_phase("gateway", "create", level, &summary);
@@ -176,7 +202,7 @@ pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let failover = if args.load.failover_rounds > 0 {
         gateway_failover(&mut cluster, args.load.failover_rounds).await?
     } else {
-        Vec::new()
+        GatewayFailover::default()
     };
     drop(cluster);
 
@@ -194,9 +220,14 @@ pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         );
     }
     println!();
+    println!("leader master failover (kill -9 of the leader → first successful create):");
     println!(
-        "leader master failover (kill -9 of the leader → first successful create): {}",
-        failover_line(&failover)
+        "  through the client library: {}",
+        failover_line(&failover.library)
+    );
+    println!(
+        "  raw probes of the survivors: {}",
+        failover_line(&failover.probes)
     );
     println!();
     print!("{}", machine.footer());
@@ -206,13 +237,23 @@ pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Kill the leader master `rounds` times: the time to the first create acknowledged through
-/// a surviving master, whose connection was open before the kill.
+/// Gateway failover samples, per round.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GatewayFailover {
+    /// Through the client library: kill → its first successful create.
+    pub library: Vec<Duration>,
+    /// Raw probes: kill → the first create a surviving master acknowledged.
+    pub probes: Vec<Duration>,
+}
+
+/// Kill the leader master `rounds` times and time, from the kill, the first successful
+/// create through the client library (started on the leader) and through raw probes of
+/// the survivors (connections open before the kill).
 pub(crate) async fn gateway_failover(
     cluster: &mut Cluster,
     rounds: usize,
-) -> anyhow::Result<Vec<Duration>> {
-    let mut samples = Vec::new();
+) -> anyhow::Result<GatewayFailover> {
+    let mut samples = GatewayFailover::default();
     for round in 0..rounds {
         let leader = cluster
             .wait_for_leader(Duration::from_secs(30))
@@ -224,30 +265,48 @@ pub(crate) async fn gateway_failover(
             .map(|m| m.id)
             .filter(|id| *id != leader)
             .collect();
-        let mut clients = Vec::new();
+        let mut probes = Vec::new();
         for &id in &survivors {
             let client = cluster
                 .client(id)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             create(client.clone(), format!("failover-{round}-warm-{id}")).await?;
-            clients.push(client);
+            probes.push(client);
         }
+        let library = library_client(cluster, leader).await?;
+        library_create(library.clone(), format!("failover-{round}-warm-library")).await?;
+
         let t0 = Instant::now();
         cluster.kill(leader).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let elapsed = first_ack(
+        let through_library = async {
+            let mut n = 0u64;
+            let mut last_error = String::new();
+            while t0.elapsed() < Duration::from_secs(60) {
+                n += 1;
+                match library_create(library.clone(), format!("failover-{round}-lib-{n}")).await {
+                    Ok(()) => return Ok(t0.elapsed()),
+                    Err(e) => last_error = format!("{e:#}"),
+                }
+            }
+            anyhow::bail!("the client library created nothing within 60 s: {last_error}")
+        };
+        let raw = first_ack(
             t0,
-            clients.len(),
-            |target, n| create(clients[target].clone(), format!("failover-{round}-{n}")),
+            probes.len(),
+            |target, n| create(probes[target].clone(), format!("failover-{round}-{n}")),
             Duration::from_secs(30),
-        )
-        .await?;
-        println!(
-            "gateway: leader failover round {}: {} ms",
-            round + 1,
-            elapsed.as_millis()
         );
-        samples.push(elapsed);
+        let (library_time, probe_time) = tokio::join!(through_library, raw);
+        let (library_time, probe_time) = (library_time?, probe_time?);
+        println!(
+            "gateway: leader failover round {}: client library {} ms, raw probes {} ms",
+            round + 1,
+            library_time.as_millis(),
+            probe_time.as_millis()
+        );
+        samples.library.push(library_time);
+        samples.probes.push(probe_time);
         cluster
             .restart(leader)
             .map_err(|e| anyhow::anyhow!("{e}"))?;

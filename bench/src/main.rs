@@ -149,7 +149,14 @@ async fn failover(args: FailoverArgs) -> anyhow::Result<()> {
         let mut cluster = gateway::start_cluster().await?;
         let samples = gateway::gateway_failover(&mut cluster, args.rounds).await?;
         drop(cluster);
-        println!("gateway:      {}", failover_line(&samples));
+        println!(
+            "gateway (client library): {}",
+            failover_line(&samples.library)
+        );
+        println!(
+            "gateway (raw probes):     {}",
+            failover_line(&samples.probes)
+        );
     }
     print!("{}", machine.footer());
     Ok(())

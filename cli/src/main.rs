@@ -5,6 +5,7 @@
 //! | module | owns |
 //! |---|---|
 //! | `commands` | one module per verb; each parses its flags (clap) and does its work |
+//! | `kinds` | what the object verbs share: naming a target, its namespace, error messages |
 //! | `logging` | tracing set-up and shutdown signals for long-running commands |
 //! | `output` | kubectl-like tables and -o yaml/json/name/wide |
 //! | `session` | the global flags and a client of the cluster for one command |
@@ -14,6 +15,7 @@
 //! message and an exit code (1 for invalid input, 2 for usage errors from clap).
 
 mod commands;
+mod kinds;
 mod logging;
 mod output;
 mod session;

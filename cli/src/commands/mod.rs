@@ -2,11 +2,26 @@
 
 mod api_resources;
 mod apply;
+mod auth;
+mod certificate;
 mod cluster;
+mod completion;
 mod config;
+mod create;
 mod delete;
+mod describe;
+mod drain;
+mod edit;
+mod expose;
 mod get;
+mod label;
+mod logs;
 mod master;
+mod rollout;
+mod scale;
+mod set;
+mod taint;
+mod top;
 mod up;
 mod version;
 
@@ -39,8 +54,48 @@ pub enum Command {
     Master(master::MasterArgs),
     /// Show and edit the client config file: clusters, users, contexts.
     Config(config::ConfigArgs),
-    /// Print the client version.
+    /// Print the client version, and the cluster's leader and term when one is configured.
+    #[command(
+        after_help = "Examples:\n  rafter version\n  rafter version --kubeconfig /tmp/c/config"
+    )]
     Version,
+    /// Create objects from manifests (create only), or namespaces, configmaps, secrets, deployments.
+    Create(create::CreateArgs),
+    /// Show an object in detail, with its Events.
+    Describe(describe::DescribeArgs),
+    /// Edit an object in $EDITOR and write it back.
+    Edit(edit::EditArgs),
+    /// Set or remove labels.
+    Label(label::LabelArgs),
+    /// Set or remove annotations.
+    Annotate(label::AnnotateArgs),
+    /// Set the replicas of a Deployment or ReplicaSet.
+    Scale(scale::ScaleArgs),
+    /// Change fields of objects: `set image`.
+    Set(set::SetArgs),
+    /// Manage a Deployment's rollout: status, history, undo, pause, resume, restart.
+    Rollout(rollout::RolloutArgs),
+    /// Create a Service for a Deployment, ReplicaSet or Pod.
+    Expose(expose::ExposeArgs),
+    /// Add or remove taints on nodes.
+    Taint(taint::TaintArgs),
+    /// Mark a node unschedulable.
+    Cordon(drain::CordonArgs),
+    /// Mark a node schedulable again.
+    #[command(after_help = "Examples:\n  rafter uncordon w1")]
+    Uncordon(drain::CordonArgs),
+    /// Cordon a node and evict its pods.
+    Drain(drain::DrainArgs),
+    /// Approve or deny certificate signing requests.
+    Certificate(certificate::CertificateArgs),
+    /// Print a container's log.
+    Logs(logs::LogsArgs),
+    /// CPU and memory of nodes and pods.
+    Top(top::TopArgs),
+    /// Check what you may do.
+    Auth(auth::AuthArgs),
+    /// Print a shell completion script.
+    Completion(completion::CompletionArgs),
 }
 
 /// Runs one verb and returns the process exit code.
@@ -56,6 +111,24 @@ pub fn run(command: Command, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Command::Up(args) => up::up(args),
         Command::Down(args) => up::down(args),
         Command::Config(args) => config::run(args, globals.kubeconfig.as_deref()),
-        Command::Version => version::print(),
+        Command::Version => version::print(globals),
+        Command::Create(args) => create::run(args, globals),
+        Command::Describe(args) => describe::run(args, globals),
+        Command::Edit(args) => edit::run(args, globals),
+        Command::Label(args) => label::label(args, globals),
+        Command::Annotate(args) => label::annotate(args, globals),
+        Command::Scale(args) => scale::run(args, globals),
+        Command::Set(args) => set::run(args, globals),
+        Command::Rollout(args) => rollout::run(args, globals),
+        Command::Expose(args) => expose::run(args, globals),
+        Command::Taint(args) => taint::run(args, globals),
+        Command::Cordon(args) => drain::cordon(args, globals, true),
+        Command::Uncordon(args) => drain::cordon(args, globals, false),
+        Command::Drain(args) => drain::drain(args, globals),
+        Command::Certificate(args) => certificate::run(args, globals),
+        Command::Logs(args) => logs::run(args, globals),
+        Command::Top(args) => top::run(args, globals),
+        Command::Auth(args) => auth::run(args, globals),
+        Command::Completion(args) => completion::run(args),
     }
 }

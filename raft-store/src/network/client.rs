@@ -4,6 +4,7 @@
 //! `RPCError`s, and [`NetworkFaults`], the switch tests use to cut members off. It must not
 //! retry on its own: openraft decides when to resend.
 
+use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::fmt::Display;
 use std::future::Future;
@@ -72,17 +73,39 @@ impl NetworkFaults {
     }
 }
 
-/// Builds a [`GrpcNetwork`] per peer.
+/// Open connections by peer id and address.
+type ChannelCache = BTreeMap<(NodeId, String), RaftClient<Channel>>;
+
+/// Builds a [`GrpcNetwork`] per peer. Connections are cached per peer address and shared
+/// (HTTP/2 multiplexes them): openraft asks for a new client for every leadership check,
+/// and a fresh TCP connection each time would dominate linearizable read latency.
 #[derive(Debug, Clone)]
 pub struct GrpcNetworkFactory {
     self_id: NodeId,
     faults: NetworkFaults,
+    channels: Arc<std::sync::Mutex<ChannelCache>>,
 }
 
 impl GrpcNetworkFactory {
     /// A factory for member `self_id`, honouring `faults`.
     pub fn new(self_id: NodeId, faults: NetworkFaults) -> Self {
-        GrpcNetworkFactory { self_id, faults }
+        GrpcNetworkFactory {
+            self_id,
+            faults,
+            channels: Arc::default(),
+        }
+    }
+
+    fn client(&self, target: NodeId, addr: &str) -> Result<RaftClient<Channel>, String> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (target, addr.to_string());
+        if let Some(c) = channels.get(&key) {
+            return Ok(c.clone());
+        }
+        let client = connect(addr).map_err(|e| e.to_string())?;
+        channels.retain(|(id, _), _| *id != target);
+        channels.insert(key, client.clone());
+        Ok(client)
     }
 }
 
@@ -101,7 +124,7 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
     type Network = GrpcNetwork;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
-        let client = connect(&node.addr).map_err(|e| e.to_string());
+        let client = self.client(target, &node.addr);
         GrpcNetwork {
             self_id: self.self_id,
             target,

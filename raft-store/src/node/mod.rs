@@ -7,6 +7,7 @@ mod config;
 mod error;
 #[allow(clippy::module_inception)]
 mod node;
+mod read_index;
 mod watch;
 
 pub use config::NodeConfig;

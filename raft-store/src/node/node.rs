@@ -35,6 +35,7 @@ use crate::network::GrpcNetworkFactory;
 use crate::network::RaftGrpcService;
 use crate::node::config::NodeConfig;
 use crate::node::error::NodeError;
+use crate::node::read_index::ReadIndexBatcher;
 use crate::node::watch::spawn_watch;
 use crate::node::watch::Watch;
 use crate::node::watch::WatchRequest;
@@ -64,6 +65,7 @@ struct NodeInner {
     shutdown: tokio_watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     db: Weak<rocksdb::DB>,
+    reads: Arc<ReadIndexBatcher>,
 }
 
 /// A running member of the store. Cheap to clone.
@@ -163,6 +165,7 @@ impl Node {
             }
         });
         tracing::info!(id = config.id, %addr, "raft-store member started");
+        let reads = ReadIndexBatcher::new(raft.clone());
         let node = Node {
             inner: Arc::new(NodeInner {
                 id: config.id,
@@ -173,6 +176,7 @@ impl Node {
                 shutdown,
                 tasks: std::sync::Mutex::new(Vec::new()),
                 db,
+                reads,
             }),
         };
         let housekeeping = tokio::spawn(housekeeping(node.clone_weak(), shutdown_rx));
@@ -397,11 +401,21 @@ impl Node {
         let timeout = self.inner.config.request_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let attempt =
-                tokio::time::timeout_at(deadline, self.inner.raft.ensure_linearizable()).await;
+            let attempt = tokio::time::timeout_at(deadline, self.inner.reads.read_index()).await;
             match attempt {
                 Err(_) => return Err(NodeError::Timeout { after: timeout }),
-                Ok(Ok(_)) => return Ok(()),
+                Ok(Ok(read_log_id)) => {
+                    // Serve the read once this member has applied up to the read index.
+                    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    return self
+                        .inner
+                        .raft
+                        .wait(Some(remaining))
+                        .applied_index_at_least(read_log_id.map(|l| l.index), "read index")
+                        .await
+                        .map(|_| ())
+                        .map_err(|_| NodeError::Timeout { after: timeout });
+                }
                 Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
                     let Some(addr) = f.leader_node.map(|n| n.addr) else {
                         return Err(NodeError::ForwardToLeader {

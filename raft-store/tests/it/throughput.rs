@@ -40,5 +40,32 @@ async fn concurrent_puts_share_log_appends() {
             n as f64 / secs
         );
     }
+    for clients in [1usize, 16, 64] {
+        let per_client = 2000 / clients;
+        let started = Instant::now();
+        let leader = Arc::new(leader.clone());
+        let tasks: Vec<_> = (0..clients)
+            .map(|cl| {
+                let leader = leader.clone();
+                tokio::spawn(async move {
+                    for i in 0..per_client {
+                        leader
+                            .get(format!("t/{cl}/{i}"), raft_store::Consistency::Linearizable)
+                            .await
+                            .expect("get");
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("client");
+        }
+        let n = clients * per_client;
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "{clients:>3} clients: {n} linearizable gets in {secs:.2}s = {:.0} gets/s",
+            n as f64 / secs
+        );
+    }
     c.shutdown_all().await;
 }

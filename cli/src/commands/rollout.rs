@@ -1,0 +1,545 @@
+//! `rafter rollout status|history|undo|pause|resume|restart` for Deployments.
+//!
+//! The revisions of a Deployment are its ReplicaSets (owner reference by uid), numbered
+//! by the `deployment.kubernetes.io/revision` annotation the deployment controller sets.
+//! `undo` copies a revision's pod template back into the Deployment (without the
+//! `pod-template-hash` label the controller adds) with an update that carries the
+//! resourceVersion read, so a concurrent change is a Conflict, not a lost write.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use api_gateway::client::ListParams;
+use api_gateway::PatchType;
+use clap::{Args, Subcommand};
+use rafter_proto::{v1, Kind, Object};
+use serde_json::json;
+
+use crate::kinds;
+use crate::session::{GlobalArgs, Session};
+
+/// The annotation holding a ReplicaSet's revision.
+pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+/// The label the deployment controller adds to a ReplicaSet's template.
+pub const HASH_LABEL: &str = "pod-template-hash";
+const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
+const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+
+/// `rafter rollout`.
+#[derive(Debug, Args)]
+pub struct RolloutArgs {
+    #[command(subcommand)]
+    command: RolloutCommand,
+}
+
+/// `KIND NAME` or `KIND/NAME` of a Deployment.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// `deployment NAME` or `deployment/NAME`.
+    #[arg(required = true, num_args = 1..=2, value_name = "KIND NAME")]
+    target: Vec<String>,
+}
+
+/// The verbs of `rafter rollout`.
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Wait until a Deployment's rollout is finished, printing its progress.
+    #[command(
+        after_help = "Examples:\n  rafter rollout status deployment/web\n  rafter rollout status deploy web --timeout 2m\n  rafter rollout status deploy web --watch=false   # print once"
+    )]
+    Status(StatusArgs),
+    /// List a Deployment's revisions (its ReplicaSets), or show one.
+    #[command(
+        after_help = "Examples:\n  rafter rollout history deployment/web\n  rafter rollout history deploy web --revision 2"
+    )]
+    History(HistoryArgs),
+    /// Put back the pod template of the previous revision (or of --to-revision).
+    #[command(
+        after_help = "Examples:\n  rafter rollout undo deployment/web\n  rafter rollout undo deploy web --to-revision 1"
+    )]
+    Undo(UndoArgs),
+    /// Stop rolling out template changes (spec.paused = true).
+    #[command(after_help = "Examples:\n  rafter rollout pause deployment/web")]
+    Pause(Target),
+    /// Resume a paused rollout (spec.paused = false).
+    #[command(after_help = "Examples:\n  rafter rollout resume deployment/web")]
+    Resume(Target),
+    /// Replace every pod, by stamping the template with the time of the restart.
+    #[command(after_help = "Examples:\n  rafter rollout restart deployment/web")]
+    Restart(Target),
+}
+
+/// `rafter rollout status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Give up after this long (30s, 5m); 0 waits for ever.
+    #[arg(long, default_value = "0", value_parser = kinds::parse_duration)]
+    timeout: Duration,
+    /// Keep waiting for the rollout to finish (false: print the state once).
+    #[arg(short = 'w', long, default_value_t = true, action = clap::ArgAction::Set)]
+    watch: bool,
+}
+
+/// `rafter rollout history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Show the pod template of this revision.
+    #[arg(long)]
+    revision: Option<i64>,
+}
+
+/// `rafter rollout undo`.
+#[derive(Debug, Args)]
+pub struct UndoArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The revision to go back to [default: the one before the current].
+    #[arg(long)]
+    to_revision: Option<i64>,
+}
+
+/// Runs `rafter rollout`.
+pub fn run(args: RolloutArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        RolloutCommand::Status(a) => status(a, globals),
+        RolloutCommand::History(a) => history(a, globals),
+        RolloutCommand::Undo(a) => undo(a, globals),
+        RolloutCommand::Pause(t) => set_paused(t, globals, true),
+        RolloutCommand::Resume(t) => set_paused(t, globals, false),
+        RolloutCommand::Restart(t) => restart(t, globals),
+    }
+}
+
+/// The Deployment a target names, with the session and namespace.
+fn deployment_name(target: &Target) -> anyhow::Result<String> {
+    let (kind, name, _) = kinds::target(&target.target, "roll out")?;
+    if kind != Kind::Deployment {
+        bail!(
+            "rollout works on deployments, not {} (try `rafter rollout status deployment/{name}`)",
+            kind.info().plural
+        );
+    }
+    Ok(name)
+}
+
+fn get_deployment(
+    session: &Session,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<v1::Deployment> {
+    match kinds::fetch(session, Kind::Deployment, namespace, name)? {
+        Object::Deployment(d) => Ok(d),
+        other => bail!(
+            "the server answered with a {} for a Deployment",
+            other.kind()
+        ),
+    }
+}
+
+/// What a rollout's status means: done, or the line to print while waiting.
+pub fn rollout_progress(deployment: &v1::Deployment) -> Result<String, String> {
+    let meta = deployment.metadata.clone().unwrap_or_default();
+    let spec = deployment.spec.clone().unwrap_or_default();
+    let status = deployment.status.clone().unwrap_or_default();
+    let name = &meta.name;
+    let replicas = spec.replicas.unwrap_or(1);
+    if status.observed_generation < meta.generation {
+        return Err("Waiting for deployment spec update to be observed...".to_owned());
+    }
+    if let Some(c) = status
+        .conditions
+        .iter()
+        .find(|c| c.r#type == "Progressing" && c.reason == "ProgressDeadlineExceeded")
+    {
+        return Err(format!(
+            "deployment {name:?} exceeded its progress deadline{}",
+            if c.message.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", c.message)
+            }
+        ));
+    }
+    if status.updated_replicas < replicas {
+        return Err(format!(
+            "Waiting for deployment {name:?} rollout to finish: {} out of {replicas} new replicas have been updated...",
+            status.updated_replicas
+        ));
+    }
+    if status.replicas > status.updated_replicas {
+        return Err(format!(
+            "Waiting for deployment {name:?} rollout to finish: {} old replicas are pending termination...",
+            status.replicas - status.updated_replicas
+        ));
+    }
+    if status.available_replicas < status.updated_replicas {
+        return Err(format!(
+            "Waiting for deployment {name:?} rollout to finish: {} of {} updated replicas are available...",
+            status.available_replicas, status.updated_replicas
+        ));
+    }
+    Ok(format!("deployment {name:?} successfully rolled out"))
+}
+
+fn status(args: StatusArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let name = deployment_name(&args.target)?;
+    let session = Session::connect(globals)?;
+    let namespace = session.namespace().to_owned();
+    let started = Instant::now();
+    let mut last = String::new();
+    loop {
+        let deployment = get_deployment(&session, &namespace, &name)?;
+        match rollout_progress(&deployment) {
+            Ok(done) => {
+                println!("{done}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(waiting) if waiting.contains("exceeded its progress deadline") => {
+                bail!("{waiting}");
+            }
+            Err(waiting) => {
+                if waiting != last {
+                    println!("{waiting}");
+                    last = waiting;
+                }
+            }
+        }
+        if !args.watch {
+            return Ok(ExitCode::FAILURE);
+        }
+        if !args.timeout.is_zero() && started.elapsed() >= args.timeout {
+            bail!(
+                "timed out after {:?} waiting for the rollout of deployment {name:?} to finish; see `rafter describe deployment {name}`",
+                args.timeout
+            );
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// The revision number of a ReplicaSet, 0 when it has none.
+pub fn revision_of(meta: &v1::ObjectMeta) -> i64 {
+    meta.annotations
+        .get(REVISION_ANNOTATION)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The ReplicaSets a Deployment owns, oldest revision first.
+pub fn owned_replica_sets(
+    session: &Session,
+    deployment: &v1::Deployment,
+) -> anyhow::Result<Vec<v1::ReplicaSet>> {
+    let meta = deployment.metadata.clone().unwrap_or_default();
+    let list = session
+        .block_on(session.client().list(
+            Kind::ReplicaSet,
+            Some(&meta.namespace),
+            &ListParams::default(),
+        ))
+        .map_err(|e| {
+            anyhow::anyhow!("listing the replicasets of deployment {:?}: {e}", meta.name)
+        })?;
+    let mut owned: Vec<v1::ReplicaSet> = list
+        .items
+        .into_iter()
+        .filter_map(|o| match o {
+            Object::ReplicaSet(rs) => Some(rs),
+            _ => None,
+        })
+        .filter(|rs| {
+            rs.metadata
+                .as_ref()
+                .is_some_and(|m| m.owner_references.iter().any(|o| o.uid == meta.uid))
+        })
+        .collect();
+    owned.sort_by_key(|rs| rs.metadata.as_ref().map(revision_of).unwrap_or(0));
+    Ok(owned)
+}
+
+fn history(args: HistoryArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let name = deployment_name(&args.target)?;
+    let session = Session::connect(globals)?;
+    let namespace = session.namespace().to_owned();
+    let deployment = get_deployment(&session, &namespace, &name)?;
+    let owned = owned_replica_sets(&session, &deployment)?;
+    if let Some(wanted) = args.revision {
+        let Some(rs) = owned
+            .iter()
+            .find(|rs| rs.metadata.as_ref().map(revision_of) == Some(wanted))
+        else {
+            bail!("deployment {name:?} has no revision {wanted}; list them with `rafter rollout history deployment/{name}`");
+        };
+        println!(
+            "{} with revision #{wanted}",
+            kinds::qualified(Kind::Deployment, &name)
+        );
+        let template = rs
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.clone())
+            .unwrap_or_default();
+        print!("{}", serde_yaml::to_string(&template)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{}", kinds::qualified(Kind::Deployment, &name));
+    if owned.is_empty() {
+        println!("No rollout history found (the deployment owns no ReplicaSets yet).");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<10} CHANGE-CAUSE", "REVISION");
+    for rs in &owned {
+        let meta = rs.metadata.clone().unwrap_or_default();
+        let cause = meta
+            .annotations
+            .get(CHANGE_CAUSE)
+            .cloned()
+            .unwrap_or_else(|| "<none>".to_owned());
+        println!("{:<10} {cause}", revision_of(&meta));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The template to roll back to: that of `to` or of the newest revision below the
+/// current (highest) one.
+pub fn rollback_template(
+    owned: &[v1::ReplicaSet],
+    to: Option<i64>,
+) -> Result<(i64, v1::PodTemplateSpec), String> {
+    let mut revisions: Vec<(i64, &v1::ReplicaSet)> = owned
+        .iter()
+        .map(|rs| (rs.metadata.as_ref().map(revision_of).unwrap_or(0), rs))
+        .filter(|(r, _)| *r > 0)
+        .collect();
+    revisions.sort_by_key(|(r, _)| *r);
+    let chosen = match to {
+        Some(wanted) => revisions
+            .iter()
+            .find(|(r, _)| *r == wanted)
+            .ok_or_else(|| {
+                format!(
+                    "it has no revision {wanted} (revisions: {})",
+                    list(&revisions)
+                )
+            })?,
+        None => {
+            if revisions.len() < 2 {
+                return Err(format!(
+                    "it has no previous revision to go back to (revisions: {})",
+                    list(&revisions)
+                ));
+            }
+            &revisions[revisions.len() - 2]
+        }
+    };
+    let mut template = chosen
+        .1
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.clone())
+        .ok_or_else(|| format!("revision {} has no pod template", chosen.0))?;
+    if let Some(meta) = template.metadata.as_mut() {
+        meta.labels.remove(HASH_LABEL);
+    }
+    Ok((chosen.0, template))
+}
+
+fn list(revisions: &[(i64, &v1::ReplicaSet)]) -> String {
+    if revisions.is_empty() {
+        return "none".to_owned();
+    }
+    revisions
+        .iter()
+        .map(|(r, _)| r.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn undo(args: UndoArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let name = deployment_name(&args.target)?;
+    let session = Session::connect(globals)?;
+    let namespace = session.namespace().to_owned();
+    let mut deployment = get_deployment(&session, &namespace, &name)?;
+    let owned = owned_replica_sets(&session, &deployment)?;
+    let (revision, template) = rollback_template(&owned, args.to_revision)
+        .map_err(|e| anyhow::anyhow!("cannot roll back deployment {name:?}: {e}"))?;
+    let spec = deployment.spec.get_or_insert_with(Default::default);
+    if spec.template.as_ref() == Some(&template) {
+        println!(
+            "{} skipped rollback (current template already matches revision {revision})",
+            kinds::qualified(Kind::Deployment, &name)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    spec.template = Some(template);
+    session
+        .block_on(session.client().update(Object::Deployment(deployment)))
+        .map_err(|e| kinds::explain(e, Kind::Deployment, &namespace, &name))?;
+    println!(
+        "{} rolled back to revision {revision}",
+        kinds::qualified(Kind::Deployment, &name)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn set_paused(target: Target, globals: &GlobalArgs, paused: bool) -> anyhow::Result<ExitCode> {
+    let name = deployment_name(&target)?;
+    let session = Session::connect(globals)?;
+    let namespace = session.namespace().to_owned();
+    let deployment = get_deployment(&session, &namespace, &name)?;
+    let word = if paused { "paused" } else { "resumed" };
+    if deployment.spec.as_ref().is_some_and(|s| s.paused) == paused {
+        println!(
+            "{} is already {}",
+            kinds::qualified(Kind::Deployment, &name),
+            if paused {
+                "paused"
+            } else {
+                "running (not paused)"
+            }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    patch(
+        &session,
+        &namespace,
+        &name,
+        json!({"spec": {"paused": paused}}),
+    )?;
+    println!("{} {word}", kinds::qualified(Kind::Deployment, &name));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn restart(target: Target, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let name = deployment_name(&target)?;
+    let session = Session::connect(globals)?;
+    let namespace = session.namespace().to_owned();
+    let deployment = get_deployment(&session, &namespace, &name)?;
+    if deployment.spec.as_ref().is_some_and(|s| s.paused) {
+        bail!("deployment {name:?} is paused; resume it first (`rafter rollout resume deployment/{name}`)");
+    }
+    let now = api_gateway::now_rfc3339();
+    patch(
+        &session,
+        &namespace,
+        &name,
+        json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}}),
+    )?;
+    println!("{} restarted", kinds::qualified(Kind::Deployment, &name));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn patch(
+    session: &Session,
+    namespace: &str,
+    name: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<()> {
+    session
+        .block_on(session.client().patch(
+            Kind::Deployment,
+            namespace,
+            name,
+            PatchType::Merge,
+            &body,
+        ))
+        .map_err(|e| kinds::explain(e, Kind::Deployment, namespace, name))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rs(revision: i64, image: &str) -> v1::ReplicaSet {
+        v1::ReplicaSet {
+            metadata: Some(v1::ObjectMeta {
+                annotations: [(REVISION_ANNOTATION.to_owned(), revision.to_string())].into(),
+                ..Default::default()
+            }),
+            spec: Some(v1::ReplicaSetSpec {
+                template: Some(v1::PodTemplateSpec {
+                    metadata: Some(v1::ObjectMeta {
+                        labels: [
+                            ("app".to_owned(), "web".to_owned()),
+                            (HASH_LABEL.to_owned(), format!("h{revision}")),
+                        ]
+                        .into(),
+                        ..Default::default()
+                    }),
+                    spec: Some(v1::PodSpec {
+                        containers: vec![v1::Container {
+                            name: "c".into(),
+                            image: image.into(),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn undo_goes_to_the_revision_before_the_newest_without_the_hash_label() {
+        let owned = vec![rs(3, "c:3"), rs(1, "c:1"), rs(2, "c:2")];
+        let (revision, template) = rollback_template(&owned, None).unwrap();
+        assert_eq!(revision, 2);
+        let spec = template.spec.unwrap();
+        assert_eq!(spec.containers[0].image, "c:2");
+        let labels = template.metadata.unwrap().labels;
+        assert!(!labels.contains_key(HASH_LABEL));
+        assert_eq!(labels["app"], "web");
+    }
+
+    #[test]
+    fn undo_to_a_missing_revision_names_the_ones_there_are() {
+        let owned = vec![rs(1, "c:1"), rs(2, "c:2")];
+        assert_eq!(rollback_template(&owned, Some(1)).unwrap().0, 1);
+        let error = rollback_template(&owned, Some(7)).unwrap_err();
+        assert!(error.contains("revisions: 1, 2"), "{error}");
+        assert!(rollback_template(&owned[..1], None).is_err());
+    }
+
+    #[test]
+    fn progress_lines_follow_the_status() {
+        let mut d = v1::Deployment {
+            metadata: Some(v1::ObjectMeta {
+                name: "web".into(),
+                generation: 2,
+                ..Default::default()
+            }),
+            spec: Some(v1::DeploymentSpec {
+                replicas: Some(3),
+                ..Default::default()
+            }),
+            status: Some(v1::DeploymentStatus {
+                observed_generation: 1,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(rollout_progress(&d).unwrap_err().contains("spec update"));
+        let status = d.status.as_mut().unwrap();
+        status.observed_generation = 2;
+        status.updated_replicas = 3;
+        status.replicas = 3;
+        status.available_replicas = 1;
+        assert_eq!(
+            rollout_progress(&d).unwrap_err(),
+            "Waiting for deployment \"web\" rollout to finish: 1 of 3 updated replicas are available..."
+        );
+        d.status.as_mut().unwrap().available_replicas = 3;
+        assert_eq!(
+            rollout_progress(&d).unwrap(),
+            "deployment \"web\" successfully rolled out"
+        );
+    }
+}

@@ -1,0 +1,89 @@
+//! Coalescing of concurrent linearizable reads on the leader into shared read-index rounds.
+//!
+//! Owns [`ReadIndexBatcher`]. A read index is only valid for readers that arrived before the
+//! round confirming it started; so readers join a round that has not started yet, and at
+//! most one round runs at a time while the next one gathers readers:
+//!
+//! ```text
+//!  readers ─► waiting round (gathering) ──(previous round done)──► started: get_read_log_id
+//!                 ▲ later readers start the next waiting round          └─► every joined reader
+//! ```
+//!
+//! It must not wait for the state machine: each reader does that against its own deadline.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use openraft::error::CheckIsLeaderError;
+use openraft::error::Fatal;
+use openraft::error::RaftError;
+use openraft::BasicNode;
+use tokio::sync::watch;
+
+use crate::types::LogId;
+use crate::types::NodeId;
+use crate::types::TypeConfig;
+
+pub(crate) type ReadIndexResult =
+    Result<Option<LogId>, RaftError<NodeId, CheckIsLeaderError<NodeId, BasicNode>>>;
+
+type Round = watch::Receiver<Option<ReadIndexResult>>;
+
+/// Shares read-index rounds between concurrent readers.
+pub(crate) struct ReadIndexBatcher {
+    raft: openraft::Raft<TypeConfig>,
+    /// The round gathering readers, not started yet.
+    waiting: Mutex<Option<Round>>,
+    /// Held by the round in flight.
+    running: tokio::sync::Mutex<()>,
+}
+
+impl ReadIndexBatcher {
+    pub(crate) fn new(raft: openraft::Raft<TypeConfig>) -> Arc<Self> {
+        Arc::new(ReadIndexBatcher {
+            raft,
+            waiting: Mutex::new(None),
+            running: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// A read index confirmed by a quorum in a round that started after this call.
+    pub(crate) async fn read_index(self: &Arc<Self>) -> ReadIndexResult {
+        let mut round = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            match &*waiting {
+                Some(round) => round.clone(),
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    *waiting = Some(rx.clone());
+                    let this = self.clone();
+                    tokio::spawn(async move { this.run_round(tx).await });
+                    rx
+                }
+            }
+        };
+        loop {
+            if let Some(result) = round.borrow_and_update().clone() {
+                return result;
+            }
+            if round.changed().await.is_err() {
+                return Err(RaftError::Fatal(Fatal::Stopped));
+            }
+        }
+    }
+
+    async fn run_round(&self, tx: watch::Sender<Option<ReadIndexResult>>) {
+        let _in_flight = self.running.lock().await;
+        // The round starts now: readers arriving from here on must join the next one.
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let result = self
+            .raft
+            .get_read_log_id()
+            .await
+            .map(|(read_log_id, _applied)| read_log_id);
+        let _ = tx.send(Some(result));
+    }
+}

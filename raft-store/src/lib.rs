@@ -10,6 +10,7 @@
 //! | `storage` | RocksDB: the Raft log (synced appends), the state machine, snapshot files, data version |
 //! | `network` | Raft between members over tonic (`rafter.raft.v1.Raft`), fault switches for tests |
 //! | `node` | [`Node`]: the member facade, consistency of reads, watches, leader housekeeping |
+//! | `read_index` | sharing read-index rounds between concurrent linearizable reads |
 //! | `types` | openraft type configuration |
 //!
 //! ```text
@@ -25,6 +26,7 @@
 pub mod kv;
 mod network;
 mod node;
+mod read_index;
 mod storage;
 mod types;
 

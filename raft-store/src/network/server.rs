@@ -2,6 +2,8 @@
 //!
 //! Owns [`RaftGrpcService`]. It must not interpret the messages: openraft does.
 
+use std::sync::Arc;
+
 use openraft::error::CheckIsLeaderError;
 use openraft::error::ClientWriteError;
 use openraft::error::RaftError;
@@ -14,6 +16,7 @@ use tonic::Status;
 use crate::kv::Command;
 use crate::network::codec::from_bytes;
 use crate::network::codec::to_bytes;
+use crate::read_index::ReadIndexBatcher;
 use crate::types::ApplyResult;
 use crate::types::NodeId;
 use crate::types::TypeConfig;
@@ -22,12 +25,13 @@ use crate::types::TypeConfig;
 #[derive(Clone)]
 pub struct RaftGrpcService {
     raft: openraft::Raft<TypeConfig>,
+    reads: Arc<ReadIndexBatcher>,
 }
 
 impl RaftGrpcService {
-    /// Serve RPCs into `raft`.
-    pub fn new(raft: openraft::Raft<TypeConfig>) -> Self {
-        RaftGrpcService { raft }
+    /// Serve RPCs into `raft`; read-index requests share rounds through `reads`.
+    pub(crate) fn new(raft: openraft::Raft<TypeConfig>, reads: Arc<ReadIndexBatcher>) -> Self {
+        RaftGrpcService { raft, reads }
     }
 
     /// The tonic service, with message limits large enough for batches of 1.5 MiB values.
@@ -77,10 +81,10 @@ impl RaftRpc for RaftGrpcService {
             Option<u64>,
             RaftError<NodeId, CheckIsLeaderError<NodeId, openraft::BasicNode>>,
         > = self
-            .raft
-            .get_read_log_id()
+            .reads
+            .read_index()
             .await
-            .map(|(read_log_id, _applied)| read_log_id.map(|l| l.index));
+            .map(|read_log_id| read_log_id.map(|l| l.index));
         Ok(payload(to_bytes(&resp)?))
     }
 

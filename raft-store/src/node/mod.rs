@@ -7,7 +7,6 @@ mod config;
 mod error;
 #[allow(clippy::module_inception)]
 mod node;
-mod read_index;
 mod watch;
 
 pub use config::NodeConfig;

@@ -35,10 +35,10 @@ use crate::network::GrpcNetworkFactory;
 use crate::network::RaftGrpcService;
 use crate::node::config::NodeConfig;
 use crate::node::error::NodeError;
-use crate::node::read_index::ReadIndexBatcher;
 use crate::node::watch::spawn_watch;
 use crate::node::watch::Watch;
 use crate::node::watch::WatchRequest;
+use crate::read_index::ReadIndexBatcher;
 use crate::storage::StateHandle;
 use crate::types::ApplyResult;
 use crate::types::NodeId;
@@ -149,7 +149,8 @@ impl Node {
             .await
             .map_err(stopped)?;
         let (shutdown, shutdown_rx) = tokio_watch::channel(false);
-        let service = RaftGrpcService::new(raft.clone()).into_server();
+        let reads = ReadIndexBatcher::new(raft.clone());
+        let service = RaftGrpcService::new(raft.clone(), reads.clone()).into_server();
         let mut server_shutdown = shutdown_rx.clone();
         let server = tokio::spawn(async move {
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
@@ -165,7 +166,6 @@ impl Node {
             }
         });
         tracing::info!(id = config.id, %addr, "raft-store member started");
-        let reads = ReadIndexBatcher::new(raft.clone());
         let node = Node {
             inner: Arc::new(NodeInner {
                 id: config.id,

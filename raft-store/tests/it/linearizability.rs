@@ -1,6 +1,6 @@
 //! Randomized: concurrent clients put / get / compare-and-swap / delete while members are
-//! stopped and restarted; the recorded history must be linearizable and every acknowledged
-//! write must be accounted for. The seed is printed; rerun with `RAFT_STORE_SEED=<seed>`.
+//! stopped and restarted or cut off by a partition; the recorded history must be
+//! linearizable and every acknowledged write must be accounted for. The seed is printed; rerun with `RAFT_STORE_SEED=<seed>`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -148,7 +148,7 @@ async fn client(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_clients_with_member_restarts_see_a_linearizable_history() {
+async fn concurrent_clients_with_restarts_and_partitions_see_a_linearizable_history() {
     let seed: u64 = std::env::var("RAFT_STORE_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -166,7 +166,7 @@ async fn concurrent_clients_with_member_restarts_see_a_linearizable_history() {
         let cluster = cluster.clone();
         tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
-            for _ in 0..3 {
+            for _ in 0..4 {
                 // Pacing of the fault schedule, not synchronisation.
                 tokio::time::sleep(Duration::from_millis(rng.gen_range(100..400))).await;
                 let victim = if rng.gen_bool(0.5) {
@@ -177,9 +177,18 @@ async fn concurrent_clients_with_member_restarts_see_a_linearizable_history() {
                 } else {
                     rng.gen_range(1..=3)
                 };
-                cluster.lock().await.stop(victim).await;
-                tokio::time::sleep(Duration::from_millis(rng.gen_range(100..400))).await;
-                cluster.lock().await.restart(victim).await;
+                if rng.gen_bool(0.5) {
+                    cluster.lock().await.stop(victim).await;
+                    tokio::time::sleep(Duration::from_millis(rng.gen_range(100..400))).await;
+                    cluster.lock().await.restart(victim).await;
+                } else {
+                    // A partition: an isolated leader keeps believing it leads for a while;
+                    // it must neither acknowledge writes nor serve linearizable reads.
+                    let faults = cluster.lock().await.faults.clone();
+                    faults.isolate(victim);
+                    tokio::time::sleep(Duration::from_millis(rng.gen_range(200..600))).await;
+                    faults.heal(victim);
+                }
             }
         })
     };

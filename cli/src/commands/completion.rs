@@ -1,6 +1,7 @@
 //! `rafter completion`: a shell completion script, generated from the command's own
 //! definition by clap_complete.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Args, CommandFactory};
@@ -20,6 +21,13 @@ pub struct CompletionArgs {
 /// Prints the completion script.
 pub fn run(args: CompletionArgs) -> anyhow::Result<ExitCode> {
     let mut command = crate::Cli::command();
-    clap_complete::generate(args.shell, &mut command, "rafter", &mut std::io::stdout());
-    Ok(ExitCode::SUCCESS)
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "rafter", &mut script);
+    // A closed pipe (`rafter completion bash | head`) is not an error worth a message.
+    match std::io::stdout().write_all(&script) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::anyhow!("writing the script: {e}"))
+        }
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }

@@ -3,3 +3,4 @@
 mod config;
 mod dry_run;
 mod support;
+mod verbs;

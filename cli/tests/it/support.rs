@@ -48,3 +48,22 @@ pub fn rafter(args: &[&str], stdin: Option<&str>) -> Run {
 pub fn seeds_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/seeds")
 }
+
+/// Runs `rafter` with `args` and extra environment variables (RAFTERCONFIG, EDITOR ...),
+/// with any RAFTERCONFIG of the test's own environment removed first.
+pub fn rafter_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rafter"));
+    command
+        .args(args)
+        .env_remove("RAFTERCONFIG")
+        .stdin(Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().expect("rafter runs");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}

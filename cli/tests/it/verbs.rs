@@ -1,0 +1,489 @@
+//! The object verbs (`create`, `scale`, `set image`, `label`, `taint`, `rollout undo`,
+//! `certificate approve` ...) driven against a real `rafter up --detach --agents 0`
+//! cluster. Controllers and agents may not run, so each check is about the objects the
+//! verbs write, and the ReplicaSets of a rollout are made by the test itself.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::Value;
+
+use crate::support::{rafter_with_env, Run};
+
+/// A local cluster for one test, stopped (`rafter down`) when dropped, also on failure.
+struct Cluster {
+    dir: PathBuf,
+    config: String,
+}
+
+impl Cluster {
+    fn start(name: &str) -> Cluster {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("verbs-clusters")
+            .join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("config").display().to_string();
+        let cluster = Cluster { dir, config };
+        let dir = cluster.dir.display().to_string();
+        let up = rafter_with_env(&["up", "--detach", "--agents", "0", "--dir", &dir], &[]);
+        assert_eq!(
+            up.code, 0,
+            "rafter up failed:\n{}\n{}",
+            up.stdout, up.stderr
+        );
+        cluster
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        rafter_with_env(args, &[("RAFTERCONFIG", &self.config)])
+    }
+
+    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut all = vec![("RAFTERCONFIG", self.config.as_str())];
+        all.extend_from_slice(env);
+        rafter_with_env(args, &all)
+    }
+
+    /// Runs a command that must succeed and returns what it printed.
+    fn ok(&self, args: &[&str]) -> String {
+        let run = self.run(args);
+        assert_eq!(
+            run.code,
+            0,
+            "`rafter {}` failed:\n{}\n{}",
+            args.join(" "),
+            run.stdout,
+            run.stderr
+        );
+        run.stdout
+    }
+
+    /// Runs a command that must fail and returns its standard error.
+    fn fails(&self, args: &[&str]) -> String {
+        let run = self.run(args);
+        assert_ne!(
+            run.code,
+            0,
+            "`rafter {}` should fail:\n{}",
+            args.join(" "),
+            run.stdout
+        );
+        run.stderr
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    fn file(&self, name: &str, text: &str) -> String {
+        let path = self.dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let dir = self.dir.display().to_string();
+        let _ = rafter_with_env(&["down", "--dir", &dir], &[]);
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing after `limit`.
+fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+const NODE: &str = "apiVersion: v1
+kind: Node
+metadata:
+  name: w1
+status:
+  capacity: {cpu: '4', memory: 8Gi, pods: '110'}
+  allocatable: {cpu: '4', memory: 8Gi, pods: '110'}
+  conditions:
+  - {type: Ready, status: 'True', reason: KubeletReady, message: ready}
+  addresses:
+  - {type: InternalIP, address: 10.0.0.1}
+";
+
+fn replica_set(revision: u32, image: &str, owner_uid: &str) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: web-rev{revision}
+  labels: {{app: web, pod-template-hash: h{revision}}}
+  annotations: {{deployment.kubernetes.io/revision: '{revision}'}}
+  ownerReferences:
+  - {{apiVersion: apps/v1, kind: Deployment, name: web, uid: {owner_uid}, controller: true}}
+spec:
+  replicas: 0
+  selector: {{matchLabels: {{app: web, pod-template-hash: h{revision}}}}}
+  template:
+    metadata: {{labels: {{app: web, pod-template-hash: h{revision}}}}}
+    spec:
+      containers: [{{name: nginx, image: '{image}'}}]
+"
+    )
+}
+
+fn image_of(deployment: &Value) -> String {
+    deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn object_verbs_change_a_live_cluster_as_a_user_would() {
+    let c = Cluster::start("object-verbs");
+
+    // version asks the cluster who leads.
+    assert!(c.ok(&["version"]).contains("leader"));
+
+    // create deployment, scale, set image: the generation moves with each spec change.
+    let out = c.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image",
+        "nginx:1",
+        "--replicas",
+        "1",
+    ]);
+    assert!(out.contains("deployment.apps/web created"), "{out}");
+    let before = c.json(&["get", "deploy", "web"]);
+    c.ok(&["scale", "deploy", "web", "--replicas", "3"]);
+    let scaled = c.json(&["get", "deploy", "web"]);
+    assert_eq!(scaled["spec"]["replicas"], 3);
+    let out = c.ok(&["set", "image", "deployment/web", "nginx=nginx:2"]);
+    assert!(out.contains("image updated"), "{out}");
+    let after = c.json(&["get", "deploy", "web"]);
+    assert_eq!(image_of(&after), "nginx:2");
+    assert!(
+        after["metadata"]["generation"].as_i64() > before["metadata"]["generation"].as_i64(),
+        "{after}"
+    );
+    let error = c.fails(&["set", "image", "deploy/web", "nope=x:1"]);
+    assert!(error.contains("its containers: nginx"), "{error}");
+
+    // create -f is create only.
+    let error = c.fails(&[
+        "create",
+        "-f",
+        &c.file("dup.yaml", &c.ok(&["get", "deploy", "web", "-o", "yaml"])),
+    ]);
+    assert!(error.contains("already exists"), "{error}");
+
+    // label and annotate: set, refuse to change without --overwrite, remove.
+    c.ok(&["label", "deploy", "web", "tier=front"]);
+    let error = c.fails(&["label", "deploy", "web", "tier=back"]);
+    assert!(error.contains("--overwrite"), "{error}");
+    c.ok(&["label", "deploy", "web", "tier=back", "--overwrite"]);
+    c.ok(&["annotate", "deploy/web", "owner=jane"]);
+    let labelled = c.json(&["get", "deploy", "web"]);
+    assert_eq!(labelled["metadata"]["labels"]["tier"], "back");
+    assert_eq!(labelled["metadata"]["annotations"]["owner"], "jane");
+    c.ok(&["label", "deploy", "web", "tier-"]);
+    let unlabelled = c.json(&["get", "deploy", "web"]);
+    assert!(unlabelled["metadata"]["labels"].get("tier").is_none());
+
+    // describe shows the Deployment's sections and its Events (recorded by the gateway).
+    eventually(
+        "describe to show the Created event",
+        Duration::from_secs(20),
+        || {
+            let text = c.ok(&["describe", "deployment", "web"]);
+            (text.contains("Events:") && text.contains("Created")).then_some(())
+        },
+    );
+    let text = c.ok(&["describe", "deploy", "web"]);
+    assert!(text.contains("Replicas:"), "{text}");
+    assert!(text.contains("nginx:2"), "{text}");
+
+    // expose makes a Service selecting the deployment's pods.
+    c.ok(&[
+        "expose",
+        "deployment",
+        "web",
+        "--port",
+        "80",
+        "--target-port",
+        "8080",
+    ]);
+    let service = c.json(&["get", "svc", "web"]);
+    assert_eq!(service["spec"]["selector"]["app"], "web");
+    assert_eq!(service["spec"]["ports"][0]["port"], 80);
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], 8080);
+
+    // rollout undo puts back the template of the previous revision, without the hash label.
+    let uid = after["metadata"]["uid"].as_str().unwrap().to_owned();
+    c.ok(&[
+        "apply",
+        "-f",
+        &c.file("rs1.yaml", &replica_set(1, "nginx:1", &uid)),
+    ]);
+    c.ok(&[
+        "apply",
+        "-f",
+        &c.file("rs2.yaml", &replica_set(2, "nginx:2", &uid)),
+    ]);
+    let history = c.ok(&["rollout", "history", "deployment/web"]);
+    assert!(
+        history.contains("REVISION") && history.contains('2'),
+        "{history}"
+    );
+    let out = c.ok(&["rollout", "undo", "deployment/web"]);
+    assert!(out.contains("rolled back to revision 1"), "{out}");
+    let undone = c.json(&["get", "deploy", "web"]);
+    assert_eq!(image_of(&undone), "nginx:1");
+    assert!(undone["spec"]["template"]["metadata"]["labels"]
+        .get("pod-template-hash")
+        .is_none());
+    let error = c.fails(&["rollout", "undo", "deploy/web", "--to-revision", "9"]);
+    assert!(error.contains("revisions: 1, 2"), "{error}");
+    c.ok(&["rollout", "pause", "deploy/web"]);
+    assert_eq!(c.json(&["get", "deploy", "web"])["spec"]["paused"], true);
+    c.ok(&["rollout", "resume", "deploy/web"]);
+    c.ok(&["rollout", "restart", "deploy/web"]);
+    let restarted = c.json(&["get", "deploy", "web"]);
+    assert!(restarted["spec"]["template"]["metadata"]["annotations"]
+        .get("kubectl.kubernetes.io/restartedAt")
+        .is_some());
+
+    // edit writes back what the editor changed; a change made meanwhile is a Conflict.
+    let run = c.run_env(
+        &["edit", "deploy", "web"],
+        &[("EDITOR", "sed -i s/nginx:1/nginx:3/")],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(image_of(&c.json(&["get", "deploy", "web"])), "nginx:3");
+    let concurrent = format!(
+        "{} --kubeconfig {} label deploy web race=1 >/dev/null; sed -i s/nginx:3/nginx:4/",
+        env!("CARGO_BIN_EXE_rafter"),
+        c.config
+    );
+    let run = c.run_env(&["edit", "deploy", "web"], &[("EDITOR", &concurrent)]);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("run `rafter edit` again"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(image_of(&c.json(&["get", "deploy", "web"])), "nginx:3");
+}
+
+#[test]
+fn node_config_and_certificate_verbs_work_on_the_objects_they_name() {
+    let c = Cluster::start("node-verbs");
+
+    // taint, cordon and uncordon a Node made with apply -f.
+    c.ok(&["apply", "-f", &c.file("node.yaml", NODE)]);
+    c.ok(&["taint", "nodes", "w1", "dedicated=gpu:NoSchedule"]);
+    let node = c.json(&["get", "node", "w1"]);
+    assert_eq!(node["spec"]["taints"][0]["key"], "dedicated");
+    assert_eq!(node["spec"]["taints"][0]["effect"], "NoSchedule");
+    let error = c.fails(&["taint", "nodes", "w1", "dedicated=cpu:NoSchedule"]);
+    assert!(error.contains("--overwrite"), "{error}");
+    c.ok(&["cordon", "w1"]);
+    assert_eq!(
+        c.json(&["get", "node", "w1"])["spec"]["unschedulable"],
+        true
+    );
+    let text = c.ok(&["describe", "node", "w1"]);
+    assert!(text.contains("dedicated=gpu:NoSchedule"), "{text}");
+    assert!(text.contains("Unschedulable:"), "{text}");
+    c.ok(&["uncordon", "node/w1"]);
+    let node = c.json(&["get", "node", "w1"]);
+    assert_ne!(node["spec"]["unschedulable"], true);
+    c.ok(&["taint", "nodes", "w1", "dedicated-"]);
+    let node = c.json(&["get", "node", "w1"]);
+    assert!(
+        node["spec"]["taints"]
+            .as_array()
+            .is_none_or(|t| t.is_empty()),
+        "{node}"
+    );
+    let error = c.fails(&["taint", "nodes", "w1", "dedicated-"]);
+    assert!(error.contains("not found"), "{error}");
+
+    // drain refuses a pod no controller owns, and evicts it with --force.
+    c.ok(&[
+        "apply",
+        "-f",
+        &c.file(
+            "bare.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: bare}\nspec:\n  nodeName: w1\n  containers: [{name: c, image: busybox}]\n",
+        ),
+    ]);
+    let error = c.fails(&["drain", "w1"]);
+    assert!(
+        error.contains(
+            "cannot delete Pods that declare no controller (use --force to override): default/bare"
+        ),
+        "{error}"
+    );
+    let out = c.ok(&[
+        "drain",
+        "w1",
+        "--force",
+        "--grace-period",
+        "0",
+        "--timeout",
+        "60s",
+    ]);
+    assert!(out.contains("node/w1 drained"), "{out}");
+    c.ok(&["uncordon", "w1"]);
+
+    // create configmap and secret from literals and files.
+    let file = c.file("app.toml", "mode = 'fast'\n");
+    c.ok(&[
+        "create",
+        "configmap",
+        "app",
+        "--from-literal",
+        "level=3",
+        "--from-file",
+        &file,
+    ]);
+    let cm = c.json(&["get", "cm", "app"]);
+    assert_eq!(cm["data"]["level"], "3");
+    assert_eq!(cm["data"]["app.toml"], "mode = 'fast'\n");
+    c.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "db",
+        "--from-literal",
+        "password=s3cret",
+        "--from-file",
+        &format!("cfg={file}"),
+    ]);
+    let secret = c.json(&["get", "secret", "db"]);
+    let engine = base64::engine::general_purpose::STANDARD;
+    assert_eq!(secret["data"]["password"], engine.encode("s3cret"));
+    assert_eq!(secret["data"]["cfg"], engine.encode("mode = 'fast'\n"));
+    c.ok(&["create", "namespace", "staging"]);
+    let error = c.fails(&["create", "namespace", "staging"]);
+    assert!(error.contains("already exists"), "{error}");
+
+    // certificate approve on a request filed with apply -f.
+    let (pem, _key) = api_gateway::new_request("jane", &[]).unwrap();
+    let csr = format!(
+        "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata: {{name: jane}}\nspec:\n  request: {}\n  signerName: kubernetes.io/kube-apiserver-client\n  usages: [digital signature, key encipherment, client auth]\n",
+        engine.encode(pem)
+    );
+    c.ok(&["apply", "-f", &c.file("csr.yaml", &csr)]);
+    let out = c.ok(&["certificate", "approve", "jane"]);
+    assert!(out.contains("approved"), "{out}");
+    let approved = c.json(&["get", "csr", "jane"]);
+    let conditions = approved["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        conditions.iter().any(|c| c["type"] == "Approved"),
+        "{approved}"
+    );
+    let error = c.fails(&["certificate", "approve", "nobody"]);
+    assert!(error.contains("nobody"), "{error}");
+
+    // auth can-i answers yes, saying RBAC is not built; logs say they are not served.
+    let run = c.run(&["auth", "can-i", "create", "deployments"]);
+    assert_eq!(run.stdout.trim(), "yes");
+    assert!(run.stderr.contains("RBAC"), "{}", run.stderr);
+    let error = c.fails(&["logs", "nobody"]);
+    assert!(error.contains("not found"), "{error}");
+}
+
+#[test]
+fn every_verb_has_help_with_examples() {
+    let verbs: &[&[&str]] = &[
+        &["create"],
+        &["create", "namespace"],
+        &["create", "configmap"],
+        &["create", "secret", "generic"],
+        &["create", "deployment"],
+        &["describe"],
+        &["edit"],
+        &["label"],
+        &["annotate"],
+        &["scale"],
+        &["set", "image"],
+        &["rollout", "status"],
+        &["rollout", "history"],
+        &["rollout", "undo"],
+        &["rollout", "pause"],
+        &["rollout", "resume"],
+        &["rollout", "restart"],
+        &["expose"],
+        &["taint"],
+        &["cordon"],
+        &["uncordon"],
+        &["drain"],
+        &["certificate", "approve"],
+        &["certificate", "deny"],
+        &["logs"],
+        &["top", "node"],
+        &["top", "pod"],
+        &["auth", "can-i"],
+        &["completion"],
+        &["version"],
+        &["get"],
+        &["apply"],
+        &["delete"],
+    ];
+    for verb in verbs {
+        let mut args = verb.to_vec();
+        args.push("--help");
+        let run = rafter_with_env(&args, &[]);
+        assert_eq!(run.code, 0, "{verb:?}: {}", run.stderr);
+        assert!(
+            run.stdout.contains("Examples:"),
+            "`rafter {}` has no Examples:\n{}",
+            verb.join(" "),
+            run.stdout
+        );
+    }
+}
+
+#[test]
+fn completion_scripts_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let run = rafter_with_env(&["completion", shell], &[]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(run.stdout.contains("rafter"), "{shell}");
+        assert!(run.stdout.contains("rollout"), "{shell}");
+    }
+}
+
+#[test]
+fn version_works_without_a_cluster() {
+    let run = rafter_with_env(
+        &["version", "--kubeconfig", "/nonexistent/rafter-config"],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("Client Version: rafter"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("Server: no client config"),
+        "{}",
+        run.stdout
+    );
+}

@@ -24,6 +24,8 @@ pub trait ClusterControl: Send + Sync + 'static {
         -> Result<ClusterStatus, StoreError>;
     /// Removes a member.
     async fn remove_member(&self, id: u64) -> Result<ClusterStatus, StoreError>;
+    /// A consistent copy of the store in raft-store's checksummed backup format.
+    async fn snapshot(&self) -> Result<Vec<u8>, StoreError>;
 }
 
 #[async_trait::async_trait]
@@ -62,6 +64,12 @@ impl ClusterControl for MemKv {
             "the in-memory store has one member and takes no others".to_owned(),
         ))
     }
+
+    async fn snapshot(&self) -> Result<Vec<u8>, StoreError> {
+        Err(StoreError::Unavailable(
+            "the in-memory store keeps no snapshots".to_owned(),
+        ))
+    }
 }
 
 /// The `Cluster` service over a [`ClusterControl`].
@@ -98,8 +106,31 @@ fn unavailable(e: StoreError) -> Status {
     }
 }
 
+/// Size of the chunks a snapshot is streamed in.
+const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+
 #[tonic::async_trait]
 impl<C: ClusterControl, S: KvStore> Cluster for ClusterService<C, S> {
+    type SnapshotStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<api::SnapshotChunk, Status>> + Send>>;
+
+    async fn snapshot(
+        &self,
+        request: Request<api::Empty>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        self.require_admin(&request).await?;
+        let bytes = self.control.snapshot().await.map_err(unavailable)?;
+        let chunks: Vec<Result<api::SnapshotChunk, Status>> = bytes
+            .chunks(SNAPSHOT_CHUNK_BYTES)
+            .map(|chunk| {
+                Ok(api::SnapshotChunk {
+                    data: chunk.to_vec(),
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
+    }
+
     async fn status(
         &self,
         request: Request<api::Empty>,

@@ -205,6 +205,27 @@ impl ClusterControl for RaftKv {
         self.status().await
     }
 
+    async fn snapshot(&self) -> Result<Vec<u8>, StoreError> {
+        let dir = tempfile::tempdir()
+            .map_err(|e| StoreError::Unavailable(format!("a temporary directory: {e}")))?;
+        let path = dir.path().join("snapshot.db");
+        let info = self
+            .node
+            .backup(&path, Consistency::Linearizable)
+            .await
+            .map_err(store_error)?;
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("reading the snapshot: {e}")))?;
+        tracing::info!(
+            revision = info.revision,
+            records = info.records,
+            bytes = bytes.len(),
+            "snapshot taken"
+        );
+        Ok(bytes)
+    }
+
     async fn remove_member(&self, id: u64) -> Result<ClusterStatus, StoreError> {
         let metrics = self.node.metrics().borrow().clone();
         let mut voters: BTreeSet<u64> =

@@ -84,6 +84,13 @@ pub type AdminClient = ResourcesClient<InterceptedService<Channel, BearerToken>>
 #[derive(Clone)]
 pub struct BearerToken(String);
 
+impl BearerToken {
+    /// An interceptor sending `token`.
+    pub fn new(token: String) -> BearerToken {
+        BearerToken(token)
+    }
+}
+
 impl tonic::service::Interceptor for BearerToken {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         let value: MetadataValue<_> = format!("Bearer {}", self.0)
@@ -271,6 +278,30 @@ impl Cluster {
         let path = self.pki_dir().join("ca.crt");
         std::fs::read_to_string(&path).map_err(|e| HarnessError::File {
             path,
+            detail: e.to_string(),
+        })
+    }
+
+    /// The PKI directory the masters share (CA, admin credentials, token file).
+    pub fn pki_path(&self) -> PathBuf {
+        self.pki_dir()
+    }
+
+    /// Writes a client config for the `rafter` CLI with every master and the admin token.
+    pub fn write_client_config(&self, path: &Path) -> Result<(), HarnessError> {
+        let servers: Vec<String> = self
+            .masters
+            .iter()
+            .map(|m| format!("      - https://127.0.0.1:{}", m.client_port))
+            .collect();
+        let text = format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: admin\nclusters:\n- name: test\n  cluster:\n    servers:\n{}\n    certificate-authority: {}\nusers:\n- name: admin\n  user:\n    token: {}\ncontexts:\n- name: admin\n  context: {{cluster: test, user: admin}}\n",
+            servers.join("\n"),
+            self.pki_dir().join("ca.crt").display(),
+            self.admin_token()?
+        );
+        std::fs::write(path, text).map_err(|e| HarnessError::File {
+            path: path.to_owned(),
             detail: e.to_string(),
         })
     }

@@ -617,6 +617,30 @@ impl Client {
         Ok(status.into_inner())
     }
 
+    /// A consistent copy of the whole store (raft-store's checksummed backup format), read
+    /// from any master after a linearizable barrier. Needs a `system:masters` caller.
+    pub async fn snapshot(&self) -> Result<Vec<u8>, ClientError> {
+        let (_, bytes) = self
+            .inner
+            .failover
+            .run("snapshot", Idempotency::Read, |channel, left| {
+                let request = self.request(api::Empty {}, Some(left));
+                async move {
+                    let mut stream = ClusterClient::new(channel)
+                        .snapshot(request)
+                        .await?
+                        .into_inner();
+                    let mut bytes = Vec::new();
+                    while let Some(chunk) = stream.message().await? {
+                        bytes.extend_from_slice(&chunk.data);
+                    }
+                    Ok(bytes)
+                }
+            })
+            .await?;
+        Ok(bytes)
+    }
+
     /// Watches objects of `kind` in `namespace` (all namespaces when `None`): changes
     /// after `resource_version`, or, without one, the current objects as ADDED events
     /// first. The stream resumes on another master after a broken stream or a dead

@@ -44,6 +44,10 @@ impl ClusterControl for Member {
     async fn remove_member(&self, id: u64) -> Result<ClusterStatus, StoreError> {
         self.store.remove_member(id).await
     }
+
+    async fn snapshot(&self) -> Result<Vec<u8>, StoreError> {
+        self.store.snapshot().await
+    }
 }
 
 /// A TCP proxy in front of one gateway.

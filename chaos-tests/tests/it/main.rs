@@ -1,3 +1,4 @@
 //! Fault tests on real multi-process clusters. One property per file.
 
 mod acknowledged_writes_survive_leader_kills;
+mod snapshot_restore_seeds_a_new_cluster;

@@ -20,6 +20,7 @@ mod master;
 mod rollout;
 mod scale;
 mod set;
+mod store;
 mod taint;
 mod top;
 mod up;
@@ -40,6 +41,8 @@ pub enum Command {
     Get(get::GetArgs),
     /// Delete objects by name, label selector or manifest.
     Delete(delete::DeleteArgs),
+    /// Back up the store of a running cluster, or seed a new one from a backup.
+    Store(store::StoreArgs),
     /// The masters of the cluster: leader, term, health.
     Cluster(cluster::ClusterArgs),
     /// List the kinds the API serves.
@@ -105,6 +108,7 @@ pub fn run(command: Command, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Command::Get(args) => get::run(args, globals),
         Command::Delete(args) => delete::run(args, globals),
         Command::Cluster(args) => cluster::run(args, globals),
+        Command::Store(args) => store::run(args, globals),
         Command::ApiResources => api_resources::run(),
         Command::Validate(args) => apply::validate(args),
         Command::Master(args) => master::run(args),

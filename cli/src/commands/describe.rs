@@ -187,13 +187,12 @@ fn describe(session: &Session, object: &Object) -> anyhow::Result<String> {
                 t.line(0, "");
             }
             for (k, v) in &cm.binary_data {
-                t.line(
-                    0,
-                    format!(
-                        "{k}: {} bytes (binary, base64 in the object)",
-                        v.len() * 3 / 4
-                    ),
-                );
+                use base64::Engine;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(v)
+                    .map(|b| b.len())
+                    .unwrap_or(0);
+                t.line(0, format!("{k}: {bytes} bytes (binary data)"));
             }
         }
         Object::Secret(secret) => {

@@ -3,7 +3,7 @@
 //! The pure cores of Rafter's controllers. Each is a function over a read-only [`Cache`]
 //! snapshot that returns [`Action`]s (and when to look again), with time and randomness
 //! passed in as arguments. The actix actors that feed these cores from the replicated log
-//! and carry out their actions (fenced by the Raft term) wrap them; they live elsewhere.
+//! and carry out their actions (fenced by the Raft term) wrap them; they live in `runtime`.
 //!
 //! ```text
 //!  informer ─► CacheWriter ─► Cache ◄─ CacheReader (one per controller)
@@ -30,6 +30,8 @@
 //! | `node_lifecycle` | [`reconcile_node`]: lease staleness, lifecycle taints, taint eviction |
 //! | `drain` | [`plan_drain`], [`cordon`] |
 //! | `gc` | [`collect_garbage`]: ownerReference cascades (background, foreground, orphan) |
+//! | `csr` | [`reconcile_csr`]: CSR auto-approval, signer rules, issuing through a [`CertificateSigner`] |
+//! | `runtime` | the actix runtime: informer, controller actors, leadership, [`ClusterApi`] |
 //!
 //! Rules every core follows: no I/O, no clock, no random numbers (the same cache, key,
 //! time and seed always give the same actions); no waiting on its own writes — the actor
@@ -39,6 +41,7 @@
 mod action;
 mod cache;
 mod claim;
+mod csr;
 mod daemonset;
 mod deployment;
 mod drain;
@@ -47,6 +50,7 @@ mod node_lifecycle;
 mod placement;
 mod pods;
 mod replicaset;
+pub mod runtime;
 mod scheduler;
 mod timestamp;
 
@@ -55,6 +59,10 @@ mod testing;
 
 pub use action::{Action, EventRecord, EventType, ObjectKey, Propagation, Reconciled};
 pub use cache::{Cache, CacheEvent, CacheReader, CacheWriter};
+pub use csr::{
+    reconcile as reconcile_csr, CertificateSigner, RequestSubject, KUBELET_CLIENT, KUBELET_SERVING,
+    KUBE_APISERVER_CLIENT,
+};
 pub use daemonset::{reconcile as reconcile_daemon_set, with_daemon_tolerations};
 pub use deployment::{
     owned_replica_sets, pod_template_hash, reconcile as reconcile_deployment, rollback_template,
@@ -66,5 +74,9 @@ pub use node_lifecycle::{reconcile as reconcile_node, NodeLifecycleConfig, LEASE
 pub use placement::{matches_node_selector_and_affinity, tolerates};
 pub use pods::{controller_ref, pod_requests, Resources};
 pub use replicaset::reconcile as reconcile_replica_set;
+pub use runtime::{
+    ApiError, ClusterApi, ControllerRuntime, Outcome, RevisionChanges, RuntimeConfig, RuntimeError,
+    RuntimeStatus, RuntimeThread, Snapshot,
+};
 pub use scheduler::{schedule_pending, schedule_pod, DEFAULT_SCHEDULER};
 pub use timestamp::Timestamp;

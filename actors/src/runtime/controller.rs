@@ -1,0 +1,266 @@
+//! The controller actor: one per controller, generic over its [`Reconciler`] (the pure
+//! core plus which keys a change wakes). It runs only while told it leads ([`Lead`]).
+//!
+//! ```text
+//!  CacheUpdate ─► keys_for(change) ─► WorkQueue ◄─ resync (30 s) ◄─ requeue_after / back-off
+//!                                        │ pop (≤ workers keys at once, one per key)
+//!                                        ▼
+//!           read cache ─► reconcile(&cache, key, now, seed) ─► EventFilter
+//!                                        │ actions (the cache lock is released)
+//!                                        ▼
+//!             execute_all(term) ─► done(key, visible at revision R): the key waits
+//!             until the cache reaches R (expectations), failures back off
+//!  Lead{None}     ─► cancel in-flight writes, drop every queued key
+//!  Lead{Some(t)}  ─► enqueue every key, write under term t
+//! ```
+//!
+//! Owns the scheduling of reconciles. It must not read the store (only the cache) and
+//! must not write outside `execute_all`, so every write carries the term it was decided in.
+
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+
+use crate::action::Reconciled;
+use crate::cache::{Cache, CacheReader};
+use crate::runtime::api::ClusterApi;
+use crate::runtime::executor::{execute_all, EventFilter, Report};
+use crate::runtime::informer::{CacheUpdate, Change};
+use crate::runtime::queue::WorkQueue;
+use crate::runtime::RuntimeConfig;
+use crate::timestamp::Timestamp;
+
+/// A controller's pure side as the actor drives it.
+pub(crate) trait Reconciler: Unpin + Send + 'static {
+    /// What one reconcile is about.
+    type Key: Clone + Eq + Hash + fmt::Debug + Unpin + Send + 'static;
+
+    /// The controller's name, for logs.
+    fn name(&self) -> &'static str;
+
+    /// The keys a change wakes.
+    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<Self::Key>);
+
+    /// Every key (after a list, on a resync, when leadership starts).
+    fn all_keys(&self, cache: &Cache) -> Vec<Self::Key>;
+
+    /// The pure core.
+    fn reconcile(
+        &mut self,
+        cache: &Cache,
+        key: &Self::Key,
+        now: Timestamp,
+        seed: u64,
+    ) -> Reconciled;
+}
+
+/// Whether controllers lead, and in which term; sent by the leadership actor.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub(crate) struct Lead {
+    /// `Some(term)`: reconcile and write under `term`; `None`: stop at once.
+    pub term: Option<u64>,
+}
+
+/// The current time as controllers pass it to cores.
+pub(crate) fn wall_clock() -> Timestamp {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    Timestamp::from_unix_millis(millis)
+}
+
+/// splitmix64: seeds for cores from a counter.
+fn next_seed(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The actor around one reconciler.
+pub(crate) struct Controller<R: Reconciler> {
+    reconciler: R,
+    api: Arc<dyn ClusterApi>,
+    reader: CacheReader,
+    queue: WorkQueue<R::Key>,
+    term: Option<u64>,
+    epoch: u64,
+    revision: u64,
+    running: std::collections::HashMap<R::Key, SpawnHandle>,
+    events: EventFilter,
+    config: RuntimeConfig,
+    seed: u64,
+}
+
+impl<R: Reconciler> Controller<R> {
+    pub(crate) fn new(
+        reconciler: R,
+        api: Arc<dyn ClusterApi>,
+        reader: CacheReader,
+        config: RuntimeConfig,
+    ) -> Controller<R> {
+        Controller {
+            reconciler,
+            api,
+            reader,
+            queue: WorkQueue::new(config.backoff),
+            term: None,
+            epoch: 0,
+            revision: 0,
+            running: std::collections::HashMap::new(),
+            events: EventFilter::new(config.event_window),
+            seed: wall_clock().unix_millis() as u64,
+            config,
+        }
+    }
+
+    fn enqueue_all(&mut self) {
+        let keys = {
+            let cache = self.reader.read();
+            self.reconciler.all_keys(&cache)
+        };
+        for key in keys {
+            self.queue.add(key);
+        }
+    }
+
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        let Some(term) = self.term else {
+            return;
+        };
+        while self.queue.active_len() < self.config.workers {
+            let Some(key) = self.queue.pop() else {
+                break;
+            };
+            self.run(key, term, ctx);
+        }
+    }
+
+    fn run(&mut self, key: R::Key, term: u64, ctx: &mut Context<Self>) {
+        let now = wall_clock();
+        let seed = next_seed(&mut self.seed);
+        let reconciled = {
+            let cache = self.reader.read();
+            self.reconciler.reconcile(&cache, &key, now, seed)
+        };
+        let instant = Instant::now();
+        if let Some(after) = reconciled.requeue_after {
+            self.queue.add_after(key.clone(), after, instant);
+        }
+        let actions = self.events.filter(reconciled.actions, instant);
+        if actions.is_empty() {
+            self.queue.done(&key, None, false, instant);
+            return;
+        }
+        let name = self.reconciler.name();
+        tracing::debug!(
+            controller = name,
+            ?key,
+            term,
+            actions = actions.len(),
+            "reconciled"
+        );
+        let epoch = self.epoch;
+        let api = Arc::clone(&self.api);
+        let done_key = key.clone();
+        let handle = ctx.spawn(
+            execute_all(api, term, actions, name)
+                .into_actor(self)
+                .map(move |report, act, ctx| act.finished(done_key, epoch, report, ctx)),
+        );
+        self.running.insert(key, handle);
+    }
+
+    fn finished(&mut self, key: R::Key, epoch: u64, report: Report, ctx: &mut Context<Self>) {
+        if epoch != self.epoch {
+            return;
+        }
+        self.running.remove(&key);
+        if let Some(e) = &report.error {
+            tracing::info!(controller = self.reconciler.name(), ?key, error = %e, writes = report.writes, "reconcile failed; retrying with back-off");
+        }
+        self.queue.done(
+            &key,
+            report.visible_at,
+            report.error.is_some(),
+            Instant::now(),
+        );
+        self.pump(ctx);
+    }
+}
+
+impl<R: Reconciler> Actor for Controller<R> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(self.config.tick, |act, ctx| {
+            if act.term.is_some() {
+                act.queue.take_due(Instant::now());
+                act.pump(ctx);
+            }
+        });
+        ctx.run_interval(self.config.resync, |act, ctx| {
+            if act.term.is_some() {
+                act.enqueue_all();
+                act.pump(ctx);
+            }
+        });
+    }
+}
+
+impl<R: Reconciler> Handler<CacheUpdate> for Controller<R> {
+    type Result = ();
+
+    fn handle(&mut self, msg: CacheUpdate, ctx: &mut Self::Context) {
+        self.revision = msg.revision;
+        self.queue.observe(msg.revision);
+        if self.term.is_none() {
+            return;
+        }
+        if msg.relisted {
+            self.enqueue_all();
+        } else if !msg.changes.is_empty() {
+            let mut keys = Vec::new();
+            {
+                let cache = self.reader.read();
+                for change in msg.changes.iter() {
+                    self.reconciler.keys_for(&cache, change, &mut keys);
+                }
+            }
+            for key in keys {
+                self.queue.add(key);
+            }
+        }
+        self.pump(ctx);
+    }
+}
+
+impl<R: Reconciler> Handler<Lead> for Controller<R> {
+    type Result = ();
+
+    fn handle(&mut self, msg: Lead, ctx: &mut Self::Context) {
+        if msg.term == self.term {
+            return;
+        }
+        self.epoch += 1;
+        for (_, handle) in self.running.drain() {
+            ctx.cancel_future(handle);
+        }
+        self.queue.clear();
+        self.queue.observe(self.revision);
+        self.term = msg.term;
+        match msg.term {
+            Some(term) => {
+                tracing::debug!(controller = self.reconciler.name(), term, "leading");
+                self.enqueue_all();
+                self.pump(ctx);
+            }
+            None => tracing::debug!(controller = self.reconciler.name(), "stopped"),
+        }
+    }
+}

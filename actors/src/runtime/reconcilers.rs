@@ -1,0 +1,389 @@
+//! The controllers as the runtime drives them: each pure core paired with the keys a
+//! change wakes (note 4 of the cores' author: the owning Deployment when a ReplicaSet
+//! changes, the DaemonSets when a node changes, the scheduler when nodes or pods change).
+//!
+//! | reconciler | key | woken by |
+//! |---|---|---|
+//! | [`ReplicaSets`] | ReplicaSet | itself; its pods (controller ref); orphan pods its selector matches |
+//! | [`Deployments`] | Deployment | itself; its ReplicaSets; orphan ReplicaSets it selects; deleted pods of its ReplicaSets |
+//! | [`DaemonSets`] | DaemonSet | itself; its pods; every node change |
+//! | [`Nodes`] | Node | itself; its Lease; pods on it while it has NoExecute taints |
+//! | [`Scheduler`] | one pass | any pod or node change while pods are unscheduled |
+//! | [`Garbage`] | any object | itself; dependents of a deleted owner; owners of a changed dependent |
+//! | [`Csrs`] | CSR | itself |
+//!
+//! Owns no state of its own beyond configuration. It must not write.
+
+use std::sync::Arc;
+
+use rafter_proto::{Kind, Object, Selector};
+
+use crate::action::{ObjectKey, Reconciled};
+use crate::cache::Cache;
+use crate::csr::{self, CertificateSigner};
+use crate::node_lifecycle::{NodeLifecycleConfig, LEASE_NAMESPACE};
+use crate::placement::NO_EXECUTE;
+use crate::pods::controller_ref;
+use crate::runtime::api::{is_informed, INFORMED_KINDS};
+use crate::runtime::controller::Reconciler;
+use crate::runtime::informer::Change;
+use crate::timestamp::Timestamp;
+use crate::{
+    collect_garbage, reconcile_daemon_set, reconcile_deployment, reconcile_node,
+    reconcile_replica_set, schedule_pending,
+};
+
+fn keys_of(cache: &Cache, kind: Kind) -> Vec<ObjectKey> {
+    cache.list(kind).map(|o| ObjectKey::of(o)).collect()
+}
+
+/// Both sides of a change that exist.
+fn sides(change: &Change) -> impl Iterator<Item = &Object> {
+    change
+        .old
+        .iter()
+        .chain(change.new.iter())
+        .map(|o| o.as_ref())
+}
+
+/// The key of the controller (of kind `owner_kind`) of `object`.
+fn controller_key(object: &Object, owner_kind: Kind) -> Option<ObjectKey> {
+    let meta = object.metadata();
+    let owner = controller_ref(meta)?;
+    (owner.kind == owner_kind.name())
+        .then(|| ObjectKey::new(owner_kind, meta.namespace.clone(), owner.name.clone()))
+}
+
+/// The owners of `kind` in the object's namespace whose selector matches an orphan.
+fn selecting_owners(cache: &Cache, object: &Object, owner_kind: Kind, keys: &mut Vec<ObjectKey>) {
+    let meta = object.metadata();
+    if controller_ref(meta).is_some() || meta.deletion_timestamp.is_some() {
+        return;
+    }
+    for owner in cache.list_namespaced(owner_kind, &meta.namespace) {
+        let selector = match owner.as_ref() {
+            Object::ReplicaSet(rs) => rs.spec.as_ref().and_then(|s| s.selector.as_ref()),
+            Object::Deployment(d) => d.spec.as_ref().and_then(|s| s.selector.as_ref()),
+            _ => None,
+        };
+        let matches = Selector::from_optional_label_selector(selector)
+            .is_ok_and(|s| !s.is_empty() && s.matches(&meta.labels));
+        if matches {
+            keys.push(ObjectKey::of(owner));
+        }
+    }
+}
+
+/// The ReplicaSet controller.
+pub(crate) struct ReplicaSets;
+
+impl Reconciler for ReplicaSets {
+    type Key = ObjectKey;
+
+    fn name(&self) -> &'static str {
+        "replicaset-controller"
+    }
+
+    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+        match change.key.kind {
+            Kind::ReplicaSet => keys.push(change.key.clone()),
+            Kind::Pod => {
+                for side in sides(change) {
+                    keys.extend(controller_key(side, Kind::ReplicaSet));
+                }
+                if let Some(new) = &change.new {
+                    selecting_owners(cache, new, Kind::ReplicaSet, keys);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn all_keys(&self, cache: &Cache) -> Vec<ObjectKey> {
+        keys_of(cache, Kind::ReplicaSet)
+    }
+
+    fn reconcile(
+        &mut self,
+        cache: &Cache,
+        key: &ObjectKey,
+        now: Timestamp,
+        seed: u64,
+    ) -> Reconciled {
+        reconcile_replica_set(cache, key, now, seed)
+    }
+}
+
+/// The Deployment controller.
+pub(crate) struct Deployments;
+
+impl Reconciler for Deployments {
+    type Key = ObjectKey;
+
+    fn name(&self) -> &'static str {
+        "deployment-controller"
+    }
+
+    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+        match change.key.kind {
+            Kind::Deployment => keys.push(change.key.clone()),
+            Kind::ReplicaSet => {
+                for side in sides(change) {
+                    keys.extend(controller_key(side, Kind::Deployment));
+                }
+                if let Some(new) = &change.new {
+                    selecting_owners(cache, new, Kind::Deployment, keys);
+                }
+            }
+            Kind::Pod if change.new.is_none() => {
+                // Recreate waits for the old pods to be gone.
+                let owner = change
+                    .old
+                    .as_deref()
+                    .and_then(|pod| controller_key(pod, Kind::ReplicaSet))
+                    .and_then(|rs| cache.get(&rs))
+                    .and_then(|rs| controller_key(rs, Kind::Deployment));
+                keys.extend(owner);
+            }
+            _ => {}
+        }
+    }
+
+    fn all_keys(&self, cache: &Cache) -> Vec<ObjectKey> {
+        keys_of(cache, Kind::Deployment)
+    }
+
+    fn reconcile(
+        &mut self,
+        cache: &Cache,
+        key: &ObjectKey,
+        now: Timestamp,
+        _seed: u64,
+    ) -> Reconciled {
+        reconcile_deployment(cache, key, now)
+    }
+}
+
+/// The DaemonSet controller.
+pub(crate) struct DaemonSets;
+
+impl Reconciler for DaemonSets {
+    type Key = ObjectKey;
+
+    fn name(&self) -> &'static str {
+        "daemonset-controller"
+    }
+
+    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+        match change.key.kind {
+            Kind::DaemonSet => keys.push(change.key.clone()),
+            Kind::Pod => {
+                for side in sides(change) {
+                    keys.extend(controller_key(side, Kind::DaemonSet));
+                }
+            }
+            Kind::Node => keys.extend(keys_of(cache, Kind::DaemonSet)),
+            _ => {}
+        }
+    }
+
+    fn all_keys(&self, cache: &Cache) -> Vec<ObjectKey> {
+        keys_of(cache, Kind::DaemonSet)
+    }
+
+    fn reconcile(
+        &mut self,
+        cache: &Cache,
+        key: &ObjectKey,
+        now: Timestamp,
+        seed: u64,
+    ) -> Reconciled {
+        reconcile_daemon_set(cache, key, now, seed)
+    }
+}
+
+/// The node lifecycle controller.
+pub(crate) struct Nodes {
+    pub(crate) config: NodeLifecycleConfig,
+}
+
+impl Reconciler for Nodes {
+    type Key = ObjectKey;
+
+    fn name(&self) -> &'static str {
+        "node-controller"
+    }
+
+    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+        match change.key.kind {
+            Kind::Node => keys.push(change.key.clone()),
+            Kind::Lease if change.key.namespace == LEASE_NAMESPACE => {
+                keys.push(ObjectKey::new(Kind::Node, "", change.key.name.clone()));
+            }
+            Kind::Pod => {
+                for side in sides(change) {
+                    let Object::Pod(pod) = side else { continue };
+                    let node = pod.spec.as_ref().map_or("", |s| s.node_name.as_str());
+                    let tainted = cache.node(node).is_some_and(|n| {
+                        n.spec
+                            .as_ref()
+                            .is_some_and(|s| s.taints.iter().any(|t| t.effect == NO_EXECUTE))
+                    });
+                    if tainted {
+                        keys.push(ObjectKey::new(Kind::Node, "", node));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn all_keys(&self, cache: &Cache) -> Vec<ObjectKey> {
+        keys_of(cache, Kind::Node)
+    }
+
+    fn reconcile(
+        &mut self,
+        cache: &Cache,
+        key: &ObjectKey,
+        now: Timestamp,
+        _seed: u64,
+    ) -> Reconciled {
+        reconcile_node(cache, key, now, &self.config)
+    }
+}
+
+/// The scheduler's one key: a pass over every pending pod.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct SchedulingPass;
+
+/// The scheduler, in batch mode: one pass places every pending pod.
+pub(crate) struct Scheduler;
+
+impl Reconciler for Scheduler {
+    type Key = SchedulingPass;
+
+    fn name(&self) -> &'static str {
+        "default-scheduler"
+    }
+
+    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<SchedulingPass>) {
+        if matches!(change.key.kind, Kind::Pod | Kind::Node)
+            && cache.unscheduled_pods().next().is_some()
+        {
+            keys.push(SchedulingPass);
+        }
+    }
+
+    fn all_keys(&self, _cache: &Cache) -> Vec<SchedulingPass> {
+        vec![SchedulingPass]
+    }
+
+    fn reconcile(
+        &mut self,
+        cache: &Cache,
+        _key: &SchedulingPass,
+        _now: Timestamp,
+        seed: u64,
+    ) -> Reconciled {
+        schedule_pending(cache, seed)
+    }
+}
+
+/// The garbage collector. Only owners of informed kinds can be judged gone: an object
+/// with an owner reference to any other kind is left alone.
+pub(crate) struct Garbage;
+
+impl Garbage {
+    fn judgeable(object: &Object) -> bool {
+        object
+            .metadata()
+            .owner_references
+            .iter()
+            .all(|r| Kind::from_name(&r.kind).is_ok_and(is_informed))
+    }
+}
+
+impl Reconciler for Garbage {
+    type Key = ObjectKey;
+
+    fn name(&self) -> &'static str {
+        "garbage-collector"
+    }
+
+    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+        if change.new.is_some() {
+            keys.push(change.key.clone());
+        }
+        if let Some(old) = &change.old {
+            if change.new.is_none() {
+                keys.extend(
+                    cache
+                        .dependents_of(&old.metadata().uid)
+                        .map(|o| ObjectKey::of(o)),
+                );
+            }
+            for owner in &old.metadata().owner_references {
+                keys.extend(cache.get_by_uid(&owner.uid).map(|o| ObjectKey::of(o)));
+            }
+        }
+    }
+
+    fn all_keys(&self, cache: &Cache) -> Vec<ObjectKey> {
+        INFORMED_KINDS
+            .iter()
+            .flat_map(|kind| cache.list(*kind))
+            .filter(|o| {
+                let meta = o.metadata();
+                !meta.owner_references.is_empty() || meta.deletion_timestamp.is_some()
+            })
+            .map(|o| ObjectKey::of(o))
+            .collect()
+    }
+
+    fn reconcile(
+        &mut self,
+        cache: &Cache,
+        key: &ObjectKey,
+        _now: Timestamp,
+        _seed: u64,
+    ) -> Reconciled {
+        match cache.get(key) {
+            Some(object) if Garbage::judgeable(object) => collect_garbage(cache, key),
+            _ => Reconciled::nothing(),
+        }
+    }
+}
+
+/// The CSR signing controller.
+pub(crate) struct Csrs {
+    pub(crate) signer: Arc<dyn CertificateSigner>,
+}
+
+impl Reconciler for Csrs {
+    type Key = ObjectKey;
+
+    fn name(&self) -> &'static str {
+        "csr-controller"
+    }
+
+    fn keys_for(&self, _cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+        if change.key.kind == Kind::CertificateSigningRequest && change.new.is_some() {
+            keys.push(change.key.clone());
+        }
+    }
+
+    fn all_keys(&self, cache: &Cache) -> Vec<ObjectKey> {
+        keys_of(cache, Kind::CertificateSigningRequest)
+    }
+
+    fn reconcile(
+        &mut self,
+        cache: &Cache,
+        key: &ObjectKey,
+        now: Timestamp,
+        _seed: u64,
+    ) -> Reconciled {
+        csr::reconcile(cache, key, now, self.signer.as_ref())
+    }
+}

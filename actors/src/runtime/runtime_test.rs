@@ -1,0 +1,320 @@
+//! The runtime's actors on an actix System against the fake cluster.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use rafter_proto::v1;
+use rafter_proto::{Kind, Object};
+use tokio::sync::watch;
+
+use super::fake::FakeCluster;
+use super::*;
+use crate::action::{Action, ObjectKey};
+use crate::csr::{CertificateSigner, RequestSubject, KUBELET_CLIENT};
+use crate::testing::{deployment, lease, node, pod};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A signer whose "PEM" is `CN;O`, issuing `CERT(<request>)`.
+struct TestSigner;
+
+impl CertificateSigner for TestSigner {
+    fn subject(&self, csr_pem: &str) -> Result<RequestSubject, String> {
+        let (cn, o) = csr_pem.split_once(';').ok_or("unparsable")?;
+        Ok(RequestSubject {
+            common_name: cn.to_owned(),
+            organizations: vec![o.to_owned()],
+        })
+    }
+
+    fn sign(
+        &self,
+        csr_pem: &str,
+        _signer_name: &str,
+        _usages: &[String],
+        _expiration_seconds: Option<i32>,
+    ) -> Result<String, String> {
+        Ok(format!("CERT({csr_pem})"))
+    }
+}
+
+fn config() -> RuntimeConfig {
+    RuntimeConfig {
+        backoff: Backoff {
+            base: Duration::from_millis(5),
+            max: Duration::from_millis(200),
+        },
+        tick: Duration::from_millis(5),
+        ..RuntimeConfig::default()
+    }
+}
+
+struct Harness {
+    cluster: FakeCluster,
+    leader: watch::Sender<Option<u64>>,
+    runtime: ControllerRuntime,
+}
+
+impl Harness {
+    fn start(cluster: &FakeCluster, term: Option<u64>) -> Harness {
+        let (leader, leadership) = watch::channel(term);
+        let runtime = ControllerRuntime::start(
+            Arc::new(cluster.clone()),
+            Arc::new(TestSigner),
+            leadership,
+            config(),
+        );
+        Harness {
+            cluster: cluster.clone(),
+            leader,
+            runtime,
+        }
+    }
+
+    async fn wait_status(&self, what: &str, done: impl Fn(&RuntimeStatus) -> bool) {
+        let mut status = self.runtime.status();
+        tokio::time::timeout(WAIT, status.wait_for(|s| done(s)))
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for the runtime: {what}"))
+            .expect("status channel");
+    }
+}
+
+/// Ready nodes whose agents renewed their Leases just now.
+fn nodes(cluster: &FakeCluster, count: usize) {
+    let now = controller::wall_clock().unix_millis() / 1000;
+    for i in 0..count {
+        let name = format!("n{i}");
+        cluster.create(node(&name).build());
+        let mut renewed = lease(&name, now);
+        renewed.metadata_mut().uid.clear();
+        cluster.create(renewed);
+    }
+}
+
+fn web(replicas: i32) -> Object {
+    let mut d = deployment("default", "web", replicas);
+    d.metadata.as_mut().unwrap().uid.clear();
+    Object::Deployment(d)
+}
+
+fn replica_sets(cluster: &FakeCluster) -> usize {
+    cluster.state().list(Kind::ReplicaSet).len()
+}
+
+#[actix_rt::test]
+async fn a_deployment_of_ten_replicas_converges_with_every_pod_bound() {
+    let cluster = FakeCluster::new(1);
+    nodes(&cluster, 3);
+    cluster.create(web(10));
+    let h = Harness::start(&cluster, Some(1));
+    h.cluster
+        .wait_until("10 pods bound", WAIT, |s| {
+            s.pods().len() == 10 && s.bound_pods() == 10
+        })
+        .await;
+    h.cluster
+        .wait_until("deployment status", WAIT, |s| {
+            s.list(Kind::Deployment).iter().any(|d| match d {
+                Object::Deployment(d) => d.status.as_ref().is_some_and(|st| st.replicas == 10),
+                _ => false,
+            })
+        })
+        .await;
+    let state = cluster.state();
+    assert_eq!(
+        state.list(Kind::ReplicaSet).len(),
+        1,
+        "exactly one ReplicaSet"
+    );
+    let binds = state
+        .attempts
+        .iter()
+        .filter(|a| matches!(a.action, Action::Bind { .. }) && a.result.is_ok())
+        .count();
+    assert_eq!(binds, 10, "each pod bound once by the scheduler");
+    let scheduled = state
+        .events
+        .iter()
+        .filter(|e| e.reason == "Scheduled")
+        .count();
+    assert_eq!(scheduled, 10);
+    assert!(state.attempts.iter().all(|a| a.term == 1));
+    let mut per_node = std::collections::BTreeMap::new();
+    for p in state.pods() {
+        *per_node
+            .entry(p.spec.as_ref().unwrap().node_name.clone())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(per_node.len(), 3, "replicas are spread: {per_node:?}");
+    drop(state);
+    let status = h.runtime.status().borrow().clone();
+    assert_eq!(status.active_term, Some(1));
+    assert!(status.last_handover.is_some());
+}
+
+#[actix_rt::test]
+async fn leadership_loss_stops_writes_and_a_new_term_resumes_without_a_duplicate_replica_set() {
+    let cluster = FakeCluster::new(1);
+    nodes(&cluster, 2);
+    let d = cluster.create(web(10));
+    let h = Harness::start(&cluster, Some(1));
+    h.cluster
+        .wait_until("the ReplicaSet and some pods", WAIT, |s| {
+            !s.list(Kind::ReplicaSet).is_empty() && !s.pods().is_empty()
+        })
+        .await;
+
+    // Another master wins term 2; this one learns it lost.
+    cluster.set_term(2);
+    h.leader.send_replace(None);
+    h.wait_status("stopped", |s| s.active_term.is_none() && s.stops == 1)
+        .await;
+    let stopped_at = cluster.state().attempts.len();
+    cluster.modify(&ObjectKey::of(&d), |o| {
+        if let Object::Deployment(d) = o {
+            d.spec.as_mut().unwrap().replicas = Some(12);
+        }
+    });
+    // Nothing may be written while not leading: give the actors time to misbehave.
+    let quiet = tokio::time::timeout(
+        Duration::from_millis(300),
+        h.cluster
+            .wait_until("no write", WAIT, |s| s.attempts.len() > stopped_at),
+    )
+    .await;
+    assert!(quiet.is_err(), "a write was attempted while not leading");
+
+    // This master leads again in term 4 (after term 2's leader failed).
+    cluster.set_term(4);
+    h.leader.send_replace(Some(4));
+    h.cluster
+        .wait_until("12 pods bound", WAIT, |s| {
+            s.pods().len() == 12 && s.bound_pods() == 12
+        })
+        .await;
+    let state = cluster.state();
+    assert_eq!(
+        state.list(Kind::ReplicaSet).len(),
+        1,
+        "no duplicate ReplicaSet"
+    );
+    assert!(state.attempts[stopped_at..].iter().all(|a| a.term == 4));
+    drop(state);
+    assert_eq!(replica_sets(&cluster), 1);
+    let status = h.runtime.status().borrow().clone();
+    assert_eq!((status.active_term, status.activations), (Some(4), 2));
+}
+
+#[actix_rt::test]
+async fn an_approved_kubelet_csr_is_signed_by_the_signer() {
+    let cluster = FakeCluster::new(1);
+    let request = base64::engine::general_purpose::STANDARD.encode("system:node:n1;system:nodes");
+    let csr = v1::CertificateSigningRequest {
+        metadata: Some(v1::ObjectMeta {
+            name: "node-n1".to_owned(),
+            ..Default::default()
+        }),
+        spec: Some(v1::CertificateSigningRequestSpec {
+            request,
+            signer_name: KUBELET_CLIENT.to_owned(),
+            usages: vec!["digital signature".to_owned(), "client auth".to_owned()],
+            username: "system:bootstrap:abc123".to_owned(),
+            ..Default::default()
+        }),
+        status: None,
+        ..Default::default()
+    };
+    cluster.create(Object::CertificateSigningRequest(csr));
+    let _h = Harness::start(&cluster, Some(1));
+    let key = ObjectKey::new(Kind::CertificateSigningRequest, "", "node-n1");
+    cluster
+        .wait_until("a certificate", WAIT, |s| match s.objects.get(&key) {
+            Some(Object::CertificateSigningRequest(c)) => c
+                .status
+                .as_ref()
+                .is_some_and(|st| !st.certificate.is_empty()),
+            _ => false,
+        })
+        .await;
+    let Some(Object::CertificateSigningRequest(csr)) = cluster.get(&key) else {
+        panic!("the CSR is gone");
+    };
+    let status = csr.status.unwrap();
+    let approved = status
+        .conditions
+        .iter()
+        .find(|c| c.r#type == "Approved")
+        .unwrap();
+    assert_eq!(approved.reason, "AutoApproved");
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(status.certificate)
+        .unwrap();
+    assert_eq!(pem, b"CERT(system:node:n1;system:nodes)");
+}
+
+#[actix_rt::test]
+async fn a_pod_that_fits_no_node_stays_pending_with_a_failed_scheduling_event() {
+    let cluster = FakeCluster::new(1);
+    cluster.create(node("small").allocatable("1", "1Gi", "10").build());
+    let mut renewed = lease("small", controller::wall_clock().unix_millis() / 1000);
+    renewed.metadata_mut().uid.clear();
+    cluster.create(renewed);
+    let mut big = pod("default", "big").requests("2", "100Mi").build();
+    big.metadata_mut().uid.clear();
+    cluster.create(big);
+    let _h = Harness::start(&cluster, Some(1));
+    cluster
+        .wait_until("FailedScheduling", WAIT, |s| {
+            s.events.iter().any(|e| e.reason == "FailedScheduling")
+        })
+        .await;
+    let state = cluster.state();
+    let event = state
+        .events
+        .iter()
+        .find(|e| e.reason == "FailedScheduling")
+        .unwrap();
+    assert_eq!(event.involved.name, "big");
+    assert!(
+        event.message.contains("0/1 nodes are available"),
+        "{}",
+        event.message
+    );
+    assert!(
+        event.message.to_lowercase().contains("cpu"),
+        "{}",
+        event.message
+    );
+    assert_eq!(state.bound_pods(), 0);
+}
+
+#[actix_rt::test]
+async fn a_broken_change_feed_is_listed_again_and_controllers_keep_converging() {
+    let cluster = FakeCluster::new(1);
+    nodes(&cluster, 1);
+    let h = Harness::start(&cluster, Some(1));
+    h.wait_status("leading", |s| s.active_term == Some(1)).await;
+    cluster.break_feeds();
+    cluster.create(web(3));
+    h.cluster
+        .wait_until("3 pods bound", WAIT, |s| s.bound_pods() == 3)
+        .await;
+    assert_eq!(replica_sets(&cluster), 1);
+}
+
+#[actix_rt::test]
+async fn nothing_is_written_by_a_master_that_never_leads() {
+    let cluster = FakeCluster::new(1);
+    nodes(&cluster, 1);
+    cluster.create(web(3));
+    let h = Harness::start(&cluster, None);
+    let quiet = tokio::time::timeout(
+        Duration::from_millis(300),
+        cluster.wait_until("a write", WAIT, |s| !s.attempts.is_empty()),
+    )
+    .await;
+    assert!(quiet.is_err());
+    assert_eq!(h.runtime.status().borrow().activations, 0);
+}

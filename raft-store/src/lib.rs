@@ -36,6 +36,7 @@ pub use types::TypeConfig;
 
 pub use kv::*;
 pub use network::NetworkFaults;
+pub use network::PeerTls;
 pub use node::Consistency;
 pub use node::Node;
 pub use node::NodeConfig;

@@ -200,9 +200,45 @@ fn read_range<R: KvRead + ?Sized>(
             compacted: compact,
         });
     }
-    let kvs: Vec<KeyValue> = if at == current {
-        scan_latest(r, &req.range)?
+    let limit = if req.limit == 0 {
+        usize::MAX
     } else {
+        req.limit as usize
+    };
+    if at == current {
+        // The common case: decode only what is returned, count the rest from the keys.
+        let (start, end) = latest_bounds(&req.range);
+        let wanted = if req.count_only { 0 } else { limit };
+        let mut resp = RangeResponse {
+            revision: current,
+            ..Default::default()
+        };
+        let mut err = None;
+        r.scan(&start, Some(&end), &mut |_, v| {
+            resp.count += 1;
+            if resp.kvs.len() < wanted {
+                match decode::<KeyValue>(v) {
+                    Ok(mut kv) => {
+                        if req.keys_only {
+                            kv.value.clear();
+                        }
+                        resp.kvs.push(kv);
+                    }
+                    Err(e) => {
+                        err = Some(e);
+                        return false;
+                    }
+                }
+            }
+            true
+        })?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+        resp.more = !req.count_only && resp.count > resp.kvs.len() as u64;
+        return Ok(resp);
+    }
+    let kvs: Vec<KeyValue> = {
         let mut map: BTreeMap<Vec<u8>, KeyValue> = scan_latest(r, &req.range)?
             .into_iter()
             .map(|kv| (kv.key.clone(), kv))
@@ -228,11 +264,6 @@ fn read_range<R: KvRead + ?Sized>(
     if req.count_only {
         return Ok(resp);
     }
-    let limit = if req.limit == 0 {
-        usize::MAX
-    } else {
-        req.limit as usize
-    };
     resp.more = kvs.len() > limit;
     resp.kvs = kvs
         .into_iter()

@@ -73,49 +73,121 @@ impl NetworkFaults {
     }
 }
 
-/// Open connections by peer id and address.
-type ChannelCache = BTreeMap<(NodeId, String), RaftClient<Channel>>;
-
-/// Builds a [`GrpcNetwork`] per peer. Connections are cached per peer address and shared
-/// (HTTP/2 multiplexes them): openraft asks for a new client for every leadership check,
-/// and a fresh TCP connection each time would dominate linearizable read latency.
-#[derive(Debug, Clone)]
-pub struct GrpcNetworkFactory {
-    self_id: NodeId,
-    faults: NetworkFaults,
-    channels: Arc<std::sync::Mutex<ChannelCache>>,
+/// Mutual TLS between members: this member's certificate and key, and the CA whose
+/// certificates peers must present. A peer with a certificate from another CA cannot
+/// join: the handshake fails both ways.
+#[derive(Clone)]
+pub struct PeerTls {
+    /// This member's certificate, PEM (valid for client and server use).
+    pub cert_pem: String,
+    /// This member's private key, PEM.
+    pub key_pem: String,
+    /// The cluster CA, PEM.
+    pub ca_pem: String,
 }
 
-impl GrpcNetworkFactory {
-    /// A factory for member `self_id`, honouring `faults`.
-    pub fn new(self_id: NodeId, faults: NetworkFaults) -> Self {
-        GrpcNetworkFactory {
-            self_id,
-            faults,
+impl std::fmt::Debug for PeerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerTls").finish_non_exhaustive()
+    }
+}
+
+impl PeerTls {
+    /// The server side: present our certificate, require one from the cluster CA.
+    pub(crate) fn server_config(&self) -> tonic::transport::ServerTlsConfig {
+        tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(
+                &self.cert_pem,
+                &self.key_pem,
+            ))
+            .client_ca_root(tonic::transport::Certificate::from_pem(&self.ca_pem))
+    }
+
+    fn client_config(&self, host: &str) -> tonic::transport::ClientTlsConfig {
+        tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(&self.ca_pem))
+            .identity(tonic::transport::Identity::from_pem(
+                &self.cert_pem,
+                &self.key_pem,
+            ))
+            .domain_name(host.to_owned())
+    }
+}
+
+/// Connections to peers by address, shared by Raft replication, forwarded writes and
+/// read-index requests (HTTP/2 multiplexes them): openraft asks for a new client for every
+/// leadership check, and a fresh connection (and TLS handshake) each time would dominate
+/// latency.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PeerConnections {
+    tls: Option<Arc<PeerTls>>,
+    channels: Arc<std::sync::Mutex<BTreeMap<String, RaftClient<Channel>>>>,
+}
+
+impl PeerConnections {
+    /// Connections made with `tls` (plaintext when `None`).
+    pub(crate) fn new(tls: Option<PeerTls>) -> Self {
+        PeerConnections {
+            tls: tls.map(Arc::new),
             channels: Arc::default(),
         }
     }
 
-    fn client(&self, target: NodeId, addr: &str) -> Result<RaftClient<Channel>, String> {
+    /// A lazily connected client of the peer at `addr`, reused across calls.
+    pub(crate) fn client(
+        &self,
+        addr: &str,
+    ) -> Result<RaftClient<Channel>, tonic::transport::Error> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (target, addr.to_string());
-        if let Some(c) = channels.get(&key) {
+        if let Some(c) = channels.get(addr) {
             return Ok(c.clone());
         }
-        let client = connect(addr).map_err(|e| e.to_string())?;
-        channels.retain(|(id, _), _| *id != target);
-        channels.insert(key, client.clone());
+        let client = connect(addr, self.tls.as_deref())?;
+        channels.insert(addr.to_owned(), client.clone());
         Ok(client)
     }
 }
 
-/// Open a lazily connected channel to a peer's Raft service.
-pub(crate) fn connect(addr: &str) -> Result<RaftClient<Channel>, tonic::transport::Error> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+/// Builds a [`GrpcNetwork`] per peer over the member's shared [`PeerConnections`].
+#[derive(Debug, Clone)]
+pub struct GrpcNetworkFactory {
+    self_id: NodeId,
+    faults: NetworkFaults,
+    peers: PeerConnections,
+}
+
+impl GrpcNetworkFactory {
+    /// A factory for member `self_id`, honouring `faults`.
+    pub(crate) fn new(self_id: NodeId, faults: NetworkFaults, peers: PeerConnections) -> Self {
+        GrpcNetworkFactory {
+            self_id,
+            faults,
+            peers,
+        }
+    }
+
+    fn client(&self, addr: &str) -> Result<RaftClient<Channel>, String> {
+        self.peers.client(addr).map_err(|e| e.to_string())
+    }
+}
+
+/// Opens a lazily connected channel to a peer's Raft service, over mutual TLS when given.
+fn connect(
+    addr: &str,
+    tls: Option<&PeerTls>,
+) -> Result<RaftClient<Channel>, tonic::transport::Error> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))?
         .connect_timeout(Duration::from_millis(500))
-        .tcp_nodelay(true)
-        .connect_lazy();
-    Ok(RaftClient::new(channel)
+        .tcp_nodelay(true);
+    if let Some(tls) = tls {
+        let host = addr
+            .rsplit_once(':')
+            .map_or(addr, |(host, _)| host)
+            .trim_matches(['[', ']']);
+        endpoint = endpoint.tls_config(tls.client_config(host))?;
+    }
+    Ok(RaftClient::new(endpoint.connect_lazy())
         .max_decoding_message_size(crate::network::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(crate::network::MAX_MESSAGE_BYTES))
 }
@@ -124,7 +196,7 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
     type Network = GrpcNetwork;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
-        let client = self.client(target, &node.addr);
+        let client = self.client(&node.addr);
         GrpcNetwork {
             self_id: self.self_id,
             target,

@@ -12,9 +12,10 @@ mod client;
 mod codec;
 mod server;
 
-pub(crate) use client::connect;
 pub use client::GrpcNetworkFactory;
 pub use client::NetworkFaults;
+pub(crate) use client::PeerConnections;
+pub use client::PeerTls;
 pub(crate) use codec::from_bytes;
 pub(crate) use codec::to_bytes;
 pub use server::RaftGrpcService;

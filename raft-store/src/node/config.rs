@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::kv::Limits;
 use crate::network::NetworkFaults;
+use crate::network::PeerTls;
 use crate::types::NodeId;
 
 /// How to run one member of the store.
@@ -45,6 +46,8 @@ pub struct NodeConfig {
     pub forward_writes: bool,
     /// Fault switches for tests; the default never drops anything.
     pub faults: NetworkFaults,
+    /// Mutual TLS with peers; plaintext when `None` (tests, local development).
+    pub tls: Option<PeerTls>,
 }
 
 impl NodeConfig {
@@ -67,6 +70,7 @@ impl NodeConfig {
             logs_kept_after_snapshot: 1_000,
             forward_writes: false,
             faults: NetworkFaults::default(),
+            tls: None,
         }
     }
 }

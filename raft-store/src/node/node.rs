@@ -32,6 +32,7 @@ use tokio::task::JoinHandle;
 
 use crate::kv::*;
 use crate::network::GrpcNetworkFactory;
+use crate::network::PeerConnections;
 use crate::network::RaftGrpcService;
 use crate::node::config::NodeConfig;
 use crate::node::error::NodeError;
@@ -66,6 +67,8 @@ struct NodeInner {
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     db: Weak<rocksdb::DB>,
     reads: Arc<ReadIndexBatcher>,
+    /// Connections to peers (Raft replication, forwarded writes, read indexes).
+    peers: PeerConnections,
 }
 
 /// A running member of the store. Cheap to clone.
@@ -144,7 +147,8 @@ impl Node {
             .advertise_addr
             .clone()
             .unwrap_or_else(|| local.to_string());
-        let network = GrpcNetworkFactory::new(config.id, config.faults.clone());
+        let peers = PeerConnections::new(config.tls.clone());
+        let network = GrpcNetworkFactory::new(config.id, config.faults.clone(), peers.clone());
         let raft = openraft::Raft::new(config.id, Arc::new(raft_config), network, log, sm)
             .await
             .map_err(stopped)?;
@@ -152,10 +156,15 @@ impl Node {
         let reads = ReadIndexBatcher::new(raft.clone());
         let service = RaftGrpcService::new(raft.clone(), reads.clone()).into_server();
         let mut server_shutdown = shutdown_rx.clone();
+        let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
+        if let Some(tls) = &config.tls {
+            builder = builder
+                .tls_config(tls.server_config())
+                .map_err(|e| NodeError::Config(format!("peer TLS: {e}")))?;
+        }
         let server = tokio::spawn(async move {
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-            let result = tonic::transport::Server::builder()
-                .tcp_nodelay(true)
+            let result = builder
                 .add_service(service)
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = server_shutdown.wait_for(|s| *s).await;
@@ -177,6 +186,7 @@ impl Node {
                 tasks: std::sync::Mutex::new(Vec::new()),
                 db,
                 reads,
+                peers,
             }),
         };
         let housekeeping = tokio::spawn(housekeeping(node.clone_weak(), shutdown_rx));
@@ -327,7 +337,7 @@ impl Node {
                     addr: Some(addr),
                 } if self.inner.config.forward_writes => {
                     let _ = leader_id;
-                    forward_write(&addr, cmd, timeout).await?
+                    forward_write(&self.inner.peers, &addr, cmd, timeout).await?
                 }
                 other => return Err(other),
             },
@@ -424,7 +434,7 @@ impl Node {
                         });
                     };
                     // A follower: the leader's read index, then wait to have applied it.
-                    let index = read_index_from(&addr, deadline).await?;
+                    let index = read_index_from(&self.inner.peers, &addr, deadline).await?;
                     let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
                     if let Some(index) = index {
                         self.inner
@@ -575,12 +585,14 @@ fn unexpected(resp: KvResponse) -> NodeError {
 
 /// Asks the leader at `addr` for its read index (confirmed with a quorum).
 async fn read_index_from(
+    peers: &PeerConnections,
     addr: &str,
     deadline: tokio::time::Instant,
 ) -> Result<Option<u64>, NodeError> {
     let started = tokio::time::Instant::now();
-    let mut client =
-        crate::network::connect(addr).map_err(|e| NodeError::Transport(e.to_string()))?;
+    let mut client = peers
+        .client(addr)
+        .map_err(|e| NodeError::Transport(e.to_string()))?;
     let reply = tokio::time::timeout_at(
         deadline,
         client.read_index(rafter_proto::raft::RaftPayload { data: Vec::new() }),
@@ -607,12 +619,14 @@ async fn read_index_from(
 
 /// Send a write to the leader's Raft endpoint (the `ClientWrite` RPC).
 async fn forward_write(
+    peers: &PeerConnections,
     addr: &str,
     cmd: Command,
     timeout: Duration,
 ) -> Result<ApplyResult, NodeError> {
-    let mut client =
-        crate::network::connect(addr).map_err(|e| NodeError::Transport(e.to_string()))?;
+    let mut client = peers
+        .client(addr)
+        .map_err(|e| NodeError::Transport(e.to_string()))?;
     let data = crate::network::to_bytes(&cmd).map_err(|s| NodeError::Transport(s.to_string()))?;
     let reply = tokio::time::timeout(
         timeout,

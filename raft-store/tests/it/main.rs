@@ -7,6 +7,7 @@ mod cluster;
 mod leases;
 mod linearizability;
 mod membership;
+mod peer_tls;
 mod replication;
 mod throughput;
 mod watch;

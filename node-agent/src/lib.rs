@@ -1,9 +1,15 @@
 //! # Layout
 //!
-//! The kubelet role of Rafter. This first layer is the container runtimes: everything
-//! the agent will use to run a pod's containers, with no API server involved.
+//! The kubelet role of Rafter: registers its Node and renews its Lease, watches the pods
+//! bound to it, and runs them through a container runtime, reporting their status.
 //!
 //! ```text
+//!   API (api_gateway::Client behind the ApiClient trait)
+//!     ▲ Node, Lease          ▲ pods/status, delete      │ list + watch spec.nodeName=N
+//!     │                      │                          ▼
+//!   NodeReporter         PodWorker (one per pod) ◄── Manager (+ static pods, orphans)
+//!                            │ plan (pure) ─► actions; pod_status (pure) ─► status
+//!                            ▼
 //!   Pod / Container (rafter-proto) ──spec──► SandboxConfig, ContainerConfig
 //!                                                  │
 //!                                   Arc<dyn ContainerRuntime>
@@ -17,6 +23,18 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | `agent` | [`Agent`], [`AgentConfig`]: the tasks of one agent and the pod manager (worker per pod uid) |
+//! | `api` | [`ApiClient`]: the API calls the agent makes, implemented over [`api_gateway::Client`] |
+//! | `node` | the Node object (capacity, conditions) and the node Lease heartbeat |
+//! | `host` | CPUs, memory, addresses and OS of the machine |
+//! | `pod_sync` | the pure core: [`BackoffPolicy`], the plan of actions and the pod status |
+//! | `pod_worker` | one pod's worker: observe, carry out the plan, probes, status writes, teardown |
+//! | `probes` | liveness/readiness probe tasks (exec, httpGet, tcpSocket) |
+//! | `env` | env / envFrom resolution and the pod's ConfigMaps and Secrets |
+//! | `volumes` | emptyDir, hostPath, configMap and secret volumes and their mounts |
+//! | `static_pods` | manifests in `--manifest-dir` and their mirror pods |
+//! | `logs` | [`read_logs`] / [`follow_logs`] over the containers' log files |
+//! | `clock` | RFC 3339 timestamps with microseconds |
 //! | `runtime` | the [`ContainerRuntime`] trait: the contract every backend keeps |
 //! | `spec` | [`SandboxConfig`] / [`ContainerConfig`] and their translation from the API types |
 //! | `status` | [`Sandbox`], [`ContainerStatus`], exit reasons, images, versions |
@@ -27,26 +45,46 @@
 //! | `cri_log` | the CRI log line format (write and parse) |
 //! | `image` | image name normalisation and OCI tarball names |
 //!
-//! This crate must not talk to the API server yet, and the runtimes must not hold pod
-//! policy (restart back-off, probes, phase): they run what they are told and report what
-//! they see. No backend blocks an async thread: file work that may block runs in
-//! `spawn_blocking`, processes through `tokio::process`.
+//! The runtimes must not hold pod policy (restart back-off, probes, phase): they run
+//! what they are told and report what they see; policy lives in `pod_sync`. Nothing
+//! blocks an async thread: file work runs through `tokio::fs` or `spawn_blocking`,
+//! processes through `tokio::process`. The agent learns about pods only through its
+//! watch (no side channels), and its shutdown leaves containers running for the next
+//! agent to adopt.
 
+mod agent;
+mod api;
+mod clock;
 mod containerd;
 mod cri_log;
+mod env;
 mod error;
 mod hollow;
+mod host;
 mod image;
+mod logs;
+mod node;
+mod pod_sync;
+mod pod_worker;
+mod probes;
 mod process;
 mod runtime;
 mod spec;
+mod static_pods;
 mod status;
+mod volumes;
 
+pub use agent::{Agent, AgentConfig, AgentError};
+pub use api::{ApiClient, ApiError, PodEvent, PodEventStream};
 pub use containerd::{ContainerdConfig, ContainerdRuntime};
 pub use cri_log::{encode_line, messages as log_messages, parse_line, LogRecord, LogStream};
 pub use error::{Result, RuntimeError};
 pub use hollow::{HollowConfig, HollowRuntime};
 pub use image::normalize_image;
+pub use logs::{follow_logs, read_logs, LogError, LogRequest};
+pub use node::{LEASE_DURATION_SECONDS, NODE_LEASE_NAMESPACE};
+pub use pod_sync::BackoffPolicy;
+pub use pod_worker::{LABEL_NODE_NAME, MIRROR_ANNOTATION};
 pub use process::{ProcessConfig, ProcessRuntime};
 pub use runtime::ContainerRuntime;
 pub use spec::{

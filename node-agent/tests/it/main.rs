@@ -5,7 +5,10 @@
 //! - `containerd_only`: limits, OOM, networking, cgroups, adoption by a fresh client;
 //! - `process_only`: reaping what a crashed agent left running;
 //! - `images`: importing OCI tarballs, and a runtime that is down;
-//! - `hollow`: the scale-test backend.
+//! - `hollow`: the scale-test backend;
+//! - `agent` (with `cluster`): the whole agent against an in-process gateway — pods
+//!   run, init containers, CrashLoopBackOff, liveness restarts, volumes, deletion,
+//!   adoption after an agent restart, ErrImagePull, node and lease, static pods.
 //!
 //! To run the containerd half locally:
 //! ```text
@@ -13,6 +16,8 @@
 //! cargo test -p node-agent
 //! ```
 
+mod agent;
+mod cluster;
 mod containerd_only;
 mod harness;
 mod hollow;
@@ -58,3 +63,51 @@ for_each_backend!(
     the_runtime_reports_its_version,
     a_pod_from_the_api_runs_with_its_command_args_env_and_limits,
 );
+
+/// Instantiates each `agent` scenario once per backend, as
+/// `agent_process::<scenario>` and `agent_containerd::<scenario>`.
+macro_rules! for_each_agent_backend {
+    ($($scenario:ident),* $(,)?) => {
+        mod agent_process {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    crate::agent::$scenario(crate::harness::process()).await;
+                }
+            )*
+        }
+        mod agent_containerd {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    if let Some(rt) = crate::harness::containerd().await {
+                        crate::agent::$scenario(rt).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+for_each_agent_backend!(
+    a_bound_pod_runs_and_reaches_running_with_a_pod_ip,
+    an_init_container_runs_before_the_app,
+    a_crashing_container_goes_to_crash_loop_back_off_with_growing_restart_count,
+    a_liveness_probe_failure_restarts_the_container,
+    a_config_map_volume_shows_its_keys_as_files,
+    deleting_the_pod_stops_its_containers_and_removes_the_object,
+    an_agent_restart_adopts_running_containers_without_restarting_them,
+    a_missing_image_is_reported_as_err_image_pull,
+);
+
+mod agent_once {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn node_and_lease_appear_and_the_lease_renews() {
+        crate::agent::node_and_lease_appear_and_the_lease_renews(crate::harness::process()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_static_pod_runs_and_is_mirrored_in_the_api() {
+        crate::agent::a_static_pod_runs_and_is_mirrored_in_the_api(crate::harness::process()).await;
+    }
+}

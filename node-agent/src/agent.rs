@@ -1,0 +1,382 @@
+//! [`Agent`]: the node agent as a whole — node registration and lease
+//! ([`crate::node`]), the pod manager below, and static pods.
+//!
+//! ```text
+//!            ┌───────────── NodeReporter task (Node, Lease) ──────────────┐
+//!   Agent ───┤                                                            ├──► API
+//!            └── Manager task: list pods spec.nodeName=N ─► watch from rv ┘
+//!                 │  (error / Expired ─► list again after a pause)
+//!                 │  static manifests (every resync) ─► mirrors (own task)
+//!                 ▼
+//!            uid → PodWorker task (watch::Sender<Desired>)
+//!                 └─ sandboxes in the runtime that belong to no pod ─► a worker that removes them
+//! ```
+//!
+//! The manager is the only writer of the worker table: it starts a worker per pod uid,
+//! feeds it each new version of its pod, and tells it `Gone` when the pod left the API.
+//! Shutdown ([`Agent::shutdown`], or dropping the agent) stops every task and leaves the
+//! containers running, so the next agent adopts them. This module must not run
+//! containers or build statuses itself.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use rafter_proto::v1::Pod;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::api::{ApiClient, PodEvent, PodEventStream};
+use crate::host::HostInfo;
+use crate::node::NodeReporter;
+use crate::pod_sync::BackoffPolicy;
+use crate::pod_worker::{Desired, PodWorker, Source, WorkerContext, LABEL_NODE_NAME};
+use crate::runtime::ContainerRuntime;
+use crate::static_pods;
+
+/// Settings of an [`Agent`].
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The node's name.
+    pub node_name: String,
+    /// Where the agent keeps pod volumes (`pods/<uid>`) and logs (`logs/`).
+    pub data_dir: PathBuf,
+    /// Static pod manifests, if any.
+    pub manifest_dir: Option<PathBuf>,
+    /// How often the lease is renewed (node status is written on change and every 6×).
+    pub lease_interval: Duration,
+    /// The node's pod CIDR, written to `spec.podCIDR`.
+    pub pod_cidr: Option<String>,
+    /// The node's InternalIP; detected from the route toward `api_host` when `None`.
+    pub node_ip: Option<String>,
+    /// A host (or host:port) of the API, to pick the interface of the InternalIP.
+    pub api_host: Option<String>,
+    /// Container restart back-off.
+    pub backoff: BackoffPolicy,
+    /// How often every pod is reconciled even without a change.
+    pub resync: Duration,
+}
+
+impl AgentConfig {
+    /// Defaults for node `name` keeping its files under `data_dir`.
+    pub fn new(name: impl Into<String>, data_dir: impl Into<PathBuf>) -> AgentConfig {
+        AgentConfig {
+            node_name: name.into(),
+            data_dir: data_dir.into(),
+            manifest_dir: None,
+            lease_interval: Duration::from_secs(10),
+            pod_cidr: None,
+            node_ip: None,
+            api_host: None,
+            backoff: BackoffPolicy::default(),
+            resync: Duration::from_secs(2),
+        }
+    }
+
+    /// The root of the containers' log files (`<ns>_<pod>_<uid>/<container>/<n>.log`).
+    pub fn log_dir(&self) -> PathBuf {
+        self.data_dir.join("logs")
+    }
+}
+
+/// Why an agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The data directory cannot be created.
+    #[error("data directory {path:?}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The node name is empty.
+    #[error("the node needs a name")]
+    NoName,
+}
+
+/// A running node agent. Dropping it stops its tasks (containers keep running).
+pub struct Agent {
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    config: AgentConfig,
+}
+
+impl Agent {
+    /// Starts the agent: node registration and heartbeat, the pod manager, static pods.
+    pub async fn start(
+        config: AgentConfig,
+        runtime: Arc<dyn ContainerRuntime>,
+        api: Arc<dyn ApiClient>,
+    ) -> Result<Agent, AgentError> {
+        if config.node_name.is_empty() {
+            return Err(AgentError::NoName);
+        }
+        for dir in [config.data_dir.join("pods"), config.log_dir()] {
+            tokio::fs::create_dir_all(&dir)
+                .await
+                .map_err(|source| AgentError::DataDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+        }
+        let host = HostInfo::detect(config.node_ip.clone(), config.api_host.clone()).await;
+        info!(node = %config.node_name, runtime = runtime.backend(), ip = %host.internal_ip, "agent starting");
+        let (shutdown, rx) = watch::channel(false);
+        let reporter = NodeReporter {
+            name: config.node_name.clone(),
+            host: host.clone(),
+            pod_cidr: config.pod_cidr.clone(),
+            interval: config.lease_interval,
+            api: api.clone(),
+            runtime: runtime.clone(),
+        };
+        let ctx = Arc::new(WorkerContext {
+            node_name: config.node_name.clone(),
+            runtime,
+            api: api.clone(),
+            host_ip: host.internal_ip.clone(),
+            data_dir: config.data_dir.clone(),
+            log_dir: config.log_dir(),
+            backoff: config.backoff,
+            resync: config.resync,
+        });
+        let manager = Manager {
+            ctx,
+            node: config.node_name.clone(),
+            manifest_dir: config.manifest_dir.clone(),
+            workers: HashMap::new(),
+            static_pods: BTreeMap::new(),
+        };
+        let tasks = vec![
+            tokio::spawn(reporter.run(rx.clone())),
+            tokio::spawn(manager.run(rx)),
+        ];
+        Ok(Agent {
+            shutdown,
+            tasks,
+            config,
+        })
+    }
+
+    /// The agent's settings.
+    pub fn config(&self) -> &AgentConfig {
+        &self.config
+    }
+
+    /// Stops every task of the agent and waits for them; containers keep running.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+struct WorkerEntry {
+    tx: watch::Sender<Desired>,
+    task: JoinHandle<()>,
+    source: Source,
+}
+
+/// The pod manager: one worker per pod uid.
+struct Manager {
+    ctx: Arc<WorkerContext>,
+    node: String,
+    manifest_dir: Option<PathBuf>,
+    workers: HashMap<String, WorkerEntry>,
+    static_pods: BTreeMap<String, Pod>,
+}
+
+fn uid_of(pod: &Pod) -> String {
+    pod.metadata
+        .as_ref()
+        .map(|m| m.uid.clone())
+        .unwrap_or_default()
+}
+
+impl Manager {
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        if let Some(dir) = self.manifest_dir.clone() {
+            let pods = static_pods::load(&dir, &self.node).await;
+            self.set_static(pods);
+        }
+        let mirrors = self.manifest_dir.clone().map(|dir| {
+            let api = self.ctx.api.clone();
+            let node = self.node.clone();
+            let every = self.ctx.resync.max(Duration::from_secs(1));
+            let mut stop = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    let pods = static_pods::load(&dir, &node).await;
+                    if let Err(e) = static_pods::sync_mirrors(api.as_ref(), &pods).await {
+                        warn!(error = %e, "mirror pods not synced; retrying");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+            })
+        });
+        let mut stream: Option<PodEventStream> = None;
+        let mut relist_at = tokio::time::Instant::now();
+        let mut tick = tokio::time::interval(self.ctx.resync.max(Duration::from_millis(200)));
+        loop {
+            if stream.is_none() && tokio::time::Instant::now() >= relist_at {
+                match self.ctx.api.list_pods(&self.node).await {
+                    Ok((pods, rv)) => {
+                        self.set_api_pods(pods);
+                        self.remove_orphans().await;
+                        stream = Some(self.ctx.api.watch_pods(&self.node, &rv));
+                    }
+                    Err(e) => {
+                        warn!(node = %self.node, error = %e, "cannot list pods; retrying");
+                        relist_at = tokio::time::Instant::now() + Duration::from_secs(1);
+                    }
+                }
+            }
+            tokio::select! {
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        break;
+                    }
+                }
+                event = next_event(&mut stream), if stream.is_some() => match event {
+                    Some(Ok(PodEvent::Upsert(pod))) => self.upsert(*pod, Source::Api),
+                    Some(Ok(PodEvent::Deleted(pod))) => self.gone(&uid_of(&pod)),
+                    Some(Err(e)) => {
+                        warn!(node = %self.node, error = %e, "pod watch ended; listing again");
+                        stream = None;
+                        relist_at = tokio::time::Instant::now() + Duration::from_millis(500);
+                    }
+                    None => {
+                        stream = None;
+                        relist_at = tokio::time::Instant::now() + Duration::from_millis(500);
+                    }
+                },
+                _ = tick.tick() => {
+                    self.workers.retain(|_, w| !w.task.is_finished());
+                    if let Some(dir) = self.manifest_dir.clone() {
+                        let pods = static_pods::load(&dir, &self.node).await;
+                        self.set_static(pods);
+                    }
+                }
+                _ = tokio::time::sleep_until(relist_at), if stream.is_none() => {}
+            }
+        }
+        if let Some(task) = mirrors {
+            task.abort();
+        }
+        // Dropping the senders stops the workers; containers keep running.
+        let tasks: Vec<_> = self.workers.drain().map(|(_, w)| w.task).collect();
+        for task in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+    }
+
+    fn spawn(&mut self, uid: String, desired: Desired, source: Source) {
+        let (tx, rx) = watch::channel(desired);
+        let worker = PodWorker::new(self.ctx.clone(), uid.clone(), source, rx);
+        let task = tokio::spawn(worker.run());
+        self.workers.insert(uid, WorkerEntry { tx, task, source });
+    }
+
+    fn upsert(&mut self, pod: Pod, source: Source) {
+        if source == Source::Api && static_pods::is_mirror(&pod) {
+            return;
+        }
+        let uid = uid_of(&pod);
+        if uid.is_empty() {
+            return;
+        }
+        match self.workers.get(&uid) {
+            Some(w) if !w.task.is_finished() => {
+                w.tx.send_replace(Desired::Pod(Box::new(pod)));
+            }
+            _ => self.spawn(uid, Desired::Pod(Box::new(pod)), source),
+        }
+    }
+
+    fn gone(&mut self, uid: &str) {
+        if let Some(w) = self.workers.get(uid) {
+            w.tx.send_replace(Desired::Gone);
+        }
+    }
+
+    /// The API's pods after a list: new ones start, missing ones go.
+    fn set_api_pods(&mut self, pods: Vec<Pod>) {
+        let listed: Vec<String> = pods.iter().map(uid_of).collect();
+        let missing: Vec<String> = self
+            .workers
+            .iter()
+            .filter(|(uid, w)| w.source == Source::Api && !listed.contains(uid))
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        for uid in missing {
+            self.gone(&uid);
+        }
+        for pod in pods {
+            self.upsert(pod, Source::Api);
+        }
+    }
+
+    fn set_static(&mut self, pods: BTreeMap<String, Pod>) {
+        let removed: Vec<String> = self
+            .static_pods
+            .keys()
+            .filter(|uid| !pods.contains_key(*uid))
+            .cloned()
+            .collect();
+        for uid in removed {
+            self.gone(&uid);
+        }
+        for (uid, pod) in &pods {
+            if self.static_pods.get(uid) != Some(pod) || !self.workers.contains_key(uid) {
+                self.upsert(pod.clone(), Source::Static);
+            }
+        }
+        self.static_pods = pods;
+    }
+
+    /// Sandboxes of this node whose pods this agent does not know are removed (after a
+    /// restart: pods deleted or moved while the agent was away).
+    async fn remove_orphans(&mut self) {
+        let sandboxes = match self.ctx.runtime.list_sandboxes().await {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %e, "cannot list sandboxes to find orphans");
+                return;
+            }
+        };
+        for sb in sandboxes {
+            let ours = sb.labels.get(LABEL_NODE_NAME) == Some(&self.node);
+            if ours && !sb.pod_uid.is_empty() && !self.workers.contains_key(&sb.pod_uid) {
+                info!(uid = %sb.pod_uid, pod = %format!("{}/{}", sb.namespace, sb.pod_name), "removing containers of a pod no longer bound here");
+                self.spawn(sb.pod_uid.clone(), Desired::Gone, Source::Api);
+            }
+        }
+    }
+}
+
+async fn next_event(
+    stream: &mut Option<PodEventStream>,
+) -> Option<Result<PodEvent, crate::api::ApiError>> {
+    match stream.as_mut() {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,659 @@
+//! [`PodWorker`]: one task per pod, carrying out [`plan`](crate::pod_sync::plan) against
+//! the runtime and writing the pod's status through the status subresource when it
+//! changed.
+//!
+//! ```text
+//!   desired (watch::Receiver<Desired>) ──┐
+//!   probe verdict changed (Notify) ──────┼─► sync:
+//!   back-off ends / resync timer ────────┘     observe runtime (sandboxes + containers by pod uid)
+//!                                              plan (pure) ─► execute actions
+//!                                              keep one probe task per running container
+//!                                              pod_status (pure) ─► update_status if changed
+//!   deletionTimestamp set / pod gone ─► stop containers within the grace period,
+//!       remove sandboxes and the pod directory, delete the pod object (grace 0, uid)
+//! ```
+//!
+//! Owns the per-pod memory that the runtime cannot tell (start failures being backed
+//! off, the last status written, probe tasks). Everything else is observed again on
+//! every sync, so a restarted agent adopts what runs. When its desired-state sender goes
+//! away (agent shutdown) the worker returns and leaves the containers running. It must
+//! not watch the API: the manager feeds it.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rafter_proto::v1::{Container, Pod, PodStatus};
+use rafter_proto::{Kind, Object};
+use tokio::sync::{watch, Notify};
+use tracing::{debug, info, warn};
+
+use crate::api::{ApiClient, ApiError};
+use crate::env::{resolve_env, PodObjects};
+use crate::error::RuntimeError;
+use crate::pod_sync::{plan, pod_status, Action, BackoffPolicy, Blocked, Observed, StatusInputs};
+use crate::probes::{self, ProbeKind, ProbeTarget, ProbeWorker};
+use crate::runtime::ContainerRuntime;
+use crate::spec::{ContainerConfig, SandboxConfig};
+use crate::status::{ContainerState, SandboxState};
+use crate::volumes;
+
+/// Annotation of a mirror pod (value: the static pod's config hash).
+pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
+/// Label on every sandbox the agent runs: its node's name. Orphan removal touches only
+/// sandboxes with this node's name, so agents sharing one containerd leave each other be.
+pub const LABEL_NODE_NAME: &str = "io.rafter.node.name";
+
+/// What the agent shares with every pod worker.
+pub(crate) struct WorkerContext {
+    pub(crate) node_name: String,
+    pub(crate) runtime: Arc<dyn ContainerRuntime>,
+    pub(crate) api: Arc<dyn ApiClient>,
+    pub(crate) host_ip: String,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) log_dir: PathBuf,
+    pub(crate) backoff: BackoffPolicy,
+    pub(crate) resync: Duration,
+}
+
+/// What the manager wants for a pod.
+#[derive(Debug, Clone)]
+pub(crate) enum Desired {
+    /// Run this pod (or tear it down, when it has a deletionTimestamp).
+    Pod(Box<Pod>),
+    /// The pod is gone from the API (or was never known): remove what runs.
+    Gone,
+}
+
+/// Where a pod came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The API (bound to this node).
+    Api,
+    /// A manifest file; status goes to its mirror pod.
+    Static,
+}
+
+/// One pod's worker.
+pub(crate) struct PodWorker {
+    ctx: Arc<WorkerContext>,
+    uid: String,
+    source: Source,
+    desired: watch::Receiver<Desired>,
+    wake: Arc<Notify>,
+    probes: HashMap<(String, ProbeKind), ProbeWorker>,
+    blocked: HashMap<String, Blocked>,
+    sandbox_retry_at: Option<SystemTime>,
+    last_written: Option<PodStatus>,
+    last_pod: Option<Pod>,
+}
+
+/// The grace period of a pod's containers; 2 s for one the agent knows nothing about.
+fn grace_of(pod: Option<&Pod>) -> Duration {
+    let Some(pod) = pod else {
+        return Duration::from_secs(2);
+    };
+    let secs = Some(pod)
+        .and_then(|p| {
+            p.metadata
+                .as_ref()
+                .and_then(|m| m.deletion_grace_period_seconds)
+                .or_else(|| {
+                    p.spec
+                        .as_ref()
+                        .and_then(|s| s.termination_grace_period_seconds)
+                })
+        })
+        .unwrap_or(30);
+    Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+}
+
+fn key_of(pod: &Pod) -> (String, String) {
+    pod.metadata
+        .as_ref()
+        .map(|m| (m.namespace.clone(), m.name.clone()))
+        .unwrap_or_default()
+}
+
+impl PodWorker {
+    pub(crate) fn new(
+        ctx: Arc<WorkerContext>,
+        uid: String,
+        source: Source,
+        desired: watch::Receiver<Desired>,
+    ) -> PodWorker {
+        PodWorker {
+            ctx,
+            uid,
+            source,
+            desired,
+            wake: Arc::new(Notify::new()),
+            probes: HashMap::new(),
+            blocked: HashMap::new(),
+            sandbox_retry_at: None,
+            last_written: None,
+            last_pod: None,
+        }
+    }
+
+    /// Runs until the pod is torn down, or the manager goes away.
+    pub(crate) async fn run(mut self) {
+        loop {
+            let desired = self.desired.borrow_and_update().clone();
+            let wake_at = match desired {
+                Desired::Gone => {
+                    let last = self.last_pod.take();
+                    self.teardown(last.as_ref()).await;
+                    return;
+                }
+                Desired::Pod(pod) => {
+                    let deleting = pod
+                        .metadata
+                        .as_ref()
+                        .is_some_and(|m| m.deletion_timestamp.is_some());
+                    if deleting && self.source == Source::Api {
+                        self.teardown(Some(&pod)).await;
+                        if self.delete_object(&pod).await {
+                            return;
+                        }
+                        Some(SystemTime::now() + Duration::from_secs(1))
+                    } else {
+                        let next = self.sync(&pod).await;
+                        self.last_pod = Some(*pod);
+                        next
+                    }
+                }
+            };
+            let wait = wake_at
+                .and_then(|at| at.duration_since(SystemTime::now()).ok())
+                .unwrap_or(Duration::ZERO)
+                .min(self.ctx.resync);
+            tokio::select! {
+                changed = self.desired.changed() => {
+                    if changed.is_err() {
+                        debug!(uid = %self.uid, "pod worker stops (agent shutting down)");
+                        return;
+                    }
+                }
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.wake.notified() => {}
+            }
+        }
+    }
+
+    /// Deletes the pod object once its containers are gone; true when done.
+    async fn delete_object(&self, pod: &Pod) -> bool {
+        let (ns, name) = key_of(pod);
+        match self.ctx.api.delete_pod(&ns, &name, &self.uid).await {
+            Ok(()) => {
+                info!(pod = %format!("{ns}/{name}"), "pod deleted after its containers stopped");
+                true
+            }
+            Err(ApiError::NotFound(_)) | Err(ApiError::Conflict(_)) => true,
+            Err(e) => {
+                warn!(pod = %format!("{ns}/{name}"), error = %e, "pod not deleted yet; retrying");
+                false
+            }
+        }
+    }
+
+    /// Stops every container of the pod within its grace period, then removes its
+    /// sandboxes and directory.
+    async fn teardown(&mut self, pod: Option<&Pod>) {
+        self.probes.clear();
+        let grace = grace_of(pod);
+        let rt = &self.ctx.runtime;
+        let sandboxes = match rt.list_sandboxes().await {
+            Ok(list) => list.into_iter().filter(|s| s.pod_uid == self.uid).collect(),
+            Err(e) => {
+                warn!(uid = %self.uid, error = %e, "cannot list sandboxes for teardown");
+                Vec::new()
+            }
+        };
+        for sb in &sandboxes {
+            if let Ok(containers) = rt.list_containers(Some(&sb.id)).await {
+                let stops = containers
+                    .iter()
+                    .filter(|c| {
+                        matches!(c.state, ContainerState::Running | ContainerState::Created)
+                    })
+                    .map(|c| rt.stop_container(&c.id, grace));
+                for result in futures::future::join_all(stops).await {
+                    if let Err(e) = result {
+                        warn!(uid = %self.uid, error = %e, "container not stopped cleanly");
+                    }
+                }
+            }
+            if let Err(e) = rt.stop_sandbox(&sb.id).await {
+                warn!(uid = %self.uid, error = %e, "sandbox not stopped");
+            }
+            if let Err(e) = rt.remove_sandbox(&sb.id).await {
+                warn!(uid = %self.uid, error = %e, "sandbox not removed");
+            }
+        }
+        volumes::remove_pod_dir(&volumes::pod_dir(&self.ctx.data_dir, &self.uid)).await;
+        if !sandboxes.is_empty() {
+            info!(uid = %self.uid, "pod's containers stopped and removed");
+        }
+    }
+
+    async fn observe(&self) -> Result<Observed, RuntimeError> {
+        let rt = &self.ctx.runtime;
+        let mut sandboxes: Vec<_> = rt
+            .list_sandboxes()
+            .await?
+            .into_iter()
+            .filter(|s| s.pod_uid == self.uid)
+            .collect();
+        sandboxes.sort_by(|a, b| {
+            b.attempt
+                .cmp(&a.attempt)
+                .then(b.created_at.cmp(&a.created_at))
+        });
+        let mut observed = Observed::default();
+        let mut iter = sandboxes.into_iter();
+        if let Some(newest) = iter.next() {
+            let newest = match rt.sandbox_status(&newest.id).await {
+                Ok(s) => s,
+                Err(e) if e.is_not_found() => newest,
+                Err(e) => return Err(e),
+            };
+            for summary in rt.list_containers(Some(&newest.id)).await? {
+                match rt.container_status(&summary.id).await {
+                    Ok(st) => observed
+                        .containers
+                        .entry(summary.container_name().to_owned())
+                        .or_default()
+                        .push(st),
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            for list in observed.containers.values_mut() {
+                list.sort_by(|a, b| {
+                    b.attempt
+                        .cmp(&a.attempt)
+                        .then(b.created_at.cmp(&a.created_at))
+                });
+            }
+            observed.sandbox = Some(newest);
+        }
+        observed.old_sandboxes = iter.map(|s| s.id).collect();
+        Ok(observed)
+    }
+
+    /// One round of reconciliation; returns when to look again.
+    async fn sync(&mut self, api_pod: &Pod) -> Option<SystemTime> {
+        let mut pod = api_pod.clone();
+        if let Some(written) = &self.last_written {
+            pod.status = Some(written.clone());
+        }
+        let observed = match self.observe().await {
+            Ok(o) => o,
+            Err(e) => {
+                warn!(uid = %self.uid, error = %e, "cannot observe the runtime; retrying");
+                return Some(SystemTime::now() + Duration::from_secs(1));
+            }
+        };
+        let now = SystemTime::now();
+        let unhealthy: HashSet<String> = self
+            .probes
+            .iter()
+            .filter(|((_, kind), p)| *kind == ProbeKind::Liveness && !p.state().healthy)
+            .map(|((id, _), _)| id.clone())
+            .collect();
+        self.blocked
+            .retain(|_, b| b.until > now - Duration::from_secs(3600));
+        let planned = plan(
+            &pod,
+            &observed,
+            &unhealthy,
+            &self.blocked,
+            &self.ctx.backoff,
+            now,
+        );
+        let mut fresh = HashMap::new();
+        let acted = !planned.actions.is_empty();
+        for action in &planned.actions {
+            self.execute(&pod, &observed, action, &mut fresh).await;
+        }
+        let observed = if acted {
+            self.observe().await.unwrap_or(observed)
+        } else {
+            observed
+        };
+        self.keep_probes(&pod, &observed);
+        let ready = self.ready_containers(&pod, &observed);
+        let status = pod_status(&StatusInputs {
+            pod: &pod,
+            observed: &observed,
+            plan: &planned,
+            fresh: &fresh,
+            ready: &ready,
+            backend: self.ctx.runtime.backend(),
+            host_ip: &self.ctx.host_ip,
+            now: SystemTime::now(),
+        });
+        self.write_status(api_pod, status).await;
+        let soon = acted.then(|| SystemTime::now() + Duration::from_millis(200));
+        match (planned.wake_at, soon) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn block(
+        &mut self,
+        name: &str,
+        reason: &str,
+        message: String,
+        fresh: &mut HashMap<String, (String, String)>,
+    ) {
+        let failures = self.blocked.get(name).map(|b| b.failures + 1).unwrap_or(1);
+        let until = SystemTime::now() + self.ctx.backoff.delay(failures);
+        warn!(uid = %self.uid, container = name, reason, %message, "container cannot start");
+        fresh.insert(name.to_owned(), (reason.to_owned(), message.clone()));
+        self.blocked.insert(
+            name.to_owned(),
+            Blocked {
+                reason: reason.to_owned(),
+                message,
+                failures,
+                until,
+            },
+        );
+    }
+
+    async fn execute(
+        &mut self,
+        pod: &Pod,
+        observed: &Observed,
+        action: &Action,
+        fresh: &mut HashMap<String, (String, String)>,
+    ) {
+        let rt = self.ctx.runtime.clone();
+        match action {
+            Action::RemoveSandbox { id } => {
+                let _ = rt.stop_sandbox(id).await;
+                if let Err(e) = rt.remove_sandbox(id).await {
+                    warn!(uid = %self.uid, error = %e, "old sandbox not removed");
+                }
+            }
+            Action::StopSandbox { id } => {
+                self.probes.clear();
+                if let Err(e) = rt.stop_sandbox(id).await {
+                    warn!(uid = %self.uid, error = %e, "sandbox of a finished pod not stopped");
+                }
+            }
+            Action::RunSandbox { attempt } => {
+                if self
+                    .sandbox_retry_at
+                    .is_some_and(|at| at > SystemTime::now())
+                {
+                    return;
+                }
+                let config = match SandboxConfig::from_pod(pod, *attempt, &self.ctx.log_dir) {
+                    Ok(mut c) => {
+                        c.labels
+                            .insert(LABEL_NODE_NAME.to_owned(), self.ctx.node_name.clone());
+                        c
+                    }
+                    Err(e) => {
+                        warn!(uid = %self.uid, error = %e, "pod cannot get a sandbox");
+                        return;
+                    }
+                };
+                match rt.run_sandbox(&config).await {
+                    Ok(sb) => {
+                        self.sandbox_retry_at = None;
+                        info!(uid = %self.uid, sandbox = %sb.id, ip = ?sb.ip, "sandbox running");
+                    }
+                    Err(e) => {
+                        warn!(uid = %self.uid, error = %e, "sandbox not created; retrying");
+                        self.sandbox_retry_at = Some(SystemTime::now() + Duration::from_secs(2));
+                    }
+                }
+            }
+            Action::StopContainer { id, reason } => {
+                info!(uid = %self.uid, container = %id, reason, "stopping container");
+                self.probes.retain(|(cid, _), _| cid != id);
+                if let Err(e) = rt.stop_container(id, grace_of(Some(pod))).await {
+                    warn!(uid = %self.uid, error = %e, "container not stopped");
+                }
+            }
+            Action::RemoveContainer { id } => {
+                if let Err(e) = rt.remove_container(id).await {
+                    debug!(uid = %self.uid, error = %e, "old container not removed");
+                }
+            }
+            Action::StartContainer {
+                init,
+                index,
+                attempt,
+            } => {
+                let spec = pod.spec.clone().unwrap_or_default();
+                let list = if *init {
+                    &spec.init_containers
+                } else {
+                    &spec.containers
+                };
+                let Some(container) = list.get(*index) else {
+                    return;
+                };
+                let Some(sandbox) = observed
+                    .sandbox
+                    .as_ref()
+                    .filter(|s| s.state == SandboxState::Ready)
+                else {
+                    return;
+                };
+                let prefix = format!(
+                    "spec.{}[{index}]",
+                    if *init {
+                        "initContainers"
+                    } else {
+                        "containers"
+                    }
+                );
+                self.start_container(pod, sandbox, container, &prefix, *attempt, fresh)
+                    .await;
+            }
+        }
+    }
+
+    async fn start_container(
+        &mut self,
+        pod: &Pod,
+        sandbox: &crate::status::Sandbox,
+        container: &Container,
+        prefix: &str,
+        attempt: u32,
+        fresh: &mut HashMap<String, (String, String)>,
+    ) {
+        let rt = self.ctx.runtime.clone();
+        let name = container.name.as_str();
+        if let Err(e) = rt.ensure_image(&container.image).await {
+            let message = format!("failed to pull image {:?}: {e}", container.image);
+            self.block(name, "ErrImagePull", message, fresh);
+            return;
+        }
+        let (namespace, _) = key_of(pod);
+        let pod_ip = sandbox.ip.clone().unwrap_or_default();
+        let mut objects = PodObjects::new(self.ctx.api.as_ref(), &namespace);
+        let pod_dir = volumes::pod_dir(&self.ctx.data_dir, &self.uid);
+        let config = async {
+            let vols = volumes::prepare(pod, &mut objects, &pod_dir).await?;
+            let mounts = volumes::mounts(container, &vols)?;
+            let env = resolve_env(&mut objects, pod, container, &pod_ip, &self.ctx.host_ip).await?;
+            Ok::<_, crate::env::ConfigError>((mounts, env))
+        };
+        let (mounts, env) = match config.await {
+            Ok(v) => v,
+            Err(e) => {
+                self.block(name, "CreateContainerConfigError", e.to_string(), fresh);
+                return;
+            }
+        };
+        let security = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+        let mut config = match ContainerConfig::from_container(container, prefix, attempt, security)
+        {
+            Ok(c) => c,
+            Err(e) => {
+                self.block(name, "CreateContainerConfigError", e.to_string(), fresh);
+                return;
+            }
+        };
+        config.env = env;
+        config.mounts = mounts;
+        let sandbox_config = match SandboxConfig::from_pod(pod, sandbox.attempt, &self.ctx.log_dir)
+        {
+            Ok(c) => c,
+            Err(e) => {
+                self.block(name, "CreateContainerConfigError", e.to_string(), fresh);
+                return;
+            }
+        };
+        let id = match rt
+            .create_container(&sandbox.id, &config, &sandbox_config)
+            .await
+        {
+            Ok(id) => id,
+            Err(e @ RuntimeError::ImageNotFound { .. }) => {
+                self.block(name, "ErrImagePull", e.to_string(), fresh);
+                return;
+            }
+            Err(e) => {
+                self.block(name, "CreateContainerError", e.to_string(), fresh);
+                return;
+            }
+        };
+        match rt.start_container(&id).await {
+            // The container reads exited with StartError; the plan restarts it per policy.
+            Ok(()) | Err(RuntimeError::StartFailed { .. }) => {
+                self.blocked.remove(name);
+                info!(uid = %self.uid, container = name, attempt, id = %id, "container started");
+            }
+            Err(e) => self.block(name, "RunContainerError", e.to_string(), fresh),
+        }
+    }
+
+    /// One probe task per running container and probe; others dropped (aborted).
+    fn keep_probes(&mut self, pod: &Pod, observed: &Observed) {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let pod_ip = observed
+            .sandbox
+            .as_ref()
+            .and_then(|s| s.ip.clone())
+            .unwrap_or_else(|| self.ctx.host_ip.clone());
+        let mut wanted = HashSet::new();
+        for c in &spec.containers {
+            let Some(latest) = observed
+                .containers
+                .get(&c.name)
+                .and_then(|h| h.first())
+                .filter(|s| s.state == ContainerState::Running)
+            else {
+                continue;
+            };
+            for (kind, probe) in [
+                (ProbeKind::Liveness, &c.liveness_probe),
+                (ProbeKind::Readiness, &c.readiness_probe),
+            ] {
+                let Some(probe) = probe else { continue };
+                let key = (latest.id.clone(), kind);
+                wanted.insert(key.clone());
+                if !self.probes.contains_key(&key) {
+                    let target = ProbeTarget {
+                        runtime: self.ctx.runtime.clone(),
+                        container_id: latest.id.clone(),
+                        pod_ip: pod_ip.clone(),
+                        ports: c.ports.clone(),
+                    };
+                    let worker = probes::spawn(kind, probe.clone(), target, self.wake.clone());
+                    self.probes.insert(key, worker);
+                }
+            }
+        }
+        self.probes.retain(|k, _| wanted.contains(k));
+    }
+
+    /// Running app containers whose readiness probe passes or that have none.
+    fn ready_containers(&self, pod: &Pod, observed: &Observed) -> HashSet<String> {
+        let spec = pod.spec.clone().unwrap_or_default();
+        spec.containers
+            .iter()
+            .filter_map(|c| {
+                let latest = observed.containers.get(&c.name)?.first()?;
+                if latest.state != ContainerState::Running {
+                    return None;
+                }
+                let ready = c.readiness_probe.is_none()
+                    || self
+                        .probes
+                        .get(&(latest.id.clone(), ProbeKind::Readiness))
+                        .is_some_and(|p| p.state().healthy);
+                ready.then(|| latest.id.clone())
+            })
+            .collect()
+    }
+
+    async fn write_status(&mut self, api_pod: &Pod, status: PodStatus) {
+        if self.last_written.as_ref() == Some(&status) || api_pod.status.as_ref() == Some(&status) {
+            self.last_written = Some(status);
+            return;
+        }
+        let (ns, name) = key_of(api_pod);
+        let written = match self.source {
+            Source::Api => {
+                let mut object = api_pod.clone();
+                object.status = Some(status.clone());
+                match self.ctx.api.update_status(Object::Pod(object)).await {
+                    Err(ApiError::Conflict(_)) => {
+                        self.write_status_fresh(&ns, &name, &status, true).await
+                    }
+                    other => other.map(|_| ()),
+                }
+            }
+            Source::Static => self.write_status_fresh(&ns, &name, &status, false).await,
+        };
+        match written {
+            Ok(()) => {
+                debug!(pod = %format!("{ns}/{name}"), phase = %status.phase, "pod status written");
+                self.last_written = Some(status);
+            }
+            Err(ApiError::NotFound(_)) => {}
+            Err(e) => {
+                warn!(pod = %format!("{ns}/{name}"), error = %e, "pod status not written; retrying")
+            }
+        }
+    }
+
+    /// Writes `status` onto the object as it is now (a mirror pod, or after a conflict).
+    async fn write_status_fresh(
+        &self,
+        ns: &str,
+        name: &str,
+        status: &PodStatus,
+        same_uid: bool,
+    ) -> Result<(), ApiError> {
+        let Object::Pod(mut current) = self.ctx.api.get(Kind::Pod, ns, name).await? else {
+            return Err(ApiError::Other("the API returned a non-Pod".into()));
+        };
+        let meta = current.metadata.clone().unwrap_or_default();
+        if same_uid && meta.uid != self.uid {
+            return Err(ApiError::NotFound(format!("pod {ns}/{name} was replaced")));
+        }
+        if !same_uid && !meta.annotations.contains_key(MIRROR_ANNOTATION) {
+            return Err(ApiError::NotFound(format!(
+                "pod {ns}/{name} is not a mirror pod"
+            )));
+        }
+        current.status = Some(status.clone());
+        self.ctx
+            .api
+            .update_status(Object::Pod(current))
+            .await
+            .map(|_| ())
+    }
+}

@@ -1,0 +1,607 @@
+//! The node agent end to end: a gateway over the in-memory store, an agent on a real
+//! backend (process always; containerd when `RAFTER_CONTAINERD_SOCK` is set), pods
+//! created through the API and watched until their status says what the test expects.
+
+use std::collections::BTreeMap;
+
+use api_gateway::DeleteOptions;
+use base64::Engine;
+use node_agent::{read_logs, LogRequest, MIRROR_ANNOTATION};
+use rafter_proto::v1::{
+    ConfigMap, ConfigMapEnvSource, ConfigMapKeySelector, ConfigMapVolumeSource, Container,
+    ContainerStatus, EnvFromSource, EnvVar, EnvVarSource, ExecAction, ObjectFieldSelector,
+    ObjectMeta, Pod, PodSpec, Probe, Secret, SecretKeySelector, SecretVolumeSource, Volume,
+    VolumeMount,
+};
+use rafter_proto::{Kind, Object};
+
+use crate::cluster::{Cluster, TestNode};
+use crate::harness::{eventually, Runtime, BUSYBOX};
+
+fn sh(name: &str, script: &str) -> Container {
+    Container {
+        name: name.into(),
+        image: BUSYBOX.into(),
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        ..Default::default()
+    }
+}
+
+fn pod(name: &str, node: &str, containers: Vec<Container>) -> Pod {
+    Pod {
+        metadata: Some(ObjectMeta {
+            name: name.into(),
+            namespace: "default".into(),
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            node_name: node.into(),
+            containers,
+            restart_policy: "Always".into(),
+            termination_grace_period_seconds: Some(1),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn uid(p: &Pod) -> String {
+    p.metadata.as_ref().unwrap().uid.clone()
+}
+
+fn container<'a>(p: &'a Pod, name: &str) -> Option<&'a ContainerStatus> {
+    p.status
+        .as_ref()?
+        .container_statuses
+        .iter()
+        .find(|c| c.name == name)
+}
+
+fn running(p: &Pod) -> Option<()> {
+    let s = p.status.as_ref()?;
+    (s.phase == "Running"
+        && !s.container_statuses.is_empty()
+        && s.container_statuses.iter().all(|c| c.ready))
+    .then_some(())
+}
+
+fn log_request(p: &Pod, container: &str) -> LogRequest {
+    let meta = p.metadata.as_ref().unwrap();
+    LogRequest {
+        namespace: meta.namespace.clone(),
+        pod_name: meta.name.clone(),
+        pod_uid: meta.uid.clone(),
+        container: container.into(),
+        ..LogRequest::default()
+    }
+}
+
+async fn wait_log(node: &TestNode, p: &Pod, container: &str, want: &str) -> Vec<String> {
+    let request = log_request(p, container);
+    eventually(
+        &format!("log of {container} to contain {want:?}"),
+        || async {
+            let lines = read_logs(&node.log_dir(), &request).await.ok()?;
+            lines.iter().any(|l| l.contains(want)).then_some(lines)
+        },
+    )
+    .await
+}
+
+/// Deletes the pod through the API and waits until the agent has removed it.
+async fn delete_and_wait(cluster: &Cluster, node: &TestNode, name: &str) {
+    let Some(p) = cluster.pod(name).await else {
+        return;
+    };
+    let uid = uid(&p);
+    cluster
+        .client
+        .delete(Kind::Pod, "default", name, &DeleteOptions::default())
+        .await
+        .unwrap();
+    eventually(&format!("pod {name} to be gone from the API"), || async {
+        cluster.pod(name).await.is_none().then_some(())
+    })
+    .await;
+    eventually(&format!("pod {name}'s sandbox to be removed"), || async {
+        node.sandboxes()
+            .await
+            .iter()
+            .all(|s| s.pod_uid != uid)
+            .then_some(())
+    })
+    .await;
+}
+
+pub async fn a_bound_pod_runs_and_reaches_running_with_a_pod_ip(rt: Runtime) {
+    let cluster = Cluster::start().await;
+    let node = TestNode::start(&cluster, rt).await;
+    cluster
+        .create_pod(pod(
+            "web",
+            &node.name,
+            vec![sh("app", "echo hello; exec sleep 300")],
+        ))
+        .await;
+    cluster.wait_pod("web", "Running and ready", running).await;
+    let p = cluster.pod("web").await.unwrap();
+    let status = p.status.clone().unwrap();
+    assert!(!status.pod_ip.is_empty(), "{status:?}");
+    assert_eq!(status.host_ip, "127.0.0.1");
+    assert!(status.start_time.is_some());
+    for kind in ["PodScheduled", "Initialized", "ContainersReady", "Ready"] {
+        let c = status.conditions.iter().find(|c| c.r#type == kind).unwrap();
+        assert_eq!(c.status, "True", "{kind}: {c:?}");
+    }
+    let app = container(&p, "app").unwrap();
+    assert!(app.state.as_ref().unwrap().running.is_some());
+    assert!(app
+        .container_id
+        .starts_with(&format!("{}://", node.runtime.backend())));
+    assert_eq!(app.restart_count, 0);
+    wait_log(&node, &p, "app", "hello").await;
+    delete_and_wait(&cluster, &node, "web").await;
+}
+
+pub async fn an_init_container_runs_before_the_app(rt: Runtime) {
+    let cluster = Cluster::start().await;
+    let node = TestNode::start(&cluster, rt).await;
+    let mut p = pod(
+        "init",
+        &node.name,
+        vec![sh("app", "echo app; exec sleep 300")],
+    );
+    p.spec.as_mut().unwrap().init_containers =
+        vec![sh("first", "echo first"), sh("second", "echo second")];
+    cluster.create_pod(p).await;
+    cluster.wait_pod("init", "Running", running).await;
+    let p = cluster.pod("init").await.unwrap();
+    let status = p.status.clone().unwrap();
+    let finished: Vec<String> = status
+        .init_container_statuses
+        .iter()
+        .map(|c| {
+            let t = c.state.as_ref().unwrap().terminated.as_ref().unwrap();
+            assert_eq!((t.exit_code, t.reason.as_str()), (0, "Completed"), "{c:?}");
+            t.finished_at.clone().unwrap()
+        })
+        .collect();
+    let started = |name: &str| {
+        let cs = status
+            .init_container_statuses
+            .iter()
+            .chain(&status.container_statuses);
+        let c = cs.into_iter().find(|c| c.name == name).unwrap();
+        let st = c.state.as_ref().unwrap();
+        st.terminated
+            .as_ref()
+            .and_then(|t| t.started_at.clone())
+            .or_else(|| st.running.as_ref().and_then(|r| r.started_at.clone()))
+            .unwrap()
+    };
+    assert!(finished[0] <= started("second"), "{status:?}");
+    assert!(finished[1] <= started("app"), "{status:?}");
+    wait_log(&node, &p, "first", "first").await;
+    delete_and_wait(&cluster, &node, "init").await;
+}
+
+pub async fn a_crashing_container_goes_to_crash_loop_back_off_with_growing_restart_count(
+    rt: Runtime,
+) {
+    let cluster = Cluster::start().await;
+    let node = TestNode::start(&cluster, rt).await;
+    cluster
+        .create_pod(pod(
+            "crash",
+            &node.name,
+            vec![sh("app", "echo crashing; exit 3")],
+        ))
+        .await;
+    let first = cluster
+        .wait_pod("crash", "CrashLoopBackOff", |p| {
+            let c = container(p, "app")?;
+            let waiting = c.state.as_ref()?.waiting.as_ref()?;
+            let last = c.last_state.as_ref()?.terminated.as_ref()?;
+            (waiting.reason == "CrashLoopBackOff" && last.exit_code == 3).then_some(c.restart_count)
+        })
+        .await;
+    assert!(first >= 1);
+    cluster
+        .wait_pod("crash", "restartCount to grow", |p| {
+            (container(p, "app")?.restart_count >= first + 2).then_some(())
+        })
+        .await;
+    let p = cluster.pod("crash").await.unwrap();
+    assert_eq!(p.status.as_ref().unwrap().phase, "Running");
+    let previous = LogRequest {
+        previous: true,
+        ..log_request(&p, "app")
+    };
+    let lines = read_logs(&node.log_dir(), &previous).await.unwrap();
+    assert!(lines.contains(&"crashing".to_string()), "{lines:?}");
+    delete_and_wait(&cluster, &node, "crash").await;
+}
+
+pub async fn a_liveness_probe_failure_restarts_the_container(rt: Runtime) {
+    let cluster = Cluster::start().await;
+    let node = TestNode::start(&cluster, rt).await;
+    let mut app = sh("app", "exec sleep 300");
+    app.liveness_probe = Some(Probe {
+        exec: Some(ExecAction {
+            command: vec!["sh".into(), "-c".into(), "exit 1".into()],
+        }),
+        period_seconds: 1,
+        failure_threshold: 2,
+        success_threshold: 1,
+        timeout_seconds: 2,
+        ..Default::default()
+    });
+    cluster.create_pod(pod("live", &node.name, vec![app])).await;
+    let p = cluster
+        .wait_pod("live", "a restart after liveness failures", |p| {
+            let c = container(p, "app")?;
+            c.last_state.as_ref()?.terminated.as_ref()?;
+            (c.restart_count >= 1).then(|| p.clone())
+        })
+        .await;
+    let c = container(&p, "app").unwrap();
+    let last = c.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_ne!(last.exit_code, 0, "{c:?}");
+    delete_and_wait(&cluster, &node, "live").await;
+}
+
+pub async fn a_config_map_volume_shows_its_keys_as_files(rt: Runtime) {
+    let cluster = Cluster::start().await;
+    let node = TestNode::start(&cluster, rt).await;
+    let meta = |name: &str| {
+        Some(ObjectMeta {
+            name: name.into(),
+            namespace: "default".into(),
+            ..Default::default()
+        })
+    };
+    let cm = ConfigMap {
+        metadata: meta("settings"),
+        data: BTreeMap::from([
+            ("greeting".to_string(), "hello from a configmap".to_string()),
+            ("mode".to_string(), "fast".to_string()),
+        ]),
+        ..Default::default()
+    };
+    cluster.client.create(Object::ConfigMap(cm)).await.unwrap();
+    let secret = Secret {
+        metadata: meta("creds"),
+        data: BTreeMap::from([(
+            "password".to_string(),
+            base64::engine::general_purpose::STANDARD.encode("s3cret"),
+        )]),
+        ..Default::default()
+    };
+    cluster.client.create(Object::Secret(secret)).await.unwrap();
+
+    let mut app = sh(
+        "app",
+        "cat /etc/config/greeting; echo; cat /etc/secret/password; echo; \
+         echo GREETING=$GREETING PASS=$PASS MODE=$CFG_mode POD=$POD_NAME; exec sleep 300",
+    );
+    let from = |source: EnvVarSource| Some(source);
+    app.env = vec![
+        EnvVar {
+            name: "GREETING".into(),
+            value_from: from(EnvVarSource {
+                config_map_key_ref: Some(ConfigMapKeySelector {
+                    name: "settings".into(),
+                    key: "greeting".into(),
+                    optional: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        EnvVar {
+            name: "PASS".into(),
+            value_from: from(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: "creds".into(),
+                    key: "password".into(),
+                    optional: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        EnvVar {
+            name: "POD_NAME".into(),
+            value_from: from(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    api_version: "v1".into(),
+                    field_path: "metadata.name".into(),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ];
+    app.env_from = vec![EnvFromSource {
+        prefix: "CFG_".into(),
+        config_map_ref: Some(ConfigMapEnvSource {
+            name: "settings".into(),
+            optional: None,
+        }),
+        secret_ref: None,
+    }];
+    app.volume_mounts = vec![
+        VolumeMount {
+            name: "cfg".into(),
+            mount_path: "/etc/config".into(),
+            read_only: true,
+            ..Default::default()
+        },
+        VolumeMount {
+            name: "sec".into(),
+            mount_path: "/etc/secret".into(),
+            read_only: true,
+            ..Default::default()
+        },
+    ];
+    let mut p = pod("volumes", &node.name, vec![app]);
+    p.spec.as_mut().unwrap().volumes = vec![
+        Volume {
+            name: "cfg".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: "settings".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Volume {
+            name: "sec".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: "creds".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ];
+    let created = cluster.create_pod(p).await;
+    cluster.wait_pod("volumes", "Running", running).await;
+    let p = cluster.pod("volumes").await.unwrap();
+    wait_log(
+        &node,
+        &p,
+        "app",
+        "GREETING=hello from a configmap PASS=s3cret MODE=fast POD=volumes",
+    )
+    .await;
+    let volume = |name: &str, key: &str| {
+        node.data
+            .path()
+            .join("pods")
+            .join(uid(&created))
+            .join("volumes")
+            .join(name)
+            .join(key)
+    };
+    assert_eq!(
+        std::fs::read_to_string(volume("cfg", "greeting")).unwrap(),
+        "hello from a configmap"
+    );
+    assert_eq!(
+        std::fs::read_to_string(volume("cfg", "mode")).unwrap(),
+        "fast"
+    );
+    assert_eq!(
+        std::fs::read_to_string(volume("sec", "password")).unwrap(),
+        "s3cret"
+    );
+    if node.runtime.backend() == "containerd" {
+        // The process backend ignores mounts by design; in a real container the files show.
+        let lines = wait_log(&node, &p, "app", "hello from a configmap").await;
+        assert!(
+            lines.contains(&"hello from a configmap".to_string()),
+            "{lines:?}"
+        );
+        assert!(lines.contains(&"s3cret".to_string()), "{lines:?}");
+    }
+    delete_and_wait(&cluster, &node, "volumes").await;
+}
+
+pub async fn deleting_the_pod_stops_its_containers_and_removes_the_object(rt: Runtime) {
+    let cluster = Cluster::start().await;
+    let node = TestNode::start(&cluster, rt).await;
+    let created = cluster
+        .create_pod(pod(
+            "doomed",
+            &node.name,
+            vec![sh(
+                "app",
+                "trap 'exit 0' TERM; while true; do sleep 0.2; done",
+            )],
+        ))
+        .await;
+    cluster.wait_pod("doomed", "Running", running).await;
+    let p = cluster.pod("doomed").await.unwrap();
+    let id = container(&p, "app")
+        .unwrap()
+        .container_id
+        .split("://")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    delete_and_wait(&cluster, &node, "doomed").await;
+    match node.runtime.container_status(&id).await {
+        Err(e) => assert!(e.is_not_found(), "{e}"),
+        Ok(st) => panic!("container {id} of {} still exists: {st:?}", uid(&created)),
+    }
+}
+
+pub async fn an_agent_restart_adopts_running_containers_without_restarting_them(rt: Runtime) {
+    let cluster = Cluster::start().await;
+    let mut node = TestNode::start(&cluster, rt).await;
+    cluster
+        .create_pod(pod("keeper", &node.name, vec![sh("app", "exec sleep 300")]))
+        .await;
+    let gone = cluster
+        .create_pod(pod("leaver", &node.name, vec![sh("app", "exec sleep 300")]))
+        .await;
+    cluster.wait_pod("keeper", "Running", running).await;
+    cluster.wait_pod("leaver", "Running", running).await;
+    let before = container(&cluster.pod("keeper").await.unwrap(), "app")
+        .unwrap()
+        .clone();
+
+    node.stop().await;
+    // While the agent is away, one pod is force-deleted.
+    let force = DeleteOptions {
+        grace_period_seconds: Some(0),
+        ..DeleteOptions::default()
+    };
+    cluster
+        .client
+        .delete(Kind::Pod, "default", "leaver", &force)
+        .await
+        .unwrap();
+    node.restart().await;
+
+    // The new agent is at work once a new pod runs.
+    cluster
+        .create_pod(pod(
+            "newcomer",
+            &node.name,
+            vec![sh("app", "exec sleep 300")],
+        ))
+        .await;
+    cluster.wait_pod("newcomer", "Running", running).await;
+    let after = container(&cluster.pod("keeper").await.unwrap(), "app")
+        .unwrap()
+        .clone();
+    assert_eq!(after.container_id, before.container_id);
+    assert_eq!(after.restart_count, 0);
+    let id = after.container_id.split("://").nth(1).unwrap();
+    assert_eq!(
+        node.runtime.container_status(id).await.unwrap().state,
+        node_agent::ContainerState::Running
+    );
+    eventually("the force-deleted pod's sandbox to be removed", || async {
+        node.sandboxes()
+            .await
+            .iter()
+            .all(|s| s.pod_uid != uid(&gone))
+            .then_some(())
+    })
+    .await;
+    delete_and_wait(&cluster, &node, "keeper").await;
+    delete_and_wait(&cluster, &node, "newcomer").await;
+}
+
+pub async fn a_missing_image_is_reported_as_err_image_pull(rt: Runtime) {
+    let cluster = Cluster::start().await;
+    let node = TestNode::start(&cluster, rt).await;
+    let mut app = sh("app", "true");
+    app.image = "docker.io/local/no-such-image:1".into();
+    cluster
+        .create_pod(pod("noimage", &node.name, vec![app]))
+        .await;
+    for reason in ["ErrImagePull", "ImagePullBackOff"] {
+        cluster
+            .wait_pod("noimage", reason, |p| {
+                let waiting = container(p, "app")?.state.as_ref()?.waiting.as_ref()?;
+                (waiting.reason == reason).then_some(())
+            })
+            .await;
+    }
+    assert_eq!(
+        cluster.pod("noimage").await.unwrap().status.unwrap().phase,
+        "Pending"
+    );
+    delete_and_wait(&cluster, &node, "noimage").await;
+}
+
+/// Runs once (process backend): the node's own objects.
+pub async fn node_and_lease_appear_and_the_lease_renews(rt: Runtime) {
+    let cluster = Cluster::start().await;
+    let node = TestNode::start(&cluster, rt).await;
+    let status = eventually("the node to be Ready", || async {
+        let Ok(Object::Node(n)) = cluster.client.get(Kind::Node, "", &node.name).await else {
+            return None;
+        };
+        let s = n.status?;
+        s.conditions
+            .iter()
+            .any(|c| c.r#type == "Ready" && c.status == "True")
+            .then_some(s)
+    })
+    .await;
+    assert_eq!(status.capacity["pods"], "110");
+    assert!(status.capacity["cpu"].parse::<u64>().unwrap() >= 1);
+    assert!(status.capacity["memory"].ends_with("Ki"));
+    assert!(status
+        .addresses
+        .iter()
+        .any(|a| a.r#type == "InternalIP" && a.address == "127.0.0.1"));
+    assert!(status
+        .node_info
+        .unwrap()
+        .container_runtime_version
+        .contains("://"));
+    let lease = |rv: Option<String>| {
+        let client = cluster.client.clone();
+        let name = node.name.clone();
+        async move {
+            let Ok(Object::Lease(l)) = client.get(Kind::Lease, "kube-node-lease", &name).await
+            else {
+                return None;
+            };
+            let spec = l.spec?;
+            assert_eq!(spec.holder_identity, name);
+            assert_eq!(spec.lease_duration_seconds, Some(40));
+            let renew = spec.renew_time?;
+            assert!(
+                renew.ends_with('Z') && renew.len() == "2026-11-25T11:00:00.000000Z".len(),
+                "{renew}"
+            );
+            (rv.as_ref() != Some(&renew)).then_some(renew)
+        }
+    };
+    let first = eventually("the lease to appear", || lease(None)).await;
+    eventually("the lease to be renewed", || lease(Some(first.clone()))).await;
+}
+
+/// Runs once (process backend): a manifest in the manifest dir runs and is mirrored.
+pub async fn a_static_pod_runs_and_is_mirrored_in_the_api(rt: Runtime) {
+    let cluster = Cluster::start().await;
+    let manifests = tempfile::tempdir().unwrap();
+    std::fs::write(
+        manifests.path().join("static.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: local\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: app\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo static; exec sleep 300']\n"
+        ),
+    )
+    .unwrap();
+    let mut node = TestNode::start(&cluster, rt.clone()).await;
+    node.manifest_dir = Some(manifests.path().to_owned());
+    node.restart().await;
+    let name = format!("local-{}", node.name);
+    let mirror = cluster
+        .wait_pod(&name, "the mirror pod Running", |p| {
+            running(p).map(|_| p.clone())
+        })
+        .await;
+    assert!(mirror
+        .metadata
+        .as_ref()
+        .unwrap()
+        .annotations
+        .contains_key(MIRROR_ANNOTATION));
+    assert_eq!(
+        node.sandboxes().await.len(),
+        1,
+        "the mirror pod is not run a second time"
+    );
+    std::fs::remove_file(manifests.path().join("static.yaml")).unwrap();
+    eventually(
+        "the static pod's sandbox to go with its manifest",
+        || async { node.sandboxes().await.is_empty().then_some(()) },
+    )
+    .await;
+}

@@ -1,0 +1,206 @@
+//! An API gateway over the in-memory store on an ephemeral port, a client for it, and a
+//! node agent on a chosen runtime — everything the agent scenarios need, in-process.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use api_gateway::client::ResolvedConfig;
+use api_gateway::{serve, Client, ClientOptions, MemKv, Registry, TokenFile, UserInfo};
+use node_agent::{Agent, AgentConfig, BackoffPolicy, ContainerRuntime, LABEL_NODE_NAME};
+use rafter_proto::v1::{Namespace, ObjectMeta, Pod};
+use rafter_proto::{Kind, Object};
+
+use crate::harness::{eventually, unique, Runtime};
+
+const ADMIN_TOKEN: &str = "agent-tests-admin";
+
+/// A gateway and an admin client.
+pub struct Cluster {
+    pub client: Client,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Cluster {
+    pub async fn start() -> Cluster {
+        let store = Arc::new(MemKv::new().unwrap());
+        let registry = Registry::new(store.clone());
+        let mut tokens = TokenFile::default();
+        tokens.insert(
+            ADMIN_TOKEN,
+            UserInfo::new("admin", ["system:masters".to_owned()]),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = serve(listener, None, registry, store, Arc::new(tokens), async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        let config = ResolvedConfig {
+            context: String::new(),
+            endpoints: vec![format!("http://127.0.0.1:{port}")],
+            ca_pem: None,
+            identity: None,
+            token: Some(ADMIN_TOKEN.to_owned()),
+            namespace: "default".to_owned(),
+            insecure: true,
+        };
+        let options = ClientOptions {
+            total_timeout: Duration::from_secs(10),
+            attempt_timeout: Duration::from_secs(5),
+            ..ClientOptions::default()
+        };
+        let client = Client::connect_with(config, options).await.unwrap();
+        for ns in ["default", "kube-node-lease"] {
+            let namespace = Namespace {
+                metadata: Some(ObjectMeta {
+                    name: ns.to_owned(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let _ = client.create(Object::Namespace(namespace)).await;
+        }
+        Cluster {
+            client,
+            _shutdown: tx,
+        }
+    }
+
+    pub async fn pod(&self, name: &str) -> Option<Pod> {
+        match self.client.get(Kind::Pod, "default", name).await {
+            Ok(Object::Pod(p)) => Some(p),
+            Err(e) if e.reason() == "NotFound" => None,
+            other => panic!("get pod {name}: {other:?}"),
+        }
+    }
+
+    /// Waits until pod `name` satisfies `check`; returns the value it gave.
+    pub async fn wait_pod<T>(
+        &self,
+        name: &str,
+        what: &str,
+        check: impl Fn(&Pod) -> Option<T>,
+    ) -> T {
+        eventually(&format!("pod {name}: {what}"), || async {
+            self.pod(name).await.as_ref().and_then(&check)
+        })
+        .await
+    }
+
+    pub async fn create_pod(&self, pod: Pod) -> Pod {
+        match self.client.create(Object::Pod(pod)).await.unwrap() {
+            Object::Pod(p) => p,
+            other => panic!("created {other:?}"),
+        }
+    }
+}
+
+/// A node agent with fast back-off and resync, on its own data dir.
+pub struct TestNode {
+    pub name: String,
+    pub runtime: Runtime,
+    pub agent: Option<Agent>,
+    pub data: tempfile::TempDir,
+    pub manifest_dir: Option<PathBuf>,
+    client: Client,
+}
+
+impl TestNode {
+    pub async fn start(cluster: &Cluster, runtime: Runtime) -> TestNode {
+        let mut node = TestNode {
+            name: unique("node"),
+            runtime,
+            agent: None,
+            data: tempfile::tempdir().unwrap(),
+            manifest_dir: None,
+            client: cluster.client.clone(),
+        };
+        node.restart().await;
+        node
+    }
+
+    pub fn config(&self) -> AgentConfig {
+        let mut config = AgentConfig::new(self.name.clone(), self.data.path());
+        config.lease_interval = Duration::from_millis(300);
+        config.resync = Duration::from_millis(300);
+        config.node_ip = Some("127.0.0.1".to_owned());
+        config.backoff = BackoffPolicy {
+            base: Duration::from_millis(400),
+            max: Duration::from_secs(3),
+        };
+        config.manifest_dir = self.manifest_dir.clone();
+        config
+    }
+
+    /// Starts the agent (stopping a running one first).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let api: Arc<dyn node_agent::ApiClient> = Arc::new(self.client.clone());
+        let agent = Agent::start(self.config(), self.runtime.clone(), api)
+            .await
+            .unwrap();
+        self.agent = Some(agent);
+    }
+
+    /// Stops the agent; containers keep running.
+    pub async fn stop(&mut self) {
+        if let Some(agent) = self.agent.take() {
+            agent.shutdown().await;
+        }
+    }
+
+    pub fn log_dir(&self) -> PathBuf {
+        self.config().log_dir()
+    }
+
+    /// Sandboxes of this node in the runtime.
+    pub async fn sandboxes(&self) -> Vec<node_agent::Sandbox> {
+        self.runtime
+            .list_sandboxes()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.labels.get(LABEL_NODE_NAME) == Some(&self.name))
+            .collect()
+    }
+}
+
+impl Drop for TestNode {
+    /// A failing test leaves no containerd pods behind: remove this node's sandboxes
+    /// through a fresh client on a fresh runtime (the test's runtime may be unwinding).
+    fn drop(&mut self) {
+        if self.runtime.backend() != "containerd" {
+            return;
+        }
+        let Some(sock) = std::env::var_os("RAFTER_CONTAINERD_SOCK") else {
+            return;
+        };
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                let Ok(client) =
+                    node_agent::ContainerdRuntime::new(node_agent::ContainerdConfig::new(sock))
+                else {
+                    return;
+                };
+                for sb in client.list_sandboxes().await.unwrap_or_default() {
+                    if sb.labels.get(LABEL_NODE_NAME) == Some(&name) {
+                        let _ = client.stop_sandbox(&sb.id).await;
+                        let _ = client.remove_sandbox(&sb.id).await;
+                    }
+                }
+            });
+        })
+        .join();
+    }
+}

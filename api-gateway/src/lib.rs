@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `admission` | defaults, container resource defaults, validation, namespace existence, quota |
 //! | `client` | the failover-aware client library and the client config file ([`Client`], [`ClientConfig`]) |
+//! | `controllers` | the controllers on a master: [`MasterCluster`] (`actors::ClusterApi`), [`CaSigner`], leadership |
 //! | `cluster` | the gRPC `Cluster` service over the local member ([`ClusterControl`]) |
 //! | `auth` | who is calling: client certificates, the static token file, bootstrap tokens |
 //! | `patch` | JSON merge patch and strategic merge patch over JSON values ([`apply_patch`]) |
@@ -22,6 +23,7 @@ mod admission;
 mod auth;
 pub mod client;
 mod cluster;
+mod controllers;
 mod master;
 mod patch;
 mod pki;
@@ -45,6 +47,7 @@ pub use pki::{
 
 pub use client::{Client, ClientConfig, ClientError, ClientOptions, ResolvedConfig};
 pub use cluster::{ClusterControl, ClusterService};
+pub use controllers::{leadership, CaSigner, MasterCluster};
 pub use master::{load_or_create_ca, pki_files, Master, MasterConfig, MasterError};
 pub use raft_kv::{store_error, RaftKv};
 pub use registry::{

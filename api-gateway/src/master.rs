@@ -1,5 +1,6 @@
-//! One master: the raft-store member, the API gateway on top of it, and (once the
-//! controllers land) the controller actors, with the PKI they need.
+//! One master: the raft-store member, the API gateway on top of it, and the controller
+//! actors (on their own thread; they act only while this master leads), with the PKI
+//! they need.
 //!
 //! ```text
 //!  pki dir ──► CA ──► serving cert ─┐
@@ -86,6 +87,9 @@ pub enum MasterError {
     /// The API server failed.
     #[error(transparent)]
     Serve(#[from] crate::server::ServeError),
+    /// The controller thread could not start.
+    #[error(transparent)]
+    Controllers(#[from] actors::RuntimeError),
 }
 
 impl From<PkiError> for MasterError {
@@ -181,6 +185,7 @@ pub struct Master {
     client_addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<Result<(), crate::server::ServeError>>,
+    controllers: Option<actors::RuntimeThread>,
 }
 
 impl Master {
@@ -228,6 +233,26 @@ impl Master {
             .clone()
             .unwrap_or_else(|| client_addr.to_string());
 
+        // One certificate serves clients and authenticates this master to its peers.
+        let serving = ca.issue(&CertRequest {
+            common_name: format!("rafter-master-{}", config.id),
+            organizations: vec![MASTERS_GROUP.to_owned()],
+            subject_alt_names: {
+                let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+                let advertised_peer = config
+                    .advertise_peer
+                    .clone()
+                    .unwrap_or_else(|| config.peer_addr.to_string());
+                for host in [host_of(&advertise_client), host_of(&advertised_peer)] {
+                    if !names.contains(&host) {
+                        names.push(host);
+                    }
+                }
+                names
+            },
+            usage: CertUsage::ServerAndClient,
+            validity: DEFAULT_CERT_VALIDITY,
+        })?;
         let mut node_config = NodeConfig::new(config.id, config.data_dir.join("store"));
         node_config.listen_addr = config.peer_addr;
         node_config.advertise_addr = config.advertise_peer.clone();
@@ -235,6 +260,15 @@ impl Master {
         node_config.heartbeat_interval = config.heartbeat;
         node_config.election_timeout_min = config.heartbeat * 3;
         node_config.election_timeout_max = config.heartbeat * 6;
+        if !config.insecure {
+            // Masters authenticate each other: a peer without a certificate from the
+            // cluster CA cannot replicate to or from this one.
+            node_config.tls = Some(raft_store::PeerTls {
+                cert_pem: serving.cert_pem.clone(),
+                key_pem: serving.key_pem.clone(),
+                ca_pem: ca.cert_pem().to_owned(),
+            });
+        }
         let node = Node::start(node_config)
             .await
             .map_err(|e| MasterError::Store(e.to_string()))?;
@@ -260,20 +294,6 @@ impl Master {
             }
         }
 
-        let serving = ca.issue(&CertRequest {
-            common_name: format!("rafter-master-{}", config.id),
-            organizations: vec![MASTERS_GROUP.to_owned()],
-            subject_alt_names: {
-                let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-                let advertised = host_of(&advertise_client);
-                if !names.contains(&advertised) {
-                    names.push(advertised);
-                }
-                names
-            },
-            usage: CertUsage::ServerAndClient,
-            validity: DEFAULT_CERT_VALIDITY,
-        })?;
         let tls = (!config.insecure).then(|| ServerTls {
             cert_pem: serving.cert_pem,
             key_pem: serving.key_pem,
@@ -288,6 +308,9 @@ impl Master {
             config.id,
             advertise_client,
         ));
+
+        let signing_ca = ClusterCa::from_pem(ca.cert_pem(), ca.key_pem())?;
+        let controllers = crate::controllers::start(registry.clone(), node.clone(), signing_ca)?;
 
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(
@@ -306,6 +329,7 @@ impl Master {
             client_addr,
             shutdown: Some(shutdown_tx),
             server,
+            controllers: Some(controllers),
         })
     }
 
@@ -319,8 +343,11 @@ impl Master {
         &self.node
     }
 
-    /// Stops serving, then stops the store member.
+    /// Stops the controllers and serving, then stops the store member.
     pub async fn shutdown(mut self) -> Result<(), MasterError> {
+        if let Some(controllers) = self.controllers.take() {
+            let _ = tokio::task::spawn_blocking(move || controllers.shutdown()).await;
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

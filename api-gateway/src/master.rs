@@ -1,5 +1,6 @@
-//! One master: the raft-store member, the API gateway on top of it, and (once the
-//! controllers land) the controller actors, with the PKI they need.
+//! One master: the raft-store member, the API gateway on top of it, and the controller
+//! actors (on their own thread; they act only while this master leads), with the PKI
+//! they need.
 //!
 //! ```text
 //!  pki dir ──► CA ──► serving cert ─┐
@@ -86,6 +87,9 @@ pub enum MasterError {
     /// The API server failed.
     #[error(transparent)]
     Serve(#[from] crate::server::ServeError),
+    /// The controller thread could not start.
+    #[error(transparent)]
+    Controllers(#[from] actors::RuntimeError),
 }
 
 impl From<PkiError> for MasterError {
@@ -181,6 +185,7 @@ pub struct Master {
     client_addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<Result<(), crate::server::ServeError>>,
+    controllers: Option<actors::RuntimeThread>,
 }
 
 impl Master {
@@ -304,6 +309,9 @@ impl Master {
             advertise_client,
         ));
 
+        let signing_ca = ClusterCa::from_pem(ca.cert_pem(), ca.key_pem())?;
+        let controllers = crate::controllers::start(registry.clone(), node.clone(), signing_ca)?;
+
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(
             client_listener,
@@ -321,6 +329,7 @@ impl Master {
             client_addr,
             shutdown: Some(shutdown_tx),
             server,
+            controllers: Some(controllers),
         })
     }
 
@@ -334,8 +343,11 @@ impl Master {
         &self.node
     }
 
-    /// Stops serving, then stops the store member.
+    /// Stops the controllers and serving, then stops the store member.
     pub async fn shutdown(mut self) -> Result<(), MasterError> {
+        if let Some(controllers) = self.controllers.take() {
+            let _ = tokio::task::spawn_blocking(move || controllers.shutdown()).await;
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -20,6 +20,33 @@
 //!                        └─► storage::StateMachine  (data CF) ─► kv::apply ─► watches
 //! ```
 //!
+//! ## Use
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), raft_store::NodeError> {
+//! use std::collections::BTreeMap;
+//! use raft_store::{Consistency, KeyRange, Node, NodeConfig, PutRequest, WatchRequest};
+//!
+//! let node = Node::start(NodeConfig::new(1, "/var/lib/rafter/store")).await?;
+//! node.initialize_if_new(BTreeMap::from([(1, node.addr().to_string())])).await?;
+//! let put = node.put(PutRequest::new("/registry/pods/default/web", "...")).await?;
+//! let kv = node.get("/registry/pods/default/web", Consistency::Linearizable).await?;
+//! let mut watch = node
+//!     .watch(WatchRequest { range: KeyRange::prefix("/registry/pods/"), start_revision: put.revision, prev_kv: true })
+//!     .await?;
+//! while let Some(changes) = watch.next().await {
+//!     let changes = changes?; // every revision once, in order; `Compacted` if too old
+//! #   let _ = (changes, &kv);
+//! }
+//! node.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Errors say what to do next: [`NodeError::ForwardToLeader`] names the leader (or set
+//! [`NodeConfig::forward_writes`]), [`NodeError::is_retryable`] tells transient failures
+//! from final ones, and [`Node::submit`] with a fence term refuses writes decided under an
+//! older leadership.
+//!
 //! The crate must not know about Kubernetes objects: keys and values are bytes. It does not
 //! forward requests for the API gateway except, when configured, writes to the leader.
 

@@ -401,6 +401,11 @@ impl Node {
         Ok(self.handle()?.read(move |kv| kv.lease(id)).await??)
     }
 
+    /// Every lease as this member has applied it (serializable).
+    pub async fn leases(&self) -> Result<Vec<Lease>, NodeError> {
+        Ok(self.handle()?.read(|kv| kv.leases()).await??)
+    }
+
     /// Confirm leadership with a quorum (read index) and wait until this member has applied
     /// up to it. A quorum that does not answer in time is asked again until the request
     /// timeout.

@@ -1,5 +1,6 @@
 //! The verbs of `rafter`, one module each, and the dispatch between them.
 
+mod agent;
 mod api_resources;
 mod apply;
 mod auth;
@@ -55,6 +56,8 @@ pub enum Command {
     Down(up::DownArgs),
     /// Run one master: a store member and the API gateway.
     Master(master::MasterArgs),
+    /// Run one node agent: register the node and run the pods bound to it.
+    Agent(agent::AgentArgs),
     /// Show and edit the client config file: clusters, users, contexts.
     Config(config::ConfigArgs),
     /// Print the client version, and the cluster's leader and term when one is configured.
@@ -112,6 +115,7 @@ pub fn run(command: Command, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Command::ApiResources => api_resources::run(),
         Command::Validate(args) => apply::validate(args),
         Command::Master(args) => master::run(args),
+        Command::Agent(args) => agent::run(args, globals),
         Command::Up(args) => up::up(args),
         Command::Down(args) => up::down(args),
         Command::Config(args) => config::run(args, globals.kubeconfig.as_deref()),

@@ -1,0 +1,219 @@
+//! `rafter agent`: run one node agent in the foreground until Ctrl-C or SIGTERM — it
+//! registers its Node, renews its Lease, runs the pods bound to it through containerd,
+//! host processes or nothing (hollow), and runs static pods from `--manifest-dir`.
+//!
+//! Owns the flags and turning them into an [`AgentConfig`], a runtime and an API client.
+//! It must not hold agent logic; that is the `node-agent` crate's. Stopping the agent
+//! leaves its containers running: the next agent on this node adopts them.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use api_gateway::client::ResolvedConfig;
+use api_gateway::Client;
+use clap::{Args, ValueEnum};
+use node_agent::{
+    Agent, AgentConfig, ApiClient, BackoffPolicy, ContainerRuntime, ContainerdConfig,
+    ContainerdRuntime, HollowConfig, HollowRuntime, ProcessConfig, ProcessRuntime,
+};
+
+use crate::session::GlobalArgs;
+
+/// The container runtime an agent drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeKind {
+    /// containerd through its CRI API (real containers, pod networking).
+    Containerd,
+    /// Host processes (no isolation; for machines without containerd).
+    Process,
+    /// Nothing runs; pods are reported Running (scale tests).
+    Hollow,
+}
+
+/// `rafter agent`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+  # with the client config `rafter up` or an admin wrote\n  \
+  rafter agent --name w1 --kubeconfig ~/.rafter/config --runtime containerd \\\n    \
+  --containerd-socket /run/containerd/containerd.sock --pod-cidr 10.88.1.0/24\n  \
+  # with explicit masters, CA and token\n  \
+  rafter agent --name w1 --server https://10.0.0.1:6443,https://10.0.0.2:6443 \\\n    \
+  --ca /etc/rafter/ca.crt --token-file /etc/rafter/token --runtime process")]
+pub struct AgentArgs {
+    /// The node's name.
+    #[arg(long)]
+    name: String,
+    /// Master endpoints, comma-separated (overrides the client config's).
+    #[arg(long, value_delimiter = ',')]
+    server: Vec<String>,
+    /// A bearer token (overrides the client config's).
+    #[arg(long, conflicts_with = "token_file")]
+    token: Option<String>,
+    /// A file holding the bearer token.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// The cluster CA certificate (PEM) to verify masters with.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Talk plaintext to the masters (local development only).
+    #[arg(long)]
+    insecure: bool,
+    /// The container runtime.
+    #[arg(long, value_enum, default_value = "containerd")]
+    runtime: RuntimeKind,
+    /// The containerd socket.
+    #[arg(long, default_value = "/run/containerd/containerd.sock")]
+    containerd_socket: PathBuf,
+    /// How often the node's Lease is renewed (node status: on change and every 6 intervals).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    lease_interval: Duration,
+    /// The node's pod CIDR (spec.podCIDR).
+    #[arg(long)]
+    pod_cidr: Option<String>,
+    /// A directory of static pod manifests.
+    #[arg(long)]
+    manifest_dir: Option<PathBuf>,
+    /// Where the agent keeps volumes, logs and state.
+    #[arg(long, default_value = "/var/lib/rafter/agent")]
+    data_dir: PathBuf,
+    /// The node's InternalIP [default: the address of the route to the first master].
+    #[arg(long)]
+    node_ip: Option<String>,
+    /// The first restart back-off after a crash (doubles up to 5 min).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, hide = true)]
+    backoff_base: Duration,
+}
+
+/// The client config: the file's (when present or named), with flags over it.
+fn client_config(args: &AgentArgs, globals: &GlobalArgs) -> anyhow::Result<ResolvedConfig> {
+    let from_file = if args.server.is_empty() || globals.kubeconfig.is_some() {
+        Some(
+            ResolvedConfig::load(globals.kubeconfig.as_deref(), globals.context.as_deref())
+                .context("reading the client config (or pass --server, --ca and --token)")?,
+        )
+    } else {
+        None
+    };
+    let mut config = from_file.unwrap_or_else(|| ResolvedConfig {
+        context: String::new(),
+        endpoints: Vec::new(),
+        ca_pem: None,
+        identity: None,
+        token: None,
+        namespace: "default".to_owned(),
+        insecure: false,
+    });
+    if !args.server.is_empty() {
+        config.endpoints = args.server.clone();
+    }
+    if let Some(token) = &args.token {
+        config.token = Some(token.clone());
+    }
+    if let Some(path) = &args.token_file {
+        let token = std::fs::read_to_string(path)
+            .with_context(|| format!("reading --token-file {}", path.display()))?;
+        config.token = Some(token.trim().to_owned());
+    }
+    if let Some(path) = &args.ca {
+        config.ca_pem = Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading --ca {}", path.display()))?,
+        );
+    }
+    if args.insecure {
+        config.insecure = true;
+    }
+    if config.endpoints.is_empty() {
+        bail!("no master endpoints: pass --server or a client config with a cluster");
+    }
+    Ok(config)
+}
+
+/// The host part of the first endpoint (to pick the InternalIP's interface).
+fn api_host(endpoint: &str) -> Option<String> {
+    let rest = endpoint.split("://").nth(1).unwrap_or(endpoint);
+    let authority = rest.split('/').next()?;
+    Some(authority.to_owned()).filter(|a| !a.is_empty())
+}
+
+async fn runtime_of(args: &AgentArgs) -> anyhow::Result<Arc<dyn ContainerRuntime>> {
+    Ok(match args.runtime {
+        RuntimeKind::Containerd => {
+            let rt = ContainerdRuntime::new(ContainerdConfig::new(&args.containerd_socket))
+                .with_context(|| format!("containerd at {}", args.containerd_socket.display()))?;
+            Arc::new(rt)
+        }
+        RuntimeKind::Process => {
+            let rt = ProcessRuntime::new(ProcessConfig {
+                state_dir: Some(args.data_dir.join("process")),
+                ..ProcessConfig::default()
+            });
+            let reaped = rt
+                .reap_orphans()
+                .await
+                .context("reaping orphaned processes")?;
+            if reaped > 0 {
+                tracing::info!(reaped, "killed processes a previous agent left running");
+            }
+            Arc::new(rt)
+        }
+        RuntimeKind::Hollow => Arc::new(HollowRuntime::new(HollowConfig::default())),
+    })
+}
+
+/// Runs `rafter agent`.
+pub fn run(args: AgentArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    crate::logging::init();
+    if args.name.is_empty() {
+        bail!("--name must not be empty");
+    }
+    let client_config = client_config(&args, globals)?;
+    let mut config = AgentConfig::new(args.name.clone(), args.data_dir.clone());
+    config.manifest_dir = args.manifest_dir.clone();
+    config.lease_interval = args.lease_interval.max(Duration::from_millis(100));
+    config.pod_cidr = args.pod_cidr.clone();
+    config.node_ip = args.node_ip.clone();
+    config.api_host = client_config.endpoints.first().and_then(|e| api_host(e));
+    config.backoff = BackoffPolicy {
+        base: args.backoff_base,
+        ..BackoffPolicy::default()
+    };
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    tokio.block_on(async move {
+        let runtime = runtime_of(&args).await?;
+        let client = Client::connect(client_config)
+            .await
+            .context("setting up the API client")?;
+        let api: Arc<dyn ApiClient> = Arc::new(client);
+        let backend = runtime.backend();
+        let agent = Agent::start(config, runtime, api)
+            .await
+            .context("starting the agent")?;
+        println!("agent {} running ({backend} runtime)", args.name);
+        crate::logging::wait_for_shutdown_signal().await;
+        tracing::info!("stopping (containers keep running)");
+        agent.shutdown().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_host_is_the_first_endpoints_authority() {
+        assert_eq!(
+            api_host("https://10.0.0.1:6443").as_deref(),
+            Some("10.0.0.1:6443")
+        );
+        assert_eq!(api_host("https://m1:6443/x").as_deref(), Some("m1:6443"));
+    }
+}

@@ -44,16 +44,22 @@ pub(crate) fn etcd_version(binary: &Path) -> anyhow::Result<String> {
 }
 
 impl EtcdCluster {
-    /// Starts `size` etcd members under `root` and waits for a leader.
+    /// Starts `size` etcd members under `root` and waits for a leader. With `keep`, the
+    /// data and logs stay on disk afterwards.
     pub async fn start(
         root: &Path,
         binary: &Path,
         size: usize,
         extra_args: &[String],
+        keep: bool,
     ) -> anyhow::Result<EtcdCluster> {
         let dir = tempfile::Builder::new()
             .prefix("etcd-bench-")
+            .disable_cleanup(keep)
             .tempdir_in(root)?;
+        if keep {
+            println!("etcd data and logs kept in {}", dir.path().display());
+        }
         let mut members = Vec::new();
         for i in 1..=size {
             members.push(Member {

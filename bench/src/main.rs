@@ -100,6 +100,9 @@ struct FailoverArgs {
     /// Where temporary data directories go [default: the system temp dir].
     #[arg(long)]
     data_root: Option<PathBuf>,
+    /// Keep the members' data directories and logs (set RUST_LOG for more detail).
+    #[arg(long)]
+    keep_data: bool,
 }
 
 /// Logs of member and master processes: warnings and errors to stderr (their log file).
@@ -134,13 +137,14 @@ async fn failover(args: FailoverArgs) -> anyhow::Result<()> {
     );
     let root = args.data_root.clone().unwrap_or_else(std::env::temp_dir);
     let value = kv_client::value(256);
-    let mut cluster = RafterCluster::start(&root, 3).await?;
+    let mut cluster = RafterCluster::start(&root, 3, args.keep_data).await?;
     let ours = kv_failover(&mut cluster, args.rounds, &value).await?;
     drop(cluster);
     println!("rafter store: {}", failover_line(&ours));
     if !args.skip_etcd {
         println!("etcd: {}", etcd_version(&args.etcd_bin)?);
-        let mut cluster = EtcdCluster::start(&root, &args.etcd_bin, 3, &args.etcd_arg).await?;
+        let mut cluster =
+            EtcdCluster::start(&root, &args.etcd_bin, 3, &args.etcd_arg, args.keep_data).await?;
         let theirs = kv_failover(&mut cluster, args.rounds, &value).await?;
         drop(cluster);
         println!("etcd store:   {}", failover_line(&theirs));

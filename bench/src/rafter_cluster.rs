@@ -31,10 +31,15 @@ pub(crate) struct RafterCluster {
 
 impl RafterCluster {
     /// Starts `size` members under `root` and waits for a leader.
-    pub async fn start(root: &Path, size: u64) -> anyhow::Result<RafterCluster> {
+    /// With `keep`, the data and logs stay on disk afterwards.
+    pub async fn start(root: &Path, size: u64, keep: bool) -> anyhow::Result<RafterCluster> {
         let dir = tempfile::Builder::new()
             .prefix("rafter-bench-")
+            .disable_cleanup(keep)
             .tempdir_in(root)?;
+        if keep {
+            println!("rafter data and logs kept in {}", dir.path().display());
+        }
         let exe = std::env::current_exe().context("locating the bench binary")?;
         let mut members = Vec::new();
         for id in 1..=size {

@@ -48,6 +48,9 @@ pub(crate) struct LoadArgs {
     /// Where the members' temporary data directories go [default: the system temp dir].
     #[arg(long)]
     pub data_root: Option<PathBuf>,
+    /// Keep the members' data directories and logs (set RUST_LOG for more detail).
+    #[arg(long)]
+    pub keep_data: bool,
 }
 
 impl LoadArgs {
@@ -159,16 +162,21 @@ pub(crate) async fn run(args: StoreArgs) -> anyhow::Result<()> {
     println!();
 
     println!("starting 3 rafter store members ...");
-    let mut cluster = RafterCluster::start(&args.load.data_root(), 3).await?;
+    let mut cluster = RafterCluster::start(&args.load.data_root(), 3, args.load.keep_data).await?;
     let ours = run_system(&mut cluster, &args).await?;
     drop(cluster);
 
     let theirs = match &etcd {
         Some(_) => {
             println!("starting 3 etcd members ...");
-            let mut cluster =
-                EtcdCluster::start(&args.load.data_root(), &args.etcd_bin, 3, &args.etcd_arg)
-                    .await?;
+            let mut cluster = EtcdCluster::start(
+                &args.load.data_root(),
+                &args.etcd_bin,
+                3,
+                &args.etcd_arg,
+                args.load.keep_data,
+            )
+            .await?;
             let result = run_system(&mut cluster, &args).await?;
             drop(cluster);
             Some(result)

@@ -89,13 +89,23 @@ impl LogStore {
         }
     }
 
-    fn put_meta<T: serde::Serialize>(db: &DB, key: &[u8], value: &T) -> Result<(), std::io::Error> {
+    fn put_meta<T: serde::Serialize>(
+        db: &DB,
+        key: &[u8],
+        value: &T,
+        sync: bool,
+    ) -> Result<(), std::io::Error> {
         let cf = db
             .cf_handle(CF_META)
             .ok_or_else(|| io_err("missing meta cf"))?;
         let mut batch = WriteBatch::default();
         batch.put_cf(cf, key, encode(value).map_err(io_err)?);
-        db.write_opt(batch, &synced()).map_err(io_err)
+        let opts = if sync {
+            synced()
+        } else {
+            WriteOptions::default()
+        };
+        db.write_opt(batch, &opts).map_err(io_err)
     }
 
     fn read_range(db: &DB, start: u64, end: Option<u64>) -> Result<Vec<Entry>, std::io::Error> {
@@ -183,7 +193,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
         let db = self.db.clone();
         let vote = *vote;
-        blocking(move || Self::put_meta(&db, KEY_VOTE, &vote))
+        blocking(move || Self::put_meta(&db, KEY_VOTE, &vote, true))
             .await
             .map_err(|e| StorageIOError::write_vote(&e).into())
     }
@@ -197,7 +207,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         let db = self.db.clone();
-        blocking(move || Self::put_meta(&db, KEY_COMMITTED, &committed))
+        // Not synced: a committed index lost in a crash is learned again from the leader; it
+        // only lets a restarted member re-apply its log without waiting for one.
+        blocking(move || Self::put_meta(&db, KEY_COMMITTED, &committed, false))
             .await
             .map_err(|e| StorageIOError::write(&e).into())
     }

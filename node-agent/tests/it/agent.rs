@@ -605,3 +605,76 @@ pub async fn a_static_pod_runs_and_is_mirrored_in_the_api(rt: Runtime) {
     )
     .await;
 }
+
+/// Runs once (process backend): a runtime that does not answer makes the node NotReady.
+pub async fn a_runtime_that_is_down_makes_the_node_not_ready() {
+    let cluster = Cluster::start().await;
+    let dead = node_agent::ContainerdRuntime::new(node_agent::ContainerdConfig::new(
+        "/nonexistent/rafter-test/containerd.sock",
+    ))
+    .unwrap();
+    let node = TestNode::start(&cluster, std::sync::Arc::new(dead)).await;
+    let ready = eventually("the node to report its runtime down", || async {
+        let Ok(Object::Node(n)) = cluster.client.get(Kind::Node, "", &node.name).await else {
+            return None;
+        };
+        n.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.r#type == "Ready" && c.status == "False")
+    })
+    .await;
+    assert_eq!(ready.reason, "ContainerRuntimeUnhealthy");
+    assert!(
+        ready.message.contains("container runtime is down"),
+        "{}",
+        ready.message
+    );
+}
+
+/// Against the scripted fake API: a failed list and an expired watch are followed by a
+/// new list, and a pod created in between runs all the same.
+pub async fn the_agent_lists_again_after_a_failed_list_and_an_expired_watch() {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    let fake = Arc::new(crate::fake_api::FakeApi::new());
+    fake.failing_lists.store(1, Ordering::SeqCst);
+    fake.expiring_watches.store(1, Ordering::SeqCst);
+    let data = tempfile::tempdir().unwrap();
+    let mut config = node_agent::AgentConfig::new("fake-node", data.path());
+    config.resync = std::time::Duration::from_millis(200);
+    config.lease_interval = std::time::Duration::from_millis(200);
+    config.node_ip = Some("127.0.0.1".into());
+    let runtime = Arc::new(node_agent::HollowRuntime::new(
+        node_agent::HollowConfig::default(),
+    ));
+    let api: Arc<dyn node_agent::ApiClient> = fake.clone();
+    let agent = node_agent::Agent::start(config, runtime, api)
+        .await
+        .unwrap();
+    eventually("a list after each fault", || async {
+        (fake.list_calls.load(Ordering::SeqCst) >= 3).then_some(())
+    })
+    .await;
+    // Delivered through the watch that follows the third list.
+    fake.put(Object::Pod(pod(
+        "p",
+        "fake-node",
+        vec![sh("app", "sleep 1")],
+    )));
+    eventually("the pod to run despite the faults", || async {
+        running(&fake.pod("default", "p")?)
+    })
+    .await;
+    let holder = eventually("the lease", || async {
+        use node_agent::ApiClient as _;
+        match fake.get(Kind::Lease, "kube-node-lease", "fake-node").await {
+            Ok(Object::Lease(l)) => Some(l.spec?.holder_identity),
+            _ => None,
+        }
+    })
+    .await;
+    assert_eq!(holder, "fake-node");
+    agent.shutdown().await;
+}

@@ -8,7 +8,8 @@
 //! - `hollow`: the scale-test backend;
 //! - `agent` (with `cluster`): the whole agent against an in-process gateway — pods
 //!   run, init containers, CrashLoopBackOff, liveness restarts, volumes, deletion,
-//!   adoption after an agent restart, ErrImagePull, node and lease, static pods.
+//!   adoption after an agent restart, ErrImagePull, node and lease, static pods;
+//! - `fake_api`: a scripted fake API with switchable faults, for the agent's own loops.
 //!
 //! To run the containerd half locally:
 //! ```text
@@ -19,6 +20,7 @@
 mod agent;
 mod cluster;
 mod containerd_only;
+mod fake_api;
 mod harness;
 mod hollow;
 mod images;
@@ -109,5 +111,15 @@ mod agent_once {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_static_pod_runs_and_is_mirrored_in_the_api() {
         crate::agent::a_static_pod_runs_and_is_mirrored_in_the_api(crate::harness::process()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_runtime_that_is_down_makes_the_node_not_ready() {
+        crate::agent::a_runtime_that_is_down_makes_the_node_not_ready().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_agent_lists_again_after_a_failed_list_and_an_expired_watch() {
+        crate::agent::the_agent_lists_again_after_a_failed_list_and_an_expired_watch().await;
     }
 }

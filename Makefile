@@ -7,14 +7,23 @@ deps:
 build: deps
 	cargo build --bin rafter
 
-# The main job. Until `rafter up` lands (the CLI issue), this checks the demo
-# manifests locally with the client-side dry run and prints the normalised objects.
-up: build
-	./target/debug/rafter apply --dry-run=client -f examples/demo.yaml -o yaml
-
-# The node agent's tests run real containers: a private containerd under
-# $(CONTAINERD_DIR), set up (packages, config, images) by scripts/containerd-setup.sh.
+# A private containerd under $(CONTAINERD_DIR) (packages, config, CNI, images), set up
+# by scripts/containerd-setup.sh: the agents of `make up` and the node agent's tests run
+# real containers in it.
 CONTAINERD_DIR ?= /tmp/rafter-containerd
+
+# The main job: a local cluster of three masters and two agents with the demo Deployment,
+# in the foreground until Ctrl-C. Its data, logs and client config go to $(UP_DIR).
+# If containerd cannot be set up here, the agents fall back to host processes and say so.
+UP_DIR ?= $(CURDIR)/.rafter
+
+up: build
+	@if scripts/containerd-setup.sh $(CONTAINERD_DIR) >$(CONTAINERD_DIR).setup.log 2>&1; then \
+		export RAFTER_CONTAINERD_SOCK=$(CONTAINERD_DIR)/containerd.sock; \
+	else \
+		echo "containerd could not be set up (see $(CONTAINERD_DIR).setup.log)"; \
+	fi; \
+	./target/debug/rafter up --demo --dir $(UP_DIR)
 
 test: deps
 	scripts/containerd-setup.sh $(CONTAINERD_DIR)

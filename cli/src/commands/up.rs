@@ -159,6 +159,15 @@ fn spinner(message: &str) -> ProgressBar {
     bar
 }
 
+/// Ends a step: the spinner shows the result on a terminal; elsewhere (a pipe, a CI log)
+/// the result is printed as a plain line so the output still says what happened.
+fn finish(bar: &ProgressBar, message: String) {
+    if bar.is_hidden() {
+        println!("{message}");
+    }
+    bar.finish_with_message(message);
+}
+
 fn log_file(dir: &Path, name: &str) -> anyhow::Result<std::fs::File> {
     let path = dir.join("logs").join(format!("{name}.log"));
     std::fs::OpenOptions::new()
@@ -268,7 +277,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             )?;
         }
     }
-    bar.finish_with_message(format!("started {} masters", state.masters.len()));
+    finish(&bar, format!("started {} masters", state.masters.len()));
 
     let config_path = dir.join("config");
     write_client_config(&config_path, &state, &pki_dir)?;
@@ -301,7 +310,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })?;
-    bar.finish_with_message(format!("master {leader} leads"));
+    finish(&bar, format!("master {leader} leads"));
 
     let bar = spinner(&format!("starting {} agents", args.agents));
     for i in 1..=args.agents {
@@ -354,7 +363,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             }
         })?;
     }
-    bar.finish_with_message(format!("{} nodes Ready", args.agents));
+    finish(&bar, format!("{} nodes Ready", args.agents));
 
     if args.demo {
         let bar = spinner("applying the demo Deployment and Service");
@@ -377,7 +386,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         })?;
-        bar.finish_with_message("demo Deployment demo-web: 3/3 pods Ready".to_owned());
+        finish(&bar, "demo Deployment demo-web: 3/3 pods Ready".to_owned());
     }
 
     println!(

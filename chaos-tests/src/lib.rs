@@ -226,6 +226,11 @@ impl Cluster {
         self.masters.iter().map(MasterProcess::endpoint).collect()
     }
 
+    /// A master's whole log.
+    pub fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("m{id}.log"))).unwrap_or_default()
+    }
+
     /// The last lines of a master's log, for failure messages.
     pub fn log_tail(&self, id: u64) -> String {
         let text =

@@ -1,4 +1,5 @@
 //! Fault tests on real multi-process clusters. One property per file.
 
 mod acknowledged_writes_survive_leader_kills;
+mod controllers_converge_across_leader_kills;
 mod snapshot_restore_seeds_a_new_cluster;

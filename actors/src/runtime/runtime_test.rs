@@ -152,6 +152,17 @@ async fn a_deployment_of_ten_replicas_converges_with_every_pod_bound() {
     let status = h.runtime.status().borrow().clone();
     assert_eq!(status.active_term, Some(1));
     assert!(status.last_handover.is_some());
+
+    // Converged means quiet: no controller keeps rewriting what it already wrote (the
+    // clock moves on; conditions must not churn with it).
+    let settled = cluster.state().attempts.len();
+    let quiet = tokio::time::timeout(
+        Duration::from_millis(2500),
+        h.cluster
+            .wait_until("no write", WAIT, |s| s.attempts.len() > settled),
+    )
+    .await;
+    assert!(quiet.is_err(), "controllers kept writing after converging");
 }
 
 #[actix_rt::test]

@@ -207,8 +207,8 @@ where
     C: KvCluster,
 {
     let name = cluster.name();
-    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await?;
-    let clients = cluster.clients(leader, args.load.conns).await?;
+    let mut leader = cluster.wait_for_leader(Duration::from_secs(30)).await?;
+    let mut clients = cluster.clients(leader, args.load.conns).await?;
     let value: Arc<[u8]> = value(args.value_size).into();
 
     let preload_clients = 16usize;
@@ -237,12 +237,14 @@ where
 
     let mut result = SystemResult::default();
     for &level in &args.load.clients {
+        (leader, clients) = follow_leader(cluster, leader, clients, args.load.conns).await?;
         let put = drive(
             args.load.plan(level),
             put_op(&clients, &value, args.key_space),
         )
         .await?;
         report_phase(name, "put", level, &put);
+        (leader, clients) = follow_leader(cluster, leader, clients, args.load.conns).await?;
         let get = drive(args.load.plan(level), get_op(&clients, args.preload)).await?;
         report_phase(name, "get", level, &get);
         result.levels.push(Level {
@@ -259,6 +261,31 @@ where
         );
     }
     Ok(result)
+}
+
+/// Before a phase: if leadership moved (say, an election under load in the previous
+/// phase), say so and point the clients at the new leader, so every phase measures
+/// requests to the leader.
+async fn follow_leader<C>(
+    cluster: &C,
+    leader: usize,
+    clients: KvClients,
+    conns: usize,
+) -> anyhow::Result<(usize, KvClients)>
+where
+    C: KvCluster,
+{
+    let now = cluster.wait_for_leader(Duration::from_secs(30)).await?;
+    if now == leader {
+        return Ok((leader, clients));
+    }
+    println!(
+        "{}: leadership moved from member {} to member {} (an election during the run)",
+        cluster.name(),
+        leader + 1,
+        now + 1
+    );
+    Ok((now, cluster.clients(now, conns).await?))
 }
 
 fn put_op(

@@ -1,6 +1,8 @@
 //! Integration tests of the `rafter` binary, driven as a user would drive it.
 
+mod cluster;
 mod config;
 mod dry_run;
+mod e2e;
 mod support;
 mod verbs;

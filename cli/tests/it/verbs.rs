@@ -3,107 +3,13 @@
 //! cluster. Controllers and agents may not run, so each check is about the objects the
 //! verbs write, and the ReplicaSets of a rollout are made by the test itself.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use serde_json::Value;
 
-use crate::support::{rafter_with_env, Run};
-
-/// A local cluster for one test, stopped (`rafter down`) when dropped, also on failure.
-struct Cluster {
-    dir: PathBuf,
-    config: String,
-}
-
-impl Cluster {
-    fn start(name: &str) -> Cluster {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join("verbs-clusters")
-            .join(name);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("config").display().to_string();
-        let cluster = Cluster { dir, config };
-        let dir = cluster.dir.display().to_string();
-        let up = rafter_with_env(&["up", "--detach", "--agents", "0", "--dir", &dir], &[]);
-        assert_eq!(
-            up.code, 0,
-            "rafter up failed:\n{}\n{}",
-            up.stdout, up.stderr
-        );
-        cluster
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        rafter_with_env(args, &[("RAFTERCONFIG", &self.config)])
-    }
-
-    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut all = vec![("RAFTERCONFIG", self.config.as_str())];
-        all.extend_from_slice(env);
-        rafter_with_env(args, &all)
-    }
-
-    /// Runs a command that must succeed and returns what it printed.
-    fn ok(&self, args: &[&str]) -> String {
-        let run = self.run(args);
-        assert_eq!(
-            run.code,
-            0,
-            "`rafter {}` failed:\n{}\n{}",
-            args.join(" "),
-            run.stdout,
-            run.stderr
-        );
-        run.stdout
-    }
-
-    /// Runs a command that must fail and returns its standard error.
-    fn fails(&self, args: &[&str]) -> String {
-        let run = self.run(args);
-        assert_ne!(
-            run.code,
-            0,
-            "`rafter {}` should fail:\n{}",
-            args.join(" "),
-            run.stdout
-        );
-        run.stderr
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.extend(["-o", "json"]);
-        serde_json::from_str(&self.ok(&all)).unwrap()
-    }
-
-    fn file(&self, name: &str, text: &str) -> String {
-        let path = self.dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let dir = self.dir.display().to_string();
-        let _ = rafter_with_env(&["down", "--dir", &dir], &[]);
-    }
-}
-
-/// Polls `check` until it returns `Some`, failing after `limit`.
-fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+use crate::cluster::{eventually, Cluster};
+use crate::support::rafter_with_env;
 
 const NODE: &str = "apiVersion: v1
 kind: Node

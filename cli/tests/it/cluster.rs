@@ -1,0 +1,118 @@
+//! A local cluster for one test (`rafter up --detach`), stopped with `rafter down` when
+//! dropped, also when the test fails.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{rafter_with_env, Run};
+
+/// Held while a cluster starts.
+static STARTING: Mutex<()> = Mutex::new(());
+
+/// A local cluster for one test, stopped (`rafter down`) when dropped, also on failure.
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub config: String,
+}
+
+impl Cluster {
+    /// A cluster with no agents (objects only).
+    pub fn start(name: &str) -> Cluster {
+        Cluster::start_with(name, &["--agents", "0"])
+    }
+
+    /// A cluster started with extra `rafter up` flags (agents, runtime ...).
+    pub fn start_with(name: &str, flags: &[&str]) -> Cluster {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("verbs-clusters")
+            .join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("config").display().to_string();
+        let cluster = Cluster { dir, config };
+        let dir = cluster.dir.display().to_string();
+        // `rafter up` picks the first free ports from 6443 and the masters bind them:
+        // start one cluster at a time so two tests never pick the same ports.
+        let _one_at_a_time = STARTING.lock().unwrap_or_else(|p| p.into_inner());
+        let mut args = vec!["up", "--detach", "--dir", &dir];
+        args.extend_from_slice(flags);
+        let up = rafter_with_env(&args, &[]);
+        assert_eq!(
+            up.code, 0,
+            "rafter up failed:\n{}\n{}",
+            up.stdout, up.stderr
+        );
+        cluster
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        rafter_with_env(args, &[("RAFTERCONFIG", &self.config)])
+    }
+
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut all = vec![("RAFTERCONFIG", self.config.as_str())];
+        all.extend_from_slice(env);
+        rafter_with_env(args, &all)
+    }
+
+    /// Runs a command that must succeed and returns what it printed.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let run = self.run(args);
+        assert_eq!(
+            run.code,
+            0,
+            "`rafter {}` failed:\n{}\n{}",
+            args.join(" "),
+            run.stdout,
+            run.stderr
+        );
+        run.stdout
+    }
+
+    /// Runs a command that must fail and returns its standard error.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let run = self.run(args);
+        assert_ne!(
+            run.code,
+            0,
+            "`rafter {}` should fail:\n{}",
+            args.join(" "),
+            run.stdout
+        );
+        run.stderr
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    pub fn file(&self, name: &str, text: &str) -> String {
+        let path = self.dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let dir = self.dir.display().to_string();
+        let _ = rafter_with_env(&["down", "--dir", &dir], &[]);
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing after `limit`.
+pub fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -21,6 +21,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actors::runtime::{event_object, ApiError, ChangeStream, INFORMED_KINDS};
 use actors::{
@@ -365,28 +366,44 @@ impl CertificateSigner for CaSigner {
     }
 }
 
-/// `Some(term)` while `node` leads, following its Raft metrics. Runs on the caller's
-/// runtime until the receiver is dropped.
-pub fn leadership(node: Node) -> watch::Receiver<Option<u64>> {
-    let (tx, rx) = watch::channel(node.leader_term());
+/// `Some(term)` while `node` leads, following its Raft metrics, and only while a quorum
+/// acknowledged it within six heartbeats: a leader cut off from the others stops its
+/// controllers as soon as its followers may elect another one, not when it first hears of
+/// the new term (its writes would be fenced anyway; this stops the work). Runs on the
+/// caller's runtime until the receiver is dropped.
+pub fn leadership(node: Node, heartbeat: Duration) -> watch::Receiver<Option<u64>> {
+    let lease = heartbeat * 6;
+    let (tx, rx) = watch::channel(None);
     let mut metrics = node.metrics();
     tokio::spawn(async move {
+        let mut tick = tokio::time::interval(heartbeat);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut acked_at: Option<Instant> = None;
+        let mut refresh = true;
         loop {
+            if refresh {
+                let since = metrics.borrow_and_update().millis_since_quorum_ack;
+                acked_at =
+                    since.and_then(|ms| Instant::now().checked_sub(Duration::from_millis(ms)));
+            }
+            let fresh = acked_at.is_some_and(|at| at.elapsed() <= lease);
+            let term = node.leader_term().filter(|_| fresh);
+            tx.send_if_modified(|current| {
+                let changed = *current != term;
+                *current = term;
+                changed
+            });
             tokio::select! {
                 changed = metrics.changed() => {
                     if changed.is_err() {
                         tx.send_replace(None);
                         return;
                     }
+                    refresh = true;
                 }
+                _ = tick.tick() => refresh = false,
                 () = tx.closed() => return,
             }
-            let term = node.leader_term();
-            tx.send_if_modified(|current| {
-                let changed = *current != term;
-                *current = term;
-                changed
-            });
         }
     });
     rx
@@ -398,9 +415,10 @@ pub fn start(
     registry: Registry<RaftKv>,
     node: Node,
     ca: ClusterCa,
+    heartbeat: Duration,
 ) -> Result<RuntimeThread, RuntimeError> {
     let handle = tokio::runtime::Handle::current();
-    let leadership = leadership(node.clone());
+    let leadership = leadership(node.clone(), heartbeat);
     let api = Arc::new(MasterCluster::new(registry, node, handle));
     RuntimeThread::spawn(
         api,

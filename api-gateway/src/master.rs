@@ -310,7 +310,12 @@ impl Master {
         ));
 
         let signing_ca = ClusterCa::from_pem(ca.cert_pem(), ca.key_pem())?;
-        let controllers = crate::controllers::start(registry.clone(), node.clone(), signing_ca)?;
+        let controllers = crate::controllers::start(
+            registry.clone(),
+            node.clone(),
+            signing_ca,
+            config.heartbeat,
+        )?;
 
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(

@@ -122,33 +122,34 @@ async fn a_deployment_of_ten_replicas_converges_with_every_pod_bound() {
             })
         })
         .await;
-    let state = cluster.state();
-    assert_eq!(
-        state.list(Kind::ReplicaSet).len(),
-        1,
-        "exactly one ReplicaSet"
-    );
-    let binds = state
-        .attempts
-        .iter()
-        .filter(|a| matches!(a.action, Action::Bind { .. }) && a.result.is_ok())
-        .count();
-    assert_eq!(binds, 10, "each pod bound once by the scheduler");
-    let scheduled = state
-        .events
-        .iter()
-        .filter(|e| e.reason == "Scheduled")
-        .count();
-    assert_eq!(scheduled, 10);
-    assert!(state.attempts.iter().all(|a| a.term == 1));
-    let mut per_node = std::collections::BTreeMap::new();
-    for p in state.pods() {
-        *per_node
-            .entry(p.spec.as_ref().unwrap().node_name.clone())
-            .or_insert(0) += 1;
+    {
+        let state = cluster.state();
+        assert_eq!(
+            state.list(Kind::ReplicaSet).len(),
+            1,
+            "exactly one ReplicaSet"
+        );
+        let binds = state
+            .attempts
+            .iter()
+            .filter(|a| matches!(a.action, Action::Bind { .. }) && a.result.is_ok())
+            .count();
+        assert_eq!(binds, 10, "each pod bound once by the scheduler");
+        let scheduled = state
+            .events
+            .iter()
+            .filter(|e| e.reason == "Scheduled")
+            .count();
+        assert_eq!(scheduled, 10);
+        assert!(state.attempts.iter().all(|a| a.term == 1));
+        let mut per_node = std::collections::BTreeMap::new();
+        for p in state.pods() {
+            *per_node
+                .entry(p.spec.as_ref().unwrap().node_name.clone())
+                .or_insert(0) += 1;
+        }
+        assert_eq!(per_node.len(), 3, "replicas are spread: {per_node:?}");
     }
-    assert_eq!(per_node.len(), 3, "replicas are spread: {per_node:?}");
-    drop(state);
     let status = h.runtime.status().borrow().clone();
     assert_eq!(status.active_term, Some(1));
     assert!(status.last_handover.is_some());

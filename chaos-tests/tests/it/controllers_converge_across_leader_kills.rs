@@ -267,6 +267,15 @@ async fn deployment_rollout_converges_across_a_leader_kill_with_one_replica_set(
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let started = cluster
+        .log(leader)
+        .lines()
+        .filter(|l| l.contains("controllers active") || l.contains("controllers stopped"))
+        .count();
+    assert_eq!(
+        started, 1,
+        "the first leader's controllers started once and never stopped"
+    );
     let at_kill = rollout(&cluster).await;
     let killed = Instant::now();
     cluster.kill(leader).expect("kill -9 the leader");
@@ -312,6 +321,11 @@ async fn deployment_rollout_converges_across_a_leader_kill_with_one_replica_set(
     eprintln!(
         "control loops dark after the kill: scale accepted after {scaled:?}, first pod by the new leader's controllers after {:?}; converged {final_state:?}; new leader {new_leader}: {handover:?}",
         first_new_pod
+    );
+    assert_eq!(
+        handover.len(),
+        1,
+        "the new leader's controllers started once and did not flap: {handover:?}"
     );
     let (_, _, rses, per_node) = final_state;
     assert_eq!(

@@ -13,6 +13,7 @@ const PROTOS: &[&str] = &[
     "proto/rafter/v1/cluster.proto",
     "proto/rafter/raft/v1/raft.proto",
     "proto/rafter/api/v1/api.proto",
+    "proto/rafter/agent/v1/agent.proto",
 ];
 
 /// Fields whose Kubernetes JSON name is not the plain camelCase of the proto name.

@@ -12,6 +12,7 @@
 //! | `auth` | who is calling: client certificates, the static token file, bootstrap tokens |
 //! | `patch` | JSON merge patch and strategic merge patch over JSON values ([`apply_patch`]) |
 //! | `master` | one master process: PKI files, store member, gateway, start-up and shutdown ([`Master`]) |
+//! | `pod_logs` | pods/log: the pod's node and container, the node's agent endpoint, relaying its stream |
 //! | `pki` | the cluster CA, issued certificates, CSR signing, identities in certificates |
 //! | `raft_kv` | the store on a master: the local raft-store member ([`RaftKv`]) |
 //! | `registry` | Kubernetes object semantics on the store: keys, resourceVersion, status, deletion, lists, watches |
@@ -27,6 +28,7 @@ mod controllers;
 mod master;
 mod patch;
 mod pki;
+mod pod_logs;
 mod raft_kv;
 mod registry;
 mod server;
@@ -45,10 +47,11 @@ pub use pki::{
     ClusterCa, PkiError, DEFAULT_CERT_VALIDITY,
 };
 
-pub use client::{Client, ClientConfig, ClientError, ClientOptions, ResolvedConfig};
+pub use client::{Client, ClientConfig, ClientError, ClientOptions, LogParams, ResolvedConfig};
 pub use cluster::{ClusterControl, ClusterService};
 pub use controllers::{leadership, CaSigner, MasterCluster};
 pub use master::{load_or_create_ca, pki_files, Master, MasterConfig, MasterError};
+pub use pod_logs::{AGENT_LOGS_ENDPOINT_ANNOTATION, AGENT_STATUS_METADATA};
 pub use raft_kv::{store_error, RaftKv};
 pub use registry::{
     kind_prefix, now_rfc3339, object_key, DeleteOptions, ListOptions, ListPage, Propagation,

@@ -5,7 +5,7 @@
 //! authenticated user may do anything, except that bootstrap-token holders may only file
 //! and read CertificateSigningRequests), request decoding, and the mapping of registry
 //! errors to gRPC status codes with messages a person can act on. It holds no state of
-//! its own beyond the token file.
+//! its own beyond the token file. pods/log is relayed from the node's agent (`pod_logs`).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,6 +23,7 @@ use crate::auth::{
 };
 use crate::patch::{apply_patch, PatchType};
 use crate::pki::cert_identity;
+use crate::pod_logs;
 use crate::registry::{
     now_rfc3339, DeleteOptions, ListOptions, Propagation, Registry, RegistryError, Subresource,
     WatchEventType,
@@ -629,9 +630,68 @@ impl<S: KvStore> Resources for ResourcesService<S> {
         request: Request<api::LogsRequest>,
     ) -> Result<Response<Self::LogsStream>, Status> {
         self.admit_caller(&request, "get/log", Kind::Pod).await?;
-        Err(Status::unimplemented(
-            "pods/log is streamed from the node agent, which does not serve logs to the gateway yet",
-        ))
+        let r = request.into_inner();
+        if r.name.is_empty() {
+            return Err(Status::invalid_argument("the request names no pod"));
+        }
+        let pod = match self
+            .registry
+            .get(
+                Kind::Pod,
+                &r.namespace,
+                &r.name,
+                ReadConsistency::Serializable,
+            )
+            .await
+            .map_err(status_of)?
+        {
+            Object::Pod(pod) => pod,
+            _ => {
+                return Err(Status::internal(
+                    "the store returned another kind for a pod",
+                ))
+            }
+        };
+        let target = pod_logs::target(&pod, &r.container).map_err(|e| e.status())?;
+        let node = match self
+            .registry
+            .get(Kind::Node, "", &target.node, ReadConsistency::Serializable)
+            .await
+        {
+            Ok(Object::Node(node)) => node,
+            Ok(_) => {
+                return Err(Status::internal(
+                    "the store returned another kind for a node",
+                ))
+            }
+            Err(RegistryError::NotFound { .. }) => {
+                return Err(pod_logs::agent_status(Status::unavailable(format!(
+                    "pod {}/{} is bound to node {}, which is not registered",
+                    r.namespace, r.name, target.node
+                ))))
+            }
+            Err(e) => return Err(status_of(e)),
+        };
+        let endpoint = pod_logs::endpoint(&node).map_err(|e| e.status())?;
+        let agent_request = rafter_proto::agent::LogsRequest {
+            namespace: r.namespace.clone(),
+            pod_name: r.name.clone(),
+            pod_uid: target.uid,
+            container: target.container,
+            follow: r.follow,
+            previous: r.previous,
+            tail_lines: r.tail_lines,
+        };
+        let chunks = pod_logs::open(&target.node, &endpoint, agent_request).await?;
+        // Dropping this stream (the client went away) drops the agent's stream with it.
+        let stream = chunks.map(|chunk| match chunk {
+            Ok(chunk) => Ok(api::LogChunk { data: chunk.data }),
+            Err(status) => Err(pod_logs::agent_status(Status::new(
+                status.code(),
+                status.message(),
+            ))),
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 }
 

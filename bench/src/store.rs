@@ -224,7 +224,20 @@ where
             let key = format!("bench/{:08}", seq * preload_clients as u64 + client as u64);
             let clients = clients.clone();
             let value = value.to_vec();
-            async move { clients.put(client, key.into_bytes(), value).await }
+            async move {
+                // Retried for a while: right after start an election may still be settling.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                loop {
+                    match clients
+                        .put(client, key.clone().into_bytes(), value.clone())
+                        .await
+                    {
+                        Ok(()) => return Ok(()),
+                        Err(e) if tokio::time::Instant::now() > deadline => return Err(e),
+                        Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                }
+            }
         }
     })
     .await?;

@@ -1,5 +1,6 @@
 //! [`Agent`]: the node agent as a whole — node registration and lease
-//! ([`crate::node`]), the pod manager below, and static pods.
+//! ([`crate::node`]), the pod manager below, static pods, and the log endpoint
+//! ([`crate::log_server`], advertised on the Node as `rafter.io/agent-logs-endpoint`).
 //!
 //! ```text
 //!            ┌───────────── NodeReporter task (Node, Lease) ──────────────┐
@@ -19,6 +20,7 @@
 //! containers or build statuses itself.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +33,7 @@ use tracing::{info, warn};
 
 use crate::api::{ApiClient, PodEvent, PodEventStream};
 use crate::host::HostInfo;
+use crate::log_server;
 use crate::node::NodeReporter;
 use crate::pod_sync::BackoffPolicy;
 use crate::pod_worker::{Desired, PodWorker, Source, WorkerContext, LABEL_NODE_NAME};
@@ -58,6 +61,10 @@ pub struct AgentConfig {
     pub backoff: BackoffPolicy,
     /// How often every pod is reconciled even without a change.
     pub resync: Duration,
+    /// Where the log endpoint the gateways call listens (plaintext: keep it on loopback
+    /// until agents have certificates); `None`: no endpoint, `rafter logs` cannot reach
+    /// this node's pods.
+    pub logs_listen: Option<SocketAddr>,
 }
 
 impl AgentConfig {
@@ -73,6 +80,7 @@ impl AgentConfig {
             api_host: None,
             backoff: BackoffPolicy::default(),
             resync: Duration::from_secs(2),
+            logs_listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
         }
     }
 
@@ -97,6 +105,15 @@ pub enum AgentError {
     /// The node name is empty.
     #[error("the node needs a name")]
     NoName,
+    /// The log endpoint cannot listen on its address.
+    #[error("log endpoint on {addr}: {source}")]
+    LogsListen {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A running node agent. Dropping it stops its tasks (containers keep running).
@@ -104,6 +121,7 @@ pub struct Agent {
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     config: AgentConfig,
+    logs_endpoint: Option<String>,
 }
 
 impl Agent {
@@ -127,10 +145,34 @@ impl Agent {
         let host = HostInfo::detect(config.node_ip.clone(), config.api_host.clone()).await;
         info!(node = %config.node_name, runtime = runtime.backend(), ip = %host.internal_ip, "agent starting");
         let (shutdown, rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let mut annotations = BTreeMap::new();
+        let mut logs_endpoint = None;
+        if let Some(addr) = config.logs_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| AgentError::LogsListen { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| AgentError::LogsListen { addr, source })?;
+            let url = log_server::advertised(bound, &host.internal_ip);
+            info!(node = %config.node_name, endpoint = %url, "log endpoint listening");
+            annotations.insert(
+                api_gateway::AGENT_LOGS_ENDPOINT_ANNOTATION.to_owned(),
+                url.clone(),
+            );
+            logs_endpoint = Some(url);
+            tasks.push(tokio::spawn(log_server::serve(
+                listener,
+                config.log_dir(),
+                rx.clone(),
+            )));
+        }
         let reporter = NodeReporter {
             name: config.node_name.clone(),
             host: host.clone(),
             pod_cidr: config.pod_cidr.clone(),
+            annotations,
             interval: config.lease_interval,
             api: api.clone(),
             runtime: runtime.clone(),
@@ -152,20 +194,24 @@ impl Agent {
             workers: HashMap::new(),
             static_pods: BTreeMap::new(),
         };
-        let tasks = vec![
-            tokio::spawn(reporter.run(rx.clone())),
-            tokio::spawn(manager.run(rx)),
-        ];
+        tasks.push(tokio::spawn(reporter.run(rx.clone())));
+        tasks.push(tokio::spawn(manager.run(rx)));
         Ok(Agent {
             shutdown,
             tasks,
             config,
+            logs_endpoint,
         })
     }
 
     /// The agent's settings.
     pub fn config(&self) -> &AgentConfig {
         &self.config
+    }
+
+    /// The URL of the log endpoint (`http://IP:PORT`), as written on the Node.
+    pub fn logs_endpoint(&self) -> Option<&str> {
+        self.logs_endpoint.as_deref()
     }
 
     /// Stops every task of the agent and waits for them; containers keep running.

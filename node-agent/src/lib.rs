@@ -34,6 +34,7 @@
 //! | `volumes` | emptyDir, hostPath, configMap and secret volumes and their mounts |
 //! | `static_pods` | manifests in `--manifest-dir` and their mirror pods |
 //! | `logs` | [`read_logs`] / [`follow_logs`] over the containers' log files |
+//! | `log_server` | the agent's log endpoint (`rafter.agent.v1.AgentLogs`) the gateways call for `rafter logs` |
 //! | `clock` | RFC 3339 timestamps with microseconds |
 //! | `runtime` | the [`ContainerRuntime`] trait: the contract every backend keeps |
 //! | `spec` | [`SandboxConfig`] / [`ContainerConfig`] and their translation from the API types |
@@ -62,6 +63,7 @@ mod error;
 mod hollow;
 mod host;
 mod image;
+mod log_server;
 mod logs;
 mod node;
 mod pod_sync;

@@ -10,8 +10,7 @@
 //!
 //! Owns finding and reading the files (through `tokio::fs`). It must not write or rotate
 //! them (the runtime does) nor know how the request arrived. The gateway's pods/log
-//! proxy is to call these through an agent endpoint; until then they are the library
-//! API `rafter logs` on the node uses.
+//! proxy reaches them through the agent's log endpoint (`log_server`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

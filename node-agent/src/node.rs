@@ -5,7 +5,8 @@
 //! ```text
 //!   every lease interval:
 //!     runtime.version() ── ok / error ──► Ready condition (True / False, reason)
-//!     Node missing? ─► create (spec, labels) ─► status
+//!     Node missing? ─► create (spec, labels, annotations) ─► status
+//!     (present at start: labels, podCIDR and the agent's annotations brought up to date)
 //!     status changed, or older than STATUS_EVERY × interval? ─► update status
 //!     Lease kube-node-lease/N ─► renewTime = now (create when missing)
 //! ```
@@ -199,6 +200,8 @@ pub(crate) struct NodeReporter {
     pub(crate) name: String,
     pub(crate) host: HostInfo,
     pub(crate) pod_cidr: Option<String>,
+    /// Annotations the Node must carry (the log endpoint); others are kept.
+    pub(crate) annotations: BTreeMap<String, String>,
     pub(crate) interval: Duration,
     pub(crate) api: Arc<dyn ApiClient>,
     pub(crate) runtime: Arc<dyn ContainerRuntime>,
@@ -303,6 +306,12 @@ impl NodeReporter {
                         dirty = true;
                     }
                 }
+                for (k, v) in &self.annotations {
+                    if meta.annotations.get(k) != Some(v) {
+                        meta.annotations.insert(k.clone(), v.clone());
+                        dirty = true;
+                    }
+                }
                 let spec = node.spec.get_or_insert_with(NodeSpec::default);
                 if let Some(cidr) = &self.pod_cidr {
                     if spec.pod_cidr.is_empty() {
@@ -326,6 +335,7 @@ impl NodeReporter {
                     metadata: Some(ObjectMeta {
                         name: self.name.clone(),
                         labels: node_labels(&self.name, &self.host),
+                        annotations: self.annotations.clone(),
                         ..ObjectMeta::default()
                     }),
                     spec: Some(NodeSpec {

@@ -7,6 +7,7 @@
 //! | [`v1`] | the generated resource kinds (`Pod`, `Deployment` ...) with serde in the Kubernetes JSON shape |
 //! | [`api`] | the generated public gRPC services, `Resources` and `Cluster` |
 //! | [`raft`] | the generated internal `Raft` service masters use between themselves |
+//! | [`agent`] | the generated internal `AgentLogs` service node agents serve to the gateways |
 //! | `int_or_string` | [`IntOrString`] (`targetPort: 8080` or `http`, `maxSurge: 25%`) |
 //! | `kind` | the registry of kinds ([`Kind`]) and [`Object`], a typed object of any kind |
 //! | `manifest` | YAML/JSON documents into [`Object`]s, with errors naming source, document and field |
@@ -63,7 +64,18 @@ mod generated {
             tonic::include_proto!("rafter.raft.v1");
         }
     }
+
+    pub mod agent {
+        /// The internal service node agents serve to the gateways (package `rafter.agent.v1`).
+        pub mod v1 {
+            tonic::include_proto!("rafter.agent.v1");
+        }
+    }
 }
+
+/// The internal service node agents serve to the gateways: `AgentLogs` (package
+/// `rafter.agent.v1`).
+pub use generated::agent::v1 as agent;
 
 /// The public gRPC API: the `Resources` and `Cluster` services (package `rafter.api.v1`).
 pub use generated::api::v1 as api;

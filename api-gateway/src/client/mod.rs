@@ -28,7 +28,8 @@
 //! on the retry is reported as OutcomeUnknown (the object may be the one this call
 //! created or someone else's: compare its uid or content to find out). Creates with
 //! `generateName` and no name are never sent again, since a retry would create a second
-//! object.
+//! object. A log stream ([`Client::logs`]) is opened like a read, but once bytes flow it
+//! is not resumed on another master: a break ends it with an error.
 //!
 //! This module must not read files on async threads (config loading is blocking and
 //! belongs before the runtime or in `spawn_blocking`), and never retries a call whose
@@ -58,6 +59,7 @@ pub use config::{
 pub use error::{ClientError, EndpointFailure};
 
 use crate::patch::PatchType;
+use crate::pod_logs::AGENT_STATUS_METADATA;
 use crate::registry::{DeleteOptions, Propagation, WatchEvent};
 use failover::{Budget, Endpoint, Failover, Idempotency};
 
@@ -109,6 +111,19 @@ pub struct WatchParams {
     pub field_selector: String,
     /// Deliver bookmark events (progress without a change) too.
     pub bookmarks: bool,
+}
+
+/// Which log [`Client::logs`] reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogParams {
+    /// The container; `None`: the pod's only container.
+    pub container: Option<String>,
+    /// Keep the stream open and deliver lines as they are written.
+    pub follow: bool,
+    /// The previous (restarted) instance's log instead of the current one.
+    pub previous: bool,
+    /// Only the last N lines.
+    pub tail_lines: Option<i64>,
 }
 
 /// One page of a list.
@@ -204,6 +219,23 @@ fn endpoint(
         address: authority.to_string(),
         channel: builder.connect_lazy(),
     })
+}
+
+/// The error a log stream that broke after it opened ends with.
+fn log_stream_error(master: &str, status: &tonic::Status) -> ClientError {
+    if std::error::Error::source(status).is_none() {
+        return ClientError::from_answer(status);
+    }
+    let why = match error::classify(status) {
+        error::Failure::Answer(e) => return e,
+        error::Failure::NotSent(m) | error::Failure::InFlight(m) => m,
+    };
+    ClientError::Server {
+        code: status.code(),
+        message: format!(
+            "the log stream from {master} broke ({why}); it is not resumed on another master"
+        ),
+    }
 }
 
 fn object_of(typed: TypedObject) -> Result<Object, ClientError> {
@@ -639,6 +671,73 @@ impl Client {
             })
             .await?;
         Ok(bytes)
+    }
+
+    /// A container's log (pods/log), as bytes of whole lines, relayed by a master from
+    /// the agent of the pod's node. Opening the stream fails over between masters like
+    /// any read; an answer about the pod or its node's agent (NotFound, a pod not yet
+    /// scheduled, an agent without a log endpoint) ends the stream with that error at
+    /// once. Once bytes flow, a broken stream is not resumed on another master (the
+    /// log has no position to resume from): it ends with an error, and the caller may
+    /// ask again with `tail_lines`. A follow stream ends when it is dropped.
+    pub fn logs(
+        &self,
+        namespace: &str,
+        pod: &str,
+        params: LogParams,
+    ) -> impl Stream<Item = Result<Vec<u8>, ClientError>> + Send + 'static {
+        let client = self.clone();
+        let message = api::LogsRequest {
+            namespace: namespace.to_owned(),
+            name: pod.to_owned(),
+            container: params.container.unwrap_or_default(),
+            follow: params.follow,
+            previous: params.previous,
+            tail_lines: params.tail_lines,
+        };
+        async_stream::stream! {
+            let opened = client
+                .inner
+                .failover
+                .run("logs", Idempotency::Read, |channel, _| {
+                    // No deadline: a follow stream stays open as long as the caller wants.
+                    let request = client.request(message.clone(), None);
+                    async move {
+                        match ResourcesClient::new(channel).logs(request).await {
+                            Ok(answer) => Ok(Ok(answer.into_inner())),
+                            // About the agent, not this master: another would say the same.
+                            Err(status)
+                                if status.metadata().get(AGENT_STATUS_METADATA).is_some() =>
+                            {
+                                Ok(Err(status))
+                            }
+                            Err(status) => Err(status),
+                        }
+                    }
+                })
+                .await;
+            let (master, mut stream) = match opened {
+                Ok((i, Ok(stream))) => (client.inner.failover.address(i).to_owned(), stream),
+                Ok((_, Err(status))) => {
+                    yield Err(ClientError::from_answer(&status));
+                    return;
+                }
+                Err(e) => {
+                    yield Err(e);
+                    return;
+                }
+            };
+            loop {
+                match stream.message().await {
+                    Ok(Some(chunk)) => yield Ok(chunk.data),
+                    Ok(None) => break,
+                    Err(status) => {
+                        yield Err(log_stream_error(&master, &status));
+                        break;
+                    }
+                }
+            }
+        }
     }
 
     /// Watches objects of `kind` in `namespace` (all namespaces when `None`): changes

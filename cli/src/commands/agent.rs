@@ -82,6 +82,10 @@ pub struct AgentArgs {
     /// The node's InternalIP [default: the address of the route to the first master].
     #[arg(long)]
     node_ip: Option<String>,
+    /// Where the log endpoint the masters call for `rafter logs` listens. It is
+    /// plaintext until agents get certificates: keep it on loopback or a trusted network.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    logs_listen: std::net::SocketAddr,
     /// The first restart back-off after a crash (doubles up to 5 min).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, hide = true)]
     backoff_base: Duration,
@@ -177,6 +181,7 @@ pub fn run(args: AgentArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
     config.pod_cidr = args.pod_cidr.clone();
     config.node_ip = args.node_ip.clone();
     config.api_host = client_config.endpoints.first().and_then(|e| api_host(e));
+    config.logs_listen = Some(args.logs_listen);
     config.backoff = BackoffPolicy {
         base: args.backoff_base,
         ..BackoffPolicy::default()

@@ -1,15 +1,24 @@
-//! `rafter logs`: a container's log.
+//! `rafter logs`: a container's log, streamed to stdout.
 //!
-//! The API defines `Resources.Logs` (pods/log, streamed from the node agent), but the
-//! gateway answers it with UNIMPLEMENTED until the node agent serves logs, and the
-//! client library has no call for it yet. This verb checks the pod and container, then
-//! says so plainly instead of pretending.
+//! ```text
+//!   rafter logs ─► any master (Resources.Logs) ─► the agent of the pod's node
+//!        ▲                                              │ lines
+//!        └──────────────── bytes to stdout ◄────────────┘
+//! ```
+//!
+//! The pod and container are checked here first, for messages naming the choices; the
+//! gateway checks them again. Output is written through Tokio's stdout as it arrives;
+//! a closed stdout (`| head`) ends the command quietly. `-f` runs until Ctrl-C or until
+//! the master serving the stream goes away (the stream is not resumed elsewhere).
 
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
+use api_gateway::LogParams;
 use clap::Args;
+use futures::StreamExt;
 use rafter_proto::{Kind, Object};
+use tokio::io::AsyncWriteExt;
 
 use crate::kinds;
 use crate::session::{GlobalArgs, Session};
@@ -17,7 +26,7 @@ use crate::session::{GlobalArgs, Session};
 /// `rafter logs`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  rafter logs web-7d9f-abcde\n  rafter logs web-7d9f-abcde -c sidecar --tail 100\n  rafter logs -f web-7d9f-abcde\n  rafter logs web-7d9f-abcde --previous\n\nNote: log streaming from the node agents is not served by the API yet; until it is,\nthis command reports that and exits with status 1."
+    after_help = "Examples:\n  rafter logs web-7d9f-abcde\n  rafter logs web-7d9f-abcde -c sidecar --tail 100\n  rafter logs -f web-7d9f-abcde\n  rafter logs web-7d9f-abcde --previous"
 )]
 pub struct LogsArgs {
     /// The pod (`NAME` or `pod/NAME`).
@@ -31,8 +40,8 @@ pub struct LogsArgs {
     /// The log of the previous (restarted) instance of the container.
     #[arg(short = 'p', long)]
     previous: bool,
-    /// Only the last N lines.
-    #[arg(long)]
+    /// Only the last N lines (-1: all).
+    #[arg(long, allow_negative_numbers = true)]
     tail: Option<i64>,
 }
 
@@ -65,10 +74,31 @@ pub fn run(args: LogsArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
             containers.join(", ")
         ),
     };
-    let _ = (args.follow, args.previous, args.tail);
-    bail!(
-        "cannot read the log of container {container:?} of pod {name:?}: the API does not serve pods/log yet \
-         (the gateway answers UNIMPLEMENTED: node agents do not stream logs to it so far). \
-         On a `rafter up` cluster, the agents' own logs are under the cluster's --dir."
-    )
+    let params = LogParams {
+        container: Some(container),
+        follow: args.follow,
+        previous: args.previous,
+        // kubectl's --tail=-1 means all lines.
+        tail_lines: args.tail.filter(|n| *n >= 0),
+    };
+    let stream = session.client().logs(&namespace, &name, params);
+    session.block_on(async move {
+        let mut stream = std::pin::pin!(stream);
+        let mut stdout = tokio::io::stdout();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.with_context(|| format!("reading the log of pod {name:?}"))?;
+            let written = async {
+                stdout.write_all(&chunk).await?;
+                stdout.flush().await
+            }
+            .await;
+            match written {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                Err(e) => return Err(e).context("writing to stdout"),
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -9,7 +9,8 @@
 //! - `agent` (with `cluster`): the whole agent against an in-process gateway — pods
 //!   run, init containers, CrashLoopBackOff, liveness restarts, volumes, deletion,
 //!   adoption after an agent restart, ErrImagePull, node and lease, static pods;
-//! - `fake_api`: a scripted fake API with switchable faults, for the agent's own loops.
+//! - `fake_api`: a scripted fake API with switchable faults, for the agent's own loops;
+//! - `logs`: pods/log through the gateway from the agent's log endpoint (`Client::logs`).
 //!
 //! To run the containerd half locally:
 //! ```text
@@ -25,6 +26,7 @@ mod harness;
 mod hollow;
 mod images;
 mod lifecycle;
+mod logs;
 mod process_only;
 
 /// Instantiates each `lifecycle` scenario once per backend, as

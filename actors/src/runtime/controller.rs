@@ -26,7 +26,7 @@ use actix::prelude::*;
 
 use crate::action::Reconciled;
 use crate::cache::{Cache, CacheReader};
-use crate::runtime::api::ClusterApi;
+use crate::runtime::api::{ApiError, ClusterApi};
 use crate::runtime::executor::{execute_all, EventFilter, Report};
 use crate::runtime::informer::{CacheUpdate, Change};
 use crate::runtime::queue::WorkQueue;
@@ -181,8 +181,20 @@ impl<R: Reconciler> Controller<R> {
             return;
         }
         self.running.remove(&key);
-        if let Some(e) = &report.error {
-            tracing::info!(controller = self.reconciler.name(), ?key, error = %e, writes = report.writes, "reconcile failed; retrying with back-off");
+        match &report.error {
+            // A stale cache or a lost term: expected, retried quietly.
+            Some(
+                e @ (ApiError::Conflict(_)
+                | ApiError::NotFound(_)
+                | ApiError::AlreadyExists(_)
+                | ApiError::Fenced(_)),
+            ) => {
+                tracing::debug!(controller = self.reconciler.name(), ?key, error = %e, "reconcile raced; retrying");
+            }
+            Some(e) => {
+                tracing::warn!(controller = self.reconciler.name(), ?key, error = %e, writes = report.writes, "reconcile failed; retrying with back-off");
+            }
+            None => {}
         }
         self.queue.done(
             &key,

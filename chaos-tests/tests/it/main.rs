@@ -2,4 +2,5 @@
 
 mod acknowledged_writes_survive_leader_kills;
 mod controllers_converge_across_leader_kills;
+mod every_kind_round_trips_through_three_masters;
 mod snapshot_restore_seeds_a_new_cluster;

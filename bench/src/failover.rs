@@ -57,6 +57,23 @@ where
     }
 }
 
+/// Retries `op` every 50 ms until it succeeds or `within` passes (for set-up steps such as
+/// warming a connection, which an election still settling may refuse).
+pub(crate) async fn retry<F, Fut>(within: Duration, mut op: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        match op().await {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
 /// Kill the leader `rounds` times; each time, the time to the first acknowledged put
 /// through a survivor (which forwards to, or is, the new leader). The killed member is
 /// restarted and the cluster settles before the next round.
@@ -76,11 +93,13 @@ where
         for &s in &survivors {
             let c = cluster.clients(s, 1).await?;
             // Connections are open and warm before the kill.
-            c.put(
-                0,
-                format!("failover/{round}/warm").into_bytes(),
-                value.to_vec(),
-            )
+            retry(Duration::from_secs(10), || {
+                c.put(
+                    0,
+                    format!("failover/{round}/warm").into_bytes(),
+                    value.to_vec(),
+                )
+            })
             .await?;
             clients.push(c);
         }

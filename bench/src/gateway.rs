@@ -29,7 +29,7 @@ use rafter_proto::api::{CreateRequest, TypedObject};
 use rafter_proto::{v1, Object};
 use tokio::time::Instant;
 
-use crate::failover::first_ack;
+use crate::failover::{first_ack, retry};
 use crate::report::{failover_line, ms, rate, Machine};
 use crate::store::{report_phase, LoadArgs};
 use crate::workload::drive;
@@ -237,6 +237,12 @@ pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A fresh number for names of set-up objects (a retried create gets a new name).
+fn next() -> u64 {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Gateway failover samples, per round.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct GatewayFailover {
@@ -271,11 +277,23 @@ pub(crate) async fn gateway_failover(
                 .client(id)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            create(client.clone(), format!("failover-{round}-warm-{id}")).await?;
+            retry(Duration::from_secs(10), || {
+                create(
+                    client.clone(),
+                    format!("failover-{round}-warm-{id}-{}", next()),
+                )
+            })
+            .await?;
             probes.push(client);
         }
         let library = library_client(cluster, leader).await?;
-        library_create(library.clone(), format!("failover-{round}-warm-library")).await?;
+        retry(Duration::from_secs(10), || {
+            library_create(
+                library.clone(),
+                format!("failover-{round}-warm-library-{}", next()),
+            )
+        })
+        .await?;
 
         let t0 = Instant::now();
         cluster.kill(leader).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -4,5 +4,6 @@ mod cluster;
 mod config;
 mod dry_run;
 mod e2e;
+mod logs;
 mod support;
 mod verbs;

@@ -286,7 +286,7 @@ fn node_config_and_certificate_verbs_work_on_the_objects_they_name() {
     let error = c.fails(&["certificate", "approve", "nobody"]);
     assert!(error.contains("nobody"), "{error}");
 
-    // auth can-i answers yes, saying RBAC is not built; logs say they are not served.
+    // auth can-i answers yes, saying RBAC is not built; logs of a missing pod: not found.
     let run = c.run(&["auth", "can-i", "create", "deployments"]);
     assert_eq!(run.stdout.trim(), "yes");
     assert!(run.stderr.contains("RBAC"), "{}", run.stderr);

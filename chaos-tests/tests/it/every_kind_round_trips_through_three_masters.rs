@@ -45,6 +45,25 @@ fn manifests() -> Vec<String> {
     ]
 }
 
+/// Retries a call while the cluster answers Unavailable (an election in progress on a
+/// loaded machine): such an answer means the store did not take the request.
+async fn retry<T, F, Fut>(what: &str, mut call: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match call().await {
+            Ok(response) => return response.into_inner(),
+            Err(status) if status.code() == Code::Unavailable && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(status) => panic!("{what}: {status}"),
+        }
+    }
+}
+
 fn key(object: &Object) -> Option<ObjectKey> {
     let meta = object.metadata();
     Some(ObjectKey {
@@ -59,7 +78,7 @@ async fn every_kind_is_served_by_every_master_with_kubernetes_semantics() {
     let cluster = Cluster::start(3)
         .await
         .expect("a three-master cluster starts");
-    let (mut one, mut two, mut three) = (
+    let (one, two, mut three) = (
         cluster.client(1).await.unwrap(),
         cluster.client(2).await.unwrap(),
         cluster.client(3).await.unwrap(),
@@ -72,58 +91,58 @@ async fn every_kind_is_served_by_every_master_with_kubernetes_semantics() {
             object.metadata_mut().namespace = "default".to_owned();
         }
         let namespace = object.metadata().namespace.clone();
-        let list = three
-            .list(api::ListRequest {
-                kind: kind.name().into(),
-                namespace: namespace.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|e| panic!("list {kind}: {e}"))
-            .into_inner();
-        let mut watch = three
-            .watch(api::WatchRequest {
-                kind: kind.name().into(),
-                namespace: namespace.clone(),
-                resource_version: list.resource_version.clone(),
-                field_selector: format!("metadata.name={}", object.metadata().name),
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|e| panic!("watch {kind}: {e}"))
-            .into_inner();
+        let list_request = api::ListRequest {
+            kind: kind.name().into(),
+            namespace: namespace.clone(),
+            ..Default::default()
+        };
+        let list = retry("list", || {
+            let (mut c, r) = (three.clone(), list_request.clone());
+            async move { c.list(r).await }
+        })
+        .await;
+        let watch_request = api::WatchRequest {
+            kind: kind.name().into(),
+            namespace: namespace.clone(),
+            resource_version: list.resource_version.clone(),
+            field_selector: format!("metadata.name={}", object.metadata().name),
+            ..Default::default()
+        };
+        let mut watch = retry("watch", || {
+            let (mut c, r) = (three.clone(), watch_request.clone());
+            async move { c.watch(r).await }
+        })
+        .await;
 
-        let created = two
-            .create(api::CreateRequest {
-                object: Some(TypedObject::from(object.clone())),
-                dry_run: false,
-            })
-            .await
-            .unwrap_or_else(|e| panic!("create {kind}: {e}"))
-            .into_inner();
+        let create_request = api::CreateRequest {
+            object: Some(TypedObject::from(object.clone())),
+            dry_run: false,
+        };
+        let created = retry("create", || {
+            let (mut c, r) = (two.clone(), create_request.clone());
+            async move { c.create(r).await }
+        })
+        .await;
         let created = Object::try_from(created).unwrap();
-        let read = one
-            .get(api::GetRequest {
-                key: key(&object),
-                consistency: 0,
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let get_request = api::GetRequest {
+            key: key(&object),
+            consistency: 0,
+        };
+        let read = retry("get", || {
+            let (mut c, r) = (one.clone(), get_request.clone());
+            async move { c.get(r).await }
+        })
+        .await;
         assert_eq!(
             Object::try_from(read).unwrap().metadata().uid,
             created.metadata().uid,
             "{kind}"
         );
-        let listed = three
-            .list(api::ListRequest {
-                kind: kind.name().into(),
-                namespace: namespace.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let listed = retry("list", || {
+            let (mut c, r) = (three.clone(), list_request.clone());
+            async move { c.list(r).await }
+        })
+        .await;
         assert!(
             listed
                 .items
@@ -137,13 +156,11 @@ async fn every_kind_is_served_by_every_master_with_kubernetes_semantics() {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let current = Object::try_from(
-                one.get(api::GetRequest {
-                    key: key(&object),
-                    consistency: 0,
+                retry("get", || {
+                    let (mut c, r) = (one.clone(), get_request.clone());
+                    async move { c.get(r).await }
                 })
-                .await
-                .unwrap()
-                .into_inner(),
+                .await,
             )
             .unwrap();
             let mut labelled = current.clone();
@@ -159,7 +176,10 @@ async fn every_kind_is_served_by_every_master_with_kubernetes_semantics() {
                 .await
             {
                 Ok(_) => break,
-                Err(status) if status.code() == Code::Aborted && Instant::now() < deadline => {
+                Err(status)
+                    if matches!(status.code(), Code::Aborted | Code::Unavailable)
+                        && Instant::now() < deadline =>
+                {
                     continue
                 }
                 Err(status) => panic!("update {kind}: {status}"),
@@ -178,14 +198,15 @@ async fn every_kind_is_served_by_every_master_with_kubernetes_semantics() {
             "a stale {kind} update: {stale}"
         );
 
-        let deleted = two
-            .delete(api::DeleteRequest {
-                key: key(&object),
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|e| panic!("delete {kind}: {e}"))
-            .into_inner();
+        let delete_request = api::DeleteRequest {
+            key: key(&object),
+            ..Default::default()
+        };
+        let deleted = retry("delete", || {
+            let (mut c, r) = (two.clone(), delete_request.clone());
+            async move { c.delete(r).await }
+        })
+        .await;
         assert!(deleted.deleted, "{kind} was not deleted at once");
 
         let mut events = Vec::new();

@@ -23,6 +23,7 @@ mod scale;
 mod set;
 mod store;
 mod taint;
+mod token;
 mod top;
 mod up;
 mod version;
@@ -42,6 +43,8 @@ pub enum Command {
     Get(get::GetArgs),
     /// Delete objects by name, label selector or manifest.
     Delete(delete::DeleteArgs),
+    /// Bootstrap tokens: the credentials new node agents join with.
+    Token(token::TokenArgs),
     /// Back up the store of a running cluster, or seed a new one from a backup.
     Store(store::StoreArgs),
     /// The masters of the cluster: leader, term, health.
@@ -112,6 +115,7 @@ pub fn run(command: Command, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Command::Delete(args) => delete::run(args, globals),
         Command::Cluster(args) => cluster::run(args, globals),
         Command::Store(args) => store::run(args, globals),
+        Command::Token(args) => token::run(args, globals),
         Command::ApiResources => api_resources::run(),
         Command::Validate(args) => apply::validate(args),
         Command::Master(args) => master::run(args),

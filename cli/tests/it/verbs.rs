@@ -373,3 +373,36 @@ fn version_works_without_a_cluster() {
         run.stdout
     );
 }
+
+#[test]
+fn a_bootstrap_token_lets_its_holder_file_certificate_requests_only_until_deleted() {
+    let c = Cluster::start("tokens");
+    let token = c.ok(&["token", "create", "--ttl", "1h"]).trim().to_owned();
+    assert_eq!(token.len(), 23, "a token is <6>.<16>: {token}");
+    let id = token.split('.').next().unwrap().to_owned();
+    assert!(c.ok(&["token", "list"]).contains(&id));
+
+    // A client config that authenticates with the token instead of the admin certificate.
+    let mut config: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&c.config).unwrap()).unwrap();
+    config["users"][0]["user"] = serde_yaml::from_str(&format!("{{token: '{token}'}}")).unwrap();
+    let path = c.file("token.conf", &serde_yaml::to_string(&config).unwrap());
+    let as_holder = |args: &[&str]| rafter_with_env(args, &[("RAFTERCONFIG", path.as_str())]);
+    assert_eq!(
+        as_holder(&["get", "csr"]).code,
+        0,
+        "a token holder may read CSRs"
+    );
+    let refused = as_holder(&["get", "pods"]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("certificatesigningrequests"),
+        "{}",
+        refused.stderr
+    );
+
+    c.ok(&["token", "delete", &id]);
+    let gone = as_holder(&["get", "csr"]);
+    assert_ne!(gone.code, 0, "a deleted token still works");
+    assert!(!c.ok(&["token", "list"]).contains(&id));
+}

@@ -91,7 +91,30 @@ async fn check_namespace<S: KvStore>(
     registry: &Registry<S>,
     namespace: &str,
 ) -> Result<(), RegistryError> {
-    match registry.get(Kind::Namespace, "", namespace, ReadConsistency::Linearizable).await {
+    // The local member's state first; a namespace missing there is confirmed linearizably
+    // (it may have been created a moment ago through another master).
+    let found = match registry
+        .get(
+            Kind::Namespace,
+            "",
+            namespace,
+            ReadConsistency::Serializable,
+        )
+        .await
+    {
+        Err(RegistryError::NotFound { .. }) => {
+            registry
+                .get(
+                    Kind::Namespace,
+                    "",
+                    namespace,
+                    ReadConsistency::Linearizable,
+                )
+                .await
+        }
+        other => other,
+    };
+    match found {
         Ok(ns) if ns.metadata().deletion_timestamp.is_some() => Err(RegistryError::Forbidden(format!(
             "unable to create new content in namespace {namespace} because it is being terminated"
         ))),
@@ -197,10 +220,11 @@ async fn check_pod_quota<S: KvStore>(
     namespace: &str,
     pod: &Pod,
 ) -> Result<(), RegistryError> {
-    let quotas = registry
-        .list(&ListOptions::all(Kind::ResourceQuota, Some(namespace)))
-        .await?
-        .items;
+    // Whether any quota applies is read from the local member (quotas change rarely, and
+    // most namespaces have none); the usage it limits is read linearizably.
+    let mut quota_options = ListOptions::all(Kind::ResourceQuota, Some(namespace));
+    quota_options.consistency = ReadConsistency::Serializable;
+    let quotas = registry.list(&quota_options).await?.items;
     if quotas.is_empty() {
         return Ok(());
     }

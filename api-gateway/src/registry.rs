@@ -572,15 +572,21 @@ impl<S: KvStore> Registry<S> {
         let namespace = effective_namespace(kind, &object.metadata().namespace);
         let name = object.metadata().name.clone();
         let expected = object.metadata().resource_version.clone();
-        for _attempt in 0..16 {
-            let (current, kv) = self
-                .read(kind, &namespace, &name, ReadConsistency::Linearizable)
-                .await?
-                .ok_or_else(|| RegistryError::NotFound {
+        for attempt in 0..16 {
+            let consistency = read_for_write(attempt);
+            let Some((current, kv)) = self.read(kind, &namespace, &name, consistency).await? else {
+                if consistency == ReadConsistency::Serializable {
+                    continue;
+                }
+                return Err(RegistryError::NotFound {
                     kind,
                     name: display_name(kind, &namespace, &name),
-                })?;
+                });
+            };
             if !expected.is_empty() && parse_revision(&expected)? != kv.mod_revision {
+                if consistency == ReadConsistency::Serializable {
+                    continue;
+                }
                 return Err(RegistryError::Conflict {
                     kind,
                     name: display_name(kind, &namespace, &name),
@@ -598,10 +604,14 @@ impl<S: KvStore> Registry<S> {
                 meta.generation = current.metadata().generation + i64::from(changed);
                 meta.resource_version.clear();
             }
-            // An update that changes nothing writes nothing (no new resourceVersion).
+            // An update that changes nothing writes nothing (no new resourceVersion). That
+            // is only known from the current state: a stale local read is confirmed first.
             let mut unchanged = current.clone();
             unchanged.metadata_mut().resource_version.clear();
             if unchanged == next {
+                if consistency == ReadConsistency::Serializable {
+                    continue;
+                }
                 return Ok(current);
             }
             let key = object_key(kind, &namespace, &name);
@@ -662,11 +672,21 @@ impl<S: KvStore> Registry<S> {
         F: FnMut(&mut Object) -> Result<bool, RegistryError>,
     {
         let namespace = effective_namespace(kind, namespace);
-        for _attempt in 0..16 {
-            let mut object = self
-                .get(kind, &namespace, name, ReadConsistency::Linearizable)
-                .await?;
+        for attempt in 0..16 {
+            let consistency = read_for_write(attempt);
+            let mut object = match self.get(kind, &namespace, name, consistency).await {
+                Err(RegistryError::NotFound { .. })
+                    if consistency == ReadConsistency::Serializable =>
+                {
+                    continue
+                }
+                other => other?,
+            };
             if !change(&mut object)? {
+                // "Nothing to change" is only trusted from the current state.
+                if consistency == ReadConsistency::Serializable {
+                    continue;
+                }
                 return Ok(object);
             }
             match self.update(object, subresource, false).await {
@@ -696,20 +716,34 @@ impl<S: KvStore> Registry<S> {
             ));
         }
         let namespace = effective_namespace(Kind::Pod, namespace);
-        for _attempt in 0..16 {
-            let mut object = self
-                .get(Kind::Pod, &namespace, name, ReadConsistency::Linearizable)
-                .await?;
+        for attempt in 0..16 {
+            let consistency = read_for_write(attempt);
+            let mut object = match self.get(Kind::Pod, &namespace, name, consistency).await {
+                Err(RegistryError::NotFound { .. })
+                    if consistency == ReadConsistency::Serializable =>
+                {
+                    continue
+                }
+                other => other?,
+            };
             let conflict = |detail: String| RegistryError::Conflict {
                 kind: Kind::Pod,
                 name: display_name(Kind::Pod, &namespace, name),
                 detail,
             };
-            if uid.is_some_and(|u| !u.is_empty() && u != object.metadata().uid) {
-                return Err(conflict("the pod was replaced (uid differs)".to_owned()));
-            }
-            if object.metadata().deletion_timestamp.is_some() {
-                return Err(conflict("the pod is being deleted".to_owned()));
+            let refusal = if uid.is_some_and(|u| !u.is_empty() && u != object.metadata().uid) {
+                Some("the pod was replaced (uid differs)".to_owned())
+            } else if object.metadata().deletion_timestamp.is_some() {
+                Some("the pod is being deleted".to_owned())
+            } else {
+                None
+            };
+            if let Some(detail) = refusal {
+                // A refusal is only trusted from the current state.
+                if consistency == ReadConsistency::Serializable {
+                    continue;
+                }
+                return Err(conflict(detail));
             }
             let Object::Pod(pod) = &mut object else {
                 return Err(RegistryError::Internal(
@@ -760,15 +794,21 @@ impl<S: KvStore> Registry<S> {
                 "namespace {name:?} is a system namespace and cannot be deleted"
             )));
         }
-        for _attempt in 0..16 {
-            let (current, kv) = self
-                .read(kind, &namespace, name, ReadConsistency::Linearizable)
-                .await?
-                .ok_or_else(|| RegistryError::NotFound {
+        for attempt in 0..16 {
+            let consistency = read_for_write(attempt);
+            let Some((current, kv)) = self.read(kind, &namespace, name, consistency).await? else {
+                if consistency == ReadConsistency::Serializable {
+                    continue;
+                }
+                return Err(RegistryError::NotFound {
                     kind,
                     name: display_name(kind, &namespace, name),
-                })?;
+                });
+            };
             let meta = current.metadata();
+            // A precondition judged on the local member's possibly stale state is
+            // confirmed with a linearizable read before it fails the call.
+            let stale_read = consistency == ReadConsistency::Serializable;
             let conflict = |detail: String| RegistryError::Conflict {
                 kind,
                 name: display_name(kind, &namespace, name),
@@ -776,6 +816,9 @@ impl<S: KvStore> Registry<S> {
             };
             if let Some(uid) = &options.precondition_uid {
                 if *uid != meta.uid {
+                    if stale_read {
+                        continue;
+                    }
                     return Err(conflict(format!(
                         "precondition failed: uid is {}, not {uid}",
                         meta.uid
@@ -784,6 +827,9 @@ impl<S: KvStore> Registry<S> {
             }
             if let Some(rv) = &options.precondition_resource_version {
                 if parse_revision(rv)? != kv.mod_revision {
+                    if stale_read {
+                        continue;
+                    }
                     return Err(conflict(format!(
                         "precondition failed: resourceVersion is {}, not {rv}",
                         kv.mod_revision
@@ -1068,6 +1114,18 @@ fn translate(
                 revision,
             }))
         }
+    }
+}
+
+/// How a read-modify-write reads on its `attempt`-th try: the local member's state first
+/// (no round trip to the leader; the write's compare-and-swap on mod_revision catches a
+/// stale read), then linearizably, so an answer that fails the call (missing, changed,
+/// precondition) is never based on stale state.
+fn read_for_write(attempt: usize) -> ReadConsistency {
+    if attempt == 0 {
+        ReadConsistency::Serializable
+    } else {
+        ReadConsistency::Linearizable
     }
 }
 

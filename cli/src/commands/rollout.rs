@@ -364,22 +364,30 @@ fn undo(args: UndoArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let name = deployment_name(&args.target)?;
     let session = Session::connect(globals)?;
     let namespace = session.namespace().to_owned();
-    let mut deployment = get_deployment(&session, &namespace, &name)?;
-    let owned = owned_replica_sets(&session, &deployment)?;
-    let (revision, template) = rollback_template(&owned, args.to_revision)
-        .map_err(|e| anyhow::anyhow!("cannot roll back deployment {name:?}: {e}"))?;
-    let spec = deployment.spec.get_or_insert_with(Default::default);
-    if spec.template.as_ref() == Some(&template) {
-        println!(
-            "{} skipped rollback (current template already matches revision {revision})",
-            kinds::qualified(Kind::Deployment, &name)
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    spec.template = Some(template);
-    session
-        .block_on(session.client().update(Object::Deployment(deployment)))
-        .map_err(|e| kinds::explain(e, Kind::Deployment, &namespace, &name))?;
+    // The deployment controller writes the Deployment's status as it works: a Conflict
+    // means "read again and redo", as kubectl does for its own writes.
+    let mut attempt = 0;
+    let revision = loop {
+        attempt += 1;
+        let mut deployment = get_deployment(&session, &namespace, &name)?;
+        let owned = owned_replica_sets(&session, &deployment)?;
+        let (revision, template) = rollback_template(&owned, args.to_revision)
+            .map_err(|e| anyhow::anyhow!("cannot roll back deployment {name:?}: {e}"))?;
+        let spec = deployment.spec.get_or_insert_with(Default::default);
+        if spec.template.as_ref() == Some(&template) {
+            println!(
+                "{} skipped rollback (current template already matches revision {revision})",
+                kinds::qualified(Kind::Deployment, &name)
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        spec.template = Some(template);
+        match session.block_on(session.client().update(Object::Deployment(deployment))) {
+            Ok(_) => break revision,
+            Err(api_gateway::ClientError::Conflict { .. }) if attempt < 5 => continue,
+            Err(e) => return Err(kinds::explain(e, Kind::Deployment, &namespace, &name)),
+        }
+    };
     println!(
         "{} rolled back to revision {revision}",
         kinds::qualified(Kind::Deployment, &name)

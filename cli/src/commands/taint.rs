@@ -138,15 +138,23 @@ pub fn run(args: TaintArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
     let session = Session::connect(globals)?;
-    let Object::Node(mut node) = kinds::fetch(&session, Kind::Node, "", &name)? else {
-        bail!("the server answered with another kind for node {name:?}");
-    };
-    let spec = node.spec.get_or_insert_with(Default::default);
-    apply(&mut spec.taints, &changes, args.overwrite)
-        .map_err(|e| anyhow::anyhow!("node {name:?}: {e}"))?;
-    session
-        .block_on(session.client().update(Object::Node(node)))
-        .map_err(|e| kinds::explain(e, Kind::Node, "", &name))?;
+    // The node's agent writes its status now and then: a Conflict means "read again and
+    // redo the change".
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let Object::Node(mut node) = kinds::fetch(&session, Kind::Node, "", &name)? else {
+            bail!("the server answered with another kind for node {name:?}");
+        };
+        let spec = node.spec.get_or_insert_with(Default::default);
+        apply(&mut spec.taints, &changes, args.overwrite)
+            .map_err(|e| anyhow::anyhow!("node {name:?}: {e}"))?;
+        match session.block_on(session.client().update(Object::Node(node))) {
+            Ok(_) => break,
+            Err(api_gateway::ClientError::Conflict { .. }) if attempt < 5 => continue,
+            Err(e) => return Err(kinds::explain(e, Kind::Node, "", &name)),
+        }
+    }
     let removed = changes.iter().all(|c| matches!(c, Change::Remove { .. }));
     println!(
         "node/{name} {}",

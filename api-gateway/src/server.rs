@@ -48,6 +48,22 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// The accepted connections of `listener` with TCP_NODELAY set: tonic ignores its own
+/// `tcp_nodelay` for streams it did not accept, and Nagle's algorithm would hold small
+/// replies back ~40 ms (the delayed-ACK timer).
+fn without_nagle(
+    listener: TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |stream| {
+            stream.inspect(|s| {
+                let _ = s.set_nodelay(true);
+            })
+        },
+    )
+}
+
 /// Serves the API on `listener` until `shutdown` completes. `tls = None` is plaintext.
 pub async fn serve<S, C>(
     listener: TcpListener,
@@ -83,10 +99,7 @@ where
         .add_service(resources)
         .add_service(cluster)
         .add_service(health)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(without_nagle(listener), shutdown)
         .await?;
     Ok(())
 }

@@ -262,26 +262,10 @@ fn row(object: &Object, wide: bool) -> Vec<String> {
                 age,
             ];
             if wide {
-                let containers = spec
-                    .template
-                    .and_then(|t| t.spec)
-                    .map(|s| s.containers)
-                    .unwrap_or_default();
-                r.push(
-                    containers
-                        .iter()
-                        .map(|c| c.name.clone())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                );
-                r.push(
-                    containers
-                        .iter()
-                        .map(|c| c.image.clone())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                );
-                r.push(selector_text(spec.selector.as_ref()));
+                r.extend(workload_columns(
+                    spec.template.as_ref(),
+                    spec.selector.as_ref(),
+                ));
             }
             r
         }
@@ -296,26 +280,10 @@ fn row(object: &Object, wide: bool) -> Vec<String> {
                 age,
             ];
             if wide {
-                let containers = spec
-                    .template
-                    .and_then(|t| t.spec)
-                    .map(|s| s.containers)
-                    .unwrap_or_default();
-                r.push(
-                    containers
-                        .iter()
-                        .map(|c| c.name.clone())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                );
-                r.push(
-                    containers
-                        .iter()
-                        .map(|c| c.image.clone())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                );
-                r.push(selector_text(spec.selector.as_ref()));
+                r.extend(workload_columns(
+                    spec.template.as_ref(),
+                    spec.selector.as_ref(),
+                ));
             }
             r
         }
@@ -517,9 +485,50 @@ fn row(object: &Object, wide: bool) -> Vec<String> {
     row
 }
 
+/// The wide columns of a workload: its containers' names, their images, its selector.
+fn workload_columns(
+    template: Option<&rafter_proto::v1::PodTemplateSpec>,
+    selector: Option<&rafter_proto::v1::LabelSelector>,
+) -> Vec<String> {
+    let containers = template
+        .and_then(|t| t.spec.as_ref())
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default();
+    let join = |field: fn(&rafter_proto::v1::Container) -> &str| {
+        containers.iter().map(field).collect::<Vec<_>>().join(",")
+    };
+    vec![
+        join(|c| &c.name),
+        join(|c| &c.image),
+        selector_text(selector),
+    ]
+}
+
 fn selector_text(selector: Option<&rafter_proto::v1::LabelSelector>) -> String {
     selector
         .and_then(|s| rafter_proto::Selector::from_label_selector(s).ok())
         .map(|s| s.to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wide_workload_tables_list_containers_images_and_the_selector() {
+        let deployment = rafter_proto::parse_object(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - {name: a, image: 'img:1'}\n      - {name: b, image: 'img:2'}\n",
+            "test",
+        )
+        .unwrap();
+        let text = table(&[deployment], Kind::Deployment, true, false);
+        let row = text.lines().nth(1).unwrap();
+        assert!(
+            row.contains("a,b") && row.contains("img:1,img:2") && row.contains("app=web"),
+            "{text}"
+        );
+        let narrow = table(&[], Kind::Deployment, false, false);
+        assert!(!narrow.contains("IMAGES"));
+    }
 }

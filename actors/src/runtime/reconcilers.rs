@@ -74,6 +74,17 @@ fn selecting_owners(cache: &Cache, object: &Object, owner_kind: Kind, keys: &mut
     }
 }
 
+/// Keys of the `owner_kind` objects a changed dependent concerns: its controller before
+/// and after the change, and owners whose selector now matches it (orphans to adopt).
+fn owners_of(cache: &Cache, change: &Change, owner_kind: Kind, keys: &mut Vec<ObjectKey>) {
+    for side in sides(change) {
+        keys.extend(controller_key(side, owner_kind));
+    }
+    if let Some(new) = &change.new {
+        selecting_owners(cache, new, owner_kind, keys);
+    }
+}
+
 /// The ReplicaSet controller.
 pub(crate) struct ReplicaSets;
 
@@ -88,12 +99,7 @@ impl Reconciler for ReplicaSets {
         match change.key.kind {
             Kind::ReplicaSet => keys.push(change.key.clone()),
             Kind::Pod => {
-                for side in sides(change) {
-                    keys.extend(controller_key(side, Kind::ReplicaSet));
-                }
-                if let Some(new) = &change.new {
-                    selecting_owners(cache, new, Kind::ReplicaSet, keys);
-                }
+                owners_of(cache, change, Kind::ReplicaSet, keys);
             }
             _ => {}
         }
@@ -128,12 +134,7 @@ impl Reconciler for Deployments {
         match change.key.kind {
             Kind::Deployment => keys.push(change.key.clone()),
             Kind::ReplicaSet => {
-                for side in sides(change) {
-                    keys.extend(controller_key(side, Kind::Deployment));
-                }
-                if let Some(new) = &change.new {
-                    selecting_owners(cache, new, Kind::Deployment, keys);
-                }
+                owners_of(cache, change, Kind::Deployment, keys);
             }
             Kind::Pod if change.new.is_none() => {
                 // Recreate waits for the old pods to be gone.

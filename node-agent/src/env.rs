@@ -3,8 +3,9 @@
 //! and the ConfigMaps and Secrets that volumes and variables read ([`PodObjects`]).
 //!
 //! Owns the resolution rules: `envFrom` first, in order, then `env` in order, later
-//! names overriding earlier ones; secrets base64-decoded; optional references that are
-//! missing skipped. It must not create containers or write files (volumes do that).
+//! names overriding earlier ones; a literal `value`'s `$(NAME)` references expanded
+//! against what was defined before it ([`crate::expansion`]); secrets base64-decoded;
+//! optional references that are missing skipped. It must not create containers or write files (volumes do that).
 
 use std::collections::HashMap;
 
@@ -13,6 +14,7 @@ use rafter_proto::v1::{ConfigMap, Container, Pod, Secret};
 use rafter_proto::{Kind, Object};
 
 use crate::api::{ApiClient, ApiError};
+use crate::expansion::expand_with_env;
 
 /// Why a container's configuration cannot be built yet (`CreateContainerConfigError`).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -240,7 +242,9 @@ pub(crate) async fn resolve_env(
     }
     for var in &container.env {
         let Some(source) = &var.value_from else {
-            set(&mut env, var.name.clone(), var.value.clone());
+            // A literal value may refer to variables defined before it.
+            let value = expand_with_env(&var.value, &env);
+            set(&mut env, var.name.clone(), value);
             continue;
         };
         let value = if let Some(r) = &source.config_map_key_ref {

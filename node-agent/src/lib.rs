@@ -31,6 +31,7 @@
 //! | `pod_worker` | one pod's worker: observe, carry out the plan, probes, status writes, teardown |
 //! | `probes` | liveness/readiness probe tasks (exec, httpGet, tcpSocket) |
 //! | `env` | env / envFrom resolution and the pod's ConfigMaps and Secrets |
+//! | `expansion` | `$(VAR)` references in command, args and env values (pure) |
 //! | `volumes` | emptyDir, hostPath, configMap and secret volumes and their mounts |
 //! | `static_pods` | manifests in `--manifest-dir` and their mirror pods |
 //! | `logs` | [`read_logs`] / [`follow_logs`] over the containers' log files |
@@ -60,6 +61,7 @@ mod containerd;
 mod cri_log;
 mod env;
 mod error;
+mod expansion;
 mod hollow;
 mod host;
 mod image;

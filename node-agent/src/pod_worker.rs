@@ -32,6 +32,7 @@ use tracing::{debug, info, warn};
 use crate::api::{ApiClient, ApiError};
 use crate::env::{resolve_env, PodObjects};
 use crate::error::RuntimeError;
+use crate::expansion::expand_with_env;
 use crate::pod_sync::{plan, pod_status, Action, BackoffPolicy, Blocked, Observed, StatusInputs};
 use crate::probes::{self, ProbeKind, ProbeTarget, ProbeWorker};
 use crate::runtime::ContainerRuntime;
@@ -504,6 +505,17 @@ impl PodWorker {
                 return;
             }
         };
+        // `$(NAME)` in command and args refers to the container's resolved environment.
+        config.command = config
+            .command
+            .iter()
+            .map(|arg| expand_with_env(arg, &env))
+            .collect();
+        config.args = config
+            .args
+            .iter()
+            .map(|arg| expand_with_env(arg, &env))
+            .collect();
         config.env = env;
         config.mounts = mounts;
         let sandbox_config = match SandboxConfig::from_pod(pod, sandbox.attempt, &self.ctx.log_dir)

@@ -18,7 +18,7 @@ use rafter_proto::{Kind, Object};
 use crate::cluster::{Cluster, TestNode};
 use crate::harness::{eventually, Runtime, BUSYBOX};
 
-fn sh(name: &str, script: &str) -> Container {
+pub(crate) fn sh(name: &str, script: &str) -> Container {
     Container {
         name: name.into(),
         image: BUSYBOX.into(),
@@ -27,7 +27,7 @@ fn sh(name: &str, script: &str) -> Container {
     }
 }
 
-fn pod(name: &str, node: &str, containers: Vec<Container>) -> Pod {
+pub(crate) fn pod(name: &str, node: &str, containers: Vec<Container>) -> Pod {
     Pod {
         metadata: Some(ObjectMeta {
             name: name.into(),
@@ -45,11 +45,11 @@ fn pod(name: &str, node: &str, containers: Vec<Container>) -> Pod {
     }
 }
 
-fn uid(p: &Pod) -> String {
+pub(crate) fn uid(p: &Pod) -> String {
     p.metadata.as_ref().unwrap().uid.clone()
 }
 
-fn container<'a>(p: &'a Pod, name: &str) -> Option<&'a ContainerStatus> {
+pub(crate) fn container<'a>(p: &'a Pod, name: &str) -> Option<&'a ContainerStatus> {
     p.status
         .as_ref()?
         .container_statuses
@@ -57,7 +57,7 @@ fn container<'a>(p: &'a Pod, name: &str) -> Option<&'a ContainerStatus> {
         .find(|c| c.name == name)
 }
 
-fn running(p: &Pod) -> Option<()> {
+pub(crate) fn running(p: &Pod) -> Option<()> {
     let s = p.status.as_ref()?;
     (s.phase == "Running"
         && !s.container_statuses.is_empty()
@@ -65,7 +65,7 @@ fn running(p: &Pod) -> Option<()> {
     .then_some(())
 }
 
-fn log_request(p: &Pod, container: &str) -> LogRequest {
+pub(crate) fn log_request(p: &Pod, container: &str) -> LogRequest {
     let meta = p.metadata.as_ref().unwrap();
     LogRequest {
         namespace: meta.namespace.clone(),
@@ -76,7 +76,7 @@ fn log_request(p: &Pod, container: &str) -> LogRequest {
     }
 }
 
-async fn wait_log(node: &TestNode, p: &Pod, container: &str, want: &str) -> Vec<String> {
+pub(crate) async fn wait_log(node: &TestNode, p: &Pod, container: &str, want: &str) -> Vec<String> {
     let request = log_request(p, container);
     eventually(
         &format!("log of {container} to contain {want:?}"),
@@ -89,7 +89,7 @@ async fn wait_log(node: &TestNode, p: &Pod, container: &str, want: &str) -> Vec<
 }
 
 /// Deletes the pod through the API and waits until the agent has removed it.
-async fn delete_and_wait(cluster: &Cluster, node: &TestNode, name: &str) {
+pub(crate) async fn delete_and_wait(cluster: &Cluster, node: &TestNode, name: &str) {
     let Some(p) = cluster.pod(name).await else {
         return;
     };

@@ -10,7 +10,8 @@
 //!   run, init containers, CrashLoopBackOff, liveness restarts, volumes, deletion,
 //!   adoption after an agent restart, ErrImagePull, node and lease, static pods;
 //! - `fake_api`: a scripted fake API with switchable faults, for the agent's own loops;
-//! - `logs`: pods/log through the gateway from the agent's log endpoint (`Client::logs`).
+//! - `logs`: pods/log through the gateway from the agent's log endpoint (`Client::logs`);
+//! - `pod_features`: `$(VAR)` expansion, startupProbe, log rotation, on every backend.
 //!
 //! To run the containerd half locally:
 //! ```text
@@ -27,6 +28,7 @@ mod hollow;
 mod images;
 mod lifecycle;
 mod logs;
+mod pod_features;
 mod process_only;
 
 /// Instantiates each `lifecycle` scenario once per backend, as
@@ -103,6 +105,33 @@ for_each_agent_backend!(
     an_agent_restart_adopts_running_containers_without_restarting_them,
     a_missing_image_is_reported_as_err_image_pull,
 );
+
+/// The pod-spec features of `pod_features`, once per backend, as
+/// `features_process::<scenario>` and `features_containerd::<scenario>`.
+macro_rules! for_each_feature_backend {
+    ($($scenario:ident),* $(,)?) => {
+        mod features_process {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    crate::pod_features::$scenario(crate::harness::process()).await;
+                }
+            )*
+        }
+        mod features_containerd {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    if let Some(rt) = crate::harness::containerd().await {
+                        crate::pod_features::$scenario(rt).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+for_each_feature_backend!(command_args_and_env_values_expand_var_references,);
 
 mod agent_once {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

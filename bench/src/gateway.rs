@@ -123,7 +123,7 @@ fn pod(name: String) -> TypedObject {
 }
 
 /// A client library instance for every master of `cluster`, `first` first.
-async fn library_client(cluster: &Cluster, first: u64) -> anyhow::Result<Client> {
+pub(crate) async fn library_client(cluster: &Cluster, first: u64) -> anyhow::Result<Client> {
     let mut masters: Vec<_> = cluster.masters().iter().collect();
     masters.sort_by_key(|m| m.id != first);
     let config = ResolvedConfig {

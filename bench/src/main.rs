@@ -6,6 +6,7 @@
 //!  cargo run --release -p bench -- store      our store vs etcd: puts, linearizable gets, failover
 //!  cargo run --release -p bench -- gateway    Pod creates through 3 masters (TLS), failover
 //!  cargo run --release -p bench -- failover   only the leader-kill timings, more rounds
+//!  cargo run --release -p bench -- scheduler  pods created at once on hollow nodes → bound/s
 //! ```
 //!
 //! | module | owns |
@@ -13,6 +14,8 @@
 //! | `store` | the store comparison: flags, one system's run, the side-by-side table |
 //! | `gateway` | the gateway benchmark and the hidden `master` subcommand |
 //! | `failover` | kill -9 of the leader → first acknowledged write |
+//! | `scheduler` | whole-system scheduling: pods created at once → bound/s, create→bind, master memory |
+//! | `hollow_nodes` | Ready Node objects and one task renewing their Leases, for `scheduler` |
 //! | `workload` | the closed-loop driver: warm-up, measured window, latencies |
 //! | `stats` | percentiles and rates (pure) |
 //! | `kv_client` | one client shape over our member's gRPC API and etcd's; keys and values |
@@ -31,10 +34,12 @@ mod cluster;
 mod etcd_cluster;
 mod failover;
 mod gateway;
+mod hollow_nodes;
 mod kv_client;
 mod member;
 mod rafter_cluster;
 mod report;
+mod scheduler;
 mod stats;
 mod store;
 mod workload;
@@ -71,6 +76,8 @@ enum Command {
     Gateway(gateway::GatewayArgs),
     /// Only the leader failover timings: our store, etcd and the gateway.
     Failover(FailoverArgs),
+    /// Pods created at once on hollow nodes: pods bound/s, create→bind p50/p99, master memory.
+    Scheduler(scheduler::SchedulerArgs),
     /// One store member (started by `store`).
     #[command(hide = true)]
     Member(member::MemberArgs),
@@ -178,6 +185,9 @@ fn main() -> ExitCode {
         Command::Failover(args) => use_this_binary_as_master()
             .and_then(|()| runtime())
             .and_then(|rt| rt.block_on(failover(args))),
+        Command::Scheduler(args) => use_this_binary_as_master()
+            .and_then(|()| runtime())
+            .and_then(|rt| rt.block_on(scheduler::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -67,6 +67,11 @@ impl MasterProcess {
     pub fn endpoint(&self) -> String {
         format!("https://localhost:{}", self.client_port)
     }
+
+    /// The process id, while it runs (for reading its memory from `/proc`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
 }
 
 /// A cluster of `rafter master` processes in a temporary directory.

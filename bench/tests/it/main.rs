@@ -1,6 +1,8 @@
 //! The benchmark binary still works: a tiny store workload (50 operations, one client,
-//! no etcd, no failover) on three member processes. It measures nothing worth reading; it
-//! only keeps `cargo test` from letting the benchmark rot.
+//! no etcd, no failover) on three member processes, and a small scheduler run (50 hollow
+//! nodes, 200 pods) on three masters, whose placement the benchmark checks itself. They
+//! measure nothing worth reading; they only keep `cargo test` from letting the benchmark
+//! rot.
 
 use std::process::Command;
 
@@ -38,4 +40,38 @@ fn store_benchmark_runs_a_tiny_workload_on_three_member_processes() {
         stdout.contains("(50 ops in"),
         "every measured operation succeeded: {stdout}"
     );
+}
+
+#[test]
+fn scheduler_benchmark_binds_every_pod_to_a_node_that_fits() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args([
+            "scheduler",
+            "--nodes",
+            "50",
+            "--pods",
+            "200",
+            "--clients",
+            "16",
+            "--timeout",
+            "120",
+        ])
+        .output()
+        .expect("the bench binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "bench scheduler failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("| 50 | 200 | 16 | 200 |"), "{stdout}");
+    assert!(
+        stdout.contains("read back: 200 pods bound, 0 pending; 50 of 50 nodes Ready"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("verified: every pod bound to an existing node"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("| leader |"), "{stdout}");
 }

@@ -12,6 +12,7 @@
 //! | `auth` | who is calling: client certificates, the static token file, bootstrap tokens |
 //! | `patch` | JSON merge patch and strategic merge patch over JSON values ([`apply_patch`]) |
 //! | `master` | one master process: PKI files, store member, gateway, start-up and shutdown ([`Master`]) |
+//! | `node_metrics` | `rafter top`: asking each node's agent for its measured usage, a per-node error for those that cannot answer |
 //! | `pod_logs` | pods/log: the pod's node and container, the node's agent endpoint, relaying its stream |
 //! | `pki` | the cluster CA, issued certificates, CSR signing, identities in certificates |
 //! | `raft_kv` | the store on a master: the local raft-store member ([`RaftKv`]) |
@@ -26,6 +27,7 @@ pub mod client;
 mod cluster;
 mod controllers;
 mod master;
+mod node_metrics;
 mod patch;
 mod pki;
 mod pod_logs;

@@ -23,6 +23,7 @@ use crate::auth::{
 };
 use crate::patch::{apply_patch, PatchType};
 use crate::pki::cert_identity;
+use crate::node_metrics;
 use crate::pod_logs;
 use crate::registry::{
     now_rfc3339, DeleteOptions, ListOptions, Propagation, Registry, RegistryError, Subresource,
@@ -692,6 +693,35 @@ impl<S: KvStore> Resources for ResourcesService<S> {
             ))),
         });
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn metrics(
+        &self,
+        request: Request<api::MetricsRequest>,
+    ) -> Result<Response<api::MetricsResponse>, Status> {
+        self.admit_caller(&request, "get", Kind::Node).await?;
+        let r = request.into_inner();
+        let nodes = if r.node.is_empty() {
+            let options = ListOptions {
+                consistency: ReadConsistency::Serializable,
+                ..ListOptions::all(Kind::Node, None)
+            };
+            self.registry.list(&options).await.map_err(status_of)?.items
+        } else {
+            vec![self
+                .registry
+                .get(Kind::Node, "", &r.node, ReadConsistency::Serializable)
+                .await
+                .map_err(status_of)?]
+        };
+        let nodes = nodes
+            .into_iter()
+            .filter_map(|o| match o {
+                Object::Node(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        Ok(Response::new(node_metrics::scrape_all(nodes).await))
     }
 }
 

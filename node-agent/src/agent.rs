@@ -1,6 +1,7 @@
 //! [`Agent`]: the node agent as a whole — node registration and lease
 //! ([`crate::node`]), the pod manager below, static pods, and the log endpoint
-//! ([`crate::log_server`], advertised on the Node as `rafter.io/agent-logs-endpoint`).
+//! ([`crate::log_server`], advertised on the Node as `rafter.io/agent-logs-endpoint`),
+//! which also serves the metrics endpoint ([`crate::metrics_server`]).
 //!
 //! ```text
 //!            ┌───────────── NodeReporter task (Node, Lease) ──────────────┐
@@ -34,6 +35,7 @@ use tracing::{info, warn};
 use crate::api::{ApiClient, PodEvent, PodEventStream};
 use crate::host::HostInfo;
 use crate::log_server;
+use crate::metrics_server::MetricsServer;
 use crate::node::NodeReporter;
 use crate::pod_sync::BackoffPolicy;
 use crate::pod_worker::{Desired, PodWorker, Source, WorkerContext, LABEL_NODE_NAME};
@@ -165,6 +167,7 @@ impl Agent {
             tasks.push(tokio::spawn(log_server::serve(
                 listener,
                 config.log_dir(),
+                MetricsServer::new(config.node_name.clone(), runtime.clone()),
                 rx.clone(),
             )));
         }

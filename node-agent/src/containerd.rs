@@ -36,6 +36,7 @@ use tracing::{debug, warn};
 
 use crate::error::{Result, RuntimeError};
 use crate::image::names_in_oci_tarball;
+use crate::metrics::ContainerUsage;
 use crate::runtime::ContainerRuntime;
 use crate::spec::{
     container_log_relative_path, ContainerConfig, SandboxConfig, LABEL_MANAGED_BY, LABEL_POD_UID,
@@ -807,6 +808,41 @@ impl ContainerRuntime for ContainerdRuntime {
                     created_at: from_nanos(c.created_at).unwrap_or(SystemTime::UNIX_EPOCH),
                     labels: to_btree(c.labels),
                 }
+            })
+            .collect())
+    }
+
+    async fn container_usage(&self) -> Result<Vec<ContainerUsage>> {
+        let mut client = self.runtime.clone();
+        let resp = self
+            .call(
+                "ListContainerStats",
+                Duration::ZERO,
+                client.list_container_stats(cri::ListContainerStatsRequest {
+                    filter: Some(cri::ContainerStatsFilter {
+                        label_selector: managed_selector(),
+                        ..Default::default()
+                    }),
+                }),
+            )
+            .await?;
+        Ok(resp
+            .stats
+            .into_iter()
+            .filter_map(|s| {
+                let attributes = s.attributes?;
+                // Exited containers are listed without CPU figures: not running, not usage.
+                let cpu = s.cpu?.usage_core_nano_seconds?.value;
+                let memory = s
+                    .memory
+                    .and_then(|m| m.working_set_bytes)
+                    .map_or(0, |v| v.value);
+                Some(ContainerUsage {
+                    container_id: attributes.id,
+                    labels: to_btree(attributes.labels),
+                    cpu_usage_nanos: cpu,
+                    memory_working_set_bytes: memory,
+                })
             })
             .collect())
     }

@@ -35,6 +35,8 @@
 //! | `volumes` | emptyDir, hostPath, configMap and secret volumes and their mounts |
 //! | `static_pods` | manifests in `--manifest-dir` and their mirror pods |
 //! | `logs` | [`read_logs`] / [`follow_logs`] over the containers' log files |
+//! | `metrics` | usage samples (node from `/proc`, containers from the runtime) and the rates between two |
+//! | `metrics_server` | the agent's metrics endpoint (`rafter.agent.v1.AgentMetrics`) the gateways call for `rafter top` |
 //! | `log_server` | the agent's log endpoint (`rafter.agent.v1.AgentLogs`) the gateways call for `rafter logs` |
 //! | `clock` | RFC 3339 timestamps with microseconds |
 //! | `runtime` | the [`ContainerRuntime`] trait: the contract every backend keeps |
@@ -67,6 +69,8 @@ mod host;
 mod image;
 mod log_server;
 mod logs;
+mod metrics;
+mod metrics_server;
 mod node;
 mod pod_sync;
 mod pod_worker;
@@ -86,6 +90,7 @@ pub use error::{Result, RuntimeError};
 pub use hollow::{HollowConfig, HollowRuntime};
 pub use image::normalize_image;
 pub use logs::{follow_logs, read_logs, LogError, LogRequest};
+pub use metrics::ContainerUsage;
 pub use node::{LEASE_DURATION_SECONDS, NODE_LEASE_NAMESPACE};
 pub use pod_sync::BackoffPolicy;
 pub use pod_worker::{LABEL_NODE_NAME, MIRROR_ANNOTATION};

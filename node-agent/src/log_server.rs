@@ -25,6 +25,7 @@ use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
 use rafter_proto::agent::agent_logs_server::{AgentLogs, AgentLogsServer};
+use rafter_proto::agent::agent_metrics_server::AgentMetricsServer;
 use rafter_proto::agent::{LogChunk, LogsRequest};
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
@@ -142,14 +143,17 @@ pub(crate) fn advertised(bound: SocketAddr, node_ip: &str) -> String {
 
 /// Serves the log endpoint on `listener` until `shutdown` turns true. Open follow
 /// streams are dropped then, not drained.
+/// The metrics endpoint (`crate::metrics_server`) is served on the same listener.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     log_dir: PathBuf,
+    metrics: crate::metrics_server::MetricsServer,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let server = tonic::transport::Server::builder()
         .add_service(AgentLogsServer::new(LogServer { log_dir }))
+        .add_service(AgentMetricsServer::new(metrics))
         .serve_with_incoming(incoming);
     tokio::select! {
         result = server => {

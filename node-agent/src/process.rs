@@ -17,6 +17,8 @@
 //! - no filesystem: the image is only a name checked against the imported list; the
 //!   command runs from the host's filesystem (`sh` is the host's), and mounts are ignored;
 //! - no cgroups: memory and CPU limits are not enforced, so `OOMKilled` never appears;
+//!   usage for `rafter top` is read from `/proc` per process group (CPU time of the live
+//!   members and of the children they reaped, and their RSS as the working set);
 //! - capabilities are ignored; `runAsUser`/`runAsGroup` are applied only when the agent
 //!   runs as root (otherwise asking for another user is an error).
 //!
@@ -45,6 +47,7 @@ use tracing::{debug, warn};
 use crate::cri_log::{encode_line, LogStream, MAX_RECORD_BYTES};
 use crate::error::{Result, RuntimeError};
 use crate::image::{names_in_oci_tarball, normalize_image};
+use crate::metrics::{process_groups, ContainerUsage};
 use crate::runtime::ContainerRuntime;
 use crate::spec::{ContainerConfig, SandboxConfig, LABEL_POD_UID};
 use crate::status::{
@@ -743,6 +746,38 @@ impl ContainerRuntime for ProcessRuntime {
                 }
             })
             .filter(|c| c.labels.contains_key(LABEL_POD_UID))
+            .collect())
+    }
+
+    async fn container_usage(&self) -> Result<Vec<ContainerUsage>> {
+        let running: Vec<(String, i32, BTreeMap<String, String>)> = {
+            let state = self.lock();
+            state
+                .containers
+                .values()
+                .filter(|c| c.exit.borrow().is_none())
+                .filter_map(|c| Some((c.id.clone(), c.pgid?, c.labels.clone())))
+                .collect()
+        };
+        let groups: Vec<i32> = running.iter().map(|(_, g, _)| *g).collect();
+        let measured = tokio::task::spawn_blocking(move || process_groups(&groups))
+            .await
+            .map_err(|e| RuntimeError::Io {
+                context: "measuring process groups in",
+                path: PathBuf::from("/proc"),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        Ok(running
+            .into_iter()
+            .filter_map(|(id, group, labels)| {
+                let (cpu, rss) = measured.get(&group)?;
+                Some(ContainerUsage {
+                    container_id: id,
+                    labels,
+                    cpu_usage_nanos: *cpu,
+                    memory_working_set_bytes: *rss,
+                })
+            })
             .collect())
     }
 

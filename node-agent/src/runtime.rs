@@ -27,6 +27,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::Result;
+use crate::metrics::ContainerUsage;
 use crate::spec::{ContainerConfig, SandboxConfig};
 use crate::status::{
     ContainerStatus, ContainerSummary, ExecOutput, ImageInfo, RuntimeVersion, Sandbox,
@@ -103,6 +104,13 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         command: &[String],
         timeout: Duration,
     ) -> Result<ExecOutput>;
+
+    /// Cumulative CPU time and current memory working set of every running container
+    /// this agent created, for `rafter top`. Backends that run nothing (hollow) measure
+    /// nothing and return an empty list.
+    async fn container_usage(&self) -> Result<Vec<ContainerUsage>> {
+        Ok(Vec::new())
+    }
 
     /// The absolute path of the container's CRI-format log file.
     async fn log_path(&self, container_id: &str) -> Result<PathBuf> {

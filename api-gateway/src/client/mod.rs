@@ -673,6 +673,22 @@ impl Client {
         Ok(bytes)
     }
 
+    /// Measured CPU and memory of one node (`Some(name)`) or every node, with their pods
+    /// and containers, asked by a master of the nodes' agents now. A node whose agent
+    /// cannot answer is in the answer with its `error` set; a missing node is NotFound.
+    pub async fn metrics(&self, node: Option<&str>) -> Result<api::MetricsResponse, ClientError> {
+        let message = api::MetricsRequest {
+            node: node.unwrap_or_default().to_owned(),
+        };
+        self.resources(
+            "metrics",
+            Idempotency::Read,
+            message,
+            |mut c, r| async move { c.metrics(r).await },
+        )
+        .await
+    }
+
     /// A container's log (pods/log), as bytes of whole lines, relayed by a master from
     /// the agent of the pod's node. Opening the stream fails over between masters like
     /// any read; an answer about the pod or its node's agent (NotFound, a pod not yet

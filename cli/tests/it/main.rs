@@ -6,4 +6,5 @@ mod dry_run;
 mod e2e;
 mod logs;
 mod support;
+mod top;
 mod verbs;

@@ -11,6 +11,7 @@
 //!   adoption after an agent restart, ErrImagePull, node and lease, static pods;
 //! - `fake_api`: a scripted fake API with switchable faults, for the agent's own loops;
 //! - `logs`: pods/log through the gateway from the agent's log endpoint (`Client::logs`);
+//! - `metrics`: measured usage through the gateway from the agent's metrics endpoint (`Client::metrics`);
 //! - `pod_features`: `$(VAR)` expansion, startupProbe, log rotation, on every backend.
 //!
 //! To run the containerd half locally:
@@ -28,6 +29,7 @@ mod hollow;
 mod images;
 mod lifecycle;
 mod logs;
+mod metrics;
 mod pod_features;
 mod process_only;
 

@@ -17,7 +17,8 @@
 //!   `restartPolicy` (Always; OnFailure when its exit code is not 0; Never) after a back-off
 //!   of 0 for the first restart, then `base`, doubling up to `max` (CrashLoopBackOff). The
 //!   restart count is the container's attempt number, so it survives agent restarts;
-//! - a container whose liveness probe failed is stopped (and then restarts per policy);
+//! - a container whose liveness probe failed, or whose startup probe gave up, is
+//!   stopped (and then restarts per policy);
 //! - a pod whose status says Succeeded or Failed never starts anything again.
 //!
 //! This module must not call the runtime or the API; [`crate::pod_worker`] carries out
@@ -244,12 +245,13 @@ fn until_of(d: &Decision) -> Option<SystemTime> {
     }
 }
 
-/// What to do for `pod` given `observed`. `unhealthy` holds ids of containers whose
-/// liveness probe failed; `blocked` the containers that cannot start for now.
+/// What to do for `pod` given `observed`. `unhealthy` maps ids of containers whose
+/// liveness or startup probe failed to why (`liveness probe failed`); `blocked` holds
+/// the containers that cannot start for now.
 pub(crate) fn plan(
     pod: &Pod,
     observed: &Observed,
-    unhealthy: &HashSet<String>,
+    unhealthy: &HashMap<String, &'static str>,
     blocked: &HashMap<String, Blocked>,
     policy: &BackoffPolicy,
     now: SystemTime,
@@ -348,11 +350,8 @@ pub(crate) fn plan(
             }
         }
         if let Some(id) = h.first().filter(|s| !exited(s)).map(|s| s.id.clone()) {
-            if unhealthy.contains(&id) {
-                out.actions.push(Action::StopContainer {
-                    id,
-                    reason: "liveness probe failed",
-                });
+            if let Some(reason) = unhealthy.get(&id) {
+                out.actions.push(Action::StopContainer { id, reason });
             }
         }
         out.init.insert(c.name.clone(), d);
@@ -381,11 +380,8 @@ pub(crate) fn plan(
             }
         }
         if let Some(id) = h.first().filter(|s| !exited(s)).map(|s| s.id.clone()) {
-            if unhealthy.contains(&id) {
-                out.actions.push(Action::StopContainer {
-                    id,
-                    reason: "liveness probe failed",
-                });
+            if let Some(reason) = unhealthy.get(&id) {
+                out.actions.push(Action::StopContainer { id, reason });
             }
         }
         out.app.insert(c.name.clone(), d);
@@ -458,6 +454,8 @@ pub(crate) struct StatusInputs<'a> {
     pub(crate) fresh: &'a HashMap<String, (String, String)>,
     /// Ids of running containers whose readiness probe passes (or that have none).
     pub(crate) ready: &'a HashSet<String>,
+    /// Ids of running containers whose startup probe has not succeeded yet.
+    pub(crate) not_started: &'a HashSet<String>,
     /// The runtime backend name, for `containerID` (`containerd://...`).
     pub(crate) backend: &'a str,
     pub(crate) host_ip: &'a str,
@@ -563,7 +561,9 @@ fn container_status(
         container_id: latest
             .map(|l| format!("{backend}://{}", l.id))
             .unwrap_or_default(),
-        started: Some(state.running.is_some()),
+        started: Some(
+            state.running.is_some() && latest.is_none_or(|l| !inputs.not_started.contains(&l.id)),
+        ),
         state: Some(state),
         last_state: Some(last.unwrap_or_default()),
     }

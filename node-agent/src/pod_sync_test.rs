@@ -101,7 +101,7 @@ fn run(pod: &Pod, obs: &Observed, now: u64) -> Plan {
     plan(
         pod,
         obs,
-        &HashSet::new(),
+        &HashMap::new(),
         &HashMap::new(),
         &policy(),
         t(now),
@@ -259,7 +259,7 @@ fn restart_policy_decides_whether_an_exit_restarts() {
 fn a_failed_liveness_probe_stops_the_running_container() {
     let p = pod("Always", &[], &["app"]);
     let obs = observed(vec![container("app", 0, ContainerState::Running, None, 1)]);
-    let unhealthy = HashSet::from(["app-0".to_string()]);
+    let unhealthy = HashMap::from([("app-0".to_string(), "liveness probe failed")]);
     let plan = plan(&p, &obs, &unhealthy, &HashMap::new(), &policy(), t(3));
     assert_eq!(
         plan.actions,
@@ -268,6 +268,43 @@ fn a_failed_liveness_probe_stops_the_running_container() {
             reason: "liveness probe failed"
         }]
     );
+}
+
+#[test]
+fn a_failed_startup_probe_stops_the_container_and_the_restart_policy_decides_what_follows() {
+    let obs = observed(vec![container("app", 0, ContainerState::Running, None, 1)]);
+    let unhealthy = HashMap::from([("app-0".to_string(), "startup probe failed")]);
+    let stop = plan(
+        &pod("Always", &[], &["app"]),
+        &obs,
+        &unhealthy,
+        &HashMap::new(),
+        &policy(),
+        t(3),
+    );
+    assert_eq!(
+        stop.actions,
+        vec![Action::StopContainer {
+            id: "app-0".into(),
+            reason: "startup probe failed"
+        }]
+    );
+    // Killed (137): Always starts attempt 1, Never leaves the pod Failed.
+    let killed = observed(vec![container(
+        "app",
+        0,
+        ContainerState::Exited,
+        Some(137),
+        4,
+    )]);
+    let again = run(&pod("Always", &[], &["app"]), &killed, 5);
+    assert!(again.actions.contains(&Action::StartContainer {
+        init: false,
+        index: 0,
+        attempt: 1
+    }));
+    let never = run(&pod("Never", &[], &["app"]), &killed, 5);
+    assert_eq!(never.phase, "Failed");
 }
 
 #[test]
@@ -298,6 +335,7 @@ fn status_shows_crash_loop_back_off_with_the_last_termination() {
         plan: &plan,
         fresh: &HashMap::new(),
         ready: &HashSet::new(),
+        not_started: &HashSet::new(),
         backend: "process",
         host_ip: "10.0.0.1",
         now: t(6),
@@ -330,6 +368,7 @@ fn a_running_ready_pod_has_all_conditions_true_and_keeps_transition_times() {
             plan: &plan,
             fresh: &HashMap::new(),
             ready: &ready,
+            not_started: &HashSet::new(),
             backend: "containerd",
             host_ip: "10.0.0.1",
             now: t(now),
@@ -366,7 +405,7 @@ fn an_image_that_failed_to_pull_backs_off_as_image_pull_back_off() {
     let plan = plan(
         &p,
         &observed(vec![]),
-        &HashSet::new(),
+        &HashMap::new(),
         &blocked,
         &policy(),
         t(5),
@@ -409,6 +448,7 @@ fn status_after_a_restart_shows_the_new_attempt_and_the_previous_termination() {
         plan: &plan,
         fresh: &HashMap::new(),
         ready: &HashSet::new(),
+        not_started: &HashSet::new(),
         backend: "containerd",
         host_ip: "10.0.0.1",
         now: t(3),

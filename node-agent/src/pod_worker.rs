@@ -8,6 +8,7 @@
 //!   back-off ends / resync timer ────────┘     observe runtime (sandboxes + containers by pod uid)
 //!                                              plan (pure) ─► execute actions
 //!                                              keep one probe task per running container
+//!                                              (startup first; liveness/readiness once started)
 //!                                              pod_status (pure) ─► update_status if changed
 //!   deletionTimestamp set / pod gone ─► stop containers within the grace period,
 //!       remove sandboxes and the pod directory, delete the pod object (grace 0, uid)
@@ -298,11 +299,21 @@ impl PodWorker {
             }
         };
         let now = SystemTime::now();
-        let unhealthy: HashSet<String> = self
+        let unhealthy: HashMap<String, &'static str> = self
             .probes
             .iter()
-            .filter(|((_, kind), p)| *kind == ProbeKind::Liveness && !p.state().healthy)
-            .map(|((id, _), _)| id.clone())
+            .filter_map(|((id, kind), p)| {
+                let state = p.state();
+                match kind {
+                    ProbeKind::Liveness if !state.healthy => {
+                        Some((id.clone(), "liveness probe failed"))
+                    }
+                    ProbeKind::Startup if state.failed => {
+                        Some((id.clone(), "startup probe failed"))
+                    }
+                    _ => None,
+                }
+            })
             .collect();
         self.blocked
             .retain(|_, b| b.until > now - Duration::from_secs(3600));
@@ -325,13 +336,15 @@ impl PodWorker {
             observed
         };
         self.keep_probes(&pod, &observed);
-        let ready = self.ready_containers(&pod, &observed);
+        let not_started = self.not_started(&pod, &observed);
+        let ready = self.ready_containers(&pod, &observed, &not_started);
         let status = pod_status(&StatusInputs {
             pod: &pod,
             observed: &observed,
             plan: &planned,
             fresh: &fresh,
             ready: &ready,
+            not_started: &not_started,
             backend: self.ctx.runtime.backend(),
             host_ip: &self.ctx.host_ip,
             now: SystemTime::now(),
@@ -568,11 +581,21 @@ impl PodWorker {
             else {
                 continue;
             };
+            // Liveness and readiness wait until the startup probe (if any) succeeded.
+            let started = c.startup_probe.is_none()
+                || self
+                    .probes
+                    .get(&(latest.id.clone(), ProbeKind::Startup))
+                    .is_some_and(|p| p.state().healthy);
             for (kind, probe) in [
+                (ProbeKind::Startup, &c.startup_probe),
                 (ProbeKind::Liveness, &c.liveness_probe),
                 (ProbeKind::Readiness, &c.readiness_probe),
             ] {
                 let Some(probe) = probe else { continue };
+                if kind != ProbeKind::Startup && !started {
+                    continue;
+                }
                 let key = (latest.id.clone(), kind);
                 wanted.insert(key.clone());
                 if !self.probes.contains_key(&key) {
@@ -590,14 +613,37 @@ impl PodWorker {
         self.probes.retain(|k, _| wanted.contains(k));
     }
 
-    /// Running app containers whose readiness probe passes or that have none.
-    fn ready_containers(&self, pod: &Pod, observed: &Observed) -> HashSet<String> {
+    /// Running app containers with a startup probe that has not succeeded yet.
+    fn not_started(&self, pod: &Pod, observed: &Observed) -> HashSet<String> {
+        let spec = pod.spec.clone().unwrap_or_default();
+        spec.containers
+            .iter()
+            .filter(|c| c.startup_probe.is_some())
+            .filter_map(|c| {
+                let latest = observed.containers.get(&c.name)?.first()?;
+                let started = self
+                    .probes
+                    .get(&(latest.id.clone(), ProbeKind::Startup))
+                    .is_some_and(|p| p.state().healthy);
+                (latest.state == ContainerState::Running && !started).then(|| latest.id.clone())
+            })
+            .collect()
+    }
+
+    /// Running app containers that have started (startup probe) and whose readiness
+    /// probe passes or that have none.
+    fn ready_containers(
+        &self,
+        pod: &Pod,
+        observed: &Observed,
+        not_started: &HashSet<String>,
+    ) -> HashSet<String> {
         let spec = pod.spec.clone().unwrap_or_default();
         spec.containers
             .iter()
             .filter_map(|c| {
                 let latest = observed.containers.get(&c.name)?.first()?;
-                if latest.state != ContainerState::Running {
+                if latest.state != ContainerState::Running || not_started.contains(&latest.id) {
                     return None;
                 }
                 let ready = c.readiness_probe.is_none()

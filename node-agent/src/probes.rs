@@ -1,5 +1,5 @@
-//! Liveness and readiness probes: one task per (running container, probe), each
-//! publishing a [`ProbeState`] the pod worker reads.
+//! Startup, liveness and readiness probes: one task per (running container, probe),
+//! each publishing a [`ProbeState`] the pod worker reads.
 //!
 //! ```text
 //!   ProbeWorker task: initialDelaySeconds, then every periodSeconds
@@ -7,6 +7,10 @@
 //!       httpGet ─► HTTP/1.1 GET podIP:port/path         200..=399 = success
 //!       tcpSocket ─► TCP connect podIP:port             connected = success
 //!   result ─► step(state, ok, successThreshold, failureThreshold) ─► watch + wake worker
+//!
+//!   startup: runs until its first success (started) or failureThreshold failures in a
+//!            row (failed), then stops; the worker starts liveness/readiness only once
+//!            a container has started, and kills it when its startup probe failed
 //! ```
 //!
 //! The counting rule ([`step`]) is pure and tested alone. This module owns the probe
@@ -33,22 +37,29 @@ pub(crate) enum ProbeKind {
     Liveness,
     /// Failing takes the container out of Ready.
     Readiness,
+    /// Until it succeeds, liveness and readiness are not run; failing restarts the
+    /// container.
+    Startup,
 }
 
 /// The verdict of a probe so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ProbeState {
-    /// Live / ready.
+    /// Live / ready / started.
     pub(crate) healthy: bool,
+    /// The last `failureThreshold` results in a row were failures.
+    pub(crate) failed: bool,
     successes: u32,
     failures: u32,
 }
 
 impl ProbeState {
-    /// Before any result: liveness assumes alive, readiness assumes not ready.
+    /// Before any result: liveness assumes alive, readiness assumes not ready, startup
+    /// assumes not started.
     pub(crate) fn initial(kind: ProbeKind) -> ProbeState {
         ProbeState {
             healthy: kind == ProbeKind::Liveness,
+            failed: false,
             successes: 0,
             failures: 0,
         }
@@ -66,6 +77,7 @@ pub(crate) fn step(
         let successes = state.successes.saturating_add(1);
         ProbeState {
             healthy: state.healthy || successes >= success_threshold.max(1),
+            failed: false,
             successes,
             failures: 0,
         }
@@ -73,6 +85,7 @@ pub(crate) fn step(
         let failures = state.failures.saturating_add(1);
         ProbeState {
             healthy: state.healthy && failures < failure_threshold.max(1),
+            failed: failures >= failure_threshold.max(1),
             successes: 0,
             failures,
         }
@@ -122,7 +135,11 @@ pub(crate) fn spawn(
         let initial = Duration::from_secs(u64::try_from(probe.initial_delay_seconds).unwrap_or(0));
         let period = seconds(probe.period_seconds, 10);
         let timeout = seconds(probe.timeout_seconds, 1);
-        let success_threshold = u32::try_from(probe.success_threshold).unwrap_or(1);
+        // A startup probe is done at its first success, whatever the spec says.
+        let success_threshold = match kind {
+            ProbeKind::Startup => 1,
+            _ => u32::try_from(probe.success_threshold).unwrap_or(1),
+        };
         let failure_threshold = u32::try_from(probe.failure_threshold)
             .ok()
             .filter(|v| *v > 0)
@@ -135,11 +152,15 @@ pub(crate) fn spawn(
             if !ok {
                 debug!(container = %target.container_id, ?kind, failures = next.failures, "probe failed");
             }
-            if next.healthy != state.healthy {
+            if (next.healthy, next.failed) != (state.healthy, state.failed) {
                 let _ = tx.send(next);
                 wake.notify_one();
             }
             state = next;
+            if kind == ProbeKind::Startup && (state.healthy || state.failed) {
+                // Started, or given up on: the verdict stays in the watch.
+                return;
+            }
             tokio::time::sleep(period).await;
         }
     });
@@ -259,6 +280,22 @@ mod tests {
         assert!(s.healthy, "a success resets the count");
         s = step(s, false, 1, 3);
         assert!(!s.healthy);
+    }
+
+    #[test]
+    fn startup_starts_at_a_success_and_fails_after_failure_threshold_failures() {
+        let mut s = ProbeState::initial(ProbeKind::Startup);
+        assert!(!s.healthy && !s.failed);
+        s = step(s, false, 1, 3);
+        s = step(s, false, 1, 3);
+        assert!(!s.healthy && !s.failed);
+        s = step(s, true, 1, 3);
+        assert!(s.healthy && !s.failed, "one success is a start");
+        let mut s = ProbeState::initial(ProbeKind::Startup);
+        for _ in 0..3 {
+            s = step(s, false, 1, 3);
+        }
+        assert!(!s.healthy && s.failed);
     }
 
     #[test]

@@ -133,7 +133,11 @@ macro_rules! for_each_feature_backend {
     };
 }
 
-for_each_feature_backend!(command_args_and_env_values_expand_var_references,);
+for_each_feature_backend!(
+    command_args_and_env_values_expand_var_references,
+    a_startup_probe_holds_liveness_and_readiness_until_it_succeeds,
+    a_startup_probe_that_keeps_failing_restarts_the_container,
+);
 
 mod agent_once {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

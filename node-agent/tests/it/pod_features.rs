@@ -2,11 +2,58 @@
 //! `RAFTER_CONTAINERD_SOCK` is set): `$(VAR)` expansion, startupProbe, container log
 //! rotation.
 
-use rafter_proto::v1::{EnvVar, EnvVarSource, ObjectFieldSelector};
+use std::path::Path;
 
-use crate::agent::{delete_and_wait, pod, sh, wait_log};
+use rafter_proto::v1::{
+    Container, EnvVar, EnvVarSource, ExecAction, HostPathVolumeSource, ObjectFieldSelector, Pod,
+    Probe, Volume, VolumeMount,
+};
+
+use crate::agent::{container, delete_and_wait, pod, running, sh, wait_log};
 use crate::cluster::{Cluster, TestNode};
-use crate::harness::Runtime;
+use crate::harness::{eventually, Runtime};
+
+/// An exec probe running `script` in `sh`, every second.
+fn exec_probe(script: &str, failure_threshold: i32) -> Option<Probe> {
+    Some(Probe {
+        exec: Some(ExecAction {
+            command: vec!["sh".into(), "-c".into(), script.into()],
+        }),
+        period_seconds: 1,
+        timeout_seconds: 2,
+        success_threshold: 1,
+        failure_threshold,
+        ..Default::default()
+    })
+}
+
+/// Mounts the host directory `dir` at the same path in `app` (the process backend
+/// ignores mounts, and then sees the same path on the host), so probes and the test
+/// share files on either backend.
+fn share_dir(p: &mut Pod, app_index: usize, dir: &Path) {
+    let path = dir.display().to_string();
+    let spec = p.spec.as_mut().unwrap();
+    spec.volumes.push(Volume {
+        name: "shared".into(),
+        host_path: Some(HostPathVolumeSource {
+            path: path.clone(),
+            r#type: "Directory".into(),
+        }),
+        ..Default::default()
+    });
+    let app: &mut Container = &mut spec.containers[app_index];
+    app.volume_mounts.push(VolumeMount {
+        name: "shared".into(),
+        mount_path: path,
+        ..Default::default()
+    });
+}
+
+fn lines_in(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
 
 pub async fn command_args_and_env_values_expand_var_references(rt: Runtime) {
     let cluster = Cluster::start().await;
@@ -56,4 +103,86 @@ pub async fn command_args_and_env_values_expand_var_references(rt: Runtime) {
     )
     .await;
     delete_and_wait(&cluster, &node, "expand").await;
+}
+
+pub async fn a_startup_probe_holds_liveness_and_readiness_until_it_succeeds(rt: Runtime) {
+    let cluster = Cluster::start().await;
+    let node = TestNode::start(&cluster, rt).await;
+    let shared = tempfile::tempdir().unwrap();
+    let dir = shared.path();
+    let d = dir.display();
+    let mut app = sh("app", "exec sleep 300");
+    app.startup_probe = exec_probe(&format!("echo x >> {d}/startup; test -f {d}/go"), 60);
+    app.liveness_probe = exec_probe(&format!("echo x >> {d}/liveness"), 3);
+    app.readiness_probe = exec_probe(&format!("echo x >> {d}/readiness"), 3);
+    let mut p = pod("slow-start", &node.name, vec![app]);
+    share_dir(&mut p, 0, dir);
+    cluster.create_pod(p).await;
+    eventually("the startup probe to run three times", || async {
+        (lines_in(&dir.join("startup")) >= 3).then_some(())
+    })
+    .await;
+    assert_eq!(
+        lines_in(&dir.join("liveness")),
+        0,
+        "liveness ran before start"
+    );
+    assert_eq!(
+        lines_in(&dir.join("readiness")),
+        0,
+        "readiness ran before start"
+    );
+    let p = cluster.pod("slow-start").await.unwrap();
+    let c = container(&p, "app").unwrap();
+    assert!(c.state.as_ref().unwrap().running.is_some(), "{c:?}");
+    assert!(!c.ready && c.started == Some(false), "{c:?}");
+    assert_eq!(c.restart_count, 0);
+
+    std::fs::write(dir.join("go"), b"").unwrap();
+    cluster
+        .wait_pod("slow-start", "Running and ready once started", running)
+        .await;
+    eventually("liveness and readiness to run once started", || async {
+        (lines_in(&dir.join("liveness")) >= 1 && lines_in(&dir.join("readiness")) >= 1)
+            .then_some(())
+    })
+    .await;
+    let after = lines_in(&dir.join("startup"));
+    let p = cluster.pod("slow-start").await.unwrap();
+    let c = container(&p, "app").unwrap();
+    assert_eq!((c.started, c.restart_count), (Some(true), 0), "{c:?}");
+    // The startup probe stops once it succeeded.
+    eventually("two more liveness runs", || async {
+        (lines_in(&dir.join("liveness")) >= 3).then_some(())
+    })
+    .await;
+    assert_eq!(
+        lines_in(&dir.join("startup")),
+        after,
+        "startup probe ran after success"
+    );
+    delete_and_wait(&cluster, &node, "slow-start").await;
+}
+
+pub async fn a_startup_probe_that_keeps_failing_restarts_the_container(rt: Runtime) {
+    let cluster = Cluster::start().await;
+    let node = TestNode::start(&cluster, rt).await;
+    let mut app = sh("app", "echo attempt; exec sleep 300");
+    app.startup_probe = exec_probe("exit 1", 2);
+    app.liveness_probe = exec_probe("exit 0", 1);
+    cluster
+        .create_pod(pod("never-starts", &node.name, vec![app]))
+        .await;
+    let p = cluster
+        .wait_pod("never-starts", "a restart after startup failures", |p| {
+            let c = container(p, "app")?;
+            c.last_state.as_ref()?.terminated.as_ref()?;
+            (c.restart_count >= 1).then(|| p.clone())
+        })
+        .await;
+    let c = container(&p, "app").unwrap();
+    let last = c.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_ne!(last.exit_code, 0, "{c:?}");
+    assert!(!c.ready, "{c:?}");
+    delete_and_wait(&cluster, &node, "never-starts").await;
 }

@@ -53,6 +53,7 @@
 pub mod kv;
 mod network;
 mod node;
+mod proposer;
 mod read_index;
 mod storage;
 mod types;
@@ -70,6 +71,7 @@ pub use node::NodeConfig;
 pub use node::NodeError;
 pub use node::Watch;
 pub use node::WatchRequest;
+pub use proposer::BatchLimits;
 pub use storage::restore_backup;
 pub use storage::BackupInfo;
 pub use storage::StoreError;

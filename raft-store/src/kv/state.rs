@@ -59,8 +59,10 @@ pub struct Applied {
     pub result: Result<KvResponse, KvError>,
     /// The store revision after the command.
     pub revision: u64,
-    /// Changes made, all at `revision` (empty when the revision did not move).
-    pub events: Vec<Event>,
+    /// Changes made, one group per revision the command moved the store through: none when
+    /// the revision did not move, one for a single command, one per changing command of a
+    /// batch.
+    pub changes: Vec<RevisionEvents>,
 }
 
 /// The key space over a backend, with its counters cached.
@@ -415,31 +417,121 @@ pub fn apply<B: KvBackend>(
     apply_with_meta(state, Some((cmd, term)), Vec::new())
 }
 
+/// The counters a command moves, cached in [`KvState`] and stored under `m/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Counters {
+    revision: u64,
+    compact: u64,
+    next_lease: u64,
+}
+
+/// One command executed over a read view: its answer and the writes that make it happen,
+/// not yet written anywhere.
+struct Executed {
+    result: Result<KvResponse, KvError>,
+    writes: Vec<BatchOp>,
+    events: Vec<Event>,
+    counters: Counters,
+}
+
 /// [`apply`], also writing `extra` (Raft bookkeeping) in the same batch. `cmd = None` writes
 /// only `extra` (blank and membership entries).
+///
+/// An [`Op::Batch`] applies its commands one after the other, each at its own revision and
+/// with its own fence, and all of them in one backend write with `extra`: a crash never
+/// leaves half an entry applied.
 pub(crate) fn apply_with_meta<B: KvBackend>(
     state: &mut KvState<B>,
     cmd: Option<(&Command, u64)>,
     extra: Vec<BatchOp>,
 ) -> Result<Applied, KvError> {
+    let start = Counters {
+        revision: state.revision,
+        compact: state.compact,
+        next_lease: state.next_lease,
+    };
     let Some((cmd, term)) = cmd else {
         state.backend.write(extra)?;
         return Ok(Applied {
             result: Ok(KvResponse::Empty),
             revision: state.revision,
-            events: Vec::new(),
+            changes: Vec::new(),
         });
     };
+    let (result, mut batch, changes, end) = match &cmd.op {
+        Op::Batch(cmds) => {
+            let mut merged = Overlay::new(&state.backend);
+            let mut counters = start;
+            let mut results = Vec::with_capacity(cmds.len());
+            let mut changes = Vec::new();
+            for inner in cmds {
+                let done = execute(&merged, counters, state.limits, inner, term)?;
+                for (key, value) in done.writes {
+                    match value {
+                        Some(v) => merged.put(key, v),
+                        None => merged.delete(key),
+                    }
+                }
+                if !done.events.is_empty() {
+                    changes.push(RevisionEvents {
+                        revision: done.counters.revision,
+                        events: done.events,
+                    });
+                }
+                counters = done.counters;
+                results.push(done.result);
+            }
+            (
+                Ok(KvResponse::Batch(results)),
+                merged.into_batch(),
+                changes,
+                counters,
+            )
+        }
+        _ => {
+            let done = execute(&state.backend, start, state.limits, cmd, term)?;
+            let changes = if done.events.is_empty() {
+                Vec::new()
+            } else {
+                vec![RevisionEvents {
+                    revision: done.counters.revision,
+                    events: done.events,
+                }]
+            };
+            (done.result, done.writes, changes, done.counters)
+        }
+    };
+    batch.extend(extra);
+    state.backend.write(batch)?;
+    state.revision = end.revision;
+    state.compact = end.compact;
+    state.next_lease = end.next_lease;
+    Ok(Applied {
+        result,
+        revision: end.revision,
+        changes,
+    })
+}
+
+/// Execute one command over `base` starting from `counters`. A logical failure is an answer
+/// with no writes; only a backend failure is `Err`.
+fn execute<R: KvRead + ?Sized>(
+    base: &R,
+    counters: Counters,
+    limits: Limits,
+    cmd: &Command,
+    term: u64,
+) -> Result<Executed, KvError> {
     let mut exec = Exec {
-        ov: Overlay::new(&state.backend),
-        rev: state.revision + 1,
+        ov: Overlay::new(base),
+        rev: counters.revision + 1,
         sub: 0,
         events: Vec::new(),
-        compact: state.compact,
-        next_lease: state.next_lease,
-        current: state.revision,
+        compact: counters.compact,
+        next_lease: counters.next_lease,
+        current: counters.revision,
         now_ms: cmd.now_ms,
-        limits: state.limits,
+        limits,
     };
     let outcome = match cmd.fence_term {
         Some(decided_in) if decided_in != term => Err(KvError::Fenced {
@@ -448,56 +540,46 @@ pub(crate) fn apply_with_meta<B: KvBackend>(
         }),
         _ => exec.run(&cmd.op),
     };
-    let (result, batch, events, compact, next_lease, revision) = match outcome {
+    match outcome {
         Ok(mut resp) => {
             let bumped = !exec.events.is_empty();
-            let revision = if bumped { exec.rev } else { state.revision };
+            let revision = if bumped { exec.rev } else { counters.revision };
             set_revision(&mut resp, revision);
             if bumped {
                 exec.ov
                     .put(META_REVISION.to_vec(), revision.to_be_bytes().to_vec());
             }
-            if exec.compact != state.compact {
+            if exec.compact != counters.compact {
                 exec.ov
                     .put(META_COMPACT.to_vec(), exec.compact.to_be_bytes().to_vec());
             }
-            if exec.next_lease != state.next_lease {
+            if exec.next_lease != counters.next_lease {
                 exec.ov.put(
                     META_NEXT_LEASE.to_vec(),
                     exec.next_lease.to_be_bytes().to_vec(),
                 );
             }
-            let (compact, next_lease, events) = (exec.compact, exec.next_lease, exec.events);
-            (
-                Ok(resp),
-                exec.ov.into_batch(),
-                events,
-                compact,
-                next_lease,
+            let after = Counters {
                 revision,
-            )
+                compact: exec.compact,
+                next_lease: exec.next_lease,
+            };
+            let events = std::mem::take(&mut exec.events);
+            Ok(Executed {
+                result: Ok(resp),
+                writes: exec.ov.into_batch(),
+                events,
+                counters: after,
+            })
         }
-        Err(e) if matches!(e, KvError::Storage(_)) => return Err(e),
-        Err(e) => (
-            Err(e),
-            Vec::new(),
-            Vec::new(),
-            state.compact,
-            state.next_lease,
-            state.revision,
-        ),
-    };
-    let mut batch = batch;
-    batch.extend(extra);
-    state.backend.write(batch)?;
-    state.revision = revision;
-    state.compact = compact;
-    state.next_lease = next_lease;
-    Ok(Applied {
-        result,
-        revision,
-        events,
-    })
+        Err(e) if matches!(e, KvError::Storage(_)) => Err(e),
+        Err(e) => Ok(Executed {
+            result: Err(e),
+            writes: Vec::new(),
+            events: Vec::new(),
+            counters,
+        }),
+    }
 }
 
 fn set_revision(resp: &mut KvResponse, rev: u64) {
@@ -518,11 +600,13 @@ fn set_revision(resp: &mut KvResponse, rev: u64) {
         | KvResponse::LeaseRevoke { revision }
         | KvResponse::LeaseExpire { revision, .. } => *revision = rev,
         KvResponse::LeaseGrant { .. } | KvResponse::LeaseKeepAlive { .. } | KvResponse::Empty => {}
+        // Each command of a batch got its own revision when it was executed.
+        KvResponse::Batch(_) => {}
     }
 }
 
 /// The in-progress execution of one command.
-struct Exec<'a, B> {
+struct Exec<'a, B: ?Sized> {
     ov: Overlay<'a, B>,
     /// The revision this command's changes get.
     rev: u64,
@@ -536,7 +620,8 @@ struct Exec<'a, B> {
     limits: Limits,
 }
 
-fn op_bytes(op: &Op) -> usize {
+/// Bytes of keys and values `op` carries: what the request size limit measures.
+pub(crate) fn op_bytes(op: &Op) -> usize {
     fn txn_op(op: &TxnOp) -> usize {
         match op {
             TxnOp::Range(r) => r.range.byte_len(),
@@ -600,7 +685,7 @@ pub fn check_limits(op: &Op, limits: &Limits) -> Result<(), KvError> {
     Ok(())
 }
 
-impl<B: KvBackend> Exec<'_, B> {
+impl<B: KvRead + ?Sized> Exec<'_, B> {
     fn run(&mut self, op: &Op) -> Result<KvResponse, KvError> {
         check_limits(op, &self.limits)?;
         match op {
@@ -648,6 +733,7 @@ impl<B: KvBackend> Exec<'_, B> {
                 Ok(KvResponse::Empty)
             }
             Op::Noop => Ok(KvResponse::Empty),
+            Op::Batch(_) => Err(KvError::Invalid("a batch cannot hold a batch".into())),
         }
     }
 

@@ -268,7 +268,7 @@ pub(crate) fn failed_op_in_txn_writes_nothing<B: KvBackend>(b: B) {
     assert_eq!(applied.result, Err(KvError::LeaseNotFound(77)));
     assert!(get(&s, "a").is_none());
     assert_eq!(s.revision(), 0);
-    assert!(applied.events.is_empty());
+    assert!(applied.changes.is_empty());
 }
 
 pub(crate) fn oversized_value_is_rejected_and_nothing_is_written<B: KvBackend>(b: B) {
@@ -465,6 +465,70 @@ pub(crate) fn counters_survive_reopening_the_backend<B: KvBackend + Clone>(b: B)
     );
 }
 
+pub(crate) fn batch_applies_each_command_at_its_own_revision_and_isolates_failures<B: KvBackend>(
+    b: B,
+) {
+    let limits = Limits {
+        max_value_bytes: 8,
+        ..Limits::default()
+    };
+    let mut s = KvState::open(b, limits).unwrap();
+    put(&mut s, "a", "0");
+    let fenced = Command {
+        now_ms: NOW,
+        fence_term: Some(7),
+        op: Op::Put(PutRequest::new("f", "x")),
+    };
+    let batch = cmd(Op::Batch(vec![
+        cmd(Op::Put(PutRequest::new("a", "1"))),
+        cmd(Op::Put(PutRequest::new("big", "far too large"))),
+        fenced,
+        cmd(Op::Txn(TxnRequest {
+            compare: vec![Compare::new(
+                "a",
+                CompareOp::Equal,
+                CompareTarget::Version(2),
+            )],
+            success: vec![TxnOp::Put(PutRequest::new("b", "1"))],
+            failure: vec![],
+        })),
+        cmd(Op::Batch(vec![cmd(Op::Put(PutRequest::new(
+            "nested", "1",
+        )))])),
+        cmd(Op::Delete(DeleteRequest::new(KeyRange::key("a")))),
+    ]));
+    let applied = apply(&mut s, &batch, 1).unwrap();
+    let KvResponse::Batch(results) = applied.result.unwrap() else {
+        panic!("a batch is answered with a batch");
+    };
+    assert_eq!(results.len(), 6);
+    assert!(matches!(&results[0], Ok(KvResponse::Put(p)) if p.revision == 2));
+    assert!(matches!(
+        &results[1],
+        Err(KvError::ValueTooLarge { size: 13, limit: 8 })
+    ));
+    assert!(matches!(
+        &results[2],
+        Err(KvError::Fenced {
+            decided_in: 7,
+            entry_term: 1
+        })
+    ));
+    // The txn saw the batch's first put (version 2 of "a").
+    assert!(matches!(&results[3], Ok(KvResponse::Txn(t)) if t.succeeded && t.revision == 3));
+    assert!(matches!(&results[4], Err(KvError::Invalid(_))));
+    assert!(matches!(&results[5], Ok(KvResponse::Delete(d)) if d.deleted == 1 && d.revision == 4));
+    // Failed commands wrote nothing and took no revision.
+    assert_eq!((applied.revision, s.revision()), (4, 4));
+    assert!(get(&s, "big").is_none() && get(&s, "f").is_none() && get(&s, "nested").is_none());
+    assert!(get(&s, "a").is_none());
+    assert_eq!(get(&s, "b").unwrap().mod_revision, 3);
+    // One group of changes per revision, as watches deliver them.
+    let revisions: Vec<u64> = applied.changes.iter().map(|c| c.revision).collect();
+    assert_eq!(revisions, vec![2, 3, 4]);
+    assert_eq!(s.events_from(2, None, 10).unwrap(), applied.changes);
+}
+
 /// Instantiate the conformance suite for one backend; `$make` builds a fresh backend.
 macro_rules! kv_conformance_suite {
     ($make:expr) => {
@@ -486,6 +550,7 @@ macro_rules! kv_conformance_suite {
             lease_revoke_deletes_keys_and_unknown_leases_are_refused,
             lease_extend_all_gives_full_ttl_from_the_new_leaders_clock,
             counters_survive_reopening_the_backend,
+            batch_applies_each_command_at_its_own_revision_and_isolates_failures,
         );
     };
     (@tests $make:expr; $($name:ident,)*) => {
@@ -601,6 +666,26 @@ mod model {
         format!("{}/{}", k % 2, k)
     }
 
+    /// The store operation a model step stands for.
+    fn to_op(op: &ModelOp) -> Op {
+        match op {
+            ModelOp::Put(k, v) => Op::Put(PutRequest::new(key(*k), v.to_string())),
+            ModelOp::Delete(k) => Op::Delete(DeleteRequest::new(KeyRange::key(key(*k)))),
+            ModelOp::DeletePrefix(p) => {
+                Op::Delete(DeleteRequest::new(KeyRange::prefix(format!("{p}/"))))
+            }
+            ModelOp::CasCreate(k, v) => Op::Txn(TxnRequest {
+                compare: vec![Compare::new(
+                    key(*k),
+                    CompareOp::Equal,
+                    CompareTarget::Version(0),
+                )],
+                success: vec![TxnOp::Put(PutRequest::new(key(*k), v.to_string()))],
+                failure: vec![],
+            }),
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
@@ -613,29 +698,21 @@ mod model {
             let mut snapshots: BTreeMap<u64, BTreeMap<String, String>> = BTreeMap::new();
             snapshots.insert(0, model.clone());
             for op in &ops {
-                let cmd_op = match op {
+                match op {
                     ModelOp::Put(k, v) => {
                         model.insert(key(*k), v.to_string());
-                        Op::Put(PutRequest::new(key(*k), v.to_string()))
                     }
                     ModelOp::Delete(k) => {
                         model.remove(&key(*k));
-                        Op::Delete(DeleteRequest::new(KeyRange::key(key(*k))))
                     }
                     ModelOp::DeletePrefix(p) => {
                         model.retain(|k, _| !k.starts_with(&format!("{p}/")));
-                        Op::Delete(DeleteRequest::new(KeyRange::prefix(format!("{p}/"))))
                     }
                     ModelOp::CasCreate(k, v) => {
                         model.entry(key(*k)).or_insert_with(|| v.to_string());
-                        Op::Txn(TxnRequest {
-                            compare: vec![Compare::new(key(*k), CompareOp::Equal, CompareTarget::Version(0))],
-                            success: vec![TxnOp::Put(PutRequest::new(key(*k), v.to_string()))],
-                            failure: vec![],
-                        })
                     }
-                };
-                ok(&mut s, cmd(cmd_op));
+                }
+                ok(&mut s, cmd(to_op(op)));
                 snapshots.insert(s.revision(), model.clone());
             }
             let compact = (compact_at as u64).min(s.revision());
@@ -667,6 +744,36 @@ mod model {
             let revisions: Vec<u64> = history.iter().map(|r| r.revision).collect();
             let expected: Vec<u64> = (from..=s.revision()).collect();
             prop_assert_eq!(revisions, expected);
+        }
+        #[test]
+        fn a_batch_leaves_the_same_key_space_and_history_as_its_commands_one_by_one(
+            ops in proptest::collection::vec(op_strategy(), 1..30),
+            cut in 0usize..30,
+        ) {
+            let cmds: Vec<Command> = ops.iter().map(|op| cmd(to_op(op))).collect();
+            let mut one_by_one = KvState::open(MemBackend::new(), Limits::default()).unwrap();
+            let singles: Vec<_> = cmds.iter().map(|c| apply(&mut one_by_one, c, 1).unwrap()).collect();
+            // Some commands alone, the rest as one batch: the split must not matter.
+            let cut = cut.min(cmds.len());
+            let mut batched = KvState::open(MemBackend::new(), Limits::default()).unwrap();
+            let mut answers = Vec::new();
+            for c in &cmds[..cut] {
+                answers.push(apply(&mut batched, c, 1).unwrap().result);
+            }
+            let applied = apply(&mut batched, &cmd(Op::Batch(cmds[cut..].to_vec())), 1).unwrap();
+            match applied.result {
+                Ok(KvResponse::Batch(results)) => answers.extend(results),
+                other => prop_assert!(false, "batch answered {:?}", other),
+            }
+            let expected: Vec<_> = singles.iter().map(|a| a.result.clone()).collect();
+            prop_assert_eq!(answers, expected);
+            prop_assert_eq!(batched.revision(), one_by_one.revision());
+            let all = RangeRequest::new(KeyRange::prefix(""));
+            prop_assert_eq!(batched.range(&all).unwrap(), one_by_one.range(&all).unwrap());
+            prop_assert_eq!(
+                batched.events_from(1, None, usize::MAX).unwrap(),
+                one_by_one.events_from(1, None, usize::MAX).unwrap()
+            );
         }
     }
 }

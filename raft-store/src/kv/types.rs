@@ -6,6 +6,8 @@
 use serde::Deserialize;
 use serde::Serialize;
 
+use crate::kv::error::KvError;
+
 /// One key as stored at a revision: its value and etcd-style bookkeeping.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct KeyValue {
@@ -376,6 +378,11 @@ pub enum Op {
     LeaseExtendAll,
     /// Does nothing; used to probe the log.
     Noop,
+    /// Several clients' commands carried by one log entry, so that they share one append,
+    /// one fsync and one replication round. Each applies on its own, in order, at its own
+    /// revision and under its own fence; one failing leaves the others alone. Batches do not
+    /// nest (an inner batch fails with `Invalid`).
+    Batch(Vec<Command>),
 }
 
 /// A log entry's payload: the operation and the leader's clock when it proposed it.
@@ -405,6 +412,7 @@ impl std::fmt::Display for Command {
             Op::LeaseExpire => "lease-expire",
             Op::LeaseExtendAll => "lease-extend-all",
             Op::Noop => "noop",
+            Op::Batch(cmds) => return write!(f, "batch({})@{}", cmds.len(), self.now_ms),
         };
         write!(f, "{name}@{}", self.now_ms)
     }
@@ -452,6 +460,8 @@ pub enum KvResponse {
     },
     /// Answer to entries that return nothing (noop, blank, membership, lease extension).
     Empty,
+    /// Answer to [`Op::Batch`]: each command's own answer, in order.
+    Batch(Vec<Result<KvResponse, KvError>>),
 }
 
 /// Limits on what one request may carry.

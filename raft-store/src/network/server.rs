@@ -16,6 +16,7 @@ use tonic::Status;
 use crate::kv::Command;
 use crate::network::codec::from_bytes;
 use crate::network::codec::to_bytes;
+use crate::proposer::Proposer;
 use crate::read_index::ReadIndexBatcher;
 use crate::types::ApplyResult;
 use crate::types::NodeId;
@@ -26,12 +27,22 @@ use crate::types::TypeConfig;
 pub struct RaftGrpcService {
     raft: openraft::Raft<TypeConfig>,
     reads: Arc<ReadIndexBatcher>,
+    proposer: Arc<Proposer>,
 }
 
 impl RaftGrpcService {
-    /// Serve RPCs into `raft`; read-index requests share rounds through `reads`.
-    pub(crate) fn new(raft: openraft::Raft<TypeConfig>, reads: Arc<ReadIndexBatcher>) -> Self {
-        RaftGrpcService { raft, reads }
+    /// Serve RPCs into `raft`; read-index requests share rounds through `reads`, forwarded
+    /// writes share entries through `proposer`.
+    pub(crate) fn new(
+        raft: openraft::Raft<TypeConfig>,
+        reads: Arc<ReadIndexBatcher>,
+        proposer: Arc<Proposer>,
+    ) -> Self {
+        RaftGrpcService {
+            raft,
+            reads,
+            proposer,
+        }
     }
 
     /// The tonic service, with message limits large enough for batches of 1.5 MiB values.
@@ -98,7 +109,7 @@ impl RaftRpc for RaftGrpcService {
         let resp: Result<
             ApplyResult,
             RaftError<NodeId, ClientWriteError<NodeId, openraft::BasicNode>>,
-        > = self.raft.client_write(cmd).await.map(|r| r.data);
+        > = self.proposer.propose(cmd).await;
         Ok(payload(to_bytes(&resp)?))
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::kv::Limits;
 use crate::network::NetworkFaults;
 use crate::network::PeerTls;
+use crate::proposer::BatchLimits;
 use crate::types::NodeId;
 
 /// How to run one member of the store.
@@ -41,6 +42,8 @@ pub struct NodeConfig {
     pub snapshot_every_entries: u64,
     /// Log entries kept behind the last snapshot (for followers that lag a little).
     pub logs_kept_after_snapshot: u64,
+    /// How concurrent writes share log entries (see [`BatchLimits`]).
+    pub batching: BatchLimits,
     /// Forward writes that reach a follower to the leader instead of answering
     /// `ForwardToLeader`.
     pub forward_writes: bool,
@@ -68,6 +71,7 @@ impl NodeConfig {
             history_retention: None,
             snapshot_every_entries: 10_000,
             logs_kept_after_snapshot: 1_000,
+            batching: BatchLimits::default(),
             forward_writes: false,
             faults: NetworkFaults::default(),
             tls: None,

@@ -6,7 +6,8 @@
 //! (only the leader's entries commit, so time is the leader's). It must not interpret keys.
 //!
 //! ```text
-//!  put/txn/... ─► Command{now_ms, op} ─► raft.client_write ─► (quorum, fsync) ─► apply ─► answer
+//!  put/txn/... ─► Command{now_ms, op} ─► proposer (concurrent writes share an entry)
+//!              ─► raft.client_write ─► (quorum, fsync) ─► apply ─► answer
 //!  range(Linearizable) ─► leader: raft.ensure_linearizable (read index) ─► local read
 //!                        follower: ReadIndex RPC to the leader ─► wait applied ─► local read
 //!  range(Serializable) ─► local read (possibly stale)
@@ -39,6 +40,7 @@ use crate::node::error::NodeError;
 use crate::node::watch::spawn_watch;
 use crate::node::watch::Watch;
 use crate::node::watch::WatchRequest;
+use crate::proposer::Proposer;
 use crate::read_index::ReadIndexBatcher;
 use crate::storage::StateHandle;
 use crate::types::ApplyResult;
@@ -67,6 +69,8 @@ struct NodeInner {
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     db: Weak<rocksdb::DB>,
     reads: Arc<ReadIndexBatcher>,
+    /// Shares log entries between concurrent writes.
+    proposer: Arc<Proposer>,
     /// Connections to peers (Raft replication, forwarded writes, read indexes).
     peers: PeerConnections,
 }
@@ -154,7 +158,9 @@ impl Node {
             .map_err(stopped)?;
         let (shutdown, shutdown_rx) = tokio_watch::channel(false);
         let reads = ReadIndexBatcher::new(raft.clone());
-        let service = RaftGrpcService::new(raft.clone(), reads.clone()).into_server();
+        let proposer = Proposer::start(raft.clone(), config.batching);
+        let service =
+            RaftGrpcService::new(raft.clone(), reads.clone(), proposer.clone()).into_server();
         let mut server_shutdown = shutdown_rx.clone();
         let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
         if let Some(tls) = &config.tls {
@@ -195,6 +201,7 @@ impl Node {
                 tasks: std::sync::Mutex::new(Vec::new()),
                 db,
                 reads,
+                proposer,
                 peers,
             }),
         };
@@ -336,10 +343,10 @@ impl Node {
             fence_term,
             op,
         };
-        let fut = self.inner.raft.client_write(cmd.clone());
+        let fut = self.inner.proposer.propose(cmd.clone());
         let result: ApplyResult = match tokio::time::timeout(timeout, fut).await {
             Err(_) => return Err(NodeError::Timeout { after: timeout }),
-            Ok(Ok(resp)) => resp.data,
+            Ok(Ok(result)) => result,
             Ok(Err(e)) => match write_error(e) {
                 NodeError::ForwardToLeader {
                     leader_id,

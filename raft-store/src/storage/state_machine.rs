@@ -325,11 +325,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             .map_err(|e| {
                                 Box::new(StorageIOError::apply(entry.log_id, &e).into())
                             })?;
-                    if !applied.events.is_empty() {
-                        let _ = handle.events.send(Arc::new(RevisionEvents {
-                            revision: applied.revision,
-                            events: applied.events,
-                        }));
+                    for change in applied.changes {
+                        let _ = handle.events.send(Arc::new(change));
                     }
                     out.push(applied.result);
                 }

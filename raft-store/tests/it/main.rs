@@ -2,6 +2,7 @@
 //! own RocksDB directory. Grouped by topic; shared fixtures live in `cluster.rs`.
 
 mod backup;
+mod batching;
 mod checker;
 mod cluster;
 mod leases;

@@ -1,0 +1,179 @@
+//! Coalescing of concurrent writes into shared log entries.
+//!
+//! Owns [`Proposer`]. openraft appends and fsyncs each client write as its own entry, one
+//! after the other, so under concurrency that fsync, the replication round and the per-entry
+//! bookkeeping bound the write rate. The proposer keeps at most `max_in_flight` entries in
+//! flight; writes that arrive while every slot is taken wait in a queue, and the next entry
+//! carries all of them (up to a count and a size) as one [`Op::Batch`]:
+//!
+//! ```text
+//!  writers ─► queue ──(a slot frees)──► one entry: the lone command, or Batch[c1, c2, …]
+//!                                            └─► client_write ─► each writer gets its answer
+//! ```
+//!
+//! A writer that finds a free slot is proposed at once, so a single client pays nothing.
+//! It must not interpret the commands: `kv::apply` applies each one of a batch on its own
+//! (own revision, own fence), and a failing one leaves the others alone.
+
+use std::sync::Arc;
+
+use openraft::error::ClientWriteError;
+use openraft::error::Fatal;
+use openraft::error::RaftError;
+use openraft::BasicNode;
+use tokio::sync::mpsc;
+use tokio::sync::oneshot;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::Semaphore;
+
+use crate::kv::op_bytes;
+use crate::kv::Command;
+use crate::kv::KvError;
+use crate::kv::KvResponse;
+use crate::kv::Op;
+use crate::types::ApplyResult;
+use crate::types::NodeId;
+use crate::types::TypeConfig;
+
+/// What proposing one command answered: its applied result, or why Raft did not take it.
+pub(crate) type WriteResult =
+    Result<ApplyResult, RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>>;
+
+/// Bookkeeping bytes counted per command on top of its keys and values.
+const PER_COMMAND_BYTES: usize = 64;
+
+/// How many writes may share an entry, and how big it may get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Entries proposed and not yet applied at any time (at least 1).
+    pub max_in_flight: usize,
+    /// Commands in one entry (1 disables batching).
+    pub max_commands: usize,
+    /// Approximate bytes of keys and values in one entry; a single command larger than this
+    /// still goes alone.
+    pub max_bytes: usize,
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        BatchLimits {
+            max_in_flight: 1,
+            max_commands: 512,
+            max_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+struct Pending {
+    cmd: Command,
+    bytes: usize,
+    reply: oneshot::Sender<WriteResult>,
+}
+
+/// Proposes writes to the local Raft, sharing entries between concurrent writers.
+pub(crate) struct Proposer {
+    queue: mpsc::UnboundedSender<Pending>,
+}
+
+impl Proposer {
+    /// Start the proposing task on the current runtime; it ends when the proposer is dropped.
+    pub(crate) fn start(raft: openraft::Raft<TypeConfig>, limits: BatchLimits) -> Arc<Self> {
+        let (queue, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(raft, rx, limits));
+        Arc::new(Proposer { queue })
+    }
+
+    /// Propose `cmd` and wait until it is applied (or Raft refuses it, e.g. not the leader).
+    /// The caller bounds the wait.
+    pub(crate) async fn propose(&self, cmd: Command) -> WriteResult {
+        let (reply, answer) = oneshot::channel();
+        let bytes = op_bytes(&cmd.op) + PER_COMMAND_BYTES;
+        if self.queue.send(Pending { cmd, bytes, reply }).is_err() {
+            return Err(RaftError::Fatal(Fatal::Stopped));
+        }
+        answer
+            .await
+            .unwrap_or(Err(RaftError::Fatal(Fatal::Stopped)))
+    }
+}
+
+async fn run(
+    raft: openraft::Raft<TypeConfig>,
+    mut queue: mpsc::UnboundedReceiver<Pending>,
+    limits: BatchLimits,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
+    // A command that did not fit in the previous entry opens the next one.
+    let mut carried: Option<Pending> = None;
+    loop {
+        // Take a slot before looking at the queue: while every slot is busy, writers gather.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let first = match carried.take() {
+            Some(p) => p,
+            None => match queue.recv().await {
+                Some(p) => p,
+                None => return,
+            },
+        };
+        let mut bytes = first.bytes;
+        let mut batch = vec![first];
+        while batch.len() < limits.max_commands.max(1) {
+            let Ok(next) = queue.try_recv() else { break };
+            if bytes + next.bytes > limits.max_bytes {
+                carried = Some(next);
+                break;
+            }
+            bytes += next.bytes;
+            batch.push(next);
+        }
+        tokio::spawn(write_entry(raft.clone(), batch, slot));
+    }
+}
+
+/// Propose one entry for `batch` and hand every writer its own answer.
+async fn write_entry(
+    raft: openraft::Raft<TypeConfig>,
+    mut batch: Vec<Pending>,
+    _slot: OwnedSemaphorePermit,
+) {
+    if batch.len() == 1 {
+        if let Some(p) = batch.pop() {
+            let result = raft.client_write(p.cmd).await.map(|r| r.data);
+            let _ = p.reply.send(result);
+        }
+        return;
+    }
+    let count = batch.len();
+    let (cmds, replies): (Vec<Command>, Vec<oneshot::Sender<WriteResult>>) =
+        batch.into_iter().map(|p| (p.cmd, p.reply)).unzip();
+    let entry = Command {
+        now_ms: crate::node::now_ms(),
+        fence_term: None,
+        op: Op::Batch(cmds),
+    };
+    tracing::trace!(count, "proposing a batch");
+    match raft.client_write(entry).await.map(|r| r.data) {
+        Ok(Ok(KvResponse::Batch(results))) if results.len() == count => {
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(Ok(result));
+            }
+        }
+        Ok(other) => {
+            // Apply answers a batch with one result per command; anything else is a bug,
+            // reported to every writer rather than guessed at.
+            let error = KvError::Storage(format!(
+                "a batch of {count} commands was answered with {other:?}"
+            ));
+            for reply in replies {
+                let _ = reply.send(Ok(Err(error.clone())));
+            }
+        }
+        Err(e) => {
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+    }
+}

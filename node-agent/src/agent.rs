@@ -34,6 +34,7 @@ use tracing::{info, warn};
 
 use crate::api::{ApiClient, PodEvent, PodEventStream};
 use crate::host::HostInfo;
+use crate::log_rotation::LogRotation;
 use crate::log_server;
 use crate::metrics_server::MetricsServer;
 use crate::node::NodeReporter;
@@ -63,6 +64,8 @@ pub struct AgentConfig {
     pub backoff: BackoffPolicy,
     /// How often every pod is reconciled even without a change.
     pub resync: Duration,
+    /// Size cap and number of files of each container's log (checked at every sync).
+    pub log_rotation: LogRotation,
     /// Where the log endpoint the gateways call listens (plaintext: keep it on loopback
     /// until agents have certificates); `None`: no endpoint, `rafter logs` cannot reach
     /// this node's pods.
@@ -82,6 +85,7 @@ impl AgentConfig {
             api_host: None,
             backoff: BackoffPolicy::default(),
             resync: Duration::from_secs(2),
+            log_rotation: LogRotation::default(),
             logs_listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
         }
     }
@@ -189,6 +193,7 @@ impl Agent {
             log_dir: config.log_dir(),
             backoff: config.backoff,
             resync: config.resync,
+            log_rotation: config.log_rotation,
         });
         let manager = Manager {
             ctx,

@@ -700,6 +700,19 @@ impl ContainerRuntime for ContainerdRuntime {
         }
     }
 
+    async fn reopen_container_log(&self, container_id: &str) -> Result<()> {
+        let mut client = self.runtime.clone();
+        self.call(
+            "ReopenContainerLog",
+            Duration::ZERO,
+            client.reopen_container_log(cri::ReopenContainerLogRequest {
+                container_id: container_id.to_owned(),
+            }),
+        )
+        .await
+        .map(|_| ())
+    }
+
     async fn stop_container(&self, container_id: &str, grace: Duration) -> Result<()> {
         let mut client = self.runtime.clone();
         match self

@@ -37,6 +37,7 @@
 //! | `logs` | [`read_logs`] / [`follow_logs`] over the containers' log files |
 //! | `metrics` | usage samples (node from `/proc`, containers from the runtime) and the rates between two |
 //! | `metrics_server` | the agent's metrics endpoint (`rafter.agent.v1.AgentMetrics`) the gateways call for `rafter top` |
+//! | `log_rotation` | [`LogRotation`]: size caps and rotation of container log files |
 //! | `log_server` | the agent's log endpoint (`rafter.agent.v1.AgentLogs`) the gateways call for `rafter logs` |
 //! | `clock` | RFC 3339 timestamps with microseconds |
 //! | `runtime` | the [`ContainerRuntime`] trait: the contract every backend keeps |
@@ -67,6 +68,7 @@ mod expansion;
 mod hollow;
 mod host;
 mod image;
+mod log_rotation;
 mod log_server;
 mod logs;
 mod metrics;
@@ -89,6 +91,7 @@ pub use cri_log::{encode_line, messages as log_messages, parse_line, LogRecord, 
 pub use error::{Result, RuntimeError};
 pub use hollow::{HollowConfig, HollowRuntime};
 pub use image::normalize_image;
+pub use log_rotation::LogRotation;
 pub use logs::{follow_logs, read_logs, LogError, LogRequest};
 pub use metrics::ContainerUsage;
 pub use node::{LEASE_DURATION_SECONDS, NODE_LEASE_NAMESPACE};

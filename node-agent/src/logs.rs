@@ -5,11 +5,12 @@
 //!   read_logs(tail N, previous) ─► the newest (or second newest) attempt's file,
 //!                                  records joined into lines, last N
 //!   follow_logs ─► those lines, then new lines as the file grows (polled), moving on
-//!                  to a newer attempt's file when the container restarts
+//!                  to a newer attempt's file when the container restarts, and across a
+//!                  rotation (the rest of the rotated file, then the new one)
 //! ```
 //!
 //! Owns finding and reading the files (through `tokio::fs`). It must not write or rotate
-//! them (the runtime does) nor know how the request arrived. The gateway's pods/log
+//! them (the runtime and `log_rotation` do) nor know how the request arrived. The gateway's pods/log
 //! proxy reaches them through the agent's log endpoint (`log_server`).
 
 use std::path::{Path, PathBuf};
@@ -122,8 +123,41 @@ struct Follow {
     attempt: u32,
     path: PathBuf,
     offset: u64,
+    /// The inode of the file being read, to notice a rotation (the path then names a
+    /// new file).
+    inode: u64,
     pending: Vec<String>,
     started: bool,
+}
+
+async fn inode_of(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    tokio::fs::metadata(path).await.ok().map(|m| m.ino())
+}
+
+/// The file in `path`'s directory with inode `inode`: where a rotated log went.
+async fn find_rotated(path: &Path, inode: u64) -> Option<PathBuf> {
+    let dir = path.parent()?;
+    let mut listing = tokio::fs::read_dir(dir).await.ok()?;
+    while let Ok(Some(entry)) = listing.next_entry().await {
+        let candidate = entry.path();
+        if candidate != path && inode_of(&candidate).await == Some(inode) {
+            return Some(candidate);
+        }
+    }
+    None
+}
+
+/// Whole lines of `bytes` from `offset`; the offset after them.
+fn complete_lines(bytes: &[u8], offset: u64) -> (Vec<String>, u64) {
+    let new = bytes.get(offset as usize..).unwrap_or_default();
+    match new.iter().rposition(|b| *b == b'\n') {
+        Some(end) => (
+            messages(&new[..=end]).into_iter().map(|(_, m)| m).collect(),
+            offset + end as u64 + 1,
+        ),
+        None => (Vec::new(), offset),
+    }
 }
 
 /// The log's lines as [`read_logs`] gives them, then every new line as it is written,
@@ -138,6 +172,7 @@ pub fn follow_logs(
         attempt: 0,
         path: PathBuf::new(),
         offset: 0,
+        inode: 0,
         pending: Vec::new(),
         started: false,
     };
@@ -163,6 +198,7 @@ pub fn follow_logs(
                     .map(|(_, m)| m)
                     .collect();
                 s.pending = tail(lines, s.request.tail);
+                s.inode = inode_of(&path).await.unwrap_or(0);
                 s.attempt = attempt;
                 s.path = path;
                 s.offset = complete as u64;
@@ -170,11 +206,23 @@ pub fn follow_logs(
                 continue;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
+            let inode = inode_of(&s.path).await;
+            if let Some(inode) = inode.filter(|i| *i != s.inode) {
+                // Rotated: finish the old file where it went, then read the new one
+                // from its start.
+                if let Some(old) = find_rotated(&s.path, s.inode).await {
+                    let bytes = tokio::fs::read(&old).await.unwrap_or_default();
+                    s.pending = complete_lines(&bytes, s.offset).0;
+                }
+                s.inode = inode;
+                s.offset = 0;
+                continue;
+            }
             let bytes = tokio::fs::read(&s.path).await.unwrap_or_default();
-            let new = bytes.get(s.offset as usize..).unwrap_or_default();
-            if let Some(end) = new.iter().rposition(|b| *b == b'\n') {
-                s.pending = messages(&new[..=end]).into_iter().map(|(_, m)| m).collect();
-                s.offset += end as u64 + 1;
+            let (lines, offset) = complete_lines(&bytes, s.offset);
+            if !lines.is_empty() {
+                s.pending = lines;
+                s.offset = offset;
                 continue;
             }
             // A restart writes a new attempt's file: follow it from its start.
@@ -185,6 +233,7 @@ pub fn follow_logs(
             if let Ok((attempt, path)) = pick(&s.root, &current).await {
                 if attempt > s.attempt {
                     s.attempt = attempt;
+                    s.inode = inode_of(&path).await.unwrap_or(0);
                     s.path = path;
                     s.offset = 0;
                 }
@@ -244,6 +293,27 @@ mod tests {
             read_logs(dir.path(), &r).await,
             Err(LogError::NotFound { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn follow_carries_on_across_a_rotation_and_read_shows_the_current_file() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), 0, &["before"]).await;
+        let mut stream = Box::pin(follow_logs(dir.path(), request()));
+        assert_eq!(stream.next().await.unwrap().unwrap(), "before");
+        write(dir.path(), 0, &["last of the old file"]).await;
+        let current = container_dir(dir.path(), &request()).join("0.log");
+        let aside = current.with_extension("log.20261125-140000.000000");
+        tokio::fs::rename(&current, &aside).await.unwrap();
+        write(dir.path(), 0, &["first of the new file"]).await;
+        for want in ["last of the old file", "first of the new file"] {
+            let next = tokio::time::timeout(Duration::from_secs(10), stream.next())
+                .await
+                .unwrap();
+            assert_eq!(next.unwrap().unwrap(), want);
+        }
+        let read = read_logs(dir.path(), &request()).await.unwrap();
+        assert_eq!(read, vec!["first of the new file"]);
     }
 
     #[tokio::test]

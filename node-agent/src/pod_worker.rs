@@ -9,6 +9,7 @@
 //!                                              plan (pure) ─► execute actions
 //!                                              keep one probe task per running container
 //!                                              (startup first; liveness/readiness once started)
+//!                                              rotate running containers' logs past the cap
 //!                                              pod_status (pure) ─► update_status if changed
 //!   deletionTimestamp set / pod gone ─► stop containers within the grace period,
 //!       remove sandboxes and the pod directory, delete the pod object (grace 0, uid)
@@ -34,6 +35,7 @@ use crate::api::{ApiClient, ApiError};
 use crate::env::{resolve_env, PodObjects};
 use crate::error::RuntimeError;
 use crate::expansion::expand_with_env;
+use crate::log_rotation::{self, LogRotation};
 use crate::pod_sync::{plan, pod_status, Action, BackoffPolicy, Blocked, Observed, StatusInputs};
 use crate::probes::{self, ProbeKind, ProbeTarget, ProbeWorker};
 use crate::runtime::ContainerRuntime;
@@ -57,6 +59,7 @@ pub(crate) struct WorkerContext {
     pub(crate) log_dir: PathBuf,
     pub(crate) backoff: BackoffPolicy,
     pub(crate) resync: Duration,
+    pub(crate) log_rotation: LogRotation,
 }
 
 /// What the manager wants for a pod.
@@ -336,6 +339,7 @@ impl PodWorker {
             observed
         };
         self.keep_probes(&pod, &observed);
+        self.rotate_logs(&observed).await;
         let not_started = self.not_started(&pod, &observed);
         let ready = self.ready_containers(&pod, &observed, &not_started);
         let status = pod_status(&StatusInputs {
@@ -611,6 +615,36 @@ impl PodWorker {
             }
         }
         self.probes.retain(|k, _| wanted.contains(k));
+    }
+
+    /// Rotates the log of every running container past the size cap, and has the
+    /// runtime reopen it.
+    async fn rotate_logs(&self, observed: &Observed) {
+        let running = observed
+            .containers
+            .values()
+            .filter_map(|history| history.first())
+            .filter(|c| c.state == ContainerState::Running && c.log_path.is_absolute());
+        for c in running {
+            let rotated = log_rotation::rotate_if_needed(
+                &c.log_path,
+                self.ctx.log_rotation,
+                SystemTime::now(),
+            )
+            .await;
+            match rotated {
+                Ok(None) => {}
+                Ok(Some(aside)) => {
+                    debug!(uid = %self.uid, container = %c.name, to = %aside.display(), "container log rotated");
+                    if let Err(e) = self.ctx.runtime.reopen_container_log(&c.id).await {
+                        warn!(uid = %self.uid, container = %c.name, error = %e, "container log not reopened after rotation");
+                    }
+                }
+                Err(e) => {
+                    warn!(uid = %self.uid, container = %c.name, path = %c.log_path.display(), error = %e, "container log not rotated")
+                }
+            }
+        }
     }
 
     /// Running app containers with a startup probe that has not succeeded yet.

@@ -6,7 +6,8 @@
 //!  start_container  ─► spawn `command + args` in a new process group (setsid-like:
 //!                      process_group(0)), env cleared then set, working dir
 //!                      ├─ stdout reader ─┐
-//!                      ├─ stderr reader ─┴─► <log_dir>/<name>/<attempt>.log (CRI format)
+//!                      ├─ stderr reader ─┴─► <log_dir>/<name>/<attempt>.log (CRI format;
+//!                      │                     reopen_container_log swaps the file after rotation)
 //!                      └─ waiter ─► exit code / signal → status (Completed | Error)
 //!  stop_container   ─► SIGTERM to the group, SIGKILL to the group after the grace period
 //! ```
@@ -114,6 +115,8 @@ struct ContainerRecord {
     pgid: Option<i32>,
     /// Becomes `Some` when the process has exited.
     exit: watch::Receiver<Option<Exit>>,
+    /// The log file the output pumps write to, once started (swapped on reopen).
+    log: Option<Arc<tokio::sync::Mutex<tokio::fs::File>>>,
     start_error: Option<String>,
 }
 
@@ -547,6 +550,7 @@ impl ContainerRuntime for ProcessRuntime {
                 started_at: None,
                 pgid: None,
                 exit,
+                log: None,
                 start_error: None,
             },
         );
@@ -611,6 +615,7 @@ impl ContainerRuntime for ProcessRuntime {
                 rec.pgid = pgid;
                 rec.started_at = Some(started);
                 rec.exit = rx;
+                rec.log = Some(log.clone());
             }
         }
         let out = child
@@ -650,6 +655,32 @@ impl ContainerRuntime for ProcessRuntime {
                 at: SystemTime::now(),
             }));
         });
+        Ok(())
+    }
+
+    async fn reopen_container_log(&self, container_id: &str) -> Result<()> {
+        let (log, path) = {
+            let state = self.lock();
+            let rec = state
+                .containers
+                .get(container_id)
+                .ok_or_else(|| not_found("container", container_id))?;
+            (rec.log.clone(), rec.log_path.clone())
+        };
+        let Some(log) = log else {
+            return Err(RuntimeError::InvalidSpec {
+                field: "container".to_owned(),
+                message: format!("container {container_id} was never started"),
+            });
+        };
+        let fresh = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .await
+            .map_err(|e| RuntimeError::io("reopening log", &path, e))?;
+        // Holding the pumps' lock: no record is split between the two files.
+        *log.lock().await = fresh;
         Ok(())
     }
 

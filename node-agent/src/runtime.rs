@@ -112,6 +112,13 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// Makes the container's log writer open its log path afresh, after the agent moved
+    /// the file aside (log rotation; CRI `ReopenContainerLog`). A container that is not
+    /// running has no writer: an error the caller may ignore.
+    async fn reopen_container_log(&self, _container_id: &str) -> Result<()> {
+        Ok(())
+    }
+
     /// The absolute path of the container's CRI-format log file.
     async fn log_path(&self, container_id: &str) -> Result<PathBuf> {
         Ok(self.container_status(container_id).await?.log_path)

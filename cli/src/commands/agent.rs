@@ -17,7 +17,7 @@ use api_gateway::Client;
 use clap::{Args, ValueEnum};
 use node_agent::{
     Agent, AgentConfig, ApiClient, BackoffPolicy, ContainerRuntime, ContainerdConfig,
-    ContainerdRuntime, HollowConfig, HollowRuntime, ProcessConfig, ProcessRuntime,
+    ContainerdRuntime, HollowConfig, HollowRuntime, LogRotation, ProcessConfig, ProcessRuntime,
 };
 
 use crate::session::GlobalArgs;
@@ -86,9 +86,24 @@ pub struct AgentArgs {
     /// plaintext until agents get certificates: keep it on loopback or a trusted network.
     #[arg(long, default_value = "127.0.0.1:0")]
     logs_listen: std::net::SocketAddr,
+    /// Rotate a container's log once it is larger than this (a quantity: 10Mi, 512Ki).
+    #[arg(long, default_value = "10Mi", value_parser = parse_log_size)]
+    container_log_max_size: u64,
+    /// Log files kept per container, the current one included (at least 2).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(2..))]
+    container_log_max_files: u16,
     /// The first restart back-off after a crash (doubles up to 5 min).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, hide = true)]
     backoff_base: Duration,
+}
+
+/// A log size cap from a quantity (`10Mi`, `4096`).
+fn parse_log_size(text: &str) -> Result<u64, String> {
+    let q: rafter_proto::Quantity = text.parse().map_err(|e| format!("{e}"))?;
+    u64::try_from(q.value())
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("{text} is not a positive size in bytes"))
 }
 
 /// The client config: the file's (when present or named), with flags over it.
@@ -182,6 +197,10 @@ pub fn run(args: AgentArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
     config.node_ip = args.node_ip.clone();
     config.api_host = client_config.endpoints.first().and_then(|e| api_host(e));
     config.logs_listen = Some(args.logs_listen);
+    config.log_rotation = LogRotation {
+        max_size: args.container_log_max_size,
+        max_files: usize::from(args.container_log_max_files),
+    };
     config.backoff = BackoffPolicy {
         base: args.backoff_base,
         ..BackoffPolicy::default()
@@ -220,5 +239,13 @@ mod tests {
             Some("10.0.0.1:6443")
         );
         assert_eq!(api_host("https://m1:6443/x").as_deref(), Some("m1:6443"));
+    }
+
+    #[test]
+    fn log_size_caps_are_quantities_of_bytes() {
+        assert_eq!(parse_log_size("10Mi"), Ok(10 * 1024 * 1024));
+        assert_eq!(parse_log_size("4096"), Ok(4096));
+        assert!(parse_log_size("0").is_err());
+        assert!(parse_log_size("lots").is_err());
     }
 }

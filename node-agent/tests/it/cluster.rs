@@ -106,17 +106,29 @@ pub struct TestNode {
     pub agent: Option<Agent>,
     pub data: tempfile::TempDir,
     pub manifest_dir: Option<PathBuf>,
+    /// Applied to the agent's config on every (re)start.
+    pub tweak: fn(&mut AgentConfig),
     client: Client,
 }
 
 impl TestNode {
     pub async fn start(cluster: &Cluster, runtime: Runtime) -> TestNode {
+        TestNode::start_with(cluster, runtime, |_| {}).await
+    }
+
+    /// Like [`TestNode::start`], with `tweak` applied to the agent's config.
+    pub async fn start_with(
+        cluster: &Cluster,
+        runtime: Runtime,
+        tweak: fn(&mut AgentConfig),
+    ) -> TestNode {
         let mut node = TestNode {
             name: unique("node"),
             runtime,
             agent: None,
             data: tempfile::tempdir().unwrap(),
             manifest_dir: None,
+            tweak,
             client: cluster.client.clone(),
         };
         node.restart().await;
@@ -133,6 +145,7 @@ impl TestNode {
             max: Duration::from_secs(3),
         };
         config.manifest_dir = self.manifest_dir.clone();
+        (self.tweak)(&mut config);
         config
     }
 

@@ -9,7 +9,9 @@ use rafter_proto::v1::{
     Probe, Volume, VolumeMount,
 };
 
-use crate::agent::{container, delete_and_wait, pod, running, sh, wait_log};
+use node_agent::{read_logs, LogRotation};
+
+use crate::agent::{container, delete_and_wait, log_request, pod, running, sh, wait_log};
 use crate::cluster::{Cluster, TestNode};
 use crate::harness::{eventually, Runtime};
 
@@ -185,4 +187,75 @@ pub async fn a_startup_probe_that_keeps_failing_restarts_the_container(rt: Runti
     assert_ne!(last.exit_code, 0, "{c:?}");
     assert!(!c.ready, "{c:?}");
     delete_and_wait(&cluster, &node, "never-starts").await;
+}
+
+/// Log cap of the rotation test: small, so a chatty container passes it every sync.
+const CAP: u64 = 4096;
+
+pub async fn a_log_past_its_cap_is_rotated_and_old_content_is_bounded(rt: Runtime) {
+    let cluster = Cluster::start().await;
+    let node = TestNode::start_with(&cluster, rt, |config| {
+        config.log_rotation = LogRotation {
+            max_size: CAP,
+            max_files: 3,
+        };
+    })
+    .await;
+    // About 100 lines of ~100 bytes a second: past the cap at every sync.
+    let app = sh(
+        "app",
+        "i=0; while true; do i=$((i+1)); echo \"line $i padding-padding-padding-padding\"; \
+         sleep 0.01; done",
+    );
+    cluster
+        .create_pod(pod("chatty", &node.name, vec![app]))
+        .await;
+    cluster.wait_pod("chatty", "Running", running).await;
+    let p = cluster.pod("chatty").await.unwrap();
+    let request = log_request(&p, "app");
+    let number = |line: &str| -> u64 {
+        line.split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("not a numbered line: {line:?}"))
+    };
+    // The current file starts far past the first line: it was rotated several times.
+    let lines = eventually("the current log to start past line 300", || async {
+        let lines = read_logs(&node.log_dir(), &request).await.ok()?;
+        (number(lines.first()?) > 300).then_some(lines)
+    })
+    .await;
+    // Within the current file the lines follow each other: nothing lost at a reopen.
+    for pair in lines.windows(2) {
+        assert_eq!(number(&pair[1]), number(&pair[0]) + 1, "{pair:?}");
+    }
+    let dir = node
+        .log_dir()
+        .join(format!(
+            "{}_{}_{}",
+            request.namespace, request.pod_name, request.pod_uid
+        ))
+        .join("app");
+    let files: Vec<(String, u64)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().len(),
+            )
+        })
+        .collect();
+    let rotated: Vec<&(String, u64)> = files.iter().filter(|(n, _)| n != "0.log").collect();
+    assert!(
+        !rotated.is_empty() && rotated.len() <= 2,
+        "max_files 3 keeps the current file and at most two rotated ones: {files:?}"
+    );
+    for (name, size) in &rotated {
+        assert!(name.starts_with("0.log."), "{files:?}");
+        // Checked at every sync (300 ms here): a file outgrows the cap by at most what
+        // the container writes in between.
+        assert!(*size < CAP + 64 * 1024, "{name} is {size} bytes");
+    }
+    delete_and_wait(&cluster, &node, "chatty").await;
 }

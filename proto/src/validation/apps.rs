@@ -8,6 +8,7 @@ use super::meta::selector_matches_template;
 use super::pod::{pod_template, RestartRule};
 use super::{meta, Errors, Path};
 use crate::v1;
+use crate::v1::{LabelSelector, PodTemplateSpec};
 use crate::IntOrString;
 
 const DEPLOYMENT_STRATEGIES: &[&str] = &["RollingUpdate", "Recreate"];
@@ -31,18 +32,11 @@ pub(super) fn replica_set(rs: &v1::ReplicaSet, errs: &mut Errors) {
         &path.child("minReadySeconds"),
         spec.min_ready_seconds.into(),
     );
-    let template_meta = spec.template.as_ref().and_then(|t| t.metadata.as_ref());
-    selector_matches_template(
+    selected_template(
         spec.selector.as_ref(),
-        template_meta,
+        spec.template.as_ref(),
         &path,
         "replicaset",
-        errs,
-    );
-    pod_template(
-        spec.template.as_ref(),
-        &path.child("template"),
-        RestartRule::AlwaysOnly,
         errs,
     );
 }
@@ -74,43 +68,69 @@ pub(super) fn deployment(deploy: &v1::Deployment, errs: &mut Errors) {
             );
         }
     }
-    let template_meta = spec.template.as_ref().and_then(|t| t.metadata.as_ref());
-    selector_matches_template(
+    selected_template(
         spec.selector.as_ref(),
-        template_meta,
+        spec.template.as_ref(),
         &path,
         "deployment",
         errs,
     );
+    if let Some(strategy) = &spec.strategy {
+        update_strategy(
+            &path.child("strategy"),
+            &strategy.r#type,
+            DEPLOYMENT_STRATEGIES,
+            "Recreate",
+            strategy
+                .rolling_update
+                .as_ref()
+                .map(|r| (r.max_surge.as_ref(), r.max_unavailable.as_ref())),
+            errs,
+        );
+    }
+}
+
+/// A workload whose pods always restart: its selector must match its template's labels and
+/// the template must be a valid pod template with restartPolicy Always.
+fn selected_template(
+    selector: Option<&LabelSelector>,
+    template: Option<&PodTemplateSpec>,
+    spec: &Path,
+    kind_name: &str,
+    errs: &mut Errors,
+) {
+    let template_meta = template.and_then(|t| t.metadata.as_ref());
+    selector_matches_template(selector, template_meta, spec, kind_name, errs);
     pod_template(
-        spec.template.as_ref(),
-        &path.child("template"),
+        template,
+        &spec.child("template"),
         RestartRule::AlwaysOnly,
         errs,
     );
-    if let Some(strategy) = &spec.strategy {
-        let s_path = path.child("strategy");
-        errs.optional_enum_value(
-            &s_path.child("type"),
-            &strategy.r#type,
-            DEPLOYMENT_STRATEGIES,
+}
+
+/// An update strategy: its `type` is one of `allowed`, and its rollingUpdate parameters
+/// (maxSurge, maxUnavailable) are valid, or forbidden when `type` is `not_rolling`.
+fn update_strategy(
+    path: &Path,
+    kind: &str,
+    allowed: &'static [&'static str],
+    not_rolling: &str,
+    rolling: Option<(Option<&IntOrString>, Option<&IntOrString>)>,
+    errs: &mut Errors,
+) {
+    errs.optional_enum_value(&path.child("type"), kind, allowed);
+    let Some((max_surge, max_unavailable)) = rolling else {
+        return;
+    };
+    let r_path = path.child("rollingUpdate");
+    if kind == not_rolling {
+        errs.forbidden(
+            &r_path,
+            &format!("may not be specified when strategy `type` is '{not_rolling}'"),
         );
-        if let Some(rolling) = &strategy.rolling_update {
-            let r_path = s_path.child("rollingUpdate");
-            if strategy.r#type == "Recreate" {
-                errs.forbidden(
-                    &r_path,
-                    "may not be specified when strategy `type` is 'Recreate'",
-                );
-            } else {
-                rolling_update(
-                    rolling.max_surge.as_ref(),
-                    rolling.max_unavailable.as_ref(),
-                    &r_path,
-                    errs,
-                );
-            }
-        }
+    } else {
+        rolling_update(max_surge, max_unavailable, &r_path, errs);
     }
 }
 
@@ -182,43 +202,25 @@ pub(super) fn daemon_set(ds: &v1::DaemonSet, errs: &mut Errors) {
         spec.revision_history_limit,
         errs,
     );
-    let template_meta = spec.template.as_ref().and_then(|t| t.metadata.as_ref());
-    selector_matches_template(
+    selected_template(
         spec.selector.as_ref(),
-        template_meta,
+        spec.template.as_ref(),
         &path,
         "daemonset",
         errs,
     );
-    pod_template(
-        spec.template.as_ref(),
-        &path.child("template"),
-        RestartRule::AlwaysOnly,
-        errs,
-    );
     if let Some(strategy) = &spec.update_strategy {
-        let s_path = path.child("updateStrategy");
-        errs.optional_enum_value(
-            &s_path.child("type"),
+        update_strategy(
+            &path.child("updateStrategy"),
             &strategy.r#type,
             DAEMON_SET_STRATEGIES,
+            "OnDelete",
+            strategy
+                .rolling_update
+                .as_ref()
+                .map(|r| (r.max_surge.as_ref(), r.max_unavailable.as_ref())),
+            errs,
         );
-        if let Some(rolling) = &strategy.rolling_update {
-            let r_path = s_path.child("rollingUpdate");
-            if strategy.r#type == "OnDelete" {
-                errs.forbidden(
-                    &r_path,
-                    "may not be specified when strategy `type` is 'OnDelete'",
-                );
-            } else {
-                rolling_update(
-                    rolling.max_surge.as_ref(),
-                    rolling.max_unavailable.as_ref(),
-                    &r_path,
-                    errs,
-                );
-            }
-        }
     }
 }
 

@@ -401,6 +401,24 @@ spec:
         ],
     ),
     (
+        "daemonset strategy: OnDelete with rollingUpdate, selector not matching the template",
+        "
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  updateStrategy: {type: OnDelete, rollingUpdate: {maxUnavailable: 1}}
+  template:
+    metadata: {labels: {app: other}}
+    spec: {containers: [{name: c, image: busybox}]}
+",
+        &[
+            "spec.updateStrategy.rollingUpdate: Forbidden: may not be specified when strategy `type` is 'OnDelete'",
+            "spec.template.metadata.labels: Invalid value",
+        ],
+    ),
+    (
         "rolling update limits may not both be zero",
         "
 apiVersion: apps/v1

@@ -90,6 +90,79 @@ impl<'a> PodObjects<'a> {
         &self.namespace
     }
 
+    /// The hostPath of the PersistentVolume bound to claim `name` (and its `type`), once
+    /// the claim is Bound to a PV that names it back.
+    pub(crate) async fn claimed_host_path(
+        &mut self,
+        volume: &str,
+        name: &str,
+    ) -> Result<(String, String), ConfigError> {
+        let unbound = |message: String| ConfigError::Volume {
+            volume: volume.to_owned(),
+            message,
+        };
+        let claim = match self
+            .api
+            .get(Kind::PersistentVolumeClaim, &self.namespace, name)
+            .await
+        {
+            Ok(Object::PersistentVolumeClaim(c)) => c,
+            Ok(_) | Err(ApiError::NotFound(_)) => {
+                return Err(ConfigError::ObjectNotFound {
+                    kind: "persistentvolumeclaim",
+                    name: name.to_owned(),
+                })
+            }
+            Err(e) => return Err(api_error(format!("persistentvolumeclaim {name:?}"), e)),
+        };
+        let pv_name = claim
+            .spec
+            .as_ref()
+            .map(|s| s.volume_name.clone())
+            .unwrap_or_default();
+        let phase = claim
+            .status
+            .as_ref()
+            .map(|s| s.phase.as_str())
+            .unwrap_or("");
+        if pv_name.is_empty() || phase != "Bound" {
+            return Err(unbound(format!(
+                "persistentvolumeclaim {name:?} is not bound"
+            )));
+        }
+        let pv = match self.api.get(Kind::PersistentVolume, "", &pv_name).await {
+            Ok(Object::PersistentVolume(pv)) => pv,
+            Ok(_) | Err(ApiError::NotFound(_)) => {
+                return Err(unbound(format!(
+                    "persistentvolume {pv_name:?} of claim {name:?} not found"
+                )))
+            }
+            Err(e) => return Err(api_error(format!("persistentvolume {pv_name:?}"), e)),
+        };
+        let spec = pv.spec.unwrap_or_default();
+        let claim_uid = claim
+            .metadata
+            .as_ref()
+            .map(|m| m.uid.as_str())
+            .unwrap_or("");
+        let names_claim = spec.claim_ref.as_ref().is_some_and(|r| {
+            r.name == name
+                && r.namespace == self.namespace
+                && (r.uid.is_empty() || r.uid == claim_uid)
+        });
+        if !names_claim {
+            return Err(unbound(format!(
+                "persistentvolume {pv_name:?} is not bound to claim {name:?}"
+            )));
+        }
+        let Some(host) = spec.host_path else {
+            return Err(unbound(format!(
+                "persistentvolume {pv_name:?} is not a hostPath volume (the only kind supported)"
+            )));
+        };
+        Ok((host.path, host.r#type))
+    }
+
     /// The ConfigMap's entries (`data` as is, `binaryData` decoded), `None` if missing.
     pub(crate) async fn config_map(
         &mut self,

@@ -1,6 +1,8 @@
 //! Pod volumes on the node: `emptyDir` (a directory under the agent's data dir),
 //! `hostPath` (checked or created per its `type`), `configMap` and `secret` (one file per
-//! key, secrets base64-decoded), and the bind [`Mount`]s each container gets.
+//! key, secrets base64-decoded), `persistentVolumeClaim` (the hostPath of the
+//! PersistentVolume the claim is bound to, treated as a hostPath volume), and the bind
+//! [`Mount`]s each container gets.
 //!
 //! ```text
 //!   <data-dir>/pods/<uid>/volumes/<volume name>/...   ──bind──► container mountPath
@@ -8,8 +10,10 @@
 //!
 //! Owns the per-pod directory and its removal. File work goes through `tokio::fs` (never
 //! blocking an async thread). It must not read the API itself: ConfigMaps and Secrets
-//! come through [`PodObjects`]. `persistentVolumeClaim` and `nfs` are not supported yet
-//! and surface as a `CreateContainerConfigError`.
+//! come through [`PodObjects`]. A claim that is not bound yet, a PV that is not
+//! hostPath, and `nfs` surface as a `CreateContainerConfigError` (retried with back-off).
+//! On the process backend mounts are ignored (see `process`): the container sees the
+//! PV's hostPath at its host path.
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
@@ -96,10 +100,14 @@ pub(crate) async fn prepare(
             )
             .await?;
             dir
+        } else if let Some(claim) = &volume.persistent_volume_claim {
+            let (path, kind) = objects.claimed_host_path(name, &claim.claim_name).await?;
+            host_path(name, &path, &kind).await?
         } else {
             return Err(volume_error(
                 name,
-                "only emptyDir, hostPath, configMap and secret volumes are supported",
+                "only emptyDir, hostPath, configMap, secret and persistentVolumeClaim \
+                 (bound to a hostPath PersistentVolume) volumes are supported",
             ));
         };
         paths.insert(name.clone(), path);

@@ -138,6 +138,7 @@ for_each_feature_backend!(
     a_startup_probe_holds_liveness_and_readiness_until_it_succeeds,
     a_startup_probe_that_keeps_failing_restarts_the_container,
     a_log_past_its_cap_is_rotated_and_old_content_is_bounded,
+    a_claims_data_outlives_the_pod_that_wrote_it,
 );
 
 mod agent_once {

@@ -4,10 +4,16 @@
 
 use std::path::Path;
 
+use std::collections::BTreeMap;
+
 use rafter_proto::v1::{
-    Container, EnvVar, EnvVarSource, ExecAction, HostPathVolumeSource, ObjectFieldSelector, Pod,
-    Probe, Volume, VolumeMount,
+    Container, EnvVar, EnvVarSource, ExecAction, HostPathVolumeSource, ObjectFieldSelector,
+    ObjectMeta, ObjectReference, PersistentVolume, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimStatus, PersistentVolumeClaimVolumeSource,
+    PersistentVolumeSpec, PersistentVolumeStatus, Pod, Probe, ResourceRequirements, Volume,
+    VolumeMount,
 };
+use rafter_proto::Object;
 
 use node_agent::{read_logs, LogRotation};
 
@@ -258,4 +264,184 @@ pub async fn a_log_past_its_cap_is_rotated_and_old_content_is_bounded(rt: Runtim
         assert!(*size < CAP + 64 * 1024, "{name} is {size} bytes");
     }
     delete_and_wait(&cluster, &node, "chatty").await;
+}
+
+/// A hostPath PersistentVolume and a claim bound to it by hand, as the binder would
+/// leave them (the in-process cluster runs no controllers).
+async fn bound_claim(cluster: &Cluster, claim: &str, pv_name: &str, host: &Path) {
+    let storage = |q: &str| BTreeMap::from([("storage".to_string(), q.to_string())]);
+    let pv = PersistentVolume {
+        metadata: Some(ObjectMeta {
+            name: pv_name.into(),
+            ..Default::default()
+        }),
+        spec: Some(PersistentVolumeSpec {
+            capacity: storage("1Gi"),
+            access_modes: vec!["ReadWriteOnce".into()],
+            host_path: Some(HostPathVolumeSource {
+                path: host.display().to_string(),
+                r#type: "DirectoryOrCreate".into(),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let Object::PersistentVolume(mut pv) = cluster
+        .client
+        .create(Object::PersistentVolume(pv))
+        .await
+        .unwrap()
+    else {
+        panic!("not a PV")
+    };
+    let pvc = PersistentVolumeClaim {
+        metadata: Some(ObjectMeta {
+            name: claim.into(),
+            namespace: "default".into(),
+            ..Default::default()
+        }),
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: vec!["ReadWriteOnce".into()],
+            resources: Some(ResourceRequirements {
+                requests: storage("100Mi"),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let Object::PersistentVolumeClaim(mut pvc) = cluster
+        .client
+        .create(Object::PersistentVolumeClaim(pvc))
+        .await
+        .unwrap()
+    else {
+        panic!("not a PVC")
+    };
+    let meta = pvc.metadata.clone().unwrap();
+    pv.spec.as_mut().unwrap().claim_ref = Some(ObjectReference {
+        kind: "PersistentVolumeClaim".into(),
+        namespace: meta.namespace.clone(),
+        name: meta.name.clone(),
+        uid: meta.uid.clone(),
+        api_version: "v1".into(),
+        ..Default::default()
+    });
+    let Object::PersistentVolume(mut pv) = cluster
+        .client
+        .update(Object::PersistentVolume(pv))
+        .await
+        .unwrap()
+    else {
+        panic!("not a PV")
+    };
+    pv.status = Some(PersistentVolumeStatus {
+        phase: "Bound".into(),
+        ..Default::default()
+    });
+    cluster
+        .client
+        .update_status(Object::PersistentVolume(pv))
+        .await
+        .unwrap();
+    pvc.spec.as_mut().unwrap().volume_name = pv_name.into();
+    let Object::PersistentVolumeClaim(mut pvc) = cluster
+        .client
+        .update(Object::PersistentVolumeClaim(pvc))
+        .await
+        .unwrap()
+    else {
+        panic!("not a PVC")
+    };
+    pvc.status = Some(PersistentVolumeClaimStatus {
+        phase: "Bound".into(),
+        access_modes: vec!["ReadWriteOnce".into()],
+        capacity: storage("1Gi"),
+    });
+    cluster
+        .client
+        .update_status(Object::PersistentVolumeClaim(pvc))
+        .await
+        .unwrap();
+}
+
+/// A pod running `script` with claim `claim` mounted at `mount`.
+fn pod_with_claim(name: &str, node: &str, claim: &str, mount: &str, script: &str) -> Pod {
+    let mut app = sh("app", script);
+    app.volume_mounts = vec![VolumeMount {
+        name: "data".into(),
+        mount_path: mount.into(),
+        ..Default::default()
+    }];
+    let mut p = pod(name, node, vec![app]);
+    p.spec.as_mut().unwrap().volumes = vec![Volume {
+        name: "data".into(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name: claim.into(),
+            read_only: false,
+        }),
+        ..Default::default()
+    }];
+    p
+}
+
+pub async fn a_claims_data_outlives_the_pod_that_wrote_it(rt: Runtime) {
+    let cluster = Cluster::start().await;
+    let node = TestNode::start(&cluster, rt).await;
+    let disk = tempfile::tempdir().unwrap();
+    let host = disk.path().join("pv-data");
+    // The process backend ignores mounts: there the container sees the PV's hostPath at
+    // its host path. containerd bind-mounts it where the pod asks.
+    let mount = if node.runtime.backend() == "process" {
+        host.display().to_string()
+    } else {
+        "/data".to_owned()
+    };
+    // A claim that is not bound yet keeps the container waiting with a clear reason.
+    let mut early = pod_with_claim("early", &node.name, "data", &mount, "exec sleep 300");
+    early.spec.as_mut().unwrap().volumes[0]
+        .persistent_volume_claim
+        .as_mut()
+        .unwrap()
+        .claim_name = "missing".into();
+    cluster.create_pod(early).await;
+    let why = cluster
+        .wait_pod("early", "CreateContainerConfigError", |p| {
+            let waiting = container(p, "app")?.state.as_ref()?.waiting.clone()?;
+            (waiting.reason == "CreateContainerConfigError").then_some(waiting.message)
+        })
+        .await;
+    assert!(why.contains("missing"), "{why}");
+    delete_and_wait(&cluster, &node, "early").await;
+
+    bound_claim(&cluster, "data", "pv-1", &host).await;
+    cluster
+        .create_pod(pod_with_claim(
+            "writer",
+            &node.name,
+            "data",
+            &mount,
+            &format!("echo kept-by-the-claim > {mount}/note; exec sleep 300"),
+        ))
+        .await;
+    eventually("the writer's file on the PV's hostPath", || async {
+        let text = std::fs::read_to_string(host.join("note")).ok()?;
+        (text.trim() == "kept-by-the-claim").then_some(())
+    })
+    .await;
+    delete_and_wait(&cluster, &node, "writer").await;
+
+    cluster
+        .create_pod(pod_with_claim(
+            "reader",
+            &node.name,
+            "data",
+            &mount,
+            &format!("cat {mount}/note; exec sleep 300"),
+        ))
+        .await;
+    cluster.wait_pod("reader", "Running", running).await;
+    let p = cluster.pod("reader").await.unwrap();
+    wait_log(&node, &p, "app", "kept-by-the-claim").await;
+    delete_and_wait(&cluster, &node, "reader").await;
 }

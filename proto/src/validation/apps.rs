@@ -127,7 +127,7 @@ fn update_strategy(
     if kind == not_rolling {
         errs.forbidden(
             &r_path,
-            &format!("may not be specified when strategy `type` is '{not_rolling}'"),
+            format!("may not be specified when strategy `type` is '{not_rolling}'"),
         );
     } else {
         rolling_update(max_surge, max_unavailable, &r_path, errs);

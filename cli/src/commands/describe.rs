@@ -575,13 +575,7 @@ fn template_section(t: &mut Text, template: &v1::PodTemplateSpec) {
 fn deployment_sections(t: &mut Text, session: &Session, d: &v1::Deployment) -> anyhow::Result<()> {
     let spec = d.spec.clone().unwrap_or_default();
     let status = d.status.clone().unwrap_or_default();
-    let selector = spec
-        .selector
-        .as_ref()
-        .and_then(|s| rafter_proto::Selector::from_label_selector(s).ok())
-        .map(|s| s.to_string())
-        .unwrap_or_default();
-    t.field(0, "Selector", selector);
+    t.field(0, "Selector", selector_text(spec.selector.as_ref()));
     t.field(
         0,
         "Replicas",
@@ -666,16 +660,18 @@ fn deployment_sections(t: &mut Text, session: &Session, d: &v1::Deployment) -> a
     Ok(())
 }
 
+/// A label selector as `kubectl describe` prints it (`app=web,tier in (a,b)`).
+fn selector_text(selector: Option<&v1::LabelSelector>) -> String {
+    selector
+        .and_then(|s| rafter_proto::Selector::from_label_selector(s).ok())
+        .map(|s| s.to_string())
+        .unwrap_or_default()
+}
+
 fn replica_set_sections(t: &mut Text, rs: &v1::ReplicaSet) {
     let spec = rs.spec.clone().unwrap_or_default();
     let status = rs.status.clone().unwrap_or_default();
-    let selector = spec
-        .selector
-        .as_ref()
-        .and_then(|s| rafter_proto::Selector::from_label_selector(s).ok())
-        .map(|s| s.to_string())
-        .unwrap_or_default();
-    t.field(0, "Selector", selector);
+    t.field(0, "Selector", selector_text(spec.selector.as_ref()));
     t.field(
         0,
         "Replicas",

@@ -11,6 +11,10 @@
 # images. Safe to run again. Prints the socket path as its last line, so
 #   export RAFTER_CONTAINERD_SOCK=$(scripts/containerd-setup.sh /tmp/rafter-containerd | tail -1)
 # works. Environment: RAFTER_POD_CIDR (default 10.88.0.0/16), RAFTER_CNI_BRIDGE (rafter0).
+# RAFTER_CNI_TEMPLATE=1 writes no conflist but a CNI conf template (DIR/cni-template.tmpl,
+# containerd's conf_template): the pod network then starts when a node agent tells
+# containerd its node's pod CIDR (CRI UpdateRuntimeConfig), and takes that range. Only the
+# first CIDR told counts: containerd renders the template once, while no conflist exists.
 # See shared/RUNTIME-NOTES.md for why each setting is what it is.
 #
 # Usage: scripts/containerd-setup.sh DIR        (stop with: kill "$(cat DIR/containerd.pid)")
@@ -51,6 +55,34 @@ mkdir -p "$dir"/{root,state,runc,opt,net.d,cni-ipam,images}
 # The pod CIDR's first address is the bridge's gateway (a.b.c.1 for a /16 or /24).
 gateway=$(echo "${pod_cidr%/*}" | awk -F. '{ printf "%s.%s.%s.%d", $1, $2, $3, $4 + 1 }')
 
+conf_template=""
+if [ "${RAFTER_CNI_TEMPLATE:-}" = 1 ]; then
+    # containerd fills in {{.PodCIDR}}; host-local takes the range's first address as gateway.
+    conf_template="$dir/cni-template.tmpl"
+    rm -f "$dir/net.d/10-podnet.conflist"
+    cat >"$conf_template" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "rafter-podnet",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$bridge",
+      "isGateway": true,
+      "ipMasq": true,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "$dir/cni-ipam",
+        "ranges": [[{ "subnet": "{{.PodCIDR}}" }]],
+        "routes": [{ "dst": "0.0.0.0/0" }]
+      }
+    },
+    { "type": "portmap", "capabilities": { "portMappings": true } }
+  ]
+}
+EOF
+else
 cat >"$dir/net.d/10-podnet.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
@@ -73,6 +105,7 @@ cat >"$dir/net.d/10-podnet.conflist" <<EOF
   ]
 }
 EOF
+fi
 
 # Only what differs from `containerd config default`; containerd fills in the rest.
 cat >"$dir/config.toml" <<EOF
@@ -97,6 +130,7 @@ state = "$dir/state"
     bin_dir = "/usr/lib/cni"
     conf_dir = "$dir/net.d"
     max_conf_num = 1
+    conf_template = "$conf_template"
   [plugins."io.containerd.grpc.v1.cri".containerd]
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]

@@ -9,7 +9,7 @@
 //!  informer ─► CacheWriter ─► Cache ◄─ CacheReader (one per controller)
 //!                                │ &Cache, key, now, seed
 //!                                ▼
-//!   scheduler · replicaset · deployment · daemonset · node_lifecycle · gc
+//!   scheduler · replicaset · deployment · daemonset · node_lifecycle · pod_cidr · gc
 //!                                │ Reconciled { actions, requeue_after }
 //!                                ▼
 //!   actor: Create / Update / UpdateStatus / Delete / Bind / Evict / RecordEvent
@@ -28,6 +28,7 @@
 //! | `deployment` | [`reconcile_deployment`], [`rollback_template`], [`pod_template_hash`] |
 //! | `daemonset` | [`reconcile_daemon_set`] |
 //! | `node_lifecycle` | [`reconcile_node`]: lease staleness, lifecycle taints, taint eviction |
+//! | `pod_cidr` | [`reconcile_pod_cidrs`]: a `spec.podCIDR` per node from the [`ClusterCidr`], derived from the stored nodes |
 //! | `drain` | [`plan_drain`], [`cordon`] |
 //! | `gc` | [`collect_garbage`]: ownerReference cascades (background, foreground, orphan) |
 //! | `csr` | [`reconcile_csr`]: CSR auto-approval, signer rules, issuing through a [`CertificateSigner`] |
@@ -48,6 +49,7 @@ mod drain;
 mod gc;
 mod node_lifecycle;
 mod placement;
+mod pod_cidr;
 mod pods;
 mod replicaset;
 pub mod runtime;
@@ -71,6 +73,7 @@ pub use deployment::{
 pub use drain::{cordon, plan_drain, DrainBlockers, DrainError, DrainOptions};
 pub use gc::collect_garbage;
 pub use node_lifecycle::{reconcile as reconcile_node, NodeLifecycleConfig, LEASE_NAMESPACE};
+pub use pod_cidr::{reconcile as reconcile_pod_cidrs, CidrError, ClusterCidr, Ipv4Cidr};
 pub use placement::{matches_node_selector_and_affinity, tolerates};
 pub use pods::{controller_ref, pod_requests, Resources};
 pub use replicaset::reconcile as reconcile_replica_set;

@@ -416,6 +416,7 @@ pub fn start(
     node: Node,
     ca: ClusterCa,
     heartbeat: Duration,
+    cluster_cidr: Option<actors::ClusterCidr>,
 ) -> Result<RuntimeThread, RuntimeError> {
     let handle = tokio::runtime::Handle::current();
     let leadership = leadership(node.clone(), heartbeat);
@@ -424,7 +425,10 @@ pub fn start(
         api,
         Arc::new(CaSigner::new(ca)),
         leadership,
-        RuntimeConfig::default(),
+        RuntimeConfig {
+            cluster_cidr,
+            ..RuntimeConfig::default()
+        },
     )
 }
 

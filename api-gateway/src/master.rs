@@ -57,6 +57,9 @@ pub struct MasterConfig {
     pub token_file: Option<PathBuf>,
     /// Raft timing: heartbeat interval.
     pub heartbeat: Duration,
+    /// Where the controllers take nodes' pod CIDRs from (`--cluster-cidr`); `None`: no
+    /// allocation.
+    pub cluster_cidr: Option<actors::ClusterCidr>,
 }
 
 /// Why a master could not start or stopped with an error.
@@ -315,6 +318,7 @@ impl Master {
             node.clone(),
             signing_ca,
             config.heartbeat,
+            config.cluster_cidr,
         )?;
 
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();

@@ -825,6 +825,23 @@ impl ContainerRuntime for ContainerdRuntime {
             .collect())
     }
 
+    async fn update_pod_cidr(&self, cidr: &str) -> Result<()> {
+        let mut client = self.runtime.clone();
+        self.call(
+            "UpdateRuntimeConfig",
+            Duration::ZERO,
+            client.update_runtime_config(cri::UpdateRuntimeConfigRequest {
+                runtime_config: Some(cri::RuntimeConfig {
+                    network_config: Some(cri::NetworkConfig {
+                        pod_cidr: cidr.to_owned(),
+                    }),
+                }),
+            }),
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn container_usage(&self) -> Result<Vec<ContainerUsage>> {
         let mut client = self.runtime.clone();
         let resp = self

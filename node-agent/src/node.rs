@@ -9,6 +9,7 @@
 //!     (present at start: labels, podCIDR and the agent's annotations brought up to date)
 //!     status changed, or older than STATUS_EVERY × interval? ─► update status
 //!     Lease kube-node-lease/N ─► renewTime = now (create when missing)
+//!     until done: spec.podCIDR set (IPAM controller)? ─► runtime.update_pod_cidr
 //! ```
 //!
 //! The builders ([`node_status`], [`renewed_lease`]) are pure: they take the time as an
@@ -213,6 +214,8 @@ struct ReporterState {
     last_status: Option<NodeStatus>,
     last_write: Option<Instant>,
     lease: Option<Lease>,
+    /// The podCIDR the runtime has been told (it never changes once set).
+    runtime_cidr: Option<String>,
 }
 
 impl NodeReporter {
@@ -231,6 +234,9 @@ impl NodeReporter {
             if let Err(e) = self.renew(&mut state).await {
                 warn!(node = %self.name, error = %e, "lease not renewed; retrying");
                 state.lease = None;
+            }
+            if state.runtime_cidr.is_none() {
+                state.runtime_cidr = self.tell_runtime_cidr().await;
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.interval) => {}
@@ -292,6 +298,25 @@ impl NodeReporter {
         state.last_status = Some(status);
         state.last_write = Some(Instant::now());
         Ok(())
+    }
+
+    /// Tells the runtime the node's podCIDR once the node has one (the IPAM controller
+    /// sets it); returns it when the runtime took it.
+    async fn tell_runtime_cidr(&self) -> Option<String> {
+        let cidr = match self.api.get(Kind::Node, "", &self.name).await {
+            Ok(Object::Node(n)) => n.spec.map(|s| s.pod_cidr).filter(|c| !c.is_empty())?,
+            _ => return None,
+        };
+        match self.runtime.update_pod_cidr(&cidr).await {
+            Ok(()) => {
+                info!(node = %self.name, %cidr, "runtime told the node's pod CIDR");
+                Some(cidr)
+            }
+            Err(e) => {
+                warn!(node = %self.name, %cidr, error = %e, "runtime not told the pod CIDR; retrying");
+                None
+            }
+        }
     }
 
     /// Creates the Node, or brings an existing one's spec and labels up to date.

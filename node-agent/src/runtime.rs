@@ -105,6 +105,12 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         timeout: Duration,
     ) -> Result<ExecOutput>;
 
+    /// The node's pod CIDR, for the runtime's pod network (CRI UpdateRuntimeConfig: a CNI
+    /// conf template gets it). Backends without a pod network ignore it.
+    async fn update_pod_cidr(&self, _cidr: &str) -> Result<()> {
+        Ok(())
+    }
+
     /// Cumulative CPU time and current memory working set of every running container
     /// this agent created, for `rafter top`. Backends that run nothing (hollow) measure
     /// nothing and return an empty list.

@@ -62,10 +62,13 @@ pub use queue::{Backoff, WorkQueue};
 use crate::cache::CacheWriter;
 use crate::csr::CertificateSigner;
 use crate::node_lifecycle::NodeLifecycleConfig;
+use crate::pod_cidr::ClusterCidr;
 use controller::{Controller, Lead, Reconciler};
 use informer::{CacheUpdate, Informer};
 use leadership::Leadership;
-use reconcilers::{Csrs, DaemonSets, Deployments, Garbage, Nodes, ReplicaSets, Scheduler};
+use reconcilers::{
+    Csrs, DaemonSets, Deployments, Garbage, Nodes, PodCidrs, ReplicaSets, Scheduler,
+};
 
 /// How the controllers run.
 #[derive(Debug, Clone)]
@@ -78,6 +81,8 @@ pub struct RuntimeConfig {
     pub backoff: Backoff,
     /// Node lifecycle timings.
     pub node_lifecycle: NodeLifecycleConfig,
+    /// Where nodes' pod CIDRs come from; `None`: nodes get none (agents may set their own).
+    pub cluster_cidr: Option<ClusterCidr>,
     /// An event identical to one recorded within this window is dropped.
     pub event_window: Duration,
     /// How often delayed keys (requeues, back-off) are checked.
@@ -91,6 +96,7 @@ impl Default for RuntimeConfig {
             workers: 8,
             backoff: Backoff::default(),
             node_lifecycle: NodeLifecycleConfig::default(),
+            cluster_cidr: Some(ClusterCidr::default()),
             event_window: Duration::from_secs(60),
             tick: Duration::from_millis(20),
         }
@@ -156,6 +162,9 @@ impl ControllerRuntime {
         };
         start_controller(nodes, a, w, c, arb, upd, lds);
         start_controller(Garbage, a, w, c, arb, upd, lds);
+        if let Some(cidr) = config.cluster_cidr {
+            start_controller(PodCidrs { cidr }, a, w, c, arb, upd, lds);
+        }
         start_controller(Csrs { signer }, a, w, c, arb, upd, lds);
 
         let (revision_tx, cache_revision) = watch::channel(0);

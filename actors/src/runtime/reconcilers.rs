@@ -8,6 +8,7 @@
 //! | [`Deployments`] | Deployment | itself; its ReplicaSets; orphan ReplicaSets it selects; deleted pods of its ReplicaSets |
 //! | [`DaemonSets`] | DaemonSet | itself; its pods; every node change |
 //! | [`Nodes`] | Node | itself; its Lease; pods on it while it has NoExecute taints |
+//! | [`PodCidrs`] | one pass | any node change |
 //! | [`Scheduler`] | one pass | any pod or node change while pods are unscheduled |
 //! | [`Garbage`] | any object | itself; dependents of a deleted owner; owners of a changed dependent |
 //! | [`Csrs`] | CSR | itself |
@@ -30,7 +31,7 @@ use crate::runtime::informer::Change;
 use crate::timestamp::Timestamp;
 use crate::{
     collect_garbage, reconcile_daemon_set, reconcile_deployment, reconcile_node,
-    reconcile_replica_set, schedule_pending,
+    reconcile_pod_cidrs, reconcile_replica_set, schedule_pending, ClusterCidr,
 };
 
 fn keys_of(cache: &Cache, kind: Kind) -> Vec<ObjectKey> {
@@ -251,6 +252,44 @@ impl Reconciler for Nodes {
         _seed: u64,
     ) -> Reconciled {
         reconcile_node(cache, key, now, &self.config)
+    }
+}
+
+/// The node IPAM controller's one key: a pass over every node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct CidrPass;
+
+/// The node IPAM controller: one pass gives every node without a podCIDR its own subnet,
+/// so two nodes are never handed one subnet before the cache shows the first write.
+pub(crate) struct PodCidrs {
+    pub(crate) cidr: ClusterCidr,
+}
+
+impl Reconciler for PodCidrs {
+    type Key = CidrPass;
+
+    fn name(&self) -> &'static str {
+        "node-ipam-controller"
+    }
+
+    fn keys_for(&self, _cache: &Cache, change: &Change, keys: &mut Vec<CidrPass>) {
+        if change.key.kind == Kind::Node {
+            keys.push(CidrPass);
+        }
+    }
+
+    fn all_keys(&self, _cache: &Cache) -> Vec<CidrPass> {
+        vec![CidrPass]
+    }
+
+    fn reconcile(
+        &mut self,
+        cache: &Cache,
+        _key: &CidrPass,
+        _now: Timestamp,
+        _seed: u64,
+    ) -> Reconciled {
+        reconcile_pod_cidrs(cache, &self.cidr)
     }
 }
 

@@ -58,6 +58,12 @@ pub struct MasterArgs {
     /// Raft heartbeat interval in milliseconds (elections time out after 3-6 heartbeats).
     #[arg(long, default_value_t = 50)]
     heartbeat_ms: u64,
+    /// The range nodes' pod CIDRs (spec.podCIDR) are allocated from; "" allocates none.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: String,
+    /// The prefix length of each node's pod CIDR.
+    #[arg(long, default_value_t = 24)]
+    node_cidr_mask_size: u8,
 }
 
 fn parse_initial_cluster(entries: &[String]) -> anyhow::Result<BTreeMap<u64, String>> {
@@ -99,6 +105,14 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
         insecure: args.insecure,
         token_file: args.token_auth_file,
         heartbeat: Duration::from_millis(args.heartbeat_ms.max(10)),
+        cluster_cidr: if args.cluster_cidr.is_empty() {
+            None
+        } else {
+            Some(
+                actors::ClusterCidr::new(&args.cluster_cidr, args.node_cidr_mask_size)
+                    .context("--cluster-cidr / --node-cidr-mask-size")?,
+            )
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

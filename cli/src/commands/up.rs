@@ -324,7 +324,6 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             .args(["--runtime", &format!("{runtime:?}").to_ascii_lowercase()])
             .arg("--data-dir")
             .arg(dir.join(&name))
-            .args(["--pod-cidr", &format!("10.88.{i}.0/24")])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file(&dir, &name)?);

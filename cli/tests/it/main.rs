@@ -5,6 +5,7 @@ mod config;
 mod dry_run;
 mod e2e;
 mod logs;
+mod pod_cidr;
 mod support;
 mod top;
 mod verbs;

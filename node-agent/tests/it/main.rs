@@ -12,6 +12,7 @@
 //! - `fake_api`: a scripted fake API with switchable faults, for the agent's own loops;
 //! - `logs`: pods/log through the gateway from the agent's log endpoint (`Client::logs`);
 //! - `metrics`: measured usage through the gateway from the agent's metrics endpoint (`Client::metrics`);
+//! - `pod_cidr`: the node's pod CIDR reaches containerd's CNI template (a private containerd);
 //! - `pod_features`: `$(VAR)` expansion, startupProbe, log rotation, on every backend.
 //!
 //! To run the containerd half locally:
@@ -30,6 +31,7 @@ mod images;
 mod lifecycle;
 mod logs;
 mod metrics;
+mod pod_cidr;
 mod pod_features;
 mod process_only;
 

@@ -239,6 +239,38 @@ pub fn cert_identity(der: &[u8]) -> Result<CertIdentity, PkiError> {
     Ok(CertIdentity { user, groups })
 }
 
+/// What a certificate says about itself: who it names and when it is valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertInfo {
+    /// The subject, read as a client identity.
+    pub identity: CertIdentity,
+    /// Valid from, seconds since the Unix epoch.
+    pub not_before: i64,
+    /// Valid until, seconds since the Unix epoch.
+    pub not_after: i64,
+}
+
+/// Reads the first certificate of a PEM text: its subject and validity.
+pub fn cert_info(cert_pem: &str) -> Result<CertInfo, PkiError> {
+    let bad = |detail: String| PkiError::BadPem {
+        what: "the certificate",
+        detail,
+    };
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.trim_start().as_bytes())
+        .map_err(|e| bad(e.to_string()))?;
+    if pem.label != "CERTIFICATE" {
+        return Err(bad(format!("a {} block, not a CERTIFICATE", pem.label)));
+    }
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(&pem.contents).map_err(|e| bad(e.to_string()))?;
+    let validity = cert.validity();
+    Ok(CertInfo {
+        identity: cert_identity(&pem.contents)?,
+        not_before: validity.not_before.timestamp(),
+        not_after: validity.not_after.timestamp(),
+    })
+}
+
 fn identity_of(dn: &DistinguishedName) -> CertIdentity {
     let mut user = String::new();
     let mut groups = Vec::new();
@@ -361,6 +393,22 @@ mod tests {
         let id = cert_identity(&der_of(&cert)).unwrap();
         assert_eq!(id.user, "jane");
         assert_eq!(id.groups, vec!["dev".to_owned()]);
+    }
+
+    #[test]
+    fn signed_requests_say_who_they_name_and_how_long_they_are_valid() {
+        let ca = ClusterCa::generate("test").unwrap();
+        let (csr, _key) = new_request("system:node:w1", &["system:nodes".to_owned()]).unwrap();
+        let cert = ca
+            .sign_request(&csr, CertUsage::Client, Duration::seconds(600))
+            .unwrap();
+        let info = cert_info(&cert).unwrap();
+        assert_eq!(info.identity.user, "system:node:w1");
+        assert_eq!(info.identity.groups, vec!["system:nodes".to_owned()]);
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        assert!(info.not_before <= now && now < info.not_after, "{info:?}");
+        assert!((info.not_after - now - 600).abs() < 60, "{info:?}");
+        assert!(cert_info("not a certificate").is_err());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Owns the translation between the wire (`rafter.api.v1`) and the registry: who is
 //! calling (authentication on every call), what they may do (until RBAC lands: any
 //! authenticated user may do anything, except that bootstrap-token holders may only file
-//! and read CertificateSigningRequests), request decoding, and the mapping of registry
+//! CertificateSigningRequests and read the ones they filed), who filed a CSR (its
+//! `spec.username`/`groups` are always the caller's), request decoding, and the mapping of registry
 //! errors to gRPC status codes with messages a person can act on. It holds no state of
 //! its own beyond the token file. pods/log is relayed from the node's agent (`pod_logs`).
 
@@ -21,9 +22,9 @@ use crate::auth::{
     bearer_token, AuthError, BootstrapToken, TokenFile, UserInfo, BOOTSTRAPPERS_GROUP,
     MASTERS_GROUP,
 };
+use crate::node_metrics;
 use crate::patch::{apply_patch, PatchType};
 use crate::pki::cert_identity;
-use crate::node_metrics;
 use crate::pod_logs;
 use crate::registry::{
     now_rfc3339, DeleteOptions, ListOptions, Propagation, Registry, RegistryError, Subresource,
@@ -124,7 +125,7 @@ impl<S: KvStore> ResourcesService<S> {
         kind: Kind,
     ) -> Result<UserInfo, Status> {
         let user = self.authenticator.authenticate(request).await?;
-        let bootstrapper = user.in_group(BOOTSTRAPPERS_GROUP) && !user.in_group(MASTERS_GROUP);
+        let bootstrapper = is_bootstrapper(&user);
         let csr_verbs = ["create", "get", "list", "watch"];
         if bootstrapper && !(kind == Kind::CertificateSigningRequest && csr_verbs.contains(&verb)) {
             return Err(Status::permission_denied(format!(
@@ -134,6 +135,37 @@ impl<S: KvStore> ResourcesService<S> {
             )));
         }
         Ok(user)
+    }
+}
+
+/// Whether `user` may see `object`: bootstrap-token holders see only the
+/// CertificateSigningRequests they filed themselves; everyone else sees everything.
+fn visible_to(user: &UserInfo, object: &Object) -> bool {
+    if !is_bootstrapper(user) {
+        return true;
+    }
+    match object {
+        Object::CertificateSigningRequest(csr) => csr
+            .spec
+            .as_ref()
+            .is_some_and(|spec| spec.username == user.name),
+        _ => false,
+    }
+}
+
+fn is_bootstrapper(user: &UserInfo) -> bool {
+    user.in_group(BOOTSTRAPPERS_GROUP) && !user.in_group(MASTERS_GROUP)
+}
+
+/// Records who files a CertificateSigningRequest, as Kubernetes does: `spec.username`,
+/// `spec.uid` and `spec.groups` are the authenticated caller's, whatever the request
+/// said, so the signer's auto-approval (bootstrap token or the node itself) can trust them.
+fn stamp_requester(object: &mut Object, user: &UserInfo) {
+    if let Object::CertificateSigningRequest(csr) = object {
+        let spec = csr.spec.get_or_insert_with(Default::default);
+        spec.username = user.name.clone();
+        spec.uid = String::new();
+        spec.groups = user.groups.clone();
     }
 }
 
@@ -218,8 +250,9 @@ impl<S: KvStore> Resources for ResourcesService<S> {
         &self,
         request: Request<api::CreateRequest>,
     ) -> Result<Response<TypedObject>, Status> {
-        let object = object_of(request.get_ref().object.clone())?;
-        self.admit_caller(&request, "create", object.kind()).await?;
+        let mut object = object_of(request.get_ref().object.clone())?;
+        let user = self.admit_caller(&request, "create", object.kind()).await?;
+        stamp_requester(&mut object, &user);
         let dry_run = request.get_ref().dry_run;
         let created = self
             .registry
@@ -242,13 +275,19 @@ impl<S: KvStore> Resources for ResourcesService<S> {
         request: Request<api::GetRequest>,
     ) -> Result<Response<TypedObject>, Status> {
         let (kind, namespace, name) = key_of(request.get_ref().key.clone())?;
-        self.admit_caller(&request, "get", kind).await?;
+        let user = self.admit_caller(&request, "get", kind).await?;
         let consistency = consistency_of(request.get_ref().consistency);
         let object = self
             .registry
             .get(kind, &namespace, &name, consistency)
             .await
             .map_err(status_of)?;
+        if !visible_to(&user, &object) {
+            return Err(Status::permission_denied(format!(
+                "user {:?} may only read the certificatesigningrequests it filed, not {name:?}",
+                user.name
+            )));
+        }
         Ok(Response::new(typed(object)))
     }
 
@@ -266,10 +305,15 @@ impl<S: KvStore> Resources for ResourcesService<S> {
         )?;
         options.limit = usize::try_from(r.limit.max(0)).unwrap_or(usize::MAX);
         options.continue_token = (!r.r#continue.is_empty()).then(|| r.r#continue.clone());
-        self.admit_caller(&request, "list", options.kind).await?;
+        let user = self.admit_caller(&request, "list", options.kind).await?;
         let page = self.registry.list(&options).await.map_err(status_of)?;
         Ok(Response::new(api::ListResponse {
-            items: page.items.into_iter().map(typed).collect(),
+            items: page
+                .items
+                .into_iter()
+                .filter(|o| visible_to(&user, o))
+                .map(typed)
+                .collect(),
             resource_version: page.revision.to_string(),
             r#continue: page.continue_token.unwrap_or_default(),
             remaining_item_count: i64::try_from(page.remaining).unwrap_or(i64::MAX),
@@ -407,7 +451,7 @@ impl<S: KvStore> Resources for ResourcesService<S> {
             &r.field_selector,
             0,
         )?;
-        self.admit_caller(&request, "watch", options.kind).await?;
+        let user = self.admit_caller(&request, "watch", options.kind).await?;
         let from = (!r.resource_version.is_empty()).then(|| r.resource_version.clone());
         let bookmarks = r.allow_bookmarks;
         let events = self
@@ -427,6 +471,9 @@ impl<S: KvStore> Resources for ResourcesService<S> {
                         Some(Err(e)) => { yield Err(status_of(e)); break; }
                         Some(Ok(event)) => {
                             last = last.max(event.revision);
+                            if event.object.as_ref().is_some_and(|o| !visible_to(&user, o)) {
+                                continue;
+                            }
                             let event_type = match event.event_type {
                                 WatchEventType::Added => api::EventType::Added,
                                 WatchEventType::Modified => api::EventType::Modified,

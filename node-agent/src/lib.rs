@@ -24,6 +24,7 @@
 //! | module | owns |
 //! |---|---|
 //! | `agent` | [`Agent`], [`AgentConfig`]: the tasks of one agent and the pod manager (worker per pod uid) |
+//! | `bootstrap` | TLS bootstrap: the client certificate for `system:node:<name>` got with a bootstrap token and a CSR, its files, renewal ([`RotatingClient`]) |
 //! | `api` | [`ApiClient`]: the API calls the agent makes, implemented over [`api_gateway::Client`] |
 //! | `node` | the Node object (capacity, conditions) and the node Lease heartbeat |
 //! | `host` | CPUs, memory, addresses and OS of the machine |
@@ -59,6 +60,7 @@
 
 mod agent;
 mod api;
+mod bootstrap;
 mod clock;
 mod containerd;
 mod cri_log;
@@ -86,6 +88,10 @@ mod volumes;
 
 pub use agent::{Agent, AgentConfig, AgentError};
 pub use api::{ApiClient, ApiError, PodEvent, PodEventStream};
+pub use bootstrap::{
+    client_certificate, rotate as rotate_client_cert, BootstrapError, CertRotation, RotatingClient,
+    TlsBootstrapConfig, CLIENT_CERT_FILE, CLIENT_KEY_FILE,
+};
 pub use containerd::{ContainerdConfig, ContainerdRuntime};
 pub use cri_log::{encode_line, messages as log_messages, parse_line, LogRecord, LogStream};
 pub use error::{Result, RuntimeError};

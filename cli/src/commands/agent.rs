@@ -3,6 +3,9 @@
 //! host processes or nothing (hollow), and runs static pods from `--manifest-dir`.
 //!
 //! Owns the flags and turning them into an [`AgentConfig`], a runtime and an API client.
+//! With `--bootstrap-token`, `--bootstrap-kubeconfig` or `--cert-dir` the agent
+//! authenticates with the node's client certificate (TLS bootstrap, `node_agent`'s
+//! `bootstrap` module) instead of the config's credentials.
 //! It must not hold agent logic; that is the `node-agent` crate's. Stopping the agent
 //! leaves its containers running: the next agent on this node adopts them.
 
@@ -16,8 +19,9 @@ use api_gateway::client::ResolvedConfig;
 use api_gateway::Client;
 use clap::{Args, ValueEnum};
 use node_agent::{
-    Agent, AgentConfig, ApiClient, BackoffPolicy, ContainerRuntime, ContainerdConfig,
-    ContainerdRuntime, HollowConfig, HollowRuntime, LogRotation, ProcessConfig, ProcessRuntime,
+    client_certificate, rotate_client_cert, Agent, AgentConfig, ApiClient, BackoffPolicy,
+    CertRotation, ContainerRuntime, ContainerdConfig, ContainerdRuntime, HollowConfig,
+    HollowRuntime, LogRotation, ProcessConfig, ProcessRuntime, RotatingClient, TlsBootstrapConfig,
 };
 
 use crate::session::GlobalArgs;
@@ -39,6 +43,10 @@ pub enum RuntimeKind {
   # with the client config `rafter up` or an admin wrote\n  \
   rafter agent --name w1 --kubeconfig ~/.rafter/config --runtime containerd \\\n    \
   --containerd-socket /run/containerd/containerd.sock --pod-cidr 10.88.1.0/24\n  \
+  # join with a bootstrap token (`rafter token create`); the node's client certificate\n  \
+  # is kept in DATA_DIR/pki and used from then on\n  \
+  rafter agent --name w1 --server https://10.0.0.1:6443,https://10.0.0.2:6443 \\\n    \
+  --ca /etc/rafter/ca.crt --bootstrap-token abcdef.0123456789abcdef --runtime process\n  \
   # with explicit masters, CA and token\n  \
   rafter agent --name w1 --server https://10.0.0.1:6443,https://10.0.0.2:6443 \\\n    \
   --ca /etc/rafter/ca.crt --token-file /etc/rafter/token --runtime process")]
@@ -95,6 +103,43 @@ pub struct AgentArgs {
     /// The first restart back-off after a crash (doubles up to 5 min).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, hide = true)]
     backoff_base: Duration,
+    /// Join with this bootstrap token (`<id>.<secret>`, from `rafter token create`): the
+    /// agent files a certificate request for system:node:<name> with it and talks to
+    /// the masters with the issued client certificate from then on.
+    #[arg(long, conflicts_with_all = ["token", "token_file", "bootstrap_kubeconfig"])]
+    bootstrap_token: Option<String>,
+    /// A client config (masters, CA, a bootstrap token) to join with, as
+    /// --bootstrap-token; used only while the cert dir holds no usable certificate.
+    #[arg(long, conflicts_with_all = ["token", "token_file"])]
+    bootstrap_kubeconfig: Option<PathBuf>,
+    /// Where the node's client certificate and key are kept [default: DATA_DIR/pki].
+    /// A usable certificate there is used without any token.
+    #[arg(long)]
+    cert_dir: Option<PathBuf>,
+    /// The client certificate lifetime to ask for, in seconds (at least 600) [default:
+    /// the signer's, a year].
+    #[arg(long, hide = true)]
+    cert_expiration_seconds: Option<i32>,
+    /// Renew the client certificate when less than this is left [default: a fifth of its
+    /// lifetime].
+    #[arg(long, value_parser = humantime::parse_duration, hide = true)]
+    cert_renew_before: Option<Duration>,
+}
+
+impl AgentArgs {
+    /// Whether the agent authenticates with a node client certificate of its cert dir
+    /// (got through TLS bootstrap) rather than the client config's credentials.
+    fn tls_bootstrap(&self) -> bool {
+        self.bootstrap_token.is_some()
+            || self.bootstrap_kubeconfig.is_some()
+            || self.cert_dir.is_some()
+    }
+
+    fn cert_dir(&self) -> PathBuf {
+        self.cert_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("pki"))
+    }
 }
 
 /// A log size cap from a quantity (`10Mi`, `4096`).
@@ -106,9 +151,15 @@ fn parse_log_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text} is not a positive size in bytes"))
 }
 
-/// The client config: the file's (when present or named), with flags over it.
+/// The client config: the file's (when present or named; the bootstrap kubeconfig
+/// when given), with flags over it.
 fn client_config(args: &AgentArgs, globals: &GlobalArgs) -> anyhow::Result<ResolvedConfig> {
-    let from_file = if args.server.is_empty() || globals.kubeconfig.is_some() {
+    let from_file = if let Some(path) = &args.bootstrap_kubeconfig {
+        Some(
+            ResolvedConfig::load(Some(path), None)
+                .with_context(|| format!("reading --bootstrap-kubeconfig {}", path.display()))?,
+        )
+    } else if args.server.is_empty() || globals.kubeconfig.is_some() {
         Some(
             ResolvedConfig::load(globals.kubeconfig.as_deref(), globals.context.as_deref())
                 .context("reading the client config (or pass --server, --ca and --token)")?,
@@ -149,6 +200,34 @@ fn client_config(args: &AgentArgs, globals: &GlobalArgs) -> anyhow::Result<Resol
         bail!("no master endpoints: pass --server or a client config with a cluster");
     }
     Ok(config)
+}
+
+/// TLS bootstrap: the node's client certificate from the cert dir, or got with the
+/// bootstrap token; a client presenting it (and no token), renewed before it runs out.
+async fn join_with_certificate(
+    args: &AgentArgs,
+    cluster: ResolvedConfig,
+) -> anyhow::Result<(Arc<RotatingClient>, CertRotation)> {
+    let bootstrap_token = args
+        .bootstrap_token
+        .clone()
+        .or_else(|| cluster.token.clone());
+    let mut tls = TlsBootstrapConfig::new(args.name.clone(), args.cert_dir(), cluster);
+    tls.bootstrap_token = bootstrap_token;
+    tls.expiration_seconds = args.cert_expiration_seconds;
+    tls.renew_before = args.cert_renew_before;
+    let (identity, renew_at) = client_certificate(&tls)
+        .await
+        .context("getting the node's client certificate")?;
+    let mut config = tls.cluster.clone();
+    config.identity = Some(identity);
+    config.token = None;
+    let client = Client::connect(config)
+        .await
+        .context("setting up the API client with the node's certificate")?;
+    let client = Arc::new(RotatingClient::new(client));
+    let rotation = rotate_client_cert(tls, client.clone(), renew_at);
+    Ok((client, rotation))
 }
 
 /// The host part of the first endpoint (to pick the InternalIP's interface).
@@ -211,10 +290,15 @@ pub fn run(args: AgentArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
         .context("starting the runtime")?;
     tokio.block_on(async move {
         let runtime = runtime_of(&args).await?;
-        let client = Client::connect(client_config)
-            .await
-            .context("setting up the API client")?;
-        let api: Arc<dyn ApiClient> = Arc::new(client);
+        let (api, rotation): (Arc<dyn ApiClient>, _) = if args.tls_bootstrap() {
+            let (client, rotation) = join_with_certificate(&args, client_config).await?;
+            (client, Some(rotation))
+        } else {
+            let client = Client::connect(client_config)
+                .await
+                .context("setting up the API client")?;
+            (Arc::new(client), None)
+        };
         let backend = runtime.backend();
         let agent = Agent::start(config, runtime, api)
             .await
@@ -223,6 +307,7 @@ pub fn run(args: AgentArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
         crate::logging::wait_for_shutdown_signal().await;
         tracing::info!("stopping (containers keep running)");
         agent.shutdown().await;
+        drop(rotation);
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)

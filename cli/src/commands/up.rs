@@ -3,7 +3,10 @@
 //! ```text
 //!  rafter up ─► masters 1..N (rafter master, TLS, ports 6443+ / 2380+)
 //!            ─► wait for a leader ─► client config DIR/config (admin certificate)
-//!            ─► agents 1..M (rafter agent, containerd if it answers, else processes)
+//!            ─► a bootstrap token ─► DIR/bootstrap.conf (masters, CA, the token)
+//!            ─► agents 1..M (rafter agent --bootstrap-kubeconfig: each joins with the
+//!               token, gets its system:node:<name> certificate through a CSR and
+//!               uses it from then on; containerd if it answers, else processes)
 //!            ─► wait for the nodes ─► [--demo: apply the demo, wait for its pods]
 //!            ─► foreground until Ctrl-C, or --detach
 //! ```
@@ -20,6 +23,7 @@ use api_gateway::client::{
     Client, ClientConfig, ClusterEntry, ContextEntry, ListParams, NamedCluster, NamedContext,
     NamedUser, ResolvedConfig, UserEntry,
 };
+use api_gateway::BootstrapToken;
 use base64::Engine;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -313,14 +317,19 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     finish(&bar, format!("master {leader} leads"));
 
     let bar = spinner(&format!("starting {} agents", args.agents));
+    let bootstrap_config = dir.join("bootstrap.conf");
+    if args.agents > 0 {
+        let token = tokio.block_on(create_bootstrap_token(&client))?;
+        write_bootstrap_config(&bootstrap_config, &config_path, &token)?;
+    }
     for i in 1..=args.agents {
         let name = format!("node-{i}");
         let mut command = Command::new(&binary);
         command
             .arg("agent")
             .args(["--name", &name])
-            .arg("--kubeconfig")
-            .arg(&config_path)
+            .arg("--bootstrap-kubeconfig")
+            .arg(&bootstrap_config)
             .args(["--runtime", &format!("{runtime:?}").to_ascii_lowercase()])
             .arg("--data-dir")
             .arg(dir.join(&name))
@@ -509,6 +518,48 @@ fn write_client_config(path: &Path, state: &ClusterState, pki_dir: &Path) -> any
         context: ContextEntry {
             cluster: "rafter-local".to_owned(),
             user: "admin".to_owned(),
+            namespace: Some("default".to_owned()),
+        },
+    }];
+    config.save(path)?;
+    Ok(())
+}
+
+/// How long the bootstrap token of `rafter up`'s agents is valid.
+const BOOTSTRAP_TOKEN_TTL: time::Duration = time::Duration::hours(24);
+
+/// A fresh bootstrap token for the agents to join with (`<id>.<secret>`).
+async fn create_bootstrap_token(client: &Client) -> anyhow::Result<String> {
+    let token = BootstrapToken::generate();
+    let at = time::OffsetDateTime::now_utc() + BOOTSTRAP_TOKEN_TTL;
+    let at = at.replace_nanosecond(0).unwrap_or(at);
+    let expiration = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .context("formatting the token's expiration")?;
+    client
+        .create(Object::Secret(token.to_secret(Some(&expiration), &[])))
+        .await
+        .context("storing the agents' bootstrap token")?;
+    Ok(format!("{}.{}", token.id, token.secret))
+}
+
+/// The agents' bootstrap kubeconfig: the admin config's cluster, the bootstrap token as
+/// the only credential (saved with mode 0600: it holds the token).
+fn write_bootstrap_config(path: &Path, admin: &Path, token: &str) -> anyhow::Result<()> {
+    let mut config = ClientConfig::load(admin)?;
+    config.current_context = "node-bootstrap@rafter-local".to_owned();
+    config.users = vec![NamedUser {
+        name: "node-bootstrap".to_owned(),
+        user: UserEntry {
+            token: Some(token.to_owned()),
+            ..Default::default()
+        },
+    }];
+    config.contexts = vec![NamedContext {
+        name: "node-bootstrap@rafter-local".to_owned(),
+        context: ContextEntry {
+            cluster: "rafter-local".to_owned(),
+            user: "node-bootstrap".to_owned(),
             namespace: Some("default".to_owned()),
         },
     }];

@@ -1,5 +1,6 @@
 //! Integration tests of the `rafter` binary, driven as a user would drive it.
 
+mod bootstrap;
 mod cluster;
 mod config;
 mod dry_run;

@@ -1,5 +1,6 @@
 //! Integration tests of the container runtimes, one binary, grouped by topic.
 //!
+//! - `bootstrap`: TLS bootstrap of the node's client certificate against a TLS gateway;
 //! - `lifecycle`: scenarios every real backend passes, instantiated below for the process
 //!   backend (always) and containerd (when `RAFTER_CONTAINERD_SOCK` is set);
 //! - `containerd_only`: limits, OOM, networking, cgroups, adoption by a fresh client;
@@ -22,6 +23,7 @@
 //! ```
 
 mod agent;
+mod bootstrap;
 mod cluster;
 mod containerd_only;
 mod fake_api;

@@ -10,6 +10,7 @@
 //!                                │ &Cache, key, now, seed
 //!                                ▼
 //!   scheduler · replicaset · deployment · daemonset · node_lifecycle · pod_cidr · gc
+//!   · volume_binder
 //!                                │ Reconciled { actions, requeue_after }
 //!                                ▼
 //!   actor: Create / Update / UpdateStatus / Delete / Bind / Evict / RecordEvent
@@ -32,6 +33,7 @@
 //! | `drain` | [`plan_drain`], [`cordon`] |
 //! | `gc` | [`collect_garbage`]: ownerReference cascades (background, foreground, orphan) |
 //! | `csr` | [`reconcile_csr`]: CSR auto-approval, signer rules, issuing through a [`CertificateSigner`] |
+//! | `volume_binder` | [`reconcile_claim`]: binds Pending PersistentVolumeClaims to fitting PersistentVolumes |
 //! | `runtime` | the actix runtime: informer, controller actors, leadership, [`ClusterApi`] |
 //!
 //! Rules every core follows: no I/O, no clock, no random numbers (the same cache, key,
@@ -55,6 +57,7 @@ mod replicaset;
 pub mod runtime;
 mod scheduler;
 mod timestamp;
+mod volume_binder;
 
 #[cfg(test)]
 mod testing;
@@ -73,8 +76,8 @@ pub use deployment::{
 pub use drain::{cordon, plan_drain, DrainBlockers, DrainError, DrainOptions};
 pub use gc::collect_garbage;
 pub use node_lifecycle::{reconcile as reconcile_node, NodeLifecycleConfig, LEASE_NAMESPACE};
-pub use pod_cidr::{reconcile as reconcile_pod_cidrs, CidrError, ClusterCidr, Ipv4Cidr};
 pub use placement::{matches_node_selector_and_affinity, tolerates};
+pub use pod_cidr::{reconcile as reconcile_pod_cidrs, CidrError, ClusterCidr, Ipv4Cidr};
 pub use pods::{controller_ref, pod_requests, Resources};
 pub use replicaset::reconcile as reconcile_replica_set;
 pub use runtime::{
@@ -83,3 +86,7 @@ pub use runtime::{
 };
 pub use scheduler::{schedule_pending, schedule_pod, DEFAULT_SCHEDULER};
 pub use timestamp::Timestamp;
+pub use volume_binder::{
+    reconcile as reconcile_claim, unbound_claim, BIND_COMPLETED_ANNOTATION,
+    PERSISTENT_VOLUME_CONTROLLER,
+};

@@ -4,7 +4,9 @@
 //! ```text
 //!  pending pods (no nodeName, ours) ─► sort: priority ↓, creation ↑
 //!        │
-//!        ▼  per pod, over per-node facts computed once per pass (NodeInfo)
+//!        ▼  per pod: every persistentVolumeClaim Bound? (else FailedScheduling "pod has
+//!        │  unbound immediate PersistentVolumeClaims"), then over per-node facts
+//!        ▼  computed once per pass (NodeInfo)
 //!  filter: unschedulable ─ Ready ─ taints (NoSchedule, NoExecute) ─ nodeSelector/affinity
 //!          ─ cpu, memory, pod count vs allocatable − requested
 //!        │ feasible nodes                      │ none
@@ -44,6 +46,7 @@ use crate::pods::{
     self, condition, controller_ref, is_terminal, is_terminating, mix, node_allocatable,
     pod_requests, Resources,
 };
+use crate::volume_binder::unbound_claim;
 
 /// The scheduler name pods get by default and this scheduler answers to.
 pub const DEFAULT_SCHEDULER: &str = "default-scheduler";
@@ -297,6 +300,7 @@ fn feasible_nodes_to_find(all: usize) -> usize {
 
 /// One scheduling pass: node facts, the actions so far, and where the next search starts.
 struct Pass<'a> {
+    cache: &'a Cache,
     nodes: Vec<NodeInfo<'a>>,
     next_start: usize,
     seed: u64,
@@ -325,6 +329,7 @@ impl<'a> Pass<'a> {
             }
         }
         Pass {
+            cache,
             nodes,
             next_start: 0,
             seed,
@@ -343,6 +348,11 @@ impl<'a> Pass<'a> {
         let object_key = ObjectKey::new(Kind::Pod, meta.namespace.clone(), meta.name.clone());
         if let Some(message) = facts.owner.and_then(|o| self.failed_owners.get(o)) {
             let message = message.clone();
+            self.fail(pod, &object_key, message);
+            return;
+        }
+        // Volumes first: a pod whose claims are not bound fits no node yet.
+        if let Some(message) = unbound_claim(self.cache, pod) {
             self.fail(pod, &object_key, message);
             return;
         }

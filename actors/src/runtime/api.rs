@@ -28,6 +28,8 @@ pub const INFORMED_KINDS: &[Kind] = &[
     Kind::DaemonSet,
     Kind::Namespace,
     Kind::CertificateSigningRequest,
+    Kind::PersistentVolume,
+    Kind::PersistentVolumeClaim,
 ];
 
 /// Whether the informer caches objects of `kind`.

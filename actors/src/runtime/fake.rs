@@ -231,6 +231,10 @@ fn copy_status(from: &Object, to: &mut Object) {
         (Object::ReplicaSet(a), Object::ReplicaSet(b)) => b.status = a.status.clone(),
         (Object::Deployment(a), Object::Deployment(b)) => b.status = a.status.clone(),
         (Object::DaemonSet(a), Object::DaemonSet(b)) => b.status = a.status.clone(),
+        (Object::PersistentVolume(a), Object::PersistentVolume(b)) => b.status = a.status.clone(),
+        (Object::PersistentVolumeClaim(a), Object::PersistentVolumeClaim(b)) => {
+            b.status = a.status.clone()
+        }
         (Object::CertificateSigningRequest(a), Object::CertificateSigningRequest(b)) => {
             b.status = a.status.clone()
         }

@@ -67,7 +67,7 @@ use controller::{Controller, Lead, Reconciler};
 use informer::{CacheUpdate, Informer};
 use leadership::Leadership;
 use reconcilers::{
-    Csrs, DaemonSets, Deployments, Garbage, Nodes, PodCidrs, ReplicaSets, Scheduler,
+    Csrs, DaemonSets, Deployments, Garbage, Nodes, PodCidrs, ReplicaSets, Scheduler, VolumeBinder,
 };
 
 /// How the controllers run.
@@ -166,6 +166,7 @@ impl ControllerRuntime {
             start_controller(PodCidrs { cidr }, a, w, c, arb, upd, lds);
         }
         start_controller(Csrs { signer }, a, w, c, arb, upd, lds);
+        start_controller(VolumeBinder, a, w, c, arb, upd, lds);
 
         let (revision_tx, cache_revision) = watch::channel(0);
         let informer = Informer::new(Arc::clone(&api), writer, updates, revision_tx).start();
@@ -275,3 +276,6 @@ mod fake;
 #[cfg(test)]
 #[path = "runtime_test.rs"]
 mod tests;
+#[cfg(test)]
+#[path = "volume_binder_runtime_test.rs"]
+mod volume_binder_tests;

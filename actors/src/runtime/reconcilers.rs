@@ -9,9 +9,10 @@
 //! | [`DaemonSets`] | DaemonSet | itself; its pods; every node change |
 //! | [`Nodes`] | Node | itself; its Lease; pods on it while it has NoExecute taints |
 //! | [`PodCidrs`] | one pass | any node change |
-//! | [`Scheduler`] | one pass | any pod or node change while pods are unscheduled |
+//! | [`Scheduler`] | one pass | any pod, node or claim change while pods are unscheduled |
 //! | [`Garbage`] | any object | itself; dependents of a deleted owner; owners of a changed dependent |
 //! | [`Csrs`] | CSR | itself |
+//! | [`VolumeBinder`] | PersistentVolumeClaim | itself; a PV change: the claim it names and every claim without a volume |
 //!
 //! Owns no state of its own beyond configuration. It must not write.
 
@@ -30,7 +31,7 @@ use crate::runtime::controller::Reconciler;
 use crate::runtime::informer::Change;
 use crate::timestamp::Timestamp;
 use crate::{
-    collect_garbage, reconcile_daemon_set, reconcile_deployment, reconcile_node,
+    collect_garbage, reconcile_claim, reconcile_daemon_set, reconcile_deployment, reconcile_node,
     reconcile_pod_cidrs, reconcile_replica_set, schedule_pending, ClusterCidr,
 };
 
@@ -308,8 +309,10 @@ impl Reconciler for Scheduler {
     }
 
     fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<SchedulingPass>) {
-        if matches!(change.key.kind, Kind::Pod | Kind::Node)
-            && cache.unscheduled_pods().next().is_some()
+        if matches!(
+            change.key.kind,
+            Kind::Pod | Kind::Node | Kind::PersistentVolumeClaim
+        ) && cache.unscheduled_pods().next().is_some()
         {
             keys.push(SchedulingPass);
         }
@@ -425,5 +428,59 @@ impl Reconciler for Csrs {
         _seed: u64,
     ) -> Reconciled {
         csr::reconcile(cache, key, now, self.signer.as_ref())
+    }
+}
+
+/// The PersistentVolume binder.
+pub(crate) struct VolumeBinder;
+
+impl Reconciler for VolumeBinder {
+    type Key = ObjectKey;
+
+    fn name(&self) -> &'static str {
+        crate::PERSISTENT_VOLUME_CONTROLLER
+    }
+
+    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+        match change.key.kind {
+            Kind::PersistentVolumeClaim if change.new.is_some() => keys.push(change.key.clone()),
+            Kind::PersistentVolume => {
+                // The claim the volume names (before and after), and every claim still
+                // looking for a volume.
+                for side in sides(change) {
+                    if let Object::PersistentVolume(pv) = side {
+                        if let Some(r) = pv.spec.as_ref().and_then(|s| s.claim_ref.as_ref()) {
+                            keys.push(ObjectKey::new(
+                                Kind::PersistentVolumeClaim,
+                                r.namespace.clone(),
+                                r.name.clone(),
+                            ));
+                        }
+                    }
+                }
+                for claim in cache.list(Kind::PersistentVolumeClaim) {
+                    if let Object::PersistentVolumeClaim(c) = claim.as_ref() {
+                        if c.spec.as_ref().is_none_or(|s| s.volume_name.is_empty()) {
+                            keys.push(ObjectKey::of(claim));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn all_keys(&self, cache: &Cache) -> Vec<ObjectKey> {
+        keys_of(cache, Kind::PersistentVolumeClaim)
+    }
+
+    fn reconcile(
+        &mut self,
+        cache: &Cache,
+        key: &ObjectKey,
+        _now: Timestamp,
+        _seed: u64,
+    ) -> Reconciled {
+        reconcile_claim(cache, key)
     }
 }

@@ -24,7 +24,7 @@
 //! | `pods` | shared facts: controller ownerReference, active/ready/available, requests |
 //! | `claim` | adopting orphans and releasing non-matching dependents by selector |
 //! | `placement` | taints vs tolerations, nodeSelector, node affinity |
-//! | `scheduler` | [`schedule_pod`], [`schedule_pending`] (batch pass) |
+//! | `scheduler` | [`schedule_pod`], [`schedule_pending`] (batch pass), [`Assumed`] pods |
 //! | `replicaset` | [`reconcile_replica_set`] |
 //! | `deployment` | [`reconcile_deployment`], [`rollback_template`], [`pod_template_hash`] |
 //! | `daemonset` | [`reconcile_daemon_set`] |
@@ -84,7 +84,9 @@ pub use runtime::{
     ApiError, ClusterApi, ControllerRuntime, Outcome, RevisionChanges, RuntimeConfig, RuntimeError,
     RuntimeStatus, RuntimeThread, Snapshot,
 };
-pub use scheduler::{schedule_pending, schedule_pod, DEFAULT_SCHEDULER};
+pub use scheduler::{
+    schedule_pending, schedule_pending_assuming, schedule_pod, Assumed, DEFAULT_SCHEDULER,
+};
 pub use timestamp::Timestamp;
 pub use volume_binder::{
     reconcile as reconcile_claim, unbound_claim, BIND_COMPLETED_ANNOTATION,

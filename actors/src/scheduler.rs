@@ -83,10 +83,96 @@ pub fn schedule_pod(cache: &Cache, key: &ObjectKey, seed: u64) -> Reconciled {
 /// placement counted before the next pod is placed. Pods go by priority (highest first),
 /// then age.
 pub fn schedule_pending(cache: &Cache, seed: u64) -> Reconciled {
+    schedule_pending_assuming(cache, &Assumed::default(), seed)
+}
+
+/// A pod this scheduler decided to bind, not yet seen bound in the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Assumption {
+    uid: String,
+    node: String,
+}
+
+/// Pods whose Binding is written (or being written) but not yet seen in the cache, like
+/// kube-scheduler's assumed pods: a pass counts them on their node and does not place
+/// them again, so binds need not be finished before the next pass. An assumption ends
+/// when the cache shows the pod bound, deleted or replaced ([`Assumed::prune`]), or
+/// when its Binding fails ([`Assumed::forget`]): the pod is then pending again.
+#[derive(Debug, Clone, Default)]
+pub struct Assumed {
+    pods: HashMap<(String, String), Assumption>,
+}
+
+impl Assumed {
+    /// Assumes every pod bound by a Bind among `actions`.
+    pub fn assume_binds(&mut self, actions: &[Action]) {
+        for action in actions {
+            if let Action::Bind {
+                namespace,
+                name,
+                uid,
+                node,
+            } = action
+            {
+                self.pods.insert(
+                    (namespace.clone(), name.clone()),
+                    Assumption {
+                        uid: uid.clone(),
+                        node: node.clone(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Forgets the pod of a Bind that failed (it is pending again).
+    pub fn forget(&mut self, namespace: &str, name: &str) {
+        self.pods.remove(&(namespace.to_owned(), name.to_owned()));
+    }
+
+    /// Forgets every pod whose fate the cache now shows: bound, deleted or replaced.
+    pub fn prune(&mut self, cache: &Cache) {
+        self.pods.retain(|(namespace, name), assumed| {
+            cache.pod(namespace, name).is_some_and(|pod| {
+                pods::meta(pod).uid == assumed.uid
+                    && pod.spec.as_ref().is_some_and(|s| s.node_name.is_empty())
+            })
+        });
+    }
+
+    /// Pods assumed.
+    pub fn len(&self) -> usize {
+        self.pods.len()
+    }
+
+    /// Whether no pod is assumed.
+    pub fn is_empty(&self) -> bool {
+        self.pods.is_empty()
+    }
+
+    /// Forgets everything (a new term starts from the cache alone).
+    pub fn clear(&mut self) {
+        self.pods.clear();
+    }
+
+    fn node_of(&self, pod: &v1::Pod) -> Option<&str> {
+        let meta = pods::meta(pod);
+        self.pods
+            .get(&(meta.namespace.clone(), meta.name.clone()))
+            .filter(|a| a.uid == meta.uid)
+            .map(|a| a.node.as_str())
+    }
+}
+
+/// [`schedule_pending`] with `assumed` pods counted on their nodes and not placed again.
+pub fn schedule_pending_assuming(cache: &Cache, assumed: &Assumed, seed: u64) -> Reconciled {
     let mut pending: Vec<&v1::Pod> = cache
         .unscheduled_pods()
-        .filter(|p| wants_scheduling(p))
+        .filter(|p| wants_scheduling(p) && assumed.node_of(p).is_none())
         .collect();
+    if pending.is_empty() {
+        return Reconciled::nothing();
+    }
     pending.sort_by(|a, b| {
         let prio = |p: &v1::Pod| p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
         let created = |p: &&v1::Pod| pods::meta(p).creation_timestamp.clone();
@@ -97,6 +183,7 @@ pub fn schedule_pending(cache: &Cache, seed: u64) -> Reconciled {
             .then_with(|| pods::meta(a).name.cmp(&pods::meta(b).name))
     });
     let mut pass = Pass::new(cache, seed);
+    pass.count_assumed(cache, assumed);
     for pod in pending {
         pass.schedule(pod);
     }
@@ -336,6 +423,28 @@ impl<'a> Pass<'a> {
             actions: Vec::new(),
             failed_owners: HashMap::new(),
             any_unschedulable: false,
+        }
+    }
+
+    /// Counts the assumed pods on their nodes, as if bound.
+    fn count_assumed(&mut self, cache: &'a Cache, assumed: &Assumed) {
+        if assumed.is_empty() {
+            return;
+        }
+        let index: HashMap<&str, usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name, i))
+            .collect();
+        for pod in cache.unscheduled_pods() {
+            let (Some(node), Some(spec)) = (assumed.node_of(pod), &pod.spec) else {
+                continue;
+            };
+            if let Some(&i) = index.get(node) {
+                let facts = PodFacts::new(pod, spec);
+                self.nodes[i].add(&facts);
+            }
         }
     }
 

@@ -415,3 +415,70 @@ fn batch_throughput_on_5000_nodes_and_30000_pods() {
     );
     assert_eq!(bound, 30_000);
 }
+
+#[test]
+fn assumed_pods_count_on_their_node_and_are_not_placed_again() {
+    let mut cache = Cache::from_objects([
+        node("n1").allocatable("1", "1Gi", "1").build(),
+        pod("default", "a").uid("ua").build(),
+        pod("default", "b").uid("ub").build(),
+    ]);
+    let mut assumed = Assumed::default();
+    let first = schedule_pending_assuming(&cache, &assumed, 1);
+    assert_eq!(binds(&first).len(), 1, "one pod fits n1");
+    assumed.assume_binds(&first.actions);
+    assert_eq!(assumed.len(), 1);
+
+    // The bind is not in the cache yet: the bound pod is neither placed again nor is
+    // its room given to the other pod.
+    let second = schedule_pending_assuming(&cache, &assumed, 2);
+    assert!(binds(&second).is_empty(), "{second:?}");
+    assert!(failure(&second).is_some_and(|m| m.contains("Too many pods")));
+
+    // Once the cache shows the binding, the assumption ends.
+    let (placed, _) = binds(&first)[0].clone();
+    let bound = pod("default", &placed)
+        .uid(if placed == "a" { "ua" } else { "ub" })
+        .node("n1")
+        .build();
+    cache.apply(crate::cache::CacheEvent::Upsert(bound));
+    assumed.prune(&cache);
+    assert!(assumed.is_empty());
+}
+
+#[test]
+fn a_forgotten_pod_is_placed_again() {
+    let cache = Cache::from_objects([node("n1").build(), pod("default", "a").uid("ua").build()]);
+    let mut assumed = Assumed::default();
+    let first = schedule_pending_assuming(&cache, &assumed, 1);
+    assumed.assume_binds(&first.actions);
+    assert!(schedule_pending_assuming(&cache, &assumed, 1)
+        .actions
+        .is_empty());
+    assumed.forget("default", "a");
+    assert_eq!(
+        binds(&schedule_pending_assuming(&cache, &assumed, 1)),
+        [("a".to_owned(), "n1".to_owned())]
+    );
+}
+
+#[test]
+fn an_assumption_ends_when_the_pod_is_replaced_or_deleted() {
+    let mut cache =
+        Cache::from_objects([node("n1").build(), pod("default", "a").uid("ua").build()]);
+    let mut assumed = Assumed::default();
+    assumed.assume_binds(&schedule_pending_assuming(&cache, &assumed, 1).actions);
+    cache.apply(crate::cache::CacheEvent::Upsert(
+        pod("default", "a").uid("other").build(),
+    ));
+    assumed.prune(&cache);
+    assert!(
+        assumed.is_empty(),
+        "a new pod of the same name is not assumed"
+    );
+    assumed.assume_binds(&schedule_pending_assuming(&cache, &assumed, 1).actions);
+    assert_eq!(assumed.len(), 1);
+    cache.apply(crate::cache::CacheEvent::Delete(key("a")));
+    assumed.prune(&cache);
+    assert!(assumed.is_empty());
+}

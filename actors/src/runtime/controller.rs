@@ -10,13 +10,17 @@
 //!                                        ▼
 //!             execute_all(term) ─► done(key, visible at revision R): the key waits
 //!             until the cache reaches R (expectations), failures back off
-//!  Lead{None}     ─► cancel in-flight writes, drop every queued key
+//!  pipelined reconcilers (the scheduler): actions ─► pipeline ─► ≤ pipelined_writes in
+//!             flight; the key is done at once, the next reconcile runs once the pipeline
+//!             has started everything; each result goes back to the reconciler (written)
+//!  Lead{None}     ─► cancel in-flight writes, drop every queued key and pipelined action
 //!  Lead{Some(t)}  ─► enqueue every key, write under term t
 //! ```
 //!
 //! Owns the scheduling of reconciles. It must not read the store (only the cache) and
 //! must not write outside `execute_all`, so every write carries the term it was decided in.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -24,10 +28,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 
-use crate::action::Reconciled;
+use crate::action::{Action, Reconciled};
 use crate::cache::{Cache, CacheReader};
-use crate::runtime::api::{ApiError, ClusterApi};
-use crate::runtime::executor::{execute_all, EventFilter, Report};
+use crate::runtime::api::{ApiError, ClusterApi, Outcome};
+use crate::runtime::executor::{describe, execute_all, harmless, EventFilter, Report};
 use crate::runtime::informer::{CacheUpdate, Change};
 use crate::runtime::queue::WorkQueue;
 use crate::runtime::RuntimeConfig;
@@ -55,6 +59,21 @@ pub(crate) trait Reconciler: Unpin + Send + 'static {
         now: Timestamp,
         seed: u64,
     ) -> Reconciled;
+
+    /// Whether this controller's writes are pipelined: each reconcile's actions join one
+    /// queue carried out with a bounded number in flight, and the key is free for its
+    /// next reconcile at once instead of waiting for its writes and the cache
+    /// (expectations). A pipelined reconciler must itself remember what it decided and
+    /// has not yet seen in the cache (the scheduler's assumed pods).
+    fn pipelined(&self) -> bool {
+        false
+    }
+
+    /// How one pipelined write ended.
+    fn written(&mut self, _action: &Action, _result: &Result<Outcome, ApiError>) {}
+
+    /// Leadership changed: forget what was decided under the previous term.
+    fn reset(&mut self) {}
 }
 
 /// Whether controllers lead, and in which term; sent by the leadership actor.
@@ -92,6 +111,13 @@ pub(crate) struct Controller<R: Reconciler> {
     epoch: u64,
     revision: u64,
     running: std::collections::HashMap<R::Key, SpawnHandle>,
+    /// Pipelined actions not yet started (pipelined reconcilers only).
+    pipeline: VecDeque<Action>,
+    /// Pipelined writes in flight, by sequence number.
+    writing: std::collections::HashMap<u64, SpawnHandle>,
+    write_seq: u64,
+    /// Pipelined writes that failed in a row (back-off of the next reconcile).
+    write_failures: u32,
     events: EventFilter,
     config: RuntimeConfig,
     seed: u64,
@@ -113,6 +139,10 @@ impl<R: Reconciler> Controller<R> {
             epoch: 0,
             revision: 0,
             running: std::collections::HashMap::new(),
+            pipeline: VecDeque::new(),
+            writing: std::collections::HashMap::new(),
+            write_seq: 0,
+            write_failures: 0,
             events: EventFilter::new(config.event_window),
             seed: wall_clock().unix_millis() as u64,
             config,
@@ -134,6 +164,11 @@ impl<R: Reconciler> Controller<R> {
             return;
         };
         while self.queue.active_len() < self.config.workers {
+            if !self.pipeline.is_empty() {
+                // Decisions wait until the previous ones are under way: what arrives in
+                // the meantime is decided together in the next reconcile.
+                break;
+            }
             let Some(key) = self.queue.pop() else {
                 break;
             };
@@ -165,6 +200,12 @@ impl<R: Reconciler> Controller<R> {
             actions = actions.len(),
             "reconciled"
         );
+        if self.reconciler.pipelined() {
+            self.pipeline.extend(actions);
+            self.queue.done(&key, None, false, instant);
+            self.pump_writes(term, ctx);
+            return;
+        }
         let epoch = self.epoch;
         let api = Arc::clone(&self.api);
         let done_key = key.clone();
@@ -174,6 +215,76 @@ impl<R: Reconciler> Controller<R> {
                 .map(move |report, act, ctx| act.finished(done_key, epoch, report, ctx)),
         );
         self.running.insert(key, handle);
+    }
+
+    /// Starts pipelined writes until the pipeline is empty or the limit is in flight.
+    fn pump_writes(&mut self, term: u64, ctx: &mut Context<Self>) {
+        while self.writing.len() < self.config.pipelined_writes.max(1) {
+            let Some(action) = self.pipeline.pop_front() else {
+                break;
+            };
+            self.write_seq += 1;
+            let (seq, epoch) = (self.write_seq, self.epoch);
+            let api = Arc::clone(&self.api);
+            let write = async move {
+                let result = api.execute(action.clone(), term).await;
+                (action, result)
+            };
+            let handle = ctx.spawn(write.into_actor(self).map(
+                move |(action, result), act, ctx| act.written(seq, epoch, action, result, ctx),
+            ));
+            self.writing.insert(seq, handle);
+        }
+    }
+
+    fn written(
+        &mut self,
+        seq: u64,
+        epoch: u64,
+        action: Action,
+        result: Result<Outcome, ApiError>,
+        ctx: &mut Context<Self>,
+    ) {
+        if epoch != self.epoch {
+            return;
+        }
+        self.writing.remove(&seq);
+        let name = self.reconciler.name();
+        match &result {
+            Ok(_) => self.write_failures = 0,
+            Err(e) if harmless(&action, e) => {
+                tracing::debug!(controller = name, action = %describe(&action), error = %e, "harmless failure");
+            }
+            Err(e) => {
+                match e {
+                    ApiError::Conflict(_)
+                    | ApiError::NotFound(_)
+                    | ApiError::AlreadyExists(_)
+                    | ApiError::Fenced(_) => {
+                        tracing::debug!(controller = name, action = %describe(&action), error = %e, "write raced; retrying")
+                    }
+                    _ => {
+                        tracing::warn!(controller = name, action = %describe(&action), error = %e, "write failed; retrying with back-off")
+                    }
+                }
+                self.write_failures = self.write_failures.saturating_add(1);
+                let delay = self.config.backoff.delay(self.write_failures);
+                let keys = {
+                    let cache = self.reader.read();
+                    self.reconciler.all_keys(&cache)
+                };
+                let now = Instant::now();
+                for key in keys {
+                    self.queue.add_after(key, delay, now);
+                }
+            }
+        }
+        self.reconciler.written(&action, &result);
+        let Some(term) = self.term else {
+            return;
+        };
+        self.pump_writes(term, ctx);
+        self.pump(ctx);
     }
 
     fn finished(&mut self, key: R::Key, epoch: u64, report: Report, ctx: &mut Context<Self>) {
@@ -263,6 +374,12 @@ impl<R: Reconciler> Handler<Lead> for Controller<R> {
         for (_, handle) in self.running.drain() {
             ctx.cancel_future(handle);
         }
+        for (_, handle) in self.writing.drain() {
+            ctx.cancel_future(handle);
+        }
+        self.pipeline.clear();
+        self.write_failures = 0;
+        self.reconciler.reset();
         self.queue.clear();
         self.queue.observe(self.revision);
         self.term = msg.term;

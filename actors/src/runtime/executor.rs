@@ -56,7 +56,7 @@ fn independent(action: &Action) -> bool {
 }
 
 /// Whether a failure means the action's goal holds anyway.
-fn harmless(action: &Action, error: &ApiError) -> bool {
+pub(crate) fn harmless(action: &Action, error: &ApiError) -> bool {
     matches!(
         (action, error),
         (Action::Create(_), ApiError::AlreadyExists(_))
@@ -66,7 +66,7 @@ fn harmless(action: &Action, error: &ApiError) -> bool {
     )
 }
 
-fn describe(action: &Action) -> String {
+pub(crate) fn describe(action: &Action) -> String {
     match action {
         Action::Create(o) => format!("create {}", ObjectKey::of(o)),
         Action::Update(o) => format!("update {}", ObjectKey::of(o)),

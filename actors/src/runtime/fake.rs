@@ -32,6 +32,8 @@ pub(crate) struct State {
     pub term: u64,
     pub attempts: Vec<Attempt>,
     pub events: Vec<EventRecord>,
+    /// The next this many Bindings fail as Unavailable.
+    pub failing_binds: usize,
     log: Vec<RevisionChanges>,
     feeds: Vec<mpsc::UnboundedSender<Result<RevisionChanges, ApiError>>>,
     uids: u64,
@@ -386,6 +388,9 @@ impl ClusterApi for FakeCluster {
                     "term {term} is over (now {})",
                     state.term
                 )))
+            } else if matches!(action, Action::Bind { .. }) && state.failing_binds > 0 {
+                state.failing_binds -= 1;
+                Err(ApiError::Unavailable("bind failed by the test".to_owned()))
             } else {
                 state.apply(action.clone())
             };

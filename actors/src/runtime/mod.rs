@@ -87,6 +87,8 @@ pub struct RuntimeConfig {
     pub event_window: Duration,
     /// How often delayed keys (requeues, back-off) are checked.
     pub tick: Duration,
+    /// Writes a pipelined controller (the scheduler) keeps in flight at once.
+    pub pipelined_writes: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -99,6 +101,7 @@ impl Default for RuntimeConfig {
             cluster_cidr: Some(ClusterCidr::default()),
             event_window: Duration::from_secs(60),
             tick: Duration::from_millis(20),
+            pipelined_writes: 256,
         }
     }
 }
@@ -153,7 +156,7 @@ impl ControllerRuntime {
         let mut leads = Vec::new();
         let (a, w, c) = (&api, &writer, &config);
         let (arb, upd, lds) = (&mut arbiters, &mut updates, &mut leads);
-        start_controller(Scheduler, a, w, c, arb, upd, lds);
+        start_controller(Scheduler::default(), a, w, c, arb, upd, lds);
         start_controller(ReplicaSets, a, w, c, arb, upd, lds);
         start_controller(Deployments, a, w, c, arb, upd, lds);
         start_controller(DaemonSets, a, w, c, arb, upd, lds);

@@ -9,7 +9,7 @@
 //! | [`DaemonSets`] | DaemonSet | itself; its pods; every node change |
 //! | [`Nodes`] | Node | itself; its Lease; pods on it while it has NoExecute taints |
 //! | [`PodCidrs`] | one pass | any node change |
-//! | [`Scheduler`] | one pass | any pod, node or claim change while pods are unscheduled |
+//! | [`Scheduler`] | one pass (writes pipelined) | any pod, node or claim change while pods are unscheduled |
 //! | [`Garbage`] | any object | itself; dependents of a deleted owner; owners of a changed dependent |
 //! | [`Csrs`] | CSR | itself |
 //! | [`VolumeBinder`] | PersistentVolumeClaim | itself; a PV change: the claim it names and every claim without a volume |
@@ -20,19 +20,19 @@ use std::sync::Arc;
 
 use rafter_proto::{Kind, Object, Selector};
 
-use crate::action::{ObjectKey, Reconciled};
+use crate::action::{Action, ObjectKey, Reconciled};
 use crate::cache::Cache;
 use crate::csr::{self, CertificateSigner};
 use crate::node_lifecycle::{NodeLifecycleConfig, LEASE_NAMESPACE};
 use crate::placement::NO_EXECUTE;
 use crate::pods::controller_ref;
-use crate::runtime::api::{is_informed, INFORMED_KINDS};
+use crate::runtime::api::{is_informed, ApiError, Outcome, INFORMED_KINDS};
 use crate::runtime::controller::Reconciler;
 use crate::runtime::informer::Change;
 use crate::timestamp::Timestamp;
 use crate::{
     collect_garbage, reconcile_claim, reconcile_daemon_set, reconcile_deployment, reconcile_node,
-    reconcile_pod_cidrs, reconcile_replica_set, schedule_pending, ClusterCidr,
+    reconcile_pod_cidrs, reconcile_replica_set, schedule_pending_assuming, Assumed, ClusterCidr,
 };
 
 fn keys_of(cache: &Cache, kind: Kind) -> Vec<ObjectKey> {
@@ -298,8 +298,14 @@ impl Reconciler for PodCidrs {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct SchedulingPass;
 
-/// The scheduler, in batch mode: one pass places every pending pod.
-pub(crate) struct Scheduler;
+/// The scheduler, in batch mode: one pass places every pending pod. Its writes are
+/// pipelined: a pass's Bindings and events are carried out with many in flight while the
+/// next pass already places the pods that arrived meanwhile, counting the pods it bound
+/// but does not yet see bound ([`Assumed`]) on their nodes.
+#[derive(Default)]
+pub(crate) struct Scheduler {
+    assumed: Assumed,
+}
 
 impl Reconciler for Scheduler {
     type Key = SchedulingPass;
@@ -329,7 +335,31 @@ impl Reconciler for Scheduler {
         _now: Timestamp,
         seed: u64,
     ) -> Reconciled {
-        schedule_pending(cache, seed)
+        self.assumed.prune(cache);
+        let reconciled = schedule_pending_assuming(cache, &self.assumed, seed);
+        self.assumed.assume_binds(&reconciled.actions);
+        reconciled
+    }
+
+    fn pipelined(&self) -> bool {
+        true
+    }
+
+    fn written(&mut self, action: &Action, result: &Result<Outcome, ApiError>) {
+        if let (
+            Action::Bind {
+                namespace, name, ..
+            },
+            Err(_),
+        ) = (action, result)
+        {
+            // Pending again: the next pass places it anew.
+            self.assumed.forget(namespace, name);
+        }
+    }
+
+    fn reset(&mut self) {
+        self.assumed.clear();
     }
 }
 

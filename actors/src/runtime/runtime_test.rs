@@ -8,7 +8,7 @@ use rafter_proto::v1;
 use rafter_proto::{Kind, Object};
 use tokio::sync::watch;
 
-use super::fake::FakeCluster;
+use super::fake::{Attempt, FakeCluster};
 use super::*;
 use crate::action::{Action, ObjectKey};
 use crate::csr::{CertificateSigner, RequestSubject, KUBELET_CLIENT};
@@ -329,4 +329,62 @@ async fn nothing_is_written_by_a_master_that_never_leads() {
     .await;
     assert!(quiet.is_err());
     assert_eq!(h.runtime.status().borrow().activations, 0);
+}
+
+#[actix_rt::test]
+async fn pipelined_binds_place_every_pod_once_within_capacity_and_failed_binds_are_retried() {
+    let cluster = FakeCluster::new(1);
+    let now = controller::wall_clock().unix_millis() / 1000;
+    for i in 0..10 {
+        let name = format!("n{i}");
+        cluster.create(node(&name).allocatable("4", "8Gi", "12").build());
+        let mut renewed = lease(&name, now);
+        renewed.metadata_mut().uid.clear();
+        cluster.create(renewed);
+    }
+    cluster.state().failing_binds = 7;
+    let (_leader, leadership) = watch::channel(Some(1));
+    let _runtime = ControllerRuntime::start(
+        Arc::new(cluster.clone()),
+        Arc::new(TestSigner),
+        leadership,
+        RuntimeConfig {
+            pipelined_writes: 3,
+            ..config()
+        },
+    );
+    // Pods keep arriving while earlier binds are in flight.
+    for i in 0..120 {
+        let mut p = pod("default", &format!("p{i}"))
+            .requests("250m", "256Mi")
+            .build();
+        p.metadata_mut().uid.clear();
+        cluster.create(p);
+        if i % 40 == 39 {
+            tokio::task::yield_now().await;
+        }
+    }
+    cluster
+        .wait_until("120 pods bound", WAIT, |s| s.bound_pods() == 120)
+        .await;
+    let state = cluster.state();
+    let mut per_node = std::collections::BTreeMap::new();
+    for p in state.pods() {
+        *per_node
+            .entry(p.spec.as_ref().unwrap().node_name.clone())
+            .or_insert(0) += 1;
+    }
+    assert!(
+        per_node.values().all(|n| *n <= 12),
+        "no node above its 12 pods: {per_node:?}"
+    );
+    let binds: Vec<&Attempt> = state
+        .attempts
+        .iter()
+        .filter(|a| matches!(a.action, Action::Bind { .. }))
+        .collect();
+    let failed = binds.iter().filter(|a| a.result.is_err()).count();
+    assert_eq!(failed, 7, "the failed binds were the injected ones");
+    assert_eq!(binds.len() - failed, 120, "each pod bound exactly once");
+    assert_eq!(state.failing_binds, 0);
 }

@@ -10,3 +10,4 @@ mod pod_cidr;
 mod support;
 mod top;
 mod verbs;
+mod volumes;

@@ -57,7 +57,7 @@ pub struct BatchLimits {
 impl Default for BatchLimits {
     fn default() -> Self {
         BatchLimits {
-            max_in_flight: 1,
+            max_in_flight: 2,
             max_commands: 512,
             max_bytes: 4 * 1024 * 1024,
         }

@@ -176,7 +176,9 @@ async fn the_previous_instances_log_is_read_after_a_restart() {
         .create_pod(pod(
             "crasher",
             &node.name,
-            &[("app", "echo run-$$; sleep 0.3; exit 1")],
+            // `$$$$`: the agent turns `$$` into `$` in commands (Kubernetes' `$(VAR)`
+            // escaping), so the shell sees `$$`, its pid, different in every run.
+            &[("app", "echo run-$$$$; sleep 0.3; exit 1")],
         ))
         .await;
     let previous = LogParams {

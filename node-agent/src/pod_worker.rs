@@ -502,7 +502,7 @@ impl PodWorker {
         let pod_dir = volumes::pod_dir(&self.ctx.data_dir, &self.uid);
         let config = async {
             let vols = volumes::prepare(pod, &mut objects, &pod_dir).await?;
-            let mounts = volumes::mounts(container, &vols)?;
+            let mounts = volumes::mounts(pod, container, &vols)?;
             let env = resolve_env(&mut objects, pod, container, &pod_ip, &self.ctx.host_ip).await?;
             Ok::<_, crate::env::ConfigError>((mounts, env))
         };

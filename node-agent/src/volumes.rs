@@ -226,11 +226,22 @@ async fn write_projection(
     Ok(())
 }
 
-/// The bind mounts of `container`, from its `volumeMounts` and the prepared volumes.
+/// The bind mounts of `container`, from its `volumeMounts` and the prepared volumes of
+/// `pod`. A claim the pod mounts `readOnly` is read-only in every container.
 pub(crate) fn mounts(
+    pod: &Pod,
     container: &Container,
     volumes: &HashMap<String, PathBuf>,
 ) -> Result<Vec<Mount>, ConfigError> {
+    let pod_volumes: &[Volume] = pod.spec.as_ref().map(|s| &s.volumes[..]).unwrap_or(&[]);
+    let forced_read_only = |name: &str| {
+        pod_volumes.iter().any(|v| {
+            v.name == name
+                && v.persistent_volume_claim
+                    .as_ref()
+                    .is_some_and(|c| c.read_only)
+        })
+    };
     container
         .volume_mounts
         .iter()
@@ -254,7 +265,7 @@ pub(crate) fn mounts(
             Ok(Mount {
                 host_path,
                 container_path: vm.mount_path.clone(),
-                read_only: vm.read_only,
+                read_only: vm.read_only || forced_read_only(&vm.name),
             })
         })
         .collect()
@@ -279,6 +290,43 @@ mod tests {
         assert!(!safe_relative("../etc/passwd"));
         assert!(!safe_relative("/etc/passwd"));
         assert!(!safe_relative(""));
+    }
+
+    #[test]
+    fn a_claim_mounted_read_only_by_the_pod_is_read_only_in_every_container() {
+        use rafter_proto::v1::{PersistentVolumeClaimVolumeSource, PodSpec, VolumeMount};
+        let claim = |name: &str, read_only: bool| Volume {
+            name: name.into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: name.into(),
+                read_only,
+            }),
+            ..Default::default()
+        };
+        let pod = Pod {
+            spec: Some(PodSpec {
+                volumes: vec![claim("ro", true), claim("rw", false)],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mount = |name: &str| VolumeMount {
+            name: name.into(),
+            mount_path: format!("/{name}"),
+            ..Default::default()
+        };
+        let container = Container {
+            name: "app".into(),
+            volume_mounts: vec![mount("ro"), mount("rw")],
+            ..Default::default()
+        };
+        let volumes = HashMap::from([
+            ("ro".to_string(), PathBuf::from("/pv/ro")),
+            ("rw".to_string(), PathBuf::from("/pv/rw")),
+        ]);
+        let got = mounts(&pod, &container, &volumes).unwrap();
+        let flags: Vec<bool> = got.iter().map(|m| m.read_only).collect();
+        assert_eq!(flags, vec![true, false]);
     }
 
     #[tokio::test]

@@ -8,7 +8,8 @@
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData,
+    SanType, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -271,6 +272,24 @@ pub fn cert_info(cert_pem: &str) -> Result<CertInfo, PkiError> {
     })
 }
 
+/// Whether `key_pem` is the private key of the certificate `cert_pem` (their public keys
+/// are the same): a certificate stored next to another key cannot be used.
+pub fn key_matches_cert(cert_pem: &str, key_pem: &str) -> Result<bool, PkiError> {
+    let key = KeyPair::from_pem(key_pem).map_err(|e| PkiError::BadPem {
+        what: "the private key",
+        detail: e.to_string(),
+    })?;
+    let bad = |detail: String| PkiError::BadPem {
+        what: "the certificate",
+        detail,
+    };
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.trim_start().as_bytes())
+        .map_err(|e| bad(e.to_string()))?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(&pem.contents).map_err(|e| bad(e.to_string()))?;
+    Ok(cert.public_key().subject_public_key.data.as_ref() == key.der_bytes())
+}
+
 fn identity_of(dn: &DistinguishedName) -> CertIdentity {
     let mut user = String::new();
     let mut groups = Vec::new();
@@ -409,6 +428,19 @@ mod tests {
         assert!(info.not_before <= now && now < info.not_after, "{info:?}");
         assert!((info.not_after - now - 600).abs() < 60, "{info:?}");
         assert!(cert_info("not a certificate").is_err());
+    }
+
+    #[test]
+    fn a_key_matches_only_its_own_certificate() {
+        let ca = ClusterCa::generate("test").unwrap();
+        let (csr, key) = new_request("system:node:w1", &[]).unwrap();
+        let (_, other_key) = new_request("system:node:w1", &[]).unwrap();
+        let cert = ca
+            .sign_request(&csr, CertUsage::Client, Duration::seconds(600))
+            .unwrap();
+        assert!(key_matches_cert(&cert, &key).unwrap());
+        assert!(!key_matches_cert(&cert, &other_key).unwrap());
+        assert!(key_matches_cert(&cert, "garbage").is_err());
     }
 
     #[test]

@@ -27,7 +27,9 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use api_gateway::client::{ClientIdentity, ResolvedConfig, WatchParams};
-use api_gateway::{cert_info, new_request, CertInfo, Client, ClientError, WatchEventType};
+use api_gateway::{
+    cert_info, key_matches_cert, new_request, CertInfo, Client, ClientError, WatchEventType,
+};
 use async_trait::async_trait;
 use base64::Engine;
 use futures::StreamExt;
@@ -466,9 +468,14 @@ pub async fn client_certificate(
     let cert = read_optional(&config.path(CLIENT_CERT_FILE))?;
     let key = read_optional(&config.path(CLIENT_KEY_FILE))?;
     let issuer = read_optional(&config.path(ISSUER_CA_FILE))?;
-    let state = match &key {
-        None => CertState::Unusable("no key".to_owned()),
-        Some(_) => assess(
+    let state = match (&cert, &key) {
+        (_, None) => CertState::Unusable("no key".to_owned()),
+        // A crash between writing a new key and its certificate leaves a pair that
+        // cannot authenticate: ask again rather than fail every handshake.
+        (Some(cert), Some(key)) if !key_matches_cert(cert, key).unwrap_or(false) => {
+            CertState::Unusable("the key is not the certificate's".to_owned())
+        }
+        _ => assess(
             cert.as_deref(),
             issuer.as_deref(),
             config.cluster.ca_pem.as_deref(),

@@ -251,6 +251,14 @@ async fn a_signed_request_leaves_a_node_certificate_that_is_reused_without_a_tok
         .unwrap();
     assert_eq!(requests.items.len(), 1, "no second request was filed");
 
+    // A key that is not the certificate's (a crash between the two writes) is not used.
+    let good_key = std::fs::read_to_string(&key).unwrap();
+    let (_, stray_key) = api_gateway::new_request("x", &[]).unwrap();
+    std::fs::write(&key, stray_key).unwrap();
+    let err = client_certificate(&config).await.unwrap_err();
+    assert!(err.to_string().contains("not the certificate's"), "{err}");
+    std::fs::write(&key, good_key).unwrap();
+
     // Another node name in the same dir has no usable certificate and no token.
     let other = TlsBootstrapConfig::new("w2", dir.path(), cluster.cluster.clone());
     let err = client_certificate(&other).await.unwrap_err();

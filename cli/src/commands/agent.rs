@@ -91,7 +91,7 @@ pub struct AgentArgs {
     #[arg(long)]
     node_ip: Option<String>,
     /// Where the log endpoint the masters call for `rafter logs` listens. It is
-    /// plaintext until agents get certificates: keep it on loopback or a trusted network.
+    /// plaintext (agents have no serving certificates yet): keep it on loopback or a trusted network.
     #[arg(long, default_value = "127.0.0.1:0")]
     logs_listen: std::net::SocketAddr,
     /// Rotate a container's log once it is larger than this (a quantity: 10Mi, 512Ki).

@@ -33,7 +33,7 @@
 //! | `drain` | [`plan_drain`], [`cordon`] |
 //! | `gc` | [`collect_garbage`]: ownerReference cascades (background, foreground, orphan) |
 //! | `csr` | [`reconcile_csr`]: CSR auto-approval, signer rules, issuing through a [`CertificateSigner`] |
-//! | `volume_binder` | [`reconcile_claim`]: binds Pending PersistentVolumeClaims to fitting PersistentVolumes |
+//! | `volume_binder` | [`reconcile_claim`]: binds Pending PersistentVolumeClaims to fitting PersistentVolumes; [`reconcile_volume`]: Released once the claim is gone |
 //! | `runtime` | the actix runtime: informer, controller actors, leadership, [`ClusterApi`] |
 //!
 //! Rules every core follows: no I/O, no clock, no random numbers (the same cache, key,
@@ -89,6 +89,6 @@ pub use scheduler::{
 };
 pub use timestamp::Timestamp;
 pub use volume_binder::{
-    reconcile as reconcile_claim, unbound_claim, BIND_COMPLETED_ANNOTATION,
+    reconcile as reconcile_claim, reconcile_volume, unbound_claim, BIND_COMPLETED_ANNOTATION,
     PERSISTENT_VOLUME_CONTROLLER,
 };

@@ -15,9 +15,17 @@
 //!                     none:  Pending, a FailedBinding event once
 //! ```
 //!
+//!
+//! ```text
+//!   volume (key) ──► names a claim (with its uid) that is gone or was replaced?
+//!                      yes: Released (whatever its reclaim policy: the data stays)
+//! ```
+//!
 //! Pure, like every core here: no I/O and no clock. It must not provision volumes
-//! (no storage classes with provisioners) nor recycle or delete released ones: a PV whose
-//! claim is gone stays as it is for an administrator to handle.
+//! (no storage classes with provisioners) nor recycle or delete released ones: a
+//! Released PV keeps its data and its claimRef, and is bound again only once an
+//! administrator clears the claimRef (as Kubernetes' Retain policy has it; Delete and
+//! Recycle are treated as Retain).
 
 use rafter_proto::v1::{self, ObjectReference, PersistentVolume, PersistentVolumeClaim};
 use rafter_proto::{Kind, Object, Quantity, Selector};
@@ -295,6 +303,55 @@ pub fn reconcile(cache: &Cache, key: &ObjectKey) -> Reconciled {
             set_phase(claim, "Pending", &why, &mut out);
         }
     }
+    out
+}
+
+/// Marks the volume `key` Released when the claim it was bound to is gone or replaced.
+pub fn reconcile_volume(cache: &Cache, key: &ObjectKey) -> Reconciled {
+    let mut out = Reconciled::nothing();
+    let Some(object) = cache.get(key) else {
+        return out;
+    };
+    let Object::PersistentVolume(pv) = object.as_ref() else {
+        return out;
+    };
+    let Some(reference) = pv.spec.as_ref().and_then(|s| s.claim_ref.as_ref()) else {
+        return out;
+    };
+    let phase = pv.status.as_ref().map(|s| s.phase.as_str()).unwrap_or("");
+    if reference.uid.is_empty() || !matches!(phase, "" | "Available" | "Bound") {
+        // Pre-bound by name (waiting for its claim), or already Released / Failed.
+        return out;
+    }
+    let claim_key = ObjectKey::new(
+        Kind::PersistentVolumeClaim,
+        reference.namespace.clone(),
+        reference.name.clone(),
+    );
+    let claim_there = cache.get(&claim_key).is_some_and(|o| match o.as_ref() {
+        Object::PersistentVolumeClaim(c) => claim_meta(c).uid == reference.uid,
+        _ => false,
+    });
+    if claim_there {
+        return out;
+    }
+    let mut updated = pv.clone();
+    updated.status = Some(v1::PersistentVolumeStatus {
+        phase: "Released".to_owned(),
+        message: format!(
+            "claim {}/{} was deleted; the volume keeps its data (reclaim policy {})",
+            reference.namespace,
+            reference.name,
+            pv.spec
+                .as_ref()
+                .map(|s| s.persistent_volume_reclaim_policy.as_str())
+                .filter(|p| !p.is_empty())
+                .unwrap_or("Retain")
+        ),
+        reason: String::new(),
+    });
+    out.actions
+        .push(Action::UpdateStatus(Object::PersistentVolume(updated)));
     out
 }
 

@@ -385,3 +385,58 @@ fn a_pod_waits_for_its_claims_to_be_bound() {
         Some("persistentvolumeclaim \"gone\" not found")
     );
 }
+
+#[test]
+fn a_volume_whose_claim_is_gone_or_replaced_is_released() {
+    let rwo = &["ReadWriteOnce"][..];
+    let bound_pv = |uid: &str| {
+        let mut v = pv("pv-1", "1Gi", rwo);
+        v.spec.as_mut().unwrap().claim_ref = reference("data", uid);
+        v.status.as_mut().unwrap().phase = "Bound".into();
+        v
+    };
+    let key = ObjectKey::new(Kind::PersistentVolume, "", "pv-1");
+    let released = |objects: Vec<Object>| {
+        let r = reconcile_volume(&Cache::from_objects(objects), &key);
+        r.actions.iter().any(|a| matches!(
+            a,
+            Action::UpdateStatus(Object::PersistentVolume(p)) if p.status.as_ref().unwrap().phase == "Released"
+        ))
+    };
+    let live = Object::PersistentVolumeClaim(claim("data", "1Gi", rwo));
+    let mut replaced = claim("data", "1Gi", rwo);
+    replaced.metadata.as_mut().unwrap().uid = "uid-new".into();
+    let cases: Vec<(&str, Vec<Object>, bool)> = vec![
+        (
+            "its claim is there",
+            vec![Object::PersistentVolume(bound_pv("uid-data")), live.clone()],
+            false,
+        ),
+        (
+            "its claim was deleted",
+            vec![Object::PersistentVolume(bound_pv("uid-data"))],
+            true,
+        ),
+        (
+            "its claim was replaced by a namesake",
+            vec![
+                Object::PersistentVolume(bound_pv("uid-data")),
+                Object::PersistentVolumeClaim(replaced),
+            ],
+            true,
+        ),
+        (
+            "pre-bound by name, waiting for its claim",
+            vec![Object::PersistentVolume(bound_pv(""))],
+            false,
+        ),
+        (
+            "free",
+            vec![Object::PersistentVolume(pv("pv-1", "1Gi", rwo))],
+            false,
+        ),
+    ];
+    for (what, objects, want) in cases {
+        assert_eq!(released(objects), want, "{what}");
+    }
+}

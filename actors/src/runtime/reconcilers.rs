@@ -12,7 +12,7 @@
 //! | [`Scheduler`] | one pass (writes pipelined) | any pod, node or claim change while pods are unscheduled |
 //! | [`Garbage`] | any object | itself; dependents of a deleted owner; owners of a changed dependent |
 //! | [`Csrs`] | CSR | itself |
-//! | [`VolumeBinder`] | PersistentVolumeClaim | itself; a PV change: the claim it names and every claim without a volume |
+//! | [`VolumeBinder`] | PersistentVolumeClaim or PersistentVolume | a claim: itself and the volume it names; a volume: itself, the claim it names and every claim without a volume |
 //!
 //! Owns no state of its own beyond configuration. It must not write.
 
@@ -32,7 +32,8 @@ use crate::runtime::informer::Change;
 use crate::timestamp::Timestamp;
 use crate::{
     collect_garbage, reconcile_claim, reconcile_daemon_set, reconcile_deployment, reconcile_node,
-    reconcile_pod_cidrs, reconcile_replica_set, schedule_pending_assuming, Assumed, ClusterCidr,
+    reconcile_pod_cidrs, reconcile_replica_set, reconcile_volume, schedule_pending_assuming,
+    Assumed, ClusterCidr,
 };
 
 fn keys_of(cache: &Cache, kind: Kind) -> Vec<ObjectKey> {
@@ -473,8 +474,26 @@ impl Reconciler for VolumeBinder {
 
     fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
         match change.key.kind {
-            Kind::PersistentVolumeClaim if change.new.is_some() => keys.push(change.key.clone()),
+            Kind::PersistentVolumeClaim => {
+                if change.new.is_some() {
+                    keys.push(change.key.clone());
+                }
+                // The volume it named may be Released now.
+                for side in sides(change) {
+                    if let Object::PersistentVolumeClaim(c) = side {
+                        if let Some(name) = c
+                            .spec
+                            .as_ref()
+                            .map(|s| s.volume_name.clone())
+                            .filter(|n| !n.is_empty())
+                        {
+                            keys.push(ObjectKey::new(Kind::PersistentVolume, "", name));
+                        }
+                    }
+                }
+            }
             Kind::PersistentVolume => {
+                keys.push(change.key.clone());
                 // The claim the volume names (before and after), and every claim still
                 // looking for a volume.
                 for side in sides(change) {
@@ -501,7 +520,9 @@ impl Reconciler for VolumeBinder {
     }
 
     fn all_keys(&self, cache: &Cache) -> Vec<ObjectKey> {
-        keys_of(cache, Kind::PersistentVolumeClaim)
+        let mut keys = keys_of(cache, Kind::PersistentVolumeClaim);
+        keys.extend(keys_of(cache, Kind::PersistentVolume));
+        keys
     }
 
     fn reconcile(
@@ -511,6 +532,9 @@ impl Reconciler for VolumeBinder {
         _now: Timestamp,
         _seed: u64,
     ) -> Reconciled {
-        reconcile_claim(cache, key)
+        match key.kind {
+            Kind::PersistentVolume => reconcile_volume(cache, key),
+            _ => reconcile_claim(cache, key),
+        }
     }
 }

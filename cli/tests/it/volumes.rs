@@ -1,7 +1,8 @@
 //! persistentVolumeClaim volumes on a `rafter up` cluster with one agent (host
 //! processes): the scheduler holds a pod until its claim is bound, the binder binds the
 //! claim when a fitting hostPath PersistentVolume appears, the agent gives the pod the
-//! PV's directory, and what one pod wrote there a later pod of the same claim reads.
+//! PV's directory, and what one pod wrote there a later pod of the same claim reads;
+//! once the claim is deleted the volume is Released with its data.
 
 use std::time::Duration;
 
@@ -110,4 +111,12 @@ fn a_claims_data_outlives_its_pod_once_the_binder_gives_it_a_volume() {
         (run.code == 0 && !run.stdout.is_empty()).then_some(run.stdout)
     });
     assert_eq!(log, "kept\n");
+
+    // Without its claim the volume is Released, its data kept.
+    cluster.ok(&["delete", "pod", "reader"]);
+    cluster.ok(&["delete", "pvc", "data"]);
+    eventually("pv-data Released", LIMIT, || {
+        (cluster.json(&["get", "pv", "pv-data"])["status"]["phase"] == "Released").then_some(())
+    });
+    assert!(std::path::Path::new(&format!("{dir}/note")).exists());
 }

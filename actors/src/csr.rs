@@ -6,6 +6,10 @@
 //!  Denied / Failed / certificate set ─────────────► nothing
 //!  not approved: kubelet client request from a bootstrap token (or the node itself)
 //!                for system:node:<name> in system:nodes ─► Approved (AutoApproved)
+//!                kubelet serving request filed by system:node:<name> for itself, every
+//!                DNS/IP name one of its Node's status.addresses (or its name)
+//!                                                    ─► Approved (AutoApproved)
+//!                anything else waits for a person (rafter certificate approve)
 //!  approved, one of our signers:
 //!     request unparsable, subject or usages not allowed ─► Failed (reason, message)
 //!     otherwise ─► sign ─► status.certificate (base64 of the PEM)
@@ -16,15 +20,14 @@
 //! |---|---|---|
 //! | `kubernetes.io/kube-apiserver-client` | any non-empty CN | digital signature, key encipherment, client auth* |
 //! | `kubernetes.io/kube-apiserver-client-kubelet` | CN `system:node:<name>`, O exactly `system:nodes` | digital signature, key encipherment, client auth* |
-//! | `kubernetes.io/kubelet-serving` | CN `system:node:<name>`, O exactly `system:nodes` | digital signature, key encipherment, server auth* |
+//! | `kubernetes.io/kubelet-serving` | CN `system:node:<name>`, O exactly `system:nodes`; at least one DNS or IP name, no email or URI names | digital signature*, key encipherment, server auth* |
 //!
 //! Owns those decisions. It must not hold key material or parse ASN.1: reading a request's
-//! subject and signing are the signer's (the master's cluster CA). Subject alternative
-//! names of serving requests are not checked yet (the signer reads CN and O only).
+//! subject and alternative names and signing are the signer's (the master's cluster CA).
 
 use base64::Engine;
 use rafter_proto::v1::{self, Condition};
-use rafter_proto::Object;
+use rafter_proto::{Kind, Object};
 
 use crate::action::{Action, ObjectKey, Reconciled};
 use crate::cache::Cache;
@@ -49,6 +52,14 @@ pub struct RequestSubject {
     pub common_name: String,
     /// The organisations.
     pub organizations: Vec<String>,
+    /// DNS names among the subject alternative names.
+    pub dns_names: Vec<String>,
+    /// IP addresses among the subject alternative names, as text.
+    pub ip_addresses: Vec<String>,
+    /// Email addresses among the subject alternative names.
+    pub emails: Vec<String>,
+    /// URIs (and any other kind of name) among the subject alternative names.
+    pub uris: Vec<String>,
 }
 
 /// Reads and signs certificate requests: the cluster CA on a master, a test CA in tests.
@@ -86,14 +97,14 @@ fn node_name(subject: &RequestSubject) -> Option<&str> {
 
 /// Checks a request against its signer's rules; `Err` is the reason to fail it.
 pub fn check(signer_name: &str, subject: &RequestSubject, usages: &[String]) -> Result<(), String> {
-    let (allowed, required): (&[&str], &str) = match signer_name {
+    let (allowed, required): (&[&str], &[&str]) = match signer_name {
         KUBE_APISERVER_CLIENT | KUBELET_CLIENT => (
             &["digital signature", "key encipherment", "client auth"],
-            "client auth",
+            &["client auth"],
         ),
         KUBELET_SERVING => (
             &["digital signature", "key encipherment", "server auth"],
-            "server auth",
+            &["digital signature", "server auth"],
         ),
         other => return Err(format!("{other} is not a signer of this cluster")),
     };
@@ -103,8 +114,11 @@ pub fn check(signer_name: &str, subject: &RequestSubject, usages: &[String]) -> 
             allowed.join(", ")
         ));
     }
-    if !usages.iter().any(|u| u == required) {
-        return Err(format!("{signer_name} requires the usage {required:?}"));
+    if let Some(missing) = required.iter().find(|r| !usages.iter().any(|u| u == *r)) {
+        return Err(format!("{signer_name} requires the usage {missing:?}"));
+    }
+    if signer_name == KUBELET_SERVING {
+        check_serving_names(subject)?;
     }
     match signer_name {
         KUBE_APISERVER_CLIENT => {
@@ -128,6 +142,61 @@ pub fn check(signer_name: &str, subject: &RequestSubject, usages: &[String]) -> 
         }
     }
     Ok(())
+}
+
+/// A serving certificate names hosts: DNS names and IP addresses, at least one, nothing else.
+fn check_serving_names(subject: &RequestSubject) -> Result<(), String> {
+    if let Some(email) = subject.emails.first() {
+        return Err(format!(
+            "{KUBELET_SERVING} allows only DNS and IP subject alternative names, not the email address {email:?}"
+        ));
+    }
+    if let Some(uri) = subject.uris.first() {
+        return Err(format!(
+            "{KUBELET_SERVING} allows only DNS and IP subject alternative names, not the URI {uri:?}"
+        ));
+    }
+    if subject.dns_names.is_empty() && subject.ip_addresses.is_empty() {
+        return Err(format!(
+            "{KUBELET_SERVING} requires at least one DNS or IP subject alternative name"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a kubelet serving request was filed by the node itself (`spec.username` is
+/// `system:node:<name>`, its CN) and names only that Node's own `status.addresses` or its
+/// name: anything else (another node's address, a name nobody checked) waits for a person.
+fn serving_auto_approvable(
+    cache: &Cache,
+    spec: &v1::CertificateSigningRequestSpec,
+    subject: &RequestSubject,
+) -> bool {
+    if spec.signer_name != KUBELET_SERVING
+        || check(KUBELET_SERVING, subject, &spec.usages).is_err()
+        || spec.username != subject.common_name
+    {
+        return false;
+    }
+    let Some(name) = node_name(subject) else {
+        return false;
+    };
+    let key = ObjectKey::new(Kind::Node, "", name);
+    let Some(Object::Node(node)) = cache.get(&key).map(|o| o.as_ref()) else {
+        return false;
+    };
+    let addresses: Vec<&str> = node
+        .status
+        .iter()
+        .flat_map(|s| s.addresses.iter())
+        .map(|a| a.address.as_str())
+        .filter(|a| !a.is_empty())
+        .collect();
+    subject
+        .dns_names
+        .iter()
+        .chain(&subject.ip_addresses)
+        .all(|san| san == name || addresses.contains(&san.as_str()))
 }
 
 /// Whether a kubelet client request comes from a node bootstrapping (a bootstrap token)
@@ -195,13 +264,19 @@ pub fn reconcile(
         .and_then(|pem| signer.subject(&pem).map(|subject| (pem, subject)));
     if condition(&status, "Approved").is_none() {
         if let Ok((_, subject)) = &parsed {
-            if auto_approvable(&spec, subject) {
+            let message = if auto_approvable(&spec, subject) {
+                Some("Auto approving kubelet client certificate after bootstrap token authentication.")
+            } else if serving_auto_approvable(cache, &spec, subject) {
+                Some("Auto approving kubelet serving certificate filed by the node for its own addresses.")
+            } else {
+                None
+            };
+            if let Some(message) = message {
                 out.actions.push(with_condition(
                     csr,
                     "Approved",
                     "AutoApproved",
-                    "Auto approving kubelet client certificate after bootstrap token authentication."
-                        .to_owned(),
+                    message.to_owned(),
                     now,
                 ));
             }
@@ -243,220 +318,25 @@ pub fn reconcile(
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rafter_proto::Kind;
-
-    /// A signer whose "PEM" is `CN;O1,O2`, and whose certificates say what they sign.
-    struct TextSigner;
-
-    impl CertificateSigner for TextSigner {
-        fn subject(&self, csr_pem: &str) -> Result<RequestSubject, String> {
-            let (cn, orgs) = csr_pem
-                .split_once(';')
-                .ok_or_else(|| "not a request".to_owned())?;
-            Ok(RequestSubject {
-                common_name: cn.to_owned(),
-                organizations: orgs
-                    .split(',')
-                    .filter(|o| !o.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-            })
-        }
-
-        fn sign(
-            &self,
-            csr_pem: &str,
-            signer_name: &str,
-            usages: &[String],
-            _expiration_seconds: Option<i32>,
-        ) -> Result<String, String> {
-            Ok(format!(
-                "CERT[{csr_pem}|{signer_name}|{}]",
-                usages.join(",")
-            ))
-        }
-    }
-
-    fn csr(
-        request: &str,
-        signer: &str,
-        usages: &[&str],
-        user: &str,
-    ) -> v1::CertificateSigningRequest {
-        v1::CertificateSigningRequest {
-            metadata: Some(v1::ObjectMeta {
-                name: "req".to_owned(),
-                uid: "uid-req".to_owned(),
-                ..Default::default()
-            }),
-            spec: Some(v1::CertificateSigningRequestSpec {
-                request: base64::engine::general_purpose::STANDARD.encode(request),
-                signer_name: signer.to_owned(),
-                usages: usages.iter().map(|u| (*u).to_owned()).collect(),
-                username: user.to_owned(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
-
-    fn approved(mut csr: v1::CertificateSigningRequest) -> v1::CertificateSigningRequest {
-        csr.status
-            .get_or_insert_with(Default::default)
-            .conditions
-            .push(Condition {
-                r#type: "Approved".to_owned(),
-                status: "True".to_owned(),
-                reason: "RafterApprove".to_owned(),
-                ..Default::default()
-            });
-        csr
-    }
-
-    fn run(csr: v1::CertificateSigningRequest) -> Vec<Action> {
-        let cache = Cache::from_objects([Object::CertificateSigningRequest(csr)]);
-        reconcile(
-            &cache,
-            &ObjectKey::new(Kind::CertificateSigningRequest, "", "req"),
-            Timestamp::from_unix_seconds(1_700_000_000),
-            &TextSigner,
-        )
-        .actions
-    }
-
-    fn status_of(actions: &[Action]) -> v1::CertificateSigningRequestStatus {
-        match actions {
-            [Action::UpdateStatus(Object::CertificateSigningRequest(c))] => {
-                c.status.clone().unwrap_or_default()
+/// The pending kubelet serving requests of node `name`: what to look at again when its
+/// addresses change.
+pub(crate) fn pending_serving_requests(cache: &Cache, name: &str) -> Vec<ObjectKey> {
+    let user = format!("{NODE_PREFIX}{name}");
+    cache
+        .list(Kind::CertificateSigningRequest)
+        .filter(|o| match o.as_ref() {
+            Object::CertificateSigningRequest(c) => {
+                c.status.as_ref().is_none_or(|s| s.conditions.is_empty())
+                    && c.spec
+                        .as_ref()
+                        .is_some_and(|s| s.signer_name == KUBELET_SERVING && s.username == user)
             }
-            other => panic!("expected one status update, got {other:?}"),
-        }
-    }
-
-    const KUBELET_USAGES: &[&str] = &["digital signature", "key encipherment", "client auth"];
-
-    #[test]
-    fn an_approved_kubelet_client_request_gets_its_certificate() {
-        let actions = run(approved(csr(
-            "system:node:n1;system:nodes",
-            KUBELET_CLIENT,
-            KUBELET_USAGES,
-            "admin",
-        )));
-        let status = status_of(&actions);
-        let pem = base64::engine::general_purpose::STANDARD
-            .decode(&status.certificate)
-            .unwrap();
-        assert_eq!(
-            String::from_utf8(pem).unwrap(),
-            format!(
-                "CERT[system:node:n1;system:nodes|{KUBELET_CLIENT}|digital signature,key encipherment,client auth]"
-            )
-        );
-    }
-
-    #[test]
-    fn a_bootstrap_request_for_a_node_is_auto_approved_but_not_signed_in_the_same_step() {
-        let actions = run(csr(
-            "system:node:n1;system:nodes",
-            KUBELET_CLIENT,
-            KUBELET_USAGES,
-            "system:bootstrap:abcdef",
-        ));
-        let status = status_of(&actions);
-        assert!(status.certificate.is_empty());
-        let approved = &status.conditions[0];
-        assert_eq!(
-            (approved.r#type.as_str(), approved.reason.as_str()),
-            ("Approved", "AutoApproved")
-        );
-    }
-
-    #[test]
-    fn requests_not_from_bootstrap_or_for_another_identity_wait_for_a_person() {
-        assert!(run(csr(
-            "system:node:n1;system:nodes",
-            KUBELET_CLIENT,
-            KUBELET_USAGES,
-            "mallory"
-        ))
-        .is_empty());
-        assert!(run(csr(
-            "admin;system:masters",
-            KUBELET_CLIENT,
-            KUBELET_USAGES,
-            "system:bootstrap:abcdef"
-        ))
-        .is_empty());
-    }
-
-    #[test]
-    fn disallowed_subjects_and_usages_fail_with_a_reason() {
-        for (request, signer, usages, why) in [
-            (
-                "admin;system:masters",
-                KUBELET_CLIENT,
-                KUBELET_USAGES,
-                "common name",
-            ),
-            (
-                "system:node:n1;system:masters",
-                KUBELET_CLIENT,
-                KUBELET_USAGES,
-                "organization",
-            ),
-            (
-                "system:node:n1;system:nodes",
-                KUBELET_CLIENT,
-                &["client auth", "server auth"][..],
-                "server auth",
-            ),
-            (
-                "system:node:n1;system:nodes",
-                KUBELET_SERVING,
-                KUBELET_USAGES,
-                "client auth",
-            ),
-            (
-                "garbage",
-                KUBE_APISERVER_CLIENT,
-                &["client auth"][..],
-                "not a request",
-            ),
-        ] {
-            let status = status_of(&run(approved(csr(request, signer, usages, "admin"))));
-            let failed = status
-                .conditions
-                .iter()
-                .find(|c| c.r#type == "Failed")
-                .unwrap();
-            assert_eq!(failed.reason, "SignerValidationFailure");
-            assert!(failed.message.contains(why), "{why}: {}", failed.message);
-            assert!(status.certificate.is_empty());
-        }
-    }
-
-    #[test]
-    fn other_signers_and_finished_requests_are_left_alone() {
-        assert!(run(approved(csr(
-            "x;y",
-            "example.com/other",
-            &["client auth"],
-            "admin"
-        )))
-        .is_empty());
-        let mut done = approved(csr("a;", KUBE_APISERVER_CLIENT, &["client auth"], "admin"));
-        done.status.as_mut().unwrap().certificate = "Y2VydA==".to_owned();
-        assert!(run(done).is_empty());
-        let serving = run(approved(csr(
-            "system:node:n1;system:nodes",
-            KUBELET_SERVING,
-            &["digital signature", "server auth"],
-            "system:node:n1",
-        )));
-        assert!(!status_of(&serving).certificate.is_empty());
-    }
+            _ => false,
+        })
+        .map(|o| ObjectKey::of(o))
+        .collect()
 }
+
+#[cfg(test)]
+#[path = "csr_test.rs"]
+mod tests;

@@ -34,7 +34,7 @@ use raft_store::{Consistency, Node, NodeError};
 use rafter_proto::{Kind, Object};
 use tokio::sync::{mpsc, watch};
 
-use crate::pki::{request_identity, CertUsage, ClusterCa, DEFAULT_CERT_VALIDITY};
+use crate::pki::{request_names, CertUsage, ClusterCa, DEFAULT_CERT_VALIDITY};
 use crate::raft_kv::RaftKv;
 use crate::registry::{
     decode, kind_prefix, DeleteOptions, Propagation, Registry, RegistryError, Subresource,
@@ -337,10 +337,14 @@ impl CaSigner {
 
 impl CertificateSigner for CaSigner {
     fn subject(&self, csr_pem: &str) -> Result<RequestSubject, String> {
-        let identity = request_identity(csr_pem).map_err(|e| e.to_string())?;
+        let names = request_names(csr_pem).map_err(|e| e.to_string())?;
         Ok(RequestSubject {
-            common_name: identity.user,
-            organizations: identity.groups,
+            common_name: names.identity.user,
+            organizations: names.identity.groups,
+            dns_names: names.dns_names,
+            ip_addresses: names.ip_addresses,
+            emails: names.emails,
+            uris: names.others,
         })
     }
 

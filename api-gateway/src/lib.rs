@@ -45,8 +45,9 @@ pub use auth::{
 pub use patch::{apply_patch, merge_patch, strategic_merge_patch, PatchError, PatchType};
 
 pub use pki::{
-    cert_identity, cert_info, key_matches_cert, new_request, request_identity, CertAndKey,
-    CertIdentity, CertInfo, CertRequest, CertUsage, ClusterCa, PkiError, DEFAULT_CERT_VALIDITY,
+    cert_identity, cert_info, key_matches_cert, new_request, new_serving_request, request_identity,
+    request_names, CertAndKey, CertIdentity, CertInfo, CertRequest, CertUsage, ClusterCa, PkiError,
+    RequestNames, DEFAULT_CERT_VALIDITY,
 };
 
 pub use client::{Client, ClientConfig, ClientError, ClientOptions, LogParams, ResolvedConfig};

@@ -62,7 +62,7 @@ impl std::fmt::Debug for CertAndKey {
 
 /// Who a certificate names: the subject's common name is the user, its organisations
 /// the groups (as Kubernetes reads client certificates).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CertIdentity {
     /// The common name (`system:node:worker-1`, `admin`).
     pub user: String,
@@ -199,22 +199,66 @@ impl ClusterCa {
 
 /// Reads the subject of a certificate request (PEM) without signing it.
 pub fn request_identity(csr_pem: &str) -> Result<CertIdentity, PkiError> {
+    Ok(request_names(csr_pem)?.identity)
+}
+
+/// Who a certificate request names and for which hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RequestNames {
+    /// The subject, read as a client identity.
+    pub identity: CertIdentity,
+    /// DNS names among the subject alternative names.
+    pub dns_names: Vec<String>,
+    /// IP addresses among the subject alternative names, as text.
+    pub ip_addresses: Vec<String>,
+    /// Email addresses among the subject alternative names.
+    pub emails: Vec<String>,
+    /// URIs and any other kind of alternative name.
+    pub others: Vec<String>,
+}
+
+/// Reads the subject and the subject alternative names of a certificate request (PEM).
+pub fn request_names(csr_pem: &str) -> Result<RequestNames, PkiError> {
     let csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(|e| PkiError::BadPem {
         what: "the certificate request",
         detail: e.to_string(),
     })?;
-    Ok(identity_of(&csr.params.distinguished_name))
+    let mut names = RequestNames {
+        identity: identity_of(&csr.params.distinguished_name),
+        ..Default::default()
+    };
+    for san in &csr.params.subject_alt_names {
+        match san {
+            SanType::DnsName(n) => names.dns_names.push(n.as_str().to_owned()),
+            SanType::IpAddress(ip) => names.ip_addresses.push(ip.to_string()),
+            SanType::Rfc822Name(e) => names.emails.push(e.as_str().to_owned()),
+            SanType::URI(u) => names.others.push(u.as_str().to_owned()),
+            other => names.others.push(format!("{other:?}")),
+        }
+    }
+    Ok(names)
 }
 
 /// Makes a new key and a PKCS#10 request (PEM) for `common_name` in `organizations`:
-/// what an agent files as a CertificateSigningRequest.
+/// what an agent files as a CertificateSigningRequest for its client certificate.
 pub fn new_request(
     common_name: &str,
     organizations: &[String],
 ) -> Result<(String, String), PkiError> {
+    new_serving_request(common_name, organizations, &[])
+}
+
+/// Like [`new_request`], naming `hosts` (DNS names or IP addresses) as subject alternative
+/// names: what an agent files for its serving certificate.
+pub fn new_serving_request(
+    common_name: &str,
+    organizations: &[String],
+    hosts: &[String],
+) -> Result<(String, String), PkiError> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::default();
     params.distinguished_name = distinguished_name(common_name, organizations);
+    params.subject_alt_names = hosts.iter().map(|h| san_of(h)).collect::<Result<_, _>>()?;
     let csr = params.serialize_request(&key)?;
     let pem = csr.pem()?;
     Ok((pem, key.serialize_pem()))
@@ -249,6 +293,8 @@ pub struct CertInfo {
     pub not_before: i64,
     /// Valid until, seconds since the Unix epoch.
     pub not_after: i64,
+    /// The DNS names and IP addresses (as text) it is valid for.
+    pub hosts: Vec<String>,
 }
 
 /// Reads the first certificate of a PEM text: its subject and validity.
@@ -265,11 +311,35 @@ pub fn cert_info(cert_pem: &str) -> Result<CertInfo, PkiError> {
     let (_, cert) =
         x509_parser::parse_x509_certificate(&pem.contents).map_err(|e| bad(e.to_string()))?;
     let validity = cert.validity();
+    let hosts = match cert.subject_alternative_name() {
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|name| match name {
+                x509_parser::extensions::GeneralName::DNSName(n) => Some((*n).to_owned()),
+                x509_parser::extensions::GeneralName::IPAddress(bytes) => ip_text(bytes),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     Ok(CertInfo {
+        hosts,
         identity: cert_identity(&pem.contents)?,
         not_before: validity.not_before.timestamp(),
         not_after: validity.not_after.timestamp(),
     })
+}
+
+/// An IP address of an X.509 name (4 or 16 bytes) as text.
+fn ip_text(bytes: &[u8]) -> Option<String> {
+    let ip = match bytes.len() {
+        4 => std::net::IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?),
+        16 => std::net::IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?),
+        _ => return None,
+    };
+    Some(ip.to_string())
 }
 
 /// Whether `key_pem` is the private key of the certificate `cert_pem` (their public keys
@@ -323,18 +393,27 @@ fn distinguished_name(common_name: &str, organizations: &[String]) -> Distinguis
     dn
 }
 
+/// An IP address or DNS name as a subject alternative name.
+fn san_of(name: &str) -> Result<SanType, PkiError> {
+    match name.parse::<std::net::IpAddr>() {
+        Ok(ip) => Ok(SanType::IpAddress(ip)),
+        Err(_) => name
+            .to_owned()
+            .try_into()
+            .map(SanType::DnsName)
+            .map_err(|_| {
+                PkiError::Refused(format!("{name:?} is neither an IP address nor a DNS name"))
+            }),
+    }
+}
+
 fn leaf_params(request: &CertRequest) -> Result<CertificateParams, PkiError> {
     let mut params = CertificateParams::default();
     params.distinguished_name = distinguished_name(&request.common_name, &request.organizations);
     params.subject_alt_names = request
         .subject_alt_names
         .iter()
-        .map(|name| match name.parse::<std::net::IpAddr>() {
-            Ok(ip) => Ok(SanType::IpAddress(ip)),
-            Err(_) => name.clone().try_into().map(SanType::DnsName).map_err(|_| {
-                PkiError::Refused(format!("{name:?} is neither an IP address nor a DNS name"))
-            }),
-        })
+        .map(|name| san_of(name))
         .collect::<Result<_, _>>()?;
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![
@@ -412,6 +491,27 @@ mod tests {
         let id = cert_identity(&der_of(&cert)).unwrap();
         assert_eq!(id.user, "jane");
         assert_eq!(id.groups, vec!["dev".to_owned()]);
+    }
+
+    #[test]
+    fn a_serving_request_names_its_hosts_and_its_certificate_keeps_them() {
+        let ca = ClusterCa::generate("test").unwrap();
+        let hosts = ["w1".to_owned(), "10.0.0.5".to_owned(), "fd00::5".to_owned()];
+        let (csr, _key) =
+            new_serving_request("system:node:w1", &["system:nodes".to_owned()], &hosts).unwrap();
+        let names = request_names(&csr).unwrap();
+        assert_eq!(names.identity.user, "system:node:w1");
+        assert_eq!(names.dns_names, vec!["w1".to_owned()]);
+        assert_eq!(
+            names.ip_addresses,
+            vec!["10.0.0.5".to_owned(), "fd00::5".to_owned()]
+        );
+        assert!(names.emails.is_empty() && names.others.is_empty());
+        let cert = ca
+            .sign_request(&csr, CertUsage::Server, Duration::days(1))
+            .unwrap();
+        assert_eq!(cert_info(&cert).unwrap().hosts, hosts.to_vec());
+        assert!(new_serving_request("x", &[], &["nœud.example".to_owned()]).is_err());
     }
 
     #[test]

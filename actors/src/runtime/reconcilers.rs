@@ -441,9 +441,16 @@ impl Reconciler for Csrs {
         "csr-controller"
     }
 
-    fn keys_for(&self, _cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
-        if change.key.kind == Kind::CertificateSigningRequest && change.new.is_some() {
-            keys.push(change.key.clone());
+    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+        match change.key.kind {
+            Kind::CertificateSigningRequest if change.new.is_some() => {
+                keys.push(change.key.clone());
+            }
+            // A serving request may name an address its Node reports only later.
+            Kind::Node if change.new.is_some() => {
+                keys.extend(csr::pending_serving_requests(cache, &change.key.name));
+            }
+            _ => {}
         }
     }
 

@@ -25,6 +25,7 @@ impl CertificateSigner for TestSigner {
         Ok(RequestSubject {
             common_name: cn.to_owned(),
             organizations: vec![o.to_owned()],
+            ..Default::default()
         })
     }
 

@@ -37,6 +37,7 @@ mod gateway;
 mod hollow_nodes;
 mod kv_client;
 mod member;
+mod pods;
 mod rafter_cluster;
 mod report;
 mod scheduler;
@@ -78,6 +79,11 @@ enum Command {
     Failover(FailoverArgs),
     /// Pods created at once on hollow nodes: pods bound/s, create→bind p50/p99, master memory.
     Scheduler(scheduler::SchedulerArgs),
+    /// Pods started on one containerd node: create → Running p50/p99, agent memory.
+    Pods(pods::PodsArgs),
+    /// One node agent on containerd (started by `pods`).
+    #[command(hide = true)]
+    Agent(pods::AgentArgs),
     /// One store member (started by `store`).
     #[command(hide = true)]
     Member(member::MemberArgs),
@@ -185,6 +191,10 @@ fn main() -> ExitCode {
         Command::Failover(args) => use_this_binary_as_master()
             .and_then(|()| runtime())
             .and_then(|rt| rt.block_on(failover(args))),
+        Command::Agent(args) => pods::run_agent(args),
+        Command::Pods(args) => use_this_binary_as_master()
+            .and_then(|()| runtime())
+            .and_then(|rt| rt.block_on(pods::run(args))),
         Command::Scheduler(args) => use_this_binary_as_master()
             .and_then(|()| runtime())
             .and_then(|rt| rt.block_on(scheduler::run(args))),

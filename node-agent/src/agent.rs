@@ -70,6 +70,8 @@ pub struct AgentConfig {
     /// until agents have certificates); `None`: no endpoint, `rafter logs` cannot reach
     /// this node's pods.
     pub logs_listen: Option<SocketAddr>,
+    /// Pod sandboxes created at once (a burst of pods waits its turn in arrival order).
+    pub sandbox_parallelism: usize,
 }
 
 impl AgentConfig {
@@ -87,6 +89,7 @@ impl AgentConfig {
             resync: Duration::from_secs(2),
             log_rotation: LogRotation::default(),
             logs_listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
+            sandbox_parallelism: 8,
         }
     }
 
@@ -185,6 +188,9 @@ impl Agent {
             runtime: runtime.clone(),
         };
         let ctx = Arc::new(WorkerContext {
+            sandbox_slots: Arc::new(tokio::sync::Semaphore::new(
+                config.sandbox_parallelism.max(1),
+            )),
             node_name: config.node_name.clone(),
             runtime,
             api: api.clone(),

@@ -60,6 +60,10 @@ pub(crate) struct WorkerContext {
     pub(crate) backoff: BackoffPolicy,
     pub(crate) resync: Duration,
     pub(crate) log_rotation: LogRotation,
+    /// Sandboxes being created at once, node-wide. A burst of pods then starts in the
+    /// order it arrived instead of all of them sharing the CPU and finishing together
+    /// (sandbox creation — runc, CNI, iptables — is most of a pod's start-up cost).
+    pub(crate) sandbox_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// What the manager wants for a pod.
@@ -320,7 +324,7 @@ impl PodWorker {
             .collect();
         self.blocked
             .retain(|_, b| b.until > now - Duration::from_secs(3600));
-        let planned = plan(
+        let mut planned = plan(
             &pod,
             &observed,
             &unhealthy,
@@ -333,11 +337,34 @@ impl PodWorker {
         for action in &planned.actions {
             self.execute(&pod, &observed, action, &mut fresh).await;
         }
-        let observed = if acted {
+        let mut observed = if acted {
             self.observe().await.unwrap_or(observed)
         } else {
             observed
         };
+        // A sandbox was just made: start its containers in this same pass, rather than
+        // after a status write and a pause (one status write and ~200 ms less per pod).
+        let new_sandbox = planned
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::RunSandbox { .. }));
+        if new_sandbox {
+            let again = plan(
+                &pod,
+                &observed,
+                &unhealthy,
+                &self.blocked,
+                &self.ctx.backoff,
+                SystemTime::now(),
+            );
+            if !again.actions.is_empty() {
+                for action in &again.actions {
+                    self.execute(&pod, &observed, action, &mut fresh).await;
+                }
+                observed = self.observe().await.unwrap_or(observed);
+            }
+            planned = again;
+        }
         self.keep_probes(&pod, &observed);
         self.rotate_logs(&observed).await;
         let not_started = self.not_started(&pod, &observed);
@@ -421,6 +448,10 @@ impl PodWorker {
                         warn!(uid = %self.uid, error = %e, "pod cannot get a sandbox");
                         return;
                     }
+                };
+                // Never closed, so acquiring only fails if the agent is going away.
+                let Ok(_slot) = self.ctx.sandbox_slots.acquire().await else {
+                    return;
                 };
                 match rt.run_sandbox(&config).await {
                     Ok(sb) => {

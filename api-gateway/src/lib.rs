@@ -22,6 +22,7 @@
 //! | `store` | the seam to the replicated store ([`KvStore`]) and an in-memory one for tests |
 
 mod admission;
+mod agent_dial;
 mod auth;
 pub mod client;
 mod cluster;

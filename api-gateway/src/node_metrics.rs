@@ -13,8 +13,8 @@
 //! ```
 //!
 //! One node that cannot answer never fails the call: its entry carries the reason, and
-//! the others their figures. The agents' endpoints are plaintext, as for logs (see
-//! `pod_logs`). Owns calling the agents and the per-node errors; it must not read the
+//! the others their figures. Agents are dialled as for logs: over TLS when their
+//! endpoint is https (see `agent_dial`). Owns calling the agents and the per-node errors; it must not read the
 //! store itself (the service hands it the Nodes) nor compute figures (the agents do).
 
 use std::time::Duration;
@@ -22,15 +22,14 @@ use std::time::Duration;
 use rafter_proto::agent::agent_metrics_client::AgentMetricsClient;
 use rafter_proto::{agent, api, v1};
 
+use crate::agent_dial::{self, AgentTls};
 use crate::pod_logs;
 
-/// How long connecting to an agent may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long one agent may take to answer (it may measure over half a second).
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The figures of `node`, or an entry with the reason there are none.
-async fn scrape(node: v1::Node) -> api::NodeMetrics {
+async fn scrape(node: v1::Node, tls: Option<&AgentTls>) -> api::NodeMetrics {
     let name = node
         .metadata
         .as_ref()
@@ -46,13 +45,9 @@ async fn scrape(node: v1::Node) -> api::NodeMetrics {
         Err(e) => return failed(e.to_string()),
     };
     let call = async {
-        let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
-            .map_err(|e| format!("{endpoint} is not a URL: {e}"))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .connect()
+        let channel = agent_dial::connect(&name, &endpoint, tls)
             .await
-            .map_err(|e| format!("the agent at {endpoint} cannot be reached: {e}"))?;
+            .map_err(|e| e.to_string())?;
         AgentMetricsClient::new(channel)
             .metrics(agent::MetricsRequest {})
             .await
@@ -81,9 +76,13 @@ async fn scrape(node: v1::Node) -> api::NodeMetrics {
 }
 
 /// The figures of every node in `nodes`, asked of their agents at once, in the order given.
-pub(crate) async fn scrape_all(nodes: Vec<v1::Node>) -> api::MetricsResponse {
+/// Agents with https endpoints are dialled with `tls`.
+pub(crate) async fn scrape_all(
+    nodes: Vec<v1::Node>,
+    tls: Option<&AgentTls>,
+) -> api::MetricsResponse {
     api::MetricsResponse {
-        nodes: futures::future::join_all(nodes.into_iter().map(scrape)).await,
+        nodes: futures::future::join_all(nodes.into_iter().map(|n| scrape(n, tls))).await,
     }
 }
 
@@ -114,14 +113,18 @@ mod tests {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             l.local_addr().unwrap()
         };
-        let answer = scrape_all(vec![
-            node("a", None),
-            node("b", Some(&format!("http://{closed}"))),
-            node("c", Some("not a url")),
-        ])
+        let answer = scrape_all(
+            vec![
+                node("a", None),
+                node("b", Some(&format!("http://{closed}"))),
+                node("c", Some("not a url")),
+                node("d", Some(&format!("https://{closed}"))),
+            ],
+            None,
+        )
         .await;
         let names: Vec<&str> = answer.nodes.iter().map(|n| n.node.as_str()).collect();
-        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(names, ["a", "b", "c", "d"]);
         assert!(
             answer.nodes[0].error.contains("no log endpoint"),
             "{:?}",
@@ -133,6 +136,11 @@ mod tests {
             answer.nodes[1]
         );
         assert!(!answer.nodes[2].error.is_empty());
+        assert!(
+            answer.nodes[3].error.contains("runs without TLS"),
+            "{:?}",
+            answer.nodes[3]
+        );
         assert!(answer
             .nodes
             .iter()

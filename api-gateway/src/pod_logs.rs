@@ -10,26 +10,25 @@
 //!   open(endpoint, request) ─► AgentLogs.Logs on the agent ─► stream of LogChunk
 //! ```
 //!
-//! The agent's endpoint is plaintext (see node-agent's `log_server`): only the gateway
-//! calls it, after authenticating the user. Owns choosing the container, reading the
-//! node's endpoint and calling the agent; it must not read files or the store itself.
-
-use std::time::Duration;
+//! Only the gateway calls the agent, after authenticating the user; over TLS when the
+//! agent advertises an `https://` endpoint (see `agent_dial`), in plaintext otherwise.
+//! Owns choosing the container, reading the node's endpoint and calling the agent; it
+//! must not read files or the store itself.
 
 use rafter_proto::agent::agent_logs_client::AgentLogsClient;
 use rafter_proto::{agent, v1};
 use tonic::metadata::MetadataValue;
 use tonic::{Status, Streaming};
 
-/// The Node annotation where an agent advertises its log endpoint (`http://IP:PORT`).
+use crate::agent_dial::{self, AgentTls, DialError};
+
+/// The Node annotation where an agent advertises its log endpoint: `https://IP:PORT` when
+/// it serves TLS with a kubelet-serving certificate, `http://IP:PORT` otherwise.
 pub const AGENT_LOGS_ENDPOINT_ANNOTATION: &str = "rafter.io/agent-logs-endpoint";
 
 /// Metadata a gateway puts on a status about the node's agent (not about the master):
 /// another master would answer the same, so clients do not fail over on it.
 pub const AGENT_STATUS_METADATA: &str = "rafter-agent-status";
-
-/// How long connecting to an agent may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Why a pod's log cannot be relayed.
 #[derive(Debug, thiserror::Error)]
@@ -67,14 +66,13 @@ pub(crate) enum PodLogError {
         node: String,
     },
     /// The node's agent cannot be reached.
-    #[error("the agent of node {node} at {endpoint} cannot be reached: {message}")]
+    #[error("node {node}: {source}")]
     Unreachable {
         /// The node.
         node: String,
-        /// Its advertised endpoint.
-        endpoint: String,
         /// Why.
-        message: String,
+        #[source]
+        source: DialError,
     },
 }
 
@@ -156,43 +154,29 @@ pub(crate) fn endpoint(node: &v1::Node) -> Result<String, PodLogError> {
         .ok_or(PodLogError::NoEndpoint { node: meta.name })
 }
 
-/// Calls the agent at `endpoint` (of node `node`) for `request`'s log. The agent's own
-/// answers (NotFound for a container that has not started ...) come back as they are.
+/// Calls the agent at `endpoint` (of node `node`, with `tls` for https endpoints) for
+/// `request`'s log. The agent's own answers (NotFound for a container that has not
+/// started ...) come back as they are.
 pub(crate) async fn open(
     node: &str,
     endpoint: &str,
+    tls: Option<&AgentTls>,
     request: agent::LogsRequest,
 ) -> Result<Streaming<agent::LogChunk>, Status> {
-    let unreachable = |message: String| {
-        PodLogError::Unreachable {
-            node: node.to_owned(),
-            endpoint: endpoint.to_owned(),
-            message,
-        }
-        .status()
-    };
-    let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
-        .map_err(|e| unreachable(format!("not a URL: {e}")))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
-        .connect()
+    let channel = agent_dial::connect(node, endpoint, tls)
         .await
-        .map_err(|e| unreachable(error_chain(&e)))?;
+        .map_err(|source| {
+            PodLogError::Unreachable {
+                node: node.to_owned(),
+                source,
+            }
+            .status()
+        })?;
     let answer = AgentLogsClient::new(channel).logs(request).await;
     match answer {
         Ok(stream) => Ok(stream.into_inner()),
         Err(status) => Err(agent_status(Status::new(status.code(), status.message()))),
     }
-}
-
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        text = format!("{text}: {e}");
-        cause = e.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -78,7 +78,16 @@ where
     C: ClusterControl,
 {
     let authenticator = Authenticator::new(registry.clone(), tokens);
-    let resources = ResourcesServer::new(ResourcesService::new(registry, authenticator.clone()))
+    let mut service = ResourcesService::new(registry, authenticator.clone());
+    if let Some(tls) = &tls {
+        // The master's certificate serves and dials (server + client usage).
+        service = service.with_agent_tls(
+            tls.client_ca_pem.clone(),
+            tls.cert_pem.clone(),
+            tls.key_pem.clone(),
+        );
+    }
+    let resources = ResourcesServer::new(service)
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(64 * 1024 * 1024);
     let cluster = ClusterServer::new(ClusterService::new(control, authenticator));

@@ -18,6 +18,7 @@ use rafter_proto::api::{self, TypedObject};
 use rafter_proto::{v1, FieldSelector, Kind, Object, Selector};
 use tonic::{Request, Response, Status};
 
+use crate::agent_dial::AgentTls;
 use crate::auth::{
     bearer_token, AuthError, BootstrapToken, TokenFile, UserInfo, BOOTSTRAPPERS_GROUP,
     MASTERS_GROUP,
@@ -106,15 +107,33 @@ impl<S: KvStore> Authenticator<S> {
 pub struct ResourcesService<S> {
     registry: Registry<S>,
     authenticator: Authenticator<S>,
+    agent_tls: Option<AgentTls>,
 }
 
 impl<S: KvStore> ResourcesService<S> {
-    /// A service over `registry` whose callers `authenticator` identifies.
+    /// A service over `registry` whose callers `authenticator` identifies. It can dial
+    /// only plaintext agent endpoints until [`ResourcesService::with_agent_tls`].
     pub fn new(registry: Registry<S>, authenticator: Authenticator<S>) -> ResourcesService<S> {
         ResourcesService {
             registry,
             authenticator,
+            agent_tls: None,
         }
+    }
+
+    /// Dials agents' https endpoints trusting `ca_pem` (the cluster CA) and presenting
+    /// `cert_pem`/`key_pem` (the master's certificate) as the client.
+    pub fn with_agent_tls(
+        mut self,
+        ca_pem: String,
+        cert_pem: String,
+        key_pem: String,
+    ) -> ResourcesService<S> {
+        self.agent_tls = Some(AgentTls {
+            ca_pem,
+            identity: Some((cert_pem, key_pem)),
+        });
+        self
     }
 
     /// Authenticates and checks the caller may use `verb` on `kind`.
@@ -730,7 +749,13 @@ impl<S: KvStore> Resources for ResourcesService<S> {
             previous: r.previous,
             tail_lines: r.tail_lines,
         };
-        let chunks = pod_logs::open(&target.node, &endpoint, agent_request).await?;
+        let chunks = pod_logs::open(
+            &target.node,
+            &endpoint,
+            self.agent_tls.as_ref(),
+            agent_request,
+        )
+        .await?;
         // Dropping this stream (the client went away) drops the agent's stream with it.
         let stream = chunks.map(|chunk| match chunk {
             Ok(chunk) => Ok(api::LogChunk { data: chunk.data }),
@@ -768,7 +793,9 @@ impl<S: KvStore> Resources for ResourcesService<S> {
                 _ => None,
             })
             .collect();
-        Ok(Response::new(node_metrics::scrape_all(nodes).await))
+        Ok(Response::new(
+            node_metrics::scrape_all(nodes, self.agent_tls.as_ref()).await,
+        ))
     }
 }
 

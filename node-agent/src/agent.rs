@@ -1,7 +1,8 @@
 //! [`Agent`]: the node agent as a whole — node registration and lease
 //! ([`crate::node`]), the pod manager below, static pods, and the log endpoint
 //! ([`crate::log_server`], advertised on the Node as `rafter.io/agent-logs-endpoint`),
-//! which also serves the metrics endpoint ([`crate::metrics_server`]).
+//! which also serves the metrics endpoint ([`crate::metrics_server`]), with TLS when the
+//! agent has a serving certificate ([`crate::serving`]).
 //!
 //! ```text
 //!            ┌───────────── NodeReporter task (Node, Lease) ──────────────┐
@@ -41,6 +42,7 @@ use crate::node::NodeReporter;
 use crate::pod_sync::BackoffPolicy;
 use crate::pod_worker::{Desired, PodWorker, Source, WorkerContext, LABEL_NODE_NAME};
 use crate::runtime::ContainerRuntime;
+use crate::serving::{keep_serving_cert, ServingTls};
 use crate::static_pods;
 
 /// Settings of an [`Agent`].
@@ -66,12 +68,15 @@ pub struct AgentConfig {
     pub resync: Duration,
     /// Size cap and number of files of each container's log (checked at every sync).
     pub log_rotation: LogRotation,
-    /// Where the log endpoint the gateways call listens (plaintext: keep it on loopback
-    /// until agents have certificates); `None`: no endpoint, `rafter logs` cannot reach
-    /// this node's pods.
+    /// Where the log endpoint the gateways call listens (TLS with `serving_tls`, else
+    /// plaintext: keep it on loopback then); `None`: no endpoint, `rafter logs` cannot
+    /// reach this node's pods.
     pub logs_listen: Option<SocketAddr>,
     /// Pod sandboxes created at once (a burst of pods waits its turn in arrival order).
     pub sandbox_parallelism: usize,
+    /// Serve the log endpoint with TLS, with a kubelet-serving certificate got and renewed
+    /// through these; `None`: plaintext (agents without a client certificate).
+    pub serving_tls: Option<ServingTls>,
 }
 
 impl AgentConfig {
@@ -90,6 +95,7 @@ impl AgentConfig {
             log_rotation: LogRotation::default(),
             logs_listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
             sandbox_parallelism: 8,
+            serving_tls: None,
         }
     }
 
@@ -123,6 +129,18 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The names a serving certificate is for: the node's name and the addresses its Node
+/// reports (what the masters' auto-approval accepts).
+fn serving_hosts(config: &AgentConfig, host: &HostInfo) -> Vec<String> {
+    let mut hosts: Vec<String> = Vec::new();
+    for name in [&config.node_name, &host.internal_ip, &host.hostname] {
+        if !name.is_empty() && !hosts.contains(name) {
+            hosts.push(name.clone());
+        }
+    }
+    hosts
 }
 
 /// A running node agent. Dropping it stops its tasks (containers keep running).
@@ -164,7 +182,12 @@ impl Agent {
             let bound = listener
                 .local_addr()
                 .map_err(|source| AgentError::LogsListen { addr, source })?;
-            let url = log_server::advertised(bound, &host.internal_ip);
+            let certs = config.serving_tls.clone().map(|tls| {
+                let (certs, renewal) = keep_serving_cert(tls, serving_hosts(&config, &host));
+                tasks.push(renewal);
+                certs
+            });
+            let url = log_server::advertised(bound, &host.internal_ip, certs.is_some());
             info!(node = %config.node_name, endpoint = %url, "log endpoint listening");
             annotations.insert(
                 api_gateway::AGENT_LOGS_ENDPOINT_ANNOTATION.to_owned(),
@@ -175,6 +198,7 @@ impl Agent {
                 listener,
                 config.log_dir(),
                 MetricsServer::new(config.node_name.clone(), runtime.clone()),
+                certs,
                 rx.clone(),
             )));
         }

@@ -28,7 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use api_gateway::client::{ClientIdentity, ResolvedConfig, WatchParams};
 use api_gateway::{
-    cert_info, key_matches_cert, new_request, CertInfo, Client, ClientError, WatchEventType,
+    cert_info, key_matches_cert, new_serving_request, CertInfo, Client, ClientError, WatchEventType,
 };
 use async_trait::async_trait;
 use base64::Engine;
@@ -42,6 +42,8 @@ use crate::api::{ApiClient, ApiError, PodEventStream};
 
 /// The signer of node agents' client certificates.
 pub const KUBELET_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
+/// The signer of node agents' serving certificates.
+pub const KUBELET_SERVING_SIGNER: &str = "kubernetes.io/kubelet-serving";
 /// The group every node's certificate names.
 pub const NODES_GROUP: &str = "system:nodes";
 /// The client certificate's file in the cert dir.
@@ -166,7 +168,7 @@ impl TlsBootstrapConfig {
         }
     }
 
-    fn path(&self, file: &str) -> PathBuf {
+    pub(crate) fn path(&self, file: &str) -> PathBuf {
         self.cert_dir.join(file)
     }
 
@@ -195,7 +197,7 @@ pub enum CertState {
 }
 
 /// When a certificate valid from `info.not_before` to `info.not_after` should be renewed.
-fn renew_at(info: &CertInfo, renew_before: Option<Duration>) -> i64 {
+pub(crate) fn renew_at(info: &CertInfo, renew_before: Option<Duration>) -> i64 {
     let margin = match renew_before {
         Some(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         None => (info.not_after - info.not_before) / 5,
@@ -286,14 +288,14 @@ pub fn csr_outcome(csr: &CertificateSigningRequest) -> CsrOutcome {
     }
 }
 
-fn now_unix() -> i64 {
+pub(crate) fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
 
-fn read_optional(path: &Path) -> Result<Option<String>, BootstrapError> {
+pub(crate) fn read_optional(path: &Path) -> Result<Option<String>, BootstrapError> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -306,7 +308,7 @@ fn read_optional(path: &Path) -> Result<Option<String>, BootstrapError> {
 
 /// Writes `text` to `path` through a temporary file and a rename, so a reader never sees
 /// half a file; `private` files get mode 0600 from their creation on.
-fn write_file(path: &Path, text: &str, private: bool) -> Result<(), BootstrapError> {
+pub(crate) fn write_file(path: &Path, text: &str, private: bool) -> Result<(), BootstrapError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let io = |path: &Path| {
@@ -326,13 +328,43 @@ fn write_file(path: &Path, text: &str, private: bool) -> Result<(), BootstrapErr
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
+/// Which of the node's certificates a request is for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Purpose<'a> {
+    /// The client certificate (`kube-apiserver-client-kubelet`).
+    Client,
+    /// The serving certificate (`kubelet-serving`) for these DNS names and IP addresses.
+    Serving(&'a [String]),
+}
+
+impl Purpose<'_> {
+    fn signer(self) -> &'static str {
+        match self {
+            Purpose::Client => KUBELET_CLIENT_SIGNER,
+            Purpose::Serving(_) => KUBELET_SERVING_SIGNER,
+        }
+    }
+
+    fn usages(self) -> [&'static str; 3] {
+        match self {
+            Purpose::Client => ["digital signature", "key encipherment", "client auth"],
+            Purpose::Serving(_) => ["digital signature", "key encipherment", "server auth"],
+        }
+    }
+}
+
 /// Files a request for `system:node:<name>` with `client` and waits for its certificate.
-async fn request_certificate(
+pub(crate) async fn request_certificate(
     config: &TlsBootstrapConfig,
     client: &Client,
+    purpose: Purpose<'_>,
 ) -> Result<ClientIdentity, BootstrapError> {
     let user = node_user(&config.node_name);
-    let (request_pem, key_pem) = new_request(&user, &[NODES_GROUP.to_owned()])?;
+    let hosts: &[String] = match purpose {
+        Purpose::Client => &[],
+        Purpose::Serving(hosts) => hosts,
+    };
+    let (request_pem, key_pem) = new_serving_request(&user, &[NODES_GROUP.to_owned()], hosts)?;
     let csr = CertificateSigningRequest {
         api_version: "certificates.k8s.io/v1".to_owned(),
         kind: "CertificateSigningRequest".to_owned(),
@@ -342,11 +374,9 @@ async fn request_certificate(
         }),
         spec: Some(v1::CertificateSigningRequestSpec {
             request: base64::engine::general_purpose::STANDARD.encode(&request_pem),
-            signer_name: KUBELET_CLIENT_SIGNER.to_owned(),
+            signer_name: purpose.signer().to_owned(),
             expiration_seconds: config.expiration_seconds,
-            usages: ["digital signature", "key encipherment", "client auth"]
-                .map(str::to_owned)
-                .to_vec(),
+            usages: purpose.usages().map(str::to_owned).to_vec(),
             ..Default::default()
         }),
         status: None,
@@ -376,7 +406,13 @@ async fn request_certificate(
             why: format!("it names {}, not {user}", info.identity.user),
         });
     }
-    info!(csr = %name, not_after = info.not_after, "got a client certificate");
+    if let Some(missing) = hosts.iter().find(|h| !info.hosts.contains(h)) {
+        return Err(BootstrapError::BadCertificate {
+            name,
+            why: format!("it is not valid for {missing} (it names {:?})", info.hosts),
+        });
+    }
+    info!(csr = %name, signer = purpose.signer(), not_after = info.not_after, "got a certificate");
     Ok(ClientIdentity { cert_pem, key_pem })
 }
 
@@ -450,7 +486,7 @@ fn store(config: &TlsBootstrapConfig, identity: &ClientIdentity) -> Result<(), B
     )
 }
 
-fn api_error(what: &str) -> impl FnOnce(ClientError) -> BootstrapError + '_ {
+pub(crate) fn api_error(what: &str) -> impl FnOnce(ClientError) -> BootstrapError + '_ {
     move |source| BootstrapError::Api {
         what: what.to_owned(),
         source,
@@ -523,7 +559,7 @@ pub async fn client_certificate(
             let client = Client::connect(bootstrap)
                 .await
                 .map_err(api_error("connecting with the bootstrap token"))?;
-            request_certificate(config, &client).await?
+            request_certificate(config, &client, Purpose::Client).await?
         }
     };
     store(config, &identity)?;
@@ -542,11 +578,11 @@ async fn renew_with(
     let client = Client::connect(config.with_identity(identity))
         .await
         .map_err(api_error("connecting with the client certificate"))?;
-    request_certificate(config, &client).await
+    request_certificate(config, &client, Purpose::Client).await
 }
 
 /// How long after a failed renewal the next attempt is made, in seconds.
-const RETRY_SECONDS: i64 = 30;
+pub(crate) const RETRY_SECONDS: i64 = 30;
 
 /// An [`ApiClient`] over a [`Client`] that certificate rotation replaces: every call
 /// uses the newest connection; streams opened before keep theirs until they end.
@@ -648,7 +684,7 @@ async fn renew(
     config: &TlsBootstrapConfig,
     client: &RotatingClient,
 ) -> Result<i64, BootstrapError> {
-    let identity = request_certificate(config, &client.client()).await?;
+    let identity = request_certificate(config, &client.client(), Purpose::Client).await?;
     store(config, &identity)?;
     let info = cert_info(&identity.cert_pem).map_err(|e| BootstrapError::BadCertificate {
         name: String::new(),

@@ -39,7 +39,8 @@
 //! | `metrics` | usage samples (node from `/proc`, containers from the runtime) and the rates between two |
 //! | `metrics_server` | the agent's metrics endpoint (`rafter.agent.v1.AgentMetrics`) the gateways call for `rafter top` |
 //! | `log_rotation` | [`LogRotation`]: size caps and rotation of container log files |
-//! | `log_server` | the agent's log endpoint (`rafter.agent.v1.AgentLogs`) the gateways call for `rafter logs` |
+//! | `log_server` | the agent's log endpoint (`rafter.agent.v1.AgentLogs`) the gateways call for `rafter logs`; TLS with the serving certificate when there is one |
+//! | `serving` | [`ServingTls`]: the kubelet-serving certificate for the node's addresses, its files (`serving.crt`/`serving.key`) and renewal |
 //! | `clock` | RFC 3339 timestamps with microseconds |
 //! | `runtime` | the [`ContainerRuntime`] trait: the contract every backend keeps |
 //! | `spec` | [`SandboxConfig`] / [`ContainerConfig`] and their translation from the API types |
@@ -81,6 +82,7 @@ mod pod_worker;
 mod probes;
 mod process;
 mod runtime;
+mod serving;
 mod spec;
 mod static_pods;
 mod status;
@@ -105,6 +107,7 @@ pub use pod_sync::BackoffPolicy;
 pub use pod_worker::{LABEL_NODE_NAME, MIRROR_ANNOTATION};
 pub use process::{ProcessConfig, ProcessRuntime};
 pub use runtime::ContainerRuntime;
+pub use serving::{ServingTls, SERVING_CERT_FILE, SERVING_KEY_FILE};
 pub use spec::{
     container_log_relative_path, ContainerConfig, Mount, Resources, SandboxConfig,
     LABEL_CONTAINER_NAME, LABEL_MANAGED_BY, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID,

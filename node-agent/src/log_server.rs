@@ -9,29 +9,39 @@
 //!   LogServer ─► read_logs / follow_logs (crate::logs) ─► LogChunk{lines + '\n'}
 //! ```
 //!
-//! Plaintext on the agent's `--logs-listen` address (loopback by default): there is no
-//! TLS between masters and agents yet. That is acceptable for now because the only
-//! caller is the gateway, which has authenticated and authorised the user; mutual TLS
-//! comes with the agent's certificate bootstrap. Do not listen on a routable address
-//! until then.
+//! With a serving certificate (`crate::serving`: agents that joined through TLS bootstrap)
+//! the endpoint serves TLS and is advertised as `https://`; the masters verify it against
+//! the cluster CA and the node's name, and the endpoint requires a client certificate of
+//! that CA (the masters present theirs). Connections arriving before the first certificate
+//! wait in the listen queue; a renewed certificate starts a new server on the same
+//! listener while the old one finishes its streams. Without one (token-only agents,
+//! clusters without TLS) it stays plaintext (`http://`), as before: the only caller is
+//! the gateway, which has authenticated and authorised the user, but such an endpoint
+//! should stay on loopback or a trusted network.
 //!
 //! Owns the wire (request checks, chunking, status codes) and the listener's task. It
 //! must not read the pod from the API or decide who may read a log: the gateway does.
 //! A follow stream ends when the caller goes away (tonic drops it) or the agent stops.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 
+use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
 use rafter_proto::agent::agent_logs_server::{AgentLogs, AgentLogsServer};
 use rafter_proto::agent::agent_metrics_server::AgentMetricsServer;
 use rafter_proto::agent::{LogChunk, LogsRequest};
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::logs::{follow_logs, read_logs, LogError, LogRequest};
+use crate::serving::{ServingCert, ServingIdentity};
 
 /// A non-follow answer is sent in chunks of about this many bytes.
 const CHUNK_BYTES: usize = 64 * 1024;
@@ -131,25 +141,123 @@ impl AgentLogs for LogServer {
 
 /// The URL the gateway reaches a listener bound to `bound` at: the node's InternalIP
 /// when it is bound to every address.
-pub(crate) fn advertised(bound: SocketAddr, node_ip: &str) -> String {
+/// `https://` when `tls`, `http://` otherwise.
+pub(crate) fn advertised(bound: SocketAddr, node_ip: &str, tls: bool) -> String {
     let mut addr = bound;
     if bound.ip().is_unspecified() {
         if let Ok(ip) = node_ip.parse() {
             addr.set_ip(ip);
         }
     }
-    format!("http://{addr}")
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{addr}")
+}
+
+/// The connections `listener` accepts, as a stream several servers can take turns on.
+fn accepts(listener: Arc<TcpListener>) -> impl Stream<Item = std::io::Result<TcpStream>> {
+    futures::stream::unfold(listener, |l| async move {
+        let accepted = l.accept().await.map(|(stream, _)| {
+            let _ = stream.set_nodelay(true);
+            stream
+        });
+        Some((accepted, l))
+    })
+}
+
+type ServerRun = Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
+
+/// A TLS server with `identity` on `listener` until `stop` fires.
+fn tls_server(
+    listener: Arc<TcpListener>,
+    serving: &ServingIdentity,
+    logs: Arc<LogServer>,
+    metrics: Arc<crate::metrics_server::MetricsServer>,
+    stop: oneshot::Receiver<()>,
+) -> Result<ServerRun, tonic::transport::Error> {
+    let identity = &serving.identity;
+    let mut config =
+        ServerTlsConfig::new().identity(Identity::from_pem(&identity.cert_pem, &identity.key_pem));
+    if let Some(ca) = &serving.client_ca_pem {
+        // Callers must present a certificate of the cluster CA (masters do).
+        config = config.client_ca_root(Certificate::from_pem(ca));
+    }
+    let server = tonic::transport::Server::builder()
+        .tls_config(config)?
+        .add_service(AgentLogsServer::from_arc(logs))
+        .add_service(AgentMetricsServer::from_arc(metrics))
+        .serve_with_incoming_shutdown(accepts(listener), async {
+            let _ = stop.await;
+        });
+    Ok(Box::pin(server))
+}
+
+/// Serves TLS with each certificate `certs` publishes, until `shutdown` completes.
+async fn serve_tls(
+    listener: TcpListener,
+    logs: LogServer,
+    metrics: crate::metrics_server::MetricsServer,
+    mut certs: ServingCert,
+    shutdown: impl Future<Output = ()>,
+) {
+    let listener = Arc::new(listener);
+    let (logs, metrics) = (Arc::new(logs), Arc::new(metrics));
+    let mut running = FuturesUnordered::<ServerRun>::new();
+    let mut stop_current: Option<oneshot::Sender<()>> = None;
+    certs.mark_changed();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            changed = certs.changed() => {
+                if changed.is_err() {
+                    // Nobody renews any more: keep serving with what there is.
+                    std::future::pending::<()>().await;
+                }
+                let Some(identity) = certs.borrow_and_update().clone() else { continue };
+                let (stop, stopped) = oneshot::channel();
+                match tls_server(listener.clone(), &identity, logs.clone(), metrics.clone(), stopped) {
+                    Ok(server) => {
+                        // The previous server stops accepting and finishes its streams.
+                        if let Some(previous) = stop_current.replace(stop) {
+                            let _ = previous.send(());
+                        }
+                        running.push(server);
+                        info!("log endpoint serving TLS with the current serving certificate");
+                    }
+                    Err(e) => warn!(error = %e, "the serving certificate cannot be used"),
+                }
+            }
+            Some(result) = running.next(), if !running.is_empty() => {
+                if let Err(e) = result {
+                    warn!(error = %e, "the log endpoint stopped");
+                }
+            }
+        }
+    }
 }
 
 /// Serves the log endpoint on `listener` until `shutdown` turns true. Open follow
 /// streams are dropped then, not drained.
 /// The metrics endpoint (`crate::metrics_server`) is served on the same listener.
+/// With `tls`, it serves TLS with the serving certificates published there.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     log_dir: PathBuf,
     metrics: crate::metrics_server::MetricsServer,
+    tls: Option<ServingCert>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let stopping = async move {
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    if let Some(certs) = tls {
+        serve_tls(listener, LogServer { log_dir }, metrics, certs, stopping).await;
+        return;
+    }
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let server = tonic::transport::Server::builder()
         .add_service(AgentLogsServer::new(LogServer { log_dir }))
@@ -161,13 +269,7 @@ pub(crate) async fn serve(
                 warn!(error = %e, "the log endpoint stopped");
             }
         }
-        _ = async {
-            while !*shutdown.borrow() {
-                if shutdown.changed().await.is_err() {
-                    return;
-                }
-            }
-        } => {}
+        () = stopping => {}
     }
 }
 
@@ -214,12 +316,12 @@ mod tests {
         assert!(c.len() > 1);
         assert_eq!(c.iter().map(|c| c.data.len()).sum::<usize>(), 200 * 1001);
         assert_eq!(
-            advertised("0.0.0.0:7000".parse().unwrap(), "10.0.0.5"),
+            advertised("0.0.0.0:7000".parse().unwrap(), "10.0.0.5", false),
             "http://10.0.0.5:7000"
         );
         assert_eq!(
-            advertised("127.0.0.1:7000".parse().unwrap(), "10.0.0.5"),
-            "http://127.0.0.1:7000"
+            advertised("127.0.0.1:7000".parse().unwrap(), "10.0.0.5", true),
+            "https://127.0.0.1:7000"
         );
     }
 }

@@ -5,7 +5,8 @@
 //! Owns the flags and turning them into an [`AgentConfig`], a runtime and an API client.
 //! With `--bootstrap-token`, `--bootstrap-kubeconfig` or `--cert-dir` the agent
 //! authenticates with the node's client certificate (TLS bootstrap, `node_agent`'s
-//! `bootstrap` module) instead of the config's credentials.
+//! `bootstrap` module) instead of the config's credentials, and its log endpoint serves
+//! TLS with a kubelet-serving certificate (`serving` module).
 //! It must not hold agent logic; that is the `node-agent` crate's. Stopping the agent
 //! leaves its containers running: the next agent on this node adopts them.
 
@@ -21,7 +22,8 @@ use clap::{Args, ValueEnum};
 use node_agent::{
     client_certificate, rotate_client_cert, Agent, AgentConfig, ApiClient, BackoffPolicy,
     CertRotation, ContainerRuntime, ContainerdConfig, ContainerdRuntime, HollowConfig,
-    HollowRuntime, LogRotation, ProcessConfig, ProcessRuntime, RotatingClient, TlsBootstrapConfig,
+    HollowRuntime, LogRotation, ProcessConfig, ProcessRuntime, RotatingClient, ServingTls,
+    TlsBootstrapConfig,
 };
 
 use crate::session::GlobalArgs;
@@ -90,8 +92,9 @@ pub struct AgentArgs {
     /// The node's InternalIP [default: the address of the route to the first master].
     #[arg(long)]
     node_ip: Option<String>,
-    /// Where the log endpoint the masters call for `rafter logs` listens. It is
-    /// plaintext (agents have no serving certificates yet): keep it on loopback or a trusted network.
+    /// Where the log endpoint the masters call for `rafter logs` and `rafter top` listens.
+    /// With a node certificate (TLS bootstrap) it serves TLS with a kubelet-serving
+    /// certificate; otherwise it is plaintext: keep it on loopback or a trusted network.
     #[arg(long, default_value = "127.0.0.1:0")]
     logs_listen: std::net::SocketAddr,
     /// Rotate a container's log once it is larger than this (a quantity: 10Mi, 512Ki).
@@ -203,11 +206,12 @@ fn client_config(args: &AgentArgs, globals: &GlobalArgs) -> anyhow::Result<Resol
 }
 
 /// TLS bootstrap: the node's client certificate from the cert dir, or got with the
-/// bootstrap token; a client presenting it (and no token), renewed before it runs out.
+/// bootstrap token; a client presenting it (and no token), renewed before it runs out;
+/// and what the log endpoint needs to get its serving certificate the same way.
 async fn join_with_certificate(
     args: &AgentArgs,
     cluster: ResolvedConfig,
-) -> anyhow::Result<(Arc<RotatingClient>, CertRotation)> {
+) -> anyhow::Result<(Arc<RotatingClient>, CertRotation, ServingTls)> {
     let bootstrap_token = args
         .bootstrap_token
         .clone()
@@ -226,8 +230,9 @@ async fn join_with_certificate(
         .await
         .context("setting up the API client with the node's certificate")?;
     let client = Arc::new(RotatingClient::new(client));
+    let serving = ServingTls::new(tls.clone(), client.clone());
     let rotation = rotate_client_cert(tls, client.clone(), renew_at);
-    Ok((client, rotation))
+    Ok((client, rotation, serving))
 }
 
 /// The host part of the first endpoint (to pick the InternalIP's interface).
@@ -291,7 +296,8 @@ pub fn run(args: AgentArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
     tokio.block_on(async move {
         let runtime = runtime_of(&args).await?;
         let (api, rotation): (Arc<dyn ApiClient>, _) = if args.tls_bootstrap() {
-            let (client, rotation) = join_with_certificate(&args, client_config).await?;
+            let (client, rotation, serving) = join_with_certificate(&args, client_config).await?;
+            config.serving_tls = Some(serving);
             (client, Some(rotation))
         } else {
             let client = Client::connect(client_config)

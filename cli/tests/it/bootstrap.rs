@@ -129,7 +129,10 @@ fn an_agent_with_only_a_bootstrap_token_joins_and_then_works_as_its_node() {
         || {
             requests_by(&c, "system:node:joiner")
                 .into_iter()
-                .find(|csr| csr["status"]["certificate"].is_string())
+                .find(|csr| {
+                    csr["spec"]["signerName"] == "kubernetes.io/kube-apiserver-client-kubelet"
+                        && csr["status"]["certificate"].is_string()
+                })
         },
     );
     assert_eq!(

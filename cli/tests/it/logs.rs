@@ -1,5 +1,7 @@
 //! `rafter logs` on a `rafter up` cluster with one agent (host processes): the whole
-//! log, `--tail`, `-c`, `--previous` and `-f`, as the seeds' kubectl is used.
+//! log, `--tail`, `-c`, `--previous` and `-f`, as the seeds' kubectl is used. The agent
+//! joined through TLS bootstrap, so the logs come through its TLS endpoint (a
+//! kubelet-serving certificate the masters verify).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -58,6 +60,30 @@ fn logs_prints_a_containers_lines_its_tail_and_follows_new_ones() {
     assert!(all.starts_with("tick1\ntick2\ntick3\n"), "{all}");
     let tail = cluster.ok(&["logs", "ticker", "-c", "app", "--tail", "2"]);
     assert_eq!(tail.lines().count(), 2, "{tail}");
+
+    // That went through TLS: the node advertises https, with a serving certificate its
+    // agent asked for as itself and the masters approved by themselves.
+    let node = cluster.json(&["get", "pod", "ticker"])["spec"]["nodeName"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let endpoint = cluster.json(&["get", "node", &node])["metadata"]["annotations"]
+        ["rafter.io/agent-logs-endpoint"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(endpoint.starts_with("https://"), "{endpoint}");
+    let csrs = cluster.json(&["get", "csr"]);
+    let serving = csrs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["spec"]["signerName"] == "kubernetes.io/kubelet-serving")
+        .unwrap_or_else(|| panic!("no serving request: {csrs}"));
+    assert_eq!(serving["spec"]["username"], format!("system:node:{node}"));
+    let approved = &serving["status"]["conditions"][0];
+    assert_eq!(approved["reason"], "AutoApproved", "{serving}");
+    assert!(serving["status"]["certificate"].is_string(), "{serving}");
 
     let error = cluster.fails(&["logs", "ticker"]);
     assert!(error.contains("app, side"), "{error}");

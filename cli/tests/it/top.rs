@@ -1,5 +1,7 @@
 //! `rafter top` on a `rafter up` cluster with one agent (host processes): measured usage
-//! of nodes and pods in kubectl's shape, and `<unknown>` for a node whose agent is gone.
+//! of nodes and pods in kubectl's shape (through the agent's TLS endpoint: it joined
+//! through TLS bootstrap), and `<unknown>` for a node whose agent is gone or whose
+//! endpoint presents a certificate that is not that node's.
 
 use std::time::Duration;
 
@@ -38,6 +40,22 @@ fn top_prints_measured_usage_of_nodes_and_pods_and_unknown_for_an_unreachable_no
     let cluster = Cluster::start_with("top", &["--agents", "1", "--runtime", "process"]);
     let manifest = cluster.file("burner.yaml", PODS);
     cluster.ok(&["apply", "-f", &manifest]);
+    // A node whose "agent" endpoint is a master: TLS under the cluster CA, but the
+    // certificate does not name that node, so the masters refuse to trust it.
+    let config: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&cluster.config).unwrap()).unwrap();
+    let master = config["clusters"][0]["cluster"]["servers"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(master.starts_with("https://"), "{master}");
+    let impostor = cluster.file(
+        "impostor.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: impostor\n  annotations:\n    rafter.io/agent-logs-endpoint: {master}\n"
+        ),
+    );
+    cluster.ok(&["apply", "-f", &impostor]);
 
     let pods = eventually("the burner to show CPU in use", LIMIT, || {
         let run = cluster.run(&["top", "pods"]);
@@ -87,7 +105,19 @@ fn top_prints_measured_usage_of_nodes_and_pods_and_unknown_for_an_unreachable_no
     let ghost = rows.iter().find(|r| r[0] == "ghost").unwrap();
     assert_eq!(ghost[1..], ["<unknown>"; 4], "{}", run.stdout);
     assert!(run.stderr.contains("ghost"), "{}", run.stderr);
-    let real = rows.iter().skip(1).find(|r| r[0] != "ghost").unwrap();
+    let impostor = rows.iter().find(|r| r[0] == "impostor").unwrap();
+    assert_eq!(impostor[1..], ["<unknown>"; 4], "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("must be issued by the cluster CA for node impostor"),
+        "{}",
+        run.stderr
+    );
+    let real = rows
+        .iter()
+        .skip(1)
+        .find(|r| r[0] != "ghost" && r[0] != "impostor")
+        .unwrap();
     assert!(
         real[1].ends_with('m') && real[2].ends_with('%'),
         "{}",

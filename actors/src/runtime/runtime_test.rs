@@ -11,20 +11,27 @@ use tokio::sync::watch;
 use super::fake::{Attempt, FakeCluster};
 use super::*;
 use crate::action::{Action, ObjectKey};
-use crate::csr::{CertificateSigner, RequestSubject, KUBELET_CLIENT};
+use crate::csr::{CertificateSigner, RequestSubject, KUBELET_CLIENT, KUBELET_SERVING};
 use crate::testing::{deployment, lease, node, pod};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A signer whose "PEM" is `CN;O`, issuing `CERT(<request>)`.
+/// A signer whose "PEM" is `CN;O[;IP,...]`, issuing `CERT(<request>)`.
 struct TestSigner;
 
 impl CertificateSigner for TestSigner {
     fn subject(&self, csr_pem: &str) -> Result<RequestSubject, String> {
-        let (cn, o) = csr_pem.split_once(';').ok_or("unparsable")?;
+        let mut parts = csr_pem.split(';');
+        let (Some(cn), Some(o)) = (parts.next(), parts.next()) else {
+            return Err("unparsable".to_owned());
+        };
         Ok(RequestSubject {
             common_name: cn.to_owned(),
             organizations: vec![o.to_owned()],
+            ip_addresses: parts
+                .next()
+                .map(|ips| ips.split(',').map(str::to_owned).collect())
+                .unwrap_or_default(),
             ..Default::default()
         })
     }
@@ -268,6 +275,55 @@ async fn an_approved_kubelet_csr_is_signed_by_the_signer() {
 }
 
 #[actix_rt::test]
+async fn a_nodes_serving_request_for_its_own_address_is_approved_and_signed() {
+    let cluster = FakeCluster::new(1);
+    let request =
+        base64::engine::general_purpose::STANDARD.encode("system:node:n1;system:nodes;10.0.0.5");
+    cluster.create(Object::CertificateSigningRequest(
+        v1::CertificateSigningRequest {
+            metadata: Some(v1::ObjectMeta {
+                name: "serving-n1".to_owned(),
+                ..Default::default()
+            }),
+            spec: Some(v1::CertificateSigningRequestSpec {
+                request,
+                signer_name: KUBELET_SERVING.to_owned(),
+                usages: vec!["digital signature".to_owned(), "server auth".to_owned()],
+                username: "system:node:n1".to_owned(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ));
+    let _h = Harness::start(&cluster, Some(1));
+    // The agent files its request while it registers: the Node (with the address) may
+    // arrive before or after the controller first looks at the request (the requeue on
+    // a Node change is tested on its own below).
+    let mut registered = node("n1").build_node();
+    registered
+        .status
+        .get_or_insert_with(Default::default)
+        .addresses
+        .push(v1::NodeAddress {
+            r#type: "InternalIP".to_owned(),
+            address: "10.0.0.5".to_owned(),
+        });
+    cluster.create(Object::Node(registered));
+    let key = ObjectKey::new(Kind::CertificateSigningRequest, "", "serving-n1");
+    cluster
+        .wait_until("a serving certificate", WAIT, |s| {
+            match s.objects.get(&key) {
+                Some(Object::CertificateSigningRequest(c)) => c
+                    .status
+                    .as_ref()
+                    .is_some_and(|st| !st.certificate.is_empty()),
+                _ => false,
+            }
+        })
+        .await;
+}
+
+#[actix_rt::test]
 async fn a_pod_that_fits_no_node_stays_pending_with_a_failed_scheduling_event() {
     let cluster = FakeCluster::new(1);
     cluster.create(node("small").allocatable("1", "1Gi", "10").build());
@@ -388,4 +444,48 @@ async fn pipelined_binds_place_every_pod_once_within_capacity_and_failed_binds_a
     assert_eq!(failed, 7, "the failed binds were the injected ones");
     assert_eq!(binds.len() - failed, 120, "each pod bound exactly once");
     assert_eq!(state.failing_binds, 0);
+}
+
+#[test]
+fn a_node_change_brings_back_that_nodes_pending_serving_requests() {
+    let pending = v1::CertificateSigningRequest {
+        metadata: Some(v1::ObjectMeta {
+            name: "serving-n1".to_owned(),
+            ..Default::default()
+        }),
+        spec: Some(v1::CertificateSigningRequestSpec {
+            signer_name: KUBELET_SERVING.to_owned(),
+            username: "system:node:n1".to_owned(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let n1 = node("n1").build();
+    let cache = crate::cache::Cache::from_objects([
+        Object::CertificateSigningRequest(pending),
+        n1.clone(),
+        node("n2").build(),
+    ]);
+    let csrs = Csrs {
+        signer: Arc::new(TestSigner),
+    };
+    let change = |name: &str, new: Option<Object>| Change {
+        key: ObjectKey::new(Kind::Node, "", name),
+        old: None,
+        new: new.map(Arc::new),
+    };
+    let mut keys = Vec::new();
+    csrs.keys_for(&cache, &change("n1", Some(n1)), &mut keys);
+    assert_eq!(
+        keys,
+        [ObjectKey::new(
+            Kind::CertificateSigningRequest,
+            "",
+            "serving-n1"
+        )]
+    );
+    keys.clear();
+    csrs.keys_for(&cache, &change("n2", Some(node("n2").build())), &mut keys);
+    csrs.keys_for(&cache, &change("n1", None), &mut keys);
+    assert!(keys.is_empty(), "{keys:?}");
 }

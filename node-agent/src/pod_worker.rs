@@ -40,7 +40,7 @@ use crate::pod_sync::{plan, pod_status, Action, BackoffPolicy, Blocked, Observed
 use crate::probes::{self, ProbeKind, ProbeTarget, ProbeWorker};
 use crate::runtime::ContainerRuntime;
 use crate::spec::{ContainerConfig, SandboxConfig};
-use crate::status::{ContainerState, SandboxState};
+use crate::status::{ContainerState, Sandbox, SandboxState};
 use crate::volumes;
 
 /// Annotation of a mirror pod (value: the static pod's config hash).
@@ -94,6 +94,10 @@ pub(crate) struct PodWorker {
     probes: HashMap<(String, ProbeKind), ProbeWorker>,
     blocked: HashMap<String, Blocked>,
     sandbox_retry_at: Option<SystemTime>,
+    /// The pod's only sandbox as the last listing showed it: while it exists, observing
+    /// asks for its status instead of listing every sandbox on the node (a listing per pod
+    /// per sync is quadratic in the pods). Forgotten whenever this worker makes a sandbox.
+    known_sandbox: Option<String>,
     last_written: Option<PodStatus>,
     last_pod: Option<Pod>,
 }
@@ -141,6 +145,7 @@ impl PodWorker {
             probes: HashMap::new(),
             blocked: HashMap::new(),
             sandbox_retry_at: None,
+            known_sandbox: None,
             last_written: None,
             last_pod: None,
         }
@@ -247,8 +252,15 @@ impl PodWorker {
         }
     }
 
-    async fn observe(&self) -> Result<Observed, RuntimeError> {
-        let rt = &self.ctx.runtime;
+    async fn observe(&mut self) -> Result<Observed, RuntimeError> {
+        let rt = self.ctx.runtime.clone();
+        if let Some(id) = self.known_sandbox.clone() {
+            match rt.sandbox_status(&id).await {
+                Ok(sandbox) => return self.observe_sandbox(sandbox, Vec::new()).await,
+                Err(e) if e.is_not_found() => self.known_sandbox = None,
+                Err(e) => return Err(e),
+            }
+        }
         let mut sandboxes: Vec<_> = rt
             .list_sandboxes()
             .await?
@@ -260,35 +272,50 @@ impl PodWorker {
                 .cmp(&a.attempt)
                 .then(b.created_at.cmp(&a.created_at))
         });
-        let mut observed = Observed::default();
         let mut iter = sandboxes.into_iter();
-        if let Some(newest) = iter.next() {
-            let newest = match rt.sandbox_status(&newest.id).await {
-                Ok(s) => s,
-                Err(e) if e.is_not_found() => newest,
-                Err(e) => return Err(e),
-            };
-            for summary in rt.list_containers(Some(&newest.id)).await? {
-                match rt.container_status(&summary.id).await {
-                    Ok(st) => observed
-                        .containers
-                        .entry(summary.container_name().to_owned())
-                        .or_default()
-                        .push(st),
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            for list in observed.containers.values_mut() {
-                list.sort_by(|a, b| {
-                    b.attempt
-                        .cmp(&a.attempt)
-                        .then(b.created_at.cmp(&a.created_at))
-                });
-            }
-            observed.sandbox = Some(newest);
+        let Some(newest) = iter.next() else {
+            return Ok(Observed::default());
+        };
+        let old: Vec<String> = iter.map(|s| s.id).collect();
+        let newest = match rt.sandbox_status(&newest.id).await {
+            Ok(s) => s,
+            Err(e) if e.is_not_found() => newest,
+            Err(e) => return Err(e),
+        };
+        if old.is_empty() {
+            self.known_sandbox = Some(newest.id.clone());
         }
-        observed.old_sandboxes = iter.map(|s| s.id).collect();
+        self.observe_sandbox(newest, old).await
+    }
+
+    /// The containers of the pod's newest sandbox, with the older sandboxes to remove.
+    async fn observe_sandbox(
+        &self,
+        newest: Sandbox,
+        old_sandboxes: Vec<String>,
+    ) -> Result<Observed, RuntimeError> {
+        let rt = &self.ctx.runtime;
+        let mut observed = Observed::default();
+        for summary in rt.list_containers(Some(&newest.id)).await? {
+            match rt.container_status(&summary.id).await {
+                Ok(st) => observed
+                    .containers
+                    .entry(summary.container_name().to_owned())
+                    .or_default()
+                    .push(st),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for list in observed.containers.values_mut() {
+            list.sort_by(|a, b| {
+                b.attempt
+                    .cmp(&a.attempt)
+                    .then(b.created_at.cmp(&a.created_at))
+            });
+        }
+        observed.sandbox = Some(newest);
+        observed.old_sandboxes = old_sandboxes;
         Ok(observed)
     }
 
@@ -453,6 +480,8 @@ impl PodWorker {
                 let Ok(_slot) = self.ctx.sandbox_slots.acquire().await else {
                     return;
                 };
+                // The pod gets a new sandbox: the next observation lists them again.
+                self.known_sandbox = None;
                 match rt.run_sandbox(&config).await {
                     Ok(sb) => {
                         self.sandbox_retry_at = None;

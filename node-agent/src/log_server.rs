@@ -12,7 +12,8 @@
 //! With a serving certificate (`crate::serving`: agents that joined through TLS bootstrap)
 //! the endpoint serves TLS and is advertised as `https://`; the masters verify it against
 //! the cluster CA and the node's name, and the endpoint requires a client certificate of
-//! that CA (the masters present theirs). Connections arriving before the first certificate
+//! that CA in the group `system:masters` (the masters present theirs; a node's or another
+//! user's certificate is refused). Connections arriving before the first certificate
 //! wait in the listen queue; a renewed certificate starts a new server on the same
 //! listener while the old one finishes its streams. Without one (token-only agents,
 //! clusters without TLS) it stays plaintext (`http://`), as before: the only caller is
@@ -36,6 +37,7 @@ use rafter_proto::agent::agent_metrics_server::AgentMetricsServer;
 use rafter_proto::agent::{LogChunk, LogsRequest};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 use tracing::{debug, info, warn};
@@ -167,6 +169,34 @@ fn accepts(listener: Arc<TcpListener>) -> impl Stream<Item = std::io::Result<Tcp
 type ServerRun = Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
 
 /// A TLS server with `identity` on `listener` until `stop` fires.
+/// Lets a call through only if its client certificate names a member of `system:masters`
+/// (the masters, and cluster admins): nodes and other users read logs and metrics through
+/// the gateway, which authorises them.
+fn caller_is_a_master(request: Request<()>) -> Result<Request<()>, Status> {
+    let cert = request
+        .peer_certs()
+        .and_then(|certs| certs.first().cloned())
+        .ok_or_else(|| {
+            Status::unauthenticated("a client certificate of the cluster CA is required")
+        })?;
+    let identity = api_gateway::cert_identity(cert.as_ref()).map_err(|e| {
+        Status::unauthenticated(format!("the client certificate cannot be read: {e}"))
+    })?;
+    if identity
+        .groups
+        .iter()
+        .any(|g| g == api_gateway::MASTERS_GROUP)
+    {
+        Ok(request)
+    } else {
+        Err(Status::permission_denied(format!(
+            "{} may not call this node's endpoint: only {} may (read logs and metrics through the API)",
+            identity.user,
+            api_gateway::MASTERS_GROUP
+        )))
+    }
+}
+
 fn tls_server(
     listener: Arc<TcpListener>,
     serving: &ServingIdentity,
@@ -181,10 +211,26 @@ fn tls_server(
         // Callers must present a certificate of the cluster CA (masters do).
         config = config.client_ca_root(Certificate::from_pem(ca));
     }
+    // With client certificates required, only the masters (group system:masters) may
+    // call: a node's or a user's certificate from the same CA is refused.
+    let masters_only = serving.client_ca_pem.is_some();
+    let check = move |request: Request<()>| {
+        if masters_only {
+            caller_is_a_master(request)
+        } else {
+            Ok(request)
+        }
+    };
     let server = tonic::transport::Server::builder()
         .tls_config(config)?
-        .add_service(AgentLogsServer::from_arc(logs))
-        .add_service(AgentMetricsServer::from_arc(metrics))
+        .add_service(InterceptedService::new(
+            AgentLogsServer::from_arc(logs),
+            check,
+        ))
+        .add_service(InterceptedService::new(
+            AgentMetricsServer::from_arc(metrics),
+            check,
+        ))
         .serve_with_incoming_shutdown(accepts(listener), async {
             let _ = stop.await;
         });
@@ -323,5 +369,106 @@ mod tests {
             advertised("127.0.0.1:7000".parse().unwrap(), "10.0.0.5", true),
             "https://127.0.0.1:7000"
         );
+    }
+
+    fn issue(
+        ca: &api_gateway::ClusterCa,
+        name: &str,
+        group: &str,
+        usage: api_gateway::CertUsage,
+        hosts: &[&str],
+    ) -> api_gateway::CertAndKey {
+        ca.issue(&api_gateway::CertRequest {
+            common_name: name.into(),
+            organizations: vec![group.into()],
+            subject_alt_names: hosts.iter().map(|h| h.to_string()).collect(),
+            usage,
+            validity: time::Duration::hours(1),
+        })
+        .expect("issue a certificate")
+    }
+
+    /// Asks the endpoint at `addr` (serving as node `n1`) for a log, presenting `client`.
+    async fn ask(addr: SocketAddr, ca_pem: &str, client: &api_gateway::CertAndKey) -> Status {
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(ca_pem))
+            .identity(Identity::from_pem(&client.cert_pem, &client.key_pem))
+            .domain_name("n1");
+        let channel = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+            .expect("endpoint")
+            .tls_config(tls)
+            .expect("client TLS")
+            .connect()
+            .await
+            .expect("connect");
+        let mut logs = rafter_proto::agent::agent_logs_client::AgentLogsClient::new(channel);
+        match logs.logs(wire()).await {
+            Ok(_) => panic!("no such log exists, the call cannot succeed"),
+            Err(status) => status,
+        }
+    }
+
+    #[tokio::test]
+    async fn over_tls_only_members_of_system_masters_may_call() {
+        use api_gateway::CertUsage;
+        let ca = api_gateway::ClusterCa::generate("test").expect("a CA");
+        let serving = issue(
+            &ca,
+            "system:node:n1",
+            "system:nodes",
+            CertUsage::Server,
+            &["n1"],
+        );
+        let master = issue(
+            &ca,
+            "rafter-master-1",
+            api_gateway::MASTERS_GROUP,
+            CertUsage::Client,
+            &[],
+        );
+        let node = issue(
+            &ca,
+            "system:node:n2",
+            "system:nodes",
+            CertUsage::Client,
+            &[],
+        );
+        let (_certs, rx) = watch::channel(Some(ServingIdentity {
+            identity: api_gateway::client::ClientIdentity {
+                cert_pem: serving.cert_pem,
+                key_pem: serving.key_pem,
+            },
+            client_ca_pem: Some(ca.cert_pem().to_owned()),
+        }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let dir = tempfile::tempdir().expect("log dir");
+        let runtime = Arc::new(crate::HollowRuntime::new(crate::HollowConfig::default()));
+        let metrics = crate::metrics_server::MetricsServer::new("n1".into(), runtime);
+        let (stop, stopped) = watch::channel(false);
+        let server = tokio::spawn(serve(
+            listener,
+            dir.path().to_owned(),
+            metrics,
+            Some(rx),
+            stopped,
+        ));
+
+        // A master gets past the check: the log simply does not exist.
+        assert_eq!(
+            ask(addr, ca.cert_pem(), &master).await.code(),
+            tonic::Code::NotFound
+        );
+        // Another node's certificate, from the same CA, is refused and told why.
+        let refused = ask(addr, ca.cert_pem(), &node).await;
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+        assert!(
+            refused.message().contains("system:node:n2"),
+            "{}",
+            refused.message()
+        );
+
+        let _ = stop.send(true);
+        let _ = server.await;
     }
 }

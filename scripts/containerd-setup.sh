@@ -55,56 +55,41 @@ mkdir -p "$dir"/{root,state,runc,opt,net.d,cni-ipam,images}
 # The pod CIDR's first address is the bridge's gateway (a.b.c.1 for a /16 or /24).
 gateway=$(echo "${pod_cidr%/*}" | awk -F. '{ printf "%s.%s.%s.%d", $1, $2, $3, $4 + 1 }')
 
+# write_conflist FILE RANGE: the pod network (bridge, host-local IPAM over RANGE, a JSON
+# range object, and portmap) as a CNI conflist in FILE.
+write_conflist() {
+    cat >"$1" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "rafter-podnet",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$bridge",
+      "isGateway": true,
+      "ipMasq": true,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "$dir/cni-ipam",
+        "ranges": [[$2]],
+        "routes": [{ "dst": "0.0.0.0/0" }]
+      }
+    },
+    { "type": "portmap", "capabilities": { "portMappings": true } }
+  ]
+}
+EOF
+}
+
 conf_template=""
 if [ "${RAFTER_CNI_TEMPLATE:-}" = 1 ]; then
     # containerd fills in {{.PodCIDR}}; host-local takes the range's first address as gateway.
     conf_template="$dir/cni-template.tmpl"
     rm -f "$dir/net.d/10-podnet.conflist"
-    cat >"$conf_template" <<EOF
-{
-  "cniVersion": "1.0.0",
-  "name": "rafter-podnet",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "$bridge",
-      "isGateway": true,
-      "ipMasq": true,
-      "hairpinMode": true,
-      "ipam": {
-        "type": "host-local",
-        "dataDir": "$dir/cni-ipam",
-        "ranges": [[{ "subnet": "{{.PodCIDR}}" }]],
-        "routes": [{ "dst": "0.0.0.0/0" }]
-      }
-    },
-    { "type": "portmap", "capabilities": { "portMappings": true } }
-  ]
-}
-EOF
+    write_conflist "$conf_template" '{ "subnet": "{{.PodCIDR}}" }'
 else
-cat >"$dir/net.d/10-podnet.conflist" <<EOF
-{
-  "cniVersion": "1.0.0",
-  "name": "rafter-podnet",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "$bridge",
-      "isGateway": true,
-      "ipMasq": true,
-      "hairpinMode": true,
-      "ipam": {
-        "type": "host-local",
-        "dataDir": "$dir/cni-ipam",
-        "ranges": [[{ "subnet": "$pod_cidr", "gateway": "$gateway" }]],
-        "routes": [{ "dst": "0.0.0.0/0" }]
-      }
-    },
-    { "type": "portmap", "capabilities": { "portMappings": true } }
-  ]
-}
-EOF
+    write_conflist "$dir/net.d/10-podnet.conflist" "{ \"subnet\": \"$pod_cidr\", \"gateway\": \"$gateway\" }"
 fi
 
 # Only what differs from `containerd config default`; containerd fills in the rest.

@@ -152,15 +152,22 @@ impl PeerConnections {
 #[derive(Debug, Clone)]
 pub struct GrpcNetworkFactory {
     self_id: NodeId,
+    cluster: Arc<str>,
     faults: NetworkFaults,
     peers: PeerConnections,
 }
 
 impl GrpcNetworkFactory {
-    /// A factory for member `self_id`, honouring `faults`.
-    pub(crate) fn new(self_id: NodeId, faults: NetworkFaults, peers: PeerConnections) -> Self {
+    /// A factory for member `self_id` of `cluster`, honouring `faults`.
+    pub(crate) fn new(
+        self_id: NodeId,
+        cluster: &str,
+        faults: NetworkFaults,
+        peers: PeerConnections,
+    ) -> Self {
         GrpcNetworkFactory {
             self_id,
+            cluster: cluster.into(),
             faults,
             peers,
         }
@@ -199,6 +206,7 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
         let client = self.client(&node.addr);
         GrpcNetwork {
             self_id: self.self_id,
+            cluster: self.cluster.clone(),
             target,
             client,
             faults: self.faults.clone(),
@@ -209,6 +217,7 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
 /// The connection from one member to one peer.
 pub struct GrpcNetwork {
     self_id: NodeId,
+    cluster: Arc<str>,
     target: NodeId,
     client: Result<RaftClient<Channel>, String>,
     faults: NetworkFaults,
@@ -236,7 +245,7 @@ impl GrpcNetwork {
     where
         E: std::error::Error + DeserializeOwned,
         Resp: DeserializeOwned,
-        F: FnOnce(RaftClient<Channel>, RaftPayload) -> Fut,
+        F: FnOnce(RaftClient<Channel>, tonic::Request<RaftPayload>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<RaftPayload>, tonic::Status>>,
     {
         if self.faults.blocks(self.self_id, self.target) {
@@ -249,7 +258,8 @@ impl GrpcNetwork {
             Err(e) => return Err(RPCError::Unreachable(Unreachable::new(&Msg(e.clone())))),
         };
         let ttl = option.hard_ttl();
-        let reply = match tokio::time::timeout(ttl, send(client, RaftPayload { data })).await {
+        let request = addressed(RaftPayload { data }, &self.cluster, self.target);
+        let reply = match tokio::time::timeout(ttl, send(client, request)).await {
             Err(_) => {
                 return Err(RPCError::Timeout(Timeout {
                     action,
@@ -275,6 +285,19 @@ impl GrpcNetwork {
             .map_err(|s| RPCError::Network(NetworkError::new(&Msg(s.message().to_string()))))?;
         decoded.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
+}
+
+/// `payload` as a request for member `target` of `cluster`: the peer refuses it if it is not
+/// that member (a reused address answered by another cluster's member must not look like a
+/// follower whose log went back).
+fn addressed(payload: RaftPayload, cluster: &str, target: NodeId) -> tonic::Request<RaftPayload> {
+    let mut request = tonic::Request::new(payload);
+    let metadata = request.metadata_mut();
+    if let Ok(value) = cluster.parse() {
+        metadata.insert(crate::network::CLUSTER_HEADER, value);
+    }
+    metadata.insert(crate::network::TARGET_HEADER, target.into());
+    request
 }
 
 // The error type is openraft's RPCError, fixed by the RaftNetwork trait.

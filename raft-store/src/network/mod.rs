@@ -20,5 +20,10 @@ pub(crate) use codec::from_bytes;
 pub(crate) use codec::to_bytes;
 pub use server::RaftGrpcService;
 
+/// Request metadata naming the cluster a replication request is for.
+pub(crate) const CLUSTER_HEADER: &str = "rafter-cluster";
+/// Request metadata naming the member a replication request is for.
+pub(crate) const TARGET_HEADER: &str = "rafter-target";
+
 /// Largest gRPC message between members (a batch of entries or a snapshot chunk).
 pub(crate) const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;

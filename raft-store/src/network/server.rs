@@ -25,6 +25,8 @@ use crate::types::TypeConfig;
 /// Serves the `rafter.raft.v1.Raft` gRPC service for one member.
 #[derive(Clone)]
 pub struct RaftGrpcService {
+    id: NodeId,
+    cluster: Arc<str>,
     raft: openraft::Raft<TypeConfig>,
     reads: Arc<ReadIndexBatcher>,
     proposer: Arc<Proposer>,
@@ -33,12 +35,17 @@ pub struct RaftGrpcService {
 impl RaftGrpcService {
     /// Serve RPCs into `raft`; read-index requests share rounds through `reads`, forwarded
     /// writes share entries through `proposer`.
+    /// Replication requests must be addressed to member `id` of `cluster`.
     pub(crate) fn new(
+        id: NodeId,
+        cluster: &str,
         raft: openraft::Raft<TypeConfig>,
         reads: Arc<ReadIndexBatcher>,
         proposer: Arc<Proposer>,
     ) -> Self {
         RaftGrpcService {
+            id,
+            cluster: cluster.into(),
             raft,
             reads,
             proposer,
@@ -53,6 +60,32 @@ impl RaftGrpcService {
     }
 }
 
+impl RaftGrpcService {
+    /// Refuses a replication request meant for another member or cluster: a peer that dials
+    /// an address now served by someone else must get an error, not that member's log.
+    fn check_addressee(&self, request: &Request<RaftPayload>) -> Result<(), Status> {
+        let header = |name: &str| {
+            request
+                .metadata()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        let (cluster, target) = (
+            header(crate::network::CLUSTER_HEADER),
+            header(crate::network::TARGET_HEADER),
+        );
+        if *cluster == *self.cluster && target == self.id.to_string() {
+            return Ok(());
+        }
+        Err(Status::failed_precondition(format!(
+            "this is member {} of cluster {:?}, not member {target:?} of cluster {cluster:?}",
+            self.id, self.cluster
+        )))
+    }
+}
+
 fn payload(data: Vec<u8>) -> Response<RaftPayload> {
     Response::new(RaftPayload { data })
 }
@@ -63,12 +96,14 @@ impl RaftRpc for RaftGrpcService {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
+        self.check_addressee(&request)?;
         let req = from_bytes(&request.into_inner().data)?;
         let resp = self.raft.append_entries(req).await;
         Ok(payload(to_bytes(&resp)?))
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        self.check_addressee(&request)?;
         let req = from_bytes(&request.into_inner().data)?;
         let resp = self.raft.vote(req).await;
         Ok(payload(to_bytes(&resp)?))
@@ -78,6 +113,7 @@ impl RaftRpc for RaftGrpcService {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
+        self.check_addressee(&request)?;
         let req = from_bytes(&request.into_inner().data)?;
         let resp = self.raft.install_snapshot(req).await;
         Ok(payload(to_bytes(&resp)?))

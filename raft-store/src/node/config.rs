@@ -17,6 +17,9 @@ use crate::types::NodeId;
 pub struct NodeConfig {
     /// This member's id (non-zero, unique in the cluster).
     pub id: NodeId,
+    /// The cluster's name: members refuse replication requests addressed to another
+    /// cluster (an address reused by another cluster's member).
+    pub cluster_name: String,
     /// Where the RocksDB database and snapshots live.
     pub data_dir: PathBuf,
     /// Address the Raft gRPC endpoint binds (port 0 picks a free port).
@@ -59,6 +62,7 @@ impl NodeConfig {
     pub fn new(id: NodeId, data_dir: impl Into<PathBuf>) -> Self {
         NodeConfig {
             id,
+            cluster_name: "rafter".to_owned(),
             data_dir: data_dir.into(),
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertise_addr: None,

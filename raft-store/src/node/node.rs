@@ -131,7 +131,7 @@ impl Node {
         let handle = sm.handle();
         let db = log.db_weak();
         let raft_config = openraft::Config {
-            cluster_name: "rafter".into(),
+            cluster_name: config.cluster_name.clone(),
             heartbeat_interval: config.heartbeat_interval.as_millis() as u64,
             election_timeout_min: config.election_timeout_min.as_millis() as u64,
             election_timeout_max: config.election_timeout_max.as_millis() as u64,
@@ -152,15 +152,26 @@ impl Node {
             .clone()
             .unwrap_or_else(|| local.to_string());
         let peers = PeerConnections::new(config.tls.clone());
-        let network = GrpcNetworkFactory::new(config.id, config.faults.clone(), peers.clone());
+        let network = GrpcNetworkFactory::new(
+            config.id,
+            &config.cluster_name,
+            config.faults.clone(),
+            peers.clone(),
+        );
         let raft = openraft::Raft::new(config.id, Arc::new(raft_config), network, log, sm)
             .await
             .map_err(stopped)?;
         let (shutdown, shutdown_rx) = tokio_watch::channel(false);
         let reads = ReadIndexBatcher::new(raft.clone());
         let proposer = Proposer::start(raft.clone(), config.batching);
-        let service =
-            RaftGrpcService::new(raft.clone(), reads.clone(), proposer.clone()).into_server();
+        let service = RaftGrpcService::new(
+            config.id,
+            &config.cluster_name,
+            raft.clone(),
+            reads.clone(),
+            proposer.clone(),
+        )
+        .into_server();
         let mut server_shutdown = shutdown_rx.clone();
         let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
         if let Some(tls) = &config.tls {

@@ -45,7 +45,17 @@ pub struct TestCluster {
     pub addrs: BTreeMap<NodeId, SocketAddr>,
     pub nodes: BTreeMap<NodeId, Node>,
     pub faults: NetworkFaults,
+    /// This cluster's name, unique among the tests of this process (they run side by side
+    /// and reuse each other's freed ports).
+    pub name: String,
     tweak: fn(&mut NodeConfig),
+}
+
+/// A cluster name no other test cluster of this process has.
+pub fn unique_cluster_name() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("test-{}-{n}", std::process::id())
 }
 
 impl TestCluster {
@@ -61,6 +71,7 @@ impl TestCluster {
             addrs: BTreeMap::new(),
             nodes: BTreeMap::new(),
             faults: NetworkFaults::default(),
+            name: unique_cluster_name(),
             tweak,
         };
         for id in 1..=n {
@@ -94,6 +105,7 @@ impl TestCluster {
     pub fn config(&self, id: NodeId, listen: SocketAddr) -> NodeConfig {
         let mut cfg = NodeConfig::new(id, self.dirs[&id].path());
         cfg.listen_addr = listen;
+        cfg.cluster_name = self.name.clone();
         cfg.request_timeout = Duration::from_secs(3);
         cfg.faults = self.faults.clone();
         (self.tweak)(&mut cfg);

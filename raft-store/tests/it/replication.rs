@@ -5,6 +5,8 @@ use std::time::Instant;
 
 use raft_store::Consistency;
 use raft_store::KeyRange;
+use raft_store::Node;
+use raft_store::NodeConfig;
 use raft_store::NodeError;
 use raft_store::PutRequest;
 use raft_store::RangeRequest;
@@ -222,6 +224,46 @@ async fn write_without_quorum_fails_within_the_request_timeout() {
     assert!(r.is_err(), "a write without quorum must fail: {r:?}");
     assert!(r.unwrap_err().is_retryable());
     assert!(started.elapsed() < Duration::from_secs(3) + Duration::from_secs(2));
+    c.shutdown_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_address_taken_over_by_another_clusters_member_is_refused() {
+    let mut c = TestCluster::start(3).await;
+    let leader = c.wait_for_leader().await;
+    c.put("k", "1").await;
+    // The followers go away and new members of another cluster, with the same ids and empty
+    // logs, take over their addresses (as tests running side by side reuse freed ports).
+    let mut strangers = Vec::new();
+    let mut dirs = Vec::new();
+    for id in c.follower_ids(leader.id()) {
+        c.stop(id).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = NodeConfig::new(id, dir.path());
+        cfg.listen_addr = c.addrs[&id];
+        cfg.cluster_name = unique_cluster_name();
+        let stranger = Node::start(cfg)
+            .await
+            .expect("a stranger on the freed address");
+        strangers.push(stranger);
+        dirs.push(dir);
+    }
+    // The leader is refused by them, not misled: writes fail as retryable, twice, and it is
+    // still running (a follower's log going back would stop its Raft core).
+    for _ in 0..2 {
+        let r = leader.put(PutRequest::new("lonely", "1")).await;
+        assert!(
+            r.as_ref().is_err_and(|e| e.is_retryable()),
+            "a write without quorum fails and may be retried: {r:?}"
+        );
+    }
+    for stranger in strangers {
+        assert_eq!(
+            stranger.get("k", Consistency::Serializable).await.unwrap(),
+            None
+        );
+        stranger.shutdown().await.expect("shutdown");
+    }
     c.shutdown_all().await;
 }
 

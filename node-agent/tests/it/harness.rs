@@ -156,8 +156,19 @@ pub fn shell(name: &str, script: &str) -> ContainerConfig {
 }
 
 /// Polls `check` until it yields `Some`, failing after [`DEADLINE`].
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    eventually_within(DEADLINE, || what.to_owned(), check).await
+}
+
+/// Polls `check` until it yields `Some`, failing after `deadline` with the message `what`
+/// gives at that moment (so it can name the last thing seen).
+pub async fn eventually_within<T, W, F, Fut>(deadline: Duration, what: W, mut check: F) -> T
+where
+    W: Fn() -> String,
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
@@ -166,7 +177,11 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < deadline,
+            "timed out waiting for {}",
+            what()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -2,13 +2,16 @@
 //! metrics endpoint for measured usage (`Client::metrics`), on the process backend and,
 //! when `RAFTER_CONTAINERD_SOCK` is set, on containerd.
 
+use std::sync::Mutex;
+use std::time::Duration;
+
 use api_gateway::AGENT_LOGS_ENDPOINT_ANNOTATION;
 use rafter_proto::api::{NodeMetrics, PodMetrics};
 use rafter_proto::v1::{Container, Node, ObjectMeta, Pod, PodSpec};
 use rafter_proto::{Kind, Object};
 
 use crate::cluster::{Cluster, TestNode};
-use crate::harness::{containerd, eventually, process, Runtime, BUSYBOX};
+use crate::harness::{containerd, eventually, eventually_within, process, Runtime, BUSYBOX};
 
 const MI: u64 = 1024 * 1024;
 
@@ -66,19 +69,43 @@ async fn busy_pods_measure_above_an_idle_one(runtime: Runtime) {
     for (name, script) in pods {
         cluster.create_pod(pod(name, &node.name, script)).await;
     }
-    let figures = eventually("the busy pods to measure above the idle one", || async {
-        let answer = cluster.client.metrics(Some(&node.name)).await.ok()?;
-        let figures = answer.nodes.into_iter().next()?;
-        assert!(figures.error.is_empty(), "{}", figures.error);
-        let idle = find(&figures, "idle")?;
-        let burner = find(&figures, "burner")?;
-        let hog = find(&figures, "hog")?;
-        // The machine is shared: ask for a clear margin, not for a whole core.
-        (cpu(burner) > cpu(idle) + 50_000_000
-            && memory(hog) > 48 * MI
-            && memory(hog) > memory(idle) + 40 * MI)
-            .then_some(figures.clone())
-    })
+    // Three containers start and one shell fills 64 MiB on a possibly loaded machine: give
+    // it longer than the usual deadline, and say what was measured last if it runs out.
+    let last_seen = Mutex::new(String::from("no answer yet"));
+    let figures = eventually_within(
+        Duration::from_secs(90),
+        || {
+            format!(
+                "the busy pods to measure above the idle one; last seen: {}",
+                last_seen.lock().map(|s| s.clone()).unwrap_or_default()
+            )
+        },
+        || async {
+            let answer = match cluster.client.metrics(Some(&node.name)).await {
+                Ok(answer) => answer,
+                Err(e) => {
+                    *last_seen.lock().unwrap() = format!("error {e}");
+                    return None;
+                }
+            };
+            let figures = answer.nodes.into_iter().next()?;
+            assert!(figures.error.is_empty(), "{}", figures.error);
+            *last_seen.lock().unwrap() = figures
+                .pods
+                .iter()
+                .map(|p| format!("{}: cpu {} n, memory {} B", p.name, cpu(p), memory(p)))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let idle = find(&figures, "idle")?;
+            let burner = find(&figures, "burner")?;
+            let hog = find(&figures, "hog")?;
+            // The machine is shared: ask for a clear margin, not for a whole core.
+            (cpu(burner) > cpu(idle) + 50_000_000
+                && memory(hog) > 48 * MI
+                && memory(hog) > memory(idle) + 40 * MI)
+                .then_some(figures.clone())
+        },
+    )
     .await;
     assert!(figures.cpu_nano_cores >= cpu(find(&figures, "burner").unwrap()));
     assert!(figures.memory_working_set_bytes > 64 * MI);

@@ -386,9 +386,8 @@ pub fn leadership(node: Node, heartbeat: Duration) -> watch::Receiver<Option<u64
         let mut refresh = true;
         loop {
             if refresh {
-                let since = metrics.borrow_and_update().millis_since_quorum_ack;
-                acked_at =
-                    since.and_then(|ms| Instant::now().checked_sub(Duration::from_millis(ms)));
+                let since = raft_store::since_quorum_ack(&metrics.borrow_and_update());
+                acked_at = since.and_then(|ago| Instant::now().checked_sub(ago));
             }
             let fresh = acked_at.is_some_and(|at| at.elapsed() <= lease);
             let term = node.leader_term().filter(|_| fresh);

@@ -60,11 +60,13 @@ mod types;
 
 pub use types::ApplyResult;
 pub use types::NodeId;
+pub use types::Raft;
 pub use types::TypeConfig;
 
 pub use kv::*;
 pub use network::NetworkFaults;
 pub use network::PeerTls;
+pub use node::since_quorum_ack;
 pub use node::Consistency;
 pub use node::Node;
 pub use node::NodeConfig;

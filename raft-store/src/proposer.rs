@@ -20,7 +20,6 @@ use std::sync::Arc;
 use openraft::error::ClientWriteError;
 use openraft::error::Fatal;
 use openraft::error::RaftError;
-use openraft::BasicNode;
 use tokio::sync::mpsc;
 use tokio::sync::oneshot;
 use tokio::sync::OwnedSemaphorePermit;
@@ -32,12 +31,12 @@ use crate::kv::KvError;
 use crate::kv::KvResponse;
 use crate::kv::Op;
 use crate::types::ApplyResult;
-use crate::types::NodeId;
+use crate::types::Raft;
 use crate::types::TypeConfig;
 
 /// What proposing one command answered: its applied result, or why Raft did not take it.
 pub(crate) type WriteResult =
-    Result<ApplyResult, RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>>;
+    Result<ApplyResult, RaftError<TypeConfig, ClientWriteError<TypeConfig>>>;
 
 /// Bookkeeping bytes counted per command on top of its keys and values.
 const PER_COMMAND_BYTES: usize = 64;
@@ -77,7 +76,7 @@ pub(crate) struct Proposer {
 
 impl Proposer {
     /// Start the proposing task on the current runtime; it ends when the proposer is dropped.
-    pub(crate) fn start(raft: openraft::Raft<TypeConfig>, limits: BatchLimits) -> Arc<Self> {
+    pub(crate) fn start(raft: Raft, limits: BatchLimits) -> Arc<Self> {
         let (queue, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(raft, rx, limits));
         Arc::new(Proposer { queue })
@@ -97,11 +96,7 @@ impl Proposer {
     }
 }
 
-async fn run(
-    raft: openraft::Raft<TypeConfig>,
-    mut queue: mpsc::UnboundedReceiver<Pending>,
-    limits: BatchLimits,
-) {
+async fn run(raft: Raft, mut queue: mpsc::UnboundedReceiver<Pending>, limits: BatchLimits) {
     let slots = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
     // A command that did not fit in the previous entry opens the next one.
     let mut carried: Option<Pending> = None;
@@ -133,11 +128,7 @@ async fn run(
 }
 
 /// Propose one entry for `batch` and hand every writer its own answer.
-async fn write_entry(
-    raft: openraft::Raft<TypeConfig>,
-    mut batch: Vec<Pending>,
-    _slot: OwnedSemaphorePermit,
-) {
+async fn write_entry(raft: Raft, mut batch: Vec<Pending>, _slot: OwnedSemaphorePermit) {
     if batch.len() == 1 {
         if let Some(p) = batch.pop() {
             let result = raft.client_write(p.cmd).await.map(|r| r.data);

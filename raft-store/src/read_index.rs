@@ -14,24 +14,24 @@
 use std::sync::Arc;
 use std::sync::Mutex;
 
-use openraft::error::CheckIsLeaderError;
 use openraft::error::Fatal;
+use openraft::error::LinearizableReadError;
 use openraft::error::RaftError;
-use openraft::BasicNode;
+use openraft::ReadPolicy;
 use tokio::sync::watch;
 
 use crate::types::LogId;
-use crate::types::NodeId;
+use crate::types::Raft;
 use crate::types::TypeConfig;
 
 pub(crate) type ReadIndexResult =
-    Result<Option<LogId>, RaftError<NodeId, CheckIsLeaderError<NodeId, BasicNode>>>;
+    Result<Option<LogId>, RaftError<TypeConfig, LinearizableReadError<TypeConfig>>>;
 
 type Round = watch::Receiver<Option<ReadIndexResult>>;
 
 /// Shares read-index rounds between concurrent readers.
 pub(crate) struct ReadIndexBatcher {
-    raft: openraft::Raft<TypeConfig>,
+    raft: Raft,
     /// The round gathering readers, not started yet.
     waiting: Mutex<Option<Round>>,
     /// Held by the round in flight.
@@ -39,7 +39,7 @@ pub(crate) struct ReadIndexBatcher {
 }
 
 impl ReadIndexBatcher {
-    pub(crate) fn new(raft: openraft::Raft<TypeConfig>) -> Arc<Self> {
+    pub(crate) fn new(raft: Raft) -> Arc<Self> {
         Arc::new(ReadIndexBatcher {
             raft,
             waiting: Mutex::new(None),
@@ -81,9 +81,9 @@ impl ReadIndexBatcher {
             .take();
         let result = self
             .raft
-            .get_read_log_id()
+            .get_read_log_id(ReadPolicy::ReadIndex)
             .await
-            .map(|(read_log_id, _applied)| read_log_id);
+            .map(|(read_log_id, _applied)| Some(*read_log_id.log_id()));
         let _ = tx.send(Some(result));
     }
 }

@@ -15,17 +15,23 @@ pub type NodeId = u64;
 pub type ApplyResult = Result<KvResponse, KvError>;
 
 openraft::declare_raft_types!(
-    /// Rafter's openraft types: entries carry [`Command`]s, snapshots are files.
+    /// Rafter's openraft types: entries carry [`Command`]s; members are `BasicNode`s.
     pub TypeConfig:
         D = Command,
         R = ApplyResult,
         NodeId = NodeId,
         Node = BasicNode,
-        SnapshotData = tokio::fs::File,
 );
 
-pub(crate) type Entry = openraft::Entry<TypeConfig>;
-pub(crate) type LogId = openraft::LogId<NodeId>;
-pub(crate) type StorageError = openraft::StorageError<NodeId>;
-pub(crate) type StoredMembership = openraft::StoredMembership<NodeId, BasicNode>;
-pub(crate) type SnapshotMeta = openraft::SnapshotMeta<NodeId, BasicNode>;
+/// Snapshots are files: built into, kept as and streamed from `<dir>/snapshots`.
+pub(crate) type SnapshotData = tokio::fs::File;
+
+/// The local Raft, parameterised by the state machine (openraft 0.10).
+pub type Raft = openraft::Raft<TypeConfig, crate::storage::StateMachine>;
+
+pub(crate) type Entry = openraft::type_config::alias::EntryOf<TypeConfig>;
+pub(crate) type LogId = openraft::type_config::alias::LogIdOf<TypeConfig>;
+pub(crate) type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
+pub(crate) type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
+pub(crate) type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
+pub(crate) type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, SnapshotData>;

@@ -6,39 +6,47 @@
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
-use std::fmt::Display;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::RwLock;
 use std::time::Duration;
 
-use openraft::error::InstallSnapshotError;
+use openraft::error::Fatal;
 use openraft::error::NetworkError;
 use openraft::error::RPCError;
 use openraft::error::RaftError;
-use openraft::error::RemoteError;
+use openraft::error::ReplicationClosed;
+use openraft::error::StreamingError;
 use openraft::error::Timeout;
 use openraft::error::Unreachable;
 use openraft::network::RPCOption;
-use openraft::network::RaftNetwork;
 use openraft::network::RaftNetworkFactory;
 use openraft::raft::AppendEntriesRequest;
 use openraft::raft::AppendEntriesResponse;
-use openraft::raft::InstallSnapshotRequest;
-use openraft::raft::InstallSnapshotResponse;
+use openraft::raft::SnapshotResponse;
 use openraft::raft::VoteRequest;
 use openraft::raft::VoteResponse;
 use openraft::BasicNode;
+use openraft::OptionalSend;
 use openraft::RPCTypes;
+use openraft::RaftNetworkV2;
 use rafter_proto::raft::raft_client::RaftClient;
 use rafter_proto::raft::RaftPayload;
 use serde::de::DeserializeOwned;
+use tokio::io::AsyncReadExt;
+use tokio::io::AsyncSeekExt;
 use tonic::transport::Channel;
 
 use crate::network::codec::from_bytes;
 use crate::network::codec::to_bytes;
 use crate::types::NodeId;
+use crate::types::Snapshot;
+use crate::types::SnapshotData;
 use crate::types::TypeConfig;
+use crate::types::Vote;
+
+/// Bytes of snapshot file per streamed message.
+const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// Switches that cut members off the network, for fault-injection tests.
 ///
@@ -223,67 +231,111 @@ pub struct GrpcNetwork {
     faults: NetworkFaults,
 }
 
-#[derive(Debug)]
-struct Msg(String);
-
-impl Display for Msg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Msg {}
-
 impl GrpcNetwork {
-    async fn call<Resp, E, F, Fut>(
+    /// The client for this peer, unless the peer is cut off by a fault switch or could not
+    /// be dialled.
+    fn reachable_client(&self) -> Result<RaftClient<Channel>, Unreachable<TypeConfig>> {
+        if self.faults.blocks(self.self_id, self.target) {
+            return Err(Unreachable::from_string("isolated by NetworkFaults"));
+        }
+        self.client.clone().map_err(Unreachable::from_string)
+    }
+
+    async fn call<Resp, F, Fut>(
         &self,
         action: RPCTypes,
         option: &RPCOption,
         data: Vec<u8>,
         send: F,
-    ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+    ) -> Result<Resp, RPCError<TypeConfig>>
     where
-        E: std::error::Error + DeserializeOwned,
         Resp: DeserializeOwned,
         F: FnOnce(RaftClient<Channel>, tonic::Request<RaftPayload>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<RaftPayload>, tonic::Status>>,
     {
-        if self.faults.blocks(self.self_id, self.target) {
-            return Err(RPCError::Unreachable(Unreachable::new(&Msg(
-                "isolated by NetworkFaults".into(),
-            ))));
-        }
-        let client = match &self.client {
-            Ok(c) => c.clone(),
-            Err(e) => return Err(RPCError::Unreachable(Unreachable::new(&Msg(e.clone())))),
-        };
+        let client = self.reachable_client()?;
         let ttl = option.hard_ttl();
         let request = addressed(RaftPayload { data }, &self.cluster, self.target);
         let reply = match tokio::time::timeout(ttl, send(client, request)).await {
-            Err(_) => {
-                return Err(RPCError::Timeout(Timeout {
-                    action,
-                    id: self.self_id,
-                    target: self.target,
-                    timeout: ttl,
-                }))
-            }
-            Ok(Err(status)) => {
-                let err = Msg(format!("{}: {}", status.code(), status.message()));
-                return Err(match status.code() {
-                    tonic::Code::Unavailable
-                    | tonic::Code::Cancelled
-                    | tonic::Code::DeadlineExceeded => {
-                        RPCError::Unreachable(Unreachable::new(&err))
-                    }
-                    _ => RPCError::Network(NetworkError::new(&err)),
-                });
-            }
+            Err(_) => return Err(RPCError::Timeout(self.timeout(action, ttl))),
+            Ok(Err(status)) => return Err(status_error(&status)),
             Ok(Ok(resp)) => resp.into_inner().data,
         };
-        let decoded: Result<Resp, RaftError<NodeId, E>> = from_bytes(&reply)
-            .map_err(|s| RPCError::Network(NetworkError::new(&Msg(s.message().to_string()))))?;
-        decoded.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+        let decoded: Result<Resp, RaftError<TypeConfig>> = from_bytes(&reply)
+            .map_err(|s| RPCError::Network(NetworkError::from_string(s.message())))?;
+        // The only error a peer's Raft answers these with is that it has stopped.
+        decoded.map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))
+    }
+
+    fn timeout(&self, action: RPCTypes, ttl: Duration) -> Timeout<TypeConfig> {
+        Timeout {
+            action,
+            id: self.self_id,
+            target: self.target,
+            timeout: ttl,
+        }
+    }
+
+    /// Streams `snapshot`: first its (vote, meta), then the file in chunks.
+    async fn send_snapshot(
+        &self,
+        vote: Vote,
+        snapshot: Snapshot,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let mut client = self.reachable_client()?;
+        let header = to_bytes(&(vote, snapshot.meta.clone()))
+            .map_err(|s| NetworkError::from_string(s.message()))?;
+        let mut file: SnapshotData = snapshot.snapshot;
+        file.rewind()
+            .await
+            .map_err(|e| NetworkError::from_string(format!("read snapshot file: {e}")))?;
+        let chunks =
+            futures::stream::unfold((Some(header), Some(file)), |(header, file)| async move {
+                if let Some(data) = header {
+                    return Some((RaftPayload { data }, (None, file)));
+                }
+                let mut file = file?;
+                let mut data = vec![0u8; SNAPSHOT_CHUNK_BYTES];
+                match file.read(&mut data).await {
+                    Ok(0) => None,
+                    Ok(n) => {
+                        data.truncate(n);
+                        Some((RaftPayload { data }, (None, Some(file))))
+                    }
+                    Err(e) => {
+                        // Ending the stream early makes the receiver refuse a short file.
+                        tracing::warn!(error = %e, "reading the snapshot file failed");
+                        None
+                    }
+                }
+            });
+        let mut request = tonic::Request::new(chunks);
+        address(request.metadata_mut(), &self.cluster, self.target);
+        let reply = client
+            .install_snapshot(request)
+            .await
+            .map_err(|status| match status_error(&status) {
+                RPCError::Unreachable(e) => StreamingError::Unreachable(e),
+                RPCError::Timeout(e) => StreamingError::Timeout(e),
+                RPCError::Network(e) => StreamingError::Network(e),
+                RPCError::RemoteError(e) => StreamingError::Network(NetworkError::new(&e)),
+            })?
+            .into_inner()
+            .data;
+        let decoded: Result<SnapshotResponse<TypeConfig>, Fatal<TypeConfig>> =
+            from_bytes(&reply).map_err(|s| NetworkError::from_string(s.message()))?;
+        decoded.map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))
+    }
+}
+
+/// A transport failure as openraft's error: unreachable (back off) or a network error.
+fn status_error(status: &tonic::Status) -> RPCError<TypeConfig> {
+    let message = format!("{}: {}", status.code(), status.message());
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::DeadlineExceeded => {
+            RPCError::Unreachable(Unreachable::from_string(message))
+        }
+        _ => RPCError::Network(NetworkError::from_string(message)),
     }
 }
 
@@ -292,28 +344,29 @@ impl GrpcNetwork {
 /// follower whose log went back).
 fn addressed(payload: RaftPayload, cluster: &str, target: NodeId) -> tonic::Request<RaftPayload> {
     let mut request = tonic::Request::new(payload);
-    let metadata = request.metadata_mut();
+    address(request.metadata_mut(), cluster, target);
+    request
+}
+
+fn address(metadata: &mut tonic::metadata::MetadataMap, cluster: &str, target: NodeId) {
     if let Ok(value) = cluster.parse() {
         metadata.insert(crate::network::CLUSTER_HEADER, value);
     }
     metadata.insert(crate::network::TARGET_HEADER, target.into());
-    request
 }
 
-// The error type is openraft's RPCError, fixed by the RaftNetwork trait.
-#[allow(clippy::result_large_err)]
-fn encode<T: serde::Serialize, E: std::error::Error>(
-    v: &T,
-) -> Result<Vec<u8>, RPCError<NodeId, BasicNode, E>> {
-    to_bytes(v).map_err(|s| RPCError::Network(NetworkError::new(&Msg(s.message().to_string()))))
+fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, RPCError<TypeConfig>> {
+    to_bytes(v).map_err(|s| RPCError::Network(NetworkError::from_string(s.message())))
 }
 
-impl RaftNetwork<TypeConfig> for GrpcNetwork {
+impl RaftNetworkV2<TypeConfig> for GrpcNetwork {
+    type SnapshotData = SnapshotData;
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let data = encode(&rpc)?;
         self.call(
             RPCTypes::AppendEntries,
@@ -324,33 +377,50 @@ impl RaftNetwork<TypeConfig> for GrpcNetwork {
         .await
     }
 
-    async fn install_snapshot(
-        &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
-        option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<NodeId>,
-        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
-    > {
-        let data = encode(&rpc)?;
-        self.call(
-            RPCTypes::InstallSnapshot,
-            &option,
-            data,
-            |mut c, p| async move { c.install_snapshot(p).await },
-        )
-        .await
-    }
-
     async fn vote(
         &mut self,
-        rpc: VoteRequest<NodeId>,
+        rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         let data = encode(&rpc)?;
         self.call(RPCTypes::Vote, &option, data, |mut c, p| async move {
             c.vote(p).await
         })
         .await
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let data = encode(&rpc)?;
+        self.call(RPCTypes::Vote, &option, data, |mut c, p| async move {
+            c.pre_vote(p).await
+        })
+        .await
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        // openraft's snapshot timeout is per chunk (as it was when it sent the chunks itself):
+        // allow it once for the header and once per chunk of the file.
+        let bytes = snapshot.snapshot.metadata().await.map_or(0, |m| m.len());
+        let chunks = bytes.div_ceil(SNAPSHOT_CHUNK_BYTES as u64);
+        let ttl = option
+            .hard_ttl()
+            .saturating_mul(u32::try_from(chunks.saturating_add(1)).unwrap_or(u32::MAX));
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            sent = tokio::time::timeout(ttl, self.send_snapshot(vote, snapshot)) => match sent {
+                Ok(result) => result,
+                Err(_) => Err(StreamingError::Timeout(self.timeout(RPCTypes::InstallSnapshot, ttl))),
+            },
+        }
     }
 }

@@ -2,16 +2,21 @@
 //!
 //! Owns [`RaftGrpcService`]. It must not interpret the messages: openraft does.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use openraft::error::CheckIsLeaderError;
+use futures::StreamExt;
 use openraft::error::ClientWriteError;
+use openraft::error::LinearizableReadError;
 use openraft::error::RaftError;
 use rafter_proto::raft::raft_server::Raft as RaftRpc;
 use rafter_proto::raft::RaftPayload;
+use tokio::io::AsyncSeekExt;
+use tokio::io::AsyncWriteExt;
 use tonic::Request;
 use tonic::Response;
 use tonic::Status;
+use tonic::Streaming;
 
 use crate::kv::Command;
 use crate::network::codec::from_bytes;
@@ -20,28 +25,36 @@ use crate::proposer::Proposer;
 use crate::read_index::ReadIndexBatcher;
 use crate::types::ApplyResult;
 use crate::types::NodeId;
+use crate::types::Raft;
+use crate::types::Snapshot;
+use crate::types::SnapshotMeta;
 use crate::types::TypeConfig;
+use crate::types::Vote;
 
 /// Serves the `rafter.raft.v1.Raft` gRPC service for one member.
 #[derive(Clone)]
 pub struct RaftGrpcService {
     id: NodeId,
     cluster: Arc<str>,
-    raft: openraft::Raft<TypeConfig>,
+    raft: Raft,
     reads: Arc<ReadIndexBatcher>,
     proposer: Arc<Proposer>,
+    /// Where snapshots received from the leader are written.
+    snapshot_dir: Arc<PathBuf>,
 }
 
 impl RaftGrpcService {
     /// Serve RPCs into `raft`; read-index requests share rounds through `reads`, forwarded
     /// writes share entries through `proposer`.
-    /// Replication requests must be addressed to member `id` of `cluster`.
+    /// Replication requests must be addressed to member `id` of `cluster`; snapshots from
+    /// the leader are received into files in `snapshot_dir`.
     pub(crate) fn new(
         id: NodeId,
         cluster: &str,
-        raft: openraft::Raft<TypeConfig>,
+        raft: Raft,
         reads: Arc<ReadIndexBatcher>,
         proposer: Arc<Proposer>,
+        snapshot_dir: PathBuf,
     ) -> Self {
         RaftGrpcService {
             id,
@@ -49,6 +62,7 @@ impl RaftGrpcService {
             raft,
             reads,
             proposer,
+            snapshot_dir: Arc::new(snapshot_dir),
         }
     }
 
@@ -63,10 +77,9 @@ impl RaftGrpcService {
 impl RaftGrpcService {
     /// Refuses a replication request meant for another member or cluster: a peer that dials
     /// an address now served by someone else must get an error, not that member's log.
-    fn check_addressee(&self, request: &Request<RaftPayload>) -> Result<(), Status> {
+    fn check_addressee(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(), Status> {
         let header = |name: &str| {
-            request
-                .metadata()
+            metadata
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
@@ -96,26 +109,54 @@ impl RaftRpc for RaftGrpcService {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
-        self.check_addressee(&request)?;
+        self.check_addressee(request.metadata())?;
         let req = from_bytes(&request.into_inner().data)?;
         let resp = self.raft.append_entries(req).await;
         Ok(payload(to_bytes(&resp)?))
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-        self.check_addressee(&request)?;
+        self.check_addressee(request.metadata())?;
         let req = from_bytes(&request.into_inner().data)?;
         let resp = self.raft.vote(req).await;
         Ok(payload(to_bytes(&resp)?))
     }
 
-    async fn install_snapshot(
+    async fn pre_vote(
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
-        self.check_addressee(&request)?;
+        self.check_addressee(request.metadata())?;
         let req = from_bytes(&request.into_inner().data)?;
-        let resp = self.raft.install_snapshot(req).await;
+        let resp = self.raft.pre_vote(req).await;
+        Ok(payload(to_bytes(&resp)?))
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<Streaming<RaftPayload>>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        self.check_addressee(request.metadata())?;
+        let mut chunks = request.into_inner();
+        let header = chunks
+            .next()
+            .await
+            .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))??;
+        let (vote, meta): (Vote, SnapshotMeta) = from_bytes(&header.data)?;
+        let io = |e: std::io::Error| Status::internal(format!("receive snapshot: {e}"));
+        let mut file = crate::storage::incoming_snapshot_file(&self.snapshot_dir)
+            .await
+            .map_err(io)?;
+        while let Some(chunk) = chunks.next().await {
+            file.write_all(&chunk?.data).await.map_err(io)?;
+        }
+        file.flush().await.map_err(io)?;
+        file.rewind().await.map_err(io)?;
+        let snapshot = Snapshot {
+            meta,
+            snapshot: file,
+        };
+        let resp = self.raft.install_full_snapshot(vote, snapshot).await;
         Ok(payload(to_bytes(&resp)?))
     }
 
@@ -124,14 +165,11 @@ impl RaftRpc for RaftGrpcService {
         _request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
         // Confirms leadership with a quorum; the index is what a reader must have applied.
-        let resp: Result<
-            Option<u64>,
-            RaftError<NodeId, CheckIsLeaderError<NodeId, openraft::BasicNode>>,
-        > = self
-            .reads
-            .read_index()
-            .await
-            .map(|read_log_id| read_log_id.map(|l| l.index));
+        let resp: Result<Option<u64>, RaftError<TypeConfig, LinearizableReadError<TypeConfig>>> =
+            self.reads
+                .read_index()
+                .await
+                .map(|read_log_id| read_log_id.map(|l| l.index));
         Ok(payload(to_bytes(&resp)?))
     }
 
@@ -142,10 +180,8 @@ impl RaftRpc for RaftGrpcService {
         let mut cmd: Command = from_bytes(&request.into_inner().data)?;
         // Time is decided by the leader: restamp the forwarded entry with this member's clock.
         cmd.now_ms = crate::node::now_ms();
-        let resp: Result<
-            ApplyResult,
-            RaftError<NodeId, ClientWriteError<NodeId, openraft::BasicNode>>,
-        > = self.proposer.propose(cmd).await;
+        let resp: Result<ApplyResult, RaftError<TypeConfig, ClientWriteError<TypeConfig>>> =
+            self.proposer.propose(cmd).await;
         Ok(payload(to_bytes(&resp)?))
     }
 }

@@ -26,6 +26,10 @@ pub enum NodeError {
         /// How long the request waited.
         after: Duration,
     },
+    /// A write's entry was appended on this member and then discarded when another leader
+    /// took over: it may or may not commit there. Read before retrying.
+    #[error("write outcome unknown: {0}")]
+    OutcomeUnknown(String),
     /// The key space rejected the request (too large, compacted, lease not found ...).
     #[error(transparent)]
     Kv(#[from] KvError),
@@ -52,6 +56,7 @@ impl NodeError {
         match self {
             NodeError::ForwardToLeader { .. }
             | NodeError::Timeout { .. }
+            | NodeError::OutcomeUnknown(_)
             | NodeError::Transport(_) => true,
             NodeError::Kv(e) => e.is_retryable(),
             NodeError::Store(e) => e.is_retryable(),

@@ -12,6 +12,7 @@ mod watch;
 pub use config::NodeConfig;
 pub use error::NodeError;
 pub(crate) use node::now_ms;
+pub use node::since_quorum_ack;
 pub use node::Consistency;
 pub use node::Node;
 pub use watch::Watch;

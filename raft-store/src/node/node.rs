@@ -22,8 +22,9 @@ use std::sync::Weak;
 use std::time::Duration;
 use std::time::Instant;
 
-use openraft::error::CheckIsLeaderError;
+use openraft::async_runtime::watch::WatchReceiver;
 use openraft::error::ClientWriteError;
+use openraft::error::LinearizableReadError;
 use openraft::error::RaftError;
 use openraft::BasicNode;
 use openraft::RaftMetrics;
@@ -45,6 +46,7 @@ use crate::read_index::ReadIndexBatcher;
 use crate::storage::StateHandle;
 use crate::types::ApplyResult;
 use crate::types::NodeId;
+use crate::types::Raft;
 use crate::types::TypeConfig;
 
 /// How fresh a read must be.
@@ -63,7 +65,9 @@ struct NodeInner {
     id: NodeId,
     addr: String,
     config: NodeConfig,
-    raft: openraft::Raft<TypeConfig>,
+    raft: Raft,
+    /// Raft metrics, relayed onto a tokio watch channel.
+    metrics: tokio_watch::Receiver<RaftMetrics<TypeConfig>>,
     handle: RwLock<Option<StateHandle>>,
     shutdown: tokio_watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
@@ -100,17 +104,52 @@ fn stopped(e: impl std::fmt::Display) -> NodeError {
     NodeError::Stopped(e.to_string())
 }
 
-fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> NodeError {
+fn write_error(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> NodeError {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => NodeError::ForwardToLeader {
             leader_id: f.leader_id,
             addr: f.leader_node.map(|n| n.addr),
         },
+        // Appended here, then replaced by another leader's log: it may still commit there,
+        // so it must not be proposed again as if it never was.
+        RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)) => {
+            NodeError::OutcomeUnknown(format!(
+                "the entry was discarded here when leader {:?} took over; it may still commit",
+                f.leader_id
+            ))
+        }
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            NodeError::Membership(e.to_string())
+        }
+        RaftError::APIError(ClientWriteError::PreconditionFailed(e)) => {
             NodeError::Membership(e.to_string())
         }
         RaftError::Fatal(f) => stopped(f),
     }
+}
+
+/// How long ago a quorum last acknowledged this member as leader, from its metrics; `None`
+/// when it is not the leader.
+pub fn since_quorum_ack(metrics: &RaftMetrics<TypeConfig>) -> Option<Duration> {
+    metrics
+        .last_quorum_acked
+        .as_deref()
+        .map(openraft::Instant::elapsed)
+}
+
+/// Relays openraft's metrics onto a tokio watch channel until Raft stops.
+fn relay_metrics(raft: &Raft) -> tokio_watch::Receiver<RaftMetrics<TypeConfig>> {
+    let mut source = raft.metrics();
+    let (tx, rx) = tokio_watch::channel(source.borrow_watched().clone());
+    tokio::spawn(async move {
+        while source.changed().await.is_ok() {
+            let latest = source.borrow_watched().clone();
+            if tx.send(latest).is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 impl Node {
@@ -158,9 +197,10 @@ impl Node {
             config.faults.clone(),
             peers.clone(),
         );
-        let raft = openraft::Raft::new(config.id, Arc::new(raft_config), network, log, sm)
+        let raft = Raft::new(config.id, Arc::new(raft_config), network, log, sm)
             .await
             .map_err(stopped)?;
+        let metrics = relay_metrics(&raft);
         let (shutdown, shutdown_rx) = tokio_watch::channel(false);
         let reads = ReadIndexBatcher::new(raft.clone());
         let proposer = Proposer::start(raft.clone(), config.batching);
@@ -170,6 +210,7 @@ impl Node {
             raft.clone(),
             reads.clone(),
             proposer.clone(),
+            config.data_dir.join("snapshots"),
         )
         .into_server();
         let mut server_shutdown = shutdown_rx.clone();
@@ -207,6 +248,7 @@ impl Node {
                 addr,
                 config,
                 raft,
+                metrics,
                 handle: RwLock::new(Some(handle)),
                 shutdown,
                 tasks: std::sync::Mutex::new(Vec::new()),
@@ -239,26 +281,26 @@ impl Node {
     }
 
     /// The openraft handle, for metrics and `wait()` conditions.
-    pub fn raft(&self) -> &openraft::Raft<TypeConfig> {
+    pub fn raft(&self) -> &Raft {
         &self.inner.raft
     }
 
     /// A live view of Raft metrics (leader, term, applied index, membership).
-    pub fn metrics(&self) -> tokio_watch::Receiver<RaftMetrics<NodeId, BasicNode>> {
-        self.inner.raft.metrics()
+    pub fn metrics(&self) -> tokio_watch::Receiver<RaftMetrics<TypeConfig>> {
+        self.inner.metrics.clone()
     }
 
     /// The term this member leads in, or `None` when it is not the leader. Controllers that
     /// run on the leader pass it to [`Node::submit`] as their fence.
     pub fn leader_term(&self) -> Option<u64> {
-        let m = self.inner.raft.metrics().borrow().clone();
+        let m = self.inner.metrics.borrow().clone();
         (m.state == ServerState::Leader && m.current_leader == Some(self.inner.id))
             .then_some(m.current_term)
     }
 
     /// The current leader as this member sees it: id and Raft address.
     pub fn leader(&self) -> Option<(NodeId, String)> {
-        let m = self.inner.raft.metrics().borrow().clone();
+        let m = self.inner.metrics.borrow().clone();
         let id = m.current_leader?;
         let addr = m
             .membership_config
@@ -458,7 +500,7 @@ impl Node {
                         .map(|_| ())
                         .map_err(|_| NodeError::Timeout { after: timeout });
                 }
-                Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
+                Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f)))) => {
                     let Some(addr) = f.leader_node.map(|n| n.addr) else {
                         return Err(NodeError::ForwardToLeader {
                             leader_id: f.leader_id,
@@ -478,7 +520,7 @@ impl Node {
                     }
                     return Ok(());
                 }
-                Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => {
+                Ok(Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(e)))) => {
                     tracing::debug!(error = %e, "read index not confirmed by a quorum yet; retrying");
                     let pause = tokio::time::Instant::now() + self.inner.config.heartbeat_interval;
                     if pause >= deadline {
@@ -634,15 +676,17 @@ async fn read_index_from(
         after: deadline.saturating_duration_since(started),
     })?
     .map_err(|s| NodeError::Transport(s.to_string()))?;
-    let decoded: Result<Option<u64>, RaftError<NodeId, CheckIsLeaderError<NodeId, BasicNode>>> =
+    let decoded: Result<Option<u64>, RaftError<TypeConfig, LinearizableReadError<TypeConfig>>> =
         crate::network::from_bytes(&reply.into_inner().data)
             .map_err(|s| NodeError::Transport(s.to_string()))?;
     decoded.map_err(|e| match e {
-        RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)) => NodeError::ForwardToLeader {
-            leader_id: f.leader_id,
-            addr: f.leader_node.map(|n| n.addr),
-        },
-        RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(q)) => {
+        RaftError::APIError(LinearizableReadError::ForwardToLeader(f)) => {
+            NodeError::ForwardToLeader {
+                leader_id: f.leader_id,
+                addr: f.leader_node.map(|n| n.addr),
+            }
+        }
+        RaftError::APIError(LinearizableReadError::QuorumNotEnough(q)) => {
             NodeError::Transport(q.to_string())
         }
         RaftError::Fatal(f) => NodeError::Stopped(f.to_string()),
@@ -667,7 +711,7 @@ async fn forward_write(
     .await
     .map_err(|_| NodeError::Timeout { after: timeout })?
     .map_err(|s| NodeError::Transport(s.to_string()))?;
-    let decoded: Result<ApplyResult, RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>> =
+    let decoded: Result<ApplyResult, RaftError<TypeConfig, ClientWriteError<TypeConfig>>> =
         crate::network::from_bytes(&reply.into_inner().data)
             .map_err(|s| NodeError::Transport(s.to_string()))?;
     decoded.map_err(write_error)
@@ -691,7 +735,7 @@ async fn housekeeping(node: Weak<NodeInner>, mut shutdown: tokio_watch::Receiver
         }
         let Some(inner) = node.upgrade() else { return };
         let node = Node { inner };
-        let m = node.inner.raft.metrics().borrow().clone();
+        let m = node.inner.metrics.borrow().clone();
         if m.state != ServerState::Leader {
             extended_in_term = None;
             continue;

@@ -1,22 +1,31 @@
-//! The Raft log and vote on RocksDB: openraft's `RaftLogStorage` (storage-v2).
+//! The Raft log and vote on RocksDB: openraft's `RaftLogStorage`.
 //!
-//! Owns the `log` and `meta` column families. Appends are written with a synced write batch
-//! before `log_io_completed` is called, so an acknowledged entry survives power loss. Every
-//! RocksDB call runs on tokio's blocking pool, never on an async worker thread. It must not
-//! touch the `data` column family (the state machine's).
+//! Owns the `log` and `meta` column families. An append writes its entries (readable at
+//! once, so the leader can replicate them while they are still being made durable) and
+//! hands its flush callback to the [`Flusher`]: one thread that syncs the write-ahead log
+//! for every append that arrived meanwhile and only then reports them flushed, in order. So
+//! an acknowledged entry survives power loss, the leader's fsync overlaps replication, and
+//! appends that queue up share one fsync. Every RocksDB call runs on tokio's blocking pool or
+//! the flusher thread, never on an async worker thread. It must not touch the `data` column
+//! family (the state machine's).
+//!
+//! ```text
+//!  append ─► [blocking pool] write batch (no sync) ─► return: entries readable
+//!                                  └─► Flusher: sync WAL once for all queued ─► callbacks
+//! ```
 
 use std::fmt::Debug;
 use std::ops::Bound;
 use std::ops::RangeBounds;
 use std::sync::Arc;
 
-use openraft::storage::LogFlushed;
+use std::sync::mpsc;
+
+use openraft::storage::IOFlushed;
 use openraft::storage::RaftLogStorage;
 use openraft::LogState;
 use openraft::OptionalSend;
 use openraft::RaftLogReader;
-use openraft::StorageIOError;
-use openraft::Vote;
 use rocksdb::WriteBatch;
 use rocksdb::WriteOptions;
 use rocksdb::DB;
@@ -27,18 +36,63 @@ use crate::storage::rocks::CF_LOG;
 use crate::storage::rocks::CF_META;
 use crate::types::Entry;
 use crate::types::LogId;
-use crate::types::NodeId;
-use crate::types::StorageError;
 use crate::types::TypeConfig;
+use crate::types::Vote;
 
 const KEY_VOTE: &[u8] = b"vote";
 const KEY_COMMITTED: &[u8] = b"committed";
 const KEY_LAST_PURGED: &[u8] = b"last_purged";
 
-/// The Raft log of one member. Cheap to clone; clones share the database.
+/// The Raft log of one member. Cheap to clone; clones share the database and the flusher.
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
+    flusher: Arc<Flusher>,
+}
+
+/// Makes appended entries durable off the append path: a thread that syncs the write-ahead
+/// log once for every callback queued meanwhile, then completes those callbacks in order.
+/// The thread ends when the last [`LogStore`] clone (and so the sender) is dropped.
+struct Flusher {
+    queue: std::sync::Mutex<mpsc::Sender<IOFlushed<TypeConfig>>>,
+}
+
+impl Flusher {
+    fn start(db: Arc<DB>) -> Result<Self, std::io::Error> {
+        let (tx, rx) = mpsc::channel::<IOFlushed<TypeConfig>>();
+        // The thread holds the database only through a weak reference, so that shutting a
+        // member down closes it even while the thread waits for work.
+        let weak = Arc::downgrade(&db);
+        std::thread::Builder::new()
+            .name("raft-log-flush".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut waiting = vec![first];
+                    waiting.extend(rx.try_iter());
+                    let result = match weak.upgrade() {
+                        Some(db) => db.flush_wal(true).map_err(io_err),
+                        None => Err(io_err("the log database is closed")),
+                    };
+                    for callback in waiting {
+                        callback.io_completed(match &result {
+                            Ok(()) => Ok(()),
+                            Err(e) => Err(io_err(e)),
+                        });
+                    }
+                }
+            })?;
+        Ok(Flusher {
+            queue: std::sync::Mutex::new(tx),
+        })
+    }
+
+    /// Complete `callback` once everything written so far is durable.
+    fn after_sync(&self, callback: IOFlushed<TypeConfig>) {
+        let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(mpsc::SendError(callback)) = queue.send(callback) {
+            callback.io_completed(Err(io_err("the log flusher has stopped")));
+        }
+    }
 }
 
 impl Debug for LogStore {
@@ -67,8 +121,9 @@ fn synced() -> WriteOptions {
 }
 
 impl LogStore {
-    pub(crate) fn new(db: Arc<DB>) -> Self {
-        LogStore { db }
+    pub(crate) fn new(db: Arc<DB>) -> Result<Self, std::io::Error> {
+        let flusher = Arc::new(Flusher::start(db.clone())?);
+        Ok(LogStore { db, flusher })
     }
 
     /// A weak reference to the database, to observe when every user has closed it.
@@ -141,7 +196,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<Entry>, StorageError> {
+    ) -> Result<Vec<Entry>, std::io::Error> {
         let start = match range.start_bound() {
             Bound::Included(&s) => s,
             Bound::Excluded(&s) => s.saturating_add(1),
@@ -153,16 +208,19 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Unbounded => None,
         };
         let db = self.db.clone();
-        blocking(move || Self::read_range(&db, start, end))
-            .await
-            .map_err(|e| StorageIOError::read_logs(&e).into())
+        blocking(move || Self::read_range(&db, start, end)).await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, std::io::Error> {
+        let db = self.db.clone();
+        blocking(move || Self::get_meta(&db, KEY_VOTE)).await
     }
 }
 
 impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
-    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, std::io::Error> {
         let db = self.db.clone();
         blocking(move || {
             let last_purged_log_id: Option<LogId> = Self::get_meta(&db, KEY_LAST_PURGED)?;
@@ -183,60 +241,45 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             })
         })
         .await
-        .map_err(|e| StorageIOError::read_logs(&e).into())
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
         self.clone()
     }
 
-    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), std::io::Error> {
         let db = self.db.clone();
         let vote = *vote;
-        blocking(move || Self::put_meta(&db, KEY_VOTE, &vote, true))
-            .await
-            .map_err(|e| StorageIOError::write_vote(&e).into())
+        blocking(move || Self::put_meta(&db, KEY_VOTE, &vote, true)).await
     }
 
-    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
-        let db = self.db.clone();
-        blocking(move || Self::get_meta(&db, KEY_VOTE))
-            .await
-            .map_err(|e| StorageIOError::read_vote(&e).into())
-    }
-
-    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), std::io::Error> {
         let db = self.db.clone();
         // Not synced: a committed index lost in a crash is learned again from the leader; it
         // only lets a restarted member re-apply its log without waiting for one.
-        blocking(move || Self::put_meta(&db, KEY_COMMITTED, &committed, false))
-            .await
-            .map_err(|e| StorageIOError::write(&e).into())
+        blocking(move || Self::put_meta(&db, KEY_COMMITTED, &committed, false)).await
     }
 
-    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+    async fn read_committed(&mut self) -> Result<Option<LogId>, std::io::Error> {
         let db = self.db.clone();
-        blocking(move || Ok(Self::get_meta::<Option<LogId>>(&db, KEY_COMMITTED)?.flatten()))
-            .await
-            .map_err(|e| StorageIOError::read(&e).into())
+        blocking(move || Ok(Self::get_meta::<Option<LogId>>(&db, KEY_COMMITTED)?.flatten())).await
     }
 
     async fn append<I>(
         &mut self,
         entries: I,
-        callback: LogFlushed<TypeConfig>,
-    ) -> Result<(), StorageError>
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), std::io::Error>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
         let mut encoded = Vec::new();
         for entry in entries {
-            let bytes = encode(&entry).map_err(|e| StorageIOError::write_logs(&e))?;
-            encoded.push((entry.log_id.index, bytes));
+            encoded.push((entry.log_id.index, encode(&entry).map_err(io_err)?));
         }
         let db = self.db.clone();
-        let result = blocking(move || {
+        let written = blocking(move || {
             let cf = db
                 .cf_handle(CF_LOG)
                 .ok_or_else(|| io_err("missing log cf"))?;
@@ -244,40 +287,39 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             for (index, bytes) in encoded {
                 batch.put_cf(cf, index.to_be_bytes(), bytes);
             }
-            // One synced batch per append: many client writes share one fsync.
-            db.write_opt(batch, &synced()).map_err(io_err)
+            // Not synced here: readable now, durable when the flusher has synced the WAL.
+            db.write(batch).map_err(io_err)
         })
         .await;
-        match result {
+        match written {
             Ok(()) => {
-                callback.log_io_completed(Ok(()));
+                self.flusher.after_sync(callback);
                 Ok(())
             }
             Err(e) => {
-                let err = StorageIOError::write_logs(&e).into();
-                callback.log_io_completed(Err(e));
-                Err(err)
+                callback.io_completed(Err(io_err(&e)));
+                Err(e)
             }
         }
     }
 
-    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        tracing::debug!(%log_id, "truncate log");
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), std::io::Error> {
+        tracing::debug!(?last_log_id, "truncate log");
+        let from = last_log_id.map_or(0, |l| l.index.saturating_add(1));
         let db = self.db.clone();
         blocking(move || {
             let cf = db
                 .cf_handle(CF_LOG)
                 .ok_or_else(|| io_err("missing log cf"))?;
             let mut batch = WriteBatch::default();
-            batch.delete_range_cf(cf, log_id.index.to_be_bytes(), u64::MAX.to_be_bytes());
+            batch.delete_range_cf(cf, from.to_be_bytes(), u64::MAX.to_be_bytes());
             batch.delete_cf(cf, u64::MAX.to_be_bytes());
             db.write_opt(batch, &synced()).map_err(io_err)
         })
         .await
-        .map_err(|e| StorageIOError::write_logs(&e).into())
     }
 
-    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+    async fn purge(&mut self, log_id: LogId) -> Result<(), std::io::Error> {
         tracing::debug!(%log_id, "purge log");
         let db = self.db.clone();
         blocking(move || {
@@ -297,6 +339,5 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             db.write_opt(batch, &synced()).map_err(io_err)
         })
         .await
-        .map_err(|e| StorageIOError::write_logs(&e).into())
     }
 }

@@ -19,6 +19,7 @@ pub(crate) use backup::write_backup;
 pub use backup::BackupInfo;
 pub use error::StoreError;
 pub use log_store::LogStore;
+pub(crate) use state_machine::incoming_snapshot_file;
 pub use state_machine::StateHandle;
 pub use state_machine::StateMachine;
 
@@ -30,7 +31,7 @@ use crate::kv::Limits;
 pub fn open_store(dir: &Path, limits: Limits) -> Result<(LogStore, StateMachine), StoreError> {
     let db = rocks::open_db(dir)?;
     let sm = StateMachine::open(db.clone(), dir, limits)?;
-    Ok((LogStore::new(db), sm))
+    Ok((LogStore::new(db)?, sm))
 }
 
 #[cfg(test)]

@@ -20,12 +20,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::RwLock;
 
+use futures::Stream;
+use futures::TryStreamExt;
+use openraft::storage::EntryResponder;
 use openraft::storage::RaftStateMachine;
 use openraft::EntryPayload;
 use openraft::OptionalSend;
 use openraft::RaftSnapshotBuilder;
-use openraft::Snapshot;
-use openraft::StorageIOError;
 use rocksdb::WriteBatch;
 use rocksdb::DB;
 use serde::Deserialize;
@@ -47,10 +48,10 @@ use crate::storage::rocks::CF_META;
 use crate::storage::snapshot_file::read_records;
 use crate::storage::snapshot_file::SnapshotWriter;
 use crate::types::ApplyResult;
-use crate::types::Entry;
 use crate::types::LogId;
+use crate::types::Snapshot;
+use crate::types::SnapshotData;
 use crate::types::SnapshotMeta;
-use crate::types::StorageError;
 use crate::types::StoredMembership;
 use crate::types::TypeConfig;
 
@@ -236,8 +237,7 @@ fn build_snapshot_file(
         None => AppliedState::default(),
         Some(raw) => decode(&raw).map_err(io_err)?,
     };
-    let index = applied.last_applied.map_or(0, |l| l.index);
-    let snapshot_id = format!("{index}-{}", now_nanos());
+    let snapshot_id = snapshot_file_id(applied.last_applied.as_ref());
     let file_name = format!("{snapshot_id}.snap");
     let tmp = snap_dir.join(format!("{snapshot_id}.tmp"));
     let mut writer =
@@ -258,83 +258,95 @@ fn build_snapshot_file(
     let meta = SnapshotMeta {
         last_log_id: applied.last_applied,
         last_membership: applied.membership,
-        snapshot_id,
     };
     StateMachine::save_snapshot_meta(db, snap_dir, &meta, &file_name)?;
-    tracing::info!(snapshot_id = %meta.snapshot_id, "built snapshot");
+    tracing::info!(file = %file_name, "built snapshot");
     Ok((meta, path))
 }
 
+/// A unique name for a snapshot file covering the log up to `last_applied`.
+fn snapshot_file_id(last_applied: Option<&LogId>) -> String {
+    format!("{}-{}", last_applied.map_or(0, |l| l.index), now_nanos())
+}
+
+/// A new, empty file in `snap_dir` to receive a snapshot from the leader into; it is
+/// removed at the next start if the transfer does not finish.
+pub(crate) async fn incoming_snapshot_file(snap_dir: &Path) -> std::io::Result<SnapshotData> {
+    let path = snap_dir.join(format!("incoming-{}.part", now_nanos()));
+    tokio::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .await
+}
+
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, std::io::Error> {
         let (db, dir) = (self.db.clone(), self.snap_dir.clone());
-        let (meta, path) = blocking(move || build_snapshot_file(&db, &dir))
-            .await
-            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        let (meta, path) = blocking(move || build_snapshot_file(&db, &dir)).await?;
+        let file = tokio::fs::File::open(&path).await?;
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(file),
+            snapshot: file,
         })
     }
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotData;
     type SnapshotBuilder = SnapshotBuilder;
 
-    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
-        let guard = self
-            .handle
-            .inner
-            .read()
-            .map_err(|_| StorageIOError::read_state_machine(&io_err("poisoned")))?;
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), std::io::Error> {
+        let guard = self.handle.inner.read().map_err(|_| io_err("poisoned"))?;
         Ok((guard.applied.last_applied, guard.applied.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<ApplyResult>, StorageError>
+    async fn apply<Strm>(&mut self, entries: Strm) -> Result<(), std::io::Error>
     where
-        I: IntoIterator<Item = Entry> + OptionalSend,
-        I::IntoIter: OptionalSend,
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, std::io::Error>>
+            + Unpin
+            + OptionalSend,
     {
-        let entries: Vec<Entry> = entries.into_iter().collect();
+        let (entries, responders): (Vec<_>, Vec<_>) =
+            entries.try_collect::<Vec<_>>().await?.into_iter().unzip();
         let handle = self.handle.clone();
-        let result =
-            tokio::task::spawn_blocking(move || -> Result<Vec<ApplyResult>, Box<StorageError>> {
-                let mut guard = handle.inner.write().map_err(|_| {
-                    Box::new(StorageIOError::write_state_machine(&io_err("poisoned")).into())
-                })?;
-                let inner = &mut *guard;
-                let mut out = Vec::with_capacity(entries.len());
-                for entry in &entries {
-                    inner.applied.last_applied = Some(entry.log_id);
-                    let cmd = match &entry.payload {
-                        EntryPayload::Blank => None,
-                        EntryPayload::Normal(cmd) => Some((cmd, entry.log_id.leader_id.term)),
-                        EntryPayload::Membership(m) => {
-                            inner.applied.membership =
-                                StoredMembership::new(Some(entry.log_id), m.clone());
-                            None
-                        }
-                    };
-                    let meta = encode(&inner.applied)
-                        .map_err(|e| Box::new(StorageIOError::apply(entry.log_id, &e).into()))?;
-                    let applied =
-                        apply_with_meta(&mut inner.kv, cmd, vec![(META_RAFT.to_vec(), Some(meta))])
-                            .map_err(|e| {
-                                Box::new(StorageIOError::apply(entry.log_id, &e).into())
-                            })?;
-                    for change in applied.changes {
-                        let _ = handle.events.send(Arc::new(change));
+        let results = blocking(move || {
+            let mut guard = handle.inner.write().map_err(|_| io_err("poisoned"))?;
+            let inner = &mut *guard;
+            let mut out: Vec<ApplyResult> = Vec::with_capacity(entries.len());
+            for entry in &entries {
+                inner.applied.last_applied = Some(entry.log_id);
+                let cmd = match &entry.payload {
+                    EntryPayload::Blank => None,
+                    EntryPayload::Normal(cmd) => Some((cmd, entry.log_id.leader_id.term)),
+                    EntryPayload::Membership(m) => {
+                        inner.applied.membership =
+                            StoredMembership::new(Some(entry.log_id), m.clone());
+                        None
                     }
-                    out.push(applied.result);
+                };
+                let meta = encode(&inner.applied).map_err(io_err)?;
+                let applied =
+                    apply_with_meta(&mut inner.kv, cmd, vec![(META_RAFT.to_vec(), Some(meta))])
+                        .map_err(|e| io_err(format!("apply {}: {e}", entry.log_id)))?;
+                for change in applied.changes {
+                    let _ = handle.events.send(Arc::new(change));
                 }
-                Ok(out)
-            })
-            .await
-            .map_err(|e| StorageIOError::write_state_machine(&io_err(e)))?;
-        result.map_err(|e| *e)
+                out.push(applied.result);
+            }
+            Ok(out)
+        })
+        .await?;
+        for (responder, result) in responders.into_iter().zip(results) {
+            if let Some(responder) = responder {
+                responder.send(result);
+            }
+        }
+        Ok(())
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -344,25 +356,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
-        let path = self.snap_dir.join(format!("incoming-{}.part", now_nanos()));
-        let file = tokio::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .await
-            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
-        Ok(Box::new(file))
-    }
-
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Box<tokio::fs::File>,
-    ) -> Result<(), StorageError> {
-        tracing::info!(snapshot_id = %meta.snapshot_id, last_log_id = ?meta.last_log_id, "install snapshot");
+        snapshot: SnapshotData,
+    ) -> Result<(), std::io::Error> {
+        tracing::info!(last_log_id = ?meta.last_log_id, "install snapshot");
         let mut file = snapshot.into_std().await;
         let (db, snap_dir, handle, meta) = (
             self.db.clone(),
@@ -370,7 +369,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.handle.clone(),
             meta.clone(),
         );
-        let signature = meta.signature();
         blocking(move || {
             let mut guard = handle.inner.write().map_err(|_| io_err("poisoned"))?;
             let cf = db
@@ -393,8 +391,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             applied.membership = meta.last_membership.clone();
             guard.applied = applied;
             // Keep the received file as the current snapshot.
-            let file_name = format!("{}.snap", meta.snapshot_id);
-            let tmp = snap_dir.join(format!("{}.tmp", meta.snapshot_id));
+            let snapshot_id = snapshot_file_id(meta.last_log_id.as_ref());
+            let file_name = format!("{snapshot_id}.snap");
+            let tmp = snap_dir.join(format!("{snapshot_id}.tmp"));
             file.rewind()?;
             let mut out = std::fs::File::create(&tmp)?;
             std::io::copy(&mut file, &mut out)?;
@@ -412,27 +411,24 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             Ok(())
         })
         .await
-        .map_err(|e| StorageIOError::write_snapshot(Some(signature), &e))?;
-        Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, std::io::Error> {
         let (db, dir) = (self.db.clone(), self.snap_dir.clone());
         let found = blocking(move || {
             Ok(Self::load_snapshot_meta(&db)?.map(|(meta, file)| (meta, dir.join(file))))
         })
-        .await
-        .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        .await?;
         let Some((meta, path)) = found else {
             return Ok(None);
         };
         match tokio::fs::File::open(&path).await {
             Ok(file) => Ok(Some(Snapshot {
                 meta,
-                snapshot: Box::new(file),
+                snapshot: file,
             })),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StorageIOError::read_snapshot(Some(meta.signature()), &e).into()),
+            Err(e) => Err(e),
         }
     }
 }

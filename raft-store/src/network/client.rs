@@ -276,16 +276,21 @@ impl GrpcNetwork {
         }
     }
 
-    /// Streams `snapshot`: first its (vote, meta), then the file in chunks.
+    /// Streams `snapshot`: first its (vote, meta, length in bytes), then the file in chunks.
     async fn send_snapshot(
         &self,
         vote: Vote,
         snapshot: Snapshot,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let mut client = self.reachable_client()?;
-        let header = to_bytes(&(vote, snapshot.meta.clone()))
-            .map_err(|s| NetworkError::from_string(s.message()))?;
         let mut file: SnapshotData = snapshot.snapshot;
+        let length = file
+            .metadata()
+            .await
+            .map_err(|e| NetworkError::from_string(format!("read snapshot file: {e}")))?
+            .len();
+        let header = to_bytes(&(vote, snapshot.meta.clone(), length))
+            .map_err(|s| NetworkError::from_string(s.message()))?;
         file.rewind()
             .await
             .map_err(|e| NetworkError::from_string(format!("read snapshot file: {e}")))?;

@@ -142,13 +142,22 @@ impl RaftRpc for RaftGrpcService {
             .next()
             .await
             .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))??;
-        let (vote, meta): (Vote, SnapshotMeta) = from_bytes(&header.data)?;
+        let (vote, meta, length): (Vote, SnapshotMeta, u64) = from_bytes(&header.data)?;
         let io = |e: std::io::Error| Status::internal(format!("receive snapshot: {e}"));
         let mut file = crate::storage::incoming_snapshot_file(&self.snapshot_dir)
             .await
             .map_err(io)?;
+        let mut received = 0u64;
         while let Some(chunk) = chunks.next().await {
-            file.write_all(&chunk?.data).await.map_err(io)?;
+            let data = chunk?.data;
+            received += data.len() as u64;
+            file.write_all(&data).await.map_err(io)?;
+        }
+        // A stream the sender ended early must not be installed as a whole snapshot.
+        if received != length {
+            return Err(Status::data_loss(format!(
+                "snapshot stream ended after {received} of {length} bytes"
+            )));
         }
         file.flush().await.map_err(io)?;
         file.rewind().await.map_err(io)?;

@@ -11,10 +11,13 @@
 //!                                            └─► client_write ─► each writer gets its answer
 //! ```
 //!
-//! A writer that finds a free slot is proposed at once, so a single client pays nothing.
+//! A writer that finds a free slot and nobody queued is proposed at once from its own task,
+//! so a single client pays nothing.
 //! It must not interpret the commands: `kv::apply` applies each one of a batch on its own
 //! (own revision, own fence), and a failing one leaves the others alone.
 
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use openraft::error::ClientWriteError;
@@ -71,22 +74,42 @@ struct Pending {
 
 /// Proposes writes to the local Raft, sharing entries between concurrent writers.
 pub(crate) struct Proposer {
+    raft: Raft,
     queue: mpsc::UnboundedSender<Pending>,
+    /// Writes sent to the queue and not yet taken from it.
+    queued: Arc<AtomicUsize>,
+    /// One permit per entry that may be in flight.
+    slots: Arc<Semaphore>,
 }
 
 impl Proposer {
     /// Start the proposing task on the current runtime; it ends when the proposer is dropped.
     pub(crate) fn start(raft: Raft, limits: BatchLimits) -> Arc<Self> {
         let (queue, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(raft, rx, limits));
-        Arc::new(Proposer { queue })
+        let queued = Arc::new(AtomicUsize::new(0));
+        let slots = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
+        tokio::spawn(run(raft.clone(), rx, limits, queued.clone(), slots.clone()));
+        Arc::new(Proposer {
+            raft,
+            queue,
+            queued,
+            slots,
+        })
     }
 
     /// Propose `cmd` and wait until it is applied (or Raft refuses it, e.g. not the leader).
     /// The caller bounds the wait.
     pub(crate) async fn propose(&self, cmd: Command) -> WriteResult {
+        // Nobody waiting and a slot free: propose it from here, with no hop through the
+        // proposing task (a lone writer pays nothing for batching).
+        if self.queued.load(Ordering::Acquire) == 0 {
+            if let Ok(_slot) = self.slots.clone().try_acquire_owned() {
+                return self.raft.client_write(cmd).await.map(|r| r.data);
+            }
+        }
         let (reply, answer) = oneshot::channel();
         let bytes = op_bytes(&cmd.op) + PER_COMMAND_BYTES;
+        self.queued.fetch_add(1, Ordering::AcqRel);
         if self.queue.send(Pending { cmd, bytes, reply }).is_err() {
             return Err(RaftError::Fatal(Fatal::Stopped));
         }
@@ -96,26 +119,39 @@ impl Proposer {
     }
 }
 
-async fn run(raft: Raft, mut queue: mpsc::UnboundedReceiver<Pending>, limits: BatchLimits) {
-    let slots = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
+async fn run(
+    raft: Raft,
+    mut queue: mpsc::UnboundedReceiver<Pending>,
+    limits: BatchLimits,
+    queued: Arc<AtomicUsize>,
+    slots: Arc<Semaphore>,
+) {
     // A command that did not fit in the previous entry opens the next one.
     let mut carried: Option<Pending> = None;
+    let take = |p: Pending| {
+        queued.fetch_sub(1, Ordering::AcqRel);
+        p
+    };
     loop {
-        // Take a slot before looking at the queue: while every slot is busy, writers gather.
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
+        // Wait for a write first, then for a slot: while every slot is busy, writers gather
+        // in the queue (and no slot is held idle, so a lone writer finds one free).
         let first = match carried.take() {
             Some(p) => p,
             None => match queue.recv().await {
-                Some(p) => p,
+                Some(p) => take(p),
                 None => return,
             },
         };
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+
         let mut bytes = first.bytes;
         let mut batch = vec![first];
         while batch.len() < limits.max_commands.max(1) {
-            let Ok(next) = queue.try_recv() else { break };
+            let Ok(next) = queue.try_recv().map(take) else {
+                break;
+            };
             if bytes + next.bytes > limits.max_bytes {
                 carried = Some(next);
                 break;

@@ -7,7 +7,9 @@
 //! an acknowledged entry survives power loss, the leader's fsync overlaps replication, and
 //! appends that queue up share one fsync. Every RocksDB call runs on tokio's blocking pool or
 //! the flusher thread, never on an async worker thread. It must not touch the `data` column
-//! family (the state machine's).
+//! family (the state machine's). The committed index is not stored: the state machine keeps
+//! its applied index with its data, and a restarted member learns what is committed from the
+//! leader (storing it would put one more write before every apply).
 //!
 //! ```text
 //!  append ─► [blocking pool] write batch (no sync) ─► return: entries readable
@@ -32,6 +34,7 @@ use rocksdb::DB;
 
 use crate::kv::state::decode;
 use crate::kv::state::encode;
+use crate::storage::recent_log::RecentLog;
 use crate::storage::rocks::CF_LOG;
 use crate::storage::rocks::CF_META;
 use crate::types::Entry;
@@ -40,14 +43,17 @@ use crate::types::TypeConfig;
 use crate::types::Vote;
 
 const KEY_VOTE: &[u8] = b"vote";
-const KEY_COMMITTED: &[u8] = b"committed";
 const KEY_LAST_PURGED: &[u8] = b"last_purged";
+/// Newest entries kept in memory for reading back (replication, apply).
+const RECENT_ENTRIES: usize = 1024;
+const RECENT_BYTES: usize = 64 * 1024 * 1024;
 
 /// The Raft log of one member. Cheap to clone; clones share the database and the flusher.
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
     flusher: Arc<Flusher>,
+    recent: Arc<RecentLog>,
 }
 
 /// Makes appended entries durable off the append path: a thread that syncs the write-ahead
@@ -123,7 +129,11 @@ fn synced() -> WriteOptions {
 impl LogStore {
     pub(crate) fn new(db: Arc<DB>) -> Result<Self, std::io::Error> {
         let flusher = Arc::new(Flusher::start(db.clone())?);
-        Ok(LogStore { db, flusher })
+        Ok(LogStore {
+            db,
+            flusher,
+            recent: Arc::new(RecentLog::new(RECENT_ENTRIES, RECENT_BYTES)),
+        })
     }
 
     /// A weak reference to the database, to observe when every user has closed it.
@@ -207,6 +217,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(&e) => Some(e),
             Bound::Unbounded => None,
         };
+        if let Some(entries) = self.recent.get(start, end) {
+            return Ok(entries);
+        }
         let db = self.db.clone();
         blocking(move || Self::read_range(&db, start, end)).await
     }
@@ -253,18 +266,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         blocking(move || Self::put_meta(&db, KEY_VOTE, &vote, true)).await
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), std::io::Error> {
-        let db = self.db.clone();
-        // Not synced: a committed index lost in a crash is learned again from the leader; it
-        // only lets a restarted member re-apply its log without waiting for one.
-        blocking(move || Self::put_meta(&db, KEY_COMMITTED, &committed, false)).await
-    }
-
-    async fn read_committed(&mut self) -> Result<Option<LogId>, std::io::Error> {
-        let db = self.db.clone();
-        blocking(move || Ok(Self::get_meta::<Option<LogId>>(&db, KEY_COMMITTED)?.flatten())).await
-    }
-
     async fn append<I>(
         &mut self,
         entries: I,
@@ -274,25 +275,25 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut encoded = Vec::new();
-        for entry in entries {
-            encoded.push((entry.log_id.index, encode(&entry).map_err(io_err)?));
-        }
-        let db = self.db.clone();
-        let written = blocking(move || {
-            let cf = db
+        let mut batch = WriteBatch::default();
+        let mut recent = Vec::new();
+        {
+            let cf = self
+                .db
                 .cf_handle(CF_LOG)
                 .ok_or_else(|| io_err("missing log cf"))?;
-            let mut batch = WriteBatch::default();
-            for (index, bytes) in encoded {
-                batch.put_cf(cf, index.to_be_bytes(), bytes);
+            for entry in entries {
+                let bytes = encode(&entry).map_err(io_err)?;
+                batch.put_cf(cf, entry.log_id.index.to_be_bytes(), &bytes);
+                recent.push((entry, bytes.len()));
             }
-            // Not synced here: readable now, durable when the flusher has synced the WAL.
-            db.write(batch).map_err(io_err)
-        })
-        .await;
+        }
+        let db = self.db.clone();
+        // Not synced here: readable now, durable when the flusher has synced the WAL.
+        let written = blocking(move || db.write(batch).map_err(io_err)).await;
         match written {
             Ok(()) => {
+                self.recent.appended(recent);
                 self.flusher.after_sync(callback);
                 Ok(())
             }
@@ -306,6 +307,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), std::io::Error> {
         tracing::debug!(?last_log_id, "truncate log");
         let from = last_log_id.map_or(0, |l| l.index.saturating_add(1));
+        self.recent.truncated_from(from);
         let db = self.db.clone();
         blocking(move || {
             let cf = db
@@ -321,6 +323,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), std::io::Error> {
         tracing::debug!(%log_id, "purge log");
+        self.recent.purged_through(log_id.index);
         let db = self.db.clone();
         blocking(move || {
             let log = db

@@ -8,6 +8,7 @@ mod backup;
 mod data_version;
 mod error;
 mod log_store;
+mod recent_log;
 mod rocks;
 mod snapshot_file;
 mod state_machine;

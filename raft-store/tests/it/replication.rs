@@ -284,10 +284,16 @@ async fn isolated_leader_is_replaced_and_rejoins_as_a_follower() {
             .copied()
     })
     .await;
-    let r = c.nodes[&new_leader]
-        .put(PutRequest::new("k", "2"))
-        .await
-        .unwrap();
+    // Retried while the new leader has not yet heard from a quorum (it refuses proposals
+    // with ForwardToLeader until then); the same value, so a retry changes nothing else.
+    let r = eventually("a put on the new leader", || async {
+        match c.nodes[&new_leader].put(PutRequest::new("k", "2")).await {
+            Ok(r) => Some(r),
+            Err(e) if e.is_retryable() => None,
+            Err(e) => panic!("put on the new leader {new_leader}: {e:?}"),
+        }
+    })
+    .await;
     c.faults.heal(old);
     c.wait_applied_everywhere().await;
     let kv = c.nodes[&old]
@@ -344,18 +350,25 @@ async fn write_fenced_to_an_old_leadership_term_is_refused_after_failover() {
     let r = leader.submit(put("1"), Some(term)).await.unwrap();
     assert!(matches!(r, raft_store::KvResponse::Put(_)));
     c.stop(leader.id()).await;
-    let new = c.wait_for_leader().await;
-    let new_term = new.leader_term().expect("new leader has a term");
-    assert!(new_term > term);
-    match new.submit(put("2"), Some(term)).await {
-        Err(NodeError::Kv(raft_store::KvError::Fenced {
-            decided_in,
-            entry_term,
-        })) => {
-            assert_eq!((decided_in, entry_term), (term, new_term));
+    // A leader that has not heard from a quorum lately refuses proposals (ForwardToLeader
+    // with no leader) until it does: retry those, as a client would.
+    let (new, new_term) = eventually("the fenced write to be refused", || async {
+        let new = c.wait_for_leader().await;
+        let new_term = new.leader_term()?;
+        match new.submit(put("2"), Some(term)).await {
+            Err(NodeError::Kv(raft_store::KvError::Fenced {
+                decided_in,
+                entry_term,
+            })) => {
+                assert_eq!((decided_in, entry_term), (term, new_term));
+                Some((new, new_term))
+            }
+            Err(NodeError::ForwardToLeader { .. }) => None,
+            other => panic!("expected Fenced, got {other:?}"),
         }
-        other => panic!("expected Fenced, got {other:?}"),
-    }
+    })
+    .await;
+    assert!(new_term > term);
     let kv = new
         .get("fenced", Consistency::Linearizable)
         .await

@@ -19,6 +19,7 @@
 //! errors and [`ApiError`]. It must not decide anything (the cores in `actors` do) and
 //! must not write without the fence of the term the decision was made in.
 
+use raft_store::WatchReceiver;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

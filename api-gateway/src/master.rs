@@ -11,6 +11,7 @@
 //! Owns start-up order and shutdown of one master process. It reads and writes the PKI
 //! files it is pointed at and nothing else outside the data dir.
 
+use raft_store::WatchReceiver;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -278,7 +279,7 @@ impl Master {
 
         let fresh = node
             .metrics()
-            .borrow()
+            .borrow_watched()
             .membership_config
             .membership()
             .voter_ids()

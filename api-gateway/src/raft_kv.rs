@@ -6,6 +6,7 @@
 //! registry above never needs to know who leads. Member client addresses (for the Cluster
 //! service) are kept in the store under `/rafter/members/<id>`.
 
+use raft_store::WatchReceiver;
 use std::collections::BTreeSet;
 
 use futures::stream;
@@ -135,7 +136,7 @@ impl KvStore for RaftKv {
 #[async_trait::async_trait]
 impl ClusterControl for RaftKv {
     async fn status(&self) -> Result<ClusterStatus, StoreError> {
-        let metrics = self.node.metrics().borrow().clone();
+        let metrics = self.node.metrics().borrow_watched().clone();
         let addresses = self.client_addresses().await.unwrap_or_default();
         let membership = metrics.membership_config.membership();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
@@ -193,7 +194,7 @@ impl ClusterControl for RaftKv {
                 .await?;
         }
         if request.promote {
-            let metrics = self.node.metrics().borrow().clone();
+            let metrics = self.node.metrics().borrow_watched().clone();
             let mut voters: BTreeSet<u64> =
                 metrics.membership_config.membership().voter_ids().collect();
             voters.insert(request.id);
@@ -227,7 +228,7 @@ impl ClusterControl for RaftKv {
     }
 
     async fn remove_member(&self, id: u64) -> Result<ClusterStatus, StoreError> {
-        let metrics = self.node.metrics().borrow().clone();
+        let metrics = self.node.metrics().borrow_watched().clone();
         let mut voters: BTreeSet<u64> =
             metrics.membership_config.membership().voter_ids().collect();
         if !voters.remove(&id) {

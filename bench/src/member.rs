@@ -9,6 +9,7 @@
 //!  bench (driver) ──gRPC BenchKv──► member ─► raft_store::Node ══Raft gRPC══► other members
 //! ```
 
+use raft_store::WatchReceiver;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -139,7 +140,7 @@ impl BenchKv for KvService {
         &self,
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusReply>, Status> {
-        let metrics = self.node.metrics().borrow().clone();
+        let metrics = self.node.metrics().borrow_watched().clone();
         Ok(Response::new(pb::StatusReply {
             id: self.node.id(),
             leader_id: metrics.current_leader.unwrap_or(0),

@@ -68,11 +68,14 @@ pub use network::NetworkFaults;
 pub use network::PeerTls;
 pub use node::since_quorum_ack;
 pub use node::Consistency;
+pub use node::MetricsWatch;
 pub use node::Node;
 pub use node::NodeConfig;
 pub use node::NodeError;
 pub use node::Watch;
 pub use node::WatchRequest;
+/// The trait whose methods read a [`MetricsWatch`].
+pub use openraft::async_runtime::watch::WatchReceiver;
 pub use proposer::BatchLimits;
 pub use storage::restore_backup;
 pub use storage::BackupInfo;

@@ -14,6 +14,7 @@ pub use error::NodeError;
 pub(crate) use node::now_ms;
 pub use node::since_quorum_ack;
 pub use node::Consistency;
+pub use node::MetricsWatch;
 pub use node::Node;
 pub use watch::Watch;
 pub use watch::WatchRequest;

@@ -66,8 +66,6 @@ struct NodeInner {
     addr: String,
     config: NodeConfig,
     raft: Raft,
-    /// Raft metrics, relayed onto a tokio watch channel.
-    metrics: tokio_watch::Receiver<RaftMetrics<TypeConfig>>,
     handle: RwLock<Option<StateHandle>>,
     shutdown: tokio_watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
@@ -128,6 +126,11 @@ fn write_error(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> NodeEr
     }
 }
 
+/// A live view of a member's Raft metrics: `borrow_watched()` for the latest, `changed()` to
+/// wait for the next (methods of [`WatchReceiver`]).
+pub type MetricsWatch =
+    openraft::type_config::alias::WatchReceiverOf<TypeConfig, RaftMetrics<TypeConfig>>;
+
 /// How long ago a quorum last acknowledged this member as leader, from its metrics; `None`
 /// when it is not the leader.
 pub fn since_quorum_ack(metrics: &RaftMetrics<TypeConfig>) -> Option<Duration> {
@@ -135,21 +138,6 @@ pub fn since_quorum_ack(metrics: &RaftMetrics<TypeConfig>) -> Option<Duration> {
         .last_quorum_acked
         .as_deref()
         .map(openraft::Instant::elapsed)
-}
-
-/// Relays openraft's metrics onto a tokio watch channel until Raft stops.
-fn relay_metrics(raft: &Raft) -> tokio_watch::Receiver<RaftMetrics<TypeConfig>> {
-    let mut source = raft.metrics();
-    let (tx, rx) = tokio_watch::channel(source.borrow_watched().clone());
-    tokio::spawn(async move {
-        while source.changed().await.is_ok() {
-            let latest = source.borrow_watched().clone();
-            if tx.send(latest).is_err() {
-                return;
-            }
-        }
-    });
-    rx
 }
 
 impl Node {
@@ -200,7 +188,6 @@ impl Node {
         let raft = Raft::new(config.id, Arc::new(raft_config), network, log, sm)
             .await
             .map_err(stopped)?;
-        let metrics = relay_metrics(&raft);
         let (shutdown, shutdown_rx) = tokio_watch::channel(false);
         let reads = ReadIndexBatcher::new(raft.clone());
         let proposer = Proposer::start(raft.clone(), config.batching);
@@ -248,7 +235,6 @@ impl Node {
                 addr,
                 config,
                 raft,
-                metrics,
                 handle: RwLock::new(Some(handle)),
                 shutdown,
                 tasks: std::sync::Mutex::new(Vec::new()),
@@ -286,21 +272,21 @@ impl Node {
     }
 
     /// A live view of Raft metrics (leader, term, applied index, membership).
-    pub fn metrics(&self) -> tokio_watch::Receiver<RaftMetrics<TypeConfig>> {
-        self.inner.metrics.clone()
+    pub fn metrics(&self) -> MetricsWatch {
+        self.inner.raft.metrics()
     }
 
     /// The term this member leads in, or `None` when it is not the leader. Controllers that
     /// run on the leader pass it to [`Node::submit`] as their fence.
     pub fn leader_term(&self) -> Option<u64> {
-        let m = self.inner.metrics.borrow().clone();
+        let m = self.inner.raft.metrics().borrow_watched().clone();
         (m.state == ServerState::Leader && m.current_leader == Some(self.inner.id))
             .then_some(m.current_term)
     }
 
     /// The current leader as this member sees it: id and Raft address.
     pub fn leader(&self) -> Option<(NodeId, String)> {
-        let m = self.inner.metrics.borrow().clone();
+        let m = self.inner.raft.metrics().borrow_watched().clone();
         let id = m.current_leader?;
         let addr = m
             .membership_config
@@ -735,7 +721,7 @@ async fn housekeeping(node: Weak<NodeInner>, mut shutdown: tokio_watch::Receiver
         }
         let Some(inner) = node.upgrade() else { return };
         let node = Node { inner };
-        let m = node.inner.metrics.borrow().clone();
+        let m = node.inner.raft.metrics().borrow_watched().clone();
         if m.state != ServerState::Leader {
             extended_in_term = None;
             continue;

@@ -2,6 +2,7 @@
 //! keeps its own revision, its own answer and its own fence, and every member and watcher
 //! sees each change exactly once.
 
+use raft_store::WatchReceiver;
 use std::collections::BTreeSet;
 
 use raft_store::Consistency;
@@ -31,7 +32,11 @@ async fn concurrent_writes_share_entries_and_keep_their_own_revisions_and_fences
         })
         .await
         .expect("watch");
-    let index_before = leader.metrics().borrow().last_log_index.unwrap_or(0);
+    let index_before = leader
+        .metrics()
+        .borrow_watched()
+        .last_log_index
+        .unwrap_or(0);
 
     // Every writer at once, plus writers whose fence names a term that is already over.
     let mut tasks = Vec::new();
@@ -73,7 +78,12 @@ async fn concurrent_writes_share_entries_and_keep_their_own_revisions_and_fences
     assert_eq!(revisions, expected);
 
     // Fewer entries than writes: they were batched.
-    let entries = leader.metrics().borrow().last_log_index.unwrap_or(0) - index_before;
+    let entries = leader
+        .metrics()
+        .borrow_watched()
+        .last_log_index
+        .unwrap_or(0)
+        - index_before;
     assert!(
         entries < WRITERS as u64,
         "{WRITERS} concurrent writes took {entries} log entries"

@@ -1,6 +1,7 @@
 //! A test cluster of in-process members on ephemeral loopback ports, with helpers that wait
 //! on conditions (never sleep to synchronise).
 
+use raft_store::WatchReceiver;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -89,9 +90,9 @@ impl TestCluster {
     pub async fn wait_for_agreed_leader(&self) -> Node {
         eventually("a leader every running member agrees on", || async {
             let leader = self.wait_for_leader().await;
-            let m = leader.metrics().borrow().clone();
+            let m = leader.metrics().borrow_watched().clone();
             let agreed = self.nodes.values().all(|n| {
-                let nm = n.metrics().borrow().clone();
+                let nm = n.metrics().borrow_watched().clone();
                 nm.current_leader == Some(leader.id()) && nm.current_term == m.current_term
             });
             let settled = m
@@ -139,10 +140,10 @@ impl TestCluster {
             self.nodes
                 .values()
                 .filter(|n| {
-                    let m = n.metrics().borrow().clone();
+                    let m = n.metrics().borrow_watched().clone();
                     m.state == openraft::ServerState::Leader && m.current_leader == Some(n.id())
                 })
-                .max_by_key(|n| n.metrics().borrow().current_term)
+                .max_by_key(|n| n.metrics().borrow_watched().current_term)
                 .cloned()
         })
         .await
@@ -171,7 +172,11 @@ impl TestCluster {
     /// Wait until every running member has applied up to the leader's last applied index.
     pub async fn wait_applied_everywhere(&self) {
         let leader = self.wait_for_leader().await;
-        let target = leader.metrics().borrow().last_log_index.unwrap_or(0);
+        let target = leader
+            .metrics()
+            .borrow_watched()
+            .last_log_index
+            .unwrap_or(0);
         for node in self.nodes.values() {
             node.raft()
                 .wait(Some(DEADLINE))

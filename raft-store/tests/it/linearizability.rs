@@ -2,6 +2,7 @@
 //! stopped and restarted or cut off by a partition; the recorded history must be
 //! linearizable and every acknowledged write must be accounted for. The seed is printed; rerun with `RAFT_STORE_SEED=<seed>`.
 
+use raft_store::WatchReceiver;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -40,8 +41,8 @@ async fn current_leader(cluster: &tokio::sync::Mutex<TestCluster>) -> Option<Nod
     let c = cluster.lock().await;
     c.nodes
         .values()
-        .filter(|n| n.metrics().borrow().state == openraft::ServerState::Leader)
-        .max_by_key(|n| n.metrics().borrow().current_term)
+        .filter(|n| n.metrics().borrow_watched().state == openraft::ServerState::Leader)
+        .max_by_key(|n| n.metrics().borrow_watched().current_term)
         .cloned()
 }
 

@@ -1,5 +1,6 @@
 //! Membership changes: add a learner, promote it, remove a member.
 
+use raft_store::WatchReceiver;
 use std::collections::BTreeSet;
 
 use raft_store::Consistency;
@@ -35,7 +36,7 @@ async fn learner_catches_up_is_promoted_and_a_dead_member_is_removed() {
     c.stop(dead).await;
     let voters: BTreeSet<u64> = c.nodes.keys().copied().collect();
     leader.change_membership(voters.clone()).await.unwrap();
-    let m = leader.metrics().borrow().clone();
+    let m = leader.metrics().borrow_watched().clone();
     let now: BTreeSet<u64> = m.membership_config.membership().voter_ids().collect();
     assert_eq!(now, voters);
     leader

@@ -1,5 +1,6 @@
 //! Writes, failover, restarts and quorum loss on a three-member cluster.
 
+use raft_store::WatchReceiver;
 use std::time::Duration;
 use std::time::Instant;
 
@@ -153,7 +154,7 @@ async fn follower_behind_the_snapshot_point_catches_up_by_snapshot() {
     eventually("leader purged its log behind a snapshot", || async {
         leader_node
             .metrics()
-            .borrow()
+            .borrow_watched()
             .purged
             .map(|p| p.index > 5)
             .filter(|p| *p)
@@ -162,7 +163,7 @@ async fn follower_behind_the_snapshot_point_catches_up_by_snapshot() {
     let node = c.restart(follower).await;
     c.wait_applied_everywhere().await;
     assert!(
-        node.metrics().borrow().snapshot.is_some(),
+        node.metrics().borrow_watched().snapshot.is_some(),
         "follower installed a snapshot"
     );
     let r = node
@@ -278,7 +279,7 @@ async fn isolated_leader_is_replaced_and_rejoins_as_a_follower() {
         others
             .iter()
             .find(|id| {
-                let m = c.nodes[id].metrics().borrow().clone();
+                let m = c.nodes[id].metrics().borrow_watched().clone();
                 m.state == openraft::ServerState::Leader
             })
             .copied()

@@ -8,6 +8,7 @@ use raft_store::NodeError;
 use raft_store::PutRequest;
 use raft_store::RevisionEvents;
 use raft_store::Watch;
+use raft_store::WatchReceiver;
 use raft_store::WatchRequest;
 
 use crate::cluster::*;
@@ -215,10 +216,14 @@ async fn watch_on_a_member_that_installs_a_snapshot_has_no_gap() {
     eventually(
         "the leader purged the log the lagging member needs",
         || async {
-            let purged = leader.metrics().borrow().purged.map_or(0, |p| p.index);
+            let purged = leader
+                .metrics()
+                .borrow_watched()
+                .purged
+                .map_or(0, |p| p.index);
             let applied = c.nodes[&lagging]
                 .metrics()
-                .borrow()
+                .borrow_watched()
                 .last_applied
                 .map_or(0, |l| l.index);
             (purged > applied).then_some(())
@@ -229,7 +234,7 @@ async fn watch_on_a_member_that_installs_a_snapshot_has_no_gap() {
     let got = collect_until(&mut w, last).await;
     let revisions: Vec<u64> = got.iter().map(|r| r.revision).collect();
     assert_eq!(revisions, (1..=last).collect::<Vec<_>>());
-    let m = c.nodes[&lagging].metrics().borrow().clone();
+    let m = c.nodes[&lagging].metrics().borrow_watched().clone();
     assert!(
         m.snapshot.is_some(),
         "the lagging member caught up by snapshot"

@@ -6,11 +6,17 @@
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::RwLock;
 use std::time::Duration;
+use std::time::Instant;
 
+use futures::Stream;
+use futures::StreamExt;
+use openraft::base::BoxFuture;
+use openraft::base::BoxStream;
 use openraft::error::Fatal;
 use openraft::error::NetworkError;
 use openraft::error::RPCError;
@@ -24,6 +30,7 @@ use openraft::network::RaftNetworkFactory;
 use openraft::raft::AppendEntriesRequest;
 use openraft::raft::AppendEntriesResponse;
 use openraft::raft::SnapshotResponse;
+use openraft::raft::StreamAppendResult;
 use openraft::raft::VoteRequest;
 use openraft::raft::VoteResponse;
 use openraft::BasicNode;
@@ -364,6 +371,189 @@ fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, RPCError<TypeConfig>> {
     to_bytes(v).map_err(|s| RPCError::Network(NetworkError::from_string(s.message())))
 }
 
+/// A reply to a streamed append must come within this long of its request, however short
+/// openraft's heartbeat-based deadline is: a busy follower is not a dead one (a dead process
+/// resets the connection at once; heartbeats, sent apart, keep watching leadership).
+const STREAM_READ_DEADLINE_FLOOR: Duration = Duration::from_secs(1);
+
+/// Opens a replication stream to one peer once there is a first request to send.
+struct StreamOpener {
+    client: Result<RaftClient<Channel>, Unreachable<TypeConfig>>,
+    cluster: Arc<str>,
+    faults: NetworkFaults,
+    from: NodeId,
+    to: NodeId,
+    setup: Duration,
+    read_deadline: Duration,
+}
+
+/// Where a replication stream is: not yet opened, reading replies, or over.
+enum StreamPhase<S> {
+    Open(Box<(StreamOpener, S)>),
+    Replies(Box<ReplyState>),
+    Over,
+}
+
+impl StreamOpener {
+    /// Sends `first`, then the rest of `input`, over a new stream (ending it early if a fault
+    /// switch cuts the peer off); returns the reply side.
+    async fn open<S>(
+        self,
+        first: AppendEntriesRequest<TypeConfig>,
+        input: S,
+    ) -> Result<ReplyState, RPCError<TypeConfig>>
+    where
+        S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
+    {
+        let mut client = self.client?;
+        if self.faults.blocks(self.from, self.to) {
+            return Err(RPCError::Unreachable(Unreachable::from_string(
+                "isolated by NetworkFaults",
+            )));
+        }
+        let (faults, from, to) = (self.faults.clone(), self.from, self.to);
+        // When each request still waiting for its reply was sent, oldest first.
+        let sent = Arc::new(std::sync::Mutex::new(VecDeque::<Instant>::new()));
+        let sending = sent.clone();
+        // The requests end when the reply side is dropped (openraft ended the session):
+        // otherwise the transport would keep the stream open, waiting for requests that
+        // never come, and the peer's server could not shut down gracefully.
+        let (reader_alive, reader_gone) = tokio::sync::oneshot::channel::<()>();
+        let outgoing = futures::stream::once(futures::future::ready(first))
+            .chain(input)
+            .take_until(reader_gone)
+            .take_while(move |_| futures::future::ready(!faults.blocks(from, to)))
+            .filter_map(move |req| {
+                let payload = match to_bytes(&req) {
+                    Ok(data) => Some(RaftPayload { data }),
+                    Err(e) => {
+                        tracing::warn!(error = %e.message(), "cannot encode an append");
+                        None
+                    }
+                };
+                if payload.is_some() {
+                    lock(&sending).push_back(Instant::now());
+                }
+                futures::future::ready(payload)
+            });
+        let mut request = tonic::Request::new(outgoing);
+        address(request.metadata_mut(), &self.cluster, self.to);
+        let replies = match tokio::time::timeout(self.setup, client.stream_append(request)).await {
+            Err(_) => {
+                return Err(RPCError::Timeout(Timeout {
+                    action: RPCTypes::AppendEntries,
+                    id: self.from,
+                    target: self.to,
+                    timeout: self.setup,
+                }))
+            }
+            Ok(Err(status)) => return Err(status_error(&status)),
+            Ok(Ok(response)) => response.into_inner(),
+        };
+        Ok(ReplyState {
+            replies,
+            _reader_alive: reader_alive,
+            sent,
+            read_deadline: self.read_deadline,
+            faults: self.faults,
+            from,
+            to,
+            done: false,
+        })
+    }
+}
+
+async fn next_stream_item<S>(phase: StreamPhase<S>) -> Option<(ReplyItem, StreamPhase<S>)>
+where
+    S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
+{
+    let state = match phase {
+        StreamPhase::Over => return None,
+        StreamPhase::Replies(state) => *state,
+        StreamPhase::Open(opening) => {
+            let (opener, mut input) = *opening;
+            let first = input.next().await?;
+            match opener.open(first, input).await {
+                Ok(state) => state,
+                Err(e) => return Some((Err(e), StreamPhase::Over)),
+            }
+        }
+    };
+    next_reply(state)
+        .await
+        .map(|(item, state)| (item, StreamPhase::Replies(Box::new(state))))
+}
+
+/// The reply side of one replication stream.
+struct ReplyState {
+    replies: tonic::Streaming<RaftPayload>,
+    /// Dropped with this state, which ends the request side of the stream.
+    _reader_alive: tokio::sync::oneshot::Sender<()>,
+    sent: Arc<std::sync::Mutex<VecDeque<Instant>>>,
+    read_deadline: Duration,
+    faults: NetworkFaults,
+    from: NodeId,
+    to: NodeId,
+    done: bool,
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+type ReplyItem = Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>;
+
+/// The next reply of a replication stream, or its end: a reply overdue, the peer cut off,
+/// a transport error or a stopped peer ends it with an error.
+async fn next_reply(mut state: ReplyState) -> Option<(ReplyItem, ReplyState)> {
+    if state.done {
+        return None;
+    }
+    loop {
+        if state.faults.blocks(state.from, state.to) {
+            state.done = true;
+            let e = Unreachable::from_string("isolated by NetworkFaults");
+            return Some((Err(RPCError::Unreachable(e)), state));
+        }
+        let oldest = lock(&state.sent).front().copied();
+        // With nothing awaited, look again after a while: a request may have gone out since.
+        let deadline = oldest.map_or_else(
+            || tokio::time::Instant::now() + state.read_deadline,
+            |at| tokio::time::Instant::from_std(at) + state.read_deadline,
+        );
+        let next = match tokio::time::timeout_at(deadline, state.replies.next()).await {
+            Ok(next) => next,
+            Err(_) if oldest.is_none() => continue,
+            Err(_) => {
+                state.done = true;
+                let e = Timeout {
+                    action: RPCTypes::AppendEntries,
+                    id: state.from,
+                    target: state.to,
+                    timeout: state.read_deadline,
+                };
+                return Some((Err(RPCError::Timeout(e)), state));
+            }
+        };
+        let item = match next {
+            None => return None,
+            Some(Err(status)) => Err(status_error(&status)),
+            Some(Ok(payload)) => {
+                lock(&state.sent).pop_front();
+                match from_bytes::<Result<StreamAppendResult<TypeConfig>, Fatal<TypeConfig>>>(
+                    &payload.data,
+                ) {
+                    Ok(Ok(result)) => Ok(result),
+                    Ok(Err(fatal)) => Err(RPCError::Unreachable(Unreachable::new(&fatal))),
+                    Err(s) => Err(RPCError::Network(NetworkError::from_string(s.message()))),
+                }
+            }
+        };
+        state.done = item.is_err();
+        return Some((item, state));
+    }
+}
+
 impl RaftNetworkV2<TypeConfig> for GrpcNetwork {
     type SnapshotData = SnapshotData;
 
@@ -380,6 +570,41 @@ impl RaftNetworkV2<TypeConfig> for GrpcNetwork {
             |mut c, p| async move { c.append_entries(p).await },
         )
         .await
+    }
+
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<
+        's,
+        Result<
+            BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>,
+            RPCError<TypeConfig>,
+        >,
+    >
+    where
+        S: Stream<Item = AppendEntriesRequest<TypeConfig>> + OptionalSend + Unpin + 'static,
+    {
+        // Nothing happens until openraft polls the replies: it then produces the first request
+        // (serving its back-off after a failed stream there, so a peer that refuses streams
+        // is not asked again in a tight loop) and keeps watching for cancellation meanwhile.
+        let opener = StreamOpener {
+            client: self.reachable_client(),
+            cluster: self.cluster.clone(),
+            faults: self.faults.clone(),
+            from: self.self_id,
+            to: self.target,
+            setup: option.soft_ttl(),
+            read_deadline: option.hard_ttl().max(STREAM_READ_DEADLINE_FLOOR),
+        };
+        let replies = futures::stream::unfold(
+            StreamPhase::Open(Box::new((opener, input))),
+            next_stream_item,
+        );
+        Box::pin(futures::future::ready(Ok(
+            Box::pin(replies) as BoxStream<'s, ReplyItem>
+        )))
     }
 
     async fn vote(

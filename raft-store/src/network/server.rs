@@ -3,12 +3,15 @@
 //! Owns [`RaftGrpcService`]. It must not interpret the messages: openraft does.
 
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 
+use futures::Stream;
 use futures::StreamExt;
 use openraft::error::ClientWriteError;
 use openraft::error::LinearizableReadError;
 use openraft::error::RaftError;
+use openraft::raft::AppendEntriesRequest;
 use rafter_proto::raft::raft_server::Raft as RaftRpc;
 use rafter_proto::raft::RaftPayload;
 use tokio::io::AsyncSeekExt;
@@ -41,6 +44,9 @@ pub struct RaftGrpcService {
     proposer: Arc<Proposer>,
     /// Where snapshots received from the leader are written.
     snapshot_dir: Arc<PathBuf>,
+    /// Turns true when the member shuts down: replication streams end then, so the server's
+    /// graceful shutdown does not wait for peers to close them.
+    shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl RaftGrpcService {
@@ -55,6 +61,7 @@ impl RaftGrpcService {
         reads: Arc<ReadIndexBatcher>,
         proposer: Arc<Proposer>,
         snapshot_dir: PathBuf,
+        shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         RaftGrpcService {
             id,
@@ -63,6 +70,7 @@ impl RaftGrpcService {
             reads,
             proposer,
             snapshot_dir: Arc::new(snapshot_dir),
+            shutdown,
         }
     }
 
@@ -113,6 +121,37 @@ impl RaftRpc for RaftGrpcService {
         let req = from_bytes(&request.into_inner().data)?;
         let resp = self.raft.append_entries(req).await;
         Ok(payload(to_bytes(&resp)?))
+    }
+
+    type StreamAppendStream =
+        Pin<Box<dyn Stream<Item = Result<RaftPayload, Status>> + Send + 'static>>;
+
+    async fn stream_append(
+        &self,
+        request: Request<Streaming<RaftPayload>>,
+    ) -> Result<Response<Self::StreamAppendStream>, Status> {
+        self.check_addressee(request.metadata())?;
+        // The requests end where the stream ends or at the first that does not decode; the
+        // leader then sees the replies end and starts a new stream.
+        let requests = futures::stream::unfold(request.into_inner(), |mut input| async move {
+            let payload = input.next().await?.ok()?;
+            match from_bytes::<AppendEntriesRequest<TypeConfig>>(&payload.data) {
+                Ok(req) => Some((req, input)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "undecodable append in a replication stream");
+                    None
+                }
+            }
+        });
+        let mut shutdown = self.shutdown.clone();
+        let replies = self
+            .raft
+            .stream_append(requests)
+            .map(|reply| to_bytes(&reply).map(|data| RaftPayload { data }))
+            .take_until(async move {
+                let _ = shutdown.wait_for(|stopping| *stopping).await;
+            });
+        Ok(Response::new(Box::pin(replies)))
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {

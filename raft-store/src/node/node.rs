@@ -198,6 +198,7 @@ impl Node {
             reads.clone(),
             proposer.clone(),
             config.data_dir.join("snapshots"),
+            shutdown_rx.clone(),
         )
         .into_server();
         let mut server_shutdown = shutdown_rx.clone();

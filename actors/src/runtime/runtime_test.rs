@@ -227,37 +227,60 @@ async fn leadership_loss_stops_writes_and_a_new_term_resumes_without_a_duplicate
     assert_eq!((status.active_term, status.activations), (Some(4), 2));
 }
 
-#[actix_rt::test]
-async fn an_approved_kubelet_csr_is_signed_by_the_signer() {
-    let cluster = FakeCluster::new(1);
-    let request = base64::engine::general_purpose::STANDARD.encode("system:node:n1;system:nodes");
-    let csr = v1::CertificateSigningRequest {
+/// A CertificateSigningRequest `name` for `signer`, filed by `username`, whose (test
+/// signer's) request text is `request`.
+fn signing_request(
+    name: &str,
+    request: &str,
+    signer: &str,
+    usages: &[&str],
+    username: &str,
+) -> Object {
+    Object::CertificateSigningRequest(v1::CertificateSigningRequest {
         metadata: Some(v1::ObjectMeta {
-            name: "node-n1".to_owned(),
+            name: name.to_owned(),
             ..Default::default()
         }),
         spec: Some(v1::CertificateSigningRequestSpec {
-            request,
-            signer_name: KUBELET_CLIENT.to_owned(),
-            usages: vec!["digital signature".to_owned(), "client auth".to_owned()],
-            username: "system:bootstrap:abc123".to_owned(),
+            request: base64::engine::general_purpose::STANDARD.encode(request),
+            signer_name: signer.to_owned(),
+            usages: usages.iter().map(|u| (*u).to_owned()).collect(),
+            username: username.to_owned(),
             ..Default::default()
         }),
-        status: None,
         ..Default::default()
-    };
-    cluster.create(Object::CertificateSigningRequest(csr));
-    let _h = Harness::start(&cluster, Some(1));
-    let key = ObjectKey::new(Kind::CertificateSigningRequest, "", "node-n1");
+    })
+}
+
+/// Waits until the CSR `name` carries a certificate.
+async fn wait_for_certificate(cluster: &FakeCluster, name: &str) {
+    let key = ObjectKey::new(Kind::CertificateSigningRequest, "", name);
     cluster
-        .wait_until("a certificate", WAIT, |s| match s.objects.get(&key) {
-            Some(Object::CertificateSigningRequest(c)) => c
-                .status
-                .as_ref()
-                .is_some_and(|st| !st.certificate.is_empty()),
-            _ => false,
+        .wait_until(&format!("a certificate for {name}"), WAIT, |s| {
+            match s.objects.get(&key) {
+                Some(Object::CertificateSigningRequest(c)) => c
+                    .status
+                    .as_ref()
+                    .is_some_and(|st| !st.certificate.is_empty()),
+                _ => false,
+            }
         })
         .await;
+}
+
+#[actix_rt::test]
+async fn an_approved_kubelet_csr_is_signed_by_the_signer() {
+    let cluster = FakeCluster::new(1);
+    cluster.create(signing_request(
+        "node-n1",
+        "system:node:n1;system:nodes",
+        KUBELET_CLIENT,
+        &["digital signature", "client auth"],
+        "system:bootstrap:abc123",
+    ));
+    let _h = Harness::start(&cluster, Some(1));
+    wait_for_certificate(&cluster, "node-n1").await;
+    let key = ObjectKey::new(Kind::CertificateSigningRequest, "", "node-n1");
     let Some(Object::CertificateSigningRequest(csr)) = cluster.get(&key) else {
         panic!("the CSR is gone");
     };
@@ -277,23 +300,12 @@ async fn an_approved_kubelet_csr_is_signed_by_the_signer() {
 #[actix_rt::test]
 async fn a_nodes_serving_request_for_its_own_address_is_approved_and_signed() {
     let cluster = FakeCluster::new(1);
-    let request =
-        base64::engine::general_purpose::STANDARD.encode("system:node:n1;system:nodes;10.0.0.5");
-    cluster.create(Object::CertificateSigningRequest(
-        v1::CertificateSigningRequest {
-            metadata: Some(v1::ObjectMeta {
-                name: "serving-n1".to_owned(),
-                ..Default::default()
-            }),
-            spec: Some(v1::CertificateSigningRequestSpec {
-                request,
-                signer_name: KUBELET_SERVING.to_owned(),
-                usages: vec!["digital signature".to_owned(), "server auth".to_owned()],
-                username: "system:node:n1".to_owned(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
+    cluster.create(signing_request(
+        "serving-n1",
+        "system:node:n1;system:nodes;10.0.0.5",
+        KUBELET_SERVING,
+        &["digital signature", "server auth"],
+        "system:node:n1",
     ));
     let _h = Harness::start(&cluster, Some(1));
     // The agent files its request while it registers: the Node (with the address) may
@@ -309,18 +321,7 @@ async fn a_nodes_serving_request_for_its_own_address_is_approved_and_signed() {
             address: "10.0.0.5".to_owned(),
         });
     cluster.create(Object::Node(registered));
-    let key = ObjectKey::new(Kind::CertificateSigningRequest, "", "serving-n1");
-    cluster
-        .wait_until("a serving certificate", WAIT, |s| {
-            match s.objects.get(&key) {
-                Some(Object::CertificateSigningRequest(c)) => c
-                    .status
-                    .as_ref()
-                    .is_some_and(|st| !st.certificate.is_empty()),
-                _ => false,
-            }
-        })
-        .await;
+    wait_for_certificate(&cluster, "serving-n1").await;
 }
 
 #[actix_rt::test]

@@ -183,9 +183,11 @@ impl TestNode {
 }
 
 impl Drop for TestNode {
-    /// A failing test leaves no containerd pods behind: remove this node's sandboxes
-    /// through a fresh client on a fresh runtime (the test's runtime may be unwinding).
+    /// A failing test leaves no containerd pods behind: stop the agent (else it would
+    /// restart what is removed), then remove this node's sandboxes through a fresh client
+    /// on a fresh runtime (the test's runtime may be unwinding).
     fn drop(&mut self) {
+        drop(self.agent.take());
         if self.runtime.backend() != "containerd" {
             return;
         }
@@ -206,11 +208,24 @@ impl Drop for TestNode {
                 else {
                     return;
                 };
-                for sb in client.list_sandboxes().await.unwrap_or_default() {
-                    if sb.labels.get(LABEL_NODE_NAME) == Some(&name) {
+                // A pod worker that was mid-sync when the agent stopped may still create
+                // one sandbox: sweep until a pass finds none.
+                for _ in 0..5 {
+                    let mine: Vec<_> = client
+                        .list_sandboxes()
+                        .await
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|sb| sb.labels.get(LABEL_NODE_NAME) == Some(&name))
+                        .collect();
+                    if mine.is_empty() {
+                        return;
+                    }
+                    for sb in mine {
                         let _ = client.stop_sandbox(&sb.id).await;
                         let _ = client.remove_sandbox(&sb.id).await;
                     }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             });
         })

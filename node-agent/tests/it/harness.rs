@@ -23,7 +23,19 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 
 pub type Runtime = Arc<dyn ContainerRuntime>;
 
+/// Sends the agent's log lines to the test's captured output, so a failing test shows
+/// what the agent did (`RUST_LOG` overrides the default of info for the agent).
+pub fn capture_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,node_agent=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
 pub fn process() -> Runtime {
+    capture_logs();
     Arc::new(ProcessRuntime::new(ProcessConfig::default()))
 }
 
@@ -31,6 +43,7 @@ pub fn process() -> Runtime {
 /// when it is not. A socket that is set but does not answer fails the test: CI sets the
 /// variable only after starting containerd, so silence would hide a broken setup.
 pub async fn containerd() -> Option<Arc<ContainerdRuntime>> {
+    capture_logs();
     let Some(sock) = std::env::var_os("RAFTER_CONTAINERD_SOCK") else {
         println!(
             "SKIPPED (containerd): RAFTER_CONTAINERD_SOCK is not set; run \

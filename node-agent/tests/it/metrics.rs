@@ -60,10 +60,12 @@ async fn busy_pods_measure_above_an_idle_one(runtime: Runtime) {
     let pods = [
         ("idle", "exec sleep 3600"),
         ("burner", "while :; do :; done"),
-        // The shell keeps 64 MiB in a variable, then waits (no exec: it must stay).
+        // The shell keeps 64 MiB in a variable, then waits. Its last command is a loop,
+        // not `sleep`: busybox sh execs a script's last simple command, and the exec
+        // would free the variable.
         (
             "hog",
-            "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo held; sleep 3600",
+            "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo held; while :; do sleep 3600; done",
         ),
     ];
     for (name, script) in pods {

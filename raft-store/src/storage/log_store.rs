@@ -1,27 +1,29 @@
 //! The Raft log and vote on RocksDB: openraft's `RaftLogStorage`.
 //!
-//! Owns the `log` and `meta` column families. An append writes its entries (readable at
-//! once, so the leader can replicate them while they are still being made durable) and
-//! hands its flush callback to the [`Flusher`]: one thread that syncs the write-ahead log
-//! for every append that arrived meanwhile and only then reports them flushed, in order. So
-//! an acknowledged entry survives power loss, the leader's fsync overlaps replication, and
-//! appends that queue up share one fsync. Every RocksDB call runs on tokio's blocking pool or
-//! the flusher thread, never on an async worker thread. It must not touch the `data` column
-//! family (the state machine's). The committed index is not stored: the state machine keeps
-//! its applied index with its data, and a restarted member learns what is committed from the
-//! leader (storing it would put one more write before every apply).
+//! Owns the `log` and `meta` column families. An append puts its entries in the in-memory
+//! [`RecentLog`] (readable at once, so the leader replicates them while they are still being
+//! written) and queues them for the [`LogWriter`]: one thread that writes every append queued
+//! meanwhile, syncs the write-ahead log once for all of them and only then reports them
+//! flushed, in order. So openraft's core never waits for the disk, an acknowledged entry
+//! survives power loss, and appends that queue up share one fsync. Truncation, purging and
+//! reads the memory tail cannot answer go through the same queue, so they see the log exactly
+//! as appended before them. Every RocksDB call runs on that thread or tokio's blocking pool,
+//! never on an async worker thread. It must not touch the `data` column family (the state
+//! machine's). The committed index is not stored: the state machine keeps its applied index
+//! with its data, and a restarted member learns what is committed from the leader (storing it
+//! would put one more write before every apply).
 //!
 //! ```text
-//!  append ─► [blocking pool] write batch (no sync) ─► return: entries readable
-//!                                  └─► Flusher: sync WAL once for all queued ─► callbacks
+//!  append ─► RecentLog (readable) ─► return
+//!     └─► LogWriter queue: write batches (no sync) ─► sync WAL once ─► flushed callbacks
+//!  truncate / purge / read of old entries ─► same queue, in order
 //! ```
 
 use std::fmt::Debug;
 use std::ops::Bound;
 use std::ops::RangeBounds;
-use std::sync::Arc;
-
 use std::sync::mpsc;
+use std::sync::Arc;
 
 use openraft::storage::IOFlushed;
 use openraft::storage::RaftLogStorage;
@@ -31,6 +33,7 @@ use openraft::RaftLogReader;
 use rocksdb::WriteBatch;
 use rocksdb::WriteOptions;
 use rocksdb::DB;
+use tokio::sync::oneshot;
 
 use crate::kv::state::decode;
 use crate::kv::state::encode;
@@ -48,57 +51,156 @@ const KEY_LAST_PURGED: &[u8] = b"last_purged";
 const RECENT_ENTRIES: usize = 1024;
 const RECENT_BYTES: usize = 64 * 1024 * 1024;
 
-/// The Raft log of one member. Cheap to clone; clones share the database and the flusher.
+/// The Raft log of one member. Cheap to clone; clones share the database and the writer.
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
-    flusher: Arc<Flusher>,
+    writer: Arc<LogWriter>,
     recent: Arc<RecentLog>,
 }
 
-/// Makes appended entries durable off the append path: a thread that syncs the write-ahead
-/// log once for every callback queued meanwhile, then completes those callbacks in order.
-/// The thread ends when the last [`LogStore`] clone (and so the sender) is dropped.
-struct Flusher {
-    queue: std::sync::Mutex<mpsc::Sender<IOFlushed<TypeConfig>>>,
+/// One piece of work for the log writer thread, done in queue order.
+enum LogJob {
+    /// Write these entries (unsynced); report them flushed once the WAL is synced.
+    Append {
+        batch: WriteBatch,
+        flushed: IOFlushed<TypeConfig>,
+    },
+    /// Remove entries from this index on.
+    Truncate {
+        from: u64,
+        done: oneshot::Sender<Result<(), std::io::Error>>,
+    },
+    /// Remove entries up to and including this log id, and remember it.
+    Purge {
+        upto: LogId,
+        done: oneshot::Sender<Result<(), std::io::Error>>,
+    },
+    /// Read entries `start..end` (`None`: to the end of the log).
+    Read {
+        start: u64,
+        end: Option<u64>,
+        done: oneshot::Sender<Result<Vec<Entry>, std::io::Error>>,
+    },
 }
 
-impl Flusher {
+/// Does the log's disk work off openraft's core: a thread that takes every job queued
+/// meanwhile, writes appends unsynced, syncs the write-ahead log once and then completes
+/// their flush callbacks in order. The thread ends when the last [`LogStore`] clone (and so
+/// the sender) is dropped.
+struct LogWriter {
+    queue: mpsc::Sender<LogJob>,
+}
+
+impl LogWriter {
     fn start(db: Arc<DB>) -> Result<Self, std::io::Error> {
-        let (tx, rx) = mpsc::channel::<IOFlushed<TypeConfig>>();
+        let (tx, rx) = mpsc::channel::<LogJob>();
         // The thread holds the database only through a weak reference, so that shutting a
         // member down closes it even while the thread waits for work.
         let weak = Arc::downgrade(&db);
         std::thread::Builder::new()
-            .name("raft-log-flush".into())
+            .name("raft-log-writer".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
-                    let mut waiting = vec![first];
-                    waiting.extend(rx.try_iter());
-                    let result = match weak.upgrade() {
+                    let mut unsynced = Vec::new();
+                    for job in std::iter::once(first).chain(rx.try_iter()) {
+                        let Some(db) = weak.upgrade() else {
+                            fail(job, "the log database is closed");
+                            continue;
+                        };
+                        match job {
+                            LogJob::Append { batch, flushed } => {
+                                match db.write(batch).map_err(io_err) {
+                                    Ok(()) => unsynced.push(flushed),
+                                    Err(e) => flushed.io_completed(Err(e)),
+                                }
+                            }
+                            LogJob::Truncate { from, done } => {
+                                let _ = done.send(truncate(&db, from));
+                            }
+                            LogJob::Purge { upto, done } => {
+                                let _ = done.send(purge(&db, upto));
+                            }
+                            LogJob::Read { start, end, done } => {
+                                let _ = done.send(LogStore::read_range(&db, start, end));
+                            }
+                        }
+                    }
+                    if unsynced.is_empty() {
+                        continue;
+                    }
+                    let synced = match weak.upgrade() {
                         Some(db) => db.flush_wal(true).map_err(io_err),
                         None => Err(io_err("the log database is closed")),
                     };
-                    for callback in waiting {
-                        callback.io_completed(match &result {
+                    for flushed in unsynced {
+                        flushed.io_completed(match &synced {
                             Ok(()) => Ok(()),
                             Err(e) => Err(io_err(e)),
                         });
                     }
                 }
             })?;
-        Ok(Flusher {
-            queue: std::sync::Mutex::new(tx),
-        })
+        Ok(LogWriter { queue: tx })
     }
 
-    /// Complete `callback` once everything written so far is durable.
-    fn after_sync(&self, callback: IOFlushed<TypeConfig>) {
-        let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(mpsc::SendError(callback)) = queue.send(callback) {
-            callback.io_completed(Err(io_err("the log flusher has stopped")));
+    /// Queue `job`; if the thread has stopped, the job fails at once.
+    fn submit(&self, job: LogJob) {
+        if let Err(mpsc::SendError(job)) = self.queue.send(job) {
+            fail(job, "the log writer has stopped");
         }
     }
+
+    /// Queue the job `make` builds around a reply channel, and wait for the reply.
+    async fn run<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, std::io::Error>>) -> LogJob,
+    ) -> Result<T, std::io::Error> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(make(tx));
+        rx.await
+            .map_err(|_| io_err("the log writer stopped before answering"))?
+    }
+}
+
+/// Completes `job` with an error.
+fn fail(job: LogJob, why: &str) {
+    match job {
+        LogJob::Append { flushed, .. } => flushed.io_completed(Err(io_err(why))),
+        LogJob::Truncate { done, .. } | LogJob::Purge { done, .. } => {
+            let _ = done.send(Err(io_err(why)));
+        }
+        LogJob::Read { done, .. } => {
+            let _ = done.send(Err(io_err(why)));
+        }
+    }
+}
+
+fn truncate(db: &DB, from: u64) -> Result<(), std::io::Error> {
+    let cf = db
+        .cf_handle(CF_LOG)
+        .ok_or_else(|| io_err("missing log cf"))?;
+    let mut batch = WriteBatch::default();
+    batch.delete_range_cf(cf, from.to_be_bytes(), u64::MAX.to_be_bytes());
+    batch.delete_cf(cf, u64::MAX.to_be_bytes());
+    db.write_opt(batch, &synced()).map_err(io_err)
+}
+
+fn purge(db: &DB, upto: LogId) -> Result<(), std::io::Error> {
+    let log = db
+        .cf_handle(CF_LOG)
+        .ok_or_else(|| io_err("missing log cf"))?;
+    let meta = db
+        .cf_handle(CF_META)
+        .ok_or_else(|| io_err("missing meta cf"))?;
+    let mut batch = WriteBatch::default();
+    batch.put_cf(meta, KEY_LAST_PURGED, encode(&upto).map_err(io_err)?);
+    batch.delete_range_cf(
+        log,
+        0u64.to_be_bytes(),
+        upto.index.saturating_add(1).to_be_bytes(),
+    );
+    db.write_opt(batch, &synced()).map_err(io_err)
 }
 
 impl Debug for LogStore {
@@ -128,10 +230,10 @@ fn synced() -> WriteOptions {
 
 impl LogStore {
     pub(crate) fn new(db: Arc<DB>) -> Result<Self, std::io::Error> {
-        let flusher = Arc::new(Flusher::start(db.clone())?);
+        let writer = Arc::new(LogWriter::start(db.clone())?);
         Ok(LogStore {
             db,
-            flusher,
+            writer,
             recent: Arc::new(RecentLog::new(RECENT_ENTRIES, RECENT_BYTES)),
         })
     }
@@ -220,8 +322,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
         if let Some(entries) = self.recent.get(start, end) {
             return Ok(entries);
         }
-        let db = self.db.clone();
-        blocking(move || Self::read_range(&db, start, end)).await
+        // Through the writer's queue: after every append queued before this read.
+        self.writer
+            .run(|done| LogJob::Read { start, end, done })
+            .await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, std::io::Error> {
@@ -288,59 +392,29 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 recent.push((entry, bytes.len()));
             }
         }
-        let db = self.db.clone();
-        // Not synced here: readable now, durable when the flusher has synced the WAL.
-        let written = blocking(move || db.write(batch).map_err(io_err)).await;
-        match written {
-            Ok(()) => {
-                self.recent.appended(recent);
-                self.flusher.after_sync(callback);
-                Ok(())
-            }
-            Err(e) => {
-                callback.io_completed(Err(io_err(&e)));
-                Err(e)
-            }
-        }
+        // Readable from memory now; written and made durable by the writer thread.
+        self.recent.appended(recent);
+        self.writer.submit(LogJob::Append {
+            batch,
+            flushed: callback,
+        });
+        Ok(())
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), std::io::Error> {
         tracing::debug!(?last_log_id, "truncate log");
         let from = last_log_id.map_or(0, |l| l.index.saturating_add(1));
         self.recent.truncated_from(from);
-        let db = self.db.clone();
-        blocking(move || {
-            let cf = db
-                .cf_handle(CF_LOG)
-                .ok_or_else(|| io_err("missing log cf"))?;
-            let mut batch = WriteBatch::default();
-            batch.delete_range_cf(cf, from.to_be_bytes(), u64::MAX.to_be_bytes());
-            batch.delete_cf(cf, u64::MAX.to_be_bytes());
-            db.write_opt(batch, &synced()).map_err(io_err)
-        })
-        .await
+        self.writer
+            .run(|done| LogJob::Truncate { from, done })
+            .await
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), std::io::Error> {
         tracing::debug!(%log_id, "purge log");
         self.recent.purged_through(log_id.index);
-        let db = self.db.clone();
-        blocking(move || {
-            let log = db
-                .cf_handle(CF_LOG)
-                .ok_or_else(|| io_err("missing log cf"))?;
-            let meta = db
-                .cf_handle(CF_META)
-                .ok_or_else(|| io_err("missing meta cf"))?;
-            let mut batch = WriteBatch::default();
-            batch.put_cf(meta, KEY_LAST_PURGED, encode(&log_id).map_err(io_err)?);
-            batch.delete_range_cf(
-                log,
-                0u64.to_be_bytes(),
-                log_id.index.saturating_add(1).to_be_bytes(),
-            );
-            db.write_opt(batch, &synced()).map_err(io_err)
-        })
-        .await
+        self.writer
+            .run(|done| LogJob::Purge { upto: log_id, done })
+            .await
     }
 }

@@ -275,12 +275,7 @@ impl GrpcNetwork {
     }
 
     fn timeout(&self, action: RPCTypes, ttl: Duration) -> Timeout<TypeConfig> {
-        Timeout {
-            action,
-            id: self.self_id,
-            target: self.target,
-            timeout: ttl,
-        }
+        timed_out(action, self.self_id, self.target, ttl)
     }
 
     /// Streams `snapshot`: first its (vote, meta, length in bytes), then the file in chunks.
@@ -440,12 +435,12 @@ impl StreamOpener {
         address(request.metadata_mut(), &self.cluster, self.to);
         let replies = match tokio::time::timeout(self.setup, client.stream_append(request)).await {
             Err(_) => {
-                return Err(RPCError::Timeout(Timeout {
-                    action: RPCTypes::AppendEntries,
-                    id: self.from,
-                    target: self.to,
-                    timeout: self.setup,
-                }))
+                return Err(RPCError::Timeout(timed_out(
+                    RPCTypes::AppendEntries,
+                    self.from,
+                    self.to,
+                    self.setup,
+                )))
             }
             Ok(Err(status)) => return Err(status_error(&status)),
             Ok(Ok(response)) => response.into_inner(),
@@ -526,12 +521,12 @@ async fn next_reply(mut state: ReplyState) -> Option<(ReplyItem, ReplyState)> {
             Err(_) if oldest.is_none() => continue,
             Err(_) => {
                 state.done = true;
-                let e = Timeout {
-                    action: RPCTypes::AppendEntries,
-                    id: state.from,
-                    target: state.to,
-                    timeout: state.read_deadline,
-                };
+                let e = timed_out(
+                    RPCTypes::AppendEntries,
+                    state.from,
+                    state.to,
+                    state.read_deadline,
+                );
                 return Some((Err(RPCError::Timeout(e)), state));
             }
         };
@@ -652,5 +647,15 @@ impl RaftNetworkV2<TypeConfig> for GrpcNetwork {
                 Err(_) => Err(StreamingError::Timeout(self.timeout(RPCTypes::InstallSnapshot, ttl))),
             },
         }
+    }
+}
+
+/// The error of an RPC from `from` to `target` that got no answer within `ttl`.
+fn timed_out(action: RPCTypes, from: NodeId, target: NodeId, ttl: Duration) -> Timeout<TypeConfig> {
+    Timeout {
+        action,
+        id: from,
+        target,
+        timeout: ttl,
     }
 }

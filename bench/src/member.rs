@@ -3,7 +3,8 @@
 //!
 //! Owns [`MemberArgs`] and the KV service. The member uses the store's default settings
 //! (heartbeat 50 ms, elections 150–300 ms, synced log appends) and forwards writes that
-//! reach a follower to the leader. It stops on SIGTERM/Ctrl-C or when killed.
+//! reach a follower to the leader. Its runtime has the threads it is given (the driver
+//! gives each member its share of the CPUs, as `rafter up` does for its masters). It stops on SIGTERM/Ctrl-C or when killed.
 //!
 //! ```text
 //!  bench (driver) ──gRPC BenchKv──► member ─► raft_store::Node ══Raft gRPC══► other members
@@ -39,6 +40,9 @@ pub(crate) struct MemberArgs {
     /// Create the cluster with these voters: ID=RAFT_ADDR,... (first start of one member).
     #[arg(long, value_delimiter = ',')]
     init: Vec<String>,
+    /// Threads of the member's async runtime; 0: one per CPU.
+    #[arg(long, default_value_t = 0)]
+    worker_threads: usize,
 }
 
 fn parse_members(entries: &[String]) -> anyhow::Result<BTreeMap<u64, String>> {
@@ -55,9 +59,11 @@ fn parse_members(entries: &[String]) -> anyhow::Result<BTreeMap<u64, String>> {
 /// Runs one member until it is told to stop.
 pub(crate) fn run(args: MemberArgs) -> anyhow::Result<()> {
     crate::init_logging();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if args.worker_threads > 0 {
+        runtime.worker_threads(args.worker_threads);
+    }
+    let runtime = runtime.enable_all().build()?;
     runtime.block_on(async move {
         let mut config = NodeConfig::new(args.id, &args.data_dir);
         config.listen_addr = args.raft_addr;

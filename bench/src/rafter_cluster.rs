@@ -1,7 +1,8 @@
 //! Three of our store members, each a `bench member` process (this same binary).
 //!
 //! Owns [`RafterCluster`]. Member 1 creates the cluster on its first start; a restarted
-//! member rejoins from its data directory. Logs go to `m<ID>.log` in the cluster's
+//! member rejoins from its data directory. The members share the machine, so each runtime
+//! gets its share of the CPUs ([`worker_threads_each`]), as `rafter up` gives its masters. Logs go to `m<ID>.log` in the cluster's
 //! temporary directory.
 
 use std::net::SocketAddr;
@@ -20,6 +21,12 @@ struct Member {
     raft_addr: SocketAddr,
     kv_addr: SocketAddr,
     proc: Proc,
+}
+
+/// Runtime threads of each of `members` processes sharing this machine's CPUs (at least 1).
+pub(crate) fn worker_threads_each(members: usize) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cpus / members.max(1)).max(1)
 }
 
 /// A running three-member cluster of our store.
@@ -77,6 +84,8 @@ impl RafterCluster {
             .arg(member.raft_addr.to_string())
             .arg("--kv-addr")
             .arg(member.kv_addr.to_string())
+            .arg("--worker-threads")
+            .arg(worker_threads_each(self.members.len()).to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);

@@ -143,8 +143,13 @@ pub(crate) async fn run(args: StoreArgs) -> anyhow::Result<()> {
     println!(
         "workload: 3 members on 127.0.0.1 (separate processes), fsync on, {}-byte values, \
          puts over {} keys, linearizable gets of {} preloaded keys, clients {:?}; all \
-         requests go to the leader",
-        args.value_size, args.key_space, args.preload, args.load.clients
+         requests go to the leader; each rafter member runs {} runtime thread(s), its share \
+         of the CPUs",
+        args.value_size,
+        args.key_space,
+        args.preload,
+        args.load.clients,
+        crate::rafter_cluster::worker_threads_each(3)
     );
     println!("{}", args.load.describe());
     if let Some(version) = &etcd {

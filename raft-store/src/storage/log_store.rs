@@ -104,35 +104,32 @@ impl LogWriter {
                 while let Ok(first) = rx.recv() {
                     let mut unsynced = Vec::new();
                     for job in std::iter::once(first).chain(rx.try_iter()) {
-                        let Some(db) = weak.upgrade() else {
-                            fail(job, "the log database is closed");
-                            continue;
-                        };
+                        // Each job lets go of the database before it answers, so whoever
+                        // closes the store after an answer finds it closed.
                         match job {
                             LogJob::Append { batch, flushed } => {
-                                match db.write(batch).map_err(io_err) {
+                                match with_db(&weak, |db| db.write(batch).map_err(io_err)) {
                                     Ok(()) => unsynced.push(flushed),
                                     Err(e) => flushed.io_completed(Err(e)),
                                 }
                             }
                             LogJob::Truncate { from, done } => {
-                                let _ = done.send(truncate(&db, from));
+                                let _ = done.send(with_db(&weak, |db| truncate(db, from)));
                             }
                             LogJob::Purge { upto, done } => {
-                                let _ = done.send(purge(&db, upto));
+                                let _ = done.send(with_db(&weak, |db| purge(db, upto)));
                             }
                             LogJob::Read { start, end, done } => {
-                                let _ = done.send(LogStore::read_range(&db, start, end));
+                                let _ = done.send(with_db(&weak, |db| {
+                                    LogStore::read_range(db, start, end)
+                                }));
                             }
                         }
                     }
                     if unsynced.is_empty() {
                         continue;
                     }
-                    let synced = match weak.upgrade() {
-                        Some(db) => db.flush_wal(true).map_err(io_err),
-                        None => Err(io_err("the log database is closed")),
-                    };
+                    let synced = with_db(&weak, |db| db.flush_wal(true).map_err(io_err));
                     for flushed in unsynced {
                         flushed.io_completed(match &synced {
                             Ok(()) => Ok(()),
@@ -161,6 +158,17 @@ impl LogWriter {
         rx.await
             .map_err(|_| io_err("the log writer stopped before answering"))?
     }
+}
+
+/// Runs `f` on the database if it is still open.
+fn with_db<T>(
+    weak: &std::sync::Weak<DB>,
+    f: impl FnOnce(&DB) -> Result<T, std::io::Error>,
+) -> Result<T, std::io::Error> {
+    let db = weak
+        .upgrade()
+        .ok_or_else(|| io_err("the log database is closed"))?;
+    f(&db)
 }
 
 /// Completes `job` with an error.

@@ -227,12 +227,17 @@ impl PodWorker {
         };
         for sb in &sandboxes {
             if let Ok(containers) = rt.list_containers(Some(&sb.id)).await {
-                let stops = containers
+                let live: Vec<_> = containers
                     .iter()
                     .filter(|c| {
                         matches!(c.state, ContainerState::Running | ContainerState::Created)
                     })
-                    .map(|c| rt.stop_container(&c.id, grace));
+                    .collect();
+                if !live.is_empty() {
+                    info!(uid = %self.uid, containers = live.len(), grace_secs = grace.as_secs(),
+                        "stopping the pod's containers");
+                }
+                let stops = live.iter().map(|c| rt.stop_container(&c.id, grace));
                 for result in futures::future::join_all(stops).await {
                     if let Err(e) = result {
                         warn!(uid = %self.uid, error = %e, "container not stopped cleanly");

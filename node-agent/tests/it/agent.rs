@@ -99,10 +99,7 @@ pub(crate) async fn delete_and_wait(cluster: &Cluster, node: &TestNode, name: &s
         .delete(Kind::Pod, "default", name, &DeleteOptions::default())
         .await
         .unwrap();
-    eventually(&format!("pod {name} to be gone from the API"), || async {
-        cluster.pod(name).await.is_none().then_some(())
-    })
-    .await;
+    cluster.wait_gone(name).await;
     eventually(&format!("pod {name}'s sandbox to be removed"), || async {
         node.sandboxes()
             .await

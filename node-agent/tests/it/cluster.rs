@@ -11,7 +11,7 @@ use node_agent::{Agent, AgentConfig, BackoffPolicy, ContainerRuntime, LABEL_NODE
 use rafter_proto::v1::{Namespace, ObjectMeta, Pod};
 use rafter_proto::{Kind, Object};
 
-use crate::harness::{eventually, unique, Runtime};
+use crate::harness::{eventually, eventually_within, unique, Runtime, DELETION_DEADLINE};
 
 const ADMIN_TOKEN: &str = "agent-tests-admin";
 
@@ -88,6 +88,16 @@ impl Cluster {
         eventually(&format!("pod {name}: {what}"), || async {
             self.pod(name).await.as_ref().and_then(&check)
         })
+        .await
+    }
+
+    /// Waits until pod `name` is gone from the API (see [`DELETION_DEADLINE`]).
+    pub async fn wait_gone(&self, name: &str) {
+        eventually_within(
+            DELETION_DEADLINE,
+            || format!("pod {name} to be gone from the API"),
+            || async { self.pod(name).await.is_none().then_some(()) },
+        )
         .await
     }
 

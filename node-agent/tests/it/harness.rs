@@ -20,6 +20,10 @@ pub const BUSYBOX: &str = "docker.io/local/busybox:1";
 pub const TEST_NAMESPACE: &str = "rafter-test";
 /// How long any condition may take before a test fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);
+/// How long a deleted pod may take to go: containerd has been seen (in CI) to hold a
+/// StopContainer for 30 s when it raced an exec probe's ExecSync on the same container, and
+/// the agent deletes the pod object only once its containers are stopped.
+pub const DELETION_DEADLINE: Duration = Duration::from_secs(90);
 
 pub type Runtime = Arc<dyn ContainerRuntime>;
 

@@ -75,10 +75,7 @@ async fn stop(mut node: TestNode, cluster: &Cluster, pods: &[&str]) {
             .await;
     }
     for name in pods {
-        eventually(&format!("pod {name} to be gone"), || async {
-            cluster.pod(name).await.is_none().then_some(())
-        })
-        .await;
+        cluster.wait_gone(name).await;
     }
     node.stop().await;
 }

@@ -11,7 +11,7 @@ use rafter_proto::v1::{Container, Node, ObjectMeta, Pod, PodSpec};
 use rafter_proto::{Kind, Object};
 
 use crate::cluster::{Cluster, TestNode};
-use crate::harness::{containerd, eventually, eventually_within, process, Runtime, BUSYBOX};
+use crate::harness::{containerd, eventually_within, process, Runtime, BUSYBOX};
 
 const MI: u64 = 1024 * 1024;
 
@@ -159,10 +159,7 @@ async fn busy_pods_measure_above_an_idle_one(runtime: Runtime) {
             .await;
     }
     for (name, _) in pods {
-        eventually(&format!("pod {name} to be gone"), || async {
-            cluster.pod(name).await.is_none().then_some(())
-        })
-        .await;
+        cluster.wait_gone(name).await;
     }
     node.stop().await;
 }

@@ -145,9 +145,6 @@ async fn containerd_gives_pods_addresses_from_their_nodes_pod_cidr() {
             &api_gateway::DeleteOptions::default(),
         )
         .await;
-    eventually("the pod to be gone", || async {
-        cluster.pod("addressed").await.is_none().then_some(())
-    })
-    .await;
+    cluster.wait_gone("addressed").await;
     node.stop().await;
 }

@@ -5,36 +5,17 @@ use std::time::Duration;
 
 use api_gateway::{ClientError, LogParams, AGENT_LOGS_ENDPOINT_ANNOTATION};
 use futures::StreamExt;
-use rafter_proto::v1::{Container, ObjectMeta, Pod, PodSpec};
+use rafter_proto::v1::Pod;
 use rafter_proto::{Kind, Object};
 
+use crate::agent::sh;
 use crate::cluster::{Cluster, TestNode};
-use crate::harness::{eventually, process, BUSYBOX};
+use crate::harness::{eventually, process};
 
+/// A pod of busybox containers, each given as (name, shell script).
 fn pod(name: &str, node: &str, containers: &[(&str, &str)]) -> Pod {
-    Pod {
-        metadata: Some(ObjectMeta {
-            name: name.into(),
-            namespace: "default".into(),
-            ..Default::default()
-        }),
-        spec: Some(PodSpec {
-            node_name: node.into(),
-            containers: containers
-                .iter()
-                .map(|(name, script)| Container {
-                    name: (*name).into(),
-                    image: BUSYBOX.into(),
-                    command: vec!["sh".into(), "-c".into(), (*script).into()],
-                    ..Default::default()
-                })
-                .collect(),
-            restart_policy: "Always".into(),
-            termination_grace_period_seconds: Some(1),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    let containers = containers.iter().map(|(c, script)| sh(c, script)).collect();
+    crate::agent::pod(name, node, containers)
 }
 
 /// The whole log of a non-follow read, or its error.

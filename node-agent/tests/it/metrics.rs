@@ -7,34 +7,17 @@ use std::time::Duration;
 
 use api_gateway::AGENT_LOGS_ENDPOINT_ANNOTATION;
 use rafter_proto::api::{NodeMetrics, PodMetrics};
-use rafter_proto::v1::{Container, Node, ObjectMeta, Pod, PodSpec};
+use rafter_proto::v1::{Node, ObjectMeta, Pod};
 use rafter_proto::{Kind, Object};
 
+use crate::agent::sh;
 use crate::cluster::{Cluster, TestNode};
-use crate::harness::{containerd, eventually_within, process, Runtime, BUSYBOX};
+use crate::harness::{containerd, eventually_within, process, Runtime};
 
 const MI: u64 = 1024 * 1024;
 
 fn pod(name: &str, node: &str, script: &str) -> Pod {
-    Pod {
-        metadata: Some(ObjectMeta {
-            name: name.into(),
-            namespace: "default".into(),
-            ..Default::default()
-        }),
-        spec: Some(PodSpec {
-            node_name: node.into(),
-            containers: vec![Container {
-                name: "app".into(),
-                image: BUSYBOX.into(),
-                command: vec!["sh".into(), "-c".into(), script.into()],
-                ..Default::default()
-            }],
-            termination_grace_period_seconds: Some(1),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    crate::agent::pod(name, node, vec![sh("app", script)])
 }
 
 fn find<'a>(figures: &'a NodeMetrics, name: &str) -> Option<&'a PodMetrics> {

@@ -55,9 +55,9 @@ pub struct MasterArgs {
     /// Static bearer tokens, CSV lines `token,user,uid,"group1,group2"`.
     #[arg(long)]
     token_auth_file: Option<PathBuf>,
-    /// Threads of the async runtime; 0: one per CPU. Masters that share a machine (as
-    /// `rafter up` starts them) do better with their share of its CPUs: fewer wake-ups
-    /// from one thread to another per request.
+    /// Threads of the async runtime; 0: one per CPU. Masters that share a machine can be
+    /// given their share of its CPUs: fewer wake-ups from one thread to another per request
+    /// (the store benchmark runs its members so).
     #[arg(long, default_value_t = 0)]
     worker_threads: usize,
     /// Raft heartbeat interval in milliseconds (elections time out after 3-6 heartbeats).

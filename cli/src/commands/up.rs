@@ -247,9 +247,6 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
 
-    // The masters share this machine: each gets its share of the CPUs as runtime threads.
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let worker_threads = (cpus / state.masters.len().max(1)).max(1);
     let bar = spinner(&format!("starting {} masters", state.masters.len()));
     for index in 0..state.masters.len() {
         let master = state.masters[index].clone();
@@ -267,7 +264,6 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             ])
             .args(["--listen-peer", &format!("127.0.0.1:{}", master.peer_port)])
             .args(["--initial-cluster", &initial.join(",")])
-            .args(["--worker-threads", &worker_threads.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file(&dir, &format!("master-{}", master.id))?);

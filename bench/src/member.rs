@@ -4,7 +4,8 @@
 //! Owns [`MemberArgs`] and the KV service. The member uses the store's default settings
 //! (heartbeat 50 ms, elections 150–300 ms, synced log appends) and forwards writes that
 //! reach a follower to the leader. Its runtime has the threads it is given (the driver
-//! gives each member its share of the CPUs, as `rafter master --worker-threads` can). It stops on SIGTERM/Ctrl-C or when killed.
+//! gives each member its share of the CPUs, as `rafter master --worker-threads` can). It
+//! stops on SIGTERM/Ctrl-C or when killed.
 //!
 //! ```text
 //!  bench (driver) ──gRPC BenchKv──► member ─► raft_store::Node ══Raft gRPC══► other members

@@ -3,8 +3,7 @@
 //! Owns [`RafterCluster`]. Member 1 creates the cluster on its first start; a restarted
 //! member rejoins from its data directory. The members share the machine, so each runtime
 //! gets its share of the CPUs ([`worker_threads_each`]), as `rafter master --worker-threads`
-//! can give a master. Logs go to `m<ID>.log` in the cluster's
-//! temporary directory.
+//! can give a master. Logs go to `m<ID>.log` in the cluster's temporary directory.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -24,6 +24,9 @@ use crate::report::{failover_line, ms, rate, ratio, Machine};
 use crate::stats::Summary;
 use crate::workload::{drive, Limit, Plan};
 
+/// Members of each system under test (ours and etcd), on this machine.
+const MEMBERS: usize = 3;
+
 /// Load settings shared by `store` and `gateway`.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct LoadArgs {
@@ -141,15 +144,16 @@ pub(crate) async fn run(args: StoreArgs) -> anyhow::Result<()> {
     };
     println!("{}", machine.header("store: rafter vs etcd"));
     println!(
-        "workload: 3 members on 127.0.0.1 (separate processes), fsync on, {}-byte values, \
+        "workload: {} members on 127.0.0.1 (separate processes), fsync on, {}-byte values, \
          puts over {} keys, linearizable gets of {} preloaded keys, clients {:?}; all \
          requests go to the leader; each rafter member runs {} runtime thread(s), its share \
          of the CPUs",
+        MEMBERS,
         args.value_size,
         args.key_space,
         args.preload,
         args.load.clients,
-        crate::rafter_cluster::worker_threads_each(3)
+        crate::rafter_cluster::worker_threads_each(MEMBERS)
     );
     println!("{}", args.load.describe());
     if let Some(version) = &etcd {
@@ -166,18 +170,19 @@ pub(crate) async fn run(args: StoreArgs) -> anyhow::Result<()> {
     }
     println!();
 
-    println!("starting 3 rafter store members ...");
-    let mut cluster = RafterCluster::start(&args.load.data_root(), 3, args.load.keep_data).await?;
+    println!("starting {MEMBERS} rafter store members ...");
+    let mut cluster =
+        RafterCluster::start(&args.load.data_root(), MEMBERS as u64, args.load.keep_data).await?;
     let ours = run_system(&mut cluster, &args).await?;
     drop(cluster);
 
     let theirs = match &etcd {
         Some(_) => {
-            println!("starting 3 etcd members ...");
+            println!("starting {MEMBERS} etcd members ...");
             let mut cluster = EtcdCluster::start(
                 &args.load.data_root(),
                 &args.etcd_bin,
-                3,
+                MEMBERS,
                 &args.etcd_arg,
                 args.load.keep_data,
             )

@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 
 use crate::error::{Result, RuntimeError};
-use crate::image::normalize_image;
+use crate::image::{listed_image, normalize_image, require_image};
 use crate::runtime::ContainerRuntime;
 use crate::spec::{ContainerConfig, SandboxConfig};
 use crate::status::{
@@ -163,29 +163,19 @@ impl ContainerRuntime for HollowRuntime {
     }
 
     async fn version(&self) -> Result<RuntimeVersion> {
-        Ok(RuntimeVersion {
-            runtime_name: "rafter-hollow".to_owned(),
-            runtime_version: env!("CARGO_PKG_VERSION").to_owned(),
-            api_version: "v1".to_owned(),
-        })
+        Ok(RuntimeVersion::built_in("rafter-hollow"))
     }
 
     async fn image_status(&self, image: &str) -> Result<Option<ImageInfo>> {
-        let name = normalize_image(image);
-        Ok((!self.missing.contains(&name)).then(|| ImageInfo {
-            id: name.clone(),
-            repo_tags: vec![name],
-            size: 0,
-        }))
+        Ok(listed_image(image, |name| !self.missing.contains(name)))
     }
 
     async fn ensure_image(&self, image: &str) -> Result<ImageInfo> {
-        self.image_status(image)
-            .await?
-            .ok_or_else(|| RuntimeError::ImageNotFound {
-                image: image.to_owned(),
-                message: "configured as missing on this hollow node".to_owned(),
-            })
+        require_image(
+            image,
+            self.image_status(image).await?,
+            "configured as missing on this hollow node",
+        )
     }
 
     async fn import_image(&self, _tarball: &Path) -> Result<Vec<String>> {

@@ -9,6 +9,7 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Result, RuntimeError};
+use crate::status::ImageInfo;
 
 /// Annotation containerd reads to name an imported image.
 const NAME_ANNOTATION: &str = "io.containerd.image.name";
@@ -41,6 +42,25 @@ pub fn normalize_image(reference: &str) -> String {
         format!("docker.io/library/{name}")
     };
     format!("{full}{suffix}")
+}
+
+/// How a backend with its own image list reports `image`: present when `listed` says the
+/// normalised name is in the list, with that name as id and tag.
+pub(crate) fn listed_image(image: &str, listed: impl FnOnce(&str) -> bool) -> Option<ImageInfo> {
+    let name = normalize_image(image);
+    listed(&name).then(|| ImageInfo {
+        id: name.clone(),
+        repo_tags: vec![name],
+        size: 0,
+    })
+}
+
+/// The image `found`, or the error for `image` missing from this backend, saying `why`.
+pub(crate) fn require_image(image: &str, found: Option<ImageInfo>, why: &str) -> Result<ImageInfo> {
+    found.ok_or_else(|| RuntimeError::ImageNotFound {
+        image: image.to_owned(),
+        message: why.to_owned(),
+    })
 }
 
 /// The image names (`io.containerd.image.name` annotations of `index.json`) in an OCI

@@ -47,7 +47,7 @@ use tracing::{debug, warn};
 
 use crate::cri_log::{encode_line, LogStream, MAX_RECORD_BYTES};
 use crate::error::{Result, RuntimeError};
-use crate::image::{names_in_oci_tarball, normalize_image};
+use crate::image::{listed_image, names_in_oci_tarball, normalize_image, require_image};
 use crate::metrics::{process_groups, ContainerUsage};
 use crate::runtime::ContainerRuntime;
 use crate::spec::{ContainerConfig, SandboxConfig, LABEL_POD_UID};
@@ -414,29 +414,21 @@ impl ContainerRuntime for ProcessRuntime {
     }
 
     async fn version(&self) -> Result<RuntimeVersion> {
-        Ok(RuntimeVersion {
-            runtime_name: "rafter-process".to_owned(),
-            runtime_version: env!("CARGO_PKG_VERSION").to_owned(),
-            api_version: "v1".to_owned(),
-        })
+        Ok(RuntimeVersion::built_in("rafter-process"))
     }
 
     async fn image_status(&self, image: &str) -> Result<Option<ImageInfo>> {
-        let name = normalize_image(image);
-        Ok(self.lock().images.contains(&name).then(|| ImageInfo {
-            id: name.clone(),
-            repo_tags: vec![name],
-            size: 0,
+        Ok(listed_image(image, |name| {
+            self.lock().images.contains(name)
         }))
     }
 
     async fn ensure_image(&self, image: &str) -> Result<ImageInfo> {
-        self.image_status(image)
-            .await?
-            .ok_or_else(|| RuntimeError::ImageNotFound {
-                image: image.to_owned(),
-                message: "not imported on this node (process runtime)".to_owned(),
-            })
+        require_image(
+            image,
+            self.image_status(image).await?,
+            "not imported on this node (process runtime)",
+        )
     }
 
     async fn import_image(&self, tarball: &Path) -> Result<Vec<String>> {

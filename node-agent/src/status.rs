@@ -173,6 +173,17 @@ pub struct RuntimeVersion {
 }
 
 impl RuntimeVersion {
+    /// A backend built into Rafter, `name`, at this crate's version.
+    pub(crate) fn built_in(name: &str) -> Self {
+        RuntimeVersion {
+            runtime_name: name.to_owned(),
+            runtime_version: env!("CARGO_PKG_VERSION").to_owned(),
+            api_version: "v1".to_owned(),
+        }
+    }
+}
+
+impl RuntimeVersion {
     /// The `nodeInfo.containerRuntimeVersion` form: `containerd://1.6.20`.
     pub fn node_info(&self) -> String {
         format!("{}://{}", self.runtime_name, self.runtime_version)

@@ -10,5 +10,4 @@ mod linearizability;
 mod membership;
 mod peer_tls;
 mod replication;
-mod throughput;
 mod watch;

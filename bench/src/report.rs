@@ -113,15 +113,6 @@ pub(crate) fn rate(per_sec: f64) -> String {
     format!("{per_sec:.0}")
 }
 
-/// `a / b` with two decimals, or `-` when `b` is zero.
-pub(crate) fn ratio(a: f64, b: f64) -> String {
-    if b > 0.0 {
-        format!("{:.2}", a / b)
-    } else {
-        "-".into()
-    }
-}
-
 /// Failover samples: the median and every run, in milliseconds.
 pub(crate) fn failover_line(samples: &[Duration]) -> String {
     if samples.is_empty() {
@@ -143,9 +134,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ratios_and_durations_are_formatted_for_the_table() {
-        assert_eq!(ratio(3.0, 2.0), "1.50");
-        assert_eq!(ratio(3.0, 0.0), "-");
+    fn rates_and_durations_are_formatted_for_the_table() {
         assert_eq!(ms(Duration::from_micros(1500)), "1.50");
         assert_eq!(rate(1234.4), "1234");
         assert_eq!(

@@ -1,14 +1,16 @@
 //! `bench store`: our store against etcd, the same workload on both, side by side.
 //!
-//! Owns [`StoreArgs`], [`LoadArgs`] and the run of one system ([`run_system`]): start three
-//! members, preload keys, then for each concurrency level a put phase and a linearizable
-//! get phase against the leader, then leader failovers. The systems run one after the
-//! other, never at the same time.
+//! Owns [`StoreArgs`], [`LoadArgs`] and the comparison: start three members of each system
+//! and preload keys, then for each concurrency level rounds of a put phase and of a
+//! linearizable get phase against the leader, the two systems taking turns (only one is
+//! loaded at a time; the other idles), then leader failovers. Taking turns pairs each of our
+//! rounds with one of etcd's run moments later, so a change in the machine's load over the
+//! run shows in both sides of a ratio rather than in one.
 //!
 //! ```text
-//!  bench ─┬─ rafter: 3 × `bench member` ─► puts/gets @ 1,16,256 ─► kill -9 leader × N
-//!         └─ etcd:   3 × /usr/bin/etcd   ─► puts/gets @ 1,16,256 ─► kill -9 leader × N
-//!                                      └──► table with rafter/etcd ratios
+//!  bench ─┬─ rafter: 3 × `bench member` ─┐  per level, per round: put rafter, put etcd,
+//!         └─ etcd:   3 × /usr/bin/etcd   ─┘  then get rafter, get etcd   ─► kill -9 leader × N
+//!                                      └──► table: medians, rafter/etcd ratios per round pair
 //! ```
 
 use std::path::PathBuf;
@@ -20,7 +22,7 @@ use crate::etcd_cluster::{etcd_version, EtcdCluster};
 use crate::failover::kv_failover;
 use crate::kv_client::{get_key, put_key, value, KvClients};
 use crate::rafter_cluster::RafterCluster;
-use crate::report::{failover_line, ms, rate, ratio, Machine};
+use crate::report::{failover_line, ms, rate, Machine};
 use crate::stats::Summary;
 use crate::workload::{drive, Limit, Plan};
 
@@ -112,6 +114,9 @@ pub(crate) struct StoreArgs {
     /// An extra flag for every etcd member (repeatable), e.g. --etcd-arg=--heartbeat-interval=50.
     #[arg(long, allow_hyphen_values = true)]
     pub etcd_arg: Vec<String>,
+    /// Rounds of each phase per level, the systems taking turns; the report gives medians.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
 }
 
 /// One concurrency level of one system.
@@ -119,10 +124,10 @@ pub(crate) struct StoreArgs {
 pub(crate) struct Level {
     /// Concurrent clients.
     pub clients: usize,
-    /// The put phase.
-    pub put: Summary,
-    /// The linearizable get phase.
-    pub get: Summary,
+    /// The put phase, per round.
+    pub put: Vec<Summary>,
+    /// The linearizable get phase, per round.
+    pub get: Vec<Summary>,
 }
 
 /// Everything measured on one system.
@@ -171,15 +176,15 @@ pub(crate) async fn run(args: StoreArgs) -> anyhow::Result<()> {
     println!();
 
     println!("starting {MEMBERS} rafter store members ...");
-    let mut cluster =
-        RafterCluster::start(&args.load.data_root(), MEMBERS as u64, args.load.keep_data).await?;
-    let ours = run_system(&mut cluster, &args).await?;
-    drop(cluster);
-
-    let theirs = match &etcd {
+    let mut ours = Running::start(
+        RafterCluster::start(&args.load.data_root(), MEMBERS as u64, args.load.keep_data).await?,
+        &args,
+    )
+    .await?;
+    let mut theirs = match &etcd {
         Some(_) => {
             println!("starting {MEMBERS} etcd members ...");
-            let mut cluster = EtcdCluster::start(
+            let cluster = EtcdCluster::start(
                 &args.load.data_root(),
                 &args.etcd_bin,
                 MEMBERS,
@@ -187,12 +192,36 @@ pub(crate) async fn run(args: StoreArgs) -> anyhow::Result<()> {
                 args.load.keep_data,
             )
             .await?;
-            let result = run_system(&mut cluster, &args).await?;
-            drop(cluster);
-            Some(result)
+            Some(Running::start(cluster, &args).await?)
         }
         None => None,
     };
+
+    let (mut ours_result, mut theirs_result) = (SystemResult::default(), SystemResult::default());
+    let rounds = args.rounds.max(1);
+    for &clients in &args.load.clients {
+        let mut mine = Level::new(clients);
+        let mut other = Level::new(clients);
+        for op in [Op::Put, Op::Get] {
+            for _ in 0..rounds {
+                mine.push(op, ours.phase(op, clients, &args).await?);
+                if let Some(theirs) = theirs.as_mut() {
+                    other.push(op, theirs.phase(op, clients, &args).await?);
+                }
+            }
+        }
+        ours_result.levels.push(mine);
+        theirs_result.levels.push(other);
+    }
+    if args.load.failover_rounds > 0 {
+        ours_result.failover = ours.failover(&args).await?;
+        if let Some(theirs) = theirs.as_mut() {
+            theirs_result.failover = theirs.failover(&args).await?;
+        }
+    }
+    drop(ours);
+    drop(theirs);
+    let (ours, theirs) = (ours_result, etcd.as_ref().map(|_| theirs_result));
 
     println!();
     print_table(&ours, theirs.as_ref());
@@ -204,86 +233,133 @@ pub(crate) async fn run(args: StoreArgs) -> anyhow::Result<()> {
     }
     println!();
     print!("{}", machine.footer());
-    let failed = ours.levels.iter().any(|l| l.put.ops == 0 || l.get.ops == 0);
+    let failed = ours
+        .levels
+        .iter()
+        .any(|l| l.put.iter().chain(&l.get).any(|s| s.ops == 0));
     if failed {
         anyhow::bail!("a phase of our store acknowledged no operation");
     }
     Ok(())
 }
 
-/// Preload, every level, then failovers, on one started cluster.
-pub(crate) async fn run_system<C>(cluster: &mut C, args: &StoreArgs) -> anyhow::Result<SystemResult>
-where
-    C: KvCluster,
-{
-    let name = cluster.name();
-    let mut leader = cluster.wait_for_leader(Duration::from_secs(30)).await?;
-    let mut clients = cluster.clients(leader, args.load.conns).await?;
-    let value: Arc<[u8]> = value(args.value_size).into();
+/// The two phases of a level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Put,
+    Get,
+}
 
-    let preload_clients = 16usize;
-    let preload = Plan {
-        clients: preload_clients,
-        warmup: Duration::ZERO,
-        limit: Limit::Ops(args.preload),
-    };
-    let summary = drive(preload, {
-        let clients = clients.clone();
-        let value = value.clone();
-        move |client, seq| {
-            let key = format!("bench/{:08}", seq * preload_clients as u64 + client as u64);
+impl Level {
+    fn new(clients: usize) -> Self {
+        Level {
+            clients,
+            put: Vec::new(),
+            get: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, op: Op, summary: Summary) {
+        match op {
+            Op::Put => self.put.push(summary),
+            Op::Get => self.get.push(summary),
+        }
+    }
+}
+
+/// One system's started cluster, preloaded, with clients of its current leader.
+struct Running<C> {
+    cluster: C,
+    leader: usize,
+    clients: KvClients,
+    value: Arc<[u8]>,
+}
+
+impl<C: KvCluster> Running<C> {
+    /// Waits for a leader and writes the keys the get phases read.
+    async fn start(cluster: C, args: &StoreArgs) -> anyhow::Result<Self> {
+        let name = cluster.name();
+        let leader = cluster.wait_for_leader(Duration::from_secs(30)).await?;
+        let clients = cluster.clients(leader, args.load.conns).await?;
+        let value: Arc<[u8]> = value(args.value_size).into();
+
+        let preload_clients = 16usize;
+        let preload = Plan {
+            clients: preload_clients,
+            warmup: Duration::ZERO,
+            limit: Limit::Ops(args.preload),
+        };
+        let summary = drive(preload, {
             let clients = clients.clone();
-            let value = value.to_vec();
-            async move {
-                // Retried for a while: right after start an election may still be settling.
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-                loop {
-                    match clients
-                        .put(client, key.clone().into_bytes(), value.clone())
-                        .await
-                    {
-                        Ok(()) => return Ok(()),
-                        Err(e) if tokio::time::Instant::now() > deadline => return Err(e),
-                        Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            let value = value.clone();
+            move |client, seq| {
+                let key = format!("bench/{:08}", seq * preload_clients as u64 + client as u64);
+                let clients = clients.clone();
+                let value = value.to_vec();
+                async move {
+                    // Retried for a while: right after start an election may still be settling.
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                    loop {
+                        match clients
+                            .put(client, key.clone().into_bytes(), value.clone())
+                            .await
+                        {
+                            Ok(()) => return Ok(()),
+                            Err(e) if tokio::time::Instant::now() > deadline => return Err(e),
+                            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                        }
                     }
                 }
             }
+        })
+        .await?;
+        if summary.errors > 0 {
+            anyhow::bail!(
+                "{name}: preloading failed: {}",
+                summary.first_error.unwrap_or_default()
+            );
         }
-    })
-    .await?;
-    if summary.errors > 0 {
-        anyhow::bail!(
-            "{name}: preloading failed: {}",
-            summary.first_error.unwrap_or_default()
-        );
+        Ok(Running {
+            cluster,
+            leader,
+            clients,
+            value,
+        })
     }
 
-    let mut result = SystemResult::default();
-    for &level in &args.load.clients {
-        (leader, clients) = follow_leader(cluster, leader, clients, args.load.conns).await?;
-        let put = drive(
-            args.load.plan(level),
-            put_op(&clients, &value, args.key_space),
+    /// One measured phase of `op` with `clients` concurrent clients, against the leader.
+    async fn phase(&mut self, op: Op, clients: usize, args: &StoreArgs) -> anyhow::Result<Summary> {
+        (self.leader, self.clients) = follow_leader(
+            &self.cluster,
+            self.leader,
+            self.clients.clone(),
+            args.load.conns,
         )
         .await?;
-        report_phase(name, "put", level, &put);
-        (leader, clients) = follow_leader(cluster, leader, clients, args.load.conns).await?;
-        let get = drive(args.load.plan(level), get_op(&clients, args.preload)).await?;
-        report_phase(name, "get", level, &get);
-        result.levels.push(Level {
-            clients: level,
-            put,
-            get,
-        });
+        let plan = args.load.plan(clients);
+        let summary = match op {
+            Op::Put => drive(plan, put_op(&self.clients, &self.value, args.key_space)).await?,
+            Op::Get => drive(plan, get_op(&self.clients, args.preload)).await?,
+        };
+        let name = match op {
+            Op::Put => "put",
+            Op::Get => "get",
+        };
+        report_phase(self.cluster.name(), name, clients, &summary);
+        Ok(summary)
     }
-    if args.load.failover_rounds > 0 {
-        result.failover = kv_failover(cluster, args.load.failover_rounds, &value).await?;
+
+    /// Leader kills, timed to the first acknowledged write after each.
+    async fn failover(&mut self, args: &StoreArgs) -> anyhow::Result<Vec<Duration>> {
+        let samples =
+            kv_failover(&mut self.cluster, args.load.failover_rounds, &self.value).await?;
         println!(
-            "{name}: leader failover {}",
-            failover_line(&result.failover)
+            "{}: leader failover {}",
+            self.cluster.name(),
+            failover_line(&samples)
         );
+        Ok(samples)
     }
-    Ok(result)
 }
 
 /// Before a phase: if leadership moved (say, an election under load in the previous
@@ -367,7 +443,45 @@ pub(crate) fn report_phase(system: &str, op: &str, clients: usize, s: &Summary) 
     }
 }
 
+/// The median of `values` (0 when empty).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Medians over rounds: ops/s, p50 and p99 (ms).
+fn medians(rounds: &[Summary]) -> (f64, f64, f64) {
+    let of = |f: &dyn Fn(&Summary) -> f64| median(rounds.iter().map(f).collect());
+    (
+        of(&|s| s.per_sec()),
+        of(&|s| s.p50.as_secs_f64() * 1000.0),
+        of(&|s| s.p99.as_secs_f64() * 1000.0),
+    )
+}
+
+/// The median over round pairs of `ours ÷ theirs` of `f`.
+fn paired_ratio(ours: &[Summary], theirs: &[Summary], f: impl Fn(&Summary) -> f64) -> String {
+    let ratios: Vec<f64> = ours
+        .iter()
+        .zip(theirs)
+        .filter(|(_, t)| f(t) > 0.0)
+        .map(|(o, t)| f(o) / f(t))
+        .collect();
+    if ratios.is_empty() {
+        return "-".into();
+    }
+    let spread = ratios
+        .iter()
+        .map(|r| format!("{r:.2}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!("{:.2} ({spread})", median(ratios))
+}
+
 fn print_table(ours: &SystemResult, theirs: Option<&SystemResult>) {
+    println!(
+        "medians over rounds; ratios: the median of each round's rafter/etcd, each round in brackets"
+    );
     println!(
         "| clients | op | rafter ops/s | rafter p50 ms | rafter p99 ms | etcd ops/s | etcd p50 ms | etcd p99 ms | ops/s rafter/etcd | p99 rafter/etcd |"
     );
@@ -378,23 +492,56 @@ fn print_table(ours: &SystemResult, theirs: Option<&SystemResult>) {
             ("put", &level.put, other.map(|o| &o.put)),
             ("get", &level.get, other.map(|o| &o.get)),
         ] {
+            let (rate_mine, p50_mine, p99_mine) = medians(mine);
             let (t_rate, t_p50, t_p99, r_rate, r_p99) = match their {
-                Some(t) => (
-                    rate(t.per_sec()),
-                    ms(t.p50),
-                    ms(t.p99),
-                    ratio(mine.per_sec(), t.per_sec()),
-                    ratio(mine.p99.as_secs_f64(), t.p99.as_secs_f64()),
-                ),
+                Some(t) => {
+                    let (r, p50, p99) = medians(t);
+                    (
+                        rate(r),
+                        format!("{p50:.2}"),
+                        format!("{p99:.2}"),
+                        paired_ratio(mine, t, Summary::per_sec),
+                        paired_ratio(mine, t, |s| s.p99.as_secs_f64()),
+                    )
+                }
                 None => ("-".into(), "-".into(), "-".into(), "-".into(), "-".into()),
             };
             println!(
-                "| {} | {op} | {} | {} | {} | {t_rate} | {t_p50} | {t_p99} | {r_rate} | {r_p99} |",
+                "| {} | {op} | {} | {p50_mine:.2} | {p99_mine:.2} | {t_rate} | {t_p50} | {t_p99} | {r_rate} | {r_p99} |",
                 level.clients,
-                rate(mine.per_sec()),
-                ms(mine.p50),
-                ms(mine.p99),
+                rate(rate_mine),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round(ops: u64, p99_ms: u64) -> Summary {
+        let mut latencies = vec![Duration::from_millis(1); ops as usize];
+        latencies[0] = Duration::from_millis(p99_ms);
+        let mut s = Summary::new(latencies, 0, None, Duration::from_secs(1));
+        s.p99 = Duration::from_millis(p99_ms);
+        s
+    }
+
+    #[test]
+    fn ratios_pair_each_round_with_its_counterpart_and_take_the_median() {
+        let ours = [round(100, 2), round(300, 2), round(200, 2)];
+        let theirs = [round(100, 4), round(100, 1), round(400, 4)];
+        // Per pair: 1.0, 3.0, 0.5 → median 1.0, where the ratio of the medians is 200 / 100.
+        assert_eq!(
+            paired_ratio(&ours, &theirs, Summary::per_sec),
+            "1.00 (1.00 3.00 0.50)"
+        );
+        assert_eq!(
+            paired_ratio(&ours, &theirs, |s| s.p99.as_secs_f64()),
+            "0.50 (0.50 2.00 0.50)"
+        );
+        let (rate, _, p99) = medians(&ours);
+        assert_eq!((rate, p99), (200.0, 2.0));
+        assert_eq!(paired_ratio(&ours, &[], Summary::per_sec), "-");
     }
 }

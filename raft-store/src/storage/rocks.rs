@@ -46,8 +46,11 @@ pub(crate) fn open_db(dir: &Path) -> Result<Arc<DB>, StoreError> {
 
 /// The key space's [`KvBackend`] on the `data` column family.
 ///
-/// Writes are not synced one by one: the Raft log is the durable record, and the state
-/// machine syncs the WAL before it builds a snapshot (after which the log may be purged).
+/// Writes skip RocksDB's write-ahead log: the Raft log is the durable record. The applied
+/// state is stored in the same batch as each entry's changes, so after a crash the column
+/// family is as of some applied entry, and openraft applies the logged entries after it
+/// again. A snapshot flushes the column family to disk before it is recorded, because the
+/// log below it may be purged then; closing the database flushes it too.
 #[derive(Clone)]
 pub struct RocksBackend {
     db: Arc<DB>,
@@ -110,7 +113,9 @@ impl KvBackend for RocksBackend {
                 None => wb.delete_cf(cf, k),
             }
         }
-        self.db.write(wb).map_err(kv_err)
+        let mut opts = rocksdb::WriteOptions::default();
+        opts.disable_wal(true);
+        self.db.write_opt(wb, &opts).map_err(kv_err)
     }
 }
 

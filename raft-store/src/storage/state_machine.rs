@@ -6,9 +6,9 @@
 //! the pure `kv::apply` does, from the entry alone.
 //!
 //! ```text
-//!  openraft ── apply(entries) ──► [blocking pool] kv::apply per entry ─► data CF (one batch each)
+//!  openraft ── apply(entries) ──► [blocking pool] kv::apply per entry ─► data CF (a batch each, no WAL)
 //!                                                     └─► broadcast RevisionEvents ─► watches
-//!  snapshot: flush WAL ─► RocksDB snapshot ─► records ─► <dir>/snapshots/<id>.snap (fsynced)
+//!  snapshot: RocksDB snapshot ─► flush data CF ─► records ─► <dir>/snapshots/<id>.snap (fsynced)
 //! ```
 
 use std::fmt::Debug;
@@ -226,13 +226,14 @@ fn build_snapshot_file(
     db: &DB,
     snap_dir: &Path,
 ) -> Result<(SnapshotMeta, PathBuf), std::io::Error> {
-    // Everything in the snapshot must also be durable in the data CF: the log below the
-    // snapshot may be purged once it exists.
-    db.flush_wal(true).map_err(io_err)?;
     let cf = db
         .cf_handle(CF_DATA)
         .ok_or_else(|| io_err("missing data cf"))?;
     let snap = db.snapshot();
+    // Everything in the snapshot must also be durable in the data CF, whose writes skip the
+    // WAL: the log below the snapshot may be purged once it exists. The flush comes after
+    // the snapshot is taken, so it covers at least what the snapshot holds.
+    db.flush_cf(cf).map_err(io_err)?;
     let applied: AppliedState = match snap.get_cf(cf, META_RAFT).map_err(io_err)? {
         None => AppliedState::default(),
         Some(raw) => decode(&raw).map_err(io_err)?,

@@ -916,12 +916,17 @@ impl<B: KvRead + ?Sized> Exec<'_, B> {
                 current: self.current,
             });
         }
+        // History below the previous compaction point is gone already: start there, not at
+        // the first event, so the scan does not walk what earlier compactions deleted.
         let mut doomed = Vec::new();
-        self.ov
-            .scan(EVENTS, Some(&event_key(revision, 0)), &mut |k, _| {
+        self.ov.scan(
+            &event_key(self.compact, 0),
+            Some(&event_key(revision, 0)),
+            &mut |k, _| {
                 doomed.push(k.to_vec());
                 true
-            })?;
+            },
+        )?;
         for k in doomed {
             self.ov.delete(k);
         }

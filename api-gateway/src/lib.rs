@@ -54,7 +54,9 @@ pub use pki::{
 pub use client::{Client, ClientConfig, ClientError, ClientOptions, LogParams, ResolvedConfig};
 pub use cluster::{ClusterControl, ClusterService};
 pub use controllers::{leadership, CaSigner, MasterCluster};
-pub use master::{load_or_create_ca, pki_files, Master, MasterConfig, MasterError};
+pub use master::{
+    load_or_create_ca, pki_files, Master, MasterConfig, MasterError, DEFAULT_HISTORY_RETENTION,
+};
 pub use pod_logs::{AGENT_LOGS_ENDPOINT_ANNOTATION, AGENT_STATUS_METADATA};
 pub use raft_kv::{store_error, RaftKv};
 pub use registry::{

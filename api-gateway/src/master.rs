@@ -31,6 +31,11 @@ use crate::server::{serve, ServerTls};
 /// namespace.
 const CLUSTER_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
+/// Revisions of history a master keeps by default; older ones are compacted away, as
+/// kube-apiserver has etcd compacted. A watch or informer that falls further behind than
+/// this gets a "compacted" answer and lists again.
+pub const DEFAULT_HISTORY_RETENTION: u64 = 100_000;
+
 /// How to run one master.
 #[derive(Debug, Clone)]
 pub struct MasterConfig {
@@ -58,6 +63,8 @@ pub struct MasterConfig {
     pub token_file: Option<PathBuf>,
     /// Raft timing: heartbeat interval.
     pub heartbeat: Duration,
+    /// Revisions of history kept; older ones are compacted automatically. `None` keeps all.
+    pub history_retention: Option<u64>,
     /// Where the controllers take nodes' pod CIDRs from (`--cluster-cidr`); `None`: no
     /// allocation.
     pub cluster_cidr: Option<actors::ClusterCidr>,
@@ -264,6 +271,7 @@ impl Master {
         node_config.heartbeat_interval = config.heartbeat;
         node_config.election_timeout_min = config.heartbeat * 3;
         node_config.election_timeout_max = config.heartbeat * 6;
+        node_config.history_retention = config.history_retention;
         if !config.insecure {
             // Masters authenticate each other: a peer without a certificate from the
             // cluster CA cannot replicate to or from this one.

@@ -85,6 +85,7 @@ pub(crate) fn run_master(args: MasterArgs) -> anyhow::Result<()> {
         insecure: false,
         token_file: None,
         heartbeat: Duration::from_millis(args.heartbeat_ms.max(10)),
+        history_retention: Some(api_gateway::DEFAULT_HISTORY_RETENTION),
         cluster_cidr: Some(actors::ClusterCidr::default()),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -80,6 +80,8 @@ pub struct Cluster {
     binary: PathBuf,
     masters: Vec<MasterProcess>,
     heartbeat_ms: u64,
+    /// Flags every master is started with, after the harness's own.
+    extra_flags: Vec<String>,
 }
 
 /// A client with the admin token of the cluster.
@@ -129,6 +131,11 @@ pub fn rafter_binary() -> PathBuf {
 impl Cluster {
     /// Starts `size` masters (the first with `--init`) and waits until all agree on a leader.
     pub async fn start(size: u64) -> Result<Cluster, HarnessError> {
+        Cluster::start_with(size, &[]).await
+    }
+
+    /// [`Cluster::start`], every master also given `flags` (`rafter master` flags).
+    pub async fn start_with(size: u64, flags: &[&str]) -> Result<Cluster, HarnessError> {
         let binary = rafter_binary();
         if !binary.exists() {
             return Err(HarnessError::Process(format!(
@@ -151,6 +158,7 @@ impl Cluster {
             binary,
             masters,
             heartbeat_ms: 50,
+            extra_flags: flags.iter().map(|f| (*f).to_owned()).collect(),
         };
         for id in 1..=size {
             cluster.spawn(id)?;
@@ -201,6 +209,7 @@ impl Cluster {
             .arg(initial.join(","))
             .arg("--heartbeat-ms")
             .arg(self.heartbeat_ms.to_string())
+            .args(&self.extra_flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);

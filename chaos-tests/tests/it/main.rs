@@ -4,5 +4,6 @@ mod acknowledged_writes_survive_leader_kills;
 mod client_carries_on_when_masters_die;
 mod controllers_converge_across_leader_kills;
 mod every_kind_round_trips_through_three_masters;
+mod masters_compact_history_they_no_longer_keep;
 mod rolling_update_keeps_enough_pods_ready;
 mod snapshot_restore_seeds_a_new_cluster;

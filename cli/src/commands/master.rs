@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use api_gateway::{Master, MasterConfig};
+use api_gateway::{Master, MasterConfig, DEFAULT_HISTORY_RETENTION};
 use clap::Args;
 
 /// `rafter master`.
@@ -63,6 +63,10 @@ pub struct MasterArgs {
     /// Raft heartbeat interval in milliseconds (elections time out after 3-6 heartbeats).
     #[arg(long, default_value_t = 50)]
     heartbeat_ms: u64,
+    /// Revisions of history to keep; older ones are compacted automatically, and watches
+    /// from before them are told so (they list again). 0 keeps all history.
+    #[arg(long, default_value_t = DEFAULT_HISTORY_RETENTION)]
+    history_retention: u64,
     /// The range nodes' pod CIDRs (spec.podCIDR) are allocated from; "" allocates none.
     #[arg(long, default_value = "10.244.0.0/16")]
     cluster_cidr: String,
@@ -110,6 +114,7 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
         insecure: args.insecure,
         token_file: args.token_auth_file,
         heartbeat: Duration::from_millis(args.heartbeat_ms.max(10)),
+        history_retention: (args.history_retention > 0).then_some(args.history_retention),
         cluster_cidr: if args.cluster_cidr.is_empty() {
             None
         } else {

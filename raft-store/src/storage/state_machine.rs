@@ -226,6 +226,7 @@ fn build_snapshot_file(
     db: &DB,
     snap_dir: &Path,
 ) -> Result<(SnapshotMeta, PathBuf), std::io::Error> {
+    let started = std::time::Instant::now();
     let cf = db
         .cf_handle(CF_DATA)
         .ok_or_else(|| io_err("missing data cf"))?;
@@ -261,7 +262,12 @@ fn build_snapshot_file(
         last_membership: applied.membership,
     };
     StateMachine::save_snapshot_meta(db, snap_dir, &meta, &file_name)?;
-    tracing::info!(file = %file_name, "built snapshot");
+    tracing::info!(
+        file = %file_name,
+        bytes = std::fs::metadata(&path).map_or(0, |m| m.len()),
+        took_ms = started.elapsed().as_millis() as u64,
+        "built snapshot"
+    );
     Ok((meta, path))
 }
 

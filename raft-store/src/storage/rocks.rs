@@ -26,6 +26,9 @@ pub(crate) const CF_META: &str = "meta";
 /// The key space (see `kv::state`), including the Raft applied state.
 pub(crate) const CF_DATA: &str = "data";
 
+/// The write-ahead log's size beyond which column families are flushed to free it.
+const MAX_TOTAL_WAL_BYTES: u64 = 128 << 20;
+
 /// Open (or create) the database in `dir` and check its data version.
 pub(crate) fn open_db(dir: &Path) -> Result<Arc<DB>, StoreError> {
     std::fs::create_dir_all(dir)?;
@@ -37,6 +40,11 @@ pub(crate) fn open_db(dir: &Path) -> Result<Arc<DB>, StoreError> {
     // makes open fail and is reported, never skipped.
     opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
     opts.set_paranoid_checks(true);
+    // A WAL file is deleted only once every column family that wrote to it has flushed;
+    // the meta column family's few small writes would keep them all. Past this total,
+    // RocksDB flushes the column families holding the oldest file back, so the WAL stays
+    // near this size instead of RocksDB's default of ~1.5 GiB for these column families.
+    opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
     let cfs = [CF_LOG, CF_META, CF_DATA]
         .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
     let db = DB::open_cf_descriptors(&opts, dir.join("db"), cfs)?;

@@ -31,6 +31,23 @@ use crate::runtime::api::{ApiError, ClusterApi, RevisionChanges, Snapshot, INFOR
 const CHUNK: usize = 512;
 /// The longest wait between failed lists.
 const MAX_RELIST_DELAY: Duration = Duration::from_secs(5);
+/// The longest wait between lists that failed for want of a leader or quorum: such a list
+/// fails before it reads anything, and the controllers wait for the first list that works
+/// (a master's first, while the cluster elects its leader).
+const MAX_UNAVAILABLE_RELIST_DELAY: Duration = Duration::from_millis(250);
+
+/// How long to wait before listing again after `failures` failed lists in a row, the last
+/// with `error`: doubling from 100 ms, up to 250 ms while the store is unavailable and up
+/// to 5 s otherwise.
+fn relist_delay(failures: u32, error: &ApiError) -> Duration {
+    let cap = match error {
+        ApiError::Unavailable(_) => MAX_UNAVAILABLE_RELIST_DELAY,
+        _ => MAX_RELIST_DELAY,
+    };
+    Duration::from_millis(50)
+        .saturating_mul(1 << failures.min(10))
+        .min(cap)
+}
 
 /// One object's change, as controllers see it.
 #[derive(Debug, Clone)]
@@ -117,9 +134,7 @@ impl Informer {
                     }
                     Err(e) => {
                         act.failures += 1;
-                        let delay = Duration::from_millis(50)
-                            .saturating_mul(1 << act.failures.min(10))
-                            .min(MAX_RELIST_DELAY);
+                        let delay = relist_delay(act.failures, &e);
                         tracing::warn!(error = %e, retry_in = ?delay, "informer: list failed");
                         ctx.run_later(delay, |act, ctx| act.relist(ctx));
                     }
@@ -280,5 +295,25 @@ impl Handler<Followed> for Informer {
             tracing::warn!(error = %e, revision = self.revision, "informer: the change feed broke; listing again");
             self.relist(ctx);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_that_found_no_leader_are_retried_sooner_than_other_failures() {
+        let unavailable = ApiError::Unavailable("no leader".into());
+        let other = ApiError::Other("internal".into());
+        let waits = |e: &ApiError| (1..=8).map(|n| relist_delay(n, e)).collect::<Vec<_>>();
+        assert_eq!(
+            waits(&unavailable),
+            [100, 200, 250, 250, 250, 250, 250, 250].map(Duration::from_millis)
+        );
+        assert_eq!(
+            waits(&other),
+            [100, 200, 400, 800, 1600, 3200, 5000, 5000].map(Duration::from_millis)
+        );
     }
 }

@@ -49,6 +49,20 @@ fn object_verbs_change_a_live_cluster_as_a_user_would() {
         "1",
     ]);
     assert!(out.contains("deployment.apps/web created"), "{out}");
+    // The controllers act on the state they find: had they started only after the image
+    // change below (a master's controllers start once its first list works), they would
+    // make one ReplicaSet, of nginx:2. Revision 2 below needs them to have seen nginx:1.
+    eventually(
+        "the controller to record revision 1",
+        Duration::from_secs(60),
+        || {
+            let history = c.ok(&["rollout", "history", "deployment/web"]);
+            history
+                .lines()
+                .any(|l| l.trim_start().starts_with('1'))
+                .then_some(())
+        },
+    );
     let before = c.json(&["get", "deploy", "web"]);
     c.ok(&["scale", "deploy", "web", "--replicas", "3"]);
     let scaled = c.json(&["get", "deploy", "web"]);

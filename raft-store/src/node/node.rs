@@ -527,7 +527,7 @@ impl Node {
         consistency: Consistency,
     ) -> Result<RangeResponse, NodeError> {
         self.read_barrier(consistency).await?;
-        Ok(self.handle()?.read(move |kv| kv.range(&req)).await??)
+        Ok(self.handle()?.range(req).await??)
     }
 
     /// Read one key with the given consistency.

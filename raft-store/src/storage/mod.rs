@@ -7,6 +7,7 @@
 mod backup;
 mod data_version;
 mod error;
+mod latest_values;
 mod log_store;
 mod recent_log;
 mod rocks;

@@ -2,7 +2,8 @@
 //!
 //! Owns the `data` column family through [`KvState`], the Raft applied state stored in the
 //! same write batch as each entry's changes, snapshot files, and the broadcast of applied
-//! revisions. Every RocksDB call runs on tokio's blocking pool. It must not decide anything:
+//! revisions. Every RocksDB call runs on tokio's blocking pool; a read of one recently put
+//! key is answered from memory ([`LatestValues`]) instead. It must not decide anything:
 //! the pure `kv::apply` does, from the entry alone.
 //!
 //! ```text
@@ -37,10 +38,16 @@ use crate::kv::state::apply_with_meta;
 use crate::kv::state::decode;
 use crate::kv::state::encode;
 use crate::kv::state::META_RAFT;
+use crate::kv::KeyRange;
+use crate::kv::KvError;
 use crate::kv::KvState;
 use crate::kv::Limits;
+use crate::kv::RangeRequest;
+use crate::kv::RangeResponse;
 use crate::kv::RevisionEvents;
 use crate::storage::error::StoreError;
+use crate::storage::latest_values::LatestValues;
+use crate::storage::latest_values::LATEST_VALUES_BUDGET;
 use crate::storage::log_store::blocking;
 use crate::storage::rocks::RocksBackend;
 use crate::storage::rocks::CF_DATA;
@@ -68,6 +75,8 @@ pub(crate) struct AppliedState {
 pub(crate) struct SmInner {
     pub(crate) kv: KvState<RocksBackend>,
     pub(crate) applied: AppliedState,
+    /// Recently put keys' latest versions, updated with every applied change.
+    latest: LatestValues,
 }
 
 /// A shared, read-only view of a member's state machine, plus its applied-revision feed.
@@ -99,6 +108,41 @@ impl StateHandle {
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Read keys. A read of one key at the current revision is answered on the calling
+    /// thread when the key was put recently and no apply holds the state: from memory,
+    /// without RocksDB, so without a hand-off to the blocking pool. Any other read runs on
+    /// the blocking pool.
+    pub async fn range(
+        &self,
+        req: RangeRequest,
+    ) -> Result<Result<RangeResponse, KvError>, StoreError> {
+        if let Some(answer) = self.range_in_memory(&req) {
+            return Ok(Ok(answer));
+        }
+        self.read(move |kv| kv.range(&req)).await
+    }
+
+    /// The in-memory answer to `req`, when there is one.
+    pub(crate) fn range_in_memory(&self, req: &RangeRequest) -> Option<RangeResponse> {
+        let KeyRange::Key(key) = &req.range else {
+            return None;
+        };
+        if req.revision != 0 {
+            return None;
+        }
+        let inner = self.inner.try_read().ok()?;
+        let mut kv = inner.latest.get(key)?.clone();
+        if req.keys_only {
+            kv.value.clear();
+        }
+        Some(RangeResponse {
+            kvs: if req.count_only { Vec::new() } else { vec![kv] },
+            count: 1,
+            more: false,
+            revision: inner.kv.revision(),
+        })
     }
 
     /// Receive every revision applied from now on.
@@ -159,7 +203,11 @@ impl StateMachine {
         let applied = read_applied(&kv)?;
         let (events, _) = broadcast::channel(EVENT_CHANNEL_CAPACITY);
         let handle = StateHandle {
-            inner: Arc::new(RwLock::new(SmInner { kv, applied })),
+            inner: Arc::new(RwLock::new(SmInner {
+                kv,
+                applied,
+                latest: LatestValues::new(LATEST_VALUES_BUDGET),
+            })),
             events,
         };
         Ok(StateMachine {
@@ -341,6 +389,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     apply_with_meta(&mut inner.kv, cmd, vec![(META_RAFT.to_vec(), Some(meta))])
                         .map_err(|e| io_err(format!("apply {}: {e}", entry.log_id)))?;
                 for change in applied.changes {
+                    inner.latest.record(&change);
                     let _ = handle.events.send(Arc::new(change));
                 }
                 out.push(applied.result);
@@ -393,6 +442,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             opts.set_sync(true);
             db.write_opt(batch, &opts).map_err(io_err)?;
             guard.kv.reload().map_err(io_err)?;
+            guard.latest.clear();
             let mut applied = read_applied(&guard.kv).map_err(io_err)?;
             applied.last_applied = meta.last_log_id;
             applied.membership = meta.last_membership.clone();

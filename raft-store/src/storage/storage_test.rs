@@ -176,3 +176,124 @@ async fn a_crash_loses_no_applied_entry_the_log_cannot_replay() {
     assert_eq!(applied, 300, "the data below the purged log is durable");
     assert!(logged.is_empty());
 }
+
+/// Reads answered from memory agree with RocksDB after any mix of puts, deletes,
+/// transactions, leases and a snapshot install, in every read shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_from_memory_agree_with_the_key_space() {
+    use crate::kv::{
+        Command, Compare, CompareOp, CompareTarget, DeleteRequest, KeyRange, Op, PutRequest,
+        RangeRequest, TxnOp, TxnRequest,
+    };
+    use openraft::storage::RaftStateMachine;
+    use openraft::RaftSnapshotBuilder;
+    use rand::{Rng, SeedableRng};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_log, mut sm) = open_store(dir.path(), Limits::default()).expect("open store");
+    let handle = sm.handle();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let key = |i: u64| format!("k/{i:02}").into_bytes();
+    let entry = |index: u64, now_ms: u64, op: Op| {
+        let mut e = blank(index);
+        e.payload = openraft::EntryPayload::Normal(Command {
+            now_ms,
+            fence_term: None,
+            op,
+        });
+        e
+    };
+    let mut index = 0;
+    let mut snapshot = None;
+    for round in 0..4u64 {
+        let mut entries = Vec::new();
+        for _ in 0..200 {
+            index += 1;
+            let k = key(rng.gen_range(0..30));
+            let op = match rng.gen_range(0..7) {
+                0..=2 => Op::Put(PutRequest::new(k, vec![rng.gen::<u8>(); 8])),
+                3 => Op::Delete(DeleteRequest::new(KeyRange::key(k))),
+                4 => Op::Delete(DeleteRequest::new(KeyRange::prefix("k/1"))),
+                5 => Op::Txn(TxnRequest {
+                    compare: vec![Compare::new(
+                        k.clone(),
+                        CompareOp::Greater,
+                        CompareTarget::Version(1),
+                    )],
+                    success: vec![TxnOp::Delete(DeleteRequest::new(KeyRange::key(k.clone())))],
+                    failure: vec![TxnOp::Put(PutRequest::new(k, b"txn".to_vec()))],
+                }),
+                _ => {
+                    // A leased key; the lease expires at the next round's clock.
+                    let id = index;
+                    entries.push(entry(
+                        index,
+                        round * 1_000,
+                        Op::LeaseGrant { id, ttl_ms: 500 },
+                    ));
+                    index += 1;
+                    let mut put = PutRequest::new(k, b"leased".to_vec());
+                    put.lease = id;
+                    Op::Put(put)
+                }
+            };
+            entries.push(entry(index, round * 1_000, op));
+        }
+        index += 1;
+        entries.push(entry(index, round * 1_000 + 900, Op::LeaseExpire));
+        sm.apply(futures::stream::iter(
+            entries.into_iter().map(|e| Ok((e, None))),
+        ))
+        .await
+        .expect("apply");
+        if round == 1 {
+            snapshot = Some(
+                sm.get_snapshot_builder()
+                    .await
+                    .build_snapshot()
+                    .await
+                    .expect("snapshot"),
+            );
+        }
+        if round == 2 {
+            // The key space goes back to round 1's: what memory held of round 2 must go.
+            let snap = snapshot.take().expect("snapshot of round 1");
+            sm.install_snapshot(&snap.meta, snap.snapshot)
+                .await
+                .expect("install");
+        }
+
+        let mut from_memory = 0;
+        for i in 0..30 {
+            for (keys_only, count_only) in [(false, false), (true, false), (false, true)] {
+                let mut req = RangeRequest::new(KeyRange::key(key(i)));
+                req.keys_only = keys_only;
+                req.count_only = count_only;
+                let stored = {
+                    let req = req.clone();
+                    handle.read(move |kv| kv.range(&req)).await.expect("read")
+                }
+                .expect("range");
+                if let Some(answer) = handle.range_in_memory(&req) {
+                    from_memory += 1;
+                    assert_eq!(answer, stored, "round {round}, key {i}, {req:?}");
+                }
+                assert_eq!(
+                    handle.range(req).await.expect("read").expect("range"),
+                    stored
+                );
+            }
+        }
+        if round == 2 {
+            assert_eq!(
+                from_memory, 0,
+                "memory forgets a key space that was replaced"
+            );
+        } else {
+            assert!(
+                from_memory > 0,
+                "round {round}: no read was answered from memory"
+            );
+        }
+    }
+}

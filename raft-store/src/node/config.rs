@@ -41,7 +41,9 @@ pub struct NodeConfig {
     /// Keep at least this many revisions of history; older ones are compacted automatically.
     /// `None` disables automatic compaction.
     pub history_retention: Option<u64>,
-    /// Build a snapshot after this many log entries since the last one.
+    /// Build a snapshot after this many log entries since the last one. A snapshot copies the
+    /// whole key space into a file, on every member at about the same time, so the default
+    /// is etcd's `--snapshot-count` (100,000); the log keeps that many entries meanwhile.
     pub snapshot_every_entries: u64,
     /// Log entries kept behind the last snapshot (for followers that lag a little).
     pub logs_kept_after_snapshot: u64,
@@ -73,7 +75,7 @@ impl NodeConfig {
             limits: Limits::default(),
             housekeeping_interval: Duration::from_millis(250),
             history_retention: None,
-            snapshot_every_entries: 10_000,
+            snapshot_every_entries: 100_000,
             logs_kept_after_snapshot: 1_000,
             batching: BatchLimits::default(),
             forward_writes: false,

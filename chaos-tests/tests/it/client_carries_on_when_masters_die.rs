@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use api_gateway::client::{Client, ListParams, ResolvedConfig, WatchParams};
+use api_gateway::client::{ListParams, WatchParams};
 use api_gateway::{ClientError, WatchEventType};
 use chaos_tests::Cluster;
 use futures::StreamExt;
@@ -27,12 +27,7 @@ async fn the_client_carries_on_through_master_kills_and_its_watch_has_no_gap() {
     let mut cluster = Cluster::start(3)
         .await
         .expect("a three-master cluster starts");
-    let work = tempfile::tempdir().unwrap();
-    let config_path = work.path().join("config");
-    cluster.write_client_config(&config_path).unwrap();
-    let client = Client::connect(ResolvedConfig::load(Some(&config_path), None).unwrap())
-        .await
-        .unwrap();
+    let (client, _config_dir) = crate::support::library_client(&cluster).await;
 
     let start = client
         .list(Kind::ConfigMap, Some("default"), &ListParams::default())

@@ -7,3 +7,4 @@ mod every_kind_round_trips_through_three_masters;
 mod masters_compact_history_they_no_longer_keep;
 mod rolling_update_keeps_enough_pods_ready;
 mod snapshot_restore_seeds_a_new_cluster;
+mod support;

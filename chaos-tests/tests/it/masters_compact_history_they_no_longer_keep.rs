@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use api_gateway::client::{Client, ListParams, ResolvedConfig, WatchParams};
+use api_gateway::client::{Client, ListParams, WatchParams};
 use api_gateway::{ClientError, WatchEvent, WatchEventType};
 use chaos_tests::Cluster;
 use futures::StreamExt;
@@ -42,12 +42,7 @@ async fn a_watch_from_compacted_history_is_told_to_list_again() {
     let cluster = Cluster::start_with(3, &["--history-retention", "20"])
         .await
         .expect("a three-master cluster starts");
-    let work = tempfile::tempdir().unwrap();
-    let config_path = work.path().join("config");
-    cluster.write_client_config(&config_path).unwrap();
-    let client = Client::connect(ResolvedConfig::load(Some(&config_path), None).unwrap())
-        .await
-        .unwrap();
+    let (client, _config_dir) = crate::support::library_client(&cluster).await;
 
     // The revision of the first create: a watch from it starts with the second.
     let old = client

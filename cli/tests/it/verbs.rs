@@ -31,6 +31,21 @@ fn image_of(deployment: &Value) -> String {
         .to_owned()
 }
 
+/// Waits until the deployment controller has recorded `revision` of Deployment `name`.
+fn wait_for_revision(c: &Cluster, name: &str, revision: u32) {
+    eventually(
+        &format!("the controller to record revision {revision}"),
+        Duration::from_secs(60),
+        || {
+            let history = c.ok(&["rollout", "history", &format!("deployment/{name}")]);
+            history
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(&revision.to_string()))
+                .then_some(())
+        },
+    );
+}
+
 #[test]
 fn object_verbs_change_a_live_cluster_as_a_user_would() {
     let c = Cluster::start("object-verbs");
@@ -52,17 +67,7 @@ fn object_verbs_change_a_live_cluster_as_a_user_would() {
     // The controllers act on the state they find: had they started only after the image
     // change below (a master's controllers start once its first list works), they would
     // make one ReplicaSet, of nginx:2. Revision 2 below needs them to have seen nginx:1.
-    eventually(
-        "the controller to record revision 1",
-        Duration::from_secs(60),
-        || {
-            let history = c.ok(&["rollout", "history", "deployment/web"]);
-            history
-                .lines()
-                .any(|l| l.trim_start().starts_with('1'))
-                .then_some(())
-        },
-    );
+    wait_for_revision(&c, "web", 1);
     let before = c.json(&["get", "deploy", "web"]);
     c.ok(&["scale", "deploy", "web", "--replicas", "3"]);
     let scaled = c.json(&["get", "deploy", "web"]);
@@ -129,17 +134,7 @@ fn object_verbs_change_a_live_cluster_as_a_user_would() {
 
     // rollout undo puts back the template of the previous revision, without the hash label:
     // the deployment controller has made a ReplicaSet per revision (nginx:1, then nginx:2).
-    eventually(
-        "the controller to record revision 2",
-        Duration::from_secs(60),
-        || {
-            let history = c.ok(&["rollout", "history", "deployment/web"]);
-            history
-                .lines()
-                .any(|l| l.trim_start().starts_with('2'))
-                .then_some(())
-        },
-    );
+    wait_for_revision(&c, "web", 2);
     let history = c.ok(&["rollout", "history", "deployment/web"]);
     assert!(
         history.contains("REVISION") && history.contains('2'),

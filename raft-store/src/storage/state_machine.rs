@@ -39,6 +39,7 @@ use crate::kv::state::decode;
 use crate::kv::state::encode;
 use crate::kv::state::META_RAFT;
 use crate::kv::KeyRange;
+use crate::kv::KeyValue;
 use crate::kv::KvError;
 use crate::kv::KvState;
 use crate::kv::Limits;
@@ -133,12 +134,19 @@ impl StateHandle {
             return None;
         }
         let inner = self.inner.try_read().ok()?;
-        let mut kv = inner.latest.get(key)?.clone();
-        if req.keys_only {
-            kv.value.clear();
-        }
+        let latest = inner.latest.get(key)?;
+        let kvs = if req.count_only {
+            Vec::new()
+        } else if req.keys_only {
+            vec![KeyValue {
+                value: Vec::new(),
+                ..latest.clone()
+            }]
+        } else {
+            vec![latest.clone()]
+        };
         Some(RangeResponse {
-            kvs: if req.count_only { Vec::new() } else { vec![kv] },
+            kvs,
             count: 1,
             more: false,
             revision: inner.kv.revision(),

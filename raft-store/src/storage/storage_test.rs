@@ -88,17 +88,20 @@ async fn log_jobs_see_every_append_queued_before_them() {
     assert_eq!(indexes(&reread), (101..=2500).collect::<Vec<_>>());
 }
 
-fn put(index: u64) -> crate::types::Entry {
+/// Entry `index` carrying `op`, logged at the leader's clock `now_ms`.
+fn normal(index: u64, now_ms: u64, op: crate::kv::Op) -> crate::types::Entry {
     let mut entry = blank(index);
     entry.payload = openraft::EntryPayload::Normal(crate::kv::Command {
-        now_ms: 0,
+        now_ms,
         fence_term: None,
-        op: crate::kv::Op::Put(crate::kv::PutRequest::new(
-            format!("key/{index:04}"),
-            vec![7u8; 256],
-        )),
+        op,
     });
     entry
+}
+
+fn put(index: u64) -> crate::types::Entry {
+    let request = crate::kv::PutRequest::new(format!("key/{index:04}"), vec![7u8; 256]);
+    normal(index, 0, crate::kv::Op::Put(request))
 }
 
 /// What a crash would leave: a copy of the data directory taken while the store is open.
@@ -182,8 +185,8 @@ async fn a_crash_loses_no_applied_entry_the_log_cannot_replay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_from_memory_agree_with_the_key_space() {
     use crate::kv::{
-        Command, Compare, CompareOp, CompareTarget, DeleteRequest, KeyRange, Op, PutRequest,
-        RangeRequest, TxnOp, TxnRequest,
+        Compare, CompareOp, CompareTarget, DeleteRequest, KeyRange, Op, PutRequest, RangeRequest,
+        TxnOp, TxnRequest,
     };
     use openraft::storage::RaftStateMachine;
     use openraft::RaftSnapshotBuilder;
@@ -194,15 +197,6 @@ async fn reads_from_memory_agree_with_the_key_space() {
     let handle = sm.handle();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let key = |i: u64| format!("k/{i:02}").into_bytes();
-    let entry = |index: u64, now_ms: u64, op: Op| {
-        let mut e = blank(index);
-        e.payload = openraft::EntryPayload::Normal(Command {
-            now_ms,
-            fence_term: None,
-            op,
-        });
-        e
-    };
     let mut index = 0;
     let mut snapshot = None;
     for round in 0..4u64 {
@@ -226,7 +220,7 @@ async fn reads_from_memory_agree_with_the_key_space() {
                 _ => {
                     // A leased key; the lease expires at the next round's clock.
                     let id = index;
-                    entries.push(entry(
+                    entries.push(normal(
                         index,
                         round * 1_000,
                         Op::LeaseGrant { id, ttl_ms: 500 },
@@ -237,10 +231,10 @@ async fn reads_from_memory_agree_with_the_key_space() {
                     Op::Put(put)
                 }
             };
-            entries.push(entry(index, round * 1_000, op));
+            entries.push(normal(index, round * 1_000, op));
         }
         index += 1;
-        entries.push(entry(index, round * 1_000 + 900, Op::LeaseExpire));
+        entries.push(normal(index, round * 1_000 + 900, Op::LeaseExpire));
         sm.apply(futures::stream::iter(
             entries.into_iter().map(|e| Ok((e, None))),
         ))

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::support::list_default;
 use chaos_tests::Cluster;
 use rafter_proto::api::{self, TypedObject};
 use rafter_proto::{v1, Object};
@@ -47,22 +48,8 @@ async fn create_anywhere(cluster: &Cluster, name: &str, deadline: Instant) -> Op
 
 async fn names_on(cluster: &Cluster, id: u64) -> Option<BTreeSet<String>> {
     let mut client = cluster.client(id).await.ok()?;
-    let list = client
-        .list(api::ListRequest {
-            kind: "ConfigMap".into(),
-            namespace: "default".into(),
-            ..Default::default()
-        })
-        .await
-        .ok()?
-        .into_inner();
-    Some(
-        list.items
-            .into_iter()
-            .filter_map(|o| Object::try_from(o).ok())
-            .map(|o| o.metadata().name.clone())
-            .collect(),
-    )
+    let objects = list_default(&mut client, "ConfigMap").await?;
+    Some(objects.iter().map(|o| o.metadata().name.clone()).collect())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

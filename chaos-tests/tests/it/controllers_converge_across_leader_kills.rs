@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::support::list_default;
 use chaos_tests::{AdminClient, Cluster};
 use rafter_proto::api::{self, TypedObject};
 use rafter_proto::{v1, IntOrString, Object};
@@ -193,22 +194,7 @@ async fn scale(cluster: &Cluster, replicas: i32, within: Duration) {
 }
 
 async fn list(cluster: &Cluster, kind: &str) -> Option<Vec<Object>> {
-    let mut client = any_client(cluster).await?;
-    let list = client
-        .list(api::ListRequest {
-            kind: kind.to_owned(),
-            namespace: "default".to_owned(),
-            ..Default::default()
-        })
-        .await
-        .ok()?
-        .into_inner();
-    Some(
-        list.items
-            .into_iter()
-            .filter_map(|o| Object::try_from(o).ok())
-            .collect(),
-    )
+    list_default(&mut any_client(cluster).await?, kind).await
 }
 
 /// Pods (all, bound) of the Deployment, and its ReplicaSets.

@@ -6,6 +6,7 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::list_default;
 use chaos_tests::{rafter_binary, BearerToken, Cluster};
 use rafter_proto::api::resources_client::ResourcesClient;
 use rafter_proto::api::{self, TypedObject};
@@ -150,19 +151,10 @@ async fn a_snapshot_of_a_running_cluster_seeds_a_new_one_and_a_damaged_one_is_re
                 channel,
                 BearerToken::new(cluster.admin_token().ok()?),
             );
-            let list = client
-                .list(api::ListRequest {
-                    kind: "ConfigMap".into(),
-                    namespace: "default".into(),
-                    ..Default::default()
-                })
-                .await
-                .ok()?
-                .into_inner();
+            let objects = list_default(&mut client, "ConfigMap").await?;
             Some(
-                list.items
-                    .into_iter()
-                    .filter_map(|o| Object::try_from(o).ok())
+                objects
+                    .iter()
                     .map(|o| o.metadata().name.clone())
                     .collect::<Vec<_>>(),
             )

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use raft_store::kv::KvError;
 use rafter_proto::api::cluster_server::Cluster;
 use rafter_proto::api::{self, ClusterStatus};
 use tonic::{Request, Response, Status};
@@ -54,15 +55,11 @@ impl ClusterControl for MemKv {
         &self,
         _request: api::AddMemberRequest,
     ) -> Result<ClusterStatus, StoreError> {
-        Err(StoreError::Unavailable(
-            "the in-memory store has one member and takes no others".to_owned(),
-        ))
+        Err(one_member_only())
     }
 
     async fn remove_member(&self, _id: u64) -> Result<ClusterStatus, StoreError> {
-        Err(StoreError::Unavailable(
-            "the in-memory store has one member and takes no others".to_owned(),
-        ))
+        Err(one_member_only())
     }
 
     async fn snapshot(&self) -> Result<Vec<u8>, StoreError> {
@@ -70,6 +67,12 @@ impl ClusterControl for MemKv {
             "the in-memory store keeps no snapshots".to_owned(),
         ))
     }
+}
+
+fn one_member_only() -> StoreError {
+    StoreError::Kv(KvError::Invalid(
+        "the in-memory store has one member and takes no others".to_owned(),
+    ))
 }
 
 /// The `Cluster` service over a [`ClusterControl`].
@@ -99,9 +102,13 @@ impl<C: ClusterControl, S: KvStore> ClusterService<C, S> {
     }
 }
 
-fn unavailable(e: StoreError) -> Status {
+/// The status a store error answers with. A refused request (removing a member that is not
+/// there, or the last one) is FailedPrecondition: every master would refuse it alike, so
+/// clients do not try it on the others.
+fn to_status(e: StoreError) -> Status {
     match e {
         StoreError::Timeout(m) => Status::deadline_exceeded(m),
+        StoreError::Kv(KvError::Invalid(m)) => Status::failed_precondition(m),
         other => Status::unavailable(other.to_string()),
     }
 }
@@ -119,7 +126,7 @@ impl<C: ClusterControl, S: KvStore> Cluster for ClusterService<C, S> {
         request: Request<api::Empty>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
         self.require_admin(&request).await?;
-        let bytes = self.control.snapshot().await.map_err(unavailable)?;
+        let bytes = self.control.snapshot().await.map_err(to_status)?;
         let chunks: Vec<Result<api::SnapshotChunk, Status>> = bytes
             .chunks(SNAPSHOT_CHUNK_BYTES)
             .map(|chunk| {
@@ -137,7 +144,7 @@ impl<C: ClusterControl, S: KvStore> Cluster for ClusterService<C, S> {
     ) -> Result<Response<ClusterStatus>, Status> {
         self.authenticator.authenticate(&request).await?;
         Ok(Response::new(
-            self.control.status().await.map_err(unavailable)?,
+            self.control.status().await.map_err(to_status)?,
         ))
     }
 
@@ -150,7 +157,7 @@ impl<C: ClusterControl, S: KvStore> Cluster for ClusterService<C, S> {
             self.control
                 .add_member(request.into_inner())
                 .await
-                .map_err(unavailable)?,
+                .map_err(to_status)?,
         ))
     }
 
@@ -161,7 +168,7 @@ impl<C: ClusterControl, S: KvStore> Cluster for ClusterService<C, S> {
         self.require_admin(&request).await?;
         let id = request.get_ref().id;
         Ok(Response::new(
-            self.control.remove_member(id).await.map_err(unavailable)?,
+            self.control.remove_member(id).await.map_err(to_status)?,
         ))
     }
 }

@@ -74,6 +74,11 @@ impl RaftKv {
     }
 }
 
+/// A membership change every master would refuse alike (not retried elsewhere).
+fn refused(why: String) -> StoreError {
+    StoreError::Kv(raft_store::kv::KvError::Invalid(why))
+}
+
 /// Maps a member error to what the gateway tells its caller.
 pub fn store_error(error: NodeError) -> StoreError {
     match error {
@@ -185,6 +190,15 @@ impl ClusterControl for RaftKv {
         &self,
         request: api::AddMemberRequest,
     ) -> Result<ClusterStatus, StoreError> {
+        if request.id == 0 {
+            return Err(refused("member id 0 is not valid".to_owned()));
+        }
+        if request.peer_address.is_empty() {
+            return Err(refused(format!(
+                "member {} needs the peer address the others reach it at",
+                request.id
+            )));
+        }
         self.node
             .add_learner(request.id, request.peer_address.clone())
             .await
@@ -232,14 +246,12 @@ impl ClusterControl for RaftKv {
         let mut voters: BTreeSet<u64> =
             metrics.membership_config.membership().voter_ids().collect();
         if !voters.remove(&id) {
-            return Err(StoreError::Unavailable(format!(
+            return Err(refused(format!(
                 "member {id} is not a voter of this cluster"
             )));
         }
         if voters.is_empty() {
-            return Err(StoreError::Unavailable(
-                "the last member cannot be removed".to_owned(),
-            ));
+            return Err(refused("the last member cannot be removed".to_owned()));
         }
         self.node
             .change_membership(voters)

@@ -286,6 +286,20 @@ impl Cluster {
         Ok(())
     }
 
+    /// Starts one more master (the next id, an empty data dir, the cluster's CA) without
+    /// `--init`: it waits to be added to the membership. Returns its id.
+    pub fn add_master(&mut self) -> Result<u64, HarnessError> {
+        let id = self.masters.iter().map(|m| m.id).max().unwrap_or(0) + 1;
+        self.masters.push(MasterProcess {
+            id,
+            client_port: free_port()?,
+            peer_port: free_port()?,
+            child: None,
+        });
+        self.spawn(id)?;
+        Ok(id)
+    }
+
     /// Starts a killed master again on its data dir.
     pub fn restart(&mut self, id: u64) -> Result<(), HarnessError> {
         self.kill(id)?;

@@ -649,6 +649,38 @@ impl Client {
         Ok(status.into_inner())
     }
 
+    /// Adds a master to the store's membership: a learner that catches up from the leader
+    /// (the call returns once it has), then a voter when `request.promote` is set. Needs a
+    /// `system:masters` caller. Adding a member twice changes nothing.
+    pub async fn add_member(
+        &self,
+        request: api::AddMemberRequest,
+    ) -> Result<api::ClusterStatus, ClientError> {
+        let (_, status) = self
+            .inner
+            .failover
+            .run("add member", Idempotency::Write, |channel, left| {
+                let request = self.request(request.clone(), Some(left));
+                async move { ClusterClient::new(channel).add_member(request).await }
+            })
+            .await?;
+        Ok(status.into_inner())
+    }
+
+    /// Removes a voter from the store's membership (a dead master being replaced, say).
+    /// Needs a `system:masters` caller.
+    pub async fn remove_member(&self, id: u64) -> Result<api::ClusterStatus, ClientError> {
+        let (_, status) = self
+            .inner
+            .failover
+            .run("remove member", Idempotency::Write, |channel, left| {
+                let request = self.request(api::RemoveMemberRequest { id }, Some(left));
+                async move { ClusterClient::new(channel).remove_member(request).await }
+            })
+            .await?;
+        Ok(status.into_inner())
+    }
+
     /// A consistent copy of the whole store (raft-store's checksummed backup format), read
     /// from any master after a linearizable barrier. Needs a `system:masters` caller.
     pub async fn snapshot(&self) -> Result<Vec<u8>, ClientError> {

@@ -580,4 +580,13 @@ async fn cluster_status_answers_and_membership_needs_an_admin() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
+    // An admin's change the store cannot make is refused as such, not reported as an
+    // outage that another master might not have.
+    let impossible = gw
+        .cluster_client(Some(ADMIN_TOKEN))
+        .await
+        .remove_member(api::RemoveMemberRequest { id: 2 })
+        .await
+        .unwrap_err();
+    assert_eq!(impossible.code(), Code::FailedPrecondition);
 }

@@ -4,47 +4,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::support::list_default;
+use crate::support::{create_anywhere, list_default};
 use chaos_tests::Cluster;
-use rafter_proto::api::{self, TypedObject};
-use rafter_proto::{v1, Object};
-
-fn config_map(name: &str) -> TypedObject {
-    TypedObject::from(Object::ConfigMap(v1::ConfigMap {
-        metadata: Some(v1::ObjectMeta {
-            name: name.to_owned(),
-            namespace: "default".to_owned(),
-            ..Default::default()
-        }),
-        data: [("k".to_owned(), name.to_owned())].into(),
-        ..Default::default()
-    }))
-}
-
-/// Creates `name` through any running master; `Some(true)` when acknowledged, `Some(false)`
-/// when refused as already existing (a retry of an earlier attempt that did commit).
-async fn create_anywhere(cluster: &Cluster, name: &str, deadline: Instant) -> Option<bool> {
-    while Instant::now() < deadline {
-        for master in cluster.masters().iter().filter(|m| m.is_running()) {
-            let Ok(mut client) = cluster.client(master.id).await else {
-                continue;
-            };
-            match client
-                .create(api::CreateRequest {
-                    object: Some(config_map(name)),
-                    dry_run: false,
-                })
-                .await
-            {
-                Ok(_) => return Some(true),
-                Err(status) if status.code() == tonic::Code::AlreadyExists => return Some(false),
-                Err(_) => continue,
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    None
-}
 
 async fn names_on(cluster: &Cluster, id: u64) -> Option<BTreeSet<String>> {
     let mut client = cluster.client(id).await.ok()?;

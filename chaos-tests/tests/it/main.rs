@@ -1,5 +1,6 @@
 //! Fault tests on real multi-process clusters. One property per file.
 
+mod a_dead_master_is_replaced_with_the_cli;
 mod acknowledged_writes_survive_leader_kills;
 mod client_carries_on_when_masters_die;
 mod controllers_converge_across_leader_kills;

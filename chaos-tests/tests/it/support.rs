@@ -1,9 +1,12 @@
-//! What several fault tests share: the client library connected to a test cluster, and a
-//! listing through one master's API.
+//! What several fault tests share: the client library connected to a test cluster, and
+//! ConfigMaps created and listed through the masters' API.
 
 use api_gateway::client::{Client, ResolvedConfig};
+use std::time::{Duration, Instant};
+
 use chaos_tests::{AdminClient, Cluster};
-use rafter_proto::{api, Object};
+use rafter_proto::api::{self, TypedObject};
+use rafter_proto::{v1, Object};
 
 /// The client library with the admin's config listing every master of `cluster`. The
 /// config lives in the returned directory, which must outlive the client.
@@ -36,4 +39,42 @@ pub async fn list_default(client: &mut AdminClient, kind: &str) -> Option<Vec<Ob
             .filter_map(|o| Object::try_from(o).ok())
             .collect(),
     )
+}
+
+/// A ConfigMap `name` in the default namespace.
+pub fn config_map(name: &str) -> TypedObject {
+    TypedObject::from(Object::ConfigMap(v1::ConfigMap {
+        metadata: Some(v1::ObjectMeta {
+            name: name.to_owned(),
+            namespace: "default".to_owned(),
+            ..Default::default()
+        }),
+        data: [("k".to_owned(), name.to_owned())].into(),
+        ..Default::default()
+    }))
+}
+
+/// Creates `name` through any running master; `Some(true)` when acknowledged, `Some(false)`
+/// when refused as already existing (a retry of an earlier attempt that did commit).
+pub async fn create_anywhere(cluster: &Cluster, name: &str, deadline: Instant) -> Option<bool> {
+    while Instant::now() < deadline {
+        for master in cluster.masters().iter().filter(|m| m.is_running()) {
+            let Ok(mut client) = cluster.client(master.id).await else {
+                continue;
+            };
+            match client
+                .create(api::CreateRequest {
+                    object: Some(config_map(name)),
+                    dry_run: false,
+                })
+                .await
+            {
+                Ok(_) => return Some(true),
+                Err(status) if status.code() == tonic::Code::AlreadyExists => return Some(false),
+                Err(_) => continue,
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
 }

@@ -6,24 +6,11 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::list_default;
+use crate::support::{config_map, list_default};
 use chaos_tests::{rafter_binary, BearerToken, Cluster};
+use rafter_proto::api;
 use rafter_proto::api::resources_client::ResourcesClient;
-use rafter_proto::api::{self, TypedObject};
-use rafter_proto::{v1, Object};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
-
-fn config_map(name: &str) -> TypedObject {
-    TypedObject::from(Object::ConfigMap(v1::ConfigMap {
-        metadata: Some(v1::ObjectMeta {
-            name: name.to_owned(),
-            namespace: "default".to_owned(),
-            ..Default::default()
-        }),
-        data: [("k".to_owned(), name.to_owned())].into(),
-        ..Default::default()
-    }))
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

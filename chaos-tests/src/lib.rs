@@ -9,9 +9,11 @@
 //! (`target/debug/rafter`, or `$RAFTER_BIN`): run `cargo build --bin rafter` first, as
 //! `make test` does.
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rafter_proto::api::cluster_client::ClusterClient;
@@ -108,13 +110,45 @@ impl tonic::service::Interceptor for BearerToken {
     }
 }
 
-fn free_port() -> Result<u16, HarnessError> {
+/// Ports this process has handed out, so that no two masters of concurrent tests get one.
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// The lowest port the kernel picks for outgoing connections (Linux's default otherwise).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
+}
+
+/// A free port for a master to listen on later. It is taken below the kernel's ephemeral
+/// range: a port there (what binding port 0 gives) may meanwhile become the local end of
+/// any outgoing connection of another test, and the master would then fail to bind it.
+pub fn free_port() -> Result<u16, HarnessError> {
+    const FIRST: u16 = 10_000;
+    let end = ephemeral_low();
+    let mut handed = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    if end > FIRST {
+        let span = u32::from(end - FIRST);
+        // Test processes run one after another; starting each at its own offset keeps a
+        // port of a process that just ended (in TIME_WAIT, say) out of the way.
+        let start = std::process::id() % span;
+        for step in 0..span {
+            let port = FIRST + ((start + step) % span) as u16;
+            if !handed.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                handed.insert(port);
+                return Ok(port);
+            }
+        }
+    }
     let listener =
         TcpListener::bind("127.0.0.1:0").map_err(|e| HarnessError::Process(e.to_string()))?;
-    listener
+    let port = listener
         .local_addr()
         .map(|a| a.port())
-        .map_err(|e| HarnessError::Process(e.to_string()))
+        .map_err(|e| HarnessError::Process(e.to_string()))?;
+    handed.insert(port);
+    Ok(port)
 }
 
 /// The `rafter` binary of this workspace build.
@@ -411,8 +445,21 @@ impl Cluster {
                 }
             }
             if Instant::now() > deadline {
+                let running: Vec<u64> = self
+                    .masters
+                    .iter()
+                    .filter(|m| m.is_running())
+                    .map(|m| m.id)
+                    .collect();
+                let lost = running.iter().zip(&leaders).find(|(_, l)| **l == 0);
                 return Err(HarnessError::Timeout {
-                    what: format!("one leader (saw {leaders:?})"),
+                    what: match lost {
+                        Some((id, _)) => format!(
+                            "one leader (saw {leaders:?} from masters {running:?}); master {id}'s log ends:\n{}",
+                            self.log_tail(*id)
+                        ),
+                        None => format!("one leader (saw {leaders:?} from masters {running:?})"),
+                    },
                     after: within,
                 });
             }

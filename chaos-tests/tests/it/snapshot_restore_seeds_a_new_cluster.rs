@@ -2,23 +2,14 @@
 //! into an empty data directory: a new master started on it with `--init` serves every
 //! object the snapshot held. A damaged snapshot is refused and writes nothing.
 
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{config_map, list_default};
-use chaos_tests::{rafter_binary, BearerToken, Cluster};
+use chaos_tests::{free_port, rafter_binary, BearerToken, Cluster};
 use rafter_proto::api;
 use rafter_proto::api::resources_client::ResourcesClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn rafter(args: &[&str]) -> std::process::Output {
     Command::new(rafter_binary())
@@ -97,7 +88,7 @@ async fn a_snapshot_of_a_running_cluster_seeds_a_new_one_and_a_damaged_one_is_re
         "restore failed: {}",
         String::from_utf8_lossy(&restored.stderr)
     );
-    let (client_port, peer_port) = (free_port(), free_port());
+    let (client_port, peer_port) = (free_port().unwrap(), free_port().unwrap());
     let mut master = Command::new(rafter_binary())
         .args([
             "master",

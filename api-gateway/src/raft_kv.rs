@@ -199,6 +199,22 @@ impl ClusterControl for RaftKv {
                 request.id
             )));
         }
+        // openraft keeps a known member's address as it was, so a different one would be
+        // silently ignored; a member moves by being removed and added again.
+        let metrics = self.node.metrics().borrow_watched().clone();
+        let known = metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .find(|(id, _)| **id == request.id)
+            .map(|(_, node)| node.addr.clone());
+        if let Some(addr) = known.filter(|addr| *addr != request.peer_address) {
+            return Err(refused(format!(
+                "member {} is already in the cluster with peer address {addr}; remove it \
+                 before adding it with another",
+                request.id
+            )));
+        }
         self.node
             .add_learner(request.id, request.peer_address.clone())
             .await

@@ -96,6 +96,25 @@ async fn a_dead_master_is_replaced_with_the_cli_and_the_new_one_keeps_quorum() {
         text(&added)
     );
 
+    // The same id at another address is refused (the store would keep the old address).
+    let moved = rafter(
+        &config,
+        &[
+            "cluster",
+            "member",
+            "add",
+            &new.to_string(),
+            "--peer-address",
+            "127.0.0.1:1",
+        ],
+    );
+    assert!(!moved.status.success(), "a second add succeeded");
+    assert!(
+        text(&moved).contains("already in the cluster with peer address"),
+        "{}",
+        text(&moved)
+    );
+
     let removed = rafter(&config, &["cluster", "member", "remove", "3"]);
     assert!(
         removed.status.success(),

@@ -20,6 +20,21 @@ fn rafter(config: &Path, args: &[&str]) -> Output {
         .expect("the rafter binary runs")
 }
 
+/// `rafter cluster member add ID --peer-address PEER`.
+fn member_add(config: &Path, id: u64, peer: &str) -> Output {
+    rafter(
+        config,
+        &[
+            "cluster",
+            "member",
+            "add",
+            &id.to_string(),
+            "--peer-address",
+            peer,
+        ],
+    )
+}
+
 fn text(output: &Output) -> String {
     format!(
         "{}{}",
@@ -74,17 +89,7 @@ async fn a_dead_master_is_replaced_with_the_cli_and_the_new_one_keeps_quorum() {
         .expect("client config written");
     let peer = format!("127.0.0.1:{}", cluster.masters()[3].peer_port);
 
-    let added = rafter(
-        &config,
-        &[
-            "cluster",
-            "member",
-            "add",
-            &new.to_string(),
-            "--peer-address",
-            &peer,
-        ],
-    );
+    let added = member_add(&config, new, &peer);
     assert!(
         added.status.success(),
         "member add failed:\n{}",
@@ -97,17 +102,7 @@ async fn a_dead_master_is_replaced_with_the_cli_and_the_new_one_keeps_quorum() {
     );
 
     // The same id at another address is refused (the store would keep the old address).
-    let moved = rafter(
-        &config,
-        &[
-            "cluster",
-            "member",
-            "add",
-            &new.to_string(),
-            "--peer-address",
-            "127.0.0.1:1",
-        ],
-    );
+    let moved = member_add(&config, new, "127.0.0.1:1");
     assert!(!moved.status.success(), "a second add succeeded");
     assert!(
         text(&moved).contains("already in the cluster with peer address"),

@@ -55,11 +55,15 @@ impl ClusterControl for MemKv {
         &self,
         _request: api::AddMemberRequest,
     ) -> Result<ClusterStatus, StoreError> {
-        Err(one_member_only())
+        Err(StoreError::refused(
+            "the in-memory store has one member and takes no others",
+        ))
     }
 
     async fn remove_member(&self, _id: u64) -> Result<ClusterStatus, StoreError> {
-        Err(one_member_only())
+        Err(StoreError::refused(
+            "the in-memory store has one member and takes no others",
+        ))
     }
 
     async fn snapshot(&self) -> Result<Vec<u8>, StoreError> {
@@ -67,12 +71,6 @@ impl ClusterControl for MemKv {
             "the in-memory store keeps no snapshots".to_owned(),
         ))
     }
-}
-
-fn one_member_only() -> StoreError {
-    StoreError::Kv(KvError::Invalid(
-        "the in-memory store has one member and takes no others".to_owned(),
-    ))
 }
 
 /// The `Cluster` service over a [`ClusterControl`].
@@ -102,9 +100,9 @@ impl<C: ClusterControl, S: KvStore> ClusterService<C, S> {
     }
 }
 
-/// The status a store error answers with. A refused request (removing a member that is not
-/// there, or the last one) is FailedPrecondition: every master would refuse it alike, so
-/// clients do not try it on the others.
+/// The status a store error answers with. A refused request ([`StoreError::refused`]) is
+/// FailedPrecondition: every master would refuse it alike, so clients do not try it on the
+/// others.
 fn to_status(e: StoreError) -> Status {
     match e {
         StoreError::Timeout(m) => Status::deadline_exceeded(m),

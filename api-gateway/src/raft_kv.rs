@@ -74,11 +74,6 @@ impl RaftKv {
     }
 }
 
-/// A membership change every master would refuse alike (not retried elsewhere).
-fn refused(why: String) -> StoreError {
-    StoreError::Kv(raft_store::kv::KvError::Invalid(why))
-}
-
 /// Maps a member error to what the gateway tells its caller.
 pub fn store_error(error: NodeError) -> StoreError {
     match error {
@@ -191,10 +186,10 @@ impl ClusterControl for RaftKv {
         request: api::AddMemberRequest,
     ) -> Result<ClusterStatus, StoreError> {
         if request.id == 0 {
-            return Err(refused("member id 0 is not valid".to_owned()));
+            return Err(StoreError::refused("member id 0 is not valid"));
         }
         if request.peer_address.is_empty() {
-            return Err(refused(format!(
+            return Err(StoreError::refused(format!(
                 "member {} needs the peer address the others reach it at",
                 request.id
             )));
@@ -209,7 +204,7 @@ impl ClusterControl for RaftKv {
             .find(|(id, _)| **id == request.id)
             .map(|(_, node)| node.addr.clone());
         if let Some(addr) = known.filter(|addr| *addr != request.peer_address) {
-            return Err(refused(format!(
+            return Err(StoreError::refused(format!(
                 "member {} is already in the cluster with peer address {addr}; remove it \
                  before adding it with another",
                 request.id
@@ -262,12 +257,14 @@ impl ClusterControl for RaftKv {
         let mut voters: BTreeSet<u64> =
             metrics.membership_config.membership().voter_ids().collect();
         if !voters.remove(&id) {
-            return Err(refused(format!(
+            return Err(StoreError::refused(format!(
                 "member {id} is not a voter of this cluster"
             )));
         }
         if voters.is_empty() {
-            return Err(refused("the last member cannot be removed".to_owned()));
+            return Err(StoreError::refused(
+                "the last member cannot be removed".to_owned(),
+            ));
         }
         self.node
             .change_membership(voters)

@@ -35,6 +35,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A request every master would refuse alike (a membership change the cluster cannot
+    /// make, say): answered as such, not as an outage another master might not have.
+    pub fn refused(why: impl Into<String>) -> StoreError {
+        StoreError::Kv(KvError::Invalid(why.into()))
+    }
+
     /// Whether the same call may succeed if retried.
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -431,34 +431,30 @@ impl Cluster {
     pub async fn wait_for_leader(&self, within: Duration) -> Result<u64, HarnessError> {
         let deadline = Instant::now() + within;
         loop {
-            let mut leaders = Vec::new();
+            // (master, the leader it names or 0) for every running master.
+            let mut seen = Vec::new();
             for master in self.masters.iter().filter(|m| m.is_running()) {
-                match self.status(master.id).await {
-                    Ok(status) if status.leader_id != 0 => leaders.push(status.leader_id),
-                    _ => leaders.push(0),
-                }
+                let leader = match self.status(master.id).await {
+                    Ok(status) => status.leader_id,
+                    Err(_) => 0,
+                };
+                seen.push((master.id, leader));
             }
-            if let Some(&first) = leaders.first() {
-                let leader_alive = self.masters.iter().any(|m| m.id == first && m.is_running());
-                if first != 0 && leader_alive && leaders.iter().all(|l| *l == first) {
+            if let Some(&(_, first)) = seen.first() {
+                let leader_alive = seen.iter().any(|(id, _)| *id == first);
+                if first != 0 && leader_alive && seen.iter().all(|(_, l)| *l == first) {
                     return Ok(first);
                 }
             }
             if Instant::now() > deadline {
-                let running: Vec<u64> = self
-                    .masters
-                    .iter()
-                    .filter(|m| m.is_running())
-                    .map(|m| m.id)
-                    .collect();
-                let lost = running.iter().zip(&leaders).find(|(_, l)| **l == 0);
+                let lost = seen.iter().find(|(_, leader)| *leader == 0);
                 return Err(HarnessError::Timeout {
                     what: match lost {
                         Some((id, _)) => format!(
-                            "one leader (saw {leaders:?} from masters {running:?}); master {id}'s log ends:\n{}",
+                            "one leader (masters and the leaders they name: {seen:?}); master {id}'s log ends:\n{}",
                             self.log_tail(*id)
                         ),
-                        None => format!("one leader (saw {leaders:?} from masters {running:?})"),
+                        None => format!("one leader (masters and the leaders they name: {seen:?})"),
                     },
                     after: within,
                 });

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use crate::support::{create_anywhere, list_default};
+use crate::support::{config_map_names_on, create_anywhere};
 use chaos_tests::{rafter_binary, Cluster};
 
 /// Runs the CLI with the admin's client config.
@@ -131,15 +131,7 @@ async fn a_dead_master_is_replaced_with_the_cli_and_the_new_one_keeps_quorum() {
     // The new master serves what was written before it joined.
     let until = Instant::now() + Duration::from_secs(30);
     loop {
-        let names: BTreeSet<String> = match cluster.client(new).await {
-            Ok(mut client) => list_default(&mut client, "ConfigMap")
-                .await
-                .unwrap_or_default()
-                .iter()
-                .map(|o| o.metadata().name.clone())
-                .collect(),
-            Err(_) => BTreeSet::new(),
-        };
+        let names = config_map_names_on(&cluster, new).await.unwrap_or_default();
         if (0..10).all(|i| names.contains(&format!("before-{i}"))) {
             break;
         }

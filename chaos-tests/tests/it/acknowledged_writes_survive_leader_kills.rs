@@ -4,14 +4,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::support::{create_anywhere, list_default};
+use crate::support::{config_map_names_on, create_anywhere};
 use chaos_tests::Cluster;
-
-async fn names_on(cluster: &Cluster, id: u64) -> Option<BTreeSet<String>> {
-    let mut client = cluster.client(id).await.ok()?;
-    let objects = list_default(&mut client, "ConfigMap").await?;
-    Some(objects.iter().map(|o| o.metadata().name.clone()).collect())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_creates_survive_leader_kills() {
@@ -68,7 +62,7 @@ async fn acknowledged_creates_survive_leader_kills() {
     for id in 1..=3 {
         let until = Instant::now() + Duration::from_secs(30);
         loop {
-            let names = names_on(&cluster, id).await.unwrap_or_default();
+            let names = config_map_names_on(&cluster, id).await.unwrap_or_default();
             if acknowledged.is_subset(&names) {
                 break;
             }

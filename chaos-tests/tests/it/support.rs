@@ -1,9 +1,10 @@
 //! What several fault tests share: the client library connected to a test cluster, and
 //! ConfigMaps created and listed through the masters' API.
 
-use api_gateway::client::{Client, ResolvedConfig};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use api_gateway::client::{Client, ResolvedConfig};
 use chaos_tests::{AdminClient, Cluster};
 use rafter_proto::api::{self, TypedObject};
 use rafter_proto::{v1, Object};
@@ -39,6 +40,14 @@ pub async fn list_default(client: &mut AdminClient, kind: &str) -> Option<Vec<Ob
             .filter_map(|o| Object::try_from(o).ok())
             .collect(),
     )
+}
+
+/// The names of the default namespace's ConfigMaps as master `id` lists them; `None` if
+/// it cannot be asked.
+pub async fn config_map_names_on(cluster: &Cluster, id: u64) -> Option<BTreeSet<String>> {
+    let mut client = cluster.client(id).await.ok()?;
+    let objects = list_default(&mut client, "ConfigMap").await?;
+    Some(objects.iter().map(|o| o.metadata().name.clone()).collect())
 }
 
 /// A ConfigMap `name` in the default namespace.

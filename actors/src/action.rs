@@ -10,9 +10,9 @@ use std::fmt;
 use std::time::Duration;
 
 use rafter_proto::v1;
-use rafter_proto::{Kind, Object};
+use rafter_proto::{Kind, Object, Propagation};
 
-use crate::timestamp::Timestamp;
+use rafter_proto::Timestamp;
 
 /// Where an object lives: its kind, namespace ("" for cluster-scoped kinds) and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -50,17 +50,6 @@ impl fmt::Display for ObjectKey {
             write!(f, "{}/{}/{}", self.kind.name(), self.namespace, self.name)
         }
     }
-}
-
-/// What happens to an owner's dependents when it is deleted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Propagation {
-    /// Dependents stay, without their owner reference.
-    Orphan,
-    /// The owner goes now, the garbage collector removes dependents afterwards.
-    Background,
-    /// Dependents go first; the owner waits with the `foregroundDeletion` finalizer.
-    Foreground,
 }
 
 /// Normal or Warning, as Kubernetes events are.

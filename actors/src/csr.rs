@@ -31,7 +31,7 @@ use rafter_proto::{Kind, Object};
 
 use crate::action::{Action, ObjectKey, Reconciled};
 use crate::cache::Cache;
-use crate::timestamp::Timestamp;
+use rafter_proto::Timestamp;
 
 /// Client certificates for the API server.
 pub const KUBE_APISERVER_CLIENT: &str = "kubernetes.io/kube-apiserver-client";
@@ -40,8 +40,7 @@ pub const KUBELET_CLIENT: &str = "kubernetes.io/kube-apiserver-client-kubelet";
 /// Serving certificates of node agents.
 pub const KUBELET_SERVING: &str = "kubernetes.io/kubelet-serving";
 
-const NODE_PREFIX: &str = "system:node:";
-const NODES_GROUP: &str = "system:nodes";
+use rafter_proto::well_known::{NODES_GROUP, NODE_USER_PREFIX as NODE_PREFIX};
 const BOOTSTRAP_USER_PREFIX: &str = "system:bootstrap:";
 const BOOTSTRAPPERS_GROUP: &str = "system:bootstrappers";
 

@@ -41,7 +41,7 @@ use crate::placement::{
 };
 use crate::pods::{self, available_in, is_ready, name_suffix, phase, seed_with};
 use crate::replicaset::pod_from_template;
-use crate::timestamp::Timestamp;
+use rafter_proto::Timestamp;
 
 /// The component named in the events this controller records.
 pub const COMPONENT: &str = "daemonset-controller";

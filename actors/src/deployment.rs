@@ -46,7 +46,7 @@ use crate::action::{Action, EventRecord, EventType, ObjectKey, Reconciled};
 use crate::cache::Cache;
 use crate::claim::claim;
 use crate::pods::{condition, controller_owner_reference, is_terminal};
-use crate::timestamp::Timestamp;
+use rafter_proto::Timestamp;
 
 /// The component named in the events this controller records.
 pub const COMPONENT: &str = "deployment-controller";

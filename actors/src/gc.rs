@@ -22,8 +22,9 @@
 use rafter_proto::v1::OwnerReference;
 use rafter_proto::Object;
 
-use crate::action::{Action, ObjectKey, Propagation, Reconciled};
+use crate::action::{Action, ObjectKey, Reconciled};
 use crate::cache::Cache;
+use rafter_proto::Propagation;
 
 /// The finalizer of an owner whose dependents are to be orphaned.
 pub const ORPHAN_FINALIZER: &str = "orphan";

@@ -56,13 +56,12 @@ mod pods;
 mod replicaset;
 pub mod runtime;
 mod scheduler;
-mod timestamp;
 mod volume_binder;
 
 #[cfg(test)]
 mod testing;
 
-pub use action::{Action, EventRecord, EventType, ObjectKey, Propagation, Reconciled};
+pub use action::{Action, EventRecord, EventType, ObjectKey, Reconciled};
 pub use cache::{Cache, CacheEvent, CacheReader, CacheWriter};
 pub use csr::{
     reconcile as reconcile_csr, CertificateSigner, RequestSubject, KUBELET_CLIENT, KUBELET_SERVING,
@@ -79,6 +78,8 @@ pub use node_lifecycle::{reconcile as reconcile_node, NodeLifecycleConfig, LEASE
 pub use placement::{matches_node_selector_and_affinity, tolerates};
 pub use pod_cidr::{reconcile as reconcile_pod_cidrs, CidrError, ClusterCidr, Ipv4Cidr};
 pub use pods::{controller_ref, pod_requests, Resources};
+pub use rafter_proto::Propagation;
+pub use rafter_proto::Timestamp;
 pub use replicaset::reconcile as reconcile_replica_set;
 pub use runtime::{
     ApiError, ClusterApi, ControllerRuntime, Outcome, RevisionChanges, RuntimeConfig, RuntimeError,
@@ -87,7 +88,6 @@ pub use runtime::{
 pub use scheduler::{
     schedule_pending, schedule_pending_assuming, schedule_pod, Assumed, DEFAULT_SCHEDULER,
 };
-pub use timestamp::Timestamp;
 pub use volume_binder::{
     reconcile as reconcile_claim, reconcile_volume, unbound_claim, BIND_COMPLETED_ANNOTATION,
     PERSISTENT_VOLUME_CONTROLLER,

@@ -29,7 +29,7 @@ use crate::action::{Action, EventRecord, EventType, ObjectKey, Reconciled};
 use crate::cache::Cache;
 use crate::placement::{tolerates, NO_EXECUTE};
 use crate::pods::{self, condition, is_terminal, is_terminating};
-use crate::timestamp::Timestamp;
+use rafter_proto::Timestamp;
 
 /// The component named in the events this controller records.
 pub const COMPONENT: &str = "node-controller";

@@ -10,7 +10,7 @@ use std::time::Duration;
 use rafter_proto::v1::{self, Condition, ObjectMeta, OwnerReference, PodSpec};
 use rafter_proto::{Object, Quantity};
 
-use crate::timestamp::Timestamp;
+use rafter_proto::Timestamp;
 
 /// The ownerReference with `controller: true`, if any.
 pub fn controller_ref(meta: &ObjectMeta) -> Option<&OwnerReference> {

@@ -31,7 +31,7 @@ use crate::pods::{
     self, available_in, controller_owner_reference, is_active, is_ready, name_suffix, node_name,
     phase, seed_with,
 };
-use crate::timestamp::Timestamp;
+use rafter_proto::Timestamp;
 
 /// The component named in the events this controller records.
 pub const COMPONENT: &str = "replicaset-controller";

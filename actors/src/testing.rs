@@ -6,7 +6,7 @@ use rafter_proto::v1::{self, Condition, LabelSelector, ObjectMeta, PodSpec, PodT
 use rafter_proto::{IntOrString, Object};
 
 use crate::pods::controller_owner_reference;
-use crate::timestamp::Timestamp;
+use rafter_proto::Timestamp;
 
 pub fn at(seconds: i64) -> Timestamp {
     Timestamp::from_unix_seconds(seconds)

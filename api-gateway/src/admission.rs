@@ -12,8 +12,10 @@ use std::collections::BTreeMap;
 use rafter_proto::v1::{Container, Pod};
 use rafter_proto::{apply_defaults, validate, Kind, Object, Quantity};
 
-use crate::registry::{ListOptions, Registry, RegistryError, SYSTEM_NAMESPACES};
-use crate::store::{KvStore, ReadConsistency};
+use crate::registry::{Registry, RegistryError, SYSTEM_NAMESPACES};
+use rafter_proto::{ListOptions, ReadConsistency};
+
+use crate::store::KvStore;
 
 /// Requests given to a container that asks for none.
 const DEFAULT_REQUESTS: &[(&str, &str)] = &[("cpu", "500m"), ("memory", "256Mi")];

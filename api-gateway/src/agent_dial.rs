@@ -143,7 +143,7 @@ pub(crate) async fn connect(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::{CertRequest, CertUsage, ClusterCa, DEFAULT_CERT_VALIDITY};
+    use rafter_client::{CertRequest, CertUsage, ClusterCa, DEFAULT_CERT_VALIDITY};
     use tonic::transport::{Server, ServerTlsConfig};
 
     fn issue(ca: &ClusterCa, names: &[&str], usage: CertUsage) -> (String, String) {

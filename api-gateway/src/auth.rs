@@ -10,16 +10,12 @@
 use std::collections::HashMap;
 
 use base64::Engine;
+use rafter_client::BootstrapToken;
 use rafter_proto::v1::Secret;
 
-/// The group every authenticated caller belongs to.
-pub const AUTHENTICATED_GROUP: &str = "system:authenticated";
-/// The group of cluster administrators.
-pub const MASTERS_GROUP: &str = "system:masters";
-/// The group of callers that hold a bootstrap token.
-pub const BOOTSTRAPPERS_GROUP: &str = "system:bootstrappers";
-/// The Secret type that holds bootstrap tokens.
-pub const BOOTSTRAP_TOKEN_SECRET_TYPE: &str = "bootstrap.kubernetes.io/token";
+pub use rafter_proto::well_known::{
+    AUTHENTICATED_GROUP, BOOTSTRAPPERS_GROUP, BOOTSTRAP_TOKEN_SECRET_TYPE, MASTERS_GROUP,
+};
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,122 +157,54 @@ pub fn bearer_token(header: &str) -> Result<&str, AuthError> {
     Ok(token)
 }
 
-/// A bootstrap token split into its public id and its secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BootstrapToken {
-    /// The public part, six characters `[a-z0-9]`.
-    pub id: String,
-    /// The secret part, sixteen characters `[a-z0-9]`.
-    pub secret: String,
-}
-
-impl BootstrapToken {
-    /// Parses `<id>.<secret>`; anything else is not a bootstrap token.
-    pub fn parse(token: &str) -> Option<BootstrapToken> {
-        let (id, secret) = token.split_once('.')?;
-        let ok = |s: &str, n: usize| {
-            s.len() == n
-                && s.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        };
-        (ok(id, 6) && ok(secret, 16)).then(|| BootstrapToken {
-            id: id.to_owned(),
-            secret: secret.to_owned(),
-        })
+/// Checks bootstrap token `token` against its stored Secret at time `now` (RFC 3339,
+/// compared as text: both are UTC `Z` timestamps of the same shape).
+pub fn authenticate_bootstrap(
+    token: &BootstrapToken,
+    secret: &Secret,
+    now_rfc3339: &str,
+) -> Result<UserInfo, AuthError> {
+    let field = |key: &str| -> Option<String> {
+        let raw = secret.data.get(key)?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(raw).ok()?;
+        String::from_utf8(bytes).ok()
+    };
+    if secret.r#type != BOOTSTRAP_TOKEN_SECRET_TYPE
+        || field("token-id").as_deref() != Some(token.id.as_str())
+        || field("usage-bootstrap-authentication").as_deref() != Some("true")
+    {
+        return Err(AuthError::UnknownToken);
     }
-
-    /// A fresh random token.
-    pub fn generate() -> BootstrapToken {
-        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-        let pick = |n: usize| -> String {
-            (0..n)
-                .map(|_| ALPHABET[rand::random::<usize>() % ALPHABET.len()] as char)
-                .collect()
-        };
-        BootstrapToken {
-            id: pick(6),
-            secret: pick(16),
+    // Compare secrets without an early exit on the first differing byte.
+    let stored = field("token-secret").unwrap_or_default();
+    let same = stored.len() == token.secret.len()
+        && stored
+            .bytes()
+            .zip(token.secret.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !same {
+        return Err(AuthError::UnknownToken);
+    }
+    if let Some(expiration) = field("expiration") {
+        if expiration.as_str() <= now_rfc3339 {
+            return Err(AuthError::Expired(token.id.clone()));
         }
     }
-
-    /// The name of the Secret that holds this token.
-    pub fn secret_name(&self) -> String {
-        format!("bootstrap-token-{}", self.id)
+    let mut groups = vec![BOOTSTRAPPERS_GROUP.to_owned()];
+    if let Some(extra) = field("auth-extra-groups") {
+        groups.extend(
+            extra
+                .split(',')
+                .map(str::trim)
+                .filter(|g| !g.is_empty())
+                .map(str::to_owned),
+        );
     }
-
-    /// The Secret that stores this token, valid until `expiration` (RFC 3339) when given.
-    pub fn to_secret(&self, expiration: Option<&str>, extra_groups: &[&str]) -> Secret {
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        let mut data = std::collections::BTreeMap::new();
-        data.insert("token-id".to_owned(), b64(&self.id));
-        data.insert("token-secret".to_owned(), b64(&self.secret));
-        data.insert("usage-bootstrap-authentication".to_owned(), b64("true"));
-        data.insert("usage-bootstrap-signing".to_owned(), b64("true"));
-        if let Some(expiration) = expiration {
-            data.insert("expiration".to_owned(), b64(expiration));
-        }
-        if !extra_groups.is_empty() {
-            data.insert("auth-extra-groups".to_owned(), b64(&extra_groups.join(",")));
-        }
-        Secret {
-            api_version: "v1".to_owned(),
-            kind: "Secret".to_owned(),
-            metadata: Some(rafter_proto::v1::ObjectMeta {
-                name: self.secret_name(),
-                namespace: "kube-system".to_owned(),
-                ..Default::default()
-            }),
-            data,
-            r#type: BOOTSTRAP_TOKEN_SECRET_TYPE.to_owned(),
-            ..Default::default()
-        }
-    }
-
-    /// Checks this token against its stored Secret at time `now` (RFC 3339, compared as
-    /// text: both are UTC `Z` timestamps of the same shape).
-    pub fn authenticate(&self, secret: &Secret, now_rfc3339: &str) -> Result<UserInfo, AuthError> {
-        let field = |key: &str| -> Option<String> {
-            let raw = secret.data.get(key)?;
-            let bytes = base64::engine::general_purpose::STANDARD.decode(raw).ok()?;
-            String::from_utf8(bytes).ok()
-        };
-        if secret.r#type != BOOTSTRAP_TOKEN_SECRET_TYPE
-            || field("token-id").as_deref() != Some(self.id.as_str())
-            || field("usage-bootstrap-authentication").as_deref() != Some("true")
-        {
-            return Err(AuthError::UnknownToken);
-        }
-        // Compare secrets without an early exit on the first differing byte.
-        let stored = field("token-secret").unwrap_or_default();
-        let same = stored.len() == self.secret.len()
-            && stored
-                .bytes()
-                .zip(self.secret.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if !same {
-            return Err(AuthError::UnknownToken);
-        }
-        if let Some(expiration) = field("expiration") {
-            if expiration.as_str() <= now_rfc3339 {
-                return Err(AuthError::Expired(self.id.clone()));
-            }
-        }
-        let mut groups = vec![BOOTSTRAPPERS_GROUP.to_owned()];
-        if let Some(extra) = field("auth-extra-groups") {
-            groups.extend(
-                extra
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|g| !g.is_empty())
-                    .map(str::to_owned),
-            );
-        }
-        Ok(UserInfo::new(
-            format!("system:bootstrap:{}", self.id),
-            groups,
-        ))
-    }
+    Ok(UserInfo::new(
+        format!("system:bootstrap:{}", token.id),
+        groups,
+    ))
 }
 
 #[cfg(test)]
@@ -331,11 +259,11 @@ mod tests {
             Some("2030-01-01T00:00:00Z"),
             &["system:bootstrappers:worker"],
         );
-        let user = token.authenticate(&secret, "2026-11-25T00:00:00Z").unwrap();
+        let user = authenticate_bootstrap(&token, &secret, "2026-11-25T00:00:00Z").unwrap();
         assert_eq!(user.name, format!("system:bootstrap:{}", token.id));
         assert!(user.in_group(BOOTSTRAPPERS_GROUP) && user.in_group("system:bootstrappers:worker"));
         assert_eq!(
-            token.authenticate(&secret, "2031-01-01T00:00:00Z"),
+            authenticate_bootstrap(&token, &secret, "2031-01-01T00:00:00Z"),
             Err(AuthError::Expired(token.id.clone()))
         );
         let wrong = BootstrapToken {
@@ -343,7 +271,7 @@ mod tests {
             secret: "0000000000000000".into(),
         };
         assert_eq!(
-            wrong.authenticate(&secret, "2026-11-25T00:00:00Z"),
+            authenticate_bootstrap(&wrong, &secret, "2026-11-25T00:00:00Z"),
             Err(AuthError::UnknownToken)
         );
     }

@@ -2,8 +2,8 @@
 //! the master that answers, and adding or removing a master.
 //!
 //! Owns the wire side only; the facts come from a [`ClusterControl`], which the local
-//! raft-store member implements (and [`MemKv`](crate::MemKv), as a one-member cluster, for
-//! tests). Only cluster administrators (`system:masters`) may change membership.
+//! raft-store member implements (and `testing::MemKv`, as a one-member
+//! cluster, for tests). Only cluster administrators (`system:masters`) may change membership.
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use rafter_proto::api::{self, ClusterStatus};
 use tonic::{Request, Response, Status};
 
 use crate::service::Authenticator;
-use crate::store::{KvStore, MemKv, StoreError};
+use crate::store::{KvStore, StoreError};
 
 /// What the `Cluster` service needs from the local member.
 #[async_trait::async_trait]
@@ -27,50 +27,6 @@ pub trait ClusterControl: Send + Sync + 'static {
     async fn remove_member(&self, id: u64) -> Result<ClusterStatus, StoreError>;
     /// A consistent copy of the store in raft-store's checksummed backup format.
     async fn snapshot(&self) -> Result<Vec<u8>, StoreError>;
-}
-
-#[async_trait::async_trait]
-impl ClusterControl for MemKv {
-    async fn status(&self) -> Result<ClusterStatus, StoreError> {
-        let revision = i64::try_from(self.revision()).unwrap_or(i64::MAX);
-        Ok(ClusterStatus {
-            member_id: 1,
-            leader_id: 1,
-            term: 1,
-            applied_index: self.revision(),
-            commit_index: self.revision(),
-            revision,
-            members: vec![api::Member {
-                id: 1,
-                client_address: String::new(),
-                peer_address: String::new(),
-                role: "Voter".to_owned(),
-                healthy: true,
-            }],
-            ready: true,
-        })
-    }
-
-    async fn add_member(
-        &self,
-        _request: api::AddMemberRequest,
-    ) -> Result<ClusterStatus, StoreError> {
-        Err(StoreError::refused(
-            "the in-memory store has one member and takes no others",
-        ))
-    }
-
-    async fn remove_member(&self, _id: u64) -> Result<ClusterStatus, StoreError> {
-        Err(StoreError::refused(
-            "the in-memory store has one member and takes no others",
-        ))
-    }
-
-    async fn snapshot(&self) -> Result<Vec<u8>, StoreError> {
-        Err(StoreError::Unavailable(
-            "the in-memory store keeps no snapshots".to_owned(),
-        ))
-    }
 }
 
 /// The `Cluster` service over a [`ClusterControl`].

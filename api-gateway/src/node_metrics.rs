@@ -97,8 +97,10 @@ mod tests {
             ..Default::default()
         };
         if let Some(e) = endpoint {
-            meta.annotations
-                .insert(pod_logs::AGENT_LOGS_ENDPOINT_ANNOTATION.into(), e.into());
+            meta.annotations.insert(
+                rafter_proto::well_known::AGENT_LOGS_ENDPOINT_ANNOTATION.into(),
+                e.into(),
+            );
         }
         v1::Node {
             metadata: Some(meta),

@@ -32,6 +32,7 @@
 //! identifies one (two may share a `key` with different effects), so merging them by key
 //! would silently drop one.
 
+use rafter_proto::PatchType;
 use serde_json::{Map, Value};
 
 /// Why a patch could not be applied.
@@ -73,53 +74,6 @@ pub enum PatchError {
         /// The JSON type found instead.
         found: &'static str,
     },
-    /// The request's content type names no patch type the API supports.
-    #[error(
-        "unsupported patch type {content_type:?}; use {MERGE_PATCH} or {STRATEGIC_MERGE_PATCH}"
-    )]
-    UnsupportedPatchType {
-        /// The content type as sent.
-        content_type: String,
-    },
-}
-
-const MERGE_PATCH: &str = "application/merge-patch+json";
-const STRATEGIC_MERGE_PATCH: &str = "application/strategic-merge-patch+json";
-
-/// The kinds of patch the API accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PatchType {
-    /// JSON merge patch, RFC 7386 (`application/merge-patch+json`).
-    Merge,
-    /// Kubernetes strategic merge patch (`application/strategic-merge-patch+json`).
-    StrategicMerge,
-}
-
-impl PatchType {
-    /// The patch type named by a content type; parameters (`; charset=utf-8`) are ignored.
-    pub fn from_content_type(content_type: &str) -> Result<PatchType, PatchError> {
-        let essence = content_type
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        match essence.as_str() {
-            MERGE_PATCH => Ok(PatchType::Merge),
-            STRATEGIC_MERGE_PATCH => Ok(PatchType::StrategicMerge),
-            _ => Err(PatchError::UnsupportedPatchType {
-                content_type: content_type.to_owned(),
-            }),
-        }
-    }
-
-    /// The content type naming this patch type.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            PatchType::Merge => MERGE_PATCH,
-            PatchType::StrategicMerge => STRATEGIC_MERGE_PATCH,
-        }
-    }
 }
 
 /// Applies a patch to a stored object; both must be JSON objects.

@@ -22,13 +22,7 @@ use tonic::{Status, Streaming};
 
 use crate::agent_dial::{self, AgentTls, DialError};
 
-/// The Node annotation where an agent advertises its log endpoint: `https://IP:PORT` when
-/// it serves TLS with a kubelet-serving certificate, `http://IP:PORT` otherwise.
-pub const AGENT_LOGS_ENDPOINT_ANNOTATION: &str = "rafter.io/agent-logs-endpoint";
-
-/// Metadata a gateway puts on a status about the node's agent (not about the master):
-/// another master would answer the same, so clients do not fail over on it.
-pub const AGENT_STATUS_METADATA: &str = "rafter-agent-status";
+use rafter_proto::well_known::{AGENT_LOGS_ENDPOINT_ANNOTATION, AGENT_STATUS_METADATA};
 
 /// Why a pod's log cannot be relayed.
 #[derive(Debug, thiserror::Error)]

@@ -22,11 +22,14 @@ use raft_store::kv::{
     Compare, CompareOp, CompareTarget, DeleteRequest, EventKind, KeyRange, KeyValue, KvError,
     KvResponse, Op, PutRequest, RangeRequest, TxnOp, TxnOpResponse, TxnRequest,
 };
-use rafter_proto::{FieldSelector, Kind, Object, Selector};
+use rafter_proto::{
+    DeleteOptions, Kind, ListOptions, Object, OptionError, Propagation, ReadConsistency, Timestamp,
+    WatchEvent, WatchEventType,
+};
 use serde_json::Value;
 
 use crate::admission;
-use crate::store::{KvStore, ReadConsistency, StoreError};
+use crate::store::{KvStore, StoreError};
 
 /// The largest object the registry stores (as etcd's default request limit).
 pub const MAX_OBJECT_BYTES: usize = 1536 * 1024;
@@ -162,79 +165,9 @@ enum MergeMode {
     Whole,
 }
 
-/// How dependents are treated when their owner is deleted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Propagation {
-    /// Leave dependents in place without their owner reference.
-    Orphan,
-    /// Delete the owner now, dependents afterwards (the default).
-    Background,
-    /// Delete dependents first; the owner waits with a `foregroundDeletion` finalizer.
-    Foreground,
-}
-
-impl Propagation {
-    /// Parses the API's propagation policy ("" is Background).
-    pub fn parse(text: &str) -> Result<Propagation, RegistryError> {
-        match text {
-            "" | "Background" => Ok(Propagation::Background),
-            "Orphan" => Ok(Propagation::Orphan),
-            "Foreground" => Ok(Propagation::Foreground),
-            other => Err(RegistryError::BadRequest(format!(
-                "propagationPolicy {other:?} is not one of Orphan, Background, Foreground"
-            ))),
-        }
-    }
-}
-
-/// Options of a delete.
-#[derive(Debug, Clone, Default)]
-pub struct DeleteOptions {
-    /// Seconds to let the object finish; `None` is the object's own default.
-    pub grace_period_seconds: Option<i64>,
-    /// Dependents' fate.
-    pub propagation: Option<Propagation>,
-    /// The uid the object must have.
-    pub precondition_uid: Option<String>,
-    /// The resourceVersion the object must have.
-    pub precondition_resource_version: Option<String>,
-}
-
-/// What a list asks for.
-#[derive(Debug, Clone)]
-pub struct ListOptions {
-    /// The kind.
-    pub kind: Kind,
-    /// One namespace, or all when `None`.
-    pub namespace: Option<String>,
-    /// Labels the objects must match.
-    pub labels: Selector,
-    /// Fields the objects must match.
-    pub fields: FieldSelector,
-    /// Items per page; 0 for all.
-    pub limit: usize,
-    /// The token of the previous page.
-    pub continue_token: Option<String>,
-    /// Linearizable or possibly stale.
-    pub consistency: ReadConsistency,
-}
-
-impl ListOptions {
-    /// Every object of `kind` in `namespace` (all namespaces when `None`).
-    pub fn all(kind: Kind, namespace: Option<&str>) -> ListOptions {
-        ListOptions {
-            kind,
-            namespace: namespace.map(str::to_owned),
-            labels: Selector::everything(),
-            fields: FieldSelector::everything(),
-            limit: 0,
-            continue_token: None,
-            consistency: ReadConsistency::Linearizable,
-        }
-    }
-
-    fn matches(&self, object: &Object) -> bool {
-        self.labels.matches(&object.metadata().labels) && self.fields.matches(object)
+impl From<OptionError> for RegistryError {
+    fn from(e: OptionError) -> RegistryError {
+        RegistryError::BadRequest(e.to_string())
     }
 }
 
@@ -249,30 +182,6 @@ pub struct ListPage {
     pub continue_token: Option<String>,
     /// How many keys remain after this page (before selectors), when known.
     pub remaining: u64,
-}
-
-/// The kind of a watch event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WatchEventType {
-    /// The object appeared (or started to match).
-    Added,
-    /// The object changed and still matches.
-    Modified,
-    /// The object went away (or stopped matching).
-    Deleted,
-    /// Progress: everything up to `revision` has been sent.
-    Bookmark,
-}
-
-/// One watch event.
-#[derive(Debug, Clone)]
-pub struct WatchEvent {
-    /// What happened.
-    pub event_type: WatchEventType,
-    /// The object (its last state for deletions); `None` for bookmarks.
-    pub object: Option<Object>,
-    /// The revision of the change.
-    pub revision: u64,
 }
 
 /// Kubernetes object semantics over a [`KvStore`].
@@ -330,21 +239,15 @@ fn display_name(kind: Kind, namespace: &str, name: &str) -> String {
 
 /// The current time as Kubernetes writes it: RFC 3339, whole seconds, UTC.
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(0).unwrap_or(now);
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    Timestamp::now().to_rfc3339()
 }
 
 fn rfc3339_after(seconds: i64) -> String {
-    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds);
-    let at = at.replace_nanosecond(0).unwrap_or(at);
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    Timestamp::now().plus_seconds(seconds).to_rfc3339()
 }
 
 /// Decodes a stored object and gives it its resourceVersion.
-pub(crate) fn decode(kind: Kind, kv: &KeyValue) -> Result<Object, RegistryError> {
+pub fn decode(kind: Kind, kv: &KeyValue) -> Result<Object, RegistryError> {
     let mut object = Object::decode(kind, &kv.value).map_err(|e| {
         RegistryError::Internal(format!(
             "{} holds an undecodable {kind}: {e}",

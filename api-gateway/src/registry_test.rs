@@ -7,10 +7,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use rafter_proto::{parse_object, FieldSelector, Kind, Object, Selector};
 
-use crate::registry::{
-    DeleteOptions, ListOptions, Propagation, Registry, RegistryError, Subresource, WatchEventType,
-};
-use crate::store::{MemKv, ReadConsistency};
+use rafter_proto::{DeleteOptions, ListOptions, Propagation, ReadConsistency, WatchEventType};
+
+use crate::registry::{Registry, RegistryError, Subresource};
+use crate::testing::MemKv;
 
 fn registry() -> Registry<MemKv> {
     Registry::new(Arc::new(MemKv::new().unwrap()))
@@ -522,14 +522,14 @@ async fn pod_quota_is_enforced_with_a_clear_message() {
 #[tokio::test]
 async fn a_write_fenced_to_another_term_is_refused_and_changes_nothing() {
     let r = registry();
-    let stale = r.fenced(crate::store::MEM_TERM + 1);
+    let stale = r.fenced(crate::testing::MEM_TERM + 1);
     let err = stale.create(pod("a", "", ""), false).await.unwrap_err();
     assert!(matches!(err, RegistryError::Fenced(_)), "{err}");
     assert!(r
         .get(Kind::Pod, "default", "a", ReadConsistency::Linearizable)
         .await
         .is_err());
-    r.fenced(crate::store::MEM_TERM)
+    r.fenced(crate::testing::MEM_TERM)
         .create(pod("a", "", ""), false)
         .await
         .unwrap();

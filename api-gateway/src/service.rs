@@ -20,18 +20,20 @@ use tonic::{Request, Response, Status};
 
 use crate::agent_dial::AgentTls;
 use crate::auth::{
-    bearer_token, AuthError, BootstrapToken, TokenFile, UserInfo, BOOTSTRAPPERS_GROUP,
+    authenticate_bootstrap, bearer_token, AuthError, TokenFile, UserInfo, BOOTSTRAPPERS_GROUP,
     MASTERS_GROUP,
 };
+use rafter_client::{cert_identity, BootstrapToken};
+
 use crate::node_metrics;
-use crate::patch::{apply_patch, PatchType};
-use crate::pki::cert_identity;
+use crate::patch::apply_patch;
 use crate::pod_logs;
-use crate::registry::{
-    now_rfc3339, DeleteOptions, ListOptions, Propagation, Registry, RegistryError, Subresource,
-    WatchEventType,
+use crate::registry::{now_rfc3339, Registry, RegistryError, Subresource};
+use rafter_proto::{
+    DeleteOptions, ListOptions, PatchType, Propagation, ReadConsistency, WatchEventType,
 };
-use crate::store::{KvStore, ReadConsistency, StoreError};
+
+use crate::store::{KvStore, StoreError};
 
 /// How often an idle watch with bookmarks enabled gets one.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(5);
@@ -97,8 +99,7 @@ impl<S: KvStore> Authenticator<S> {
             }
             Err(e) => return Err(status_of(e)),
         };
-        bootstrap
-            .authenticate(&secret, &now_rfc3339())
+        authenticate_bootstrap(&bootstrap, &secret, &now_rfc3339())
             .map_err(|e| Status::unauthenticated(e.to_string()))
     }
 }
@@ -432,7 +433,9 @@ impl<S: KvStore> Resources for ResourcesService<S> {
         let preconditions = r.preconditions.clone().unwrap_or_default();
         let options = DeleteOptions {
             grace_period_seconds: r.grace_period_seconds,
-            propagation: Some(Propagation::parse(&r.propagation_policy).map_err(status_of)?),
+            propagation: Some(
+                Propagation::parse(&r.propagation_policy).map_err(|e| status_of(e.into()))?,
+            ),
             precondition_uid: (!preconditions.uid.is_empty()).then_some(preconditions.uid),
             precondition_resource_version: (!preconditions.resource_version.is_empty())
                 .then_some(preconditions.resource_version),

@@ -2,20 +2,18 @@
 //! transactions) and watches from a revision, behind the [`KvStore`] trait.
 //!
 //! Owns the seam between Kubernetes semantics (the `registry`) and the key-value store.
-//! The real implementation is the local raft-store member (writes go to the Raft leader);
-//! [`MemKv`] is an in-memory, unreplicated key space on the same pure `apply` function, for
-//! tests of the layers above. This module knows nothing about objects or kinds.
+//! The real implementation is the local raft-store member (writes go to the Raft leader,
+//! `rafter-master`'s `RaftKv`); `testing::MemKv` is an in-memory, unreplicated key space on
+//! the same pure `apply` function, for tests of the layers above. This module knows nothing
+//! about objects or kinds.
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::Stream;
 use raft_store::kv::{
-    apply, Command, KeyRange, KvError, KvResponse, KvState, Limits, MemBackend, Op, RangeRequest,
-    RangeResponse, RevisionEvents,
+    KeyRange, KvError, KvResponse, Op, RangeRequest, RangeResponse, RevisionEvents,
 };
-use tokio::sync::watch;
+use rafter_proto::ReadConsistency;
 
 /// A stream of the store's changes, one revision at a time, in revision order.
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<RevisionEvents, StoreError>> + Send>>;
@@ -50,15 +48,6 @@ impl StoreError {
     }
 }
 
-/// Whether a read must reflect every write acknowledged before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadConsistency {
-    /// Linearizable: confirmed with the leader first.
-    Linearizable,
-    /// Serializable: the local member's state, possibly stale.
-    Serializable,
-}
-
 /// What the gateway needs from the store.
 #[async_trait::async_trait]
 pub trait KvStore: Send + Sync + 'static {
@@ -77,100 +66,4 @@ pub trait KvStore: Send + Sync + 'static {
     /// Streams every change to `range` from revision `from` on (inclusive), with previous
     /// values, with no gap and no duplicate; `Compacted` when `from` is too old.
     async fn watch(&self, range: KeyRange, from: u64) -> Result<EventStream, StoreError>;
-}
-
-/// The Raft term the in-memory store pretends to lead in.
-pub const MEM_TERM: u64 = 1;
-
-/// An in-memory, unreplicated key space: the pure `apply` function under a mutex.
-/// For tests of the gateway; never used by a master.
-#[derive(Clone)]
-pub struct MemKv {
-    state: Arc<Mutex<KvState<MemBackend>>>,
-    revision: watch::Sender<u64>,
-}
-
-impl MemKv {
-    /// An empty key space.
-    pub fn new() -> Result<MemKv, StoreError> {
-        let state = KvState::open(MemBackend::new(), Limits::default())?;
-        let (revision, _) = watch::channel(state.revision());
-        Ok(MemKv {
-            state: Arc::new(Mutex::new(state)),
-            revision,
-        })
-    }
-
-    /// The current revision.
-    pub fn revision(&self) -> u64 {
-        *self.revision.borrow()
-    }
-
-    fn events_from(&self, from: u64, range: &KeyRange) -> Result<Vec<RevisionEvents>, StoreError> {
-        Ok(self.lock()?.events_from(from, Some(range), 256)?)
-    }
-
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, KvState<MemBackend>>, StoreError> {
-        self.state
-            .lock()
-            .map_err(|_| StoreError::Unavailable("the in-memory store was poisoned".to_owned()))
-    }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-#[async_trait::async_trait]
-impl KvStore for MemKv {
-    async fn range(
-        &self,
-        request: RangeRequest,
-        _consistency: ReadConsistency,
-    ) -> Result<RangeResponse, StoreError> {
-        Ok(self.lock()?.range(&request)?)
-    }
-
-    async fn write(&self, op: Op, fence: Option<u64>) -> Result<KvResponse, StoreError> {
-        let (result, revision) = {
-            let mut state = self.lock()?;
-            // One member that leads forever in term 1.
-            let command = Command {
-                now_ms: now_ms(),
-                fence_term: fence,
-                op,
-            };
-            let applied = apply(&mut state, &command, MEM_TERM)?;
-            (applied.result, applied.revision)
-        };
-        self.revision.send_replace(revision);
-        Ok(result?)
-    }
-
-    async fn watch(&self, range: KeyRange, from: u64) -> Result<EventStream, StoreError> {
-        // Fail fast on a compacted start, as the real store does.
-        self.lock()?.events_from(from, Some(&range), 1)?;
-        let store = self.clone();
-        let mut revisions = self.revision.subscribe();
-        let stream = async_stream::try_stream! {
-            let mut next = from;
-            loop {
-                let batch = store.events_from(next, &range)?;
-                if batch.is_empty() {
-                    if revisions.changed().await.is_err() {
-                        break;
-                    }
-                    continue;
-                }
-                for revision_events in batch {
-                    next = revision_events.revision + 1;
-                    yield revision_events;
-                }
-            }
-        };
-        Ok(Box::pin(stream))
-    }
 }

@@ -1,11 +1,11 @@
 //! `bench gateway`: Pod creates through the API gateway of three masters, TLS on.
 //!
 //! Owns [`GatewayArgs`], [`MasterArgs`] (the hidden `bench master`, which runs
-//! `api_gateway::Master` like `rafter master` does) and the gateway failover measurement.
+//! `rafter_master::Master` like `rafter master` does) and the gateway failover measurement.
 //! The masters are started by chaos-tests' multi-process harness with this binary as the
 //! master program (`RAFTER_BIN`, set in `main`), so the gateway measured is built with the
 //! same profile as the benchmark. Clients are the failover-aware client library
-//! ([`api_gateway::Client`]) with the admin bearer token and the cluster CA, configured with
+//! ([`rafter_client::Client`]) with the admin bearer token and the cluster CA, configured with
 //! all three masters, the leader first (so they start on the leader).
 //!
 //! Failover is timed two ways from the same kill: through the client library (sequential
@@ -23,8 +23,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use api_gateway::{Client, Master, MasterConfig, ResolvedConfig};
 use chaos_tests::{AdminClient, Cluster};
+use rafter_client::{Client, ResolvedConfig};
+use rafter_master::{Master, MasterConfig};
 use rafter_proto::api::{CreateRequest, TypedObject};
 use rafter_proto::{v1, Object};
 use tokio::time::Instant;
@@ -85,7 +86,7 @@ pub(crate) fn run_master(args: MasterArgs) -> anyhow::Result<()> {
         insecure: false,
         token_file: None,
         heartbeat: Duration::from_millis(args.heartbeat_ms.max(10)),
-        history_retention: Some(api_gateway::DEFAULT_HISTORY_RETENTION),
+        history_retention: Some(rafter_master::DEFAULT_HISTORY_RETENTION),
         cluster_cidr: Some(actors::ClusterCidr::default()),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

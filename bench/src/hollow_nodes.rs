@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use actors::{Timestamp, LEASE_NAMESPACE};
 use anyhow::Context;
-use api_gateway::{Client, ClientError};
 use futures::StreamExt;
+use rafter_client::{Client, ClientError};
 use rafter_proto::v1::{self, Condition, Lease, LeaseSpec, NodeStatus, ObjectMeta};
 use rafter_proto::{Kind, Object};
 use tokio::sync::{watch, Semaphore};

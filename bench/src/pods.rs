@@ -20,10 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use api_gateway::client::ResolvedConfig;
-use api_gateway::{Client, DeleteOptions};
 use futures::StreamExt;
 use node_agent::{Agent, AgentConfig, ContainerRuntime, ContainerdConfig, ContainerdRuntime};
+use rafter_client::ResolvedConfig;
+use rafter_client::{Client, DeleteOptions};
 use rafter_proto::{v1, Kind, Object};
 use tokio::time::Instant;
 

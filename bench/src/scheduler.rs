@@ -28,9 +28,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use api_gateway::client::ListParams;
-use api_gateway::{Client, ClientError, WatchEventType};
 use futures::StreamExt;
+use rafter_client::ListParams;
+use rafter_client::{Client, ClientError, WatchEventType};
 use rafter_proto::Quantity;
 use rafter_proto::{v1, Kind, Object};
 use tokio::time::Instant;
@@ -195,7 +195,7 @@ async fn watch_binds(
 ) -> anyhow::Result<Vec<u64>> {
     let mut bound = vec![0u64; pods];
     let mut count = 0;
-    let params = api_gateway::client::WatchParams::default();
+    let params = rafter_client::WatchParams::default();
     let mut stream = Box::pin(client.watch(Kind::Pod, Some(NAMESPACE), &params, Some(&revision)));
     let mut deadline = (*deadline).clone();
     while count < pods {

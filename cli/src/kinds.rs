@@ -5,7 +5,7 @@
 //! Owns no I/O beyond the one read [`fetch`] does.
 
 use anyhow::anyhow;
-use api_gateway::ClientError;
+use rafter_client::ClientError;
 use rafter_proto::{v1, Kind, Object};
 
 use crate::session::Session;

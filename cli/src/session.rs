@@ -8,8 +8,8 @@ use std::future::Future;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use api_gateway::client::{Client, ResolvedConfig};
 use clap::Args;
+use rafter_client::{Client, ResolvedConfig};
 
 /// Flags every verb that talks to a cluster accepts.
 #[derive(Debug, Clone, Args)]

@@ -190,7 +190,7 @@ impl Agent {
             let url = log_server::advertised(bound, &host.internal_ip, certs.is_some());
             info!(node = %config.node_name, endpoint = %url, "log endpoint listening");
             annotations.insert(
-                api_gateway::AGENT_LOGS_ENDPOINT_ANNOTATION.to_owned(),
+                rafter_proto::well_known::AGENT_LOGS_ENDPOINT_ANNOTATION.to_owned(),
                 url.clone(),
             );
             logs_endpoint = Some(url);

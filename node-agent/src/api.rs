@@ -1,6 +1,6 @@
 //! [`ApiClient`]: the few API calls the agent makes, behind a trait so the agent can be
 //! tested against a scripted fake API, and its implementation over the failover-aware
-//! [`api_gateway::Client`].
+//! [`rafter_client::Client`].
 //!
 //! Owns the translation of the client library's errors into [`ApiError`] (what the agent
 //! acts on: NotFound, Conflict, AlreadyExists, Expired, anything else) and the pod watch
@@ -9,10 +9,10 @@
 
 use std::pin::Pin;
 
-use api_gateway::client::{ListParams, WatchParams};
-use api_gateway::{Client, ClientError, DeleteOptions, WatchEventType};
 use async_trait::async_trait;
 use futures::{Stream, StreamExt};
+use rafter_client::{Client, ClientError, DeleteOptions, WatchEventType};
+use rafter_client::{ListParams, WatchParams};
 use rafter_proto::v1::Pod;
 use rafter_proto::{Kind, Object};
 

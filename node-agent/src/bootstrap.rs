@@ -26,13 +26,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use api_gateway::client::{ClientIdentity, ResolvedConfig, WatchParams};
-use api_gateway::{
-    cert_info, key_matches_cert, new_serving_request, CertInfo, Client, ClientError, WatchEventType,
-};
 use async_trait::async_trait;
 use base64::Engine;
 use futures::StreamExt;
+use rafter_client::{
+    cert_info, key_matches_cert, new_serving_request, CertInfo, Client, ClientError, WatchEventType,
+};
+use rafter_client::{ClientIdentity, ResolvedConfig, WatchParams};
 use rafter_proto::v1::{self, CertificateSigningRequest, Pod};
 use rafter_proto::{Kind, Object};
 use tokio::task::JoinHandle;
@@ -110,7 +110,7 @@ pub enum BootstrapError {
     },
     /// Key or request generation failed.
     #[error("making a key and request: {0}")]
-    Pki(#[from] api_gateway::PkiError),
+    Pki(#[from] rafter_client::PkiError),
     /// The API refused or could not be reached.
     #[error("{what}: {source}")]
     Api {
@@ -701,7 +701,7 @@ async fn renew(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use api_gateway::{CertRequest, CertUsage, ClusterCa, DEFAULT_CERT_VALIDITY};
+    use rafter_client::{CertRequest, CertUsage, ClusterCa, DEFAULT_CERT_VALIDITY};
 
     /// A certificate of the default lifetime (a year).
     fn issued(ca: &ClusterCa, cn: &str, orgs: &[&str]) -> String {

@@ -4,7 +4,7 @@
 //! bound to it, and runs them through a container runtime, reporting their status.
 //!
 //! ```text
-//!   API (api_gateway::Client behind the ApiClient trait)
+//!   API (rafter_client::Client behind the ApiClient trait)
 //!     ▲ Node, Lease          ▲ pods/status, delete      │ list + watch spec.nodeName=N
 //!     │                      │                          ▼
 //!   NodeReporter         PodWorker (one per pod) ◄── Manager (+ static pods, orphans)
@@ -25,7 +25,7 @@
 //! |---|---|
 //! | `agent` | [`Agent`], [`AgentConfig`]: the tasks of one agent and the pod manager (worker per pod uid) |
 //! | `bootstrap` | TLS bootstrap: the client certificate for `system:node:<name>` got with a bootstrap token and a CSR, its files, renewal ([`RotatingClient`]) |
-//! | `api` | [`ApiClient`]: the API calls the agent makes, implemented over [`api_gateway::Client`] |
+//! | `api` | [`ApiClient`]: the API calls the agent makes, implemented over [`rafter_client::Client`] |
 //! | `node` | the Node object (capacity, conditions) and the node Lease heartbeat |
 //! | `host` | CPUs, memory, addresses and OS of the machine |
 //! | `pod_sync` | the pure core: [`BackoffPolicy`], the plan of actions and the pod status |
@@ -41,7 +41,6 @@
 //! | `log_rotation` | [`LogRotation`]: size caps and rotation of container log files |
 //! | `log_server` | the agent's log endpoint (`rafter.agent.v1.AgentLogs`) the gateways call for `rafter logs`; TLS with the serving certificate when there is one |
 //! | `serving` | [`ServingTls`]: the kubelet-serving certificate for the node's addresses, its files (`serving.crt`/`serving.key`) and renewal |
-//! | `clock` | RFC 3339 timestamps with microseconds |
 //! | `runtime` | the [`ContainerRuntime`] trait: the contract every backend keeps |
 //! | `spec` | [`SandboxConfig`] / [`ContainerConfig`] and their translation from the API types |
 //! | `status` | [`Sandbox`], [`ContainerStatus`], exit reasons, images, versions |
@@ -62,7 +61,6 @@
 mod agent;
 mod api;
 mod bootstrap;
-mod clock;
 mod containerd;
 mod cri_log;
 mod env;

@@ -179,20 +179,20 @@ fn caller_is_a_master(request: Request<()>) -> Result<Request<()>, Status> {
         .ok_or_else(|| {
             Status::unauthenticated("a client certificate of the cluster CA is required")
         })?;
-    let identity = api_gateway::cert_identity(cert.as_ref()).map_err(|e| {
+    let identity = rafter_client::cert_identity(cert.as_ref()).map_err(|e| {
         Status::unauthenticated(format!("the client certificate cannot be read: {e}"))
     })?;
     if identity
         .groups
         .iter()
-        .any(|g| g == api_gateway::MASTERS_GROUP)
+        .any(|g| g == rafter_proto::well_known::MASTERS_GROUP)
     {
         Ok(request)
     } else {
         Err(Status::permission_denied(format!(
             "{} may not call this node's endpoint: only {} may (read logs and metrics through the API)",
             identity.user,
-            api_gateway::MASTERS_GROUP
+            rafter_proto::well_known::MASTERS_GROUP
         )))
     }
 }
@@ -372,13 +372,13 @@ mod tests {
     }
 
     fn issue(
-        ca: &api_gateway::ClusterCa,
+        ca: &rafter_client::ClusterCa,
         name: &str,
         group: &str,
-        usage: api_gateway::CertUsage,
+        usage: rafter_client::CertUsage,
         hosts: &[&str],
-    ) -> api_gateway::CertAndKey {
-        ca.issue(&api_gateway::CertRequest {
+    ) -> rafter_client::CertAndKey {
+        ca.issue(&rafter_client::CertRequest {
             common_name: name.into(),
             organizations: vec![group.into()],
             subject_alt_names: hosts.iter().map(|h| h.to_string()).collect(),
@@ -389,7 +389,7 @@ mod tests {
     }
 
     /// Asks the endpoint at `addr` (serving as node `n1`) for a log, presenting `client`.
-    async fn ask(addr: SocketAddr, ca_pem: &str, client: &api_gateway::CertAndKey) -> Status {
+    async fn ask(addr: SocketAddr, ca_pem: &str, client: &rafter_client::CertAndKey) -> Status {
         let tls = tonic::transport::ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(ca_pem))
             .identity(Identity::from_pem(&client.cert_pem, &client.key_pem))
@@ -410,8 +410,8 @@ mod tests {
 
     #[tokio::test]
     async fn over_tls_only_members_of_system_masters_may_call() {
-        use api_gateway::CertUsage;
-        let ca = api_gateway::ClusterCa::generate("test").expect("a CA");
+        use rafter_client::CertUsage;
+        let ca = rafter_client::ClusterCa::generate("test").expect("a CA");
         let serving = issue(
             &ca,
             "system:node:n1",
@@ -422,7 +422,7 @@ mod tests {
         let master = issue(
             &ca,
             "rafter-master-1",
-            api_gateway::MASTERS_GROUP,
+            rafter_proto::well_known::MASTERS_GROUP,
             CertUsage::Client,
             &[],
         );
@@ -434,7 +434,7 @@ mod tests {
             &[],
         );
         let (_certs, rx) = watch::channel(Some(ServingIdentity {
-            identity: api_gateway::client::ClientIdentity {
+            identity: rafter_client::ClientIdentity {
                 cert_pem: serving.cert_pem,
                 key_pem: serving.key_pem,
             },

@@ -25,11 +25,11 @@ use std::time::{Duration, Instant, SystemTime};
 use rafter_proto::agent::agent_metrics_server::AgentMetrics;
 use rafter_proto::agent::MetricsRequest;
 use rafter_proto::api::NodeMetrics;
+use rafter_proto::Timestamp;
 use tokio::sync::Mutex;
 use tonic::{Request, Response, Status};
 use tracing::debug;
 
-use crate::clock::rfc3339_micros;
 use crate::metrics::{read_node, usage, Sample};
 use crate::pod_worker::LABEL_NODE_NAME;
 use crate::runtime::ContainerRuntime;
@@ -106,7 +106,7 @@ impl MetricsServer {
         };
         let figures = usage(
             &self.node_name,
-            rfc3339_micros(SystemTime::now()),
+            Timestamp::from(SystemTime::now()).to_rfc3339_micros(),
             &base,
             &now,
         );

@@ -24,12 +24,12 @@ use rafter_proto::v1::{
     Condition, Lease, LeaseSpec, Node, NodeAddress, NodeSpec, NodeStatus, NodeSystemInfo,
     ObjectMeta,
 };
+use rafter_proto::Timestamp;
 use rafter_proto::{Kind, Object};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::api::{ApiClient, ApiError};
-use crate::clock::rfc3339_micros;
 use crate::host::HostInfo;
 use crate::runtime::ContainerRuntime;
 
@@ -59,7 +59,7 @@ pub(crate) fn node_status(
     now: SystemTime,
     previous: Option<&NodeStatus>,
 ) -> NodeStatus {
-    let now = rfc3339_micros(now);
+    let now = Timestamp::from(now).to_rfc3339_micros();
     let mut capacity = BTreeMap::new();
     capacity.insert("cpu".to_owned(), host.cpus.to_string());
     capacity.insert(
@@ -163,7 +163,7 @@ fn without_heartbeats(status: &NodeStatus) -> NodeStatus {
 
 /// The node's lease renewed at `now` by `node` (created when `existing` is `None`).
 pub(crate) fn renewed_lease(node: &str, existing: Option<Lease>, now: SystemTime) -> Lease {
-    let now = rfc3339_micros(now);
+    let now = Timestamp::from(now).to_rfc3339_micros();
     let mut lease = existing.unwrap_or_else(|| Lease {
         metadata: Some(ObjectMeta {
             name: node.to_owned(),
@@ -476,14 +476,23 @@ mod tests {
             ("False", "ContainerRuntimeUnhealthy")
         );
         assert!(r.message.contains("socket gone"));
-        assert_eq!(r.last_transition_time, Some(rfc3339_micros(t1)));
+        assert_eq!(
+            r.last_transition_time,
+            Some(Timestamp::from(t1).to_rfc3339_micros())
+        );
         let mem = down
             .conditions
             .iter()
             .find(|c| c.r#type == "MemoryPressure")
             .unwrap();
-        assert_eq!(mem.last_transition_time, Some(rfc3339_micros(t0)));
-        assert_eq!(mem.last_heartbeat_time, Some(rfc3339_micros(t1)));
+        assert_eq!(
+            mem.last_transition_time,
+            Some(Timestamp::from(t0).to_rfc3339_micros())
+        );
+        assert_eq!(
+            mem.last_heartbeat_time,
+            Some(Timestamp::from(t1).to_rfc3339_micros())
+        );
         assert_eq!(
             down.node_info.as_ref().unwrap().container_runtime_version,
             "c://1"

@@ -31,8 +31,8 @@ use rafter_proto::v1::{
     self, Condition, Container, ContainerStateRunning, ContainerStateTerminated,
     ContainerStateWaiting, Pod, PodIp, PodStatus,
 };
+use rafter_proto::Timestamp;
 
-use crate::clock::rfc3339_micros;
 use crate::status::{ContainerState, ContainerStatus, Sandbox, SandboxState};
 
 /// Restart back-off settings.
@@ -468,8 +468,10 @@ fn terminated(c: &ContainerStatus, backend: &str) -> ContainerStateTerminated {
         signal: 0,
         reason: c.reason.clone(),
         message: c.message.clone(),
-        started_at: c.started_at.map(rfc3339_micros),
-        finished_at: c.finished_at.map(rfc3339_micros),
+        started_at: c.started_at.map(|t| Timestamp::from(t).to_rfc3339_micros()),
+        finished_at: c
+            .finished_at
+            .map(|t| Timestamp::from(t).to_rfc3339_micros()),
         container_id: format!("{backend}://{}", c.id),
     }
 }
@@ -535,7 +537,9 @@ fn container_status(
                     ContainerState::Running => (
                         v1::ContainerState {
                             running: Some(ContainerStateRunning {
-                                started_at: l.started_at.map(rfc3339_micros),
+                                started_at: l
+                                    .started_at
+                                    .map(|t| Timestamp::from(t).to_rfc3339_micros()),
                             }),
                             ..Default::default()
                         },
@@ -575,7 +579,7 @@ pub(crate) fn pod_status(inputs: &StatusInputs<'_>) -> PodStatus {
     let previous = pod.status.clone().unwrap_or_default();
     let spec = pod.spec.clone().unwrap_or_default();
     let pod_name = pod.metadata.as_ref().map(|m| m.name.as_str()).unwrap_or("");
-    let now = rfc3339_micros(inputs.now);
+    let now = Timestamp::from(inputs.now).to_rfc3339_micros();
     let empty = Vec::new();
     let history = |name: &str| inputs.observed.containers.get(name).unwrap_or(&empty);
     let statuses =

@@ -19,8 +19,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use api_gateway::client::ClientIdentity;
-use api_gateway::{cert_info, key_matches_cert};
+use rafter_client::ClientIdentity;
+use rafter_client::{cert_info, key_matches_cert};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -182,8 +182,8 @@ pub(crate) fn keep_serving_cert(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use api_gateway::client::ResolvedConfig;
-    use api_gateway::{CertRequest, CertUsage, ClusterCa, DEFAULT_CERT_VALIDITY};
+    use rafter_client::ResolvedConfig;
+    use rafter_client::{CertRequest, CertUsage, ClusterCa, DEFAULT_CERT_VALIDITY};
 
     fn config(ca: &ClusterCa) -> TlsBootstrapConfig {
         let cluster = ResolvedConfig {

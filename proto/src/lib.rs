@@ -23,10 +23,15 @@ mod defaults;
 mod int_or_string;
 mod kind;
 mod manifest;
+mod options;
+mod patch_type;
 mod quantity;
 mod selector;
 mod serde_support;
+mod timestamp;
 pub mod validation;
+mod watch;
+pub mod well_known;
 
 #[cfg(test)]
 mod round_trip_test;
@@ -35,12 +40,16 @@ pub use defaults::apply_defaults;
 pub use int_or_string::{IntOrString, IntOrStringError};
 pub use kind::{Kind, KindError, KindInfo, Object};
 pub use manifest::{parse_manifests, parse_object, Document, ManifestError, MAX_MANIFEST_BYTES};
+pub use options::{DeleteOptions, ListOptions, OptionError, Propagation, ReadConsistency};
+pub use patch_type::{PatchType, UnsupportedPatchType, MERGE_PATCH, STRATEGIC_MERGE_PATCH};
 pub use quantity::{Quantity, QuantityError, QuantityFormat};
 pub use selector::{
     supported_fields, FieldOperator, FieldRequirement, FieldSelector, Operator, Requirement,
     Selector, SelectorError,
 };
+pub use timestamp::Timestamp;
 pub use validation::{validate, FieldError, FieldErrorKind};
+pub use watch::{WatchEvent, WatchEventType};
 
 /// The generated code, nested as the protobuf packages are so cross-package paths resolve.
 mod generated {

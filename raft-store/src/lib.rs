@@ -47,36 +47,63 @@
 //! from final ones, and [`Node::submit`] with a fence term refuses writes decided under an
 //! older leadership.
 //!
+//! Without the default `node` feature only [`kv`] is built (no openraft, no RocksDB): the
+//! pure key space the API gateway's in-memory test store runs on.
+//!
 //! The crate must not know about Kubernetes objects: keys and values are bytes. It does not
 //! forward requests for the API gateway except, when configured, writes to the leader.
 
 pub mod kv;
+#[cfg(feature = "node")]
 mod network;
+#[cfg(feature = "node")]
 mod node;
+#[cfg(feature = "node")]
 mod proposer;
+#[cfg(feature = "node")]
 mod read_index;
+#[cfg(feature = "node")]
 mod storage;
+#[cfg(feature = "node")]
 mod types;
 
-pub use types::ApplyResult;
-pub use types::NodeId;
-pub use types::Raft;
-pub use types::TypeConfig;
-
 pub use kv::*;
+#[cfg(feature = "node")]
 pub use network::NetworkFaults;
+#[cfg(feature = "node")]
 pub use network::PeerTls;
+#[cfg(feature = "node")]
 pub use node::since_quorum_ack;
+#[cfg(feature = "node")]
 pub use node::Consistency;
+#[cfg(feature = "node")]
 pub use node::MetricsWatch;
+#[cfg(feature = "node")]
 pub use node::Node;
+#[cfg(feature = "node")]
 pub use node::NodeConfig;
+#[cfg(feature = "node")]
 pub use node::NodeError;
+#[cfg(feature = "node")]
 pub use node::Watch;
+#[cfg(feature = "node")]
 pub use node::WatchRequest;
+#[cfg(feature = "node")]
 /// The trait whose methods read a [`MetricsWatch`].
 pub use openraft::async_runtime::watch::WatchReceiver;
+#[cfg(feature = "node")]
 pub use proposer::BatchLimits;
+#[cfg(feature = "node")]
 pub use storage::restore_backup;
+#[cfg(feature = "node")]
 pub use storage::BackupInfo;
+#[cfg(feature = "node")]
 pub use storage::StoreError;
+#[cfg(feature = "node")]
+pub use types::ApplyResult;
+#[cfg(feature = "node")]
+pub use types::NodeId;
+#[cfg(feature = "node")]
+pub use types::Raft;
+#[cfg(feature = "node")]
+pub use types::TypeConfig;

@@ -16,7 +16,7 @@ use rafter_proto::{Kind, Object};
 
 use crate::action::{Action, EventRecord};
 use crate::cache::CacheEvent;
-use crate::timestamp::Timestamp;
+use rafter_proto::Timestamp;
 
 /// The kinds the informer lists and follows: everything a controller reads.
 pub const INFORMED_KINDS: &[Kind] = &[

@@ -35,7 +35,7 @@ use crate::runtime::executor::{describe, execute_all, harmless, EventFilter, Rep
 use crate::runtime::informer::{CacheUpdate, Change};
 use crate::runtime::queue::WorkQueue;
 use crate::runtime::RuntimeConfig;
-use crate::timestamp::Timestamp;
+use rafter_proto::Timestamp;
 
 /// A controller's pure side as the actor drives it.
 pub(crate) trait Reconciler: Unpin + Send + 'static {

@@ -29,12 +29,12 @@ use crate::pods::controller_ref;
 use crate::runtime::api::{is_informed, ApiError, Outcome, INFORMED_KINDS};
 use crate::runtime::controller::Reconciler;
 use crate::runtime::informer::Change;
-use crate::timestamp::Timestamp;
 use crate::{
     collect_garbage, reconcile_claim, reconcile_daemon_set, reconcile_deployment, reconcile_node,
     reconcile_pod_cidrs, reconcile_replica_set, reconcile_volume, schedule_pending_assuming,
     Assumed, ClusterCidr,
 };
+use rafter_proto::Timestamp;
 
 fn keys_of(cache: &Cache, kind: Kind) -> Vec<ObjectKey> {
     cache.list(kind).map(|o| ObjectKey::of(o)).collect()

@@ -5,11 +5,11 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use api_gateway::client::{ClientConfig, ListParams, WatchParams};
-use api_gateway::{
+use futures::{Stream, StreamExt};
+use rafter_client::{
     Client, ClientError, ClientOptions, DeleteOptions, PatchType, WatchEvent, WatchEventType,
 };
-use futures::{Stream, StreamExt};
+use rafter_client::{ClientConfig, ListParams, WatchParams};
 use rafter_proto::{parse_object, Kind, Object};
 use tokio::time::Instant;
 
@@ -413,7 +413,7 @@ async fn a_client_from_a_config_file_reaches_the_cluster() {
 
     let resolved = tokio::task::spawn_blocking({
         let path = path.clone();
-        move || api_gateway::ResolvedConfig::load(Some(&path), None)
+        move || rafter_client::ResolvedConfig::load(Some(&path), None)
     })
     .await
     .unwrap()
@@ -425,7 +425,7 @@ async fn a_client_from_a_config_file_reaches_the_cluster() {
     assert_eq!(created.metadata().namespace, "kube-system");
 
     std::fs::remove_file(folder.path().join("ca.crt")).unwrap();
-    let error = api_gateway::ResolvedConfig::load(Some(&path), None).unwrap_err();
+    let error = rafter_client::ResolvedConfig::load(Some(&path), None).unwrap_err();
     let message = ClientError::from(error).to_string();
     assert!(
         message.contains(&folder.path().join("ca.crt").display().to_string()),

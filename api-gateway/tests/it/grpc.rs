@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use api_gateway::{BootstrapToken, CertRequest, CertUsage, ClusterCa, DEFAULT_CERT_VALIDITY};
 use futures::StreamExt;
+use rafter_client::BootstrapToken;
+use rafter_client::{CertRequest, CertUsage, ClusterCa, DEFAULT_CERT_VALIDITY};
 use rafter_proto::api::resources_client::ResourcesClient;
 use rafter_proto::api::{self, ObjectKey, TypedObject};
 use rafter_proto::{parse_object, Object};
@@ -513,7 +514,7 @@ async fn a_bootstrap_token_may_file_a_certificate_request_and_nothing_else() {
     let bearer = format!("{}.{}", token.id, token.secret);
     let mut client = gw.client(Some(&bearer)).await;
     let (csr_pem, _) =
-        api_gateway::new_request("system:node:w1", &["system:nodes".to_owned()]).unwrap();
+        rafter_client::new_request("system:node:w1", &["system:nodes".to_owned()]).unwrap();
     use base64::Engine;
     let request = base64::engine::general_purpose::STANDARD.encode(csr_pem);
     let csr = typed(&format!(

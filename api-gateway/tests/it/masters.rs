@@ -6,12 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use api_gateway::client::{ClientIdentity, ResolvedConfig};
-use api_gateway::{
-    serve, Client, ClientOptions, ClusterCa, ClusterControl, MemKv, Registry, ServerTls,
-    StoreError, TokenFile, UserInfo,
-};
-use api_gateway::{CertRequest, CertUsage, DEFAULT_CERT_VALIDITY};
+use api_gateway::testing::MemKv;
+use api_gateway::{serve, ClusterControl, Registry, ServerTls, StoreError, TokenFile, UserInfo};
+use rafter_client::{CertRequest, CertUsage, DEFAULT_CERT_VALIDITY};
+use rafter_client::{Client, ClientOptions, ClusterCa};
+use rafter_client::{ClientIdentity, ResolvedConfig};
 use rafter_proto::api::{self, ClusterStatus};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

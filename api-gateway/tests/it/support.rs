@@ -2,10 +2,9 @@
 
 use std::sync::Arc;
 
-use api_gateway::{
-    serve, CertRequest, CertUsage, ClusterCa, MemKv, Registry, ServerTls, TokenFile, UserInfo,
-    DEFAULT_CERT_VALIDITY,
-};
+use api_gateway::testing::MemKv;
+use api_gateway::{serve, Registry, ServerTls, TokenFile, UserInfo};
+use rafter_client::{CertRequest, CertUsage, ClusterCa, DEFAULT_CERT_VALIDITY};
 use rafter_proto::api::cluster_client::ClusterClient;
 use rafter_proto::api::resources_client::ResourcesClient;
 use tonic::metadata::MetadataValue;

@@ -7,10 +7,10 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use api_gateway::client::{ListParams, WatchParams};
-use api_gateway::{ClientError, WatchEventType};
 use chaos_tests::Cluster;
 use futures::StreamExt;
+use rafter_client::{ClientError, WatchEventType};
+use rafter_client::{ListParams, WatchParams};
 use rafter_proto::{parse_object, Kind, Object};
 
 fn config_map(i: usize) -> Object {

@@ -12,7 +12,7 @@ use rafter_proto::{parse_object, Kind, Object};
 use tonic::Code;
 
 fn manifests() -> Vec<String> {
-    let (csr_pem, _key) = api_gateway::new_request("jane", &[]).expect("a CSR");
+    let (csr_pem, _key) = rafter_client::new_request("jane", &[]).expect("a CSR");
     let csr = base64::engine::general_purpose::STANDARD.encode(csr_pem);
     let pod_spec = "containers: [{name: c, image: busybox}]";
     let template = format!("metadata: {{labels: {{app: k}}}}\n    spec: {{{pod_spec}}}");

@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use api_gateway::client::{Client, ListParams, WatchParams};
-use api_gateway::{ClientError, WatchEvent, WatchEventType};
 use chaos_tests::Cluster;
 use futures::StreamExt;
+use rafter_client::{Client, ListParams, WatchParams};
+use rafter_client::{ClientError, WatchEvent, WatchEventType};
 use rafter_proto::{parse_object, Kind, Object};
 
 fn config_map(i: usize) -> Object {

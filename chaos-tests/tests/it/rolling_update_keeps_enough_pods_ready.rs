@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use api_gateway::client::{Client, ListParams, ResolvedConfig, WatchParams};
-use api_gateway::{PatchType, WatchEventType};
 use chaos_tests::{rafter_binary, Cluster};
 use futures::StreamExt;
+use rafter_client::{Client, ListParams, ResolvedConfig, WatchParams};
+use rafter_client::{PatchType, WatchEventType};
 use rafter_proto::{parse_object, Kind, Object};
 
 const REPLICAS: usize = 6;

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use api_gateway::client::{Client, ResolvedConfig};
 use chaos_tests::{AdminClient, Cluster};
+use rafter_client::{Client, ResolvedConfig};
 use rafter_proto::api::{self, TypedObject};
 use rafter_proto::{v1, Object};
 

@@ -16,8 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use api_gateway::client::ResolvedConfig;
-use api_gateway::Client;
 use clap::{Args, ValueEnum};
 use node_agent::{
     client_certificate, rotate_client_cert, Agent, AgentConfig, ApiClient, BackoffPolicy,
@@ -25,6 +23,8 @@ use node_agent::{
     HollowRuntime, LogRotation, ProcessConfig, ProcessRuntime, RotatingClient, ServingTls,
     TlsBootstrapConfig,
 };
+use rafter_client::Client;
+use rafter_client::ResolvedConfig;
 
 use crate::session::GlobalArgs;
 

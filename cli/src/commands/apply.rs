@@ -114,7 +114,7 @@ fn apply_one(session: &Session, mut object: Object) -> anyhow::Result<(Object, &
     );
     match session.block_on(client.create(object.clone())) {
         Ok(created) => return Ok((created, "created")),
-        Err(api_gateway::ClientError::AlreadyExists { .. }) => {}
+        Err(rafter_client::ClientError::AlreadyExists { .. }) => {}
         Err(e) => return Err(anyhow::anyhow!("{} {name:?}: {e}", kind.name())),
     }
     let before = session
@@ -129,7 +129,7 @@ fn apply_one(session: &Session, mut object: Object) -> anyhow::Result<(Object, &
             kind,
             &namespace,
             &name,
-            api_gateway::PatchType::StrategicMerge,
+            rafter_client::PatchType::StrategicMerge,
             &patch,
         ))
         .with_context(|| format!("{} {name:?}", kind.name()))?;

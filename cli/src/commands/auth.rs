@@ -7,9 +7,9 @@
 
 use std::process::ExitCode;
 
-use api_gateway::client::ListParams;
-use api_gateway::ClientError;
 use clap::{Args, Subcommand};
+use rafter_client::ClientError;
+use rafter_client::ListParams;
 
 use crate::kinds;
 use crate::session::{GlobalArgs, Session};

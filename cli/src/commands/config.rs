@@ -1,7 +1,7 @@
 //! `rafter config`: show and edit the client config file (clusters, users, contexts).
 //!
 //! Owns the verbs only; the file format, where the file lives and how it is written
-//! (atomically, mode 0600) belong to `api_gateway::client::config`. Nothing here talks to
+//! (atomically, mode 0600) belong to `rafter_client::config`. Nothing here talks to
 //! a cluster. Secrets are redacted when shown unless `--raw` is given.
 //!
 //! The file is `--kubeconfig FILE` (after `config`), else `$RAFTERCONFIG`, else
@@ -11,8 +11,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use api_gateway::client::{ClientConfig, ConfigError, NamedContext, DEFAULT_NAMESPACE};
 use clap::{Args, Subcommand, ValueEnum};
+use rafter_client::{ClientConfig, ConfigError, NamedContext, DEFAULT_NAMESPACE};
 
 /// `rafter config`.
 #[derive(Debug, Args)]

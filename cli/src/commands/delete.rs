@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use api_gateway::client::{DeleteParams, ListParams};
-use api_gateway::Propagation;
 use clap::{Args, ValueEnum};
+use rafter_client::Propagation;
+use rafter_client::{DeleteParams, ListParams};
 use rafter_proto::{parse_manifests, Kind};
 
 use crate::output::qualified_name;
@@ -125,7 +125,7 @@ pub fn run(args: DeleteArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
                     .unwrap_or_else(|| format!("{}/{name}", kind.name().to_ascii_lowercase()));
                 println!("{shown} deleted");
             }
-            Err(api_gateway::ClientError::NotFound { .. }) if args.ignore_not_found => {}
+            Err(rafter_client::ClientError::NotFound { .. }) if args.ignore_not_found => {}
             Err(e) => {
                 eprintln!("error: {} {name:?}: {e}", kind.name());
                 failed = true;

@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use anyhow::bail;
-use api_gateway::client::ListParams;
 use clap::Args;
+use rafter_client::ListParams;
 use rafter_proto::{v1, Kind, Object, Quantity};
 
 use crate::commands::rollout::{owned_replica_sets, revision_of};

@@ -10,9 +10,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use api_gateway::client::ListParams;
-use api_gateway::{ClientError, PatchType};
 use clap::Args;
+use rafter_client::ListParams;
+use rafter_client::{ClientError, PatchType};
 use rafter_proto::{v1, Kind, Object};
 use serde_json::json;
 

@@ -101,7 +101,7 @@ pub fn run(args: EditArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
             println!("{} {verdict}", kinds::qualified(kind, &name));
             Ok(ExitCode::SUCCESS)
         }
-        Err(api_gateway::ClientError::Conflict { message }) => Err(keep(format!(
+        Err(rafter_client::ClientError::Conflict { message }) => Err(keep(format!(
             "{} was changed by someone else while you edited it ({message}); run `rafter edit` again and redo the change",
             kinds::describe_target(kind, &namespace, &name)
         ))),

@@ -3,10 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use api_gateway::client::{ListParams, WatchParams};
-use api_gateway::WatchEventType;
 use clap::Args;
 use futures::StreamExt;
+use rafter_client::WatchEventType;
+use rafter_client::{ListParams, WatchParams};
 use rafter_proto::{Kind, Object};
 
 use crate::output::{render, table, Format};

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::bail;
-use api_gateway::PatchType;
 use clap::Args;
+use rafter_client::PatchType;
 use serde_json::{json, Map, Value};
 
 use crate::kinds;

@@ -14,9 +14,9 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use api_gateway::LogParams;
 use clap::Args;
 use futures::StreamExt;
+use rafter_client::LogParams;
 use rafter_proto::{Kind, Object};
 use tokio::io::AsyncWriteExt;
 

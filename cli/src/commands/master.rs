@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use api_gateway::{Master, MasterConfig, DEFAULT_HISTORY_RETENTION};
 use clap::Args;
+use rafter_master::{Master, MasterConfig, DEFAULT_HISTORY_RETENTION};
 
 /// `rafter master`.
 #[derive(Debug, Args)]

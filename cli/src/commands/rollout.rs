@@ -10,9 +10,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use api_gateway::client::ListParams;
-use api_gateway::PatchType;
 use clap::{Args, Subcommand};
+use rafter_client::ListParams;
+use rafter_client::PatchType;
 use rafter_proto::{v1, Kind, Object};
 use serde_json::json;
 
@@ -384,7 +384,7 @@ fn undo(args: UndoArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
         spec.template = Some(template);
         match session.block_on(session.client().update(Object::Deployment(deployment))) {
             Ok(_) => break revision,
-            Err(api_gateway::ClientError::Conflict { .. }) if attempt < 5 => continue,
+            Err(rafter_client::ClientError::Conflict { .. }) if attempt < 5 => continue,
             Err(e) => return Err(kinds::explain(e, Kind::Deployment, &namespace, &name)),
         }
     };
@@ -431,7 +431,7 @@ fn restart(target: Target, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
     if deployment.spec.as_ref().is_some_and(|s| s.paused) {
         bail!("deployment {name:?} is paused; resume it first (`rafter rollout resume deployment/{name}`)");
     }
-    let now = api_gateway::now_rfc3339();
+    let now = rafter_proto::Timestamp::now().to_rfc3339();
     patch(
         &session,
         &namespace,

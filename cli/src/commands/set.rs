@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use anyhow::bail;
-use api_gateway::PatchType;
 use clap::{Args, Subcommand};
+use rafter_client::PatchType;
 use rafter_proto::{Kind, Object};
 use serde_json::{json, Value};
 

@@ -151,7 +151,7 @@ pub fn run(args: TaintArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("node {name:?}: {e}"))?;
         match session.block_on(session.client().update(Object::Node(node))) {
             Ok(_) => break,
-            Err(api_gateway::ClientError::Conflict { .. }) if attempt < 5 => continue,
+            Err(rafter_client::ClientError::Conflict { .. }) if attempt < 5 => continue,
             Err(e) => return Err(kinds::explain(e, Kind::Node, "", &name)),
         }
     }

@@ -6,10 +6,11 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use api_gateway::client::ListParams;
-use api_gateway::{BootstrapToken, BOOTSTRAP_TOKEN_SECRET_TYPE};
 use base64::Engine;
 use clap::{Args, Subcommand};
+use rafter_client::BootstrapToken;
+use rafter_client::ListParams;
+use rafter_proto::well_known::BOOTSTRAP_TOKEN_SECRET_TYPE;
 use rafter_proto::{Kind, Object};
 
 use crate::session::{GlobalArgs, Session};

@@ -19,14 +19,14 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use api_gateway::client::{
-    Client, ClientConfig, ClusterEntry, ContextEntry, ListParams, NamedCluster, NamedContext,
-    NamedUser, ResolvedConfig, UserEntry,
-};
-use api_gateway::BootstrapToken;
 use base64::Engine;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use rafter_client::BootstrapToken;
+use rafter_client::{
+    Client, ClientConfig, ClusterEntry, ContextEntry, ListParams, NamedCluster, NamedContext,
+    NamedUser, ResolvedConfig, UserEntry,
+};
 use rafter_proto::{parse_manifests, Kind, Object};
 use serde::{Deserialize, Serialize};
 
@@ -571,7 +571,7 @@ async fn apply_demo(client: &Client) -> anyhow::Result<()> {
     for document in parse_manifests(DEMO, "demo.yaml") {
         let object = document?.object;
         match client.create(object).await {
-            Ok(_) | Err(api_gateway::ClientError::AlreadyExists { .. }) => {}
+            Ok(_) | Err(rafter_client::ClientError::AlreadyExists { .. }) => {}
             Err(e) => return Err(e).context("applying the demo"),
         }
     }

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use api_gateway::client::{Client, ClientOptions, ResolvedConfig};
+use rafter_client::{Client, ClientOptions, ResolvedConfig};
 
 use crate::session::GlobalArgs;
 

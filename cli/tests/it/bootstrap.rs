@@ -111,7 +111,7 @@ fn an_agent_with_only_a_bootstrap_token_joins_and_then_works_as_its_node() {
     // Its certificate and key are on disk, the key private.
     let pki = data_dir.join("pki");
     let cert = std::fs::read_to_string(pki.join("client.crt")).unwrap();
-    let info = api_gateway::cert_info(&cert).unwrap();
+    let info = rafter_client::cert_info(&cert).unwrap();
     assert_eq!(info.identity.user, "system:node:joiner");
     assert_eq!(info.identity.groups, ["system:nodes"]);
     let mode = std::fs::metadata(pki.join("client.key"))
@@ -161,7 +161,7 @@ fn an_agent_with_only_a_bootstrap_token_joins_and_then_works_as_its_node() {
     // The stored certificate is the renewed one.
     let now = std::fs::read_to_string(pki.join("client.crt")).unwrap();
     assert_eq!(
-        api_gateway::cert_info(&now).unwrap().identity.user,
+        rafter_client::cert_info(&now).unwrap().identity.user,
         "system:node:joiner"
     );
     assert!(!log().contains("ERROR"), "{}", log());
@@ -201,7 +201,7 @@ fn a_bootstrap_token_files_requests_as_itself_and_sees_only_its_own() {
 
     // A request filed by the holder names the holder, whatever it claimed.
     let (request, _key) =
-        api_gateway::new_request("system:node:claimed", &["system:nodes".to_owned()]).unwrap();
+        rafter_client::new_request("system:node:claimed", &["system:nodes".to_owned()]).unwrap();
     use base64::Engine;
     let encoded = base64::engine::general_purpose::STANDARD.encode(request);
     let csr = |name: &str, user: &str| {

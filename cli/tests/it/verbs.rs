@@ -283,7 +283,7 @@ fn node_config_and_certificate_verbs_work_on_the_objects_they_name() {
     assert!(error.contains("already exists"), "{error}");
 
     // certificate approve on a request filed with apply -f.
-    let (pem, _key) = api_gateway::new_request("jane", &[]).unwrap();
+    let (pem, _key) = rafter_client::new_request("jane", &[]).unwrap();
     let csr = format!(
         "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata: {{name: jane}}\nspec:\n  request: {}\n  signerName: kubernetes.io/kube-apiserver-client\n  usages: [digital signature, key encipherment, client auth]\n",
         engine.encode(pem)

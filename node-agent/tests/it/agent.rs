@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use api_gateway::DeleteOptions;
 use base64::Engine;
 use node_agent::{read_logs, LogRequest, MIRROR_ANNOTATION};
+use rafter_client::DeleteOptions;
 use rafter_proto::v1::{
     ConfigMap, ConfigMapEnvSource, ConfigMapKeySelector, ConfigMapVolumeSource, Container,
     ContainerStatus, EnvFromSource, EnvVar, EnvVarSource, ExecAction, ObjectFieldSelector,

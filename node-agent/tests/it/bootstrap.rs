@@ -7,15 +7,15 @@
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
-use api_gateway::client::{ListParams, ResolvedConfig};
-use api_gateway::{
-    cert_info, serve, BootstrapToken, CertRequest, CertUsage, Client, ClusterCa, MemKv, Registry,
-    ServerTls, TokenFile, UserInfo, DEFAULT_CERT_VALIDITY,
-};
+use api_gateway::testing::MemKv;
+use api_gateway::{serve, Registry, ServerTls, TokenFile, UserInfo};
 use base64::Engine;
 use node_agent::{
     client_certificate, BootstrapError, TlsBootstrapConfig, CLIENT_CERT_FILE, CLIENT_KEY_FILE,
 };
+use rafter_client::BootstrapToken;
+use rafter_client::{cert_info, CertRequest, CertUsage, Client, ClusterCa, DEFAULT_CERT_VALIDITY};
+use rafter_client::{ListParams, ResolvedConfig};
 use rafter_proto::v1::{CertificateSigningRequest, Namespace, ObjectMeta};
 use rafter_proto::{Kind, Object};
 
@@ -253,7 +253,7 @@ async fn a_signed_request_leaves_a_node_certificate_that_is_reused_without_a_tok
 
     // A key that is not the certificate's (a crash between the two writes) is not used.
     let good_key = std::fs::read_to_string(&key).unwrap();
-    let (_, stray_key) = api_gateway::new_request("x", &[]).unwrap();
+    let (_, stray_key) = rafter_client::new_request("x", &[]).unwrap();
     std::fs::write(&key, stray_key).unwrap();
     let err = client_certificate(&config).await.unwrap_err();
     assert!(err.to_string().contains("not the certificate's"), "{err}");

@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api_gateway::client::ResolvedConfig;
-use api_gateway::{serve, Client, ClientOptions, MemKv, Registry, TokenFile, UserInfo};
+use api_gateway::testing::MemKv;
+use api_gateway::{serve, Registry, TokenFile, UserInfo};
 use node_agent::{Agent, AgentConfig, BackoffPolicy, ContainerRuntime, LABEL_NODE_NAME};
+use rafter_client::ResolvedConfig;
+use rafter_client::{Client, ClientOptions};
 use rafter_proto::v1::{Namespace, ObjectMeta, Pod};
 use rafter_proto::{Kind, Object};
 

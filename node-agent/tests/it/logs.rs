@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use api_gateway::{ClientError, LogParams, AGENT_LOGS_ENDPOINT_ANNOTATION};
 use futures::StreamExt;
+use rafter_client::{ClientError, LogParams};
 use rafter_proto::v1::Pod;
+use rafter_proto::well_known::AGENT_LOGS_ENDPOINT_ANNOTATION;
 use rafter_proto::{Kind, Object};
 
 use crate::agent::sh;
@@ -51,7 +52,7 @@ async fn stop(mut node: TestNode, cluster: &Cluster, pods: &[&str]) {
                 Kind::Pod,
                 "default",
                 name,
-                &api_gateway::DeleteOptions::default(),
+                &rafter_client::DeleteOptions::default(),
             )
             .await;
     }
@@ -226,7 +227,7 @@ async fn logs_of_a_missing_unbound_or_unreachable_pod_fail_with_an_actionable_er
                 Kind::Pod,
                 "default",
                 name,
-                &api_gateway::DeleteOptions::default(),
+                &rafter_client::DeleteOptions::default(),
             )
             .await;
     }

@@ -5,9 +5,9 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use api_gateway::AGENT_LOGS_ENDPOINT_ANNOTATION;
 use rafter_proto::api::{NodeMetrics, PodMetrics};
 use rafter_proto::v1::{Node, ObjectMeta, Pod};
+use rafter_proto::well_known::AGENT_LOGS_ENDPOINT_ANNOTATION;
 use rafter_proto::{Kind, Object};
 
 use crate::agent::sh;
@@ -137,7 +137,7 @@ async fn busy_pods_measure_above_an_idle_one(runtime: Runtime) {
                 Kind::Pod,
                 "default",
                 name,
-                &api_gateway::DeleteOptions::default(),
+                &rafter_client::DeleteOptions::default(),
             )
             .await;
     }

@@ -8,8 +8,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use api_gateway::PatchType;
 use node_agent::{ContainerdConfig, ContainerdRuntime};
+use rafter_client::PatchType;
 use rafter_proto::v1::{Container, ObjectMeta, Pod, PodSpec};
 use rafter_proto::Kind;
 
@@ -142,7 +142,7 @@ async fn containerd_gives_pods_addresses_from_their_nodes_pod_cidr() {
             Kind::Pod,
             "default",
             "addressed",
-            &api_gateway::DeleteOptions::default(),
+            &rafter_client::DeleteOptions::default(),
         )
         .await;
     cluster.wait_gone("addressed").await;

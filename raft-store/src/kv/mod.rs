@@ -17,6 +17,7 @@ pub use backend::MemBackend;
 pub use error::KvError;
 pub use state::apply;
 pub use state::check_limits;
+#[cfg(feature = "node")]
 pub(crate) use state::op_bytes;
 pub use state::Applied;
 pub use state::KvState;

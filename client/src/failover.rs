@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 use tonic::Status;
 
-use super::error::{classify, ClientError, EndpointFailure, Failure};
+use crate::error::{classify, ClientError, EndpointFailure, Failure};
 
 /// The first back-off of a master that failed; it doubles per consecutive failure.
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);

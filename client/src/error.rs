@@ -10,7 +10,7 @@ use std::fmt;
 
 use tonic::{Code, Status};
 
-use super::config::ConfigError;
+use crate::config::ConfigError;
 
 /// One master that could not serve a request, and why (its last failure).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,7 +23,7 @@
 //!
 //! Owns the file format, where the file lives (`--kubeconfig`, then `$RAFTERCONFIG`, then
 //! `~/.rafter/config`), writing it back (mode 0600: it holds keys and tokens) and turning
-//! the current context into a [`ResolvedConfig`] the [`Client`](super::Client) connects
+//! the current context into a [`ResolvedConfig`] the [`Client`](crate::Client) connects
 //! with. Relative paths in the file are relative to the file's folder.
 //!
 //! Everything here is blocking file I/O: call it before the runtime starts or through
@@ -284,7 +284,7 @@ impl fmt::Debug for ClientIdentity {
     }
 }
 
-/// Everything a [`Client`](super::Client) needs, read out of one context.
+/// Everything a [`Client`](crate::Client) needs, read out of one context.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ResolvedConfig {
     /// The context it came from (empty when built in code).

@@ -14,8 +14,8 @@ use raft_store::kv::{KeyRange, KvResponse, Op, PutRequest, RangeRequest, RangeRe
 use raft_store::{Consistency, Node, NodeError, WatchRequest};
 use rafter_proto::api::{self, ClusterStatus};
 
-use crate::cluster::ClusterControl;
-use crate::store::{EventStream, KvStore, ReadConsistency, StoreError};
+use api_gateway::{ClusterControl, EventStream, KvStore, StoreError};
+use rafter_proto::ReadConsistency;
 
 /// Where member client addresses are kept.
 const MEMBERS_PREFIX: &str = "/rafter/members/";

@@ -1,44 +1,5 @@
-//! The client library the CLI, the node agent, the controllers and the tests share: typed
-//! calls to the `Resources` and `Cluster` services of a cluster of masters, with failover.
-//!
-//! ```text
-//!   ClientConfig (file) ──resolve──► ResolvedConfig ──connect──► Client
-//!                                                                 │ typed call
-//!                                                                 ▼
-//!                                      Failover: one lazily connected channel per master,
-//!                                      a current master, back-off, rounds within a budget
-//!                                                                 │
-//!                                      master A ✗  master B ✓  master C
-//! ```
-//!
-//! | module | owns |
-//! |---|---|
-//! | `config` | the kubeconfig-shaped file: finding, reading, writing, resolving a context |
-//! | `error` | [`ClientError`] and the classification of a failed attempt |
-//! | `failover` | which master to try next and the retry loop every call goes through |
-//! | `watch` | watches that resume from the last delivered resourceVersion |
-//!
-//! What is retried where: reads (get, list, watch, scale and cluster status) on any
-//! failure of the transport or an Unavailable answer; writes only when the request is
-//! known not to have been applied (the connection could not be made, or the gateway
-//! answered Unavailable, which it does only when the store refused the write). A write
-//! whose connection broke mid-request or whose deadline passed fails with
-//! [`ClientError::OutcomeUnknown`]. Creates of named objects are the exception: they
-//! are sent again, since the store cannot create one name twice, and an AlreadyExists
-//! on the retry is reported as OutcomeUnknown (the object may be the one this call
-//! created or someone else's: compare its uid or content to find out). Creates with
-//! `generateName` and no name are never sent again, since a retry would create a second
-//! object. A log stream ([`Client::logs`]) is opened like a read, but once bytes flow it
-//! is not resumed on another master: a break ends it with an error.
-//!
-//! This module must not read files on async threads (config loading is blocking and
-//! belongs before the runtime or in `spawn_blocking`), and never retries a call whose
-//! answer was definitive (NotFound, Conflict, Unauthenticated ...).
-
-pub mod config;
-mod error;
-mod failover;
-mod watch;
+//! [`Client`]: typed calls to the `Resources` and `Cluster` services of a cluster of
+//! masters, each through the failover loop.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,16 +13,13 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::Request;
 
-pub use config::{
-    ClientConfig, ClientIdentity, ClusterEntry, ConfigError, ContextEntry, NamedCluster,
-    NamedContext, NamedUser, ResolvedConfig, UserEntry, CONFIG_ENV, DEFAULT_NAMESPACE,
-};
-pub use error::{ClientError, EndpointFailure};
+use rafter_proto::well_known::AGENT_STATUS_METADATA;
+use rafter_proto::{DeleteOptions, PatchType, Propagation, WatchEvent};
 
-use crate::patch::PatchType;
-use crate::pod_logs::AGENT_STATUS_METADATA;
-use crate::registry::{DeleteOptions, Propagation, WatchEvent};
-use failover::{Budget, Endpoint, Failover, Idempotency};
+use crate::config::ResolvedConfig;
+use crate::error::{self, ClientError};
+use crate::failover::{Budget, Endpoint, Failover, Idempotency};
+use crate::watch;
 
 /// Time budgets and transport settings of a [`Client`].
 #[derive(Debug, Clone, Copy)]
@@ -155,11 +113,11 @@ pub type DeleteParams = DeleteOptions;
 /// clones share channels and the view of which masters are healthy.
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    failover: Failover,
+pub(crate) struct Inner {
+    pub(crate) failover: Failover,
     authorization: Option<MetadataValue<Ascii>>,
     namespace: String,
 }
@@ -301,7 +259,7 @@ impl Client {
     }
 
     /// A request carrying the credentials and, for unary calls, a deadline.
-    fn request<M>(&self, message: M, timeout: Option<Duration>) -> Request<M> {
+    pub(crate) fn request<M>(&self, message: M, timeout: Option<Duration>) -> Request<M> {
         let mut request = Request::new(message);
         if let Some(value) = &self.inner.authorization {
             request

@@ -24,10 +24,10 @@ use futures::Stream;
 use rafter_proto::api::{self, resources_client::ResourcesClient};
 use rafter_proto::{Kind, Object};
 
-use super::error::{classify, ClientError, Failure};
-use super::failover::Idempotency;
-use super::{Client, ListParams, WatchParams};
-use crate::registry::{WatchEvent, WatchEventType};
+use crate::client::{Client, ListParams, WatchParams};
+use crate::error::{classify, ClientError, Failure};
+use crate::failover::Idempotency;
+use rafter_proto::{WatchEvent, WatchEventType};
 
 /// What a watch has delivered, to resume it without a gap or a duplicate.
 #[derive(Debug, Clone)]

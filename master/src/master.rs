@@ -21,11 +21,11 @@ use std::time::Duration;
 use raft_store::{Node, NodeConfig};
 use rafter_proto::Object;
 
-use crate::auth::{TokenFile, MASTERS_GROUP};
-use crate::pki::{CertRequest, CertUsage, ClusterCa, PkiError, DEFAULT_CERT_VALIDITY};
+use api_gateway::{serve, Registry, RegistryError, ServeError, ServerTls, TokenFile};
+use rafter_client::{CertRequest, CertUsage, ClusterCa, PkiError, DEFAULT_CERT_VALIDITY};
+use rafter_proto::well_known::MASTERS_GROUP;
+
 use crate::raft_kv::RaftKv;
-use crate::registry::{Registry, RegistryError};
-use crate::server::{serve, ServerTls};
 
 /// Namespaces every cluster has: the system ones (`SYSTEM_NAMESPACES`) plus the node lease
 /// namespace.
@@ -97,7 +97,7 @@ pub enum MasterError {
     },
     /// The API server failed.
     #[error(transparent)]
-    Serve(#[from] crate::server::ServeError),
+    Serve(#[from] ServeError),
     /// The controller thread could not start.
     #[error(transparent)]
     Controllers(#[from] actors::RuntimeError),
@@ -195,7 +195,7 @@ pub struct Master {
     node: Node,
     client_addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<Result<(), crate::server::ServeError>>,
+    server: tokio::task::JoinHandle<Result<(), ServeError>>,
     controllers: Option<actors::RuntimeThread>,
 }
 

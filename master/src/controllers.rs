@@ -35,12 +35,10 @@ use raft_store::{Consistency, Node, NodeError};
 use rafter_proto::{Kind, Object};
 use tokio::sync::{mpsc, watch};
 
-use crate::pki::{request_names, CertUsage, ClusterCa, DEFAULT_CERT_VALIDITY};
 use crate::raft_kv::RaftKv;
-use crate::registry::{
-    decode, kind_prefix, DeleteOptions, Propagation, Registry, RegistryError, Subresource,
-};
-use crate::store::StoreError;
+use api_gateway::{decode, kind_prefix, Registry, RegistryError, StoreError, Subresource};
+use rafter_client::{request_names, CertUsage, ClusterCa, DEFAULT_CERT_VALIDITY};
+use rafter_proto::{DeleteOptions, Propagation};
 
 /// Revisions buffered between the member's feed and the informer.
 const FEED_BUFFER: usize = 1024;
@@ -465,7 +463,7 @@ mod tests {
     fn the_ca_signer_issues_kubelet_client_certificates() {
         let ca = ClusterCa::generate("test").unwrap();
         let (csr, _key) =
-            crate::pki::new_request("system:node:n1", &["system:nodes".to_owned()]).unwrap();
+            rafter_client::new_request("system:node:n1", &["system:nodes".to_owned()]).unwrap();
         let signer = CaSigner::new(ca);
         let subject = signer.subject(&csr).unwrap();
         assert_eq!(subject.common_name, "system:node:n1");

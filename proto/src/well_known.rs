@@ -1,0 +1,48 @@
+//! Names that clients, agents and masters must agree on: the groups of the built-in
+//! identities, the node user's prefix, secret types, annotations and gRPC metadata keys.
+//!
+//! Owns the spelling of each name, once. It must not say what a name grants: that is the
+//! server's authorization.
+
+/// Every authenticated caller is in this group.
+pub const AUTHENTICATED_GROUP: &str = "system:authenticated";
+/// Cluster administrators: a certificate with this organization may do anything.
+pub const MASTERS_GROUP: &str = "system:masters";
+/// Holders of a bootstrap token, before they have a certificate.
+pub const BOOTSTRAPPERS_GROUP: &str = "system:bootstrappers";
+/// Node agents: the organization of every node's certificate.
+pub const NODES_GROUP: &str = "system:nodes";
+/// The user name of node `n` is `system:node:n`.
+pub const NODE_USER_PREFIX: &str = "system:node:";
+/// The type of a Secret that holds a bootstrap token.
+pub const BOOTSTRAP_TOKEN_SECRET_TYPE: &str = "bootstrap.kubernetes.io/token";
+/// The Node annotation where an agent advertises its log endpoint: `https://IP:PORT` when
+/// it serves TLS with a kubelet-serving certificate, `http://IP:PORT` otherwise.
+pub const AGENT_LOGS_ENDPOINT_ANNOTATION: &str = "rafter.io/agent-logs-endpoint";
+/// Metadata a gateway puts on a status about the node's agent (not about the master):
+/// another master would answer the same, so clients do not fail over on it.
+pub const AGENT_STATUS_METADATA: &str = "rafter-agent-status";
+
+/// The user name of node `node_name`'s agent (`system:node:<name>`).
+pub fn node_user(node_name: &str) -> String {
+    format!("{NODE_USER_PREFIX}{node_name}")
+}
+
+/// The node a user name belongs to, when it is a node's (`system:node:<name>`).
+pub fn node_of_user(user: &str) -> Option<&str> {
+    user.strip_prefix(NODE_USER_PREFIX)
+        .filter(|n| !n.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_users_round_trip() {
+        assert_eq!(node_user("w1"), "system:node:w1");
+        assert_eq!(node_of_user(&node_user("w1")), Some("w1"));
+        assert_eq!(node_of_user("system:node:"), None);
+        assert_eq!(node_of_user("admin"), None);
+    }
+}

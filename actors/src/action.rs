@@ -150,7 +150,6 @@ impl EventRecord {
 
 /// One thing a controller wants done.
 #[derive(Clone, Debug, PartialEq)]
-#[allow(clippy::large_enum_variant)]
 pub enum Action {
     /// Create the object (a name or a `generateName`).
     Create(Object),

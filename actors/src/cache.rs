@@ -33,6 +33,7 @@ type NsName = (String, String);
 /// Not boxed: an event is built once and moved into the cache, where the object is put
 /// behind an `Arc` anyway.
 #[derive(Clone, Debug)]
+// reason: boxing the object would add an allocation per event for nothing; see above.
 #[allow(clippy::large_enum_variant)]
 pub enum CacheEvent {
     /// An object was created or updated.

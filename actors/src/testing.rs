@@ -1,7 +1,5 @@
 //! Builders for the objects the controller tests use (test-only).
 
-#![allow(dead_code)]
-
 use rafter_proto::v1::{self, Condition, LabelSelector, ObjectMeta, PodSpec, PodTemplateSpec};
 use rafter_proto::{IntOrString, Object};
 
@@ -346,9 +344,6 @@ impl ReplicaSetBuilder {
             .get_or_insert_with(Default::default)
             .min_ready_seconds = seconds;
         self
-    }
-    pub fn build_rs(self) -> v1::ReplicaSet {
-        self.0
     }
     pub fn build(self) -> Object {
         Object::ReplicaSet(self.0)

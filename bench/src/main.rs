@@ -46,7 +46,6 @@ mod store;
 mod workload;
 
 /// The benchmark member's KV API (`proto/rafter/bench/v1/bench.proto`).
-#[allow(clippy::all, missing_docs)]
 pub(crate) mod pb {
     tonic::include_proto!("rafter.bench.v1");
 }

@@ -16,6 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use rafter_proto::api::cluster_client::ClusterClient;
 use rafter_proto::api::resources_client::ResourcesClient;
 use rafter_proto::api::{ClusterStatus, Empty};
@@ -309,15 +311,13 @@ impl Cluster {
             .as_ref()
             .ok_or_else(|| HarnessError::Process(format!("master {id} is not running")))?;
         let pid = i32::try_from(child.id()).map_err(|e| HarnessError::Process(e.to_string()))?;
-        let signal = if paused { libc::SIGSTOP } else { libc::SIGCONT };
-        // SAFETY: kill(2) with a pid this harness spawned and still owns.
-        let rc = unsafe { libc::kill(pid, signal) };
-        if rc != 0 {
-            return Err(HarnessError::Process(format!(
-                "kill({pid}, {signal}) failed"
-            )));
-        }
-        Ok(())
+        let signal = if paused {
+            Signal::SIGSTOP
+        } else {
+            Signal::SIGCONT
+        };
+        kill(Pid::from_raw(pid), signal)
+            .map_err(|e| HarnessError::Process(format!("kill({pid}, {signal}) failed: {e}")))
     }
 
     /// Starts one more master (the next id, an empty data dir, the cluster's CA) without

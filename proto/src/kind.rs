@@ -84,7 +84,6 @@ macro_rules! kinds {
 
         /// A typed object of any kind.
         #[derive(Clone, Debug, PartialEq)]
-        #[allow(clippy::large_enum_variant)]
         pub enum Object {
             $(
                 #[doc = concat!("A ", stringify!($variant), ".")]

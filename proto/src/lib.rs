@@ -54,14 +54,12 @@ pub use watch::{WatchEvent, WatchEventType};
 /// The generated code, nested as the protobuf packages are so cross-package paths resolve.
 mod generated {
     /// The public API kinds (package `rafter.v1`).
-    #[allow(clippy::doc_lazy_continuation, clippy::large_enum_variant)]
     pub mod v1 {
         tonic::include_proto!("rafter.v1");
     }
 
     pub mod api {
         /// The public gRPC services (package `rafter.api.v1`).
-        #[allow(clippy::large_enum_variant)]
         pub mod v1 {
             tonic::include_proto!("rafter.api.v1");
         }

@@ -1,5 +1,9 @@
 //! Fault tests on real multi-process clusters. One property per file.
 
+// reason: test code, a panic is the failure report; clippy.toml lets #[test] functions
+// unwrap, but not the fixtures and helpers they share.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod a_dead_master_is_replaced_with_the_cli;
 mod acknowledged_writes_survive_leader_kills;
 mod client_carries_on_when_masters_die;

@@ -22,6 +22,8 @@ use anyhow::{bail, Context};
 use base64::Engine;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use rafter_client::BootstrapToken;
 use rafter_client::{
     Client, ClientConfig, ClusterEntry, ContextEntry, ListParams, NamedCluster, NamedContext,
@@ -448,21 +450,30 @@ fn stop(state: &ClusterState) -> anyhow::Result<()> {
         .filter(|p| process_alive(*p))
         .collect();
     for pid in &pids {
-        // SAFETY: kill(2) on a pid this cluster's state file recorded for a process we started.
-        unsafe { libc::kill(*pid as i32, libc::SIGTERM) };
+        send_signal(*pid, Signal::SIGTERM);
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     while pids.iter().any(|p| process_alive(*p)) {
         if Instant::now() > deadline {
             for pid in pids.iter().filter(|p| process_alive(**p)) {
-                // SAFETY: as above; the process ignored SIGTERM for 20 s.
-                unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+                // The process ignored SIGTERM for 20 s.
+                send_signal(*pid, Signal::SIGKILL);
             }
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(())
+}
+
+/// Sends `signal` to `pid`, which this cluster's state file recorded for a process `up`
+/// started. A failure is ignored: the process may have exited since it was checked, and
+/// `stop` waits for it anyway. A pid beyond `i32` names no process and is not signalled
+/// (kill(2) would read it as a process group).
+fn send_signal(pid: u32, signal: Signal) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = kill(Pid::from_raw(pid), signal);
+    }
 }
 
 fn save_state(path: &Path, state: &ClusterState) -> anyhow::Result<()> {

@@ -1,5 +1,9 @@
 //! Integration tests of the `rafter` binary, driven as a user would drive it.
 
+// reason: test code, a panic is the failure report; clippy.toml lets #[test] functions
+// unwrap, but not the fixtures and helpers they share.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod bootstrap;
 mod cluster;
 mod config;

@@ -22,6 +22,10 @@
 //! cargo test -p node-agent
 //! ```
 
+// reason: test code, a panic is the failure report; clippy.toml lets #[test] functions
+// unwrap, but not the fixtures and helpers they share.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod agent;
 mod bootstrap;
 mod cluster;

@@ -40,7 +40,6 @@ const LEASES_END: &[u8] = b"s0";
 pub(crate) const META_REVISION: &[u8] = b"m/revision";
 const META_COMPACT: &[u8] = b"m/compact";
 const META_NEXT_LEASE: &[u8] = b"m/next_lease";
-#[allow(dead_code)] // used by storage/ (next step)
 pub(crate) const META_RAFT: &[u8] = b"m/raft";
 
 /// The changes of one revision, in the order they were made.
@@ -280,7 +279,6 @@ fn read_range<R: KvRead + ?Sized>(
     Ok(resp)
 }
 
-#[allow(dead_code)]
 impl<B: KvBackend> KvState<B> {
     /// Open the key space kept in `backend`, loading its counters.
     pub fn open(backend: B, limits: Limits) -> Result<Self, KvError> {
@@ -395,10 +393,6 @@ impl<B: KvBackend> KvState<B> {
         self.compact = read_u64(&self.backend, META_COMPACT)?;
         self.next_lease = read_u64(&self.backend, META_NEXT_LEASE)?.max(1);
         Ok(())
-    }
-
-    pub(crate) fn backend_mut(&mut self) -> &mut B {
-        &mut self.backend
     }
 }
 

@@ -5,6 +5,8 @@
 
 mod config;
 mod error;
+// reason: node/node.rs holds `Node` itself, beside its config, errors and watches; the
+// module is private and its items are re-exported here, so `node::node` is never seen.
 #[allow(clippy::module_inception)]
 mod node;
 mod watch;

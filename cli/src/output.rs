@@ -106,31 +106,7 @@ pub fn table(objects: &[Object], kind: Kind, wide: bool, all_namespaces: bool) -
             row.insert(0, object.metadata().namespace.clone());
         }
     }
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (i, cell) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-    }
-    let line = |cells: Vec<String>| -> String {
-        let last = cells.len().saturating_sub(1);
-        let mut text = String::new();
-        for (i, cell) in cells.into_iter().enumerate() {
-            if i == last {
-                text.push_str(&cell);
-            } else {
-                text.push_str(&format!("{cell:<width$}   ", width = widths[i]));
-            }
-        }
-        text.trim_end().to_owned() + "\n"
-    };
-    let mut out = line(header.iter().map(|h| (*h).to_owned()).collect());
-    for row in rows {
-        out.push_str(&line(row));
-    }
-    out
+    crate::table::render(&header, &rows)
 }
 
 fn columns(kind: Kind, wide: bool) -> Vec<&'static str> {

@@ -73,37 +73,10 @@ impl Text {
         }
     }
 
-    /// A table with aligned columns, each row indented.
+    /// A table with aligned columns, each row indented ([`crate::table::render_indented`]).
     fn table(&mut self, indent: usize, header: &[&str], rows: &[Vec<String>]) {
-        let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-        for row in rows {
-            for (i, cell) in row.iter().enumerate() {
-                if let Some(w) = widths.get_mut(i) {
-                    *w = (*w).max(cell.chars().count());
-                }
-            }
-        }
-        let render = |cells: Vec<String>| -> String {
-            cells
-                .iter()
-                .enumerate()
-                .map(|(i, c)| format!("{c:<w$}", w = widths.get(i).copied().unwrap_or(0)))
-                .collect::<Vec<_>>()
-                .join("  ")
-                .trim_end()
-                .to_owned()
-        };
-        self.line(
-            indent,
-            render(header.iter().map(|h| (*h).to_owned()).collect()),
-        );
-        self.line(
-            indent,
-            render(header.iter().map(|h| "-".repeat(h.len())).collect()),
-        );
-        for row in rows {
-            self.line(indent, render(row.clone()));
-        }
+        self.out
+            .push_str(&crate::table::render_indented(indent, header, rows));
     }
 }
 

@@ -292,16 +292,22 @@ fn history(args: HistoryArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> 
         println!("No rollout history found (the deployment owns no ReplicaSets yet).");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<10} CHANGE-CAUSE", "REVISION");
-    for rs in &owned {
-        let meta = rs.metadata.clone().unwrap_or_default();
-        let cause = meta
-            .annotations
-            .get(CHANGE_CAUSE)
-            .cloned()
-            .unwrap_or_else(|| "<none>".to_owned());
-        println!("{:<10} {cause}", revision_of(&meta));
-    }
+    let rows: Vec<Vec<String>> = owned
+        .iter()
+        .map(|rs| {
+            let meta = rs.metadata.clone().unwrap_or_default();
+            let cause = meta
+                .annotations
+                .get(CHANGE_CAUSE)
+                .cloned()
+                .unwrap_or_else(|| "<none>".to_owned());
+            vec![revision_of(&meta).to_string(), cause]
+        })
+        .collect();
+    print!(
+        "{}",
+        crate::table::render(&["REVISION", "CHANGE-CAUSE"], &rows)
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,6 +2,8 @@
 //! `-o wide`, `-o yaml`, `-o json` and `-o name`.
 //!
 //! Owns the columns of each kind and the rendering; it does no I/O beyond returning text.
+//! Also owns how every command prints the values tables and `describe` share: label
+//! selectors ([`selector_text`]).
 
 use clap::ValueEnum;
 use rafter_proto::{Kind, Object};
@@ -350,13 +352,7 @@ fn row(object: &Object, wide: bool) -> Vec<String> {
                 age,
             ];
             if wide {
-                r.push(
-                    spec.selector
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(","),
-                );
+                r.push(labels_selector_text(&spec.selector));
             }
             r
         }
@@ -480,11 +476,27 @@ fn workload_columns(
     ]
 }
 
-fn selector_text(selector: Option<&rafter_proto::v1::LabelSelector>) -> String {
-    selector
-        .and_then(|s| rafter_proto::Selector::from_label_selector(s).ok())
-        .map(|s| s.to_string())
-        .unwrap_or_default()
+/// A label selector as the CLI prints it everywhere (`get -o wide`, `describe`): the
+/// [`rafter_proto::Selector`] form (`app=web,tier in (a,b),!canary`), `<none>` for a
+/// missing or empty one, as kubectl prints them.
+pub fn selector_text(selector: Option<&rafter_proto::v1::LabelSelector>) -> String {
+    let Some(selector) = selector else {
+        return "<none>".to_owned();
+    };
+    match rafter_proto::Selector::from_label_selector(selector) {
+        Ok(s) if s.is_empty() => "<none>".to_owned(),
+        Ok(s) => s.to_string(),
+        Err(e) => format!("<invalid: {e}>"),
+    }
+}
+
+/// [`selector_text`] of a selector written as a label map (a Service's `spec.selector`,
+/// a pod's `nodeSelector`).
+pub fn labels_selector_text(labels: &std::collections::BTreeMap<String, String>) -> String {
+    selector_text(Some(&rafter_proto::v1::LabelSelector {
+        match_labels: labels.clone(),
+        ..Default::default()
+    }))
 }
 
 #[cfg(test)]
@@ -506,5 +518,27 @@ mod tests {
         );
         let narrow = table(&[], Kind::Deployment, false, false);
         assert!(!narrow.contains("IMAGES"));
+    }
+
+    #[test]
+    fn selectors_print_in_one_form_and_none_when_they_select_by_nothing() {
+        let selector = rafter_proto::v1::LabelSelector {
+            match_labels: [("app".to_owned(), "web".to_owned())].into(),
+            match_expressions: vec![rafter_proto::v1::LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: "In".into(),
+                values: vec!["b".into(), "a".into()],
+            }],
+        };
+        assert_eq!(selector_text(Some(&selector)), "app=web,tier in (a,b)");
+        assert_eq!(selector_text(None), "<none>");
+        assert_eq!(selector_text(Some(&Default::default())), "<none>");
+        let labels = [
+            ("b".to_owned(), "2".to_owned()),
+            ("a".to_owned(), "1".to_owned()),
+        ]
+        .into();
+        assert_eq!(labels_selector_text(&labels), "a=1,b=2");
+        assert_eq!(labels_selector_text(&Default::default()), "<none>");
     }
 }

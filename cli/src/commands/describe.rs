@@ -15,8 +15,8 @@ use clap::Args;
 use rafter_proto::{v1, Kind, Object, Quantity};
 
 use crate::commands::rollout::{owned_replica_sets, revision_of};
-use crate::kinds::{self, map_text};
-use crate::output::age;
+use crate::kinds;
+use crate::output::{age, labels_selector_text, selector_text};
 use crate::session::{GlobalArgs, Session};
 
 /// `rafter describe`.
@@ -500,7 +500,11 @@ fn pod_sections(t: &mut Text, pod: &v1::Pod) {
     if !status.qos_class.is_empty() {
         t.field(0, "QoS Class", &status.qos_class);
     }
-    t.field(0, "Node-Selectors", map_text(&spec.node_selector));
+    t.field(
+        0,
+        "Node-Selectors",
+        labels_selector_text(&spec.node_selector),
+    );
     let tolerations: Vec<String> = spec
         .tolerations
         .iter()
@@ -633,14 +637,6 @@ fn deployment_sections(t: &mut Text, session: &Session, d: &v1::Deployment) -> a
     Ok(())
 }
 
-/// A label selector as `kubectl describe` prints it (`app=web,tier in (a,b)`).
-fn selector_text(selector: Option<&v1::LabelSelector>) -> String {
-    selector
-        .and_then(|s| rafter_proto::Selector::from_label_selector(s).ok())
-        .map(|s| s.to_string())
-        .unwrap_or_default()
-}
-
 fn replica_set_sections(t: &mut Text, rs: &v1::ReplicaSet) {
     let spec = rs.spec.clone().unwrap_or_default();
     let status = rs.status.clone().unwrap_or_default();
@@ -670,7 +666,7 @@ fn replica_set_sections(t: &mut Text, rs: &v1::ReplicaSet) {
 
 fn service_sections(t: &mut Text, svc: &v1::Service) {
     let spec = svc.spec.clone().unwrap_or_default();
-    t.field(0, "Selector", map_text(&spec.selector));
+    t.field(0, "Selector", labels_selector_text(&spec.selector));
     t.field(
         0,
         "Type",

@@ -16,7 +16,7 @@ use rafter_proto::{v1, Kind, Object, Quantity};
 
 use crate::commands::rollout::{owned_replica_sets, revision_of};
 use crate::kinds;
-use crate::output::{age, labels_selector_text, selector_text};
+use crate::output::{age, labels_selector_text, selector_text, timestamp};
 use crate::session::{GlobalArgs, Session};
 
 /// `rafter describe`.
@@ -135,10 +135,12 @@ fn describe(session: &Session, object: &Object) -> anyhow::Result<String> {
     t.field(
         0,
         "CreationTimestamp",
-        meta.creation_timestamp.as_deref().unwrap_or("<unknown>"),
+        meta.creation_timestamp
+            .as_deref()
+            .map_or_else(|| "<unknown>".to_owned(), timestamp),
     );
     if let Some(deleted) = &meta.deletion_timestamp {
-        t.field(0, "DeletionTimestamp", deleted);
+        t.field(0, "DeletionTimestamp", timestamp(deleted));
     }
     if let Some(owner) = kinds::controller_of(meta) {
         t.field(0, "Controlled By", format!("{}/{}", owner.kind, owner.name));
@@ -252,7 +254,7 @@ fn container_state(t: &mut Text, indent: usize, key: &str, state: Option<&v1::Co
     if let Some(running) = &state.running {
         t.field(indent, key, "Running");
         if let Some(at) = &running.started_at {
-            t.field(indent + 2, "Started", at);
+            t.field(indent + 2, "Started", timestamp(at));
         }
     } else if let Some(term) = &state.terminated {
         t.field(indent, key, "Terminated");
@@ -261,10 +263,10 @@ fn container_state(t: &mut Text, indent: usize, key: &str, state: Option<&v1::Co
         }
         t.field(indent + 2, "Exit Code", term.exit_code);
         if let Some(at) = &term.started_at {
-            t.field(indent + 2, "Started", at);
+            t.field(indent + 2, "Started", timestamp(at));
         }
         if let Some(at) = &term.finished_at {
-            t.field(indent + 2, "Finished", at);
+            t.field(indent + 2, "Finished", timestamp(at));
         }
     } else if let Some(waiting) = &state.waiting {
         t.field(indent, key, "Waiting");
@@ -466,7 +468,7 @@ fn pod_sections(t: &mut Text, pod: &v1::Pod) {
     };
     t.field(0, "Node", node);
     if let Some(start) = &status.start_time {
-        t.field(0, "Start Time", start);
+        t.field(0, "Start Time", timestamp(start));
     }
     t.field(
         0,
@@ -835,8 +837,14 @@ fn node_sections(t: &mut Text, session: &Session, node: &v1::Node) -> anyhow::Re
                 vec![
                     c.r#type.clone(),
                     c.status.clone(),
-                    c.last_heartbeat_time.clone().unwrap_or_default(),
-                    c.last_transition_time.clone().unwrap_or_default(),
+                    c.last_heartbeat_time
+                        .as_deref()
+                        .map(timestamp)
+                        .unwrap_or_default(),
+                    c.last_transition_time
+                        .as_deref()
+                        .map(timestamp)
+                        .unwrap_or_default(),
                     c.reason.clone(),
                     c.message.clone(),
                 ]
@@ -879,6 +887,7 @@ fn node_sections(t: &mut Text, session: &Session, node: &v1::Node) -> anyhow::Re
         t.field(0, "PodCIDR", &spec.pod_cidr);
     }
     let pods = pods_on(session, &name)?;
+    let now = time::OffsetDateTime::now_utc();
     t.line(
         0,
         format!("Non-terminated Pods:  ({} in total)", pods.len()),
@@ -905,7 +914,7 @@ fn node_sections(t: &mut Text, session: &Session, node: &v1::Node) -> anyhow::Re
             cell("cpu", true),
             cell("memory", false),
             cell("memory", true),
-            age(meta.creation_timestamp.as_deref()),
+            age(meta.creation_timestamp.as_deref(), now),
         ]);
     }
     if !rows.is_empty() {
@@ -1027,14 +1036,15 @@ fn events_section(t: &mut Text, session: &Session, object: &Object) -> anyhow::R
             .unwrap_or_default()
     };
     events.sort_by_key(when);
+    let now = time::OffsetDateTime::now_utc();
     let rows: Vec<Vec<String>> = events
         .iter()
         .map(|e| {
             let last = when(e);
-            let mut shown_age = age(Some(&last));
+            let mut shown_age = age(Some(&last), now);
             if e.count > 1 {
-                let first = e.first_timestamp.clone().unwrap_or_default();
-                shown_age = format!("{shown_age} (x{} over {})", e.count, age(Some(&first)));
+                let first = e.first_timestamp.as_deref();
+                shown_age = format!("{shown_age} (x{} over {})", e.count, age(first, now));
             }
             let from = e
                 .source

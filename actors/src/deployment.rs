@@ -26,7 +26,7 @@
 //!
 //! Owns ReplicaSets of a Deployment (their `spec.replicas`, revision annotations, creation
 //! and history cleanup). It must not touch pods: the ReplicaSet controller does. Rollback
-//! is [`rollback_template`]: the caller (CLI `rollout undo`) puts the returned template
+//! is [`rollback_template`] ([`rollback_target`] also names the revision): the caller (CLI `rollout undo`) puts the returned template
 //! back into the Deployment, and the rollout proceeds as for any template change.
 //!
 //! The actor applies an `UpdateStatus` of the Deployment on top of the latest object (the
@@ -130,6 +130,16 @@ pub fn rollback_template(
     replica_sets: &[&v1::ReplicaSet],
     to_revision: i64,
 ) -> Result<PodTemplateSpec, RollbackError> {
+    rollback_target(deployment, replica_sets, to_revision).map(|(_, template)| template)
+}
+
+/// [`rollback_template`] with the revision it chose: `to_revision`, or when it is 0 the
+/// revision before the newest (ReplicaSets sharing a revision count once).
+pub fn rollback_target(
+    deployment: &v1::Deployment,
+    replica_sets: &[&v1::ReplicaSet],
+    to_revision: i64,
+) -> Result<(i64, PodTemplateSpec), RollbackError> {
     let target = if to_revision > 0 {
         to_revision
     } else {
@@ -156,7 +166,7 @@ pub fn rollback_template(
         .iter()
         .find(|rs| revision_of(rs.metadata.as_ref()) == target)
         .and_then(|rs| rs.spec.as_ref()?.template.as_ref())
-        .map(without_hash)
+        .map(|template| (target, without_hash(template)))
         .ok_or(RollbackError::RevisionNotFound(target))
 }
 

@@ -578,6 +578,35 @@ fn undo_puts_back_the_previous_template_and_gives_it_a_new_revision() {
 }
 
 #[test]
+fn undo_counts_replica_sets_sharing_a_revision_once_and_names_the_revision_it_chose() {
+    let mut sim = Sim::new(deployment("default", "web", 2), 1);
+    sim.converge(50);
+    sim.set_deployment(|d| set_image(d, "nginx:2"));
+    sim.converge(50);
+    let d = sim.deployment();
+    let mut rses = sim.replica_sets();
+    // A second ReplicaSet carrying the newest revision (2) must not make 2 "the one
+    // before the newest".
+    let mut twin = rses
+        .iter()
+        .find(|rs| revision_of(rs.metadata.as_ref()) == 2)
+        .cloned()
+        .unwrap();
+    twin.metadata.as_mut().unwrap().name.push_str("-twin");
+    rses.push(twin);
+    let refs: Vec<&v1::ReplicaSet> = rses.iter().collect();
+    let (revision, template) = rollback_target(&d, &refs, 0).unwrap();
+    assert_eq!(revision, 1);
+    assert_eq!(image_of(&template), "nginx:1");
+    assert_eq!(rollback_target(&d, &refs, 2).unwrap().0, 2);
+    assert_eq!(
+        rollback_template(&d, &refs, 0),
+        Ok(template),
+        "rollback_template is rollback_target's template"
+    );
+}
+
+#[test]
 fn a_stuck_rollout_exceeds_its_progress_deadline() {
     let mut d = with_strategy(2, int(1), int(0));
     d.spec.as_mut().unwrap().progress_deadline_seconds = Some(30);

@@ -26,7 +26,7 @@
 //! | `placement` | taints vs tolerations, nodeSelector, node affinity |
 //! | `scheduler` | [`schedule_pod`], [`schedule_pending`] (batch pass), [`Assumed`] pods |
 //! | `replicaset` | [`reconcile_replica_set`] |
-//! | `deployment` | [`reconcile_deployment`], [`rollback_template`], [`pod_template_hash`] |
+//! | `deployment` | [`reconcile_deployment`], [`rollback_template`], [`rollback_target`], [`pod_template_hash`] |
 //! | `daemonset` | [`reconcile_daemon_set`] |
 //! | `node_lifecycle` | [`reconcile_node`]: lease staleness, lifecycle taints, taint eviction |
 //! | `pod_cidr` | [`reconcile_pod_cidrs`]: a `spec.podCIDR` per node from the [`ClusterCidr`], derived from the stored nodes |
@@ -69,8 +69,8 @@ pub use csr::{
 };
 pub use daemonset::{reconcile as reconcile_daemon_set, with_daemon_tolerations};
 pub use deployment::{
-    owned_replica_sets, pod_template_hash, reconcile as reconcile_deployment, rollback_template,
-    RollbackError, POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION,
+    owned_replica_sets, pod_template_hash, reconcile as reconcile_deployment, rollback_target,
+    rollback_template, RollbackError, POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION,
 };
 pub use drain::{cordon, plan_drain, DrainBlockers, DrainError, DrainOptions};
 pub use gc::collect_garbage;

@@ -134,17 +134,6 @@ pub fn controller_of(meta: &v1::ObjectMeta) -> Option<&v1::OwnerReference> {
         .find(|o| o.controller == Some(true))
 }
 
-/// `k=v,k2=v2`, or `<none>`.
-pub fn map_text(map: &std::collections::BTreeMap<String, String>) -> String {
-    if map.is_empty() {
-        return "<none>".to_owned();
-    }
-    map.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// Parses `30s`, `5m`, `1h`, `500ms` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();

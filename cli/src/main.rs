@@ -7,9 +7,10 @@
 //! | `commands` | one module per verb; each parses its flags (clap) and does its work |
 //! | `kinds` | what the object verbs share: naming a target, its namespace, error messages |
 //! | `logging` | tracing set-up and shutdown signals for long-running commands |
-//! | `output` | kubectl-like tables and -o yaml/json/name/wide |
+//! | `output` | each kind's columns, -o yaml/json/name/wide, ages, timestamps and selectors as printed |
 //! | `session` | the global flags and a client of the cluster for one command |
 //! | `sources` | reading manifests from files, directories and standard input |
+//! | `table` | aligning headers and rows into columns, for every table the CLI prints |
 //!
 //! Errors end here: library crates return typed errors, this binary turns them into a
 //! message and an exit code (1 for invalid input, 2 for usage errors from clap).
@@ -20,6 +21,7 @@ mod logging;
 mod output;
 mod session;
 mod sources;
+mod table;
 
 use std::process::ExitCode;
 

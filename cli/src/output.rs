@@ -2,9 +2,13 @@
 //! `-o wide`, `-o yaml`, `-o json` and `-o name`.
 //!
 //! Owns the columns of each kind and the rendering; it does no I/O beyond returning text.
+//! Also owns how every command prints the values tables and `describe` share: label
+//! selectors ([`selector_text`]), ages ([`age`]) and timestamps ([`timestamp`]).
 
 use clap::ValueEnum;
 use rafter_proto::{Kind, Object};
+use time::format_description::well_known::{Rfc2822, Rfc3339};
+use time::OffsetDateTime;
 
 /// Output formats of `get` and friends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -19,24 +23,50 @@ pub enum Format {
     Name,
 }
 
-/// How long ago an RFC 3339 timestamp was, kubectl style (`5s`, `3m`, `2h`, `4d`).
-pub fn age(timestamp: Option<&str>) -> String {
-    let Some(text) = timestamp else {
+/// How long before `now` an RFC 3339 `timestamp` was, as kubectl prints ages (its
+/// `HumanDuration`: `45s`, `5m30s`, `12m`, `3h20m`, `10h`, `3d4h`, `30d`, `2y10d`),
+/// `<unknown>` when there is none or it does not parse, `<invalid>` when it is more than a
+/// second in the future (0s within a second: clocks differ a little).
+pub fn age(timestamp: Option<&str>, now: OffsetDateTime) -> String {
+    let Some(at) = timestamp.and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok()) else {
         return "<unknown>".to_owned();
     };
-    let Ok(at) = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-    else {
-        return "<unknown>".to_owned();
-    };
-    let seconds = (time::OffsetDateTime::now_utc() - at)
-        .whole_seconds()
-        .max(0);
-    match seconds {
-        s if s < 120 => format!("{s}s"),
-        s if s < 2 * 3600 => format!("{}m", s / 60),
-        s if s < 48 * 3600 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86400),
+    let seconds = (now - at).whole_seconds();
+    if seconds < -1 {
+        return "<invalid>".to_owned();
     }
+    if seconds < 2 * 60 {
+        return format!("{}s", seconds.max(0));
+    }
+    let with = |big: i64, unit: &str, small: i64, small_unit: &str| {
+        if small == 0 {
+            format!("{big}{unit}")
+        } else {
+            format!("{big}{unit}{small}{small_unit}")
+        }
+    };
+    let minutes = seconds / 60;
+    let hours = seconds / 3600;
+    let days = hours / 24;
+    match () {
+        _ if minutes < 10 => with(minutes, "m", seconds % 60, "s"),
+        _ if minutes < 3 * 60 => format!("{minutes}m"),
+        _ if hours < 8 => with(hours, "h", minutes % 60, "m"),
+        _ if hours < 48 => format!("{hours}h"),
+        _ if hours < 8 * 24 => with(days, "d", hours % 24, "h"),
+        _ if hours < 2 * 365 * 24 => format!("{days}d"),
+        _ if hours < 8 * 365 * 24 => with(days / 365, "y", days % 365, "d"),
+        _ => format!("{}y", days / 365),
+    }
+}
+
+/// An RFC 3339 timestamp as `kubectl describe` prints one (RFC 1123 with a numeric zone:
+/// `Tue, 05 Mar 2024 14:07:09 +0000`), the text as stored when it does not parse.
+pub fn timestamp(text: &str) -> String {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .and_then(|at| at.format(&Rfc2822).ok())
+        .unwrap_or_else(|| text.to_owned())
 }
 
 /// `kind/name` as kubectl prints it (`deployment.apps/web`, `pod/web-1`).
@@ -95,9 +125,10 @@ pub fn render(
 
 /// A table with aligned columns.
 pub fn table(objects: &[Object], kind: Kind, wide: bool, all_namespaces: bool) -> String {
+    let now = OffsetDateTime::now_utc();
     let (mut header, rows): (Vec<&str>, Vec<Vec<String>>) = (
         columns(kind, wide),
-        objects.iter().map(|o| row(o, wide)).collect(),
+        objects.iter().map(|o| row(o, wide, now)).collect(),
     );
     let mut rows = rows;
     if all_namespaces && kind.info().namespaced {
@@ -106,31 +137,7 @@ pub fn table(objects: &[Object], kind: Kind, wide: bool, all_namespaces: bool) -
             row.insert(0, object.metadata().namespace.clone());
         }
     }
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (i, cell) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-    }
-    let line = |cells: Vec<String>| -> String {
-        let last = cells.len().saturating_sub(1);
-        let mut text = String::new();
-        for (i, cell) in cells.into_iter().enumerate() {
-            if i == last {
-                text.push_str(&cell);
-            } else {
-                text.push_str(&format!("{cell:<width$}   ", width = widths[i]));
-            }
-        }
-        text.trim_end().to_owned() + "\n"
-    };
-    let mut out = line(header.iter().map(|h| (*h).to_owned()).collect());
-    for row in rows {
-        out.push_str(&line(row));
-    }
-    out
+    crate::table::render(&header, &rows)
 }
 
 fn columns(kind: Kind, wide: bool) -> Vec<&'static str> {
@@ -195,9 +202,9 @@ fn columns(kind: Kind, wide: bool) -> Vec<&'static str> {
     columns
 }
 
-fn row(object: &Object, wide: bool) -> Vec<String> {
+fn row(object: &Object, wide: bool, now: OffsetDateTime) -> Vec<String> {
     let meta = object.metadata();
-    let age = age(meta.creation_timestamp.as_deref());
+    let age = age(meta.creation_timestamp.as_deref(), now);
     let name = meta.name.clone();
     let mut row = match object {
         Object::Pod(pod) => {
@@ -374,13 +381,7 @@ fn row(object: &Object, wide: bool) -> Vec<String> {
                 age,
             ];
             if wide {
-                r.push(
-                    spec.selector
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(","),
-                );
+                r.push(labels_selector_text(&spec.selector));
             }
             r
         }
@@ -427,6 +428,7 @@ fn row(object: &Object, wide: bool) -> Vec<String> {
                         .last_timestamp
                         .as_deref()
                         .or(meta.creation_timestamp.as_deref()),
+                    now,
                 ),
                 event.r#type.clone(),
                 event.reason.clone(),
@@ -504,11 +506,27 @@ fn workload_columns(
     ]
 }
 
-fn selector_text(selector: Option<&rafter_proto::v1::LabelSelector>) -> String {
-    selector
-        .and_then(|s| rafter_proto::Selector::from_label_selector(s).ok())
-        .map(|s| s.to_string())
-        .unwrap_or_default()
+/// A label selector as the CLI prints it everywhere (`get -o wide`, `describe`): the
+/// [`rafter_proto::Selector`] form (`app=web,tier in (a,b),!canary`), `<none>` for a
+/// missing or empty one, as kubectl prints them.
+pub fn selector_text(selector: Option<&rafter_proto::v1::LabelSelector>) -> String {
+    let Some(selector) = selector else {
+        return "<none>".to_owned();
+    };
+    match rafter_proto::Selector::from_label_selector(selector) {
+        Ok(s) if s.is_empty() => "<none>".to_owned(),
+        Ok(s) => s.to_string(),
+        Err(e) => format!("<invalid: {e}>"),
+    }
+}
+
+/// [`selector_text`] of a selector written as a label map (a Service's `spec.selector`,
+/// a pod's `nodeSelector`).
+pub fn labels_selector_text(labels: &std::collections::BTreeMap<String, String>) -> String {
+    selector_text(Some(&rafter_proto::v1::LabelSelector {
+        match_labels: labels.clone(),
+        ..Default::default()
+    }))
 }
 
 #[cfg(test)]
@@ -530,5 +548,72 @@ mod tests {
         );
         let narrow = table(&[], Kind::Deployment, false, false);
         assert!(!narrow.contains("IMAGES"));
+    }
+
+    #[test]
+    fn ages_read_like_kubectl() {
+        let now = OffsetDateTime::parse("2024-03-10T12:00:00Z", &Rfc3339).unwrap();
+        let ago = |seconds: i64| {
+            let at = (now - time::Duration::seconds(seconds))
+                .format(&Rfc3339)
+                .unwrap();
+            age(Some(&at), now)
+        };
+        let cases = [
+            (-1, "0s"),
+            (0, "0s"),
+            (5, "5s"),
+            (119, "119s"),
+            (120, "2m"),
+            (5 * 60 + 30, "5m30s"),
+            (12 * 60 + 30, "12m"),
+            (179 * 60, "179m"),
+            (3 * 3600 + 20 * 60 + 5, "3h20m"),
+            (7 * 3600, "7h"),
+            (10 * 3600 + 59 * 60, "10h"),
+            (47 * 3600, "47h"),
+            (3 * 86400 + 4 * 3600, "3d4h"),
+            (4 * 86400, "4d"),
+            (30 * 86400 + 5 * 3600, "30d"),
+            (2 * 365 * 86400 + 10 * 86400, "2y10d"),
+            (9 * 365 * 86400, "9y"),
+        ];
+        for (seconds, want) in cases {
+            assert_eq!(ago(seconds), want, "{seconds}s ago");
+        }
+        assert_eq!(ago(-5), "<invalid>");
+        assert_eq!(age(None, now), "<unknown>");
+        assert_eq!(age(Some("yesterday"), now), "<unknown>");
+    }
+
+    #[test]
+    fn timestamps_print_as_kubectl_describe_does() {
+        assert_eq!(
+            timestamp("2024-03-05T14:07:09Z"),
+            "Tue, 05 Mar 2024 14:07:09 +0000"
+        );
+        assert_eq!(timestamp("not a time"), "not a time");
+    }
+
+    #[test]
+    fn selectors_print_in_one_form_and_none_when_they_select_by_nothing() {
+        let selector = rafter_proto::v1::LabelSelector {
+            match_labels: [("app".to_owned(), "web".to_owned())].into(),
+            match_expressions: vec![rafter_proto::v1::LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: "In".into(),
+                values: vec!["b".into(), "a".into()],
+            }],
+        };
+        assert_eq!(selector_text(Some(&selector)), "app=web,tier in (a,b)");
+        assert_eq!(selector_text(None), "<none>");
+        assert_eq!(selector_text(Some(&Default::default())), "<none>");
+        let labels = [
+            ("b".to_owned(), "2".to_owned()),
+            ("a".to_owned(), "1".to_owned()),
+        ]
+        .into();
+        assert_eq!(labels_selector_text(&labels), "a=1,b=2");
+        assert_eq!(labels_selector_text(&Default::default()), "<none>");
     }
 }

@@ -6,20 +6,24 @@ use rafter_proto::Kind;
 
 /// Prints the table.
 pub fn run() -> anyhow::Result<ExitCode> {
-    println!(
-        "{:<28} {:<11} {:<30} {:<11} KIND",
-        "NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED"
+    let rows: Vec<Vec<String>> = Kind::all()
+        .map(|kind| {
+            let info = kind.info();
+            vec![
+                info.plural.to_string(),
+                info.short_names.join(","),
+                info.api_version(),
+                info.namespaced.to_string(),
+                info.name.to_string(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        crate::table::render(
+            &["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"],
+            &rows
+        )
     );
-    for kind in Kind::all() {
-        let info = kind.info();
-        println!(
-            "{:<28} {:<11} {:<30} {:<11} {}",
-            info.plural,
-            info.short_names.join(","),
-            info.api_version(),
-            info.namespaced,
-            info.name
-        );
-    }
     Ok(ExitCode::SUCCESS)
 }

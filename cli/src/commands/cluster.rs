@@ -113,23 +113,26 @@ fn print_status(status: &api::ClusterStatus) {
         "leader: {}   term: {}   revision: {}   applied index: {}   answered by: {}",
         status.leader_id, status.term, status.revision, status.applied_index, status.member_id
     );
-    println!(
-        "{:<4} {:<8} {:<8} {:<8} {:<24} PEER",
-        "ID", "ROLE", "LEADER", "HEALTHY", "API"
+    let rows: Vec<Vec<String>> = status
+        .members
+        .iter()
+        .map(|member| {
+            vec![
+                member.id.to_string(),
+                member.role.clone(),
+                if member.id == status.leader_id {
+                    "*".to_owned()
+                } else {
+                    String::new()
+                },
+                if member.healthy { "yes" } else { "no" }.to_owned(),
+                member.client_address.clone(),
+                member.peer_address.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        crate::table::render(&["ID", "ROLE", "LEADER", "HEALTHY", "API", "PEER"], &rows)
     );
-    for member in &status.members {
-        println!(
-            "{:<4} {:<8} {:<8} {:<8} {:<24} {}",
-            member.id,
-            member.role,
-            if member.id == status.leader_id {
-                "*"
-            } else {
-                ""
-            },
-            if member.healthy { "yes" } else { "no" },
-            member.client_address,
-            member.peer_address
-        );
-    }
 }

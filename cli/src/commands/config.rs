@@ -186,45 +186,26 @@ fn contexts_table(config: &ClientConfig, output: Option<ContextsOutput>) -> Stri
             .map(|c| format!("{}\n", c.name))
             .collect();
     }
-    let mut rows = vec![[
-        "CURRENT".to_owned(),
-        "NAME".to_owned(),
-        "CLUSTER".to_owned(),
-        "USER".to_owned(),
-        "NAMESPACE".to_owned(),
-    ]];
-    for context in &config.contexts {
-        let entry = &context.context;
-        rows.push([
-            if context.name == config.current_context {
-                "*".to_owned()
-            } else {
-                String::new()
-            },
-            context.name.clone(),
-            entry.cluster.clone(),
-            entry.user.clone(),
-            entry
-                .namespace
-                .clone()
-                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
-        ]);
-    }
-    let mut widths = [0usize; 5];
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut table = String::new();
-    for row in &rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        table.push_str(line.join("   ").trim_end());
-        table.push('\n');
-    }
-    table
+    let rows: Vec<Vec<String>> = config
+        .contexts
+        .iter()
+        .map(|context| {
+            let entry = &context.context;
+            vec![
+                if context.name == config.current_context {
+                    "*".to_owned()
+                } else {
+                    String::new()
+                },
+                context.name.clone(),
+                entry.cluster.clone(),
+                entry.user.clone(),
+                entry
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+            ]
+        })
+        .collect();
+    crate::table::render(&["CURRENT", "NAME", "CLUSTER", "USER", "NAMESPACE"], &rows)
 }

@@ -15,8 +15,8 @@ use rafter_client::ListParams;
 use rafter_proto::{v1, Kind, Object, Quantity};
 
 use crate::commands::rollout::{owned_replica_sets, revision_of};
-use crate::kinds::{self, map_text};
-use crate::output::age;
+use crate::kinds;
+use crate::output::{age, labels_selector_text, selector_text, timestamp};
 use crate::session::{GlobalArgs, Session};
 
 /// `rafter describe`.
@@ -73,37 +73,10 @@ impl Text {
         }
     }
 
-    /// A table with aligned columns, each row indented.
+    /// A table with aligned columns, each row indented ([`crate::table::render_indented`]).
     fn table(&mut self, indent: usize, header: &[&str], rows: &[Vec<String>]) {
-        let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-        for row in rows {
-            for (i, cell) in row.iter().enumerate() {
-                if let Some(w) = widths.get_mut(i) {
-                    *w = (*w).max(cell.chars().count());
-                }
-            }
-        }
-        let render = |cells: Vec<String>| -> String {
-            cells
-                .iter()
-                .enumerate()
-                .map(|(i, c)| format!("{c:<w$}", w = widths.get(i).copied().unwrap_or(0)))
-                .collect::<Vec<_>>()
-                .join("  ")
-                .trim_end()
-                .to_owned()
-        };
-        self.line(
-            indent,
-            render(header.iter().map(|h| (*h).to_owned()).collect()),
-        );
-        self.line(
-            indent,
-            render(header.iter().map(|h| "-".repeat(h.len())).collect()),
-        );
-        for row in rows {
-            self.line(indent, render(row.clone()));
-        }
+        self.out
+            .push_str(&crate::table::render_indented(indent, header, rows));
     }
 }
 
@@ -162,10 +135,12 @@ fn describe(session: &Session, object: &Object) -> anyhow::Result<String> {
     t.field(
         0,
         "CreationTimestamp",
-        meta.creation_timestamp.as_deref().unwrap_or("<unknown>"),
+        meta.creation_timestamp
+            .as_deref()
+            .map_or_else(|| "<unknown>".to_owned(), timestamp),
     );
     if let Some(deleted) = &meta.deletion_timestamp {
-        t.field(0, "DeletionTimestamp", deleted);
+        t.field(0, "DeletionTimestamp", timestamp(deleted));
     }
     if let Some(owner) = kinds::controller_of(meta) {
         t.field(0, "Controlled By", format!("{}/{}", owner.kind, owner.name));
@@ -279,7 +254,7 @@ fn container_state(t: &mut Text, indent: usize, key: &str, state: Option<&v1::Co
     if let Some(running) = &state.running {
         t.field(indent, key, "Running");
         if let Some(at) = &running.started_at {
-            t.field(indent + 2, "Started", at);
+            t.field(indent + 2, "Started", timestamp(at));
         }
     } else if let Some(term) = &state.terminated {
         t.field(indent, key, "Terminated");
@@ -288,10 +263,10 @@ fn container_state(t: &mut Text, indent: usize, key: &str, state: Option<&v1::Co
         }
         t.field(indent + 2, "Exit Code", term.exit_code);
         if let Some(at) = &term.started_at {
-            t.field(indent + 2, "Started", at);
+            t.field(indent + 2, "Started", timestamp(at));
         }
         if let Some(at) = &term.finished_at {
-            t.field(indent + 2, "Finished", at);
+            t.field(indent + 2, "Finished", timestamp(at));
         }
     } else if let Some(waiting) = &state.waiting {
         t.field(indent, key, "Waiting");
@@ -493,7 +468,7 @@ fn pod_sections(t: &mut Text, pod: &v1::Pod) {
     };
     t.field(0, "Node", node);
     if let Some(start) = &status.start_time {
-        t.field(0, "Start Time", start);
+        t.field(0, "Start Time", timestamp(start));
     }
     t.field(
         0,
@@ -527,7 +502,11 @@ fn pod_sections(t: &mut Text, pod: &v1::Pod) {
     if !status.qos_class.is_empty() {
         t.field(0, "QoS Class", &status.qos_class);
     }
-    t.field(0, "Node-Selectors", map_text(&spec.node_selector));
+    t.field(
+        0,
+        "Node-Selectors",
+        labels_selector_text(&spec.node_selector),
+    );
     let tolerations: Vec<String> = spec
         .tolerations
         .iter()
@@ -660,14 +639,6 @@ fn deployment_sections(t: &mut Text, session: &Session, d: &v1::Deployment) -> a
     Ok(())
 }
 
-/// A label selector as `kubectl describe` prints it (`app=web,tier in (a,b)`).
-fn selector_text(selector: Option<&v1::LabelSelector>) -> String {
-    selector
-        .and_then(|s| rafter_proto::Selector::from_label_selector(s).ok())
-        .map(|s| s.to_string())
-        .unwrap_or_default()
-}
-
 fn replica_set_sections(t: &mut Text, rs: &v1::ReplicaSet) {
     let spec = rs.spec.clone().unwrap_or_default();
     let status = rs.status.clone().unwrap_or_default();
@@ -697,7 +668,7 @@ fn replica_set_sections(t: &mut Text, rs: &v1::ReplicaSet) {
 
 fn service_sections(t: &mut Text, svc: &v1::Service) {
     let spec = svc.spec.clone().unwrap_or_default();
-    t.field(0, "Selector", map_text(&spec.selector));
+    t.field(0, "Selector", labels_selector_text(&spec.selector));
     t.field(
         0,
         "Type",
@@ -866,8 +837,14 @@ fn node_sections(t: &mut Text, session: &Session, node: &v1::Node) -> anyhow::Re
                 vec![
                     c.r#type.clone(),
                     c.status.clone(),
-                    c.last_heartbeat_time.clone().unwrap_or_default(),
-                    c.last_transition_time.clone().unwrap_or_default(),
+                    c.last_heartbeat_time
+                        .as_deref()
+                        .map(timestamp)
+                        .unwrap_or_default(),
+                    c.last_transition_time
+                        .as_deref()
+                        .map(timestamp)
+                        .unwrap_or_default(),
                     c.reason.clone(),
                     c.message.clone(),
                 ]
@@ -910,6 +887,7 @@ fn node_sections(t: &mut Text, session: &Session, node: &v1::Node) -> anyhow::Re
         t.field(0, "PodCIDR", &spec.pod_cidr);
     }
     let pods = pods_on(session, &name)?;
+    let now = time::OffsetDateTime::now_utc();
     t.line(
         0,
         format!("Non-terminated Pods:  ({} in total)", pods.len()),
@@ -936,7 +914,7 @@ fn node_sections(t: &mut Text, session: &Session, node: &v1::Node) -> anyhow::Re
             cell("cpu", true),
             cell("memory", false),
             cell("memory", true),
-            age(meta.creation_timestamp.as_deref()),
+            age(meta.creation_timestamp.as_deref(), now),
         ]);
     }
     if !rows.is_empty() {
@@ -1058,14 +1036,15 @@ fn events_section(t: &mut Text, session: &Session, object: &Object) -> anyhow::R
             .unwrap_or_default()
     };
     events.sort_by_key(when);
+    let now = time::OffsetDateTime::now_utc();
     let rows: Vec<Vec<String>> = events
         .iter()
         .map(|e| {
             let last = when(e);
-            let mut shown_age = age(Some(&last));
+            let mut shown_age = age(Some(&last), now);
             if e.count > 1 {
-                let first = e.first_timestamp.clone().unwrap_or_default();
-                shown_age = format!("{shown_age} (x{} over {})", e.count, age(Some(&first)));
+                let first = e.first_timestamp.as_deref();
+                shown_age = format!("{shown_age} (x{} over {})", e.count, age(first, now));
             }
             let from = e
                 .source

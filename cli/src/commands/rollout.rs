@@ -4,7 +4,9 @@
 //! by the `deployment.kubernetes.io/revision` annotation the deployment controller sets.
 //! `undo` copies a revision's pod template back into the Deployment (without the
 //! `pod-template-hash` label the controller adds) with an update that carries the
-//! resourceVersion read, so a concurrent change is a Conflict, not a lost write.
+//! resourceVersion read, so a concurrent change is a Conflict, not a lost write. Which
+//! revision and template that is, is [`actors::rollback_target`]'s decision (the
+//! controllers' crate owns the rollback semantics); this module only words its errors.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -20,9 +22,7 @@ use crate::kinds;
 use crate::session::{GlobalArgs, Session};
 
 /// The annotation holding a ReplicaSet's revision.
-pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
-/// The label the deployment controller adds to a ReplicaSet's template.
-pub const HASH_LABEL: &str = "pod-template-hash";
+pub use actors::REVISION_ANNOTATION;
 const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
 const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 
@@ -98,8 +98,8 @@ pub struct HistoryArgs {
 pub struct UndoArgs {
     #[command(flatten)]
     target: Target,
-    /// The revision to go back to [default: the one before the current].
-    #[arg(long)]
+    /// The revision to go back to [default: 0, the one before the current].
+    #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
     to_revision: Option<i64>,
 }
 
@@ -292,70 +292,78 @@ fn history(args: HistoryArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> 
         println!("No rollout history found (the deployment owns no ReplicaSets yet).");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<10} CHANGE-CAUSE", "REVISION");
-    for rs in &owned {
-        let meta = rs.metadata.clone().unwrap_or_default();
-        let cause = meta
-            .annotations
-            .get(CHANGE_CAUSE)
-            .cloned()
-            .unwrap_or_else(|| "<none>".to_owned());
-        println!("{:<10} {cause}", revision_of(&meta));
-    }
+    let rows: Vec<Vec<String>> = owned
+        .iter()
+        .map(|rs| {
+            let meta = rs.metadata.clone().unwrap_or_default();
+            let cause = meta
+                .annotations
+                .get(CHANGE_CAUSE)
+                .cloned()
+                .unwrap_or_else(|| "<none>".to_owned());
+            vec![revision_of(&meta).to_string(), cause]
+        })
+        .collect();
+    print!(
+        "{}",
+        crate::table::render(&["REVISION", "CHANGE-CAUSE"], &rows)
+    );
     Ok(ExitCode::SUCCESS)
 }
 
-/// The template to roll back to: that of `to` or of the newest revision below the
-/// current (highest) one.
-pub fn rollback_template(
-    owned: &[v1::ReplicaSet],
-    to: Option<i64>,
-) -> Result<(i64, v1::PodTemplateSpec), String> {
-    let mut revisions: Vec<(i64, &v1::ReplicaSet)> = owned
-        .iter()
-        .map(|rs| (rs.metadata.as_ref().map(revision_of).unwrap_or(0), rs))
-        .filter(|(r, _)| *r > 0)
-        .collect();
-    revisions.sort_by_key(|(r, _)| *r);
-    let chosen = match to {
-        Some(wanted) => revisions
-            .iter()
-            .find(|(r, _)| *r == wanted)
-            .ok_or_else(|| {
-                format!(
-                    "it has no revision {wanted} (revisions: {})",
-                    list(&revisions)
-                )
-            })?,
-        None => {
-            if revisions.len() < 2 {
-                return Err(format!(
-                    "it has no previous revision to go back to (revisions: {})",
-                    list(&revisions)
-                ));
-            }
-            &revisions[revisions.len() - 2]
-        }
-    };
-    let mut template = chosen
-        .1
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.clone())
-        .ok_or_else(|| format!("revision {} has no pod template", chosen.0))?;
-    if let Some(meta) = template.metadata.as_mut() {
-        meta.labels.remove(HASH_LABEL);
-    }
-    Ok((chosen.0, template))
+/// What `rollout undo` does to a Deployment.
+#[derive(Debug, PartialEq)]
+pub enum Undo {
+    /// Nothing: its template already is that of this revision.
+    AlreadyAt(i64),
+    /// Put back this revision's template.
+    To(i64, Box<v1::PodTemplateSpec>),
 }
 
-fn list(revisions: &[(i64, &v1::ReplicaSet)]) -> String {
+/// Plans `rollout undo [--to-revision N]` (0 or none: the revision before the newest)
+/// of `deployment`, whose ReplicaSets are `owned`: [`actors::rollback_target`] picks the
+/// revision, and its errors are worded with the revisions there are.
+pub fn plan_undo(
+    deployment: &v1::Deployment,
+    owned: &[v1::ReplicaSet],
+    to_revision: Option<i64>,
+) -> Result<Undo, String> {
+    let refs: Vec<&v1::ReplicaSet> = owned.iter().collect();
+    let (revision, template) = actors::rollback_target(deployment, &refs, to_revision.unwrap_or(0))
+        .map_err(|e| {
+            let revisions = revisions_text(owned);
+            match e {
+                actors::RollbackError::NoHistory(_) => {
+                    format!("it has no previous revision to go back to (revisions: {revisions})")
+                }
+                actors::RollbackError::RevisionNotFound(wanted) => {
+                    format!("it has no revision {wanted} (revisions: {revisions})")
+                }
+            }
+        })?;
+    let current = deployment.spec.as_ref().and_then(|s| s.template.as_ref());
+    Ok(if current == Some(&template) {
+        Undo::AlreadyAt(revision)
+    } else {
+        Undo::To(revision, Box::new(template))
+    })
+}
+
+/// `1, 2, 3`: the distinct revisions of `owned`, or `none`.
+fn revisions_text(owned: &[v1::ReplicaSet]) -> String {
+    let mut revisions: Vec<i64> = owned
+        .iter()
+        .map(|rs| rs.metadata.as_ref().map(revision_of).unwrap_or(0))
+        .filter(|r| *r > 0)
+        .collect();
+    revisions.sort_unstable();
+    revisions.dedup();
     if revisions.is_empty() {
         return "none".to_owned();
     }
     revisions
         .iter()
-        .map(|(r, _)| r.to_string())
+        .map(i64::to_string)
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -371,17 +379,22 @@ fn undo(args: UndoArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
         attempt += 1;
         let mut deployment = get_deployment(&session, &namespace, &name)?;
         let owned = owned_replica_sets(&session, &deployment)?;
-        let (revision, template) = rollback_template(&owned, args.to_revision)
-            .map_err(|e| anyhow::anyhow!("cannot roll back deployment {name:?}: {e}"))?;
-        let spec = deployment.spec.get_or_insert_with(Default::default);
-        if spec.template.as_ref() == Some(&template) {
-            println!(
-                "{} skipped rollback (current template already matches revision {revision})",
-                kinds::qualified(Kind::Deployment, &name)
-            );
-            return Ok(ExitCode::SUCCESS);
-        }
-        spec.template = Some(template);
+        let (revision, template) = match plan_undo(&deployment, &owned, args.to_revision)
+            .map_err(|e| anyhow::anyhow!("cannot roll back deployment {name:?}: {e}"))?
+        {
+            Undo::To(revision, template) => (revision, template),
+            Undo::AlreadyAt(revision) => {
+                println!(
+                    "{} skipped rollback (current template already matches revision {revision})",
+                    kinds::qualified(Kind::Deployment, &name)
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+        };
+        deployment
+            .spec
+            .get_or_insert_with(Default::default)
+            .template = Some(*template);
         match session.block_on(session.client().update(Object::Deployment(deployment))) {
             Ok(_) => break revision,
             Err(rafter_client::ClientError::Conflict { .. }) if attempt < 5 => continue,
@@ -463,6 +476,7 @@ fn patch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actors::POD_TEMPLATE_HASH_LABEL as HASH_LABEL;
 
     fn rs(revision: i64, image: &str) -> v1::ReplicaSet {
         v1::ReplicaSet {
@@ -495,10 +509,42 @@ mod tests {
         }
     }
 
+    fn deployment(image: &str) -> v1::Deployment {
+        let template = rs(1, image).spec.and_then(|s| s.template).map(|mut t| {
+            if let Some(m) = t.metadata.as_mut() {
+                m.labels.remove(HASH_LABEL);
+            }
+            t
+        });
+        v1::Deployment {
+            metadata: Some(v1::ObjectMeta {
+                name: "web".into(),
+                ..Default::default()
+            }),
+            spec: Some(v1::DeploymentSpec {
+                template,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn image(undo: Undo) -> (i64, String) {
+        match undo {
+            Undo::To(revision, template) => {
+                (revision, template.spec.unwrap().containers[0].image.clone())
+            }
+            Undo::AlreadyAt(revision) => panic!("already at revision {revision}"),
+        }
+    }
+
     #[test]
     fn undo_goes_to_the_revision_before_the_newest_without_the_hash_label() {
         let owned = vec![rs(3, "c:3"), rs(1, "c:1"), rs(2, "c:2")];
-        let (revision, template) = rollback_template(&owned, None).unwrap();
+        let Undo::To(revision, template) = plan_undo(&deployment("c:3"), &owned, None).unwrap()
+        else {
+            panic!("nothing to undo");
+        };
         assert_eq!(revision, 2);
         let spec = template.spec.unwrap();
         assert_eq!(spec.containers[0].image, "c:2");
@@ -508,12 +554,47 @@ mod tests {
     }
 
     #[test]
+    fn undo_counts_replica_sets_sharing_the_newest_revision_once() {
+        // Two ReplicaSets carry revision 2 (say one adopted from a Deployment of the same
+        // name): the revision before the newest is still 1, not the other 2.
+        let owned = vec![rs(1, "c:1"), rs(2, "c:2"), rs(2, "c:2")];
+        assert_eq!(
+            image(plan_undo(&deployment("c:2"), &owned, None).unwrap()),
+            (1, "c:1".to_owned())
+        );
+        assert_eq!(
+            image(plan_undo(&deployment("c:2"), &owned, Some(0)).unwrap()),
+            (1, "c:1".to_owned()),
+            "--to-revision 0 is the previous revision, as in kubectl"
+        );
+        let error = plan_undo(&deployment("c:2"), &owned, Some(7)).unwrap_err();
+        assert_eq!(error, "it has no revision 7 (revisions: 1, 2)");
+        let error = plan_undo(&deployment("c:2"), &owned[1..], None).unwrap_err();
+        assert_eq!(
+            error,
+            "it has no previous revision to go back to (revisions: 2)"
+        );
+    }
+
+    #[test]
     fn undo_to_a_missing_revision_names_the_ones_there_are() {
         let owned = vec![rs(1, "c:1"), rs(2, "c:2")];
-        assert_eq!(rollback_template(&owned, Some(1)).unwrap().0, 1);
-        let error = rollback_template(&owned, Some(7)).unwrap_err();
+        assert_eq!(
+            image(plan_undo(&deployment("c:2"), &owned, Some(1)).unwrap()),
+            (1, "c:1".to_owned())
+        );
+        let error = plan_undo(&deployment("c:2"), &owned, Some(7)).unwrap_err();
         assert!(error.contains("revisions: 1, 2"), "{error}");
-        assert!(rollback_template(&owned[..1], None).is_err());
+        assert!(plan_undo(&deployment("c:2"), &owned[..1], None).is_err());
+    }
+
+    #[test]
+    fn undo_to_the_current_template_is_skipped() {
+        let owned = vec![rs(1, "c:1"), rs(2, "c:2")];
+        assert_eq!(
+            plan_undo(&deployment("c:1"), &owned, None),
+            Ok(Undo::AlreadyAt(1))
+        );
     }
 
     #[test]

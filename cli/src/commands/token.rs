@@ -106,20 +106,25 @@ pub fn run(args: TokenArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
             let list = session
                 .block_on(client.list(Kind::Secret, Some("kube-system"), &ListParams::default()))
                 .context("listing the tokens")?;
-            println!("{:<8} {:<22} GROUPS", "ID", "EXPIRES");
-            for object in list.items {
-                let is_token =
-                    matches!(&object, Object::Secret(s) if s.r#type == BOOTSTRAP_TOKEN_SECRET_TYPE);
-                if !is_token {
-                    continue;
-                }
-                println!(
-                    "{:<8} {:<22} {}",
-                    decoded(&object, "token-id").unwrap_or_default(),
-                    decoded(&object, "expiration").unwrap_or_else(|| "<never>".to_owned()),
-                    decoded(&object, "auth-extra-groups").unwrap_or_else(|| "<none>".to_owned())
-                );
-            }
+            let rows: Vec<Vec<String>> = list
+                .items
+                .iter()
+                .filter(|object| {
+                    matches!(object, Object::Secret(s) if s.r#type == BOOTSTRAP_TOKEN_SECRET_TYPE)
+                })
+                .map(|object| {
+                    vec![
+                        decoded(object, "token-id").unwrap_or_default(),
+                        decoded(object, "expiration").unwrap_or_else(|| "<never>".to_owned()),
+                        decoded(object, "auth-extra-groups")
+                            .unwrap_or_else(|| "<none>".to_owned()),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                crate::table::render(&["ID", "EXPIRES", "GROUPS"], &rows)
+            );
             Ok(ExitCode::SUCCESS)
         }
         TokenCommand::Delete { token } => {

@@ -226,31 +226,6 @@ fn pod_header(all_namespaces: bool, containers: bool) -> Vec<&'static str> {
     header
 }
 
-fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (i, c) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(c.len());
-            }
-        }
-    }
-    let line = |cells: Vec<String>| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths.get(i).copied().unwrap_or(0)))
-            .collect::<Vec<_>>()
-            .join("   ")
-            .trim_end()
-            .to_owned()
-    };
-    println!("{}", line(header.iter().map(|h| (*h).to_owned()).collect()));
-    for row in rows {
-        println!("{}", line(row.clone()));
-    }
-}
-
 /// Says on standard error why nodes gave no figures.
 fn warn_unanswered(metrics: &MetricsResponse) {
     for n in metrics.nodes.iter().filter(|n| !n.error.is_empty()) {
@@ -301,9 +276,12 @@ pub fn run(args: TopArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 .block_on(client.metrics(a.name.as_deref()))
                 .map_err(|e| anyhow::anyhow!("reading node metrics: {e}"))?;
             warn_unanswered(&metrics);
-            print_table(
-                &["NAME", "CPU(cores)", "CPU%", "MEMORY(bytes)", "MEMORY%"],
-                &node_rows(&nodes, &metrics),
+            print!(
+                "{}",
+                crate::table::render(
+                    &["NAME", "CPU(cores)", "CPU%", "MEMORY(bytes)", "MEMORY%"],
+                    &node_rows(&nodes, &metrics),
+                )
             );
         }
         TopCommand::Pod(a) => {
@@ -351,7 +329,10 @@ pub fn run(args: TopArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
                     ExitCode::SUCCESS
                 });
             }
-            print_table(&pod_header(a.all_namespaces, a.containers), &rows);
+            print!(
+                "{}",
+                crate::table::render(&pod_header(a.all_namespaces, a.containers), &rows)
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

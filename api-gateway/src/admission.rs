@@ -5,17 +5,64 @@
 //! LimitRange would give); validation with every field error; the namespace must exist
 //! and not be terminating (creates only); ResourceQuota for pods (creates only).
 //!
-//! Owns those checks and nothing else: it never writes, and it reads through the registry.
+//! Owns those checks and nothing else: it never writes, and it reads only through the
+//! narrow [`AdmissionReader`] trait (the registry implements it), so it knows nothing of
+//! keys, revisions or the store, and the registry is the only module that calls it.
+//!
+//! ```text
+//!   registry.create/update ──► admit(reader, object, current) ──► Ok | AdmissionError
+//!                                   │ get / list
+//!                                   ▼
+//!                             AdmissionReader (the registry, or a test's fake)
+//! ```
 
 use std::collections::BTreeMap;
 
 use rafter_proto::v1::{Container, Pod};
-use rafter_proto::{apply_defaults, validate, Kind, Object, Quantity};
+use rafter_proto::well_known::SYSTEM_NAMESPACES;
+use rafter_proto::{
+    apply_defaults, validate, Kind, ListOptions, Object, Quantity, ReadConsistency,
+};
 
-use crate::registry::{Registry, RegistryError, SYSTEM_NAMESPACES};
-use rafter_proto::{ListOptions, ReadConsistency};
+/// What admission may read: one object by name, and lists.
+#[async_trait::async_trait]
+pub(crate) trait AdmissionReader: Send + Sync {
+    /// Why a read failed; handed back to the caller untouched.
+    type Error: Send;
 
-use crate::store::KvStore;
+    /// The object, or `None` when it does not exist.
+    async fn get_object(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        consistency: ReadConsistency,
+    ) -> Result<Option<Object>, Self::Error>;
+
+    /// Every object `options` selects (all pages).
+    async fn list_objects(&self, options: &ListOptions) -> Result<Vec<Object>, Self::Error>;
+}
+
+/// Why an object was not admitted.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AdmissionError<E> {
+    /// The object is invalid: every field error, with its path.
+    #[error("{kind} {name:?} is invalid: {}", errors.join("; "))]
+    Invalid {
+        /// The kind.
+        kind: Kind,
+        /// The object's name.
+        name: String,
+        /// Field errors, `path: message`.
+        errors: Vec<String>,
+    },
+    /// A policy refuses it (namespace missing or terminating, quota exceeded ...).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// What admission needed to read could not be read.
+    #[error("admission could not read what it checks")]
+    Read(E),
+}
 
 /// Requests given to a container that asks for none.
 const DEFAULT_REQUESTS: &[(&str, &str)] = &[("cpu", "500m"), ("memory", "256Mi")];
@@ -23,18 +70,18 @@ const DEFAULT_REQUESTS: &[(&str, &str)] = &[("cpu", "500m"), ("memory", "256Mi")
 const DEFAULT_LIMITS: &[(&str, &str)] = &[("cpu", "1"), ("memory", "512Mi")];
 
 /// Admits `object` for a create (`current = None`) or an update of `current`.
-pub(crate) async fn admit<S: KvStore>(
-    registry: &Registry<S>,
+pub(crate) async fn admit<R: AdmissionReader>(
+    reader: &R,
     object: &mut Object,
     current: Option<&Object>,
-) -> Result<(), RegistryError> {
+) -> Result<(), AdmissionError<R::Error>> {
     apply_defaults(object);
     if current.is_none() {
         default_container_resources(object);
     }
     let errors = validate(object);
     if !errors.is_empty() {
-        return Err(RegistryError::Invalid {
+        return Err(AdmissionError::Invalid {
             kind: object.kind(),
             name: object.metadata().name.clone(),
             errors: errors.iter().map(ToString::to_string).collect(),
@@ -47,16 +94,16 @@ pub(crate) async fn admit<S: KvStore>(
     let kind = object.kind();
     if kind.info().namespaced {
         let namespace = object.metadata().namespace.clone();
-        check_namespace(registry, &namespace).await?;
+        check_namespace(reader, &namespace).await?;
         if let Object::Pod(pod) = object {
-            check_pod_quota(registry, &namespace, pod).await?;
+            check_pod_quota(reader, &namespace, pod).await?;
         }
     }
     Ok(())
 }
 
-fn check_immutable(current: &Object, next: &Object) -> Result<(), RegistryError> {
-    let invalid = |path: &str| RegistryError::Invalid {
+fn check_immutable<E>(current: &Object, next: &Object) -> Result<(), AdmissionError<E>> {
+    let invalid = |path: &str| AdmissionError::Invalid {
         kind: next.kind(),
         name: next.metadata().name.clone(),
         errors: vec![format!("{path}: Invalid value: field is immutable")],
@@ -89,43 +136,27 @@ fn workload_selector(object: &Object) -> Option<&rafter_proto::v1::LabelSelector
     }
 }
 
-async fn check_namespace<S: KvStore>(
-    registry: &Registry<S>,
+async fn check_namespace<R: AdmissionReader>(
+    reader: &R,
     namespace: &str,
-) -> Result<(), RegistryError> {
+) -> Result<(), AdmissionError<R::Error>> {
     // The local member's state first; a namespace missing there is confirmed linearizably
     // (it may have been created a moment ago through another master).
-    let found = match registry
-        .get(
-            Kind::Namespace,
-            "",
-            namespace,
-            ReadConsistency::Serializable,
-        )
-        .await
-    {
-        Err(RegistryError::NotFound { .. }) => {
-            registry
-                .get(
-                    Kind::Namespace,
-                    "",
-                    namespace,
-                    ReadConsistency::Linearizable,
-                )
-                .await
-        }
+    let read = |consistency| reader.get_object(Kind::Namespace, "", namespace, consistency);
+    let found = match read(ReadConsistency::Serializable).await {
+        Ok(None) => read(ReadConsistency::Linearizable).await,
         other => other,
-    };
+    }
+    .map_err(AdmissionError::Read)?;
     match found {
-        Ok(ns) if ns.metadata().deletion_timestamp.is_some() => Err(RegistryError::Forbidden(format!(
+        Some(ns) if ns.metadata().deletion_timestamp.is_some() => Err(AdmissionError::Forbidden(format!(
             "unable to create new content in namespace {namespace} because it is being terminated"
         ))),
-        Ok(_) => Ok(()),
-        Err(RegistryError::NotFound { .. }) if SYSTEM_NAMESPACES.contains(&namespace) => Ok(()),
-        Err(RegistryError::NotFound { .. }) => Err(RegistryError::Forbidden(format!(
+        Some(_) => Ok(()),
+        None if SYSTEM_NAMESPACES.contains(&namespace) => Ok(()),
+        None => Err(AdmissionError::Forbidden(format!(
             "namespace {namespace:?} not found; create it first (rafter create namespace {namespace})"
         ))),
-        Err(e) => Err(e),
     }
 }
 
@@ -217,23 +248,26 @@ fn pod_usage(pod: &Pod) -> BTreeMap<String, Quantity> {
     usage
 }
 
-async fn check_pod_quota<S: KvStore>(
-    registry: &Registry<S>,
+async fn check_pod_quota<R: AdmissionReader>(
+    reader: &R,
     namespace: &str,
     pod: &Pod,
-) -> Result<(), RegistryError> {
+) -> Result<(), AdmissionError<R::Error>> {
     // Whether any quota applies is read from the local member (quotas change rarely, and
     // most namespaces have none); the usage it limits is read linearizably.
     let mut quota_options = ListOptions::all(Kind::ResourceQuota, Some(namespace));
     quota_options.consistency = ReadConsistency::Serializable;
-    let quotas = registry.list(&quota_options).await?.items;
+    let quotas = reader
+        .list_objects(&quota_options)
+        .await
+        .map_err(AdmissionError::Read)?;
     if quotas.is_empty() {
         return Ok(());
     }
-    let pods = registry
-        .list(&ListOptions::all(Kind::Pod, Some(namespace)))
-        .await?
-        .items;
+    let pods = reader
+        .list_objects(&ListOptions::all(Kind::Pod, Some(namespace)))
+        .await
+        .map_err(AdmissionError::Read)?;
     let mut used: BTreeMap<String, Quantity> = BTreeMap::new();
     for other in &pods {
         let Object::Pod(other) = other else { continue };
@@ -275,7 +309,7 @@ async fn check_pod_quota<S: KvStore>(
             let asked = requested.get(resource);
             let is_compute = resource.contains("cpu") || resource.contains("memory");
             if asked.is_none() && is_compute {
-                return Err(RegistryError::Forbidden(format!(
+                return Err(AdmissionError::Forbidden(format!(
                     "failed quota: {name}: must specify {resource} for every container"
                 )));
             }
@@ -284,7 +318,7 @@ async fn check_pod_quota<S: KvStore>(
             let in_use = used.get(resource).copied().unwrap_or(zero);
             let total = in_use.checked_add(asked).unwrap_or(*asked);
             if total > hard {
-                return Err(RegistryError::Forbidden(format!(
+                return Err(AdmissionError::Forbidden(format!(
                     "exceeded quota: {name}, requested: {resource}={asked}, used: {resource}={in_use}, limited: {resource}={hard}"
                 )));
             }

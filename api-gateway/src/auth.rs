@@ -3,15 +3,24 @@
 //! static token file, or with a bootstrap token (`<id>.<secret>`, kept as a Secret of type
 //! `bootstrap.kubernetes.io/token` in `kube-system`).
 //!
-//! Owns parsing of credentials and the token file and the decision "who is this"; it does
-//! not decide what the caller may do (authorization) and reads no store: bootstrap token
-//! Secrets are handed in by the caller.
+//! Owns parsing of credentials and the token file and the decision "who is this"
+//! ([`Authenticator`], which every service asks first); it does not decide what the caller
+//! may do (`authz`). It reads one thing through the registry: the Secret of a presented
+//! bootstrap token.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use base64::Engine;
+use rafter_client::cert_identity;
 use rafter_client::BootstrapToken;
 use rafter_proto::v1::Secret;
+use rafter_proto::{Kind, Object, ReadConsistency};
+use tonic::{Request, Status};
+
+use crate::registry::{now_rfc3339, Registry, RegistryError};
+use crate::status::status_of;
+use crate::store::KvStore;
 
 pub use rafter_proto::well_known::{
     AUTHENTICATED_GROUP, BOOTSTRAPPERS_GROUP, BOOTSTRAP_TOKEN_SECRET_TYPE, MASTERS_GROUP,
@@ -205,6 +214,72 @@ pub fn authenticate_bootstrap(
         format!("system:bootstrap:{}", token.id),
         groups,
     ))
+}
+
+/// Decides who is calling: a client certificate the TLS layer verified against the
+/// cluster CA, a bearer token of the token file, or a bootstrap token stored in the cluster.
+pub struct Authenticator<S> {
+    registry: Registry<S>,
+    tokens: Arc<TokenFile>,
+}
+
+impl<S> Clone for Authenticator<S> {
+    fn clone(&self) -> Self {
+        Authenticator {
+            registry: self.registry.clone(),
+            tokens: self.tokens.clone(),
+        }
+    }
+}
+
+impl<S: KvStore> Authenticator<S> {
+    /// An authenticator reading bootstrap tokens through `registry`.
+    pub fn new(registry: Registry<S>, tokens: Arc<TokenFile>) -> Authenticator<S> {
+        Authenticator { registry, tokens }
+    }
+
+    /// Who is calling, or `Unauthenticated`.
+    pub async fn authenticate<T>(&self, request: &Request<T>) -> Result<UserInfo, Status> {
+        if let Some(certs) = request.peer_certs() {
+            if let Some(cert) = certs.first() {
+                let identity = cert_identity(cert.as_ref()).map_err(|e| {
+                    Status::unauthenticated(format!("the client certificate cannot be read: {e}"))
+                })?;
+                return Ok(UserInfo::new(identity.user, identity.groups));
+            }
+        }
+        let Some(header) = request.metadata().get("authorization") else {
+            return Err(Status::unauthenticated(AuthError::Missing.to_string()));
+        };
+        let header = header
+            .to_str()
+            .map_err(|_| Status::unauthenticated(AuthError::MalformedHeader.to_string()))?;
+        let token = bearer_token(header).map_err(|e| Status::unauthenticated(e.to_string()))?;
+        if let Some(user) = self.tokens.lookup(token) {
+            return Ok(user.clone());
+        }
+        let Some(bootstrap) = BootstrapToken::parse(token) else {
+            return Err(Status::unauthenticated(AuthError::UnknownToken.to_string()));
+        };
+        let secret = match self
+            .registry
+            .get(
+                Kind::Secret,
+                "kube-system",
+                &bootstrap.secret_name(),
+                ReadConsistency::Serializable,
+            )
+            .await
+        {
+            Ok(Object::Secret(secret)) => secret,
+            Ok(_) | Err(RegistryError::NotFound { .. }) => {
+                return Err(Status::unauthenticated(AuthError::UnknownToken.to_string()))
+            }
+            Err(e) => return Err(status_of(e)),
+        };
+        authenticate_bootstrap(&bootstrap, &secret, &now_rfc3339())
+            .map_err(|e| Status::unauthenticated(e.to_string()))
+    }
 }
 
 #[cfg(test)]

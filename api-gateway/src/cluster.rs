@@ -12,7 +12,9 @@ use rafter_proto::api::cluster_server::Cluster;
 use rafter_proto::api::{self, ClusterStatus};
 use tonic::{Request, Response, Status};
 
-use crate::service::Authenticator;
+use crate::auth::Authenticator;
+use crate::authz::{Attributes, Authorizer, DefaultRules};
+use crate::status::authorize;
 use crate::store::{KvStore, StoreError};
 
 /// What the `Cluster` service needs from the local member.
@@ -29,10 +31,14 @@ pub trait ClusterControl: Send + Sync + 'static {
     async fn snapshot(&self) -> Result<Vec<u8>, StoreError>;
 }
 
+/// The non-resource path membership changes and snapshots are authorized on.
+const MEMBERS_PATH: &str = "/cluster/members";
+
 /// The `Cluster` service over a [`ClusterControl`].
 pub struct ClusterService<C, S> {
     control: Arc<C>,
     authenticator: Authenticator<S>,
+    authorizer: Arc<dyn Authorizer>,
 }
 
 impl<C: ClusterControl, S: KvStore> ClusterService<C, S> {
@@ -41,18 +47,23 @@ impl<C: ClusterControl, S: KvStore> ClusterService<C, S> {
         ClusterService {
             control,
             authenticator,
+            authorizer: Arc::new(DefaultRules),
         }
     }
 
-    async fn require_admin<T>(&self, request: &Request<T>) -> Result<(), Status> {
+    /// Uses `authorizer` instead of the default rules for every request.
+    pub fn with_authorizer(mut self, authorizer: Arc<dyn Authorizer>) -> ClusterService<C, S> {
+        self.authorizer = authorizer;
+        self
+    }
+
+    /// Authenticates the caller and asks the authorizer about `verb` on the membership.
+    async fn require_admin<T>(&self, request: &Request<T>, verb: &str) -> Result<(), Status> {
         let user = self.authenticator.authenticate(request).await?;
-        if !user.in_group(crate::auth::MASTERS_GROUP) {
-            return Err(Status::permission_denied(format!(
-                "user {:?} may not change cluster membership; it takes a member of system:masters",
-                user.name
-            )));
-        }
-        Ok(())
+        authorize(
+            self.authorizer.as_ref(),
+            &Attributes::non_resource(&user, verb, MEMBERS_PATH),
+        )
     }
 }
 
@@ -79,7 +90,7 @@ impl<C: ClusterControl, S: KvStore> Cluster for ClusterService<C, S> {
         &self,
         request: Request<api::Empty>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        self.require_admin(&request).await?;
+        self.require_admin(&request, "get").await?;
         let bytes = self.control.snapshot().await.map_err(to_status)?;
         let chunks: Vec<Result<api::SnapshotChunk, Status>> = bytes
             .chunks(SNAPSHOT_CHUNK_BYTES)
@@ -106,7 +117,7 @@ impl<C: ClusterControl, S: KvStore> Cluster for ClusterService<C, S> {
         &self,
         request: Request<api::AddMemberRequest>,
     ) -> Result<Response<ClusterStatus>, Status> {
-        self.require_admin(&request).await?;
+        self.require_admin(&request, "create").await?;
         Ok(Response::new(
             self.control
                 .add_member(request.into_inner())
@@ -119,7 +130,7 @@ impl<C: ClusterControl, S: KvStore> Cluster for ClusterService<C, S> {
         &self,
         request: Request<api::RemoveMemberRequest>,
     ) -> Result<Response<ClusterStatus>, Status> {
-        self.require_admin(&request).await?;
+        self.require_admin(&request, "delete").await?;
         let id = request.get_ref().id;
         Ok(Response::new(
             self.control.remove_member(id).await.map_err(to_status)?,

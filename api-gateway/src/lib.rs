@@ -7,13 +7,15 @@
 //! |---|---|
 //! | `admission` | defaults, container resource defaults, validation, namespace existence, quota |
 //! | `cluster` | the gRPC `Cluster` service over the local member ([`ClusterControl`]) |
-//! | `auth` | who is calling: client certificates, the static token file, bootstrap tokens |
+//! | `auth` | who is calling ([`Authenticator`]): client certificates, the static token file, bootstrap tokens |
+//! | `authz` | whether the caller may ([`Authorizer`], [`Attributes`]): one seam every request of every service passes; [`DefaultRules`] today |
 //! | `patch` | JSON merge patch and strategic merge patch over JSON values ([`apply_patch`]) |
 //! | `node_metrics` | `rafter top`: asking each node's agent for its measured usage, a per-node error for those that cannot answer |
 //! | `pod_logs` | pods/log: the pod's node and container, the node's agent endpoint, relaying its stream |
 //! | `registry` | Kubernetes object semantics on the store: keys, resourceVersion, status, deletion, lists, watches |
 //! | `server` | the listener: TLS, limits, health service, shutdown ([`serve`]) |
-//! | `service` | the gRPC `Resources` service: authentication, authorization, wire ⇄ registry, status codes |
+//! | `service` | the gRPC `Resources` service: wire ⇄ registry, what a bootstrapper sees, CSR requesters |
+//! | `status` | registry errors as gRPC status codes ([`status_of`]) |
 //! | `store` | the seam to the replicated store ([`KvStore`]) |
 //! | `testing` | with the `testing` feature: `MemKv`, an in-memory store for tests |
 //!
@@ -25,6 +27,7 @@
 mod admission;
 mod agent_dial;
 mod auth;
+mod authz;
 mod cluster;
 mod node_metrics;
 mod patch;
@@ -32,11 +35,15 @@ mod pod_logs;
 mod registry;
 mod server;
 mod service;
+mod status;
 mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use auth::{authenticate_bootstrap, bearer_token, AuthError, TokenFile, UserInfo};
+pub use auth::{
+    authenticate_bootstrap, bearer_token, AuthError, Authenticator, TokenFile, UserInfo,
+};
+pub use authz::{Attributes, Authorizer, Chain, Decision, DefaultRules, Target};
 pub use cluster::{ClusterControl, ClusterService};
 pub use patch::{apply_patch, merge_patch, strategic_merge_patch, PatchError};
 pub use registry::{
@@ -44,5 +51,6 @@ pub use registry::{
     MAX_OBJECT_BYTES, SYSTEM_NAMESPACES,
 };
 pub use server::{serve, ServeError, ServerTls, MAX_REQUEST_BYTES};
-pub use service::{status_of, Authenticator, ResourcesService};
+pub use service::ResourcesService;
+pub use status::status_of;
 pub use store::{EventStream, KvStore, StoreError};

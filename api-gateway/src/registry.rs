@@ -28,14 +28,13 @@ use rafter_proto::{
 };
 use serde_json::Value;
 
-use crate::admission;
+use crate::admission::{self, AdmissionError, AdmissionReader};
 use crate::store::{KvStore, StoreError};
 
 /// The largest object the registry stores (as etcd's default request limit).
 pub const MAX_OBJECT_BYTES: usize = 1536 * 1024;
 
-/// Namespaces that always exist and cannot be deleted.
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+pub use rafter_proto::well_known::SYSTEM_NAMESPACES;
 
 /// Why a registry call failed, with the Kubernetes reason a caller acts on.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -168,6 +167,41 @@ enum MergeMode {
 impl From<OptionError> for RegistryError {
     fn from(e: OptionError) -> RegistryError {
         RegistryError::BadRequest(e.to_string())
+    }
+}
+
+impl From<AdmissionError<RegistryError>> for RegistryError {
+    fn from(e: AdmissionError<RegistryError>) -> RegistryError {
+        match e {
+            AdmissionError::Invalid { kind, name, errors } => {
+                RegistryError::Invalid { kind, name, errors }
+            }
+            AdmissionError::Forbidden(why) => RegistryError::Forbidden(why),
+            AdmissionError::Read(e) => e,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: KvStore> AdmissionReader for Registry<S> {
+    type Error = RegistryError;
+
+    async fn get_object(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        consistency: ReadConsistency,
+    ) -> Result<Option<Object>, RegistryError> {
+        match self.get(kind, namespace, name, consistency).await {
+            Ok(object) => Ok(Some(object)),
+            Err(RegistryError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list_objects(&self, options: &ListOptions) -> Result<Vec<Object>, RegistryError> {
+        Ok(self.list(options).await?.items)
     }
 }
 

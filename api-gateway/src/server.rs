@@ -13,10 +13,11 @@ use rafter_proto::api::resources_server::ResourcesServer;
 use tokio::net::TcpListener;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
+use crate::auth::Authenticator;
 use crate::auth::TokenFile;
 use crate::cluster::{ClusterControl, ClusterService};
 use crate::registry::Registry;
-use crate::service::{Authenticator, ResourcesService};
+use crate::service::ResourcesService;
 use crate::store::KvStore;
 
 /// The largest request the transport decodes. Objects over the registry's limit are

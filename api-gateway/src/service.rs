@@ -1,12 +1,12 @@
 //! The public gRPC services: `Resources` over every kind, and `Cluster`.
 //!
-//! Owns the translation between the wire (`rafter.api.v1`) and the registry: who is
-//! calling (authentication on every call), what they may do (until RBAC lands: any
-//! authenticated user may do anything, except that bootstrap-token holders may only file
-//! CertificateSigningRequests and read the ones they filed), who filed a CSR (its
-//! `spec.username`/`groups` are always the caller's), request decoding, and the mapping of registry
-//! errors to gRPC status codes with messages a person can act on. It holds no state of
-//! its own beyond the token file. pods/log is relayed from the node's agent (`pod_logs`).
+//! Owns the translation between the wire (`rafter.api.v1`) and the registry: every call
+//! is authenticated (`auth`) and its request attributes (verb, resource, subresource,
+//! namespace, name) passed to the [`Authorizer`] (`authz`) before anything is read; what
+//! a bootstrap-token holder sees inside an allowed answer (only the CSRs it filed); who
+//! filed a CSR (its `spec.username`/`groups` are always the caller's); request decoding;
+//! and registry errors as gRPC status codes (`status`). It holds no state of its own.
+//! pods/log is relayed from the node's agent (`pod_logs`).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,11 +19,9 @@ use rafter_proto::{v1, FieldSelector, Kind, Object, Selector};
 use tonic::{Request, Response, Status};
 
 use crate::agent_dial::AgentTls;
-use crate::auth::{
-    authenticate_bootstrap, bearer_token, AuthError, TokenFile, UserInfo, BOOTSTRAPPERS_GROUP,
-    MASTERS_GROUP,
-};
-use rafter_client::{cert_identity, BootstrapToken};
+use crate::auth::{Authenticator, UserInfo, BOOTSTRAPPERS_GROUP, MASTERS_GROUP};
+use crate::authz::{Attributes, Authorizer, DefaultRules, Target};
+use crate::status::{authorize, status_of};
 
 use crate::node_metrics;
 use crate::patch::apply_patch;
@@ -33,91 +31,28 @@ use rafter_proto::{
     DeleteOptions, ListOptions, PatchType, Propagation, ReadConsistency, WatchEventType,
 };
 
-use crate::store::{KvStore, StoreError};
+use crate::store::KvStore;
 
 /// How often an idle watch with bookmarks enabled gets one.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(5);
-
-/// Decides who is calling: a client certificate the TLS layer verified against the
-/// cluster CA, a bearer token of the token file, or a bootstrap token stored in the cluster.
-pub struct Authenticator<S> {
-    registry: Registry<S>,
-    tokens: Arc<TokenFile>,
-}
-
-impl<S> Clone for Authenticator<S> {
-    fn clone(&self) -> Self {
-        Authenticator {
-            registry: self.registry.clone(),
-            tokens: self.tokens.clone(),
-        }
-    }
-}
-
-impl<S: KvStore> Authenticator<S> {
-    /// An authenticator reading bootstrap tokens through `registry`.
-    pub fn new(registry: Registry<S>, tokens: Arc<TokenFile>) -> Authenticator<S> {
-        Authenticator { registry, tokens }
-    }
-
-    /// Who is calling, or `Unauthenticated`.
-    pub async fn authenticate<T>(&self, request: &Request<T>) -> Result<UserInfo, Status> {
-        if let Some(certs) = request.peer_certs() {
-            if let Some(cert) = certs.first() {
-                let identity = cert_identity(cert.as_ref()).map_err(|e| {
-                    Status::unauthenticated(format!("the client certificate cannot be read: {e}"))
-                })?;
-                return Ok(UserInfo::new(identity.user, identity.groups));
-            }
-        }
-        let Some(header) = request.metadata().get("authorization") else {
-            return Err(Status::unauthenticated(AuthError::Missing.to_string()));
-        };
-        let header = header
-            .to_str()
-            .map_err(|_| Status::unauthenticated(AuthError::MalformedHeader.to_string()))?;
-        let token = bearer_token(header).map_err(|e| Status::unauthenticated(e.to_string()))?;
-        if let Some(user) = self.tokens.lookup(token) {
-            return Ok(user.clone());
-        }
-        let Some(bootstrap) = BootstrapToken::parse(token) else {
-            return Err(Status::unauthenticated(AuthError::UnknownToken.to_string()));
-        };
-        let secret = match self
-            .registry
-            .get(
-                Kind::Secret,
-                "kube-system",
-                &bootstrap.secret_name(),
-                ReadConsistency::Serializable,
-            )
-            .await
-        {
-            Ok(Object::Secret(secret)) => secret,
-            Ok(_) | Err(RegistryError::NotFound { .. }) => {
-                return Err(Status::unauthenticated(AuthError::UnknownToken.to_string()))
-            }
-            Err(e) => return Err(status_of(e)),
-        };
-        authenticate_bootstrap(&bootstrap, &secret, &now_rfc3339())
-            .map_err(|e| Status::unauthenticated(e.to_string()))
-    }
-}
 
 /// The `Resources` service over a registry.
 pub struct ResourcesService<S> {
     registry: Registry<S>,
     authenticator: Authenticator<S>,
+    authorizer: Arc<dyn Authorizer>,
     agent_tls: Option<AgentTls>,
 }
 
 impl<S: KvStore> ResourcesService<S> {
-    /// A service over `registry` whose callers `authenticator` identifies. It can dial
-    /// only plaintext agent endpoints until [`ResourcesService::with_agent_tls`].
+    /// A service over `registry` whose callers `authenticator` identifies and the default
+    /// rules authorize. It can dial only plaintext agent endpoints until
+    /// [`ResourcesService::with_agent_tls`].
     pub fn new(registry: Registry<S>, authenticator: Authenticator<S>) -> ResourcesService<S> {
         ResourcesService {
             registry,
             authenticator,
+            authorizer: Arc::new(DefaultRules),
             agent_tls: None,
         }
     }
@@ -137,23 +72,26 @@ impl<S: KvStore> ResourcesService<S> {
         self
     }
 
-    /// Authenticates and checks the caller may use `verb` on `kind`.
+    /// Uses `authorizer` instead of the default rules for every request.
+    pub fn with_authorizer(mut self, authorizer: Arc<dyn Authorizer>) -> ResourcesService<S> {
+        self.authorizer = authorizer;
+        self
+    }
+
+    /// Authenticates the caller and asks the authorizer whether it may `verb` `target`.
     async fn admit_caller<T>(
         &self,
         request: &Request<T>,
         verb: &str,
-        kind: Kind,
+        target: Target<'_>,
     ) -> Result<UserInfo, Status> {
         let user = self.authenticator.authenticate(request).await?;
-        let bootstrapper = is_bootstrapper(&user);
-        let csr_verbs = ["create", "get", "list", "watch"];
-        if bootstrapper && !(kind == Kind::CertificateSigningRequest && csr_verbs.contains(&verb)) {
-            return Err(Status::permission_denied(format!(
-                "user {:?} may only create and read certificatesigningrequests, not {verb} {}",
-                user.name,
-                kind.info().plural
-            )));
-        }
+        let attributes = Attributes {
+            user: &user,
+            verb,
+            target,
+        };
+        authorize(self.authorizer.as_ref(), &attributes)?;
         Ok(user)
     }
 }
@@ -186,26 +124,6 @@ fn stamp_requester(object: &mut Object, user: &UserInfo) {
         spec.username = user.name.clone();
         spec.uid = String::new();
         spec.groups = user.groups.clone();
-    }
-}
-
-/// Maps a registry error to the gRPC status a client acts on.
-pub fn status_of(error: RegistryError) -> Status {
-    let message = error.to_string();
-    match error {
-        RegistryError::NotFound { .. } => Status::not_found(message),
-        RegistryError::AlreadyExists { .. } => Status::already_exists(message),
-        RegistryError::Conflict { .. } => Status::aborted(message),
-        RegistryError::Invalid { .. } | RegistryError::BadRequest(_) => {
-            Status::invalid_argument(message)
-        }
-        RegistryError::Forbidden(_) => Status::permission_denied(message),
-        RegistryError::TooLarge(_) => Status::resource_exhausted(message),
-        RegistryError::Gone(_) => Status::out_of_range(message),
-        RegistryError::Store(StoreError::Timeout(_)) => Status::deadline_exceeded(message),
-        RegistryError::Fenced(_) => Status::aborted(message),
-        RegistryError::Store(_) => Status::unavailable(message),
-        RegistryError::Internal(_) => Status::internal(message),
     }
 }
 
@@ -271,7 +189,15 @@ impl<S: KvStore> Resources for ResourcesService<S> {
         request: Request<api::CreateRequest>,
     ) -> Result<Response<TypedObject>, Status> {
         let mut object = object_of(request.get_ref().object.clone())?;
-        let user = self.admit_caller(&request, "create", object.kind()).await?;
+        let user = self
+            .admit_caller(
+                &request,
+                "create",
+                Target::resource(object.kind())
+                    .namespace(&object.metadata().namespace)
+                    .name(&object.metadata().name),
+            )
+            .await?;
         stamp_requester(&mut object, &user);
         let dry_run = request.get_ref().dry_run;
         let created = self
@@ -295,7 +221,13 @@ impl<S: KvStore> Resources for ResourcesService<S> {
         request: Request<api::GetRequest>,
     ) -> Result<Response<TypedObject>, Status> {
         let (kind, namespace, name) = key_of(request.get_ref().key.clone())?;
-        let user = self.admit_caller(&request, "get", kind).await?;
+        let user = self
+            .admit_caller(
+                &request,
+                "get",
+                Target::resource(kind).namespace(&namespace).name(&name),
+            )
+            .await?;
         let consistency = consistency_of(request.get_ref().consistency);
         let object = self
             .registry
@@ -325,7 +257,14 @@ impl<S: KvStore> Resources for ResourcesService<S> {
         )?;
         options.limit = usize::try_from(r.limit.max(0)).unwrap_or(usize::MAX);
         options.continue_token = (!r.r#continue.is_empty()).then(|| r.r#continue.clone());
-        let user = self.admit_caller(&request, "list", options.kind).await?;
+        let user = self
+            .admit_caller(
+                &request,
+                "list",
+                Target::resource(options.kind)
+                    .namespace(options.namespace.as_deref().unwrap_or_default()),
+            )
+            .await?;
         let page = self.registry.list(&options).await.map_err(status_of)?;
         Ok(Response::new(api::ListResponse {
             items: page
@@ -346,12 +285,20 @@ impl<S: KvStore> Resources for ResourcesService<S> {
     ) -> Result<Response<TypedObject>, Status> {
         let object = object_of(request.get_ref().object.clone())?;
         let subresource = Subresource::parse(&request.get_ref().subresource).map_err(status_of)?;
-        let verb = if subresource == Subresource::Status {
-            "update/status"
+        let status = if subresource == Subresource::Status {
+            "status"
         } else {
-            "update"
+            ""
         };
-        self.admit_caller(&request, verb, object.kind()).await?;
+        self.admit_caller(
+            &request,
+            "update",
+            Target::resource(object.kind())
+                .subresource(status)
+                .namespace(&object.metadata().namespace)
+                .name(&object.metadata().name),
+        )
+        .await?;
         let updated = self
             .registry
             .update(object, subresource, request.get_ref().dry_run)
@@ -366,7 +313,15 @@ impl<S: KvStore> Resources for ResourcesService<S> {
     ) -> Result<Response<TypedObject>, Status> {
         let r = request.get_ref();
         let (kind, namespace, name) = key_of(r.key.clone())?;
-        self.admit_caller(&request, "patch", kind).await?;
+        self.admit_caller(
+            &request,
+            "patch",
+            Target::resource(kind)
+                .subresource(&r.subresource)
+                .namespace(&namespace)
+                .name(&name),
+        )
+        .await?;
         let subresource = Subresource::parse(&r.subresource).map_err(status_of)?;
         let patch_type = if r.r#type == api::PatchType::Strategic as i32 {
             PatchType::StrategicMerge
@@ -429,7 +384,12 @@ impl<S: KvStore> Resources for ResourcesService<S> {
     ) -> Result<Response<api::DeleteResponse>, Status> {
         let r = request.get_ref();
         let (kind, namespace, name) = key_of(r.key.clone())?;
-        self.admit_caller(&request, "delete", kind).await?;
+        self.admit_caller(
+            &request,
+            "delete",
+            Target::resource(kind).namespace(&namespace).name(&name),
+        )
+        .await?;
         let preconditions = r.preconditions.clone().unwrap_or_default();
         let options = DeleteOptions {
             grace_period_seconds: r.grace_period_seconds,
@@ -473,7 +433,14 @@ impl<S: KvStore> Resources for ResourcesService<S> {
             &r.field_selector,
             0,
         )?;
-        let user = self.admit_caller(&request, "watch", options.kind).await?;
+        let user = self
+            .admit_caller(
+                &request,
+                "watch",
+                Target::resource(options.kind)
+                    .namespace(options.namespace.as_deref().unwrap_or_default()),
+            )
+            .await?;
         let from = (!r.resource_version.is_empty()).then(|| r.resource_version.clone());
         let bookmarks = r.allow_bookmarks;
         let events = self
@@ -523,8 +490,21 @@ impl<S: KvStore> Resources for ResourcesService<S> {
     }
 
     async fn bind(&self, request: Request<api::BindRequest>) -> Result<Response<v1::Pod>, Status> {
-        self.admit_caller(&request, "create/binding", Kind::Pod)
-            .await?;
+        let pod = request
+            .get_ref()
+            .binding
+            .as_ref()
+            .and_then(|b| b.metadata.clone())
+            .unwrap_or_default();
+        self.admit_caller(
+            &request,
+            "create",
+            Target::resource(Kind::Pod)
+                .subresource("binding")
+                .namespace(&pod.namespace)
+                .name(&pod.name),
+        )
+        .await?;
         let binding = request
             .get_ref()
             .binding
@@ -554,9 +534,16 @@ impl<S: KvStore> Resources for ResourcesService<S> {
         &self,
         request: Request<api::EvictRequest>,
     ) -> Result<Response<api::Empty>, Status> {
-        self.admit_caller(&request, "create/eviction", Kind::Pod)
-            .await?;
         let r = request.get_ref();
+        self.admit_caller(
+            &request,
+            "create",
+            Target::resource(Kind::Pod)
+                .subresource("eviction")
+                .namespace(&r.namespace)
+                .name(&r.name),
+        )
+        .await?;
         let options = DeleteOptions {
             grace_period_seconds: r.grace_period_seconds,
             ..Default::default()
@@ -573,7 +560,15 @@ impl<S: KvStore> Resources for ResourcesService<S> {
         request: Request<api::GetScaleRequest>,
     ) -> Result<Response<api::Scale>, Status> {
         let (kind, namespace, name) = key_of(request.get_ref().key.clone())?;
-        self.admit_caller(&request, "get/scale", kind).await?;
+        self.admit_caller(
+            &request,
+            "get",
+            Target::resource(kind)
+                .subresource("scale")
+                .namespace(&namespace)
+                .name(&name),
+        )
+        .await?;
         let object = self
             .registry
             .get(kind, &namespace, &name, ReadConsistency::Linearizable)
@@ -588,7 +583,15 @@ impl<S: KvStore> Resources for ResourcesService<S> {
     ) -> Result<Response<api::Scale>, Status> {
         let r = request.get_ref();
         let (kind, namespace, name) = key_of(r.key.clone())?;
-        self.admit_caller(&request, "update/scale", kind).await?;
+        self.admit_caller(
+            &request,
+            "update",
+            Target::resource(kind)
+                .subresource("scale")
+                .namespace(&namespace)
+                .name(&name),
+        )
+        .await?;
         if r.replicas < 0 {
             return Err(Status::invalid_argument(format!(
                 "replicas must be 0 or more, not {}",
@@ -631,8 +634,14 @@ impl<S: KvStore> Resources for ResourcesService<S> {
         &self,
         request: Request<api::CertificateApprovalRequest>,
     ) -> Result<Response<v1::CertificateSigningRequest>, Status> {
-        self.admit_caller(&request, "update/approval", Kind::CertificateSigningRequest)
-            .await?;
+        self.admit_caller(
+            &request,
+            "update",
+            Target::resource(Kind::CertificateSigningRequest)
+                .subresource("approval")
+                .name(&request.get_ref().name),
+        )
+        .await?;
         let r = request.get_ref().clone();
         let (wanted, opposite) = if r.approve {
             ("Approved", "Denied")
@@ -699,7 +708,15 @@ impl<S: KvStore> Resources for ResourcesService<S> {
         &self,
         request: Request<api::LogsRequest>,
     ) -> Result<Response<Self::LogsStream>, Status> {
-        self.admit_caller(&request, "get/log", Kind::Pod).await?;
+        self.admit_caller(
+            &request,
+            "get",
+            Target::resource(Kind::Pod)
+                .subresource("log")
+                .namespace(&request.get_ref().namespace)
+                .name(&request.get_ref().name),
+        )
+        .await?;
         let r = request.into_inner();
         if r.name.is_empty() {
             return Err(Status::invalid_argument("the request names no pod"));
@@ -774,7 +791,12 @@ impl<S: KvStore> Resources for ResourcesService<S> {
         &self,
         request: Request<api::MetricsRequest>,
     ) -> Result<Response<api::MetricsResponse>, Status> {
-        self.admit_caller(&request, "get", Kind::Node).await?;
+        self.admit_caller(
+            &request,
+            "get",
+            Target::resource(Kind::Node).subresource("metrics"),
+        )
+        .await?;
         let r = request.into_inner();
         let nodes = if r.node.is_empty() {
             let options = ListOptions {

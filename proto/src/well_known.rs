@@ -1,5 +1,6 @@
 //! Names that clients, agents and masters must agree on: the groups of the built-in
-//! identities, the node user's prefix, secret types, annotations and gRPC metadata keys.
+//! identities, the node user's prefix, the system namespaces, secret types, annotations
+//! and gRPC metadata keys.
 //!
 //! Owns the spelling of each name, once. It must not say what a name grants: that is the
 //! server's authorization.
@@ -22,6 +23,9 @@ pub const AGENT_LOGS_ENDPOINT_ANNOTATION: &str = "rafter.io/agent-logs-endpoint"
 /// Metadata a gateway puts on a status about the node's agent (not about the master):
 /// another master would answer the same, so clients do not fail over on it.
 pub const AGENT_STATUS_METADATA: &str = "rafter-agent-status";
+
+/// Namespaces every cluster has, which cannot be deleted.
+pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 
 /// The user name of node `node_name`'s agent (`system:node:<name>`).
 pub fn node_user(node_name: &str) -> String {

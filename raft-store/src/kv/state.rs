@@ -40,6 +40,8 @@ const LEASES_END: &[u8] = b"s0";
 pub(crate) const META_REVISION: &[u8] = b"m/revision";
 const META_COMPACT: &[u8] = b"m/compact";
 const META_NEXT_LEASE: &[u8] = b"m/next_lease";
+/// The key of the Raft applied state kept with the data (written by `storage`).
+#[cfg(feature = "node")]
 pub(crate) const META_RAFT: &[u8] = b"m/raft";
 
 /// The changes of one revision, in the order they were made.
@@ -381,13 +383,14 @@ impl<B: KvBackend> KvState<B> {
         err.map_or(Ok(out), Err)
     }
 
-    // The next three are used by storage/ (next step).
     /// The opaque Raft applied state stored with the data, if any.
+    #[cfg(feature = "node")]
     pub(crate) fn raft_meta(&self) -> Result<Option<Vec<u8>>, KvError> {
         self.backend.get(META_RAFT)
     }
 
     /// Reload counters after the backend content was replaced (snapshot install).
+    #[cfg(feature = "node")]
     pub(crate) fn reload(&mut self) -> Result<(), KvError> {
         self.revision = read_u64(&self.backend, META_REVISION)?;
         self.compact = read_u64(&self.backend, META_COMPACT)?;

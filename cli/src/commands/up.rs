@@ -33,7 +33,7 @@ use rafter_proto::{parse_manifests, Kind, Object};
 use serde::{Deserialize, Serialize};
 
 /// The demo workload `--demo` applies.
-const DEMO: &str = include_str!("../../../examples/demo.yaml");
+const DEMO: &str = include_str!("../../../docs/examples/demo.yaml");
 
 /// Which container runtime the agents use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]

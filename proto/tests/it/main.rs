@@ -4,4 +4,5 @@
 // unwrap, but not the fixtures and helpers they share.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod docs;
 mod robustness;

@@ -66,6 +66,15 @@ pub enum AuthError {
     /// The bootstrap token is past its expiration.
     #[error("the bootstrap token {0} has expired")]
     Expired(String),
+    /// The bootstrap token's Secret names an extra group outside `system:bootstrappers:*`:
+    /// the token is refused, so no token can carry a holder into another group.
+    #[error("the bootstrap token {token} is not usable: its auth-extra-groups names {group:?}, which is not a system:bootstrappers:* group")]
+    ForbiddenExtraGroup {
+        /// The token id.
+        token: String,
+        /// The group it named.
+        group: String,
+    },
     /// The authorization header is not `Bearer <token>`.
     #[error("the authorization header must be `Bearer <token>`")]
     MalformedHeader,
@@ -166,6 +175,20 @@ pub fn bearer_token(header: &str) -> Result<&str, AuthError> {
     Ok(token)
 }
 
+/// Whether `group` is one a bootstrap token may add to its holder's groups:
+/// `system:bootstrappers:<name>`, as Kubernetes' bootstrap token authenticator allows.
+fn is_bootstrapper_subgroup(group: &str) -> bool {
+    group
+        .strip_prefix(BOOTSTRAPPERS_GROUP)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .is_some_and(|name| {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b':' || b == b'-')
+        })
+}
+
 /// Checks bootstrap token `token` against its stored Secret at time `now` (RFC 3339,
 /// compared as text: both are UTC `Z` timestamps of the same shape).
 pub fn authenticate_bootstrap(
@@ -202,13 +225,15 @@ pub fn authenticate_bootstrap(
     }
     let mut groups = vec![BOOTSTRAPPERS_GROUP.to_owned()];
     if let Some(extra) = field("auth-extra-groups") {
-        groups.extend(
-            extra
-                .split(',')
-                .map(str::trim)
-                .filter(|g| !g.is_empty())
-                .map(str::to_owned),
-        );
+        for group in extra.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+            if !is_bootstrapper_subgroup(group) {
+                return Err(AuthError::ForbiddenExtraGroup {
+                    token: token.id.clone(),
+                    group: group.to_owned(),
+                });
+            }
+            groups.push(group.to_owned());
+        }
     }
     Ok(UserInfo::new(
         format!("system:bootstrap:{}", token.id),
@@ -267,7 +292,8 @@ impl<S: KvStore> Authenticator<S> {
                 Kind::Secret,
                 "kube-system",
                 &bootstrap.secret_name(),
-                ReadConsistency::Serializable,
+                // A deleted or rotated token must stop working at once, on every master.
+                ReadConsistency::Linearizable,
             )
             .await
         {
@@ -362,5 +388,23 @@ mod tests {
         ] {
             assert!(BootstrapToken::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_token_whose_extra_groups_leave_the_bootstrappers_is_refused() {
+        let token = BootstrapToken::generate();
+        let now = "2026-11-25T00:00:00Z";
+        for group in [MASTERS_GROUP, "system:nodes", "system:bootstrappers", "ops"] {
+            let secret = token.to_secret(None, &["system:bootstrappers:worker", group]);
+            let err = authenticate_bootstrap(&token, &secret, now).unwrap_err();
+            assert!(
+                matches!(&err, AuthError::ForbiddenExtraGroup { group: g, .. } if g == group),
+                "{group}: {err}"
+            );
+            assert!(err.to_string().contains(group), "{err}");
+        }
+        let fine = token.to_secret(None, &["system:bootstrappers:worker"]);
+        let user = authenticate_bootstrap(&token, &fine, now).unwrap();
+        assert!(user.in_group("system:bootstrappers:worker") && !user.in_group(MASTERS_GROUP));
     }
 }

@@ -201,8 +201,9 @@ impl Authorizer for Chain {
 /// The rules the gateway has always applied, until RBAC replaces them:
 /// - cluster administrators (`system:masters`) may do anything;
 /// - bootstrap-token holders may only create and read CertificateSigningRequests;
-/// - only cluster administrators may use non-resource paths (cluster membership);
-/// - any other authenticated user may do anything with resources.
+/// - only cluster administrators may use non-resource paths (cluster membership) and
+///   approve or deny CertificateSigningRequests;
+/// - any other authenticated user may do anything else with resources.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultRules;
 
@@ -237,6 +238,15 @@ impl Authorizer for DefaultRules {
                     ))
                 }
             }
+            Target::Resource {
+                kind: Kind::CertificateSigningRequest,
+                subresource: "approval",
+                ..
+            } => Decision::Deny(format!(
+                "user {:?} cannot {}: approving certificates takes a member of {MASTERS_GROUP}",
+                user.name,
+                attributes.describe()
+            )),
             Target::Resource { .. } => Decision::Allow,
         }
     }
@@ -285,6 +295,20 @@ mod tests {
             DefaultRules.authorize(&members(&jane)),
             Decision::Deny(why) if why.contains("system:masters")
         ));
+        let approve = Attributes::resource(&jane, "update", Kind::CertificateSigningRequest)
+            .subresource("approval")
+            .name("node-csr-1");
+        assert!(matches!(
+            DefaultRules.authorize(&approve),
+            Decision::Deny(why) if why.contains("\"jane\"") && why.contains("/approval")
+        ));
+        assert_eq!(
+            DefaultRules.authorize(&Attributes {
+                user: &admin,
+                ..approve
+            }),
+            Decision::Allow
+        );
         let deploy = Attributes::resource(&jane, "delete", Kind::Deployment)
             .namespace("default")
             .name("web");

@@ -442,6 +442,12 @@ impl<S: KvStore> Registry<S> {
             meta.generation = 1;
             meta.self_link.clear();
         }
+        if let Object::CertificateSigningRequest(csr) = &mut object {
+            // As Kubernetes' CSR strategy: a request is filed, never filed approved. Its
+            // conditions come only through the approval subresource, its certificate only
+            // from the signer.
+            csr.status = None;
+        }
         admission::admit(self, &mut object, None).await?;
         let (namespace, name) = (
             object.metadata().namespace.clone(),

@@ -548,3 +548,40 @@ async fn an_update_that_changes_nothing_keeps_the_resource_version() {
         created.metadata().resource_version
     );
 }
+
+#[tokio::test]
+async fn a_certificate_request_is_never_filed_approved_or_signed() {
+    let r = registry();
+    let (csr_pem, _) = rafter_client::new_request("admin", &["system:masters".to_owned()]).unwrap();
+    let request = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, csr_pem);
+    let filed = object(&format!(
+        "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata:\n  name: sneaky\nspec:\n  request: {request}\n  signerName: kubernetes.io/kube-apiserver-client\n  usages: [client auth]\nstatus:\n  certificate: {request}\n  conditions:\n  - type: Approved\n    status: 'True'\n    reason: SelfApproved\n"
+    ));
+    let Object::CertificateSigningRequest(sent) = &filed else {
+        panic!("not a CSR");
+    };
+    assert!(
+        sent.status
+            .as_ref()
+            .is_some_and(|s| !s.conditions.is_empty()),
+        "the request as sent carries an approval"
+    );
+    let created = r.create(filed, false).await.unwrap();
+    let read = r
+        .get(
+            Kind::CertificateSigningRequest,
+            "",
+            "sneaky",
+            ReadConsistency::Linearizable,
+        )
+        .await
+        .unwrap();
+    for stored in [created, read] {
+        let Object::CertificateSigningRequest(csr) = stored else {
+            panic!("not a CSR");
+        };
+        let status = csr.status.unwrap_or_default();
+        assert!(status.conditions.is_empty(), "{:?}", status.conditions);
+        assert!(status.certificate.is_empty());
+    }
+}

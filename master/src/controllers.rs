@@ -360,8 +360,10 @@ impl CertificateSigner for CaSigner {
             (true, false) => CertUsage::Server,
             _ => CertUsage::Client,
         };
+        // As kube-controller-manager's --cluster-signing-duration: a request may ask for
+        // less than the signer's maximum, never more (validation keeps it at 600 s or more).
         let validity = expiration_seconds.map_or(DEFAULT_CERT_VALIDITY, |s| {
-            time::Duration::seconds(i64::from(s))
+            time::Duration::seconds(i64::from(s)).min(DEFAULT_CERT_VALIDITY)
         });
         self.ca
             .sign_request(csr_pem, usage, validity)
@@ -473,6 +475,26 @@ mod tests {
             .sign(&csr, actors::KUBELET_CLIENT, &usages, Some(3600))
             .unwrap();
         assert!(pem.contains("BEGIN CERTIFICATE"));
+        let hour = rafter_client::cert_info(&pem).unwrap();
+        // Valid from five minutes back (clock skew) for the hour asked.
+        assert!((3890..=3910).contains(&(hour.not_after - hour.not_before)));
         assert!(signer.subject("not pem").is_err());
+    }
+
+    #[test]
+    fn the_ca_signer_caps_the_requested_lifetime_at_its_maximum() {
+        let signer = CaSigner::new(ClusterCa::generate("test").unwrap());
+        let (csr, _key) = rafter_client::new_request("jane", &[]).unwrap();
+        let usages = ["client auth".to_owned()];
+        let pem = signer
+            .sign(&csr, actors::KUBE_APISERVER_CLIENT, &usages, Some(i32::MAX))
+            .unwrap();
+        let info = rafter_client::cert_info(&pem).unwrap();
+        let lifetime = info.not_after - info.not_before;
+        assert!(
+            lifetime <= DEFAULT_CERT_VALIDITY.whole_seconds() + 300,
+            "{lifetime} s, asked for {} s",
+            i32::MAX
+        );
     }
 }

@@ -8,18 +8,22 @@
 //!                                                                      └─► Deny(reason) ─► PermissionDenied
 //! ```
 //!
-//! Owns the seam and the rules behind it. [`Chain`] asks authorizers in order and the first
-//! with an opinion decides (as kube-apiserver's `--authorization-mode=Node,RBAC`);
-//! [`DefaultRules`] is today's rule set. It must not authenticate, read the store per
-//! request, or filter what a caller sees inside an allowed answer (that is the service's).
+//! Owns the seam. [`Chain`] asks authorizers in order and the first with an opinion decides
+//! (as kube-apiserver's `--authorization-mode=Node,RBAC`), and refuses what none allows
+//! with Kubernetes' message (`User "jane" cannot list resource "secrets" in API group ""
+//! in the namespace "prod"`). [`PrivilegedGroup`] lets cluster administrators
+//! (`system:masters`) do anything, as kube-apiserver does before RBAC is consulted; the
+//! Node authorizer (`node_authz`) and RBAC (`rbac`) are the others. It must not
+//! authenticate, read the store per request, or filter what a caller sees inside an
+//! allowed answer (that is the service's).
 
-use rafter_proto::well_known::{BOOTSTRAPPERS_GROUP, MASTERS_GROUP};
-use rafter_proto::Kind;
+use rafter_proto::well_known::MASTERS_GROUP;
+use rafter_proto::{Kind, Object};
 
 use crate::auth::UserInfo;
 
 /// What is asked of the API in one request, as authorization sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Attributes<'a> {
     /// Who asks.
     pub user: &'a UserInfo,
@@ -27,6 +31,9 @@ pub struct Attributes<'a> {
     pub verb: &'a str,
     /// A resource, or a non-resource path.
     pub target: Target<'a>,
+    /// The object a create or update sends, for rules that look at it (a node may create
+    /// only mirror pods bound to itself).
+    pub object: Option<&'a Object>,
 }
 
 /// What a request is about.
@@ -42,6 +49,8 @@ pub enum Target<'a> {
         namespace: &'a str,
         /// The object's name ("" for lists, watches and creates with `generateName`).
         name: &'a str,
+        /// A list's or watch's field selector as sent (`spec.nodeName=n1`), "" for none.
+        field_selector: &'a str,
     },
     /// Something that is not a resource: a path such as `/cluster/members`.
     NonResource {
@@ -58,7 +67,16 @@ impl<'a> Target<'a> {
             subresource: "",
             namespace: "",
             name: "",
+            field_selector: "",
         }
+    }
+
+    /// The same target, listed or watched with field selector `value`.
+    pub fn field_selector(mut self, value: &'a str) -> Target<'a> {
+        if let Target::Resource { field_selector, .. } = &mut self {
+            *field_selector = value;
+        }
+        self
     }
 
     /// The same target's `subresource`.
@@ -93,6 +111,7 @@ impl<'a> Attributes<'a> {
             user,
             verb,
             target: Target::resource(kind),
+            object: None,
         }
     }
 
@@ -102,6 +121,7 @@ impl<'a> Attributes<'a> {
             user,
             verb,
             target: Target::NonResource { path },
+            object: None,
         }
     }
 
@@ -151,6 +171,42 @@ impl<'a> Attributes<'a> {
     }
 }
 
+impl Attributes<'_> {
+    /// Why the request is refused when no rule allows it, as Kubernetes says it:
+    /// `User "jane" cannot list resource "secrets" in API group "" in the namespace "prod"`.
+    pub fn forbidden(&self) -> String {
+        let user = &self.user.name;
+        let verb = self.verb;
+        match &self.target {
+            Target::Resource {
+                kind,
+                subresource,
+                namespace,
+                ..
+            } => {
+                let info = kind.info();
+                let resource = if subresource.is_empty() {
+                    info.plural.to_owned()
+                } else {
+                    format!("{}/{subresource}", info.plural)
+                };
+                let scope = if namespace.is_empty() {
+                    "at the cluster scope".to_owned()
+                } else {
+                    format!("in the namespace {namespace:?}")
+                };
+                format!(
+                    "User {user:?} cannot {verb} resource {resource:?} in API group {:?} {scope}",
+                    info.group
+                )
+            }
+            Target::NonResource { path } => {
+                format!("User {user:?} cannot {verb} path {path:?}")
+            }
+        }
+    }
+}
+
 /// An authorizer's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -190,64 +246,32 @@ impl Authorizer for Chain {
                 decided => return decided,
             }
         }
-        Decision::Deny(format!(
-            "user {:?} cannot {}: no rule allows it",
-            attributes.user.name,
-            attributes.describe()
-        ))
+        Decision::Deny(attributes.forbidden())
     }
 }
 
-/// The rules the gateway has always applied, until RBAC replaces them:
-/// - cluster administrators (`system:masters`) may do anything;
-/// - bootstrap-token holders may only create and read CertificateSigningRequests;
-/// - only cluster administrators may use non-resource paths (cluster membership) and
-///   approve or deny CertificateSigningRequests;
-/// - any other authenticated user may do anything else with resources.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DefaultRules;
+/// Members of one group may do anything: `system:masters`, as kube-apiserver allows them
+/// before any other authorizer is asked. Everyone else is `NoOpinion`.
+#[derive(Debug, Clone)]
+pub struct PrivilegedGroup {
+    group: String,
+}
 
-/// The verbs a bootstrap-token holder may use on CertificateSigningRequests.
-const BOOTSTRAP_CSR_VERBS: &[&str] = &["create", "get", "list", "watch"];
-
-impl Authorizer for DefaultRules {
-    fn authorize(&self, attributes: &Attributes<'_>) -> Decision {
-        let user = attributes.user;
-        if user.in_group(MASTERS_GROUP) {
-            return Decision::Allow;
+impl PrivilegedGroup {
+    /// Cluster administrators: `system:masters`.
+    pub fn masters() -> PrivilegedGroup {
+        PrivilegedGroup {
+            group: MASTERS_GROUP.to_owned(),
         }
-        match &attributes.target {
-            Target::NonResource { .. } => Decision::Deny(format!(
-                "user {:?} cannot {}: it takes a member of {MASTERS_GROUP}",
-                user.name,
-                attributes.describe()
-            )),
-            Target::Resource {
-                kind, subresource, ..
-            } if user.in_group(BOOTSTRAPPERS_GROUP) => {
-                if *kind == Kind::CertificateSigningRequest
-                    && subresource.is_empty()
-                    && BOOTSTRAP_CSR_VERBS.contains(&attributes.verb)
-                {
-                    Decision::Allow
-                } else {
-                    Decision::Deny(format!(
-                        "user {:?} may only create and read certificatesigningrequests, not {}",
-                        user.name,
-                        attributes.describe()
-                    ))
-                }
-            }
-            Target::Resource {
-                kind: Kind::CertificateSigningRequest,
-                subresource: "approval",
-                ..
-            } => Decision::Deny(format!(
-                "user {:?} cannot {}: approving certificates takes a member of {MASTERS_GROUP}",
-                user.name,
-                attributes.describe()
-            )),
-            Target::Resource { .. } => Decision::Allow,
+    }
+}
+
+impl Authorizer for PrivilegedGroup {
+    fn authorize(&self, attributes: &Attributes<'_>) -> Decision {
+        if attributes.user.in_group(&self.group) {
+            Decision::Allow
+        } else {
+            Decision::NoOpinion
         }
     }
 }
@@ -261,58 +285,35 @@ mod tests {
     }
 
     #[test]
-    fn default_rules_keep_bootstrappers_to_their_requests() {
-        let token = user("system:bootstrap:abcdef", &[BOOTSTRAPPERS_GROUP]);
-        let rules = DefaultRules;
-        let csr = Attributes::resource(&token, "create", Kind::CertificateSigningRequest);
-        assert_eq!(rules.authorize(&csr), Decision::Allow);
-        let approve = Attributes::resource(&token, "update", Kind::CertificateSigningRequest)
-            .subresource("approval");
-        let Decision::Deny(why) = rules.authorize(&approve) else {
-            panic!("a bootstrapper approved a request");
-        };
-        assert!(
-            why.contains("certificatesigningrequests.certificates.k8s.io/approval"),
-            "{why}"
-        );
-        let secrets = Attributes::resource(&token, "list", Kind::Secret).namespace("kube-system");
-        let Decision::Deny(why) = rules.authorize(&secrets) else {
-            panic!("a bootstrapper listed secrets");
-        };
-        assert!(
-            why.contains("system:bootstrap:abcdef") && why.contains("in namespace \"kube-system\""),
-            "{why}"
-        );
+    fn administrators_may_do_anything_and_others_get_no_opinion() {
+        let admin = user("admin", &[MASTERS_GROUP]);
+        let jane = user("jane", &[]);
+        let masters = PrivilegedGroup::masters();
+        let members = |u| Attributes::non_resource(u, "delete", "/cluster/members");
+        assert_eq!(masters.authorize(&members(&admin)), Decision::Allow);
+        assert_eq!(masters.authorize(&members(&jane)), Decision::NoOpinion);
     }
 
     #[test]
-    fn only_administrators_change_membership() {
-        let admin = user("admin", &[MASTERS_GROUP]);
+    fn refusals_name_the_user_the_verb_the_resource_and_the_scope() {
         let jane = user("jane", &[]);
-        let members = |u| Attributes::non_resource(u, "update", "/cluster/members");
-        assert_eq!(DefaultRules.authorize(&members(&admin)), Decision::Allow);
-        assert!(matches!(
-            DefaultRules.authorize(&members(&jane)),
-            Decision::Deny(why) if why.contains("system:masters")
-        ));
-        let approve = Attributes::resource(&jane, "update", Kind::CertificateSigningRequest)
-            .subresource("approval")
-            .name("node-csr-1");
-        assert!(matches!(
-            DefaultRules.authorize(&approve),
-            Decision::Deny(why) if why.contains("\"jane\"") && why.contains("/approval")
-        ));
+        let secrets = Attributes::resource(&jane, "list", Kind::Secret).namespace("prod");
         assert_eq!(
-            DefaultRules.authorize(&Attributes {
-                user: &admin,
-                ..approve
-            }),
-            Decision::Allow
+            secrets.forbidden(),
+            r#"User "jane" cannot list resource "secrets" in API group "" in the namespace "prod""#
         );
-        let deploy = Attributes::resource(&jane, "delete", Kind::Deployment)
-            .namespace("default")
-            .name("web");
-        assert_eq!(DefaultRules.authorize(&deploy), Decision::Allow);
+        let approval = Attributes::resource(&jane, "update", Kind::CertificateSigningRequest)
+            .subresource("approval")
+            .name("csr-1");
+        assert_eq!(
+            approval.forbidden(),
+            r#"User "jane" cannot update resource "certificatesigningrequests/approval" in API group "certificates.k8s.io" at the cluster scope"#
+        );
+        let path = Attributes::non_resource(&jane, "get", "/cluster/members");
+        assert_eq!(
+            path.forbidden(),
+            r#"User "jane" cannot get path "/cluster/members""#
+        );
     }
 
     struct Fixed(Decision);
@@ -334,9 +335,12 @@ mod tests {
         ]);
         assert_eq!(chain.authorize(&request), Decision::Deny("no".into()));
         let silent = Chain::new(vec![Box::new(Fixed(Decision::NoOpinion))]);
-        assert!(matches!(
+        assert_eq!(
             silent.authorize(&request),
-            Decision::Deny(why) if why.contains("\"jane\" cannot get pods in namespace \"default\"")
-        ));
+            Decision::Deny(
+                r#"User "jane" cannot get resource "pods" in API group "" in the namespace "default""#
+                    .into()
+            )
+        );
     }
 }

@@ -13,7 +13,7 @@ use rafter_proto::api::{self, ClusterStatus};
 use tonic::{Request, Response, Status};
 
 use crate::auth::Authenticator;
-use crate::authz::{Attributes, Authorizer, DefaultRules};
+use crate::authz::{Attributes, Authorizer};
 use crate::status::authorize;
 use crate::store::{KvStore, StoreError};
 
@@ -42,19 +42,18 @@ pub struct ClusterService<C, S> {
 }
 
 impl<C: ClusterControl, S: KvStore> ClusterService<C, S> {
-    /// The service; `authenticator` is the one the `Resources` service uses.
-    pub fn new(control: Arc<C>, authenticator: Authenticator<S>) -> ClusterService<C, S> {
+    /// The service; `authenticator` and `authorizer` are the ones the `Resources` service
+    /// uses.
+    pub fn new(
+        control: Arc<C>,
+        authenticator: Authenticator<S>,
+        authorizer: Arc<dyn Authorizer>,
+    ) -> ClusterService<C, S> {
         ClusterService {
             control,
             authenticator,
-            authorizer: Arc::new(DefaultRules),
+            authorizer,
         }
-    }
-
-    /// Uses `authorizer` instead of the default rules for every request.
-    pub fn with_authorizer(mut self, authorizer: Arc<dyn Authorizer>) -> ClusterService<C, S> {
-        self.authorizer = authorizer;
-        self
     }
 
     /// Authenticates the caller and asks the authorizer about `verb` on the membership.

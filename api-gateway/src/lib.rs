@@ -8,7 +8,11 @@
 //! | `admission` | defaults, container resource defaults, validation, namespace existence, quota |
 //! | `cluster` | the gRPC `Cluster` service over the local member ([`ClusterControl`]) |
 //! | `auth` | who is calling ([`Authenticator`]): client certificates, the static token file, bootstrap tokens |
-//! | `authz` | whether the caller may ([`Authorizer`], [`Attributes`]): one seam every request of every service passes; [`DefaultRules`] today |
+//! | `authz` | whether the caller may ([`Authorizer`], [`Attributes`]): one seam every request of every service passes, a [`Chain`] of authorizers |
+//! | `rbac` | Roles, ClusterRoles and their bindings evaluated from memory ([`Rbac`] over a [`Policy`]) |
+//! | `node_authz` | what a node's agent may do ([`NodeAuthorizer`] over a [`NodeGraph`]): its own objects and what its pods reference |
+//! | `authz_cache` | the policy and node graph kept current from the store's changes on each master ([`AuthzCache`]) |
+//! | `bootstrap_policy` | the default ClusterRoles and bindings, created when missing |
 //! | `patch` | JSON merge patch and strategic merge patch over JSON values ([`apply_patch`]) |
 //! | `node_metrics` | `rafter top`: asking each node's agent for its measured usage, a per-node error for those that cannot answer |
 //! | `pod_logs` | pods/log: the pod's node and container, the node's agent endpoint, relaying its stream |
@@ -28,10 +32,14 @@ mod admission;
 mod agent_dial;
 mod auth;
 mod authz;
+mod authz_cache;
+mod bootstrap_policy;
 mod cluster;
+mod node_authz;
 mod node_metrics;
 mod patch;
 mod pod_logs;
+mod rbac;
 mod registry;
 mod server;
 mod service;
@@ -43,14 +51,18 @@ pub mod testing;
 pub use auth::{
     authenticate_bootstrap, bearer_token, AuthError, Authenticator, TokenFile, UserInfo,
 };
-pub use authz::{Attributes, Authorizer, Chain, Decision, DefaultRules, Target};
+pub use authz::{Attributes, Authorizer, Chain, Decision, PrivilegedGroup, Target};
+pub use authz_cache::{AuthzCache, CacheGuard};
+pub use bootstrap_policy::{default_policy, ensure_default_policy};
 pub use cluster::{ClusterControl, ClusterService};
+pub use node_authz::{NodeAuthorizer, NodeGraph};
 pub use patch::{apply_patch, merge_patch, strategic_merge_patch, PatchError};
+pub use rbac::{Policy, Rbac, SERVICE_ACCOUNT_USER_PREFIX};
 pub use registry::{
     decode, kind_prefix, now_rfc3339, object_key, ListPage, Registry, RegistryError, Subresource,
     MAX_OBJECT_BYTES, SYSTEM_NAMESPACES,
 };
-pub use server::{serve, ServeError, ServerTls, MAX_REQUEST_BYTES};
+pub use server::{authorizer, serve, ServeError, ServerTls, MAX_REQUEST_BYTES};
 pub use service::ResourcesService;
 pub use status::status_of;
 pub use store::{EventStream, KvStore, StoreError};

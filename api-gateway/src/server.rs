@@ -2,11 +2,14 @@
 //! service on one listener, with TLS (rustls) and client-certificate verification against
 //! the cluster CA, or in plaintext only when asked for explicitly (local development).
 //!
-//! Owns the transport: listener, TLS, message size limits and graceful shutdown. It does
-//! not decide who may call (`service`) and holds no cluster state.
+//! Owns the transport (listener, TLS, message size limits, graceful shutdown) and the
+//! wiring of one gateway: its authorization cache, its authorizer chain and the default
+//! RBAC policy, started with the server and stopped with it. It does not decide who may
+//! call (`authz`, `rbac`, `node_authz`).
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rafter_proto::api::cluster_server::ClusterServer;
 use rafter_proto::api::resources_server::ResourcesServer;
@@ -15,7 +18,12 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::auth::Authenticator;
 use crate::auth::TokenFile;
+use crate::authz::{Authorizer, Chain, PrivilegedGroup};
+use crate::authz_cache::AuthzCache;
+use crate::bootstrap_policy::ensure_default_policy;
 use crate::cluster::{ClusterControl, ClusterService};
+use crate::node_authz::NodeAuthorizer;
+use crate::rbac::Rbac;
 use crate::registry::Registry;
 use crate::service::ResourcesService;
 use crate::store::KvStore;
@@ -23,6 +31,30 @@ use crate::store::KvStore;
 /// The largest request the transport decodes. Objects over the registry's limit are
 /// refused by the registry with ResourceExhausted; this bound only stops runaway input.
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+
+/// How long a starting gateway waits for its authorization cache before serving.
+const CACHE_SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Aborts a task when dropped (the default-policy task ends with the server).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The authorizers every request passes, in order: cluster administrators, the Node
+/// authorizer, RBAC; what none allows is refused.
+pub fn authorizer(cache: &Arc<AuthzCache>) -> Arc<dyn Authorizer> {
+    let graph = cache.clone();
+    let policy = cache.clone();
+    Arc::new(Chain::new(vec![
+        Box::new(PrivilegedGroup::masters()),
+        Box::new(NodeAuthorizer::new(move || graph.graph())),
+        Box::new(Rbac::new(move || policy.policy())),
+    ]))
+}
 
 /// PEM material for a TLS listener.
 #[derive(Clone)]
@@ -79,7 +111,16 @@ where
     C: ClusterControl,
 {
     let authenticator = Authenticator::new(registry.clone(), tokens);
-    let mut service = ResourcesService::new(registry, authenticator.clone());
+    let (cache, _cache_guard) = AuthzCache::start(registry.clone());
+    let policy_task = tokio::spawn(ensure_default_policy(registry.clone()));
+    let _policy_guard = AbortOnDrop(policy_task);
+    if !cache.wait_synced(CACHE_SYNC_TIMEOUT).await {
+        tracing::warn!(
+            "the authorization cache did not list its kinds within {CACHE_SYNC_TIMEOUT:?}; serving, and refusing what it cannot yet allow"
+        );
+    }
+    let authorizer = authorizer(&cache);
+    let mut service = ResourcesService::new(registry, authenticator.clone(), authorizer.clone());
     if let Some(tls) = &tls {
         // The master's certificate serves and dials (server + client usage).
         service = service.with_agent_tls(
@@ -91,7 +132,7 @@ where
     let resources = ResourcesServer::new(service)
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(64 * 1024 * 1024);
-    let cluster = ClusterServer::new(ClusterService::new(control, authenticator));
+    let cluster = ClusterServer::new(ClusterService::new(control, authenticator, authorizer));
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<ResourcesServer<ResourcesService<S>>>()

@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 
 use crate::agent_dial::AgentTls;
 use crate::auth::{Authenticator, UserInfo, BOOTSTRAPPERS_GROUP, MASTERS_GROUP};
-use crate::authz::{Attributes, Authorizer, DefaultRules, Target};
+use crate::authz::{Attributes, Authorizer, Target};
 use crate::status::{authorize, status_of};
 
 use crate::node_metrics;
@@ -45,14 +45,18 @@ pub struct ResourcesService<S> {
 }
 
 impl<S: KvStore> ResourcesService<S> {
-    /// A service over `registry` whose callers `authenticator` identifies and the default
-    /// rules authorize. It can dial only plaintext agent endpoints until
+    /// A service over `registry` whose callers `authenticator` identifies and `authorizer`
+    /// authorizes. It can dial only plaintext agent endpoints until
     /// [`ResourcesService::with_agent_tls`].
-    pub fn new(registry: Registry<S>, authenticator: Authenticator<S>) -> ResourcesService<S> {
+    pub fn new(
+        registry: Registry<S>,
+        authenticator: Authenticator<S>,
+        authorizer: Arc<dyn Authorizer>,
+    ) -> ResourcesService<S> {
         ResourcesService {
             registry,
             authenticator,
-            authorizer: Arc::new(DefaultRules),
+            authorizer,
             agent_tls: None,
         }
     }
@@ -72,27 +76,40 @@ impl<S: KvStore> ResourcesService<S> {
         self
     }
 
-    /// Uses `authorizer` instead of the default rules for every request.
-    pub fn with_authorizer(mut self, authorizer: Arc<dyn Authorizer>) -> ResourcesService<S> {
-        self.authorizer = authorizer;
-        self
-    }
-
     /// Authenticates the caller and asks the authorizer whether it may `verb` `target`.
     async fn admit_caller<T>(
         &self,
         request: &Request<T>,
         verb: &str,
         target: Target<'_>,
+        object: Option<&Object>,
     ) -> Result<UserInfo, Status> {
         let user = self.authenticator.authenticate(request).await?;
         let attributes = Attributes {
             user: &user,
             verb,
-            target,
+            target: with_default_namespace(target, verb),
+            object,
         };
         authorize(self.authorizer.as_ref(), &attributes)?;
         Ok(user)
+    }
+}
+
+/// `target` in namespace `default` where a request on one namespaced object names none, as
+/// the registry then reads or writes it there (a list or watch without one is across
+/// every namespace).
+fn with_default_namespace<'a>(target: Target<'a>, verb: &str) -> Target<'a> {
+    match target {
+        Target::Resource {
+            kind, namespace, ..
+        } if namespace.is_empty()
+            && kind.info().namespaced
+            && !matches!(verb, "list" | "watch") =>
+        {
+            target.namespace("default")
+        }
+        other => other,
     }
 }
 
@@ -196,6 +213,7 @@ impl<S: KvStore> Resources for ResourcesService<S> {
                 Target::resource(object.kind())
                     .namespace(&object.metadata().namespace)
                     .name(&object.metadata().name),
+                Some(&object),
             )
             .await?;
         stamp_requester(&mut object, &user);
@@ -226,6 +244,7 @@ impl<S: KvStore> Resources for ResourcesService<S> {
                 &request,
                 "get",
                 Target::resource(kind).namespace(&namespace).name(&name),
+                None,
             )
             .await?;
         let consistency = consistency_of(request.get_ref().consistency);
@@ -262,7 +281,9 @@ impl<S: KvStore> Resources for ResourcesService<S> {
                 &request,
                 "list",
                 Target::resource(options.kind)
-                    .namespace(options.namespace.as_deref().unwrap_or_default()),
+                    .namespace(options.namespace.as_deref().unwrap_or_default())
+                    .field_selector(&r.field_selector),
+                None,
             )
             .await?;
         let page = self.registry.list(&options).await.map_err(status_of)?;
@@ -297,6 +318,7 @@ impl<S: KvStore> Resources for ResourcesService<S> {
                 .subresource(status)
                 .namespace(&object.metadata().namespace)
                 .name(&object.metadata().name),
+            Some(&object),
         )
         .await?;
         let updated = self
@@ -320,6 +342,7 @@ impl<S: KvStore> Resources for ResourcesService<S> {
                 .subresource(&r.subresource)
                 .namespace(&namespace)
                 .name(&name),
+            None,
         )
         .await?;
         let subresource = Subresource::parse(&r.subresource).map_err(status_of)?;
@@ -388,6 +411,7 @@ impl<S: KvStore> Resources for ResourcesService<S> {
             &request,
             "delete",
             Target::resource(kind).namespace(&namespace).name(&name),
+            None,
         )
         .await?;
         let preconditions = r.preconditions.clone().unwrap_or_default();
@@ -438,7 +462,9 @@ impl<S: KvStore> Resources for ResourcesService<S> {
                 &request,
                 "watch",
                 Target::resource(options.kind)
-                    .namespace(options.namespace.as_deref().unwrap_or_default()),
+                    .namespace(options.namespace.as_deref().unwrap_or_default())
+                    .field_selector(&r.field_selector),
+                None,
             )
             .await?;
         let from = (!r.resource_version.is_empty()).then(|| r.resource_version.clone());
@@ -503,6 +529,7 @@ impl<S: KvStore> Resources for ResourcesService<S> {
                 .subresource("binding")
                 .namespace(&pod.namespace)
                 .name(&pod.name),
+            None,
         )
         .await?;
         let binding = request
@@ -542,6 +569,7 @@ impl<S: KvStore> Resources for ResourcesService<S> {
                 .subresource("eviction")
                 .namespace(&r.namespace)
                 .name(&r.name),
+            None,
         )
         .await?;
         let options = DeleteOptions {
@@ -567,6 +595,7 @@ impl<S: KvStore> Resources for ResourcesService<S> {
                 .subresource("scale")
                 .namespace(&namespace)
                 .name(&name),
+            None,
         )
         .await?;
         let object = self
@@ -590,6 +619,7 @@ impl<S: KvStore> Resources for ResourcesService<S> {
                 .subresource("scale")
                 .namespace(&namespace)
                 .name(&name),
+            None,
         )
         .await?;
         if r.replicas < 0 {
@@ -640,6 +670,7 @@ impl<S: KvStore> Resources for ResourcesService<S> {
             Target::resource(Kind::CertificateSigningRequest)
                 .subresource("approval")
                 .name(&request.get_ref().name),
+            None,
         )
         .await?;
         let r = request.get_ref().clone();
@@ -715,6 +746,7 @@ impl<S: KvStore> Resources for ResourcesService<S> {
                 .subresource("log")
                 .namespace(&request.get_ref().namespace)
                 .name(&request.get_ref().name),
+            None,
         )
         .await?;
         let r = request.into_inner();
@@ -795,6 +827,7 @@ impl<S: KvStore> Resources for ResourcesService<S> {
             &request,
             "get",
             Target::resource(Kind::Node).subresource("metrics"),
+            None,
         )
         .await?;
         let r = request.into_inner();

@@ -42,10 +42,6 @@ pub(crate) fn authorize(
     match authorizer.authorize(attributes) {
         Decision::Allow => Ok(()),
         Decision::Deny(why) => Err(Status::permission_denied(why)),
-        Decision::NoOpinion => Err(Status::permission_denied(format!(
-            "user {:?} cannot {}: no rule allows it",
-            attributes.user.name,
-            attributes.describe()
-        ))),
+        Decision::NoOpinion => Err(Status::permission_denied(attributes.forbidden())),
     }
 }

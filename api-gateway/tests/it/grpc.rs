@@ -12,7 +12,7 @@ use rafter_proto::{parse_object, Object};
 use tonic::transport::Identity;
 use tonic::Code;
 
-use crate::support::{start, ADMIN_TOKEN, JANE_TOKEN};
+use crate::support::{start, until_allowed, ADMIN_TOKEN, JANE_TOKEN};
 
 fn typed(yaml: &str) -> TypedObject {
     TypedObject::from(parse_object(yaml, "test").unwrap())
@@ -285,6 +285,21 @@ async fn bad_requests_get_the_right_codes_and_change_nothing() {
 async fn lists_page_and_filter() {
     let gw = start().await;
     let mut client = gw.client(Some(JANE_TOKEN)).await;
+    gw.grant("edit", "jane", "default").await;
+    until_allowed(|| {
+        let mut client = client.clone();
+        async move {
+            client
+                .list(api::ListRequest {
+                    kind: "pods".into(),
+                    namespace: "default".into(),
+                    ..Default::default()
+                })
+                .await
+        }
+    })
+    .await
+    .unwrap();
     for i in 0..5 {
         client
             .create(api::CreateRequest {

@@ -115,11 +115,71 @@ impl Gateway {
         ResourcesClient::with_interceptor(channel, TokenInterceptor(token.map(str::to_owned)))
     }
 
+    /// A client presenting a certificate the cluster CA issued for `user` in `groups`.
+    pub async fn client_as(&self, user: &str, groups: &[&str]) -> Client {
+        let issued = self
+            .ca
+            .issue(&CertRequest {
+                common_name: user.into(),
+                organizations: groups.iter().map(|g| (*g).to_owned()).collect(),
+                subject_alt_names: vec![],
+                usage: CertUsage::Client,
+                validity: DEFAULT_CERT_VALIDITY,
+            })
+            .unwrap();
+        let channel = self
+            .channel(Some(Identity::from_pem(issued.cert_pem, issued.key_pem)))
+            .await
+            .unwrap();
+        ResourcesClient::with_interceptor(channel, TokenInterceptor(None))
+    }
+
+    /// Binds ClusterRole `role` to user `user` in `namespace`, as the admin. The grant
+    /// takes effect when the gateway's authorization cache sees it: use [`until_allowed`].
+    pub async fn grant(&self, role: &str, user: &str, namespace: &str) {
+        let binding = rafter_proto::parse_object(
+            &format!(
+                "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: {user}-{role}, namespace: {namespace}}}\nsubjects: [{{kind: User, name: {user}}}]\nroleRef: {{kind: ClusterRole, name: {role}, apiGroup: rbac.authorization.k8s.io}}\n"
+            ),
+            "grant",
+        )
+        .unwrap();
+        self.client(Some(ADMIN_TOKEN))
+            .await
+            .create(rafter_proto::api::CreateRequest {
+                object: Some(binding.into()),
+                dry_run: false,
+            })
+            .await
+            .unwrap();
+    }
+
     pub async fn cluster_client(
         &self,
         token: Option<&str>,
     ) -> ClusterClient<InterceptedService<Channel, TokenInterceptor>> {
         let channel = self.channel(None).await.unwrap();
         ClusterClient::with_interceptor(channel, TokenInterceptor(token.map(str::to_owned)))
+    }
+}
+
+/// Runs `call` until it is not refused with PermissionDenied (a grant not yet seen by the
+/// gateway's authorization cache), for at most 10 s; its last answer.
+pub async fn until_allowed<T, F, Fut>(mut call: F) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Status>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match call().await {
+            Err(status)
+                if status.code() == tonic::Code::PermissionDenied
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            other => return other,
+        }
     }
 }

@@ -1,0 +1,203 @@
+//! The authorizers' view of the cluster, kept in memory on each master: the RBAC
+//! [`Policy`] (Roles, ClusterRoles and their bindings) and the [`NodeGraph`] (pods by node
+//! and what they reference, claims and their volumes), so no request reads the store to be
+//! authorized.
+//!
+//! ```text
+//!   registry ─list (local member)─► replace kind ─► watch from the list's revision ─► put / remove
+//!                 ▲                                                   │ error or end
+//!                 └────────────── back off (250 ms … 5 s) ◄───────────┘
+//!   authorizers ──read──► Arc<Policy>, Arc<NodeGraph>   (one writer per kind, many readers)
+//! ```
+//!
+//! Owns the tasks that follow those kinds and the snapshots they write. Like any informer it
+//! is eventually consistent: a binding created a moment ago may not be seen yet by another
+//! master. It must not decide anything (the `rbac` and `node_authz` modules do), and its
+//! locks are never held across an `.await`.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use rafter_proto::{Kind, ListOptions, Object, ReadConsistency, WatchEventType};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::node_authz::NodeGraph;
+use crate::rbac::Policy;
+use crate::registry::Registry;
+use crate::store::KvStore;
+
+/// The kinds the cache follows.
+const FOLLOWED: &[Kind] = &[
+    Kind::Role,
+    Kind::ClusterRole,
+    Kind::RoleBinding,
+    Kind::ClusterRoleBinding,
+    Kind::Pod,
+    Kind::PersistentVolumeClaim,
+];
+
+/// The authorizers' snapshots and the tasks that keep them current.
+pub struct AuthzCache {
+    policy: RwLock<Arc<Policy>>,
+    graph: RwLock<Arc<NodeGraph>>,
+    /// How many followed kinds have been listed at least once.
+    synced: watch::Sender<usize>,
+}
+
+/// Stops the cache's tasks when dropped.
+pub struct CacheGuard {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for CacheGuard {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl AuthzCache {
+    /// Starts following the cluster through `registry`; the cache lives until the guard
+    /// is dropped.
+    pub fn start<S: KvStore>(registry: Registry<S>) -> (Arc<AuthzCache>, CacheGuard) {
+        let (synced, _) = watch::channel(0);
+        let cache = Arc::new(AuthzCache {
+            policy: RwLock::new(Arc::new(Policy::default())),
+            graph: RwLock::new(Arc::new(NodeGraph::default())),
+            synced,
+        });
+        let tasks = FOLLOWED
+            .iter()
+            .map(|kind| tokio::spawn(follow(registry.clone(), cache.clone(), *kind)))
+            .collect();
+        (cache, CacheGuard { tasks })
+    }
+
+    /// The RBAC policy as last seen.
+    pub fn policy(&self) -> Arc<Policy> {
+        match self.policy.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The node graph as last seen.
+    pub fn graph(&self) -> Arc<NodeGraph> {
+        match self.graph.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Waits until every followed kind was listed once, or `timeout` passed; whether it was.
+    pub async fn wait_synced(&self, timeout: Duration) -> bool {
+        let mut synced = self.synced.subscribe();
+        let all = FOLLOWED.len();
+        tokio::time::timeout(timeout, synced.wait_for(|n| *n >= all))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Applies `change` to the snapshot `kind` belongs to.
+    fn update(&self, kind: Kind, change: impl FnOnce(&mut dyn Snapshot)) {
+        if Policy::holds(kind) {
+            let mut guard = match self.policy.write() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let policy: &mut Policy = Arc::make_mut(&mut guard);
+            change(policy);
+        } else {
+            let mut guard = match self.graph.write() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let graph: &mut NodeGraph = Arc::make_mut(&mut guard);
+            change(graph);
+        }
+    }
+}
+
+/// What the cache writes: one snapshot, object by object.
+trait Snapshot {
+    fn put(&mut self, object: &Object);
+    fn remove(&mut self, object: &Object);
+    fn clear(&mut self, kind: Kind);
+}
+
+impl Snapshot for Policy {
+    fn put(&mut self, object: &Object) {
+        Policy::put(self, object);
+    }
+    fn remove(&mut self, object: &Object) {
+        Policy::remove(self, object);
+    }
+    fn clear(&mut self, kind: Kind) {
+        Policy::clear(self, kind);
+    }
+}
+
+impl Snapshot for NodeGraph {
+    fn put(&mut self, object: &Object) {
+        NodeGraph::put(self, object);
+    }
+    fn remove(&mut self, object: &Object) {
+        NodeGraph::remove(self, object);
+    }
+    fn clear(&mut self, kind: Kind) {
+        NodeGraph::clear(self, kind);
+    }
+}
+
+/// Lists `kind`, replaces it in the cache, then follows its changes; again after any break.
+async fn follow<S: KvStore>(registry: Registry<S>, cache: Arc<AuthzCache>, kind: Kind) {
+    let mut first = true;
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match follow_once(&registry, &cache, kind, &mut first).await {
+            Ok(()) => backoff = Duration::from_millis(250),
+            Err(e) => {
+                tracing::debug!(%kind, error = %e, "authorization cache: following again");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn follow_once<S: KvStore>(
+    registry: &Registry<S>,
+    cache: &AuthzCache,
+    kind: Kind,
+    first: &mut bool,
+) -> Result<(), crate::registry::RegistryError> {
+    let mut options = ListOptions::all(kind, None);
+    options.consistency = ReadConsistency::Serializable;
+    let page = registry.list(&options).await?;
+    cache.update(kind, |snapshot| {
+        snapshot.clear(kind);
+        for object in &page.items {
+            snapshot.put(object);
+        }
+    });
+    if std::mem::take(first) {
+        cache.synced.send_modify(|n| *n += 1);
+    }
+    let revision = page.revision.to_string();
+    let mut events = registry
+        .watch(ListOptions::all(kind, None), Some(&revision))
+        .await?;
+    while let Some(event) = events.next().await {
+        let event = event?;
+        let Some(object) = event.object else { continue };
+        cache.update(kind, |snapshot| match event.event_type {
+            WatchEventType::Added | WatchEventType::Modified => snapshot.put(&object),
+            WatchEventType::Deleted => snapshot.remove(&object),
+            WatchEventType::Bookmark => {}
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,326 @@
+//! The Node authorizer: what a node's agent (`system:node:<name>` in `system:nodes`) may do,
+//! as Kubernetes' Node authorizer and NodeRestriction admission together allow it.
+//!
+//! ```text
+//!   node n ──reads──► its Node, its Lease, the pods bound to it (list/watch with
+//!                     spec.nodeName=n), and only the Secrets, ConfigMaps, PVCs, PVs and
+//!                     ServiceAccounts those pods reference (the NodeGraph)
+//!          ──writes─► its Node (and status), its Lease, its pods' status, deletes of its
+//!                     pods, its mirror pods, events, certificate requests
+//!          ──reads──► Services, Endpoints (what every node needs for its pods' networking)
+//! ```
+//!
+//! Owns those rules and the [`NodeGraph`] they read: pods by node with what they reference,
+//! and claims with their volumes. The graph is kept current by the `authz_cache` from the
+//! store's changes; this module reads no store. Requests of other users are `NoOpinion`; a
+//! node's request outside the rules is denied with what was refused.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use rafter_proto::v1::Pod;
+use rafter_proto::well_known::{node_of_user, NODES_GROUP};
+use rafter_proto::{Kind, Object};
+
+use crate::authz::{Attributes, Authorizer, Decision, Target};
+
+/// The namespace of node Leases.
+const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
+/// The annotation that marks a mirror pod (a static pod's copy in the API).
+const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
+/// What one pod bound to a node references.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct PodRefs {
+    node: String,
+    /// (kind, name) in the pod's namespace.
+    references: BTreeSet<(Kind, String)>,
+}
+
+/// Pods by node, with what they reference, and claims with their volumes.
+#[derive(Debug, Clone, Default)]
+pub struct NodeGraph {
+    /// (namespace, pod) → what it references.
+    pods: BTreeMap<(String, String), PodRefs>,
+    /// node → its pods.
+    by_node: BTreeMap<String, BTreeSet<(String, String)>>,
+    /// (namespace, claim) → the PersistentVolume it is bound to.
+    claims: BTreeMap<(String, String), String>,
+}
+
+impl NodeGraph {
+    /// Whether `kind` is one the graph follows.
+    pub fn holds(kind: Kind) -> bool {
+        matches!(kind, Kind::Pod | Kind::PersistentVolumeClaim)
+    }
+
+    /// Records `object` as it is now (other kinds are ignored).
+    pub fn put(&mut self, object: &Object) {
+        let meta = object.metadata();
+        let key = (meta.namespace.clone(), meta.name.clone());
+        match object {
+            Object::Pod(pod) => {
+                self.remove_pod(&key);
+                let refs = pod_refs(pod);
+                if refs.node.is_empty() {
+                    return;
+                }
+                self.by_node
+                    .entry(refs.node.clone())
+                    .or_default()
+                    .insert(key.clone());
+                self.pods.insert(key, refs);
+            }
+            Object::PersistentVolumeClaim(claim) => {
+                let volume = claim
+                    .spec
+                    .as_ref()
+                    .map(|s| s.volume_name.clone())
+                    .unwrap_or_default();
+                self.claims.insert(key, volume);
+            }
+            _ => {}
+        }
+    }
+
+    /// Forgets `object` (other kinds are ignored).
+    pub fn remove(&mut self, object: &Object) {
+        let meta = object.metadata();
+        let key = (meta.namespace.clone(), meta.name.clone());
+        match object.kind() {
+            Kind::Pod => self.remove_pod(&key),
+            Kind::PersistentVolumeClaim => {
+                self.claims.remove(&key);
+            }
+            _ => {}
+        }
+    }
+
+    /// Forgets every object of `kind` (before a fresh list replaces them).
+    pub fn clear(&mut self, kind: Kind) {
+        match kind {
+            Kind::Pod => {
+                self.pods.clear();
+                self.by_node.clear();
+            }
+            Kind::PersistentVolumeClaim => self.claims.clear(),
+            _ => {}
+        }
+    }
+
+    fn remove_pod(&mut self, key: &(String, String)) {
+        if let Some(old) = self.pods.remove(key) {
+            if let Some(pods) = self.by_node.get_mut(&old.node) {
+                pods.remove(key);
+                if pods.is_empty() {
+                    self.by_node.remove(&old.node);
+                }
+            }
+        }
+    }
+
+    /// Whether pod `namespace/name` is bound to `node`.
+    pub fn pod_on(&self, node: &str, namespace: &str, name: &str) -> bool {
+        self.pods
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .is_some_and(|p| p.node == node)
+    }
+
+    /// Whether a pod bound to `node` references `kind` `namespace/name` (for a
+    /// PersistentVolume, through a claim a pod references; `namespace` is then ignored).
+    pub fn referenced_by(&self, node: &str, kind: Kind, namespace: &str, name: &str) -> bool {
+        let Some(pods) = self.by_node.get(node) else {
+            return false;
+        };
+        pods.iter().any(|key| {
+            let Some(refs) = self.pods.get(key) else {
+                return false;
+            };
+            if kind == Kind::PersistentVolume {
+                return refs.references.iter().any(|(k, claim)| {
+                    *k == Kind::PersistentVolumeClaim
+                        && self
+                            .claims
+                            .get(&(key.0.clone(), claim.clone()))
+                            .is_some_and(|volume| volume == name)
+                });
+            }
+            key.0 == namespace && refs.references.contains(&(kind, name.to_owned()))
+        })
+    }
+}
+
+/// The node of `pod` and the objects it references in its namespace.
+fn pod_refs(pod: &Pod) -> PodRefs {
+    let mut refs = PodRefs::default();
+    let Some(spec) = &pod.spec else {
+        return refs;
+    };
+    refs.node = spec.node_name.clone();
+    let mut add = |kind: Kind, name: &str| {
+        if !name.is_empty() {
+            refs.references.insert((kind, name.to_owned()));
+        }
+    };
+    add(
+        Kind::ServiceAccount,
+        if spec.service_account_name.is_empty() {
+            "default"
+        } else {
+            &spec.service_account_name
+        },
+    );
+    for secret in &spec.image_pull_secrets {
+        add(Kind::Secret, &secret.name);
+    }
+    for volume in &spec.volumes {
+        if let Some(s) = &volume.secret {
+            add(Kind::Secret, &s.secret_name);
+        }
+        if let Some(c) = &volume.config_map {
+            add(Kind::ConfigMap, &c.name);
+        }
+        if let Some(c) = &volume.persistent_volume_claim {
+            add(Kind::PersistentVolumeClaim, &c.claim_name);
+        }
+    }
+    for container in spec.containers.iter().chain(&spec.init_containers) {
+        for env in &container.env {
+            if let Some(from) = &env.value_from {
+                if let Some(s) = &from.secret_key_ref {
+                    add(Kind::Secret, &s.name);
+                }
+                if let Some(c) = &from.config_map_key_ref {
+                    add(Kind::ConfigMap, &c.name);
+                }
+            }
+        }
+        for from in &container.env_from {
+            if let Some(s) = &from.secret_ref {
+                add(Kind::Secret, &s.name);
+            }
+            if let Some(c) = &from.config_map_ref {
+                add(Kind::ConfigMap, &c.name);
+            }
+        }
+    }
+    refs
+}
+
+/// The Node authorizer over a shared, replaceable [`NodeGraph`].
+pub struct NodeAuthorizer {
+    graph: Arc<dyn Fn() -> Arc<NodeGraph> + Send + Sync>,
+}
+
+impl NodeAuthorizer {
+    /// An authorizer reading the graph `current` returns at each request.
+    pub fn new(current: impl Fn() -> Arc<NodeGraph> + Send + Sync + 'static) -> NodeAuthorizer {
+        NodeAuthorizer {
+            graph: Arc::new(current),
+        }
+    }
+}
+
+const READ: &[&str] = &["get", "list", "watch"];
+
+impl Authorizer for NodeAuthorizer {
+    fn authorize(&self, attributes: &Attributes<'_>) -> Decision {
+        let user = attributes.user;
+        if !user.in_group(NODES_GROUP) {
+            return Decision::NoOpinion;
+        }
+        let Some(node) = node_of_user(&user.name) else {
+            return Decision::NoOpinion;
+        };
+        let allowed = match &attributes.target {
+            Target::NonResource { .. } => false,
+            Target::Resource { .. } => self.allows(node, attributes),
+        };
+        if allowed {
+            Decision::Allow
+        } else {
+            Decision::Deny(format!(
+                "node {node:?} cannot {}{}: a node may only use its own Node and Lease, the pods bound to it and what they reference",
+                attributes.describe(),
+                match &attributes.target {
+                    Target::Resource { name, .. } if !name.is_empty() => format!(" named {name:?}"),
+                    _ => String::new(),
+                }
+            ))
+        }
+    }
+}
+
+impl NodeAuthorizer {
+    fn allows(&self, node: &str, attributes: &Attributes<'_>) -> bool {
+        let Target::Resource {
+            kind,
+            subresource,
+            namespace,
+            name,
+            field_selector,
+        } = attributes.target
+        else {
+            return false;
+        };
+        let verb = attributes.verb;
+        let read = READ.contains(&verb);
+        let own_name = name == node;
+        let selects = |field: &str| {
+            field_selector
+                .split(',')
+                .any(|term| term.trim() == format!("{field}={node}"))
+        };
+        match (kind, subresource) {
+            (Kind::Node, "" | "status") => match verb {
+                "get" | "update" | "patch" | "create" => own_name,
+                "list" | "watch" => own_name || selects("metadata.name"),
+                _ => false,
+            },
+            (Kind::Lease, "") => {
+                namespace == NODE_LEASE_NAMESPACE
+                    && own_name
+                    && matches!(verb, "get" | "create" | "update" | "patch")
+            }
+            (Kind::Pod, "") => match verb {
+                "list" | "watch" => selects("spec.nodeName"),
+                "get" | "delete" => (self.graph)().pod_on(node, namespace, name),
+                // A mirror pod of one of its static pods, on itself.
+                "create" => attributes.object.is_some_and(|o| mirror_pod_on(o, node)),
+                _ => false,
+            },
+            (Kind::Pod, "status") => {
+                matches!(verb, "get" | "update" | "patch")
+                    && (self.graph)().pod_on(node, namespace, name)
+            }
+            (
+                Kind::Secret
+                | Kind::ConfigMap
+                | Kind::PersistentVolumeClaim
+                | Kind::ServiceAccount
+                | Kind::PersistentVolume,
+                "",
+            ) => verb == "get" && (self.graph)().referenced_by(node, kind, namespace, name),
+            (Kind::Event, "") => matches!(verb, "create" | "update" | "patch"),
+            (Kind::CertificateSigningRequest, "") => verb == "create" || read,
+            (Kind::Service | Kind::Endpoints, "") => read,
+            _ => false,
+        }
+    }
+}
+
+/// Whether `object` is a mirror pod bound to `node`.
+fn mirror_pod_on(object: &Object, node: &str) -> bool {
+    let Object::Pod(pod) = object else {
+        return false;
+    };
+    pod.spec.as_ref().is_some_and(|s| s.node_name == node)
+        && object
+            .metadata()
+            .annotations
+            .contains_key(MIRROR_POD_ANNOTATION)
+}
+
+#[cfg(test)]
+#[path = "node_authz_test.rs"]
+mod node_authz_test;

@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 
 use crate::agent_dial::AgentTls;
 use crate::auth::{Authenticator, UserInfo, BOOTSTRAPPERS_GROUP, MASTERS_GROUP};
-use crate::authz::{Attributes, Authorizer, Target};
+use crate::authz::{Attributes, Authorizer, Decision, Target};
 use crate::status::{authorize, status_of};
 
 use crate::node_metrics;
@@ -32,6 +32,9 @@ use rafter_proto::{
 };
 
 use crate::store::KvStore;
+
+/// The non-resource path a question about another user's access is authorized on.
+const SUBJECT_ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
 
 /// How often an idle watch with bookmarks enabled gets one.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(5);
@@ -817,6 +820,48 @@ impl<S: KvStore> Resources for ResourcesService<S> {
             ))),
         });
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn review_access(
+        &self,
+        request: Request<api::AccessReviewRequest>,
+    ) -> Result<Response<api::AccessReviewResponse>, Status> {
+        let caller = self.authenticator.authenticate(&request).await?;
+        let r = request.into_inner();
+        let subject = if r.user.is_empty() {
+            caller
+        } else {
+            // Asking about someone else is a SubjectAccessReview.
+            let asking = Attributes::non_resource(&caller, "create", SUBJECT_ACCESS_REVIEWS);
+            authorize(self.authorizer.as_ref(), &asking)?;
+            UserInfo::new(r.user.clone(), r.groups.clone())
+        };
+        let target = if r.non_resource_path.is_empty() {
+            Target::resource(kind_of(&r.kind)?)
+                .subresource(&r.subresource)
+                .namespace(&r.namespace)
+                .name(&r.name)
+        } else {
+            Target::NonResource {
+                path: &r.non_resource_path,
+            }
+        };
+        let attributes = Attributes {
+            user: &subject,
+            verb: &r.verb,
+            target,
+            object: None,
+        };
+        let (allowed, reason) = match self.authorizer.authorize(&attributes) {
+            Decision::Allow => (true, String::new()),
+            Decision::Deny(why) => (false, why),
+            Decision::NoOpinion => (false, attributes.forbidden()),
+        };
+        Ok(Response::new(api::AccessReviewResponse {
+            allowed,
+            reason,
+            user: subject.name.clone(),
+        }))
     }
 
     async fn metrics(

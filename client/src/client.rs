@@ -594,6 +594,21 @@ impl Client {
         .await
     }
 
+    /// Whether a user (the caller when `request.user` is empty) may make a request, as the
+    /// server's authorizers decide it (`rafter auth can-i`).
+    pub async fn review_access(
+        &self,
+        request: api::AccessReviewRequest,
+    ) -> Result<api::AccessReviewResponse, ClientError> {
+        self.resources(
+            "review access",
+            Idempotency::Read,
+            request,
+            |mut c, r| async move { c.review_access(r).await },
+        )
+        .await
+    }
+
     /// The cluster as the master that answers sees it: members, leader, term, indexes.
     pub async fn cluster_status(&self) -> Result<api::ClusterStatus, ClientError> {
         let (_, status) = self

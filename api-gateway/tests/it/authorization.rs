@@ -303,3 +303,83 @@ async fn a_bootstrap_token_may_not_approve_or_read_beyond_its_requests() {
         "a bootstrap token reads pods",
     );
 }
+
+async fn can_i(
+    client: &mut Client,
+    verb: &str,
+    kind: &str,
+    namespace: &str,
+    user: &str,
+) -> Result<api::AccessReviewResponse, tonic::Status> {
+    client
+        .review_access(api::AccessReviewRequest {
+            verb: verb.into(),
+            kind: kind.into(),
+            namespace: namespace.into(),
+            user: user.into(),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+#[tokio::test]
+async fn can_i_is_answered_by_the_server_for_oneself_and_by_admins_for_others() {
+    let gw = start().await;
+    seed(&gw).await;
+    let mut admin = gw.client(Some(ADMIN_TOKEN)).await;
+    let mut jane = gw.client(Some(JANE_TOKEN)).await;
+    let no = can_i(&mut jane, "list", "pods", "shop", "").await.unwrap();
+    assert!(!no.allowed);
+    assert_eq!(no.user, "jane");
+    assert!(
+        no.reason
+            .contains(r#"User "jane" cannot list resource "pods""#),
+        "{}",
+        no.reason
+    );
+    gw.grant("view", "jane", "shop").await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !can_i(&mut jane, "list", "pods", "shop", "")
+        .await
+        .unwrap()
+        .allowed
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the grant never showed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        !can_i(&mut jane, "delete", "pods", "shop", "")
+            .await
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        !can_i(&mut jane, "list", "pods", "prod", "")
+            .await
+            .unwrap()
+            .allowed
+    );
+    // An admin may ask about jane; jane may not ask about the admin.
+    let about_jane = can_i(&mut admin, "get", "deploy", "shop", "jane")
+        .await
+        .unwrap();
+    assert!(about_jane.allowed && about_jane.user == "jane");
+    assert!(
+        !can_i(&mut admin, "get", "secrets", "shop", "jane")
+            .await
+            .unwrap()
+            .allowed
+    );
+    refused(
+        can_i(&mut jane, "get", "secrets", "shop", "admin").await,
+        "jane asks about someone else",
+    );
+    let bad = can_i(&mut jane, "get", "gizmos", "shop", "")
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+}

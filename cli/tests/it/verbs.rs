@@ -413,7 +413,9 @@ fn a_bootstrap_token_lets_its_holder_file_certificate_requests_only_until_delete
     let refused = as_holder(&["get", "pods"]);
     assert_ne!(refused.code, 0);
     assert!(
-        refused.stderr.contains("certificatesigningrequests"),
+        refused.stderr.contains(&format!(
+            "User \"system:bootstrap:{id}\" cannot list resource \"pods\""
+        )),
         "{}",
         refused.stderr
     );

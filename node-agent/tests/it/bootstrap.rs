@@ -231,10 +231,17 @@ async fn a_signed_request_leaves_a_node_certificate_that_is_reused_without_a_tok
     })
     .await
     .unwrap();
-    as_node
-        .get(Kind::Namespace, "", "kube-system")
+    let review = as_node
+        .review_access(rafter_proto::api::AccessReviewRequest {
+            verb: "get".into(),
+            kind: "nodes".into(),
+            name: "w1".into(),
+            ..Default::default()
+        })
         .await
         .unwrap();
+    assert_eq!(review.user, "system:node:w1");
+    assert!(review.allowed, "a node may read its own Node");
 
     // A second start uses the stored certificate: no token, no new request.
     config.bootstrap_token = None;

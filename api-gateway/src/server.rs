@@ -65,6 +65,10 @@ pub struct ServerTls {
     pub key_pem: String,
     /// The CA whose client certificates are accepted (clients may also use tokens).
     pub client_ca_pem: String,
+    /// The certificate and key (PEM) the gateway presents when it dials a node's agent
+    /// (logs, metrics); `None` presents the serving certificate. A master's serving
+    /// certificate is no client identity of its own, so masters give one here.
+    pub agent_client: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -122,12 +126,12 @@ where
     let authorizer = authorizer(&cache);
     let mut service = ResourcesService::new(registry, authenticator.clone(), authorizer.clone());
     if let Some(tls) = &tls {
-        // The master's certificate serves and dials (server + client usage).
-        service = service.with_agent_tls(
-            tls.client_ca_pem.clone(),
-            tls.cert_pem.clone(),
-            tls.key_pem.clone(),
-        );
+        // Agents are dialled with the gateway's agent-client identity.
+        let (cert, key) = tls
+            .agent_client
+            .clone()
+            .unwrap_or_else(|| (tls.cert_pem.clone(), tls.key_pem.clone()));
+        service = service.with_agent_tls(tls.client_ca_pem.clone(), cert, key);
     }
     let resources = ResourcesServer::new(service)
         .max_decoding_message_size(MAX_REQUEST_BYTES)

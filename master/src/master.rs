@@ -23,7 +23,7 @@ use rafter_proto::Object;
 
 use api_gateway::{serve, Registry, RegistryError, ServeError, ServerTls, TokenFile};
 use rafter_client::{CertRequest, CertUsage, ClusterCa, PkiError, DEFAULT_CERT_VALIDITY};
-use rafter_proto::well_known::MASTERS_GROUP;
+use rafter_proto::well_known::{MASTERS_GROUP, PEERS_GROUP};
 
 use crate::raft_kv::RaftKv;
 
@@ -35,6 +35,24 @@ const CLUSTER_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "
 /// kube-apiserver has etcd compacted. A watch or informer that falls further behind than
 /// this gets a "compacted" answer and lists again.
 pub const DEFAULT_HISTORY_RETENTION: u64 = 100_000;
+
+/// Admits to a member's Raft port only certificates in the peers group, which masters
+/// alone are issued: nodes' and users' certificates of the same CA are refused.
+struct MembersOnly;
+
+impl raft_store::PeerVerifier for MembersOnly {
+    fn verify(&self, cert_der: &[u8]) -> Result<(), String> {
+        let identity = rafter_client::cert_identity(cert_der).map_err(|e| e.to_string())?;
+        if identity.groups.iter().any(|g| g == PEERS_GROUP) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} (groups {:?}) is not in {PEERS_GROUP}",
+                identity.user, identity.groups
+            ))
+        }
+    }
+}
 
 /// How to run one master.
 #[derive(Debug, Clone)]
@@ -244,24 +262,43 @@ impl Master {
             .clone()
             .unwrap_or_else(|| client_addr.to_string());
 
-        // One certificate serves clients and authenticates this master to its peers.
-        let serving = ca.issue(&CertRequest {
-            common_name: format!("rafter-master-{}", config.id),
-            organizations: vec![MASTERS_GROUP.to_owned()],
-            subject_alt_names: {
-                let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-                let advertised_peer = config
-                    .advertise_peer
-                    .clone()
-                    .unwrap_or_else(|| config.peer_addr.to_string());
-                for host in [host_of(&advertise_client), host_of(&advertised_peer)] {
-                    if !names.contains(&host) {
-                        names.push(host);
-                    }
+        // Three identities, each for one use: the API's serving certificate (no client
+        // identity: a leaked serving key is no admin), the Raft peer certificate (the only
+        // one the members' Raft ports accept) and the client certificate agents are
+        // dialled with (agents let only system:masters read logs and metrics).
+        let hosts = {
+            let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+            let advertised_peer = config
+                .advertise_peer
+                .clone()
+                .unwrap_or_else(|| config.peer_addr.to_string());
+            for host in [host_of(&advertise_client), host_of(&advertised_peer)] {
+                if !names.contains(&host) {
+                    names.push(host);
                 }
-                names
-            },
+            }
+            names
+        };
+        let member_name = format!("rafter-master-{}", config.id);
+        let serving = ca.issue(&CertRequest {
+            common_name: member_name.clone(),
+            organizations: Vec::new(),
+            subject_alt_names: hosts.clone(),
+            usage: CertUsage::Server,
+            validity: DEFAULT_CERT_VALIDITY,
+        })?;
+        let peer = ca.issue(&CertRequest {
+            common_name: member_name.clone(),
+            organizations: vec![PEERS_GROUP.to_owned()],
+            subject_alt_names: hosts,
             usage: CertUsage::ServerAndClient,
+            validity: DEFAULT_CERT_VALIDITY,
+        })?;
+        let agent_client = ca.issue(&CertRequest {
+            common_name: format!("{member_name}:agent-client"),
+            organizations: vec![MASTERS_GROUP.to_owned()],
+            subject_alt_names: Vec::new(),
+            usage: CertUsage::Client,
             validity: DEFAULT_CERT_VALIDITY,
         })?;
         let mut node_config = NodeConfig::new(config.id, config.data_dir.join("store"));
@@ -276,9 +313,10 @@ impl Master {
             // Masters authenticate each other: a peer without a certificate from the
             // cluster CA cannot replicate to or from this one.
             node_config.tls = Some(raft_store::PeerTls {
-                cert_pem: serving.cert_pem.clone(),
-                key_pem: serving.key_pem.clone(),
+                cert_pem: peer.cert_pem,
+                key_pem: peer.key_pem,
                 ca_pem: ca.cert_pem().to_owned(),
+                verifier: Some(Arc::new(MembersOnly)),
             });
         }
         let node = Node::start(node_config)
@@ -310,6 +348,7 @@ impl Master {
             cert_pem: serving.cert_pem,
             key_pem: serving.key_pem,
             client_ca_pem: ca.cert_pem().to_owned(),
+            agent_client: Some((agent_client.cert_pem, agent_client.key_pem)),
         });
 
         let kv = Arc::new(RaftKv::new(node.clone()));
@@ -428,4 +467,41 @@ async fn ensure_cluster_state(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft_store::PeerVerifier;
+
+    fn der(ca: &ClusterCa, cn: &str, groups: &[&str]) -> Vec<u8> {
+        let issued = ca
+            .issue(&CertRequest {
+                common_name: cn.to_owned(),
+                organizations: groups.iter().map(|g| (*g).to_owned()).collect(),
+                subject_alt_names: Vec::new(),
+                usage: CertUsage::Client,
+                validity: DEFAULT_CERT_VALIDITY,
+            })
+            .unwrap();
+        let mut reader = issued.cert_pem.as_bytes();
+        let der = rustls_pemfile::certs(&mut reader).next().unwrap().unwrap();
+        der.as_ref().to_vec()
+    }
+
+    #[test]
+    fn only_peer_certificates_pass_the_raft_port() {
+        let ca = ClusterCa::generate("test").unwrap();
+        assert!(MembersOnly
+            .verify(&der(&ca, "rafter-master-2", &[PEERS_GROUP]))
+            .is_ok());
+        for (cn, groups) in [
+            ("system:node:n1", &["system:nodes"][..]),
+            ("admin", &[MASTERS_GROUP][..]),
+            ("rafter-master-2", &[][..]),
+        ] {
+            let why = MembersOnly.verify(&der(&ca, cn, groups)).unwrap_err();
+            assert!(why.contains(cn) && why.contains(PEERS_GROUP), "{why}");
+        }
+    }
 }

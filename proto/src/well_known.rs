@@ -11,6 +11,9 @@ pub const AUTHENTICATED_GROUP: &str = "system:authenticated";
 pub const MASTERS_GROUP: &str = "system:masters";
 /// Holders of a bootstrap token, before they have a certificate.
 pub const BOOTSTRAPPERS_GROUP: &str = "system:bootstrappers";
+/// Masters as Raft peers: the organization of the certificates members present on the Raft
+/// port, and the only one that port accepts.
+pub const PEERS_GROUP: &str = "system:rafter-peers";
 /// Node agents: the organization of every node's certificate.
 pub const NODES_GROUP: &str = "system:nodes";
 /// The user name of node `n` is `system:node:n`.

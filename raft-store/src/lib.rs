@@ -73,6 +73,8 @@ pub use network::NetworkFaults;
 #[cfg(feature = "node")]
 pub use network::PeerTls;
 #[cfg(feature = "node")]
+pub use network::PeerVerifier;
+#[cfg(feature = "node")]
 pub use node::since_quorum_ack;
 #[cfg(feature = "node")]
 pub use node::Consistency;

@@ -189,6 +189,7 @@ impl Masters {
                 cert_pem: server.cert_pem,
                 key_pem: server.key_pem,
                 client_ca_pem: ca.cert_pem().to_owned(),
+                agent_client: None,
             };
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let backend = listener.local_addr().unwrap();

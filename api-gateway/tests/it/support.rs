@@ -67,6 +67,7 @@ pub async fn start() -> Gateway {
         cert_pem: server.cert_pem,
         key_pem: server.key_pem,
         client_ca_pem: ca.cert_pem().to_owned(),
+        agent_client: None,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let serving = registry.clone();

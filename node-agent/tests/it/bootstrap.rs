@@ -47,6 +47,7 @@ impl TlsCluster {
             cert_pem: serving.cert_pem,
             key_pem: serving.key_pem,
             client_ca_pem: ca.cert_pem().to_owned(),
+            agent_client: None,
         };
         let store = Arc::new(MemKv::new().unwrap());
         let registry = Registry::new(store.clone());

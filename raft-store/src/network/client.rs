@@ -88,9 +88,20 @@ impl NetworkFaults {
     }
 }
 
-/// Mutual TLS between members: this member's certificate and key, and the CA whose
-/// certificates peers must present. A peer with a certificate from another CA cannot
-/// join: the handshake fails both ways.
+/// Decides whether the holder of a certificate the cluster CA issued may call a member's
+/// Raft service (append, vote, snapshots, forwarded writes, read index). The CA also
+/// issues nodes' and users' certificates: those must be refused.
+pub trait PeerVerifier: Send + Sync + 'static {
+    /// `Ok` when the peer presenting `cert_der` (its leaf certificate, DER) is a member;
+    /// otherwise why not.
+    fn verify(&self, cert_der: &[u8]) -> Result<(), String>;
+}
+
+/// Mutual TLS between members: this member's certificate and key, the CA whose
+/// certificates peers must present, and which of those certificates name a member. A peer
+/// with a certificate from another CA cannot join: the handshake fails both ways; one with
+/// a certificate of the CA that [`PeerTls::verifier`] refuses gets PermissionDenied on
+/// every call.
 #[derive(Clone)]
 pub struct PeerTls {
     /// This member's certificate, PEM (valid for client and server use).
@@ -99,6 +110,8 @@ pub struct PeerTls {
     pub key_pem: String,
     /// The cluster CA, PEM.
     pub ca_pem: String,
+    /// Which certificates of the CA belong to members; `None` accepts every one.
+    pub verifier: Option<Arc<dyn PeerVerifier>>,
 }
 
 impl std::fmt::Debug for PeerTls {

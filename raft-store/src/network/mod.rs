@@ -16,6 +16,7 @@ pub use client::GrpcNetworkFactory;
 pub use client::NetworkFaults;
 pub(crate) use client::PeerConnections;
 pub use client::PeerTls;
+pub use client::PeerVerifier;
 pub(crate) use codec::from_bytes;
 pub(crate) use codec::to_bytes;
 pub use server::RaftGrpcService;

@@ -22,6 +22,7 @@ use tonic::Status;
 use tonic::Streaming;
 
 use crate::kv::Command;
+use crate::network::client::PeerVerifier;
 use crate::network::codec::from_bytes;
 use crate::network::codec::to_bytes;
 use crate::proposer::Proposer;
@@ -44,6 +45,8 @@ pub struct RaftGrpcService {
     proposer: Arc<Proposer>,
     /// Where snapshots received from the leader are written.
     snapshot_dir: Arc<PathBuf>,
+    /// Which callers are members, when peers present certificates.
+    verifier: Option<Arc<dyn PeerVerifier>>,
     /// Turns true when the member shuts down: replication streams end then, so the server's
     /// graceful shutdown does not wait for peers to close them.
     shutdown: tokio::sync::watch::Receiver<bool>,
@@ -61,6 +64,7 @@ impl RaftGrpcService {
         reads: Arc<ReadIndexBatcher>,
         proposer: Arc<Proposer>,
         snapshot_dir: PathBuf,
+        verifier: Option<Arc<dyn PeerVerifier>>,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         RaftGrpcService {
@@ -70,6 +74,7 @@ impl RaftGrpcService {
             reads,
             proposer,
             snapshot_dir: Arc::new(snapshot_dir),
+            verifier,
             shutdown,
         }
     }
@@ -83,6 +88,25 @@ impl RaftGrpcService {
 }
 
 impl RaftGrpcService {
+    /// Refuses a caller whose certificate does not name a member (a node's or a user's
+    /// certificate of the same CA): no Raft call, forwarded writes and read index included,
+    /// reaches openraft from anyone else.
+    fn check_peer<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let Some(verifier) = &self.verifier else {
+            return Ok(());
+        };
+        let certs = request.peer_certs();
+        let Some(cert) = certs.as_deref().and_then(|c| c.first()) else {
+            return Err(Status::permission_denied(
+                "a Raft peer must present a member's certificate",
+            ));
+        };
+        verifier.verify(cert.as_ref()).map_err(|why| {
+            tracing::warn!(member = self.id, %why, "refused a Raft call from a non-member");
+            Status::permission_denied(format!("not a member of this cluster: {why}"))
+        })
+    }
+
     /// Refuses a replication request meant for another member or cluster: a peer that dials
     /// an address now served by someone else must get an error, not that member's log.
     fn check_addressee(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(), Status> {
@@ -117,6 +141,7 @@ impl RaftRpc for RaftGrpcService {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
+        self.check_peer(&request)?;
         self.check_addressee(request.metadata())?;
         let req = from_bytes(&request.into_inner().data)?;
         let resp = self.raft.append_entries(req).await;
@@ -130,6 +155,7 @@ impl RaftRpc for RaftGrpcService {
         &self,
         request: Request<Streaming<RaftPayload>>,
     ) -> Result<Response<Self::StreamAppendStream>, Status> {
+        self.check_peer(&request)?;
         self.check_addressee(request.metadata())?;
         // The requests end where the stream ends or at the first that does not decode; the
         // leader then sees the replies end and starts a new stream.
@@ -155,6 +181,7 @@ impl RaftRpc for RaftGrpcService {
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        self.check_peer(&request)?;
         self.check_addressee(request.metadata())?;
         let req = from_bytes(&request.into_inner().data)?;
         let resp = self.raft.vote(req).await;
@@ -165,6 +192,7 @@ impl RaftRpc for RaftGrpcService {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
+        self.check_peer(&request)?;
         self.check_addressee(request.metadata())?;
         let req = from_bytes(&request.into_inner().data)?;
         let resp = self.raft.pre_vote(req).await;
@@ -175,6 +203,7 @@ impl RaftRpc for RaftGrpcService {
         &self,
         request: Request<Streaming<RaftPayload>>,
     ) -> Result<Response<RaftPayload>, Status> {
+        self.check_peer(&request)?;
         self.check_addressee(request.metadata())?;
         let mut chunks = request.into_inner();
         let header = chunks
@@ -210,8 +239,9 @@ impl RaftRpc for RaftGrpcService {
 
     async fn read_index(
         &self,
-        _request: Request<RaftPayload>,
+        request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
+        self.check_peer(&request)?;
         // Confirms leadership with a quorum; the index is what a reader must have applied.
         let resp: Result<Option<u64>, RaftError<TypeConfig, LinearizableReadError<TypeConfig>>> =
             self.reads
@@ -225,6 +255,7 @@ impl RaftRpc for RaftGrpcService {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
+        self.check_peer(&request)?;
         let mut cmd: Command = from_bytes(&request.into_inner().data)?;
         // Time is decided by the leader: restamp the forwarded entry with this member's clock.
         cmd.now_ms = crate::node::now_ms();

@@ -198,6 +198,7 @@ impl Node {
             reads.clone(),
             proposer.clone(),
             config.data_dir.join("snapshots"),
+            config.tls.as_ref().and_then(|t| t.verifier.clone()),
             shutdown_rx.clone(),
         )
         .into_server();

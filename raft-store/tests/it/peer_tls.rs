@@ -1,10 +1,12 @@
 //! Mutual TLS between members: members with certificates from the cluster CA replicate;
-//! a member whose certificate comes from another CA never receives the log.
+//! a member whose certificate comes from another CA never receives the log; and a
+//! certificate of the cluster CA that does not name a member (a node's, a user's) gets
+//! no Raft call through, forwarded writes and read index included.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use raft_store::{Consistency, Node, NodeConfig, PeerTls, PutRequest};
+use raft_store::{Consistency, Node, NodeConfig, PeerTls, PeerVerifier, PutRequest};
 use rcgen::{
     BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, SanType,
 };
@@ -28,8 +30,40 @@ fn ca() -> Ca {
 }
 
 fn member_tls(ca: &Ca) -> PeerTls {
+    issued(ca, "member")
+}
+
+/// Members' certificates have the organization `raft-members`; the verifier asks for it.
+struct MembersOnly;
+
+impl PeerVerifier for MembersOnly {
+    fn verify(&self, cert_der: &[u8]) -> Result<(), String> {
+        let (_, cert) = x509_parser::parse_x509_certificate(cert_der).map_err(|e| e.to_string())?;
+        let member = cert
+            .subject()
+            .iter_organization()
+            .any(|o| o.as_str().ok() == Some("raft-members"));
+        if member {
+            Ok(())
+        } else {
+            Err(format!("{} is not in raft-members", cert.subject()))
+        }
+    }
+}
+
+/// A certificate of `ca` for `name`; members' carry the organization `raft-members`, and
+/// the verifier that admits only them.
+fn issued(ca: &Ca, name: &str) -> PeerTls {
     let key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    if name == "member" {
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "raft-members");
+    }
     params.subject_alt_names = vec![SanType::IpAddress("127.0.0.1".parse().unwrap())];
     params.extended_key_usages = vec![
         ExtendedKeyUsagePurpose::ServerAuth,
@@ -40,6 +74,7 @@ fn member_tls(ca: &Ca) -> PeerTls {
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
         ca_pem: ca.cert_pem.clone(),
+        verifier: Some(std::sync::Arc::new(MembersOnly)),
     }
 }
 
@@ -99,6 +134,111 @@ async fn only_members_with_a_certificate_from_the_cluster_ca_receive_the_log() {
         .is_none());
     assert_eq!(stranger.revision().await.unwrap(), 0);
     for node in [one, two, stranger, friend] {
+        node.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_certificate_of_the_cluster_ca_that_names_no_member_gets_no_raft_call_through() {
+    use rafter_proto::raft::raft_client::RaftClient;
+    use rafter_proto::raft::RaftPayload;
+    use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+    init_tracing();
+    let ca = ca();
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let one = start(1, &dirs[0], member_tls(&ca)).await;
+    let two = start(2, &dirs[1], member_tls(&ca)).await;
+    let members: BTreeMap<u64, String> =
+        [(1, one.addr().to_owned()), (2, two.addr().to_owned())].into();
+    one.initialize(members).await.unwrap();
+    let leader = eventually("a leader among members", || async {
+        [&one, &two]
+            .into_iter()
+            .find(|n| n.leader_term().is_some())
+            .cloned()
+    })
+    .await;
+    eventually("a first write commits", || async {
+        leader.put(PutRequest::new("k", "v")).await.ok()
+    })
+    .await;
+    let term = leader.leader_term();
+    let revision = leader.revision().await.unwrap();
+
+    let put = raft_store::kv::Command {
+        now_ms: 0,
+        fence_term: None,
+        op: raft_store::kv::Op::Put(PutRequest::new("k", "stolen")),
+    };
+    let write = bincode::serde::encode_to_vec(&put, bincode::config::standard()).unwrap();
+    for outsider in ["system:node:n1", "admin"] {
+        let tls = issued(&ca, outsider);
+        let channel = Channel::from_shared(format!("https://{}", leader.addr()))
+            .unwrap()
+            .tls_config(
+                ClientTlsConfig::new()
+                    .ca_certificate(Certificate::from_pem(&tls.ca_pem))
+                    .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem))
+                    .domain_name("127.0.0.1"),
+            )
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut raft = RaftClient::new(channel);
+        let payload = |data: &[u8]| RaftPayload {
+            data: data.to_vec(),
+        };
+        let garbage = [0u8; 16];
+        let calls = [
+            (
+                "client_write",
+                raft.client_write(payload(&write)).await.map(|_| ()),
+            ),
+            (
+                "read_index",
+                raft.read_index(payload(&[])).await.map(|_| ()),
+            ),
+            (
+                "append_entries",
+                raft.append_entries(payload(&garbage)).await.map(|_| ()),
+            ),
+            ("vote", raft.vote(payload(&garbage)).await.map(|_| ())),
+            (
+                "pre_vote",
+                raft.pre_vote(payload(&garbage)).await.map(|_| ()),
+            ),
+            (
+                "install_snapshot",
+                raft.install_snapshot(tokio_stream::iter(vec![payload(&garbage)]))
+                    .await
+                    .map(|_| ()),
+            ),
+        ];
+        for (call, result) in calls {
+            let status = result.expect_err(call);
+            assert_eq!(
+                status.code(),
+                tonic::Code::PermissionDenied,
+                "{outsider} {call}: {status:?}"
+            );
+            assert!(status.message().contains(outsider), "{}", status.message());
+        }
+    }
+    assert_eq!(leader.leader_term(), term, "no vote moved the term");
+    assert_eq!(
+        leader.revision().await.unwrap(),
+        revision,
+        "nothing was written"
+    );
+    let kv = leader
+        .get("k", Consistency::Linearizable)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kv.value, b"v");
+    for node in [one, two] {
         node.shutdown().await.unwrap();
     }
 }

@@ -64,7 +64,6 @@ impl RaftGrpcService {
         reads: Arc<ReadIndexBatcher>,
         proposer: Arc<Proposer>,
         snapshot_dir: PathBuf,
-        verifier: Option<Arc<dyn PeerVerifier>>,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         RaftGrpcService {
@@ -74,9 +73,15 @@ impl RaftGrpcService {
             reads,
             proposer,
             snapshot_dir: Arc::new(snapshot_dir),
-            verifier,
+            verifier: None,
             shutdown,
         }
+    }
+
+    /// Refuses calls from peers whose certificate `verifier` does not admit.
+    pub(crate) fn with_verifier(mut self, verifier: Option<Arc<dyn PeerVerifier>>) -> Self {
+        self.verifier = verifier;
+        self
     }
 
     /// The tonic service, with message limits large enough for batches of 1.5 MiB values.

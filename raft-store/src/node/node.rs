@@ -198,9 +198,9 @@ impl Node {
             reads.clone(),
             proposer.clone(),
             config.data_dir.join("snapshots"),
-            config.tls.as_ref().and_then(|t| t.verifier.clone()),
             shutdown_rx.clone(),
         )
+        .with_verifier(config.tls.as_ref().and_then(|t| t.verifier.clone()))
         .into_server();
         let mut server_shutdown = shutdown_rx.clone();
         let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);

@@ -697,11 +697,33 @@ async fn forward_write(
     )
     .await
     .map_err(|_| NodeError::Timeout { after: timeout })?
-    .map_err(|s| NodeError::Transport(s.to_string()))?;
+    .map_err(|s| forward_failure(addr, &s))?;
     let decoded: Result<ApplyResult, RaftError<TypeConfig, ClientWriteError<TypeConfig>>> =
-        crate::network::from_bytes(&reply.into_inner().data)
-            .map_err(|s| NodeError::Transport(s.to_string()))?;
+        crate::network::from_bytes(&reply.into_inner().data).map_err(|s| {
+            NodeError::OutcomeUnknown(format!(
+                "the leader at {addr} answered the forwarded write with something unreadable: {s}"
+            ))
+        })?;
     decoded.map_err(write_error)
+}
+
+/// What a failed `ClientWrite` RPC means: `Transport` (not applied, safe to send again)
+/// only when the connection to the leader could not be made; once the request may have
+/// reached the leader (the connection broke, the leader failed), the outcome is unknown.
+fn forward_failure(addr: &str, status: &tonic::Status) -> NodeError {
+    let mut cause = std::error::Error::source(status);
+    while let Some(error) = cause {
+        let refused = error
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
+        if refused || error.downcast_ref::<tonic::ConnectError>().is_some() {
+            return NodeError::Transport(status.to_string());
+        }
+        cause = error.source();
+    }
+    NodeError::OutcomeUnknown(format!(
+        "the write was forwarded to the leader at {addr} and no answer came back: {status}"
+    ))
 }
 
 /// The leader's periodic duties: on winning an election give every lease its full TTL again
@@ -763,5 +785,32 @@ async fn housekeeping(node: Weak<NodeInner>, mut shutdown: tokio_watch::Receiver
                 tracing::debug!(error = %e, "automatic compaction not committed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forwarded_write_is_not_sent_only_when_the_leader_could_not_be_connected() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let connect = tonic::ConnectError(Box::new(refused));
+        let status = tonic::Status::from_error(Box::new(connect));
+        assert!(
+            matches!(forward_failure("l:1", &status), NodeError::Transport(_)),
+            "{status:?}"
+        );
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let status = tonic::Status::from_error(Box::new(reset));
+        assert!(matches!(
+            forward_failure("l:1", &status),
+            NodeError::OutcomeUnknown(_)
+        ));
+        let answered = tonic::Status::internal("the leader failed");
+        assert!(matches!(
+            forward_failure("l:1", &answered),
+            NodeError::OutcomeUnknown(_)
+        ));
     }
 }

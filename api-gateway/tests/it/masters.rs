@@ -279,5 +279,6 @@ pub fn quick() -> ClientOptions {
         attempt_timeout: Duration::from_secs(1),
         connect_timeout: Duration::from_secs(1),
         keepalive: Duration::from_secs(10),
+        keepalive_timeout: Duration::from_secs(10),
     }
 }

@@ -392,13 +392,48 @@ impl Node {
                     leader_id,
                     addr: Some(addr),
                 } if self.inner.config.forward_writes => {
-                    let _ = leader_id;
-                    forward_write(&self.inner.peers, &addr, cmd, timeout).await?
+                    self.forward_while_led_by(leader_id, &addr, cmd, timeout)
+                        .await?
                 }
                 other => return Err(other),
             },
         };
         result.map_err(NodeError::Kv)
+    }
+
+    /// Forwards a write to `leader` at `addr` and waits for its answer, until this member
+    /// sees leadership move away from `leader` (an election after the leader went silent:
+    /// paused, partitioned, dead behind an open connection). The write then fails at once
+    /// as of unknown outcome (the old leader may still have it), instead of waiting out
+    /// the request timeout on a leader that will not answer.
+    async fn forward_while_led_by(
+        &self,
+        leader: Option<NodeId>,
+        addr: &str,
+        cmd: Command,
+        timeout: Duration,
+    ) -> Result<ApplyResult, NodeError> {
+        tokio::select! {
+            result = forward_write(&self.inner.peers, addr, cmd, timeout) => result,
+            () = self.leadership_moved_from(leader) => Err(NodeError::OutcomeUnknown(format!(
+                "leadership moved on from {leader:?} while the write was forwarded to it at \
+                 {addr}; it may still commit there"
+            ))),
+        }
+    }
+
+    /// Resolves once this member no longer names `leader` as its leader (an election
+    /// began or ended elsewhere); never, if Raft stops first.
+    async fn leadership_moved_from(&self, leader: Option<NodeId>) {
+        let mut metrics = self.inner.raft.metrics();
+        loop {
+            if metrics.borrow_watched().current_leader != leader {
+                return;
+            }
+            if metrics.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Put one key.
@@ -495,7 +530,12 @@ impl Node {
                         });
                     };
                     // A follower: the leader's read index, then wait to have applied it.
-                    let index = read_index_from(&self.inner.peers, &addr, deadline).await?;
+                    // A leader that went silent is not waited for once another is chosen:
+                    // the read index is asked again, of the new one.
+                    let index = tokio::select! {
+                        index = read_index_from(&self.inner.peers, &addr, deadline) => index?,
+                        () = self.leadership_moved_from(f.leader_id) => continue,
+                    };
                     let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
                     if let Some(index) = index {
                         self.inner

@@ -72,6 +72,7 @@ impl<C: ClusterControl, S: KvStore> ClusterService<C, S> {
 fn to_status(e: StoreError) -> Status {
     match e {
         StoreError::Timeout(m) => Status::deadline_exceeded(m),
+        e @ StoreError::OutcomeUnknown(_) => crate::status::outcome_unknown(e.to_string()),
         StoreError::Kv(KvError::Invalid(m)) => Status::failed_precondition(m),
         other => Status::unavailable(other.to_string()),
     }

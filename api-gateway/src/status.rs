@@ -7,6 +7,8 @@
 //!
 //! Owns those mappings, once for every service. It must not decide anything itself.
 
+use rafter_proto::well_known::OUTCOME_UNKNOWN_METADATA;
+use tonic::metadata::MetadataValue;
 use tonic::Status;
 
 use crate::authz::{Attributes, Authorizer, Decision};
@@ -14,6 +16,11 @@ use crate::registry::RegistryError;
 use crate::store::StoreError;
 
 /// Maps a registry error to the gRPC status a client acts on.
+///
+/// `UNAVAILABLE` means the write was not proposed (no leader, the store refused it), so a
+/// client may send it to another master. A write whose outcome the store does not know is
+/// `DEADLINE_EXCEEDED` (gRPC's code for "may have completed") marked with
+/// [`OUTCOME_UNKNOWN_METADATA`], see [`outcome_unknown`].
 pub fn status_of(error: RegistryError) -> Status {
     let message = error.to_string();
     match error {
@@ -27,10 +34,21 @@ pub fn status_of(error: RegistryError) -> Status {
         RegistryError::TooLarge(_) => Status::resource_exhausted(message),
         RegistryError::Gone(_) => Status::out_of_range(message),
         RegistryError::Store(StoreError::Timeout(_)) => Status::deadline_exceeded(message),
+        RegistryError::Store(StoreError::OutcomeUnknown(_)) => outcome_unknown(message),
         RegistryError::Fenced(_) => Status::aborted(message),
         RegistryError::Store(_) => Status::unavailable(message),
         RegistryError::Internal(_) => Status::internal(message),
     }
+}
+
+/// The status of a write the store may or may not have applied: `DEADLINE_EXCEEDED` with
+/// the [`OUTCOME_UNKNOWN_METADATA`] marker, so that clients never take it for "not sent".
+pub(crate) fn outcome_unknown(message: impl Into<String>) -> Status {
+    let mut status = Status::deadline_exceeded(message);
+    status
+        .metadata_mut()
+        .insert(OUTCOME_UNKNOWN_METADATA, MetadataValue::from_static("1"));
+    status
 }
 
 /// The authorizer's decision as the answer to a request: `PermissionDenied` naming the
@@ -43,5 +61,30 @@ pub(crate) fn authorize(
         Decision::Allow => Ok(()),
         Decision::Deny(why) => Err(Status::permission_denied(why)),
         Decision::NoOpinion => Err(Status::permission_denied(attributes.forbidden())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+
+    #[test]
+    fn an_unknown_outcome_is_a_marked_deadline_and_only_a_refusal_is_unavailable() {
+        let unknown = status_of(RegistryError::Store(StoreError::OutcomeUnknown(
+            "the entry was discarded".to_owned(),
+        )));
+        assert_eq!(unknown.code(), Code::DeadlineExceeded);
+        assert!(unknown.metadata().get(OUTCOME_UNKNOWN_METADATA).is_some());
+        assert!(unknown.message().contains("may or may not"), "{unknown:?}");
+
+        let refused = status_of(RegistryError::Store(StoreError::Unavailable(
+            "no leader".to_owned(),
+        )));
+        assert_eq!(refused.code(), Code::Unavailable);
+        assert!(refused.metadata().get(OUTCOME_UNKNOWN_METADATA).is_none());
+
+        let slow = status_of(RegistryError::Store(StoreError::Timeout("read".to_owned())));
+        assert_eq!(slow.code(), Code::DeadlineExceeded);
     }
 }

@@ -30,6 +30,12 @@ pub enum StoreError {
     /// The call took longer than its deadline; a write's outcome is unknown.
     #[error("the store did not answer in time: {0}")]
     Timeout(String),
+    /// A write was proposed (or forwarded to the leader) and the store cannot tell whether
+    /// it was applied: its log entry was discarded when another leader took over, the
+    /// leader's reply to a forwarded write was lost, or no quorum answered in time. It
+    /// must not be sent again as if it never was: read first.
+    #[error("the write may or may not have been applied: {0}")]
+    OutcomeUnknown(String),
 }
 
 impl StoreError {
@@ -39,11 +45,14 @@ impl StoreError {
         StoreError::Kv(KvError::Invalid(why.into()))
     }
 
-    /// Whether the same call may succeed if retried.
+    /// Whether the same call may succeed if retried (after an unknown outcome, only after
+    /// reading what the first attempt did).
     pub fn is_retryable(&self) -> bool {
         match self {
             StoreError::Kv(e) => e.is_retryable(),
-            StoreError::Unavailable(_) | StoreError::Timeout(_) => true,
+            StoreError::Unavailable(_) | StoreError::Timeout(_) | StoreError::OutcomeUnknown(_) => {
+                true
+            }
         }
     }
 }

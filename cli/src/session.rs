@@ -29,6 +29,7 @@ pub struct GlobalArgs {
 pub struct Session {
     runtime: tokio::runtime::Runtime,
     client: Client,
+    config: ResolvedConfig,
     namespace: String,
 }
 
@@ -50,11 +51,12 @@ impl Session {
             .build()
             .context("starting the runtime")?;
         let client = runtime
-            .block_on(Client::connect(config))
+            .block_on(Client::connect(config.clone()))
             .context("configuring the client")?;
         Ok(Session {
             runtime,
             client,
+            config,
             namespace,
         })
     }
@@ -62,6 +64,11 @@ impl Session {
     /// The client.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// The resolved client config the client was made from (to reach one master alone).
+    pub fn config(&self) -> &ResolvedConfig {
+        &self.config
     }
 
     /// The namespace commands act in.

@@ -26,14 +26,26 @@ use crate::watch;
 pub struct ClientOptions {
     /// All attempts of one call together; after it, NoMasterAvailable (default 30 s).
     pub total_timeout: Duration,
-    /// One attempt on one master (default 10 s); a read moves on to the next master
-    /// after it, a write's outcome becomes unknown.
+    /// One unary attempt on one master (default 10 s); a read moves on to the next master
+    /// after it, a write's outcome becomes unknown. Streams (watches, logs) are bounded by
+    /// it only until they open. A master that stopped answering altogether is noticed
+    /// sooner, by `keepalive`.
     pub attempt_timeout: Duration,
-    /// Setting up a connection (default 3 s).
+    /// Setting up a connection, TCP and TLS (default 1 s: a master on the cluster's network
+    /// answers a handshake in milliseconds, and a paused one accepts TCP connections
+    /// without ever completing the handshake).
     pub connect_timeout: Duration,
-    /// HTTP/2 pings on idle connections, so that a dead master is noticed under an open
-    /// watch (default 10 s; a ping unanswered for as long fails the connection).
+    /// The interval of HTTP/2 pings on every connection, idle or carrying requests
+    /// (default 500 ms). A master whose process is paused or cut off behind a connection
+    /// that stays open answers no ping: its connection fails after
+    /// `keepalive + keepalive_timeout`, with every request on it (a unary call, an open
+    /// watch or log stream), well before `attempt_timeout`; a master that is merely slow
+    /// to answer a request still answers pings, so slow calls and long watches are not
+    /// cut.
     pub keepalive: Duration,
+    /// How long a ping may go unanswered before the connection counts as dead (default
+    /// 1 s).
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for ClientOptions {
@@ -41,8 +53,9 @@ impl Default for ClientOptions {
         ClientOptions {
             total_timeout: Duration::from_secs(30),
             attempt_timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(3),
-            keepalive: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(1),
+            keepalive: Duration::from_millis(500),
+            keepalive_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -157,7 +170,7 @@ fn endpoint(
         .connect_timeout(options.connect_timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(options.keepalive)
-        .keep_alive_timeout(options.keepalive)
+        .keep_alive_timeout(options.keepalive_timeout)
         .keep_alive_while_idle(true);
     if !config.insecure {
         let ca = config.ca_pem.as_ref().ok_or_else(|| {

@@ -8,6 +8,7 @@
 use std::error::Error as _;
 use std::fmt;
 
+use rafter_proto::well_known::OUTCOME_UNKNOWN_METADATA;
 use tonic::{Code, Status};
 
 use crate::config::ConfigError;
@@ -233,7 +234,13 @@ pub(crate) enum Failure {
 
 /// Classifies a failed attempt. Statuses a server sent carry no source error; statuses
 /// made by the client's transport carry the transport error as their source.
+///
+/// A status marked with [`OUTCOME_UNKNOWN_METADATA`] (the gateway's store does not know
+/// whether the write was applied) is in flight whatever its code: it is never "not sent".
 pub(crate) fn classify(status: &Status) -> Failure {
+    if status.metadata().get(OUTCOME_UNKNOWN_METADATA).is_some() {
+        return Failure::InFlight(status.message().to_owned());
+    }
     let Some(source) = status.source() else {
         return match status.code() {
             Code::Unavailable => Failure::NotSent(status.message().to_owned()),
@@ -316,6 +323,21 @@ mod tests {
             classify(&Status::out_of_range("old")),
             Failure::Answer(ClientError::Expired { .. })
         ));
+    }
+
+    #[test]
+    fn a_marked_unknown_outcome_is_in_flight_whatever_its_code() {
+        for code in [Code::DeadlineExceeded, Code::Unavailable, Code::Unknown] {
+            let mut status = Status::new(code, "the entry was discarded");
+            status.metadata_mut().insert(
+                OUTCOME_UNKNOWN_METADATA,
+                tonic::metadata::MetadataValue::from_static("1"),
+            );
+            assert!(
+                matches!(classify(&status), Failure::InFlight(ref m) if m == "the entry was discarded"),
+                "{code:?}"
+            );
+        }
     }
 
     #[test]

@@ -26,9 +26,17 @@
 //! What is retried where: reads (get, list, watch, scale and cluster status) on any
 //! failure of the transport or an Unavailable answer; writes only when the request is
 //! known not to have been applied (the connection could not be made, or the gateway
-//! answered Unavailable, which it does only when the store refused the write). A write
-//! whose connection broke mid-request or whose deadline passed fails with
-//! [`ClientError::OutcomeUnknown`]. Creates of named objects are the exception: they
+//! answered Unavailable, which it does only when the write was not proposed: no leader,
+//! the store refused it). A write whose connection broke mid-request or whose deadline
+//! passed fails with [`ClientError::OutcomeUnknown`], and so does a write the gateway
+//! answered with DeadlineExceeded: the gateway answers so when its store does not know
+//! the outcome (the log entry was discarded by a new leader, a forwarded write's reply
+//! was lost, no quorum answered after it was proposed), and marks that status with the
+//! `rafter-outcome-unknown` metadata key
+//! ([`OUTCOME_UNKNOWN_METADATA`](rafter_proto::well_known::OUTCOME_UNKNOWN_METADATA)); a
+//! marked status is never taken for "not sent", whatever its code. Such a write is
+//! never sent again as if it was not sent: a `generateName` create, a patch or a scale
+//! without resourceVersion would apply twice. Creates of named objects are the exception: they
 //! are sent again, since the store cannot create one name twice, and an AlreadyExists
 //! on the retry is reported as OutcomeUnknown (the object may be the one this call
 //! created or someone else's: compare its uid or content to find out). Creates with

@@ -75,9 +75,22 @@ impl RaftKv {
 }
 
 /// Maps a member error to what the gateway tells its caller.
+///
+/// ```text
+///   NodeError                          StoreError        gRPC (api_gateway::status_of)
+///   Kv(e)                              Kv(e)             the Kubernetes reason
+///   OutcomeUnknown (entry discarded,   OutcomeUnknown    DEADLINE_EXCEEDED + marker
+///     forwarded reply lost)
+///   Timeout                            Timeout           DEADLINE_EXCEEDED
+///   ForwardToLeader, Transport,        Unavailable       UNAVAILABLE (not proposed)
+///     Stopped, Membership, ...
+/// ```
+///
+/// Writes go through [`write_error`], which is stricter about what "not proposed" means.
 pub fn store_error(error: NodeError) -> StoreError {
     match error {
         NodeError::Kv(e) => StoreError::Kv(e),
+        NodeError::OutcomeUnknown(why) => StoreError::OutcomeUnknown(why),
         NodeError::Timeout { after } => {
             StoreError::Timeout(format!("no quorum answered within {after:?}"))
         }
@@ -87,6 +100,24 @@ pub fn store_error(error: NodeError) -> StoreError {
             "no leader is elected right now; retry shortly or on another master".to_owned(),
         ),
         other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+/// Maps a member error of a write to what the gateway tells its caller. Only errors the
+/// member raises before it proposes the write (no leader to forward to, the leader could
+/// not be connected to, the key space refused it) may say "not applied"; anything after
+/// the proposal (no quorum in time, the entry discarded, the forwarded reply lost, Raft
+/// stopping under it) is [`StoreError::OutcomeUnknown`], which clients never send again
+/// as if it was not sent.
+pub(crate) fn write_error(error: NodeError) -> StoreError {
+    match error {
+        NodeError::Timeout { after } => StoreError::OutcomeUnknown(format!(
+            "no quorum answered within {after:?} after the write was proposed"
+        )),
+        NodeError::Stopped(why) => StoreError::OutcomeUnknown(format!(
+            "the store stopped while the write was in flight: {why}"
+        )),
+        other => store_error(other),
     }
 }
 
@@ -110,7 +141,7 @@ impl KvStore for RaftKv {
     async fn write(&self, op: Op, fence: Option<u64>) -> Result<KvResponse, StoreError> {
         match op {
             Op::Put(_) | Op::Delete(_) | Op::Txn(_) => {
-                self.node.submit(op, fence).await.map_err(store_error)
+                self.node.submit(op, fence).await.map_err(write_error)
             }
             other => Err(StoreError::Kv(raft_store::kv::KvError::Invalid(format!(
                 "the gateway does not issue {other:?} writes"
@@ -271,5 +302,49 @@ impl ClusterControl for RaftKv {
             .await
             .map_err(store_error)?;
         self.status().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn writes_the_store_may_have_applied_are_of_unknown_outcome() {
+        let unknown = [
+            NodeError::OutcomeUnknown("discarded".into()),
+            NodeError::Timeout {
+                after: Duration::from_secs(5),
+            },
+            NodeError::Stopped("fatal".into()),
+        ];
+        for error in unknown {
+            let text = error.to_string();
+            assert!(
+                matches!(write_error(error), StoreError::OutcomeUnknown(_)),
+                "{text}"
+            );
+        }
+        let not_proposed = [
+            NodeError::ForwardToLeader {
+                leader_id: None,
+                addr: None,
+            },
+            NodeError::Transport("connection refused".into()),
+        ];
+        for error in not_proposed {
+            let text = error.to_string();
+            assert!(
+                matches!(write_error(error), StoreError::Unavailable(_)),
+                "{text}"
+            );
+        }
+        assert!(matches!(
+            store_error(NodeError::Timeout {
+                after: Duration::from_secs(1)
+            }),
+            StoreError::Timeout(_)
+        ));
     }
 }

@@ -26,6 +26,11 @@ pub const AGENT_LOGS_ENDPOINT_ANNOTATION: &str = "rafter.io/agent-logs-endpoint"
 /// Metadata a gateway puts on a status about the node's agent (not about the master):
 /// another master would answer the same, so clients do not fail over on it.
 pub const AGENT_STATUS_METADATA: &str = "rafter-agent-status";
+/// Metadata a gateway puts on a `DEADLINE_EXCEEDED` status when the store does not know
+/// whether the write was applied (its log entry was discarded by a new leader, a
+/// forwarded write's reply was lost, no quorum answered in time after it was proposed).
+/// A client must not send the write again as if it was never sent.
+pub const OUTCOME_UNKNOWN_METADATA: &str = "rafter-outcome-unknown";
 
 /// Namespaces every cluster has, which cannot be deleted.
 pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];

@@ -1,6 +1,6 @@
 //! The gateway over real gRPC and TLS, on an in-memory store: authentication, the
 //! Kubernetes semantics of every call, and the status codes of bad requests; and the
-//! client library against three masters over one store.
+//! client library against three masters over one store, with at-most-once writes.
 
 // reason: test code, a panic is the failure report; clippy.toml lets #[test] functions
 // unwrap, but not the fixtures and helpers they share.
@@ -10,4 +10,5 @@ mod authorization;
 mod client;
 mod grpc;
 mod masters;
+mod outcome;
 mod support;

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api_gateway::testing::MemKv;
-use api_gateway::{serve, ClusterControl, Registry, ServerTls, StoreError, TokenFile, UserInfo};
+use api_gateway::{
+    serve, ClusterControl, KvStore, Registry, ServerTls, StoreError, TokenFile, UserInfo,
+};
 use rafter_client::{CertRequest, CertUsage, DEFAULT_CERT_VALIDITY};
 use rafter_client::{Client, ClientOptions, ClusterCa};
 use rafter_client::{ClientIdentity, ResolvedConfig};
@@ -166,8 +168,14 @@ pub struct Masters {
 
 impl Masters {
     pub async fn start(count: usize) -> Masters {
-        let ca = ClusterCa::generate("client-tests").unwrap();
         let store = Arc::new(MemKv::new().unwrap());
+        Masters::start_over(count, store.clone(), store).await
+    }
+
+    /// Masters whose registries use `kv` (a wrapper of `store`, say, that injects
+    /// faults); the Cluster service reads `store`.
+    pub async fn start_over<S: KvStore>(count: usize, store: Arc<MemKv>, kv: Arc<S>) -> Masters {
+        let ca = ClusterCa::generate("client-tests").unwrap();
         let mut tokens = TokenFile::default();
         tokens.insert(
             ADMIN_TOKEN,
@@ -201,7 +209,7 @@ impl Masters {
             let serving = tokio::spawn(serve(
                 listener,
                 Some(tls),
-                Registry::new(store.clone()),
+                Registry::new(kv.clone()),
                 control,
                 tokens.clone(),
                 async {
@@ -272,5 +280,6 @@ pub fn quick() -> ClientOptions {
         attempt_timeout: Duration::from_secs(1),
         connect_timeout: Duration::from_secs(1),
         keepalive: Duration::from_secs(10),
+        keepalive_timeout: Duration::from_secs(10),
     }
 }

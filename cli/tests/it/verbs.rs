@@ -53,6 +53,22 @@ fn object_verbs_change_a_live_cluster_as_a_user_would() {
     // version asks the cluster who leads.
     assert!(c.ok(&["version"]).contains("leader"));
 
+    // cluster status asks each master for itself: all three healthy, whichever answers.
+    let status: Value = eventually("three healthy masters", Duration::from_secs(30), || {
+        let run = c.run(&["cluster", "status", "-o", "json"]);
+        let status: Value = serde_json::from_str(&run.stdout).ok()?;
+        let members = status["members"].as_array()?;
+        (members.len() == 3 && members.iter().all(|m| m["healthy"] == true)).then_some(status)
+    });
+    let leaders = status["members"].as_array().unwrap();
+    assert_eq!(
+        leaders.iter().filter(|m| m["leader"] == true).count(),
+        1,
+        "{status}"
+    );
+    let table = c.ok(&["cluster", "status"]);
+    assert!(!table.contains(" no "), "{table}");
+
     // create deployment, scale, set image: the generation moves with each spec change.
     let out = c.ok(&[
         "create",

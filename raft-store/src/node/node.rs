@@ -393,13 +393,48 @@ impl Node {
                     leader_id,
                     addr: Some(addr),
                 } if self.inner.config.forward_writes => {
-                    let _ = leader_id;
-                    forward_write(&self.inner.peers, &addr, cmd, timeout).await?
+                    self.forward_while_led_by(leader_id, &addr, cmd, timeout)
+                        .await?
                 }
                 other => return Err(other),
             },
         };
         result.map_err(NodeError::Kv)
+    }
+
+    /// Forwards a write to `leader` at `addr` and waits for its answer, until this member
+    /// sees leadership move away from `leader` (an election after the leader went silent:
+    /// paused, partitioned, dead behind an open connection). The write then fails at once
+    /// as of unknown outcome (the old leader may still have it), instead of waiting out
+    /// the request timeout on a leader that will not answer.
+    async fn forward_while_led_by(
+        &self,
+        leader: Option<NodeId>,
+        addr: &str,
+        cmd: Command,
+        timeout: Duration,
+    ) -> Result<ApplyResult, NodeError> {
+        tokio::select! {
+            result = forward_write(&self.inner.peers, addr, cmd, timeout) => result,
+            () = self.leadership_moved_from(leader) => Err(NodeError::OutcomeUnknown(format!(
+                "leadership moved on from {leader:?} while the write was forwarded to it at \
+                 {addr}; it may still commit there"
+            ))),
+        }
+    }
+
+    /// Resolves once this member no longer names `leader` as its leader (an election
+    /// began or ended elsewhere); never, if Raft stops first.
+    async fn leadership_moved_from(&self, leader: Option<NodeId>) {
+        let mut metrics = self.inner.raft.metrics();
+        loop {
+            if metrics.borrow_watched().current_leader != leader {
+                return;
+            }
+            if metrics.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Put one key.
@@ -496,7 +531,12 @@ impl Node {
                         });
                     };
                     // A follower: the leader's read index, then wait to have applied it.
-                    let index = read_index_from(&self.inner.peers, &addr, deadline).await?;
+                    // A leader that went silent is not waited for once another is chosen:
+                    // the read index is asked again, of the new one.
+                    let index = tokio::select! {
+                        index = read_index_from(&self.inner.peers, &addr, deadline) => index?,
+                        () = self.leadership_moved_from(f.leader_id) => continue,
+                    };
                     let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
                     if let Some(index) = index {
                         self.inner
@@ -698,11 +738,33 @@ async fn forward_write(
     )
     .await
     .map_err(|_| NodeError::Timeout { after: timeout })?
-    .map_err(|s| NodeError::Transport(s.to_string()))?;
+    .map_err(|s| forward_failure(addr, &s))?;
     let decoded: Result<ApplyResult, RaftError<TypeConfig, ClientWriteError<TypeConfig>>> =
-        crate::network::from_bytes(&reply.into_inner().data)
-            .map_err(|s| NodeError::Transport(s.to_string()))?;
+        crate::network::from_bytes(&reply.into_inner().data).map_err(|s| {
+            NodeError::OutcomeUnknown(format!(
+                "the leader at {addr} answered the forwarded write with something unreadable: {s}"
+            ))
+        })?;
     decoded.map_err(write_error)
+}
+
+/// What a failed `ClientWrite` RPC means: `Transport` (not applied, safe to send again)
+/// only when the connection to the leader could not be made; once the request may have
+/// reached the leader (the connection broke, the leader failed), the outcome is unknown.
+fn forward_failure(addr: &str, status: &tonic::Status) -> NodeError {
+    let mut cause = std::error::Error::source(status);
+    while let Some(error) = cause {
+        let refused = error
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
+        if refused || error.downcast_ref::<tonic::ConnectError>().is_some() {
+            return NodeError::Transport(status.to_string());
+        }
+        cause = error.source();
+    }
+    NodeError::OutcomeUnknown(format!(
+        "the write was forwarded to the leader at {addr} and no answer came back: {status}"
+    ))
 }
 
 /// The leader's periodic duties: on winning an election give every lease its full TTL again
@@ -764,5 +826,32 @@ async fn housekeeping(node: Weak<NodeInner>, mut shutdown: tokio_watch::Receiver
                 tracing::debug!(error = %e, "automatic compaction not committed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forwarded_write_is_not_sent_only_when_the_leader_could_not_be_connected() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let connect = tonic::ConnectError(Box::new(refused));
+        let status = tonic::Status::from_error(Box::new(connect));
+        assert!(
+            matches!(forward_failure("l:1", &status), NodeError::Transport(_)),
+            "{status:?}"
+        );
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let status = tonic::Status::from_error(Box::new(reset));
+        assert!(matches!(
+            forward_failure("l:1", &status),
+            NodeError::OutcomeUnknown(_)
+        ));
+        let answered = tonic::Status::internal("the leader failed");
+        assert!(matches!(
+            forward_failure("l:1", &answered),
+            NodeError::OutcomeUnknown(_)
+        ));
     }
 }

@@ -1,6 +1,9 @@
 //! `rafter create`: objects from manifests (create only: an existing object is an
-//! error, unlike `apply`), and generators for namespaces, ConfigMaps, Secrets and
-//! Deployments.
+//! error, unlike `apply`), and generators for namespaces, ConfigMaps, Secrets,
+//! Deployments, and the RBAC kinds (Roles, ClusterRoles and their bindings, built in
+//! [`rbac`]).
+
+mod rbac;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,7 +23,7 @@ use crate::sources::read_sources;
 #[derive(Debug, Args)]
 #[command(
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  rafter create -f deployment.yaml\n  rafter create namespace staging\n  rafter create configmap app-config --from-literal mode=fast --from-file config.toml\n  rafter create secret generic db --from-literal password=s3cret\n  rafter create deployment web --image nginx:1.27 --replicas 3\n  rafter create deployment web --image nginx --dry-run -o yaml"
+    after_help = "Examples:\n  rafter create -f deployment.yaml\n  rafter create namespace staging\n  rafter create configmap app-config --from-literal mode=fast --from-file config.toml\n  rafter create secret generic db --from-literal password=s3cret\n  rafter create deployment web --image nginx:1.27 --replicas 3\n  rafter create deployment web --image nginx --dry-run -o yaml\n  rafter create role pod-reader --verb get,list,watch --resource pods -n shop\n  rafter create rolebinding read-pods --role pod-reader --user jane -n shop"
 )]
 pub struct CreateArgs {
     #[command(subcommand)]
@@ -56,6 +59,113 @@ pub enum CreateCommand {
         after_help = "Examples:\n  rafter create deployment web --image nginx:1.27\n  rafter create deployment web --image nginx --replicas 3 --port 80"
     )]
     Deployment(DeploymentArgs),
+    /// Create a Role: rules over resources of one namespace.
+    #[command(
+        after_help = "Examples:\n  rafter create role pod-reader --verb get,list,watch --resource pods\n  rafter create role pod-reader --verb get --resource pods --resource-name web --resource-name api -n shop\n  rafter create role scaler --verb get,update --resource deployments.apps/scale,rs\n  rafter create role logs --verb get --resource pods/log"
+    )]
+    Role(RoleArgs),
+    /// Create a ClusterRole: rules over resources of every namespace, cluster-scoped
+    /// resources and non-resource URLs.
+    #[command(
+        after_help = "Examples:\n  rafter create clusterrole node-manager --verb list,get,create,delete --resource nodes\n  rafter create clusterrole health --verb get --non-resource-url /healthz --non-resource-url '/metrics/*'\n  rafter create clusterrole secret-reader --verb get --resource secrets --resource-name db"
+    )]
+    Clusterrole(ClusterRoleArgs),
+    /// Create a RoleBinding: a Role or ClusterRole granted in one namespace.
+    #[command(
+        after_help = "Examples:\n  rafter create rolebinding read-pods --role pod-reader --user jane\n  rafter create rolebinding devs-edit --clusterrole edit --group devs -n shop\n  rafter create rolebinding builder --clusterrole view --serviceaccount shop:builder"
+    )]
+    Rolebinding(RoleBindingArgs),
+    /// Create a ClusterRoleBinding: a ClusterRole granted in every namespace.
+    #[command(
+        after_help = "Examples:\n  rafter create clusterrolebinding jane-node-manager --clusterrole node-manager --user jane\n  rafter create clusterrolebinding ops-admin --clusterrole cluster-admin --group ops"
+    )]
+    Clusterrolebinding(ClusterRoleBindingArgs),
+}
+
+/// The rules of a Role or ClusterRole.
+#[derive(Debug, Args)]
+pub struct RuleArgs {
+    /// A verb the rule allows (repeatable, or comma-separated: get,list,watch).
+    #[arg(long = "verb", value_name = "VERB")]
+    verbs: Vec<String>,
+    /// A resource: plural or short name, optionally .group and /subresource
+    /// (pods, deployments.apps, pods/log, *) (repeatable, or comma-separated).
+    #[arg(long = "resource", value_name = "RESOURCE")]
+    resources: Vec<String>,
+    /// Allow only objects of this name (repeatable, or comma-separated).
+    #[arg(long = "resource-name", value_name = "NAME")]
+    resource_names: Vec<String>,
+}
+
+/// `rafter create role`.
+#[derive(Debug, Args)]
+pub struct RoleArgs {
+    /// The Role's name.
+    name: String,
+    #[command(flatten)]
+    rules: RuleArgs,
+    #[command(flatten)]
+    common: GeneratorArgs,
+}
+
+/// `rafter create clusterrole`.
+#[derive(Debug, Args)]
+pub struct ClusterRoleArgs {
+    /// The ClusterRole's name.
+    name: String,
+    #[command(flatten)]
+    rules: RuleArgs,
+    /// A URL path that is not a resource (/healthz, /logs/*) (repeatable, or
+    /// comma-separated).
+    #[arg(long = "non-resource-url", value_name = "PATH")]
+    non_resource_urls: Vec<String>,
+    #[command(flatten)]
+    common: GeneratorArgs,
+}
+
+/// Whom a binding grants its role to.
+#[derive(Debug, Args)]
+pub struct SubjectArgs {
+    /// A user (repeatable).
+    #[arg(long = "user", value_name = "USER")]
+    users: Vec<String>,
+    /// A group (repeatable).
+    #[arg(long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
+    /// A ServiceAccount, as NAMESPACE:NAME (repeatable).
+    #[arg(long = "serviceaccount", value_name = "NAMESPACE:NAME")]
+    service_accounts: Vec<String>,
+}
+
+/// `rafter create rolebinding`.
+#[derive(Debug, Args)]
+pub struct RoleBindingArgs {
+    /// The RoleBinding's name.
+    name: String,
+    /// The Role (of the binding's namespace) to grant.
+    #[arg(long, value_name = "NAME", conflicts_with = "cluster_role")]
+    role: Option<String>,
+    /// The ClusterRole to grant, in the binding's namespace only.
+    #[arg(long = "clusterrole", value_name = "NAME")]
+    cluster_role: Option<String>,
+    #[command(flatten)]
+    subjects: SubjectArgs,
+    #[command(flatten)]
+    common: GeneratorArgs,
+}
+
+/// `rafter create clusterrolebinding`.
+#[derive(Debug, Args)]
+pub struct ClusterRoleBindingArgs {
+    /// The ClusterRoleBinding's name.
+    name: String,
+    /// The ClusterRole to grant.
+    #[arg(long = "clusterrole", value_name = "NAME", required = true)]
+    cluster_role: String,
+    #[command(flatten)]
+    subjects: SubjectArgs,
+    #[command(flatten)]
+    common: GeneratorArgs,
 }
 
 /// Flags every generator shares.
@@ -162,7 +272,7 @@ pub struct DeploymentArgs {
 pub fn run(args: CreateArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let Some(command) = args.command else {
         if args.files.is_empty() {
-            bail!("say what to create: -f FILE, or one of namespace, configmap, secret generic, deployment (see `rafter create --help`)");
+            bail!("say what to create: -f FILE, or one of namespace, configmap, secret generic, deployment, role, clusterrole, rolebinding, clusterrolebinding (see `rafter create --help`)");
         }
         return from_files(&args.files, args.recursive, globals);
     };
@@ -215,8 +325,43 @@ pub fn run(args: CreateArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
             )
         }
         CreateCommand::Deployment(a) => (deployment(&a)?, a.common),
+        CreateCommand::Role(a) => {
+            let rules = rbac::rules(
+                &a.rules.verbs,
+                &a.rules.resources,
+                &a.rules.resource_names,
+                &[],
+            )?;
+            (rbac::role(&a.name, rules), a.common)
+        }
+        CreateCommand::Clusterrole(a) => {
+            let rules = rbac::rules(
+                &a.rules.verbs,
+                &a.rules.resources,
+                &a.rules.resource_names,
+                &a.non_resource_urls,
+            )?;
+            (rbac::cluster_role(&a.name, rules), a.common)
+        }
+        CreateCommand::Rolebinding(a) => {
+            let role_ref = rbac::role_ref(a.role.as_deref(), a.cluster_role.as_deref())?;
+            let subjects = binding_subjects(&a.subjects)?;
+            (rbac::role_binding(&a.name, role_ref, subjects), a.common)
+        }
+        CreateCommand::Clusterrolebinding(a) => {
+            let role_ref = rbac::role_ref(None, Some(&a.cluster_role))?;
+            let subjects = binding_subjects(&a.subjects)?;
+            (
+                rbac::cluster_role_binding(&a.name, role_ref, subjects),
+                a.common,
+            )
+        }
     };
     generate(object, common, globals)
+}
+
+fn binding_subjects(args: &SubjectArgs) -> anyhow::Result<Vec<v1::Subject>> {
+    rbac::subjects(&args.users, &args.groups, &args.service_accounts)
 }
 
 fn meta(name: &str) -> v1::ObjectMeta {

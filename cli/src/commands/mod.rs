@@ -68,7 +68,7 @@ pub enum Command {
         after_help = "Examples:\n  rafter version\n  rafter version --kubeconfig /tmp/c/config"
     )]
     Version,
-    /// Create objects from manifests (create only), or namespaces, configmaps, secrets, deployments.
+    /// Create objects from manifests (create only), or namespaces, configmaps, secrets, deployments, roles, clusterroles and their bindings.
     Create(create::CreateArgs),
     /// Show an object in detail, with its Events.
     Describe(describe::DescribeArgs),

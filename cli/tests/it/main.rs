@@ -11,6 +11,7 @@ mod dry_run;
 mod e2e;
 mod logs;
 mod pod_cidr;
+mod rbac;
 mod support;
 mod top;
 mod verbs;

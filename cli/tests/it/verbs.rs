@@ -319,10 +319,9 @@ fn node_config_and_certificate_verbs_work_on_the_objects_they_name() {
     let error = c.fails(&["certificate", "approve", "nobody"]);
     assert!(error.contains("nobody"), "{error}");
 
-    // auth can-i answers yes, saying RBAC is not built; logs of a missing pod: not found.
+    // auth can-i: the admin may create deployments; logs of a missing pod: not found.
     let run = c.run(&["auth", "can-i", "create", "deployments"]);
-    assert_eq!(run.stdout.trim(), "yes");
-    assert!(run.stderr.contains("RBAC"), "{}", run.stderr);
+    assert_eq!((run.code, run.stdout.trim()), (0, "yes"), "{}", run.stderr);
     let error = c.fails(&["logs", "nobody"]);
     assert!(error.contains("not found"), "{error}");
 }
@@ -335,6 +334,10 @@ fn every_verb_has_help_with_examples() {
         &["create", "configmap"],
         &["create", "secret", "generic"],
         &["create", "deployment"],
+        &["create", "role"],
+        &["create", "clusterrole"],
+        &["create", "rolebinding"],
+        &["create", "clusterrolebinding"],
         &["describe"],
         &["edit"],
         &["label"],
@@ -430,10 +433,24 @@ fn a_bootstrap_token_lets_its_holder_file_certificate_requests_only_until_delete
     assert_ne!(refused.code, 0);
     assert!(
         refused.stderr.contains(&format!(
-            "User \"system:bootstrap:{id}\" cannot list resource \"pods\""
+            r#"User "system:bootstrap:{id}" cannot list resource "pods""#
         )),
         "{}",
         refused.stderr
+    );
+    // can-i answers the holder about itself (system:node-bootstrapper), not about others.
+    let yes = as_holder(&["auth", "can-i", "create", "csr"]);
+    assert_eq!((yes.code, yes.stdout.trim()), (0, "yes"), "{}", yes.stderr);
+    let no = as_holder(&["auth", "can-i", "list", "pods"]);
+    assert_eq!((no.code, no.stdout.trim()), (1, "no"), "{}", no.stderr);
+    assert!(no.stderr.contains("cannot list"), "{}", no.stderr);
+    let other = as_holder(&["auth", "can-i", "list", "pods", "--as", "jane"]);
+    assert_eq!(other.code, 1, "{}", other.stdout);
+    assert!(other.stdout.is_empty(), "{}", other.stdout);
+    assert!(
+        other.stderr.contains("subjectaccessreviews"),
+        "{}",
+        other.stderr
     );
 
     c.ok(&["token", "delete", &id]);

@@ -10,6 +10,10 @@
 //!   authorizers ──read──► Arc<Policy>, Arc<NodeGraph>   (one writer per kind, many readers)
 //! ```
 //!
+//! The policy starts from the built-in default policy (`bootstrap_policy`): a default
+//! object the store does not hold (yet) still applies, so a node joining a new cluster is
+//! not refused before the defaults are written.
+//!
 //! Owns the tasks that follow those kinds and the snapshots they write. Like any informer it
 //! is eventually consistent: a binding created a moment ago may not be seen yet by another
 //! master. It must not decide anything (the `rbac` and `node_authz` modules do), and its
@@ -23,6 +27,7 @@ use rafter_proto::{Kind, ListOptions, Object, ReadConsistency, WatchEventType};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::bootstrap_policy::default_policy;
 use crate::node_authz::NodeGraph;
 use crate::rbac::Policy;
 use crate::registry::Registry;
@@ -65,7 +70,7 @@ impl AuthzCache {
     pub fn start<S: KvStore>(registry: Registry<S>) -> (Arc<AuthzCache>, CacheGuard) {
         let (synced, _) = watch::channel(0);
         let cache = Arc::new(AuthzCache {
-            policy: RwLock::new(Arc::new(Policy::default())),
+            policy: RwLock::new(Arc::new(Policy::with_builtins(default_policy()))),
             graph: RwLock::new(Arc::new(NodeGraph::default())),
             synced,
         });

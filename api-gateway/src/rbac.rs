@@ -37,8 +37,15 @@ struct Binding {
 }
 
 /// The RBAC objects of the cluster at one moment.
+///
+/// A policy may carry built-in objects ([`Policy::with_builtins`], the default policy):
+/// while the store holds no object of the same kind and name, the built-in one applies, so
+/// a cluster's first requests (a joining node's certificate request) need not wait for the
+/// default policy to be written; a stored object of that name replaces it.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
+    /// The built-in objects, by kind, namespace and name.
+    builtins: Arc<BTreeMap<(Kind, String, String), Object>>,
     /// (namespace, name) → rules.
     roles: BTreeMap<(String, String), Vec<PolicyRule>>,
     /// name → rules.
@@ -50,6 +57,31 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// An empty policy whose missing objects are taken from `builtins`.
+    pub fn with_builtins(builtins: Vec<Object>) -> Policy {
+        let builtins: BTreeMap<_, _> = builtins
+            .into_iter()
+            .filter(|o| Policy::holds(o.kind()))
+            .map(|o| {
+                let meta = o.metadata();
+                ((o.kind(), meta.namespace.clone(), meta.name.clone()), o)
+            })
+            .collect();
+        let mut policy = Policy {
+            builtins: Arc::new(builtins),
+            ..Policy::default()
+        };
+        for kind in [
+            Kind::Role,
+            Kind::ClusterRole,
+            Kind::RoleBinding,
+            Kind::ClusterRoleBinding,
+        ] {
+            policy.clear(kind);
+        }
+        policy
+    }
+
     /// Whether `kind` is one a policy holds.
     pub fn holds(kind: Kind) -> bool {
         matches!(
@@ -110,9 +142,14 @@ impl Policy {
             }
             _ => {}
         }
+        let builtin = self.builtins.get(&(object.kind(), key.0, key.1)).cloned();
+        if let Some(builtin) = builtin {
+            self.put(&builtin);
+        }
     }
 
-    /// Forgets every object of `kind` (before a fresh list replaces them).
+    /// Forgets every object of `kind` but the built-in ones (before a fresh list replaces
+    /// them).
     pub fn clear(&mut self, kind: Kind) {
         match kind {
             Kind::Role => self.roles.clear(),
@@ -120,6 +157,12 @@ impl Policy {
             Kind::RoleBinding => self.role_bindings.clear(),
             Kind::ClusterRoleBinding => self.cluster_role_bindings.clear(),
             _ => {}
+        }
+        let builtins = self.builtins.clone();
+        for ((builtin_kind, _, _), object) in builtins.iter() {
+            if *builtin_kind == kind {
+                self.put(object);
+            }
         }
     }
 

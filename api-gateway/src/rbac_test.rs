@@ -198,3 +198,32 @@ fn the_default_policy_gives_admins_everything_and_bootstrappers_only_requests() 
     assert!(p.allows(&Attributes::non_resource(&nobody, "get", "/version")));
     assert!(!p.allows(&Attributes::resource(&nobody, "list", Kind::Pod).namespace("default")));
 }
+
+#[test]
+fn built_in_objects_apply_until_the_store_holds_their_name() {
+    let mut p = Policy::with_builtins(crate::bootstrap_policy::default_policy());
+    let token = user("system:bootstrap:abcdef", &["system:bootstrappers"]);
+    let file = Attributes::resource(&token, "create", Kind::CertificateSigningRequest);
+    assert!(
+        p.allows(&file),
+        "the built-in binding applies before any list"
+    );
+    // An administrator's own binding of that name replaces the built-in one...
+    let narrowed = parse_object(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: 'system:node-bootstrapper'}\nroleRef: {kind: ClusterRole, name: 'system:node-bootstrapper'}\nsubjects: [{kind: Group, name: 'system:bootstrappers:only-these'}]\n",
+        "t",
+    )
+    .unwrap();
+    p.put(&narrowed);
+    assert!(!p.allows(&file), "the stored binding rules");
+    // ...and a fresh list without it, or its deletion, brings the built-in one back.
+    p.remove(&narrowed);
+    assert!(p.allows(&file));
+    p.put(&narrowed);
+    p.clear(Kind::ClusterRoleBinding);
+    assert!(p.allows(&file));
+    assert!(
+        !Policy::default().allows(&file),
+        "a policy without built-ins has none"
+    );
+}

@@ -6,6 +6,7 @@
 //! | module | owns |
 //! |---|---|
 //! | `admission` | defaults, container resource defaults, validation, namespace existence, quota |
+//! | `encryption` | encryption at rest: the `EncryptionConfiguration` file and the [`Transformer`] the registry applies to stored values |
 //! | `cluster` | the gRPC `Cluster` service over the local member ([`ClusterControl`]) |
 //! | `auth` | who is calling ([`Authenticator`]): client certificates, the static token file, bootstrap tokens |
 //! | `authz` | whether the caller may ([`Authorizer`], [`Attributes`]): one seam every request of every service passes; [`DefaultRules`] today |
@@ -29,6 +30,7 @@ mod agent_dial;
 mod auth;
 mod authz;
 mod cluster;
+mod encryption;
 mod node_metrics;
 mod patch;
 mod pod_logs;
@@ -45,6 +47,7 @@ pub use auth::{
 };
 pub use authz::{Attributes, Authorizer, Chain, Decision, DefaultRules, Target};
 pub use cluster::{ClusterControl, ClusterService};
+pub use encryption::{generate_key, EncryptionConfig, EncryptionError, Transformer};
 pub use patch::{apply_patch, merge_patch, strategic_merge_patch, PatchError};
 pub use registry::{
     decode, kind_prefix, now_rfc3339, object_key, ListPage, Registry, RegistryError, Subresource,

@@ -88,6 +88,7 @@ pub(crate) fn run_master(args: MasterArgs) -> anyhow::Result<()> {
         heartbeat: Duration::from_millis(args.heartbeat_ms.max(10)),
         history_retention: Some(rafter_master::DEFAULT_HISTORY_RETENTION),
         cluster_cidr: Some(actors::ClusterCidr::default()),
+        encryption_config: None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -302,9 +302,8 @@ async fn store_directories_snapshots_and_backups_are_private() {
     use openraft::RaftSnapshotBuilder;
     use std::os::unix::fs::PermissionsExt;
 
-    let mode = |p: &std::path::Path| {
-        std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777
-    };
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
     let root = tempfile::tempdir().expect("tempdir");
     let dir = root.path().join("data/store");
     let (mut log, mut sm) = open_store(&dir, Limits::default()).expect("open store");

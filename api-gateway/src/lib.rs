@@ -5,6 +5,7 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | `audit` | the audit log: Kubernetes' audit Event shape, the Policy, the size-rotated file (not wired into the services yet) |
 //! | `admission` | defaults, container resource defaults, validation, namespace existence, quota |
 //! | `encryption` | encryption at rest: the `EncryptionConfiguration` file and the [`Transformer`] the registry applies to stored values |
 //! | `cluster` | the gRPC `Cluster` service over the local member ([`ClusterControl`]) |
@@ -27,6 +28,7 @@
 
 mod admission;
 mod agent_dial;
+pub mod audit;
 mod auth;
 mod authz;
 mod cluster;

@@ -5,7 +5,9 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | `audit` | the audit log: Kubernetes' audit Event shape, the Policy, the size-rotated file (not wired into the services yet) |
 //! | `admission` | defaults, container resource defaults, validation, namespace existence, quota |
+//! | `encryption` | encryption at rest: the `EncryptionConfiguration` file and the [`Transformer`] the registry applies to stored values |
 //! | `cluster` | the gRPC `Cluster` service over the local member ([`ClusterControl`]) |
 //! | `auth` | who is calling ([`Authenticator`]): client certificates, the static token file, bootstrap tokens |
 //! | `authz` | whether the caller may ([`Authorizer`], [`Attributes`]): one seam every request of every service passes, a [`Chain`] of authorizers |
@@ -30,11 +32,13 @@
 
 mod admission;
 mod agent_dial;
+pub mod audit;
 mod auth;
 mod authz;
 mod authz_cache;
 mod bootstrap_policy;
 mod cluster;
+mod encryption;
 mod node_authz;
 mod node_metrics;
 mod patch;
@@ -55,6 +59,7 @@ pub use authz::{Attributes, Authorizer, Chain, Decision, PrivilegedGroup, Target
 pub use authz_cache::{AuthzCache, CacheGuard};
 pub use bootstrap_policy::{default_policy, ensure_default_policy};
 pub use cluster::{ClusterControl, ClusterService};
+pub use encryption::{generate_key, EncryptionConfig, EncryptionError, Transformer};
 pub use node_authz::{NodeAuthorizer, NodeGraph};
 pub use patch::{apply_patch, merge_patch, strategic_merge_patch, PatchError};
 pub use rbac::{Policy, Rbac, SERVICE_ACCOUNT_USER_PREFIX};

@@ -13,6 +13,11 @@
 //! subresource split, `generation`, `generateName`, finalizers and graceful deletion,
 //! pagination and watch event types. Admission (defaults, validation, namespaces, quota)
 //! is delegated to `admission`; who may call is decided before the registry is reached.
+//!
+//! Every value goes through the registry's [`Transformer`] on its way to and from the store
+//! (`encode`/`decode`), so objects the encryption configuration names (Secrets) are
+//! ciphertext in the store, its log, snapshots and backups. A value that cannot be
+//! decrypted is an `Internal` error naming the missing key, never data.
 
 use std::sync::Arc;
 
@@ -29,6 +34,7 @@ use rafter_proto::{
 use serde_json::Value;
 
 use crate::admission::{self, AdmissionError, AdmissionReader};
+use crate::encryption::Transformer;
 use crate::store::{KvStore, StoreError};
 
 /// The largest object the registry stores (as etcd's default request limit).
@@ -223,6 +229,8 @@ pub struct Registry<S> {
     store: Arc<S>,
     /// The Raft term every write of this handle must be logged in (controllers), if any.
     fence: Option<u64>,
+    /// What stored values go through (encryption at rest).
+    transformer: Arc<Transformer>,
 }
 
 impl<S> Clone for Registry<S> {
@@ -230,6 +238,7 @@ impl<S> Clone for Registry<S> {
         Registry {
             store: self.store.clone(),
             fence: self.fence,
+            transformer: self.transformer.clone(),
         }
     }
 }
@@ -280,9 +289,16 @@ fn rfc3339_after(seconds: i64) -> String {
     Timestamp::now().plus_seconds(seconds).to_rfc3339()
 }
 
-/// Decodes a stored object and gives it its resourceVersion.
-pub fn decode(kind: Kind, kv: &KeyValue) -> Result<Object, RegistryError> {
-    let mut object = Object::decode(kind, &kv.value).map_err(|e| {
+/// Decrypts and decodes a stored object and gives it its resourceVersion.
+pub fn decode(
+    transformer: &Transformer,
+    kind: Kind,
+    kv: &KeyValue,
+) -> Result<Object, RegistryError> {
+    let plain = transformer
+        .decrypt(kind, &kv.key, &kv.value)
+        .map_err(|e| RegistryError::Internal(e.to_string()))?;
+    let mut object = Object::decode(kind, &plain).map_err(|e| {
         RegistryError::Internal(format!(
             "{} holds an undecodable {kind}: {e}",
             String::from_utf8_lossy(&kv.key)
@@ -293,8 +309,9 @@ pub fn decode(kind: Kind, kv: &KeyValue) -> Result<Object, RegistryError> {
     Ok(object)
 }
 
-/// The bytes stored for an object: without its resourceVersion, which the store keeps.
-fn encode(object: &Object) -> Result<Vec<u8>, RegistryError> {
+/// The bytes stored for an object at `key`: without its resourceVersion, which the store
+/// keeps, and encrypted when the configuration says so.
+fn encode(transformer: &Transformer, key: &str, object: &Object) -> Result<Vec<u8>, RegistryError> {
     let mut stored = object.clone();
     stored.metadata_mut().resource_version.clear();
     let bytes = stored.encode_to_vec();
@@ -306,7 +323,9 @@ fn encode(object: &Object) -> Result<Vec<u8>, RegistryError> {
             bytes.len()
         )));
     }
-    Ok(bytes)
+    transformer
+        .encrypt(object.kind(), key.as_bytes(), bytes)
+        .map_err(|e| RegistryError::Internal(e.to_string()))
 }
 
 fn parse_revision(text: &str) -> Result<u64, RegistryError> {
@@ -367,7 +386,22 @@ struct ContinueToken {
 impl<S: KvStore> Registry<S> {
     /// A registry over `store`.
     pub fn new(store: Arc<S>) -> Registry<S> {
-        Registry { store, fence: None }
+        Registry {
+            store,
+            fence: None,
+            transformer: Arc::new(Transformer::identity()),
+        }
+    }
+
+    /// This registry with stored values going through `transformer` (encryption at rest).
+    pub fn with_transformer(mut self, transformer: Arc<Transformer>) -> Registry<S> {
+        self.transformer = transformer;
+        self
+    }
+
+    /// What stored values go through: decode store values read elsewhere with it.
+    pub fn transformer(&self) -> &Arc<Transformer> {
+        &self.transformer
     }
 
     /// A handle whose writes apply only if logged in Raft term `term`: what a controller
@@ -377,6 +411,7 @@ impl<S: KvStore> Registry<S> {
         Registry {
             store: self.store.clone(),
             fence: Some(term),
+            transformer: self.transformer.clone(),
         }
     }
 
@@ -398,7 +433,7 @@ impl<S: KvStore> Registry<S> {
             .range(RangeRequest::new(KeyRange::key(key)), consistency)
             .await?;
         match response.kvs.into_iter().next() {
-            Some(kv) => Ok(Some((decode(kind, &kv)?, kv))),
+            Some(kv) => Ok(Some((decode(&self.transformer, kind, &kv)?, kv))),
             None => Ok(None),
         }
     }
@@ -454,7 +489,7 @@ impl<S: KvStore> Registry<S> {
             object.metadata().name.clone(),
         );
         let key = object_key(kind, &namespace, &name);
-        let value = encode(&object)?;
+        let value = encode(&self.transformer, &key, &object)?;
         if dry_run {
             return Ok(object);
         }
@@ -547,11 +582,13 @@ impl<S: KvStore> Registry<S> {
                 meta.generation = current.metadata().generation + i64::from(changed);
                 meta.resource_version.clear();
             }
-            // An update that changes nothing writes nothing (no new resourceVersion). That
-            // is only known from the current state: a stale local read is confirmed first.
+            // An update that changes nothing writes nothing (no new resourceVersion), unless
+            // the stored value is not under the first provider's key: rewriting it is how
+            // `rafter secrets reencrypt` rotates keys, as in Kubernetes. That is only known
+            // from the current state: a stale local read is confirmed first.
             let mut unchanged = current.clone();
             unchanged.metadata_mut().resource_version.clear();
-            if unchanged == next {
+            if unchanged == next && !self.transformer.is_stale(kind, &kv.value) {
                 if consistency == ReadConsistency::Serializable {
                     continue;
                 }
@@ -571,7 +608,10 @@ impl<S: KvStore> Registry<S> {
             let op = if finished {
                 TxnOp::Delete(DeleteRequest::new(KeyRange::key(key)))
             } else {
-                TxnOp::Put(PutRequest::new(key, encode(&next)?))
+                TxnOp::Put(PutRequest::new(
+                    key.clone(),
+                    encode(&self.transformer, &key, &next)?,
+                ))
             };
             let (succeeded, revision, _) = self
                 .txn(TxnRequest {
@@ -822,7 +862,8 @@ impl<S: KvStore> Registry<S> {
                     }
                     m.resource_version.clear();
                 }
-                let put = TxnOp::Put(PutRequest::new(key, encode(&marked)?));
+                let value = encode(&self.transformer, &key, &marked)?;
+                let put = TxnOp::Put(PutRequest::new(key, value));
                 let (ok, revision, _) = self
                     .txn(TxnRequest {
                         compare: vec![guard],
@@ -911,7 +952,7 @@ impl<S: KvStore> Registry<S> {
             }
             let fetched = response.kvs.len();
             for (i, kv) in response.kvs.iter().enumerate() {
-                let object = decode(kind, kv)?;
+                let object = decode(&self.transformer, kind, kv)?;
                 if !options.matches(&object) {
                     continue;
                 }
@@ -997,6 +1038,7 @@ impl<S: KvStore> Registry<S> {
             }
         };
         let changes = self.store.watch(KeyRange::prefix(prefix), from).await?;
+        let transformer = self.transformer.clone();
         let changes = changes.flat_map(move |batch| {
             let events: Vec<Result<WatchEvent, RegistryError>> = match batch {
                 Err(e) => vec![Err(RegistryError::from(e))],
@@ -1004,7 +1046,7 @@ impl<S: KvStore> Registry<S> {
                     .events
                     .iter()
                     .filter_map(|event| {
-                        translate(kind, &options, event, batch.revision).transpose()
+                        translate(&transformer, kind, &options, event, batch.revision).transpose()
                     })
                     .collect(),
             };
@@ -1015,19 +1057,20 @@ impl<S: KvStore> Registry<S> {
 }
 
 fn translate(
+    transformer: &Transformer,
     kind: Kind,
     options: &ListOptions,
     event: &raft_store::kv::Event,
     revision: u64,
 ) -> Result<Option<WatchEvent>, RegistryError> {
     let old = match &event.prev_kv {
-        Some(prev) => Some(decode(kind, prev)?),
+        Some(prev) => Some(decode(transformer, kind, prev)?),
         None => None,
     };
     let old_matches = old.as_ref().is_some_and(|o| options.matches(o));
     match event.kind {
         EventKind::Put => {
-            let new = decode(kind, &event.kv)?;
+            let new = decode(transformer, kind, &event.kv)?;
             let new_matches = options.matches(&new);
             let event_type = match (old_matches, new_matches) {
                 (false, true) => WatchEventType::Added,

@@ -61,6 +61,8 @@ pub(crate) struct MasterArgs {
     init: bool,
     #[arg(long, default_value_t = 50)]
     heartbeat_ms: u64,
+    #[arg(long)]
+    encryption_provider_config: Option<PathBuf>,
 }
 
 /// Runs one master until SIGTERM/Ctrl-C (or until killed).
@@ -88,6 +90,7 @@ pub(crate) fn run_master(args: MasterArgs) -> anyhow::Result<()> {
         heartbeat: Duration::from_millis(args.heartbeat_ms.max(10)),
         history_retention: Some(rafter_master::DEFAULT_HISTORY_RETENTION),
         cluster_cidr: Some(actors::ClusterCidr::default()),
+        encryption_config: args.encryption_provider_config,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

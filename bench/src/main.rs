@@ -7,12 +7,14 @@
 //!  cargo run --release -p bench -- gateway    Pod creates through 3 masters (TLS), failover
 //!  cargo run --release -p bench -- failover   only the leader-kill timings, more rounds
 //!  cargo run --release -p bench -- scheduler  pods created at once on hollow nodes → bound/s
+//!  cargo run --release -p bench -- secrets    Secret creates with encryption at rest off and on
 //! ```
 //!
 //! | module | owns |
 //! |---|---|
 //! | `store` | the store comparison: flags, one system's run, the side-by-side table |
 //! | `gateway` | the gateway benchmark and the hidden `master` subcommand |
+//! | `secrets` | Secret creates with encryption at rest off against on, one table |
 //! | `failover` | kill -9 of the leader → first acknowledged write |
 //! | `scheduler` | whole-system scheduling: pods created at once → bound/s, create→bind, master memory |
 //! | `hollow_nodes` | Ready Node objects and one task renewing their Leases, for `scheduler` |
@@ -41,6 +43,7 @@ mod pods;
 mod rafter_cluster;
 mod report;
 mod scheduler;
+mod secrets;
 mod stats;
 mod store;
 mod workload;
@@ -74,6 +77,8 @@ enum Command {
     Store(store::StoreArgs),
     /// Pod creates/s and p99 through three masters' gateway (TLS), leader failover.
     Gateway(gateway::GatewayArgs),
+    /// Secret creates/s through three masters' gateway, encryption at rest off and on.
+    Secrets(secrets::SecretsArgs),
     /// Only the leader failover timings: our store, etcd and the gateway.
     Failover(FailoverArgs),
     /// Pods created at once on hollow nodes: pods bound/s, create→bind p50/p99, master memory.
@@ -187,6 +192,9 @@ fn main() -> ExitCode {
         Command::Gateway(args) => use_this_binary_as_master()
             .and_then(|()| runtime())
             .and_then(|rt| rt.block_on(gateway::run(args))),
+        Command::Secrets(args) => use_this_binary_as_master()
+            .and_then(|()| runtime())
+            .and_then(|rt| rt.block_on(secrets::run(args))),
         Command::Failover(args) => use_this_binary_as_master()
             .and_then(|()| runtime())
             .and_then(|rt| rt.block_on(failover(args))),

@@ -266,6 +266,12 @@ impl Cluster {
             .ok_or_else(|| HarnessError::Process(format!("no master {id}")))
     }
 
+    /// The cluster's directory: each master's data dir `m<id>` (with the pki under `m1`) and
+    /// the masters' logs `m<id>.log`.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// The masters.
     pub fn masters(&self) -> &[MasterProcess] {
         &self.masters

@@ -21,6 +21,7 @@
 //! | `failover` | which master to try next and the retry loop every call goes through |
 //! | `watch` | watches that resume from the last delivered resourceVersion |
 //! | `bootstrap_token` | [`BootstrapToken`]: a joining node's token and the Secret that stores it |
+//! | `private_files` | files that hold keys or cluster data: 0600 in 0700 directories, checked before use |
 //! | `pki` | the cluster CA, issued certificates, certificate requests, identities in certificates |
 //!
 //! What is retried where: reads (get, list, watch, scale and cluster status) on any
@@ -58,6 +59,7 @@ pub mod config;
 mod error;
 mod failover;
 mod pki;
+pub mod private_files;
 mod watch;
 
 pub use bootstrap_token::BootstrapToken;

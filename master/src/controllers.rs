@@ -36,7 +36,9 @@ use rafter_proto::{Kind, Object};
 use tokio::sync::{mpsc, watch};
 
 use crate::raft_kv::RaftKv;
-use api_gateway::{decode, kind_prefix, Registry, RegistryError, StoreError, Subresource};
+use api_gateway::{
+    decode, kind_prefix, Registry, RegistryError, StoreError, Subresource, Transformer,
+};
 use rafter_client::{request_names, CertUsage, ClusterCa, DEFAULT_CERT_VALIDITY};
 use rafter_proto::{DeleteOptions, Propagation};
 
@@ -121,14 +123,18 @@ fn key_of(prefixes: &[(String, Kind)], key: &[u8]) -> Option<ObjectKey> {
 }
 
 /// The changes of one applied revision to informed objects.
-fn translate(prefixes: &[(String, Kind)], revision: RevisionEvents) -> RevisionChanges {
+fn translate(
+    transformer: &Transformer,
+    prefixes: &[(String, Kind)],
+    revision: RevisionEvents,
+) -> RevisionChanges {
     let mut events = Vec::new();
     for event in &revision.events {
         let Some(key) = key_of(prefixes, &event.kv.key) else {
             continue;
         };
         match event.kind {
-            EventKind::Put => match decode(key.kind, &event.kv) {
+            EventKind::Put => match decode(transformer, key.kind, &event.kv) {
                 Ok(object) => events.push(CacheEvent::Upsert(object)),
                 Err(e) => {
                     tracing::error!(%key, error = %e, "controllers: undecodable object skipped")
@@ -241,6 +247,7 @@ impl ClusterApi for MasterCluster {
     async fn snapshot(&self) -> Result<Snapshot, ApiError> {
         let node = self.node.clone();
         let prefixes = Arc::clone(&self.prefixes);
+        let transformer = Arc::clone(self.registry.transformer());
         self.on_master(async move {
             let probe = RangeRequest::new(KeyRange::key("/registry/"));
             let revision = node
@@ -257,7 +264,7 @@ impl ClusterApi for MasterCluster {
                     .await
                     .map_err(node_error)?;
                 for kv in &response.kvs {
-                    match decode(*kind, kv) {
+                    match decode(&transformer, *kind, kv) {
                         Ok(object) => objects.push(object),
                         Err(e) => {
                             tracing::error!(error = %e, "controllers: undecodable object skipped")
@@ -273,6 +280,7 @@ impl ClusterApi for MasterCluster {
     async fn changes(&self, from: u64) -> Result<ChangeStream, ApiError> {
         let node = self.node.clone();
         let prefixes = Arc::clone(&self.prefixes);
+        let transformer = Arc::clone(self.registry.transformer());
         let (tx, rx) = mpsc::channel(FEED_BUFFER);
         self.on_master(async move {
             let mut feed = node.subscribe_applied(from).await.map_err(node_error)?;
@@ -283,7 +291,7 @@ impl ClusterApi for MasterCluster {
                         () = tx.closed() => return,
                     };
                     let item = match item {
-                        Some(Ok(revision)) => Ok(translate(&prefixes, revision)),
+                        Some(Ok(revision)) => Ok(translate(&transformer, &prefixes, revision)),
                         Some(Err(e)) => Err(node_error(e)),
                         None => Err(ApiError::Gone("the member's feed ended".to_owned())),
                     };

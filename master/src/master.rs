@@ -9,7 +9,11 @@
 //! ```
 //!
 //! Owns start-up order and shutdown of one master process. It reads and writes the PKI
-//! files it is pointed at and nothing else outside the data dir.
+//! files it is pointed at and nothing else outside the data dir, plus the encryption
+//! configuration it reads. Files holding keys or cluster data are created 0600 in 0700
+//! directories (`rafter_client::private_files`); a key file (CA key, token file, encryption
+//! configuration) its group or others may read makes the master refuse to start, naming
+//! the file.
 
 use raft_store::WatchReceiver;
 use std::collections::BTreeMap;
@@ -21,7 +25,12 @@ use std::time::Duration;
 use raft_store::{Node, NodeConfig};
 use rafter_proto::Object;
 
-use api_gateway::{serve, Registry, RegistryError, ServeError, ServerTls, TokenFile};
+use api_gateway::{
+    serve, EncryptionConfig, Registry, RegistryError, ServeError, ServerTls, TokenFile, Transformer,
+};
+use rafter_client::private_files::{
+    create_private_dir, read_private, write_private as write_private_file, PrivateFileError,
+};
 use rafter_client::{CertRequest, CertUsage, ClusterCa, PkiError, DEFAULT_CERT_VALIDITY};
 use rafter_proto::well_known::{MASTERS_GROUP, PEERS_GROUP};
 
@@ -86,6 +95,9 @@ pub struct MasterConfig {
     /// Where the controllers take nodes' pod CIDRs from (`--cluster-cidr`); `None`: no
     /// allocation.
     pub cluster_cidr: Option<actors::ClusterCidr>,
+    /// The `EncryptionConfiguration` file (`--encryption-provider-config`); `None` stores
+    /// every object as it is.
+    pub encryption_config: Option<PathBuf>,
 }
 
 /// Why a master could not start or stopped with an error.
@@ -102,6 +114,18 @@ pub enum MasterError {
         /// What is wrong.
         detail: String,
     },
+    /// The encryption configuration is unreadable or invalid.
+    #[error("encryption provider config {path}: {detail}")]
+    Encryption {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A file that holds keys or cluster data is open to others, or could not be created
+    /// privately.
+    #[error(transparent)]
+    Private(#[from] PrivateFileError),
     /// The store member failed to start or run.
     #[error("store: {0}")]
     Store(String),
@@ -146,17 +170,27 @@ fn read(path: &Path) -> Result<String, MasterError> {
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), MasterError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| MasterError::Pki(format!("{}: {e}", path.display())))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| MasterError::Pki(format!("{}: {e}", path.display())))
+    Ok(write_private_file(path, text.as_bytes())?)
+}
+
+/// Reads the encryption configuration (refused when others may read it) into the
+/// transformer the registry applies.
+pub fn load_encryption(path: &Path) -> Result<Transformer, MasterError> {
+    let text = read_private(path)?;
+    let invalid = |detail: String| MasterError::Encryption {
+        path: path.to_owned(),
+        detail,
+    };
+    let config = EncryptionConfig::parse(&text).map_err(|e| invalid(e.to_string()))?;
+    Transformer::new(&config).map_err(|e| invalid(e.to_string()))
+}
+
+/// Writes a new encryption configuration to `path` (0600): Secrets encrypted with one
+/// fresh AES-GCM key named `key1`, unencrypted values still readable. What `rafter up`
+/// turns encryption at rest on with.
+pub fn write_generated_encryption_config(path: &Path) -> Result<(), MasterError> {
+    let text = EncryptionConfig::generate_yaml(&["secrets"], "key1", &api_gateway::generate_key());
+    Ok(write_private_file(path, text.as_bytes())?)
 }
 
 /// Loads the cluster CA from `pki_dir`, creating it (with an admin certificate and token)
@@ -167,7 +201,10 @@ pub fn load_or_create_ca(pki_dir: &Path, init: bool) -> Result<ClusterCa, Master
         pki_dir.join(pki_files::CA_KEY),
     );
     if cert_path.exists() && key_path.exists() {
-        return Ok(ClusterCa::from_pem(&read(&cert_path)?, &read(&key_path)?)?);
+        return Ok(ClusterCa::from_pem(
+            &read(&cert_path)?,
+            &read_private(&key_path)?,
+        )?);
     }
     if !init {
         return Err(MasterError::Pki(format!(
@@ -175,8 +212,7 @@ pub fn load_or_create_ca(pki_dir: &Path, init: bool) -> Result<ClusterCa, Master
             pki_dir.display()
         )));
     }
-    std::fs::create_dir_all(pki_dir)
-        .map_err(|e| MasterError::Pki(format!("{}: {e}", pki_dir.display())))?;
+    create_private_dir(pki_dir)?;
     let ca = ClusterCa::generate("rafter")?;
     write_private(&key_path, ca.key_pem())?;
     write_private(&cert_path, ca.cert_pem())?;
@@ -233,10 +269,7 @@ impl Master {
         });
         let tokens = match &token_path {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| MasterError::Tokens {
-                    path: path.clone(),
-                    detail: e.to_string(),
-                })?;
+                let text = read_private(path)?;
                 TokenFile::parse(&text).map_err(|e| MasterError::Tokens {
                     path: path.clone(),
                     detail: e.to_string(),
@@ -244,6 +277,16 @@ impl Master {
             }
             None => TokenFile::default(),
         };
+
+        let transformer = match &config.encryption_config {
+            Some(path) => {
+                let transformer = load_encryption(path)?;
+                tracing::info!(config = %path.display(), ?transformer, "encryption at rest on");
+                transformer
+            }
+            None => Transformer::identity(),
+        };
+        create_private_dir(&config.data_dir)?;
 
         let client_listener = tokio::net::TcpListener::bind(config.client_addr)
             .await
@@ -352,7 +395,7 @@ impl Master {
         });
 
         let kv = Arc::new(RaftKv::new(node.clone()));
-        let registry = Registry::new(kv.clone());
+        let registry = Registry::new(kv.clone()).with_transformer(Arc::new(transformer));
         tokio::spawn(bootstrap_cluster_state(
             kv.clone(),
             registry.clone(),
@@ -471,6 +514,8 @@ async fn ensure_cluster_state(
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
     use raft_store::PeerVerifier;
 
@@ -503,5 +548,46 @@ mod tests {
             let why = MembersOnly.verify(&der(&ca, cn, groups)).unwrap_err();
             assert!(why.contains(cn) && why.contains(PEERS_GROUP), "{why}");
         }
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn pki_files_are_private_and_an_open_ca_key_is_refused_by_name() {
+        let root = tempfile::tempdir().unwrap();
+        let pki = root.path().join("pki");
+        load_or_create_ca(&pki, true).unwrap();
+        assert_eq!(mode(&pki), 0o700);
+        for entry in std::fs::read_dir(&pki).unwrap() {
+            let path = entry.unwrap().path();
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+        let key = pki.join(pki_files::CA_KEY);
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = load_or_create_ca(&pki, false).unwrap_err().to_string();
+        assert!(err.contains("ca.key") && err.contains("0644"), "{err}");
+    }
+
+    #[test]
+    fn the_generated_encryption_config_is_private_and_an_open_one_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("encryption.yaml");
+        write_generated_encryption_config(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert!(load_encryption(&path)
+            .unwrap()
+            .encrypts(rafter_proto::Kind::Secret));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let err = load_encryption(&path).unwrap_err().to_string();
+        assert!(err.contains("encryption.yaml"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&path, "apiVersion: v1\nkind: EncryptionConfiguration\n").unwrap();
+        let err = load_encryption(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("encryption.yaml") && err.contains("apiVersion"),
+            "{err}"
+        );
     }
 }

@@ -306,6 +306,19 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<String>, BootstrapErro
     }
 }
 
+/// Creates `dir` (and missing parents) with mode 0700: it holds the node's private keys.
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), BootstrapError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| BootstrapError::Io {
+            path: dir.to_owned(),
+            source,
+        })
+}
+
 /// Writes `text` to `path` through a temporary file and a rename, so a reader never sees
 /// half a file; `private` files get mode 0600 from their creation on.
 pub(crate) fn write_file(path: &Path, text: &str, private: bool) -> Result<(), BootstrapError> {
@@ -472,10 +485,7 @@ async fn wait_for_certificate(client: &Client, name: &str) -> Result<String, Boo
 
 /// Keeps `identity` in the cert dir.
 fn store(config: &TlsBootstrapConfig, identity: &ClientIdentity) -> Result<(), BootstrapError> {
-    std::fs::create_dir_all(&config.cert_dir).map_err(|source| BootstrapError::Io {
-        path: config.cert_dir.clone(),
-        source,
-    })?;
+    create_private_dir(&config.cert_dir)?;
     // The key first: a certificate on disk always has its key next to it.
     write_file(&config.path(CLIENT_KEY_FILE), &identity.key_pem, true)?;
     write_file(&config.path(CLIENT_CERT_FILE), &identity.cert_pem, false)?;

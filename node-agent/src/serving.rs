@@ -26,8 +26,9 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::bootstrap::{
-    assess, now_unix, read_optional, renew_at, request_certificate, write_file, BootstrapError,
-    CertState, Purpose, RotatingClient, TlsBootstrapConfig, ISSUER_CA_FILE, RETRY_SECONDS,
+    assess, create_private_dir, now_unix, read_optional, renew_at, request_certificate, write_file,
+    BootstrapError, CertState, Purpose, RotatingClient, TlsBootstrapConfig, ISSUER_CA_FILE,
+    RETRY_SECONDS,
 };
 
 /// The serving certificate's file in the cert dir.
@@ -136,10 +137,7 @@ async fn serving_certificate(
     info!(state = ?state, hosts = ?hosts, "requesting a serving certificate");
     let identity =
         request_certificate(config, &tls.client.client(), Purpose::Serving(hosts)).await?;
-    std::fs::create_dir_all(&config.cert_dir).map_err(|source| BootstrapError::Io {
-        path: config.cert_dir.clone(),
-        source,
-    })?;
+    create_private_dir(&config.cert_dir)?;
     // The key first: a certificate on disk always has its key next to it.
     write_file(&config.path(SERVING_KEY_FILE), &identity.key_pem, true)?;
     write_file(&config.path(SERVING_CERT_FILE), &identity.cert_pem, false)?;

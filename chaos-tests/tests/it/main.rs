@@ -12,5 +12,7 @@ mod controllers_converge_across_leader_kills;
 mod every_kind_round_trips_through_three_masters;
 mod masters_compact_history_they_no_longer_keep;
 mod rolling_update_keeps_enough_pods_ready;
+mod rotated_keys_keep_secrets_readable_across_restarts;
+mod secrets_are_ciphertext_in_every_file_and_backup;
 mod snapshot_restore_seeds_a_new_cluster;
 mod support;

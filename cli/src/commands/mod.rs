@@ -20,6 +20,7 @@ mod logs;
 mod master;
 mod rollout;
 mod scale;
+mod secrets;
 mod set;
 mod store;
 mod taint;
@@ -45,6 +46,8 @@ pub enum Command {
     Delete(delete::DeleteArgs),
     /// Bootstrap tokens: the credentials new node agents join with.
     Token(token::TokenArgs),
+    /// Secrets at rest: `reencrypt` rewrites every Secret under the current first key.
+    Secrets(secrets::SecretsArgs),
     /// Back up the store of a running cluster, or seed a new one from a backup.
     Store(store::StoreArgs),
     /// The masters of the cluster: leader, term, health.
@@ -115,6 +118,7 @@ pub fn run(command: Command, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Command::Delete(args) => delete::run(args, globals),
         Command::Cluster(args) => cluster::run(args, globals),
         Command::Store(args) => store::run(args, globals),
+        Command::Secrets(args) => secrets::run(args, globals),
         Command::Token(args) => token::run(args, globals),
         Command::ApiResources => api_resources::run(),
         Command::Validate(args) => apply::validate(args),

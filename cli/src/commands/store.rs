@@ -58,7 +58,8 @@ pub fn run(args: StoreArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 .block_on(session.client().snapshot())
                 .context("taking the snapshot")?;
             let partial = file.with_extension("partial");
-            std::fs::write(&partial, &bytes)
+            // A backup holds every object of the cluster: 0600 from creation.
+            rafter_client::private_files::write_private(&partial, &bytes)
                 .with_context(|| format!("writing {}", partial.display()))?;
             std::fs::rename(&partial, &file)
                 .with_context(|| format!("moving the snapshot to {}", file.display()))?;

@@ -14,6 +14,7 @@
 //! Owns the processes of a local cluster and the state file `DIR/cluster.json` that lets
 //! `rafter down` and a second `rafter up` find them. It reuses the data of an existing DIR.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -81,6 +82,10 @@ pub struct UpArgs {
     /// How long to wait for readiness, in seconds.
     #[arg(long, default_value_t = 120)]
     timeout: u64,
+    /// Store Secrets unencrypted. By default the first `rafter up` writes DIR/encryption.yaml
+    /// with a fresh AES-GCM key, and every master encrypts Secrets at rest with it.
+    #[arg(long)]
+    no_encryption: bool,
 }
 
 /// `rafter down`.
@@ -179,6 +184,7 @@ fn log_file(dir: &Path, name: &str) -> anyhow::Result<std::fs::File> {
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))
 }
@@ -186,7 +192,8 @@ fn log_file(dir: &Path, name: &str) -> anyhow::Result<std::fs::File> {
 /// Runs `rafter up`.
 pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let dir = default_dir(args.dir.clone())?;
-    std::fs::create_dir_all(dir.join("logs"))
+    // The cluster's data, keys and logs: 0700 from creation.
+    rafter_client::private_files::create_private_dir(&dir.join("logs"))
         .with_context(|| format!("creating {}", dir.display()))?;
     let state_path = dir.join("cluster.json");
     let previous: Option<ClusterState> = std::fs::read(&state_path)
@@ -249,6 +256,16 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
 
+    let encryption = dir.join("encryption.yaml");
+    if !args.no_encryption && !encryption.exists() {
+        rafter_master::write_generated_encryption_config(&encryption)
+            .context("writing the encryption configuration")?;
+        println!(
+            "Secrets are encrypted at rest with a new key in {}",
+            encryption.display()
+        );
+    }
+
     let bar = spinner(&format!("starting {} masters", state.masters.len()));
     for index in 0..state.masters.len() {
         let master = state.masters[index].clone();
@@ -271,6 +288,11 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             .stderr(log_file(&dir, &format!("master-{}", master.id))?);
         if master.id == 1 {
             command.arg("--init");
+        }
+        if encryption.exists() {
+            // Once written, the key stays in use even with --no-encryption: the Secrets
+            // stored under it must stay readable.
+            command.arg("--encryption-provider-config").arg(&encryption);
         }
         let child = command.spawn().context("starting a master")?;
         state.masters[index].pid = Some(child.id());

@@ -45,7 +45,7 @@ pub(crate) fn write_backup(db: &DB, dest: &Path) -> Result<BackupInfo, StoreErro
     let snap = db.snapshot();
     let revision = revision_of(snap.get_cf(cf, META_REVISION)?);
     let tmp = dest.with_extension("partial");
-    let mut writer = SnapshotWriter::new(BufWriter::new(std::fs::File::create(&tmp)?))?;
+    let mut writer = SnapshotWriter::new(BufWriter::new(super::private_files::create_file(&tmp)?))?;
     let mut records = 0;
     for item in snap.iterator_cf(cf, rocksdb::IteratorMode::Start) {
         let (k, v) = item?;

@@ -9,6 +9,7 @@ mod data_version;
 mod error;
 mod latest_values;
 mod log_store;
+mod private_files;
 mod recent_log;
 mod rocks;
 mod snapshot_file;

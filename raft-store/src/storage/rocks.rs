@@ -31,7 +31,7 @@ const MAX_TOTAL_WAL_BYTES: u64 = 128 << 20;
 
 /// Open (or create) the database in `dir` and check its data version.
 pub(crate) fn open_db(dir: &Path) -> Result<Arc<DB>, StoreError> {
-    std::fs::create_dir_all(dir)?;
+    super::private_files::create_dir(dir)?;
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);

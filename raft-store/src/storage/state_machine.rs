@@ -198,7 +198,7 @@ impl StateMachine {
     /// Open the state machine kept in `db`, with snapshot files under `dir/snapshots`.
     pub(crate) fn open(db: Arc<DB>, dir: &Path, limits: Limits) -> Result<Self, StoreError> {
         let snap_dir = dir.join("snapshots");
-        std::fs::create_dir_all(&snap_dir)?;
+        super::private_files::create_dir(&snap_dir)?;
         // Leftovers of builds or transfers interrupted by a crash.
         for entry in std::fs::read_dir(&snap_dir)? {
             let path = entry?.path();
@@ -298,8 +298,8 @@ fn build_snapshot_file(
     let snapshot_id = snapshot_file_id(applied.last_applied.as_ref());
     let file_name = format!("{snapshot_id}.snap");
     let tmp = snap_dir.join(format!("{snapshot_id}.tmp"));
-    let mut writer =
-        SnapshotWriter::new(BufWriter::new(std::fs::File::create(&tmp)?)).map_err(io_err)?;
+    let mut writer = SnapshotWriter::new(BufWriter::new(super::private_files::create_file(&tmp)?))
+        .map_err(io_err)?;
     for item in snap.iterator_cf(cf, rocksdb::IteratorMode::Start) {
         let (k, v) = item.map_err(io_err)?;
         writer.record(&k, &v).map_err(io_err)?;
@@ -341,6 +341,7 @@ pub(crate) async fn incoming_snapshot_file(snap_dir: &Path) -> std::io::Result<S
         .write(true)
         .create(true)
         .truncate(true)
+        .mode(0o600)
         .open(&path)
         .await
 }
@@ -460,7 +461,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let file_name = format!("{snapshot_id}.snap");
             let tmp = snap_dir.join(format!("{snapshot_id}.tmp"));
             file.rewind()?;
-            let mut out = std::fs::File::create(&tmp)?;
+            let mut out = super::private_files::create_file(&tmp)?;
             std::io::copy(&mut file, &mut out)?;
             out.sync_all()?;
             std::fs::rename(&tmp, snap_dir.join(&file_name))?;

@@ -291,3 +291,54 @@ async fn reads_from_memory_agree_with_the_key_space() {
         }
     }
 }
+
+/// The store's data hold every object of the cluster: the directories it creates are 0700
+/// and the snapshot and backup files 0600, whatever the umask (RocksDB's own files take the
+/// umask, which the master sets to 0077).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_directories_snapshots_and_backups_are_private() {
+    use openraft::storage::{IOFlushed, RaftLogStorage, RaftStateMachine};
+    use openraft::type_config::TypeConfigExt;
+    use openraft::RaftSnapshotBuilder;
+    use std::os::unix::fs::PermissionsExt;
+
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("data/store");
+    let (mut log, mut sm) = open_store(&dir, Limits::default()).expect("open store");
+    let entries: Vec<_> = (1..=10).map(put).collect();
+    let (tx, rx) = TypeConfig::oneshot();
+    log.append(entries.clone(), IOFlushed::signal(tx))
+        .await
+        .expect("append");
+    rx.await.expect("flush reported").expect("flushed");
+    sm.apply(futures::stream::iter(
+        entries.into_iter().map(|e| Ok((e, None))),
+    ))
+    .await
+    .expect("apply");
+    sm.get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .expect("snapshot");
+
+    assert_eq!(mode(&root.path().join("data")), 0o700);
+    assert_eq!(mode(&dir), 0o700);
+    let snapshots = dir.join("snapshots");
+    assert_eq!(mode(&snapshots), 0o700);
+    let mut files = 0;
+    for entry in std::fs::read_dir(&snapshots).expect("read dir") {
+        let path = entry.expect("entry").path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+        files += 1;
+    }
+    assert!(files > 0, "the snapshot was written to a file");
+    drop((log, sm));
+
+    let db = rocks::open_db(&dir).expect("reopen");
+    let backup = root.path().join("backup.snap");
+    write_backup(&db, &backup).expect("backup");
+    assert_eq!(mode(&backup), 0o600);
+}

@@ -31,9 +31,9 @@ pub struct ClientOptions {
     /// it only until they open. A master that stopped answering altogether is noticed
     /// sooner, by `keepalive`.
     pub attempt_timeout: Duration,
-    /// Setting up a connection, TCP and TLS (default 1 s: a master on the cluster's network
-    /// answers a handshake in milliseconds, and a paused one accepts TCP connections
-    /// without ever completing the handshake).
+    /// Setting up a connection, TCP and TLS (default 2 s: a master on the cluster's network
+    /// answers a handshake in milliseconds even when busy, and a paused one accepts TCP
+    /// connections without ever completing the handshake).
     pub connect_timeout: Duration,
     /// The interval of HTTP/2 pings on every connection, idle or carrying requests
     /// (default 500 ms). A master whose process is paused or cut off behind a connection
@@ -44,7 +44,8 @@ pub struct ClientOptions {
     /// cut.
     pub keepalive: Duration,
     /// How long a ping may go unanswered before the connection counts as dead (default
-    /// 1 s).
+    /// 2 s: a master answers pings from its transport layer, but a loaded machine can hold
+    /// it back for a second).
     pub keepalive_timeout: Duration,
 }
 
@@ -53,9 +54,9 @@ impl Default for ClientOptions {
         ClientOptions {
             total_timeout: Duration::from_secs(30),
             attempt_timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(2),
             keepalive: Duration::from_millis(500),
-            keepalive_timeout: Duration::from_secs(1),
+            keepalive_timeout: Duration::from_secs(2),
         }
     }
 }

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod a_dead_master_is_replaced_with_the_cli;
-mod a_paused_leader_delays_writes_by_less_than_two_seconds;
+mod a_paused_leader_delays_writes_by_less_than_four_seconds;
 mod acknowledged_writes_survive_leader_kills;
 mod client_carries_on_when_masters_die;
 mod controllers_converge_across_leader_kills;

@@ -125,13 +125,25 @@ pub fn save_backup(cluster: &Cluster, work: &Path) -> PathBuf {
     backup
 }
 
-/// Every master lists exactly the `SECRETS` Secrets with their canary values.
+/// Every master lists exactly the `SECRETS` Secrets with their canary values. A master
+/// that was just restarted may not answer at once (it is catching up with the leader): it
+/// is asked again until it answers, for at most 30 s.
 pub async fn every_master_reads_back(cluster: &Cluster, canary: &str, count: usize) {
     for master in cluster.masters() {
-        let mut client = cluster.client(master.id).await.unwrap();
-        let secrets = list_default(&mut client, "Secret")
-            .await
-            .unwrap_or_else(|| panic!("master {} lists the secrets", master.id));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let secrets = loop {
+            let listed = match cluster.client(master.id).await {
+                Ok(mut client) => list_default(&mut client, "Secret").await,
+                Err(_) => None,
+            };
+            match listed {
+                Some(secrets) => break secrets,
+                None if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                None => panic!("master {} never listed the secrets", master.id),
+            }
+        };
         assert_eq!(secrets.len(), count, "master {}", master.id);
         for object in secrets {
             let Object::Secret(s) = object else {

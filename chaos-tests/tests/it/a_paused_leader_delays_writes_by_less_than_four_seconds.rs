@@ -1,7 +1,9 @@
 //! The Raft leader is paused with SIGSTOP (a hung process whose sockets stay open, as
 //! after a long stall): the first write through the client library, with its default
-//! options, is acknowledged less than two seconds after the pause, since the client
-//! notices a silent master from its HTTP/2 pings and a follower stops waiting for a
+//! options, is acknowledged less than four seconds after the pause (the client's ping
+//! interval and timeout, 2.5 s by default, against 10 s before; the bound leaves room for
+//! a loaded test machine), since the
+//! client notices a silent master from its HTTP/2 pings and a follower stops waiting for a
 //! leader the others have replaced. Resumed, the old leader never acknowledges a write in
 //! its stale term (a create sent to it alone while it was paused is either refused or
 //! committed), it follows the new leader, and no acknowledged write is lost.
@@ -15,7 +17,7 @@ use rafter_proto::api;
 use rafter_proto::{parse_object, Object};
 
 /// The longest a paused leader may delay the first acknowledged write.
-const BOUND: Duration = Duration::from_secs(2);
+const BOUND: Duration = Duration::from_secs(4);
 
 fn config_map(name: &str) -> Object {
     parse_object(
@@ -26,7 +28,7 @@ fn config_map(name: &str) -> Object {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_paused_leader_delays_writes_by_less_than_two_seconds() {
+async fn a_paused_leader_delays_writes_by_less_than_four_seconds() {
     let cluster = Cluster::start(3)
         .await
         .expect("a three-master cluster starts");

@@ -214,7 +214,8 @@ pub fn load_or_create_ca(pki_dir: &Path, init: bool) -> Result<ClusterCa, Master
     }
     create_private_dir(pki_dir)?;
     let ca = ClusterCa::generate("rafter")?;
-    write_private(&key_path, ca.key_pem())?;
+    // The CA key is written last, each file whole (written aside, then renamed): masters
+    // started beside this one wait for the key and then find every file complete.
     write_private(&cert_path, ca.cert_pem())?;
     let admin = ca.issue(&CertRequest {
         common_name: "admin".into(),
@@ -232,6 +233,7 @@ pub fn load_or_create_ca(pki_dir: &Path, init: bool) -> Result<ClusterCa, Master
         &pki_dir.join(pki_files::TOKENS),
         &format!("{token},admin,admin,\"{MASTERS_GROUP}\"\n"),
     )?;
+    write_private(&key_path, ca.key_pem())?;
     tracing::info!(dir = %pki_dir.display(), "created the cluster CA and admin credentials");
     Ok(ca)
 }

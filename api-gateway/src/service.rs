@@ -116,6 +116,13 @@ fn with_default_namespace<'a>(target: Target<'a>, verb: &str) -> Target<'a> {
     }
 }
 
+/// What a list or watch of `options` (sent with `field_selector`) asks for.
+fn collection<'a>(options: &'a ListOptions, field_selector: &'a str) -> Target<'a> {
+    Target::resource(options.kind)
+        .namespace(options.namespace.as_deref().unwrap_or_default())
+        .field_selector(field_selector)
+}
+
 /// Whether `user` may see `object`: bootstrap-token holders see only the
 /// CertificateSigningRequests they filed themselves; everyone else sees everything.
 fn visible_to(user: &UserInfo, object: &Object) -> bool {
@@ -283,9 +290,7 @@ impl<S: KvStore> Resources for ResourcesService<S> {
             .admit_caller(
                 &request,
                 "list",
-                Target::resource(options.kind)
-                    .namespace(options.namespace.as_deref().unwrap_or_default())
-                    .field_selector(&r.field_selector),
+                collection(&options, &r.field_selector),
                 None,
             )
             .await?;
@@ -464,9 +469,7 @@ impl<S: KvStore> Resources for ResourcesService<S> {
             .admit_caller(
                 &request,
                 "watch",
-                Target::resource(options.kind)
-                    .namespace(options.namespace.as_deref().unwrap_or_default())
-                    .field_selector(&r.field_selector),
+                collection(&options, &r.field_selector),
                 None,
             )
             .await?;

@@ -77,6 +77,7 @@ impl<C: ClusterControl, S: KvStore> ClusterService<C, S> {
         request: &Request<T>,
         verb: &str,
     ) -> Result<(), Status> {
+        audit.anonymous();
         let user = self.authenticator.authenticate(request).await?;
         audit.user(&user);
         authorize(
@@ -136,6 +137,7 @@ impl<C: ClusterControl, S: KvStore> Cluster for ClusterService<C, S> {
     ) -> Result<Response<ClusterStatus>, Status> {
         let mut audit = self.audit(&request, "get", Stage::ResponseComplete);
         let result = async {
+            audit.anonymous();
             let user = self.authenticator.authenticate(&request).await?;
             audit.user(&user);
             Ok(Response::new(

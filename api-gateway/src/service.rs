@@ -115,6 +115,7 @@ impl<S: KvStore> ResourcesService<S> {
     ) -> Result<UserInfo, Status> {
         let target = with_default_namespace(target, verb);
         audit.target(verb, &target, None);
+        audit.anonymous();
         let user = self.authenticator.authenticate(request).await?;
         audit.user(&user);
         audit.target(verb, &target, object);
@@ -943,6 +944,7 @@ impl<S: KvStore> Resources for ResourcesService<S> {
                 "subjectaccessreviews"
             };
             audit.resource("create", "authorization.k8s.io", review);
+            audit.anonymous();
             let caller = self.authenticator.authenticate(&request).await?;
             audit.user(&caller);
             let r = request.into_inner();

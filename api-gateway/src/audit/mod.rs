@@ -24,9 +24,10 @@
 //! One event per call: stage ResponseComplete for unary calls; ResponseStarted for the
 //! streams (watch, pods/log, snapshot), recorded when the stream is handed back (its end
 //! is not recorded). RequestReceived is never written (as if every policy omitted it).
-//! Calls refused before authentication are recorded as user `system:anonymous` in group
+//! Calls that fail authentication are recorded as user `system:anonymous` in group
 //! `system:unauthenticated` with code 401; calls refused by authorization with 403; calls
-//! refused before their object was decoded have no `objectRef`.
+//! refused before their request was decoded (before authentication) have no `objectRef`
+//! and an empty user, as Kubernetes' `"user":{}`.
 //!
 //! Without an auditor a call's [`Audit`] is inert (`None`): nothing is built or written.
 //! It does no authorization and reads no store.

@@ -147,6 +147,17 @@ impl Audit {
         })))
     }
 
+    /// Authentication is under way: until [`Audit::user`], the caller is recorded as
+    /// `system:anonymous` (a call that fails before authentication has no user).
+    pub(crate) fn anonymous(&mut self) {
+        if let Some(p) = &mut self.0 {
+            p.attributes.user = Some(UserRef {
+                username: ANONYMOUS_USER.to_owned(),
+                groups: vec![UNAUTHENTICATED_GROUP.to_owned()],
+            });
+        }
+    }
+
     /// The authenticated caller.
     pub(crate) fn user(&mut self, user: &UserInfo) {
         if let Some(p) = &mut self.0 {
@@ -232,10 +243,7 @@ impl Pending {
     }
 
     fn user(&self) -> UserRef {
-        self.attributes.user.clone().unwrap_or_else(|| UserRef {
-            username: ANONYMOUS_USER.to_owned(),
-            groups: vec![UNAUTHENTICATED_GROUP.to_owned()],
-        })
+        self.attributes.user.clone().unwrap_or_default()
     }
 
     fn level(&self) -> Level {

@@ -176,6 +176,15 @@ async fn every_call_refused_or_not_is_one_record_with_who_what_and_code() {
         .await
         .unwrap_err();
     assert_eq!(member.code(), Code::PermissionDenied);
+    // Refused before it is decoded, hence before authentication: no user, no object.
+    let unknown = admin
+        .list(api::ListRequest {
+            kind: "Gizmo".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::InvalidArgument);
 
     // Every answer above came back after its record was synced: no waiting.
     let records = records(&path);
@@ -192,6 +201,7 @@ async fn every_call_refused_or_not_is_one_record_with_who_what_and_code() {
         ("admin", "create", "secrets", "shop", "db", 409),
         ("admin", "create", "pods", "shop", "empty", 422),
         ("jane", "create", "", "", "", 403),
+        ("", "list", "", "", "", 422),
     ]
     .map(|(u, v, r, ns, n, c)| {
         (

@@ -12,6 +12,7 @@ use rafter_proto::api::cluster_server::Cluster;
 use rafter_proto::api::{self, ClusterStatus};
 use tonic::{Request, Response, Status};
 
+use crate::audit::{Audit, Auditor, Stage};
 use crate::auth::Authenticator;
 use crate::authz::{Attributes, Authorizer};
 use crate::status::authorize;
@@ -39,6 +40,7 @@ pub struct ClusterService<C, S> {
     control: Arc<C>,
     authenticator: Authenticator<S>,
     authorizer: Arc<dyn Authorizer>,
+    auditor: Option<Arc<Auditor>>,
 }
 
 impl<C: ClusterControl, S: KvStore> ClusterService<C, S> {
@@ -53,12 +55,31 @@ impl<C: ClusterControl, S: KvStore> ClusterService<C, S> {
             control,
             authenticator,
             authorizer,
+            auditor: None,
         }
     }
 
+    /// Records every call with `auditor` (`None`: no audit).
+    pub fn with_audit(mut self, auditor: Option<Arc<Auditor>>) -> ClusterService<C, S> {
+        self.auditor = auditor;
+        self
+    }
+
+    /// The audit record of a call (`stage` ResponseStarted for the snapshot stream).
+    fn audit<T>(&self, request: &Request<T>, verb: &str, stage: Stage) -> Audit {
+        Audit::begin(self.auditor.as_ref(), request, verb, stage)
+    }
+
     /// Authenticates the caller and asks the authorizer about `verb` on the membership.
-    async fn require_admin<T>(&self, request: &Request<T>, verb: &str) -> Result<(), Status> {
+    async fn require_admin<T>(
+        &self,
+        audit: &mut Audit,
+        request: &Request<T>,
+        verb: &str,
+    ) -> Result<(), Status> {
+        audit.anonymous();
         let user = self.authenticator.authenticate(request).await?;
+        audit.user(&user);
         authorize(
             self.authorizer.as_ref(),
             &Attributes::non_resource(&user, verb, MEMBERS_PATH),
@@ -90,50 +111,74 @@ impl<C: ClusterControl, S: KvStore> Cluster for ClusterService<C, S> {
         &self,
         request: Request<api::Empty>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        self.require_admin(&request, "get").await?;
-        let bytes = self.control.snapshot().await.map_err(to_status)?;
-        let chunks: Vec<Result<api::SnapshotChunk, Status>> = bytes
-            .chunks(SNAPSHOT_CHUNK_BYTES)
-            .map(|chunk| {
-                Ok(api::SnapshotChunk {
-                    data: chunk.to_vec(),
+        let mut audit = self.audit(&request, "get", Stage::ResponseStarted);
+        let result = async {
+            self.require_admin(&mut audit, &request, "get").await?;
+            let bytes = self.control.snapshot().await.map_err(to_status)?;
+            let chunks: Vec<Result<api::SnapshotChunk, Status>> = bytes
+                .chunks(SNAPSHOT_CHUNK_BYTES)
+                .map(|chunk| {
+                    Ok(api::SnapshotChunk {
+                        data: chunk.to_vec(),
+                    })
                 })
-            })
-            .collect();
-        Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
+                .collect();
+            Ok(Response::new(
+                Box::pin(futures::stream::iter(chunks)) as Self::SnapshotStream
+            ))
+        }
+        .await;
+        audit.finish(result).await
     }
 
     async fn status(
         &self,
         request: Request<api::Empty>,
     ) -> Result<Response<ClusterStatus>, Status> {
-        self.authenticator.authenticate(&request).await?;
-        Ok(Response::new(
-            self.control.status().await.map_err(to_status)?,
-        ))
+        let mut audit = self.audit(&request, "get", Stage::ResponseComplete);
+        let result = async {
+            audit.anonymous();
+            let user = self.authenticator.authenticate(&request).await?;
+            audit.user(&user);
+            Ok(Response::new(
+                self.control.status().await.map_err(to_status)?,
+            ))
+        }
+        .await;
+        audit.finish(result).await
     }
 
     async fn add_member(
         &self,
         request: Request<api::AddMemberRequest>,
     ) -> Result<Response<ClusterStatus>, Status> {
-        self.require_admin(&request, "create").await?;
-        Ok(Response::new(
-            self.control
-                .add_member(request.into_inner())
-                .await
-                .map_err(to_status)?,
-        ))
+        let mut audit = self.audit(&request, "create", Stage::ResponseComplete);
+        let result = async {
+            self.require_admin(&mut audit, &request, "create").await?;
+            Ok(Response::new(
+                self.control
+                    .add_member(request.into_inner())
+                    .await
+                    .map_err(to_status)?,
+            ))
+        }
+        .await;
+        audit.finish(result).await
     }
 
     async fn remove_member(
         &self,
         request: Request<api::RemoveMemberRequest>,
     ) -> Result<Response<ClusterStatus>, Status> {
-        self.require_admin(&request, "delete").await?;
-        let id = request.get_ref().id;
-        Ok(Response::new(
-            self.control.remove_member(id).await.map_err(to_status)?,
-        ))
+        let mut audit = self.audit(&request, "delete", Stage::ResponseComplete);
+        let result = async {
+            self.require_admin(&mut audit, &request, "delete").await?;
+            let id = request.get_ref().id;
+            Ok(Response::new(
+                self.control.remove_member(id).await.map_err(to_status)?,
+            ))
+        }
+        .await;
+        audit.finish(result).await
     }
 }

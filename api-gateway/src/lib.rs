@@ -5,7 +5,7 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | `audit` | the audit log: Kubernetes' audit Event shape, the Policy, the size-rotated file (not wired into the services yet) |
+//! | `audit` | the audit log: Kubernetes' audit Event shape, the Policy, the size-rotated file, and the [`Auditor`](audit::Auditor) every call of both services is recorded through |
 //! | `admission` | defaults, container resource defaults, validation, namespace existence, quota |
 //! | `encryption` | encryption at rest: the `EncryptionConfiguration` file and the [`Transformer`] the registry applies to stored values |
 //! | `cluster` | the gRPC `Cluster` service over the local member ([`ClusterControl`]) |
@@ -67,7 +67,9 @@ pub use registry::{
     decode, kind_prefix, now_rfc3339, object_key, ListPage, Registry, RegistryError, Subresource,
     MAX_OBJECT_BYTES, SYSTEM_NAMESPACES,
 };
-pub use server::{authorizer, serve, ServeError, ServerTls, MAX_REQUEST_BYTES};
+pub use server::{
+    authorizer, serve, serve_with, ServeError, ServeOptions, ServerTls, MAX_REQUEST_BYTES,
+};
 pub use service::ResourcesService;
 pub use status::status_of;
 pub use store::{EventStream, KvStore, StoreError};

@@ -4,7 +4,8 @@
 //!
 //! Owns the transport (listener, TLS, message size limits, graceful shutdown) and the
 //! wiring of one gateway: its authorization cache, its authorizer chain and the default
-//! RBAC policy, started with the server and stopped with it. It does not decide who may
+//! RBAC policy, started with the server and stopped with it, and the audit log it is given
+//! ([`ServeOptions`]). It does not decide who may
 //! call (`authz`, `rbac`, `node_authz`).
 
 use std::future::Future;
@@ -16,6 +17,7 @@ use rafter_proto::api::resources_server::ResourcesServer;
 use tokio::net::TcpListener;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
+use crate::audit::{Auditor, CallPath};
 use crate::auth::Authenticator;
 use crate::auth::TokenFile;
 use crate::authz::{Authorizer, Chain, PrivilegedGroup};
@@ -101,6 +103,14 @@ fn without_nagle(
     )
 }
 
+/// What a gateway may be given beyond its listener, store and credentials; the default
+/// is what [`serve`] runs with.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Records every call of the `Resources` and `Cluster` services; `None`: no audit.
+    pub audit: Option<Arc<Auditor>>,
+}
+
 /// Serves the API on `listener` until `shutdown` completes. `tls = None` is plaintext.
 pub async fn serve<S, C>(
     listener: TcpListener,
@@ -108,6 +118,32 @@ pub async fn serve<S, C>(
     registry: Registry<S>,
     control: Arc<C>,
     tokens: Arc<TokenFile>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError>
+where
+    S: KvStore,
+    C: ClusterControl,
+{
+    serve_with(
+        listener,
+        tls,
+        registry,
+        control,
+        tokens,
+        ServeOptions::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`] with `options` (an audit log).
+pub async fn serve_with<S, C>(
+    listener: TcpListener,
+    tls: Option<ServerTls>,
+    registry: Registry<S>,
+    control: Arc<C>,
+    tokens: Arc<TokenFile>,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError>
 where
@@ -124,7 +160,8 @@ where
         );
     }
     let authorizer = authorizer(&cache);
-    let mut service = ResourcesService::new(registry, authenticator.clone(), authorizer.clone());
+    let mut service = ResourcesService::new(registry, authenticator.clone(), authorizer.clone())
+        .with_audit(options.audit.clone());
     if let Some(tls) = &tls {
         // Agents are dialled with the gateway's agent-client identity.
         let (cert, key) = tls
@@ -136,12 +173,19 @@ where
     let resources = ResourcesServer::new(service)
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(64 * 1024 * 1024);
-    let cluster = ClusterServer::new(ClusterService::new(control, authenticator, authorizer));
+    let cluster = ClusterServer::new(
+        ClusterService::new(control, authenticator, authorizer).with_audit(options.audit.clone()),
+    );
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<ResourcesServer<ResourcesService<S>>>()
         .await;
 
+    // The audit log records each call's path, which tonic hands handlers only this way.
+    let call_paths = options
+        .audit
+        .is_some()
+        .then(|| tower::util::MapRequestLayer::new(CallPath::insert::<tonic::body::Body>));
     let mut builder = Server::builder();
     if let Some(tls) = tls {
         let config = ServerTlsConfig::new()
@@ -151,6 +195,7 @@ where
         builder = builder.tls_config(config)?;
     }
     builder
+        .layer(tower::util::option_layer(call_paths))
         .add_service(resources)
         .add_service(cluster)
         .add_service(health)

@@ -19,6 +19,7 @@ use rafter_proto::{v1, FieldSelector, Kind, Object, Selector};
 use tonic::{Request, Response, Status};
 
 use crate::agent_dial::AgentTls;
+use crate::audit::{Audit, Auditor, Stage};
 use crate::auth::{Authenticator, UserInfo, BOOTSTRAPPERS_GROUP, MASTERS_GROUP};
 use crate::authz::{Attributes, Authorizer, Decision, Target};
 use crate::status::{authorize, status_of};
@@ -45,6 +46,7 @@ pub struct ResourcesService<S> {
     authenticator: Authenticator<S>,
     authorizer: Arc<dyn Authorizer>,
     agent_tls: Option<AgentTls>,
+    auditor: Option<Arc<Auditor>>,
 }
 
 impl<S: KvStore> ResourcesService<S> {
@@ -61,7 +63,29 @@ impl<S: KvStore> ResourcesService<S> {
             authenticator,
             authorizer,
             agent_tls: None,
+            auditor: None,
         }
+    }
+
+    /// Records every call with `auditor` (`None`: no audit).
+    pub fn with_audit(mut self, auditor: Option<Arc<Auditor>>) -> ResourcesService<S> {
+        self.auditor = auditor;
+        self
+    }
+
+    /// The audit record of a unary call, `verb` until admission names it.
+    fn audit<T>(&self, request: &Request<T>, verb: &str) -> Audit {
+        Audit::begin(
+            self.auditor.as_ref(),
+            request,
+            verb,
+            Stage::ResponseComplete,
+        )
+    }
+
+    /// The audit record of a streaming call (recorded when the stream starts).
+    fn audit_stream<T>(&self, request: &Request<T>, verb: &str) -> Audit {
+        Audit::begin(self.auditor.as_ref(), request, verb, Stage::ResponseStarted)
     }
 
     /// Dials agents' https endpoints trusting `ca_pem` (the cluster CA) and presenting
@@ -79,19 +103,26 @@ impl<S: KvStore> ResourcesService<S> {
         self
     }
 
-    /// Authenticates the caller and asks the authorizer whether it may `verb` `target`.
+    /// Authenticates the caller and asks the authorizer whether it may `verb` `target`;
+    /// `audit` learns who asked for what.
     async fn admit_caller<T>(
         &self,
+        audit: &mut Audit,
         request: &Request<T>,
         verb: &str,
         target: Target<'_>,
         object: Option<&Object>,
     ) -> Result<UserInfo, Status> {
+        let target = with_default_namespace(target, verb);
+        audit.target(verb, &target, None);
+        audit.anonymous();
         let user = self.authenticator.authenticate(request).await?;
+        audit.user(&user);
+        audit.target(verb, &target, object);
         let attributes = Attributes {
             user: &user,
             verb,
-            target: with_default_namespace(target, verb),
+            target,
             object,
         };
         authorize(self.authorizer.as_ref(), &attributes)?;
@@ -215,240 +246,277 @@ impl<S: KvStore> Resources for ResourcesService<S> {
         &self,
         request: Request<api::CreateRequest>,
     ) -> Result<Response<TypedObject>, Status> {
-        let mut object = object_of(request.get_ref().object.clone())?;
-        let user = self
-            .admit_caller(
-                &request,
-                "create",
-                Target::resource(object.kind())
-                    .namespace(&object.metadata().namespace)
-                    .name(&object.metadata().name),
-                Some(&object),
-            )
-            .await?;
-        stamp_requester(&mut object, &user);
-        let dry_run = request.get_ref().dry_run;
-        let created = self
-            .registry
-            .create(object, dry_run)
-            .await
-            .map_err(status_of)?;
-        if !dry_run {
-            record_workload_event(
-                &self.registry,
-                &created,
-                "Created",
-                "created through the API",
-            );
+        let mut audit = self.audit(&request, "create");
+        let result = async {
+            let mut object = object_of(request.get_ref().object.clone())?;
+            let user = self
+                .admit_caller(
+                    &mut audit,
+                    &request,
+                    "create",
+                    Target::resource(object.kind())
+                        .namespace(&object.metadata().namespace)
+                        .name(&object.metadata().name),
+                    Some(&object),
+                )
+                .await?;
+            stamp_requester(&mut object, &user);
+            let dry_run = request.get_ref().dry_run;
+            let created = self
+                .registry
+                .create(object, dry_run)
+                .await
+                .map_err(status_of)?;
+            if !dry_run {
+                record_workload_event(
+                    &self.registry,
+                    &created,
+                    "Created",
+                    "created through the API",
+                );
+            }
+            Ok(Response::new(typed(created)))
         }
-        Ok(Response::new(typed(created)))
+        .await;
+        audit.finish(result).await
     }
 
     async fn get(
         &self,
         request: Request<api::GetRequest>,
     ) -> Result<Response<TypedObject>, Status> {
-        let (kind, namespace, name) = key_of(request.get_ref().key.clone())?;
-        let user = self
-            .admit_caller(
-                &request,
-                "get",
-                Target::resource(kind).namespace(&namespace).name(&name),
-                None,
-            )
-            .await?;
-        let consistency = consistency_of(request.get_ref().consistency);
-        let object = self
-            .registry
-            .get(kind, &namespace, &name, consistency)
-            .await
-            .map_err(status_of)?;
-        if !visible_to(&user, &object) {
-            return Err(Status::permission_denied(format!(
-                "user {:?} may only read the certificatesigningrequests it filed, not {name:?}",
-                user.name
-            )));
+        let mut audit = self.audit(&request, "get");
+        let result = async {
+            let (kind, namespace, name) = key_of(request.get_ref().key.clone())?;
+            let user = self
+                .admit_caller(
+                    &mut audit,
+                    &request,
+                    "get",
+                    Target::resource(kind).namespace(&namespace).name(&name),
+                    None,
+                )
+                .await?;
+            let consistency = consistency_of(request.get_ref().consistency);
+            let object = self
+                .registry
+                .get(kind, &namespace, &name, consistency)
+                .await
+                .map_err(status_of)?;
+            if !visible_to(&user, &object) {
+                return Err(Status::permission_denied(format!(
+                    "user {:?} may only read the certificatesigningrequests it filed, not {name:?}",
+                    user.name
+                )));
+            }
+            Ok(Response::new(typed(object)))
         }
-        Ok(Response::new(typed(object)))
+        .await;
+        audit.finish(result).await
     }
 
     async fn list(
         &self,
         request: Request<api::ListRequest>,
     ) -> Result<Response<api::ListResponse>, Status> {
-        let r = request.get_ref();
-        let mut options = list_options(
-            &r.kind,
-            &r.namespace,
-            &r.label_selector,
-            &r.field_selector,
-            r.consistency,
-        )?;
-        options.limit = usize::try_from(r.limit.max(0)).unwrap_or(usize::MAX);
-        options.continue_token = (!r.r#continue.is_empty()).then(|| r.r#continue.clone());
-        let user = self
-            .admit_caller(
-                &request,
-                "list",
-                collection(&options, &r.field_selector),
-                None,
-            )
-            .await?;
-        let page = self.registry.list(&options).await.map_err(status_of)?;
-        Ok(Response::new(api::ListResponse {
-            items: page
-                .items
-                .into_iter()
-                .filter(|o| visible_to(&user, o))
-                .map(typed)
-                .collect(),
-            resource_version: page.revision.to_string(),
-            r#continue: page.continue_token.unwrap_or_default(),
-            remaining_item_count: i64::try_from(page.remaining).unwrap_or(i64::MAX),
-        }))
+        let mut audit = self.audit(&request, "list");
+        let result = async {
+            let r = request.get_ref();
+            let mut options = list_options(
+                &r.kind,
+                &r.namespace,
+                &r.label_selector,
+                &r.field_selector,
+                r.consistency,
+            )?;
+            options.limit = usize::try_from(r.limit.max(0)).unwrap_or(usize::MAX);
+            options.continue_token = (!r.r#continue.is_empty()).then(|| r.r#continue.clone());
+            let user = self
+                .admit_caller(
+                    &mut audit,
+                    &request,
+                    "list",
+                    collection(&options, &r.field_selector),
+                    None,
+                )
+                .await?;
+            let page = self.registry.list(&options).await.map_err(status_of)?;
+            Ok(Response::new(api::ListResponse {
+                items: page
+                    .items
+                    .into_iter()
+                    .filter(|o| visible_to(&user, o))
+                    .map(typed)
+                    .collect(),
+                resource_version: page.revision.to_string(),
+                r#continue: page.continue_token.unwrap_or_default(),
+                remaining_item_count: i64::try_from(page.remaining).unwrap_or(i64::MAX),
+            }))
+        }
+        .await;
+        audit.finish(result).await
     }
 
     async fn update(
         &self,
         request: Request<api::UpdateRequest>,
     ) -> Result<Response<TypedObject>, Status> {
-        let object = object_of(request.get_ref().object.clone())?;
-        let subresource = Subresource::parse(&request.get_ref().subresource).map_err(status_of)?;
-        let status = if subresource == Subresource::Status {
-            "status"
-        } else {
-            ""
-        };
-        self.admit_caller(
-            &request,
-            "update",
-            Target::resource(object.kind())
-                .subresource(status)
-                .namespace(&object.metadata().namespace)
-                .name(&object.metadata().name),
-            Some(&object),
-        )
-        .await?;
-        let updated = self
-            .registry
-            .update(object, subresource, request.get_ref().dry_run)
-            .await
-            .map_err(status_of)?;
-        Ok(Response::new(typed(updated)))
+        let mut audit = self.audit(&request, "update");
+        let result = async {
+            let object = object_of(request.get_ref().object.clone())?;
+            let subresource =
+                Subresource::parse(&request.get_ref().subresource).map_err(status_of)?;
+            let status = if subresource == Subresource::Status {
+                "status"
+            } else {
+                ""
+            };
+            self.admit_caller(
+                &mut audit,
+                &request,
+                "update",
+                Target::resource(object.kind())
+                    .subresource(status)
+                    .namespace(&object.metadata().namespace)
+                    .name(&object.metadata().name),
+                Some(&object),
+            )
+            .await?;
+            let updated = self
+                .registry
+                .update(object, subresource, request.get_ref().dry_run)
+                .await
+                .map_err(status_of)?;
+            Ok(Response::new(typed(updated)))
+        }
+        .await;
+        audit.finish(result).await
     }
 
     async fn patch(
         &self,
         request: Request<api::PatchRequest>,
     ) -> Result<Response<TypedObject>, Status> {
-        let r = request.get_ref();
-        let (kind, namespace, name) = key_of(r.key.clone())?;
-        self.admit_caller(
-            &request,
-            "patch",
-            Target::resource(kind)
-                .subresource(&r.subresource)
-                .namespace(&namespace)
-                .name(&name),
-            None,
-        )
-        .await?;
-        let subresource = Subresource::parse(&r.subresource).map_err(status_of)?;
-        let patch_type = if r.r#type == api::PatchType::Strategic as i32 {
-            PatchType::StrategicMerge
-        } else {
-            PatchType::Merge
-        };
-        let patch: serde_json::Value = serde_json::from_str(&r.patch)
-            .map_err(|e| Status::invalid_argument(format!("the patch is not JSON: {e}")))?;
-        if r.dry_run {
-            let current = self
-                .registry
-                .get(kind, &namespace, &name, ReadConsistency::Linearizable)
-                .await
-                .map_err(status_of)?;
-            let patched = patched_object(&current, patch_type, &patch)?;
-            let checked = self
-                .registry
-                .update(patched, subresource, true)
-                .await
-                .map_err(status_of)?;
-            return Ok(Response::new(typed(checked)));
-        }
-        let mut patch_error = None;
-        let result = self
-            .registry
-            .modify(
-                kind,
-                &namespace,
-                &name,
-                subresource,
-                |object| match patched_object(object, patch_type, &patch) {
-                    Ok(mut patched) => {
-                        // The read's resourceVersion guards the write unless the patch set its own.
-                        if patched.metadata().resource_version.is_empty() {
-                            patched.metadata_mut().resource_version =
-                                object.metadata().resource_version.clone();
-                        }
-                        *object = patched;
-                        Ok(true)
-                    }
-                    Err(status) => {
-                        patch_error = Some(status);
-                        Err(RegistryError::BadRequest(
-                            "the patch does not apply".to_owned(),
-                        ))
-                    }
-                },
+        let mut audit = self.audit(&request, "patch");
+        let result = async {
+            let r = request.get_ref();
+            let (kind, namespace, name) = key_of(r.key.clone())?;
+            self.admit_caller(
+                &mut audit,
+                &request,
+                "patch",
+                Target::resource(kind)
+                    .subresource(&r.subresource)
+                    .namespace(&namespace)
+                    .name(&name),
+                None,
             )
-            .await;
-        match (result, patch_error) {
-            (_, Some(status)) => Err(status),
-            (Ok(object), None) => Ok(Response::new(typed(object))),
-            (Err(e), None) => Err(status_of(e)),
+            .await?;
+            let subresource = Subresource::parse(&r.subresource).map_err(status_of)?;
+            let patch_type = if r.r#type == api::PatchType::Strategic as i32 {
+                PatchType::StrategicMerge
+            } else {
+                PatchType::Merge
+            };
+            let patch: serde_json::Value = serde_json::from_str(&r.patch)
+                .map_err(|e| Status::invalid_argument(format!("the patch is not JSON: {e}")))?;
+            if r.dry_run {
+                let current = self
+                    .registry
+                    .get(kind, &namespace, &name, ReadConsistency::Linearizable)
+                    .await
+                    .map_err(status_of)?;
+                let patched = patched_object(&current, patch_type, &patch)?;
+                let checked = self
+                    .registry
+                    .update(patched, subresource, true)
+                    .await
+                    .map_err(status_of)?;
+                return Ok(Response::new(typed(checked)));
+            }
+            let mut patch_error = None;
+            let result = self
+                .registry
+                .modify(
+                    kind,
+                    &namespace,
+                    &name,
+                    subresource,
+                    |object| match patched_object(object, patch_type, &patch) {
+                        Ok(mut patched) => {
+                            // The read's resourceVersion guards the write unless the patch set its own.
+                            if patched.metadata().resource_version.is_empty() {
+                                patched.metadata_mut().resource_version =
+                                    object.metadata().resource_version.clone();
+                            }
+                            *object = patched;
+                            Ok(true)
+                        }
+                        Err(status) => {
+                            patch_error = Some(status);
+                            Err(RegistryError::BadRequest(
+                                "the patch does not apply".to_owned(),
+                            ))
+                        }
+                    },
+                )
+                .await;
+            match (result, patch_error) {
+                (_, Some(status)) => Err(status),
+                (Ok(object), None) => Ok(Response::new(typed(object))),
+                (Err(e), None) => Err(status_of(e)),
+            }
         }
+        .await;
+        audit.finish(result).await
     }
 
     async fn delete(
         &self,
         request: Request<api::DeleteRequest>,
     ) -> Result<Response<api::DeleteResponse>, Status> {
-        let r = request.get_ref();
-        let (kind, namespace, name) = key_of(r.key.clone())?;
-        self.admit_caller(
-            &request,
-            "delete",
-            Target::resource(kind).namespace(&namespace).name(&name),
-            None,
-        )
-        .await?;
-        let preconditions = r.preconditions.clone().unwrap_or_default();
-        let options = DeleteOptions {
-            grace_period_seconds: r.grace_period_seconds,
-            propagation: Some(
-                Propagation::parse(&r.propagation_policy).map_err(|e| status_of(e.into()))?,
-            ),
-            precondition_uid: (!preconditions.uid.is_empty()).then_some(preconditions.uid),
-            precondition_resource_version: (!preconditions.resource_version.is_empty())
-                .then_some(preconditions.resource_version),
-        };
-        let (object, deleted) = self
-            .registry
-            .delete(kind, &namespace, &name, &options, r.dry_run)
-            .await
-            .map_err(status_of)?;
-        if !r.dry_run {
-            let message = if deleted {
-                "deleted through the API"
-            } else {
-                "deletion requested through the API"
+        let mut audit = self.audit(&request, "delete");
+        let result = async {
+            let r = request.get_ref();
+            let (kind, namespace, name) = key_of(r.key.clone())?;
+            self.admit_caller(
+                &mut audit,
+                &request,
+                "delete",
+                Target::resource(kind).namespace(&namespace).name(&name),
+                None,
+            )
+            .await?;
+            let preconditions = r.preconditions.clone().unwrap_or_default();
+            let options = DeleteOptions {
+                grace_period_seconds: r.grace_period_seconds,
+                propagation: Some(
+                    Propagation::parse(&r.propagation_policy).map_err(|e| status_of(e.into()))?,
+                ),
+                precondition_uid: (!preconditions.uid.is_empty()).then_some(preconditions.uid),
+                precondition_resource_version: (!preconditions.resource_version.is_empty())
+                    .then_some(preconditions.resource_version),
             };
-            record_workload_event(&self.registry, &object, "Deleted", message);
+            let (object, deleted) = self
+                .registry
+                .delete(kind, &namespace, &name, &options, r.dry_run)
+                .await
+                .map_err(status_of)?;
+            if !r.dry_run {
+                let message = if deleted {
+                    "deleted through the API"
+                } else {
+                    "deletion requested through the API"
+                };
+                record_workload_event(&self.registry, &object, "Deleted", message);
+            }
+            Ok(Response::new(api::DeleteResponse {
+                object: Some(typed(object)),
+                deleted,
+            }))
         }
-        Ok(Response::new(api::DeleteResponse {
-            object: Some(typed(object)),
-            deleted,
-        }))
+        .await;
+        audit.finish(result).await
     }
 
     type WatchStream = BoxStream<api::WatchEvent>;
@@ -457,286 +525,322 @@ impl<S: KvStore> Resources for ResourcesService<S> {
         &self,
         request: Request<api::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let r = request.get_ref();
-        let options = list_options(
-            &r.kind,
-            &r.namespace,
-            &r.label_selector,
-            &r.field_selector,
-            0,
-        )?;
-        let user = self
-            .admit_caller(
-                &request,
-                "watch",
-                collection(&options, &r.field_selector),
-                None,
-            )
-            .await?;
-        let from = (!r.resource_version.is_empty()).then(|| r.resource_version.clone());
-        let bookmarks = r.allow_bookmarks;
-        let events = self
-            .registry
-            .watch(options, from.as_deref())
-            .await
-            .map_err(status_of)?;
-        let stream = async_stream::stream! {
-            let mut events = events;
-            let mut last = from.as_deref().and_then(|rv| rv.parse::<u64>().ok()).unwrap_or(0);
-            let mut ticker = tokio::time::interval(BOOKMARK_INTERVAL);
-            ticker.tick().await;
-            loop {
-                tokio::select! {
-                    next = events.next() => match next {
-                        None => break,
-                        Some(Err(e)) => { yield Err(status_of(e)); break; }
-                        Some(Ok(event)) => {
-                            last = last.max(event.revision);
-                            if event.object.as_ref().is_some_and(|o| !visible_to(&user, o)) {
-                                continue;
+        let mut audit = self.audit_stream(&request, "watch");
+        let result = async {
+            let r = request.get_ref();
+            let options = list_options(
+                &r.kind,
+                &r.namespace,
+                &r.label_selector,
+                &r.field_selector,
+                0,
+            )?;
+            let user = self
+                .admit_caller(
+                    &mut audit,
+                    &request,
+                    "watch",
+                    collection(&options, &r.field_selector),
+                    None,
+                )
+                .await?;
+            let from = (!r.resource_version.is_empty()).then(|| r.resource_version.clone());
+            let bookmarks = r.allow_bookmarks;
+            let events = self
+                .registry
+                .watch(options, from.as_deref())
+                .await
+                .map_err(status_of)?;
+            let stream = async_stream::stream! {
+                let mut events = events;
+                let mut last = from.as_deref().and_then(|rv| rv.parse::<u64>().ok()).unwrap_or(0);
+                let mut ticker = tokio::time::interval(BOOKMARK_INTERVAL);
+                ticker.tick().await;
+                loop {
+                    tokio::select! {
+                        next = events.next() => match next {
+                            None => break,
+                            Some(Err(e)) => { yield Err(status_of(e)); break; }
+                            Some(Ok(event)) => {
+                                last = last.max(event.revision);
+                                if event.object.as_ref().is_some_and(|o| !visible_to(&user, o)) {
+                                    continue;
+                                }
+                                let event_type = match event.event_type {
+                                    WatchEventType::Added => api::EventType::Added,
+                                    WatchEventType::Modified => api::EventType::Modified,
+                                    WatchEventType::Deleted => api::EventType::Deleted,
+                                    WatchEventType::Bookmark => api::EventType::Bookmark,
+                                };
+                                yield Ok(api::WatchEvent {
+                                    r#type: event_type as i32,
+                                    object: event.object.map(typed),
+                                    resource_version: event.revision.to_string(),
+                                });
                             }
-                            let event_type = match event.event_type {
-                                WatchEventType::Added => api::EventType::Added,
-                                WatchEventType::Modified => api::EventType::Modified,
-                                WatchEventType::Deleted => api::EventType::Deleted,
-                                WatchEventType::Bookmark => api::EventType::Bookmark,
-                            };
+                        },
+                        _ = ticker.tick(), if bookmarks && last > 0 => {
                             yield Ok(api::WatchEvent {
-                                r#type: event_type as i32,
-                                object: event.object.map(typed),
-                                resource_version: event.revision.to_string(),
+                                r#type: api::EventType::Bookmark as i32,
+                                object: None,
+                                resource_version: last.to_string(),
                             });
                         }
-                    },
-                    _ = ticker.tick(), if bookmarks && last > 0 => {
-                        yield Ok(api::WatchEvent {
-                            r#type: api::EventType::Bookmark as i32,
-                            object: None,
-                            resource_version: last.to_string(),
-                        });
                     }
                 }
-            }
-        };
-        Ok(Response::new(Box::pin(stream)))
+            };
+            Ok(Response::new(Box::pin(stream) as Self::WatchStream))
+        }
+        .await;
+        audit.finish(result).await
     }
 
     async fn bind(&self, request: Request<api::BindRequest>) -> Result<Response<v1::Pod>, Status> {
-        let pod = request
-            .get_ref()
-            .binding
-            .as_ref()
-            .and_then(|b| b.metadata.clone())
-            .unwrap_or_default();
-        self.admit_caller(
-            &request,
-            "create",
-            Target::resource(Kind::Pod)
-                .subresource("binding")
-                .namespace(&pod.namespace)
-                .name(&pod.name),
-            None,
-        )
-        .await?;
-        let binding = request
-            .get_ref()
-            .binding
-            .clone()
-            .ok_or_else(|| Status::invalid_argument("no binding given"))?;
-        let meta = binding.metadata.unwrap_or_default();
-        let target = binding.target.unwrap_or_default();
-        if !target.kind.is_empty() && target.kind != "Node" {
-            return Err(Status::invalid_argument(format!(
-                "a binding targets a Node, not a {}",
-                target.kind
-            )));
+        let mut audit = self.audit(&request, "create");
+        let result = async {
+            let pod = request
+                .get_ref()
+                .binding
+                .as_ref()
+                .and_then(|b| b.metadata.clone())
+                .unwrap_or_default();
+            self.admit_caller(
+                &mut audit,
+                &request,
+                "create",
+                Target::resource(Kind::Pod)
+                    .subresource("binding")
+                    .namespace(&pod.namespace)
+                    .name(&pod.name),
+                None,
+            )
+            .await?;
+            let binding = request
+                .get_ref()
+                .binding
+                .clone()
+                .ok_or_else(|| Status::invalid_argument("no binding given"))?;
+            let meta = binding.metadata.unwrap_or_default();
+            let target = binding.target.unwrap_or_default();
+            if !target.kind.is_empty() && target.kind != "Node" {
+                return Err(Status::invalid_argument(format!(
+                    "a binding targets a Node, not a {}",
+                    target.kind
+                )));
+            }
+            let uid = (!meta.uid.is_empty()).then_some(meta.uid.as_str());
+            let bound = self
+                .registry
+                .bind(&meta.namespace, &meta.name, &target.name, uid)
+                .await
+                .map_err(status_of)?;
+            match bound {
+                Object::Pod(pod) => Ok(Response::new(pod)),
+                _ => Err(Status::internal("binding returned another kind")),
+            }
         }
-        let uid = (!meta.uid.is_empty()).then_some(meta.uid.as_str());
-        let bound = self
-            .registry
-            .bind(&meta.namespace, &meta.name, &target.name, uid)
-            .await
-            .map_err(status_of)?;
-        match bound {
-            Object::Pod(pod) => Ok(Response::new(pod)),
-            _ => Err(Status::internal("binding returned another kind")),
-        }
+        .await;
+        audit.finish(result).await
     }
 
     async fn evict(
         &self,
         request: Request<api::EvictRequest>,
     ) -> Result<Response<api::Empty>, Status> {
-        let r = request.get_ref();
-        self.admit_caller(
-            &request,
-            "create",
-            Target::resource(Kind::Pod)
-                .subresource("eviction")
-                .namespace(&r.namespace)
-                .name(&r.name),
-            None,
-        )
-        .await?;
-        let options = DeleteOptions {
-            grace_period_seconds: r.grace_period_seconds,
-            ..Default::default()
-        };
-        self.registry
-            .delete(Kind::Pod, &r.namespace, &r.name, &options, false)
-            .await
-            .map_err(status_of)?;
-        Ok(Response::new(api::Empty {}))
+        let mut audit = self.audit(&request, "create");
+        let result = async {
+            let r = request.get_ref();
+            self.admit_caller(
+                &mut audit,
+                &request,
+                "create",
+                Target::resource(Kind::Pod)
+                    .subresource("eviction")
+                    .namespace(&r.namespace)
+                    .name(&r.name),
+                None,
+            )
+            .await?;
+            let options = DeleteOptions {
+                grace_period_seconds: r.grace_period_seconds,
+                ..Default::default()
+            };
+            self.registry
+                .delete(Kind::Pod, &r.namespace, &r.name, &options, false)
+                .await
+                .map_err(status_of)?;
+            Ok(Response::new(api::Empty {}))
+        }
+        .await;
+        audit.finish(result).await
     }
 
     async fn get_scale(
         &self,
         request: Request<api::GetScaleRequest>,
     ) -> Result<Response<api::Scale>, Status> {
-        let (kind, namespace, name) = key_of(request.get_ref().key.clone())?;
-        self.admit_caller(
-            &request,
-            "get",
-            Target::resource(kind)
-                .subresource("scale")
-                .namespace(&namespace)
-                .name(&name),
-            None,
-        )
-        .await?;
-        let object = self
-            .registry
-            .get(kind, &namespace, &name, ReadConsistency::Linearizable)
-            .await
-            .map_err(status_of)?;
-        Ok(Response::new(scale_of(&object)?))
+        let mut audit = self.audit(&request, "get");
+        let result = async {
+            let (kind, namespace, name) = key_of(request.get_ref().key.clone())?;
+            self.admit_caller(
+                &mut audit,
+                &request,
+                "get",
+                Target::resource(kind)
+                    .subresource("scale")
+                    .namespace(&namespace)
+                    .name(&name),
+                None,
+            )
+            .await?;
+            let object = self
+                .registry
+                .get(kind, &namespace, &name, ReadConsistency::Linearizable)
+                .await
+                .map_err(status_of)?;
+            Ok(Response::new(scale_of(&object)?))
+        }
+        .await;
+        audit.finish(result).await
     }
 
     async fn update_scale(
         &self,
         request: Request<api::UpdateScaleRequest>,
     ) -> Result<Response<api::Scale>, Status> {
-        let r = request.get_ref();
-        let (kind, namespace, name) = key_of(r.key.clone())?;
-        self.admit_caller(
-            &request,
-            "update",
-            Target::resource(kind)
-                .subresource("scale")
-                .namespace(&namespace)
-                .name(&name),
-            None,
-        )
-        .await?;
-        if r.replicas < 0 {
-            return Err(Status::invalid_argument(format!(
-                "replicas must be 0 or more, not {}",
-                r.replicas
-            )));
+        let mut audit = self.audit(&request, "update");
+        let result = async {
+            let r = request.get_ref();
+            let (kind, namespace, name) = key_of(r.key.clone())?;
+            self.admit_caller(
+                &mut audit,
+                &request,
+                "update",
+                Target::resource(kind)
+                    .subresource("scale")
+                    .namespace(&namespace)
+                    .name(&name),
+                None,
+            )
+            .await?;
+            if r.replicas < 0 {
+                return Err(Status::invalid_argument(format!(
+                    "replicas must be 0 or more, not {}",
+                    r.replicas
+                )));
+            }
+            let (replicas, expected) = (r.replicas, r.resource_version.clone());
+            let mut wrong_kind = false;
+            let object = self
+                .registry
+                .modify(kind, &namespace, &name, Subresource::Main, |object| {
+                    if !expected.is_empty() {
+                        object.metadata_mut().resource_version = expected.clone();
+                    }
+                    match object {
+                        Object::Deployment(d) => {
+                            d.spec.get_or_insert_with(Default::default).replicas = Some(replicas)
+                        }
+                        Object::ReplicaSet(r) => {
+                            r.spec.get_or_insert_with(Default::default).replicas = Some(replicas)
+                        }
+                        _ => {
+                            wrong_kind = true;
+                            return Ok(false);
+                        }
+                    }
+                    Ok(true)
+                })
+                .await
+                .map_err(status_of)?;
+            if wrong_kind {
+                return Err(Status::invalid_argument(format!(
+                    "{kind} has no scale subresource; scale Deployments or ReplicaSets"
+                )));
+            }
+            Ok(Response::new(scale_of(&object)?))
         }
-        let (replicas, expected) = (r.replicas, r.resource_version.clone());
-        let mut wrong_kind = false;
-        let object = self
-            .registry
-            .modify(kind, &namespace, &name, Subresource::Main, |object| {
-                if !expected.is_empty() {
-                    object.metadata_mut().resource_version = expected.clone();
-                }
-                match object {
-                    Object::Deployment(d) => {
-                        d.spec.get_or_insert_with(Default::default).replicas = Some(replicas)
-                    }
-                    Object::ReplicaSet(r) => {
-                        r.spec.get_or_insert_with(Default::default).replicas = Some(replicas)
-                    }
-                    _ => {
-                        wrong_kind = true;
-                        return Ok(false);
-                    }
-                }
-                Ok(true)
-            })
-            .await
-            .map_err(status_of)?;
-        if wrong_kind {
-            return Err(Status::invalid_argument(format!(
-                "{kind} has no scale subresource; scale Deployments or ReplicaSets"
-            )));
-        }
-        Ok(Response::new(scale_of(&object)?))
+        .await;
+        audit.finish(result).await
     }
 
     async fn approve_certificate(
         &self,
         request: Request<api::CertificateApprovalRequest>,
     ) -> Result<Response<v1::CertificateSigningRequest>, Status> {
-        self.admit_caller(
-            &request,
-            "update",
-            Target::resource(Kind::CertificateSigningRequest)
-                .subresource("approval")
-                .name(&request.get_ref().name),
-            None,
-        )
-        .await?;
-        let r = request.get_ref().clone();
-        let (wanted, opposite) = if r.approve {
-            ("Approved", "Denied")
-        } else {
-            ("Denied", "Approved")
-        };
-        let mut refused = None;
-        let object = self
-            .registry
-            .modify(
-                Kind::CertificateSigningRequest,
-                "",
-                &r.name,
-                Subresource::Status,
-                |object| {
-                    let Object::CertificateSigningRequest(csr) = object else {
-                        return Ok(false);
-                    };
-                    let status = csr.status.get_or_insert_with(Default::default);
-                    if status.conditions.iter().any(|c| c.r#type == opposite) {
-                        refused = Some(format!(
-                            "the request is already {opposite}; it cannot also be {wanted}"
-                        ));
-                        return Ok(false);
-                    }
-                    if status.conditions.iter().any(|c| c.r#type == wanted) {
-                        return Ok(false);
-                    }
-                    let default_reason = if r.approve {
-                        "RafterApprove"
-                    } else {
-                        "RafterDeny"
-                    };
-                    status.conditions.push(v1::Condition {
-                        r#type: wanted.to_owned(),
-                        status: "True".to_owned(),
-                        reason: if r.reason.is_empty() {
-                            default_reason.to_owned()
-                        } else {
-                            r.reason.clone()
-                        },
-                        message: r.message.clone(),
-                        last_update_time: Some(now_rfc3339()),
-                        last_transition_time: Some(now_rfc3339()),
-                        ..Default::default()
-                    });
-                    Ok(true)
-                },
+        let mut audit = self.audit(&request, "update");
+        let result = async {
+            self.admit_caller(
+                &mut audit,
+                &request,
+                "update",
+                Target::resource(Kind::CertificateSigningRequest)
+                    .subresource("approval")
+                    .name(&request.get_ref().name),
+                None,
             )
-            .await
-            .map_err(status_of)?;
-        if let Some(message) = refused {
-            return Err(Status::failed_precondition(message));
+            .await?;
+            let r = request.get_ref().clone();
+            let (wanted, opposite) = if r.approve {
+                ("Approved", "Denied")
+            } else {
+                ("Denied", "Approved")
+            };
+            let mut refused = None;
+            let object = self
+                .registry
+                .modify(
+                    Kind::CertificateSigningRequest,
+                    "",
+                    &r.name,
+                    Subresource::Status,
+                    |object| {
+                        let Object::CertificateSigningRequest(csr) = object else {
+                            return Ok(false);
+                        };
+                        let status = csr.status.get_or_insert_with(Default::default);
+                        if status.conditions.iter().any(|c| c.r#type == opposite) {
+                            refused = Some(format!(
+                                "the request is already {opposite}; it cannot also be {wanted}"
+                            ));
+                            return Ok(false);
+                        }
+                        if status.conditions.iter().any(|c| c.r#type == wanted) {
+                            return Ok(false);
+                        }
+                        let default_reason = if r.approve {
+                            "RafterApprove"
+                        } else {
+                            "RafterDeny"
+                        };
+                        status.conditions.push(v1::Condition {
+                            r#type: wanted.to_owned(),
+                            status: "True".to_owned(),
+                            reason: if r.reason.is_empty() {
+                                default_reason.to_owned()
+                            } else {
+                                r.reason.clone()
+                            },
+                            message: r.message.clone(),
+                            last_update_time: Some(now_rfc3339()),
+                            last_transition_time: Some(now_rfc3339()),
+                            ..Default::default()
+                        });
+                        Ok(true)
+                    },
+                )
+                .await
+                .map_err(status_of)?;
+            if let Some(message) = refused {
+                return Err(Status::failed_precondition(message));
+            }
+            match object {
+                Object::CertificateSigningRequest(csr) => Ok(Response::new(csr)),
+                _ => Err(Status::internal("approval returned another kind")),
+            }
         }
-        match object {
-            Object::CertificateSigningRequest(csr) => Ok(Response::new(csr)),
-            _ => Err(Status::internal("approval returned another kind")),
-        }
+        .await;
+        audit.finish(result).await
     }
 
     type LogsStream = BoxStream<api::LogChunk>;
@@ -745,163 +849,188 @@ impl<S: KvStore> Resources for ResourcesService<S> {
         &self,
         request: Request<api::LogsRequest>,
     ) -> Result<Response<Self::LogsStream>, Status> {
-        self.admit_caller(
-            &request,
-            "get",
-            Target::resource(Kind::Pod)
-                .subresource("log")
-                .namespace(&request.get_ref().namespace)
-                .name(&request.get_ref().name),
-            None,
-        )
-        .await?;
-        let r = request.into_inner();
-        if r.name.is_empty() {
-            return Err(Status::invalid_argument("the request names no pod"));
-        }
-        let pod = match self
-            .registry
-            .get(
-                Kind::Pod,
-                &r.namespace,
-                &r.name,
-                ReadConsistency::Serializable,
+        let mut audit = self.audit_stream(&request, "get");
+        let result = async {
+            self.admit_caller(
+                &mut audit,
+                &request,
+                "get",
+                Target::resource(Kind::Pod)
+                    .subresource("log")
+                    .namespace(&request.get_ref().namespace)
+                    .name(&request.get_ref().name),
+                None,
             )
-            .await
-            .map_err(status_of)?
-        {
-            Object::Pod(pod) => pod,
-            _ => {
-                return Err(Status::internal(
-                    "the store returned another kind for a pod",
-                ))
+            .await?;
+            let r = request.into_inner();
+            if r.name.is_empty() {
+                return Err(Status::invalid_argument("the request names no pod"));
             }
-        };
-        let target = pod_logs::target(&pod, &r.container).map_err(|e| e.status())?;
-        let node = match self
-            .registry
-            .get(Kind::Node, "", &target.node, ReadConsistency::Serializable)
-            .await
-        {
-            Ok(Object::Node(node)) => node,
-            Ok(_) => {
-                return Err(Status::internal(
-                    "the store returned another kind for a node",
-                ))
-            }
-            Err(RegistryError::NotFound { .. }) => {
-                return Err(pod_logs::agent_status(Status::unavailable(format!(
-                    "pod {}/{} is bound to node {}, which is not registered",
-                    r.namespace, r.name, target.node
-                ))))
-            }
-            Err(e) => return Err(status_of(e)),
-        };
-        let endpoint = pod_logs::endpoint(&node).map_err(|e| e.status())?;
-        let agent_request = rafter_proto::agent::LogsRequest {
-            namespace: r.namespace.clone(),
-            pod_name: r.name.clone(),
-            pod_uid: target.uid,
-            container: target.container,
-            follow: r.follow,
-            previous: r.previous,
-            tail_lines: r.tail_lines,
-        };
-        let chunks = pod_logs::open(
-            &target.node,
-            &endpoint,
-            self.agent_tls.as_ref(),
-            agent_request,
-        )
-        .await?;
-        // Dropping this stream (the client went away) drops the agent's stream with it.
-        let stream = chunks.map(|chunk| match chunk {
-            Ok(chunk) => Ok(api::LogChunk { data: chunk.data }),
-            Err(status) => Err(pod_logs::agent_status(Status::new(
-                status.code(),
-                status.message(),
-            ))),
-        });
-        Ok(Response::new(Box::pin(stream)))
+            let pod = match self
+                .registry
+                .get(
+                    Kind::Pod,
+                    &r.namespace,
+                    &r.name,
+                    ReadConsistency::Serializable,
+                )
+                .await
+                .map_err(status_of)?
+            {
+                Object::Pod(pod) => pod,
+                _ => {
+                    return Err(Status::internal(
+                        "the store returned another kind for a pod",
+                    ))
+                }
+            };
+            let target = pod_logs::target(&pod, &r.container).map_err(|e| e.status())?;
+            let node = match self
+                .registry
+                .get(Kind::Node, "", &target.node, ReadConsistency::Serializable)
+                .await
+            {
+                Ok(Object::Node(node)) => node,
+                Ok(_) => {
+                    return Err(Status::internal(
+                        "the store returned another kind for a node",
+                    ))
+                }
+                Err(RegistryError::NotFound { .. }) => {
+                    return Err(pod_logs::agent_status(Status::unavailable(format!(
+                        "pod {}/{} is bound to node {}, which is not registered",
+                        r.namespace, r.name, target.node
+                    ))))
+                }
+                Err(e) => return Err(status_of(e)),
+            };
+            let endpoint = pod_logs::endpoint(&node).map_err(|e| e.status())?;
+            let agent_request = rafter_proto::agent::LogsRequest {
+                namespace: r.namespace.clone(),
+                pod_name: r.name.clone(),
+                pod_uid: target.uid,
+                container: target.container,
+                follow: r.follow,
+                previous: r.previous,
+                tail_lines: r.tail_lines,
+            };
+            let chunks = pod_logs::open(
+                &target.node,
+                &endpoint,
+                self.agent_tls.as_ref(),
+                agent_request,
+            )
+            .await?;
+            // Dropping this stream (the client went away) drops the agent's stream with it.
+            let stream = chunks.map(|chunk| match chunk {
+                Ok(chunk) => Ok(api::LogChunk { data: chunk.data }),
+                Err(status) => Err(pod_logs::agent_status(Status::new(
+                    status.code(),
+                    status.message(),
+                ))),
+            });
+            Ok(Response::new(Box::pin(stream) as Self::LogsStream))
+        }
+        .await;
+        audit.finish(result).await
     }
 
     async fn review_access(
         &self,
         request: Request<api::AccessReviewRequest>,
     ) -> Result<Response<api::AccessReviewResponse>, Status> {
-        let caller = self.authenticator.authenticate(&request).await?;
-        let r = request.into_inner();
-        let subject = if r.user.is_empty() {
-            caller
-        } else {
-            // Asking about someone else is a SubjectAccessReview.
-            let asking = Attributes::non_resource(&caller, "create", SUBJECT_ACCESS_REVIEWS);
-            authorize(self.authorizer.as_ref(), &asking)?;
-            UserInfo::new(r.user.clone(), r.groups.clone())
-        };
-        let target = if r.non_resource_path.is_empty() {
-            Target::resource(kind_of(&r.kind)?)
-                .subresource(&r.subresource)
-                .namespace(&r.namespace)
-                .name(&r.name)
-        } else {
-            Target::NonResource {
-                path: &r.non_resource_path,
-            }
-        };
-        let attributes = Attributes {
-            user: &subject,
-            verb: &r.verb,
-            target,
-            object: None,
-        };
-        let (allowed, reason) = match self.authorizer.authorize(&attributes) {
-            Decision::Allow => (true, String::new()),
-            Decision::Deny(why) => (false, why),
-            Decision::NoOpinion => (false, attributes.forbidden()),
-        };
-        Ok(Response::new(api::AccessReviewResponse {
-            allowed,
-            reason,
-            user: subject.name.clone(),
-        }))
+        let mut audit = self.audit(&request, "create");
+        let result = async {
+            let review = if request.get_ref().user.is_empty() {
+                "selfsubjectaccessreviews"
+            } else {
+                "subjectaccessreviews"
+            };
+            audit.resource("create", "authorization.k8s.io", review);
+            audit.anonymous();
+            let caller = self.authenticator.authenticate(&request).await?;
+            audit.user(&caller);
+            let r = request.into_inner();
+            let subject = if r.user.is_empty() {
+                caller
+            } else {
+                // Asking about someone else is a SubjectAccessReview.
+                let asking = Attributes::non_resource(&caller, "create", SUBJECT_ACCESS_REVIEWS);
+                authorize(self.authorizer.as_ref(), &asking)?;
+                UserInfo::new(r.user.clone(), r.groups.clone())
+            };
+            let target = if r.non_resource_path.is_empty() {
+                Target::resource(kind_of(&r.kind)?)
+                    .subresource(&r.subresource)
+                    .namespace(&r.namespace)
+                    .name(&r.name)
+            } else {
+                Target::NonResource {
+                    path: &r.non_resource_path,
+                }
+            };
+            let attributes = Attributes {
+                user: &subject,
+                verb: &r.verb,
+                target,
+                object: None,
+            };
+            let (allowed, reason) = match self.authorizer.authorize(&attributes) {
+                Decision::Allow => (true, String::new()),
+                Decision::Deny(why) => (false, why),
+                Decision::NoOpinion => (false, attributes.forbidden()),
+            };
+            Ok(Response::new(api::AccessReviewResponse {
+                allowed,
+                reason,
+                user: subject.name.clone(),
+            }))
+        }
+        .await;
+        audit.finish(result).await
     }
 
     async fn metrics(
         &self,
         request: Request<api::MetricsRequest>,
     ) -> Result<Response<api::MetricsResponse>, Status> {
-        self.admit_caller(
-            &request,
-            "get",
-            Target::resource(Kind::Node).subresource("metrics"),
-            None,
-        )
-        .await?;
-        let r = request.into_inner();
-        let nodes = if r.node.is_empty() {
-            let options = ListOptions {
-                consistency: ReadConsistency::Serializable,
-                ..ListOptions::all(Kind::Node, None)
+        let mut audit = self.audit(&request, "get");
+        let result = async {
+            self.admit_caller(
+                &mut audit,
+                &request,
+                "get",
+                Target::resource(Kind::Node).subresource("metrics"),
+                None,
+            )
+            .await?;
+            let r = request.into_inner();
+            let nodes = if r.node.is_empty() {
+                let options = ListOptions {
+                    consistency: ReadConsistency::Serializable,
+                    ..ListOptions::all(Kind::Node, None)
+                };
+                self.registry.list(&options).await.map_err(status_of)?.items
+            } else {
+                vec![self
+                    .registry
+                    .get(Kind::Node, "", &r.node, ReadConsistency::Serializable)
+                    .await
+                    .map_err(status_of)?]
             };
-            self.registry.list(&options).await.map_err(status_of)?.items
-        } else {
-            vec![self
-                .registry
-                .get(Kind::Node, "", &r.node, ReadConsistency::Serializable)
-                .await
-                .map_err(status_of)?]
-        };
-        let nodes = nodes
-            .into_iter()
-            .filter_map(|o| match o {
-                Object::Node(n) => Some(n),
-                _ => None,
-            })
-            .collect();
-        Ok(Response::new(
-            node_metrics::scrape_all(nodes, self.agent_tls.as_ref()).await,
-        ))
+            let nodes = nodes
+                .into_iter()
+                .filter_map(|o| match o {
+                    Object::Node(n) => Some(n),
+                    _ => None,
+                })
+                .collect();
+            Ok(Response::new(
+                node_metrics::scrape_all(nodes, self.agent_tls.as_ref()).await,
+            ))
+        }
+        .await;
+        audit.finish(result).await
     }
 }
 

@@ -26,7 +26,7 @@ mod raft_kv;
 
 pub use controllers::{leadership, CaSigner, MasterCluster};
 pub use master::{
-    load_encryption, load_or_create_ca, pki_files, write_generated_encryption_config, Master,
-    MasterConfig, MasterError, DEFAULT_HISTORY_RETENTION,
+    load_audit, load_encryption, load_or_create_ca, pki_files, write_generated_encryption_config,
+    AuditConfig, Master, MasterConfig, MasterError, DEFAULT_HISTORY_RETENTION,
 };
 pub use raft_kv::{store_error, RaftKv};

@@ -10,7 +10,7 @@
 //!
 //! Owns start-up order and shutdown of one master process. It reads and writes the PKI
 //! files it is pointed at and nothing else outside the data dir, plus the encryption
-//! configuration it reads. Files holding keys or cluster data are created 0600 in 0700
+//! configuration and audit policy it reads and the audit log it appends to. Files holding keys or cluster data are created 0600 in 0700
 //! directories (`rafter_client::private_files`); a key file (CA key, token file, encryption
 //! configuration) its group or others may read makes the master refuse to start, naming
 //! the file.
@@ -25,8 +25,10 @@ use std::time::Duration;
 use raft_store::{Node, NodeConfig};
 use rafter_proto::Object;
 
+use api_gateway::audit::{AuditLog, Auditor, Policy as AuditPolicy};
 use api_gateway::{
-    serve, EncryptionConfig, Registry, RegistryError, ServeError, ServerTls, TokenFile, Transformer,
+    serve_with, EncryptionConfig, Registry, RegistryError, ServeError, ServeOptions, ServerTls,
+    TokenFile, Transformer,
 };
 use rafter_client::private_files::{
     create_private_dir, read_private, write_private as write_private_file, PrivateFileError,
@@ -98,6 +100,34 @@ pub struct MasterConfig {
     /// The `EncryptionConfiguration` file (`--encryption-provider-config`); `None` stores
     /// every object as it is.
     pub encryption_config: Option<PathBuf>,
+    /// The audit log (`--audit-log-path` ...); `None` records nothing.
+    pub audit: Option<AuditConfig>,
+}
+
+/// Where and what a master's audit log records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// The log file (`--audit-log-path`), created 0600; its directory must exist.
+    pub log_path: PathBuf,
+    /// An `audit.k8s.io/v1` Policy file (`--audit-policy-file`); `None` records every call
+    /// at level Metadata.
+    pub policy_file: Option<PathBuf>,
+    /// The size in megabytes past which the log is rotated (`--audit-log-maxsize`).
+    pub max_size_mb: u64,
+    /// How many rotated files are kept (`--audit-log-maxbackup`).
+    pub max_backups: usize,
+}
+
+impl AuditConfig {
+    /// The log at `log_path`, every call at level Metadata, rotated at 100 MB, 10 backups.
+    pub fn new(log_path: PathBuf) -> AuditConfig {
+        AuditConfig {
+            log_path,
+            policy_file: None,
+            max_size_mb: 100,
+            max_backups: 10,
+        }
+    }
 }
 
 /// Why a master could not start or stopped with an error.
@@ -118,6 +148,14 @@ pub enum MasterError {
     #[error("encryption provider config {path}: {detail}")]
     Encryption {
         /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The audit policy is unreadable or invalid, or the audit log cannot be opened.
+    #[error("audit: {path}: {detail}")]
+    Audit {
+        /// The policy or log file.
         path: PathBuf,
         /// What is wrong.
         detail: String,
@@ -183,6 +221,29 @@ pub fn load_encryption(path: &Path) -> Result<Transformer, MasterError> {
     };
     let config = EncryptionConfig::parse(&text).map_err(|e| invalid(e.to_string()))?;
     Transformer::new(&config).map_err(|e| invalid(e.to_string()))
+}
+
+/// Reads the audit policy (every call at level Metadata without one) and opens the log.
+pub fn load_audit(config: &AuditConfig) -> Result<Auditor, MasterError> {
+    let policy = match &config.policy_file {
+        Some(path) => {
+            let invalid = |detail: String| MasterError::Audit {
+                path: path.clone(),
+                detail,
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
+            AuditPolicy::parse(&text).map_err(|e| invalid(e.to_string()))?
+        }
+        None => AuditPolicy::metadata_for_all(),
+    };
+    let max_bytes = config.max_size_mb.max(1).saturating_mul(1024 * 1024);
+    let log = AuditLog::open(&config.log_path, max_bytes, config.max_backups).map_err(|e| {
+        MasterError::Audit {
+            path: config.log_path.clone(),
+            detail: e.to_string(),
+        }
+    })?;
+    Ok(Auditor::new(log, policy))
 }
 
 /// Writes a new encryption configuration to `path` (0600): Secrets encrypted with one
@@ -287,6 +348,14 @@ impl Master {
                 transformer
             }
             None => Transformer::identity(),
+        };
+        let auditor = match &config.audit {
+            Some(audit) => {
+                let auditor = load_audit(audit)?;
+                tracing::info!(log = %audit.log_path.display(), policy = ?audit.policy_file, "audit log on");
+                Some(Arc::new(auditor))
+            }
+            None => None,
         };
         create_private_dir(&config.data_dir)?;
 
@@ -415,12 +484,13 @@ impl Master {
         )?;
 
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(
+        let server = tokio::spawn(serve_with(
             client_listener,
             tls,
             registry,
             kv,
             Arc::new(tokens),
+            ServeOptions { audit: auditor },
             async {
                 let _ = shutdown_rx.await;
             },
@@ -570,6 +640,35 @@ mod tests {
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = load_or_create_ca(&pki, false).unwrap_err().to_string();
         assert!(err.contains("ca.key") && err.contains("0644"), "{err}");
+    }
+
+    #[test]
+    fn the_audit_log_is_private_and_a_bad_policy_is_refused_naming_its_file() {
+        let root = tempfile::tempdir().unwrap();
+        let log = root.path().join("audit.log");
+        load_audit(&AuditConfig::new(log.clone())).unwrap();
+        let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+
+        let policy = root.path().join("policy.yaml");
+        std::fs::write(
+            &policy,
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{level: Request}]\n",
+        )
+        .unwrap();
+        let mut config = AuditConfig::new(log);
+        config.policy_file = Some(policy.clone());
+        load_audit(&config).unwrap();
+        std::fs::write(&policy, "apiVersion: v1\nkind: Policy\n").unwrap();
+        let err = load_audit(&config).unwrap_err().to_string();
+        assert!(
+            err.contains("policy.yaml") && err.contains("audit.k8s.io/v1"),
+            "{err}"
+        );
+        config.log_path = root.path().join("missing/audit.log");
+        config.policy_file = None;
+        let err = load_audit(&config).unwrap_err().to_string();
+        assert!(err.contains("missing/audit.log"), "{err}");
     }
 
     #[test]

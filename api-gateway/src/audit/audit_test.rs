@@ -119,3 +119,33 @@ fn records_are_kubernetes_event_json_lines_in_a_private_rotated_file() {
     assert_eq!(line["responseStatus"]["code"], 201);
     assert!(line.get("requestObject").is_none());
 }
+
+#[test]
+fn response_codes_are_the_http_codes_kubernetes_records() {
+    use tonic::Code;
+    assert_eq!(response_code("create", Ok(())), 201);
+    for verb in ["get", "list", "watch", "update", "patch", "delete"] {
+        assert_eq!(response_code(verb, Ok(())), 200, "{verb}");
+    }
+    let cases = [
+        (Code::InvalidArgument, 422),
+        (Code::FailedPrecondition, 400),
+        (Code::Unauthenticated, 401),
+        (Code::PermissionDenied, 403),
+        (Code::NotFound, 404),
+        (Code::AlreadyExists, 409),
+        (Code::Aborted, 409),
+        (Code::OutOfRange, 410),
+        (Code::ResourceExhausted, 413),
+        (Code::Cancelled, 499),
+        (Code::Internal, 500),
+        (Code::Unknown, 500),
+        (Code::DataLoss, 500),
+        (Code::Unimplemented, 501),
+        (Code::Unavailable, 503),
+        (Code::DeadlineExceeded, 504),
+    ];
+    for (code, http) in cases {
+        assert_eq!(response_code("create", Err(code)), http, "{code:?}");
+    }
+}

@@ -7,6 +7,8 @@ use serde::Serialize;
 pub enum Stage {
     /// The request was received, before it is handled.
     RequestReceived,
+    /// The response's headers are sent; its body (a watch's events, a log stream) follows.
+    ResponseStarted,
     /// The response is complete.
     ResponseComplete,
     /// The request failed before a response (a panic, a broken stream).
@@ -65,7 +67,8 @@ pub struct Event {
     pub audit_id: String,
     /// The stage recorded.
     pub stage: Stage,
-    /// The request path (`/rafter.v1.Resources/Create`).
+    /// The request path: the gRPC method (`/rafter.api.v1.Resources/Create`).
+    #[serde(rename = "requestURI")]
     pub request_uri: String,
     /// The verb (`create`, `update`, `delete`, `get`, `list`, `watch` ...).
     pub verb: String,

@@ -6,6 +6,7 @@
 // unwrap, but not the fixtures and helpers they share.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audit;
 mod authorization;
 mod client;
 mod grpc;

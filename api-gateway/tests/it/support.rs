@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use api_gateway::testing::MemKv;
-use api_gateway::{serve, Registry, ServerTls, TokenFile, UserInfo};
+use api_gateway::{serve_with, Registry, ServeOptions, ServerTls, TokenFile, UserInfo};
 use rafter_client::{CertRequest, CertUsage, ClusterCa, DEFAULT_CERT_VALIDITY};
 use rafter_proto::api::cluster_client::ClusterClient;
 use rafter_proto::api::resources_client::ResourcesClient;
@@ -40,6 +40,11 @@ impl tonic::service::Interceptor for TokenInterceptor {
 }
 
 pub async fn start() -> Gateway {
+    start_with(ServeOptions::default()).await
+}
+
+/// A gateway served with `options` (an audit log).
+pub async fn start_with(options: ServeOptions) -> Gateway {
     let ca = ClusterCa::generate("test").unwrap();
     let server = ca
         .issue(&CertRequest {
@@ -72,12 +77,13 @@ pub async fn start() -> Gateway {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let serving = registry.clone();
     tokio::spawn(async move {
-        serve(
+        serve_with(
             listener,
             Some(tls),
             serving,
             store,
             Arc::new(tokens),
+            options,
             async {
                 let _ = rx.await;
             },

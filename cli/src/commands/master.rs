@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use rafter_master::{Master, MasterConfig, DEFAULT_HISTORY_RETENTION};
+use rafter_master::{AuditConfig, Master, MasterConfig, DEFAULT_HISTORY_RETENTION};
 
 /// `rafter master`.
 #[derive(Debug, Args)]
@@ -77,6 +77,21 @@ pub struct MasterArgs {
     /// encrypted at rest, and with which keys (mode 0600; the first provider encrypts).
     #[arg(long)]
     encryption_provider_config: Option<PathBuf>,
+    /// Record every API call in this file, one audit.k8s.io/v1 Event per line (created
+    /// 0600; its directory must exist). Without it nothing is recorded.
+    #[arg(long)]
+    audit_log_path: Option<PathBuf>,
+    /// An audit.k8s.io/v1 Policy file: which calls are recorded at which level (None,
+    /// Metadata, Request) [default: every call at level Metadata]. Secret and ConfigMap
+    /// bodies are never recorded.
+    #[arg(long, requires = "audit_log_path")]
+    audit_policy_file: Option<PathBuf>,
+    /// The size in megabytes past which the audit log is rotated.
+    #[arg(long, default_value_t = 100, requires = "audit_log_path")]
+    audit_log_maxsize: u64,
+    /// How many rotated audit logs are kept (FILE.1 is the newest).
+    #[arg(long, default_value_t = 10, requires = "audit_log_path")]
+    audit_log_maxbackup: usize,
 }
 
 fn parse_initial_cluster(entries: &[String]) -> anyhow::Result<BTreeMap<u64, String>> {
@@ -123,6 +138,12 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
         heartbeat: Duration::from_millis(args.heartbeat_ms.max(10)),
         history_retention: (args.history_retention > 0).then_some(args.history_retention),
         encryption_config: args.encryption_provider_config,
+        audit: args.audit_log_path.map(|log_path| AuditConfig {
+            log_path,
+            policy_file: args.audit_policy_file,
+            max_size_mb: args.audit_log_maxsize,
+            max_backups: args.audit_log_maxbackup,
+        }),
         cluster_cidr: if args.cluster_cidr.is_empty() {
             None
         } else {
@@ -167,5 +188,39 @@ mod tests {
         assert!(parse_initial_cluster(&["x=1".into()]).is_err());
         assert!(parse_initial_cluster(&["1=a".into(), "1=b".into()]).is_err());
         assert!(parse_initial_cluster(&["1".into()]).is_err());
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct Command {
+        #[command(flatten)]
+        master: MasterArgs,
+    }
+
+    fn parse(extra: &[&str]) -> Result<MasterArgs, clap::Error> {
+        use clap::Parser;
+        let args = ["master", "--id", "1", "--data-dir", "/d"]
+            .iter()
+            .chain(extra);
+        Command::try_parse_from(args).map(|c| c.master)
+    }
+
+    #[test]
+    fn audit_flags_need_a_log_path_and_default_to_100_mb() {
+        let plain = parse(&[]).unwrap();
+        assert_eq!(plain.audit_log_path, None);
+        let audited = parse(&[
+            "--audit-log-path",
+            "/a.log",
+            "--audit-policy-file",
+            "/p.yaml",
+        ])
+        .unwrap();
+        assert_eq!(
+            audited.audit_log_path.as_deref(),
+            Some(std::path::Path::new("/a.log"))
+        );
+        assert_eq!(audited.audit_log_maxsize, 100);
+        assert!(parse(&["--audit-policy-file", "/p.yaml"]).is_err());
+        assert!(parse(&["--audit-log-maxsize", "5"]).is_err());
     }
 }

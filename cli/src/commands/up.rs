@@ -51,7 +51,9 @@ pub enum Runtime {
 /// `rafter up`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  rafter up --demo\n  rafter up --detach --dir /tmp/rafter && rafter down --dir /tmp/rafter\n  rafter up --masters 3 --agents 4 --runtime process"
+    after_help = "Examples:\n  rafter up --demo\n  rafter up --detach --dir /tmp/rafter && rafter down --dir /tmp/rafter\n  rafter up --masters 3 --agents 4 --runtime process\n\n\
+The masters keep no audit log (a local development cluster); a master records API calls\n\
+with `rafter master --audit-log-path FILE [--audit-policy-file FILE]`."
 )]
 pub struct UpArgs {
     /// Where the cluster keeps its data, logs and client config [default: the user's data dir/rafter].

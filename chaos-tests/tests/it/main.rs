@@ -9,6 +9,7 @@ mod a_paused_leader_delays_writes_by_less_than_four_seconds;
 mod acknowledged_writes_survive_leader_kills;
 mod client_carries_on_when_masters_die;
 mod controllers_converge_across_leader_kills;
+mod each_identity_gets_only_what_it_is_granted;
 mod every_kind_round_trips_through_three_masters;
 mod masters_compact_history_they_no_longer_keep;
 mod rolling_update_keeps_enough_pods_ready;

@@ -105,10 +105,22 @@ fn without_nagle(
 
 /// What a gateway may be given beyond its listener, store and credentials; the default
 /// is what [`serve`] runs with.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ServeOptions {
     /// Records every call of the `Resources` and `Cluster` services; `None`: no audit.
     pub audit: Option<Arc<Auditor>>,
+    /// Replaces the authorizer chain of [`authorizer`]: for benchmarks that measure what
+    /// authorization costs, never in a master. `None`: the chain.
+    pub authorizer: Option<Arc<dyn Authorizer>>,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("audit", &self.audit)
+            .field("authorizer", &self.authorizer.as_ref().map(|_| "replaced"))
+            .finish()
+    }
 }
 
 /// Serves the API on `listener` until `shutdown` completes. `tls = None` is plaintext.
@@ -159,7 +171,10 @@ where
             "the authorization cache did not list its kinds within {CACHE_SYNC_TIMEOUT:?}; serving, and refusing what it cannot yet allow"
         );
     }
-    let authorizer = authorizer(&cache);
+    let authorizer = options
+        .authorizer
+        .clone()
+        .unwrap_or_else(|| authorizer(&cache));
     let mut service = ResourcesService::new(registry, authenticator.clone(), authorizer.clone())
         .with_audit(options.audit.clone());
     if let Some(tls) = &tls {

@@ -8,12 +8,14 @@
 //!  cargo run --release -p bench -- failover   only the leader-kill timings, more rounds
 //!  cargo run --release -p bench -- scheduler  pods created at once on hollow nodes → bound/s
 //!  cargo run --release -p bench -- secrets    Secret creates with encryption at rest off and on
+//!  cargo run --release -p bench -- authz      gets with RBAC (1,000 RoleBindings) against authorization off
 //! ```
 //!
 //! | module | owns |
 //! |---|---|
 //! | `store` | the store comparison: flags, one system's run, the side-by-side table |
 //! | `gateway` | the gateway benchmark and the hidden `master` subcommand |
+//! | `authz` | what authorization costs: RBAC with many RoleBindings against allow-all, side by side |
 //! | `secrets` | Secret creates with encryption at rest off against on, one table |
 //! | `failover` | kill -9 of the leader → first acknowledged write |
 //! | `scheduler` | whole-system scheduling: pods created at once → bound/s, create→bind, master memory |
@@ -32,6 +34,7 @@
 //! written anywhere in the code: everything printed is measured in the run. The crate must
 //! not be a dependency of anything; it only measures.
 
+mod authz;
 mod cluster;
 mod etcd_cluster;
 mod failover;
@@ -79,6 +82,8 @@ enum Command {
     Gateway(gateway::GatewayArgs),
     /// Secret creates/s through three masters' gateway, encryption at rest off and on.
     Secrets(secrets::SecretsArgs),
+    /// Gets/s with RBAC over many RoleBindings against authorization off, side by side.
+    Authz(authz::AuthzArgs),
     /// Only the leader failover timings: our store, etcd and the gateway.
     Failover(FailoverArgs),
     /// Pods created at once on hollow nodes: pods bound/s, create→bind p50/p99, master memory.
@@ -195,6 +200,7 @@ fn main() -> ExitCode {
         Command::Secrets(args) => use_this_binary_as_master()
             .and_then(|()| runtime())
             .and_then(|rt| rt.block_on(secrets::run(args))),
+        Command::Authz(args) => authz::run(args),
         Command::Failover(args) => use_this_binary_as_master()
             .and_then(|()| runtime())
             .and_then(|rt| rt.block_on(failover(args))),

@@ -490,7 +490,10 @@ impl Master {
             registry,
             kv,
             Arc::new(tokens),
-            ServeOptions { audit: auditor },
+            ServeOptions {
+                audit: auditor,
+                ..ServeOptions::default()
+            },
             async {
                 let _ = shutdown_rx.await;
             },

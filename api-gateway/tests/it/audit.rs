@@ -71,6 +71,7 @@ async fn audited_gateway(dir: &tempfile::TempDir) -> (Gateway, std::path::PathBu
     let auditor = Auditor::new(log, Policy::parse(POLICY).unwrap());
     let gw = start_with(ServeOptions {
         audit: Some(Arc::new(auditor)),
+        ..ServeOptions::default()
     })
     .await;
     (gw, path)

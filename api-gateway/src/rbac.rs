@@ -17,7 +17,7 @@
 //! the `authz_cache` as the objects change; this module reads no store and never denies:
 //! a request no rule allows is `NoOpinion`, and the chain's end refuses it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use rafter_proto::v1::{PolicyRule, RoleRef, Subject};
@@ -54,6 +54,10 @@ pub struct Policy {
     role_bindings: BTreeMap<(String, String), Binding>,
     /// name → binding.
     cluster_role_bindings: BTreeMap<String, Binding>,
+    /// (namespace, principal) → the names of the bindings there that name it; namespace ""
+    /// for ClusterRoleBindings. A request looks up its user's few principals here instead
+    /// of reading every binding.
+    by_principal: BTreeMap<(String, String), BTreeSet<String>>,
 }
 
 impl Policy {
@@ -102,22 +106,26 @@ impl Policy {
                 self.cluster_roles.insert(key.1, role.rules.clone());
             }
             Object::RoleBinding(b) => {
-                self.role_bindings.insert(
-                    key,
-                    Binding {
-                        subjects: b.subjects.clone(),
-                        role_ref: b.role_ref.clone().unwrap_or_default(),
-                    },
-                );
+                let binding = Binding {
+                    subjects: b.subjects.clone(),
+                    role_ref: b.role_ref.clone().unwrap_or_default(),
+                };
+                if let Some(old) = self.role_bindings.remove(&key) {
+                    self.index(&key.0, &key.1, &old, false);
+                }
+                self.index(&key.0, &key.1, &binding, true);
+                self.role_bindings.insert(key, binding);
             }
             Object::ClusterRoleBinding(b) => {
-                self.cluster_role_bindings.insert(
-                    key.1,
-                    Binding {
-                        subjects: b.subjects.clone(),
-                        role_ref: b.role_ref.clone().unwrap_or_default(),
-                    },
-                );
+                let binding = Binding {
+                    subjects: b.subjects.clone(),
+                    role_ref: b.role_ref.clone().unwrap_or_default(),
+                };
+                if let Some(old) = self.cluster_role_bindings.remove(&key.1) {
+                    self.index("", &key.1, &old, false);
+                }
+                self.index("", &key.1, &binding, true);
+                self.cluster_role_bindings.insert(key.1, binding);
             }
             _ => {}
         }
@@ -135,10 +143,14 @@ impl Policy {
                 self.cluster_roles.remove(&key.1);
             }
             Kind::RoleBinding => {
-                self.role_bindings.remove(&key);
+                if let Some(old) = self.role_bindings.remove(&key) {
+                    self.index(&key.0, &key.1, &old, false);
+                }
             }
             Kind::ClusterRoleBinding => {
-                self.cluster_role_bindings.remove(&key.1);
+                if let Some(old) = self.cluster_role_bindings.remove(&key.1) {
+                    self.index("", &key.1, &old, false);
+                }
             }
             _ => {}
         }
@@ -154,8 +166,14 @@ impl Policy {
         match kind {
             Kind::Role => self.roles.clear(),
             Kind::ClusterRole => self.cluster_roles.clear(),
-            Kind::RoleBinding => self.role_bindings.clear(),
-            Kind::ClusterRoleBinding => self.cluster_role_bindings.clear(),
+            Kind::RoleBinding => {
+                self.role_bindings.clear();
+                self.by_principal.retain(|(ns, _), _| ns.is_empty());
+            }
+            Kind::ClusterRoleBinding => {
+                self.cluster_role_bindings.clear();
+                self.by_principal.retain(|(ns, _), _| !ns.is_empty());
+            }
             _ => {}
         }
         let builtins = self.builtins.clone();
@@ -178,24 +196,43 @@ impl Policy {
         rules.map_or(&[], Vec::as_slice)
     }
 
+    /// Adds (`add`) or takes out the index entries of binding `name` in `namespace` ("" for
+    /// a ClusterRoleBinding).
+    fn index(&mut self, namespace: &str, name: &str, binding: &Binding, add: bool) {
+        for principal in binding
+            .subjects
+            .iter()
+            .filter_map(|s| subject_principal(s, namespace))
+        {
+            let key = (namespace.to_owned(), principal);
+            if add {
+                self.by_principal
+                    .entry(key)
+                    .or_default()
+                    .insert(name.to_owned());
+            } else if let Some(names) = self.by_principal.get_mut(&key) {
+                names.remove(name);
+                if names.is_empty() {
+                    self.by_principal.remove(&key);
+                }
+            }
+        }
+    }
+
     /// Whether some binding grants `attributes`.
     pub fn allows(&self, attributes: &Attributes<'_>) -> bool {
-        let user = attributes.user;
-        let granted = |binding: &Binding, namespace: &str| {
-            binding
-                .subjects
+        let principals = user_principals(attributes.user);
+        let grants = |binding: &Binding, namespace: &str| {
+            self.rules_of(&binding.role_ref, namespace)
                 .iter()
-                .any(|s| subject_matches(s, user, namespace))
-                && self
-                    .rules_of(&binding.role_ref, namespace)
-                    .iter()
-                    .any(|rule| rule_allows(rule, attributes))
+                .any(|rule| rule_allows(rule, attributes))
         };
-        if self
-            .cluster_role_bindings
-            .values()
-            .any(|binding| granted(binding, ""))
-        {
+        let cluster = self.named(&principals, "");
+        if cluster.iter().any(|name| {
+            self.cluster_role_bindings
+                .get(*name)
+                .is_some_and(|binding| grants(binding, ""))
+        }) {
             return true;
         }
         let Target::Resource { namespace, .. } = &attributes.target else {
@@ -204,11 +241,22 @@ impl Policy {
         if namespace.is_empty() {
             return false;
         }
-        let from = ((*namespace).to_owned(), String::new());
-        self.role_bindings
-            .range(from..)
-            .take_while(|((ns, _), _)| ns == namespace)
-            .any(|(_, binding)| granted(binding, namespace))
+        self.named(&principals, namespace).iter().any(|name| {
+            self.role_bindings
+                .get(&((*namespace).to_owned(), (*name).to_owned()))
+                .is_some_and(|binding| grants(binding, namespace))
+        })
+    }
+
+    /// The names of the bindings in `namespace` ("" for ClusterRoleBindings) that name one
+    /// of `principals`.
+    fn named(&self, principals: &[String], namespace: &str) -> Vec<&str> {
+        principals
+            .iter()
+            .filter_map(|p| self.by_principal.get(&(namespace.to_owned(), p.clone())))
+            .flatten()
+            .map(String::as_str)
+            .collect()
     }
 
     /// How many bindings the policy holds (for logs and benchmarks).
@@ -217,22 +265,31 @@ impl Policy {
     }
 }
 
-/// Whether `subject` of a binding in `namespace` ("" for cluster bindings) names `user`.
-fn subject_matches(subject: &Subject, user: &UserInfo, namespace: &str) -> bool {
+/// The principal a binding's `subject` names (`user:<name>` or `group:<name>`; a
+/// ServiceAccount is its user, in the binding's `namespace` when it names none), or none
+/// for a subject that names no one.
+fn subject_principal(subject: &Subject, namespace: &str) -> Option<String> {
     match subject.kind.as_str() {
-        "User" => subject.name == user.name,
-        "Group" => user.in_group(&subject.name),
+        "User" => Some(format!("user:{}", subject.name)),
+        "Group" => Some(format!("group:{}", subject.name)),
         "ServiceAccount" => {
             let ns = if subject.namespace.is_empty() {
                 namespace
             } else {
                 subject.namespace.as_str()
             };
-            !ns.is_empty()
-                && user.name == format!("{SERVICE_ACCOUNT_USER_PREFIX}{ns}:{}", subject.name)
+            (!ns.is_empty())
+                .then(|| format!("user:{SERVICE_ACCOUNT_USER_PREFIX}{ns}:{}", subject.name))
         }
-        _ => false,
+        _ => None,
     }
+}
+
+/// The principals `user` is: its name and each of its groups.
+fn user_principals(user: &UserInfo) -> Vec<String> {
+    std::iter::once(format!("user:{}", user.name))
+        .chain(user.groups.iter().map(|g| format!("group:{g}")))
+        .collect()
 }
 
 fn any_or(values: &[String], wanted: &str) -> bool {

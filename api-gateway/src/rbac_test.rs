@@ -227,3 +227,30 @@ fn built_in_objects_apply_until_the_store_holds_their_name() {
         "a policy without built-ins has none"
     );
 }
+
+#[test]
+fn a_binding_changed_in_place_grants_its_new_subjects_only() {
+    let mut p = policy(SEEDS);
+    let jane = user("jane", &[]);
+    let bob = user("bob", &[]);
+    let list = |u| Attributes::resource(u, "list", Kind::Pod).namespace("default");
+    assert!(p.allows(&list(&jane)) && !p.allows(&list(&bob)));
+    let rebound = parse_object(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: read-pods, namespace: default}\nsubjects: [{kind: User, name: bob}]\nroleRef: {kind: Role, name: pod-reader}\n",
+        "t",
+    )
+    .unwrap();
+    p.put(&rebound);
+    assert!(
+        !p.allows(&list(&jane)),
+        "jane's grant went with the old subjects"
+    );
+    assert!(p.allows(&list(&bob)));
+    p.clear(Kind::RoleBinding);
+    assert!(!p.allows(&list(&bob)));
+    let ops = user("ann", &["ops"]);
+    assert!(
+        p.allows(&Attributes::resource(&ops, "get", Kind::Node).name("n1")),
+        "clearing RoleBindings keeps the cluster bindings"
+    );
+}

@@ -12,7 +12,8 @@
 //!                 │  static manifests (every resync) ─► mirrors (own task)
 //!                 ▼
 //!            uid → PodWorker task (watch::Sender<Desired>)
-//!                 └─ sandboxes in the runtime that belong to no pod ─► a worker that removes them
+//!                 ├─ sandboxes in the runtime that belong to no pod ─► a worker that removes them
+//!                 └─ secret tmpfs mounts of pods with neither ─► unmounted, directory removed
 //! ```
 //!
 //! The manager is the only writer of the worker table: it starts a worker per pod uid,
@@ -44,6 +45,7 @@ use crate::pod_worker::{Desired, PodWorker, Source, WorkerContext, LABEL_NODE_NA
 use crate::runtime::ContainerRuntime;
 use crate::serving::{keep_serving_cert, ServingTls};
 use crate::static_pods;
+use crate::{tmpfs, volumes};
 
 /// Settings of an [`Agent`].
 #[derive(Debug, Clone)]
@@ -452,6 +454,18 @@ impl Manager {
                 info!(uid = %sb.pod_uid, pod = %format!("{}/{}", sb.namespace, sb.pod_name), "removing containers of a pod no longer bound here");
                 self.spawn(sb.pod_uid.clone(), Desired::Gone, Source::Api);
             }
+        }
+        // Secret tmpfs mounts of pods that have neither a pod nor a sandbox here any more
+        // (the agent was away when they went).
+        let pods_dir = self.ctx.data_dir.join("pods");
+        match tmpfs::mounted_pod_uids(&pods_dir).await {
+            Ok(uids) => {
+                for uid in uids.iter().filter(|u| !self.workers.contains_key(*u)) {
+                    info!(uid = %uid, "unmounting the secret volumes of a pod that is gone");
+                    volumes::remove_pod_dir(&volumes::pod_dir(&self.ctx.data_dir, uid)).await;
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot look for the mounts of pods that are gone"),
         }
     }
 }

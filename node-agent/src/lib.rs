@@ -34,6 +34,7 @@
 //! | `env` | env / envFrom resolution and the pod's ConfigMaps and Secrets |
 //! | `expansion` | `$(VAR)` references in command, args and env values (pure) |
 //! | `volumes` | emptyDir, hostPath, configMap and secret volumes and their mounts |
+//! | `tmpfs` | secret volumes on tmpfs: mount, unmount at teardown and after a restart, mountinfo parsing |
 //! | `static_pods` | manifests in `--manifest-dir` and their mirror pods |
 //! | `logs` | [`read_logs`] / [`follow_logs`] over the containers' log files |
 //! | `metrics` | usage samples (node from `/proc`, containers from the runtime) and the rates between two |
@@ -84,6 +85,7 @@ mod serving;
 mod spec;
 mod static_pods;
 mod status;
+mod tmpfs;
 mod volumes;
 
 pub use agent::{Agent, AgentConfig, AgentError};

@@ -1,6 +1,7 @@
 //! Pod volumes on the node: `emptyDir` (a directory under the agent's data dir),
 //! `hostPath` (checked or created per its `type`), `configMap` and `secret` (one file per
-//! key, secrets base64-decoded), `persistentVolumeClaim` (the hostPath of the
+//! key, secrets base64-decoded, on a tmpfs of their own: see `tmpfs`; files 0600 unless
+//! `defaultMode` or an item's `mode` says otherwise), `persistentVolumeClaim` (the hostPath of the
 //! PersistentVolume the claim is bound to, treated as a hostPath volume), and the bind
 //! [`Mount`]s each container gets.
 //!
@@ -23,6 +24,11 @@ use rafter_proto::v1::{Container, KeyToPath, Pod, Volume};
 
 use crate::env::{ConfigError, PodObjects};
 use crate::spec::Mount;
+use crate::tmpfs;
+
+/// Mode of a secret volume's files when the volume names no `defaultMode` (an item's
+/// `mode`, then `defaultMode`, win as for configMaps): readable by the owner only.
+const SECRET_DEFAULT_MODE: i32 = 0o600;
 
 /// The agent's directory for one pod.
 pub(crate) fn pod_dir(data_dir: &Path, uid: &str) -> PathBuf {
@@ -91,12 +97,15 @@ pub(crate) async fn prepare(
                     })
                 }
             };
+            tmpfs::mount_secret_dir(&dir)
+                .await
+                .map_err(|e| volume_error(name, e))?;
             write_projection(
                 name,
                 &dir,
                 entries,
                 &secret.items,
-                secret.default_mode.unwrap_or(0o644),
+                secret.default_mode.unwrap_or(SECRET_DEFAULT_MODE),
             )
             .await?;
             dir
@@ -271,8 +280,10 @@ pub(crate) fn mounts(
         .collect()
 }
 
-/// Removes everything the agent kept for a pod.
+/// Removes everything the agent kept for a pod, its secret volumes' tmpfs mounts first
+/// (a mount that cannot be detached is logged; the removal then fails on it and says so).
 pub(crate) async fn remove_pod_dir(pod_dir: &Path) {
+    tmpfs::unmount_under(pod_dir).await;
     if let Err(e) = tokio::fs::remove_dir_all(pod_dir).await {
         if e.kind() != std::io::ErrorKind::NotFound {
             tracing::warn!(dir = %pod_dir.display(), error = %e, "pod directory not removed");

@@ -678,3 +678,166 @@ pub async fn the_agent_lists_again_after_a_failed_list_and_an_expired_watch() {
     assert_eq!(holder, "fake-node");
     agent.shutdown().await;
 }
+
+/// The tmpfs mount points under `dir` (from `/proc/self/mountinfo`; the path is
+/// canonicalised as the kernel writes it).
+fn tmpfs_mounts_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let sep = fields.iter().position(|f| *f == "-")?;
+            let point = std::path::PathBuf::from(fields.get(4)?.replace("\\040", " "));
+            (fields.get(sep + 1) == Some(&"tmpfs") && point.starts_with(&dir)).then_some(point)
+        })
+        .collect()
+}
+
+/// Detaches the tmpfs mounts under a node's data dir when a test ends, passed or failed
+/// (else a failed test leaves them behind and its temporary directory cannot go).
+struct UnmountOnDrop(std::path::PathBuf);
+
+impl Drop for UnmountOnDrop {
+    fn drop(&mut self) {
+        for point in tmpfs_mounts_under(&self.0) {
+            let _ = nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+/// A pod `name` on `node` mounting Secret `creds` (key `password`) at `/etc/secret`.
+fn pod_with_secret_volume(name: &str, node: &str) -> Pod {
+    let mut app = sh("app", "cat /etc/secret/password; echo; exec sleep 300");
+    app.volume_mounts = vec![VolumeMount {
+        name: "sec".into(),
+        mount_path: "/etc/secret".into(),
+        read_only: true,
+        ..Default::default()
+    }];
+    let mut p = pod(name, node, vec![app]);
+    p.spec.as_mut().unwrap().volumes = vec![Volume {
+        name: "sec".into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: "creds".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }];
+    p
+}
+
+async fn create_secret(cluster: &Cluster, value: &str) {
+    let secret = Secret {
+        metadata: Some(ObjectMeta {
+            name: "creds".into(),
+            namespace: "default".into(),
+            ..Default::default()
+        }),
+        data: BTreeMap::from([(
+            "password".to_string(),
+            base64::engine::general_purpose::STANDARD.encode(value),
+        )]),
+        ..Default::default()
+    };
+    cluster.client.create(Object::Secret(secret)).await.unwrap();
+}
+
+pub async fn a_secret_volume_is_a_tmpfs_mount_until_the_pod_is_deleted(rt: Runtime) {
+    use std::os::unix::fs::PermissionsExt;
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test mounts tmpfs: run it as root"
+    );
+    let cluster = Cluster::start().await;
+    let node = TestNode::start(&cluster, rt).await;
+    let _unmount = UnmountOnDrop(node.data.path().to_path_buf());
+    create_secret(&cluster, "tmpfs-s3cret").await;
+    let created = cluster
+        .create_pod(pod_with_secret_volume("secretive", &node.name))
+        .await;
+    cluster.wait_pod("secretive", "Running", running).await;
+    let pod_dir = node.data.path().join("pods").join(uid(&created));
+    let volume = pod_dir.join("volumes").join("sec");
+    let canonical = std::fs::canonicalize(&volume).unwrap();
+    assert_eq!(
+        tmpfs_mounts_under(&pod_dir),
+        vec![canonical],
+        "the secret volume is a tmpfs mount"
+    );
+    let file = volume.join("password");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "tmpfs-s3cret");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    // The API defaults defaultMode to 0644, as Kubernetes does; the file keeps it, and
+    // the tmpfs root, 0700, keeps everyone but root out.
+    let default_mode = created.spec.as_ref().unwrap().volumes[0]
+        .secret
+        .as_ref()
+        .unwrap()
+        .default_mode;
+    assert_eq!(default_mode, Some(0o644));
+    assert_eq!(mode(&file), 0o644, "the file has the volume's defaultMode");
+    assert_eq!(mode(&volume), 0o700, "the tmpfs root is the owner's only");
+    if node.runtime.backend() == "containerd" {
+        let p = cluster.pod("secretive").await.unwrap();
+        wait_log(&node, &p, "app", "tmpfs-s3cret").await;
+    }
+
+    delete_and_wait(&cluster, &node, "secretive").await;
+    eventually("the secret volume's mount to be gone", || async {
+        tmpfs_mounts_under(&pod_dir).is_empty().then_some(())
+    })
+    .await;
+    eventually("the pod directory to be removed", || async {
+        (!pod_dir.exists()).then_some(())
+    })
+    .await;
+}
+
+pub async fn an_agent_restart_unmounts_the_secret_volumes_of_pods_that_are_gone(rt: Runtime) {
+    let cluster = Cluster::start().await;
+    let mut node = TestNode::start(&cluster, rt).await;
+    let _unmount = UnmountOnDrop(node.data.path().to_path_buf());
+    create_secret(&cluster, "left-behind").await;
+    let created = cluster
+        .create_pod(pod_with_secret_volume("leaver", &node.name))
+        .await;
+    cluster.wait_pod("leaver", "Running", running).await;
+    let pod_dir = node.data.path().join("pods").join(uid(&created));
+    assert_eq!(tmpfs_mounts_under(&pod_dir).len(), 1);
+
+    // While the agent is away the pod is force-deleted and its sandbox removed, so
+    // nothing but the mount is left to say it was here.
+    node.stop().await;
+    let force = DeleteOptions {
+        grace_period_seconds: Some(0),
+        ..DeleteOptions::default()
+    };
+    cluster
+        .client
+        .delete(Kind::Pod, "default", "leaver", &force)
+        .await
+        .unwrap();
+    for sb in node.sandboxes().await {
+        if sb.pod_uid == uid(&created) {
+            for c in node.runtime.list_containers(Some(&sb.id)).await.unwrap() {
+                let _ = node
+                    .runtime
+                    .stop_container(&c.id, std::time::Duration::from_secs(1))
+                    .await;
+            }
+            node.runtime.stop_sandbox(&sb.id).await.unwrap();
+            node.runtime.remove_sandbox(&sb.id).await.unwrap();
+        }
+    }
+    node.restart().await;
+
+    eventually("the gone pod's secret mount to be unmounted", || async {
+        tmpfs_mounts_under(&pod_dir).is_empty().then_some(())
+    })
+    .await;
+    eventually("the gone pod's directory to be removed", || async {
+        (!pod_dir.exists()).then_some(())
+    })
+    .await;
+}

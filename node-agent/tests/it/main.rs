@@ -8,7 +8,8 @@
 //! - `images`: importing OCI tarballs, and a runtime that is down;
 //! - `hollow`: the scale-test backend;
 //! - `agent` (with `cluster`): the whole agent against an in-process gateway — pods
-//!   run, init containers, CrashLoopBackOff, liveness restarts, volumes, deletion,
+//!   run, init containers, CrashLoopBackOff, liveness restarts, volumes (secrets on
+//!   tmpfs, unmounted at deletion and after a restart), deletion,
 //!   adoption after an agent restart, ErrImagePull, node and lease, static pods;
 //! - `fake_api`: a scripted fake API with switchable faults, for the agent's own loops;
 //! - `logs`: pods/log through the gateway from the agent's log endpoint (`Client::logs`);
@@ -114,6 +115,8 @@ for_each_agent_backend!(
     deleting_the_pod_stops_its_containers_and_removes_the_object,
     an_agent_restart_adopts_running_containers_without_restarting_them,
     a_missing_image_is_reported_as_err_image_pull,
+    a_secret_volume_is_a_tmpfs_mount_until_the_pod_is_deleted,
+    an_agent_restart_unmounts_the_secret_volumes_of_pods_that_are_gone,
 );
 
 /// The pod-spec features of `pod_features`, once per backend, as

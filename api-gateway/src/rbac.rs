@@ -54,10 +54,12 @@ pub struct Policy {
     role_bindings: BTreeMap<(String, String), Binding>,
     /// name → binding.
     cluster_role_bindings: BTreeMap<String, Binding>,
-    /// (namespace, principal) → the names of the bindings there that name it; namespace ""
-    /// for ClusterRoleBindings. A request looks up its user's few principals here instead
-    /// of reading every binding.
-    by_principal: BTreeMap<(String, String), BTreeSet<String>>,
+    /// namespace ("" for ClusterRoleBindings) → user name → the names of the bindings
+    /// there that name that user (service accounts by their user name). A request looks up
+    /// its user and groups here instead of reading every binding.
+    by_user: BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
+    /// The same for group names.
+    by_group: BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
 }
 
 impl Policy {
@@ -168,11 +170,13 @@ impl Policy {
             Kind::ClusterRole => self.cluster_roles.clear(),
             Kind::RoleBinding => {
                 self.role_bindings.clear();
-                self.by_principal.retain(|(ns, _), _| ns.is_empty());
+                self.by_user.retain(|ns, _| ns.is_empty());
+                self.by_group.retain(|ns, _| ns.is_empty());
             }
             Kind::ClusterRoleBinding => {
                 self.cluster_role_bindings.clear();
-                self.by_principal.retain(|(ns, _), _| !ns.is_empty());
+                self.by_user.remove("");
+                self.by_group.remove("");
             }
             _ => {}
         }
@@ -199,21 +203,31 @@ impl Policy {
     /// Adds (`add`) or takes out the index entries of binding `name` in `namespace` ("" for
     /// a ClusterRoleBinding).
     fn index(&mut self, namespace: &str, name: &str, binding: &Binding, add: bool) {
-        for principal in binding
-            .subjects
-            .iter()
-            .filter_map(|s| subject_principal(s, namespace))
-        {
-            let key = (namespace.to_owned(), principal);
+        for subject in &binding.subjects {
+            let Some((principal, is_group)) = subject_principal(subject, namespace) else {
+                continue;
+            };
+            let index = if is_group {
+                &mut self.by_group
+            } else {
+                &mut self.by_user
+            };
             if add {
-                self.by_principal
-                    .entry(key)
+                index
+                    .entry(namespace.to_owned())
+                    .or_default()
+                    .entry(principal)
                     .or_default()
                     .insert(name.to_owned());
-            } else if let Some(names) = self.by_principal.get_mut(&key) {
-                names.remove(name);
-                if names.is_empty() {
-                    self.by_principal.remove(&key);
+            } else if let Some(principals) = index.get_mut(namespace) {
+                if let Some(names) = principals.get_mut(&principal) {
+                    names.remove(name);
+                    if names.is_empty() {
+                        principals.remove(&principal);
+                    }
+                }
+                if principals.is_empty() {
+                    index.remove(namespace);
                 }
             }
         }
@@ -221,13 +235,13 @@ impl Policy {
 
     /// Whether some binding grants `attributes`.
     pub fn allows(&self, attributes: &Attributes<'_>) -> bool {
-        let principals = user_principals(attributes.user);
+        let user = attributes.user;
         let grants = |binding: &Binding, namespace: &str| {
             self.rules_of(&binding.role_ref, namespace)
                 .iter()
                 .any(|rule| rule_allows(rule, attributes))
         };
-        let cluster = self.named(&principals, "");
+        let cluster = self.named(user, "");
         if cluster.iter().any(|name| {
             self.cluster_role_bindings
                 .get(*name)
@@ -241,19 +255,29 @@ impl Policy {
         if namespace.is_empty() {
             return false;
         }
-        self.named(&principals, namespace).iter().any(|name| {
+        self.named(user, namespace).iter().any(|name| {
             self.role_bindings
                 .get(&((*namespace).to_owned(), (*name).to_owned()))
                 .is_some_and(|binding| grants(binding, namespace))
         })
     }
 
-    /// The names of the bindings in `namespace` ("" for ClusterRoleBindings) that name one
-    /// of `principals`.
-    fn named(&self, principals: &[String], namespace: &str) -> Vec<&str> {
-        principals
-            .iter()
-            .filter_map(|p| self.by_principal.get(&(namespace.to_owned(), p.clone())))
+    /// The names of the bindings in `namespace` ("" for ClusterRoleBindings) that name
+    /// `user` or one of its groups.
+    fn named<'a>(&'a self, user: &UserInfo, namespace: &str) -> Vec<&'a str> {
+        let users = self
+            .by_user
+            .get(namespace)
+            .and_then(|principals| principals.get(user.name.as_str()));
+        let groups = self.by_group.get(namespace).map(|principals| {
+            user.groups
+                .iter()
+                .filter_map(|g| principals.get(g.as_str()))
+                .collect::<Vec<_>>()
+        });
+        users
+            .into_iter()
+            .chain(groups.into_iter().flatten())
             .flatten()
             .map(String::as_str)
             .collect()
@@ -265,31 +289,28 @@ impl Policy {
     }
 }
 
-/// The principal a binding's `subject` names (`user:<name>` or `group:<name>`; a
-/// ServiceAccount is its user, in the binding's `namespace` when it names none), or none
-/// for a subject that names no one.
-fn subject_principal(subject: &Subject, namespace: &str) -> Option<String> {
+/// The principal a binding's `subject` names: a user name (a ServiceAccount's user, in
+/// the binding's `namespace` when it names none) or a group name (`true`), or none for a
+/// subject that names no one.
+fn subject_principal(subject: &Subject, namespace: &str) -> Option<(String, bool)> {
     match subject.kind.as_str() {
-        "User" => Some(format!("user:{}", subject.name)),
-        "Group" => Some(format!("group:{}", subject.name)),
+        "User" => Some((subject.name.clone(), false)),
+        "Group" => Some((subject.name.clone(), true)),
         "ServiceAccount" => {
             let ns = if subject.namespace.is_empty() {
                 namespace
             } else {
                 subject.namespace.as_str()
             };
-            (!ns.is_empty())
-                .then(|| format!("user:{SERVICE_ACCOUNT_USER_PREFIX}{ns}:{}", subject.name))
+            (!ns.is_empty()).then(|| {
+                (
+                    format!("{SERVICE_ACCOUNT_USER_PREFIX}{ns}:{}", subject.name),
+                    false,
+                )
+            })
         }
         _ => None,
     }
-}
-
-/// The principals `user` is: its name and each of its groups.
-fn user_principals(user: &UserInfo) -> Vec<String> {
-    std::iter::once(format!("user:{}", user.name))
-        .chain(user.groups.iter().map(|g| format!("group:{g}")))
-        .collect()
 }
 
 fn any_or(values: &[String], wanted: &str) -> bool {

@@ -15,7 +15,7 @@ use crate::secrets_are_ciphertext_in_every_file_and_backup::{
 };
 use crate::support::library_client;
 
-const SECRETS: usize = 300;
+const SECRETS: usize = 1000;
 const K1: [u8; 32] = [0x11; 32];
 const K2: [u8; 32] = [0x22; 32];
 

@@ -38,20 +38,25 @@ fn identity(cluster: &Cluster, user: &str, groups: &[&str]) -> Identity {
     Identity::from_pem(issued.cert_pem, issued.key_pem)
 }
 
-/// A client of master `index`'s API presenting `identity`.
-async fn client_of(cluster: &Cluster, index: usize, identity: &Identity) -> Client {
+/// A TLS channel to `port` on localhost, trusting the cluster CA, presenting `identity`.
+async fn channel(cluster: &Cluster, port: u16, identity: &Identity) -> Channel {
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(cluster.ca_pem().unwrap()))
         .identity(identity.clone())
         .domain_name("localhost");
-    let channel = Channel::from_shared(cluster.masters()[index].endpoint())
+    Channel::from_shared(format!("https://localhost:{port}"))
         .unwrap()
         .tls_config(tls)
         .unwrap()
         .connect()
         .await
-        .unwrap();
-    ResourcesClient::new(channel)
+        .unwrap()
+}
+
+/// A client of master `index`'s API presenting `identity`.
+async fn client_of(cluster: &Cluster, index: usize, identity: &Identity) -> Client {
+    let port = cluster.masters()[index].client_port;
+    ResourcesClient::new(channel(cluster, port, identity).await)
 }
 
 fn typed(yaml: &str) -> TypedObject {
@@ -397,17 +402,7 @@ async fn raft_ports_refuse_nodes_and_users(cluster: &Cluster) {
     ] {
         let identity = identity(cluster, who, groups);
         for master in cluster.masters() {
-            let tls = ClientTlsConfig::new()
-                .ca_certificate(Certificate::from_pem(cluster.ca_pem().unwrap()))
-                .identity(identity.clone())
-                .domain_name("localhost");
-            let channel = Channel::from_shared(format!("https://localhost:{}", master.peer_port))
-                .unwrap()
-                .tls_config(tls)
-                .unwrap()
-                .connect()
-                .await
-                .unwrap();
+            let channel = channel(cluster, master.peer_port, &identity).await;
             let mut raft = RaftClient::new(channel);
             let payload = || RaftPayload { data: vec![0; 16] };
             let calls = [

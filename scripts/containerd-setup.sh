@@ -36,7 +36,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 log() { echo "containerd-setup: $*" >&2; }
 
 # --- packages ----------------------------------------------------------------------------
-packages=(containerd runc containernetworking-plugins iptables busybox-static)
+packages=(containerd runc containernetworking-plugins iptables iproute2 busybox-static)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

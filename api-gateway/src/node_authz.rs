@@ -7,7 +7,8 @@
 //!                     ServiceAccounts those pods reference (the NodeGraph)
 //!          ──writes─► its Node (and status), its Lease, its pods' status, deletes of its
 //!                     pods, its mirror pods, events, certificate requests
-//!          ──reads──► Services, Endpoints (what every node needs for its pods' networking)
+//!          ──reads──► Services, Endpoints and every Node (what every node needs for its
+//!                     pods' networking: the proxy's rules, routes to other nodes' pods)
 //! ```
 //!
 //! Owns those rules and the [`NodeGraph`] they read: pods by node with what they reference,
@@ -272,9 +273,11 @@ impl NodeAuthorizer {
                 .any(|term| term.trim() == format!("{field}={node}"))
         };
         match (kind, subresource) {
+            // Every Node is readable (the agent routes to the other nodes' pod CIDRs, as
+            // Kubernetes' system:node role reads nodes); only its own is writable.
             (Kind::Node, "" | "status") => match verb {
-                "get" | "update" | "patch" | "create" => own_name,
-                "list" | "watch" => own_name || selects("metadata.name"),
+                "get" | "list" | "watch" => true,
+                "update" | "patch" | "create" => own_name,
                 _ => false,
             },
             (Kind::Lease, "") => {

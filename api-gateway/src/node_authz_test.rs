@@ -121,6 +121,14 @@ fn a_node_lists_its_own_pods_and_writes_only_its_own_objects() {
         Decision::Allow
     );
     assert_eq!(on("create", Kind::Node, "", "", "n1"), Decision::Allow);
+    // Every Node is readable: the agent routes to the other nodes' pods.
+    for verb in ["get", "list", "watch"] {
+        assert_eq!(
+            on(verb, Kind::Node, "", "", "n2"),
+            Decision::Allow,
+            "{verb}"
+        );
+    }
     assert_eq!(
         on("update", Kind::Lease, "", "kube-node-lease", "n1"),
         Decision::Allow
@@ -132,6 +140,8 @@ fn a_node_lists_its_own_pods_and_writes_only_its_own_objects() {
     assert_eq!(on("delete", Kind::Pod, "", "shop", "web"), Decision::Allow);
     for (verb, kind, sub, ns, name) in [
         ("update", Kind::Node, "status", "", "n2"),
+        ("update", Kind::Node, "", "", "n2"),
+        ("patch", Kind::Node, "", "", "n2"),
         ("delete", Kind::Node, "", "", "n2"),
         ("delete", Kind::Node, "", "", "n1"),
         ("update", Kind::Lease, "", "kube-node-lease", "n2"),

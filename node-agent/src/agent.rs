@@ -45,7 +45,10 @@ use crate::pod_worker::{Desired, PodWorker, Source, WorkerContext, LABEL_NODE_NA
 use crate::runtime::ContainerRuntime;
 use crate::serving::{keep_serving_cert, ServingTls};
 use crate::static_pods;
-use crate::{tmpfs, volumes};
+use crate::{routes, tmpfs, volumes};
+
+/// How often the pod routes are checked against the Nodes even without a change.
+const ROUTES_RESYNC: Duration = Duration::from_secs(30);
 
 /// Settings of an [`Agent`].
 #[derive(Debug, Clone)]
@@ -79,6 +82,9 @@ pub struct AgentConfig {
     /// Serve the log endpoint with TLS, with a kubelet-serving certificate got and renewed
     /// through these; `None`: plaintext (agents without a client certificate).
     pub serving_tls: Option<ServingTls>,
+    /// Keep host routes to the other nodes' pod CIDRs ([`crate::routes`]); for runtimes
+    /// whose pods have their own addresses on this node's pod CIDR (containerd with CNI).
+    pub pod_routes: bool,
 }
 
 impl AgentConfig {
@@ -98,6 +104,7 @@ impl AgentConfig {
             logs_listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
             sandbox_parallelism: 8,
             serving_tls: None,
+            pod_routes: false,
         }
     }
 
@@ -235,6 +242,14 @@ impl Agent {
             static_pods: BTreeMap::new(),
         };
         tasks.push(tokio::spawn(reporter.run(rx.clone())));
+        if config.pod_routes {
+            tasks.push(tokio::spawn(routes::run(
+                api.clone(),
+                config.node_name.clone(),
+                ROUTES_RESYNC,
+                rx.clone(),
+            )));
+        }
         tasks.push(tokio::spawn(manager.run(rx)));
         Ok(Agent {
             shutdown,

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use futures::{Stream, StreamExt};
 use rafter_client::{Client, ClientError, DeleteOptions, WatchEventType};
 use rafter_client::{ListParams, WatchParams};
-use rafter_proto::v1::Pod;
+use rafter_proto::v1::{Node, Pod};
 use rafter_proto::{Kind, Object};
 
 /// Why an API call failed, as the agent acts on it.
@@ -56,17 +56,23 @@ impl From<ClientError> for ApiError {
     }
 }
 
-/// One change to the pods bound to the node.
+/// One change to a watched object.
 #[derive(Debug, Clone)]
-pub enum PodEvent {
-    /// The pod appeared or changed.
-    Upsert(Box<Pod>),
-    /// The pod is gone from the API (its last state).
-    Deleted(Box<Pod>),
+pub enum WatchChange<T> {
+    /// The object appeared or changed.
+    Upsert(Box<T>),
+    /// The object is gone from the API (its last state).
+    Deleted(Box<T>),
 }
+
+/// One change to the pods bound to the node.
+pub type PodEvent = WatchChange<Pod>;
 
 /// A stream of pod changes; it ends after an error.
 pub type PodEventStream = Pin<Box<dyn Stream<Item = Result<PodEvent, ApiError>> + Send>>;
+
+/// A stream of Node changes; it ends after an error.
+pub type NodeEventStream = Pin<Box<dyn Stream<Item = Result<WatchChange<Node>, ApiError>> + Send>>;
 
 /// The API calls the agent makes.
 #[async_trait]
@@ -85,6 +91,10 @@ pub trait ApiClient: Send + Sync + 'static {
     async fn list_pods(&self, node: &str) -> Result<(Vec<Pod>, String), ApiError>;
     /// Changes to the pods bound to `node` after `resource_version`.
     fn watch_pods(&self, node: &str, resource_version: &str) -> PodEventStream;
+    /// Every Node and the revision to watch from.
+    async fn list_nodes(&self) -> Result<(Vec<Node>, String), ApiError>;
+    /// Changes to Nodes after `resource_version`.
+    fn watch_nodes(&self, resource_version: &str) -> NodeEventStream;
 }
 
 fn node_selector(node: &str) -> String {
@@ -121,44 +131,93 @@ impl ApiClient for Client {
     }
 
     async fn list_pods(&self, node: &str) -> Result<(Vec<Pod>, String), ApiError> {
-        let params = ListParams {
-            field_selector: node_selector(node),
-            ..ListParams::default()
-        };
-        let list = Client::list(self, Kind::Pod, None, &params).await?;
-        let pods = list
-            .items
-            .into_iter()
-            .filter_map(|o| match o {
-                Object::Pod(p) => Some(p),
-                _ => None,
-            })
-            .collect();
-        Ok((pods, list.resource_version))
+        list_typed(self, Kind::Pod, node_selector(node), |o| match o {
+            Object::Pod(p) => Some(p),
+            _ => None,
+        })
+        .await
     }
 
     fn watch_pods(&self, node: &str, resource_version: &str) -> PodEventStream {
-        let params = WatchParams {
-            field_selector: node_selector(node),
-            ..WatchParams::default()
-        };
-        let stream = Client::watch(self, Kind::Pod, None, &params, Some(resource_version));
-        Box::pin(stream.filter_map(|item| async move {
-            match item {
-                Err(e) => Some(Err(ApiError::from(e))),
-                Ok(event) => {
-                    let Some(Object::Pod(pod)) = event.object else {
-                        return None;
-                    };
-                    match event.event_type {
-                        WatchEventType::Added | WatchEventType::Modified => {
-                            Some(Ok(PodEvent::Upsert(Box::new(pod))))
-                        }
-                        WatchEventType::Deleted => Some(Ok(PodEvent::Deleted(Box::new(pod)))),
-                        WatchEventType::Bookmark => None,
+        watch_typed(
+            self,
+            Kind::Pod,
+            node_selector(node),
+            resource_version,
+            |o| match o {
+                Object::Pod(p) => Some(p),
+                _ => None,
+            },
+        )
+    }
+
+    async fn list_nodes(&self) -> Result<(Vec<Node>, String), ApiError> {
+        list_typed(self, Kind::Node, String::new(), |o| match o {
+            Object::Node(n) => Some(n),
+            _ => None,
+        })
+        .await
+    }
+
+    fn watch_nodes(&self, resource_version: &str) -> NodeEventStream {
+        watch_typed(
+            self,
+            Kind::Node,
+            String::new(),
+            resource_version,
+            |o| match o {
+                Object::Node(n) => Some(n),
+                _ => None,
+            },
+        )
+    }
+}
+
+/// Lists `kind` (every namespace) matching `field_selector`, as `T`.
+async fn list_typed<T>(
+    client: &Client,
+    kind: Kind,
+    field_selector: String,
+    typed: fn(Object) -> Option<T>,
+) -> Result<(Vec<T>, String), ApiError> {
+    let params = ListParams {
+        field_selector,
+        ..ListParams::default()
+    };
+    let list = Client::list(client, kind, None, &params).await?;
+    Ok((
+        list.items.into_iter().filter_map(typed).collect(),
+        list.resource_version,
+    ))
+}
+
+/// Watches `kind` (every namespace) matching `field_selector` after `resource_version`,
+/// as changes to `T`; bookmarks are dropped.
+fn watch_typed<T: Send + 'static>(
+    client: &Client,
+    kind: Kind,
+    field_selector: String,
+    resource_version: &str,
+    typed: fn(Object) -> Option<T>,
+) -> Pin<Box<dyn Stream<Item = Result<WatchChange<T>, ApiError>> + Send>> {
+    let params = WatchParams {
+        field_selector,
+        ..WatchParams::default()
+    };
+    let stream = Client::watch(client, kind, None, &params, Some(resource_version));
+    Box::pin(stream.filter_map(move |item| async move {
+        match item {
+            Err(e) => Some(Err(ApiError::from(e))),
+            Ok(event) => {
+                let object = typed(event.object?)?;
+                match event.event_type {
+                    WatchEventType::Added | WatchEventType::Modified => {
+                        Some(Ok(WatchChange::Upsert(Box::new(object))))
                     }
+                    WatchEventType::Deleted => Some(Ok(WatchChange::Deleted(Box::new(object)))),
+                    WatchEventType::Bookmark => None,
                 }
             }
-        }))
-    }
+        }
+    }))
 }

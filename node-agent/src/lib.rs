@@ -28,6 +28,7 @@
 //! | `api` | [`ApiClient`]: the API calls the agent makes, implemented over [`rafter_client::Client`] |
 //! | `node` | the Node object (capacity, conditions) and the node Lease heartbeat |
 //! | `host` | CPUs, memory, addresses and OS of the machine |
+//! | `routes` | host routes to the other nodes' pod CIDRs via their InternalIPs (host-gw), marked as the agent's own |
 //! | `pod_sync` | the pure core: [`BackoffPolicy`], the plan of actions and the pod status |
 //! | `pod_worker` | one pod's worker: observe, carry out the plan, probes, status writes, teardown |
 //! | `probes` | liveness/readiness probe tasks (exec, httpGet, tcpSocket) |
@@ -80,6 +81,7 @@ mod pod_sync;
 mod pod_worker;
 mod probes;
 mod process;
+mod routes;
 mod runtime;
 mod serving;
 mod spec;
@@ -89,7 +91,7 @@ mod tmpfs;
 mod volumes;
 
 pub use agent::{Agent, AgentConfig, AgentError};
-pub use api::{ApiClient, ApiError, PodEvent, PodEventStream};
+pub use api::{ApiClient, ApiError, NodeEventStream, PodEvent, PodEventStream, WatchChange};
 pub use bootstrap::{
     client_certificate, rotate as rotate_client_cert, BootstrapError, CertRotation, RotatingClient,
     TlsBootstrapConfig, CLIENT_CERT_FILE, CLIENT_KEY_FILE,
@@ -106,6 +108,7 @@ pub use node::{LEASE_DURATION_SECONDS, NODE_LEASE_NAMESPACE};
 pub use pod_sync::BackoffPolicy;
 pub use pod_worker::{LABEL_NODE_NAME, MIRROR_ANNOTATION};
 pub use process::{ProcessConfig, ProcessRuntime};
+pub use routes::ROUTE_PROTOCOL;
 pub use runtime::ContainerRuntime;
 pub use serving::{ServingTls, SERVING_CERT_FILE, SERVING_KEY_FILE};
 pub use spec::{

@@ -92,6 +92,10 @@ pub struct AgentArgs {
     /// The node's InternalIP [default: the address of the route to the first master].
     #[arg(long)]
     node_ip: Option<String>,
+    /// Do not keep host routes to the other nodes' pod CIDRs via their InternalIPs (kept
+    /// by default with the containerd runtime; leave them to another network plugin).
+    #[arg(long)]
+    no_pod_routes: bool,
     /// Where the log endpoint the masters call for `rafter logs` and `rafter top` listens.
     /// With a node certificate (TLS bootstrap) it serves TLS with a kubelet-serving
     /// certificate; otherwise it is plaintext: keep it on loopback or a trusted network.
@@ -279,6 +283,7 @@ pub fn run(args: AgentArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
     config.lease_interval = args.lease_interval.max(Duration::from_millis(100));
     config.pod_cidr = args.pod_cidr.clone();
     config.node_ip = args.node_ip.clone();
+    config.pod_routes = matches!(args.runtime, RuntimeKind::Containerd) && !args.no_pod_routes;
     config.api_host = client_config.endpoints.first().and_then(|e| api_host(e));
     config.logs_listen = Some(args.logs_listen);
     config.log_rotation = LogRotation {

@@ -20,11 +20,18 @@ const ADMIN_TOKEN: &str = "agent-tests-admin";
 /// A gateway and an admin client.
 pub struct Cluster {
     pub client: Client,
+    /// The gateway's port.
+    pub port: u16,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Cluster {
     pub async fn start() -> Cluster {
+        Cluster::start_on("127.0.0.1").await
+    }
+
+    /// A gateway listening on `address` (the admin client still uses 127.0.0.1).
+    pub async fn start_on(address: &str) -> Cluster {
         let store = Arc::new(MemKv::new().unwrap());
         let registry = Registry::new(store.clone());
         let mut tokens = TokenFile::default();
@@ -32,7 +39,7 @@ impl Cluster {
             ADMIN_TOKEN,
             UserInfo::new("admin", ["system:masters".to_owned()]),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind((address, 0)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -41,21 +48,7 @@ impl Cluster {
             })
             .await;
         });
-        let config = ResolvedConfig {
-            context: String::new(),
-            endpoints: vec![format!("http://127.0.0.1:{port}")],
-            ca_pem: None,
-            identity: None,
-            token: Some(ADMIN_TOKEN.to_owned()),
-            namespace: "default".to_owned(),
-            insecure: true,
-        };
-        let options = ClientOptions {
-            total_timeout: Duration::from_secs(10),
-            attempt_timeout: Duration::from_secs(5),
-            ..ClientOptions::default()
-        };
-        let client = Client::connect_with(config, options).await.unwrap();
+        let client = admin_client(&format!("http://127.0.0.1:{port}")).await;
         for ns in ["default", "kube-node-lease"] {
             let namespace = Namespace {
                 metadata: Some(ObjectMeta {
@@ -68,6 +61,7 @@ impl Cluster {
         }
         Cluster {
             client,
+            port,
             _shutdown: tx,
         }
     }
@@ -109,6 +103,25 @@ impl Cluster {
             other => panic!("created {other:?}"),
         }
     }
+}
+
+/// An admin client (plaintext, the admin token) of the gateway at `endpoint`.
+pub async fn admin_client(endpoint: &str) -> Client {
+    let config = ResolvedConfig {
+        context: String::new(),
+        endpoints: vec![endpoint.to_owned()],
+        ca_pem: None,
+        identity: None,
+        token: Some(ADMIN_TOKEN.to_owned()),
+        namespace: "default".to_owned(),
+        insecure: true,
+    };
+    let options = ClientOptions {
+        total_timeout: Duration::from_secs(10),
+        attempt_timeout: Duration::from_secs(5),
+        ..ClientOptions::default()
+    };
+    Client::connect_with(config, options).await.unwrap()
 }
 
 /// A node agent with fast back-off and resync, on its own data dir.

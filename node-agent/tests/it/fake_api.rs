@@ -8,8 +8,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use node_agent::{ApiClient, ApiError, PodEvent, PodEventStream};
-use rafter_proto::v1::Pod;
+use node_agent::{ApiClient, ApiError, NodeEventStream, PodEvent, PodEventStream};
+use rafter_proto::v1::{Node, Pod};
 use rafter_proto::{Kind, Object};
 use tokio::sync::broadcast;
 
@@ -174,6 +174,24 @@ impl ApiClient for FakeApi {
                 (rev > from && node_of(pod) == node).then_some(Ok(event))
             }
         }))
+    }
+
+    async fn list_nodes(&self) -> Result<(Vec<Node>, String), ApiError> {
+        let st = self.state.lock().unwrap();
+        let nodes = st
+            .objects
+            .values()
+            .filter_map(|o| match o {
+                Object::Node(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect();
+        Ok((nodes, st.revision.to_string()))
+    }
+
+    /// Node changes are not scripted: the watch stays open and quiet.
+    fn watch_nodes(&self, _resource_version: &str) -> NodeEventStream {
+        Box::pin(futures::stream::pending())
     }
 }
 

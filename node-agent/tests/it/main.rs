@@ -40,6 +40,7 @@ mod logs;
 mod metrics;
 mod pod_cidr;
 mod pod_features;
+mod pod_routes;
 mod process_only;
 
 /// Instantiates each `lifecycle` scenario once per backend, as

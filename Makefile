@@ -14,16 +14,23 @@ CONTAINERD_DIR ?= /tmp/rafter-containerd
 
 # The main job: a local cluster of three masters and two agents with the demo Deployment,
 # in the foreground until Ctrl-C. Its data, logs and client config go to $(UP_DIR).
+# Each agent gets a containerd of its own ($(CONTAINERD_DIR)-node-N, bridge rafter-nN),
+# whose pod network takes the node's pod CIDR (10.244.N.0/24), as separate hosts would.
 # If containerd cannot be set up here, the agents fall back to host processes and say so.
 UP_DIR ?= $(CURDIR)/.rafter
 
 up: build
-	@if scripts/containerd-setup.sh $(CONTAINERD_DIR) >$(CONTAINERD_DIR).setup.log 2>&1; then \
-		export RAFTER_CONTAINERD_SOCK=$(CONTAINERD_DIR)/containerd.sock; \
-	else \
-		echo "containerd could not be set up (see $(CONTAINERD_DIR).setup.log)"; \
-	fi; \
-	./target/debug/rafter up --demo --dir $(UP_DIR)
+	@sockets=""; ok=1; \
+	for n in 1 2; do \
+		if RAFTER_CNI_TEMPLATE=1 RAFTER_CNI_BRIDGE=rafter-n$$n scripts/containerd-setup.sh \
+			$(CONTAINERD_DIR)-node-$$n >$(CONTAINERD_DIR)-node-$$n.setup.log 2>&1; then \
+			sockets="$$sockets$${sockets:+,}$(CONTAINERD_DIR)-node-$$n/containerd.sock"; \
+		else \
+			ok=0; echo "containerd could not be set up (see $(CONTAINERD_DIR)-node-$$n.setup.log)"; \
+		fi; \
+	done; \
+	if [ $$ok = 1 ]; then export RAFTER_CONTAINERD_SOCK=$$sockets; fi; \
+	./target/debug/rafter up --demo --agents 2 --dir $(UP_DIR)
 
 test: deps
 	scripts/containerd-setup.sh $(CONTAINERD_DIR)

@@ -68,13 +68,16 @@ pub struct UpArgs {
     /// The agents' container runtime [default: containerd when it answers, else process].
     #[arg(long, value_enum)]
     runtime: Option<Runtime>,
-    /// The containerd socket to use with --runtime containerd.
+    /// The containerd socket to use with --runtime containerd; several (comma-separated):
+    /// agent i uses the i-th (round robin), so each agent can have a containerd, a bridge
+    /// and a pod CIDR of its own (agent i's pod CIDR is 10.244.i.0/24).
     #[arg(
         long,
         env = "RAFTER_CONTAINERD_SOCK",
+        value_delimiter = ',',
         default_value = "/run/containerd/containerd.sock"
     )]
-    containerd_socket: PathBuf,
+    containerd_socket: Vec<PathBuf>,
     /// Return once the cluster is ready, leaving it running (stop it with `rafter down`).
     #[arg(long)]
     detach: bool,
@@ -214,17 +217,21 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     }
     let runtime = match args.runtime {
         Some(runtime) => runtime,
-        None if containerd_answers(&args.containerd_socket) => Runtime::Containerd,
+        None if !args.containerd_socket.is_empty()
+            && args.containerd_socket.iter().all(|s| containerd_answers(s)) =>
+        {
+            Runtime::Containerd
+        }
         None => Runtime::Process,
     };
     match runtime {
         Runtime::Containerd => println!(
             "agents run containers through containerd at {}",
-            args.containerd_socket.display()
+            sockets_text(&args.containerd_socket)
         ),
         Runtime::Process => println!(
             "agents run containers as host processes (containerd is not answering at {})",
-            args.containerd_socket.display()
+            sockets_text(&args.containerd_socket)
         ),
         Runtime::Hollow => println!("agents are hollow: pods are reported Running, nothing runs"),
     }
@@ -363,9 +370,15 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             .stdout(Stdio::null())
             .stderr(log_file(&dir, &name)?);
         if runtime == Runtime::Containerd {
-            command
-                .arg("--containerd-socket")
-                .arg(&args.containerd_socket);
+            let sockets = &args.containerd_socket;
+            if let Some(socket) = sockets.get((i as usize - 1) % sockets.len().max(1)) {
+                command.arg("--containerd-socket").arg(socket);
+            }
+            if i <= 255 {
+                // Fixed per agent, so a containerd of its own renders its pod network
+                // with the same range on every `rafter up`.
+                command.args(["--pod-cidr", &format!("10.244.{i}.0/24")]);
+            }
         }
         let child = command.spawn().context("starting an agent")?;
         state.agents.push(AgentState {
@@ -562,6 +575,15 @@ fn write_client_config(path: &Path, state: &ClusterState, pki_dir: &Path) -> any
 
 /// How long the bootstrap token of `rafter up`'s agents is valid.
 const BOOTSTRAP_TOKEN_TTL: time::Duration = time::Duration::hours(24);
+
+/// The containerd sockets as printed: comma-separated.
+fn sockets_text(sockets: &[PathBuf]) -> String {
+    sockets
+        .iter()
+        .map(|s| s.display().to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
 
 /// A fresh bootstrap token for the agents to join with (`<id>.<secret>`).
 async fn create_bootstrap_token(client: &Client) -> anyhow::Result<String> {

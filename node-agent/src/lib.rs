@@ -65,6 +65,7 @@ mod api;
 mod bootstrap;
 mod containerd;
 mod cri_log;
+pub mod dns;
 mod env;
 mod error;
 mod expansion;

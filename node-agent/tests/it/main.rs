@@ -31,6 +31,7 @@ mod agent;
 mod bootstrap;
 mod cluster;
 mod containerd_only;
+mod dns;
 mod fake_api;
 mod harness;
 mod hollow;

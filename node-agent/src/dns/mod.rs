@@ -1,0 +1,13 @@
+//! Cluster DNS: names of Services and pods in the cluster domain answered on the node from
+//! what the agent watches, everything else forwarded to the host's resolvers.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `zone` | [`ClusterZone`]: the records of the cluster domain built from Services and Endpoints, and lookups in them |
+//! | `server` | [`DnsServer`]: UDP and TCP serving with hickory, answers from a [`ZoneHandle`], forwarding |
+
+mod server;
+mod zone;
+
+pub use server::{DnsError, DnsServer, Upstream, ZoneHandle};
+pub use zone::{Answer, ClusterZone, DomainError, TTL};

@@ -35,6 +35,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::api::{ApiClient, PodEvent, PodEventStream};
+use crate::dns::{ClusterDns, DnsSettings};
 use crate::host::HostInfo;
 use crate::log_rotation::LogRotation;
 use crate::log_server;
@@ -85,6 +86,9 @@ pub struct AgentConfig {
     /// Keep host routes to the other nodes' pod CIDRs ([`crate::routes`]); for runtimes
     /// whose pods have their own addresses on this node's pod CIDR (containerd with CNI).
     pub pod_routes: bool,
+    /// Cluster DNS (`--cluster-dns`, `--cluster-domain`) for the pods' resolv.conf; the
+    /// host's own configuration is read from `/etc/resolv.conf` at start.
+    pub cluster_dns: ClusterDns,
 }
 
 impl AgentConfig {
@@ -105,6 +109,7 @@ impl AgentConfig {
             sandbox_parallelism: 8,
             serving_tls: None,
             pod_routes: false,
+            cluster_dns: ClusterDns::default(),
         }
     }
 
@@ -150,6 +155,17 @@ fn serving_hosts(config: &AgentConfig, host: &HostInfo) -> Vec<String> {
         }
     }
     hosts
+}
+
+/// The host's resolver configuration (`/etc/resolv.conf`); empty if unreadable.
+async fn host_resolver() -> DnsSettings {
+    match tokio::fs::read_to_string("/etc/resolv.conf").await {
+        Ok(text) => DnsSettings::parse(&text),
+        Err(e) => {
+            warn!(error = %e, "/etc/resolv.conf unreadable; pods with dnsPolicy Default get the runtime's");
+            DnsSettings::default()
+        }
+    }
 }
 
 /// A running node agent. Dropping it stops its tasks (containers keep running).
@@ -233,6 +249,10 @@ impl Agent {
             backoff: config.backoff,
             resync: config.resync,
             log_rotation: config.log_rotation,
+            cluster_dns: ClusterDns {
+                host: host_resolver().await,
+                ..config.cluster_dns.clone()
+            },
         });
         let manager = Manager {
             ctx,

@@ -153,6 +153,11 @@ impl ContainerdRuntime {
                 attempt,
             }),
             hostname: config.hostname.clone(),
+            dns_config: config.dns.as_ref().map(|dns| cri::DnsConfig {
+                servers: dns.servers.clone(),
+                searches: dns.searches.clone(),
+                options: dns.options.clone(),
+            }),
             log_directory: config.log_dir.display().to_string(),
             labels: to_hash(config.identity_labels()),
             linux: Some(cri::LinuxPodSandboxConfig {

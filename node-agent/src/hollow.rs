@@ -375,6 +375,7 @@ mod tests {
             log_dir: PathBuf::from("/nonexistent"),
             host_network: false,
             labels: BTreeMap::new(),
+            dns: None,
         }
     }
 

@@ -32,6 +32,7 @@ use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
 use crate::api::{ApiClient, ApiError};
+use crate::dns::ClusterDns;
 use crate::env::{resolve_env, PodObjects};
 use crate::error::RuntimeError;
 use crate::expansion::expand_with_env;
@@ -60,6 +61,8 @@ pub(crate) struct WorkerContext {
     pub(crate) backoff: BackoffPolicy,
     pub(crate) resync: Duration,
     pub(crate) log_rotation: LogRotation,
+    /// Cluster DNS, for the pods' resolver configuration.
+    pub(crate) cluster_dns: ClusterDns,
     /// Sandboxes being created at once, node-wide. A burst of pods then starts in the
     /// order it arrived instead of all of them sharing the CPU and finishing together
     /// (sandbox creation — runc, CNI, iptables — is most of a pod's start-up cost).
@@ -470,7 +473,12 @@ impl PodWorker {
                 {
                     return;
                 }
-                let config = match SandboxConfig::from_pod(pod, *attempt, &self.ctx.log_dir) {
+                let config = match SandboxConfig::from_pod(
+                    pod,
+                    *attempt,
+                    &self.ctx.log_dir,
+                    &self.ctx.cluster_dns,
+                ) {
                     Ok(mut c) => {
                         c.labels
                             .insert(LABEL_NODE_NAME.to_owned(), self.ctx.node_name.clone());
@@ -600,8 +608,12 @@ impl PodWorker {
             .collect();
         config.env = env;
         config.mounts = mounts;
-        let sandbox_config = match SandboxConfig::from_pod(pod, sandbox.attempt, &self.ctx.log_dir)
-        {
+        let sandbox_config = match SandboxConfig::from_pod(
+            pod,
+            sandbox.attempt,
+            &self.ctx.log_dir,
+            &self.ctx.cluster_dns,
+        ) {
             Ok(c) => c,
             Err(e) => {
                 self.block(name, "CreateContainerConfigError", e.to_string(), fresh);

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use rafter_proto::v1::{Container, Pod, PodSecurityContext};
 use rafter_proto::Quantity;
 
+use crate::dns::{pod_dns, ClusterDns, DnsSettings};
 use crate::error::{Result, RuntimeError};
 
 /// Label on every sandbox and container: the pod's uid (adoption after an agent restart).
@@ -46,6 +47,8 @@ pub struct SandboxConfig {
     pub host_network: bool,
     /// Extra labels; the `io.rafter.*` labels are added by the runtime.
     pub labels: BTreeMap<String, String>,
+    /// The pod's resolver configuration; `None`: the runtime's default (the host's).
+    pub dns: Option<DnsSettings>,
 }
 
 /// A host path bind-mounted into a container.
@@ -108,8 +111,14 @@ pub struct ContainerConfig {
 }
 
 impl SandboxConfig {
-    /// The sandbox of `pod`, with its logs under `log_root/<namespace>_<name>_<uid>`.
-    pub fn from_pod(pod: &Pod, attempt: u32, log_root: &Path) -> Result<SandboxConfig> {
+    /// The sandbox of `pod`, with its logs under `log_root/<namespace>_<name>_<uid>` and
+    /// its resolver configuration from `cluster_dns` and its `dnsPolicy`.
+    pub fn from_pod(
+        pod: &Pod,
+        attempt: u32,
+        log_root: &Path,
+        cluster_dns: &ClusterDns,
+    ) -> Result<SandboxConfig> {
         let meta = pod
             .metadata
             .as_ref()
@@ -138,6 +147,7 @@ impl SandboxConfig {
             attempt,
             hostname,
             host_network: spec.is_some_and(|s| s.host_network),
+            dns: pod_dns(pod, cluster_dns),
             labels: meta
                 .labels
                 .iter()
@@ -340,7 +350,9 @@ mod tests {
             spec: Some(PodSpec::default()),
             ..Default::default()
         };
-        let sb = SandboxConfig::from_pod(&pod, 1, Path::new("/var/log/pods")).unwrap();
+        let sb =
+            SandboxConfig::from_pod(&pod, 1, Path::new("/var/log/pods"), &ClusterDns::default())
+                .unwrap();
         assert_eq!(sb.namespace, "default");
         assert_eq!(sb.hostname, "web");
         assert_eq!(sb.log_dir, Path::new("/var/log/pods/default_web_u-1"));

@@ -92,6 +92,13 @@ pub struct AgentArgs {
     /// The node's InternalIP [default: the address of the route to the first master].
     #[arg(long)]
     node_ip: Option<String>,
+    /// The cluster DNS server addresses pods with dnsPolicy ClusterFirst resolve with
+    /// (the kube-dns Service's ClusterIP); none: such pods use the host's resolvers.
+    #[arg(long, value_delimiter = ',')]
+    cluster_dns: Vec<std::net::IpAddr>,
+    /// The cluster domain, searched by pods after their namespace.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
     /// Do not keep host routes to the other nodes' pod CIDRs via their InternalIPs (kept
     /// by default with the containerd runtime; leave them to another network plugin).
     #[arg(long)]
@@ -283,6 +290,11 @@ pub fn run(args: AgentArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
     config.lease_interval = args.lease_interval.max(Duration::from_millis(100));
     config.pod_cidr = args.pod_cidr.clone();
     config.node_ip = args.node_ip.clone();
+    config.cluster_dns = node_agent::dns::ClusterDns {
+        servers: args.cluster_dns.iter().map(ToString::to_string).collect(),
+        domain: args.cluster_domain.clone(),
+        ..Default::default()
+    };
     config.pod_routes = matches!(args.runtime, RuntimeKind::Containerd) && !args.no_pod_routes;
     config.api_host = client_config.endpoints.first().and_then(|e| api_host(e));
     config.logs_listen = Some(args.logs_listen);

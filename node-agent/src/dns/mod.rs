@@ -4,10 +4,13 @@
 //! | module | owns |
 //! |---|---|
 //! | `zone` | [`ClusterZone`]: the records of the cluster domain built from Services and Endpoints, and lookups in them |
+//! | `resolv` | a pod's resolver configuration from its `dnsPolicy` and `dnsConfig` ([`pod_dns`]) |
 //! | `server` | [`DnsServer`]: UDP and TCP serving with hickory, answers from a [`ZoneHandle`], forwarding |
 
+mod resolv;
 mod server;
 mod zone;
 
+pub use resolv::{pod_dns, ClusterDns, DnsSettings};
 pub use server::{DnsError, DnsServer, Upstream, ZoneHandle};
 pub use zone::{Answer, ClusterZone, DomainError, TTL};

@@ -243,3 +243,35 @@ async fn remove_leftover_test_pods() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_pods_resolver_configuration_becomes_its_resolv_conf() {
+    let Some(rt) = runtime().await else { return };
+    let logs = tempfile::tempdir().unwrap();
+    let mut config = crate::harness::sandbox_config("resolv", logs.path().join("pod"));
+    config.dns = Some(node_agent::dns::DnsSettings {
+        servers: vec!["10.96.0.10".into()],
+        searches: vec![
+            "dev.svc.cluster.local".into(),
+            "svc.cluster.local".into(),
+            "cluster.local".into(),
+        ],
+        options: vec!["ndots:5".into()],
+    });
+    let pod = TestPod::start_with(&rt, config, logs).await;
+    let id = pod
+        .run(&rt, shell("app", "cat /etc/resolv.conf; exec sleep 300"))
+        .await;
+    let lines =
+        crate::harness::wait_log(&rt, &id, |l| l.iter().any(|l| l.starts_with("options"))).await;
+    assert!(
+        lines.contains(&"nameserver 10.96.0.10".to_owned()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"search dev.svc.cluster.local svc.cluster.local cluster.local".to_owned()),
+        "{lines:?}"
+    );
+    assert!(lines.contains(&"options ndots:5".to_owned()), "{lines:?}");
+    pod.cleanup(&rt).await;
+}

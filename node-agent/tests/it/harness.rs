@@ -117,6 +117,7 @@ pub fn sandbox_config(test: &str, log_dir: PathBuf) -> SandboxConfig {
         log_dir,
         host_network: false,
         labels: BTreeMap::from([("test".to_string(), test.to_string())]),
+        dns: None,
     }
 }
 

@@ -235,7 +235,7 @@ pub async fn a_pod_from_the_api_runs_with_its_command_args_env_and_limits(rt: Ru
         ..Default::default()
     };
     let logs = tempfile::tempdir().unwrap();
-    let sandbox = SandboxConfig::from_pod(&pod, 0, logs.path()).unwrap();
+    let sandbox = SandboxConfig::from_pod(&pod, 0, logs.path(), &Default::default()).unwrap();
     let spec = pod.spec.as_ref().unwrap();
     let config = ContainerConfig::from_container(
         &spec.containers[0],

@@ -100,6 +100,7 @@ pub(crate) fn pod_spec(spec: &PodSpec, path: &Path, rule: RestartRule, errs: &mu
         }
     }
     errs.optional_enum_value(&path.child("dnsPolicy"), &spec.dns_policy, DNS_POLICIES);
+    dns_config(spec, path, errs);
     if let Some(grace) = spec.termination_grace_period_seconds {
         errs.non_negative(&path.child("terminationGracePeriodSeconds"), grace);
     }
@@ -701,5 +702,51 @@ fn node_selector_requirement(req: &NodeSelectorRequirement, path: &Path, errs: &
             ),
         },
         op => errs.enum_value(&path.child("operator"), op, NODE_SELECTOR_OPERATORS),
+    }
+}
+
+/// `dnsConfig`, as Kubernetes checks it: with `dnsPolicy: None` it is all the pod has, so
+/// it must name a nameserver; at most 3 nameservers (IP addresses) and 32 search domains.
+fn dns_config(spec: &PodSpec, path: &Path, errs: &mut Errors) {
+    let config_path = path.child("dnsConfig");
+    let Some(config) = &spec.dns_config else {
+        if spec.dns_policy == "None" {
+            errs.required(
+                &config_path,
+                "must provide `dnsConfig` when `dnsPolicy` is None",
+            );
+        }
+        return;
+    };
+    let servers = config_path.child("nameservers");
+    if spec.dns_policy == "None" && config.nameservers.is_empty() {
+        errs.required(
+            &servers,
+            "must provide at least one DNS nameserver when `dnsPolicy` is None",
+        );
+    }
+    if config.nameservers.len() > 3 {
+        errs.invalid(
+            &servers,
+            config.nameservers.join(", "),
+            "must not have more than 3 nameservers",
+        );
+    }
+    for (i, server) in config.nameservers.iter().enumerate() {
+        if server.parse::<std::net::IpAddr>().is_err() {
+            errs.invalid(&servers.index(i), server, "must be a valid IP address");
+        }
+    }
+    if config.searches.len() > 32 {
+        errs.invalid(
+            &config_path.child("searches"),
+            config.searches.len(),
+            "must not have more than 32 search paths",
+        );
+    }
+    for (i, option) in config.options.iter().enumerate() {
+        if option.name.is_empty() {
+            errs.required(&config_path.child("options").index(i).child("name"), "");
+        }
     }
 }

@@ -674,3 +674,36 @@ fn valid_objects_of_other_kinds_pass() {
         assert_eq!(errors(yaml), Vec::<String>::new(), "{yaml}");
     }
 }
+
+#[test]
+fn dns_config_is_required_with_dns_policy_none_and_bounded() {
+    let pod = |spec: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers: [{{name: c, image: busybox}}]\n{spec}"
+        )
+    };
+    assert_errors(
+        "None without dnsConfig",
+        &pod("  dnsPolicy: None\n"),
+        &["spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None"],
+    );
+    assert_errors(
+        "None without nameservers",
+        &pod("  dnsPolicy: None\n  dnsConfig: {searches: [a.example]}\n"),
+        &["spec.dnsConfig.nameservers: Required value"],
+    );
+    assert_errors(
+        "bad nameservers and options",
+        &pod("  dnsConfig:\n    nameservers: [1.1.1.1, 8.8.8.8, 9.9.9.9, dns.example]\n    options: [{value: '2'}]\n"),
+        &[
+            "spec.dnsConfig.nameservers: Invalid value",
+            "spec.dnsConfig.nameservers[3]: Invalid value: \"dns.example\": must be a valid IP address",
+            "spec.dnsConfig.options[0].name: Required value",
+        ],
+    );
+    assert_errors(
+        "a valid None",
+        &pod("  dnsPolicy: None\n  dnsConfig:\n    nameservers: [10.0.0.10]\n    searches: [corp.example]\n    options: [{name: ndots, value: '2'}, {name: edns0}]\n"),
+        &[],
+    );
+}

@@ -597,9 +597,84 @@ async fn ensure_cluster_state(
         )
         .await
     {
-        Ok(_) | Err(RegistryError::AlreadyExists { .. }) => Ok(()),
+        Ok(_) | Err(RegistryError::AlreadyExists { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let addresses = kv
+        .client_addresses_read(raft_store::Consistency::Linearizable)
+        .await?;
+    let wanted = api_endpoints(addresses.values().map(String::as_str));
+    match registry.create(wanted.clone(), false).await {
+        Ok(_) => Ok(()),
+        Err(RegistryError::AlreadyExists { .. }) => registry
+            .modify(
+                rafter_proto::Kind::Endpoints,
+                API_SERVICE.0,
+                API_SERVICE.1,
+                api_gateway::Subresource::Main,
+                |current| {
+                    let (Object::Endpoints(current), Object::Endpoints(wanted)) =
+                        (current, &wanted)
+                    else {
+                        return Ok(false);
+                    };
+                    if current.subsets == wanted.subsets {
+                        return Ok(false);
+                    }
+                    current.subsets = wanted.subsets.clone();
+                    Ok(true)
+                },
+            )
+            .await
+            .map(|_| ()),
         Err(e) => Err(e),
     }
+}
+
+/// The `kubernetes` Endpoints: every registered master's API address (`ip:port`; names
+/// and unspecified addresses are left out), one subset per port, as kube-apiserver's
+/// endpoint reconciler writes them. Written by each master as it starts.
+fn api_endpoints<'a>(addresses: impl Iterator<Item = &'a str>) -> Object {
+    use rafter_proto::v1::{EndpointAddress, EndpointPort, EndpointSubset};
+    let mut by_port: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    for address in addresses {
+        let Ok(socket) = address.parse::<SocketAddr>() else {
+            continue;
+        };
+        if socket.ip().is_unspecified() {
+            continue;
+        }
+        let ips = by_port.entry(socket.port()).or_default();
+        ips.push(socket.ip().to_string());
+        ips.sort();
+        ips.dedup();
+    }
+    Object::Endpoints(rafter_proto::v1::Endpoints {
+        metadata: Some(rafter_proto::v1::ObjectMeta {
+            name: API_SERVICE.1.to_owned(),
+            namespace: API_SERVICE.0.to_owned(),
+            ..Default::default()
+        }),
+        subsets: by_port
+            .into_iter()
+            .map(|(port, ips)| EndpointSubset {
+                addresses: ips
+                    .into_iter()
+                    .map(|ip| EndpointAddress {
+                        ip,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ports: vec![EndpointPort {
+                    name: "https".to_owned(),
+                    port: i32::from(port),
+                    protocol: "TCP".to_owned(),
+                }],
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    })
 }
 
 /// The `kubernetes` Service in `default`, as the masters create it: the first address of
@@ -658,6 +733,38 @@ mod tests {
         let mut reader = issued.cert_pem.as_bytes();
         let der = rustls_pemfile::certs(&mut reader).next().unwrap().unwrap();
         der.as_ref().to_vec()
+    }
+
+    #[test]
+    fn the_api_endpoints_list_every_master_by_port_and_skip_what_is_no_address() {
+        let addresses = [
+            "127.0.0.1:6444",
+            "127.0.0.1:6443",
+            "10.0.0.2:6443",
+            "0.0.0.0:6445",
+            "master-3:6443",
+        ];
+        let Object::Endpoints(endpoints) = api_endpoints(addresses.into_iter()) else {
+            panic!("not Endpoints");
+        };
+        let subsets: Vec<(i32, Vec<String>)> = endpoints
+            .subsets
+            .iter()
+            .map(|s| {
+                (
+                    s.ports[0].port,
+                    s.addresses.iter().map(|a| a.ip.clone()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            subsets,
+            [
+                (6443, vec!["10.0.0.2".to_owned(), "127.0.0.1".to_owned()]),
+                (6444, vec!["127.0.0.1".to_owned()]),
+            ]
+        );
+        assert_eq!(endpoints.subsets[0].ports[0].name, "https");
     }
 
     #[test]

@@ -198,6 +198,39 @@ async fn services_never_share_a_cluster_ip_or_node_port_across_a_leader_kill() {
         "the API Service has the range's first address"
     );
 
+    // Its Endpoints name masters' API addresses (each master writes what it sees).
+    let master_ports: BTreeSet<i32> = cluster
+        .masters()
+        .iter()
+        .map(|m| i32::from(m.client_port))
+        .collect();
+    let mut client = cluster.client(1 + (leader % 3)).await.unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    let api = loop {
+        let endpoints = list_default(&mut client, "Endpoints")
+            .await
+            .unwrap_or_default();
+        let found = endpoints.into_iter().find_map(|o| match o {
+            Object::Endpoints(e) if e.metadata.as_ref().is_some_and(|m| m.name == "kubernetes") => {
+                Some(e)
+            }
+            _ => None,
+        });
+        match found {
+            Some(found) => break found,
+            None if Instant::now() > until => panic!("no kubernetes Endpoints"),
+            None => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    assert!(!api.subsets.is_empty());
+    for subset in &api.subsets {
+        assert!(master_ports.contains(&subset.ports[0].port), "{api:?}");
+        assert!(
+            subset.addresses.iter().all(|a| a.ip == "127.0.0.1"),
+            "{api:?}"
+        );
+    }
+
     // Delete them all; then every value can be had again, asked for by value.
     let mut client = cluster
         .client(

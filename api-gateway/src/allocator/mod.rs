@@ -533,23 +533,32 @@ impl ServiceRanges {
             return Err(AllocationError::Invalid(errors));
         }
 
-        // What it leaves unset, chosen at random among the free values.
+        // What it leaves unset, chosen at random among the free values. A full range is
+        // only believed from a linearizable read.
         if want_ip && spec.cluster_ip.is_empty() {
-            let mut taken_ips = taken(store, IPS_PREFIX, consistency).await?;
-            taken_ips.extend(holding.iter().cloned());
             let size = self.cidr.size();
             // Offsets 2..size-2: not the network, the API Service's or the broadcast address.
-            let chosen = choose(
-                2,
-                size.saturating_sub(2),
-                |offset| {
-                    self.cidr
-                        .nth(offset)
-                        .is_none_or(|ip| taken_ips.contains(&Held::Ip(ip)))
-                },
-                rand::random(),
-            )
-            .and_then(|offset| self.cidr.nth(offset));
+            let pick = |taken_ips: &BTreeSet<Held>| {
+                choose(
+                    2,
+                    size.saturating_sub(2),
+                    |offset| {
+                        self.cidr
+                            .nth(offset)
+                            .is_none_or(|ip| taken_ips.contains(&Held::Ip(ip)))
+                    },
+                    rand::random(),
+                )
+                .and_then(|offset| self.cidr.nth(offset))
+            };
+            let mut taken_ips = taken(store, IPS_PREFIX, consistency).await?;
+            taken_ips.extend(holding.iter().cloned());
+            let mut chosen = pick(&taken_ips);
+            if chosen.is_none() && consistency == ReadConsistency::Serializable {
+                taken_ips = taken(store, IPS_PREFIX, ReadConsistency::Linearizable).await?;
+                taken_ips.extend(holding.iter().cloned());
+                chosen = pick(&taken_ips);
+            }
             let Some(ip) = chosen else {
                 return Err(AllocationError::Invalid(vec![format!(
                     "spec.clusterIP: Internal error: failed to allocate a ClusterIP: the range {} is full",
@@ -562,24 +571,34 @@ impl ServiceRanges {
             plan.reserve(&Held::Ip(ip), &owner);
         }
         if want_ports && spec.ports.iter().any(|p| p.node_port == 0) {
-            let mut taken_ports = taken(store, PORTS_PREFIX, consistency).await?;
+            let mut read = consistency;
+            let mut taken_ports = taken(store, PORTS_PREFIX, read).await?;
             taken_ports.extend(holding.iter().cloned());
+            let (low, high) = self.ports;
             for (i, port) in spec.ports.iter_mut().enumerate() {
                 if port.node_port != 0 {
                     continue;
                 }
                 let protocol = protocol_of(&port.protocol);
-                let is_taken = |p: u64| {
-                    i32::try_from(p).map_or(true, |port| {
-                        taken_ports.contains(&Held::NodePort {
-                            protocol: protocol.clone(),
-                            port,
+                let pick = |taken_ports: &BTreeSet<Held>| {
+                    let is_taken = |p: u64| {
+                        i32::try_from(p).map_or(true, |port| {
+                            taken_ports.contains(&Held::NodePort {
+                                protocol: protocol.clone(),
+                                port,
+                            })
                         })
-                    })
+                    };
+                    choose(low as u64, high as u64, is_taken, rand::random())
+                        .and_then(|p| i32::try_from(p).ok())
                 };
-                let (low, high) = self.ports;
-                let chosen = choose(low as u64, high as u64, is_taken, rand::random())
-                    .and_then(|p| i32::try_from(p).ok());
+                let mut chosen = pick(&taken_ports);
+                if chosen.is_none() && read == ReadConsistency::Serializable {
+                    read = ReadConsistency::Linearizable;
+                    taken_ports = taken(store, PORTS_PREFIX, read).await?;
+                    taken_ports.extend(holding.iter().cloned());
+                    chosen = pick(&taken_ports);
+                }
                 let Some(chosen) = chosen else {
                     return Err(AllocationError::Invalid(vec![format!(
                         "spec.ports[{i}].nodePort: Internal error: failed to allocate a node port: the range {} is full",

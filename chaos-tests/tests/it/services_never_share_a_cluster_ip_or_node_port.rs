@@ -2,7 +2,8 @@
 //! is killed with SIGKILL, on ranges small enough that the masters' random choices
 //! collide: no two Services share a ClusterIP or a node port, every acknowledged Service
 //! is there with the values it was acknowledged with, and once they are all deleted each
-//! of their values can be asked for again by name (nothing stays reserved).
+//! of their values can be asked for again by name (nothing stays reserved). Values of a
+//! Service whose namespace was deleted whole are released by the new leader's repair pass.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -114,6 +115,47 @@ async fn services_never_share_a_cluster_ip_or_node_port_across_a_leader_kill() {
     for id in 1..=3 {
         clients.push(cluster.client(id).await.expect("a client per master"));
     }
+    // A namespace deleted whole takes its Service along; its values stay reserved until
+    // a repair pass (each leader runs one when it starts leading, then every minute).
+    let team_values: Values = ("10.200.0.250".to_owned(), vec![30198, 30199]);
+    let mut first = clients[0].clone();
+    for yaml in [
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n".to_owned(),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: db, namespace: team}\nspec: {type: NodePort, clusterIP: 10.200.0.250, ports: [{name: a, port: 1, nodePort: 30198}, {name: b, port: 2, nodePort: 30199}]}\n".to_owned(),
+    ] {
+        let object = TypedObject::from(parse_object(&yaml, "test").unwrap());
+        first
+            .create(api::CreateRequest {
+                object: Some(object),
+                dry_run: false,
+            })
+            .await
+            .expect("team/db created");
+    }
+    first
+        .delete(api::DeleteRequest {
+            key: Some(api::ObjectKey {
+                kind: "Namespace".into(),
+                namespace: String::new(),
+                name: "team".into(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("namespace team deleted");
+    let refused = first
+        .create(api::CreateRequest {
+            object: Some(service("db-again", Some(&team_values))),
+            dry_run: false,
+        })
+        .await
+        .expect_err("team/db's values are still reserved");
+    assert!(
+        refused.message().contains("team/db"),
+        "{}",
+        refused.message()
+    );
+
     let clients = Arc::new(clients);
     let done = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -198,13 +240,42 @@ async fn services_never_share_a_cluster_ip_or_node_port_across_a_leader_kill() {
         "the API Service has the range's first address"
     );
 
+    // The new leader's repair pass released team/db's values: asking for them is either
+    // granted or refused naming a Service of this test that took one since.
+    let mut client = cluster.client(1 + (leader % 3)).await.unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = client
+            .create(api::CreateRequest {
+                object: Some(service("db-again", Some(&team_values))),
+                dry_run: false,
+            })
+            .await;
+        match answer {
+            Ok(_) => break,
+            Err(status)
+                if !status.message().contains("team/db")
+                    && status.message().contains("by Service \"default/svc-") =>
+            {
+                break
+            }
+            Err(status) => {
+                assert!(
+                    Instant::now() < until,
+                    "team/db's values were not released: {}",
+                    status.message()
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
     // Its Endpoints name masters' API addresses (each master writes what it sees).
     let master_ports: BTreeSet<i32> = cluster
         .masters()
         .iter()
         .map(|m| i32::from(m.client_port))
         .collect();
-    let mut client = cluster.client(1 + (leader % 3)).await.unwrap();
     let until = Instant::now() + Duration::from_secs(30);
     let api = loop {
         let endpoints = list_default(&mut client, "Endpoints")

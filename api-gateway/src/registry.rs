@@ -8,6 +8,10 @@
 //!  watch  ─► [list as ADDED] ─► store watch from revision ─► selector transitions
 //! ```
 //!
+//! A Service's ClusterIP and NodePorts are reserved (and released) by keys of the
+//! `allocator` written in the Service's own transaction, so a create, update or delete
+//! that is refused leaves nothing reserved, and one that succeeds holds its values alone.
+//!
 //! Owns the key layout (`/registry/<group>/<plural>/[<namespace>/]<name>`), the
 //! `resourceVersion` = store `mod_revision` rule and optimistic concurrency, the status
 //! subresource split, `generation`, `generateName`, finalizers and graceful deletion,

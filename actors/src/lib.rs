@@ -76,14 +76,15 @@ pub use drain::{cordon, plan_drain, DrainBlockers, DrainError, DrainOptions};
 pub use gc::collect_garbage;
 pub use node_lifecycle::{reconcile as reconcile_node, NodeLifecycleConfig, LEASE_NAMESPACE};
 pub use placement::{matches_node_selector_and_affinity, tolerates};
-pub use pod_cidr::{reconcile as reconcile_pod_cidrs, CidrError, ClusterCidr, Ipv4Cidr};
+pub use pod_cidr::{reconcile as reconcile_pod_cidrs, ClusterCidr, ClusterCidrError};
 pub use pods::{controller_ref, pod_requests, Resources};
 pub use rafter_proto::Propagation;
 pub use rafter_proto::Timestamp;
+pub use rafter_proto::{CidrError, Ipv4Cidr};
 pub use replicaset::reconcile as reconcile_replica_set;
 pub use runtime::{
-    ApiError, ClusterApi, ControllerRuntime, Outcome, RevisionChanges, RuntimeConfig, RuntimeError,
-    RuntimeStatus, RuntimeThread, Snapshot,
+    AllocationProblem, AllocationRepair, ApiError, ClusterApi, ControllerRuntime, Outcome,
+    RevisionChanges, RuntimeConfig, RuntimeError, RuntimeStatus, RuntimeThread, Snapshot,
 };
 pub use scheduler::{
     schedule_pending, schedule_pending_assuming, schedule_pod, Assumed, DEFAULT_SCHEDULER,

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use rafter_proto::{Kind, Object};
+use rafter_proto::{CidrError, Ipv4Cidr, Kind, Object};
 
 use crate::action::{Action, EventRecord, EventType, Reconciled};
 use crate::cache::Cache;
@@ -33,18 +33,10 @@ const COMPONENT: &str = "node-ipam-controller";
 
 /// Why a cluster CIDR is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CidrError {
-    /// Not `a.b.c.d/n` with an IPv4 address and 0 ≤ n ≤ 32.
-    #[error("{0:?} is not an IPv4 CIDR (a.b.c.d/n)")]
-    Malformed(String),
-    /// Bits set below the prefix (`10.244.1.0/16`).
-    #[error("{cidr} has host bits set; the network is {network}")]
-    HostBits {
-        /// As given.
-        cidr: String,
-        /// What it should be.
-        network: String,
-    },
+pub enum ClusterCidrError {
+    /// The CIDR itself is malformed or has host bits set.
+    #[error(transparent)]
+    Cidr(#[from] CidrError),
     /// The per-node prefix is not longer than the cluster's, or leaves no host addresses.
     #[error("a /{node} per node does not fit in a /{cluster} cluster CIDR (need {cluster} < node size ≤ 30)")]
     NodeSize {
@@ -53,60 +45,6 @@ pub enum CidrError {
         /// The per-node prefix.
         node: u8,
     },
-}
-
-/// An IPv4 network `address/prefix`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Ipv4Cidr {
-    /// The network address (host bits zero).
-    pub address: u32,
-    /// The prefix length.
-    pub prefix: u8,
-}
-
-impl Ipv4Cidr {
-    fn mask(prefix: u8) -> u32 {
-        if prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - u32::from(prefix))
-        }
-    }
-
-    /// Parses `a.b.c.d/n`; host bits must be zero.
-    pub fn parse(text: &str) -> Result<Ipv4Cidr, CidrError> {
-        let malformed = || CidrError::Malformed(text.to_owned());
-        let (addr, prefix) = text.trim().split_once('/').ok_or_else(malformed)?;
-        let addr: Ipv4Addr = addr.parse().map_err(|_| malformed())?;
-        let prefix: u8 = prefix.parse().map_err(|_| malformed())?;
-        if prefix > 32 {
-            return Err(malformed());
-        }
-        let address = u32::from(addr);
-        let network = address & Ipv4Cidr::mask(prefix);
-        if network != address {
-            return Err(CidrError::HostBits {
-                cidr: text.to_owned(),
-                network: Ipv4Cidr {
-                    address: network,
-                    prefix,
-                }
-                .to_string(),
-            });
-        }
-        Ok(Ipv4Cidr { address, prefix })
-    }
-
-    /// Whether `ip` lies in this network.
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & Ipv4Cidr::mask(self.prefix) == self.address
-    }
-}
-
-impl fmt::Display for Ipv4Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", Ipv4Addr::from(self.address), self.prefix)
-    }
 }
 
 /// The cluster CIDR and the size of each node's share (`--cluster-cidr`,
@@ -132,10 +70,10 @@ impl Default for ClusterCidr {
 
 impl ClusterCidr {
     /// `cidr` cut into subnets of `/node_prefix`.
-    pub fn new(cidr: &str, node_prefix: u8) -> Result<ClusterCidr, CidrError> {
+    pub fn new(cidr: &str, node_prefix: u8) -> Result<ClusterCidr, ClusterCidrError> {
         let cluster = Ipv4Cidr::parse(cidr)?;
         if node_prefix <= cluster.prefix || node_prefix > 30 {
-            return Err(CidrError::NodeSize {
+            return Err(ClusterCidrError::NodeSize {
                 cluster: cluster.prefix,
                 node: node_prefix,
             });
@@ -303,19 +241,19 @@ mod tests {
         assert!(c.subnet(256).is_none());
         assert!(matches!(
             ClusterCidr::new("10.244.1.0/16", 24),
-            Err(CidrError::HostBits { .. })
+            Err(ClusterCidrError::Cidr(CidrError::HostBits { .. }))
         ));
         assert!(matches!(
             ClusterCidr::new("10.244.0.0/16", 16),
-            Err(CidrError::NodeSize { .. })
+            Err(ClusterCidrError::NodeSize { .. })
         ));
         assert!(matches!(
             ClusterCidr::new("10.244.0.0", 24),
-            Err(CidrError::Malformed(_))
+            Err(ClusterCidrError::Cidr(CidrError::Malformed(_)))
         ));
         assert!(matches!(
             ClusterCidr::new("10.300.0.0/16", 24),
-            Err(CidrError::Malformed(_))
+            Err(ClusterCidrError::Cidr(CidrError::Malformed(_)))
         ));
         let s = Ipv4Cidr::parse("10.244.3.0/24").unwrap();
         assert!(s.contains("10.244.3.17".parse().unwrap()));

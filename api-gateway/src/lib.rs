@@ -6,6 +6,7 @@
 //! | module | owns |
 //! |---|---|
 //! | `audit` | the audit log: Kubernetes' audit Event shape, the Policy, the size-rotated file, and the [`Auditor`](audit::Auditor) every call of both services is recorded through |
+//! | `allocator` | Services' ClusterIPs and NodePorts: the ranges ([`ServiceRanges`]), reservation keys written in the Service's own transaction, the repair pass ([`RepairReport`]) |
 //! | `admission` | defaults, container resource defaults, validation, namespace existence, quota |
 //! | `encryption` | encryption at rest: the `EncryptionConfiguration` file and the [`Transformer`] the registry applies to stored values |
 //! | `cluster` | the gRPC `Cluster` service over the local member ([`ClusterControl`]) |
@@ -32,6 +33,7 @@
 
 mod admission;
 mod agent_dial;
+mod allocator;
 pub mod audit;
 mod auth;
 mod authz;
@@ -52,6 +54,9 @@ mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use allocator::{
+    RangeError, RepairProblem, RepairReport, ServiceRanges, ALLOCATIONS_PREFIX, API_SERVICE,
+};
 pub use auth::{
     authenticate_bootstrap, bearer_token, AuthError, Authenticator, TokenFile, UserInfo,
 };

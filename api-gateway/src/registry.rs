@@ -8,6 +8,10 @@
 //!  watch  ─► [list as ADDED] ─► store watch from revision ─► selector transitions
 //! ```
 //!
+//! A Service's ClusterIP and NodePorts are reserved (and released) by keys of the
+//! `allocator` written in the Service's own transaction, so a create, update or delete
+//! that is refused leaves nothing reserved, and one that succeeds holds its values alone.
+//!
 //! Owns the key layout (`/registry/<group>/<plural>/[<namespace>/]<name>`), the
 //! `resourceVersion` = store `mod_revision` rule and optimistic concurrency, the status
 //! subresource split, `generation`, `generateName`, finalizers and graceful deletion,
@@ -34,6 +38,7 @@ use rafter_proto::{
 use serde_json::Value;
 
 use crate::admission::{self, AdmissionError, AdmissionReader};
+use crate::allocator::{self, AllocationError, Plan, RepairReport, ServiceRanges};
 use crate::encryption::Transformer;
 use crate::store::{KvStore, StoreError};
 
@@ -231,6 +236,8 @@ pub struct Registry<S> {
     fence: Option<u64>,
     /// What stored values go through (encryption at rest).
     transformer: Arc<Transformer>,
+    /// Where Services' ClusterIPs and NodePorts come from.
+    ranges: ServiceRanges,
 }
 
 impl<S> Clone for Registry<S> {
@@ -239,6 +246,7 @@ impl<S> Clone for Registry<S> {
             store: self.store.clone(),
             fence: self.fence,
             transformer: self.transformer.clone(),
+            ranges: self.ranges,
         }
     }
 }
@@ -390,7 +398,19 @@ impl<S: KvStore> Registry<S> {
             store,
             fence: None,
             transformer: Arc::new(Transformer::identity()),
+            ranges: ServiceRanges::default(),
         }
+    }
+
+    /// This registry with Services' ClusterIPs and NodePorts allocated from `ranges`.
+    pub fn with_service_ranges(mut self, ranges: ServiceRanges) -> Registry<S> {
+        self.ranges = ranges;
+        self
+    }
+
+    /// Where Services' ClusterIPs and NodePorts come from.
+    pub fn service_ranges(&self) -> &ServiceRanges {
+        &self.ranges
     }
 
     /// This registry with stored values going through `transformer` (encryption at rest).
@@ -412,6 +432,7 @@ impl<S: KvStore> Registry<S> {
             store: self.store.clone(),
             fence: Some(term),
             transformer: self.transformer.clone(),
+            ranges: self.ranges,
         }
     }
 
@@ -483,34 +504,106 @@ impl<S: KvStore> Registry<S> {
             // from the signer.
             csr.status = None;
         }
+        if let Object::Service(service) = &mut object {
+            allocator::normalize(service);
+        }
         admission::admit(self, &mut object, None).await?;
         let (namespace, name) = (
             object.metadata().namespace.clone(),
             object.metadata().name.clone(),
         );
         let key = object_key(kind, &namespace, &name);
-        let value = encode(&self.transformer, &key, &object)?;
-        if dry_run {
-            return Ok(object);
-        }
-        let txn = TxnRequest {
-            compare: vec![Compare::new(
+        let exists = || RegistryError::AlreadyExists {
+            kind,
+            name: display_name(kind, &namespace, &name),
+        };
+        // A Service's values are chosen per attempt: a value another master took in
+        // between fails the transaction's compare, and the next attempt chooses again.
+        for attempt in 0..16 {
+            let consistency = read_for_write(attempt);
+            let mut candidate = object.clone();
+            let plan = self
+                .plan_allocation(None, &mut candidate, consistency)
+                .await?;
+            let value = encode(&self.transformer, &key, &candidate)?;
+            if dry_run {
+                return Ok(candidate);
+            }
+            let mut compare = vec![Compare::new(
                 key.clone(),
                 CompareOp::Equal,
                 CompareTarget::CreateRevision(0),
-            )],
-            success: vec![TxnOp::Put(PutRequest::new(key, value))],
-            failure: vec![],
-        };
-        let response = self.txn(txn).await?;
-        if !response.0 {
-            return Err(RegistryError::AlreadyExists {
-                kind,
-                name: display_name(kind, &namespace, &name),
-            });
+            )];
+            let mut success = vec![TxnOp::Put(PutRequest::new(key.clone(), value))];
+            let reserves = !plan.is_empty();
+            compare.extend(plan.compares);
+            success.extend(plan.ops);
+            let (ok, revision, _) = self
+                .txn(TxnRequest {
+                    compare,
+                    success,
+                    failure: vec![],
+                })
+                .await?;
+            if ok {
+                candidate.metadata_mut().resource_version = revision.to_string();
+                return Ok(candidate);
+            }
+            let taken = self
+                .read(kind, &namespace, &name, ReadConsistency::Linearizable)
+                .await?
+                .is_some();
+            if !reserves || taken {
+                return Err(exists());
+            }
         }
-        object.metadata_mut().resource_version = response.1.to_string();
-        Ok(object)
+        Err(RegistryError::Conflict {
+            kind,
+            name: display_name(kind, &namespace, &name),
+            detail: "its ClusterIP or NodePorts kept being taken by others; try again".to_owned(),
+        })
+    }
+
+    /// The reservation writes of a Service's create (`current = None`) or update; other
+    /// kinds reserve nothing.
+    async fn plan_allocation(
+        &self,
+        current: Option<&Object>,
+        next: &mut Object,
+        consistency: ReadConsistency,
+    ) -> Result<Plan, RegistryError> {
+        let Object::Service(service) = next else {
+            return Ok(Plan::default());
+        };
+        let current = match current {
+            Some(Object::Service(current)) => Some(current),
+            _ => None,
+        };
+        let name = service
+            .metadata
+            .as_ref()
+            .map(|m| m.name.clone())
+            .unwrap_or_default();
+        self.ranges
+            .plan(&*self.store, current, service, consistency)
+            .await
+            .map_err(|e| allocation_error(e, name))
+    }
+
+    /// The releases of what `object` (a Service) holds, for its deletion.
+    async fn plan_release(
+        &self,
+        object: &Object,
+        consistency: ReadConsistency,
+    ) -> Result<Plan, RegistryError> {
+        let Object::Service(service) = object else {
+            return Ok(Plan::default());
+        };
+        let name = object.metadata().name.clone();
+        self.ranges
+            .release_all(&*self.store, service, consistency)
+            .await
+            .map_err(|e| allocation_error(e, name))
     }
 
     async fn txn(&self, txn: TxnRequest) -> Result<(bool, u64, Vec<TxnOpResponse>), RegistryError> {
@@ -573,6 +666,12 @@ impl<S: KvStore> Registry<S> {
                 });
             }
             let mut next = merge_update(&current, &object, mode)?;
+            if let (Object::Service(before), Object::Service(after)) = (&current, &mut next) {
+                if mode != MergeMode::Status {
+                    allocator::carry_over(before, after);
+                    allocator::normalize(after);
+                }
+            }
             if mode != MergeMode::Status {
                 admission::admit(self, &mut next, Some(&current)).await?;
             }
@@ -597,6 +696,14 @@ impl<S: KvStore> Registry<S> {
             let key = object_key(kind, &namespace, &name);
             let finished = next.metadata().deletion_timestamp.is_some()
                 && next.metadata().finalizers.is_empty();
+            let plan = if finished {
+                self.plan_release(&current, consistency).await?
+            } else if mode == MergeMode::Status {
+                Plan::default()
+            } else {
+                self.plan_allocation(Some(&current), &mut next, consistency)
+                    .await?
+            };
             if dry_run {
                 return Ok(next);
             }
@@ -613,10 +720,14 @@ impl<S: KvStore> Registry<S> {
                     encode(&self.transformer, &key, &next)?,
                 ))
             };
+            let mut compare = vec![guard];
+            let mut success = vec![op];
+            compare.extend(plan.compares);
+            success.extend(plan.ops);
             let (succeeded, revision, _) = self
                 .txn(TxnRequest {
-                    compare: vec![guard],
-                    success: vec![op],
+                    compare,
+                    success,
                     failure: vec![],
                 })
                 .await?;
@@ -878,6 +989,10 @@ impl<S: KvStore> Registry<S> {
                 continue;
             }
             let mut success = vec![TxnOp::Delete(DeleteRequest::new(KeyRange::key(key)))];
+            let mut compare = vec![guard];
+            let release = self.plan_release(&current, consistency).await?;
+            compare.extend(release.compares);
+            success.extend(release.ops);
             if kind == Kind::Namespace {
                 // Everything inside goes with the namespace, in the same transaction.
                 for inner in Kind::all().filter(|k| k.info().namespaced) {
@@ -888,7 +1003,7 @@ impl<S: KvStore> Registry<S> {
             }
             let (ok, _, _) = self
                 .txn(TxnRequest {
-                    compare: vec![guard],
+                    compare,
                     success,
                     failure: vec![],
                 })
@@ -902,6 +1017,57 @@ impl<S: KvStore> Registry<S> {
             name: display_name(kind, &namespace, name),
             detail: "the object kept changing; try again".to_owned(),
         })
+    }
+
+    /// One repair pass over Services' ClusterIP and NodePort reservations, as Kubernetes'
+    /// allocator repair loop: reservations whose Service is gone (a namespace deleted with
+    /// everything in it) or holds the value no longer are released, values of Services
+    /// with no reservation are reserved for them and reported. Judged on the Services and
+    /// reservations read at one revision; each write applies only if what it judged on is
+    /// unchanged, so a live allocation is never released. The leader's controllers run it.
+    pub async fn repair_service_allocations(&self) -> Result<RepairReport, RegistryError> {
+        let services_read = self
+            .store
+            .range(
+                RangeRequest::new(KeyRange::prefix(kind_prefix(Kind::Service))),
+                ReadConsistency::Linearizable,
+            )
+            .await?;
+        let revision = services_read.revision;
+        let mut services = Vec::new();
+        for kv in &services_read.kvs {
+            if let Object::Service(service) = decode(&self.transformer, Kind::Service, kv)? {
+                services.push(allocator::StoredService {
+                    service,
+                    key: String::from_utf8_lossy(&kv.key).into_owned(),
+                    mod_revision: kv.mod_revision,
+                });
+            }
+        }
+        let mut request = RangeRequest::new(KeyRange::prefix(allocator::ALLOCATIONS_PREFIX));
+        request.revision = revision;
+        let reservations = self
+            .store
+            .range(request, ReadConsistency::Serializable)
+            .await?
+            .kvs;
+        let plan = allocator::plan_repair(&self.ranges, &services, &reservations);
+        let mut report = RepairReport {
+            revision,
+            problems: plan.problems,
+            ..RepairReport::default()
+        };
+        for release in &plan.releases {
+            if self.txn(release.txn()).await?.0 {
+                report.released.push(release.description.clone());
+            }
+        }
+        for restore in &plan.restores {
+            if self.txn(restore.txn()).await?.0 {
+                report.restored.push(restore.description());
+            }
+        }
+        Ok(report)
     }
 
     /// Lists objects, one page at a time, all pages at one revision.
@@ -1100,6 +1266,18 @@ fn translate(
                 revision,
             }))
         }
+    }
+}
+
+/// An allocation refusal as the registry answers it: the Service's field errors.
+fn allocation_error(e: AllocationError, name: String) -> RegistryError {
+    match e {
+        AllocationError::Invalid(errors) => RegistryError::Invalid {
+            kind: Kind::Service,
+            name,
+            errors,
+        },
+        AllocationError::Store(e) => e.into(),
     }
 }
 

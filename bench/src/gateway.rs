@@ -90,6 +90,7 @@ pub(crate) fn run_master(args: MasterArgs) -> anyhow::Result<()> {
         heartbeat: Duration::from_millis(args.heartbeat_ms.max(10)),
         history_retention: Some(rafter_master::DEFAULT_HISTORY_RETENTION),
         cluster_cidr: Some(actors::ClusterCidr::default()),
+        service_ranges: Default::default(),
         encryption_config: args.encryption_provider_config,
         audit: None,
     };

@@ -346,40 +346,14 @@ fn row(object: &Object, wide: bool, now: OffsetDateTime) -> Vec<String> {
         }
         Object::Service(svc) => {
             let spec = svc.spec.clone().unwrap_or_default();
-            let ports: Vec<String> = spec
-                .ports
-                .iter()
-                .map(|p| {
-                    let protocol = if p.protocol.is_empty() {
-                        "TCP"
-                    } else {
-                        p.protocol.as_str()
-                    };
-                    if p.node_port != 0 {
-                        format!("{}:{}/{protocol}", p.port, p.node_port)
-                    } else {
-                        format!("{}/{protocol}", p.port)
-                    }
-                })
-                .collect();
-            let external = if spec.external_ips.is_empty() {
-                "<none>".to_owned()
-            } else {
-                spec.external_ips.join(",")
-            };
-            let cluster_ip = if spec.cluster_ip.is_empty() {
-                "<none>".to_owned()
-            } else {
-                spec.cluster_ip.clone()
-            };
-            let mut r = vec![
-                name,
-                spec.r#type.clone(),
-                cluster_ip,
-                external,
-                ports.join(","),
-                age,
-            ];
+            let ingress = svc
+                .status
+                .as_ref()
+                .and_then(|s| s.load_balancer.as_ref())
+                .map(|lb| lb.ingress.clone())
+                .unwrap_or_default();
+            let (cluster_ip, external, ports) = service_columns(&spec, &ingress);
+            let mut r = vec![name, spec.r#type.clone(), cluster_ip, external, ports, age];
             if wide {
                 r.push(labels_selector_text(&spec.selector));
             }
@@ -520,6 +494,66 @@ pub fn selector_text(selector: Option<&rafter_proto::v1::LabelSelector>) -> Stri
     }
 }
 
+/// A Service's CLUSTER-IP, EXTERNAL-IP and PORT(S) as `kubectl get svc` prints them:
+/// `<none>` for what is unset, a LoadBalancer's ingress addresses or `<pending>` until it
+/// has some, an ExternalName's name, ports as `80/TCP` or `80:30080/TCP`.
+fn service_columns(
+    spec: &rafter_proto::v1::ServiceSpec,
+    ingress: &[rafter_proto::v1::LoadBalancerIngress],
+) -> (String, String, String) {
+    let none = || "<none>".to_owned();
+    let cluster_ip = if spec.cluster_ip.is_empty() {
+        none()
+    } else {
+        spec.cluster_ip.clone()
+    };
+    let mut external: Vec<String> = Vec::new();
+    match spec.r#type.as_str() {
+        "ExternalName" => external.push(spec.external_name.clone()),
+        "LoadBalancer" => {
+            external.extend(ingress.iter().map(|i| {
+                if i.ip.is_empty() {
+                    i.hostname.clone()
+                } else {
+                    i.ip.clone()
+                }
+            }));
+            external.extend(spec.external_ips.iter().cloned());
+            if external.is_empty() {
+                external.push("<pending>".to_owned());
+            }
+        }
+        _ => external.extend(spec.external_ips.iter().cloned()),
+    }
+    let external = if external.is_empty() {
+        none()
+    } else {
+        external.join(",")
+    };
+    let ports: Vec<String> = spec
+        .ports
+        .iter()
+        .map(|p| {
+            let protocol = if p.protocol.is_empty() {
+                "TCP"
+            } else {
+                p.protocol.as_str()
+            };
+            if p.node_port != 0 {
+                format!("{}:{}/{protocol}", p.port, p.node_port)
+            } else {
+                format!("{}/{protocol}", p.port)
+            }
+        })
+        .collect();
+    let ports = if ports.is_empty() {
+        none()
+    } else {
+        ports.join(",")
+    };
+    (cluster_ip, external, ports)
+}
+
 /// [`selector_text`] of a selector written as a label map (a Service's `spec.selector`,
 /// a pod's `nodeSelector`).
 pub fn labels_selector_text(labels: &std::collections::BTreeMap<String, String>) -> String {
@@ -584,6 +618,71 @@ mod tests {
         assert_eq!(ago(-5), "<invalid>");
         assert_eq!(age(None, now), "<unknown>");
         assert_eq!(age(Some("yesterday"), now), "<unknown>");
+    }
+
+    #[test]
+    fn service_columns_print_as_kubectl_get_svc_does() {
+        use rafter_proto::v1::{LoadBalancerIngress, ServicePort, ServiceSpec};
+        let port = |port, node_port, protocol: &str| ServicePort {
+            port,
+            node_port,
+            protocol: protocol.into(),
+            ..Default::default()
+        };
+        let node_port = ServiceSpec {
+            r#type: "NodePort".into(),
+            cluster_ip: "10.96.4.2".into(),
+            ports: vec![port(80, 30080, "TCP"), port(53, 0, "UDP")],
+            ..Default::default()
+        };
+        assert_eq!(
+            service_columns(&node_port, &[]),
+            (
+                "10.96.4.2".to_owned(),
+                "<none>".to_owned(),
+                "80:30080/TCP,53/UDP".to_owned()
+            )
+        );
+        let mut lb = node_port.clone();
+        lb.r#type = "LoadBalancer".into();
+        assert_eq!(service_columns(&lb, &[]).1, "<pending>");
+        let ingress = [
+            LoadBalancerIngress {
+                ip: "192.168.1.5".into(),
+                hostname: String::new(),
+            },
+            LoadBalancerIngress {
+                ip: String::new(),
+                hostname: "lb.example.com".into(),
+            },
+        ];
+        assert_eq!(
+            service_columns(&lb, &ingress).1,
+            "192.168.1.5,lb.example.com"
+        );
+        let headless = ServiceSpec {
+            r#type: "ClusterIP".into(),
+            cluster_ip: "None".into(),
+            ports: vec![port(80, 0, "")],
+            ..Default::default()
+        };
+        assert_eq!(
+            service_columns(&headless, &[]),
+            ("None".to_owned(), "<none>".to_owned(), "80/TCP".to_owned())
+        );
+        let external = ServiceSpec {
+            r#type: "ExternalName".into(),
+            external_name: "db.example.com".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            service_columns(&external, &[]),
+            (
+                "<none>".to_owned(),
+                "db.example.com".to_owned(),
+                "<none>".to_owned()
+            )
+        );
     }
 
     #[test]

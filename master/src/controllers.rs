@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 
 use actors::runtime::{event_object, ApiError, ChangeStream, INFORMED_KINDS};
 use actors::{
-    Action, CacheEvent, CertificateSigner, ClusterApi, ObjectKey, Outcome, RequestSubject,
-    RevisionChanges, RuntimeConfig, RuntimeError, RuntimeThread, Snapshot, Timestamp,
+    Action, AllocationProblem, AllocationRepair, CacheEvent, CertificateSigner, ClusterApi,
+    ObjectKey, Outcome, RequestSubject, RevisionChanges, RuntimeConfig, RuntimeError,
+    RuntimeThread, Snapshot, Timestamp,
 };
 use futures::StreamExt;
 use raft_store::kv::{EventKind, KeyRange, KvError, RangeRequest, RevisionEvents};
@@ -327,6 +328,32 @@ impl ClusterApi for MasterCluster {
     async fn execute(&self, action: Action, term: u64) -> Result<Outcome, ApiError> {
         let (registry, node) = (self.registry.clone(), self.node.clone());
         self.on_master(execute(registry, node, action, term)).await
+    }
+
+    async fn repair_service_allocations(&self, term: u64) -> Result<AllocationRepair, ApiError> {
+        let registry = self.registry.fenced(term);
+        self.on_master(async move {
+            let report = registry
+                .repair_service_allocations()
+                .await
+                .map_err(registry_error)?;
+            Ok(AllocationRepair {
+                released: report.released,
+                restored: report.restored,
+                problems: report
+                    .problems
+                    .into_iter()
+                    .map(|p| AllocationProblem {
+                        namespace: p.namespace,
+                        name: p.name,
+                        uid: p.uid,
+                        reason: p.reason,
+                        message: p.message,
+                    })
+                    .collect(),
+            })
+        })
+        .await
     }
 }
 

@@ -28,7 +28,7 @@ use rafter_proto::Object;
 use api_gateway::audit::{AuditLog, Auditor, Policy as AuditPolicy};
 use api_gateway::{
     serve_with, EncryptionConfig, Registry, RegistryError, ServeError, ServeOptions, ServerTls,
-    TokenFile, Transformer,
+    ServiceRanges, TokenFile, Transformer, API_SERVICE,
 };
 use rafter_client::private_files::{
     create_private_dir, read_private, write_private as write_private_file, PrivateFileError,
@@ -97,6 +97,9 @@ pub struct MasterConfig {
     /// Where the controllers take nodes' pod CIDRs from (`--cluster-cidr`); `None`: no
     /// allocation.
     pub cluster_cidr: Option<actors::ClusterCidr>,
+    /// Where Services' ClusterIPs and NodePorts come from (`--service-cluster-ip-range`,
+    /// `--service-node-port-range`); every master of a cluster must be given the same.
+    pub service_ranges: ServiceRanges,
     /// The `EncryptionConfiguration` file (`--encryption-provider-config`); `None` stores
     /// every object as it is.
     pub encryption_config: Option<PathBuf>,
@@ -466,7 +469,9 @@ impl Master {
         });
 
         let kv = Arc::new(RaftKv::new(node.clone()));
-        let registry = Registry::new(kv.clone()).with_transformer(Arc::new(transformer));
+        let registry = Registry::new(kv.clone())
+            .with_transformer(Arc::new(transformer))
+            .with_service_ranges(config.service_ranges);
         tokio::spawn(bootstrap_cluster_state(
             kv.clone(),
             registry.clone(),
@@ -541,7 +546,8 @@ impl Master {
 }
 
 /// Once the store has a leader: record this master's API address and make sure the
-/// cluster's namespaces exist. Retries until done; every step is idempotent.
+/// cluster's namespaces and the `kubernetes` Service exist. Retries until done; every
+/// step is idempotent.
 async fn bootstrap_cluster_state(
     kv: Arc<RaftKv>,
     registry: Registry<RaftKv>,
@@ -584,7 +590,127 @@ async fn ensure_cluster_state(
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    match registry
+        .create(
+            api_service(registry.service_ranges(), client_address),
+            false,
+        )
+        .await
+    {
+        Ok(_) | Err(RegistryError::AlreadyExists { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let addresses = kv
+        .client_addresses_read(raft_store::Consistency::Linearizable)
+        .await?;
+    let wanted = api_endpoints(addresses.values().map(String::as_str));
+    match registry.create(wanted.clone(), false).await {
+        Ok(_) => Ok(()),
+        Err(RegistryError::AlreadyExists { .. }) => registry
+            .modify(
+                rafter_proto::Kind::Endpoints,
+                API_SERVICE.0,
+                API_SERVICE.1,
+                api_gateway::Subresource::Main,
+                |current| {
+                    let (Object::Endpoints(current), Object::Endpoints(wanted)) =
+                        (current, &wanted)
+                    else {
+                        return Ok(false);
+                    };
+                    if current.subsets == wanted.subsets {
+                        return Ok(false);
+                    }
+                    current.subsets = wanted.subsets.clone();
+                    Ok(true)
+                },
+            )
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The `kubernetes` Endpoints: every registered master's API address (`ip:port`; names
+/// and unspecified addresses are left out), one subset per port, as kube-apiserver's
+/// endpoint reconciler writes them. Written by each master as it starts.
+fn api_endpoints<'a>(addresses: impl Iterator<Item = &'a str>) -> Object {
+    use rafter_proto::v1::{EndpointAddress, EndpointPort, EndpointSubset};
+    let mut by_port: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    for address in addresses {
+        let Ok(socket) = address.parse::<SocketAddr>() else {
+            continue;
+        };
+        if socket.ip().is_unspecified() {
+            continue;
+        }
+        let ips = by_port.entry(socket.port()).or_default();
+        ips.push(socket.ip().to_string());
+        ips.sort();
+        ips.dedup();
+    }
+    Object::Endpoints(rafter_proto::v1::Endpoints {
+        metadata: Some(rafter_proto::v1::ObjectMeta {
+            name: API_SERVICE.1.to_owned(),
+            namespace: API_SERVICE.0.to_owned(),
+            ..Default::default()
+        }),
+        subsets: by_port
+            .into_iter()
+            .map(|(port, ips)| EndpointSubset {
+                addresses: ips
+                    .into_iter()
+                    .map(|ip| EndpointAddress {
+                        ip,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ports: vec![EndpointPort {
+                    name: "https".to_owned(),
+                    port: i32::from(port),
+                    protocol: "TCP".to_owned(),
+                }],
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    })
+}
+
+/// The `kubernetes` Service in `default`, as the masters create it: the first address of
+/// the service range, port 443 (`https`) to the API port of the master that created it
+/// (every master of `rafter up` listens on its own port, so this is the first one's). It
+/// has no selector: no Endpoints controller manages its endpoints.
+fn api_service(ranges: &ServiceRanges, client_address: &str) -> Object {
+    let port = client_address
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse::<i32>().ok())
+        .unwrap_or(6443);
+    Object::Service(rafter_proto::v1::Service {
+        metadata: Some(rafter_proto::v1::ObjectMeta {
+            name: API_SERVICE.1.to_owned(),
+            namespace: API_SERVICE.0.to_owned(),
+            labels: [
+                ("component".to_owned(), "apiserver".to_owned()),
+                ("provider".to_owned(), "kubernetes".to_owned()),
+            ]
+            .into(),
+            ..Default::default()
+        }),
+        spec: Some(rafter_proto::v1::ServiceSpec {
+            r#type: "ClusterIP".to_owned(),
+            cluster_ip: ranges.api_service_ip().to_string(),
+            ports: vec![rafter_proto::v1::ServicePort {
+                name: "https".to_owned(),
+                protocol: "TCP".to_owned(),
+                port: 443,
+                target_port: Some(rafter_proto::IntOrString::Int(port)),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
 }
 
 #[cfg(test)]
@@ -607,6 +733,38 @@ mod tests {
         let mut reader = issued.cert_pem.as_bytes();
         let der = rustls_pemfile::certs(&mut reader).next().unwrap().unwrap();
         der.as_ref().to_vec()
+    }
+
+    #[test]
+    fn the_api_endpoints_list_every_master_by_port_and_skip_what_is_no_address() {
+        let addresses = [
+            "127.0.0.1:6444",
+            "127.0.0.1:6443",
+            "10.0.0.2:6443",
+            "0.0.0.0:6445",
+            "master-3:6443",
+        ];
+        let Object::Endpoints(endpoints) = api_endpoints(addresses.into_iter()) else {
+            panic!("not Endpoints");
+        };
+        let subsets: Vec<(i32, Vec<String>)> = endpoints
+            .subsets
+            .iter()
+            .map(|s| {
+                (
+                    s.ports[0].port,
+                    s.addresses.iter().map(|a| a.ip.clone()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            subsets,
+            [
+                (6443, vec!["10.0.0.2".to_owned(), "127.0.0.1".to_owned()]),
+                (6444, vec!["127.0.0.1".to_owned()]),
+            ]
+        );
+        assert_eq!(endpoints.subsets[0].ports[0].name, "https");
     }
 
     #[test]

@@ -54,11 +54,19 @@ impl RaftKv {
     async fn client_addresses(
         &self,
     ) -> Result<std::collections::BTreeMap<u64, String>, StoreError> {
+        self.client_addresses_read(Consistency::Serializable).await
+    }
+
+    /// Every master's registered API address, by member id, read with `consistency`.
+    pub(crate) async fn client_addresses_read(
+        &self,
+        consistency: Consistency,
+    ) -> Result<std::collections::BTreeMap<u64, String>, StoreError> {
         let response = self
             .node
             .range(
                 RangeRequest::new(KeyRange::prefix(MEMBERS_PREFIX)),
-                Consistency::Serializable,
+                consistency,
             )
             .await
             .map_err(store_error)?;

@@ -93,6 +93,34 @@ pub struct RevisionChanges {
     pub events: Vec<CacheEvent>,
 }
 
+/// A Service whose ClusterIP or NodePorts and their reservations disagree, as a repair
+/// pass found it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AllocationProblem {
+    /// The Service's namespace.
+    pub namespace: String,
+    /// The Service's name.
+    pub name: String,
+    /// The Service's uid.
+    pub uid: String,
+    /// The event reason (`ClusterIPNotAllocated`, `PortAlreadyAllocated` ...).
+    pub reason: String,
+    /// What a person reads.
+    pub message: String,
+}
+
+/// What one repair pass over Services' ClusterIP and NodePort reservations did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AllocationRepair {
+    /// Reservations released: their Service is gone (a namespace deleted whole) or no
+    /// longer holds the value.
+    pub released: Vec<String>,
+    /// Values of Services that lacked a reservation and have one now.
+    pub restored: Vec<String>,
+    /// Services to tell their users about (as Warning events).
+    pub problems: Vec<AllocationProblem>,
+}
+
 /// Every revision from a starting one, in order, with no gap; an `Err` ends it.
 pub type ChangeStream = BoxStream<'static, Result<RevisionChanges, ApiError>>;
 
@@ -113,6 +141,10 @@ pub trait ClusterApi: Send + Sync + 'static {
     /// Carries out one action as a write that applies only if it is logged in Raft term
     /// `term` (`Fenced` otherwise).
     async fn execute(&self, action: Action, term: u64) -> Result<Outcome, ApiError>;
+
+    /// One repair pass over Services' ClusterIP and NodePort reservations, judged at one
+    /// store revision, its writes applying only in Raft term `term` (`Fenced` otherwise).
+    async fn repair_service_allocations(&self, term: u64) -> Result<AllocationRepair, ApiError>;
 }
 
 /// An event record as the Event object to create: named after the involved object and

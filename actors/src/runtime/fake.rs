@@ -13,7 +13,8 @@ use tokio::sync::{mpsc, watch};
 use crate::action::{Action, EventRecord, ObjectKey};
 use crate::cache::CacheEvent;
 use crate::runtime::api::{
-    is_informed, ApiError, ChangeStream, ClusterApi, Outcome, RevisionChanges, Snapshot,
+    is_informed, AllocationRepair, ApiError, ChangeStream, ClusterApi, Outcome, RevisionChanges,
+    Snapshot,
 };
 use crate::runtime::controller::wall_clock;
 
@@ -34,6 +35,10 @@ pub(crate) struct State {
     pub events: Vec<EventRecord>,
     /// The next this many Bindings fail as Unavailable.
     pub failing_binds: usize,
+    /// The terms Service allocation repair passes ran in, in order.
+    pub repairs: Vec<u64>,
+    /// What every repair pass answers.
+    pub repair_answer: AllocationRepair,
     log: Vec<RevisionChanges>,
     feeds: Vec<mpsc::UnboundedSender<Result<RevisionChanges, ApiError>>>,
     uids: u64,
@@ -403,5 +408,19 @@ impl ClusterApi for FakeCluster {
         };
         self.notify();
         result.map(|revision| Outcome { revision })
+    }
+
+    async fn repair_service_allocations(&self, term: u64) -> Result<AllocationRepair, ApiError> {
+        let result = {
+            let mut state = self.state();
+            if term != state.term {
+                Err(ApiError::Fenced(format!("term {term} is over")))
+            } else {
+                state.repairs.push(term);
+                Ok(state.repair_answer.clone())
+            }
+        };
+        self.notify();
+        result
     }
 }

@@ -23,6 +23,7 @@
 //! | `executor` | carrying out actions in order (UpdateStatus onto the latest object), event de-duplication |
 //! | `leadership` | starting and stopping controllers with leadership, the barrier, [`RuntimeStatus`] |
 //! | `reconcilers` | which keys each change wakes, per controller |
+//! | `allocation_repair` | the Service ClusterIP / NodePort repair loop on the leader |
 //!
 //! The runtime must not talk to the store except through [`ClusterApi`], and must not
 //! start actors outside an actix System thread ([`ControllerRuntime::start`] runs on one;
@@ -37,6 +38,7 @@
 //!    barrier, which needs a full list, and a relist replaces the cache in one step;
 //! 4. waking the right keys — `reconcilers`.
 
+mod allocation_repair;
 mod api;
 mod controller;
 mod executor;
@@ -52,12 +54,14 @@ use actix::prelude::*;
 use tokio::sync::watch;
 
 pub use api::{
-    event_object, is_informed, ApiError, ChangeStream, ClusterApi, Outcome, RevisionChanges,
-    Snapshot, INFORMED_KINDS,
+    event_object, is_informed, AllocationProblem, AllocationRepair, ApiError, ChangeStream,
+    ClusterApi, Outcome, RevisionChanges, Snapshot, INFORMED_KINDS,
 };
 pub use informer::Change;
 pub use leadership::RuntimeStatus;
 pub use queue::{Backoff, WorkQueue};
+
+use allocation_repair::AllocationRepairer;
 
 use crate::cache::CacheWriter;
 use crate::csr::CertificateSigner;
@@ -89,6 +93,9 @@ pub struct RuntimeConfig {
     pub tick: Duration,
     /// Writes a pipelined controller (the scheduler) keeps in flight at once.
     pub pipelined_writes: usize,
+    /// How often the leader repairs Services' ClusterIP and NodePort reservations (and
+    /// once when it starts leading); `None`: never.
+    pub allocation_repair: Option<Duration>,
 }
 
 impl Default for RuntimeConfig {
@@ -102,6 +109,7 @@ impl Default for RuntimeConfig {
             event_window: Duration::from_secs(60),
             tick: Duration::from_millis(20),
             pipelined_writes: 256,
+            allocation_repair: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -170,6 +178,13 @@ impl ControllerRuntime {
         }
         start_controller(Csrs { signer }, a, w, c, arb, upd, lds);
         start_controller(VolumeBinder, a, w, c, arb, upd, lds);
+        if let Some(interval) = config.allocation_repair {
+            let repairer = AllocationRepairer::new(Arc::clone(&api), interval);
+            let arbiter = Arbiter::new();
+            let addr = AllocationRepairer::start_in_arbiter(&arbiter.handle(), move |_| repairer);
+            arbiters.push(arbiter);
+            leads.push(addr.recipient());
+        }
 
         let (revision_tx, cache_revision) = watch::channel(0);
         let informer = Informer::new(Arc::clone(&api), writer, updates, revision_tx).start();
@@ -274,6 +289,9 @@ impl Drop for RuntimeThread {
     }
 }
 
+#[cfg(test)]
+#[path = "allocation_repair_runtime_test.rs"]
+mod allocation_repair_tests;
 #[cfg(test)]
 mod fake;
 #[cfg(test)]

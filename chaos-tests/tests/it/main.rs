@@ -15,5 +15,6 @@ mod masters_compact_history_they_no_longer_keep;
 mod rolling_update_keeps_enough_pods_ready;
 mod rotated_keys_keep_secrets_readable_across_restarts;
 mod secrets_are_ciphertext_in_every_file_and_backup;
+mod services_never_share_a_cluster_ip_or_node_port;
 mod snapshot_restore_seeds_a_new_cluster;
 mod support;

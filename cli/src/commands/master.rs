@@ -73,6 +73,13 @@ pub struct MasterArgs {
     /// The prefix length of each node's pod CIDR.
     #[arg(long, default_value_t = 24)]
     node_cidr_mask_size: u8,
+    /// The range Services' ClusterIPs are allocated from; its first address is the
+    /// `kubernetes` Service's. Every master of a cluster must be given the same.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    service_cluster_ip_range: String,
+    /// The range of ports NodePort and LoadBalancer Services get on every node (LOW-HIGH).
+    #[arg(long, default_value = "30000-32767")]
+    service_node_port_range: String,
     /// An EncryptionConfiguration (apiserver.config.k8s.io/v1) file: which resources are
     /// encrypted at rest, and with which keys (mode 0600; the first provider encrypts).
     #[arg(long)]
@@ -144,6 +151,10 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
             max_size_mb: args.audit_log_maxsize,
             max_backups: args.audit_log_maxbackup,
         }),
+        service_ranges: rafter_master::ServiceRanges::parse(
+            &args.service_cluster_ip_range,
+            &args.service_node_port_range,
+        )?,
         cluster_cidr: if args.cluster_cidr.is_empty() {
             None
         } else {
@@ -222,5 +233,24 @@ mod tests {
         assert_eq!(audited.audit_log_maxsize, 100);
         assert!(parse(&["--audit-policy-file", "/p.yaml"]).is_err());
         assert!(parse(&["--audit-log-maxsize", "5"]).is_err());
+    }
+
+    #[test]
+    fn service_ranges_default_as_kubernetes_and_bad_ones_name_their_flag() {
+        let plain = parse(&[]).unwrap();
+        let ranges = rafter_master::ServiceRanges::parse(
+            &plain.service_cluster_ip_range,
+            &plain.service_node_port_range,
+        )
+        .unwrap();
+        assert_eq!(ranges, rafter_master::ServiceRanges::default());
+        let narrow = parse(&["--service-node-port-range", "32767-30000"]).unwrap();
+        let err = rafter_master::ServiceRanges::parse(
+            &narrow.service_cluster_ip_range,
+            &narrow.service_node_port_range,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--service-node-port-range"), "{err}");
     }
 }

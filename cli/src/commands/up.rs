@@ -91,6 +91,12 @@ pub struct UpArgs {
     /// with a fresh AES-GCM key, and every master encrypts Secrets at rest with it.
     #[arg(long)]
     no_encryption: bool,
+    /// The range Services' ClusterIPs come from (given to every master).
+    #[arg(long, default_value = "10.96.0.0/12")]
+    service_cluster_ip_range: String,
+    /// The range of ports NodePort Services get on every node (given to every master).
+    #[arg(long, default_value = "30000-32767")]
+    service_node_port_range: String,
 }
 
 /// `rafter down`.
@@ -264,6 +270,11 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         .map(|m| format!("{}=127.0.0.1:{}", m.id, m.peer_port))
         .collect();
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    // Refused here, before any master starts, rather than in each master's log.
+    rafter_master::ServiceRanges::parse(
+        &args.service_cluster_ip_range,
+        &args.service_node_port_range,
+    )?;
 
     let encryption = dir.join("encryption.yaml");
     if !args.no_encryption && !encryption.exists() {
@@ -292,6 +303,12 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             ])
             .args(["--listen-peer", &format!("127.0.0.1:{}", master.peer_port)])
             .args(["--initial-cluster", &initial.join(",")])
+            .args([
+                "--service-cluster-ip-range",
+                &args.service_cluster_ip_range,
+                "--service-node-port-range",
+                &args.service_node_port_range,
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file(&dir, &format!("master-{}", master.id))?);

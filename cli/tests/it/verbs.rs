@@ -147,6 +147,56 @@ fn object_verbs_change_a_live_cluster_as_a_user_would() {
     assert_eq!(service["spec"]["selector"]["app"], "web");
     assert_eq!(service["spec"]["ports"][0]["port"], 80);
     assert_eq!(service["spec"]["ports"][0]["targetPort"], 8080);
+    // ... with a ClusterIP from the service range (10.96.0.0/12), and a node port when
+    // asked for one; `get svc` prints them as kubectl does.
+    let cluster_ip = service["spec"]["clusterIP"].as_str().unwrap().to_owned();
+    assert!(
+        cluster_ip.starts_with("10.9") || cluster_ip.starts_with("10.1"),
+        "{service}"
+    );
+    c.ok(&[
+        "expose",
+        "deploy/web",
+        "--port",
+        "80",
+        "--type",
+        "NodePort",
+        "--name",
+        "web-public",
+    ]);
+    let public = c.json(&["get", "svc", "web-public"]);
+    let node_port = public["spec"]["ports"][0]["nodePort"].as_i64().unwrap();
+    assert!((30000..=32767).contains(&node_port), "{public}");
+    assert_ne!(public["spec"]["clusterIP"].as_str().unwrap(), cluster_ip);
+    let table = c.ok(&["get", "svc"]);
+    let header = table.lines().next().unwrap();
+    assert!(
+        header.split_whitespace().eq([
+            "NAME",
+            "TYPE",
+            "CLUSTER-IP",
+            "EXTERNAL-IP",
+            "PORT(S)",
+            "AGE"
+        ]),
+        "{table}"
+    );
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("web-public "))
+        .unwrap();
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(fields[1], "NodePort", "{table}");
+    assert_eq!(fields[3], "<none>", "{table}");
+    assert_eq!(fields[4], format!("80:{node_port}/TCP"), "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("kubernetes "))
+        .unwrap();
+    assert!(
+        row.contains("10.96.0.1") && row.contains("443/TCP"),
+        "{table}"
+    );
 
     // rollout undo puts back the template of the previous revision, without the hash label:
     // the deployment controller has made a ReplicaSet per revision (nginx:1, then nginx:2).

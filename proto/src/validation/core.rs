@@ -19,7 +19,6 @@ use crate::IntOrString;
 const SERVICE_TYPES: &[&str] = &["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"];
 const SESSION_AFFINITIES: &[&str] = &["None", "ClientIP"];
 const TRAFFIC_POLICIES: &[&str] = &["Cluster", "Local"];
-const NODE_PORT_RANGE: std::ops::RangeInclusive<i32> = 30000..=32767;
 const ACCESS_MODES: &[&str] = &[
     "ReadWriteOnce",
     "ReadOnlyMany",
@@ -172,7 +171,12 @@ pub(super) fn service(svc: &v1::Service, errs: &mut Errors) {
     } else if spec.ports.is_empty() && !headless {
         errs.required(&path.child("ports"), "");
     }
-    if !spec.cluster_ip.is_empty() && !headless {
+    if service_type == "ExternalName" && !spec.cluster_ip.is_empty() {
+        errs.forbidden(
+            &path.child("clusterIP"),
+            "may not be set for ExternalName services",
+        );
+    } else if !spec.cluster_ip.is_empty() && !headless {
         ip(&path.child("clusterIP"), &spec.cluster_ip, errs);
     }
     let node_ports_allowed = matches!(service_type, "NodePort" | "LoadBalancer");
@@ -212,12 +216,10 @@ pub(super) fn service(svc: &v1::Service, errs: &mut Errors) {
                     &np_path,
                     format!("may not be used when `type` is '{service_type}'"),
                 );
-            } else if !NODE_PORT_RANGE.contains(&port.node_port) {
-                errs.invalid(
-                    &np_path,
-                    port.node_port,
-                    "provided port is not in the valid range. The range of valid ports is 30000-32767",
-                );
+            } else if !(1..=65535).contains(&port.node_port) {
+                // Whether it lies in the cluster's node port range (`--service-node-port-range`)
+                // is the allocator's to say, as in Kubernetes.
+                errs.port_number(&np_path, port.node_port);
             } else if !node_ports_seen.insert((port.node_port, protocol)) {
                 errs.duplicate(&np_path, port.node_port);
             }

@@ -204,7 +204,7 @@ spec:
         &["spec.selector: Required value"],
     ),
     (
-        "a node port outside 30000-32767 is refused",
+        "a node port that is no port number is refused (the cluster's range is the allocator's)",
         "
 apiVersion: v1
 kind: Service
@@ -212,9 +212,9 @@ metadata: {name: web}
 spec:
   type: NodePort
   selector: {app: web}
-  ports: [{port: 80, targetPort: 8080, nodePort: 80}]
+  ports: [{port: 80, targetPort: 8080, nodePort: 70000}]
 ",
-        &["spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767"],
+        &["spec.ports[0].nodePort: Invalid value: 70000: must be between 1 and 65535, inclusive"],
     ),
     (
         "a node port on a ClusterIP service is forbidden",

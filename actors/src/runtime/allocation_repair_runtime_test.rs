@@ -1,0 +1,98 @@
+//! The Service allocation repair loop on an actix System against the fake cluster: it
+//! runs while this master leads, in the leader's term, again every interval, and its
+//! findings become Warning events about the Services.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rafter_proto::Kind;
+use tokio::sync::watch;
+
+use super::fake::FakeCluster;
+use super::*;
+use crate::action::{EventType, ObjectKey};
+use crate::csr::{CertificateSigner, RequestSubject};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct NoSigner;
+
+impl CertificateSigner for NoSigner {
+    fn subject(&self, _csr_pem: &str) -> Result<RequestSubject, String> {
+        Err("no signing in this test".to_owned())
+    }
+
+    fn sign(&self, _: &str, _: &str, _: &[String], _: Option<i32>) -> Result<String, String> {
+        Err("no signing in this test".to_owned())
+    }
+}
+
+#[actix_rt::test]
+async fn the_repair_pass_runs_on_the_leader_in_its_term_and_reports_as_events() {
+    let cluster = FakeCluster::new(1);
+    cluster.state().repair_answer = AllocationRepair {
+        released: vec!["ClusterIP 10.96.0.9 of deleted Service \"team/db\"".to_owned()],
+        restored: vec![],
+        problems: vec![AllocationProblem {
+            namespace: "default".into(),
+            name: "web".into(),
+            uid: "uid-web".into(),
+            reason: "PortAlreadyAllocated".into(),
+            message: "node port 30080/TCP is also held by another Service".into(),
+        }],
+    };
+    let (leader, leadership) = watch::channel(None);
+    let runtime = ControllerRuntime::start(
+        Arc::new(cluster.clone()),
+        Arc::new(NoSigner),
+        leadership,
+        RuntimeConfig {
+            tick: Duration::from_millis(5),
+            allocation_repair: Some(Duration::from_millis(30)),
+            ..RuntimeConfig::default()
+        },
+    );
+
+    leader.send_replace(Some(1));
+    cluster
+        .wait_until("three passes in term 1", WAIT, |s| s.repairs.len() >= 3)
+        .await;
+    {
+        let state = cluster.state();
+        assert!(state.repairs.iter().all(|t| *t == 1), "{:?}", state.repairs);
+        let event = state
+            .events
+            .iter()
+            .find(|e| e.reason == "PortAlreadyAllocated")
+            .expect("an event about the Service");
+        assert_eq!(
+            event.involved,
+            ObjectKey::new(Kind::Service, "default", "web")
+        );
+        assert_eq!(event.involved_uid, "uid-web");
+        assert_eq!(event.event_type, EventType::Warning);
+        assert!(event.message.contains("30080/TCP"), "{}", event.message);
+    }
+
+    // Another master leads in term 2; then this one again, in term 3.
+    cluster.set_term(2);
+    leader.send_replace(None);
+    let mut status = runtime.status();
+    tokio::time::timeout(WAIT, status.wait_for(|s| s.active_term.is_none()))
+        .await
+        .expect("stopped")
+        .expect("status");
+    cluster.set_term(3);
+    leader.send_replace(Some(3));
+    cluster
+        .wait_until("a pass in term 3", WAIT, |s| s.repairs.contains(&3))
+        .await;
+    let state = cluster.state();
+    assert!(
+        state.repairs.iter().all(|t| *t == 1 || *t == 3),
+        "only the leader's terms: {:?}",
+        state.repairs
+    );
+    drop(state);
+    runtime.stop();
+}

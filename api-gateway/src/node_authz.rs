@@ -7,7 +7,8 @@
 //!                     ServiceAccounts those pods reference (the NodeGraph)
 //!          ──writes─► its Node (and status), its Lease, its pods' status, deletes of its
 //!                     pods, its mirror pods, events, certificate requests
-//!          ──reads──► Services, Endpoints (what every node needs for its pods' networking)
+//!          ──reads──► Services, Endpoints, EndpointSlices (what every node needs for its
+//!                     pods' networking)
 //! ```
 //!
 //! Owns those rules and the [`NodeGraph`] they read: pods by node with what they reference,
@@ -303,7 +304,7 @@ impl NodeAuthorizer {
             ) => verb == "get" && (self.graph)().referenced_by(node, kind, namespace, name),
             (Kind::Event, "") => matches!(verb, "create" | "update" | "patch"),
             (Kind::CertificateSigningRequest, "") => verb == "create" || read,
-            (Kind::Service | Kind::Endpoints, "") => read,
+            (Kind::Service | Kind::Endpoints | Kind::EndpointSlice, "") => read,
             _ => false,
         }
     }

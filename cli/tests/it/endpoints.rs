@@ -268,10 +268,12 @@ fn endpoints_and_slices_follow_pod_readiness_within_a_second() {
             .expect("watch");
             let now = Instant::now();
             match event.object {
-                Some(Object::Pod(pod)) if pod.metadata.as_ref().unwrap().name == victim => {
-                    if marked && !pod_is_ready(&pod) && pod_at.is_none() {
-                        pod_at = Some(now);
-                    }
+                Some(Object::Pod(pod))
+                    if marked
+                        && pod.metadata.as_ref().unwrap().name == victim
+                        && !pod_is_ready(&pod) =>
+                {
+                    pod_at.get_or_insert(now);
                 }
                 Some(Object::Endpoints(ep)) if ep.metadata.as_ref().unwrap().name == "web" => {
                     let (ready, not_ready, _) = endpoints(&ep);

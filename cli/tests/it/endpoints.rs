@@ -3,7 +3,8 @@
 //! test is skipped, saying so, without it). A 3-replica Deployment with a readiness probe
 //! behind a Service: the Endpoints and the EndpointSlice list the three pod IPs; a pod
 //! made NotReady leaves `addresses` within a second of its Ready condition turning false,
-//! measured between the two changes as watches deliver them.
+//! measured between the two changes as watches deliver them. A Service targeting a port
+//! name no pod has lists no endpoints and says why in a Warning event.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -312,6 +313,29 @@ fn endpoints_and_slices_follow_pod_readiness_within_a_second() {
     let rest: BTreeSet<String> = ips.iter().filter(|ip| **ip != victim_ip).cloned().collect();
     assert_eq!(ready, rest);
     assert_eq!(not_ready, BTreeSet::from([victim_ip.clone()]));
+
+    // A Service targeting a port name no pod has: no endpoints, and it says why.
+    let metrics = cluster.file(
+        "metrics.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web-metrics}\nspec:\n  selector: {app: web}\n  ports:\n  - {name: metrics, port: 9100, targetPort: metrics}\n",
+    );
+    cluster.ok(&["apply", "-f", &metrics]);
+    let described = eventually("the missing port reported", Duration::from_secs(10), || {
+        let text = cluster.ok(&["describe", "svc", "web-metrics"]);
+        (text.contains("TargetPortNotFound")
+            && text.contains(&format!(
+                "pod {victim} has no container port named \"metrics\""
+            )))
+        .then_some(text)
+    });
+    assert!(
+        described
+            .lines()
+            .any(|l| l.starts_with("Endpoints:") && l.ends_with("<none>")),
+        "{described}"
+    );
+    assert!(described.contains("Warning"), "{described}");
+    cluster.ok(&["delete", "-f", &metrics]);
 
     // Ready again, it comes back; then everything goes with the Deployment and Service
     // (the pods first, so no container outlives the test).

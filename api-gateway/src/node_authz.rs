@@ -7,9 +7,10 @@
 //!                     ServiceAccounts those pods reference (the NodeGraph)
 //!          ──writes─► its Node (and status), its Lease, its pods' status, deletes of its
 //!                     pods, its mirror pods, events, certificate requests
-//!          ──reads──► Services, Endpoints, EndpointSlices (what every node needs for its
-//!                     pods' networking)
+//!          ──reads──► Services, Endpoints (what every node needs for its pods' networking)
 //! ```
+//!
+//! EndpointSlices are read as Endpoints are (a node proxy may follow either).
 //!
 //! Owns those rules and the [`NodeGraph`] they read: pods by node with what they reference,
 //! and claims with their volumes. The graph is kept current by the `authz_cache` from the

@@ -9,7 +9,9 @@
 //!           being deleted: left out (kept, as ready, under publishNotReadyAddresses)
 //!        ▼
 //!  subsets: pods serving the same resolved ports share one (named ports may resolve to
-//!  different numbers per pod); addresses by IP, subsets by ports: one order, no churn
+//!  different numbers per pod); addresses by IP, subsets by ports: one order, no churn;
+//!  past 1,000 addresses cut down (not-ready ones first), annotated
+//!  endpoints.kubernetes.io/over-capacity: truncated
 //!        │
 //!        ├─ no Endpoints ─────────────► Create (labels of the Service, ownerReference)
 //!        ├─ different content ────────► Update
@@ -37,6 +39,13 @@ use crate::service_backends::{backends, managed_service, Backends, MissingPort, 
 /// The component named in the events this controller records.
 pub const COMPONENT: &str = "endpoint-controller";
 
+/// The most addresses (ready and not) one Endpoints lists, as in Kubernetes; the
+/// EndpointSlices list every pod.
+pub const MAX_ENDPOINTS_ADDRESSES: usize = 1000;
+
+/// The annotation on Endpoints cut down to [`MAX_ENDPOINTS_ADDRESSES`] (`truncated`).
+pub const OVER_CAPACITY_ANNOTATION: &str = "endpoints.kubernetes.io/over-capacity";
+
 /// The reason of the event about a pod lacking a named target port.
 pub const TARGET_PORT_NOT_FOUND: &str = "TargetPortNotFound";
 
@@ -58,12 +67,13 @@ pub fn reconcile(cache: &Cache, key: &ObjectKey) -> Reconciled {
             .push(Action::RecordEvent(missing_port_event(object, missing)));
     }
     let headless = spec.cluster_ip == "None";
-    let subsets = subsets(
+    let mut subsets = subsets(
         &meta.name,
         &found,
         publish,
         spec.ports.is_empty() && !headless,
     );
+    let truncated = truncate(&mut subsets);
     let labels = service_labels(meta, headless);
     let owner = controller_owner_reference(object);
     let endpoints_key = ObjectKey::new(Kind::Endpoints, meta.namespace.clone(), meta.name.clone());
@@ -76,6 +86,10 @@ pub fn reconcile(cache: &Cache, key: &ObjectKey) -> Reconciled {
                     name: meta.name.clone(),
                     namespace: meta.namespace.clone(),
                     labels,
+                    annotations: truncated
+                        .then(|| (OVER_CAPACITY_ANNOTATION.to_owned(), "truncated".to_owned()))
+                        .into_iter()
+                        .collect(),
                     owner_references: vec![owner],
                     ..Default::default()
                 }),
@@ -89,6 +103,12 @@ pub fn reconcile(cache: &Cache, key: &ObjectKey) -> Reconciled {
             updated.subsets = subsets;
             let m = updated.metadata.get_or_insert_with(Default::default);
             m.labels = labels;
+            if truncated {
+                m.annotations
+                    .insert(OVER_CAPACITY_ANNOTATION.to_owned(), "truncated".to_owned());
+            } else {
+                m.annotations.remove(OVER_CAPACITY_ANNOTATION);
+            }
             adopt(m, owner);
             if &updated != existing {
                 out.actions.push(Action::Update(Object::Endpoints(updated)));
@@ -172,6 +192,43 @@ fn subsets(
             subset
         })
         .collect()
+}
+
+/// Cuts the subsets down to [`MAX_ENDPOINTS_ADDRESSES`] addresses as Kubernetes does:
+/// not-ready addresses go first; when the ready ones alone are too many, every not-ready
+/// one goes and the ready ones are cut, each subset keeping its share (rounded down, the
+/// last subset taking what is left). Returns whether anything was cut.
+fn truncate(subsets: &mut [EndpointSubset]) -> bool {
+    let ready: usize = subsets.iter().map(|s| s.addresses.len()).sum();
+    let not_ready: usize = subsets.iter().map(|s| s.not_ready_addresses.len()).sum();
+    if ready + not_ready <= MAX_ENDPOINTS_ADDRESSES {
+        return false;
+    }
+    let cut_ready = ready > MAX_ENDPOINTS_ADDRESSES;
+    let (room, total) = if cut_ready {
+        (MAX_ENDPOINTS_ADDRESSES, ready)
+    } else {
+        (MAX_ENDPOINTS_ADDRESSES - ready, not_ready)
+    };
+    let mut left = room;
+    let last = subsets.len().saturating_sub(1);
+    for (i, subset) in subsets.iter_mut().enumerate() {
+        let list = if cut_ready {
+            subset.not_ready_addresses.clear();
+            &mut subset.addresses
+        } else {
+            &mut subset.not_ready_addresses
+        };
+        let share = if i < last {
+            room * list.len() / total
+        } else {
+            left
+        };
+        let keep = share.min(list.len()).min(left);
+        list.truncate(keep);
+        left -= keep;
+    }
+    true
 }
 
 fn sort_addresses(addresses: &mut [EndpointAddress]) {

@@ -375,3 +375,56 @@ fn endpoints_left_by_an_earlier_service_of_the_name_are_taken_over() {
     assert_eq!(refs.len(), 1);
     assert_eq!(refs[0].uid, "uid-default-web");
 }
+
+#[test]
+fn endpoints_over_capacity_keep_ready_addresses_first_and_say_so() {
+    let svc = service("default", "big").port("", 80, "").build();
+    let mut objects = vec![svc];
+    for i in 0..1100 {
+        let ready = i < 950;
+        objects.push(
+            pod("default", &format!("p{i:04}"))
+                .label("app", "big")
+                .serving(&format!("10.1.{}.{}", i / 250, i % 250 + 1), ready)
+                .build(),
+        );
+    }
+    let mut cache = Cache::from_objects(objects);
+    let r = reconcile(&cache, &svc_key("big"));
+    let ep = written(&r).unwrap();
+    let ready: usize = ep.subsets.iter().map(|s| s.addresses.len()).sum();
+    let not_ready: usize = ep.subsets.iter().map(|s| s.not_ready_addresses.len()).sum();
+    assert_eq!((ready, not_ready), (950, 50));
+    assert_eq!(
+        ep.metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .get(OVER_CAPACITY_ANNOTATION)
+            .map(String::as_str),
+        Some("truncated")
+    );
+    cache = stored(cache, &r);
+    assert_eq!(reconcile(&cache, &svc_key("big")), Reconciled::nothing());
+
+    // Too many ready ones: only ready addresses, 1,000 of them; back under the limit the
+    // annotation goes.
+    for i in 950..1100 {
+        cache.upsert(
+            pod("default", &format!("p{i:04}"))
+                .label("app", "big")
+                .serving(&format!("10.1.{}.{}", i / 250, i % 250 + 1), true)
+                .build(),
+        );
+    }
+    let ep = written(&reconcile(&cache, &svc_key("big"))).unwrap();
+    let ready: usize = ep.subsets.iter().map(|s| s.addresses.len()).sum();
+    let not_ready: usize = ep.subsets.iter().map(|s| s.not_ready_addresses.len()).sum();
+    assert_eq!((ready, not_ready), (MAX_ENDPOINTS_ADDRESSES, 0));
+    for i in 10..1100 {
+        cache.remove(&ObjectKey::new(Kind::Pod, "default", format!("p{i:04}")));
+    }
+    let ep = written(&reconcile(&cache, &svc_key("big"))).unwrap();
+    assert_eq!(ep.subsets[0].addresses.len(), 10);
+    assert!(ep.metadata.unwrap().annotations.is_empty());
+}

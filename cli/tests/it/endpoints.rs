@@ -3,7 +3,8 @@
 //! test is skipped, saying so, without it). A 3-replica Deployment with a readiness probe
 //! behind a Service: the Endpoints and the EndpointSlice list the three pod IPs; a pod
 //! made NotReady leaves `addresses` within a second of its Ready condition turning false,
-//! measured between the two changes as watches deliver them. A Service targeting a port
+//! measured between the two changes as watches deliver them; a deleted pod leaves them
+//! as fast. A Service targeting a port
 //! name no pod has lists no endpoints and says why in a Warning event.
 
 use std::collections::BTreeSet;
@@ -126,8 +127,79 @@ fn pod_is_ready(pod: &v1::Pod) -> bool {
     })
 }
 
+fn pod_name(pod: &v1::Pod) -> &str {
+    pod.metadata.as_ref().map_or("", |m| m.name.as_str())
+}
+
+/// Watches pods, Endpoints and EndpointSlices in `default`; once each watch has delivered
+/// its first event, runs `trigger`; then waits until a pod event satisfies `pod_changed`,
+/// an Endpoints `web` event `ep_done` and a slice event `slice_done`. Returns how long
+/// after the pod event the Endpoints and the slice events came, as delivered here.
+async fn time_change(
+    client: &Client,
+    trigger: impl std::future::Future<Output = ()>,
+    pod_changed: impl Fn(&v1::Pod) -> bool,
+    ep_done: impl Fn(&v1::Endpoints) -> bool,
+    slice_done: impl Fn(&v1::EndpointSlice) -> bool,
+) -> (Duration, Duration) {
+    let params = WatchParams::default();
+    let mut pod_watch = Box::pin(client.watch(Kind::Pod, Some("default"), &params, None));
+    let mut ep_watch = Box::pin(client.watch(Kind::Endpoints, Some("default"), &params, None));
+    let mut slice_watch =
+        Box::pin(client.watch(Kind::EndpointSlice, Some("default"), &params, None));
+    // Each watch first delivers the current objects: the change comes after those.
+    let mut started = [false; 3];
+    let mut trigger = Some(trigger);
+    let (mut pod_at, mut ep_at, mut slice_at) = (None, None, None);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while pod_at.is_none() || ep_at.is_none() || slice_at.is_none() {
+        let (which, event) = tokio::time::timeout_at(deadline, async {
+            tokio::select! {
+                Some(e) = pod_watch.next() => (0, e),
+                Some(e) = ep_watch.next() => (1, e),
+                Some(e) = slice_watch.next() => (2, e),
+                else => panic!("the watches ended"),
+            }
+        })
+        .await
+        .unwrap_or_else(|_| {
+            panic!("timed out: pod at {pod_at:?}, Endpoints at {ep_at:?}, slice at {slice_at:?}")
+        });
+        let event = event.expect("watch");
+        let now = Instant::now();
+        let armed = trigger.is_none();
+        match event.object {
+            Some(Object::Pod(pod)) if armed && pod_changed(&pod) => {
+                pod_at.get_or_insert(now);
+            }
+            Some(Object::Endpoints(ep))
+                if armed
+                    && ep.metadata.as_ref().is_some_and(|m| m.name == "web")
+                    && ep_done(&ep) =>
+            {
+                ep_at.get_or_insert(now);
+            }
+            Some(Object::EndpointSlice(slice)) if armed && slice_done(&slice) => {
+                slice_at.get_or_insert(now);
+            }
+            _ => {}
+        }
+        started[which] = true;
+        if started.iter().all(|s| *s) {
+            if let Some(trigger) = trigger.take() {
+                trigger.await;
+            }
+        }
+    }
+    let pod_at = pod_at.unwrap();
+    (
+        ep_at.unwrap().saturating_duration_since(pod_at),
+        slice_at.unwrap().saturating_duration_since(pod_at),
+    )
+}
+
 #[test]
-fn endpoints_and_slices_follow_pod_readiness_within_a_second() {
+fn endpoints_and_slices_follow_pod_readiness_and_deletion_within_a_second() {
     let Ok(socket) = std::env::var("RAFTER_CONTAINERD_SOCK") else {
         eprintln!("skipped: RAFTER_CONTAINERD_SOCK is not set (scripts/containerd-setup.sh)");
         return;
@@ -243,63 +315,20 @@ fn endpoints_and_slices_follow_pod_readiness_within_a_second() {
     // One pod turns NotReady: time its Ready condition turning false, and its leaving the
     // Endpoints' addresses and the slice's ready endpoints, as three watches see them.
     let (victim, victim_ip) = pods[1].clone();
-    let measured = tokio.block_on(async {
-        let params = WatchParams::default();
-        let mut pod_watch = Box::pin(client.watch(Kind::Pod, Some("default"), &params, None));
-        let mut ep_watch = Box::pin(client.watch(Kind::Endpoints, Some("default"), &params, None));
-        let mut slice_watch =
-            Box::pin(client.watch(Kind::EndpointSlice, Some("default"), &params, None));
-        // The initial ADDED events show the victim ready everywhere; only then make it fail.
-        let mut marked = false;
-        let (mut pod_at, mut ep_at, mut slice_at) = (None, None, None);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while pod_at.is_none() || ep_at.is_none() || slice_at.is_none() {
-            let event = tokio::time::timeout_at(deadline, async {
-                tokio::select! {
-                    Some(e) = pod_watch.next() => e,
-                    Some(e) = ep_watch.next() => e,
-                    Some(e) = slice_watch.next() => e,
-                    else => panic!("the watches ended"),
-                }
-            })
-            .await
-            .unwrap_or_else(|_| {
-                panic!("timed out: pod NotReady at {pod_at:?}, Endpoints at {ep_at:?}, slice at {slice_at:?}")
-            })
-            .expect("watch");
-            let now = Instant::now();
-            match event.object {
-                Some(Object::Pod(pod))
-                    if marked
-                        && pod.metadata.as_ref().unwrap().name == victim
-                        && !pod_is_ready(&pod) =>
-                {
-                    pod_at.get_or_insert(now);
-                }
-                Some(Object::Endpoints(ep)) if ep.metadata.as_ref().unwrap().name == "web" => {
-                    let (ready, not_ready, _) = endpoints(&ep);
-                    if !ready.contains(&victim_ip) && not_ready.contains(&victim_ip) {
-                        ep_at.get_or_insert(now);
-                    }
-                }
-                Some(Object::EndpointSlice(slice)) => {
-                    let (ready, other) = slice_ips(&slice);
-                    if !ready.contains(&victim_ip) && other.contains(&victim_ip) {
-                        slice_at.get_or_insert(now);
-                    }
-                }
-                _ => {}
-            }
-            if !marked {
-                std::fs::write(ready_dir.join(&victim), b"down").unwrap();
-                marked = true;
-            }
-        }
-        (pod_at.unwrap(), ep_at.unwrap(), slice_at.unwrap())
-    });
-    let (pod_at, ep_at, slice_at) = measured;
-    let to_endpoints = ep_at.saturating_duration_since(pod_at);
-    let to_slice = slice_at.saturating_duration_since(pod_at);
+    let marker = ready_dir.join(&victim);
+    let (to_endpoints, to_slice) = tokio.block_on(time_change(
+        &client,
+        async { std::fs::write(&marker, b"down").unwrap() },
+        |pod| pod_name(pod) == victim && !pod_is_ready(pod),
+        |ep| {
+            let (ready, not_ready, _) = endpoints(ep);
+            !ready.contains(&victim_ip) && not_ready.contains(&victim_ip)
+        },
+        |slice| {
+            let (ready, other) = slice_ips(slice);
+            !ready.contains(&victim_ip) && other.contains(&victim_ip)
+        },
+    ));
     eprintln!("pod NotReady → Endpoints {to_endpoints:?}, EndpointSlice {to_slice:?}");
     assert!(
         to_endpoints < Duration::from_secs(1),
@@ -337,12 +366,62 @@ fn endpoints_and_slices_follow_pod_readiness_within_a_second() {
     assert!(described.contains("Warning"), "{described}");
     cluster.ok(&["delete", "-f", &metrics]);
 
-    // Ready again, it comes back; then everything goes with the Deployment and Service
-    // (the pods first, so no container outlives the test).
+    // Ready again, it comes back.
     std::fs::remove_file(ready_dir.join(&victim)).unwrap();
     eventually("the pod back in addresses", Duration::from_secs(30), || {
         read_endpoints().filter(|ep| endpoints(ep).0 == ips)
     });
+
+    // A pod deleted: it leaves the Endpoints as soon as it is terminating, and the slice
+    // keeps it as a terminating endpoint that is not ready.
+    let (doomed, doomed_ip) = pods[2].clone();
+    let (to_endpoints, to_slice) = tokio.block_on(time_change(
+        &client,
+        {
+            let client = client.clone();
+            let doomed = doomed.clone();
+            async move {
+                let params = rafter_client::DeleteParams::default();
+                tokio::spawn(async move {
+                    client
+                        .delete(Kind::Pod, "default", &doomed, &params)
+                        .await
+                        .unwrap()
+                });
+            }
+        },
+        |pod| {
+            pod_name(pod) == doomed && pod.metadata.as_ref().unwrap().deletion_timestamp.is_some()
+        },
+        |ep| {
+            let (ready, not_ready, _) = endpoints(ep);
+            !ready.contains(&doomed_ip) && !not_ready.contains(&doomed_ip)
+        },
+        |slice| !slice_ips(slice).0.contains(&doomed_ip),
+    ));
+    eprintln!("pod deleted → Endpoints {to_endpoints:?}, EndpointSlice {to_slice:?}");
+    assert!(
+        to_endpoints < Duration::from_secs(1),
+        "the Endpoints followed after {to_endpoints:?}"
+    );
+    assert!(
+        to_slice < Duration::from_secs(1),
+        "the EndpointSlice followed after {to_slice:?}"
+    );
+    // Its replacement joins once Ready.
+    eventually(
+        "three ready addresses again",
+        Duration::from_secs(60),
+        || {
+            read_endpoints().filter(|ep| {
+                let (ready, _, _) = endpoints(ep);
+                ready.len() == 3 && !ready.contains(&doomed_ip)
+            })
+        },
+    );
+
+    // Everything goes with the Deployment and Service (the pods first, so no container
+    // outlives the test).
     cluster.ok(&["delete", "-f", &file]);
     eventually(
         "the pods, Endpoints and slices gone",

@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "proto/rafter/v1/apps.proto",
     "proto/rafter/v1/rbac.proto",
     "proto/rafter/v1/cluster.proto",
+    "proto/rafter/v1/discovery.proto",
     "proto/rafter/raft/v1/raft.proto",
     "proto/rafter/api/v1/api.proto",
     "proto/rafter/agent/v1/agent.proto",

@@ -10,7 +10,7 @@
 //!                                │ &Cache, key, now, seed
 //!                                ▼
 //!   scheduler · replicaset · deployment · daemonset · node_lifecycle · pod_cidr · gc
-//!   · volume_binder
+//!   · volume_binder · endpoints · endpoint_slice
 //!                                │ Reconciled { actions, requeue_after }
 //!                                ▼
 //!   actor: Create / Update / UpdateStatus / Delete / Bind / Evict / RecordEvent
@@ -34,6 +34,9 @@
 //! | `gc` | [`collect_garbage`]: ownerReference cascades (background, foreground, orphan) |
 //! | `csr` | [`reconcile_csr`]: CSR auto-approval, signer rules, issuing through a [`CertificateSigner`] |
 //! | `volume_binder` | [`reconcile_claim`]: binds Pending PersistentVolumeClaims to fitting PersistentVolumes; [`reconcile_volume`]: Released once the claim is gone |
+//! | `service_backends` | the pods backing a Service and its ports resolved per pod (shared by the next two) |
+//! | `endpoints` | [`reconcile_endpoints`]: a Service's v1 Endpoints (ready and not-ready addresses) |
+//! | `endpoint_slice` | [`reconcile_endpoint_slices`]: a Service's `discovery.k8s.io/v1` EndpointSlices |
 //! | `runtime` | the actix runtime: informer, controller actors, leadership, [`ClusterApi`] |
 //!
 //! Rules every core follows: no I/O, no clock, no random numbers (the same cache, key,
@@ -48,6 +51,8 @@ mod csr;
 mod daemonset;
 mod deployment;
 mod drain;
+mod endpoint_slice;
+mod endpoints;
 mod gc;
 mod node_lifecycle;
 mod placement;
@@ -56,6 +61,7 @@ mod pods;
 mod replicaset;
 pub mod runtime;
 mod scheduler;
+mod service_backends;
 mod volume_binder;
 
 #[cfg(test)]
@@ -73,6 +79,8 @@ pub use deployment::{
     rollback_template, RollbackError, POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION,
 };
 pub use drain::{cordon, plan_drain, DrainBlockers, DrainError, DrainOptions};
+pub use endpoint_slice::{reconcile as reconcile_endpoint_slices, MAX_ENDPOINTS_PER_SLICE};
+pub use endpoints::{reconcile as reconcile_endpoints, TARGET_PORT_NOT_FOUND};
 pub use gc::collect_garbage;
 pub use node_lifecycle::{reconcile as reconcile_node, NodeLifecycleConfig, LEASE_NAMESPACE};
 pub use placement::{matches_node_selector_and_affinity, tolerates};

@@ -201,6 +201,32 @@ impl PodBuilder {
         self.status().phase = "Running".to_owned();
         self
     }
+    /// Running with this address, Ready True (`ready`) or False.
+    pub fn serving(mut self, ip: &str, ready: bool) -> Self {
+        let status = self.status();
+        status.phase = "Running".to_owned();
+        status.pod_ip = ip.to_owned();
+        status.conditions.retain(|c| c.r#type != "Ready");
+        status
+            .conditions
+            .push(ready_condition(if ready { "True" } else { "False" }, 0));
+        self
+    }
+    pub fn container_port(mut self, name: &str, port: i32) -> Self {
+        let spec = self.spec();
+        spec.containers[0].ports.push(v1::ContainerPort {
+            name: name.to_owned(),
+            container_port: port,
+            ..Default::default()
+        });
+        self
+    }
+    pub fn hostname(mut self, hostname: &str, subdomain: &str) -> Self {
+        let spec = self.spec();
+        spec.hostname = hostname.to_owned();
+        spec.subdomain = subdomain.to_owned();
+        self
+    }
     pub fn restarts(mut self, n: i32) -> Self {
         self.status().container_statuses = vec![v1::ContainerStatus {
             name: "c".to_owned(),
@@ -403,4 +429,67 @@ pub fn lease(node: &str, renewed: i64) -> Object {
         }),
         ..Default::default()
     })
+}
+
+pub struct ServiceBuilder(v1::Service);
+
+/// A ClusterIP Service selecting `app=<name>` with no ports yet.
+pub fn service(ns: &str, name: &str) -> ServiceBuilder {
+    let mut selector = std::collections::BTreeMap::new();
+    selector.insert("app".to_owned(), name.to_owned());
+    ServiceBuilder(v1::Service {
+        metadata: Some(meta(ns, name)),
+        spec: Some(v1::ServiceSpec {
+            selector,
+            r#type: "ClusterIP".to_owned(),
+            cluster_ip: "10.96.0.10".to_owned(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+impl ServiceBuilder {
+    fn spec(&mut self) -> &mut v1::ServiceSpec {
+        self.0.spec.get_or_insert_with(Default::default)
+    }
+    /// A TCP port `port` named `name` targeting `target` (a number or a port name; ""
+    /// leaves targetPort unset).
+    pub fn port(mut self, name: &str, port: i32, target: &str) -> Self {
+        let target_port = if target.is_empty() {
+            None
+        } else {
+            Some(match target.parse::<i32>() {
+                Ok(n) => IntOrString::Int(n),
+                Err(_) => IntOrString::String(target.to_owned()),
+            })
+        };
+        self.spec().ports.push(v1::ServicePort {
+            name: name.to_owned(),
+            port,
+            target_port,
+            protocol: "TCP".to_owned(),
+            ..Default::default()
+        });
+        self
+    }
+    pub fn no_selector(mut self) -> Self {
+        self.spec().selector.clear();
+        self
+    }
+    pub fn publish_not_ready(mut self) -> Self {
+        self.spec().publish_not_ready_addresses = true;
+        self
+    }
+    pub fn headless(mut self) -> Self {
+        self.spec().cluster_ip = "None".to_owned();
+        self
+    }
+    pub fn uid(mut self, uid: &str) -> Self {
+        self.0.metadata.get_or_insert_with(Default::default).uid = uid.to_owned();
+        self
+    }
+    pub fn build(self) -> Object {
+        Object::Service(self.0)
+    }
 }

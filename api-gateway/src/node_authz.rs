@@ -11,6 +11,8 @@
 //!                     pods' networking: the proxy's rules, routes to other nodes' pods)
 //! ```
 //!
+//! EndpointSlices are read as Endpoints are (a node proxy may follow either).
+//!
 //! Owns those rules and the [`NodeGraph`] they read: pods by node with what they reference,
 //! and claims with their volumes. The graph is kept current by the `authz_cache` from the
 //! store's changes; this module reads no store. Requests of other users are `NoOpinion`; a
@@ -306,7 +308,7 @@ impl NodeAuthorizer {
             ) => verb == "get" && (self.graph)().referenced_by(node, kind, namespace, name),
             (Kind::Event, "") => matches!(verb, "create" | "update" | "patch"),
             (Kind::CertificateSigningRequest, "") => verb == "create" || read,
-            (Kind::Service | Kind::Endpoints, "") => read,
+            (Kind::Service | Kind::Endpoints | Kind::EndpointSlice, "") => read,
             _ => false,
         }
     }

@@ -224,3 +224,24 @@ fn other_users_get_no_opinion_and_a_moved_pod_moves_its_grants() {
     assert!(!g.pod_on("n1", "shop", "web"));
     assert!(g.pod_on("n2", "shop", "other"));
 }
+
+#[test]
+fn a_node_reads_services_endpoints_and_endpoint_slices_and_writes_none() {
+    let a = authorizer(graph());
+    let n1 = node_user("n1");
+    for kind in [Kind::Service, Kind::Endpoints, Kind::EndpointSlice] {
+        for verb in ["get", "list", "watch"] {
+            let request = Attributes::resource(&n1, verb, kind).namespace("shop");
+            assert_eq!(a.authorize(&request), Decision::Allow, "{verb} {kind}");
+        }
+        for verb in ["create", "update", "delete"] {
+            let request = Attributes::resource(&n1, verb, kind)
+                .namespace("shop")
+                .name("web");
+            assert!(
+                matches!(a.authorize(&request), Decision::Deny(_)),
+                "n1 may not {verb} {kind}"
+            );
+        }
+    }
+}

@@ -200,6 +200,33 @@ fn the_default_policy_gives_admins_everything_and_bootstrappers_only_requests() 
 }
 
 #[test]
+fn the_view_edit_and_admin_roles_read_services_endpoints_and_endpoint_slices() {
+    for role in ["view", "edit", "admin"] {
+        let mut p = Policy::default();
+        for object in crate::bootstrap_policy::default_policy() {
+            p.put(&object);
+        }
+        let binding = parse_object(
+            &format!("apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: b, namespace: shop}}\nsubjects: [{{kind: User, name: jane}}]\nroleRef: {{kind: ClusterRole, name: {role}}}\n"),
+            "t",
+        )
+        .unwrap();
+        p.put(&binding);
+        let jane = user("jane", &[]);
+        for kind in [Kind::Service, Kind::Endpoints, Kind::EndpointSlice] {
+            for verb in ["get", "list", "watch"] {
+                let request = Attributes::resource(&jane, verb, kind).namespace("shop");
+                assert!(p.allows(&request), "{role}: {verb} {kind}");
+            }
+        }
+        let write = Attributes::resource(&jane, "create", Kind::EndpointSlice).namespace("shop");
+        assert!(!p.allows(&write), "{role} writes no EndpointSlices");
+        let elsewhere = Attributes::resource(&jane, "list", Kind::EndpointSlice).namespace("x");
+        assert!(!p.allows(&elsewhere), "{role} is bound in shop only");
+    }
+}
+
+#[test]
 fn built_in_objects_apply_until_the_store_holds_their_name() {
     let mut p = Policy::with_builtins(crate::bootstrap_policy::default_policy());
     let token = user("system:bootstrap:abcdef", &["system:bootstrappers"]);

@@ -3,7 +3,10 @@
 //!
 //! Owns the columns of each kind and the rendering; it does no I/O beyond returning text.
 //! Also owns how every command prints the values tables and `describe` share: label
-//! selectors ([`selector_text`]), ages ([`age`]) and timestamps ([`timestamp`]).
+//! selectors ([`selector_text`]), ages ([`age`]), timestamps ([`timestamp`]) and an
+//! Endpoints' addresses ([`endpoints_text`]).
+
+use std::str::FromStr;
 
 use clap::ValueEnum;
 use rafter_proto::{Kind, Object};
@@ -186,6 +189,8 @@ fn columns(kind: Kind, wide: bool) -> Vec<&'static str> {
             "ACCESS MODES",
             "AGE",
         ],
+        Kind::Endpoints => vec!["NAME", "ENDPOINTS", "AGE"],
+        Kind::EndpointSlice => vec!["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"],
         _ => vec!["NAME", "AGE"],
     };
     if wide {
@@ -453,12 +458,70 @@ fn row(object: &Object, wide: bool, now: OffsetDateTime) -> Vec<String> {
                 age,
             ]
         }
+        Object::Endpoints(ep) => vec![name, endpoints_text(ep, None), age],
+        Object::EndpointSlice(slice) => {
+            let ports = slice.ports.iter().map(|p| p.port.to_string());
+            let addresses = slice
+                .endpoints
+                .iter()
+                .flat_map(|e| e.addresses.iter().cloned());
+            vec![
+                name,
+                slice.address_type.clone(),
+                first_three(ports, "<unset>"),
+                first_three(addresses, "<unset>"),
+                age,
+            ]
+        }
         _ => vec![name, age],
     };
     row.iter_mut()
         .filter(|cell| cell.is_empty())
         .for_each(|cell| *cell = "<none>".to_owned());
     row
+}
+
+/// The ready addresses of an Endpoints as kubectl prints them: `ip:port` for each port
+/// (only the port named `port` when given; the bare IP for a subset without ports), the
+/// first three, then ` + N more...`; empty when there is none.
+pub fn endpoints_text(ep: &rafter_proto::v1::Endpoints, port: Option<&str>) -> String {
+    let mut items = Vec::new();
+    for subset in &ep.subsets {
+        if subset.ports.is_empty() {
+            items.extend(subset.addresses.iter().map(|a| a.ip.clone()));
+            continue;
+        }
+        for p in subset
+            .ports
+            .iter()
+            .filter(|p| port.is_none_or(|name| name == p.name))
+        {
+            items.extend(subset.addresses.iter().map(|a| {
+                std::net::IpAddr::from_str(&a.ip).map_or_else(
+                    |_| format!("{}:{}", a.ip, p.port),
+                    |ip| {
+                        std::net::SocketAddr::new(ip, u16::try_from(p.port).unwrap_or(0))
+                            .to_string()
+                    },
+                )
+            }));
+        }
+    }
+    first_three(items.into_iter(), "")
+}
+
+/// The first three items joined by commas, then ` + N more...`; `empty` when there are none.
+fn first_three(items: impl Iterator<Item = String>, empty: &str) -> String {
+    let items: Vec<String> = items.collect();
+    if items.is_empty() {
+        return empty.to_owned();
+    }
+    let shown = items[..items.len().min(3)].join(",");
+    if items.len() > 3 {
+        format!("{shown} + {} more...", items.len() - 3)
+    } else {
+        shown
+    }
 }
 
 /// The wide columns of a workload: its containers' names, their images, its selector.
@@ -582,6 +645,74 @@ mod tests {
         );
         let narrow = table(&[], Kind::Deployment, false, false);
         assert!(!narrow.contains("IMAGES"));
+    }
+
+    #[test]
+    fn endpoints_print_the_first_three_addresses_as_kubectl_does() {
+        let ep = rafter_proto::parse_object(
+            "apiVersion: v1\nkind: Endpoints\nmetadata: {name: web}\nsubsets:\n- addresses: [{ip: 10.244.1.5}, {ip: 10.244.2.3}, {ip: 10.244.2.4}]\n  notReadyAddresses: [{ip: 10.244.9.9}]\n  ports: [{name: http, port: 80}, {name: metrics, port: 9100}]\n- addresses: [{ip: 'fd00::1'}]\n  ports: [{name: http, port: 8080}]\n",
+            "test",
+        )
+        .unwrap();
+        let Object::Endpoints(endpoints) = &ep else {
+            panic!("not Endpoints");
+        };
+        assert_eq!(
+            endpoints_text(endpoints, Some("http")),
+            "10.244.1.5:80,10.244.2.3:80,10.244.2.4:80 + 1 more..."
+        );
+        assert_eq!(
+            endpoints_text(endpoints, Some("metrics")),
+            "10.244.1.5:9100,10.244.2.3:9100,10.244.2.4:9100"
+        );
+        assert_eq!(endpoints_text(endpoints, Some("none")), "");
+        let text = table(&[ep], Kind::Endpoints, false, false);
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        assert_eq!(header, ["NAME", "ENDPOINTS", "AGE"]);
+        let row = lines.next().unwrap();
+        assert!(
+            row.starts_with("web ")
+                && row.contains("10.244.1.5:80,10.244.2.3:80,10.244.2.4:80 + 4 more..."),
+            "{text}"
+        );
+        let empty = rafter_proto::parse_object(
+            "apiVersion: v1\nkind: Endpoints\nmetadata: {name: idle}\nsubsets:\n- notReadyAddresses: [{ip: 10.244.9.9}]\n  ports: [{port: 80}]\n",
+            "test",
+        )
+        .unwrap();
+        assert!(table(&[empty], Kind::Endpoints, false, false).contains("idle   <none>"));
+    }
+
+    #[test]
+    fn endpoint_slices_print_their_address_type_ports_and_addresses() {
+        let slice = rafter_proto::parse_object(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: web-x7k2p}\naddressType: IPv4\nendpoints:\n- addresses: [10.244.1.5]\n- addresses: [10.244.2.3]\nports: [{name: http, port: 8080}]\n",
+            "test",
+        )
+        .unwrap();
+        let text = table(&[slice], Kind::EndpointSlice, false, false);
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        assert_eq!(header, ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]);
+        let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        assert_eq!(
+            row[..4],
+            ["web-x7k2p", "IPv4", "8080", "10.244.1.5,10.244.2.3"]
+        );
+        let empty = rafter_proto::parse_object(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: idle-1}\naddressType: IPv4\n",
+            "test",
+        )
+        .unwrap();
+        let row: Vec<String> = table(&[empty], Kind::EndpointSlice, false, false)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(row[..4], ["idle-1", "IPv4", "<unset>", "<unset>"]);
     }
 
     #[test]

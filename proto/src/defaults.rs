@@ -55,6 +55,11 @@ pub fn apply_defaults(object: &mut Object) {
                 set_if_empty(&mut port.protocol, "TCP");
             }
         }
+        Object::EndpointSlice(slice) => {
+            for port in &mut slice.ports {
+                set_if_empty(&mut port.protocol, "TCP");
+            }
+        }
         Object::Secret(secret) => default_secret(secret),
         Object::PersistentVolume(pv) => {
             if let Some(spec) = &mut pv.spec {

@@ -234,6 +234,7 @@ kinds! {
     Lease => "coordination.k8s.io", "v1", "leases", true, [];
     NetworkPolicy => "networking.k8s.io", "v1", "networkpolicies", true, ["netpol"];
     Ingress => "networking.k8s.io", "v1", "ingresses", true, ["ing"];
+    EndpointSlice => "discovery.k8s.io", "v1", "endpointslices", true, [];
 }
 
 static EMPTY_META: ObjectMeta = ObjectMeta {
@@ -280,6 +281,7 @@ const REMOVED_VERSIONS: &[(Kind, &str)] = &[
     (Kind::StorageClass, "storage.k8s.io/v1beta1"),
     (Kind::Lease, "coordination.k8s.io/v1beta1"),
     (Kind::Job, "batch/v1beta1"),
+    (Kind::EndpointSlice, "discovery.k8s.io/v1beta1"),
 ];
 
 impl Kind {

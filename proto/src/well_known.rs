@@ -32,6 +32,16 @@ pub const AGENT_STATUS_METADATA: &str = "rafter-agent-status";
 /// A client must not send the write again as if it was never sent.
 pub const OUTCOME_UNKNOWN_METADATA: &str = "rafter-outcome-unknown";
 
+/// The label naming the Service an EndpointSlice belongs to.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// The label naming the controller that manages an EndpointSlice.
+pub const ENDPOINT_SLICE_MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
+/// The value of [`ENDPOINT_SLICE_MANAGED_BY_LABEL`] on the slices the endpoint slice
+/// controller writes (Kubernetes' own, so tools that look for it find them).
+pub const ENDPOINT_SLICE_CONTROLLER: &str = "endpointslice-controller.k8s.io";
+/// The label on Endpoints and EndpointSlices of a headless Service (`clusterIP: None`).
+pub const HEADLESS_SERVICE_LABEL: &str = "service.kubernetes.io/headless";
+
 /// Namespaces every cluster has, which cannot be deleted.
 pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 

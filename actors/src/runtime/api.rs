@@ -30,6 +30,9 @@ pub const INFORMED_KINDS: &[Kind] = &[
     Kind::CertificateSigningRequest,
     Kind::PersistentVolume,
     Kind::PersistentVolumeClaim,
+    Kind::Service,
+    Kind::Endpoints,
+    Kind::EndpointSlice,
 ];
 
 /// Whether the informer caches objects of `kind`.

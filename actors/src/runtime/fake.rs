@@ -234,6 +234,7 @@ fn short(action: &Action) -> String {
 fn copy_status(from: &Object, to: &mut Object) {
     match (from, to) {
         (Object::Pod(a), Object::Pod(b)) => b.status = a.status.clone(),
+        (Object::Service(a), Object::Service(b)) => b.status = a.status.clone(),
         (Object::Node(a), Object::Node(b)) => b.status = a.status.clone(),
         (Object::ReplicaSet(a), Object::ReplicaSet(b)) => b.status = a.status.clone(),
         (Object::Deployment(a), Object::Deployment(b)) => b.status = a.status.clone(),
@@ -303,6 +304,23 @@ impl FakeCluster {
             change(&mut object);
             state.update(object, false).expect("update");
         }
+        self.notify();
+    }
+
+    /// Changes an object's status as its agent would (no term).
+    pub fn modify_status(&self, key: &ObjectKey, change: impl FnOnce(&mut Object)) {
+        {
+            let mut state = self.state();
+            let mut object = state.objects.get(key).cloned().expect("object");
+            change(&mut object);
+            state.update(object, true).expect("update status");
+        }
+        self.notify();
+    }
+
+    /// Deletes an object as a user would (no term).
+    pub fn delete(&self, key: &ObjectKey) {
+        self.state().delete(key, None).expect("delete");
         self.notify();
     }
 

@@ -9,7 +9,7 @@
 //!   Informer ── CacheWriter ─► Cache ◄── CacheReader ─┤
 //!       │ CacheUpdate{revision, changes}              │
 //!       ▼                                             │
-//!   Controller<R> × 7 (each on its own Arbiter): WorkQueue ─► reconcile ─► execute_all
+//!   Controller<R> × 11 (each on its own Arbiter): WorkQueue ─► reconcile ─► execute_all
 //!       ▲ Lead{Some(term) | None}
 //!   Leadership ◄── watch<Option<term>> (Some while this master is the Raft leader)
 //! ```
@@ -71,7 +71,8 @@ use controller::{Controller, Lead, Reconciler};
 use informer::{CacheUpdate, Informer};
 use leadership::Leadership;
 use reconcilers::{
-    Csrs, DaemonSets, Deployments, Garbage, Nodes, PodCidrs, ReplicaSets, Scheduler, VolumeBinder,
+    Csrs, DaemonSets, Deployments, EndpointSlices, EndpointsController, Garbage, Nodes, PodCidrs,
+    ReplicaSets, Scheduler, VolumeBinder,
 };
 
 /// How the controllers run.
@@ -178,6 +179,8 @@ impl ControllerRuntime {
         }
         start_controller(Csrs { signer }, a, w, c, arb, upd, lds);
         start_controller(VolumeBinder, a, w, c, arb, upd, lds);
+        start_controller(EndpointsController, a, w, c, arb, upd, lds);
+        start_controller(EndpointSlices, a, w, c, arb, upd, lds);
         if let Some(interval) = config.allocation_repair {
             let repairer = AllocationRepairer::new(Arc::clone(&api), interval);
             let arbiter = Arbiter::new();
@@ -292,6 +295,9 @@ impl Drop for RuntimeThread {
 #[cfg(test)]
 #[path = "allocation_repair_runtime_test.rs"]
 mod allocation_repair_tests;
+#[cfg(test)]
+#[path = "endpoints_runtime_test.rs"]
+mod endpoints_tests;
 #[cfg(test)]
 mod fake;
 #[cfg(test)]

@@ -12,6 +12,8 @@
 //! | [`Scheduler`] | one pass (writes pipelined) | any pod, node or claim change while pods are unscheduled |
 //! | [`Garbage`] | any object | itself; dependents of a deleted owner; owners of a changed dependent |
 //! | [`Csrs`] | CSR | itself |
+//! | [`EndpointsController`] | Service | itself; pods its selector matches (before and after the change); its Endpoints |
+//! | [`EndpointSlices`] | Service | itself; pods its selector matches (before and after the change); slices it manages |
 //! | [`VolumeBinder`] | PersistentVolumeClaim or PersistentVolume | a claim: itself and the volume it names; a volume: itself, the claim it names and every claim without a volume |
 //!
 //! Owns no state of its own beyond configuration. It must not write.
@@ -23,16 +25,18 @@ use rafter_proto::{Kind, Object, Selector};
 use crate::action::{Action, ObjectKey, Reconciled};
 use crate::cache::Cache;
 use crate::csr::{self, CertificateSigner};
+use crate::endpoint_slice::managed_for;
 use crate::node_lifecycle::{NodeLifecycleConfig, LEASE_NAMESPACE};
 use crate::placement::NO_EXECUTE;
 use crate::pods::controller_ref;
 use crate::runtime::api::{is_informed, ApiError, Outcome, INFORMED_KINDS};
 use crate::runtime::controller::Reconciler;
 use crate::runtime::informer::Change;
+use crate::service_backends::selects;
 use crate::{
-    collect_garbage, reconcile_claim, reconcile_daemon_set, reconcile_deployment, reconcile_node,
-    reconcile_pod_cidrs, reconcile_replica_set, reconcile_volume, schedule_pending_assuming,
-    Assumed, ClusterCidr,
+    collect_garbage, reconcile_claim, reconcile_daemon_set, reconcile_deployment,
+    reconcile_endpoint_slices, reconcile_endpoints, reconcile_node, reconcile_pod_cidrs,
+    reconcile_replica_set, reconcile_volume, schedule_pending_assuming, Assumed, ClusterCidr,
 };
 use rafter_proto::Timestamp;
 
@@ -543,5 +547,107 @@ impl Reconciler for VolumeBinder {
             Kind::PersistentVolume => reconcile_volume(cache, key),
             _ => reconcile_claim(cache, key),
         }
+    }
+}
+
+/// The Services a pod change concerns: those whose selector matches the pod before or
+/// after the change (a relabelled pod leaves one Service and joins another).
+fn services_of_pod(cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+    let namespace = change.key.namespace.as_str();
+    for service in cache.list_namespaced(Kind::Service, namespace) {
+        let Object::Service(svc) = service.as_ref() else {
+            continue;
+        };
+        if sides(change).any(|pod| selects(svc, &pod.metadata().labels)) {
+            keys.push(ObjectKey::of(service));
+        }
+    }
+}
+
+/// The key of the Service named `name` in `namespace` when the cache holds it.
+fn existing_service(cache: &Cache, namespace: &str, name: &str) -> Option<ObjectKey> {
+    let key = ObjectKey::new(Kind::Service, namespace, name);
+    cache.get(&key).map(|_| key)
+}
+
+/// The Endpoints controller.
+pub(crate) struct EndpointsController;
+
+impl Reconciler for EndpointsController {
+    type Key = ObjectKey;
+
+    fn name(&self) -> &'static str {
+        crate::endpoints::COMPONENT
+    }
+
+    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+        match change.key.kind {
+            Kind::Service => keys.push(change.key.clone()),
+            Kind::Pod => services_of_pod(cache, change, keys),
+            // Someone changed or removed what the controller wrote: write it again. An
+            // Endpoints with no Service yet is the user's and wakes nothing.
+            Kind::Endpoints => keys.extend(existing_service(
+                cache,
+                &change.key.namespace,
+                &change.key.name,
+            )),
+            _ => {}
+        }
+    }
+
+    fn all_keys(&self, cache: &Cache) -> Vec<ObjectKey> {
+        keys_of(cache, Kind::Service)
+    }
+
+    fn reconcile(
+        &mut self,
+        cache: &Cache,
+        key: &ObjectKey,
+        _now: Timestamp,
+        _seed: u64,
+    ) -> Reconciled {
+        reconcile_endpoints(cache, key)
+    }
+}
+
+/// The EndpointSlice controller.
+pub(crate) struct EndpointSlices;
+
+impl Reconciler for EndpointSlices {
+    type Key = ObjectKey;
+
+    fn name(&self) -> &'static str {
+        crate::endpoint_slice::COMPONENT
+    }
+
+    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+        match change.key.kind {
+            Kind::Service => keys.push(change.key.clone()),
+            Kind::Pod => services_of_pod(cache, change, keys),
+            Kind::EndpointSlice => {
+                for side in sides(change) {
+                    if let Object::EndpointSlice(slice) = side {
+                        if let Some(service) = managed_for(slice) {
+                            keys.extend(existing_service(cache, &change.key.namespace, service));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn all_keys(&self, cache: &Cache) -> Vec<ObjectKey> {
+        keys_of(cache, Kind::Service)
+    }
+
+    fn reconcile(
+        &mut self,
+        cache: &Cache,
+        key: &ObjectKey,
+        _now: Timestamp,
+        _seed: u64,
+    ) -> Reconciled {
+        reconcile_endpoint_slices(cache, key)
     }
 }

@@ -20,7 +20,8 @@ fn manifests() -> Vec<String> {
         "apiVersion: v1\nkind: Namespace\nmetadata: {name: every-kind}\n".to_owned(),
         "apiVersion: v1\nkind: Node\nmetadata: {name: every-kind-node}\n".to_owned(),
         format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: k}}\nspec: {{{pod_spec}}}\n"),
-        "apiVersion: v1\nkind: Service\nmetadata: {name: k}\nspec:\n  selector: {app: k}\n  ports: [{port: 80}]\n".to_owned(),
+        // No selector: the Endpoints below are the user's, which the controllers leave alone.
+        "apiVersion: v1\nkind: Service\nmetadata: {name: k}\nspec:\n  ports: [{port: 80}]\n".to_owned(),
         "apiVersion: v1\nkind: Endpoints\nmetadata: {name: k}\nsubsets:\n- addresses: [{ip: 10.1.2.3}]\n  ports: [{port: 80}]\n".to_owned(),
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: k}\ndata: {a: b}\n".to_owned(),
         "apiVersion: v1\nkind: Secret\nmetadata: {name: k}\nstringData: {password: s3cret}\n".to_owned(),
@@ -42,6 +43,7 @@ fn manifests() -> Vec<String> {
         "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {name: k}\nspec: {holderIdentity: k, leaseDurationSeconds: 40}\n".to_owned(),
         "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: k}\nspec:\n  podSelector: {matchLabels: {app: k}}\n  policyTypes: [Ingress]\n".to_owned(),
         "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: k}\nspec:\n  rules:\n  - http:\n      paths:\n      - {path: /, pathType: Prefix, backend: {service: {name: k, port: {number: 80}}}}\n".to_owned(),
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: k, labels: {kubernetes.io/service-name: k}}\naddressType: IPv4\nendpoints: [{addresses: [10.1.2.3], conditions: {ready: true}}]\nports: [{name: '', port: 80}]\n".to_owned(),
     ]
 }
 

@@ -16,7 +16,7 @@ use rafter_proto::{v1, Kind, Object, Quantity};
 
 use crate::commands::rollout::{owned_replica_sets, revision_of};
 use crate::kinds;
-use crate::output::{age, labels_selector_text, selector_text, timestamp};
+use crate::output::{age, endpoints_text, labels_selector_text, selector_text, timestamp};
 use crate::session::{GlobalArgs, Session};
 
 /// `rafter describe`.
@@ -150,7 +150,7 @@ fn describe(session: &Session, object: &Object) -> anyhow::Result<String> {
         Object::Deployment(d) => deployment_sections(&mut t, session, d)?,
         Object::ReplicaSet(rs) => replica_set_sections(&mut t, rs),
         Object::Node(node) => node_sections(&mut t, session, node)?,
-        Object::Service(svc) => service_sections(&mut t, svc),
+        Object::Service(svc) => service_sections(&mut t, session, svc),
         Object::ConfigMap(cm) => {
             t.line(0, "");
             t.line(0, "Data");
@@ -666,27 +666,68 @@ fn replica_set_sections(t: &mut Text, rs: &v1::ReplicaSet) {
     conditions_table(t, &status.conditions, true);
 }
 
-fn service_sections(t: &mut Text, svc: &v1::Service) {
+/// The Endpoints of a Service as `describe` lists them: `None` when there are none yet,
+/// `Err` with what went wrong when they could not be read.
+fn service_endpoints(
+    session: &Session,
+    svc: &v1::Service,
+) -> Result<Option<v1::Endpoints>, String> {
+    let meta = svc.metadata.clone().unwrap_or_default();
+    match session.block_on(
+        session
+            .client()
+            .get(Kind::Endpoints, &meta.namespace, &meta.name),
+    ) {
+        Ok(Object::Endpoints(ep)) => Ok(Some(ep)),
+        Ok(_) | Err(rafter_client::ClientError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn service_sections(t: &mut Text, session: &Session, svc: &v1::Service) {
     let spec = svc.spec.clone().unwrap_or_default();
+    let endpoints = service_endpoints(session, svc);
+    let none_if_empty = |text: String| {
+        if text.is_empty() {
+            "<none>".to_owned()
+        } else {
+            text
+        }
+    };
     t.field(0, "Selector", labels_selector_text(&spec.selector));
-    t.field(
-        0,
-        "Type",
-        if spec.r#type.is_empty() {
-            "ClusterIP"
-        } else {
-            &spec.r#type
-        },
-    );
-    t.field(
-        0,
-        "IP",
-        if spec.cluster_ip.is_empty() {
-            "<none>"
-        } else {
-            &spec.cluster_ip
-        },
-    );
+    let service_type = if spec.r#type.is_empty() {
+        "ClusterIP"
+    } else {
+        &spec.r#type
+    };
+    t.field(0, "Type", service_type);
+    t.field(0, "IP", none_if_empty(spec.cluster_ip.clone()));
+    if !spec.cluster_ips.is_empty() {
+        t.field(0, "IPs", spec.cluster_ips.join(","));
+    }
+    if !spec.external_ips.is_empty() {
+        t.field(0, "External IPs", spec.external_ips.join(","));
+    }
+    let ingress: Vec<String> = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .map(|lb| {
+            lb.ingress
+                .iter()
+                .map(|i| {
+                    if i.ip.is_empty() {
+                        i.hostname.clone()
+                    } else {
+                        i.ip.clone()
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !ingress.is_empty() {
+        t.field(0, "LoadBalancer Ingress", ingress.join(", "));
+    }
     for p in &spec.ports {
         let protocol = if p.protocol.is_empty() {
             "TCP"
@@ -708,6 +749,12 @@ fn service_sections(t: &mut Text, svc: &v1::Service) {
         if p.node_port != 0 {
             t.field(0, "NodePort", format!("{name}  {}/{protocol}", p.node_port));
         }
+        let listed = match &endpoints {
+            Ok(Some(ep)) => none_if_empty(endpoints_text(ep, Some(&p.name))),
+            Ok(None) => "<none>".to_owned(),
+            Err(e) => format!("<unknown: {e}>"),
+        };
+        t.field(0, "Endpoints", listed);
     }
     t.field(
         0,
@@ -718,6 +765,17 @@ fn service_sections(t: &mut Text, svc: &v1::Service) {
             &spec.session_affinity
         },
     );
+    if matches!(service_type, "NodePort" | "LoadBalancer") {
+        t.field(
+            0,
+            "External Traffic Policy",
+            if spec.external_traffic_policy.is_empty() {
+                "Cluster"
+            } else {
+                &spec.external_traffic_policy
+            },
+        );
+    }
 }
 
 /// Sums a resource over pods' containers, in milli-units.

@@ -9,6 +9,7 @@ mod cluster;
 mod config;
 mod dry_run;
 mod e2e;
+mod endpoints;
 mod logs;
 mod pod_cidr;
 mod rbac;

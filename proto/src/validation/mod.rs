@@ -23,6 +23,7 @@
 //! | `apps` | ReplicaSet, Deployment, DaemonSet and Job |
 //! | `rbac` | Role, ClusterRole and their bindings |
 //! | `cluster` | CertificateSigningRequest, StorageClass, Lease, NetworkPolicy, Ingress |
+//! | `discovery` | EndpointSlice |
 //!
 //! Validation accepts objects both before and after [`crate::apply_defaults`]: a field the
 //! defaults fill in (restartPolicy, imagePullPolicy, protocol ...) may be empty, but when it
@@ -31,6 +32,7 @@
 mod apps;
 mod cluster;
 mod core;
+mod discovery;
 mod meta;
 mod names;
 mod pod;
@@ -149,6 +151,7 @@ pub fn validate(object: &Object) -> Vec<FieldError> {
         Object::Lease(o) => cluster::lease(o, &mut errs),
         Object::NetworkPolicy(o) => cluster::network_policy(o, &mut errs),
         Object::Ingress(o) => cluster::ingress(o, &mut errs),
+        Object::EndpointSlice(o) => discovery::endpoint_slice(o, &mut errs),
     }
     errs.0
 }

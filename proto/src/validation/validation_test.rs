@@ -626,6 +626,40 @@ spec:
             "spec.policyTypes[1]: Unsupported value: \"Sideways\"",
         ],
     ),
+    (
+        "endpoint slice addresses follow the address type; ports are named once and in range",
+        "
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-abc12}
+addressType: IPv4
+endpoints:
+- addresses: [10.244.1.5, 'fd00::1']
+  nodeName: Node_1
+- addresses: []
+ports:
+- {name: http, port: 80}
+- {name: http, port: 0, protocol: ICMP}
+",
+        &[
+            "endpoints[0].addresses[1]: Invalid value: \"fd00::1\": must be a valid IPv4 address",
+            "endpoints[0].nodeName: Invalid value: \"Node_1\"",
+            "endpoints[1].addresses: Required value",
+            "ports[1].name: Duplicate value: \"http\"",
+            "ports[1].port: Invalid value: 0",
+            "ports[1].protocol: Unsupported value: \"ICMP\"",
+        ],
+    ),
+    (
+        "an endpoint slice names its address type",
+        "
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-abc12}
+endpoints: [{addresses: [10.0.0.1]}]
+",
+        &["addressType: Required value"],
+    ),
 ];
 
 #[test]
@@ -669,6 +703,8 @@ fn valid_objects_of_other_kinds_pass() {
         "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: local-storage}\nprovisioner: kubernetes.io/no-provisioner\nvolumeBindingMode: WaitForFirstConsumer",
         "apiVersion: v1\nkind: Binding\nmetadata: {name: nginx}\ntarget: {apiVersion: v1, kind: Node, name: node01}",
         "apiVersion: v1\nkind: Pod\nmetadata: {generateName: web-}\nspec: {containers: [{name: c, image: nginx}]}",
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: web-x1, labels: {kubernetes.io/service-name: web}}\naddressType: IPv4\nendpoints: [{addresses: [10.244.1.5], conditions: {ready: true, serving: true, terminating: false}, nodeName: n1, targetRef: {kind: Pod, name: web-1, namespace: default}}]\nports: [{name: http, port: 8080, protocol: TCP}]",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: db}\nspec: {publishNotReadyAddresses: true, clusterIP: None, selector: {app: db}, ports: [{port: 5432}]}",
     ];
     for yaml in manifests {
         assert_eq!(errors(yaml), Vec::<String>::new(), "{yaml}");

@@ -68,6 +68,18 @@ pub enum PodEvent {
 /// A stream of pod changes; it ends after an error.
 pub type PodEventStream = Pin<Box<dyn Stream<Item = Result<PodEvent, ApiError>> + Send>>;
 
+/// One change to the objects of a kind, in every namespace.
+#[derive(Debug, Clone)]
+pub enum ObjectEvent {
+    /// The object appeared or changed.
+    Upsert(Box<Object>),
+    /// The object is gone from the API (its last state).
+    Deleted(Box<Object>),
+}
+
+/// A stream of changes to the objects of a kind; it ends after an error.
+pub type ObjectEventStream = Pin<Box<dyn Stream<Item = Result<ObjectEvent, ApiError>> + Send>>;
+
 /// The API calls the agent makes.
 #[async_trait]
 pub trait ApiClient: Send + Sync + 'static {
@@ -85,6 +97,11 @@ pub trait ApiClient: Send + Sync + 'static {
     async fn list_pods(&self, node: &str) -> Result<(Vec<Pod>, String), ApiError>;
     /// Changes to the pods bound to `node` after `resource_version`.
     fn watch_pods(&self, node: &str, resource_version: &str) -> PodEventStream;
+    /// Every object of `kind` in every namespace and the revision to watch from (the
+    /// node proxy's Services and Endpoints).
+    async fn list_all(&self, kind: Kind) -> Result<(Vec<Object>, String), ApiError>;
+    /// Changes to the objects of `kind` in every namespace after `resource_version`.
+    fn watch_all(&self, kind: Kind, resource_version: &str) -> ObjectEventStream;
 }
 
 fn node_selector(node: &str) -> String {
@@ -135,6 +152,36 @@ impl ApiClient for Client {
             })
             .collect();
         Ok((pods, list.resource_version))
+    }
+
+    async fn list_all(&self, kind: Kind) -> Result<(Vec<Object>, String), ApiError> {
+        let list = Client::list(self, kind, None, &ListParams::default()).await?;
+        Ok((list.items, list.resource_version))
+    }
+
+    fn watch_all(&self, kind: Kind, resource_version: &str) -> ObjectEventStream {
+        let stream = Client::watch(
+            self,
+            kind,
+            None,
+            &WatchParams::default(),
+            Some(resource_version),
+        );
+        Box::pin(stream.filter_map(|item| async move {
+            match item {
+                Err(e) => Some(Err(ApiError::from(e))),
+                Ok(event) => {
+                    let object = Box::new(event.object?);
+                    match event.event_type {
+                        WatchEventType::Added | WatchEventType::Modified => {
+                            Some(Ok(ObjectEvent::Upsert(object)))
+                        }
+                        WatchEventType::Deleted => Some(Ok(ObjectEvent::Deleted(object))),
+                        WatchEventType::Bookmark => None,
+                    }
+                }
+            }
+        }))
     }
 
     fn watch_pods(&self, node: &str, resource_version: &str) -> PodEventStream {

@@ -38,7 +38,7 @@ use rafter_proto::{Kind, Object};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::api::{ApiClient, ApiError, PodEventStream};
+use crate::api::{ApiClient, ApiError, ObjectEventStream, PodEventStream};
 
 /// The signer of node agents' client certificates.
 pub const KUBELET_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
@@ -652,6 +652,14 @@ impl ApiClient for RotatingClient {
 
     fn watch_pods(&self, node: &str, resource_version: &str) -> PodEventStream {
         ApiClient::watch_pods(&self.client(), node, resource_version)
+    }
+
+    async fn list_all(&self, kind: Kind) -> Result<(Vec<Object>, String), ApiError> {
+        ApiClient::list_all(&self.client(), kind).await
+    }
+
+    fn watch_all(&self, kind: Kind, resource_version: &str) -> ObjectEventStream {
+        ApiClient::watch_all(&self.client(), kind, resource_version)
     }
 }
 

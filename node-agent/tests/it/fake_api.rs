@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use node_agent::{ApiClient, ApiError, PodEvent, PodEventStream};
+use node_agent::{ApiClient, ApiError, ObjectEventStream, PodEvent, PodEventStream};
 use rafter_proto::v1::Pod;
 use rafter_proto::{Kind, Object};
 use tokio::sync::broadcast;
@@ -174,6 +174,22 @@ impl ApiClient for FakeApi {
                 (rev > from && node_of(pod) == node).then_some(Ok(event))
             }
         }))
+    }
+
+    async fn list_all(&self, kind: Kind) -> Result<(Vec<Object>, String), ApiError> {
+        let st = self.state.lock().unwrap();
+        let objects = st
+            .objects
+            .values()
+            .filter(|o| o.kind() == kind)
+            .cloned()
+            .collect();
+        Ok((objects, st.revision.to_string()))
+    }
+
+    /// Only pods change through this fake: other kinds' watches stay open and quiet.
+    fn watch_all(&self, _kind: Kind, _resource_version: &str) -> ObjectEventStream {
+        Box::pin(futures::stream::pending())
     }
 }
 

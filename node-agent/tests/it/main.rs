@@ -15,7 +15,8 @@
 //! - `logs`: pods/log through the gateway from the agent's log endpoint (`Client::logs`);
 //! - `metrics`: measured usage through the gateway from the agent's metrics endpoint (`Client::metrics`);
 //! - `pod_cidr`: the node's pod CIDR reaches containerd's CNI template (a private containerd);
-//! - `pod_features`: `$(VAR)` expansion, startupProbe, log rotation, on every backend.
+//! - `pod_features`: `$(VAR)` expansion, startupProbe, log rotation, on every backend;
+//! - `proxy_netns`: the node proxy's nftables rules in a network namespace the test makes;
 //!
 //! To run the containerd half locally:
 //! ```text
@@ -41,6 +42,7 @@ mod metrics;
 mod pod_cidr;
 mod pod_features;
 mod process_only;
+mod proxy_netns;
 
 /// Instantiates each `lifecycle` scenario once per backend, as
 /// `process_backend::<scenario>` and `containerd_backend::<scenario>`.

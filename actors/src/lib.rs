@@ -10,7 +10,7 @@
 //!                                │ &Cache, key, now, seed
 //!                                ▼
 //!   scheduler · replicaset · deployment · daemonset · node_lifecycle · pod_cidr · gc
-//!   · volume_binder
+//!   · volume_binder · service_lb
 //!                                │ Reconciled { actions, requeue_after }
 //!                                ▼
 //!   actor: Create / Update / UpdateStatus / Delete / Bind / Evict / RecordEvent
@@ -33,6 +33,7 @@
 //! | `drain` | [`plan_drain`], [`cordon`] |
 //! | `gc` | [`collect_garbage`]: ownerReference cascades (background, foreground, orphan) |
 //! | `csr` | [`reconcile_csr`]: CSR auto-approval, signer rules, issuing through a [`CertificateSigner`] |
+//! | `service_lb` | [`reconcile_service_lb`]: a LoadBalancer Service's `status.loadBalancer.ingress` = the Ready nodes' InternalIPs (k3s's ServiceLB, no cloud) |
 //! | `volume_binder` | [`reconcile_claim`]: binds Pending PersistentVolumeClaims to fitting PersistentVolumes; [`reconcile_volume`]: Released once the claim is gone |
 //! | `runtime` | the actix runtime: informer, controller actors, leadership, [`ClusterApi`] |
 //!
@@ -56,6 +57,7 @@ mod pods;
 mod replicaset;
 pub mod runtime;
 mod scheduler;
+mod service_lb;
 mod volume_binder;
 
 #[cfg(test)]
@@ -88,6 +90,7 @@ pub use runtime::{
 pub use scheduler::{
     schedule_pending, schedule_pending_assuming, schedule_pod, Assumed, DEFAULT_SCHEDULER,
 };
+pub use service_lb::{ingress_addresses, reconcile as reconcile_service_lb};
 pub use volume_binder::{
     reconcile as reconcile_claim, reconcile_volume, unbound_claim, BIND_COMPLETED_ANNOTATION,
     PERSISTENT_VOLUME_CONTROLLER,

@@ -109,9 +109,10 @@ pub use pod_sync::BackoffPolicy;
 pub use pod_worker::{LABEL_NODE_NAME, MIRROR_ANNOTATION};
 pub use process::{ProcessConfig, ProcessRuntime};
 pub use proxy::{
-    delete_table as nft_delete_table, nft_check, service_rules, Applied, Endpoint, NftTable,
-    Protocol, ProxyError, ProxyMode, Ruleset, ServicePortRule, ServiceState, UserspaceProxy,
-    DEFAULT_DEBOUNCE as PROXY_DEFAULT_DEBOUNCE, DEFAULT_TABLE as PROXY_DEFAULT_TABLE,
+    delete_table as nft_delete_table, nft_check, service_rules, Applied, Endpoint, Frontends,
+    NftTable, Protocol, ProxyError, ProxyMode, Ruleset, ServicePortRule, ServiceState,
+    UserspaceProxy, DEFAULT_DEBOUNCE as PROXY_DEFAULT_DEBOUNCE,
+    DEFAULT_TABLE as PROXY_DEFAULT_TABLE,
 };
 pub use runtime::ContainerRuntime;
 pub use serving::{ServingTls, SERVING_CERT_FILE, SERVING_KEY_FILE};

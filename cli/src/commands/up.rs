@@ -367,12 +367,9 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 .arg("--containerd-socket")
                 .arg(&args.containerd_socket);
         }
-        // The agents share this machine's network: a proxy table each; with host
-        // processes only the first agent listens on the NodePorts (one port, one listener).
+        // The agents share this machine's network: a proxy table each (their NodePort
+        // listeners share ports through SO_REUSEPORT).
         command.args(["--proxy-table", &format!("rafter-{name}")]);
-        if runtime == Runtime::Process && i > 1 {
-            command.args(["--proxy-mode", "off"]);
-        }
         let child = command.spawn().context("starting an agent")?;
         state.agents.push(AgentState {
             name,

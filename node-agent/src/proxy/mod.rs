@@ -12,6 +12,8 @@
 //!   nft::Ruleset (pure text) ──► apply::NftTable       userspace::UserspaceProxy
 //!   one `nft -f -` transaction per sync,               tokio listeners on NodePorts and
 //!   table `ip <name>` of its own                       on this node's ingress IPs
+//!   (+ userspace listeners for 127.0.0.1 NodePorts,
+//!    which DNAT cannot reach without route_localnet)
 //! ```
 //!
 //! | module | owns |
@@ -38,7 +40,7 @@ pub use apply::{check as nft_check, Applied, NftTable};
 pub use model::{service_rules, Endpoint, Protocol, ServicePortRule, ServiceState};
 pub use nft::{delete_table, Ruleset};
 pub(crate) use sync::ProxyLoop;
-pub use userspace::UserspaceProxy;
+pub use userspace::{Frontends, UserspaceProxy};
 
 /// How the node proxy forwards Service traffic.
 #[derive(Debug, Clone, PartialEq, Eq)]

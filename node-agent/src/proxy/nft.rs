@@ -238,7 +238,8 @@ impl Ruleset {
                     address_arms.push(format!("{element} : goto {svc}"));
                 }
             }
-            for ip in &rule.external_ips {
+            // Loopback frontends are the userspace listeners' (see `userspace`).
+            for ip in rule.external_ips.iter().filter(|ip| !ip.is_loopback()) {
                 let element = format!("{ip} . {proto} . {}", rule.port);
                 match &external_target {
                     Some(chain) => address_arms.push(format!("{element} : goto {chain}")),

@@ -127,11 +127,12 @@ fn a_service_without_endpoints_rejects_on_its_cluster_ip_and_node_port() {
 
 #[test]
 fn load_balancer_ingress_addresses_go_through_the_external_chain() {
-    let lb = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {type: LoadBalancer, clusterIP: 10.96.0.10, ports: [{name: http, port: 80, nodePort: 30080}]}\nstatus: {loadBalancer: {ingress: [{ip: 192.0.2.2}]}}";
+    let lb = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {type: LoadBalancer, clusterIP: 10.96.0.10, ports: [{name: http, port: 80, nodePort: 30080}]}\nstatus: {loadBalancer: {ingress: [{ip: 192.0.2.2}, {ip: 127.0.0.1}]}}";
     let text = ruleset(&[lb, WEB_EP], "a").full();
     assert_eq!(
         rules_of(&text, "services")[0],
-        "ip daddr . meta l4proto . th dport vmap { 10.96.0.10 . tcp . 80 : goto svc-shop/web/http, 192.0.2.2 . tcp . 80 : goto ext-shop/web/http }"
+        "ip daddr . meta l4proto . th dport vmap { 10.96.0.10 . tcp . 80 : goto svc-shop/web/http, 192.0.2.2 . tcp . 80 : goto ext-shop/web/http }",
+        "a loopback ingress is for the userspace listeners, not DNAT"
     );
 }
 

@@ -27,7 +27,7 @@ use tracing::{info, warn};
 use super::apply::NftTable;
 use super::model::{service_rules, ServiceState};
 use super::nft::Ruleset;
-use super::userspace::UserspaceProxy;
+use super::userspace::{Frontends, UserspaceProxy};
 use super::{ProxyError, ProxyMode};
 use crate::api::{ApiClient, ApiError, ObjectEvent, ObjectEventStream};
 
@@ -39,7 +39,8 @@ const MAX_RETRY: Duration = Duration::from_secs(10);
 const RELIST_PAUSE: Duration = Duration::from_millis(500);
 
 enum Backend {
-    Nft(NftTable),
+    /// The nftables table, and listeners for the loopback frontends it leaves out.
+    Nft(NftTable, UserspaceProxy),
     Userspace(UserspaceProxy),
 }
 
@@ -86,9 +87,10 @@ impl ProxyLoop {
         debounce: Duration,
     ) -> Option<ProxyLoop> {
         let backend = match mode {
-            ProxyMode::Nftables { table, command } => {
-                Backend::Nft(NftTable::new(table.clone(), command.clone()))
-            }
+            ProxyMode::Nftables { table, command } => Backend::Nft(
+                NftTable::new(table.clone(), command.clone()),
+                UserspaceProxy::new(),
+            ),
             ProxyMode::Userspace => Backend::Userspace(UserspaceProxy::new()),
             ProxyMode::Off => return None,
         };
@@ -170,9 +172,13 @@ impl ProxyLoop {
         let started = std::time::Instant::now();
         let rules = service_rules(state, &self.node);
         match &mut self.backend {
-            Backend::Nft(table) => {
+            Backend::Nft(table, loopback) => {
                 let ruleset = Ruleset::build(table.name(), &rules);
                 let applied = table.apply(&ruleset).await?;
+                // Best effort: the kernel rules are what matters; say what is missing.
+                if let Err(e) = loopback.sync(&rules, Frontends::Loopback).await {
+                    warn!(node = %self.node, error = %e, "loopback NodePorts not all served");
+                }
                 info!(
                     node = %self.node,
                     table = table.name(),
@@ -184,7 +190,10 @@ impl ProxyLoop {
                 );
             }
             Backend::Userspace(proxy) => {
-                let listeners = proxy.sync(&rules, self.node_ip).await?;
+                let frontends = Frontends::All {
+                    node_ip: self.node_ip,
+                };
+                let listeners = proxy.sync(&rules, frontends).await?;
                 info!(
                     node = %self.node,
                     service_ports = rules.len(),
@@ -199,10 +208,15 @@ impl ProxyLoop {
 
     async fn stop(&mut self) {
         match &mut self.backend {
-            Backend::Nft(table) => match table.remove().await {
-                Ok(()) => info!(table = table.name(), "proxy table removed"),
-                Err(e) => warn!(table = table.name(), error = %e, "cannot remove the proxy table"),
-            },
+            Backend::Nft(table, loopback) => {
+                loopback.stop();
+                match table.remove().await {
+                    Ok(()) => info!(table = table.name(), "proxy table removed"),
+                    Err(e) => {
+                        warn!(table = table.name(), error = %e, "cannot remove the proxy table")
+                    }
+                }
+            }
             Backend::Userspace(proxy) => proxy.stop(),
         }
     }

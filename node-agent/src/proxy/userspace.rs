@@ -6,7 +6,9 @@
 //! copies bytes both ways.
 //!
 //! ClusterIPs are not served in this mode (no address to listen on without the kernel's
-//! help), nor UDP or SCTP: the agent says so at startup. Owns the listeners and their
+//! help), nor UDP or SCTP: the agent says so at startup. Beside nftables, the same
+//! listeners serve the loopback frontends the kernel rules leave out
+//! ([`Frontends::Loopback`]: `curl 127.0.0.1:<nodePort>` on the node). Owns the listeners and their
 //! endpoint lists; a sync swaps the endpoints of a running listener in place, so open
 //! connections and the listening socket survive endpoint changes.
 
@@ -16,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
@@ -63,6 +65,21 @@ struct Listener {
     task: JoinHandle<()>,
 }
 
+/// Which frontends a [`UserspaceProxy`] listens for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frontends {
+    /// The userspace mode: NodePorts on every address (`0.0.0.0`), and ingress and
+    /// external IPs that are `node_ip`.
+    All {
+        /// This node's address.
+        node_ip: Option<Ipv4Addr>,
+    },
+    /// Beside nftables: only what the kernel rules cannot reach — NodePorts on
+    /// `127.0.0.1`, and ingress and external IPs in `127.0.0.0/8` (DNAT of a loopback
+    /// source to a pod would need `route_localnet`, a host-wide switch left alone).
+    Loopback,
+}
+
 /// The userspace proxy's listeners, by the address they listen on.
 #[derive(Default)]
 pub struct UserspaceProxy {
@@ -80,16 +97,20 @@ impl UserspaceProxy {
         self.listeners.keys().copied().collect()
     }
 
-    /// Listens for every TCP frontend of `rules` this host can bind (`node_ip` is this
-    /// node's address, for ingress and external IPs), stops listeners no longer wanted,
-    /// and points each at its current endpoints. A frontend that cannot be bound is
-    /// reported in the error; the others are served.
+    /// Listens for every TCP frontend of `rules` that `frontends` selects, stops
+    /// listeners no longer wanted, and points each at its current endpoints. A frontend
+    /// that cannot be bound is reported in the error; the others are served. Listeners
+    /// set `SO_REUSEPORT`, so agents sharing a machine can all listen on a NodePort.
     pub async fn sync(
         &mut self,
         rules: &[ServicePortRule],
-        node_ip: Option<Ipv4Addr>,
+        frontends: Frontends,
     ) -> Result<usize, ProxyError> {
         let mut wanted: BTreeMap<SocketAddr, (String, Vec<SocketAddr>)> = BTreeMap::new();
+        let (node_port_ip, external): (Ipv4Addr, &dyn Fn(&Ipv4Addr) -> bool) = match frontends {
+            Frontends::All { node_ip } => (Ipv4Addr::UNSPECIFIED, &move |ip| Some(*ip) == node_ip),
+            Frontends::Loopback => (Ipv4Addr::LOCALHOST, &|ip| ip.is_loopback()),
+        };
         for rule in rules.iter().filter(|r| r.protocol == Protocol::Tcp) {
             let backends: Vec<SocketAddr> = rule
                 .external_endpoints()
@@ -98,11 +119,11 @@ impl UserspaceProxy {
                 .collect();
             if let Some(port) = rule.node_port {
                 wanted.insert(
-                    SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
+                    SocketAddr::from((node_port_ip, port)),
                     (rule.id(), backends.clone()),
                 );
             }
-            for ip in rule.external_ips.iter().filter(|ip| Some(**ip) == node_ip) {
+            for ip in rule.external_ips.iter().filter(|ip| external(ip)) {
                 wanted.insert(
                     SocketAddr::from((*ip, rule.port)),
                     (rule.id(), backends.clone()),
@@ -127,7 +148,7 @@ impl UserspaceProxy {
                 listener.backends.set(backends);
                 continue;
             }
-            match TcpListener::bind(addr).await {
+            match bind_shared(addr) {
                 Ok(socket) => {
                     let shared = Arc::new(Backends::default());
                     shared.set(backends);
@@ -164,6 +185,15 @@ impl Drop for UserspaceProxy {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A listener on `addr` with `SO_REUSEADDR` and `SO_REUSEPORT`.
+fn bind_shared(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 async fn serve(socket: TcpListener, backends: Arc<Backends>, service: String) {

@@ -332,9 +332,11 @@ pub async fn pods_behind_services_through_nftables(rt: Runtime) {
 
     // The NodePort answers from the host on the node address; the LoadBalancer Service on
     // its ingress address.
+    // (127.0.0.1: the userspace listeners beside the rules.)
     for addr in [
         SocketAddr::from((host, node_port)),
         SocketAddr::from((host, lb_port)),
+        SocketAddr::from((Ipv4Addr::LOCALHOST, node_port)),
     ] {
         let body = eventually_within(
             Duration::from_secs(10),

@@ -12,6 +12,7 @@ mod e2e;
 mod logs;
 mod pod_cidr;
 mod rbac;
+mod services;
 mod support;
 mod top;
 mod verbs;

@@ -36,6 +36,7 @@ const RENAMES: &[(&str, &str)] = &[
     ("ServiceSpec.cluster_ips", "clusterIPs"),
     ("ServiceSpec.external_ips", "externalIPs"),
     ("ServiceSpec.load_balancer_ip", "loadBalancerIP"),
+    ("SessionAffinityConfig.client_ip", "clientIP"),
     ("PolicyRule.non_resource_urls", "nonResourceURLs"),
 ];
 

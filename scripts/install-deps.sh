@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Rafter builds and runs with, only those missing.
 # protoc generates the API code, librocksdb-dev + libclang-dev let the store link
-# Debian's RocksDB instead of building it from source.
+# Debian's RocksDB instead of building it from source. nftables gives the node agent's
+# Service proxy its `nft` (and the proxy's tests the kernel rules they check).
 set -euo pipefail
 
-packages=(protobuf-compiler librocksdb-dev libclang-dev)
+packages=(protobuf-compiler librocksdb-dev libclang-dev nftables)
 
 missing=()
 for p in "${packages[@]}"; do

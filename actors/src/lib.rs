@@ -10,7 +10,7 @@
 //!                                │ &Cache, key, now, seed
 //!                                ▼
 //!   scheduler · replicaset · deployment · daemonset · node_lifecycle · pod_cidr · gc
-//!   · volume_binder · endpoints · endpoint_slice
+//!   · volume_binder · endpoints · endpoint_slice · service_lb
 //!                                │ Reconciled { actions, requeue_after }
 //!                                ▼
 //!   actor: Create / Update / UpdateStatus / Delete / Bind / Evict / RecordEvent
@@ -33,6 +33,7 @@
 //! | `drain` | [`plan_drain`], [`cordon`] |
 //! | `gc` | [`collect_garbage`]: ownerReference cascades (background, foreground, orphan) |
 //! | `csr` | [`reconcile_csr`]: CSR auto-approval, signer rules, issuing through a [`CertificateSigner`] |
+//! | `service_lb` | [`reconcile_service_lb`]: a LoadBalancer Service's `status.loadBalancer.ingress` = the Ready nodes' InternalIPs (k3s's ServiceLB, no cloud) |
 //! | `volume_binder` | [`reconcile_claim`]: binds Pending PersistentVolumeClaims to fitting PersistentVolumes; [`reconcile_volume`]: Released once the claim is gone |
 //! | `service_backends` | the pods backing a Service and its ports resolved per pod (shared by the next two) |
 //! | `endpoints` | [`reconcile_endpoints`]: a Service's v1 Endpoints (ready and not-ready addresses) |
@@ -62,6 +63,7 @@ mod replicaset;
 pub mod runtime;
 mod scheduler;
 mod service_backends;
+mod service_lb;
 mod volume_binder;
 
 #[cfg(test)]
@@ -97,6 +99,7 @@ pub use runtime::{
 pub use scheduler::{
     schedule_pending, schedule_pending_assuming, schedule_pod, Assumed, DEFAULT_SCHEDULER,
 };
+pub use service_lb::{ingress_addresses, reconcile as reconcile_service_lb};
 pub use volume_binder::{
     reconcile as reconcile_claim, reconcile_volume, unbound_claim, BIND_COMPLETED_ANNOTATION,
     PERSISTENT_VOLUME_CONTROLLER,

@@ -43,6 +43,7 @@ use crate::metrics_server::MetricsServer;
 use crate::node::NodeReporter;
 use crate::pod_sync::BackoffPolicy;
 use crate::pod_worker::{Desired, PodWorker, Source, WorkerContext, LABEL_NODE_NAME};
+use crate::proxy::{ProxyLoop, ProxyMode, DEFAULT_DEBOUNCE};
 use crate::runtime::ContainerRuntime;
 use crate::serving::{keep_serving_cert, ServingTls};
 use crate::static_pods;
@@ -89,6 +90,10 @@ pub struct AgentConfig {
     /// Cluster DNS (`--cluster-dns`, `--cluster-domain`) for the pods' resolv.conf; the
     /// host's own configuration is read from `/etc/resolv.conf` at start.
     pub cluster_dns: ClusterDns,
+    /// How the node proxy forwards Service traffic (nftables, userspace, or not at all).
+    pub proxy: ProxyMode,
+    /// How long the proxy coalesces changes before a sync.
+    pub proxy_debounce: Duration,
 }
 
 impl AgentConfig {
@@ -110,6 +115,8 @@ impl AgentConfig {
             serving_tls: None,
             pod_routes: false,
             cluster_dns: ClusterDns::default(),
+            proxy: ProxyMode::Off,
+            proxy_debounce: DEFAULT_DEBOUNCE,
         }
     }
 
@@ -261,6 +268,25 @@ impl Agent {
             workers: HashMap::new(),
             static_pods: BTreeMap::new(),
         };
+        let node_ip = host.internal_ip.parse().ok();
+        if let Some(proxy) = ProxyLoop::new(
+            &config.proxy,
+            api.clone(),
+            config.node_name.clone(),
+            node_ip,
+            config.proxy_debounce,
+        ) {
+            match &config.proxy {
+                ProxyMode::Userspace => info!(
+                    node = %config.node_name,
+                    "service proxy: userspace mode (pods share the host network): NodePorts and this node's LoadBalancer addresses, TCP only, no ClusterIPs"
+                ),
+                mode => {
+                    info!(node = %config.node_name, mode = mode.name(), "service proxy starting")
+                }
+            }
+            tasks.push(tokio::spawn(proxy.run(rx.clone())));
+        }
         tasks.push(tokio::spawn(reporter.run(rx.clone())));
         if config.pod_routes {
             tasks.push(tokio::spawn(routes::run(

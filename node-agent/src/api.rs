@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use futures::{Stream, StreamExt};
 use rafter_client::{Client, ClientError, DeleteOptions, WatchEventType};
 use rafter_client::{ListParams, WatchParams};
-use rafter_proto::v1::{Node, Pod};
+use rafter_proto::v1::Pod;
 use rafter_proto::{Kind, Object};
 
 /// Why an API call failed, as the agent acts on it.
@@ -71,8 +71,11 @@ pub type PodEvent = WatchChange<Pod>;
 /// A stream of pod changes; it ends after an error.
 pub type PodEventStream = Pin<Box<dyn Stream<Item = Result<PodEvent, ApiError>> + Send>>;
 
-/// A stream of Node changes; it ends after an error.
-pub type NodeEventStream = Pin<Box<dyn Stream<Item = Result<WatchChange<Node>, ApiError>> + Send>>;
+/// One change to the objects of a kind, in every namespace.
+pub type ObjectEvent = WatchChange<Object>;
+
+/// A stream of changes to the objects of a kind; it ends after an error.
+pub type ObjectEventStream = Pin<Box<dyn Stream<Item = Result<ObjectEvent, ApiError>> + Send>>;
 
 /// The API calls the agent makes.
 #[async_trait]
@@ -91,10 +94,11 @@ pub trait ApiClient: Send + Sync + 'static {
     async fn list_pods(&self, node: &str) -> Result<(Vec<Pod>, String), ApiError>;
     /// Changes to the pods bound to `node` after `resource_version`.
     fn watch_pods(&self, node: &str, resource_version: &str) -> PodEventStream;
-    /// Every Node and the revision to watch from.
-    async fn list_nodes(&self) -> Result<(Vec<Node>, String), ApiError>;
-    /// Changes to Nodes after `resource_version`.
-    fn watch_nodes(&self, resource_version: &str) -> NodeEventStream;
+    /// Every object of `kind` in every namespace and the revision to watch from (the
+    /// node proxy's Services and Endpoints, the routes' Nodes).
+    async fn list_all(&self, kind: Kind) -> Result<(Vec<Object>, String), ApiError>;
+    /// Changes to the objects of `kind` in every namespace after `resource_version`.
+    fn watch_all(&self, kind: Kind, resource_version: &str) -> ObjectEventStream;
 }
 
 fn node_selector(node: &str) -> String {
@@ -151,25 +155,12 @@ impl ApiClient for Client {
         )
     }
 
-    async fn list_nodes(&self) -> Result<(Vec<Node>, String), ApiError> {
-        list_typed(self, Kind::Node, String::new(), |o| match o {
-            Object::Node(n) => Some(n),
-            _ => None,
-        })
-        .await
+    async fn list_all(&self, kind: Kind) -> Result<(Vec<Object>, String), ApiError> {
+        list_typed(self, kind, String::new(), Some).await
     }
 
-    fn watch_nodes(&self, resource_version: &str) -> NodeEventStream {
-        watch_typed(
-            self,
-            Kind::Node,
-            String::new(),
-            resource_version,
-            |o| match o {
-                Object::Node(n) => Some(n),
-                _ => None,
-            },
-        )
+    fn watch_all(&self, kind: Kind, resource_version: &str) -> ObjectEventStream {
+        watch_typed(self, kind, String::new(), resource_version, Some)
     }
 }
 

@@ -33,12 +33,12 @@ use rafter_client::{
     cert_info, key_matches_cert, new_serving_request, CertInfo, Client, ClientError, WatchEventType,
 };
 use rafter_client::{ClientIdentity, ResolvedConfig, WatchParams};
-use rafter_proto::v1::{self, CertificateSigningRequest, Node, Pod};
+use rafter_proto::v1::{self, CertificateSigningRequest, Pod};
 use rafter_proto::{Kind, Object};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::api::{ApiClient, ApiError, NodeEventStream, PodEventStream};
+use crate::api::{ApiClient, ApiError, ObjectEventStream, PodEventStream};
 
 /// The signer of node agents' client certificates.
 pub const KUBELET_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
@@ -654,12 +654,12 @@ impl ApiClient for RotatingClient {
         ApiClient::watch_pods(&self.client(), node, resource_version)
     }
 
-    async fn list_nodes(&self) -> Result<(Vec<Node>, String), ApiError> {
-        ApiClient::list_nodes(&self.client()).await
+    async fn list_all(&self, kind: Kind) -> Result<(Vec<Object>, String), ApiError> {
+        ApiClient::list_all(&self.client(), kind).await
     }
 
-    fn watch_nodes(&self, resource_version: &str) -> NodeEventStream {
-        ApiClient::watch_nodes(&self.client(), resource_version)
+    fn watch_all(&self, kind: Kind, resource_version: &str) -> ObjectEventStream {
+        ApiClient::watch_all(&self.client(), kind, resource_version)
     }
 }
 

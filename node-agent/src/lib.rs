@@ -52,6 +52,7 @@
 //! | `hollow` | [`HollowRuntime`]: no processes, for scale tests |
 //! | `cri_log` | the CRI log line format (write and parse) |
 //! | `image` | image name normalisation and OCI tarball names |
+//! | `proxy` | the node proxy: Services and Endpoints to nftables rules (one atomic `nft -f` per sync) or, for the process runtime, userspace TCP listeners |
 //!
 //! The runtimes must not hold pod policy (restart back-off, probes, phase): they run
 //! what they are told and report what they see; policy lives in `pod_sync`. Nothing
@@ -82,6 +83,7 @@ mod pod_sync;
 mod pod_worker;
 mod probes;
 mod process;
+mod proxy;
 mod routes;
 mod runtime;
 mod serving;
@@ -92,7 +94,7 @@ mod tmpfs;
 mod volumes;
 
 pub use agent::{Agent, AgentConfig, AgentError};
-pub use api::{ApiClient, ApiError, NodeEventStream, PodEvent, PodEventStream, WatchChange};
+pub use api::{ApiClient, ApiError, ObjectEvent, ObjectEventStream, PodEvent, PodEventStream};
 pub use bootstrap::{
     client_certificate, rotate as rotate_client_cert, BootstrapError, CertRotation, RotatingClient,
     TlsBootstrapConfig, CLIENT_CERT_FILE, CLIENT_KEY_FILE,
@@ -109,6 +111,12 @@ pub use node::{LEASE_DURATION_SECONDS, NODE_LEASE_NAMESPACE};
 pub use pod_sync::BackoffPolicy;
 pub use pod_worker::{LABEL_NODE_NAME, MIRROR_ANNOTATION};
 pub use process::{ProcessConfig, ProcessRuntime};
+pub use proxy::{
+    delete_table as nft_delete_table, nft_check, service_rules, Applied, Endpoint, Frontends,
+    NftTable, Protocol, ProxyError, ProxyMode, Ruleset, ServicePortRule, ServiceState,
+    UserspaceProxy, DEFAULT_DEBOUNCE as PROXY_DEFAULT_DEBOUNCE,
+    DEFAULT_TABLE as PROXY_DEFAULT_TABLE,
+};
 pub use routes::ROUTE_PROTOCOL;
 pub use runtime::ContainerRuntime;
 pub use serving::{ServingTls, SERVING_CERT_FILE, SERVING_KEY_FILE};

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use rafter_proto::v1::Node;
+use rafter_proto::{Kind, Object};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -308,11 +309,15 @@ async fn sync(own_name: &str, nodes: &BTreeMap<String, Node>) -> Result<usize, R
     Ok(failed)
 }
 
-fn name_of(node: &Node) -> String {
-    node.metadata
-        .as_ref()
-        .map(|m| m.name.clone())
-        .unwrap_or_default()
+/// A Node object with its name.
+fn as_node(object: Object) -> Option<(String, Node)> {
+    match object {
+        Object::Node(node) => {
+            let name = node.metadata.as_ref().map(|m| m.name.clone())?;
+            Some((name, node))
+        }
+        _ => None,
+    }
 }
 
 /// Keeps the routes to the other nodes' pods current until `shutdown` turns true: lists
@@ -326,7 +331,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let (list, rv) = match api.list_nodes().await {
+        let (list, rv) = match api.list_all(Kind::Node).await {
             Ok(listed) => listed,
             Err(e) => {
                 warn!(error = %e, "listing nodes for pod routes; retrying");
@@ -336,9 +341,8 @@ pub async fn run(
                 }
             }
         };
-        let mut nodes: BTreeMap<String, Node> =
-            list.into_iter().map(|n| (name_of(&n), n)).collect();
-        let mut stream = api.watch_nodes(&rv);
+        let mut nodes: BTreeMap<String, Node> = list.into_iter().filter_map(as_node).collect();
+        let mut stream = api.watch_all(Kind::Node, &rv);
         let mut due = Some(tokio::time::Instant::now());
         let mut tick = tokio::time::interval(resync.max(SETTLE));
         loop {
@@ -362,12 +366,16 @@ pub async fn run(
                     due.get_or_insert_with(tokio::time::Instant::now);
                 }
                 event = stream.next() => match event {
-                    Some(Ok(WatchChange::Upsert(node))) => {
-                        nodes.insert(name_of(&node), *node);
+                    Some(Ok(WatchChange::Upsert(object))) => {
+                        if let Some((name, node)) = as_node(*object) {
+                            nodes.insert(name, node);
+                        }
                         due.get_or_insert_with(|| tokio::time::Instant::now() + SETTLE);
                     }
-                    Some(Ok(WatchChange::Deleted(node))) => {
-                        nodes.remove(&name_of(&node));
+                    Some(Ok(WatchChange::Deleted(object))) => {
+                        if let Some((name, _)) = as_node(*object) {
+                            nodes.remove(&name);
+                        }
                         due.get_or_insert_with(|| tokio::time::Instant::now() + SETTLE);
                     }
                     Some(Err(e)) => {

@@ -221,9 +221,22 @@ fn default_probe(probe: &mut Probe) {
     }
 }
 
+/// How long a ClientIP affinity lasts when the Service does not say (three hours).
+pub const DEFAULT_AFFINITY_TIMEOUT_SECONDS: i32 = 10_800;
+
 fn default_service_spec(spec: &mut v1::ServiceSpec) {
     set_if_empty(&mut spec.r#type, "ClusterIP");
     set_if_empty(&mut spec.session_affinity, "None");
+    if spec.session_affinity == "ClientIP" {
+        let config = spec
+            .session_affinity_config
+            .get_or_insert_with(Default::default);
+        config
+            .client_ip
+            .get_or_insert_with(Default::default)
+            .timeout_seconds
+            .get_or_insert(DEFAULT_AFFINITY_TIMEOUT_SECONDS);
+    }
     if matches!(spec.r#type.as_str(), "NodePort" | "LoadBalancer") {
         set_if_empty(&mut spec.external_traffic_policy, "Cluster");
     }

@@ -71,6 +71,11 @@ fn empty_fields_get_the_kubernetes_defaults() {
             ],
         ),
         (
+            "service with ClientIP affinity",
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {sessionAffinity: ClientIP, ports: [{port: 80}]}",
+            &[("/spec/sessionAffinityConfig/clientIP/timeoutSeconds", j!(10800))],
+        ),
+        (
             "deployment",
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  template: {metadata: {labels: {app: web}}, spec: {containers: [{name: c, image: nginx}]}}",
             &[

@@ -72,7 +72,7 @@ use informer::{CacheUpdate, Informer};
 use leadership::Leadership;
 use reconcilers::{
     Csrs, DaemonSets, Deployments, EndpointSlices, EndpointsController, Garbage, Nodes, PodCidrs,
-    ReplicaSets, Scheduler, VolumeBinder,
+    ReplicaSets, Scheduler, ServiceLbs, VolumeBinder,
 };
 
 /// How the controllers run.
@@ -181,6 +181,7 @@ impl ControllerRuntime {
         start_controller(VolumeBinder, a, w, c, arb, upd, lds);
         start_controller(EndpointsController, a, w, c, arb, upd, lds);
         start_controller(EndpointSlices, a, w, c, arb, upd, lds);
+        start_controller(ServiceLbs, a, w, c, arb, upd, lds);
         if let Some(interval) = config.allocation_repair {
             let repairer = AllocationRepairer::new(Arc::clone(&api), interval);
             let arbiter = Arbiter::new();

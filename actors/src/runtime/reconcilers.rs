@@ -14,6 +14,7 @@
 //! | [`Csrs`] | CSR | itself |
 //! | [`EndpointsController`] | Service | itself; pods its selector matches (before and after the change); its Endpoints |
 //! | [`EndpointSlices`] | Service | itself; pods its selector matches (before and after the change); slices it manages |
+//! | [`ServiceLbs`] | Service | itself; every LoadBalancer Service on any node change |
 //! | [`VolumeBinder`] | PersistentVolumeClaim or PersistentVolume | a claim: itself and the volume it names; a volume: itself, the claim it names and every claim without a volume |
 //!
 //! Owns no state of its own beyond configuration. It must not write.
@@ -36,7 +37,8 @@ use crate::service_backends::selects;
 use crate::{
     collect_garbage, reconcile_claim, reconcile_daemon_set, reconcile_deployment,
     reconcile_endpoint_slices, reconcile_endpoints, reconcile_node, reconcile_pod_cidrs,
-    reconcile_replica_set, reconcile_volume, schedule_pending_assuming, Assumed, ClusterCidr,
+    reconcile_replica_set, reconcile_service_lb, reconcile_volume, schedule_pending_assuming,
+    Assumed, ClusterCidr,
 };
 use rafter_proto::Timestamp;
 
@@ -470,6 +472,51 @@ impl Reconciler for Csrs {
         _seed: u64,
     ) -> Reconciled {
         csr::reconcile(cache, key, now, self.signer.as_ref())
+    }
+}
+
+/// The built-in service load balancer: a LoadBalancer Service's ingress is the Ready
+/// nodes' addresses.
+pub(crate) struct ServiceLbs;
+
+impl Reconciler for ServiceLbs {
+    type Key = ObjectKey;
+
+    fn name(&self) -> &'static str {
+        "service-lb-controller"
+    }
+
+    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+        match change.key.kind {
+            Kind::Service if change.new.is_some() => keys.push(change.key.clone()),
+            // A node's readiness or address changed: every load balancer may change.
+            Kind::Node => keys.extend(
+                cache
+                    .list(Kind::Service)
+                    .filter(|o| match o.as_ref() {
+                        Object::Service(s) => {
+                            s.spec.as_ref().is_some_and(|s| s.r#type == "LoadBalancer")
+                        }
+                        _ => false,
+                    })
+                    .map(|o| ObjectKey::of(o)),
+            ),
+            _ => {}
+        }
+    }
+
+    fn all_keys(&self, cache: &Cache) -> Vec<ObjectKey> {
+        keys_of(cache, Kind::Service)
+    }
+
+    fn reconcile(
+        &mut self,
+        cache: &Cache,
+        key: &ObjectKey,
+        _now: Timestamp,
+        _seed: u64,
+    ) -> Reconciled {
+        reconcile_service_lb(cache, key)
     }
 }
 

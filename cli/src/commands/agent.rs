@@ -20,8 +20,8 @@ use clap::{Args, ValueEnum};
 use node_agent::{
     client_certificate, rotate_client_cert, Agent, AgentConfig, ApiClient, BackoffPolicy,
     CertRotation, ContainerRuntime, ContainerdConfig, ContainerdRuntime, HollowConfig,
-    HollowRuntime, LogRotation, ProcessConfig, ProcessRuntime, RotatingClient, ServingTls,
-    TlsBootstrapConfig,
+    HollowRuntime, LogRotation, ProcessConfig, ProcessRuntime, ProxyMode, RotatingClient,
+    ServingTls, TlsBootstrapConfig,
 };
 use rafter_client::Client;
 use rafter_client::ResolvedConfig;
@@ -37,6 +37,19 @@ pub enum RuntimeKind {
     Process,
     /// Nothing runs; pods are reported Running (scale tests).
     Hollow,
+}
+
+/// How an agent proxies Services (`--proxy-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProxyModeArg {
+    /// nftables rules (ClusterIP, NodePort, LoadBalancer addresses) in the agent's own
+    /// table; needs `nft` and a pod network (containerd).
+    Nftables,
+    /// TCP listeners on NodePorts and this node's LoadBalancer addresses, round-robin to
+    /// the endpoints; no ClusterIPs (the process runtime's pods share the host network).
+    Userspace,
+    /// No Service proxy on this node.
+    Off,
 }
 
 /// `rafter agent`.
@@ -77,6 +90,14 @@ pub struct AgentArgs {
     /// The containerd socket.
     #[arg(long, default_value = "/run/containerd/containerd.sock")]
     containerd_socket: PathBuf,
+    /// How Services are proxied on this node [default: nftables with containerd, userspace
+    /// with the process runtime, off when hollow].
+    #[arg(long, value_enum)]
+    proxy_mode: Option<ProxyModeArg>,
+    /// The nftables table of the proxy (`table ip NAME`); agents sharing a machine need
+    /// one each. Removed when the agent stops.
+    #[arg(long, default_value = node_agent::PROXY_DEFAULT_TABLE)]
+    proxy_table: String,
     /// How often the node's Lease is renewed (node status: on change and every 6 intervals).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     lease_interval: Duration,
@@ -278,6 +299,23 @@ async fn runtime_of(args: &AgentArgs) -> anyhow::Result<Arc<dyn ContainerRuntime
     })
 }
 
+/// The proxy mode of the flags, or the runtime's default.
+fn proxy_mode(args: &AgentArgs) -> ProxyMode {
+    let chosen = args.proxy_mode.unwrap_or(match args.runtime {
+        RuntimeKind::Containerd => ProxyModeArg::Nftables,
+        RuntimeKind::Process => ProxyModeArg::Userspace,
+        RuntimeKind::Hollow => ProxyModeArg::Off,
+    });
+    match chosen {
+        ProxyModeArg::Nftables => ProxyMode::Nftables {
+            table: args.proxy_table.clone(),
+            command: vec!["nft".to_owned()],
+        },
+        ProxyModeArg::Userspace => ProxyMode::Userspace,
+        ProxyModeArg::Off => ProxyMode::Off,
+    }
+}
+
 /// Runs `rafter agent`.
 pub fn run(args: AgentArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
     crate::logging::init();
@@ -302,6 +340,7 @@ pub fn run(args: AgentArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
         max_size: args.container_log_max_size,
         max_files: usize::from(args.container_log_max_files),
     };
+    config.proxy = proxy_mode(&args);
     config.backoff = BackoffPolicy {
         base: args.backoff_base,
         ..BackoffPolicy::default()
@@ -323,10 +362,14 @@ pub fn run(args: AgentArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
             (Arc::new(client), None)
         };
         let backend = runtime.backend();
+        let proxy_name = config.proxy.name();
         let agent = Agent::start(config, runtime, api)
             .await
             .context("starting the agent")?;
-        println!("agent {} running ({backend} runtime)", args.name);
+        println!(
+            "agent {} running ({backend} runtime, {} service proxy)",
+            args.name, proxy_name
+        );
         crate::logging::wait_for_shutdown_signal().await;
         tracing::info!("stopping (containers keep running)");
         agent.shutdown().await;

@@ -397,6 +397,9 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 command.args(["--pod-cidr", &format!("10.244.{i}.0/24")]);
             }
         }
+        // The agents share this machine's network: a proxy table each (their NodePort
+        // listeners share ports through SO_REUSEPORT).
+        command.args(["--proxy-table", &format!("rafter-{name}")]);
         let child = command.spawn().context("starting an agent")?;
         state.agents.push(AgentState {
             name,
@@ -431,7 +434,9 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
 
     if args.demo {
         let bar = spinner("applying the demo Deployment and Service");
-        tokio.block_on(apply_demo(&client))?;
+        // Host processes share one network: one replica, or three would contend for :8080.
+        let replicas: usize = if runtime == Runtime::Process { 1 } else { 3 };
+        tokio.block_on(apply_demo(&client, replicas))?;
         tokio.block_on(async {
             loop {
                 let pods = client
@@ -440,17 +445,20 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                     .map(|l| l.items)
                     .unwrap_or_default();
                 let ready = pods.iter().filter(|p| pod_ready(p)).count();
-                bar.set_message(format!("demo pods Ready: {ready}/3"));
-                if ready >= 3 {
+                bar.set_message(format!("demo pods Ready: {ready}/{replicas}"));
+                if ready >= replicas {
                     return Ok(());
                 }
                 if Instant::now() > deadline {
-                    bail!("the demo pods did not become Ready in time ({ready}/3); see `rafter get pods` and {}", dir.join("logs").display());
+                    bail!("the demo pods did not become Ready in time ({ready}/{replicas}); see `rafter get pods` and {}", dir.join("logs").display());
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         })?;
-        finish(&bar, "demo Deployment demo-web: 3/3 pods Ready".to_owned());
+        finish(
+            &bar,
+            format!("demo Deployment demo-web: {replicas}/{replicas} pods Ready"),
+        );
     }
 
     println!(
@@ -460,6 +468,9 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     );
     println!("Data, logs and state: {}", dir.display());
     println!("To use it:\n  export RAFTERCONFIG={}\n  rafter cluster status\n  rafter get nodes\n  rafter get pods -A", config_path.display());
+    if args.demo {
+        println!("The demo web app answers on port 30080 of every node address (`rafter get nodes -o wide`):\n  curl http://<node address>:30080/");
+    }
     if args.detach {
         println!("Stop it with: rafter down --dir {}", dir.display());
         return Ok(ExitCode::SUCCESS);
@@ -641,9 +652,14 @@ fn write_bootstrap_config(path: &Path, admin: &Path, token: &str) -> anyhow::Res
     Ok(())
 }
 
-async fn apply_demo(client: &Client) -> anyhow::Result<()> {
+async fn apply_demo(client: &Client, replicas: usize) -> anyhow::Result<()> {
     for document in parse_manifests(DEMO, "demo.yaml") {
-        let object = document?.object;
+        let mut object = document?.object;
+        if let Object::Deployment(deployment) = &mut object {
+            if let Some(spec) = deployment.spec.as_mut() {
+                spec.replicas = Some(i32::try_from(replicas).unwrap_or(1));
+            }
+        }
         match client.create(object).await {
             Ok(_) | Err(rafter_client::ClientError::AlreadyExists { .. }) => {}
             Err(e) => return Err(e).context("applying the demo"),

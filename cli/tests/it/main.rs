@@ -13,6 +13,7 @@ mod endpoints;
 mod logs;
 mod pod_cidr;
 mod rbac;
+mod services;
 mod support;
 mod top;
 mod verbs;

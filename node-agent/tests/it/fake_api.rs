@@ -8,8 +8,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use node_agent::{ApiClient, ApiError, NodeEventStream, PodEvent, PodEventStream};
-use rafter_proto::v1::{Node, Pod};
+use node_agent::{ApiClient, ApiError, ObjectEventStream, PodEvent, PodEventStream};
+use rafter_proto::v1::Pod;
 use rafter_proto::{Kind, Object};
 use tokio::sync::broadcast;
 
@@ -176,21 +176,19 @@ impl ApiClient for FakeApi {
         }))
     }
 
-    async fn list_nodes(&self) -> Result<(Vec<Node>, String), ApiError> {
+    async fn list_all(&self, kind: Kind) -> Result<(Vec<Object>, String), ApiError> {
         let st = self.state.lock().unwrap();
-        let nodes = st
+        let objects = st
             .objects
             .values()
-            .filter_map(|o| match o {
-                Object::Node(n) => Some(n.clone()),
-                _ => None,
-            })
+            .filter(|o| o.kind() == kind)
+            .cloned()
             .collect();
-        Ok((nodes, st.revision.to_string()))
+        Ok((objects, st.revision.to_string()))
     }
 
-    /// Node changes are not scripted: the watch stays open and quiet.
-    fn watch_nodes(&self, _resource_version: &str) -> NodeEventStream {
+    /// Only pods change through this fake: other kinds' watches stay open and quiet.
+    fn watch_all(&self, _kind: Kind, _resource_version: &str) -> ObjectEventStream {
         Box::pin(futures::stream::pending())
     }
 }

@@ -15,7 +15,10 @@
 //! - `logs`: pods/log through the gateway from the agent's log endpoint (`Client::logs`);
 //! - `metrics`: measured usage through the gateway from the agent's metrics endpoint (`Client::metrics`);
 //! - `pod_cidr`: the node's pod CIDR reaches containerd's CNI template (a private containerd);
-//! - `pod_features`: `$(VAR)` expansion, startupProbe, log rotation, on every backend.
+//! - `pod_features`: `$(VAR)` expansion, startupProbe, log rotation, on every backend;
+//! - `proxy_netns`: the node proxy's nftables rules in a network namespace the test makes;
+//! - `proxy_agent`: the proxy in a running agent — userspace mode on the process backend,
+//!   nftables mode with containerd pods behind ClusterIP, NodePort and LoadBalancer;
 //!
 //! To run the containerd half locally:
 //! ```text
@@ -43,6 +46,8 @@ mod pod_cidr;
 mod pod_features;
 mod pod_routes;
 mod process_only;
+mod proxy_agent;
+mod proxy_netns;
 
 /// Instantiates each `lifecycle` scenario once per backend, as
 /// `process_backend::<scenario>` and `containerd_backend::<scenario>`.
@@ -173,5 +178,22 @@ mod agent_once {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_agent_lists_again_after_a_failed_list_and_an_expired_watch() {
         crate::agent::the_agent_lists_again_after_a_failed_list_and_an_expired_watch().await;
+    }
+}
+
+mod proxy_once {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_userspace_proxy_spreads_node_port_connections_and_follows_changes() {
+        crate::proxy_agent::the_userspace_proxy_spreads_node_port_connections_and_follows_changes(
+            crate::harness::process(),
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn containerd_pods_answer_through_cluster_ip_node_port_load_balancer_and_hairpin() {
+        if let Some(rt) = crate::harness::containerd().await {
+            crate::proxy_agent::pods_behind_services_through_nftables(rt).await;
+        }
     }
 }

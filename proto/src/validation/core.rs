@@ -149,6 +149,9 @@ pub(super) fn binding(binding: &v1::Binding, errs: &mut Errors) {
     }
 }
 
+/// The longest ClientIP affinity a Service may ask for (a day), as Kubernetes.
+const MAX_AFFINITY_TIMEOUT_SECONDS: i32 = 86_400;
+
 pub(super) fn service(svc: &v1::Service, errs: &mut Errors) {
     let path = Path::root("spec");
     let Some(spec) = &svc.spec else {
@@ -231,6 +234,23 @@ pub(super) fn service(svc: &v1::Service, errs: &mut Errors) {
         &spec.session_affinity,
         SESSION_AFFINITIES,
     );
+    if let Some(timeout) = spec
+        .session_affinity_config
+        .as_ref()
+        .and_then(|c| c.client_ip.as_ref())
+        .and_then(|c| c.timeout_seconds)
+    {
+        if !(1..=MAX_AFFINITY_TIMEOUT_SECONDS).contains(&timeout) {
+            errs.invalid(
+                &path
+                    .child("sessionAffinityConfig")
+                    .child("clientIP")
+                    .child("timeoutSeconds"),
+                timeout,
+                format!("must be between 1 and {MAX_AFFINITY_TIMEOUT_SECONDS}"),
+            );
+        }
+    }
     errs.optional_enum_value(
         &path.child("externalTrafficPolicy"),
         &spec.external_traffic_policy,

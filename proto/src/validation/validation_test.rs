@@ -217,6 +217,19 @@ spec:
         &["spec.ports[0].nodePort: Invalid value: 70000: must be between 1 and 65535, inclusive"],
     ),
     (
+        "a ClientIP affinity longer than a day is refused",
+        "
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  sessionAffinity: ClientIP
+  sessionAffinityConfig: {clientIP: {timeoutSeconds: 86401}}
+  ports: [{port: 80}]
+",
+        &["spec.sessionAffinityConfig.clientIP.timeoutSeconds: Invalid value: 86401: must be between 1 and 86400"],
+    ),
+    (
         "a node port on a ClusterIP service is forbidden",
         "
 apiVersion: v1

@@ -9,7 +9,7 @@
 //!   Informer ── CacheWriter ─► Cache ◄── CacheReader ─┤
 //!       │ CacheUpdate{revision, changes}              │
 //!       ▼                                             │
-//!   Controller<R> × 11 (each on its own Arbiter): WorkQueue ─► reconcile ─► execute_all
+//!   Controller<R> × 12 (each on its own Arbiter): WorkQueue ─► reconcile ─► execute_all
 //!       ▲ Lead{Some(term) | None}
 //!   Leadership ◄── watch<Option<term>> (Some while this master is the Raft leader)
 //! ```
@@ -67,8 +67,8 @@ use controller::{Controller, Lead, Reconciler};
 use informer::{CacheUpdate, Informer};
 use leadership::Leadership;
 use reconcilers::{
-    Csrs, DaemonSets, Deployments, EndpointSlices, EndpointsController, Garbage, Nodes, PodCidrs,
-    ReplicaSets, Scheduler, VolumeBinder,
+    Csrs, DaemonSets, Deployments, EndpointSlices, EndpointsController, Garbage, MirroredSlices,
+    Nodes, PodCidrs, ReplicaSets, Scheduler, VolumeBinder,
 };
 
 /// How the controllers run.
@@ -173,6 +173,7 @@ impl ControllerRuntime {
         start_controller(VolumeBinder, a, w, c, arb, upd, lds);
         start_controller(EndpointsController, a, w, c, arb, upd, lds);
         start_controller(EndpointSlices, a, w, c, arb, upd, lds);
+        start_controller(MirroredSlices, a, w, c, arb, upd, lds);
 
         let (revision_tx, cache_revision) = watch::channel(0);
         let informer = Informer::new(Arc::clone(&api), writer, updates, revision_tx).start();

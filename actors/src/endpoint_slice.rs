@@ -55,7 +55,7 @@ pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
 /// A group of endpoints that share one slice shape: address type and resolved ports.
-type Group = (String, Vec<ResolvedPort>);
+pub(crate) type Group = (String, Vec<ResolvedPort>);
 
 /// Reconciles the EndpointSlices of the Service at `key`.
 pub fn reconcile(cache: &Cache, key: &ObjectKey) -> Reconciled {
@@ -86,14 +86,51 @@ pub fn reconcile(cache: &Cache, key: &ObjectKey) -> Reconciled {
         wanted.insert(("IPv4".to_owned(), Vec::new()), Vec::new());
     }
 
+    let target = SliceTarget {
+        namespace: &meta.namespace,
+        service: &meta.name,
+        manager: ENDPOINT_SLICE_CONTROLLER,
+        labels: slice_labels(
+            service_labels(meta, spec.cluster_ip == "None"),
+            &meta.name,
+            ENDPOINT_SLICE_CONTROLLER,
+        ),
+        owner: controller_owner_reference(object),
+    };
+    let mut out = Reconciled::nothing();
+    out.actions = sync_slices(cache, &target, wanted);
+    out
+}
+
+/// Whose slices a sync writes: the Service they serve, the manager label they carry,
+/// their labels and their controller.
+pub(crate) struct SliceTarget<'a> {
+    /// The Service's namespace.
+    pub namespace: &'a str,
+    /// The Service's name.
+    pub service: &'a str,
+    /// The value of the managed-by label.
+    pub manager: &'static str,
+    /// Every label of the slices (the service-name and managed-by ones included).
+    pub labels: BTreeMap<String, String>,
+    /// Their controller ownerReference.
+    pub owner: v1::OwnerReference,
+}
+
+/// The actions that make the slices `target.manager` keeps for `target.service` hold
+/// `wanted`: per group, chunks of at most [`MAX_ENDPOINTS_PER_SLICE`] endpoints in address
+/// order paired with the group's slices by name (an empty group still gets one slice);
+/// slices of groups no longer wanted are deleted.
+pub(crate) fn sync_slices(
+    cache: &Cache,
+    target: &SliceTarget<'_>,
+    wanted: BTreeMap<Group, Vec<Endpoint>>,
+) -> Vec<Action> {
     let mut existing: BTreeMap<Group, Vec<&v1::EndpointSlice>> = BTreeMap::new();
-    for slice in managed_slices(cache, &meta.namespace, &meta.name) {
+    for slice in managed_slices(cache, target.namespace, target.service, target.manager) {
         existing.entry(group_of(slice)).or_default().push(slice);
     }
-
-    let labels = slice_labels(meta, spec.cluster_ip == "None");
-    let owner = controller_owner_reference(object);
-    let mut out = Reconciled::nothing();
+    let mut actions = Vec::new();
     for (group, mut endpoints) in wanted {
         endpoints.sort_by(|a, b| a.addresses.cmp(&b.addresses));
         let mut have = existing.remove(&group).unwrap_or_default().into_iter();
@@ -114,11 +151,10 @@ pub fn reconcile(cache: &Cache, key: &ObjectKey) -> Reconciled {
                     updated.endpoints = chunk;
                     updated.ports = ports;
                     let m = updated.metadata.get_or_insert_with(Default::default);
-                    m.labels.clone_from(&labels);
-                    adopt(m, owner.clone());
+                    m.labels.clone_from(&target.labels);
+                    adopt(m, target.owner.clone());
                     if &updated != slice {
-                        out.actions
-                            .push(Action::Update(Object::EndpointSlice(updated)));
+                        actions.push(Action::Update(Object::EndpointSlice(updated)));
                     }
                 }
                 None => {
@@ -126,38 +162,36 @@ pub fn reconcile(cache: &Cache, key: &ObjectKey) -> Reconciled {
                         api_version: "discovery.k8s.io/v1".to_owned(),
                         kind: "EndpointSlice".to_owned(),
                         metadata: Some(ObjectMeta {
-                            generate_name: format!("{}-", meta.name),
-                            namespace: meta.namespace.clone(),
-                            labels: labels.clone(),
-                            owner_references: vec![owner.clone()],
+                            generate_name: format!("{}-", target.service),
+                            namespace: target.namespace.to_owned(),
+                            labels: target.labels.clone(),
+                            owner_references: vec![target.owner.clone()],
                             ..Default::default()
                         }),
                         address_type: group.0.clone(),
                         endpoints: chunk,
                         ports,
                     };
-                    out.actions
-                        .push(Action::Create(Object::EndpointSlice(slice)));
+                    actions.push(Action::Create(Object::EndpointSlice(slice)));
                 }
             }
         }
         for left_over in have {
-            out.actions
-                .push(Action::delete_of(&Object::EndpointSlice(left_over.clone())));
+            actions.push(Action::delete_of(&Object::EndpointSlice(left_over.clone())));
         }
     }
     for slice in existing.into_values().flatten() {
-        out.actions
-            .push(Action::delete_of(&Object::EndpointSlice(slice.clone())));
+        actions.push(Action::delete_of(&Object::EndpointSlice(slice.clone())));
     }
-    out
+    actions
 }
 
-/// The slices this controller manages for Service `namespace/service`, ordered by name.
+/// The slices `manager` keeps for Service `namespace/service`, ordered by name.
 pub(crate) fn managed_slices<'a>(
     cache: &'a Cache,
     namespace: &'a str,
     service: &'a str,
+    manager: &'a str,
 ) -> impl Iterator<Item = &'a v1::EndpointSlice> + 'a {
     cache
         .list_namespaced(Kind::EndpointSlice, namespace)
@@ -165,33 +199,38 @@ pub(crate) fn managed_slices<'a>(
             Object::EndpointSlice(slice) => Some(slice),
             _ => None,
         })
-        .filter(move |slice| managed_for(slice).is_some_and(|name| name == service))
+        .filter(move |slice| managed_for(slice, manager).is_some_and(|name| name == service))
 }
 
-/// The Service a slice this controller manages belongs to.
-pub(crate) fn managed_for(slice: &v1::EndpointSlice) -> Option<&str> {
+/// The Service a slice `manager` keeps belongs to.
+pub(crate) fn managed_for<'a>(slice: &'a v1::EndpointSlice, manager: &str) -> Option<&'a str> {
     let labels = &slice.metadata.as_ref()?.labels;
     if labels
         .get(ENDPOINT_SLICE_MANAGED_BY_LABEL)
         .map(String::as_str)
-        != Some(ENDPOINT_SLICE_CONTROLLER)
+        != Some(manager)
     {
         return None;
     }
     labels.get(SERVICE_NAME_LABEL).map(String::as_str)
 }
 
-fn slice_labels(meta: &ObjectMeta, headless: bool) -> BTreeMap<String, String> {
-    let mut labels = service_labels(meta, headless);
-    labels.insert(SERVICE_NAME_LABEL.to_owned(), meta.name.clone());
+/// `labels` plus the service-name and managed-by labels.
+pub(crate) fn slice_labels(
+    mut labels: BTreeMap<String, String>,
+    service: &str,
+    manager: &str,
+) -> BTreeMap<String, String> {
+    labels.insert(SERVICE_NAME_LABEL.to_owned(), service.to_owned());
     labels.insert(
         ENDPOINT_SLICE_MANAGED_BY_LABEL.to_owned(),
-        ENDPOINT_SLICE_CONTROLLER.to_owned(),
+        manager.to_owned(),
     );
     labels
 }
 
-fn address_type(ip: IpAddr) -> &'static str {
+/// The `addressType` of an address.
+pub(crate) fn address_type(ip: IpAddr) -> &'static str {
     match ip {
         IpAddr::V4(_) => "IPv4",
         IpAddr::V6(_) => "IPv6",

@@ -10,7 +10,7 @@
 //!                                │ &Cache, key, now, seed
 //!                                ▼
 //!   scheduler · replicaset · deployment · daemonset · node_lifecycle · pod_cidr · gc
-//!   · volume_binder · endpoints · endpoint_slice · service_lb
+//!   · volume_binder · endpoints · endpoint_slice · endpoint_slice_mirroring · service_lb
 //!                                │ Reconciled { actions, requeue_after }
 //!                                ▼
 //!   actor: Create / Update / UpdateStatus / Delete / Bind / Evict / RecordEvent
@@ -38,6 +38,7 @@
 //! | `service_backends` | the pods backing a Service and its ports resolved per pod (shared by the next two) |
 //! | `endpoints` | [`reconcile_endpoints`]: a Service's v1 Endpoints (ready and not-ready addresses) |
 //! | `endpoint_slice` | [`reconcile_endpoint_slices`]: a Service's `discovery.k8s.io/v1` EndpointSlices |
+//! | `endpoint_slice_mirroring` | [`reconcile_mirrored_slices`]: the user's Endpoints of a Service without a selector, as EndpointSlices |
 //! | `runtime` | the actix runtime: informer, controller actors, leadership, [`ClusterApi`] |
 //!
 //! Rules every core follows: no I/O, no clock, no random numbers (the same cache, key,
@@ -53,6 +54,7 @@ mod daemonset;
 mod deployment;
 mod drain;
 mod endpoint_slice;
+mod endpoint_slice_mirroring;
 mod endpoints;
 mod gc;
 mod node_lifecycle;
@@ -82,6 +84,7 @@ pub use deployment::{
 };
 pub use drain::{cordon, plan_drain, DrainBlockers, DrainError, DrainOptions};
 pub use endpoint_slice::{reconcile as reconcile_endpoint_slices, MAX_ENDPOINTS_PER_SLICE};
+pub use endpoint_slice_mirroring::reconcile as reconcile_mirrored_slices;
 pub use endpoints::{reconcile as reconcile_endpoints, TARGET_PORT_NOT_FOUND};
 pub use gc::collect_garbage;
 pub use node_lifecycle::{reconcile as reconcile_node, NodeLifecycleConfig, LEASE_NAMESPACE};

@@ -39,6 +39,11 @@ pub const ENDPOINT_SLICE_MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/m
 /// The value of [`ENDPOINT_SLICE_MANAGED_BY_LABEL`] on the slices the endpoint slice
 /// controller writes (Kubernetes' own, so tools that look for it find them).
 pub const ENDPOINT_SLICE_CONTROLLER: &str = "endpointslice-controller.k8s.io";
+/// The value of [`ENDPOINT_SLICE_MANAGED_BY_LABEL`] on the slices mirrored from the
+/// Endpoints of a Service without a selector.
+pub const ENDPOINT_SLICE_MIRRORING_CONTROLLER: &str = "endpointslicemirroring-controller.k8s.io";
+/// The label (`"true"`) that keeps an Endpoints from being mirrored into EndpointSlices.
+pub const SKIP_MIRROR_LABEL: &str = "endpointslice.kubernetes.io/skip-mirror";
 /// The label on Endpoints and EndpointSlices of a headless Service (`clusterIP: None`).
 pub const HEADLESS_SERVICE_LABEL: &str = "service.kubernetes.io/headless";
 

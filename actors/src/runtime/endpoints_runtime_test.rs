@@ -1,7 +1,8 @@
 //! The Endpoints and EndpointSlice controllers on the actix runtime against the fake
 //! cluster: a pod's readiness change reaches both within a second (the pod event wakes
 //! the Services selecting it), nothing is rewritten once they agree, and both go with
-//! their Service (the garbage collector follows their ownerReference).
+//! their Service (the garbage collector follows their ownerReference); the Endpoints a
+//! user writes for a Service without a selector are left alone and mirrored into a slice.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -155,4 +156,80 @@ async fn a_readiness_change_reaches_endpoints_and_slices_within_a_second() {
         .filter(|a| matches!(&a.action, Action::Delete { key, .. } if key.kind == Kind::Endpoints))
         .count();
     assert_eq!(deletes, 1);
+}
+
+#[actix_rt::test]
+async fn user_endpoints_of_a_service_without_a_selector_are_left_alone_and_mirrored() {
+    let cluster = FakeCluster::new(1);
+    let mut svc = service("default", "web")
+        .no_selector()
+        .port("pg", 5432, "")
+        .build();
+    svc.metadata_mut().uid.clear();
+    cluster.create(svc);
+    let user = cluster.create(Object::Endpoints(v1::Endpoints {
+        metadata: Some(v1::ObjectMeta {
+            name: "web".to_owned(),
+            namespace: "default".to_owned(),
+            ..Default::default()
+        }),
+        subsets: vec![v1::EndpointSubset {
+            addresses: vec![v1::EndpointAddress {
+                ip: "192.0.2.10".to_owned(),
+                ..Default::default()
+            }],
+            ports: vec![v1::EndpointPort {
+                name: "pg".to_owned(),
+                port: 5432,
+                protocol: "TCP".to_owned(),
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }));
+    // A pod that would match, were there a selector.
+    let mut p = pod("default", "web-0")
+        .label("app", "web")
+        .serving("10.244.1.5", true)
+        .build();
+    p.metadata_mut().uid.clear();
+    cluster.create(p);
+    let (_leader, leadership) = watch::channel(Some(1));
+    let config = RuntimeConfig {
+        tick: Duration::from_millis(5),
+        ..RuntimeConfig::default()
+    };
+    let _runtime = ControllerRuntime::start(
+        Arc::new(cluster.clone()),
+        Arc::new(NoSigner),
+        leadership,
+        config,
+    );
+    cluster
+        .wait_until("the mirrored slice", WAIT, |s| {
+            slice_ready_ips(s) == (strings(&["192.0.2.10"]), 1)
+        })
+        .await;
+    let settled = cluster.state().attempts.len();
+    let quiet = tokio::time::timeout(
+        Duration::from_millis(500),
+        cluster.wait_until("no write", WAIT, |s| s.attempts.len() > settled),
+    )
+    .await;
+    assert!(quiet.is_err(), "the controllers kept writing");
+    let state = cluster.state();
+    let key = ObjectKey::of(&user);
+    assert_eq!(
+        state.objects.get(&key),
+        Some(&user),
+        "the user's Endpoints changed"
+    );
+    assert!(
+        !state.attempts.iter().any(|a| match &a.action {
+            Action::Create(o) | Action::Update(o) => ObjectKey::of(o) == key,
+            Action::Delete { key: k, .. } => *k == key,
+            _ => false,
+        }),
+        "a controller wrote the user's Endpoints"
+    );
 }

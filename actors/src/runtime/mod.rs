@@ -9,7 +9,7 @@
 //!   Informer ── CacheWriter ─► Cache ◄── CacheReader ─┤
 //!       │ CacheUpdate{revision, changes}              │
 //!       ▼                                             │
-//!   Controller<R> × 11 (each on its own Arbiter): WorkQueue ─► reconcile ─► execute_all
+//!   Controller<R> × 12 (each on its own Arbiter): WorkQueue ─► reconcile ─► execute_all
 //!       ▲ Lead{Some(term) | None}
 //!   Leadership ◄── watch<Option<term>> (Some while this master is the Raft leader)
 //! ```
@@ -71,8 +71,8 @@ use controller::{Controller, Lead, Reconciler};
 use informer::{CacheUpdate, Informer};
 use leadership::Leadership;
 use reconcilers::{
-    Csrs, DaemonSets, Deployments, EndpointSlices, EndpointsController, Garbage, Nodes, PodCidrs,
-    ReplicaSets, Scheduler, ServiceLbs, VolumeBinder,
+    Csrs, DaemonSets, Deployments, EndpointSlices, EndpointsController, Garbage, MirroredSlices,
+    Nodes, PodCidrs, ReplicaSets, Scheduler, ServiceLbs, VolumeBinder,
 };
 
 /// How the controllers run.
@@ -181,6 +181,7 @@ impl ControllerRuntime {
         start_controller(VolumeBinder, a, w, c, arb, upd, lds);
         start_controller(EndpointsController, a, w, c, arb, upd, lds);
         start_controller(EndpointSlices, a, w, c, arb, upd, lds);
+        start_controller(MirroredSlices, a, w, c, arb, upd, lds);
         start_controller(ServiceLbs, a, w, c, arb, upd, lds);
         if let Some(interval) = config.allocation_repair {
             let repairer = AllocationRepairer::new(Arc::clone(&api), interval);

@@ -15,6 +15,7 @@
 //! | [`EndpointsController`] | Service | itself; pods its selector matches (before and after the change); its Endpoints |
 //! | [`EndpointSlices`] | Service | itself; pods its selector matches (before and after the change); slices it manages |
 //! | [`ServiceLbs`] | Service | itself; every LoadBalancer Service on any node change |
+//! | [`MirroredSlices`] | Service (existing or not) | a Service; the Endpoints of its name; slices it mirrored |
 //! | [`VolumeBinder`] | PersistentVolumeClaim or PersistentVolume | a claim: itself and the volume it names; a volume: itself, the claim it names and every claim without a volume |
 //!
 //! Owns no state of its own beyond configuration. It must not write.
@@ -36,10 +37,11 @@ use crate::runtime::informer::Change;
 use crate::service_backends::selects;
 use crate::{
     collect_garbage, reconcile_claim, reconcile_daemon_set, reconcile_deployment,
-    reconcile_endpoint_slices, reconcile_endpoints, reconcile_node, reconcile_pod_cidrs,
-    reconcile_replica_set, reconcile_service_lb, reconcile_volume, schedule_pending_assuming,
-    Assumed, ClusterCidr,
+    reconcile_endpoint_slices, reconcile_endpoints, reconcile_mirrored_slices, reconcile_node,
+    reconcile_pod_cidrs, reconcile_replica_set, reconcile_service_lb, reconcile_volume,
+    schedule_pending_assuming, Assumed, ClusterCidr,
 };
+use rafter_proto::well_known::{ENDPOINT_SLICE_CONTROLLER, ENDPOINT_SLICE_MIRRORING_CONTROLLER};
 use rafter_proto::Timestamp;
 
 fn keys_of(cache: &Cache, kind: Kind) -> Vec<ObjectKey> {
@@ -674,7 +676,7 @@ impl Reconciler for EndpointSlices {
             Kind::EndpointSlice => {
                 for side in sides(change) {
                     if let Object::EndpointSlice(slice) = side {
-                        if let Some(service) = managed_for(slice) {
+                        if let Some(service) = managed_for(slice, ENDPOINT_SLICE_CONTROLLER) {
                             keys.extend(existing_service(cache, &change.key.namespace, service));
                         }
                     }
@@ -696,5 +698,63 @@ impl Reconciler for EndpointSlices {
         _seed: u64,
     ) -> Reconciled {
         reconcile_endpoint_slices(cache, key)
+    }
+}
+
+/// The EndpointSlice mirroring controller.
+pub(crate) struct MirroredSlices;
+
+impl Reconciler for MirroredSlices {
+    type Key = ObjectKey;
+
+    fn name(&self) -> &'static str {
+        crate::endpoint_slice_mirroring::COMPONENT
+    }
+
+    fn keys_for(&self, _cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+        let service =
+            |name: &str| ObjectKey::new(Kind::Service, change.key.namespace.clone(), name);
+        match change.key.kind {
+            Kind::Service | Kind::Endpoints => keys.push(service(&change.key.name)),
+            Kind::EndpointSlice => {
+                for side in sides(change) {
+                    if let Object::EndpointSlice(slice) = side {
+                        keys.extend(
+                            managed_for(slice, ENDPOINT_SLICE_MIRRORING_CONTROLLER).map(service),
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn all_keys(&self, cache: &Cache) -> Vec<ObjectKey> {
+        // The Services, and the names of slices mirrored for a Service that is gone.
+        let mut keys = keys_of(cache, Kind::Service);
+        for slice in cache.list(Kind::EndpointSlice) {
+            if let Object::EndpointSlice(s) = slice.as_ref() {
+                if let Some(name) = managed_for(s, ENDPOINT_SLICE_MIRRORING_CONTROLLER) {
+                    keys.push(ObjectKey::new(
+                        Kind::Service,
+                        slice.metadata().namespace.clone(),
+                        name,
+                    ));
+                }
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    fn reconcile(
+        &mut self,
+        cache: &Cache,
+        key: &ObjectKey,
+        _now: Timestamp,
+        _seed: u64,
+    ) -> Reconciled {
+        reconcile_mirrored_slices(cache, key)
     }
 }

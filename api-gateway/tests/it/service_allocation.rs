@@ -679,3 +679,61 @@ async fn creates_racing_through_several_registries_never_share_a_value() {
     }
     assert_eq!(reservations(&registries[0]).await.len(), 96);
 }
+
+#[tokio::test]
+async fn an_update_asking_for_a_taken_port_is_refused_and_changes_nothing() {
+    let r = registry();
+    r.create(
+        service(
+            "metadata: {name: web}\nspec: {type: NodePort, ports: [{port: 80, nodePort: 30080}]}",
+        ),
+        false,
+    )
+    .await
+    .unwrap();
+    let created = r
+        .create(
+            service("metadata: {name: api}\nspec: {type: NodePort, ports: [{port: 80, nodePort: 30090}]}"),
+            false,
+        )
+        .await
+        .unwrap();
+    let before = reservations(&r).await;
+    let err = r
+        .modify(Kind::Service, "default", "api", Subresource::Main, |o| {
+            if let Object::Service(s) = o {
+                s.spec.as_mut().unwrap().ports[0].node_port = 30080;
+            }
+            Ok(true)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        invalid(err),
+        ["spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated (by Service \"default/web\")"]
+    );
+    assert_eq!(reservations(&r).await, before);
+    let stored = get(&r, "default", "api").await;
+    assert_eq!(spec(&stored), spec(&created));
+    assert_eq!(
+        stored.metadata().resource_version,
+        created.metadata().resource_version
+    );
+
+    // A dry-run move to a free port answers the move and keeps the old reservation.
+    let mut moved = stored.clone();
+    if let Object::Service(s) = &mut moved {
+        s.spec.as_mut().unwrap().ports[0].node_port = 30100;
+    }
+    let answered = r
+        .update(moved.clone(), Subresource::Main, true)
+        .await
+        .unwrap();
+    assert_eq!(spec(&answered).ports[0].node_port, 30100);
+    assert_eq!(reservations(&r).await, before);
+    // The real one moves the reservation in the same write.
+    r.update(moved, Subresource::Main, false).await.unwrap();
+    let held: Vec<String> = reservations(&r).await.into_iter().map(|(k, _)| k).collect();
+    assert!(held.contains(&"/registry/allocations/nodeports/tcp/30100".to_owned()));
+    assert!(!held.contains(&"/registry/allocations/nodeports/tcp/30090".to_owned()));
+}

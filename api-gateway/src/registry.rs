@@ -722,6 +722,7 @@ impl<S: KvStore> Registry<S> {
             };
             let mut compare = vec![guard];
             let mut success = vec![op];
+            let reserves = !plan.is_empty();
             compare.extend(plan.compares);
             success.extend(plan.ops);
             let (succeeded, revision, _) = self
@@ -735,7 +736,13 @@ impl<S: KvStore> Registry<S> {
                 next.metadata_mut().resource_version = revision.to_string();
                 return Ok(next);
             }
-            if !expected.is_empty() {
+            // A reservation taken in between (not the object) failed it: plan again.
+            let object_moved = !reserves
+                || self
+                    .read(kind, &namespace, &name, ReadConsistency::Linearizable)
+                    .await?
+                    .is_none_or(|(_, now)| now.mod_revision != kv.mod_revision);
+            if !expected.is_empty() && object_moved {
                 return Err(RegistryError::Conflict {
                     kind,
                     name: display_name(kind, &namespace, &name),

@@ -645,12 +645,19 @@ async fn a_full_range_is_a_clear_error_and_nothing_is_half_allocated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn creates_racing_through_several_registries_never_share_a_value() {
-    // A /26 (61 addresses for Services) and 64 node ports: crowded enough that choices
-    // collide and lose the race in the store, which must refuse the second of two.
-    let store = Arc::new(MemKv::new().unwrap());
+    // A /26 (61 addresses for Services) and 64 node ports for 48 Services, each first
+    // choice made before any is written (as 48 creates through three masters at once):
+    // choices collide, the store refuses the second of two, and the loser chooses again.
+    let store = MemKv::new().unwrap();
     let ranges = ServiceRanges::parse("10.20.0.0/26", "31000-31063").unwrap();
-    let registries: Vec<Registry<MemKv>> = (0..3)
-        .map(|_| Registry::new(store.clone()).with_service_ranges(ranges))
+    let gated = Arc::new(Gated {
+        inner: store.clone(),
+        held: 48,
+        barrier: tokio::sync::Barrier::new(48),
+        writes: Default::default(),
+    });
+    let registries: Vec<Registry<Gated>> = (0..3)
+        .map(|_| Registry::new(gated.clone()).with_service_ranges(ranges))
         .collect();
     let mut tasks = Vec::new();
     for i in 0..48 {
@@ -668,7 +675,11 @@ async fn creates_racing_through_several_registries_never_share_a_value() {
     let mut ips = BTreeSet::new();
     let mut ports = BTreeSet::new();
     for task in tasks {
-        let created = task.await.unwrap().unwrap();
+        let created = tokio::time::timeout(std::time::Duration::from_secs(30), task)
+            .await
+            .expect("every create is written (the gate opens once all 48 are in)")
+            .unwrap()
+            .unwrap();
         let s = spec(&created);
         assert!(ips.insert(s.cluster_ip.clone()), "{} twice", s.cluster_ip);
         assert!(
@@ -677,7 +688,8 @@ async fn creates_racing_through_several_registries_never_share_a_value() {
             s.ports[0].node_port
         );
     }
-    assert_eq!(reservations(&registries[0]).await.len(), 96);
+    let plain = Registry::new(Arc::new(store));
+    assert_eq!(reservations(&plain).await.len(), 96);
 }
 
 #[tokio::test]
@@ -736,4 +748,100 @@ async fn an_update_asking_for_a_taken_port_is_refused_and_changes_nothing() {
     let held: Vec<String> = reservations(&r).await.into_iter().map(|(k, _)| k).collect();
     assert!(held.contains(&"/registry/allocations/nodeports/tcp/30100".to_owned()));
     assert!(!held.contains(&"/registry/allocations/nodeports/tcp/30090".to_owned()));
+}
+
+/// The in-memory store, with its first `n` writes held until all `n` are in: every one of
+/// them was planned on the same state, so their random choices collide.
+struct Gated {
+    inner: MemKv,
+    held: usize,
+    barrier: tokio::sync::Barrier,
+    writes: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl KvStore for Gated {
+    async fn range(
+        &self,
+        request: RangeRequest,
+        consistency: ReadConsistency,
+    ) -> Result<raft_store::kv::RangeResponse, api_gateway::StoreError> {
+        self.inner.range(request, consistency).await
+    }
+
+    async fn write(
+        &self,
+        op: Op,
+        fence: Option<u64>,
+    ) -> Result<raft_store::kv::KvResponse, api_gateway::StoreError> {
+        let n = self
+            .writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n < self.held {
+            self.barrier.wait().await;
+        }
+        self.inner.write(op, fence).await
+    }
+
+    async fn watch(
+        &self,
+        range: KeyRange,
+        from: u64,
+    ) -> Result<api_gateway::EventStream, api_gateway::StoreError> {
+        self.inner.watch(range, from).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn updates_racing_for_node_ports_with_a_resource_version_all_land_on_distinct_ports() {
+    // 20 Services turn NodePort at once on 24 ports, every choice made before any is
+    // written: choices collide, and a collision must make the update choose again, not
+    // fail as if the Service had changed.
+    let store = MemKv::new().unwrap();
+    let ranges = ServiceRanges::parse("10.30.0.0/24", "30000-30023").unwrap();
+    let plain = Registry::new(Arc::new(store.clone())).with_service_ranges(ranges);
+    let mut created = Vec::new();
+    for i in 0..20 {
+        created.push(
+            plain
+                .create(
+                    service(&format!(
+                        "metadata: {{name: s{i}}}\nspec: {{ports: [{{port: 80}}]}}"
+                    )),
+                    false,
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    let gated = Registry::new(Arc::new(Gated {
+        inner: store,
+        held: 20,
+        barrier: tokio::sync::Barrier::new(20),
+        writes: Default::default(),
+    }))
+    .with_service_ranges(ranges);
+    let mut tasks = Vec::new();
+    for mut object in created {
+        assert!(!object.metadata().resource_version.is_empty());
+        if let Object::Service(s) = &mut object {
+            s.spec.as_mut().unwrap().r#type = "NodePort".into();
+        }
+        let r = gated.clone();
+        tasks.push(tokio::spawn(async move {
+            r.update(object, Subresource::Main, false).await
+        }));
+    }
+    let mut ports = BTreeSet::new();
+    for task in tasks {
+        let updated = tokio::time::timeout(std::time::Duration::from_secs(30), task)
+            .await
+            .expect("every update is written (the gate opens once all 20 are in)")
+            .unwrap()
+            .unwrap();
+        let port = spec(&updated).ports[0].node_port;
+        assert!((30000..=30023).contains(&port), "{port}");
+        assert!(ports.insert(port), "{port} twice");
+    }
+    assert_eq!(reservations(&plain).await.len(), 40);
 }

@@ -522,9 +522,22 @@ impl<S: KvStore> Registry<S> {
         for attempt in 0..16 {
             let consistency = read_for_write(attempt);
             let mut candidate = object.clone();
-            let plan = self
+            let plan = match self
                 .plan_allocation(None, &mut candidate, consistency)
-                .await?;
+                .await
+            {
+                // A Service of that name exists: that is the answer, not its values
+                // being taken (by itself).
+                Err(RegistryError::Invalid { .. })
+                    if self
+                        .read(kind, &namespace, &name, ReadConsistency::Linearizable)
+                        .await?
+                        .is_some() =>
+                {
+                    return Err(exists())
+                }
+                other => other?,
+            };
             let value = encode(&self.transformer, &key, &candidate)?;
             if dry_run {
                 return Ok(candidate);

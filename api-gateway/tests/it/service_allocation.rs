@@ -226,15 +226,16 @@ async fn values_outside_the_ranges_and_the_api_services_address_are_refused() {
         ["spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"]
     );
     assert!(reservations(&r).await.is_empty());
-    // The API Service itself gets it.
-    let api = r
-        .create(
-            service("metadata: {name: kubernetes, namespace: default}\nspec: {clusterIP: 10.96.0.1, ports: [{name: https, port: 443, targetPort: 6443}]}"),
-            false,
-        )
-        .await
-        .unwrap();
+    // The API Service itself gets it; creating it again is AlreadyExists (as every
+    // master does at start), not its own address being taken.
+    let yaml = "metadata: {name: kubernetes, namespace: default}\nspec: {clusterIP: 10.96.0.1, ports: [{name: https, port: 443, targetPort: 6443}]}";
+    let api = r.create(service(yaml), false).await.unwrap();
     assert_eq!(spec(&api).cluster_ip, "10.96.0.1");
+    let again = r.create(service(yaml), false).await.unwrap_err();
+    assert!(
+        matches!(again, RegistryError::AlreadyExists { .. }),
+        "{again:?}"
+    );
 }
 
 #[tokio::test]

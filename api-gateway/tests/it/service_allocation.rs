@@ -751,6 +751,72 @@ async fn an_update_asking_for_a_taken_port_is_refused_and_changes_nothing() {
     assert!(!held.contains(&"/registry/allocations/nodeports/tcp/30090".to_owned()));
 }
 
+/// Writes a Service as stored, bypassing the registry (as data from before allocation).
+async fn store_raw(r: &Registry<MemKv>, object: &Object) {
+    let key = format!(
+        "/registry/core/services/{}/{}",
+        object.metadata().namespace,
+        object.metadata().name
+    );
+    r.store()
+        .write(
+            Op::Put(raft_store::kv::PutRequest::new(key, object.encode_to_vec())),
+            None,
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_value_a_service_lost_but_still_holds_is_its_own_and_repair_releases_it_if_unused() {
+    let r = registry();
+    let created = r
+        .create(
+            service("metadata: {name: web}\nspec: {type: NodePort, ports: [{port: 80, nodePort: 30080}]}"),
+            false,
+        )
+        .await
+        .unwrap();
+    // The stored Service no longer shows the port; its reservation is still there.
+    let mut lost = created.clone();
+    if let Object::Service(s) = &mut lost {
+        let spec = s.spec.as_mut().unwrap();
+        spec.r#type = "ClusterIP".into();
+        spec.ports[0].node_port = 0;
+    }
+    store_raw(&r, &lost).await;
+    // Asking for it again is asking for its own value.
+    let back = r
+        .modify(Kind::Service, "default", "web", Subresource::Main, |o| {
+            if let Object::Service(s) = o {
+                let spec = s.spec.as_mut().unwrap();
+                spec.r#type = "NodePort".into();
+                spec.ports[0].node_port = 30080;
+            }
+            Ok(true)
+        })
+        .await
+        .unwrap();
+    assert_eq!(spec(&back).ports[0].node_port, 30080);
+
+    // Lost again and not asked for: the repair pass releases it, the IP stays.
+    store_raw(&r, &lost).await;
+    let report = r.repair_service_allocations().await.unwrap();
+    assert_eq!(report.released.len(), 1, "{report:?}");
+    assert!(report.released[0].contains("30080/TCP"), "{report:?}");
+    let held = reservations(&r).await;
+    assert_eq!(
+        held,
+        [(
+            format!(
+                "/registry/allocations/serviceips/{}",
+                spec(&created).cluster_ip
+            ),
+            "default/web".to_owned()
+        )]
+    );
+}
+
 /// The in-memory store, with its first `n` writes held until all `n` are in: every one of
 /// them was planned on the same state, so their random choices collide.
 struct Gated {

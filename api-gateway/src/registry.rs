@@ -1014,6 +1014,15 @@ impl<S: KvStore> Registry<S> {
             compare.extend(release.compares);
             success.extend(release.ops);
             if kind == Kind::Namespace {
+                // Its Services' values are released with them; a Service created in it
+                // after this read leaves its values to the repair pass.
+                let mut services = ListOptions::all(Kind::Service, Some(name));
+                services.consistency = consistency;
+                for service in self.list(&services).await?.items {
+                    let release = self.plan_release(&service, consistency).await?;
+                    compare.extend(release.compares);
+                    success.extend(release.ops);
+                }
                 // Everything inside goes with the namespace, in the same transaction.
                 for inner in Kind::all().filter(|k| k.info().namespaced) {
                     success.push(TxnOp::Delete(DeleteRequest::new(KeyRange::prefix(

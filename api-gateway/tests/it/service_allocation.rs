@@ -473,7 +473,7 @@ async fn deleting_a_service_frees_its_values_for_the_next() {
 }
 
 #[tokio::test]
-async fn a_namespace_deleted_whole_is_freed_by_the_repair_pass_and_live_values_are_kept() {
+async fn a_namespace_delete_frees_its_services_values_in_the_same_write() {
     let r = registry();
     r.create(
         parse_object(
@@ -491,13 +491,12 @@ async fn a_namespace_deleted_whole_is_freed_by_the_repair_pass_and_live_values_a
     )
     .await
     .unwrap();
-    let live = r
-        .create(
-            service("metadata: {name: web}\nspec: {type: NodePort, ports: [{port: 80}]}"),
-            false,
-        )
-        .await
-        .unwrap();
+    r.create(
+        service("metadata: {name: web}\nspec: {type: NodePort, ports: [{port: 80}]}"),
+        false,
+    )
+    .await
+    .unwrap();
     r.delete(
         Kind::Namespace,
         "",
@@ -507,7 +506,44 @@ async fn a_namespace_deleted_whole_is_freed_by_the_repair_pass_and_live_values_a
     )
     .await
     .unwrap();
-    // The namespace took the Service with it; its values are still reserved.
+    let held = reservations(&r).await;
+    assert_eq!(held.len(), 2, "web's IP and port only: {held:?}");
+    assert!(held.iter().all(|(_, owner)| owner == "default/web"));
+    r.create(
+        service("metadata: {name: db}\nspec: {type: NodePort, clusterIP: 10.96.7.7, ports: [{port: 5432, nodePort: 31111}]}"),
+        false,
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn the_repair_pass_releases_reservations_whose_service_is_gone_and_keeps_live_ones() {
+    let r = registry();
+    r.create(
+        service("metadata: {name: db, namespace: kube-system}\nspec: {type: NodePort, clusterIP: 10.96.7.7, ports: [{port: 5432, nodePort: 31111}]}"),
+        false,
+    )
+    .await
+    .unwrap();
+    let live = r
+        .create(
+            service("metadata: {name: web}\nspec: {type: NodePort, ports: [{port: 80}]}"),
+            false,
+        )
+        .await
+        .unwrap();
+    // The Service goes without its values (as one created in a namespace while the
+    // namespace's delete was being decided goes with the namespace).
+    r.store()
+        .write(
+            Op::Delete(DeleteRequest::new(KeyRange::key(
+                "/registry/core/services/kube-system/db",
+            ))),
+            None,
+        )
+        .await
+        .unwrap();
     let err = r
         .create(
             service("metadata: {name: db}\nspec: {clusterIP: 10.96.7.7, ports: [{port: 5432}]}"),
@@ -515,7 +551,7 @@ async fn a_namespace_deleted_whole_is_freed_by_the_repair_pass_and_live_values_a
         )
         .await
         .unwrap_err();
-    assert!(invalid(err)[0].contains("team/db"));
+    assert!(invalid(err)[0].contains("kube-system/db"));
 
     let report = r.repair_service_allocations().await.unwrap();
     assert_eq!(report.released.len(), 2, "{report:?}");

@@ -1049,8 +1049,9 @@ impl<S: KvStore> Registry<S> {
     }
 
     /// One repair pass over Services' ClusterIP and NodePort reservations, as Kubernetes'
-    /// allocator repair loop: reservations whose Service is gone (a namespace deleted with
-    /// everything in it) or holds the value no longer are released, values of Services
+    /// allocator repair loop: reservations whose Service is gone without releasing them
+    /// (one created in a namespace while the namespace's delete was decided) or holds the
+    /// value no longer are released, values of Services
     /// with no reservation are reserved for them and reported. Judged on the Services and
     /// reservations read at one revision; each write applies only if what it judged on is
     /// unchanged, so a live allocation is never released. The leader's controllers run it.

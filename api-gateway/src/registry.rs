@@ -522,9 +522,22 @@ impl<S: KvStore> Registry<S> {
         for attempt in 0..16 {
             let consistency = read_for_write(attempt);
             let mut candidate = object.clone();
-            let plan = self
+            let plan = match self
                 .plan_allocation(None, &mut candidate, consistency)
-                .await?;
+                .await
+            {
+                // A Service of that name exists: that is the answer, not its values
+                // being taken (by itself).
+                Err(RegistryError::Invalid { .. })
+                    if self
+                        .read(kind, &namespace, &name, ReadConsistency::Linearizable)
+                        .await?
+                        .is_some() =>
+                {
+                    return Err(exists())
+                }
+                other => other?,
+            };
             let value = encode(&self.transformer, &key, &candidate)?;
             if dry_run {
                 return Ok(candidate);
@@ -722,6 +735,7 @@ impl<S: KvStore> Registry<S> {
             };
             let mut compare = vec![guard];
             let mut success = vec![op];
+            let reserves = !plan.is_empty();
             compare.extend(plan.compares);
             success.extend(plan.ops);
             let (succeeded, revision, _) = self
@@ -735,7 +749,13 @@ impl<S: KvStore> Registry<S> {
                 next.metadata_mut().resource_version = revision.to_string();
                 return Ok(next);
             }
-            if !expected.is_empty() {
+            // A reservation taken in between (not the object) failed it: plan again.
+            let object_moved = !reserves
+                || self
+                    .read(kind, &namespace, &name, ReadConsistency::Linearizable)
+                    .await?
+                    .is_none_or(|(_, now)| now.mod_revision != kv.mod_revision);
+            if !expected.is_empty() && object_moved {
                 return Err(RegistryError::Conflict {
                     kind,
                     name: display_name(kind, &namespace, &name),
@@ -994,6 +1014,15 @@ impl<S: KvStore> Registry<S> {
             compare.extend(release.compares);
             success.extend(release.ops);
             if kind == Kind::Namespace {
+                // Its Services' values are released with them; a Service created in it
+                // after this read leaves its values to the repair pass.
+                let mut services = ListOptions::all(Kind::Service, Some(name));
+                services.consistency = consistency;
+                for service in self.list(&services).await?.items {
+                    let release = self.plan_release(&service, consistency).await?;
+                    compare.extend(release.compares);
+                    success.extend(release.ops);
+                }
                 // Everything inside goes with the namespace, in the same transaction.
                 for inner in Kind::all().filter(|k| k.info().namespaced) {
                     success.push(TxnOp::Delete(DeleteRequest::new(KeyRange::prefix(
@@ -1020,8 +1049,9 @@ impl<S: KvStore> Registry<S> {
     }
 
     /// One repair pass over Services' ClusterIP and NodePort reservations, as Kubernetes'
-    /// allocator repair loop: reservations whose Service is gone (a namespace deleted with
-    /// everything in it) or holds the value no longer are released, values of Services
+    /// allocator repair loop: reservations whose Service is gone without releasing them
+    /// (one created in a namespace while the namespace's delete was decided) or holds the
+    /// value no longer are released, values of Services
     /// with no reservation are reserved for them and reported. Judged on the Services and
     /// reservations read at one revision; each write applies only if what it judged on is
     /// unchanged, so a live allocation is never released. The leader's controllers run it.

@@ -340,6 +340,12 @@ impl Cluster {
         Ok(id)
     }
 
+    /// The flags masters started from now on get instead of the ones given to
+    /// [`Cluster::start_with`] (a restart with another configuration).
+    pub fn set_extra_flags(&mut self, flags: &[&str]) {
+        self.extra_flags = flags.iter().map(|f| (*f).to_owned()).collect();
+    }
+
     /// Starts a killed master again on its data dir.
     pub fn restart(&mut self, id: u64) -> Result<(), HarnessError> {
         self.kill(id)?;

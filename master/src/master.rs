@@ -600,35 +600,62 @@ async fn ensure_cluster_state(
         Ok(_) | Err(RegistryError::AlreadyExists { .. }) => {}
         Err(e) => return Err(e),
     }
-    let addresses = kv
-        .client_addresses_read(raft_store::Consistency::Linearizable)
-        .await?;
-    let wanted = api_endpoints(addresses.values().map(String::as_str));
-    match registry.create(wanted.clone(), false).await {
-        Ok(_) => Ok(()),
-        Err(RegistryError::AlreadyExists { .. }) => registry
-            .modify(
-                rafter_proto::Kind::Endpoints,
-                API_SERVICE.0,
-                API_SERVICE.1,
-                api_gateway::Subresource::Main,
-                |current| {
-                    let (Object::Endpoints(current), Object::Endpoints(wanted)) =
-                        (current, &wanted)
-                    else {
-                        return Ok(false);
-                    };
-                    if current.subsets == wanted.subsets {
-                        return Ok(false);
-                    }
-                    current.subsets = wanted.subsets.clone();
-                    Ok(true)
-                },
+    write_api_endpoints(kv, registry).await
+}
+
+/// Makes the `kubernetes` Endpoints list every registered master. The Endpoints are read
+/// before the registrations and written only if unchanged since (resourceVersion), so of
+/// two masters starting at once the one that writes last has seen the other's address.
+async fn write_api_endpoints(
+    kv: &RaftKv,
+    registry: &Registry<RaftKv>,
+) -> Result<(), RegistryError> {
+    use rafter_proto::{Kind, ReadConsistency};
+    let (namespace, name) = API_SERVICE;
+    for _ in 0..16 {
+        let current = match registry
+            .get(
+                Kind::Endpoints,
+                namespace,
+                name,
+                ReadConsistency::Linearizable,
             )
             .await
-            .map(|_| ()),
-        Err(e) => Err(e),
+        {
+            Ok(object) => Some(object),
+            Err(RegistryError::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let addresses = kv
+            .client_addresses_read(raft_store::Consistency::Linearizable)
+            .await?;
+        let mut wanted = api_endpoints(addresses.values().map(String::as_str));
+        let written = match current {
+            None => registry.create(wanted, false).await.map(|_| ()),
+            Some(current) => {
+                if let (Object::Endpoints(now), Object::Endpoints(next)) = (&current, &wanted) {
+                    if now.subsets == next.subsets {
+                        return Ok(());
+                    }
+                }
+                wanted.metadata_mut().resource_version =
+                    current.metadata().resource_version.clone();
+                registry
+                    .update(wanted, api_gateway::Subresource::Main, false)
+                    .await
+                    .map(|_| ())
+            }
+        };
+        match written {
+            Err(RegistryError::AlreadyExists { .. } | RegistryError::Conflict { .. }) => continue,
+            other => return other,
+        }
     }
+    Err(RegistryError::Conflict {
+        kind: Kind::Endpoints,
+        name: format!("{namespace}/{name}"),
+        detail: "the Endpoints kept changing; try again".to_owned(),
+    })
 }
 
 /// The `kubernetes` Endpoints: every registered master's API address (`ip:port`; names

@@ -4,8 +4,8 @@
 //!
 //! ```text
 //!  Lead{Some(t)} ─► pass(t) now ─► every interval: pass(t)   (one pass at a time)
-//!                     │ released / restored ─► log
-//!                     │ problems ─► Warning Event about the Service (fenced by t)
+//!                     │ released / restored / problems ─► log
+//!                     │ problems new in this leadership ─► Warning Event about the Service (fenced by t)
 //!  Lead{None} ─► no more passes; a pass in flight finds its writes fenced
 //! ```
 //!
@@ -13,6 +13,7 @@
 //! registry, judged at one store revision); this actor only schedules passes and reports.
 //! It must not touch Services or reservations itself.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use actix::prelude::*;
 use rafter_proto::Kind;
 
 use crate::action::{Action, EventRecord, EventType, ObjectKey};
-use crate::runtime::api::{ApiError, ClusterApi};
+use crate::runtime::api::{AllocationProblem, AllocationRepair, ApiError, ClusterApi};
 use crate::runtime::controller::Lead;
 
 const COMPONENT: &str = "service-allocation-repair";
@@ -33,6 +34,9 @@ pub(crate) struct AllocationRepairer {
     /// Bumped on every change of leadership: a pass of an earlier one reports nothing.
     epoch: u64,
     running: bool,
+    /// Problems already recorded as events in this leadership (uid, reason, message): a
+    /// problem that stays is logged every pass and recorded once.
+    recorded: HashSet<(String, String, String)>,
 }
 
 impl AllocationRepairer {
@@ -43,6 +47,7 @@ impl AllocationRepairer {
             term: None,
             epoch: 0,
             running: false,
+            recorded: HashSet::new(),
         }
     }
 
@@ -54,37 +59,59 @@ impl AllocationRepairer {
         self.running = true;
         let api = Arc::clone(&self.api);
         let epoch = self.epoch;
-        let work = async move { run_pass(api, term).await };
-        ctx.spawn(work.into_actor(self).map(move |(), act, _| {
-            if act.epoch == epoch {
-                act.running = false;
+        let work = async move { api.repair_service_allocations(term).await };
+        ctx.spawn(work.into_actor(self).map(move |result, act, ctx| {
+            if act.epoch != epoch {
+                return;
+            }
+            act.running = false;
+            let report = match result {
+                Ok(report) => report,
+                Err(ApiError::Fenced(_)) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "service allocation repair failed; trying again next interval");
+                    return;
+                }
+            };
+            let fresh = act.log_and_keep_new(report);
+            if !fresh.is_empty() {
+                ctx.spawn(record(Arc::clone(&act.api), term, fresh).into_actor(act));
             }
         }));
     }
+
+    /// Logs a pass's findings and returns the problems not yet recorded as events.
+    fn log_and_keep_new(&mut self, report: AllocationRepair) -> Vec<AllocationProblem> {
+        for released in &report.released {
+            tracing::info!(%released, "service allocation repair: released");
+        }
+        for restored in &report.restored {
+            tracing::warn!(%restored, "service allocation repair: restored a missing reservation");
+        }
+        let mut fresh = Vec::new();
+        for problem in report.problems {
+            tracing::warn!(
+                service = %format!("{}/{}", problem.namespace, problem.name),
+                reason = %problem.reason,
+                message = %problem.message,
+                "service allocation repair"
+            );
+            let key = (
+                problem.uid.clone(),
+                problem.reason.clone(),
+                problem.message.clone(),
+            );
+            if self.recorded.insert(key) {
+                fresh.push(problem);
+            }
+        }
+        fresh
+    }
 }
 
-async fn run_pass(api: Arc<dyn ClusterApi>, term: u64) {
-    let report = match api.repair_service_allocations(term).await {
-        Ok(report) => report,
-        Err(ApiError::Fenced(_)) => return,
-        Err(e) => {
-            tracing::warn!(error = %e, "service allocation repair failed; trying again next interval");
-            return;
-        }
-    };
-    for released in &report.released {
-        tracing::info!(%released, "service allocation repair: released");
-    }
-    for restored in &report.restored {
-        tracing::warn!(%restored, "service allocation repair: restored a missing reservation");
-    }
-    for problem in report.problems {
-        tracing::warn!(
-            service = %format!("{}/{}", problem.namespace, problem.name),
-            reason = %problem.reason,
-            message = %problem.message,
-            "service allocation repair"
-        );
+/// Records `problems` as Warning events about their Services, fenced by `term`.
+async fn record(api: Arc<dyn ClusterApi>, term: u64, problems: Vec<AllocationProblem>) {
+    for problem in problems {
         let record = EventRecord {
             involved: ObjectKey::new(Kind::Service, problem.namespace, problem.name),
             involved_uid: problem.uid,
@@ -117,6 +144,7 @@ impl Handler<Lead> for AllocationRepairer {
         self.term = lead.term;
         self.epoch += 1;
         self.running = false;
+        self.recorded.clear();
         self.pass(ctx);
     }
 }

@@ -1,6 +1,6 @@
 //! The Service allocation repair loop on an actix System against the fake cluster: it
 //! runs while this master leads, in the leader's term, again every interval, and its
-//! findings become Warning events about the Services.
+//! findings become Warning events about the Services, once per leadership each.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,13 +53,23 @@ async fn the_repair_pass_runs_on_the_leader_in_its_term_and_reports_as_events() 
         },
     );
 
+    let recorded = |state: &super::fake::State| {
+        state
+            .events
+            .iter()
+            .filter(|e| e.reason == "PortAlreadyAllocated")
+            .count()
+    };
     leader.send_replace(Some(1));
     cluster
-        .wait_until("three passes in term 1", WAIT, |s| s.repairs.len() >= 3)
+        .wait_until("three passes in term 1, the event recorded", WAIT, |s| {
+            s.repairs.len() >= 3 && recorded(s) >= 1
+        })
         .await;
     {
         let state = cluster.state();
         assert!(state.repairs.iter().all(|t| *t == 1), "{:?}", state.repairs);
+        assert_eq!(recorded(&state), 1, "a problem that stays is recorded once");
         let event = state
             .events
             .iter()
@@ -85,9 +95,12 @@ async fn the_repair_pass_runs_on_the_leader_in_its_term_and_reports_as_events() 
     cluster.set_term(3);
     leader.send_replace(Some(3));
     cluster
-        .wait_until("a pass in term 3", WAIT, |s| s.repairs.contains(&3))
+        .wait_until("the problem recorded again in term 3", WAIT, |s| {
+            s.repairs.iter().filter(|t| **t == 3).count() >= 2 && recorded(s) >= 2
+        })
         .await;
     let state = cluster.state();
+    assert_eq!(recorded(&state), 2, "once per leadership");
     assert!(
         state.repairs.iter().all(|t| *t == 1 || *t == 3),
         "only the leader's terms: {:?}",

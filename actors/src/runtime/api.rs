@@ -115,7 +115,7 @@ pub struct AllocationProblem {
 /// What one repair pass over Services' ClusterIP and NodePort reservations did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AllocationRepair {
-    /// Reservations released: their Service is gone (a namespace deleted whole) or no
+    /// Reservations released: their Service is gone without releasing them, or no
     /// longer holds the value.
     pub released: Vec<String>,
     /// Values of Services that lacked a reservation and have one now.

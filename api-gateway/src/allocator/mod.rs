@@ -18,9 +18,10 @@
 //! in the same Raft transaction as the Service, with a compare that the key does not exist,
 //! so uniqueness is the store's guarantee: two masters choosing the same value at once,
 //! or a leader failing over between them, can never both succeed. A lost race is retried
-//! with a fresh choice. Deleting a Service releases its keys in the delete's transaction;
-//! what a bulk delete (a namespace) leaves behind is released by the repair pass
-//! (`repair`), which the leader runs.
+//! with a fresh choice. Deleting a Service (or its namespace) releases its keys in the
+//! delete's transaction; what no write released (a Service created in a namespace while
+//! its deletion was decided) is released by the repair pass (`repair`), which the leader
+//! runs.
 //!
 //! | module | owns |
 //! |---|---|

@@ -60,6 +60,14 @@ impl Plan {
             .push(TxnOp::Put(PutRequest::new(key, owner.encode())));
     }
 
+    fn keep(&mut self, kv: &KeyValue) {
+        self.compares.push(Compare::new(
+            kv.key.clone(),
+            CompareOp::Equal,
+            CompareTarget::ModRevision(kv.mod_revision),
+        ));
+    }
+
     fn release(&mut self, kv: &KeyValue) {
         self.compares.push(Compare::new(
             kv.key.clone(),
@@ -212,6 +220,14 @@ impl ServiceRanges {
             let mut found = read_key(store, &value.key(), consistency).await?;
             if found.is_some() && consistency == ReadConsistency::Serializable {
                 found = read_key(store, &value.key(), ReadConsistency::Linearizable).await?;
+            }
+            if let Some(kv) = found
+                .as_ref()
+                .filter(|kv| Owner::decode(&kv.value).is_some_and(|o| o.uid == owner.uid))
+            {
+                // Already this Service's (its spec had lost the value): kept as it is.
+                plan.keep(kv);
+                continue;
             }
             if let Some(kv) = found {
                 let by = Owner::decode(&kv.value)

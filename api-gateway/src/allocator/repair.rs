@@ -7,7 +7,8 @@
 //!  Services at R ─► each value: reserved by it ─► fine
 //!                               not reserved (or by a gone Service) ─► restore (create_revision == 0,
 //!                                                                       Service unchanged) + report
-//!                               reserved by another live Service / out of range ─► report
+//!                               reserved by another live Service ─► report
+//!                               out of the (changed) range ─► report, reservation kept
 //! ```
 //!
 //! A reservation is released only if, at R, no Service with its owner's uid holds the
@@ -205,10 +206,29 @@ pub(crate) fn plan_repair(
     for stored in ordered {
         let owner = Owner::of(&stored.service);
         for value in held(&stored.service) {
-            let (prefix, in_range) = match &value {
-                Held::Ip(ip) => ("ClusterIP", ranges.ip_usable(*ip)),
-                Held::NodePort { port, .. } => ("Port", ranges.port_usable(*port)),
+            let (prefix, in_range, range) = match &value {
+                Held::Ip(ip) => (
+                    "ClusterIP",
+                    ranges.ip_usable(*ip),
+                    ranges.service_cidr().to_string(),
+                ),
+                Held::NodePort { port, .. } => {
+                    ("Port", ranges.port_usable(*port), ranges.ports_text())
+                }
             };
+            if !in_range {
+                // Reported whether reserved or not (the masters' range changed); a
+                // reservation it has stays, so the value stays its own.
+                plan.problems.push(problem(
+                    &owner,
+                    &format!("{prefix}OutOfRange"),
+                    format!(
+                        "{} is not within the configured range {range}; please recreate the Service",
+                        value.describe()
+                    ),
+                ));
+                continue;
+            }
             match reserved.get(&value) {
                 Some(uid) if *uid == owner.uid => {}
                 Some(_) => plan.problems.push(problem(
@@ -216,14 +236,6 @@ pub(crate) fn plan_repair(
                     &format!("{prefix}AlreadyAllocated"),
                     format!(
                         "{} is also held by another Service; delete and recreate this one to get a value of its own",
-                        value.describe()
-                    ),
-                )),
-                None if !in_range => plan.problems.push(problem(
-                    &owner,
-                    &format!("{prefix}OutOfRange"),
-                    format!(
-                        "{} is not in the cluster's range; delete and recreate the Service to get one that is",
                         value.describe()
                     ),
                 )),
@@ -395,5 +407,30 @@ mod tests {
             reasons.contains(&("one", "PortNotAllocated")),
             "{reasons:?}"
         );
+    }
+
+    #[test]
+    fn values_outside_a_changed_range_are_reported_even_when_reserved_and_stay_reserved() {
+        let services = [service("a", "old", "u1", "10.200.0.77", &[30050])];
+        let reservations = [
+            reservation(&ip("10.200.0.77"), "a", "old", "u1"),
+            reservation(&tcp(30050), "a", "old", "u1"),
+        ];
+        let ranges = ServiceRanges::parse("10.201.0.0/24", "31000-31099").unwrap();
+        let plan = plan_repair(&ranges, &services, &reservations);
+        assert!(
+            plan.releases.is_empty() && plan.restores.is_empty(),
+            "{plan:?}"
+        );
+        let problems: Vec<(&str, &str)> = plan
+            .problems
+            .iter()
+            .map(|p| (p.reason.as_str(), p.message.as_str()))
+            .collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(problems[0].0, "ClusterIPOutOfRange");
+        assert!(problems[0].1.contains("10.201.0.0/24"), "{problems:?}");
+        assert_eq!(problems[1].0, "PortOutOfRange");
+        assert!(problems[1].1.contains("31000-31099"), "{problems:?}");
     }
 }

@@ -226,15 +226,16 @@ async fn values_outside_the_ranges_and_the_api_services_address_are_refused() {
         ["spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"]
     );
     assert!(reservations(&r).await.is_empty());
-    // The API Service itself gets it.
-    let api = r
-        .create(
-            service("metadata: {name: kubernetes, namespace: default}\nspec: {clusterIP: 10.96.0.1, ports: [{name: https, port: 443, targetPort: 6443}]}"),
-            false,
-        )
-        .await
-        .unwrap();
+    // The API Service itself gets it; creating it again is AlreadyExists (as every
+    // master does at start), not its own address being taken.
+    let yaml = "metadata: {name: kubernetes, namespace: default}\nspec: {clusterIP: 10.96.0.1, ports: [{name: https, port: 443, targetPort: 6443}]}";
+    let api = r.create(service(yaml), false).await.unwrap();
     assert_eq!(spec(&api).cluster_ip, "10.96.0.1");
+    let again = r.create(service(yaml), false).await.unwrap_err();
+    assert!(
+        matches!(again, RegistryError::AlreadyExists { .. }),
+        "{again:?}"
+    );
 }
 
 #[tokio::test]
@@ -472,7 +473,7 @@ async fn deleting_a_service_frees_its_values_for_the_next() {
 }
 
 #[tokio::test]
-async fn a_namespace_deleted_whole_is_freed_by_the_repair_pass_and_live_values_are_kept() {
+async fn a_namespace_delete_frees_its_services_values_in_the_same_write() {
     let r = registry();
     r.create(
         parse_object(
@@ -490,13 +491,12 @@ async fn a_namespace_deleted_whole_is_freed_by_the_repair_pass_and_live_values_a
     )
     .await
     .unwrap();
-    let live = r
-        .create(
-            service("metadata: {name: web}\nspec: {type: NodePort, ports: [{port: 80}]}"),
-            false,
-        )
-        .await
-        .unwrap();
+    r.create(
+        service("metadata: {name: web}\nspec: {type: NodePort, ports: [{port: 80}]}"),
+        false,
+    )
+    .await
+    .unwrap();
     r.delete(
         Kind::Namespace,
         "",
@@ -506,7 +506,44 @@ async fn a_namespace_deleted_whole_is_freed_by_the_repair_pass_and_live_values_a
     )
     .await
     .unwrap();
-    // The namespace took the Service with it; its values are still reserved.
+    let held = reservations(&r).await;
+    assert_eq!(held.len(), 2, "web's IP and port only: {held:?}");
+    assert!(held.iter().all(|(_, owner)| owner == "default/web"));
+    r.create(
+        service("metadata: {name: db}\nspec: {type: NodePort, clusterIP: 10.96.7.7, ports: [{port: 5432, nodePort: 31111}]}"),
+        false,
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn the_repair_pass_releases_reservations_whose_service_is_gone_and_keeps_live_ones() {
+    let r = registry();
+    r.create(
+        service("metadata: {name: db, namespace: kube-system}\nspec: {type: NodePort, clusterIP: 10.96.7.7, ports: [{port: 5432, nodePort: 31111}]}"),
+        false,
+    )
+    .await
+    .unwrap();
+    let live = r
+        .create(
+            service("metadata: {name: web}\nspec: {type: NodePort, ports: [{port: 80}]}"),
+            false,
+        )
+        .await
+        .unwrap();
+    // The Service goes without its values (as one created in a namespace while the
+    // namespace's delete was being decided goes with the namespace).
+    r.store()
+        .write(
+            Op::Delete(DeleteRequest::new(KeyRange::key(
+                "/registry/core/services/kube-system/db",
+            ))),
+            None,
+        )
+        .await
+        .unwrap();
     let err = r
         .create(
             service("metadata: {name: db}\nspec: {clusterIP: 10.96.7.7, ports: [{port: 5432}]}"),
@@ -514,7 +551,7 @@ async fn a_namespace_deleted_whole_is_freed_by_the_repair_pass_and_live_values_a
         )
         .await
         .unwrap_err();
-    assert!(invalid(err)[0].contains("team/db"));
+    assert!(invalid(err)[0].contains("kube-system/db"));
 
     let report = r.repair_service_allocations().await.unwrap();
     assert_eq!(report.released.len(), 2, "{report:?}");
@@ -645,12 +682,19 @@ async fn a_full_range_is_a_clear_error_and_nothing_is_half_allocated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn creates_racing_through_several_registries_never_share_a_value() {
-    // A /26 (61 addresses for Services) and 64 node ports: crowded enough that choices
-    // collide and lose the race in the store, which must refuse the second of two.
-    let store = Arc::new(MemKv::new().unwrap());
+    // A /26 (61 addresses for Services) and 64 node ports for 48 Services, each first
+    // choice made before any is written (as 48 creates through three masters at once):
+    // choices collide, the store refuses the second of two, and the loser chooses again.
+    let store = MemKv::new().unwrap();
     let ranges = ServiceRanges::parse("10.20.0.0/26", "31000-31063").unwrap();
-    let registries: Vec<Registry<MemKv>> = (0..3)
-        .map(|_| Registry::new(store.clone()).with_service_ranges(ranges))
+    let gated = Arc::new(Gated {
+        inner: store.clone(),
+        held: 48,
+        barrier: tokio::sync::Barrier::new(48),
+        writes: Default::default(),
+    });
+    let registries: Vec<Registry<Gated>> = (0..3)
+        .map(|_| Registry::new(gated.clone()).with_service_ranges(ranges))
         .collect();
     let mut tasks = Vec::new();
     for i in 0..48 {
@@ -668,7 +712,11 @@ async fn creates_racing_through_several_registries_never_share_a_value() {
     let mut ips = BTreeSet::new();
     let mut ports = BTreeSet::new();
     for task in tasks {
-        let created = task.await.unwrap().unwrap();
+        let created = tokio::time::timeout(std::time::Duration::from_secs(30), task)
+            .await
+            .expect("every create is written (the gate opens once all 48 are in)")
+            .unwrap()
+            .unwrap();
         let s = spec(&created);
         assert!(ips.insert(s.cluster_ip.clone()), "{} twice", s.cluster_ip);
         assert!(
@@ -677,5 +725,226 @@ async fn creates_racing_through_several_registries_never_share_a_value() {
             s.ports[0].node_port
         );
     }
-    assert_eq!(reservations(&registries[0]).await.len(), 96);
+    let plain = Registry::new(Arc::new(store));
+    assert_eq!(reservations(&plain).await.len(), 96);
+}
+
+#[tokio::test]
+async fn an_update_asking_for_a_taken_port_is_refused_and_changes_nothing() {
+    let r = registry();
+    r.create(
+        service(
+            "metadata: {name: web}\nspec: {type: NodePort, ports: [{port: 80, nodePort: 30080}]}",
+        ),
+        false,
+    )
+    .await
+    .unwrap();
+    let created = r
+        .create(
+            service("metadata: {name: api}\nspec: {type: NodePort, ports: [{port: 80, nodePort: 30090}]}"),
+            false,
+        )
+        .await
+        .unwrap();
+    let before = reservations(&r).await;
+    let err = r
+        .modify(Kind::Service, "default", "api", Subresource::Main, |o| {
+            if let Object::Service(s) = o {
+                s.spec.as_mut().unwrap().ports[0].node_port = 30080;
+            }
+            Ok(true)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        invalid(err),
+        ["spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated (by Service \"default/web\")"]
+    );
+    assert_eq!(reservations(&r).await, before);
+    let stored = get(&r, "default", "api").await;
+    assert_eq!(spec(&stored), spec(&created));
+    assert_eq!(
+        stored.metadata().resource_version,
+        created.metadata().resource_version
+    );
+
+    // A dry-run move to a free port answers the move and keeps the old reservation.
+    let mut moved = stored.clone();
+    if let Object::Service(s) = &mut moved {
+        s.spec.as_mut().unwrap().ports[0].node_port = 30100;
+    }
+    let answered = r
+        .update(moved.clone(), Subresource::Main, true)
+        .await
+        .unwrap();
+    assert_eq!(spec(&answered).ports[0].node_port, 30100);
+    assert_eq!(reservations(&r).await, before);
+    // The real one moves the reservation in the same write.
+    r.update(moved, Subresource::Main, false).await.unwrap();
+    let held: Vec<String> = reservations(&r).await.into_iter().map(|(k, _)| k).collect();
+    assert!(held.contains(&"/registry/allocations/nodeports/tcp/30100".to_owned()));
+    assert!(!held.contains(&"/registry/allocations/nodeports/tcp/30090".to_owned()));
+}
+
+/// Writes a Service as stored, bypassing the registry (as data from before allocation).
+async fn store_raw(r: &Registry<MemKv>, object: &Object) {
+    let key = format!(
+        "/registry/core/services/{}/{}",
+        object.metadata().namespace,
+        object.metadata().name
+    );
+    r.store()
+        .write(
+            Op::Put(raft_store::kv::PutRequest::new(key, object.encode_to_vec())),
+            None,
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_value_a_service_lost_but_still_holds_is_its_own_and_repair_releases_it_if_unused() {
+    let r = registry();
+    let created = r
+        .create(
+            service("metadata: {name: web}\nspec: {type: NodePort, ports: [{port: 80, nodePort: 30080}]}"),
+            false,
+        )
+        .await
+        .unwrap();
+    // The stored Service no longer shows the port; its reservation is still there.
+    let mut lost = created.clone();
+    if let Object::Service(s) = &mut lost {
+        let spec = s.spec.as_mut().unwrap();
+        spec.r#type = "ClusterIP".into();
+        spec.ports[0].node_port = 0;
+    }
+    store_raw(&r, &lost).await;
+    // Asking for it again is asking for its own value.
+    let back = r
+        .modify(Kind::Service, "default", "web", Subresource::Main, |o| {
+            if let Object::Service(s) = o {
+                let spec = s.spec.as_mut().unwrap();
+                spec.r#type = "NodePort".into();
+                spec.ports[0].node_port = 30080;
+            }
+            Ok(true)
+        })
+        .await
+        .unwrap();
+    assert_eq!(spec(&back).ports[0].node_port, 30080);
+
+    // Lost again and not asked for: the repair pass releases it, the IP stays.
+    store_raw(&r, &lost).await;
+    let report = r.repair_service_allocations().await.unwrap();
+    assert_eq!(report.released.len(), 1, "{report:?}");
+    assert!(report.released[0].contains("30080/TCP"), "{report:?}");
+    let held = reservations(&r).await;
+    assert_eq!(
+        held,
+        [(
+            format!(
+                "/registry/allocations/serviceips/{}",
+                spec(&created).cluster_ip
+            ),
+            "default/web".to_owned()
+        )]
+    );
+}
+
+/// The in-memory store, with its first `n` writes held until all `n` are in: every one of
+/// them was planned on the same state, so their random choices collide.
+struct Gated {
+    inner: MemKv,
+    held: usize,
+    barrier: tokio::sync::Barrier,
+    writes: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl KvStore for Gated {
+    async fn range(
+        &self,
+        request: RangeRequest,
+        consistency: ReadConsistency,
+    ) -> Result<raft_store::kv::RangeResponse, api_gateway::StoreError> {
+        self.inner.range(request, consistency).await
+    }
+
+    async fn write(
+        &self,
+        op: Op,
+        fence: Option<u64>,
+    ) -> Result<raft_store::kv::KvResponse, api_gateway::StoreError> {
+        let n = self
+            .writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n < self.held {
+            self.barrier.wait().await;
+        }
+        self.inner.write(op, fence).await
+    }
+
+    async fn watch(
+        &self,
+        range: KeyRange,
+        from: u64,
+    ) -> Result<api_gateway::EventStream, api_gateway::StoreError> {
+        self.inner.watch(range, from).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn updates_racing_for_node_ports_with_a_resource_version_all_land_on_distinct_ports() {
+    // 20 Services turn NodePort at once on 24 ports, every choice made before any is
+    // written: choices collide, and a collision must make the update choose again, not
+    // fail as if the Service had changed.
+    let store = MemKv::new().unwrap();
+    let ranges = ServiceRanges::parse("10.30.0.0/24", "30000-30023").unwrap();
+    let plain = Registry::new(Arc::new(store.clone())).with_service_ranges(ranges);
+    let mut created = Vec::new();
+    for i in 0..20 {
+        created.push(
+            plain
+                .create(
+                    service(&format!(
+                        "metadata: {{name: s{i}}}\nspec: {{ports: [{{port: 80}}]}}"
+                    )),
+                    false,
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    let gated = Registry::new(Arc::new(Gated {
+        inner: store,
+        held: 20,
+        barrier: tokio::sync::Barrier::new(20),
+        writes: Default::default(),
+    }))
+    .with_service_ranges(ranges);
+    let mut tasks = Vec::new();
+    for mut object in created {
+        assert!(!object.metadata().resource_version.is_empty());
+        if let Object::Service(s) = &mut object {
+            s.spec.as_mut().unwrap().r#type = "NodePort".into();
+        }
+        let r = gated.clone();
+        tasks.push(tokio::spawn(async move {
+            r.update(object, Subresource::Main, false).await
+        }));
+    }
+    let mut ports = BTreeSet::new();
+    for task in tasks {
+        let updated = tokio::time::timeout(std::time::Duration::from_secs(30), task)
+            .await
+            .expect("every update is written (the gate opens once all 20 are in)")
+            .unwrap()
+            .unwrap();
+        let port = spec(&updated).ports[0].node_port;
+        assert!((30000..=30023).contains(&port), "{port}");
+        assert!(ports.insert(port), "{port} twice");
+    }
+    assert_eq!(reservations(&plain).await.len(), 40);
 }

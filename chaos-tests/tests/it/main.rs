@@ -18,3 +18,4 @@ mod secrets_are_ciphertext_in_every_file_and_backup;
 mod services_never_share_a_cluster_ip_or_node_port;
 mod snapshot_restore_seeds_a_new_cluster;
 mod support;
+mod values_outside_a_changed_range_are_reported;

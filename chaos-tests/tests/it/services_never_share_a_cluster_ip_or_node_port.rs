@@ -2,8 +2,8 @@
 //! is killed with SIGKILL, on ranges small enough that the masters' random choices
 //! collide: no two Services share a ClusterIP or a node port, every acknowledged Service
 //! is there with the values it was acknowledged with, and once they are all deleted each
-//! of their values can be asked for again by name (nothing stays reserved). Values of a
-//! Service whose namespace was deleted whole are released by the new leader's repair pass.
+//! of their values can be asked for again by name (nothing stays reserved), as can the
+//! values of a Service whose namespace was deleted whole.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -115,8 +115,7 @@ async fn services_never_share_a_cluster_ip_or_node_port_across_a_leader_kill() {
     for id in 1..=3 {
         clients.push(cluster.client(id).await.expect("a client per master"));
     }
-    // A namespace deleted whole takes its Service along; its values stay reserved until
-    // a repair pass (each leader runs one when it starts leading, then every minute).
+    // A namespace deleted whole takes its Service along, and its values with it.
     let team_values: Values = ("10.200.0.250".to_owned(), vec![30198, 30199]);
     let mut first = clients[0].clone();
     for yaml in [
@@ -143,17 +142,16 @@ async fn services_never_share_a_cluster_ip_or_node_port_across_a_leader_kill() {
         })
         .await
         .expect("namespace team deleted");
-    let refused = first
+    let again = first
         .create(api::CreateRequest {
             object: Some(service("db-again", Some(&team_values))),
             dry_run: false,
         })
         .await
-        .expect_err("team/db's values are still reserved");
-    assert!(
-        refused.message().contains("team/db"),
-        "{}",
-        refused.message()
+        .unwrap_or_else(|e| panic!("team/db's values are free again: {}", e.message()));
+    assert_eq!(
+        values(&Object::try_from(again.into_inner()).unwrap()),
+        team_values
     );
 
     let clients = Arc::new(clients);
@@ -214,6 +212,7 @@ async fn services_never_share_a_cluster_ip_or_node_port_across_a_leader_kill() {
         .filter(|(name, _)| name.starts_with("svc-"))
         .collect();
     assert_eq!(ours.len(), SERVICES, "every Service exists: {ours:?}");
+    assert_eq!(services.get("db-again"), Some(&team_values));
     for (name, values) in &acknowledged {
         assert_eq!(
             ours.get(name).copied(),
@@ -233,50 +232,27 @@ async fn services_never_share_a_cluster_ip_or_node_port_across_a_leader_kill() {
             assert!(ports.insert(*port), "node port {port} of {name} is shared");
         }
     }
-    assert_eq!(ports.len(), 2 * SERVICES);
+    assert_eq!(
+        ports.len(),
+        2 * SERVICES + 2,
+        "every Service of this test, db-again too"
+    );
     assert_eq!(
         services.get("kubernetes").map(|v| v.0.as_str()),
         Some("10.200.0.1"),
         "the API Service has the range's first address"
     );
 
-    // The new leader's repair pass released team/db's values: asking for them is either
-    // granted or refused naming a Service of this test that took one since.
-    let mut client = cluster.client(1 + (leader % 3)).await.unwrap();
-    let until = Instant::now() + Duration::from_secs(30);
-    loop {
-        let answer = client
-            .create(api::CreateRequest {
-                object: Some(service("db-again", Some(&team_values))),
-                dry_run: false,
-            })
-            .await;
-        match answer {
-            Ok(_) => break,
-            Err(status)
-                if !status.message().contains("team/db")
-                    && status.message().contains("by Service \"default/svc-") =>
-            {
-                break
-            }
-            Err(status) => {
-                assert!(
-                    Instant::now() < until,
-                    "team/db's values were not released: {}",
-                    status.message()
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
-
     // Its Endpoints name masters' API addresses (each master writes what it sees).
+    let mut client = cluster.client(1 + (leader % 3)).await.unwrap();
     let master_ports: BTreeSet<i32> = cluster
         .masters()
         .iter()
         .map(|m| i32::from(m.client_port))
         .collect();
     let until = Instant::now() + Duration::from_secs(30);
+    // Every master wrote itself in when it started: all three are listed (the killed one
+    // included: it is still a member).
     let api = loop {
         let endpoints = list_default(&mut client, "Endpoints")
             .await
@@ -287,15 +263,24 @@ async fn services_never_share_a_cluster_ip_or_node_port_across_a_leader_kill() {
             }
             _ => None,
         });
+        let listed: BTreeSet<i32> = found
+            .iter()
+            .flat_map(|e| {
+                e.subsets
+                    .iter()
+                    .flat_map(|s| s.ports.iter().map(|p| p.port))
+            })
+            .collect();
         match found {
-            Some(found) => break found,
-            None if Instant::now() > until => panic!("no kubernetes Endpoints"),
-            None => tokio::time::sleep(Duration::from_millis(100)).await,
+            Some(found) if listed == master_ports => break found,
+            _ if Instant::now() > until => {
+                panic!("the kubernetes Endpoints list {listed:?}, not {master_ports:?}")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     };
-    assert!(!api.subsets.is_empty());
     for subset in &api.subsets {
-        assert!(master_ports.contains(&subset.ports[0].port), "{api:?}");
+        assert_eq!(subset.ports[0].name, "https", "{api:?}");
         assert!(
             subset.addresses.iter().all(|a| a.ip == "127.0.0.1"),
             "{api:?}"

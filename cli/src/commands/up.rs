@@ -202,6 +202,11 @@ fn log_file(dir: &Path, name: &str) -> anyhow::Result<std::fs::File> {
 
 /// Runs `rafter up`.
 pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+    // Refused here, before anything is created or started, rather than in each master's log.
+    rafter_master::ServiceRanges::parse(
+        &args.service_cluster_ip_range,
+        &args.service_node_port_range,
+    )?;
     let dir = default_dir(args.dir.clone())?;
     // The cluster's data, keys and logs: 0700 from creation.
     rafter_client::private_files::create_private_dir(&dir.join("logs"))
@@ -270,11 +275,6 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         .map(|m| format!("{}=127.0.0.1:{}", m.id, m.peer_port))
         .collect();
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
-    // Refused here, before any master starts, rather than in each master's log.
-    rafter_master::ServiceRanges::parse(
-        &args.service_cluster_ip_range,
-        &args.service_node_port_range,
-    )?;
 
     let encryption = dir.join("encryption.yaml");
     if !args.no_encryption && !encryption.exists() {

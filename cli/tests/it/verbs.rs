@@ -442,6 +442,21 @@ fn completion_scripts_are_printed_for_each_shell() {
 }
 
 #[test]
+fn up_refuses_a_bad_service_range_naming_the_flag_before_creating_anything() {
+    let dir = std::env::temp_dir().join(format!("rafter-up-bad-range-{}", std::process::id()));
+    let dir_text = dir.to_str().unwrap();
+    for (flag, value) in [
+        ("--service-cluster-ip-range", "10.96.0.0/33"),
+        ("--service-node-port-range", "32767-30000"),
+    ] {
+        let run = rafter_with_env(&["up", "--dir", dir_text, flag, value], &[]);
+        assert_ne!(run.code, 0, "{flag} {value} was accepted");
+        assert!(run.stderr.contains(flag), "{flag}: {}", run.stderr);
+        assert!(!dir.exists(), "{} was created", dir.display());
+    }
+}
+
+#[test]
 fn version_works_without_a_cluster() {
     let run = rafter_with_env(
         &["version", "--kubeconfig", "/nonexistent/rafter-config"],

@@ -185,7 +185,7 @@ impl ProxyLoop {
                     service_ports = rules.len(),
                     rules = applied.rules,
                     full = applied.full,
-                    took_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    took = ?started.elapsed(),
                     "proxy rules synced"
                 );
             }
@@ -198,7 +198,7 @@ impl ProxyLoop {
                     node = %self.node,
                     service_ports = rules.len(),
                     listeners,
-                    took_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    took = ?started.elapsed(),
                     "userspace proxy synced"
                 );
             }

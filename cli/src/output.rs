@@ -362,29 +362,10 @@ fn row(object: &Object, wide: bool, now: OffsetDateTime) -> Vec<String> {
                     }
                 })
                 .collect();
-            // As kubectl: a LoadBalancer's ingress addresses (`<pending>` until the
-            // masters' service load balancer writes them), then any externalIPs.
-            let mut addresses: Vec<String> = Vec::new();
-            if spec.r#type == "LoadBalancer" {
-                let ingress = svc
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.load_balancer.as_ref())
-                    .map(|lb| lb.ingress.as_slice())
-                    .unwrap_or_default();
-                addresses.extend(ingress.iter().map(|i| {
-                    if i.ip.is_empty() {
-                        i.hostname.clone()
-                    } else {
-                        i.ip.clone()
-                    }
-                }));
-            }
-            addresses.extend(spec.external_ips.iter().cloned());
-            let external = match (addresses.is_empty(), spec.r#type.as_str()) {
-                (true, "LoadBalancer") => "<pending>".to_owned(),
-                (true, _) => "<none>".to_owned(),
-                (false, _) => addresses.join(","),
+            let external = if spec.external_ips.is_empty() {
+                "<none>".to_owned()
+            } else {
+                spec.external_ips.join(",")
             };
             let cluster_ip = if spec.cluster_ip.is_empty() {
                 "<none>".to_owned()
@@ -567,35 +548,6 @@ mod tests {
         );
         let narrow = table(&[], Kind::Deployment, false, false);
         assert!(!narrow.contains("IMAGES"));
-    }
-
-    #[test]
-    fn a_load_balancer_shows_its_ingress_or_pending_as_external_ip() {
-        let svc = |status: &str| {
-            rafter_proto::parse_object(
-                &format!("apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec: {{type: LoadBalancer, clusterIP: 10.96.0.9, ports: [{{port: 80, nodePort: 30080}}]}}\nstatus: {status}"),
-                "test",
-            )
-            .unwrap()
-        };
-        let served = table(
-            &[svc(
-                "{loadBalancer: {ingress: [{ip: 10.0.0.1}, {ip: 10.0.0.2}]}}",
-            )],
-            Kind::Service,
-            false,
-            false,
-        );
-        let row = served.lines().nth(1).unwrap();
-        assert!(
-            row.contains("10.0.0.1,10.0.0.2") && row.contains("80:30080/TCP"),
-            "{served}"
-        );
-        let pending = table(&[svc("{}")], Kind::Service, false, false);
-        assert!(
-            pending.lines().nth(1).unwrap().contains("<pending>"),
-            "{pending}"
-        );
     }
 
     #[test]

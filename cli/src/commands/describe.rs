@@ -687,15 +687,6 @@ fn service_sections(t: &mut Text, svc: &v1::Service) {
             &spec.cluster_ip
         },
     );
-    let ingress: Vec<&str> = svc
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .map(|lb| lb.ingress.iter().map(|i| i.ip.as_str()).collect())
-        .unwrap_or_default();
-    if !ingress.is_empty() {
-        t.field(0, "LoadBalancer Ingress", ingress.join(", "));
-    }
     for p in &spec.ports {
         let protocol = if p.protocol.is_empty() {
             "TCP"

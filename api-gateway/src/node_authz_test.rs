@@ -214,27 +214,3 @@ fn other_users_get_no_opinion_and_a_moved_pod_moves_its_grants() {
     assert!(!g.pod_on("n1", "shop", "web"));
     assert!(g.pod_on("n2", "shop", "other"));
 }
-
-#[test]
-fn a_node_lists_and_watches_services_and_endpoints_in_every_namespace_for_its_proxy() {
-    let a = authorizer(graph());
-    let n1 = node_user("n1");
-    for kind in [Kind::Service, Kind::Endpoints] {
-        for verb in ["list", "watch", "get"] {
-            assert_eq!(
-                a.authorize(&Attributes::resource(&n1, verb, kind)),
-                Decision::Allow,
-                "{verb} {kind:?}"
-            );
-        }
-        for verb in ["create", "update", "delete"] {
-            assert!(
-                matches!(
-                    a.authorize(&Attributes::resource(&n1, verb, kind).namespace("shop")),
-                    Decision::Deny(_)
-                ),
-                "{verb} {kind:?}"
-            );
-        }
-    }
-}

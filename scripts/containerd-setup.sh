@@ -149,6 +149,19 @@ else
     fi
 fi
 
+# --- bridge netfilter ----------------------------------------------------------------------
+# The node proxy DNATs Service traffic; replies bridged between two pods must still pass the
+# host's connection tracking to be un-DNATed (as kube-proxy needs). Often built in.
+if ! [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]; then
+    modprobe br_netfilter 2>/dev/null || true
+fi
+if [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]; then
+    [ "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables)" = 1 ] ||
+        echo 1 >/proc/sys/net/bridge/bridge-nf-call-iptables
+else
+    log "br_netfilter is not available: a pod reaching another pod of its bridge through a ClusterIP will fail"
+fi
+
 # --- images ------------------------------------------------------------------------------
 if ! [ -f "$dir/images/busybox.tar" ] || ! [ -f "$dir/images/pause.tar" ]; then
     bash "$here/build-images.sh" "$dir/images" >&2

@@ -9,6 +9,7 @@
 //!  cargo run --release -p bench -- scheduler  pods created at once on hollow nodes → bound/s
 //!  cargo run --release -p bench -- secrets    Secret creates with encryption at rest off and on
 //!  cargo run --release -p bench -- authz      gets with RBAC (1,000 RoleBindings) against authorization off
+//!  cargo run --release -p bench -- proxy      node proxy: nft sync of 1,000 Services × 10 endpoints; ClusterIP vs direct req/s
 //! ```
 //!
 //! | module | owns |
@@ -17,6 +18,7 @@
 //! | `gateway` | the gateway benchmark and the hidden `master` subcommand |
 //! | `authz` | what authorization costs: RBAC with many RoleBindings against allow-all, side by side |
 //! | `secrets` | Secret creates with encryption at rest off against on, one table |
+//! | `proxy` | the node proxy's nftables sync time and ClusterIP against direct requests/s, in network namespaces it makes |
 //! | `failover` | kill -9 of the leader → first acknowledged write |
 //! | `scheduler` | whole-system scheduling: pods created at once → bound/s, create→bind, master memory |
 //! | `hollow_nodes` | Ready Node objects and one task renewing their Leases, for `scheduler` |
@@ -43,6 +45,7 @@ mod hollow_nodes;
 mod kv_client;
 mod member;
 mod pods;
+mod proxy;
 mod rafter_cluster;
 mod report;
 mod scheduler;
@@ -84,6 +87,8 @@ enum Command {
     Secrets(secrets::SecretsArgs),
     /// Gets/s with RBAC over many RoleBindings against authorization off, side by side.
     Authz(authz::AuthzArgs),
+    /// The node proxy: nftables sync time for many Services, ClusterIP against direct req/s.
+    Proxy(proxy::ProxyArgs),
     /// Only the leader failover timings: our store, etcd and the gateway.
     Failover(FailoverArgs),
     /// Pods created at once on hollow nodes: pods bound/s, create→bind p50/p99, master memory.
@@ -194,6 +199,7 @@ fn main() -> ExitCode {
         Command::Member(args) => member::run(args),
         Command::Master(args) => gateway::run_master(args),
         Command::Store(args) => runtime().and_then(|rt| rt.block_on(store::run(args))),
+        Command::Proxy(args) => runtime().and_then(|rt| rt.block_on(proxy::run(args))),
         Command::Gateway(args) => use_this_binary_as_master()
             .and_then(|()| runtime())
             .and_then(|rt| rt.block_on(gateway::run(args))),

@@ -689,3 +689,27 @@ fn pod_ready(object: &Object) -> bool {
             .any(|c| c.r#type == "Ready" && c.status == "True")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_is_a_valid_deployment_and_a_node_port_service_on_30080() {
+        let mut kinds = Vec::new();
+        for document in parse_manifests(DEMO, "demo.yaml") {
+            let mut object = document.unwrap().object;
+            rafter_proto::apply_defaults(&mut object);
+            assert_eq!(rafter_proto::validate(&object), vec![], "{object:?}");
+            if let Object::Service(svc) = &object {
+                let spec = svc.spec.as_ref().unwrap();
+                assert_eq!(
+                    (spec.r#type.as_str(), spec.ports[0].node_port),
+                    ("NodePort", 30080)
+                );
+            }
+            kinds.push(object.kind());
+        }
+        assert_eq!(kinds, vec![Kind::Deployment, Kind::Service]);
+    }
+}

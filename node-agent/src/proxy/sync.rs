@@ -105,6 +105,9 @@ impl ProxyLoop {
 
     /// Runs until `shutdown`, then removes the proxy's table or listeners.
     pub(crate) async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        if matches!(self.backend, Backend::Nft(..)) {
+            warn_without_bridge_netfilter().await;
+        }
         let mut state = ServiceState::default();
         let mut watched = [Watched::new(Kind::Service), Watched::new(Kind::Endpoints)];
         let mut sync_at: Option<Instant> = None;
@@ -185,7 +188,7 @@ impl ProxyLoop {
                     service_ports = rules.len(),
                     rules = applied.rules,
                     full = applied.full,
-                    took_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    took = ?started.elapsed(),
                     "proxy rules synced"
                 );
             }
@@ -198,7 +201,7 @@ impl ProxyLoop {
                     node = %self.node,
                     service_ports = rules.len(),
                     listeners,
-                    took_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    took = ?started.elapsed(),
                     "userspace proxy synced"
                 );
             }
@@ -218,6 +221,24 @@ impl ProxyLoop {
                 }
             }
             Backend::Userspace(proxy) => proxy.stop(),
+        }
+    }
+}
+
+/// Where the kernel says whether bridged IPv4 traffic passes netfilter (br_netfilter).
+const BRIDGE_NF_CALL: &str = "/proc/sys/net/bridge/bridge-nf-call-iptables";
+
+/// Says once, at start, when bridged traffic skips netfilter: replies between two pods of
+/// one bridge are then not un-DNATed, so a pod cannot reach a pod of its own node through
+/// a ClusterIP (kube-proxy has the same need).
+async fn warn_without_bridge_netfilter() {
+    match tokio::fs::read_to_string(BRIDGE_NF_CALL).await {
+        Ok(v) if v.trim() == "1" => {}
+        Ok(v) => {
+            warn!(path = BRIDGE_NF_CALL, value = %v.trim(), "bridged traffic skips netfilter: pods cannot reach pods of this node through a ClusterIP; set it to 1")
+        }
+        Err(e) => {
+            warn!(path = BRIDGE_NF_CALL, error = %e, "br_netfilter is not loaded: pods cannot reach pods of this node through a ClusterIP (modprobe br_netfilter)")
         }
     }
 }

@@ -58,17 +58,21 @@ fn endpoints_yaml(name: &str, port: u16, ips: &[String]) -> String {
     )
 }
 
-/// A free TCP port in the NodePort range (bound and released), after `after` if given.
-fn free_node_port_after(after: u16) -> u16 {
-    let start = (30000 + (std::process::id() % 2000) as u16).max(after + 1);
-    (start..32767)
-        .chain(30000..start)
-        .find(|p| *p != after && std::net::TcpListener::bind(("0.0.0.0", *p)).is_ok())
-        .unwrap()
-}
+/// Ports handed out so far in this process (tests run in parallel: never the same twice).
+static HANDED_OUT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
 
+/// A free TCP port in the NodePort range (bound and released), never one handed out
+/// before in this process.
 fn free_node_port() -> u16 {
-    free_node_port_after(0)
+    let base = 30000 + (std::process::id() % 2000) as u16;
+    loop {
+        let n = HANDED_OUT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        assert!(n < 2767, "no free NodePort left");
+        let port = 30000 + (base - 30000 + n) % 2767;
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Deletes the proxy table on drop, also when the test fails (the agent's clean stop
@@ -287,7 +291,7 @@ pub async fn pods_behind_services_through_nftables(rt: Runtime) {
     let host = host_address();
     put(&cluster, &format!("apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: default}}\nspec: {{type: NodePort, clusterIP: '{}', ports: [{{name: http, port: 80, targetPort: 8080, nodePort: {node_port}}}]}}", cip(1))).await;
     put(&cluster, &endpoints_yaml("web", 8080, &ips)).await;
-    put(&cluster, &format!("apiVersion: v1\nkind: Service\nmetadata: {{name: lb, namespace: default}}\nspec: {{type: LoadBalancer, clusterIP: '{}', ports: [{{name: http, port: {lb_port}, targetPort: 8080, nodePort: {}}}]}}", cip(2), free_node_port_after(node_port))).await;
+    put(&cluster, &format!("apiVersion: v1\nkind: Service\nmetadata: {{name: lb, namespace: default}}\nspec: {{type: LoadBalancer, clusterIP: '{}', ports: [{{name: http, port: {lb_port}, targetPort: 8080, nodePort: {}}}]}}", cip(2), free_node_port())).await;
     put(&cluster, &endpoints_yaml("lb", 8080, &ips)).await;
     put(&cluster, &format!("apiVersion: v1\nkind: Service\nmetadata: {{name: self0, namespace: default}}\nspec: {{clusterIP: '{}', ports: [{{name: http, port: 80}}]}}", cip(3))).await;
     put(&cluster, &endpoints_yaml("self0", 8080, &ips[..1])).await;

@@ -201,7 +201,12 @@ fn endpoints(ips: &[&str]) -> String {
 const WEB: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {type: LoadBalancer, clusterIP: 10.96.0.10, ports: [{name: http, port: 80, nodePort: 30080}]}\nstatus: {loadBalancer: {ingress: [{ip: 10.201.0.1}]}}";
 
 async fn apply(table: &mut NftTable, manifests: &[&str]) {
-    let rules = service_rules(&state(manifests), "n1");
+    apply_as(table, manifests, "n1").await
+}
+
+/// Applies the rules node `node` makes of `manifests`.
+async fn apply_as(table: &mut NftTable, manifests: &[&str], node: &str) {
+    let rules = service_rules(&state(manifests), node);
     table
         .apply(&Ruleset::build(table.name(), &rules))
         .await
@@ -340,4 +345,43 @@ async fn a_failed_sync_changes_nothing_and_the_next_one_replaces_the_whole_table
     let applied = table.apply(&ruleset).await.unwrap();
     assert!(applied.full);
     assert_eq!(replicas(&ns.tally("http://10.96.0.10/", 30).await).len(), 3);
+}
+
+#[tokio::test]
+async fn local_policy_node_ports_reach_only_this_nodes_endpoints_and_drop_without_one() {
+    let ns = three_endpoints().await;
+    let mut table = NftTable::new("rafter", ns.nft_command());
+    let local = WEB.replace(
+        "type: LoadBalancer,",
+        "type: LoadBalancer, externalTrafficPolicy: Local,",
+    );
+    // 10.200.0.2 runs on n1, 10.200.0.3 on n2.
+    let eps = "apiVersion: v1\nkind: Endpoints\nmetadata: {name: web, namespace: shop}\nsubsets: [{addresses: [{ip: 10.200.0.2, nodeName: n1}, {ip: 10.200.0.3, nodeName: n2}], ports: [{name: http, port: 8080}]}]";
+    apply_as(&mut table, &[&local, eps], "n1").await;
+    let node_port = format!("http://{NODE_IP}:30080/");
+    let seen = ns.tally(&node_port, 20).await;
+    assert_eq!(
+        seen.keys().collect::<Vec<_>>(),
+        vec!["replica-0"],
+        "{seen:?}"
+    );
+    let seen = ns.tally("http://10.96.0.10/", 30).await;
+    assert_eq!(
+        replicas(&seen),
+        vec!["replica-0", "replica-1"],
+        "the ClusterIP reaches both: {seen:?}"
+    );
+
+    // As node n3, which runs none: the NodePort and the ingress address answer nothing
+    // (dropped, not refused), the ClusterIP still works.
+    apply_as(&mut table, &[&local, eps], "n3").await;
+    for url in [node_port.as_str(), &format!("http://{NODE_IP}:80/")] {
+        let err = ns.get(url).await.unwrap_err();
+        assert!(err.contains("timed out"), "{url}: {err}");
+    }
+    assert!(ns
+        .get("http://10.96.0.10/")
+        .await
+        .unwrap()
+        .starts_with("replica-"));
 }

@@ -10,7 +10,7 @@
 //!                                │ &Cache, key, now, seed
 //!                                ▼
 //!   scheduler · replicaset · deployment · daemonset · node_lifecycle · pod_cidr · gc
-//!   · volume_binder
+//!   · volume_binder · service_account
 //!                                │ Reconciled { actions, requeue_after }
 //!                                ▼
 //!   actor: Create / Update / UpdateStatus / Delete / Bind / Evict / RecordEvent
@@ -34,6 +34,7 @@
 //! | `gc` | [`collect_garbage`]: ownerReference cascades (background, foreground, orphan) |
 //! | `csr` | [`reconcile_csr`]: CSR auto-approval, signer rules, issuing through a [`CertificateSigner`] |
 //! | `volume_binder` | [`reconcile_claim`]: binds Pending PersistentVolumeClaims to fitting PersistentVolumes; [`reconcile_volume`]: Released once the claim is gone |
+//! | `service_account` | [`reconcile_service_accounts`]: a `default` ServiceAccount in every active namespace |
 //! | `runtime` | the actix runtime: informer, controller actors, leadership, [`ClusterApi`] |
 //!
 //! Rules every core follows: no I/O, no clock, no random numbers (the same cache, key,
@@ -56,6 +57,7 @@ mod pods;
 mod replicaset;
 pub mod runtime;
 mod scheduler;
+mod service_account;
 mod volume_binder;
 
 #[cfg(test)]
@@ -88,6 +90,7 @@ pub use runtime::{
 pub use scheduler::{
     schedule_pending, schedule_pending_assuming, schedule_pod, Assumed, DEFAULT_SCHEDULER,
 };
+pub use service_account::reconcile as reconcile_service_accounts;
 pub use volume_binder::{
     reconcile as reconcile_claim, reconcile_volume, unbound_claim, BIND_COMPLETED_ANNOTATION,
     PERSISTENT_VOLUME_CONTROLLER,

@@ -32,6 +32,43 @@ pub const AGENT_STATUS_METADATA: &str = "rafter-agent-status";
 /// A client must not send the write again as if it was never sent.
 pub const OUTCOME_UNKNOWN_METADATA: &str = "rafter-outcome-unknown";
 
+/// Every ServiceAccount's user is in this group.
+pub const SERVICE_ACCOUNTS_GROUP: &str = "system:serviceaccounts";
+/// The prefix of a ServiceAccount's user name: `system:serviceaccount:<ns>:<name>`.
+pub const SERVICE_ACCOUNT_USER_PREFIX: &str = "system:serviceaccount:";
+/// The ServiceAccount a pod runs as when it names none, which every namespace has.
+pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
+/// Where a pod finds its ServiceAccount's token, the CA and its namespace.
+pub const SERVICE_ACCOUNT_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// Metadata a client sends to act as another user (kubectl's `--as`), authorized by the
+/// `impersonate` verb on `users` (or `serviceaccounts`).
+pub const IMPERSONATE_USER_METADATA: &str = "impersonate-user";
+/// Metadata a client sends, once per group, to act in other groups (`--as-group`),
+/// authorized by `impersonate` on `groups`.
+pub const IMPERSONATE_GROUP_METADATA: &str = "impersonate-group";
+
+/// The user name of ServiceAccount `namespace/name`
+/// (`system:serviceaccount:<namespace>:<name>`).
+pub fn service_account_user(namespace: &str, name: &str) -> String {
+    format!("{SERVICE_ACCOUNT_USER_PREFIX}{namespace}:{name}")
+}
+
+/// The namespace and name of a ServiceAccount's user name, if `user` is one.
+pub fn service_account_of_user(user: &str) -> Option<(&str, &str)> {
+    let rest = user.strip_prefix(SERVICE_ACCOUNT_USER_PREFIX)?;
+    let (namespace, name) = rest.split_once(':')?;
+    (!namespace.is_empty() && !name.is_empty() && !name.contains(':')).then_some((namespace, name))
+}
+
+/// The groups of ServiceAccount users in `namespace`: `system:serviceaccounts` and
+/// `system:serviceaccounts:<namespace>`.
+pub fn service_account_groups(namespace: &str) -> Vec<String> {
+    vec![
+        SERVICE_ACCOUNTS_GROUP.to_owned(),
+        format!("{SERVICE_ACCOUNTS_GROUP}:{namespace}"),
+    ]
+}
+
 /// Namespaces every cluster has, which cannot be deleted.
 pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 

@@ -30,6 +30,7 @@ pub const INFORMED_KINDS: &[Kind] = &[
     Kind::CertificateSigningRequest,
     Kind::PersistentVolume,
     Kind::PersistentVolumeClaim,
+    Kind::ServiceAccount,
 ];
 
 /// Whether the informer caches objects of `kind`.

@@ -67,7 +67,8 @@ use controller::{Controller, Lead, Reconciler};
 use informer::{CacheUpdate, Informer};
 use leadership::Leadership;
 use reconcilers::{
-    Csrs, DaemonSets, Deployments, Garbage, Nodes, PodCidrs, ReplicaSets, Scheduler, VolumeBinder,
+    Csrs, DaemonSets, Deployments, Garbage, Nodes, PodCidrs, ReplicaSets, Scheduler,
+    ServiceAccounts, VolumeBinder,
 };
 
 /// How the controllers run.
@@ -170,6 +171,7 @@ impl ControllerRuntime {
         }
         start_controller(Csrs { signer }, a, w, c, arb, upd, lds);
         start_controller(VolumeBinder, a, w, c, arb, upd, lds);
+        start_controller(ServiceAccounts, a, w, c, arb, upd, lds);
 
         let (revision_tx, cache_revision) = watch::channel(0);
         let informer = Informer::new(Arc::clone(&api), writer, updates, revision_tx).start();

@@ -12,6 +12,7 @@
 //! | [`Scheduler`] | one pass (writes pipelined) | any pod, node or claim change while pods are unscheduled |
 //! | [`Garbage`] | any object | itself; dependents of a deleted owner; owners of a changed dependent |
 //! | [`Csrs`] | CSR | itself |
+//! | [`ServiceAccounts`] | Namespace | itself; a deleted ServiceAccount named `default` |
 //! | [`VolumeBinder`] | PersistentVolumeClaim or PersistentVolume | a claim: itself and the volume it names; a volume: itself, the claim it names and every claim without a volume |
 //!
 //! Owns no state of its own beyond configuration. It must not write.
@@ -31,8 +32,8 @@ use crate::runtime::controller::Reconciler;
 use crate::runtime::informer::Change;
 use crate::{
     collect_garbage, reconcile_claim, reconcile_daemon_set, reconcile_deployment, reconcile_node,
-    reconcile_pod_cidrs, reconcile_replica_set, reconcile_volume, schedule_pending_assuming,
-    Assumed, ClusterCidr,
+    reconcile_pod_cidrs, reconcile_replica_set, reconcile_service_accounts, reconcile_volume,
+    schedule_pending_assuming, Assumed, ClusterCidr,
 };
 use rafter_proto::Timestamp;
 
@@ -254,6 +255,43 @@ impl Reconciler for Nodes {
         _seed: u64,
     ) -> Reconciled {
         reconcile_node(cache, key, now, &self.config)
+    }
+}
+
+/// The ServiceAccounts controller: a `default` ServiceAccount in every namespace.
+pub(crate) struct ServiceAccounts;
+
+impl Reconciler for ServiceAccounts {
+    type Key = ObjectKey;
+
+    fn name(&self) -> &'static str {
+        "serviceaccount-controller"
+    }
+
+    fn keys_for(&self, _cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+        match change.key.kind {
+            Kind::Namespace => keys.push(change.key.clone()),
+            Kind::ServiceAccount if change.new.is_none() => keys.push(ObjectKey::new(
+                Kind::Namespace,
+                "",
+                change.key.namespace.clone(),
+            )),
+            _ => {}
+        }
+    }
+
+    fn all_keys(&self, cache: &Cache) -> Vec<ObjectKey> {
+        keys_of(cache, Kind::Namespace)
+    }
+
+    fn reconcile(
+        &mut self,
+        cache: &Cache,
+        key: &ObjectKey,
+        _now: Timestamp,
+        _seed: u64,
+    ) -> Reconciled {
+        reconcile_service_accounts(cache, key)
     }
 }
 

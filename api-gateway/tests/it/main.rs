@@ -12,4 +12,5 @@ mod client;
 mod grpc;
 mod masters;
 mod outcome;
+mod service_accounts;
 mod support;

@@ -79,6 +79,10 @@ pub struct AgentConfig {
     /// Serve the log endpoint with TLS, with a kubelet-serving certificate got and renewed
     /// through these; `None`: plaintext (agents without a client certificate).
     pub serving_tls: Option<ServingTls>,
+    /// The cluster CA, projected with each pod's ServiceAccount token at
+    /// `/var/run/secrets/kubernetes.io/serviceaccount/ca.crt`; `None`: pods get no token
+    /// volume (an agent that knows no cluster CA).
+    pub service_account_ca: Option<String>,
 }
 
 impl AgentConfig {
@@ -98,6 +102,7 @@ impl AgentConfig {
             logs_listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
             sandbox_parallelism: 8,
             serving_tls: None,
+            service_account_ca: None,
         }
     }
 
@@ -226,6 +231,7 @@ impl Agent {
             backoff: config.backoff,
             resync: config.resync,
             log_rotation: config.log_rotation,
+            service_account_ca: config.service_account_ca.clone(),
         });
         let manager = Manager {
             ctx,

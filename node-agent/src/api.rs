@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use futures::{Stream, StreamExt};
 use rafter_client::{Client, ClientError, DeleteOptions, WatchEventType};
 use rafter_client::{ListParams, WatchParams};
+use rafter_proto::api::{TokenRequest, TokenResponse};
 use rafter_proto::v1::Pod;
 use rafter_proto::{Kind, Object};
 
@@ -85,6 +86,9 @@ pub trait ApiClient: Send + Sync + 'static {
     async fn list_pods(&self, node: &str) -> Result<(Vec<Pod>, String), ApiError>;
     /// Changes to the pods bound to `node` after `resource_version`.
     fn watch_pods(&self, node: &str, resource_version: &str) -> PodEventStream;
+    /// A signed token for a ServiceAccount, bound to one of the node's pods
+    /// (serviceaccounts/token).
+    async fn create_token(&self, request: TokenRequest) -> Result<TokenResponse, ApiError>;
 }
 
 fn node_selector(node: &str) -> String {
@@ -118,6 +122,10 @@ impl ApiClient for Client {
         };
         Client::delete(self, Kind::Pod, namespace, name, &params).await?;
         Ok(())
+    }
+
+    async fn create_token(&self, request: TokenRequest) -> Result<TokenResponse, ApiError> {
+        Ok(Client::create_token(self, request).await?)
     }
 
     async fn list_pods(&self, node: &str) -> Result<(Vec<Pod>, String), ApiError> {

@@ -39,6 +39,7 @@ use crate::log_rotation::{self, LogRotation};
 use crate::pod_sync::{plan, pod_status, Action, BackoffPolicy, Blocked, Observed, StatusInputs};
 use crate::probes::{self, ProbeKind, ProbeTarget, ProbeWorker};
 use crate::runtime::ContainerRuntime;
+use crate::service_account;
 use crate::spec::{ContainerConfig, SandboxConfig};
 use crate::status::{ContainerState, Sandbox, SandboxState};
 use crate::volumes;
@@ -64,6 +65,9 @@ pub(crate) struct WorkerContext {
     /// order it arrived instead of all of them sharing the CPU and finishing together
     /// (sandbox creation — runc, CNI, iptables — is most of a pod's start-up cost).
     pub(crate) sandbox_slots: Arc<tokio::sync::Semaphore>,
+    /// The cluster CA projected as `ca.crt` beside pods' ServiceAccount tokens; `None`:
+    /// no token volumes (see `service_account`).
+    pub(crate) service_account_ca: Option<String>,
 }
 
 /// What the manager wants for a pod.
@@ -100,6 +104,8 @@ pub(crate) struct PodWorker {
     known_sandbox: Option<String>,
     last_written: Option<PodStatus>,
     last_pod: Option<Pod>,
+    /// The pod's projected ServiceAccount token, once written.
+    token: Option<service_account::Projected>,
 }
 
 /// The grace period of a pod's containers; 2 s for one the agent knows nothing about.
@@ -148,6 +154,7 @@ impl PodWorker {
             known_sandbox: None,
             last_written: None,
             last_pod: None,
+            token: None,
         }
     }
 
@@ -413,10 +420,37 @@ impl PodWorker {
             now: SystemTime::now(),
         });
         self.write_status(api_pod, status).await;
+        let refresh = self.refresh_token(&pod).await;
         let soon = acted.then(|| SystemTime::now() + Duration::from_millis(200));
-        match (planned.wake_at, soon) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        [planned.wake_at, soon, refresh].into_iter().flatten().min()
+    }
+
+    /// Replaces the pod's projected token once 80% of its lifetime has passed; when to
+    /// look again (the next refresh, or a retry in 5 s after a failure).
+    async fn refresh_token(&mut self, pod: &Pod) -> Option<SystemTime> {
+        let due = self.token.as_ref()?.refresh_at;
+        if due > SystemTime::now() {
+            return Some(due);
+        }
+        let ca = self.ctx.service_account_ca.clone()?;
+        let pod_dir = volumes::pod_dir(&self.ctx.data_dir, &self.uid);
+        match service_account::project(self.ctx.api.as_ref(), pod, &pod_dir, &ca).await {
+            Ok(Some(projected)) => {
+                debug!(uid = %self.uid, "service account token refreshed");
+                let next = projected.refresh_at;
+                self.token = Some(projected);
+                Some(next)
+            }
+            // The pod or its account opted out meanwhile: the mounted token stays until it
+            // expires, as the kubelet leaves it.
+            Ok(None) => {
+                self.token = None;
+                None
+            }
+            Err(e) => {
+                warn!(uid = %self.uid, error = %e, "service account token not refreshed; retrying");
+                Some(SystemTime::now() + Duration::from_secs(5))
+            }
         }
     }
 
@@ -565,9 +599,21 @@ impl PodWorker {
         let pod_ip = sandbox.ip.clone().unwrap_or_default();
         let mut objects = PodObjects::new(self.ctx.api.as_ref(), &namespace);
         let pod_dir = volumes::pod_dir(&self.ctx.data_dir, &self.uid);
+        let source = self.source;
+        let ca = self.ctx.service_account_ca.clone();
+        let api = self.ctx.api.clone();
+        let token = &mut self.token;
         let config = async {
             let vols = volumes::prepare(pod, &mut objects, &pod_dir).await?;
-            let mounts = volumes::mounts(pod, container, &vols)?;
+            let mut mounts = volumes::mounts(pod, container, &vols)?;
+            if let (Source::Api, Some(ca)) = (source, ca) {
+                if token.is_none() {
+                    *token = service_account::project(api.as_ref(), pod, &pod_dir, &ca).await?;
+                }
+                if let Some(projected) = token.as_ref() {
+                    mounts.extend(service_account::mount(projected, container));
+                }
+            }
             let env = resolve_env(&mut objects, pod, container, &pod_ip, &self.ctx.host_ip).await?;
             Ok::<_, crate::env::ConfigError>((mounts, env))
         };

@@ -280,6 +280,7 @@ pub fn run(args: AgentArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
     config.pod_cidr = args.pod_cidr.clone();
     config.node_ip = args.node_ip.clone();
     config.api_host = client_config.endpoints.first().and_then(|e| api_host(e));
+    config.service_account_ca = client_config.ca_pem.clone();
     config.logs_listen = Some(args.logs_listen);
     config.log_rotation = LogRotation {
         max_size: args.container_log_max_size,

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api_gateway::testing::MemKv;
-use api_gateway::{serve, Registry, TokenFile, UserInfo};
+use api_gateway::{
+    generate_signing_key, serve_with, Registry, ServeOptions, TokenFile, TokenKeys, UserInfo,
+};
 use node_agent::{Agent, AgentConfig, BackoffPolicy, ContainerRuntime, LABEL_NODE_NAME};
 use rafter_client::ResolvedConfig;
 use rafter_client::{Client, ClientOptions};
@@ -17,9 +19,11 @@ use crate::harness::{eventually, eventually_within, unique, Runtime, DELETION_DE
 
 const ADMIN_TOKEN: &str = "agent-tests-admin";
 
-/// A gateway and an admin client.
+/// A gateway (issuing ServiceAccount tokens) and an admin client.
 pub struct Cluster {
     pub client: Client,
+    /// The gateway's plaintext endpoint.
+    pub endpoint: String,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -35,15 +39,29 @@ impl Cluster {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let keys = TokenKeys::from_pem(&generate_signing_key().unwrap()).unwrap();
+        let options = ServeOptions {
+            service_account_keys: Some(Arc::new(keys)),
+            ..ServeOptions::default()
+        };
         tokio::spawn(async move {
-            let _ = serve(listener, None, registry, store, Arc::new(tokens), async {
-                let _ = rx.await;
-            })
+            let _ = serve_with(
+                listener,
+                None,
+                registry,
+                store,
+                Arc::new(tokens),
+                options,
+                async {
+                    let _ = rx.await;
+                },
+            )
             .await;
         });
+        let endpoint = format!("http://127.0.0.1:{port}");
         let config = ResolvedConfig {
             context: String::new(),
-            endpoints: vec![format!("http://127.0.0.1:{port}")],
+            endpoints: vec![endpoint.clone()],
             ca_pem: None,
             identity: None,
             token: Some(ADMIN_TOKEN.to_owned()),
@@ -68,6 +86,7 @@ impl Cluster {
         }
         Cluster {
             client,
+            endpoint,
             _shutdown: tx,
         }
     }

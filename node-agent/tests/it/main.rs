@@ -16,6 +16,7 @@
 //! - `metrics`: measured usage through the gateway from the agent's metrics endpoint (`Client::metrics`);
 //! - `pod_cidr`: the node's pod CIDR reaches containerd's CNI template (a private containerd);
 //! - `pod_features`: `$(VAR)` expansion, startupProbe, log rotation, on every backend.
+//! - `service_account`: the projected ServiceAccount token volume on containerd, and opting out.
 //!
 //! To run the containerd half locally:
 //! ```text
@@ -41,6 +42,7 @@ mod metrics;
 mod pod_cidr;
 mod pod_features;
 mod process_only;
+mod service_account;
 
 /// Instantiates each `lifecycle` scenario once per backend, as
 /// `process_backend::<scenario>` and `containerd_backend::<scenario>`.

@@ -1,0 +1,133 @@
+//! The projected ServiceAccount volume on containerd: a pod reads its token, the CA the
+//! agent was given and its namespace at the standard path, and the token is the
+//! ServiceAccount's to the API; `automountServiceAccountToken: false`, on the pod or on
+//! its ServiceAccount, leaves the path empty. (The process backend mounts nothing, so
+//! these run on containerd only.)
+
+use std::time::Duration;
+
+use rafter_client::{Client, ClientOptions, ResolvedConfig};
+use rafter_proto::api::AccessReviewRequest;
+use rafter_proto::v1::{ObjectMeta, ServiceAccount};
+use rafter_proto::Object;
+
+use crate::agent::{pod, sh, wait_log};
+use crate::cluster::{Cluster, TestNode};
+
+const TEST_CA: &str = "-----BEGIN CERTIFICATE-----\nTEST-CA-FOR-PODS\n-----END CERTIFICATE-----";
+const PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+async fn service_account(cluster: &Cluster, name: &str, automount: Option<bool>) {
+    cluster
+        .client
+        .create(Object::ServiceAccount(ServiceAccount {
+            metadata: Some(ObjectMeta {
+                name: name.into(),
+                namespace: "default".into(),
+                ..Default::default()
+            }),
+            automount_service_account_token: automount,
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+}
+
+/// A client of the cluster presenting `token`.
+async fn client_with(cluster: &Cluster, token: &str) -> Client {
+    let config = ResolvedConfig {
+        context: String::new(),
+        endpoints: vec![cluster.endpoint.clone()],
+        ca_pem: None,
+        identity: None,
+        token: Some(token.to_owned()),
+        namespace: "default".to_owned(),
+        insecure: true,
+    };
+    let options = ClientOptions {
+        total_timeout: Duration::from_secs(10),
+        ..ClientOptions::default()
+    };
+    Client::connect_with(config, options).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_reads_its_token_ca_and_namespace_unless_it_or_its_account_opts_out() {
+    let Some(rt) = crate::harness::containerd().await else {
+        return;
+    };
+    let cluster = Cluster::start().await;
+    service_account(&cluster, "default", None).await;
+    service_account(&cluster, "quiet", Some(false)).await;
+    let node = TestNode::start_with(&cluster, rt, |c| {
+        c.service_account_ca = Some(TEST_CA.to_owned())
+    })
+    .await;
+
+    let script = format!(
+        "echo ns=$(cat {PATH}/namespace); echo token=$(cat {PATH}/token); \
+         grep -c TEST-CA-FOR-PODS {PATH}/ca.crt | sed 's/^/ca=/'; \
+         touch {PATH}/x 2>/dev/null || echo read-only; exec sleep 300"
+    );
+    let reader = cluster
+        .create_pod(pod("reader", &node.name, vec![sh("app", &script)]))
+        .await;
+    let mut opted_out = pod(
+        "opted-out",
+        &node.name,
+        vec![sh(
+            "app",
+            &format!("ls {PATH} 2>&1 || echo no-token-mount; exec sleep 300"),
+        )],
+    );
+    opted_out
+        .spec
+        .as_mut()
+        .unwrap()
+        .automount_service_account_token = Some(false);
+    let opted_out = cluster.create_pod(opted_out).await;
+    let mut quiet = pod(
+        "quiet",
+        &node.name,
+        vec![sh(
+            "app",
+            &format!("ls {PATH} 2>&1 || echo no-token-mount; exec sleep 300"),
+        )],
+    );
+    quiet.spec.as_mut().unwrap().service_account_name = "quiet".into();
+    let quiet = cluster.create_pod(quiet).await;
+
+    let lines = wait_log(&node, &reader, "app", "read-only").await;
+    let field = |key: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_owned))
+            .unwrap_or_else(|| panic!("no {key}= in {lines:?}"))
+    };
+    assert_eq!(field("ns"), "default");
+    assert_eq!(field("ca"), "1");
+    let token = field("token");
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    // The token is the pod's ServiceAccount to the API.
+    let review = client_with(&cluster, &token)
+        .await
+        .review_access(AccessReviewRequest {
+            verb: "get".into(),
+            kind: "pods".into(),
+            namespace: "default".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(review.user, "system:serviceaccount:default:default");
+
+    for p in [&opted_out, &quiet] {
+        let lines = wait_log(&node, p, "app", "no-token-mount").await;
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("No such file or directory")),
+            "{lines:?}"
+        );
+    }
+}

@@ -552,3 +552,41 @@ async fn the_rules_review_lists_what_the_caller_may_do_in_a_namespace() {
         .into_inner();
     assert!(partial.incomplete && partial.evaluation_error.contains("Node authorizer"));
 }
+
+#[tokio::test]
+async fn a_pod_runs_as_default_unless_it_names_an_account_that_exists() {
+    let (_gw, _keys, mut admin) = seed().await;
+    let created = create(
+        &mut admin,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: plain, namespace: team-a}\nspec: {containers: [{name: c, image: busybox}]}\n",
+    )
+    .await;
+    let Object::Pod(pod) = created else {
+        panic!("{created:?}")
+    };
+    assert_eq!(pod.spec.unwrap().service_account_name, "default");
+    let refused = admin
+        .create(api::CreateRequest {
+            object: Some(typed(
+                "apiVersion: v1\nkind: Pod\nmetadata: {name: ghostly, namespace: team-a}\nspec: {serviceAccountName: ghost, containers: [{name: c, image: busybox}]}\n",
+            )),
+            dry_run: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    assert!(
+        refused
+            .message()
+            .contains(r#"serviceaccount "ghost" not found"#)
+            && refused.message().contains("spec.serviceAccountName"),
+        "{}",
+        refused.message()
+    );
+    // An account that exists is taken as named.
+    create(
+        &mut admin,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: built, namespace: team-a}\nspec: {serviceAccountName: builder, containers: [{name: c, image: busybox}]}\n",
+    )
+    .await;
+}

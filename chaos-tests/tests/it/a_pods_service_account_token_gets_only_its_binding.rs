@@ -5,7 +5,8 @@
 //! token mounted at `/var/run/secrets/kubernetes.io/serviceaccount/token`; read back
 //! through `rafter logs`' API, it is allowed what `view` grants in `sa-team` on every
 //! master, refused everything else with `User "system:serviceaccount:sa-team:builder"
-//! cannot ...`, and refused as a credential once its pod is deleted.
+//! cannot ...`, and refused as a credential once its pod is deleted. Every namespace, old
+//! and new, has its `default` ServiceAccount from the controller.
 //!
 //! Runs when `RAFTER_CONTAINERD_SOCK` names a containerd (`scripts/containerd-setup.sh`);
 //! says SKIPPED otherwise.
@@ -233,6 +234,22 @@ async fn a_pods_service_account_token_gets_only_what_its_binding_grants() {
         ),
     ] {
         admin.create(parse_object(&yaml, "test").unwrap()).await.unwrap();
+    }
+
+    // The ServiceAccounts controller gave every namespace, old and new, its `default`.
+    for namespace in ["default", "kube-system", NAMESPACE] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while admin
+            .get(Kind::ServiceAccount, namespace, "default")
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no default ServiceAccount in {namespace}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     let token = token_from_pod_log(&admin, Instant::now() + Duration::from_secs(90)).await;

@@ -280,7 +280,12 @@ pub fn run(args: AgentArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
     config.pod_cidr = args.pod_cidr.clone();
     config.node_ip = args.node_ip.clone();
     config.api_host = client_config.endpoints.first().and_then(|e| api_host(e));
-    config.service_account_ca = client_config.ca_pem.clone();
+    // Pods get a ServiceAccount token volume where containers mount volumes: the process
+    // and hollow backends mount nothing, so they are spared the token requests.
+    config.service_account_ca = client_config
+        .ca_pem
+        .clone()
+        .filter(|_| matches!(args.runtime, RuntimeKind::Containerd));
     config.logs_listen = Some(args.logs_listen);
     config.log_rotation = LogRotation {
         max_size: args.container_log_max_size,

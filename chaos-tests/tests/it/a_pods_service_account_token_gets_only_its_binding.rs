@@ -263,6 +263,10 @@ async fn a_pods_service_account_token_gets_only_what_its_binding_grants() {
         Call::Get("serviceaccounts", NAMESPACE, "builder"),
         Call::List("events", NAMESPACE),
         Call::List("persistentvolumeclaims", NAMESPACE),
+        Call::List("deployments", NAMESPACE),
+        Call::List("replicasets", NAMESPACE),
+        Call::List("jobs", NAMESPACE),
+        Call::List("leases", NAMESPACE),
     ];
     let refused = [
         Call::List("secrets", NAMESPACE),
@@ -276,9 +280,21 @@ async fn a_pods_service_account_token_gets_only_what_its_binding_grants() {
         Call::Create("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm, namespace: sa-team}\n"),
         Call::Create("apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: escalate, namespace: sa-team}\nsubjects: [{kind: ServiceAccount, name: builder}]\nroleRef: {kind: ClusterRole, name: admin, apiGroup: rbac.authorization.k8s.io}\n"),
         Call::Create("apiVersion: v1\nkind: Namespace\nmetadata: {name: elsewhere}\n"),
+        Call::Create("apiVersion: v1\nkind: Secret\nmetadata: {name: mine, namespace: sa-team}\nstringData: {k: v}\n"),
+        Call::Create("apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: all, namespace: sa-team}\nrules: [{apiGroups: ['*'], resources: ['*'], verbs: ['*']}]\n"),
+        Call::Create("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: builder-admin}\nsubjects: [{kind: ServiceAccount, name: builder, namespace: sa-team}]\nroleRef: {kind: ClusterRole, name: cluster-admin, apiGroup: rbac.authorization.k8s.io}\n"),
         Call::Delete("pods", NAMESPACE, "reader"),
+        Call::Delete("serviceaccounts", NAMESPACE, "builder"),
+        Call::Delete("namespaces", "", NAMESPACE),
+        Call::List("rolebindings", NAMESPACE),
+        Call::List("configmaps", "default"),
+        Call::List("leases", "kube-node-lease"),
+        Call::List("certificatesigningrequests", ""),
+        Call::List("deployments", "default"),
         Call::Token("builder"),
+        Call::Token("default"),
     ];
+    assert!(allowed.len() >= 8 && refused.len() >= 20);
     for (index, master) in cluster.masters().iter().enumerate() {
         let mut client = token_client(&cluster, master.client_port, &token).await;
         for call in &allowed {

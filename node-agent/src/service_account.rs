@@ -15,8 +15,9 @@
 //! ```
 //!
 //! Owns that decision, the request and the files. A pod whose ServiceAccount does not
-//! exist yet (the `default` of a namespace made a moment ago) is a
-//! `CreateContainerConfigError`, retried with back-off, as the kubelet's. An agent given
+//! exist is a `CreateContainerConfigError`, retried with back-off, as the kubelet's; the
+//! `default` of a namespace made a moment ago is first waited for a few seconds (the
+//! ServiceAccounts controller makes it within milliseconds). An agent given
 //! no CA to project (`AgentConfig::service_account_ca`) mounts nothing. It must not decide
 //! when containers start (the pod worker does).
 
@@ -38,6 +39,9 @@ use crate::volumes;
 pub(crate) const VOLUME: &str = "kube-api-access";
 /// The lifetime asked for each token (the server's default).
 const TOKEN_SECONDS: i64 = 3600;
+/// How long a missing `default` ServiceAccount is waited for before the container start
+/// is backed off.
+const DEFAULT_ACCOUNT_PATIENCE: Duration = Duration::from_secs(3);
 /// The mode of the projected files: readable by any user the container runs as, as
 /// Kubernetes' projected ServiceAccount volume.
 const FILE_MODE: i32 = 0o644;
@@ -81,7 +85,18 @@ async fn wanted(api: &dyn ApiClient, pod: &Pod, namespace: &str) -> Result<bool,
         return Ok(choice);
     }
     let name = account_of(pod);
-    match api.get(Kind::ServiceAccount, namespace, name).await {
+    let patience = tokio::time::Instant::now() + DEFAULT_ACCOUNT_PATIENCE;
+    let read = loop {
+        match api.get(Kind::ServiceAccount, namespace, name).await {
+            Err(ApiError::NotFound(_))
+                if name == DEFAULT_SERVICE_ACCOUNT && tokio::time::Instant::now() < patience =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => break other,
+        }
+    };
+    match read {
         Ok(Object::ServiceAccount(sa)) => Ok(sa.automount_service_account_token != Some(false)),
         Ok(_) => Err(config_error(
             "the API returned another kind for a serviceaccount",
@@ -115,25 +130,36 @@ pub(crate) async fn project(
         return Ok(None);
     }
     let account = account_of(pod);
-    let answer = api
-        .create_token(TokenRequest {
-            namespace: meta.namespace.clone(),
-            service_account: account.to_owned(),
-            audiences: Vec::new(),
-            expiration_seconds: TOKEN_SECONDS,
-            bound_pod_name: meta.name.clone(),
-            bound_pod_uid: meta.uid.clone(),
-        })
-        .await
-        .map_err(|e| match e {
-            ApiError::NotFound(_) => ConfigError::ObjectNotFound {
-                kind: "serviceaccount",
-                name: account.to_owned(),
-            },
-            e => config_error(format!(
-                "requesting a token for serviceaccount {account:?}: {e}"
-            )),
-        })?;
+    let request = TokenRequest {
+        namespace: meta.namespace.clone(),
+        service_account: account.to_owned(),
+        audiences: Vec::new(),
+        expiration_seconds: TOKEN_SECONDS,
+        bound_pod_name: meta.name.clone(),
+        bound_pod_uid: meta.uid.clone(),
+    };
+    // The `default` account of a namespace made a moment ago may still be on its way from
+    // the ServiceAccounts controller: ask again for a short while before backing off.
+    let patience = tokio::time::Instant::now() + DEFAULT_ACCOUNT_PATIENCE;
+    let answer = loop {
+        match api.create_token(request.clone()).await {
+            Err(ApiError::NotFound(_))
+                if account == DEFAULT_SERVICE_ACCOUNT && tokio::time::Instant::now() < patience =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => break other,
+        }
+    }
+    .map_err(|e| match e {
+        ApiError::NotFound(_) => ConfigError::ObjectNotFound {
+            kind: "serviceaccount",
+            name: account.to_owned(),
+        },
+        e => config_error(format!(
+            "requesting a token for serviceaccount {account:?}: {e}"
+        )),
+    })?;
     let now = SystemTime::now();
     let expires = Timestamp::parse(&answer.expiration_timestamp)
         .and_then(|t| u64::try_from(t.unix_millis()).ok())

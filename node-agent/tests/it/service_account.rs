@@ -1,7 +1,8 @@
 //! The projected ServiceAccount volume on containerd: a pod reads its token, the CA the
 //! agent was given and its namespace at the standard path, and the token is the
 //! ServiceAccount's to the API; `automountServiceAccountToken: false`, on the pod or on
-//! its ServiceAccount, leaves the path empty. (The process backend mounts nothing, so
+//! its ServiceAccount, leaves the path empty; a pod whose `default` account comes after it
+//! waits for it. (The process backend mounts nothing, so
 //! these run on containerd only.)
 
 use std::time::Duration;
@@ -57,7 +58,6 @@ async fn a_pod_reads_its_token_ca_and_namespace_unless_it_or_its_account_opts_ou
         return;
     };
     let cluster = Cluster::start().await;
-    service_account(&cluster, "default", None).await;
     service_account(&cluster, "quiet", Some(false)).await;
     let node = TestNode::start_with(&cluster, rt, |c| {
         c.service_account_ca = Some(TEST_CA.to_owned())
@@ -96,6 +96,9 @@ async fn a_pod_reads_its_token_ca_and_namespace_unless_it_or_its_account_opts_ou
     );
     quiet.spec.as_mut().unwrap().service_account_name = "quiet".into();
     let quiet = cluster.create_pod(quiet).await;
+    // The `default` account comes after its pod (as from the controller in a namespace
+    // made a moment ago): the pod waits for it, then starts with its token.
+    service_account(&cluster, "default", None).await;
 
     let lines = wait_log(&node, &reader, "app", "read-only").await;
     let field = |key: &str| {

@@ -106,6 +106,8 @@ pub(crate) struct PodWorker {
     last_pod: Option<Pod>,
     /// The pod's projected ServiceAccount token, once written.
     token: Option<service_account::Projected>,
+    /// Whether a token volume left by a previous agent was looked for.
+    token_adopted: bool,
 }
 
 /// The grace period of a pod's containers; 2 s for one the agent knows nothing about.
@@ -155,6 +157,7 @@ impl PodWorker {
             last_written: None,
             last_pod: None,
             token: None,
+            token_adopted: false,
         }
     }
 
@@ -428,12 +431,26 @@ impl PodWorker {
     /// Replaces the pod's projected token once 80% of its lifetime has passed; when to
     /// look again (the next refresh, or a retry in 5 s after a failure).
     async fn refresh_token(&mut self, pod: &Pod) -> Option<SystemTime> {
-        let due = self.token.as_ref()?.refresh_at;
+        let ca = self.ctx.service_account_ca.clone()?;
+        let pod_dir = volumes::pod_dir(&self.ctx.data_dir, &self.uid);
+        let due = match &self.token {
+            Some(token) => token.refresh_at,
+            // A token a previous agent projected for containers that still run: this one
+            // does not know when it expires, so it replaces it at once (looked for once).
+            None if !std::mem::replace(&mut self.token_adopted, true)
+                && self.source == Source::Api =>
+            {
+                let dir = pod_dir.join("volumes").join(service_account::VOLUME);
+                if !tokio::fs::try_exists(&dir).await.unwrap_or(false) {
+                    return None;
+                }
+                SystemTime::now()
+            }
+            None => return None,
+        };
         if due > SystemTime::now() {
             return Some(due);
         }
-        let ca = self.ctx.service_account_ca.clone()?;
-        let pod_dir = volumes::pod_dir(&self.ctx.data_dir, &self.uid);
         match service_account::project(self.ctx.api.as_ref(), pod, &pod_dir, &ca).await {
             Ok(Some(projected)) => {
                 debug!(uid = %self.uid, "service account token refreshed");

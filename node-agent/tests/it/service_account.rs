@@ -2,7 +2,7 @@
 //! agent was given and its namespace at the standard path, and the token is the
 //! ServiceAccount's to the API; `automountServiceAccountToken: false`, on the pod or on
 //! its ServiceAccount, leaves the path empty; a pod whose `default` account comes after it
-//! waits for it. (The process backend mounts nothing, so
+//! waits for it; an agent started again replaces the token of a running pod. (The process backend mounts nothing, so
 //! these run on containerd only.)
 
 use std::time::Duration;
@@ -113,6 +113,38 @@ async fn a_pod_reads_its_token_ca_and_namespace_unless_it_or_its_account_opts_ou
     assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
     // The token is the pod's ServiceAccount to the API.
     let review = client_with(&cluster, &token)
+        .await
+        .review_access(AccessReviewRequest {
+            verb: "get".into(),
+            kind: "pods".into(),
+            namespace: "default".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(review.user, "system:serviceaccount:default:default");
+
+    // On the host the token is a file of the pod's volume; an agent started again
+    // replaces it at once (it cannot know when the old one expires), in place.
+    let file = node
+        .data
+        .path()
+        .join("pods")
+        .join(crate::agent::uid(&reader))
+        .join("volumes/kube-api-access/token");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), token);
+    let mut node = node;
+    node.restart().await;
+    let replaced = crate::harness::eventually("the token to be replaced after a restart", || {
+        let file = file.clone();
+        let token = token.clone();
+        async move {
+            let now = tokio::fs::read_to_string(&file).await.ok()?;
+            (now != token && now.split('.').count() == 3).then_some(now)
+        }
+    })
+    .await;
+    let review = client_with(&cluster, &replaced)
         .await
         .review_access(AccessReviewRequest {
             verb: "get".into(),

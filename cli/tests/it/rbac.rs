@@ -513,14 +513,35 @@ fn service_accounts_tokens_impersonation_and_the_rules_list_through_the_cli() {
     eventually(
         "the default ServiceAccount of shop",
         Duration::from_secs(30),
-        || (c.run(&["get", "serviceaccount", "default", "-n", "shop"]).code == 0).then_some(()),
+        || {
+            (c.run(&["get", "serviceaccount", "default", "-n", "shop"])
+                .code
+                == 0)
+                .then_some(())
+        },
     );
 
     // A token, printed alone; too short a one is refused before anything is sent.
-    let token = c.ok(&["create", "token", "builder", "-n", "shop", "--duration", "20m"]);
+    let token = c.ok(&[
+        "create",
+        "token",
+        "builder",
+        "-n",
+        "shop",
+        "--duration",
+        "20m",
+    ]);
     let token = token.trim().to_owned();
     assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
-    let short = c.fails(&["create", "token", "builder", "-n", "shop", "--duration", "1m"]);
+    let short = c.fails(&[
+        "create",
+        "token",
+        "builder",
+        "-n",
+        "shop",
+        "--duration",
+        "1m",
+    ]);
     assert!(short.contains("--duration"), "{short}");
     let missing = c.fails(&["create", "token", "ghost", "-n", "shop"]);
     assert!(missing.contains("ghost"), "{missing}");
@@ -536,10 +557,7 @@ fn service_accounts_tokens_impersonation_and_the_rules_list_through_the_cli() {
     let token_config = c.dir.join("token-config");
     config.save(&token_config).unwrap();
     let as_token = |args: &[&str]| {
-        crate::support::rafter_with_env(
-            args,
-            &[("RAFTERCONFIG", token_config.to_str().unwrap())],
-        )
+        crate::support::rafter_with_env(args, &[("RAFTERCONFIG", token_config.to_str().unwrap())])
     };
     eventually(
         "the token to list pods in shop",
@@ -549,9 +567,9 @@ fn service_accounts_tokens_impersonation_and_the_rules_list_through_the_cli() {
     let refused = as_token(&["get", "secrets", "-n", "shop"]);
     assert_ne!(refused.code, 0);
     assert!(
-        refused
-            .stderr
-            .contains(r#"User "system:serviceaccount:shop:builder" cannot list resource "secrets""#),
+        refused.stderr.contains(
+            r#"User "system:serviceaccount:shop:builder" cannot list resource "secrets""#
+        ),
         "{}",
         refused.stderr
     );
@@ -568,7 +586,11 @@ fn service_accounts_tokens_impersonation_and_the_rules_list_through_the_cli() {
         .find(|l| l.starts_with("pods "))
         .unwrap_or_else(|| panic!("{}", list.stdout));
     assert!(pods.contains("[get list watch]"), "{pods}");
-    assert!(!list.stdout.lines().any(|l| l.starts_with("secrets ")), "{}", list.stdout);
+    assert!(
+        !list.stdout.lines().any(|l| l.starts_with("secrets ")),
+        "{}",
+        list.stdout
+    );
 
     // The admin acts as the account with --as on any verb; the token may not act as
     // anyone, and is told who it is.
@@ -582,9 +604,9 @@ fn service_accounts_tokens_impersonation_and_the_rules_list_through_the_cli() {
     );
     let escalate = as_token(&["get", "pods", "-n", "shop", "--as", "admin"]);
     assert!(
-        escalate
-            .stderr
-            .contains(&format!(r#"User {sa:?} cannot impersonate resource "users""#)),
+        escalate.stderr.contains(&format!(
+            r#"User {sa:?} cannot impersonate resource "users""#
+        )),
         "{}",
         escalate.stderr
     );

@@ -28,7 +28,7 @@ use rafter_proto::Object;
 use api_gateway::audit::{AuditLog, Auditor, Policy as AuditPolicy};
 use api_gateway::{
     serve_with, EncryptionConfig, Registry, RegistryError, ServeError, ServeOptions, ServerTls,
-    TokenFile, TokenKeys, Transformer,
+    TokenFile, Transformer,
 };
 use rafter_client::private_files::{
     create_private_dir, read_private, write_private as write_private_file, PrivateFileError,
@@ -313,7 +313,7 @@ fn write_service_account_key(pki_dir: &Path) -> Result<(), MasterError> {
 pub fn load_or_create_service_account_key(
     pki_dir: &Path,
     init: bool,
-) -> Result<TokenKeys, MasterError> {
+) -> Result<api_gateway::TokenKeys, MasterError> {
     let path = pki_dir.join(pki_files::SERVICE_ACCOUNT_KEY);
     if !path.exists() {
         if !init {
@@ -324,7 +324,7 @@ pub fn load_or_create_service_account_key(
         }
         write_service_account_key(pki_dir)?;
     }
-    TokenKeys::from_pem(&read_private(&path)?)
+    api_gateway::TokenKeys::from_pem(&read_private(&path)?)
         .map_err(|e| MasterError::Pki(format!("{}: {e}", path.display())))
 }
 

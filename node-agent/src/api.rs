@@ -13,7 +13,6 @@ use async_trait::async_trait;
 use futures::{Stream, StreamExt};
 use rafter_client::{Client, ClientError, DeleteOptions, WatchEventType};
 use rafter_client::{ListParams, WatchParams};
-use rafter_proto::api::{TokenRequest, TokenResponse};
 use rafter_proto::v1::Pod;
 use rafter_proto::{Kind, Object};
 
@@ -74,6 +73,12 @@ pub type PodEventStream = Pin<Box<dyn Stream<Item = Result<PodEvent, ApiError>> 
 pub trait ApiClient: Send + Sync + 'static {
     /// Reads one object (`namespace` empty for cluster-scoped kinds).
     async fn get(&self, kind: Kind, namespace: &str, name: &str) -> Result<Object, ApiError>;
+    /// A signed token for a ServiceAccount, bound to one of the node's pods
+    /// (serviceaccounts/token).
+    async fn create_token(
+        &self,
+        request: rafter_proto::api::TokenRequest,
+    ) -> Result<rafter_proto::api::TokenResponse, ApiError>;
     /// Creates an object.
     async fn create(&self, object: Object) -> Result<Object, ApiError>;
     /// Replaces an object (not its status); a set resourceVersion must be current.
@@ -86,9 +91,6 @@ pub trait ApiClient: Send + Sync + 'static {
     async fn list_pods(&self, node: &str) -> Result<(Vec<Pod>, String), ApiError>;
     /// Changes to the pods bound to `node` after `resource_version`.
     fn watch_pods(&self, node: &str, resource_version: &str) -> PodEventStream;
-    /// A signed token for a ServiceAccount, bound to one of the node's pods
-    /// (serviceaccounts/token).
-    async fn create_token(&self, request: TokenRequest) -> Result<TokenResponse, ApiError>;
 }
 
 fn node_selector(node: &str) -> String {
@@ -99,6 +101,13 @@ fn node_selector(node: &str) -> String {
 impl ApiClient for Client {
     async fn get(&self, kind: Kind, namespace: &str, name: &str) -> Result<Object, ApiError> {
         Ok(Client::get(self, kind, namespace, name).await?)
+    }
+
+    async fn create_token(
+        &self,
+        request: rafter_proto::api::TokenRequest,
+    ) -> Result<rafter_proto::api::TokenResponse, ApiError> {
+        Ok(Client::create_token(self, request).await?)
     }
 
     async fn create(&self, object: Object) -> Result<Object, ApiError> {
@@ -122,10 +131,6 @@ impl ApiClient for Client {
         };
         Client::delete(self, Kind::Pod, namespace, name, &params).await?;
         Ok(())
-    }
-
-    async fn create_token(&self, request: TokenRequest) -> Result<TokenResponse, ApiError> {
-        Ok(Client::create_token(self, request).await?)
     }
 
     async fn list_pods(&self, node: &str) -> Result<(Vec<Pod>, String), ApiError> {

@@ -56,6 +56,9 @@ pub(crate) struct WorkerContext {
     pub(crate) runtime: Arc<dyn ContainerRuntime>,
     pub(crate) api: Arc<dyn ApiClient>,
     pub(crate) host_ip: String,
+    /// The cluster CA projected as `ca.crt` beside pods' ServiceAccount tokens; `None`:
+    /// no token volumes (see `service_account`).
+    pub(crate) service_account_ca: Option<String>,
     pub(crate) data_dir: PathBuf,
     pub(crate) log_dir: PathBuf,
     pub(crate) backoff: BackoffPolicy,
@@ -65,9 +68,6 @@ pub(crate) struct WorkerContext {
     /// order it arrived instead of all of them sharing the CPU and finishing together
     /// (sandbox creation — runc, CNI, iptables — is most of a pod's start-up cost).
     pub(crate) sandbox_slots: Arc<tokio::sync::Semaphore>,
-    /// The cluster CA projected as `ca.crt` beside pods' ServiceAccount tokens; `None`:
-    /// no token volumes (see `service_account`).
-    pub(crate) service_account_ca: Option<String>,
 }
 
 /// What the manager wants for a pod.

@@ -32,6 +32,20 @@ pub const AGENT_STATUS_METADATA: &str = "rafter-agent-status";
 /// A client must not send the write again as if it was never sent.
 pub const OUTCOME_UNKNOWN_METADATA: &str = "rafter-outcome-unknown";
 
+/// Namespaces every cluster has, which cannot be deleted.
+pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
+/// The user name of node `node_name`'s agent (`system:node:<name>`).
+pub fn node_user(node_name: &str) -> String {
+    format!("{NODE_USER_PREFIX}{node_name}")
+}
+
+/// The node a user name belongs to, when it is a node's (`system:node:<name>`).
+pub fn node_of_user(user: &str) -> Option<&str> {
+    user.strip_prefix(NODE_USER_PREFIX)
+        .filter(|n| !n.is_empty())
+}
+
 /// Every ServiceAccount's user is in this group.
 pub const SERVICE_ACCOUNTS_GROUP: &str = "system:serviceaccounts";
 /// The prefix of a ServiceAccount's user name: `system:serviceaccount:<ns>:<name>`.
@@ -69,20 +83,6 @@ pub fn service_account_groups(namespace: &str) -> Vec<String> {
     ]
 }
 
-/// Namespaces every cluster has, which cannot be deleted.
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
-
-/// The user name of node `node_name`'s agent (`system:node:<name>`).
-pub fn node_user(node_name: &str) -> String {
-    format!("{NODE_USER_PREFIX}{node_name}")
-}
-
-/// The node a user name belongs to, when it is a node's (`system:node:<name>`).
-pub fn node_of_user(user: &str) -> Option<&str> {
-    user.strip_prefix(NODE_USER_PREFIX)
-        .filter(|n| !n.is_empty())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +93,24 @@ mod tests {
         assert_eq!(node_of_user(&node_user("w1")), Some("w1"));
         assert_eq!(node_of_user("system:node:"), None);
         assert_eq!(node_of_user("admin"), None);
+    }
+
+    #[test]
+    fn service_account_users_round_trip() {
+        let user = service_account_user("shop", "builder");
+        assert_eq!(user, "system:serviceaccount:shop:builder");
+        assert_eq!(service_account_of_user(&user), Some(("shop", "builder")));
+        for not in [
+            "admin",
+            "system:serviceaccount:shop",
+            "system:serviceaccount::x",
+            "system:serviceaccount:a:b:c",
+        ] {
+            assert_eq!(service_account_of_user(not), None, "{not}");
+        }
+        assert_eq!(
+            service_account_groups("shop"),
+            ["system:serviceaccounts", "system:serviceaccounts:shop"]
+        );
     }
 }

@@ -27,10 +27,10 @@ pub const INFORMED_KINDS: &[Kind] = &[
     Kind::Deployment,
     Kind::DaemonSet,
     Kind::Namespace,
+    Kind::ServiceAccount,
     Kind::CertificateSigningRequest,
     Kind::PersistentVolume,
     Kind::PersistentVolumeClaim,
-    Kind::ServiceAccount,
 ];
 
 /// Whether the informer caches objects of `kind`.

@@ -66,9 +66,9 @@ use crate::pod_cidr::ClusterCidr;
 use controller::{Controller, Lead, Reconciler};
 use informer::{CacheUpdate, Informer};
 use leadership::Leadership;
+use reconcilers::ServiceAccounts;
 use reconcilers::{
-    Csrs, DaemonSets, Deployments, Garbage, Nodes, PodCidrs, ReplicaSets, Scheduler,
-    ServiceAccounts, VolumeBinder,
+    Csrs, DaemonSets, Deployments, Garbage, Nodes, PodCidrs, ReplicaSets, Scheduler, VolumeBinder,
 };
 
 /// How the controllers run.
@@ -166,12 +166,12 @@ impl ControllerRuntime {
         };
         start_controller(nodes, a, w, c, arb, upd, lds);
         start_controller(Garbage, a, w, c, arb, upd, lds);
+        start_controller(ServiceAccounts, a, w, c, arb, upd, lds);
         if let Some(cidr) = config.cluster_cidr {
             start_controller(PodCidrs { cidr }, a, w, c, arb, upd, lds);
         }
         start_controller(Csrs { signer }, a, w, c, arb, upd, lds);
         start_controller(VolumeBinder, a, w, c, arb, upd, lds);
-        start_controller(ServiceAccounts, a, w, c, arb, upd, lds);
 
         let (revision_tx, cache_revision) = watch::channel(0);
         let informer = Informer::new(Arc::clone(&api), writer, updates, revision_tx).start();

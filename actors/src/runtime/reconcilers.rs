@@ -11,8 +11,8 @@
 //! | [`PodCidrs`] | one pass | any node change |
 //! | [`Scheduler`] | one pass (writes pipelined) | any pod, node or claim change while pods are unscheduled |
 //! | [`Garbage`] | any object | itself; dependents of a deleted owner; owners of a changed dependent |
-//! | [`Csrs`] | CSR | itself |
 //! | [`ServiceAccounts`] | Namespace | itself; a deleted ServiceAccount named `default` |
+//! | [`Csrs`] | CSR | itself |
 //! | [`VolumeBinder`] | PersistentVolumeClaim or PersistentVolume | a claim: itself and the volume it names; a volume: itself, the claim it names and every claim without a volume |
 //!
 //! Owns no state of its own beyond configuration. It must not write.
@@ -27,13 +27,14 @@ use crate::csr::{self, CertificateSigner};
 use crate::node_lifecycle::{NodeLifecycleConfig, LEASE_NAMESPACE};
 use crate::placement::NO_EXECUTE;
 use crate::pods::controller_ref;
+use crate::reconcile_service_accounts;
 use crate::runtime::api::{is_informed, ApiError, Outcome, INFORMED_KINDS};
 use crate::runtime::controller::Reconciler;
 use crate::runtime::informer::Change;
 use crate::{
     collect_garbage, reconcile_claim, reconcile_daemon_set, reconcile_deployment, reconcile_node,
-    reconcile_pod_cidrs, reconcile_replica_set, reconcile_service_accounts, reconcile_volume,
-    schedule_pending_assuming, Assumed, ClusterCidr,
+    reconcile_pod_cidrs, reconcile_replica_set, reconcile_volume, schedule_pending_assuming,
+    Assumed, ClusterCidr,
 };
 use rafter_proto::Timestamp;
 

@@ -6,7 +6,7 @@
 //! | module | owns |
 //! |---|---|
 //! | `audit` | the audit log: Kubernetes' audit Event shape, the Policy, the size-rotated file, and the [`Auditor`](audit::Auditor) every call of both services is recorded through |
-//! | `admission` | defaults, container resource defaults, validation, namespace existence, a pod's ServiceAccount, quota |
+//! | `admission` | defaults, container resource defaults, validation, namespace existence, quota |
 //! | `encryption` | encryption at rest: the `EncryptionConfiguration` file and the [`Transformer`] the registry applies to stored values |
 //! | `cluster` | the gRPC `Cluster` service over the local member ([`ClusterControl`]) |
 //! | `auth` | who is calling ([`Authenticator`]): client certificates, the static token file, bootstrap tokens, ServiceAccount tokens |

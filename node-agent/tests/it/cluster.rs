@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api_gateway::testing::MemKv;
-use api_gateway::{
-    generate_signing_key, serve_with, Registry, ServeOptions, TokenFile, TokenKeys, UserInfo,
-};
+use api_gateway::{serve_with, Registry, ServeOptions, TokenFile, UserInfo};
 use node_agent::{Agent, AgentConfig, BackoffPolicy, ContainerRuntime, LABEL_NODE_NAME};
 use rafter_client::ResolvedConfig;
 use rafter_client::{Client, ClientOptions};
@@ -19,11 +17,9 @@ use crate::harness::{eventually, eventually_within, unique, Runtime, DELETION_DE
 
 const ADMIN_TOKEN: &str = "agent-tests-admin";
 
-/// A gateway (issuing ServiceAccount tokens) and an admin client.
+/// A gateway and an admin client.
 pub struct Cluster {
     pub client: Client,
-    /// The gateway's plaintext endpoint.
-    pub endpoint: String,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -39,7 +35,10 @@ impl Cluster {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let keys = TokenKeys::from_pem(&generate_signing_key().unwrap()).unwrap();
+        // The gateway issues ServiceAccount tokens (the agent's token volumes).
+        let keys = api_gateway::generate_signing_key()
+            .and_then(|pem| api_gateway::TokenKeys::from_pem(&pem))
+            .unwrap();
         let options = ServeOptions {
             service_account_keys: Some(Arc::new(keys)),
             ..ServeOptions::default()
@@ -58,10 +57,9 @@ impl Cluster {
             )
             .await;
         });
-        let endpoint = format!("http://127.0.0.1:{port}");
         let config = ResolvedConfig {
             context: String::new(),
-            endpoints: vec![endpoint.clone()],
+            endpoints: vec![format!("http://127.0.0.1:{port}")],
             ca_pem: None,
             identity: None,
             token: Some(ADMIN_TOKEN.to_owned()),
@@ -86,7 +84,6 @@ impl Cluster {
         }
         Cluster {
             client,
-            endpoint,
             _shutdown: tx,
         }
     }

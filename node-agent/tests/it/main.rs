@@ -11,12 +11,13 @@
 //!   run, init containers, CrashLoopBackOff, liveness restarts, volumes (secrets on
 //!   tmpfs, unmounted at deletion and after a restart), deletion,
 //!   adoption after an agent restart, ErrImagePull, node and lease, static pods;
+//! - `service_account`: the projected ServiceAccount token volume on containerd, and opting
+//!   out;
 //! - `fake_api`: a scripted fake API with switchable faults, for the agent's own loops;
 //! - `logs`: pods/log through the gateway from the agent's log endpoint (`Client::logs`);
 //! - `metrics`: measured usage through the gateway from the agent's metrics endpoint (`Client::metrics`);
 //! - `pod_cidr`: the node's pod CIDR reaches containerd's CNI template (a private containerd);
 //! - `pod_features`: `$(VAR)` expansion, startupProbe, log rotation, on every backend.
-//! - `service_account`: the projected ServiceAccount token volume on containerd, and opting out.
 //!
 //! To run the containerd half locally:
 //! ```text

@@ -30,6 +30,7 @@
 //! | `daemonset` | [`reconcile_daemon_set`] |
 //! | `node_lifecycle` | [`reconcile_node`]: lease staleness, lifecycle taints, taint eviction |
 //! | `pod_cidr` | [`reconcile_pod_cidrs`]: a `spec.podCIDR` per node from the [`ClusterCidr`], derived from the stored nodes |
+//! | `service_account` | [`reconcile_service_accounts`]: a `default` ServiceAccount in every active namespace |
 //! | `drain` | [`plan_drain`], [`cordon`] |
 //! | `gc` | [`collect_garbage`]: ownerReference cascades (background, foreground, orphan) |
 //! | `csr` | [`reconcile_csr`]: CSR auto-approval, signer rules, issuing through a [`CertificateSigner`] |
@@ -64,6 +65,7 @@ mod pods;
 mod replicaset;
 pub mod runtime;
 mod scheduler;
+mod service_account;
 mod service_backends;
 mod service_lb;
 mod volume_binder;
@@ -102,6 +104,7 @@ pub use runtime::{
 pub use scheduler::{
     schedule_pending, schedule_pending_assuming, schedule_pod, Assumed, DEFAULT_SCHEDULER,
 };
+pub use service_account::reconcile as reconcile_service_accounts;
 pub use service_lb::{ingress_addresses, reconcile as reconcile_service_lb};
 pub use volume_binder::{
     reconcile as reconcile_claim, reconcile_volume, unbound_claim, BIND_COMPLETED_ANNOTATION,

@@ -3,7 +3,9 @@
 //! In order: Kubernetes' defaults; the resource defaults the seeds describe for containers
 //! that ask for nothing (requests 0.5 CPU / 256Mi, limits 1 CPU / 512Mi, as a namespace
 //! LimitRange would give); validation with every field error; the namespace must exist
-//! and not be terminating (creates only); ResourceQuota for pods (creates only).
+//! and not be terminating (creates only); a pod's ServiceAccount (`default` when it names
+//! none; refused when it names one that does not exist); ResourceQuota for pods (creates
+//! only).
 //!
 //! Owns those checks and nothing else: it never writes, and it reads only through the
 //! narrow [`AdmissionReader`] trait (the registry implements it), so it knows nothing of
@@ -19,7 +21,7 @@
 use std::collections::BTreeMap;
 
 use rafter_proto::v1::{Container, Pod};
-use rafter_proto::well_known::SYSTEM_NAMESPACES;
+use rafter_proto::well_known::{DEFAULT_SERVICE_ACCOUNT, SYSTEM_NAMESPACES};
 use rafter_proto::{
     apply_defaults, validate, Kind, ListOptions, Object, Quantity, ReadConsistency,
 };
@@ -64,6 +66,9 @@ pub(crate) enum AdmissionError<E> {
     Read(E),
 }
 
+/// The annotation that marks a mirror pod (a static pod's copy in the API).
+const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
 /// Requests given to a container that asks for none.
 const DEFAULT_REQUESTS: &[(&str, &str)] = &[("cpu", "500m"), ("memory", "256Mi")];
 /// Limits given to a container that sets none.
@@ -96,6 +101,7 @@ pub(crate) async fn admit<R: AdmissionReader>(
         let namespace = object.metadata().namespace.clone();
         check_namespace(reader, &namespace).await?;
         if let Object::Pod(pod) = object {
+            check_service_account(reader, &namespace, pod).await?;
             check_pod_quota(reader, &namespace, pod).await?;
         }
     }
@@ -133,6 +139,48 @@ fn workload_selector(object: &Object) -> Option<&rafter_proto::v1::LabelSelector
         Object::ReplicaSet(r) => r.spec.as_ref().and_then(|s| s.selector.as_ref()),
         Object::DaemonSet(d) => d.spec.as_ref().and_then(|s| s.selector.as_ref()),
         _ => None,
+    }
+}
+
+/// Kubernetes' ServiceAccount admission: a pod that names no ServiceAccount runs as
+/// `default`, and one naming a ServiceAccount that does not exist is refused. The
+/// `default` ServiceAccount of a namespace made a moment ago may not exist yet (the
+/// ServiceAccounts controller is making it): such a pod is admitted, and its agent waits
+/// for the account before it starts the pod. Mirror pods are left as they are.
+async fn check_service_account<R: AdmissionReader>(
+    reader: &R,
+    namespace: &str,
+    pod: &mut Pod,
+) -> Result<(), AdmissionError<R::Error>> {
+    let mirror = pod
+        .metadata
+        .as_ref()
+        .is_some_and(|m| m.annotations.contains_key(MIRROR_POD_ANNOTATION));
+    let Some(spec) = pod.spec.as_mut() else {
+        return Ok(());
+    };
+    if mirror {
+        return Ok(());
+    }
+    if spec.service_account_name.is_empty() {
+        spec.service_account_name = DEFAULT_SERVICE_ACCOUNT.to_owned();
+        return Ok(());
+    }
+    let name = spec.service_account_name.clone();
+    if name == DEFAULT_SERVICE_ACCOUNT {
+        return Ok(());
+    }
+    let read = |consistency| reader.get_object(Kind::ServiceAccount, namespace, &name, consistency);
+    let found = match read(ReadConsistency::Serializable).await {
+        Ok(None) => read(ReadConsistency::Linearizable).await,
+        other => other,
+    }
+    .map_err(AdmissionError::Read)?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(AdmissionError::Forbidden(format!(
+            "error looking up service account {namespace}/{name}: serviceaccount {name:?} not found (spec.serviceAccountName); create it first (rafter create serviceaccount {name} -n {namespace})"
+        ))),
     }
 }
 

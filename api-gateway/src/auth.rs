@@ -1,12 +1,14 @@
 //! Authentication: who is calling. A caller proves itself with a client certificate
 //! issued by the cluster CA (user = subject CN, groups = O), with a bearer token from the
-//! static token file, or with a bootstrap token (`<id>.<secret>`, kept as a Secret of type
-//! `bootstrap.kubernetes.io/token` in `kube-system`).
+//! static token file, with a bootstrap token (`<id>.<secret>`, kept as a Secret of type
+//! `bootstrap.kubernetes.io/token` in `kube-system`), or with a ServiceAccount token (a
+//! JWT the masters signed, `sa_token`: user `system:serviceaccount:<ns>:<name>`).
 //!
 //! Owns parsing of credentials and the token file and the decision "who is this"
 //! ([`Authenticator`], which every service asks first); it does not decide what the caller
-//! may do (`authz`). It reads one thing through the registry: the Secret of a presented
-//! bootstrap token.
+//! may do (`authz`). It reads through the registry the Secret of a presented bootstrap
+//! token, and the ServiceAccount (and bound pod) a ServiceAccount token names: a token
+//! outlives neither.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use rafter_proto::{Kind, Object, ReadConsistency};
 use tonic::{Request, Status};
 
 use crate::registry::{now_rfc3339, Registry, RegistryError};
+use crate::sa_token::{is_jwt, TokenError, TokenKeys};
 use crate::status::status_of;
 use crate::store::KvStore;
 
@@ -75,6 +78,12 @@ pub enum AuthError {
         /// The group it named.
         group: String,
     },
+    /// A ServiceAccount token that does not verify (signature, audience, expiry).
+    #[error(transparent)]
+    ServiceAccountToken(#[from] TokenError),
+    /// A ServiceAccount token names an object that is gone or was replaced (another uid).
+    #[error("the service account token is no longer valid: {0}")]
+    StaleServiceAccountToken(String),
     /// The authorization header is not `Bearer <token>`.
     #[error("the authorization header must be `Bearer <token>`")]
     MalformedHeader,
@@ -246,6 +255,7 @@ pub fn authenticate_bootstrap(
 pub struct Authenticator<S> {
     registry: Registry<S>,
     tokens: Arc<TokenFile>,
+    service_account_keys: Option<Arc<TokenKeys>>,
 }
 
 impl<S> Clone for Authenticator<S> {
@@ -253,6 +263,7 @@ impl<S> Clone for Authenticator<S> {
         Authenticator {
             registry: self.registry.clone(),
             tokens: self.tokens.clone(),
+            service_account_keys: self.service_account_keys.clone(),
         }
     }
 }
@@ -260,7 +271,62 @@ impl<S> Clone for Authenticator<S> {
 impl<S: KvStore> Authenticator<S> {
     /// An authenticator reading bootstrap tokens through `registry`.
     pub fn new(registry: Registry<S>, tokens: Arc<TokenFile>) -> Authenticator<S> {
-        Authenticator { registry, tokens }
+        Authenticator {
+            registry,
+            tokens,
+            service_account_keys: None,
+        }
+    }
+
+    /// Also accepts ServiceAccount tokens verified with `keys` (`None`: refuses them).
+    pub fn with_service_account_keys(mut self, keys: Option<Arc<TokenKeys>>) -> Authenticator<S> {
+        self.service_account_keys = keys;
+        self
+    }
+
+    /// The user of ServiceAccount token `token`, once its signature, audience and lifetime
+    /// hold and the ServiceAccount and bound pod it names still exist with their uids.
+    async fn authenticate_service_account(&self, token: &str) -> Result<UserInfo, Status> {
+        let refused = |e: AuthError| Status::unauthenticated(e.to_string());
+        let Some(keys) = &self.service_account_keys else {
+            return Err(refused(AuthError::UnknownToken));
+        };
+        let claims = keys.verify(token).map_err(|e| refused(e.into()))?;
+        let bound = &claims.kubernetes;
+        let namespace = bound.namespace.as_str();
+        let mut checks = vec![(Kind::ServiceAccount, &bound.serviceaccount)];
+        if let Some(pod) = &bound.pod {
+            checks.push((Kind::Pod, pod));
+        }
+        for (kind, reference) in checks {
+            let found = match self
+                .registry
+                .get(
+                    kind,
+                    namespace,
+                    &reference.name,
+                    ReadConsistency::Serializable,
+                )
+                .await
+            {
+                Ok(object) => Some(object),
+                Err(RegistryError::NotFound { .. }) => None,
+                Err(e) => return Err(status_of(e)),
+            };
+            // A pod in its grace period still runs and may still call.
+            let live = found
+                .as_ref()
+                .is_some_and(|o| o.metadata().uid == reference.uid);
+            if !live {
+                return Err(refused(AuthError::StaleServiceAccountToken(format!(
+                    "{} {namespace}/{} (uid {}) it was issued for no longer exists",
+                    kind.info().name.to_lowercase(),
+                    reference.name,
+                    reference.uid
+                ))));
+            }
+        }
+        Ok(claims.user())
     }
 
     /// Who is calling, or `Unauthenticated`.
@@ -282,6 +348,9 @@ impl<S: KvStore> Authenticator<S> {
         let token = bearer_token(header).map_err(|e| Status::unauthenticated(e.to_string()))?;
         if let Some(user) = self.tokens.lookup(token) {
             return Ok(user.clone());
+        }
+        if is_jwt(token) {
+            return self.authenticate_service_account(token).await;
         }
         let Some(bootstrap) = BootstrapToken::parse(token) else {
             return Err(Status::unauthenticated(AuthError::UnknownToken.to_string()));

@@ -17,6 +17,7 @@
 //! authenticate, read the store per request, or filter what a caller sees inside an
 //! allowed answer (that is the service's).
 
+use rafter_proto::v1::PolicyRule;
 use rafter_proto::well_known::MASTERS_GROUP;
 use rafter_proto::{Kind, Object};
 
@@ -51,6 +52,14 @@ pub enum Target<'a> {
         name: &'a str,
         /// A list's or watch's field selector as sent (`spec.nodeName=n1`), "" for none.
         field_selector: &'a str,
+    },
+    /// A user or group someone asks to act as (the `impersonate` verb): `users` or
+    /// `groups` in the core API group, cluster-scoped, which the API does not store.
+    Principal {
+        /// `users` or `groups`.
+        resource: &'a str,
+        /// The user's or group's name.
+        name: &'a str,
     },
     /// Something that is not a resource: a path such as `/cluster/members`.
     NonResource {
@@ -166,6 +175,7 @@ impl<'a> Attributes<'a> {
                     format!("{} {resource} in namespace {namespace:?}", self.verb)
                 }
             }
+            Target::Principal { resource, name } => format!("{} {resource} {name:?}", self.verb),
             Target::NonResource { path } => format!("{} {path}", self.verb),
         }
     }
@@ -200,6 +210,9 @@ impl Attributes<'_> {
                     info.group
                 )
             }
+            Target::Principal { resource, .. } => format!(
+                "User {user:?} cannot {verb} resource {resource:?} in API group \"\" at the cluster scope"
+            ),
             Target::NonResource { path } => {
                 format!("User {user:?} cannot {verb} path {path:?}")
             }
@@ -218,11 +231,55 @@ pub enum Decision {
     NoOpinion,
 }
 
+/// What a user may do in one namespace, as far as the authorizers can list it
+/// (Kubernetes' SelfSubjectRulesReview).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuleList {
+    /// Rules over resources.
+    pub resource_rules: Vec<PolicyRule>,
+    /// Rules over non-resource paths.
+    pub non_resource_rules: Vec<PolicyRule>,
+    /// Why the lists may be short of what is allowed (an authorizer that cannot list its
+    /// rules); empty: complete.
+    pub incomplete: Vec<String>,
+}
+
+impl RuleList {
+    /// Adds `rule` to the list it belongs to (a rule may hold both).
+    pub fn push(&mut self, rule: &PolicyRule) {
+        if !rule.resources.is_empty() {
+            self.resource_rules.push(PolicyRule {
+                non_resource_urls: Vec::new(),
+                ..rule.clone()
+            });
+        }
+        if !rule.non_resource_urls.is_empty() {
+            self.non_resource_rules.push(PolicyRule {
+                verbs: rule.verbs.clone(),
+                non_resource_urls: rule.non_resource_urls.clone(),
+                ..PolicyRule::default()
+            });
+        }
+    }
+
+    fn extend(&mut self, other: RuleList) {
+        self.resource_rules.extend(other.resource_rules);
+        self.non_resource_rules.extend(other.non_resource_rules);
+        self.incomplete.extend(other.incomplete);
+    }
+}
+
 /// Decides whether a request may go on. Called on every request: it must answer from
 /// memory, without I/O.
 pub trait Authorizer: Send + Sync + 'static {
     /// The decision for `attributes`.
     fn authorize(&self, attributes: &Attributes<'_>) -> Decision;
+
+    /// The rules `user` has in `namespace` ("" for cluster-wide rules only); an authorizer
+    /// that cannot list its rules says so in `incomplete`. By default: none.
+    fn rules(&self, _user: &UserInfo, _namespace: &str) -> RuleList {
+        RuleList::default()
+    }
 }
 
 /// Authorizers asked in order; the first that allows or denies decides, and a request none
@@ -247,6 +304,14 @@ impl Authorizer for Chain {
             }
         }
         Decision::Deny(attributes.forbidden())
+    }
+
+    fn rules(&self, user: &UserInfo, namespace: &str) -> RuleList {
+        let mut all = RuleList::default();
+        for authorizer in &self.authorizers {
+            all.extend(authorizer.rules(user, namespace));
+        }
+        all
     }
 }
 
@@ -273,6 +338,21 @@ impl Authorizer for PrivilegedGroup {
         } else {
             Decision::NoOpinion
         }
+    }
+
+    fn rules(&self, user: &UserInfo, _namespace: &str) -> RuleList {
+        let mut rules = RuleList::default();
+        if user.in_group(&self.group) {
+            let all = vec!["*".to_owned()];
+            rules.push(&PolicyRule {
+                verbs: all.clone(),
+                api_groups: all.clone(),
+                resources: all.clone(),
+                resource_names: Vec::new(),
+                non_resource_urls: all,
+            });
+        }
+        rules
     }
 }
 

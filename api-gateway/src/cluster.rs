@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status};
 use crate::audit::{Audit, Auditor, Stage};
 use crate::auth::Authenticator;
 use crate::authz::{Attributes, Authorizer};
+use crate::impersonation::caller;
 use crate::status::authorize;
 use crate::store::{KvStore, StoreError};
 
@@ -77,9 +78,13 @@ impl<C: ClusterControl, S: KvStore> ClusterService<C, S> {
         request: &Request<T>,
         verb: &str,
     ) -> Result<(), Status> {
-        audit.anonymous();
-        let user = self.authenticator.authenticate(request).await?;
-        audit.user(&user);
+        let user = caller(
+            &self.authenticator,
+            self.authorizer.as_ref(),
+            audit,
+            request,
+        )
+        .await?;
         authorize(
             self.authorizer.as_ref(),
             &Attributes::non_resource(&user, verb, MEMBERS_PATH),
@@ -137,9 +142,13 @@ impl<C: ClusterControl, S: KvStore> Cluster for ClusterService<C, S> {
     ) -> Result<Response<ClusterStatus>, Status> {
         let mut audit = self.audit(&request, "get", Stage::ResponseComplete);
         let result = async {
-            audit.anonymous();
-            let user = self.authenticator.authenticate(&request).await?;
-            audit.user(&user);
+            caller(
+                &self.authenticator,
+                self.authorizer.as_ref(),
+                &mut audit,
+                &request,
+            )
+            .await?;
             Ok(Response::new(
                 self.control.status().await.map_err(to_status)?,
             ))

@@ -10,7 +10,9 @@
 //! | `admission` | defaults, container resource defaults, validation, namespace existence, quota |
 //! | `encryption` | encryption at rest: the `EncryptionConfiguration` file and the [`Transformer`] the registry applies to stored values |
 //! | `cluster` | the gRPC `Cluster` service over the local member ([`ClusterControl`]) |
-//! | `auth` | who is calling ([`Authenticator`]): client certificates, the static token file, bootstrap tokens |
+//! | `auth` | who is calling ([`Authenticator`]): client certificates, the static token file, bootstrap tokens, ServiceAccount tokens |
+//! | `sa_token` | ServiceAccount tokens: the claims, signing and verifying them ([`TokenKeys`]), their lifetimes |
+//! | `impersonation` | acting as another user (`--as`): the metadata and the `impersonate` checks |
 //! | `authz` | whether the caller may ([`Authorizer`], [`Attributes`]): one seam every request of every service passes, a [`Chain`] of authorizers |
 //! | `rbac` | Roles, ClusterRoles and their bindings evaluated from memory ([`Rbac`] over a [`Policy`]) |
 //! | `node_authz` | what a node's agent may do ([`NodeAuthorizer`] over a [`NodeGraph`]): its own objects and what its pods reference |
@@ -23,6 +25,7 @@
 //! | `server` | the listener: TLS, limits, health service, shutdown ([`serve`]) |
 //! | `service` | the gRPC `Resources` service: wire ⇄ registry, what a bootstrapper sees, CSR requesters |
 //! | `status` | registry errors as gRPC status codes ([`status_of`]) |
+//! | `token_request` | serviceaccounts/token: the checks before a token is issued, a node's tokens bound to its pods |
 //! | `store` | the seam to the replicated store ([`KvStore`]) |
 //! | `testing` | with the `testing` feature: `MemKv`, an in-memory store for tests |
 //!
@@ -41,18 +44,21 @@ mod authz_cache;
 mod bootstrap_policy;
 mod cluster;
 mod encryption;
+mod impersonation;
 mod node_authz;
 mod node_metrics;
 mod patch;
 mod pod_logs;
 mod rbac;
 mod registry;
+mod sa_token;
 mod server;
 mod service;
 mod status;
 mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod token_request;
 
 pub use allocator::{
     RangeError, RepairProblem, RepairReport, ServiceRanges, ALLOCATIONS_PREFIX, API_SERVICE,
@@ -60,7 +66,7 @@ pub use allocator::{
 pub use auth::{
     authenticate_bootstrap, bearer_token, AuthError, Authenticator, TokenFile, UserInfo,
 };
-pub use authz::{Attributes, Authorizer, Chain, Decision, PrivilegedGroup, Target};
+pub use authz::{Attributes, Authorizer, Chain, Decision, PrivilegedGroup, RuleList, Target};
 pub use authz_cache::{AuthzCache, CacheGuard};
 pub use bootstrap_policy::{default_policy, ensure_default_policy};
 pub use cluster::{ClusterControl, ClusterService};
@@ -71,6 +77,10 @@ pub use rbac::{Policy, Rbac, SERVICE_ACCOUNT_USER_PREFIX};
 pub use registry::{
     decode, kind_prefix, now_rfc3339, object_key, ListPage, Registry, RegistryError, Subresource,
     MAX_OBJECT_BYTES, SYSTEM_NAMESPACES,
+};
+pub use sa_token::{
+    generate_signing_key, unix_now, BoundRef, Claims, KubernetesClaims, TokenError, TokenGrant,
+    TokenKeys, DEFAULT_ISSUER, DEFAULT_TOKEN_SECONDS, MAX_TOKEN_SECONDS, MIN_TOKEN_SECONDS,
 };
 pub use server::{
     authorizer, serve, serve_with, ServeError, ServeOptions, ServerTls, MAX_REQUEST_BYTES,

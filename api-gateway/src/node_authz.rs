@@ -4,7 +4,8 @@
 //! ```text
 //!   node n ──reads──► its Node, its Lease, the pods bound to it (list/watch with
 //!                     spec.nodeName=n), and only the Secrets, ConfigMaps, PVCs, PVs and
-//!                     ServiceAccounts those pods reference (the NodeGraph)
+//!                     ServiceAccounts those pods reference (the NodeGraph), and
+//!                     tokens for those ServiceAccounts (serviceaccounts/token)
 //!          ──writes─► its Node (and status), its Lease, its pods' status, deletes of its
 //!                     pods, its mirror pods, events, certificate requests
 //!          ──reads──► Services, Endpoints and every Node (what every node needs for its
@@ -25,7 +26,8 @@ use rafter_proto::v1::Pod;
 use rafter_proto::well_known::{node_of_user, NODES_GROUP};
 use rafter_proto::{Kind, Object};
 
-use crate::authz::{Attributes, Authorizer, Decision, Target};
+use crate::auth::UserInfo;
+use crate::authz::{Attributes, Authorizer, Decision, RuleList, Target};
 
 /// The namespace of node Leases.
 const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
@@ -236,7 +238,7 @@ impl Authorizer for NodeAuthorizer {
             return Decision::NoOpinion;
         };
         let allowed = match &attributes.target {
-            Target::NonResource { .. } => false,
+            Target::NonResource { .. } | Target::Principal { .. } => false,
             Target::Resource { .. } => self.allows(node, attributes),
         };
         if allowed {
@@ -251,6 +253,17 @@ impl Authorizer for NodeAuthorizer {
                 }
             ))
         }
+    }
+
+    fn rules(&self, user: &UserInfo, _namespace: &str) -> RuleList {
+        let mut rules = RuleList::default();
+        if user.in_group(NODES_GROUP) && node_of_user(&user.name).is_some() {
+            rules.incomplete.push(
+                "the Node authorizer cannot list its rules: they follow the pods bound to the node"
+                    .to_owned(),
+            );
+        }
+        rules
     }
 }
 
@@ -306,6 +319,12 @@ impl NodeAuthorizer {
                 | Kind::PersistentVolume,
                 "",
             ) => verb == "get" && (self.graph)().referenced_by(node, kind, namespace, name),
+            // A token for the ServiceAccount of one of its pods (the service checks that
+            // the token is bound to that pod).
+            (Kind::ServiceAccount, "token") => {
+                verb == "create"
+                    && (self.graph)().referenced_by(node, Kind::ServiceAccount, namespace, name)
+            }
             (Kind::Event, "") => matches!(verb, "create" | "update" | "patch"),
             (Kind::CertificateSigningRequest, "") => verb == "create" || read,
             (Kind::Service | Kind::Endpoints | Kind::EndpointSlice, "") => read,

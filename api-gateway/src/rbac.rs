@@ -24,10 +24,9 @@ use rafter_proto::v1::{PolicyRule, RoleRef, Subject};
 use rafter_proto::{Kind, Object};
 
 use crate::auth::UserInfo;
-use crate::authz::{Attributes, Authorizer, Decision, Target};
+use crate::authz::{Attributes, Authorizer, Decision, RuleList, Target};
 
-/// The prefix of a ServiceAccount's user name: `system:serviceaccount:<ns>:<name>`.
-pub const SERVICE_ACCOUNT_USER_PREFIX: &str = "system:serviceaccount:";
+pub use rafter_proto::well_known::SERVICE_ACCOUNT_USER_PREFIX;
 
 /// One binding: who it names and the role it refers to.
 #[derive(Debug, Clone, PartialEq)]
@@ -250,6 +249,7 @@ impl Policy {
             return true;
         }
         let Target::Resource { namespace, .. } = &attributes.target else {
+            // Non-resource paths and principals are granted by ClusterRoleBindings only.
             return false;
         };
         if namespace.is_empty() {
@@ -281,6 +281,36 @@ impl Policy {
             .flatten()
             .map(String::as_str)
             .collect()
+    }
+
+    /// The rules the bindings naming `user` grant in `namespace`: those of its
+    /// ClusterRoleBindings, and in a namespace those of its RoleBindings there.
+    pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> RuleList {
+        let mut list = RuleList::default();
+        for name in self.named(user, "") {
+            if let Some(binding) = self.cluster_role_bindings.get(name) {
+                for rule in self.rules_of(&binding.role_ref, "") {
+                    list.push(rule);
+                }
+            }
+        }
+        if !namespace.is_empty() {
+            for name in self.named(user, namespace) {
+                if let Some(binding) = self
+                    .role_bindings
+                    .get(&(namespace.to_owned(), name.to_owned()))
+                {
+                    for rule in self.rules_of(&binding.role_ref, namespace) {
+                        // Non-resource URLs are granted only cluster-wide.
+                        list.push(&PolicyRule {
+                            non_resource_urls: Vec::new(),
+                            ..rule.clone()
+                        });
+                    }
+                }
+            }
+        }
+        list
     }
 
     /// How many bindings the policy holds (for logs and benchmarks).
@@ -330,6 +360,11 @@ fn rule_allows(rule: &PolicyRule, attributes: &Attributes<'_>) -> bool {
                     .strip_suffix('*')
                     .is_some_and(|prefix| path.starts_with(prefix))
         }),
+        Target::Principal { resource, name } => {
+            any_or(&rule.api_groups, "")
+                && any_or(&rule.resources, resource)
+                && (rule.resource_names.is_empty() || rule.resource_names.iter().any(|n| n == name))
+        }
         Target::Resource {
             kind,
             subresource,
@@ -378,6 +413,10 @@ impl Authorizer for Rbac {
         } else {
             Decision::NoOpinion
         }
+    }
+
+    fn rules(&self, user: &UserInfo, namespace: &str) -> RuleList {
+        (self.policy)().rules_for(user, namespace)
     }
 }
 

@@ -27,6 +27,7 @@ use crate::cluster::{ClusterControl, ClusterService};
 use crate::node_authz::NodeAuthorizer;
 use crate::rbac::Rbac;
 use crate::registry::Registry;
+use crate::sa_token::TokenKeys;
 use crate::service::ResourcesService;
 use crate::store::KvStore;
 
@@ -109,6 +110,9 @@ fn without_nagle(
 pub struct ServeOptions {
     /// Records every call of the `Resources` and `Cluster` services; `None`: no audit.
     pub audit: Option<Arc<Auditor>>,
+    /// Signs and verifies ServiceAccount tokens (the masters' shared `sa.key`); `None`:
+    /// no tokens are issued or accepted.
+    pub service_account_keys: Option<Arc<TokenKeys>>,
     /// Replaces the authorizer chain of [`authorizer`]: for benchmarks that measure what
     /// authorization costs, never in a master. `None`: the chain.
     pub authorizer: Option<Arc<dyn Authorizer>>,
@@ -118,6 +122,7 @@ impl std::fmt::Debug for ServeOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServeOptions")
             .field("audit", &self.audit)
+            .field("service_account_keys", &self.service_account_keys)
             .field("authorizer", &self.authorizer.as_ref().map(|_| "replaced"))
             .finish()
     }
@@ -162,7 +167,8 @@ where
     S: KvStore,
     C: ClusterControl,
 {
-    let authenticator = Authenticator::new(registry.clone(), tokens);
+    let authenticator = Authenticator::new(registry.clone(), tokens)
+        .with_service_account_keys(options.service_account_keys.clone());
     let (cache, _cache_guard) = AuthzCache::start(registry.clone());
     let policy_task = tokio::spawn(ensure_default_policy(registry.clone()));
     let _policy_guard = AbortOnDrop(policy_task);
@@ -176,7 +182,8 @@ where
         .clone()
         .unwrap_or_else(|| authorizer(&cache));
     let mut service = ResourcesService::new(registry, authenticator.clone(), authorizer.clone())
-        .with_audit(options.audit.clone());
+        .with_audit(options.audit.clone())
+        .with_token_keys(options.service_account_keys.clone());
     if let Some(tls) = &tls {
         // Agents are dialled with the gateway's agent-client identity.
         let (cert, key) = tls

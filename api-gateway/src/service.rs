@@ -6,7 +6,8 @@
 //! a bootstrap-token holder sees inside an allowed answer (only the CSRs it filed); who
 //! filed a CSR (its `spec.username`/`groups` are always the caller's); request decoding;
 //! and registry errors as gRPC status codes (`status`). It holds no state of its own.
-//! pods/log is relayed from the node's agent (`pod_logs`).
+//! pods/log is relayed from the node's agent (`pod_logs`); serviceaccounts/token is
+//! issued by `token_request`; every call may act as another user (`impersonation`).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,7 +23,10 @@ use crate::agent_dial::AgentTls;
 use crate::audit::{Audit, Auditor, Stage};
 use crate::auth::{Authenticator, UserInfo, BOOTSTRAPPERS_GROUP, MASTERS_GROUP};
 use crate::authz::{Attributes, Authorizer, Decision, Target};
+use crate::impersonation::caller;
+use crate::sa_token::TokenKeys;
 use crate::status::{authorize, status_of};
+use crate::token_request;
 
 use crate::node_metrics;
 use crate::patch::apply_patch;
@@ -47,6 +51,7 @@ pub struct ResourcesService<S> {
     authorizer: Arc<dyn Authorizer>,
     agent_tls: Option<AgentTls>,
     auditor: Option<Arc<Auditor>>,
+    token_keys: Option<Arc<TokenKeys>>,
 }
 
 impl<S: KvStore> ResourcesService<S> {
@@ -64,7 +69,14 @@ impl<S: KvStore> ResourcesService<S> {
             authorizer,
             agent_tls: None,
             auditor: None,
+            token_keys: None,
         }
+    }
+
+    /// Issues ServiceAccount tokens signed with `keys` (`None`: refuses to issue).
+    pub fn with_token_keys(mut self, keys: Option<Arc<TokenKeys>>) -> ResourcesService<S> {
+        self.token_keys = keys;
+        self
     }
 
     /// Records every call with `auditor` (`None`: no audit).
@@ -115,9 +127,13 @@ impl<S: KvStore> ResourcesService<S> {
     ) -> Result<UserInfo, Status> {
         let target = with_default_namespace(target, verb);
         audit.target(verb, &target, None);
-        audit.anonymous();
-        let user = self.authenticator.authenticate(request).await?;
-        audit.user(&user);
+        let user = caller(
+            &self.authenticator,
+            self.authorizer.as_ref(),
+            audit,
+            request,
+        )
+        .await?;
         audit.target(verb, &target, object);
         let attributes = Attributes {
             user: &user,
@@ -947,9 +963,13 @@ impl<S: KvStore> Resources for ResourcesService<S> {
                 "subjectaccessreviews"
             };
             audit.resource("create", "authorization.k8s.io", review);
-            audit.anonymous();
-            let caller = self.authenticator.authenticate(&request).await?;
-            audit.user(&caller);
+            let caller = caller(
+                &self.authenticator,
+                self.authorizer.as_ref(),
+                &mut audit,
+                &request,
+            )
+            .await?;
             let r = request.into_inner();
             let subject = if r.user.is_empty() {
                 caller
@@ -985,6 +1005,65 @@ impl<S: KvStore> Resources for ResourcesService<S> {
                 reason,
                 user: subject.name.clone(),
             }))
+        }
+        .await;
+        audit.finish(result).await
+    }
+
+    async fn review_rules(
+        &self,
+        request: Request<api::RulesReviewRequest>,
+    ) -> Result<Response<api::RulesReviewResponse>, Status> {
+        let mut audit = self.audit(&request, "create");
+        let result = async {
+            audit.resource("create", "authorization.k8s.io", "selfsubjectrulesreviews");
+            let user = caller(
+                &self.authenticator,
+                self.authorizer.as_ref(),
+                &mut audit,
+                &request,
+            )
+            .await?;
+            let rules = self.authorizer.rules(&user, &request.get_ref().namespace);
+            Ok(Response::new(api::RulesReviewResponse {
+                resource_rules: rules.resource_rules,
+                non_resource_rules: rules.non_resource_rules,
+                incomplete: !rules.incomplete.is_empty(),
+                evaluation_error: rules.incomplete.join("; "),
+                user: user.name,
+            }))
+        }
+        .await;
+        audit.finish(result).await
+    }
+
+    async fn create_token(
+        &self,
+        request: Request<api::TokenRequest>,
+    ) -> Result<Response<api::TokenResponse>, Status> {
+        let mut audit = self.audit(&request, "create");
+        let result = async {
+            let r = request.get_ref();
+            let user = self
+                .admit_caller(
+                    &mut audit,
+                    &request,
+                    "create",
+                    Target::resource(Kind::ServiceAccount)
+                        .subresource("token")
+                        .namespace(&r.namespace)
+                        .name(&r.service_account),
+                    None,
+                )
+                .await?;
+            let answer = token_request::issue(
+                &self.registry,
+                self.token_keys.as_deref(),
+                &user,
+                request.get_ref(),
+            )
+            .await?;
+            Ok(Response::new(answer))
         }
         .await;
         audit.finish(result).await

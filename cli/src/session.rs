@@ -1,6 +1,7 @@
 //! A connection to a cluster for one command: the client config resolved (the global
 //! `--kubeconfig`, `--context`, `--namespace` flags over the file), a Tokio runtime and a
-//! failover-aware [`Client`].
+//! failover-aware [`Client`], acting as another user with the global `--as` /
+//! `--as-group` (impersonation, which the server authorizes).
 //!
 //! Owns the set-up every cluster verb shares; it does not print anything.
 
@@ -23,6 +24,17 @@ pub struct GlobalArgs {
     /// The namespace [default: the context's, else "default"].
     #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
+    /// Act as this user (impersonation; the server checks `impersonate` on it).
+    #[arg(long = "as", global = true, value_name = "USER")]
+    pub as_user: Option<String>,
+    /// Act in this group too (repeatable; needs --as).
+    #[arg(
+        long = "as-group",
+        global = true,
+        value_name = "GROUP",
+        requires = "as_user"
+    )]
+    pub as_groups: Vec<String>,
 }
 
 /// One command's connection to the cluster.
@@ -50,9 +62,14 @@ impl Session {
             .enable_all()
             .build()
             .context("starting the runtime")?;
-        let client = runtime
+        let mut client = runtime
             .block_on(Client::connect(config.clone()))
             .context("configuring the client")?;
+        if let Some(user) = &globals.as_user {
+            client = client
+                .impersonating(user, &globals.as_groups)
+                .context("--as")?;
+        }
         Ok(Session {
             runtime,
             client,

@@ -13,7 +13,9 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::Request;
 
-use rafter_proto::well_known::AGENT_STATUS_METADATA;
+use rafter_proto::well_known::{
+    AGENT_STATUS_METADATA, IMPERSONATE_GROUP_METADATA, IMPERSONATE_USER_METADATA,
+};
 use rafter_proto::{DeleteOptions, PatchType, Propagation, WatchEvent};
 
 use crate::config::ResolvedConfig;
@@ -128,6 +130,15 @@ pub type DeleteParams = DeleteOptions;
 #[derive(Clone)]
 pub struct Client {
     pub(crate) inner: Arc<Inner>,
+    /// Whom every call acts as (`--as`), when not the caller itself.
+    impersonation: Option<Arc<Impersonation>>,
+}
+
+/// The metadata of acting as another user: `impersonate-user` and one
+/// `impersonate-group` per group.
+struct Impersonation {
+    user: MetadataValue<Ascii>,
+    groups: Vec<MetadataValue<Ascii>>,
 }
 
 pub(crate) struct Inner {
@@ -259,6 +270,7 @@ impl Client {
         };
         tracing::debug!(endpoints = ?config.endpoints, context = %config.context, "client configured");
         Ok(Client {
+            impersonation: None,
             inner: Arc::new(Inner {
                 failover: Failover::new(endpoints, budget),
                 authorization,
@@ -272,6 +284,32 @@ impl Client {
         &self.inner.namespace
     }
 
+    /// The same client (sharing its connections) acting as `user` in `groups` on every
+    /// call (kubectl's `--as` / `--as-group`). The server allows it only to a caller
+    /// granted `impersonate` on those users and groups.
+    pub fn impersonating(&self, user: &str, groups: &[String]) -> Result<Client, ClientError> {
+        let value = |text: &str, what: &str| {
+            text.parse::<MetadataValue<Ascii>>().map_err(|_| {
+                setup(format!(
+                    "{what} {text:?} has characters a header cannot carry"
+                ))
+            })
+        };
+        if user.is_empty() {
+            return Err(setup("--as names no user; --as-group needs --as"));
+        }
+        Ok(Client {
+            inner: self.inner.clone(),
+            impersonation: Some(Arc::new(Impersonation {
+                user: value(user, "the user")?,
+                groups: groups
+                    .iter()
+                    .map(|g| value(g, "the group"))
+                    .collect::<Result<_, _>>()?,
+            })),
+        })
+    }
+
     /// A request carrying the credentials and, for unary calls, a deadline.
     pub(crate) fn request<M>(&self, message: M, timeout: Option<Duration>) -> Request<M> {
         let mut request = Request::new(message);
@@ -279,6 +317,13 @@ impl Client {
             request
                 .metadata_mut()
                 .insert("authorization", value.clone());
+        }
+        if let Some(impersonation) = &self.impersonation {
+            let metadata = request.metadata_mut();
+            metadata.insert(IMPERSONATE_USER_METADATA, impersonation.user.clone());
+            for group in &impersonation.groups {
+                metadata.append(IMPERSONATE_GROUP_METADATA, group.clone());
+            }
         }
         if let Some(timeout) = timeout {
             request.set_timeout(timeout);
@@ -619,6 +664,37 @@ impl Client {
             Idempotency::Read,
             request,
             |mut c, r| async move { c.review_access(r).await },
+        )
+        .await
+    }
+
+    /// The rules the caller has in `namespace` (`rafter auth can-i --list`).
+    pub async fn review_rules(
+        &self,
+        namespace: &str,
+    ) -> Result<api::RulesReviewResponse, ClientError> {
+        self.resources(
+            "review rules",
+            Idempotency::Read,
+            api::RulesReviewRequest {
+                namespace: namespace.to_owned(),
+            },
+            |mut c, r| async move { c.review_rules(r).await },
+        )
+        .await
+    }
+
+    /// A signed token for a ServiceAccount (serviceaccounts/token; `rafter create token`,
+    /// and an agent's mounted tokens). Nothing is stored, so a retry is harmless.
+    pub async fn create_token(
+        &self,
+        request: api::TokenRequest,
+    ) -> Result<api::TokenResponse, ClientError> {
+        self.resources(
+            "create token",
+            Idempotency::Read,
+            request,
+            |mut c, r| async move { c.create_token(r).await },
         )
         .await
     }

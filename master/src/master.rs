@@ -204,6 +204,9 @@ pub mod pki_files {
     pub const ADMIN_KEY: &str = "admin.key";
     /// The static token file written at `--init`.
     pub const TOKENS: &str = "tokens.csv";
+    /// The key ServiceAccount tokens are signed with (ECDSA P-256, every master the same),
+    /// written at `--init`.
+    pub const SERVICE_ACCOUNT_KEY: &str = "sa.key";
 }
 
 fn read(path: &Path) -> Result<String, MasterError> {
@@ -297,9 +300,35 @@ pub fn load_or_create_ca(pki_dir: &Path, init: bool) -> Result<ClusterCa, Master
         &pki_dir.join(pki_files::TOKENS),
         &format!("{token},admin,admin,\"{MASTERS_GROUP}\"\n"),
     )?;
+    write_service_account_key(pki_dir)?;
     write_private(&key_path, ca.key_pem())?;
     tracing::info!(dir = %pki_dir.display(), "created the cluster CA and admin credentials");
     Ok(ca)
+}
+
+fn write_service_account_key(pki_dir: &Path) -> Result<(), MasterError> {
+    let pem = api_gateway::generate_signing_key().map_err(|e| MasterError::Pki(e.to_string()))?;
+    write_private(&pki_dir.join(pki_files::SERVICE_ACCOUNT_KEY), &pem)
+}
+
+/// Loads the ServiceAccount token signing key from `pki_dir`. A cluster made before the
+/// key existed gets one from its `--init` master; the others must find it there.
+pub fn load_or_create_service_account_key(
+    pki_dir: &Path,
+    init: bool,
+) -> Result<api_gateway::TokenKeys, MasterError> {
+    let path = pki_dir.join(pki_files::SERVICE_ACCOUNT_KEY);
+    if !path.exists() {
+        if !init {
+            return Err(MasterError::Pki(format!(
+                "no service account signing key {}: copy sa.key from the first master there, or start the first master with --init",
+                path.display()
+            )));
+        }
+        write_service_account_key(pki_dir)?;
+    }
+    api_gateway::TokenKeys::from_pem(&read_private(&path)?)
+        .map_err(|e| MasterError::Pki(format!("{}: {e}", path.display())))
 }
 
 fn host_of(address: &str) -> String {
@@ -325,9 +354,13 @@ impl Master {
     pub async fn start(config: MasterConfig) -> Result<Master, MasterError> {
         let pki_dir = config.pki_dir.clone();
         let init = config.init;
-        let ca = tokio::task::spawn_blocking(move || load_or_create_ca(&pki_dir, init))
-            .await
-            .map_err(|e| MasterError::Pki(e.to_string()))??;
+        let (ca, service_account_keys) = tokio::task::spawn_blocking(move || {
+            let ca = load_or_create_ca(&pki_dir, init)?;
+            let keys = load_or_create_service_account_key(&pki_dir, init)?;
+            Ok::<_, MasterError>((ca, keys))
+        })
+        .await
+        .map_err(|e| MasterError::Pki(e.to_string()))??;
 
         let token_path = config.token_file.clone().or_else(|| {
             let default = config.pki_dir.join(pki_files::TOKENS);
@@ -497,6 +530,7 @@ impl Master {
             Arc::new(tokens),
             ServeOptions {
                 audit: auditor,
+                service_account_keys: Some(Arc::new(service_account_keys)),
                 ..ServeOptions::default()
             },
             async {
@@ -824,6 +858,7 @@ mod tests {
             let path = entry.unwrap().path();
             assert_eq!(mode(&path), 0o600, "{}", path.display());
         }
+        assert!(load_or_create_service_account_key(&pki, false).is_ok());
         let key = pki.join(pki_files::CA_KEY);
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = load_or_create_ca(&pki, false).unwrap_err().to_string();

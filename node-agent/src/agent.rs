@@ -69,6 +69,10 @@ pub struct AgentConfig {
     pub node_ip: Option<String>,
     /// A host (or host:port) of the API, to pick the interface of the InternalIP.
     pub api_host: Option<String>,
+    /// The cluster CA, projected with each pod's ServiceAccount token at
+    /// `/var/run/secrets/kubernetes.io/serviceaccount/ca.crt`; `None`: pods get no token
+    /// volume (an agent that knows no cluster CA).
+    pub service_account_ca: Option<String>,
     /// Container restart back-off.
     pub backoff: BackoffPolicy,
     /// How often every pod is reconciled even without a change.
@@ -107,6 +111,7 @@ impl AgentConfig {
             pod_cidr: None,
             node_ip: None,
             api_host: None,
+            service_account_ca: None,
             backoff: BackoffPolicy::default(),
             resync: Duration::from_secs(2),
             log_rotation: LogRotation::default(),
@@ -251,6 +256,7 @@ impl Agent {
             runtime,
             api: api.clone(),
             host_ip: host.internal_ip.clone(),
+            service_account_ca: config.service_account_ca.clone(),
             data_dir: config.data_dir.clone(),
             log_dir: config.log_dir(),
             backoff: config.backoff,

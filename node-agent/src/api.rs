@@ -82,6 +82,12 @@ pub type ObjectEventStream = Pin<Box<dyn Stream<Item = Result<ObjectEvent, ApiEr
 pub trait ApiClient: Send + Sync + 'static {
     /// Reads one object (`namespace` empty for cluster-scoped kinds).
     async fn get(&self, kind: Kind, namespace: &str, name: &str) -> Result<Object, ApiError>;
+    /// A signed token for a ServiceAccount, bound to one of the node's pods
+    /// (serviceaccounts/token).
+    async fn create_token(
+        &self,
+        request: rafter_proto::api::TokenRequest,
+    ) -> Result<rafter_proto::api::TokenResponse, ApiError>;
     /// Creates an object.
     async fn create(&self, object: Object) -> Result<Object, ApiError>;
     /// Replaces an object (not its status); a set resourceVersion must be current.
@@ -109,6 +115,13 @@ fn node_selector(node: &str) -> String {
 impl ApiClient for Client {
     async fn get(&self, kind: Kind, namespace: &str, name: &str) -> Result<Object, ApiError> {
         Ok(Client::get(self, kind, namespace, name).await?)
+    }
+
+    async fn create_token(
+        &self,
+        request: rafter_proto::api::TokenRequest,
+    ) -> Result<rafter_proto::api::TokenResponse, ApiError> {
+        Ok(Client::create_token(self, request).await?)
     }
 
     async fn create(&self, object: Object) -> Result<Object, ApiError> {

@@ -630,6 +630,13 @@ impl ApiClient for RotatingClient {
         ApiClient::get(&self.client(), kind, namespace, name).await
     }
 
+    async fn create_token(
+        &self,
+        request: rafter_proto::api::TokenRequest,
+    ) -> Result<rafter_proto::api::TokenResponse, ApiError> {
+        ApiClient::create_token(&self.client(), request).await
+    }
+
     async fn create(&self, object: Object) -> Result<Object, ApiError> {
         ApiClient::create(&self.client(), object).await
     }

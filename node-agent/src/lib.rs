@@ -35,6 +35,7 @@
 //! | `env` | env / envFrom resolution and the pod's ConfigMaps and Secrets |
 //! | `expansion` | `$(VAR)` references in command, args and env values (pure) |
 //! | `volumes` | emptyDir, hostPath, configMap and secret volumes and their mounts |
+//! | `service_account` | the projected ServiceAccount volume: token (bound to the pod, refreshed at 80% of its life), CA and namespace |
 //! | `tmpfs` | secret volumes on tmpfs: mount, unmount at teardown and after a restart, mountinfo parsing |
 //! | `static_pods` | manifests in `--manifest-dir` and their mirror pods |
 //! | `logs` | [`read_logs`] / [`follow_logs`] over the containers' log files |
@@ -86,6 +87,7 @@ mod process;
 mod proxy;
 mod routes;
 mod runtime;
+mod service_account;
 mod serving;
 mod spec;
 mod static_pods;

@@ -40,6 +40,7 @@ use crate::log_rotation::{self, LogRotation};
 use crate::pod_sync::{plan, pod_status, Action, BackoffPolicy, Blocked, Observed, StatusInputs};
 use crate::probes::{self, ProbeKind, ProbeTarget, ProbeWorker};
 use crate::runtime::ContainerRuntime;
+use crate::service_account;
 use crate::spec::{ContainerConfig, SandboxConfig};
 use crate::status::{ContainerState, Sandbox, SandboxState};
 use crate::volumes;
@@ -56,6 +57,9 @@ pub(crate) struct WorkerContext {
     pub(crate) runtime: Arc<dyn ContainerRuntime>,
     pub(crate) api: Arc<dyn ApiClient>,
     pub(crate) host_ip: String,
+    /// The cluster CA projected as `ca.crt` beside pods' ServiceAccount tokens; `None`:
+    /// no token volumes (see `service_account`).
+    pub(crate) service_account_ca: Option<String>,
     pub(crate) data_dir: PathBuf,
     pub(crate) log_dir: PathBuf,
     pub(crate) backoff: BackoffPolicy,
@@ -103,6 +107,10 @@ pub(crate) struct PodWorker {
     known_sandbox: Option<String>,
     last_written: Option<PodStatus>,
     last_pod: Option<Pod>,
+    /// The pod's projected ServiceAccount token, once written.
+    token: Option<service_account::Projected>,
+    /// Whether a token volume left by a previous agent was looked for.
+    token_adopted: bool,
 }
 
 /// The grace period of a pod's containers; 2 s for one the agent knows nothing about.
@@ -151,6 +159,8 @@ impl PodWorker {
             known_sandbox: None,
             last_written: None,
             last_pod: None,
+            token: None,
+            token_adopted: false,
         }
     }
 
@@ -416,10 +426,51 @@ impl PodWorker {
             now: SystemTime::now(),
         });
         self.write_status(api_pod, status).await;
+        let refresh = self.refresh_token(&pod).await;
         let soon = acted.then(|| SystemTime::now() + Duration::from_millis(200));
-        match (planned.wake_at, soon) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        [planned.wake_at, soon, refresh].into_iter().flatten().min()
+    }
+
+    /// Replaces the pod's projected token once 80% of its lifetime has passed; when to
+    /// look again (the next refresh, or a retry in 5 s after a failure).
+    async fn refresh_token(&mut self, pod: &Pod) -> Option<SystemTime> {
+        let ca = self.ctx.service_account_ca.clone()?;
+        let pod_dir = volumes::pod_dir(&self.ctx.data_dir, &self.uid);
+        let due = match &self.token {
+            Some(token) => token.refresh_at,
+            // A token a previous agent projected for containers that still run: this one
+            // does not know when it expires, so it replaces it at once (looked for once).
+            None if !std::mem::replace(&mut self.token_adopted, true)
+                && self.source == Source::Api =>
+            {
+                let dir = pod_dir.join("volumes").join(service_account::VOLUME);
+                if !tokio::fs::try_exists(&dir).await.unwrap_or(false) {
+                    return None;
+                }
+                SystemTime::now()
+            }
+            None => return None,
+        };
+        if due > SystemTime::now() {
+            return Some(due);
+        }
+        match service_account::project(self.ctx.api.as_ref(), pod, &pod_dir, &ca).await {
+            Ok(Some(projected)) => {
+                debug!(uid = %self.uid, "service account token refreshed");
+                let next = projected.refresh_at;
+                self.token = Some(projected);
+                Some(next)
+            }
+            // The pod or its account opted out meanwhile: the mounted token stays until it
+            // expires, as the kubelet leaves it.
+            Ok(None) => {
+                self.token = None;
+                None
+            }
+            Err(e) => {
+                warn!(uid = %self.uid, error = %e, "service account token not refreshed; retrying");
+                Some(SystemTime::now() + Duration::from_secs(5))
+            }
         }
     }
 
@@ -573,9 +624,21 @@ impl PodWorker {
         let pod_ip = sandbox.ip.clone().unwrap_or_default();
         let mut objects = PodObjects::new(self.ctx.api.as_ref(), &namespace);
         let pod_dir = volumes::pod_dir(&self.ctx.data_dir, &self.uid);
+        let source = self.source;
+        let ca = self.ctx.service_account_ca.clone();
+        let api = self.ctx.api.clone();
+        let token = &mut self.token;
         let config = async {
             let vols = volumes::prepare(pod, &mut objects, &pod_dir).await?;
-            let mounts = volumes::mounts(pod, container, &vols)?;
+            let mut mounts = volumes::mounts(pod, container, &vols)?;
+            if let (Source::Api, Some(ca)) = (source, ca) {
+                if token.is_none() {
+                    *token = service_account::project(api.as_ref(), pod, &pod_dir, &ca).await?;
+                }
+                if let Some(projected) = token.as_ref() {
+                    mounts.extend(service_account::mount(projected, container));
+                }
+            }
             let env = resolve_env(&mut objects, pod, container, &pod_ip, &self.ctx.host_ip).await?;
             Ok::<_, crate::env::ConfigError>((mounts, env))
         };

@@ -168,7 +168,7 @@ async fn host_path(volume: &str, path: &str, kind: &str) -> Result<PathBuf, Conf
 
 /// Writes `entries` (or the `items` subset, renamed) as files under `dir`, removing
 /// files of keys that went away. Unchanged files are not rewritten.
-async fn write_projection(
+pub(crate) async fn write_projection(
     volume: &str,
     dir: &Path,
     entries: Vec<(String, Vec<u8>)>,

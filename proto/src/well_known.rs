@@ -61,6 +61,43 @@ pub fn node_of_user(user: &str) -> Option<&str> {
         .filter(|n| !n.is_empty())
 }
 
+/// Every ServiceAccount's user is in this group.
+pub const SERVICE_ACCOUNTS_GROUP: &str = "system:serviceaccounts";
+/// The prefix of a ServiceAccount's user name: `system:serviceaccount:<ns>:<name>`.
+pub const SERVICE_ACCOUNT_USER_PREFIX: &str = "system:serviceaccount:";
+/// The ServiceAccount a pod runs as when it names none, which every namespace has.
+pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
+/// Where a pod finds its ServiceAccount's token, the CA and its namespace.
+pub const SERVICE_ACCOUNT_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// Metadata a client sends to act as another user (kubectl's `--as`), authorized by the
+/// `impersonate` verb on `users` (or `serviceaccounts`).
+pub const IMPERSONATE_USER_METADATA: &str = "impersonate-user";
+/// Metadata a client sends, once per group, to act in other groups (`--as-group`),
+/// authorized by `impersonate` on `groups`.
+pub const IMPERSONATE_GROUP_METADATA: &str = "impersonate-group";
+
+/// The user name of ServiceAccount `namespace/name`
+/// (`system:serviceaccount:<namespace>:<name>`).
+pub fn service_account_user(namespace: &str, name: &str) -> String {
+    format!("{SERVICE_ACCOUNT_USER_PREFIX}{namespace}:{name}")
+}
+
+/// The namespace and name of a ServiceAccount's user name, if `user` is one.
+pub fn service_account_of_user(user: &str) -> Option<(&str, &str)> {
+    let rest = user.strip_prefix(SERVICE_ACCOUNT_USER_PREFIX)?;
+    let (namespace, name) = rest.split_once(':')?;
+    (!namespace.is_empty() && !name.is_empty() && !name.contains(':')).then_some((namespace, name))
+}
+
+/// The groups of ServiceAccount users in `namespace`: `system:serviceaccounts` and
+/// `system:serviceaccounts:<namespace>`.
+pub fn service_account_groups(namespace: &str) -> Vec<String> {
+    vec![
+        SERVICE_ACCOUNTS_GROUP.to_owned(),
+        format!("{SERVICE_ACCOUNTS_GROUP}:{namespace}"),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +108,24 @@ mod tests {
         assert_eq!(node_of_user(&node_user("w1")), Some("w1"));
         assert_eq!(node_of_user("system:node:"), None);
         assert_eq!(node_of_user("admin"), None);
+    }
+
+    #[test]
+    fn service_account_users_round_trip() {
+        let user = service_account_user("shop", "builder");
+        assert_eq!(user, "system:serviceaccount:shop:builder");
+        assert_eq!(service_account_of_user(&user), Some(("shop", "builder")));
+        for not in [
+            "admin",
+            "system:serviceaccount:shop",
+            "system:serviceaccount::x",
+            "system:serviceaccount:a:b:c",
+        ] {
+            assert_eq!(service_account_of_user(not), None, "{not}");
+        }
+        assert_eq!(
+            service_account_groups("shop"),
+            ["system:serviceaccounts", "system:serviceaccounts:shop"]
+        );
     }
 }

@@ -27,6 +27,7 @@ pub const INFORMED_KINDS: &[Kind] = &[
     Kind::Deployment,
     Kind::DaemonSet,
     Kind::Namespace,
+    Kind::ServiceAccount,
     Kind::CertificateSigningRequest,
     Kind::PersistentVolume,
     Kind::PersistentVolumeClaim,

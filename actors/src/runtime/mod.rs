@@ -70,6 +70,7 @@ use crate::pod_cidr::ClusterCidr;
 use controller::{Controller, Lead, Reconciler};
 use informer::{CacheUpdate, Informer};
 use leadership::Leadership;
+use reconcilers::ServiceAccounts;
 use reconcilers::{
     Csrs, DaemonSets, Deployments, EndpointSlices, EndpointsController, Garbage, MirroredSlices,
     Nodes, PodCidrs, ReplicaSets, Scheduler, ServiceLbs, VolumeBinder,
@@ -174,6 +175,7 @@ impl ControllerRuntime {
         };
         start_controller(nodes, a, w, c, arb, upd, lds);
         start_controller(Garbage, a, w, c, arb, upd, lds);
+        start_controller(ServiceAccounts, a, w, c, arb, upd, lds);
         if let Some(cidr) = config.cluster_cidr {
             start_controller(PodCidrs { cidr }, a, w, c, arb, upd, lds);
         }

@@ -11,6 +11,7 @@
 //! | [`PodCidrs`] | one pass | any node change |
 //! | [`Scheduler`] | one pass (writes pipelined) | any pod, node or claim change while pods are unscheduled |
 //! | [`Garbage`] | any object | itself; dependents of a deleted owner; owners of a changed dependent |
+//! | [`ServiceAccounts`] | Namespace | itself; a deleted ServiceAccount named `default` |
 //! | [`Csrs`] | CSR | itself |
 //! | [`EndpointsController`] | Service | itself; pods its selector matches (before and after the change); its Endpoints |
 //! | [`EndpointSlices`] | Service | itself; pods its selector matches (before and after the change); slices it manages |
@@ -31,6 +32,7 @@ use crate::endpoint_slice::managed_for;
 use crate::node_lifecycle::{NodeLifecycleConfig, LEASE_NAMESPACE};
 use crate::placement::NO_EXECUTE;
 use crate::pods::controller_ref;
+use crate::reconcile_service_accounts;
 use crate::runtime::api::{is_informed, ApiError, Outcome, INFORMED_KINDS};
 use crate::runtime::controller::Reconciler;
 use crate::runtime::informer::Change;
@@ -262,6 +264,43 @@ impl Reconciler for Nodes {
         _seed: u64,
     ) -> Reconciled {
         reconcile_node(cache, key, now, &self.config)
+    }
+}
+
+/// The ServiceAccounts controller: a `default` ServiceAccount in every namespace.
+pub(crate) struct ServiceAccounts;
+
+impl Reconciler for ServiceAccounts {
+    type Key = ObjectKey;
+
+    fn name(&self) -> &'static str {
+        "serviceaccount-controller"
+    }
+
+    fn keys_for(&self, _cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+        match change.key.kind {
+            Kind::Namespace => keys.push(change.key.clone()),
+            Kind::ServiceAccount if change.new.is_none() => keys.push(ObjectKey::new(
+                Kind::Namespace,
+                "",
+                change.key.namespace.clone(),
+            )),
+            _ => {}
+        }
+    }
+
+    fn all_keys(&self, cache: &Cache) -> Vec<ObjectKey> {
+        keys_of(cache, Kind::Namespace)
+    }
+
+    fn reconcile(
+        &mut self,
+        cache: &Cache,
+        key: &ObjectKey,
+        _now: Timestamp,
+        _seed: u64,
+    ) -> Reconciled {
+        reconcile_service_accounts(cache, key)
     }
 }
 

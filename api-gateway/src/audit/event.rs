@@ -74,6 +74,9 @@ pub struct Event {
     pub verb: String,
     /// Who.
     pub user: UserRef,
+    /// Whom the caller acted as (`--as`), when it impersonated someone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impersonated_user: Option<UserRef>,
     /// From where.
     #[serde(rename = "sourceIPs")]
     pub source_ips: Vec<String>,
@@ -114,6 +117,7 @@ impl Event {
             request_uri: String::new(),
             verb: verb.to_owned(),
             user,
+            impersonated_user: None,
             source_ips: source_ip.into_iter().collect(),
             object_ref,
             response_status: None,

@@ -97,6 +97,7 @@ pub fn response_code(verb: &str, result: Result<(), Code>) -> u16 {
 #[derive(Debug, Default)]
 struct Attributes {
     user: Option<UserRef>,
+    impersonated: Option<UserRef>,
     verb: Option<String>,
     group: String,
     object_ref: Option<ObjectRef>,
@@ -168,6 +169,16 @@ impl Audit {
         }
     }
 
+    /// The user the caller acts as (impersonation); the caller stays the `user`.
+    pub(crate) fn impersonated(&mut self, user: &UserInfo) {
+        if let Some(p) = &mut self.0 {
+            p.attributes.impersonated = Some(UserRef {
+                username: user.name.clone(),
+                groups: user.groups.clone(),
+            });
+        }
+    }
+
     /// What the call asks for, as authorization sees it, and the object it sends (kept
     /// only when the policy records this call at level Request, never a Secret's or a
     /// ConfigMap's).
@@ -198,6 +209,14 @@ impl Audit {
                 if keeps_body {
                     p.attributes.request_object = object.and_then(|o| o.to_json_value().ok());
                 }
+            }
+            Target::Principal { resource, name } => {
+                p.attributes.group.clear();
+                p.attributes.object_ref = Some(ObjectRef {
+                    resource: (*resource).to_owned(),
+                    name: (*name).to_owned(),
+                    ..ObjectRef::default()
+                });
             }
             Target::NonResource { .. } => {
                 p.attributes.group.clear();
@@ -276,6 +295,7 @@ impl Pending {
             self.received.clone(),
         );
         event.request_uri = self.request_uri.clone();
+        event.impersonated_user = self.attributes.impersonated.clone();
         event.stage_timestamp = Timestamp::now().to_rfc3339_micros();
         event.response_status = Some(ResponseStatus { code });
         if level == Level::Request {

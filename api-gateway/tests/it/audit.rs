@@ -270,3 +270,50 @@ async fn a_watch_is_recorded_when_it_starts() {
     assert_eq!(records[0]["objectRef"]["resource"], "pods");
     assert_eq!(records[0]["responseStatus"]["code"], 200);
 }
+
+#[tokio::test]
+async fn an_impersonated_call_records_the_caller_and_whom_it_acted_as() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, path) = audited_gateway(&dir).await;
+    let mut admin = gw.client(Some(ADMIN_TOKEN)).await;
+    create(
+        &mut admin,
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n",
+    )
+    .await
+    .unwrap();
+    let mut request = tonic::Request::new(api::ListRequest {
+        kind: "Pod".into(),
+        namespace: "shop".into(),
+        ..Default::default()
+    });
+    request
+        .metadata_mut()
+        .insert("impersonate-user", "jane".parse().unwrap());
+    request
+        .metadata_mut()
+        .append("impersonate-group", "devs".parse().unwrap());
+    let refused = admin.list(request).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(
+        refused.message().contains(r#"User "jane""#),
+        "{}",
+        refused.message()
+    );
+    let records = records(&path);
+    let record = records
+        .iter()
+        .find(|r| r["verb"] == "list" && r["objectRef"]["resource"] == "pods")
+        .unwrap_or_else(|| panic!("{records:?}"));
+    assert_eq!(record["user"]["username"], "admin");
+    assert_eq!(record["impersonatedUser"]["username"], "jane");
+    let groups = record["impersonatedUser"]["groups"].as_array().unwrap();
+    assert!(groups.iter().any(|g| g == "devs"), "{groups:?}");
+    assert_eq!(record["responseStatus"]["code"], 403);
+    // A call as oneself has no impersonatedUser.
+    let own = records
+        .iter()
+        .find(|r| r["verb"] == "create")
+        .unwrap_or_else(|| panic!("{records:?}"));
+    assert!(own.get("impersonatedUser").is_none(), "{own}");
+}

@@ -12,5 +12,6 @@ mod client;
 mod grpc;
 mod masters;
 mod outcome;
+mod service_accounts;
 mod service_allocation;
 mod support;

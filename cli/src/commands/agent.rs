@@ -335,6 +335,12 @@ pub fn run(args: AgentArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
     };
     config.pod_routes = matches!(args.runtime, RuntimeKind::Containerd) && !args.no_pod_routes;
     config.api_host = client_config.endpoints.first().and_then(|e| api_host(e));
+    // Pods get a ServiceAccount token volume where containers mount volumes: the process
+    // and hollow backends mount nothing, so they are spared the token requests.
+    config.service_account_ca = client_config
+        .ca_pem
+        .clone()
+        .filter(|_| matches!(args.runtime, RuntimeKind::Containerd));
     config.logs_listen = Some(args.logs_listen);
     config.log_rotation = LogRotation {
         max_size: args.container_log_max_size,

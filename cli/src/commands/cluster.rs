@@ -68,7 +68,7 @@ pub enum MemberCommand {
     /// Add a master that was started without `--init`: it catches up from the leader as a
     /// learner, then becomes a voter (unless `--learner`). Returns once it has caught up.
     #[command(after_help = "Example:\n  \
-  # on the new machine, with the cluster's CA copied into its --pki-dir\n  \
+  # on the new machine, with the cluster's CA and sa.key copied into its --pki-dir\n  \
   rafter master --id 4 --data-dir /var/lib/rafter/m4 --listen-peer 10.0.0.4:2380 \\\n    \
   --listen-client 10.0.0.4:6443\n  \
   # then, as a cluster admin\n  \

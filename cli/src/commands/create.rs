@@ -1,6 +1,6 @@
 //! `rafter create`: objects from manifests (create only: an existing object is an
 //! error, unlike `apply`), and generators for namespaces, ConfigMaps, Secrets,
-//! Deployments, and the RBAC kinds (Roles, ClusterRoles and their bindings, built in
+//! Deployments, ServiceAccounts (and their tokens, printed, not stored), and the RBAC kinds (Roles, ClusterRoles and their bindings, built in
 //! [`rbac`]).
 
 mod rbac;
@@ -23,7 +23,7 @@ use crate::sources::read_sources;
 #[derive(Debug, Args)]
 #[command(
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  rafter create -f deployment.yaml\n  rafter create namespace staging\n  rafter create configmap app-config --from-literal mode=fast --from-file config.toml\n  rafter create secret generic db --from-literal password=s3cret\n  rafter create deployment web --image nginx:1.27 --replicas 3\n  rafter create deployment web --image nginx --dry-run -o yaml\n  rafter create role pod-reader --verb get,list,watch --resource pods -n shop\n  rafter create rolebinding read-pods --role pod-reader --user jane -n shop"
+    after_help = "Examples:\n  rafter create -f deployment.yaml\n  rafter create namespace staging\n  rafter create configmap app-config --from-literal mode=fast --from-file config.toml\n  rafter create secret generic db --from-literal password=s3cret\n  rafter create deployment web --image nginx:1.27 --replicas 3\n  rafter create deployment web --image nginx --dry-run -o yaml\n  rafter create role pod-reader --verb get,list,watch --resource pods -n shop\n  rafter create rolebinding read-pods --role pod-reader --user jane -n shop\n  rafter create serviceaccount builder -n shop\n  rafter create token builder -n shop --duration 2h"
 )]
 pub struct CreateArgs {
     #[command(subcommand)]
@@ -80,6 +80,43 @@ pub enum CreateCommand {
         after_help = "Examples:\n  rafter create clusterrolebinding jane-node-manager --clusterrole node-manager --user jane\n  rafter create clusterrolebinding ops-admin --clusterrole cluster-admin --group ops"
     )]
     Clusterrolebinding(ClusterRoleBindingArgs),
+    /// Create a ServiceAccount.
+    #[command(
+        alias = "sa",
+        after_help = "Examples:\n  rafter create serviceaccount builder -n shop"
+    )]
+    Serviceaccount(ServiceAccountArgs),
+    /// Print a signed token for a ServiceAccount (serviceaccounts/token); nothing is stored.
+    #[command(
+        after_help = "Examples:\n  rafter create token builder -n shop\n  rafter create token builder --duration 2h --audience vault"
+    )]
+    Token(TokenArgs),
+}
+
+/// `rafter create serviceaccount`.
+#[derive(Debug, Args)]
+pub struct ServiceAccountArgs {
+    /// The ServiceAccount's name.
+    name: String,
+    #[command(flatten)]
+    common: GeneratorArgs,
+}
+
+/// `rafter create token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The ServiceAccount the token is for.
+    service_account: String,
+    /// How long the token lives (at least 10m; the server caps it at 48h).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    duration: std::time::Duration,
+    /// An audience the token is for (repeatable); none: the API.
+    #[arg(long = "audience", value_name = "AUDIENCE")]
+    audiences: Vec<String>,
+    /// Bind the token to this pod (of the same namespace, running as the account): it
+    /// stops working when the pod is gone.
+    #[arg(long = "bound-pod", value_name = "POD")]
+    bound_pod: Option<String>,
 }
 
 /// The rules of a Role or ClusterRole.
@@ -272,7 +309,7 @@ pub struct DeploymentArgs {
 pub fn run(args: CreateArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let Some(command) = args.command else {
         if args.files.is_empty() {
-            bail!("say what to create: -f FILE, or one of namespace, configmap, secret generic, deployment, role, clusterrole, rolebinding, clusterrolebinding (see `rafter create --help`)");
+            bail!("say what to create: -f FILE, or one of namespace, configmap, secret generic, deployment, role, clusterrole, rolebinding, clusterrolebinding, serviceaccount, token (see `rafter create --help`)");
         }
         return from_files(&args.files, args.recursive, globals);
     };
@@ -348,6 +385,14 @@ pub fn run(args: CreateArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
             let subjects = binding_subjects(&a.subjects)?;
             (rbac::role_binding(&a.name, role_ref, subjects), a.common)
         }
+        CreateCommand::Serviceaccount(a) => (
+            Object::ServiceAccount(v1::ServiceAccount {
+                metadata: Some(meta(&a.name)),
+                ..Default::default()
+            }),
+            a.common,
+        ),
+        CreateCommand::Token(a) => return token(&a, globals),
         CreateCommand::Clusterrolebinding(a) => {
             let role_ref = rbac::role_ref(None, Some(&a.cluster_role))?;
             let subjects = binding_subjects(&a.subjects)?;
@@ -358,6 +403,39 @@ pub fn run(args: CreateArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
         }
     };
     generate(object, common, globals)
+}
+
+/// `rafter create token`: asks the server for a token and prints it alone.
+fn token(args: &TokenArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let seconds = i64::try_from(args.duration.as_secs()).unwrap_or(i64::MAX);
+    if seconds < 600 {
+        bail!(
+            "--duration {} is too short: a token lives at least 10m",
+            humantime::format_duration(args.duration)
+        );
+    }
+    let session = Session::connect(globals)?;
+    let namespace = session.namespace().to_owned();
+    let request = rafter_proto::api::TokenRequest {
+        namespace: namespace.clone(),
+        service_account: args.service_account.clone(),
+        audiences: args.audiences.clone(),
+        expiration_seconds: seconds,
+        bound_pod_name: args.bound_pod.clone().unwrap_or_default(),
+        bound_pod_uid: String::new(),
+    };
+    let answer = session
+        .block_on(session.client().create_token(request))
+        .map_err(|e| {
+            kinds::explain(
+                e,
+                rafter_proto::Kind::ServiceAccount,
+                &namespace,
+                &args.service_account,
+            )
+        })?;
+    println!("{}", answer.token);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn binding_subjects(args: &SubjectArgs) -> anyhow::Result<Vec<v1::Subject>> {

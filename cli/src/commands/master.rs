@@ -18,7 +18,7 @@ use rafter_master::{AuditConfig, Master, MasterConfig, DEFAULT_HISTORY_RETENTION
   rafter master --id 1 --data-dir /var/lib/rafter/m1 --init \\\n    \
   --listen-client 127.0.0.1:6443 --listen-peer 127.0.0.1:2380 \\\n    \
   --initial-cluster 1=127.0.0.1:2380,2=127.0.0.1:2381,3=127.0.0.1:2382\n  \
-  # the others start with the CA copied into their --pki-dir\n  \
+  # the others start with the CA (ca.crt, ca.key) and sa.key copied into their --pki-dir\n  \
   rafter master --id 2 --data-dir /var/lib/rafter/m2 --pki-dir /var/lib/rafter/m1/pki \\\n    \
   --listen-client 127.0.0.1:6444 --listen-peer 127.0.0.1:2381")]
 pub struct MasterArgs {

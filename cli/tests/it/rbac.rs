@@ -491,3 +491,123 @@ fn can_i_answers_as_the_seeds_rbac_says_and_create_grants_what_it_sees() {
     let error = c.fails(&["auth", "can-i", "get", "gizmos"]);
     assert!(error.contains("gizmos"), "{error}");
 }
+
+#[test]
+fn service_accounts_tokens_impersonation_and_the_rules_list_through_the_cli() {
+    let c = Cluster::start("serviceaccounts");
+    c.ok(&["create", "namespace", "shop"]);
+    let out = c.ok(&["create", "serviceaccount", "builder", "-n", "shop"]);
+    assert!(out.contains("serviceaccount/builder created"), "{out}");
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "builder-view",
+        "--clusterrole",
+        "view",
+        "--serviceaccount",
+        "shop:builder",
+        "-n",
+        "shop",
+    ]);
+    // The controller gives the new namespace its default account.
+    eventually(
+        "the default ServiceAccount of shop",
+        Duration::from_secs(30),
+        || {
+            (c.run(&["get", "serviceaccount", "default", "-n", "shop"])
+                .code
+                == 0)
+                .then_some(())
+        },
+    );
+
+    // A token, printed alone; too short a one is refused before anything is sent.
+    let token = c.ok(&[
+        "create",
+        "token",
+        "builder",
+        "-n",
+        "shop",
+        "--duration",
+        "20m",
+    ]);
+    let token = token.trim().to_owned();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    let short = c.fails(&[
+        "create",
+        "token",
+        "builder",
+        "-n",
+        "shop",
+        "--duration",
+        "1m",
+    ]);
+    assert!(short.contains("--duration"), "{short}");
+    let missing = c.fails(&["create", "token", "ghost", "-n", "shop"]);
+    assert!(missing.contains("ghost"), "{missing}");
+
+    // The same cluster with the token as the only credential.
+    let mut config = rafter_client::ClientConfig::load(std::path::Path::new(&c.config)).unwrap();
+    for user in &mut config.users {
+        user.user = rafter_client::UserEntry {
+            token: Some(token.clone()),
+            ..Default::default()
+        };
+    }
+    let token_config = c.dir.join("token-config");
+    config.save(&token_config).unwrap();
+    let as_token = |args: &[&str]| {
+        crate::support::rafter_with_env(args, &[("RAFTERCONFIG", token_config.to_str().unwrap())])
+    };
+    eventually(
+        "the token to list pods in shop",
+        Duration::from_secs(30),
+        || (as_token(&["get", "pods", "-n", "shop"]).code == 0).then_some(()),
+    );
+    let refused = as_token(&["get", "secrets", "-n", "shop"]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains(
+            r#"User "system:serviceaccount:shop:builder" cannot list resource "secrets""#
+        ),
+        "{}",
+        refused.stderr
+    );
+    // can-i --list: kubectl's table of what the token may do in shop.
+    let list = as_token(&["auth", "can-i", "--list", "-n", "shop"]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    let header = list.stdout.lines().next().unwrap_or_default();
+    for column in ["Resources", "Non-Resource URLs", "Resource Names", "Verbs"] {
+        assert!(header.contains(column), "{header}");
+    }
+    let pods = list
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("pods "))
+        .unwrap_or_else(|| panic!("{}", list.stdout));
+    assert!(pods.contains("[get list watch]"), "{pods}");
+    assert!(
+        !list.stdout.lines().any(|l| l.starts_with("secrets ")),
+        "{}",
+        list.stdout
+    );
+
+    // The admin acts as the account with --as on any verb; the token may not act as
+    // anyone, and is told who it is.
+    let sa = "system:serviceaccount:shop:builder";
+    c.ok(&["get", "pods", "-n", "shop", "--as", sa]);
+    let as_sa = c.run(&["get", "secrets", "-n", "shop", "--as", sa]);
+    assert!(
+        as_sa.stderr.contains(&format!("User {sa:?} cannot list")),
+        "{}",
+        as_sa.stderr
+    );
+    let escalate = as_token(&["get", "pods", "-n", "shop", "--as", "admin"]);
+    assert!(
+        escalate.stderr.contains(&format!(
+            r#"User {sa:?} cannot impersonate resource "users""#
+        )),
+        "{}",
+        escalate.stderr
+    );
+}

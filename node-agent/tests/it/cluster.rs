@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api_gateway::testing::MemKv;
-use api_gateway::{serve, Registry, TokenFile, UserInfo};
+use api_gateway::{serve_with, Registry, ServeOptions, TokenFile, UserInfo};
 use node_agent::{Agent, AgentConfig, BackoffPolicy, ContainerRuntime, LABEL_NODE_NAME};
 use rafter_client::ResolvedConfig;
 use rafter_client::{Client, ClientOptions};
@@ -42,10 +42,26 @@ impl Cluster {
         let listener = tokio::net::TcpListener::bind((address, 0)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        // The gateway issues ServiceAccount tokens (the agent's token volumes).
+        let keys = api_gateway::generate_signing_key()
+            .and_then(|pem| api_gateway::TokenKeys::from_pem(&pem))
+            .unwrap();
+        let options = ServeOptions {
+            service_account_keys: Some(Arc::new(keys)),
+            ..ServeOptions::default()
+        };
         tokio::spawn(async move {
-            let _ = serve(listener, None, registry, store, Arc::new(tokens), async {
-                let _ = rx.await;
-            })
+            let _ = serve_with(
+                listener,
+                None,
+                registry,
+                store,
+                Arc::new(tokens),
+                options,
+                async {
+                    let _ = rx.await;
+                },
+            )
             .await;
         });
         let client = admin_client(&format!("http://127.0.0.1:{port}")).await;

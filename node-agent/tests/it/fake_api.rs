@@ -94,6 +94,27 @@ impl FakeApi {
 
 #[async_trait]
 impl ApiClient for FakeApi {
+    async fn create_token(
+        &self,
+        request: rafter_proto::api::TokenRequest,
+    ) -> Result<rafter_proto::api::TokenResponse, ApiError> {
+        self.get(
+            Kind::ServiceAccount,
+            &request.namespace,
+            &request.service_account,
+        )
+        .await?;
+        Ok(rafter_proto::api::TokenResponse {
+            token: format!(
+                "fake-token-{}-{}-{}",
+                request.namespace, request.service_account, request.bound_pod_name
+            ),
+            expiration_timestamp: rafter_proto::Timestamp::now()
+                .plus_seconds(request.expiration_seconds.max(600))
+                .to_rfc3339(),
+        })
+    }
+
     async fn get(&self, kind: Kind, namespace: &str, name: &str) -> Result<Object, ApiError> {
         let st = self.state.lock().unwrap();
         st.objects

@@ -11,6 +11,8 @@
 //!   run, init containers, CrashLoopBackOff, liveness restarts, volumes (secrets on
 //!   tmpfs, unmounted at deletion and after a restart), deletion,
 //!   adoption after an agent restart, ErrImagePull, node and lease, static pods;
+//! - `service_account`: the projected ServiceAccount token volume on containerd, and opting
+//!   out;
 //! - `fake_api`: a scripted fake API with switchable faults, for the agent's own loops;
 //! - `logs`: pods/log through the gateway from the agent's log endpoint (`Client::logs`);
 //! - `metrics`: measured usage through the gateway from the agent's metrics endpoint (`Client::metrics`);
@@ -48,6 +50,7 @@ mod pod_routes;
 mod process_only;
 mod proxy_agent;
 mod proxy_netns;
+mod service_account;
 
 /// Instantiates each `lifecycle` scenario once per backend, as
 /// `process_backend::<scenario>` and `containerd_backend::<scenario>`.

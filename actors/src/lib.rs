@@ -10,7 +10,7 @@
 //!                                │ &Cache, key, now, seed
 //!                                ▼
 //!   scheduler · replicaset · deployment · daemonset · node_lifecycle · pod_cidr · gc
-//!   · volume_binder · endpoints · endpoint_slice · endpoint_slice_mirroring · service_lb
+//!   · volume_binder · endpoints · endpoint_slice · endpoint_slice_mirroring · service_lb · cluster_dns
 //!                                │ Reconciled { actions, requeue_after }
 //!                                ▼
 //!   actor: Create / Update / UpdateStatus / Delete / Bind / Evict / RecordEvent
@@ -34,6 +34,7 @@
 //! | `drain` | [`plan_drain`], [`cordon`] |
 //! | `gc` | [`collect_garbage`]: ownerReference cascades (background, foreground, orphan) |
 //! | `csr` | [`reconcile_csr`]: CSR auto-approval, signer rules, issuing through a [`CertificateSigner`] |
+//! | `cluster_dns` | [`reconcile_cluster_dns`]: the `kube-dns` Endpoints = the Ready nodes' advertised DNS servers |
 //! | `service_lb` | [`reconcile_service_lb`]: a LoadBalancer Service's `status.loadBalancer.ingress` = the Ready nodes' InternalIPs (k3s's ServiceLB, no cloud) |
 //! | `volume_binder` | [`reconcile_claim`]: binds Pending PersistentVolumeClaims to fitting PersistentVolumes; [`reconcile_volume`]: Released once the claim is gone |
 //! | `service_backends` | the pods backing a Service and its ports resolved per pod (shared by the next two) |
@@ -50,6 +51,7 @@
 mod action;
 mod cache;
 mod claim;
+mod cluster_dns;
 mod csr;
 mod daemonset;
 mod deployment;
@@ -75,6 +77,9 @@ mod testing;
 
 pub use action::{Action, EventRecord, EventType, ObjectKey, Reconciled};
 pub use cache::{Cache, CacheEvent, CacheReader, CacheWriter};
+pub use cluster_dns::{
+    cluster_dns_key, dns_subsets, reconcile as reconcile_cluster_dns, CLUSTER_DNS_SERVICE,
+};
 pub use csr::{
     reconcile as reconcile_csr, CertificateSigner, RequestSubject, KUBELET_CLIENT, KUBELET_SERVING,
     KUBE_APISERVER_CLIENT,

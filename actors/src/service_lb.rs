@@ -21,7 +21,7 @@ use crate::cache::Cache;
 use crate::pods::condition;
 
 /// Whether `node` is Ready and not being deleted.
-fn serves(node: &Node) -> bool {
+pub(crate) fn serves(node: &Node) -> bool {
     let deleting = node
         .metadata
         .as_ref()

@@ -91,6 +91,7 @@ pub(crate) fn run_master(args: MasterArgs) -> anyhow::Result<()> {
         history_retention: Some(rafter_master::DEFAULT_HISTORY_RETENTION),
         cluster_cidr: Some(actors::ClusterCidr::default()),
         service_ranges: Default::default(),
+        cluster_dns: Default::default(),
         encryption_config: args.encryption_provider_config,
         audit: None,
     };

@@ -28,6 +28,6 @@ pub use api_gateway::ServiceRanges;
 pub use controllers::{leadership, CaSigner, MasterCluster};
 pub use master::{
     load_audit, load_encryption, load_or_create_ca, pki_files, write_generated_encryption_config,
-    AuditConfig, Master, MasterConfig, MasterError, DEFAULT_HISTORY_RETENTION,
+    AuditConfig, ClusterDnsConfig, Master, MasterConfig, MasterError, DEFAULT_HISTORY_RETENTION,
 };
 pub use raft_kv::{store_error, RaftKv};

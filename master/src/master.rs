@@ -100,11 +100,33 @@ pub struct MasterConfig {
     /// Where Services' ClusterIPs and NodePorts come from (`--service-cluster-ip-range`,
     /// `--service-node-port-range`); every master of a cluster must be given the same.
     pub service_ranges: ServiceRanges,
+    /// The cluster DNS Service (`kube-system/kube-dns`) the masters create: its ClusterIP
+    /// (`--cluster-dns`; `None`: the tenth address of the service range, as kubeadm's
+    /// 10.96.0.10) and the cluster domain it serves (`--cluster-domain`).
+    pub cluster_dns: ClusterDnsConfig,
     /// The `EncryptionConfiguration` file (`--encryption-provider-config`); `None` stores
     /// every object as it is.
     pub encryption_config: Option<PathBuf>,
     /// The audit log (`--audit-log-path` ...); `None` records nothing.
     pub audit: Option<AuditConfig>,
+}
+
+/// The cluster DNS Service a master creates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterDnsConfig {
+    /// Its ClusterIP; `None`: the tenth address of the service range.
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// The cluster domain (recorded on the Service as `rafter.io/cluster-domain`).
+    pub domain: String,
+}
+
+impl Default for ClusterDnsConfig {
+    fn default() -> ClusterDnsConfig {
+        ClusterDnsConfig {
+            ip: None,
+            domain: "cluster.local".to_owned(),
+        }
+    }
 }
 
 /// Where and what a master's audit log records.
@@ -510,6 +532,7 @@ impl Master {
             registry.clone(),
             config.id,
             advertise_client,
+            config.cluster_dns.clone(),
         ));
 
         let signing_ca = ClusterCa::from_pem(ca.cert_pem(), ca.key_pem())?;
@@ -587,10 +610,11 @@ async fn bootstrap_cluster_state(
     registry: Registry<RaftKv>,
     id: u64,
     client_address: String,
+    cluster_dns: ClusterDnsConfig,
 ) {
     let mut delay = Duration::from_millis(50);
     loop {
-        match ensure_cluster_state(&kv, &registry, id, &client_address).await {
+        match ensure_cluster_state(&kv, &registry, id, &client_address, &cluster_dns).await {
             Ok(()) => {
                 tracing::info!("cluster state ready");
                 return;
@@ -609,6 +633,7 @@ async fn ensure_cluster_state(
     registry: &Registry<RaftKv>,
     id: u64,
     client_address: &str,
+    cluster_dns: &ClusterDnsConfig,
 ) -> Result<(), RegistryError> {
     kv.register_client_address(id, client_address).await?;
     for name in CLUSTER_NAMESPACES {
@@ -629,6 +654,13 @@ async fn ensure_cluster_state(
             api_service(registry.service_ranges(), client_address),
             false,
         )
+        .await
+    {
+        Ok(_) | Err(RegistryError::AlreadyExists { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    match registry
+        .create(dns_service(registry.service_ranges(), cluster_dns), false)
         .await
     {
         Ok(_) | Err(RegistryError::AlreadyExists { .. }) => {}
@@ -689,6 +721,40 @@ async fn write_api_endpoints(
         kind: Kind::Endpoints,
         name: format!("{namespace}/{name}"),
         detail: "the Endpoints kept changing; try again".to_owned(),
+    })
+}
+
+/// The cluster DNS Service, `kube-system/kube-dns`: DNS over UDP and TCP on port 53 of its
+/// ClusterIP, with no selector: its Endpoints are the nodes' DNS servers (the
+/// controllers' `cluster_dns`).
+fn dns_service(ranges: &ServiceRanges, config: &ClusterDnsConfig) -> Object {
+    let ip = config
+        .ip
+        .or_else(|| ranges.service_cidr().nth(10))
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
+    let port = |name: &str, protocol: &str| rafter_proto::v1::ServicePort {
+        name: name.to_owned(),
+        protocol: protocol.to_owned(),
+        port: 53,
+        target_port: Some(rafter_proto::IntOrString::Int(53)),
+        ..Default::default()
+    };
+    Object::Service(rafter_proto::v1::Service {
+        metadata: Some(rafter_proto::v1::ObjectMeta {
+            name: actors::CLUSTER_DNS_SERVICE.1.to_owned(),
+            namespace: actors::CLUSTER_DNS_SERVICE.0.to_owned(),
+            labels: [("k8s-app".to_owned(), "kube-dns".to_owned())].into(),
+            annotations: [("rafter.io/cluster-domain".to_owned(), config.domain.clone())].into(),
+            ..Default::default()
+        }),
+        spec: Some(rafter_proto::v1::ServiceSpec {
+            r#type: "ClusterIP".to_owned(),
+            cluster_ip: ip,
+            ports: vec![port("dns", "UDP"), port("dns-tcp", "TCP")],
+            ..Default::default()
+        }),
+        ..Default::default()
     })
 }
 

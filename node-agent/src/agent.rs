@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::api::{ApiClient, PodEvent, PodEventStream};
-use crate::dns::{ClusterDns, DnsSettings};
+use crate::dns::{ClusterDns, ClusterZone, DnsServer, DnsSettings, Upstream, ZoneFeed, ZoneHandle};
 use crate::host::HostInfo;
 use crate::log_rotation::LogRotation;
 use crate::log_server;
@@ -45,9 +45,13 @@ use crate::pod_sync::BackoffPolicy;
 use crate::pod_worker::{Desired, PodWorker, Source, WorkerContext, LABEL_NODE_NAME};
 use crate::proxy::{ProxyLoop, ProxyMode, DEFAULT_DEBOUNCE};
 use crate::runtime::ContainerRuntime;
+use crate::service_watch;
 use crate::serving::{keep_serving_cert, ServingTls};
 use crate::static_pods;
 use crate::{routes, tmpfs, volumes};
+
+/// How soon after a Service or endpoint change the DNS zone is rebuilt.
+const DNS_DEBOUNCE: Duration = Duration::from_millis(50);
 
 /// How often the pod routes are checked against the Nodes even without a change.
 const ROUTES_RESYNC: Duration = Duration::from_secs(30);
@@ -98,6 +102,13 @@ pub struct AgentConfig {
     pub proxy: ProxyMode,
     /// How long the proxy coalesces changes before a sync.
     pub proxy_debounce: Duration,
+    /// Serve cluster DNS here (UDP and TCP; port 0: any free port) from the agent's own
+    /// watch of Services and Endpoints, and advertise it on the Node (annotation
+    /// `rafter.io/cluster-dns-endpoint`) at `dns_advertise` (default: the InternalIP) with
+    /// the bound port.
+    pub dns_listen: Option<SocketAddr>,
+    /// The address the DNS server is advertised at (one pods can reach).
+    pub dns_advertise: Option<std::net::IpAddr>,
 }
 
 impl AgentConfig {
@@ -122,6 +133,8 @@ impl AgentConfig {
             cluster_dns: ClusterDns::default(),
             proxy: ProxyMode::Off,
             proxy_debounce: DEFAULT_DEBOUNCE,
+            dns_listen: None,
+            dns_advertise: None,
         }
     }
 
@@ -146,6 +159,12 @@ pub enum AgentError {
     /// The node name is empty.
     #[error("the node needs a name")]
     NoName,
+    /// The cluster domain is not a DNS name.
+    #[error(transparent)]
+    Dns(#[from] crate::dns::DomainError),
+    /// The DNS server cannot serve on its address.
+    #[error("{0}")]
+    DnsServer(String),
     /// The log endpoint cannot listen on its address.
     #[error("log endpoint on {addr}: {source}")]
     LogsListen {
@@ -238,6 +257,35 @@ impl Agent {
                 certs,
                 rx.clone(),
             )));
+        }
+        if let Some(addr) = config.dns_listen {
+            let zone = ZoneHandle::new(
+                ClusterZone::empty(&config.cluster_dns.domain).map_err(AgentError::Dns)?,
+            );
+            let server = DnsServer::start(addr, zone.clone(), &Upstream::System)
+                .await
+                .map_err(|e| AgentError::DnsServer(e.to_string()))?;
+            let advertised = SocketAddr::new(
+                config
+                    .dns_advertise
+                    .or_else(|| host.internal_ip.parse().ok())
+                    .unwrap_or(server.addr().ip()),
+                server.addr().port(),
+            );
+            info!(node = %config.node_name, listen = %server.addr(), advertised = %advertised, "cluster DNS serving");
+            annotations.insert(
+                rafter_proto::well_known::CLUSTER_DNS_ENDPOINT_ANNOTATION.to_owned(),
+                advertised.to_string(),
+            );
+            let mut feed = ZoneFeed {
+                domain: config.cluster_dns.domain.clone(),
+                zone,
+            };
+            let (api, stop) = (api.clone(), rx.clone());
+            tasks.push(tokio::spawn(async move {
+                service_watch::follow(api, DNS_DEBOUNCE, &mut feed, stop).await;
+                server.shutdown().await;
+            }));
         }
         let reporter = NodeReporter {
             name: config.node_name.clone(),

@@ -43,6 +43,7 @@
 //! | `metrics_server` | the agent's metrics endpoint (`rafter.agent.v1.AgentMetrics`) the gateways call for `rafter top` |
 //! | `log_rotation` | [`LogRotation`]: size caps and rotation of container log files |
 //! | `log_server` | the agent's log endpoint (`rafter.agent.v1.AgentLogs`) the gateways call for `rafter logs`; TLS with the serving certificate when there is one |
+//! | `service_watch` | Services and Endpoints followed by list + watch and handed to a sink (the proxy, DNS) after each burst of changes |
 //! | `serving` | [`ServingTls`]: the kubelet-serving certificate for the node's addresses, its files (`serving.crt`/`serving.key`) and renewal |
 //! | `runtime` | the [`ContainerRuntime`] trait: the contract every backend keeps |
 //! | `spec` | [`SandboxConfig`] / [`ContainerConfig`] and their translation from the API types |
@@ -88,6 +89,7 @@ mod proxy;
 mod routes;
 mod runtime;
 mod service_account;
+mod service_watch;
 mod serving;
 mod spec;
 mod static_pods;

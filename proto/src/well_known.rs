@@ -23,6 +23,9 @@ pub const BOOTSTRAP_TOKEN_SECRET_TYPE: &str = "bootstrap.kubernetes.io/token";
 /// The Node annotation where an agent advertises its log endpoint: `https://IP:PORT` when
 /// it serves TLS with a kubelet-serving certificate, `http://IP:PORT` otherwise.
 pub const AGENT_LOGS_ENDPOINT_ANNOTATION: &str = "rafter.io/agent-logs-endpoint";
+/// The Node annotation where an agent advertises its cluster DNS server (`IP:PORT`, UDP
+/// and TCP); the masters list these in the `kube-dns` Endpoints.
+pub const CLUSTER_DNS_ENDPOINT_ANNOTATION: &str = "rafter.io/cluster-dns-endpoint";
 /// Metadata a gateway puts on a status about the node's agent (not about the master):
 /// another master would answer the same, so clients do not fail over on it.
 pub const AGENT_STATUS_METADATA: &str = "rafter-agent-status";

@@ -72,8 +72,8 @@ use informer::{CacheUpdate, Informer};
 use leadership::Leadership;
 use reconcilers::ServiceAccounts;
 use reconcilers::{
-    Csrs, DaemonSets, Deployments, EndpointSlices, EndpointsController, Garbage, MirroredSlices,
-    Nodes, PodCidrs, ReplicaSets, Scheduler, ServiceLbs, VolumeBinder,
+    ClusterDnsEndpoints, Csrs, DaemonSets, Deployments, EndpointSlices, EndpointsController,
+    Garbage, MirroredSlices, Nodes, PodCidrs, ReplicaSets, Scheduler, ServiceLbs, VolumeBinder,
 };
 
 /// How the controllers run.
@@ -185,6 +185,7 @@ impl ControllerRuntime {
         start_controller(EndpointSlices, a, w, c, arb, upd, lds);
         start_controller(MirroredSlices, a, w, c, arb, upd, lds);
         start_controller(ServiceLbs, a, w, c, arb, upd, lds);
+        start_controller(ClusterDnsEndpoints, a, w, c, arb, upd, lds);
         if let Some(interval) = config.allocation_repair {
             let repairer = AllocationRepairer::new(Arc::clone(&api), interval);
             let arbiter = Arbiter::new();

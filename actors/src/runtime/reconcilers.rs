@@ -16,6 +16,7 @@
 //! | [`EndpointsController`] | Service | itself; pods its selector matches (before and after the change); its Endpoints |
 //! | [`EndpointSlices`] | Service | itself; pods its selector matches (before and after the change); slices it manages |
 //! | [`ServiceLbs`] | Service | itself; every LoadBalancer Service on any node change |
+//! | [`ClusterDnsEndpoints`] | the `kube-dns` Service | a node, the `kube-dns` Service or its Endpoints changed |
 //! | [`MirroredSlices`] | Service (existing or not) | a Service; the Endpoints of its name; slices it mirrored |
 //! | [`VolumeBinder`] | PersistentVolumeClaim or PersistentVolume | a claim: itself and the volume it names; a volume: itself, the claim it names and every claim without a volume |
 //!
@@ -38,10 +39,10 @@ use crate::runtime::controller::Reconciler;
 use crate::runtime::informer::Change;
 use crate::service_backends::selects;
 use crate::{
-    collect_garbage, reconcile_claim, reconcile_daemon_set, reconcile_deployment,
-    reconcile_endpoint_slices, reconcile_endpoints, reconcile_mirrored_slices, reconcile_node,
-    reconcile_pod_cidrs, reconcile_replica_set, reconcile_service_lb, reconcile_volume,
-    schedule_pending_assuming, Assumed, ClusterCidr,
+    cluster_dns_key, collect_garbage, reconcile_claim, reconcile_cluster_dns, reconcile_daemon_set,
+    reconcile_deployment, reconcile_endpoint_slices, reconcile_endpoints,
+    reconcile_mirrored_slices, reconcile_node, reconcile_pod_cidrs, reconcile_replica_set,
+    reconcile_service_lb, reconcile_volume, schedule_pending_assuming, Assumed, ClusterCidr,
 };
 use rafter_proto::well_known::{ENDPOINT_SLICE_CONTROLLER, ENDPOINT_SLICE_MIRRORING_CONTROLLER};
 use rafter_proto::Timestamp;
@@ -558,6 +559,41 @@ impl Reconciler for ServiceLbs {
         _seed: u64,
     ) -> Reconciled {
         reconcile_service_lb(cache, key)
+    }
+}
+
+/// The cluster DNS Service's endpoints: the nodes' DNS servers.
+pub(crate) struct ClusterDnsEndpoints;
+
+impl Reconciler for ClusterDnsEndpoints {
+    type Key = ObjectKey;
+
+    fn name(&self) -> &'static str {
+        "cluster-dns-endpoints-controller"
+    }
+
+    fn keys_for(&self, _cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+        let dns = |kind| cluster_dns_key(kind);
+        let relevant = change.key.kind == Kind::Node
+            || change.key == dns(Kind::Service)
+            || change.key == dns(Kind::Endpoints);
+        if relevant {
+            keys.push(dns(Kind::Service));
+        }
+    }
+
+    fn all_keys(&self, _cache: &Cache) -> Vec<ObjectKey> {
+        vec![cluster_dns_key(Kind::Service)]
+    }
+
+    fn reconcile(
+        &mut self,
+        cache: &Cache,
+        _key: &ObjectKey,
+        _now: Timestamp,
+        _seed: u64,
+    ) -> Reconciled {
+        reconcile_cluster_dns(cache)
     }
 }
 

@@ -396,7 +396,9 @@ async fn raft_ports_refuse_nodes_and_users(cluster: &Cluster) {
     use rafter_proto::raft::RaftPayload;
 
     let term = cluster.status(1).await.unwrap().term;
-    let before = revision(cluster).await;
+    // The masters' own start-up writes (the kubernetes Endpoints and their slices) settle
+    // first, so that any later change could only come from the calls below.
+    let before = settled_revision(cluster).await;
     for (who, groups) in [
         ("system:node:n1", &["system:nodes"][..]),
         ("admin", &["system:masters"][..]),
@@ -440,6 +442,20 @@ async fn raft_ports_refuse_nodes_and_users(cluster: &Cluster) {
         before,
         "nothing was written through Raft"
     );
+}
+
+/// The store's revision once it has not moved for a second (at most 30 s).
+async fn settled_revision(cluster: &Cluster) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut last = revision(cluster).await;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let now = revision(cluster).await;
+        if now == last || std::time::Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
 }
 
 /// The store's revision now, read linearizably through the API.

@@ -120,6 +120,14 @@ pub struct AgentArgs {
     /// The cluster domain, searched by pods after their namespace.
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
+    /// Serve cluster DNS here (UDP and TCP; port 0 picks a free one) from the agent's
+    /// watch of Services and Endpoints; the masters list it in the kube-dns Endpoints.
+    #[arg(long)]
+    dns_listen: Option<std::net::SocketAddr>,
+    /// The address the DNS server is advertised at, one pods can reach (such as the pod
+    /// bridge's address) [default: the node's InternalIP].
+    #[arg(long, requires = "dns_listen")]
+    dns_advertise_address: Option<std::net::IpAddr>,
     /// Do not keep host routes to the other nodes' pod CIDRs via their InternalIPs (kept
     /// by default with the containerd runtime; leave them to another network plugin).
     #[arg(long)]
@@ -333,6 +341,8 @@ pub fn run(args: AgentArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
         domain: args.cluster_domain.clone(),
         ..Default::default()
     };
+    config.dns_listen = args.dns_listen;
+    config.dns_advertise = args.dns_advertise_address;
     config.pod_routes = matches!(args.runtime, RuntimeKind::Containerd) && !args.no_pod_routes;
     config.api_host = client_config.endpoints.first().and_then(|e| api_host(e));
     // Pods get a ServiceAccount token volume where containers mount volumes: the process

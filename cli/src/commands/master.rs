@@ -80,6 +80,13 @@ pub struct MasterArgs {
     /// The range of ports NodePort and LoadBalancer Services get on every node (LOW-HIGH).
     #[arg(long, default_value = "30000-32767")]
     service_node_port_range: String,
+    /// The ClusterIP of the cluster DNS Service (kube-system/kube-dns) the masters create
+    /// [default: the tenth address of --service-cluster-ip-range, 10.96.0.10].
+    #[arg(long)]
+    cluster_dns: Option<std::net::Ipv4Addr>,
+    /// The cluster domain the cluster DNS serves (recorded on the kube-dns Service).
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
     /// An EncryptionConfiguration (apiserver.config.k8s.io/v1) file: which resources are
     /// encrypted at rest, and with which keys (mode 0600; the first provider encrypts).
     #[arg(long)]
@@ -151,6 +158,10 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
             max_size_mb: args.audit_log_maxsize,
             max_backups: args.audit_log_maxbackup,
         }),
+        cluster_dns: rafter_master::ClusterDnsConfig {
+            ip: args.cluster_dns,
+            domain: args.cluster_domain,
+        },
         service_ranges: rafter_master::ServiceRanges::parse(
             &args.service_cluster_ip_range,
             &args.service_node_port_range,

@@ -203,7 +203,7 @@ fn log_file(dir: &Path, name: &str) -> anyhow::Result<std::fs::File> {
 /// Runs `rafter up`.
 pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     // Refused here, before anything is created or started, rather than in each master's log.
-    rafter_master::ServiceRanges::parse(
+    let service_ranges = rafter_master::ServiceRanges::parse(
         &args.service_cluster_ip_range,
         &args.service_node_port_range,
     )?;
@@ -393,13 +393,21 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             }
             if i <= 255 {
                 // Fixed per agent, so a containerd of its own renders its pod network
-                // with the same range on every `rafter up`.
+                // with the same range on every `rafter up`; the agent serves cluster DNS
+                // on the bridge's address (the range's first), which its pods reach.
                 command.args(["--pod-cidr", &format!("10.244.{i}.0/24")]);
+                command.args(["--dns-listen", "0.0.0.0:0"]);
+                command.args(["--dns-advertise-address", &format!("10.244.{i}.1")]);
+            }
+            if let Some(ip) = service_ranges.service_cidr().nth(10) {
+                command.args(["--cluster-dns", &ip.to_string()]);
             }
         }
-        // The agents share this machine's network: a proxy table each (their NodePort
-        // listeners share ports through SO_REUSEPORT).
-        command.args(["--proxy-table", &format!("rafter-{name}")]);
+        // The agents share this machine's network: a proxy table each, named after the
+        // cluster's first API port too, so two clusters on one machine never write one
+        // table (their NodePort listeners share ports through SO_REUSEPORT).
+        let api_port = state.masters.first().map_or(0, |m| m.client_port);
+        command.args(["--proxy-table", &format!("rafter-{name}-{api_port}")]);
         let child = command.spawn().context("starting an agent")?;
         state.agents.push(AgentState {
             name,

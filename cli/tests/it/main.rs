@@ -7,6 +7,7 @@
 mod bootstrap;
 mod cluster;
 mod config;
+mod dns;
 mod dry_run;
 mod e2e;
 mod endpoints;

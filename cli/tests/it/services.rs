@@ -138,12 +138,29 @@ fn a_load_balancer_service_answers_on_the_nodes_addresses_and_its_node_port() {
     });
     assert!(pods.contains_key(&body), "{body}");
 
-    // `rafter down` stops the agent cleanly: its proxy table is gone.
+    // `rafter down` stops the agent cleanly: its proxy table (named after the node and the
+    // cluster's first API port) is gone.
+    let config = std::fs::read_to_string(&cluster.config).unwrap();
+    let api_port = config
+        .split("https://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .unwrap()
+        .to_owned();
+    let table = format!("rafter-node-1-{api_port}");
+    let listed = |table: &str| {
+        std::process::Command::new("nft")
+            .args(["list", "table", "ip", table])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(
+        listed(&table),
+        "the agent's table {table} exists while it runs"
+    );
     let dir = cluster.dir.display().to_string();
     cluster.ok(&["down", "--dir", &dir]);
-    let listed = std::process::Command::new("nft")
-        .args(["list", "table", "ip", "rafter-node-1"])
-        .output()
-        .unwrap();
-    assert!(!listed.status.success(), "the agent's table outlived it");
+    assert!(!listed(&table), "the agent's table {table} outlived it");
 }

@@ -1,27 +1,21 @@
-//! [`ProxyLoop`]: the node proxy's task — lists and watches Services and v1 Endpoints in
-//! every namespace, keeps them in a [`ServiceState`], and syncs the mode's forwarding
-//! after each burst of changes (coalesced for `debounce`), logging each sync's duration.
+//! [`ProxyLoop`]: the node proxy's task — a sink of the agent's Service watch
+//! (`service_watch`): after each burst of changes (coalesced for `debounce`) it syncs
+//! the mode's forwarding, logging each sync's duration; at shutdown the nftables table is
+//! deleted, or the userspace listeners closed.
 //!
 //! ```text
-//!   list Services ─► watch from rv ─┐   (error / Expired ─► list again after a pause)
-//!   list Endpoints ─► watch from rv ┤
-//!                                   ▼
-//!                 ServiceState ── change ─► sync at now + debounce ─► rules ─► nft / listeners
-//!                                                 │ failure: log, retry after a back-off
-//!   shutdown ─► nftables: table deleted; userspace: listeners closed
+//!   ServiceState ─► rules (model) ─► nft::Ruleset ─► NftTable (one transaction)
+//!                                 └► UserspaceProxy listeners
 //! ```
 //!
-//! It syncs only once both kinds are listed (a half-known state would drop live
-//! Services' rules). It must not render rules or talk to nft itself.
+//! It must not render rules or talk to nft itself.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use rafter_proto::{Kind, Object};
+use async_trait::async_trait;
 use tokio::sync::watch;
-use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::apply::NftTable;
@@ -29,38 +23,13 @@ use super::model::{service_rules, ServiceState};
 use super::nft::Ruleset;
 use super::userspace::{Frontends, UserspaceProxy};
 use super::{ProxyError, ProxyMode};
-use crate::api::{ApiClient, ApiError, ObjectEvent, ObjectEventStream};
-
-/// The first pause before a failed sync is retried (doubling up to [`MAX_RETRY`]).
-const FIRST_RETRY: Duration = Duration::from_millis(500);
-/// The longest pause between retries of a failing sync.
-const MAX_RETRY: Duration = Duration::from_secs(10);
-/// The pause before a failed list or an ended watch is listed again.
-const RELIST_PAUSE: Duration = Duration::from_millis(500);
+use crate::api::ApiClient;
+use crate::service_watch::{self, ServiceSink};
 
 enum Backend {
     /// The nftables table, and listeners for the loopback frontends it leaves out.
     Nft(NftTable, UserspaceProxy),
     Userspace(UserspaceProxy),
-}
-
-/// One watched kind: its stream, and when to list it again if it has none.
-struct Watched {
-    kind: Kind,
-    stream: Option<ObjectEventStream>,
-    listed: bool,
-    relist_at: Instant,
-}
-
-impl Watched {
-    fn new(kind: Kind) -> Watched {
-        Watched {
-            kind,
-            stream: None,
-            listed: false,
-            relist_at: Instant::now(),
-        }
-    }
 }
 
 /// The node proxy's task.
@@ -70,11 +39,6 @@ pub(crate) struct ProxyLoop {
     node_ip: Option<Ipv4Addr>,
     debounce: Duration,
     backend: Backend,
-}
-
-fn key_of(object: &Object) -> (String, String) {
-    let meta = object.metadata();
-    (meta.namespace.clone(), meta.name.clone())
 }
 
 impl ProxyLoop {
@@ -104,74 +68,16 @@ impl ProxyLoop {
     }
 
     /// Runs until `shutdown`, then removes the proxy's table or listeners.
-    pub(crate) async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    pub(crate) async fn run(mut self, shutdown: watch::Receiver<bool>) {
         if matches!(self.backend, Backend::Nft(..)) {
             warn_without_bridge_netfilter().await;
         }
-        let mut state = ServiceState::default();
-        let mut watched = [Watched::new(Kind::Service), Watched::new(Kind::Endpoints)];
-        let mut sync_at: Option<Instant> = None;
-        let mut retry = FIRST_RETRY;
-        loop {
-            let now = Instant::now();
-            for w in watched.iter_mut() {
-                if w.stream.is_none() && now >= w.relist_at {
-                    match self.api.list_all(w.kind).await {
-                        Ok((objects, rv)) => {
-                            replace(&mut state, w.kind, objects);
-                            w.listed = true;
-                            w.stream = Some(self.api.watch_all(w.kind, &rv));
-                            sync_at.get_or_insert(Instant::now() + self.debounce);
-                        }
-                        Err(e) => {
-                            warn!(kind = w.kind.name(), error = %e, "proxy cannot list; retrying");
-                            w.relist_at = Instant::now() + RELIST_PAUSE;
-                        }
-                    }
-                }
-            }
-            let ready = watched.iter().all(|w| w.listed);
-            let relist_at = watched
-                .iter()
-                .filter(|w| w.stream.is_none())
-                .map(|w| w.relist_at)
-                .min();
-            let [services, endpoints] = &mut watched;
-            tokio::select! {
-                changed = shutdown.changed() => {
-                    if changed.is_err() || *shutdown.borrow() {
-                        break;
-                    }
-                }
-                event = next_event(&mut services.stream), if services.stream.is_some() => {
-                    if handle(&mut state, services, event) {
-                        sync_at.get_or_insert(Instant::now() + self.debounce);
-                    }
-                }
-                event = next_event(&mut endpoints.stream), if endpoints.stream.is_some() => {
-                    if handle(&mut state, endpoints, event) {
-                        sync_at.get_or_insert(Instant::now() + self.debounce);
-                    }
-                }
-                _ = sleep_until(sync_at), if ready && sync_at.is_some() => {
-                    sync_at = None;
-                    match self.sync(&state).await {
-                        Ok(()) => retry = FIRST_RETRY,
-                        Err(e) => {
-                            warn!(node = %self.node, error = %e, retry_in = ?retry, "proxy sync failed; nothing was changed");
-                            sync_at = Some(Instant::now() + retry);
-                            retry = (retry * 2).min(MAX_RETRY);
-                        }
-                    }
-                }
-                _ = sleep_until(relist_at), if relist_at.is_some() => {}
-            }
-        }
-        self.stop().await;
+        let (api, debounce) = (Arc::clone(&self.api), self.debounce);
+        service_watch::follow(api, debounce, &mut self, shutdown).await;
     }
 
     /// Makes the forwarding match `state`.
-    async fn sync(&mut self, state: &ServiceState) -> Result<(), ProxyError> {
+    async fn apply(&mut self, state: &ServiceState) -> Result<(), ProxyError> {
         let started = std::time::Instant::now();
         let rules = service_rules(state, &self.node);
         match &mut self.backend {
@@ -188,7 +94,7 @@ impl ProxyLoop {
                     service_ports = rules.len(),
                     rules = applied.rules,
                     full = applied.full,
-                    took = ?started.elapsed(),
+                    took_ms = started.elapsed().as_secs_f64() * 1000.0,
                     "proxy rules synced"
                 );
             }
@@ -201,7 +107,7 @@ impl ProxyLoop {
                     node = %self.node,
                     service_ports = rules.len(),
                     listeners,
-                    took = ?started.elapsed(),
+                    took_ms = started.elapsed().as_secs_f64() * 1000.0,
                     "userspace proxy synced"
                 );
             }
@@ -209,7 +115,7 @@ impl ProxyLoop {
         Ok(())
     }
 
-    async fn stop(&mut self) {
+    async fn remove(&mut self) {
         match &mut self.backend {
             Backend::Nft(table, loopback) => {
                 loopback.stop();
@@ -243,74 +149,17 @@ async fn warn_without_bridge_netfilter() {
     }
 }
 
-/// Replaces every object of `kind` in `state` with `objects` (after a list).
-fn replace(state: &mut ServiceState, kind: Kind, objects: Vec<Object>) {
-    match kind {
-        Kind::Service => state.services.clear(),
-        _ => state.endpoints.clear(),
+#[async_trait]
+impl ServiceSink for ProxyLoop {
+    fn name(&self) -> &'static str {
+        "proxy"
     }
-    for object in objects {
-        upsert(state, object);
-    }
-}
 
-fn upsert(state: &mut ServiceState, object: Object) {
-    let key = key_of(&object);
-    match object {
-        Object::Service(s) => {
-            state.services.insert(key, s);
-        }
-        Object::Endpoints(e) => {
-            state.endpoints.insert(key, e);
-        }
-        _ => {}
+    async fn sync(&mut self, state: &ServiceState) -> Result<(), String> {
+        self.apply(state).await.map_err(|e| e.to_string())
     }
-}
 
-/// Applies one watch event; true when the state changed.
-fn handle(
-    state: &mut ServiceState,
-    watched: &mut Watched,
-    event: Option<Result<ObjectEvent, ApiError>>,
-) -> bool {
-    match event {
-        Some(Ok(ObjectEvent::Upsert(object))) => {
-            upsert(state, *object);
-            true
-        }
-        Some(Ok(ObjectEvent::Deleted(object))) => {
-            let key = key_of(&object);
-            match object.kind() {
-                Kind::Service => state.services.remove(&key).is_some(),
-                _ => state.endpoints.remove(&key).is_some(),
-            }
-        }
-        Some(Err(e)) => {
-            warn!(kind = watched.kind.name(), error = %e, "proxy watch ended; listing again");
-            watched.stream = None;
-            watched.relist_at = Instant::now() + RELIST_PAUSE;
-            false
-        }
-        None => {
-            watched.stream = None;
-            watched.relist_at = Instant::now() + RELIST_PAUSE;
-            false
-        }
-    }
-}
-
-async fn next_event(
-    stream: &mut Option<ObjectEventStream>,
-) -> Option<Result<ObjectEvent, ApiError>> {
-    match stream.as_mut() {
-        Some(s) => s.next().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+    async fn stop(&mut self) {
+        self.remove().await;
     }
 }

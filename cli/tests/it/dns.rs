@@ -1,0 +1,183 @@
+//! Cluster DNS on a `rafter up` cluster whose agent has a containerd of its own (its pod
+//! network takes the node's pod CIDR, as `make up` sets it up): pods find Services by
+//! name through the kube-dns Service, which the node proxy sends to the agent's DNS
+//! server. The cluster gets a service range of its own, so no other cluster running on
+//! this machine answers for its kube-dns address.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::cluster::{eventually, Cluster};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// A containerd with a CNI conf template (the pod network starts at the node's pod CIDR),
+/// stopped, with its bridge removed, when dropped.
+struct PrivateContainerd {
+    dir: tempfile::TempDir,
+    bridge: String,
+    sock: String,
+}
+
+impl PrivateContainerd {
+    fn start(bridge: &str) -> PrivateContainerd {
+        let dir = tempfile::tempdir().unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/containerd-setup.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg(dir.path())
+            .env("RAFTER_CNI_TEMPLATE", "1")
+            .env("RAFTER_CNI_BRIDGE", bridge)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "containerd-setup.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let sock = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap()
+            .to_owned();
+        PrivateContainerd {
+            dir,
+            bridge: bridge.to_owned(),
+            sock,
+        }
+    }
+}
+
+impl Drop for PrivateContainerd {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("containerd.pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).output();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "delete", &self.bridge])
+            .output();
+    }
+}
+
+#[test]
+fn pods_resolve_services_by_name_through_the_cluster_dns() {
+    if std::env::var_os("RAFTER_CONTAINERD_SOCK").is_none() {
+        println!("SKIPPED (containerd): RAFTER_CONTAINERD_SOCK is not set");
+        return;
+    }
+    let n = std::process::id() % 100 + 100;
+    let containerd = PrivateContainerd::start(&format!("rdns{n}"));
+    let range = format!("10.{n}.0.0/16");
+    let cluster = Cluster::start_with(
+        "dns",
+        &[
+            "--agents",
+            "1",
+            "--runtime",
+            "containerd",
+            "--containerd-socket",
+            &containerd.sock,
+            "--service-cluster-ip-range",
+            &range,
+        ],
+    );
+    let dns = cluster.json(&["get", "svc", "kube-dns", "-n", "kube-system"]);
+    assert_eq!(dns["spec"]["clusterIP"], format!("10.{n}.0.10"), "{dns}");
+
+    let manifests = "\
+apiVersion: v1
+kind: Namespace
+metadata: {name: dev}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db-service, namespace: dev}
+spec:
+  selector: {app: db}
+  ports: [{name: mysql, port: 3306}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: dev, labels: {app: web}}
+spec:
+  containers:
+  - name: httpd
+    image: docker.io/local/busybox:1
+    command: [sh, -c, 'mkdir -p /www && echo served-by-name > /www/index.html && exec httpd -f -p 8080 -h /www']
+    ports: [{name: http, containerPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: dev}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: http}]
+";
+    let file = cluster.file("dns-app.yaml", manifests);
+    cluster.ok(&["apply", "-f", &file]);
+    let db_ip = cluster.json(&["get", "svc", "db-service", "-n", "dev"])["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The seeds' init container waits for a name; the app then looks names up and fetches
+    // by name; an unknown name must not resolve.
+    let client = "\
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: dev}
+spec:
+  restartPolicy: Never
+  initContainers:
+  - name: wait
+    image: docker.io/local/busybox:1
+    command: [sh, -c, 'until nslookup db-service.dev.svc.cluster.local; do sleep 1; done']
+  containers:
+  - name: app
+    image: docker.io/local/busybox:1
+    command:
+    - sh
+    - -c
+    - |
+      cat /etc/resolv.conf
+      nslookup db-service.dev.svc.cluster.local || exit 1
+      nslookup kubernetes.default.svc.cluster.local || exit 2
+      until wget -O - http://web.dev.svc.cluster.local/; do sleep 1; done
+      if nslookup nothing-here.dev.svc.cluster.local; then exit 3; fi
+      echo all-resolved
+";
+    let file = cluster.file("dns-client.yaml", client);
+    cluster.ok(&["apply", "-f", &file]);
+    let phase = eventually("the client pod to finish", LIMIT, || {
+        let pod = cluster.json(&["get", "pod", "client", "-n", "dev"]);
+        let phase = pod["status"]["phase"].as_str()?.to_owned();
+        matches!(phase.as_str(), "Succeeded" | "Failed").then_some(phase)
+    });
+    let logs = cluster.ok(&["logs", "client", "-n", "dev", "-c", "app"]);
+    assert_eq!(phase, "Succeeded", "{logs}");
+    assert!(logs.contains(&format!("nameserver 10.{n}.0.10")), "{logs}");
+    assert!(
+        logs.contains("search dev.svc.cluster.local svc.cluster.local cluster.local"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains(&db_ip),
+        "db-service resolves to {db_ip}: {logs}"
+    );
+    let api_ip = format!(" 10.{n}.0.1");
+    assert!(
+        logs.lines().any(|l| l.trim_end().ends_with(&api_ip)),
+        "kubernetes.default resolves to{api_ip}: {logs}"
+    );
+    assert!(logs.contains("served-by-name"), "{logs}");
+    assert!(logs.contains("all-resolved"), "{logs}");
+
+    for pod in ["client", "web"] {
+        cluster.ok(&["delete", "pod", pod, "-n", "dev", "--grace-period", "0"]);
+    }
+    eventually("the pods to be gone", LIMIT, || {
+        let pods = cluster.json(&["get", "pods", "-n", "dev"]);
+        pods["items"].as_array()?.is_empty().then_some(())
+    });
+}

@@ -29,7 +29,12 @@ impl Cluster {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join("verbs-clusters")
             .join(name);
-        let _ = std::fs::remove_dir_all(&dir);
+        // A cluster left by an earlier run must not be picked up again: its directory goes
+        // (a leftover mount, such as a pod's tmpfs volume, fails the test here, loudly).
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .unwrap_or_else(|e| panic!("removing {}: {e}", dir.display()));
+        }
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("config").display().to_string();
         let cluster = Cluster { dir, config };

@@ -29,8 +29,10 @@ impl Cluster {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join("verbs-clusters")
             .join(name);
-        // A cluster left by an earlier run must not be picked up again: its directory goes
-        // (a leftover mount, such as a pod's tmpfs volume, fails the test here, loudly).
+        // A cluster left by an earlier run must not be picked up again: its directory goes,
+        // with the tmpfs volumes its agents' last pods may have left mounted in it (an agent
+        // stopped right after its pods left the API has not cleaned up yet).
+        detach_mounts_under(&dir);
         if dir.exists() {
             std::fs::remove_dir_all(&dir)
                 .unwrap_or_else(|e| panic!("removing {}: {e}", dir.display()));
@@ -107,6 +109,23 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         let dir = self.dir.display().to_string();
         let _ = rafter_with_env(&["down", "--dir", &dir], &[]);
+    }
+}
+
+/// Detaches every mount under `dir` (from /proc/mounts), deepest first.
+fn detach_mounts_under(dir: &Path) {
+    let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else {
+        return;
+    };
+    let prefix = format!("{}/", dir.display());
+    let mut points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|p| p.starts_with(&prefix))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for point in points {
+        let _ = std::process::Command::new("umount").args(["-l", point]).status();
     }
 }
 

@@ -125,7 +125,9 @@ fn detach_mounts_under(dir: &Path) {
         .collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for point in points {
-        let _ = std::process::Command::new("umount").args(["-l", point]).status();
+        let _ = std::process::Command::new("umount")
+            .args(["-l", point])
+            .status();
     }
 }
 

@@ -98,6 +98,17 @@ spec:
   ports: [{name: mysql, port: 3306}]
 ---
 apiVersion: v1
+kind: Namespace
+metadata: {name: prod}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db-service, namespace: prod}
+spec:
+  selector: {app: db}
+  ports: [{name: mysql, port: 3306}]
+---
+apiVersion: v1
 kind: Pod
 metadata: {name: web, namespace: dev, labels: {app: web}}
 spec:
@@ -142,6 +153,8 @@ spec:
     - |
       cat /etc/resolv.conf
       nslookup db-service.dev.svc.cluster.local || exit 1
+      echo short-name; nslookup db-service
+      echo other-namespace; nslookup db-service.prod
       nslookup kubernetes.default.svc.cluster.local || exit 2
       until wget -O - http://web.dev.svc.cluster.local/; do sleep 1; done
       if nslookup nothing-here.dev.svc.cluster.local; then exit 3; fi
@@ -154,6 +167,10 @@ spec:
         let phase = pod["status"]["phase"].as_str()?.to_owned();
         matches!(phase.as_str(), "Succeeded" | "Failed").then_some(phase)
     });
+    let prod_ip = cluster.json(&["get", "svc", "db-service", "-n", "prod"])["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let logs = cluster.ok(&["logs", "client", "-n", "dev", "-c", "app"]);
     assert_eq!(phase, "Succeeded", "{logs}");
     assert!(logs.contains(&format!("nameserver 10.{n}.0.10")), "{logs}");

@@ -154,7 +154,7 @@ spec:
       cat /etc/resolv.conf
       nslookup db-service.dev.svc.cluster.local || exit 1
       echo short-name; nslookup db-service
-      echo other-namespace; nslookup db-service.prod
+      echo other-namespace; nslookup db-service.prod.svc.cluster.local
       nslookup kubernetes.default.svc.cluster.local || exit 2
       until wget -O - http://web.dev.svc.cluster.local/; do sleep 1; done
       if nslookup nothing-here.dev.svc.cluster.local; then exit 3; fi
@@ -181,6 +181,18 @@ spec:
     assert!(
         logs.contains(&db_ip),
         "db-service resolves to {db_ip}: {logs}"
+    );
+    // The short name through the search list (busybox's nslookup tries every search
+    // domain at once and prints each answer, so the addresses are checked, not its exit
+    // status; it searches only names without a dot, so the other namespace's Service is
+    // asked for in full).
+    let after = |marker: &str| logs.split(marker).nth(1).unwrap_or_default().to_owned();
+    let short = after("short-name");
+    let short = short.split("other-namespace").next().unwrap_or_default();
+    assert!(short.contains(&db_ip), "db-service is {db_ip}: {logs}");
+    assert!(
+        after("other-namespace").contains(&prod_ip),
+        "prod's db-service is {prod_ip}: {logs}"
     );
     let api_ip = format!(" 10.{n}.0.1");
     assert!(

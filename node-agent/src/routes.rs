@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use rafter_proto::v1::Node;
-use rafter_proto::{Kind, Object};
+use rafter_proto::{Ipv4Cidr, Kind, Object};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -42,44 +42,6 @@ pub const ROUTE_PROTOCOL: u8 = 188;
 /// How soon after a change the routes are brought up to date (changes coalesce).
 const SETTLE: Duration = Duration::from_millis(100);
 
-/// An IPv4 network as written in `spec.podCIDR` (`a.b.c.d/n`, host bits zero).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Subnet {
-    address: Ipv4Addr,
-    prefix: u8,
-}
-
-impl Subnet {
-    /// Parses `a.b.c.d/n` with host bits zero; `None` otherwise.
-    pub fn parse(text: &str) -> Option<Subnet> {
-        let (address, prefix) = text.trim().split_once('/')?;
-        let address: Ipv4Addr = address.parse().ok()?;
-        let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 32)?;
-        (u32::from(address) & Subnet::mask(prefix) == u32::from(address))
-            .then_some(Subnet { address, prefix })
-    }
-
-    fn mask(prefix: u8) -> u32 {
-        if prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - u32::from(prefix))
-        }
-    }
-
-    /// Whether the two networks share an address.
-    pub fn overlaps(&self, other: &Subnet) -> bool {
-        let mask = Subnet::mask(self.prefix.min(other.prefix));
-        u32::from(self.address) & mask == u32::from(other.address) & mask
-    }
-}
-
-impl fmt::Display for Subnet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.address, self.prefix)
-    }
-}
-
 /// Why a node gets no route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Skipped {
@@ -88,7 +50,7 @@ pub enum Skipped {
     /// It has no usable InternalIP.
     NoAddress,
     /// Its podCIDR overlaps this node's own.
-    Overlaps(Subnet),
+    Overlaps(Ipv4Cidr),
 }
 
 impl fmt::Display for Skipped {
@@ -108,11 +70,11 @@ pub fn desired(
     own_name: &str,
     nodes: &BTreeMap<String, Node>,
     local_addresses: &BTreeSet<Ipv4Addr>,
-) -> (BTreeMap<Subnet, Ipv4Addr>, BTreeMap<String, Skipped>) {
+) -> (BTreeMap<Ipv4Cidr, Ipv4Addr>, BTreeMap<String, Skipped>) {
     let own = nodes
         .get(own_name)
         .and_then(|n| n.spec.as_ref())
-        .and_then(|s| Subnet::parse(&s.pod_cidr));
+        .and_then(|s| Ipv4Cidr::parse(&s.pod_cidr).ok());
     let mut routes = BTreeMap::new();
     let mut skipped = BTreeMap::new();
     for (name, node) in nodes {
@@ -127,7 +89,7 @@ pub fn desired(
         if cidr.is_empty() {
             continue;
         }
-        let Some(subnet) = Subnet::parse(cidr) else {
+        let Ok(subnet) = Ipv4Cidr::parse(cidr) else {
             skipped.insert(name.clone(), Skipped::BadCidr(cidr.to_owned()));
             continue;
         };
@@ -158,15 +120,15 @@ pub fn desired(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteChange {
     /// Add the route, or point it at a new gateway.
-    Replace(Subnet, Ipv4Addr),
+    Replace(Ipv4Cidr, Ipv4Addr),
     /// Remove a route the agent owns.
-    Delete(Subnet),
+    Delete(Ipv4Cidr),
 }
 
 /// What turns `current` (the agent's routes now) into `desired`.
 pub fn plan(
-    current: &BTreeMap<Subnet, Ipv4Addr>,
-    desired: &BTreeMap<Subnet, Ipv4Addr>,
+    current: &BTreeMap<Ipv4Cidr, Ipv4Addr>,
+    desired: &BTreeMap<Ipv4Cidr, Ipv4Addr>,
 ) -> Vec<RouteChange> {
     let mut changes: Vec<RouteChange> = current
         .keys()
@@ -242,13 +204,13 @@ fn parse_json(args: &str, text: &str) -> Result<Vec<serde_json::Value>, RouteErr
 }
 
 /// The routes the agent owns now (`ip -json route show proto 188`).
-pub async fn current_routes() -> Result<BTreeMap<Subnet, Ipv4Addr>, RouteError> {
+pub async fn current_routes() -> Result<BTreeMap<Ipv4Cidr, Ipv4Addr>, RouteError> {
     let proto = ROUTE_PROTOCOL.to_string();
     let args = ["-json", "-4", "route", "show", "proto", proto.as_str()];
     let text = ip(&args).await?;
     let mut routes = BTreeMap::new();
     for route in parse_json(&args.join(" "), &text)? {
-        let dst = route["dst"].as_str().and_then(Subnet::parse);
+        let dst = route["dst"].as_str().and_then(|d| Ipv4Cidr::parse(d).ok());
         let via = route["gateway"].as_str().and_then(|g| g.parse().ok());
         if let (Some(dst), Some(via)) = (dst, via) {
             routes.insert(dst, via);

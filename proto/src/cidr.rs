@@ -85,6 +85,12 @@ impl Ipv4Cidr {
         Some(Ipv4Addr::from(u32::try_from(address).ok()?))
     }
 
+    /// Whether the two networks share an address.
+    pub fn overlaps(&self, other: &Ipv4Cidr) -> bool {
+        let mask = Ipv4Cidr::mask(self.prefix.min(other.prefix));
+        self.address & mask == other.address & mask
+    }
+
     /// The offset of `ip` in this network, when it lies in it.
     pub fn offset_of(&self, ip: Ipv4Addr) -> Option<u64> {
         self.contains(ip)
@@ -101,6 +107,18 @@ impl fmt::Display for Ipv4Cidr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_networks_parse_and_overlap_is_a_shared_address() {
+        let net = |t: &str| Ipv4Cidr::parse(t).unwrap();
+        assert!(Ipv4Cidr::parse("10.244.1.5/24").is_err(), "host bits set");
+        assert!(Ipv4Cidr::parse("10.244.1.0/33").is_err());
+        assert!(Ipv4Cidr::parse("10.244.1.0").is_err());
+        assert!(Ipv4Cidr::parse("fd00::/64").is_err());
+        assert!(net("10.244.0.0/16").overlaps(&net("10.244.7.0/24")));
+        assert!(net("10.244.7.0/24").overlaps(&net("10.244.0.0/16")));
+        assert!(!net("10.244.1.0/24").overlaps(&net("10.244.2.0/24")));
+    }
 
     #[test]
     fn cidrs_parse_refuse_host_bits_and_count_their_addresses() {

@@ -225,3 +225,10 @@ pub async fn wait_log(rt: &Runtime, id: &str, pred: impl Fn(&[String]) -> bool) 
     })
     .await
 }
+
+/// Whether `ip` lies in the network `cidr`.
+pub fn in_cidr(ip: &str, cidr: &str) -> bool {
+    rafter_proto::Ipv4Cidr::parse(cidr)
+        .unwrap()
+        .contains(ip.parse().unwrap())
+}

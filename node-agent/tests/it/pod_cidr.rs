@@ -4,7 +4,6 @@
 //! containerd of its own (the template is rendered once per containerd), so only when
 //! `RAFTER_CONTAINERD_SOCK` says containerd is usable on this machine.
 
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,7 +13,7 @@ use rafter_proto::v1::{Container, ObjectMeta, Pod, PodSpec};
 use rafter_proto::Kind;
 
 use crate::cluster::{Cluster, TestNode};
-use crate::harness::{eventually, BUSYBOX};
+use crate::harness::{eventually, in_cidr, BUSYBOX};
 
 /// A containerd this test started, killed (with its bridge removed) when dropped.
 struct PrivateContainerd {
@@ -64,13 +63,6 @@ impl Drop for PrivateContainerd {
             .args(["link", "delete", &self.bridge])
             .output();
     }
-}
-
-fn in_cidr(ip: &str, cidr: &str) -> bool {
-    let (net, bits) = cidr.split_once('/').unwrap();
-    let (ip, net): (Ipv4Addr, Ipv4Addr) = (ip.parse().unwrap(), net.parse().unwrap());
-    let mask = u32::MAX << (32 - bits.parse::<u32>().unwrap());
-    u32::from(ip) & mask == u32::from(net)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,6 @@
 //! which listens on every address. Only when `RAFTER_CONTAINERD_SOCK` says containerd is
 //! usable here (and as root, which it takes).
 
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -18,7 +17,7 @@ use rafter_proto::v1::{Container, ObjectMeta, Pod, PodSpec};
 use rafter_proto::{Kind, Object};
 
 use crate::cluster::{admin_client, Cluster};
-use crate::harness::{capture_logs, eventually, BUSYBOX};
+use crate::harness::{capture_logs, eventually, in_cidr, BUSYBOX};
 
 /// Runs `script` with bash; panics with its output if it fails.
 fn sh(script: &str) -> String {
@@ -221,13 +220,6 @@ fn pod(name: &str, node: &str, script: &str, restart: &str) -> Pod {
         }),
         ..Default::default()
     }
-}
-
-fn in_cidr(ip: &str, cidr: &str) -> bool {
-    let (net, bits) = cidr.split_once('/').unwrap();
-    let (ip, net): (Ipv4Addr, Ipv4Addr) = (ip.parse().unwrap(), net.parse().unwrap());
-    let mask = u32::MAX << (32 - bits.parse::<u32>().unwrap());
-    u32::from(ip) & mask == u32::from(net)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

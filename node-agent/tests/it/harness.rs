@@ -232,3 +232,65 @@ pub fn in_cidr(ip: &str, cidr: &str) -> bool {
         .unwrap()
         .contains(ip.parse().unwrap())
 }
+
+/// A containerd a test started with a CNI conf template (its pod network takes the first
+/// pod CIDR an agent tells it) on bridge `bridge`, in network namespace `netns` if given;
+/// killed, with its bridge removed, when dropped.
+pub struct PrivateContainerd {
+    dir: tempfile::TempDir,
+    bridge: String,
+}
+
+impl PrivateContainerd {
+    /// Starts it; returns it and its socket.
+    pub fn start(bridge: &str, netns: Option<&str>) -> (PrivateContainerd, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/containerd-setup.sh");
+        let mut command = match netns {
+            Some(ns) => {
+                let mut c = std::process::Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{ns}")).arg("bash");
+                c
+            }
+            None => std::process::Command::new("bash"),
+        };
+        let out = command
+            .arg(&script)
+            .arg(dir.path())
+            .env("RAFTER_CNI_TEMPLATE", "1")
+            .env("RAFTER_CNI_BRIDGE", bridge)
+            .output()
+            .unwrap();
+        let guard = PrivateContainerd {
+            dir,
+            bridge: bridge.to_owned(),
+        };
+        assert!(
+            out.status.success(),
+            "containerd-setup.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let sock = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap()
+            .to_owned();
+        (guard, PathBuf::from(sock))
+    }
+}
+
+impl Drop for PrivateContainerd {
+    fn drop(&mut self) {
+        let pid = std::fs::read_to_string(self.dir.path().join("containerd.pid"));
+        if let Some(pid) = pid.ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let _ = std::process::Command::new("ip")
+            .args(["link", "delete", &self.bridge])
+            .output();
+    }
+}

@@ -4,7 +4,6 @@
 //! containerd of its own (the template is rendered once per containerd), so only when
 //! `RAFTER_CONTAINERD_SOCK` says containerd is usable on this machine.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use node_agent::{ContainerdConfig, ContainerdRuntime};
@@ -13,57 +12,7 @@ use rafter_proto::v1::{Container, ObjectMeta, Pod, PodSpec};
 use rafter_proto::Kind;
 
 use crate::cluster::{Cluster, TestNode};
-use crate::harness::{eventually, in_cidr, BUSYBOX};
-
-/// A containerd this test started, killed (with its bridge removed) when dropped.
-struct PrivateContainerd {
-    dir: tempfile::TempDir,
-    bridge: String,
-}
-
-impl PrivateContainerd {
-    fn start(bridge: &str) -> (PrivateContainerd, PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/containerd-setup.sh");
-        let out = std::process::Command::new("bash")
-            .arg(&script)
-            .arg(dir.path())
-            .env("RAFTER_CNI_TEMPLATE", "1")
-            .env("RAFTER_CNI_BRIDGE", bridge)
-            .output()
-            .unwrap();
-        let guard = PrivateContainerd {
-            dir,
-            bridge: bridge.to_owned(),
-        };
-        assert!(
-            out.status.success(),
-            "containerd-setup.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let sock = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .unwrap()
-            .to_owned();
-        (guard, PathBuf::from(sock))
-    }
-}
-
-impl Drop for PrivateContainerd {
-    fn drop(&mut self) {
-        let pid = std::fs::read_to_string(self.dir.path().join("containerd.pid"));
-        if let Some(pid) = pid.ok().and_then(|p| p.trim().parse::<i32>().ok()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        let _ = std::process::Command::new("ip")
-            .args(["link", "delete", &self.bridge])
-            .output();
-    }
-}
+use crate::harness::{eventually, in_cidr, PrivateContainerd, BUSYBOX};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containerd_gives_pods_addresses_from_their_nodes_pod_cidr() {
@@ -74,7 +23,7 @@ async fn containerd_gives_pods_addresses_from_their_nodes_pod_cidr() {
     let n = std::process::id() % 200 + 20;
     let bridge = format!("rcidr{n}");
     let cidr = format!("10.251.{n}.0/24");
-    let (_containerd, sock) = PrivateContainerd::start(&bridge);
+    let (_containerd, sock) = PrivateContainerd::start(&bridge, None);
     let rt = Arc::new(
         ContainerdRuntime::connect(ContainerdConfig::new(sock))
             .await

@@ -6,7 +6,7 @@
 //! which listens on every address. Only when `RAFTER_CONTAINERD_SOCK` says containerd is
 //! usable here (and as root, which it takes).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +17,7 @@ use rafter_proto::v1::{Container, ObjectMeta, Pod, PodSpec};
 use rafter_proto::{Kind, Object};
 
 use crate::cluster::{admin_client, Cluster};
-use crate::harness::{capture_logs, eventually, in_cidr, BUSYBOX};
+use crate::harness::{capture_logs, eventually, in_cidr, PrivateContainerd, BUSYBOX};
 
 /// Runs `script` with bash; panics with its output if it fails.
 fn sh(script: &str) -> String {
@@ -44,9 +44,10 @@ impl Drop for Netns {
 
 /// One stand-in host: a namespace, a containerd in it, and an agent whose threads are in it.
 struct Host {
+    // Fields drop in this order: containerd stops before its namespace goes.
+    _containerd: PrivateContainerd,
     netns: Netns,
     node: String,
-    containerd_dir: tempfile::TempDir,
     sock: PathBuf,
     _data: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -66,27 +67,11 @@ impl Host {
              ip addr add {api_net}.254/24 dev {up} && ip link set {up} up
              ip -n {ns} addr add {api_net}.1/24 dev {up}0 && ip -n {ns} link set {up}0 up"
         ));
-        let containerd_dir = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/containerd-setup.sh");
-        let out = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{ns}"))
-            .arg("bash")
-            .arg(&script)
-            .arg(containerd_dir.path())
-            .env("RAFTER_CNI_TEMPLATE", "1")
-            .env("RAFTER_CNI_BRIDGE", format!("{ns}br"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "containerd-setup.sh in {ns} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let sock = PathBuf::from(String::from_utf8_lossy(&out.stdout).lines().last().unwrap());
+        let (containerd, sock) = PrivateContainerd::start(&format!("{ns}br"), Some(ns));
         Host {
+            _containerd: containerd,
             netns,
             node: ns.to_owned(),
-            containerd_dir,
             sock,
             _data: tempfile::tempdir().unwrap(),
             stop: None,
@@ -164,8 +149,8 @@ impl Host {
 }
 
 impl Drop for Host {
-    /// Stops the agent, removes the node's pods from containerd (their shims would outlive
-    /// it), then stops containerd; the namespace goes last.
+    /// Stops the agent and removes the node's pods from containerd (their shims would
+    /// outlive it); containerd, then the namespace, go with the fields.
     fn drop(&mut self) {
         self.stop_agent();
         let (sock, node) = (self.sock.clone(), self.node.clone());
@@ -189,13 +174,6 @@ impl Drop for Host {
             });
         })
         .join();
-        let pid = std::fs::read_to_string(self.containerd_dir.path().join("containerd.pid"));
-        if let Some(pid) = pid.ok().and_then(|p| p.trim().parse::<i32>().ok()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
     }
 }
 

@@ -163,8 +163,8 @@ pub enum AgentError {
     #[error(transparent)]
     Dns(#[from] crate::dns::DomainError),
     /// The DNS server cannot serve on its address.
-    #[error("{0}")]
-    DnsServer(String),
+    #[error(transparent)]
+    DnsServer(#[from] crate::dns::DnsError),
     /// The log endpoint cannot listen on its address.
     #[error("log endpoint on {addr}: {source}")]
     LogsListen {
@@ -262,9 +262,7 @@ impl Agent {
             let zone = ZoneHandle::new(
                 ClusterZone::empty(&config.cluster_dns.domain).map_err(AgentError::Dns)?,
             );
-            let server = DnsServer::start(addr, zone.clone(), &Upstream::System)
-                .await
-                .map_err(|e| AgentError::DnsServer(e.to_string()))?;
+            let server = DnsServer::start(addr, zone.clone(), &Upstream::System).await?;
             let advertised = SocketAddr::new(
                 config
                     .dns_advertise

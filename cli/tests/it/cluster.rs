@@ -98,6 +98,20 @@ impl Cluster {
         serde_json::from_str(&self.ok(&all)).unwrap()
     }
 
+    /// Kills master `index` (0-based, as `DIR/cluster.json` lists them) with SIGKILL.
+    pub fn kill_master(&self, index: usize) {
+        let state: Value =
+            serde_json::from_slice(&std::fs::read(self.dir.join("cluster.json")).unwrap()).unwrap();
+        let pid = state["masters"][index]["pid"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("master {index} has no pid: {state}"));
+        let status = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -9 {pid}");
+    }
+
     pub fn file(&self, name: &str, text: &str) -> String {
         let path = self.dir.join(name);
         std::fs::write(&path, text).unwrap();

@@ -2,7 +2,8 @@
 //! network takes the node's pod CIDR, as `make up` sets it up): pods find Services by
 //! name through the kube-dns Service, which the node proxy sends to the agent's DNS
 //! server. The cluster gets a service range of its own, so no other cluster running on
-//! this machine answers for its kube-dns address.
+//! this machine answers for its kube-dns address. Half-way through, a master is killed:
+//! names keep resolving, and a Service created after the kill resolves too.
 
 use std::path::Path;
 use std::process::Command;
@@ -201,6 +202,105 @@ spec:
     );
     assert!(logs.contains("served-by-name"), "{logs}");
     assert!(logs.contains("all-resolved"), "{logs}");
+
+    // A master dies. The agents answer from their own cache, so names keep resolving, and
+    // their watch moves to another master, so a Service created after the kill resolves
+    // too. The same pod looks up a headless Service (each ready pod's address, SRV with the
+    // port) and names with a namespace but no domain through the resolver's search list.
+    cluster.kill_master(0);
+    let web_ip = cluster.json(&["get", "pod", "web", "-n", "dev"])["status"]["podIP"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let after_kill = "\
+apiVersion: v1
+kind: Service
+metadata: {name: late, namespace: dev}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-headless, namespace: dev}
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: late-client, namespace: dev}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: app
+    image: docker.io/local/busybox:1
+    command:
+    - sh
+    - -c
+    - |
+      until nslookup late.dev.svc.cluster.local; do sleep 1; done
+      echo still-resolves; nslookup db-service.dev.svc.cluster.local || exit 1
+      echo headless-lookup; nslookup web-headless.dev.svc.cluster.local || exit 2
+      echo srv-lookup; nslookup -type=srv _http._tcp.web-headless.dev.svc.cluster.local || exit 3
+      echo namespace-qualified; ping -c 1 -W 1 db-service.prod 2>&1 | head -1
+      echo fetched; until wget -O - http://late.dev/; do sleep 1; done
+      echo end
+";
+    let file = cluster.file("dns-after-kill.yaml", after_kill);
+    cluster.ok(&["apply", "-f", &file]);
+    let phase = eventually("the late client pod to finish", LIMIT, || {
+        let pod = cluster.json(&["get", "pod", "late-client", "-n", "dev"]);
+        let phase = pod["status"]["phase"].as_str()?.to_owned();
+        matches!(phase.as_str(), "Succeeded" | "Failed").then_some(phase)
+    });
+    let late_ip = cluster.json(&["get", "svc", "late", "-n", "dev"])["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let logs = cluster.ok(&["logs", "late-client", "-n", "dev"]);
+    assert_eq!(phase, "Succeeded", "{logs}");
+    let section = |from: &str, to: &str| {
+        let rest = logs.split_once(from).map(|(_, r)| r).unwrap_or_default();
+        rest.split_once(to).map_or(rest, |(s, _)| s).to_owned()
+    };
+    assert!(
+        logs.split("still-resolves")
+            .next()
+            .unwrap_or_default()
+            .contains(&late_ip),
+        "late resolves to {late_ip}: {logs}"
+    );
+    assert!(
+        section("still-resolves", "headless-lookup").contains(&db_ip),
+        "{logs}"
+    );
+    assert!(
+        section("headless-lookup", "srv-lookup").contains(&web_ip),
+        "the headless Service answers with the pod's address {web_ip}: {logs}"
+    );
+    assert!(
+        section("srv-lookup", "namespace-qualified").contains(" 8080 "),
+        "SRV carries the port 8080: {logs}"
+    );
+    assert!(
+        section("namespace-qualified", "fetched").contains(&prod_ip),
+        "db-service.prod resolves through the search list to {prod_ip}: {logs}"
+    );
+    assert!(
+        section("fetched", "end").contains("served-by-name"),
+        "{logs}"
+    );
+    cluster.ok(&[
+        "delete",
+        "pod",
+        "late-client",
+        "-n",
+        "dev",
+        "--grace-period",
+        "0",
+    ]);
 
     for pod in ["client", "web"] {
         cluster.ok(&["delete", "pod", pod, "-n", "dev", "--grace-period", "0"]);

@@ -10,6 +10,7 @@
 //!  cargo run --release -p bench -- secrets    Secret creates with encryption at rest off and on
 //!  cargo run --release -p bench -- authz      gets with RBAC (1,000 RoleBindings) against authorization off
 //!  cargo run --release -p bench -- proxy      node proxy: nft sync of 1,000 Services × 10 endpoints; ClusterIP vs direct req/s
+//!  cargo run --release -p bench -- dns        cluster DNS: queries/s and p99 with 1,000 Services vs 10
 //! ```
 //!
 //! | module | owns |
@@ -19,6 +20,7 @@
 //! | `authz` | what authorization costs: RBAC with many RoleBindings against allow-all, side by side |
 //! | `secrets` | Secret creates with encryption at rest off against on, one table |
 //! | `proxy` | the node proxy's nftables sync time and ClusterIP against direct requests/s, in network namespaces it makes |
+//! | `dns` | the cluster DNS server's queries/s and latency with a large zone against a small one, and zone build time |
 //! | `failover` | kill -9 of the leader → first acknowledged write |
 //! | `scheduler` | whole-system scheduling: pods created at once → bound/s, create→bind, master memory |
 //! | `hollow_nodes` | Ready Node objects and one task renewing their Leases, for `scheduler` |
@@ -38,6 +40,7 @@
 
 mod authz;
 mod cluster;
+mod dns;
 mod etcd_cluster;
 mod failover;
 mod gateway;
@@ -89,6 +92,8 @@ enum Command {
     Authz(authz::AuthzArgs),
     /// The node proxy: nftables sync time for many Services, ClusterIP against direct req/s.
     Proxy(proxy::ProxyArgs),
+    /// The cluster DNS server: queries/s and p50/p99 with 1,000 Services against 10.
+    Dns(dns::DnsArgs),
     /// Only the leader failover timings: our store, etcd and the gateway.
     Failover(FailoverArgs),
     /// Pods created at once on hollow nodes: pods bound/s, create→bind p50/p99, master memory.
@@ -200,6 +205,7 @@ fn main() -> ExitCode {
         Command::Master(args) => gateway::run_master(args),
         Command::Store(args) => runtime().and_then(|rt| rt.block_on(store::run(args))),
         Command::Proxy(args) => runtime().and_then(|rt| rt.block_on(proxy::run(args))),
+        Command::Dns(args) => runtime().and_then(|rt| rt.block_on(dns::run(args))),
         Command::Gateway(args) => use_this_binary_as_master()
             .and_then(|()| runtime())
             .and_then(|rt| rt.block_on(gateway::run(args))),

@@ -68,7 +68,32 @@ mod tests {
     #[test]
     fn the_default_policy_parses_and_is_valid() {
         let objects = default_policy();
-        assert_eq!(objects.len(), 9, "six roles and three bindings");
+        let controllers = objects
+            .iter()
+            .filter(|o| o.metadata().name.starts_with("system:controller:"))
+            .count();
+        assert_eq!(
+            objects.len() - controllers,
+            9,
+            "six roles and three bindings besides the controllers'"
+        );
+        // Each controller's role comes with the binding of its user.
+        for role in objects.iter().filter(|o| {
+            o.kind() == Kind::ClusterRole && o.metadata().name.starts_with("system:controller:")
+        }) {
+            let name = &role.metadata().name;
+            let bound = objects.iter().any(|o| match o {
+                Object::ClusterRoleBinding(b) => {
+                    &o.metadata().name == name
+                        && b.subjects
+                            .iter()
+                            .any(|s| s.kind == "User" && &s.name == name)
+                }
+                _ => false,
+            });
+            assert!(bound, "{name} is bound to its user");
+        }
+        assert!(controllers >= 30, "{controllers}");
         for object in &objects {
             let errors = validate(object);
             assert!(errors.is_empty(), "{}: {errors:?}", object.metadata().name);

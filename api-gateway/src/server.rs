@@ -116,6 +116,9 @@ pub struct ServeOptions {
     /// Replaces the authorizer chain of [`authorizer`]: for benchmarks that measure what
     /// authorization costs, never in a master. `None`: the chain.
     pub authorizer: Option<Arc<dyn Authorizer>>,
+    /// The authorization cache a master shares with its controllers (which it authorizes
+    /// as their own identities); `None`: the gateway starts one of its own.
+    pub authz_cache: Option<Arc<AuthzCache>>,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -124,6 +127,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("audit", &self.audit)
             .field("service_account_keys", &self.service_account_keys)
             .field("authorizer", &self.authorizer.as_ref().map(|_| "replaced"))
+            .field("authz_cache", &self.authz_cache.as_ref().map(|_| "shared"))
             .finish()
     }
 }
@@ -169,7 +173,13 @@ where
 {
     let authenticator = Authenticator::new(registry.clone(), tokens)
         .with_service_account_keys(options.service_account_keys.clone());
-    let (cache, _cache_guard) = AuthzCache::start(registry.clone());
+    let (cache, _cache_guard) = match options.authz_cache.clone() {
+        Some(cache) => (cache, None),
+        None => {
+            let (cache, guard) = AuthzCache::start(registry.clone());
+            (cache, Some(guard))
+        }
+    };
     let policy_task = tokio::spawn(ensure_default_policy(registry.clone()));
     let _policy_guard = AbortOnDrop(policy_task);
     if !cache.wait_synced(CACHE_SYNC_TIMEOUT).await {

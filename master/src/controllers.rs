@@ -7,7 +7,7 @@
 //!  ─────────────────────                         ────────────────────────────────
 //!  Node::subscribe_applied ─► decode by kind ─► mpsc ─► informer
 //!  Node::range (revision R)  ◄── snapshot / revision ── informer, leadership barrier
-//!  Registry::fenced(term)    ◄── execute(action, term) ── controllers
+//!  Registry::fenced(term)    ◄── authorize as system:controller:<name> ◄── execute(name, action, term) ── controllers
 //!  Node::metrics ─► leader_term ─► watch<Option<term>> ─► leadership actor
 //! ```
 //!
@@ -36,9 +36,10 @@ use raft_store::{Consistency, Node, NodeError};
 use rafter_proto::{Kind, Object};
 use tokio::sync::{mpsc, watch};
 
+use crate::controller_identity::authorize;
 use crate::raft_kv::RaftKv;
 use api_gateway::{
-    decode, kind_prefix, Registry, RegistryError, StoreError, Subresource, Transformer,
+    decode, kind_prefix, Authorizer, Registry, RegistryError, StoreError, Subresource, Transformer,
 };
 use rafter_client::{request_names, CertUsage, ClusterCa, DEFAULT_CERT_VALIDITY};
 use rafter_proto::{DeleteOptions, Propagation};
@@ -53,11 +54,19 @@ pub struct MasterCluster {
     node: Node,
     handle: tokio::runtime::Handle,
     prefixes: Arc<Vec<(String, Kind)>>,
+    /// Decides whether a controller's action is within its role (the gateway's chain).
+    authorizer: Arc<dyn Authorizer>,
 }
 
 impl MasterCluster {
-    /// The cluster over `registry` and its member `node`; calls run on `handle`.
-    pub fn new(registry: Registry<RaftKv>, node: Node, handle: tokio::runtime::Handle) -> Self {
+    /// The cluster over `registry` and its member `node`; calls run on `handle`; each
+    /// controller's actions are authorized by `authorizer` as its own identity.
+    pub fn new(
+        registry: Registry<RaftKv>,
+        node: Node,
+        handle: tokio::runtime::Handle,
+        authorizer: Arc<dyn Authorizer>,
+    ) -> Self {
         let prefixes = INFORMED_KINDS
             .iter()
             .map(|kind| (kind_prefix(*kind), *kind))
@@ -67,6 +76,7 @@ impl MasterCluster {
             node,
             handle,
             prefixes: Arc::new(prefixes),
+            authorizer,
         }
     }
 
@@ -325,7 +335,16 @@ impl ClusterApi for MasterCluster {
         .await
     }
 
-    async fn execute(&self, action: Action, term: u64) -> Result<Outcome, ApiError> {
+    async fn execute(
+        &self,
+        controller: &'static str,
+        action: Action,
+        term: u64,
+    ) -> Result<Outcome, ApiError> {
+        if let Err(reason) = authorize(self.authorizer.as_ref(), controller, &action) {
+            tracing::warn!(controller, %reason, "a controller's write is outside its role");
+            return Err(ApiError::Other(format!("forbidden: {reason}")));
+        }
         let (registry, node) = (self.registry.clone(), self.node.clone());
         self.on_master(execute(registry, node, action, term)).await
     }
@@ -456,10 +475,11 @@ pub fn start(
     ca: ClusterCa,
     heartbeat: Duration,
     cluster_cidr: Option<actors::ClusterCidr>,
+    authorizer: Arc<dyn Authorizer>,
 ) -> Result<RuntimeThread, RuntimeError> {
     let handle = tokio::runtime::Handle::current();
     let leadership = leadership(node.clone(), heartbeat);
-    let api = Arc::new(MasterCluster::new(registry, node, handle));
+    let api = Arc::new(MasterCluster::new(registry, node, handle, authorizer));
     RuntimeThread::spawn(
         api,
         Arc::new(CaSigner::new(ca)),

@@ -15,11 +15,13 @@
 //! |---|---|
 //! | `master` | one master process: PKI files, store member, gateway, start-up and shutdown ([`Master`]) |
 //! | `raft_kv` | the store on a master: the local raft-store member as the gateway's `KvStore` ([`RaftKv`]) |
+//! | `controller_identity` | each controller's own user (`system:controller:<name>`) and its actions as the API requests they amount to, for authorization |
 //! | `controllers` | the controllers on a master: [`MasterCluster`] (`actors::ClusterApi`), [`CaSigner`], leadership, the applied-log feed |
 //!
 //! It must not hold Kubernetes semantics (the registry's), decide anything a controller
 //! decides (the cores in `actors`), or serve requests itself (the gateway does).
 
+mod controller_identity;
 mod controllers;
 mod master;
 mod raft_kv;

@@ -27,8 +27,8 @@ use rafter_proto::Object;
 
 use api_gateway::audit::{AuditLog, Auditor, Policy as AuditPolicy};
 use api_gateway::{
-    serve_with, EncryptionConfig, Registry, RegistryError, ServeError, ServeOptions, ServerTls,
-    ServiceRanges, TokenFile, Transformer, API_SERVICE,
+    authorizer, serve_with, AuthzCache, CacheGuard, EncryptionConfig, Registry, RegistryError,
+    ServeError, ServeOptions, ServerTls, ServiceRanges, TokenFile, Transformer, API_SERVICE,
 };
 use rafter_client::private_files::{
     create_private_dir, read_private, write_private as write_private_file, PrivateFileError,
@@ -368,6 +368,8 @@ pub struct Master {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<Result<(), ServeError>>,
     controllers: Option<actors::RuntimeThread>,
+    /// Keeps the authorization cache the gateway and the controllers share current.
+    _authz_cache: CacheGuard,
 }
 
 impl Master {
@@ -535,6 +537,9 @@ impl Master {
             config.cluster_dns.clone(),
         ));
 
+        // One authorization cache serves the gateway and the controllers, which write as
+        // their own identities (`system:controller:<name>`).
+        let (authz_cache, authz_cache_guard) = AuthzCache::start(registry.clone());
         let signing_ca = ClusterCa::from_pem(ca.cert_pem(), ca.key_pem())?;
         let controllers = crate::controllers::start(
             registry.clone(),
@@ -542,6 +547,7 @@ impl Master {
             signing_ca,
             config.heartbeat,
             config.cluster_cidr,
+            authorizer(&authz_cache),
         )?;
 
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
@@ -554,6 +560,7 @@ impl Master {
             ServeOptions {
                 audit: auditor,
                 service_account_keys: Some(Arc::new(service_account_keys)),
+                authz_cache: Some(authz_cache),
                 ..ServeOptions::default()
             },
             async {
@@ -567,6 +574,7 @@ impl Master {
             shutdown: Some(shutdown_tx),
             server,
             controllers: Some(controllers),
+            _authz_cache: authz_cache_guard,
         })
     }
 

@@ -120,7 +120,10 @@ async fn record(api: Arc<dyn ClusterApi>, term: u64, problems: Vec<AllocationPro
             message: problem.message,
             component: COMPONENT,
         };
-        if let Err(e) = api.execute(Action::RecordEvent(record), term).await {
+        if let Err(e) = api
+            .execute(COMPONENT, Action::RecordEvent(record), term)
+            .await
+        {
             tracing::debug!(error = %e, "service allocation repair: event not recorded");
         }
     }

@@ -142,9 +142,15 @@ pub trait ClusterApi: Send + Sync + 'static {
     /// cache holds every write committed before the call (the new leader's barrier).
     async fn revision(&self) -> Result<u64, ApiError>;
 
-    /// Carries out one action as a write that applies only if it is logged in Raft term
-    /// `term` (`Fenced` otherwise).
-    async fn execute(&self, action: Action, term: u64) -> Result<Outcome, ApiError>;
+    /// Carries out one action of `controller` (the name its reconciler gives) as a write that applies only if it is logged in Raft term `term` (`Fenced`
+    /// otherwise). The master authorizes it as that controller's own identity
+    /// (`system:controller:<name>`), so a controller writes only what its role allows.
+    async fn execute(
+        &self,
+        controller: &'static str,
+        action: Action,
+        term: u64,
+    ) -> Result<Outcome, ApiError>;
 
     /// One repair pass over Services' ClusterIP and NodePort reservations, judged at one
     /// store revision, its writes applying only in Raft term `term` (`Fenced` otherwise).

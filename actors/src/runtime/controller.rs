@@ -226,8 +226,9 @@ impl<R: Reconciler> Controller<R> {
             self.write_seq += 1;
             let (seq, epoch) = (self.write_seq, self.epoch);
             let api = Arc::clone(&self.api);
+            let controller = self.reconciler.name();
             let write = async move {
-                let result = api.execute(action.clone(), term).await;
+                let result = api.execute(controller, action.clone(), term).await;
                 (action, result)
             };
             let handle = ctx.spawn(write.into_actor(self).map(

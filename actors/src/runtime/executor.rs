@@ -105,7 +105,7 @@ pub(crate) async fn execute_all(
                 .map(|action| {
                     let api = Arc::clone(&api);
                     async move {
-                        let result = api.execute(action.clone(), term).await;
+                        let result = api.execute(controller, action.clone(), term).await;
                         (action, result.map(|o| o.revision))
                     }
                 })
@@ -139,7 +139,7 @@ pub(crate) async fn execute_all(
             Action::Update(object) => Some(ObjectKey::of(object)),
             _ => None,
         };
-        match api.execute(action.clone(), term).await {
+        match api.execute(controller, action.clone(), term).await {
             Ok(outcome) => {
                 report.saw(outcome.revision);
                 if let Some(key) = key {

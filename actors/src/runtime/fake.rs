@@ -403,7 +403,12 @@ impl ClusterApi for FakeCluster {
         Ok(self.state().revision)
     }
 
-    async fn execute(&self, action: Action, term: u64) -> Result<Outcome, ApiError> {
+    async fn execute(
+        &self,
+        _controller: &'static str,
+        action: Action,
+        term: u64,
+    ) -> Result<Outcome, ApiError> {
         let result = {
             let mut state = self.state();
             let result = if term != state.term {

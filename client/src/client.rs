@@ -19,6 +19,7 @@ use rafter_proto::well_known::{
 use rafter_proto::{DeleteOptions, PatchType, Propagation, WatchEvent};
 
 use crate::config::ResolvedConfig;
+use crate::contact::{self, Contact};
 use crate::error::{self, ClientError};
 use crate::failover::{Budget, Endpoint, Failover, Idempotency, Probe};
 use crate::watch;
@@ -198,7 +199,6 @@ fn endpoint(
     let mut builder = tonic::transport::Endpoint::from_shared(uri.to_owned())
         .map_err(|e| setup(format!("endpoint {uri:?}: {e}")))?
         .connect_timeout(options.connect_timeout)
-        .tcp_nodelay(true)
         .http2_keep_alive_interval(options.keepalive)
         .keep_alive_timeout(options.keepalive_timeout)
         .keep_alive_while_idle(true);
@@ -216,9 +216,12 @@ fn endpoint(
             .tls_config(tls)
             .map_err(|e| setup(format!("TLS for {uri}: {e}")))?;
     }
+    // Over TLS, a master that never spoke on a connection was sent no request on it.
+    let contact = Arc::new(Contact::default());
     Ok(Endpoint {
         address: authority.to_string(),
-        channel: builder.connect_lazy(),
+        channel: builder.connect_with_connector_lazy(contact::connector(contact.clone())),
+        contact: (!config.insecure).then_some(contact),
     })
 }
 

@@ -26,7 +26,10 @@
 //!   i answers its probe ──────────► i is alive, only slow: keep waiting, probe again
 //!                                   later (twice the interval each time)
 //!   i does not, another master does ► i is silent: the attempt is abandoned, i backs
-//!                                   off, and open watches on i move to another master
+//!                                   off, and open watches on i move to another master;
+//!                                   a write is of unknown outcome, unless i never spoke
+//!                                   on a connection that could carry it (`contact`):
+//!                                   then it was not sent and goes to the next master
 //!   nobody answers ───────────────► the whole cluster is slow: keep waiting
 //! ```
 //!
@@ -50,6 +53,7 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 use tonic::Status;
 
+use crate::contact::Contact;
 use crate::error::{classify, ClientError, EndpointFailure, Failure};
 
 /// The first back-off of a master that failed; it doubles per consecutive failure.
@@ -194,6 +198,9 @@ pub(crate) struct Endpoint {
     pub(crate) address: String,
     /// The channel; it connects on first use and reconnects after a failure.
     pub(crate) channel: Channel,
+    /// What the master said on the channel's connections, when that tells an unsent
+    /// request from a sent one (TLS endpoints, see `contact`).
+    pub(crate) contact: Option<Arc<Contact>>,
 }
 
 /// Time budgets of a call.
@@ -368,6 +375,7 @@ impl Failover {
                 }
                 let left = (deadline - now).min(self.budget.attempt);
                 let endpoint = &self.endpoints[i];
+                let seen = endpoint.contact.as_ref().map(|c| c.seen());
                 let outcome = self
                     .watched(i, left, attempt(endpoint.channel.clone(), left))
                     .await;
@@ -386,7 +394,15 @@ impl Failover {
                         Failure::InFlight(format!("the master fell silent: {why}"))
                     }
                 };
+                let never_spoke = match (&endpoint.contact, seen) {
+                    (Some(contact), Some(seen)) => contact.silent_since(seen),
+                    _ => false,
+                };
                 let failure = match failure {
+                    // No connection that could carry the request was ever answered.
+                    Failure::InFlight(message) if never_spoke => Failure::NotSent(format!(
+                        "{message} (it never answered the connection: the request was not sent)"
+                    )),
                     Failure::InFlight(message) if self.budget.retry_unknown_outcomes => {
                         Failure::NotSent(message)
                     }

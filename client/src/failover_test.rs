@@ -49,6 +49,7 @@ fn failover_probed(
         .map(|i| Endpoint {
             address: format!("127.0.0.1:{}", 6443 + i),
             channel: tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy(),
+            contact: None,
         })
         .collect();
     Failover::new(

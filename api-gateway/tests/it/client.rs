@@ -507,3 +507,45 @@ async fn a_silent_master_is_left_by_reads_writes_and_watches_long_before_their_t
     );
     masters.masters[0].hold_replies(false);
 }
+
+#[tokio::test]
+async fn a_write_to_a_master_that_accepts_connections_and_never_answers_goes_to_the_next() {
+    let masters = Masters::start(3).await;
+    let client = masters.client().await;
+    client.create(config_map("a", "1")).await.unwrap();
+    // A paused master: the kernel accepts the connection, nothing ever answers on it.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_address = silent.local_addr().unwrap();
+    let _held = tokio::spawn(async move {
+        let mut accepted = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            accepted.push(connection);
+        }
+    });
+    let mut config = masters.config(Some(ADMIN_TOKEN));
+    config
+        .endpoints
+        .insert(0, format!("https://{silent_address}"));
+    let options = ClientOptions {
+        connect_timeout: Duration::from_secs(30),
+        ..patient()
+    };
+    let fresh = Client::connect_with(config, options).await.unwrap();
+    let started = Instant::now();
+    let patched = fresh
+        .patch(
+            Kind::ConfigMap,
+            "default",
+            "a",
+            PatchType::Merge,
+            &serde_json::json!({"data": {"value": "2"}}),
+        )
+        .await
+        .expect("a write its first master never heard is sent to the next one");
+    assert_eq!(value_of(&patched), "2");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "left after a probe, not the 30 s connect timeout: {:?}",
+        started.elapsed()
+    );
+}

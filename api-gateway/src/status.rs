@@ -7,6 +7,7 @@
 //!
 //! Owns those mappings, once for every service. It must not decide anything itself.
 
+use raft_store::kv::KvError;
 use rafter_proto::well_known::OUTCOME_UNKNOWN_METADATA;
 use tonic::metadata::MetadataValue;
 use tonic::Status;
@@ -36,6 +37,10 @@ pub fn status_of(error: RegistryError) -> Status {
         RegistryError::Store(StoreError::Timeout(_)) => Status::deadline_exceeded(message),
         RegistryError::Store(StoreError::OutcomeUnknown(_)) => outcome_unknown(message),
         RegistryError::Fenced(_) => Status::aborted(message),
+        // Every master refuses it alike: not an outage another master might not have.
+        RegistryError::Store(StoreError::Kv(KvError::Invalid(_))) => {
+            Status::failed_precondition(message)
+        }
         RegistryError::Store(_) => Status::unavailable(message),
         RegistryError::Internal(_) => Status::internal(message),
     }
@@ -86,5 +91,80 @@ mod tests {
 
         let slow = status_of(RegistryError::Store(StoreError::Timeout("read".to_owned())));
         assert_eq!(slow.code(), Code::DeadlineExceeded);
+    }
+
+    #[test]
+    fn every_store_error_answers_with_the_code_its_outcome_calls_for() {
+        let cases: Vec<(StoreError, Code, bool)> = vec![
+            (
+                StoreError::OutcomeUnknown("discarded".into()),
+                Code::DeadlineExceeded,
+                true,
+            ),
+            (
+                StoreError::Unavailable("no leader".into()),
+                Code::Unavailable,
+                false,
+            ),
+            (
+                StoreError::Timeout("slow".into()),
+                Code::DeadlineExceeded,
+                false,
+            ),
+            (
+                StoreError::Kv(KvError::Compacted {
+                    requested: 1,
+                    compacted: 5,
+                }),
+                Code::OutOfRange,
+                false,
+            ),
+            (
+                StoreError::Kv(KvError::FutureRevision {
+                    requested: 9,
+                    current: 5,
+                }),
+                Code::InvalidArgument,
+                false,
+            ),
+            (
+                StoreError::Kv(KvError::ValueTooLarge { size: 9, limit: 5 }),
+                Code::ResourceExhausted,
+                false,
+            ),
+            (
+                StoreError::Kv(KvError::RequestTooLarge { size: 9, limit: 5 }),
+                Code::ResourceExhausted,
+                false,
+            ),
+            (
+                StoreError::Kv(KvError::Fenced {
+                    decided_in: 2,
+                    entry_term: 3,
+                }),
+                Code::Aborted,
+                false,
+            ),
+            (
+                StoreError::refused("member id 0 is not valid"),
+                Code::FailedPrecondition,
+                false,
+            ),
+            (
+                StoreError::Kv(KvError::Storage("disk".into())),
+                Code::Unavailable,
+                false,
+            ),
+        ];
+        for (error, code, marked) in cases {
+            let shown = format!("{error:?}");
+            let status = status_of(RegistryError::from(error));
+            assert_eq!(status.code(), code, "{shown}");
+            assert_eq!(
+                status.metadata().get(OUTCOME_UNKNOWN_METADATA).is_some(),
+                marked,
+                "{shown}"
+            );
+        }
     }
 }

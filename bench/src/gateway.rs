@@ -209,7 +209,7 @@ pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         rows.push((level, summary));
     }
     let failover = if args.load.failover_rounds > 0 {
-        gateway_failover(&mut cluster, args.load.failover_rounds).await?
+        gateway_failover(&mut cluster, args.load.failover_rounds, Fault::Kill, None).await?
     } else {
         GatewayFailover::default()
     };
@@ -255,20 +255,108 @@ fn next() -> u64 {
 /// Gateway failover samples, per round.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct GatewayFailover {
-    /// Through the client library: kill → its first successful create.
+    /// Through the client library: fault → its first successful create.
     pub library: Vec<Duration>,
-    /// Raw probes: kill → the first create a surviving master acknowledged.
+    /// Through the CLI (`rafter create configmap`, one process per try), when measured.
+    pub cli: Vec<Duration>,
+    /// Raw probes: fault → the first create a surviving master acknowledged.
     pub probes: Vec<Duration>,
 }
 
-/// Kill the leader master `rounds` times and time, from the kill, the first successful
-/// create through the client library (started on the leader) and through raw probes of
-/// the survivors (connections open before the kill).
+/// What is done to the leader master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Fault {
+    /// kill -9: its connections are reset, new ones refused.
+    Kill,
+    /// SIGSTOP: a hung process whose sockets stay open and never answer (resumed with
+    /// SIGCONT after the round).
+    Stop,
+}
+
+impl Fault {
+    /// How the fault is named in reports.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Fault::Kill => "kill -9",
+            Fault::Stop => "SIGSTOP",
+        }
+    }
+}
+
+/// A client config for the `rafter` CLI naming every master, `first` first (the CLI
+/// starts on the leader, as a user's config would when the leader is listed first).
+fn write_cli_config(cluster: &Cluster, first: u64, path: &std::path::Path) -> anyhow::Result<()> {
+    let mut masters: Vec<_> = cluster.masters().iter().collect();
+    masters.sort_by_key(|m| m.id != first);
+    let servers: Vec<String> = masters
+        .iter()
+        .map(|m| format!("      - {}", m.endpoint()))
+        .collect();
+    let text = format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: admin\nclusters:\n- name: bench\n  cluster:\n    servers:\n{}\n    certificate-authority: {}\nusers:\n- name: admin\n  user:\n    token: {}\ncontexts:\n- name: admin\n  context: {{cluster: bench, user: admin}}\n",
+        servers.join("\n"),
+        cluster.pki_path().join("ca.crt").display(),
+        cluster.admin_token().map_err(|e| anyhow::anyhow!("{e}"))?
+    );
+    std::fs::write(path, text)?;
+    Ok(())
+}
+
+/// One `rafter create configmap NAME` through the CLI with `config`: Ok when it exits 0.
+async fn cli_create(
+    rafter: &std::path::Path,
+    config: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<()> {
+    let output = tokio::process::Command::new(rafter)
+        .args(["create", "configmap", name, "--from-literal", "k=v"])
+        .env(rafter_client::CONFIG_ENV, config)
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true)
+        .output()
+        .await?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "rafter create: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )
+    }
+}
+
+/// From `t0`, tries `op(n)` for n = 1, 2 ... one after the other until one succeeds:
+/// the time it succeeded at.
+async fn first_success<F, Fut>(t0: Instant, what: &str, mut op: F) -> anyhow::Result<Duration>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut n = 0u64;
+    let mut last_error = String::new();
+    while t0.elapsed() < Duration::from_secs(60) {
+        n += 1;
+        match op(n).await {
+            Ok(()) => return Ok(t0.elapsed()),
+            Err(e) => last_error = format!("{e:#}"),
+        }
+    }
+    anyhow::bail!("{what} created nothing within 60 s: {last_error}")
+}
+
+/// Applies `fault` to the leader master `rounds` times and times, from the fault, the
+/// first successful create through the client library (started on the leader), through
+/// the CLI (`rafter`, when given, its config listing the leader first) and through raw
+/// probes of the survivors (connections open before the fault). The leader is restarted
+/// (kill) or resumed (stop) and a leader is elected again before the next round.
 pub(crate) async fn gateway_failover(
     cluster: &mut Cluster,
     rounds: usize,
+    fault: Fault,
+    rafter: Option<&std::path::Path>,
 ) -> anyhow::Result<GatewayFailover> {
     let mut samples = GatewayFailover::default();
+    let cli_config = cluster.dir().join("bench-cli-config");
     for round in 0..rounds {
         let leader = cluster
             .wait_for_leader(Duration::from_secs(30))
@@ -303,20 +391,35 @@ pub(crate) async fn gateway_failover(
             )
         })
         .await?;
+        if let Some(rafter) = rafter {
+            write_cli_config(cluster, leader, &cli_config)?;
+            let warm = format!("failover-{round}-warm-cli-{}", next());
+            retry(Duration::from_secs(10), || {
+                cli_create(rafter, &cli_config, &warm)
+            })
+            .await?;
+        }
 
         let t0 = Instant::now();
-        cluster.kill(leader).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let through_library = async {
-            let mut n = 0u64;
-            let mut last_error = String::new();
-            while t0.elapsed() < Duration::from_secs(60) {
-                n += 1;
-                match library_create(library.clone(), format!("failover-{round}-lib-{n}")).await {
-                    Ok(()) => return Ok(t0.elapsed()),
-                    Err(e) => last_error = format!("{e:#}"),
-                }
+        match fault {
+            Fault::Kill => cluster.kill(leader),
+            Fault::Stop => cluster.pause(leader, true),
+        }
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let through_library = first_success(t0, "the client library", |n| {
+            library_create(library.clone(), format!("failover-{round}-lib-{n}"))
+        });
+        let through_cli = async {
+            match rafter {
+                Some(rafter) => first_success(t0, "the CLI", |n| {
+                    let config = cli_config.clone();
+                    let name = format!("failover-{round}-cli-{n}");
+                    async move { cli_create(rafter, &config, &name).await }
+                })
+                .await
+                .map(Some),
+                None => Ok(None),
             }
-            anyhow::bail!("the client library created nothing within 60 s: {last_error}")
         };
         let raw = first_ack(
             t0,
@@ -324,19 +427,27 @@ pub(crate) async fn gateway_failover(
             |target, n| create(probes[target].clone(), format!("failover-{round}-{n}")),
             Duration::from_secs(30),
         );
-        let (library_time, probe_time) = tokio::join!(through_library, raw);
-        let (library_time, probe_time) = (library_time?, probe_time?);
+        let (library_time, cli_time, probe_time) = tokio::join!(through_library, through_cli, raw);
+        let (library_time, cli_time, probe_time) = (library_time?, cli_time?, probe_time?);
         println!(
-            "gateway: leader failover round {}: client library {} ms, raw probes {} ms",
+            "gateway: {} of the leader, round {}: client library {} ms, CLI {}, raw probes {} ms",
+            fault.describe(),
             round + 1,
             library_time.as_millis(),
+            cli_time.map_or("not measured".to_owned(), |t| format!(
+                "{} ms",
+                t.as_millis()
+            )),
             probe_time.as_millis()
         );
         samples.library.push(library_time);
+        samples.cli.extend(cli_time);
         samples.probes.push(probe_time);
-        cluster
-            .restart(leader)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        match fault {
+            Fault::Kill => cluster.restart(leader),
+            Fault::Stop => cluster.pause(leader, false),
+        }
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         cluster
             .wait_for_leader(Duration::from_secs(30))
             .await

@@ -5,7 +5,7 @@
 //! ```text
 //!  cargo run --release -p bench -- store      our store vs etcd: puts, linearizable gets, failover
 //!  cargo run --release -p bench -- gateway    Pod creates through 3 masters (TLS), failover
-//!  cargo run --release -p bench -- failover   only the leader-kill timings, more rounds
+//!  cargo run --release -p bench -- failover   only the failover timings (kill -9, SIGSTOP; store, library, CLI)
 //!  cargo run --release -p bench -- scheduler  pods created at once on hollow nodes → bound/s
 //!  cargo run --release -p bench -- secrets    Secret creates with encryption at rest off and on
 //!  cargo run --release -p bench -- authz      gets with RBAC (1,000 RoleBindings) against authorization off
@@ -21,7 +21,7 @@
 //! | `secrets` | Secret creates with encryption at rest off against on, one table |
 //! | `proxy` | the node proxy's nftables sync time and ClusterIP against direct requests/s, in network namespaces it makes |
 //! | `dns` | the cluster DNS server's queries/s and latency with a large zone against a small one, and zone build time |
-//! | `failover` | kill -9 of the leader → first acknowledged write |
+//! | `failover` | kill -9 or SIGSTOP of the leader → first acknowledged write (the gateway's rounds are in `gateway`) |
 //! | `scheduler` | whole-system scheduling: pods created at once → bound/s, create→bind, master memory |
 //! | `hollow_nodes` | Ready Node objects and one task renewing their Leases, for `scheduler` |
 //! | `workload` | the closed-loop driver: warm-up, measured window, latencies |
@@ -135,6 +135,17 @@ struct FailoverArgs {
     /// Keep the members' data directories and logs (set RUST_LOG for more detail).
     #[arg(long)]
     keep_data: bool,
+    /// Skip the store (member processes without the gateway).
+    #[arg(long)]
+    skip_store: bool,
+    /// What is done to the leader master in the gateway rounds (repeatable or
+    /// comma-separated): kill (-9) and stop (SIGSTOP, resumed after the round).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "kill,stop")]
+    faults: Vec<gateway::Fault>,
+    /// The `rafter` CLI timed alongside the client library [default: `rafter` next to
+    /// this binary, when it exists].
+    #[arg(long)]
+    rafter_bin: Option<PathBuf>,
 }
 
 /// Logs of member and master processes: warnings and errors to stderr (their log file).
@@ -165,14 +176,16 @@ async fn failover(args: FailoverArgs) -> anyhow::Result<()> {
     let machine = Machine::probe();
     println!(
         "{}",
-        machine.header("failover: kill -9 of the leader → first acknowledged write")
+        machine.header("failover: kill -9 / SIGSTOP of the leader → first acknowledged write")
     );
     let root = args.data_root.clone().unwrap_or_else(std::env::temp_dir);
     let value = kv_client::value(256);
-    let mut cluster = RafterCluster::start(&root, 3, args.keep_data).await?;
-    let ours = kv_failover(&mut cluster, args.rounds, &value).await?;
-    drop(cluster);
-    println!("rafter store: {}", failover_line(&ours));
+    if !args.skip_store {
+        let mut cluster = RafterCluster::start(&root, 3, args.keep_data).await?;
+        let ours = kv_failover(&mut cluster, args.rounds, &value).await?;
+        drop(cluster);
+        println!("rafter store: {}", failover_line(&ours));
+    }
     if !args.skip_etcd {
         println!("etcd: {}", etcd_version(&args.etcd_bin)?);
         let mut cluster =
@@ -182,17 +195,35 @@ async fn failover(args: FailoverArgs) -> anyhow::Result<()> {
         println!("etcd store:   {}", failover_line(&theirs));
     }
     if !args.skip_gateway {
-        let mut cluster = gateway::start_cluster().await?;
-        let samples = gateway::gateway_failover(&mut cluster, args.rounds).await?;
-        drop(cluster);
-        println!(
-            "gateway (client library): {}",
-            failover_line(&samples.library)
-        );
-        println!(
-            "gateway (raw probes):     {}",
-            failover_line(&samples.probes)
-        );
+        let rafter = match &args.rafter_bin {
+            Some(path) => Some(path.clone()),
+            None => std::env::current_exe()?
+                .parent()
+                .map(|dir| dir.join("rafter"))
+                .filter(|path| path.exists()),
+        };
+        match &rafter {
+            Some(path) => println!("CLI: {}", path.display()),
+            None => println!("CLI: not found next to this binary (build it: cargo build --release -p rafter); not measured"),
+        }
+        let mut results = Vec::new();
+        for &fault in &args.faults {
+            let mut cluster = gateway::start_cluster().await?;
+            let samples =
+                gateway::gateway_failover(&mut cluster, args.rounds, fault, rafter.as_deref())
+                    .await?;
+            drop(cluster);
+            results.push((fault, samples));
+        }
+        for (fault, samples) in &results {
+            println!(
+                "{} of the leader master → first acknowledged create:",
+                fault.describe()
+            );
+            println!("  client library: {}", failover_line(&samples.library));
+            println!("  CLI:            {}", failover_line(&samples.cli));
+            println!("  raw probes:     {}", failover_line(&samples.probes));
+        }
     }
     print!("{}", machine.footer());
     Ok(())

@@ -122,9 +122,12 @@ pub(crate) fn failover_line(samples: &[Duration]) -> String {
         .iter()
         .map(|d| format!("{:.0}", d.as_secs_f64() * 1000.0))
         .collect();
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
     format!(
-        "median {:.0} ms (runs: {} ms)",
+        "median {:.0} ms, p99 {:.0} ms (runs: {} ms)",
         crate::stats::median(samples).as_secs_f64() * 1000.0,
+        crate::stats::percentile(&sorted, 0.99).as_secs_f64() * 1000.0,
         runs.join(", ")
     )
 }
@@ -139,7 +142,7 @@ mod tests {
         assert_eq!(rate(1234.4), "1234");
         assert_eq!(
             failover_line(&[Duration::from_millis(300), Duration::from_millis(100)]),
-            "median 100 ms (runs: 300, 100 ms)"
+            "median 100 ms, p99 300 ms (runs: 300, 100 ms)"
         );
     }
 }

@@ -87,9 +87,15 @@ pub fn explain(error: ClientError, kind: Kind, namespace: &str, name: &str) -> a
             "is the cluster running? (`rafter cluster status`, `rafter up`)".to_owned()
         }
         ClientError::OutcomeUnknown { .. } => {
+            let namespace = if namespace.is_empty() {
+                String::new()
+            } else {
+                format!(" -n {namespace}")
+            };
             format!(
-                "read it with `rafter get {} {name}` to see",
-                kind.info().plural
+                "the change may or may not have been made: check with `rafter get {}{}{namespace}` before running the command again",
+                kind.info().plural,
+                if name.is_empty() { String::new() } else { format!(" {name}") },
             )
         }
         _ => String::new(),
@@ -185,5 +191,27 @@ mod tests {
     fn qualified_names_carry_the_group() {
         assert_eq!(qualified(Kind::Deployment, "web"), "deployment.apps/web");
         assert_eq!(qualified(Kind::Pod, "p"), "pod/p");
+    }
+
+    #[test]
+    fn a_write_of_unknown_outcome_says_it_may_have_happened_and_how_to_check() {
+        let unknown = || ClientError::OutcomeUnknown {
+            endpoint: "127.0.0.1:6443".to_owned(),
+            message: "the master fell silent".to_owned(),
+        };
+        let message = explain(unknown(), Kind::Deployment, "default", "web").to_string();
+        assert!(
+            message.contains("may or may not have been made"),
+            "{message}"
+        );
+        assert!(
+            message.contains("`rafter get deployments web -n default`"),
+            "{message}"
+        );
+        let message = explain(unknown(), Kind::ConfigMap, "default", "").to_string();
+        assert!(
+            message.contains("`rafter get configmaps -n default`"),
+            "a generated name is listed: {message}"
+        );
     }
 }

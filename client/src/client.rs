@@ -19,8 +19,9 @@ use rafter_proto::well_known::{
 use rafter_proto::{DeleteOptions, PatchType, Propagation, WatchEvent};
 
 use crate::config::ResolvedConfig;
+use crate::contact::{self, Contact};
 use crate::error::{self, ClientError};
-use crate::failover::{Budget, Endpoint, Failover, Idempotency};
+use crate::failover::{Budget, Endpoint, Failover, Idempotency, Probe};
 use crate::watch;
 
 /// Time budgets and transport settings of a [`Client`].
@@ -49,6 +50,21 @@ pub struct ClientOptions {
     /// 2 s: a master answers pings from its transport layer, but a loaded machine can hold
     /// it back for a second).
     pub keepalive_timeout: Duration,
+    /// A unary attempt (or the opening of a stream) unanswered this long has every master
+    /// asked for its status at once (default 300 ms). A master that does not answer that
+    /// probe while another does is silent (paused, black-holed): the attempt is abandoned
+    /// (a read moves on, a write's outcome is unknown) and open watches leave that master.
+    /// A master that answers its probe is only slow and is waited for; it is probed again
+    /// after twice the interval.
+    pub probe_after: Duration,
+    /// How long a probe may take (default 500 ms).
+    pub probe_timeout: Duration,
+    /// **Test only; never set it elsewhere.** Takes a write of unknown outcome for one
+    /// that was not sent and sends it again to another master: the broken client that an
+    /// at-most-once check must catch (a `generateName` create applied twice). Off by
+    /// default.
+    #[doc(hidden)]
+    pub testing_retry_unknown_outcomes: bool,
 }
 
 impl Default for ClientOptions {
@@ -59,6 +75,9 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(2),
             keepalive: Duration::from_millis(500),
             keepalive_timeout: Duration::from_secs(2),
+            probe_after: Duration::from_millis(300),
+            probe_timeout: Duration::from_millis(500),
+            testing_retry_unknown_outcomes: false,
         }
     }
 }
@@ -180,7 +199,6 @@ fn endpoint(
     let mut builder = tonic::transport::Endpoint::from_shared(uri.to_owned())
         .map_err(|e| setup(format!("endpoint {uri:?}: {e}")))?
         .connect_timeout(options.connect_timeout)
-        .tcp_nodelay(true)
         .http2_keep_alive_interval(options.keepalive)
         .keep_alive_timeout(options.keepalive_timeout)
         .keep_alive_while_idle(true);
@@ -198,9 +216,42 @@ fn endpoint(
             .tls_config(tls)
             .map_err(|e| setup(format!("TLS for {uri}: {e}")))?;
     }
+    // Over TLS, a master that never spoke on a connection was sent no request on it.
+    let contact = Arc::new(Contact::default());
     Ok(Endpoint {
         address: authority.to_string(),
-        channel: builder.connect_lazy(),
+        channel: builder.connect_with_connector_lazy(contact::connector(contact.clone())),
+        contact: (!config.insecure).then_some(contact),
+    })
+}
+
+/// The probe of a master's liveness: its Cluster status, with the caller's credentials.
+/// Any answer the master sends counts, a refusal too: it comes from a live process.
+fn status_probe(authorization: Option<MetadataValue<Ascii>>) -> Probe {
+    Arc::new(move |_, channel: Channel, timeout: Duration| {
+        let mut request = Request::new(api::Empty {});
+        if let Some(value) = &authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        request.set_timeout(timeout);
+        Box::pin(async move {
+            match ClusterClient::new(channel).status(request).await {
+                Ok(_) => Ok(()),
+                // A status the master sent (a refusal, an outage of its store): alive.
+                Err(status)
+                    if std::error::Error::source(&status).is_none()
+                        && !matches!(
+                            status.code(),
+                            tonic::Code::Unknown | tonic::Code::Internal | tonic::Code::Cancelled
+                        ) =>
+                {
+                    Ok(())
+                }
+                Err(status) => Err(status),
+            }
+        })
     })
 }
 
@@ -267,12 +318,19 @@ impl Client {
         let budget = Budget {
             total: options.total_timeout,
             attempt: options.attempt_timeout,
+            probe_after: options.probe_after,
+            probe_timeout: options.probe_timeout,
+            retry_unknown_outcomes: options.testing_retry_unknown_outcomes,
         };
         tracing::debug!(endpoints = ?config.endpoints, context = %config.context, "client configured");
         Ok(Client {
             impersonation: None,
             inner: Arc::new(Inner {
-                failover: Failover::new(endpoints, budget),
+                failover: Failover::new(
+                    endpoints,
+                    budget,
+                    Some(status_probe(authorization.clone())),
+                ),
                 authorization,
                 namespace: config.namespace,
             }),

@@ -7,34 +7,61 @@
 //!              ▼ attempt on master i (bounded by the attempt and total budgets)
 //!   answer ───────────────────────────────► done (master i becomes current)
 //!   not sent (connect failed, Unavailable) ► mark i unhealthy, next master
-//!   in flight (connection broke, deadline) ► reads: next master
-//!                                            writes: OutcomeUnknown
+//!   in flight (connection broke, deadline, ► reads: next master
+//!     or i fell silent, see below)           writes: OutcomeUnknown
 //!                                            creates: next master; AlreadyExists there
 //!                                                     becomes OutcomeUnknown
-//!   every master failed ───────────────────► pause, another round, until the budget ends:
-//!                                            NoMasterAvailable listing each master
+//!   every master failed ───────────────────► pause (a quarter of the time waited so
+//!                                            far, 25 ms to 1 s), another round, until
+//!                                            the budget ends: NoMasterAvailable
 //! ```
+//!
+//! A silent master (a paused process, a black-holed link: its sockets stay open and
+//! nothing comes back) is noticed from the client's own deadlines, not by waiting out
+//! the attempt timeout:
+//!
+//! ```text
+//!   attempt on i unanswered after probe_after (300 ms) ─► probe every master at once
+//!        (Cluster.Status, each within probe_timeout, 500 ms)
+//!   i answers its probe ──────────► i is alive, only slow: keep waiting, probe again
+//!                                   later (twice the interval each time)
+//!   i does not, another master does ► i is silent: the attempt is abandoned, i backs
+//!                                   off, and open watches on i move to another master;
+//!                                   a write is of unknown outcome, unless i never spoke
+//!                                   on a connection that could carry it (`contact`):
+//!                                   then it was not sent and goes to the next master
+//!   nobody answers ───────────────► the whole cluster is slow: keep waiting
+//! ```
+//!
+//! The pauses between rounds are proportional (a quarter of the time the call has
+//! waited) rather than doubling: a doubling pause (50, 100, 200, 400 ms ...) made every
+//! write in a leader election wait for the next step of the ladder, 750 ms after a
+//! 500 ms election; a proportional one costs at most a quarter of the outage, and a
+//! long outage is still asked about at most once a second.
 //!
 //! [`Health`] is the pure part (no clock of its own, no I/O) and is tested on its own;
 //! [`Failover`] holds the channels and runs attempts. It must not interpret answers
 //! beyond [`classify`]: what a call means is the caller's business.
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+use rand::Rng;
 use tokio::time::Instant;
 use tonic::transport::Channel;
 use tonic::Status;
 
+use crate::contact::Contact;
 use crate::error::{classify, ClientError, EndpointFailure, Failure};
 
 /// The first back-off of a master that failed; it doubles per consecutive failure.
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// The longest back-off of a master.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// The first pause after a round where no master served; it doubles per round.
-const FIRST_ROUND_PAUSE: Duration = Duration::from_millis(50);
+/// The shortest pause after a round where no master served.
+const MIN_ROUND_PAUSE: Duration = Duration::from_millis(25);
 /// The longest pause between rounds.
 const MAX_ROUND_PAUSE: Duration = Duration::from_secs(1);
 
@@ -122,9 +149,46 @@ impl Health {
     }
 }
 
-/// The pause after the `round`-th round (from 0) in which no master served.
-fn round_pause(round: u32) -> Duration {
-    (FIRST_ROUND_PAUSE * (1u32 << round.min(8))).min(MAX_ROUND_PAUSE)
+/// The pause after a round in which no master served, for a call that has waited
+/// `waited` so far: a quarter of it, between [`MIN_ROUND_PAUSE`] and [`MAX_ROUND_PAUSE`].
+/// The time a call loses after the cluster comes back is so at most a quarter of the
+/// outage (plus 25 ms), and a long outage is still asked about at most once a second.
+fn round_pause(waited: Duration) -> Duration {
+    (waited / 4).clamp(MIN_ROUND_PAUSE, MAX_ROUND_PAUSE)
+}
+
+/// Asks one master whether it is alive (an answer of any kind within the time given:
+/// even a refusal comes from a live process). Made by the [`Client`](crate::Client),
+/// which knows the credentials.
+/// It gets the master's index, its channel and the time the probe may take.
+pub(crate) type Probe =
+    Arc<dyn Fn(usize, Channel, Duration) -> BoxFuture<'static, Result<(), Status>> + Send + Sync>;
+
+/// What probing every master said about master `i`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Master `i` answered its probe: it is alive, only slow.
+    Alive,
+    /// Master `i` did not answer, and the named master did: `i` is silent.
+    Silent {
+        /// A master that answered.
+        other: usize,
+    },
+    /// Nobody answered: the whole cluster (or this machine) is slow, or every master is
+    /// down; nothing is concluded.
+    Undecided,
+}
+
+/// The verdict on master `i` from every master's probe result (`true`: it answered).
+/// Pure.
+pub(crate) fn verdict(i: usize, answered: &[bool]) -> Verdict {
+    if answered.get(i).copied().unwrap_or(false) {
+        return Verdict::Alive;
+    }
+    match answered.iter().position(|a| *a) {
+        Some(other) => Verdict::Silent { other },
+        None => Verdict::Undecided,
+    }
 }
 
 /// One master: its address for messages and its lazily connected channel.
@@ -134,6 +198,9 @@ pub(crate) struct Endpoint {
     pub(crate) address: String,
     /// The channel; it connects on first use and reconnects after a failure.
     pub(crate) channel: Channel,
+    /// What the master said on the channel's connections, when that tells an unsent
+    /// request from a sent one (TLS endpoints, see `contact`).
+    pub(crate) contact: Option<Arc<Contact>>,
 }
 
 /// Time budgets of a call.
@@ -143,6 +210,21 @@ pub(crate) struct Budget {
     pub(crate) total: Duration,
     /// One attempt on one master.
     pub(crate) attempt: Duration,
+    /// An attempt unanswered this long has every master probed (see the module doc).
+    pub(crate) probe_after: Duration,
+    /// How long a probe may take.
+    pub(crate) probe_timeout: Duration,
+    /// Test only: take an unknown outcome for "not sent" and send the write again
+    /// ([`ClientOptions::testing_retry_unknown_outcomes`](crate::ClientOptions)).
+    pub(crate) retry_unknown_outcomes: bool,
+}
+
+/// How one attempt ended when it did not end by itself.
+enum Abandoned {
+    /// No answer within the attempt's time.
+    Timeout(Duration),
+    /// The master fell silent (see the module doc); why, in words.
+    Silent(String),
 }
 
 /// The masters, their health and the retry loop.
@@ -150,16 +232,94 @@ pub(crate) struct Failover {
     endpoints: Vec<Endpoint>,
     health: Mutex<Health>,
     budget: Budget,
+    probe: Option<Probe>,
+    /// Per master, a count of the times it was found silent: open watches on it follow
+    /// it and move on when it changes.
+    silenced: Vec<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Failover {
-    /// Failover over `endpoints` (at least one).
-    pub(crate) fn new(endpoints: Vec<Endpoint>, budget: Budget) -> Failover {
+    /// Failover over `endpoints` (at least one); `probe` asks one master whether it is
+    /// alive (`None`: silent masters are noticed only by the transport's keepalive and
+    /// the attempt timeout).
+    pub(crate) fn new(endpoints: Vec<Endpoint>, budget: Budget, probe: Option<Probe>) -> Failover {
         let health = Mutex::new(Health::new(endpoints.len()));
+        let silenced = endpoints
+            .iter()
+            .map(|_| tokio::sync::watch::Sender::new(0))
+            .collect();
         Failover {
             endpoints,
             health,
             budget,
+            probe,
+            silenced,
+        }
+    }
+
+    /// A receiver that changes whenever master `i` is found silent.
+    pub(crate) fn silenced(&self, i: usize) -> tokio::sync::watch::Receiver<u64> {
+        match self.silenced.get(i) {
+            Some(sender) => sender.subscribe(),
+            None => tokio::sync::watch::Sender::new(0).subscribe(),
+        }
+    }
+
+    /// Probes every master at once, each within the probe timeout: the verdict on `i`.
+    async fn probe_all(&self, probe: &Probe, i: usize) -> Verdict {
+        let timeout = self.budget.probe_timeout;
+        let asks = self.endpoints.iter().enumerate().map(|(k, endpoint)| {
+            let ask = probe(k, endpoint.channel.clone(), timeout);
+            async move { matches!(tokio::time::timeout(timeout, ask).await, Ok(Ok(()))) }
+        });
+        let answered = futures::future::join_all(asks).await;
+        verdict(i, &answered)
+    }
+
+    /// Runs one attempt on master `i` for at most `left`, probing the masters while it
+    /// is unanswered (see the module doc): its result, or why it was abandoned.
+    async fn watched<T, Fut>(
+        &self,
+        i: usize,
+        left: Duration,
+        attempt: Fut,
+    ) -> Result<Result<T, Status>, Abandoned>
+    where
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let started = Instant::now();
+        let deadline = started + left;
+        tokio::pin!(attempt);
+        let probe = match &self.probe {
+            Some(probe) if self.endpoints.len() > 1 => probe,
+            _ => {
+                return tokio::time::timeout_at(deadline, attempt)
+                    .await
+                    .map_err(|_| Abandoned::Timeout(left))
+            }
+        };
+        let mut interval = self.budget.probe_after;
+        loop {
+            let next_probe = Instant::now() + interval;
+            tokio::select! {
+                answer = &mut attempt => return Ok(answer),
+                () = tokio::time::sleep_until(deadline) => return Err(Abandoned::Timeout(left)),
+                () = tokio::time::sleep_until(next_probe) => {}
+            }
+            let verdict = tokio::select! {
+                answer = &mut attempt => return Ok(answer),
+                () = tokio::time::sleep_until(deadline) => return Err(Abandoned::Timeout(left)),
+                verdict = self.probe_all(probe, i) => verdict,
+            };
+            if let Verdict::Silent { other } = verdict {
+                return Err(Abandoned::Silent(format!(
+                    "no answer for {:?}, nor to a status probe within {:?}, while {} answered its probe",
+                    started.elapsed(),
+                    self.budget.probe_timeout,
+                    self.address(other)
+                )));
+            }
+            interval = interval.saturating_mul(2);
         }
     }
 
@@ -181,6 +341,14 @@ impl Failover {
         self.with_health(|h| h.failed(i, Instant::now()));
     }
 
+    /// Marks master `i` as silent: it backs off, and open watches on it move on.
+    fn mark_silent(&self, i: usize) {
+        self.mark_failed(i);
+        if let Some(sender) = self.silenced.get(i) {
+            sender.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
     /// Runs `attempt` on masters until one answers, following the module's rules.
     /// `attempt` gets the master's channel and the time left for this attempt; it is
     /// cancelled when that time is over. Returns the answer and which master gave it.
@@ -194,10 +362,10 @@ impl Failover {
         F: FnMut(Channel, Duration) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
-        let deadline = Instant::now() + self.budget.total;
+        let started = Instant::now();
+        let deadline = started + self.budget.total;
         let mut last_failures: Vec<Option<String>> = vec![None; self.endpoints.len()];
         let mut unknown: Option<EndpointFailure> = None;
-        let mut round = 0u32;
         'rounds: loop {
             let order = self.with_health(|h| h.order(Instant::now()));
             for i in order {
@@ -207,15 +375,38 @@ impl Failover {
                 }
                 let left = (deadline - now).min(self.budget.attempt);
                 let endpoint = &self.endpoints[i];
-                let outcome =
-                    tokio::time::timeout(left, attempt(endpoint.channel.clone(), left)).await;
+                let seen = endpoint.contact.as_ref().map(|c| c.seen());
+                let outcome = self
+                    .watched(i, left, attempt(endpoint.channel.clone(), left))
+                    .await;
                 let failure = match outcome {
                     Ok(Ok(answer)) => {
                         self.with_health(|h| h.succeeded(i));
                         return Ok((i, answer));
                     }
                     Ok(Err(status)) => classify(&status),
-                    Err(_) => Failure::InFlight(format!("no answer within {left:?}")),
+                    Err(Abandoned::Timeout(left)) => {
+                        Failure::InFlight(format!("no answer within {left:?}"))
+                    }
+                    Err(Abandoned::Silent(why)) => {
+                        tracing::info!(endpoint = %endpoint.address, "{what}: the master fell silent: {why}");
+                        self.mark_silent(i);
+                        Failure::InFlight(format!("the master fell silent: {why}"))
+                    }
+                };
+                let never_spoke = match (&endpoint.contact, seen) {
+                    (Some(contact), Some(seen)) => contact.silent_since(seen),
+                    _ => false,
+                };
+                let failure = match failure {
+                    // No connection that could carry the request was ever answered.
+                    Failure::InFlight(message) if never_spoke => Failure::NotSent(format!(
+                        "{message} (it never answered the connection: the request was not sent)"
+                    )),
+                    Failure::InFlight(message) if self.budget.retry_unknown_outcomes => {
+                        Failure::NotSent(message)
+                    }
+                    other => other,
                 };
                 let message = match failure {
                     Failure::Answer(error) => {
@@ -261,8 +452,8 @@ impl Failover {
             if now >= deadline {
                 break;
             }
-            tokio::time::sleep(round_pause(round).min(deadline - now)).await;
-            round = round.saturating_add(1);
+            let pause = round_pause(now - started).mul_f64(rand::thread_rng().gen_range(0.8..1.2));
+            tokio::time::sleep(pause.min(deadline - now)).await;
         }
         if let Some(first) = unknown {
             return Err(ClientError::OutcomeUnknown {

@@ -36,18 +36,32 @@ fn back_off_grows_with_consecutive_failures_and_resets_on_success() {
 }
 
 fn failover(count: usize, total: Duration) -> Failover {
+    failover_probed(count, total, Duration::from_secs(1), None)
+}
+
+fn failover_probed(
+    count: usize,
+    total: Duration,
+    attempt: Duration,
+    probe: Option<Probe>,
+) -> Failover {
     let endpoints = (0..count)
         .map(|i| Endpoint {
             address: format!("127.0.0.1:{}", 6443 + i),
             channel: tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy(),
+            contact: None,
         })
         .collect();
     Failover::new(
         endpoints,
         Budget {
             total,
-            attempt: Duration::from_secs(1),
+            attempt,
+            probe_after: Duration::from_millis(300),
+            probe_timeout: Duration::from_millis(500),
+            retry_unknown_outcomes: false,
         },
+        probe,
     )
 }
 
@@ -179,8 +193,161 @@ async fn when_no_master_serves_the_budget_ends_in_one_error_naming_each() {
 }
 
 #[test]
-fn round_pauses_grow_and_are_bounded() {
-    assert_eq!(round_pause(0), FIRST_ROUND_PAUSE);
-    assert_eq!(round_pause(1), FIRST_ROUND_PAUSE * 2);
-    assert_eq!(round_pause(30), MAX_ROUND_PAUSE);
+fn round_pauses_are_a_quarter_of_the_time_waited_and_bounded() {
+    assert_eq!(round_pause(Duration::ZERO), MIN_ROUND_PAUSE);
+    assert_eq!(
+        round_pause(Duration::from_millis(400)),
+        Duration::from_millis(100)
+    );
+    assert_eq!(
+        round_pause(Duration::from_millis(600)),
+        Duration::from_millis(150),
+        "a call 600 ms into an election is asked again 150 ms later, not at the next power of two"
+    );
+    assert_eq!(round_pause(Duration::from_secs(30)), MAX_ROUND_PAUSE);
+}
+
+#[test]
+fn a_master_is_silent_only_when_another_answers_its_probe() {
+    assert_eq!(verdict(0, &[true, false, false]), Verdict::Alive);
+    assert_eq!(
+        verdict(0, &[false, false, true]),
+        Verdict::Silent { other: 2 }
+    );
+    assert_eq!(
+        verdict(0, &[false, false, false]),
+        Verdict::Undecided,
+        "nobody answering says nothing about one master"
+    );
+}
+
+/// A probe under which the masters in `silent` never answer and the others do at once.
+fn probe_where_silent(silent: &'static [usize]) -> Probe {
+    Arc::new(move |i, _, _| {
+        Box::pin(async move {
+            if silent.contains(&i) {
+                std::future::pending::<()>().await;
+            }
+            Ok(())
+        })
+    })
+}
+
+/// Runs a call on three masters (10 s attempts) whose first attempt never ends and
+/// whose later ones answer at once: what it ended with, the attempts, the time taken.
+async fn first_attempt_hangs(
+    idempotency: Idempotency,
+    probe: Probe,
+) -> (Result<(usize, &'static str), ClientError>, usize, Duration) {
+    let failover = failover_probed(
+        3,
+        Duration::from_secs(30),
+        Duration::from_secs(10),
+        Some(probe),
+    );
+    let attempts = std::sync::atomic::AtomicUsize::new(0);
+    let started = Instant::now();
+    let result = failover
+        .run("test", idempotency, |_, _| {
+            let n = attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    std::future::pending::<()>().await;
+                }
+                Ok("answer")
+            }
+        })
+        .await;
+    (result, attempts.into_inner(), started.elapsed())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_read_on_a_silent_master_moves_on_after_a_probe_not_the_attempt_timeout() {
+    let (result, attempts, took) =
+        first_attempt_hangs(Idempotency::Read, probe_where_silent(&[0])).await;
+    assert_eq!(result.unwrap(), (1, "answer"));
+    assert_eq!(attempts, 2);
+    assert!(
+        took <= Duration::from_millis(800) + Duration::from_millis(50),
+        "probe after 300 ms, probe timeout 500 ms: {took:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_on_a_silent_master_is_of_unknown_outcome_and_its_watches_are_told() {
+    let failover = failover_probed(
+        3,
+        Duration::from_secs(30),
+        Duration::from_secs(10),
+        Some(probe_where_silent(&[0])),
+    );
+    let mut silenced = failover.silenced(0);
+    let result = failover
+        .run("test", Idempotency::Write, |_, _| async {
+            std::future::pending::<Result<&str, Status>>().await
+        })
+        .await;
+    assert!(
+        matches!(result, Err(ClientError::OutcomeUnknown { ref message, .. }) if message.contains("fell silent")),
+        "{result:?}"
+    );
+    assert!(
+        silenced.has_changed().unwrap(),
+        "open watches on it move on"
+    );
+    silenced.mark_unchanged();
+    assert_eq!(
+        failover.with_health(|h| h.order(Instant::now()))[0],
+        1,
+        "the silent master backs off"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_master_that_answers_its_probe_is_waited_for() {
+    let (result, attempts, took) =
+        first_attempt_hangs(Idempotency::Write, probe_where_silent(&[])).await;
+    assert!(
+        matches!(result, Err(ClientError::OutcomeUnknown { ref message, .. }) if message.contains("no answer within 10s")),
+        "waited for the attempt timeout: {result:?}"
+    );
+    assert_eq!(attempts, 1);
+    assert!(took >= Duration::from_secs(10), "{took:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_no_master_answers_a_probe_nothing_is_concluded() {
+    let (result, attempts, _) =
+        first_attempt_hangs(Idempotency::Read, probe_where_silent(&[0, 1, 2])).await;
+    assert_eq!(
+        result.unwrap(),
+        (1, "answer"),
+        "moved on only at the attempt timeout"
+    );
+    assert_eq!(attempts, 2);
+}
+
+#[tokio::test]
+async fn the_test_only_switch_resends_a_write_of_unknown_outcome() {
+    let mut failover = failover(3, Duration::from_millis(300));
+    failover.budget.retry_unknown_outcomes = true;
+    let attempts = std::sync::atomic::AtomicUsize::new(0);
+    let result = failover
+        .run("test", Idempotency::Write, |_, _| {
+            let n = attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    Err(broken())
+                } else {
+                    Ok("again")
+                }
+            }
+        })
+        .await;
+    assert_eq!(
+        result.unwrap(),
+        (1, "again"),
+        "the broken client sends it twice"
+    );
+    assert_eq!(attempts.into_inner(), 2);
 }

@@ -17,6 +17,7 @@
 //! |---|---|
 //! | `client` | [`Client`]: the typed calls, each through the failover loop |
 //! | `config` | the kubeconfig-shaped file: finding, reading, writing, resolving a context |
+//! | `contact` | whether a master ever spoke on the client's connections: a request to one that never did was not sent |
 //! | `error` | [`ClientError`] and the classification of a failed attempt |
 //! | `failover` | which master to try next and the retry loop every call goes through |
 //! | `watch` | watches that resume from the last delivered resourceVersion |
@@ -56,6 +57,7 @@
 mod bootstrap_token;
 mod client;
 pub mod config;
+mod contact;
 mod error;
 mod failover;
 mod pki;

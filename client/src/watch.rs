@@ -9,7 +9,12 @@
 //!            │        │ OutOfRange ─► Expired, end (list again)
 //!            │        │ other answer ─► that error, end
 //!            └────────┘ stream broke / ended / Unavailable ─► master backs off, resume
+//!                       the master was found silent by any call ─► resume elsewhere
 //! ```
+//!
+//! A master that fell silent under an open watch (paused, black-holed) is left when
+//! the transport's keepalive gives up on the connection, or sooner when any call of the
+//! same client finds it silent (see `failover`).
 //!
 //! The server's Watch sends changes strictly after the revision asked for. Several
 //! objects can change in one revision, and a stream can break in the middle of such a
@@ -195,8 +200,17 @@ pub(crate) fn watch(
                 }
             };
             tracing::debug!(endpoint = client.inner.failover.address(endpoint), %from, "watch {kind} open");
+            let mut silenced = client.inner.failover.silenced(endpoint);
+            silenced.mark_unchanged();
             loop {
-                match events.message().await {
+                let next = tokio::select! {
+                    next = events.message() => next,
+                    Ok(()) = silenced.changed() => {
+                        tracing::info!(endpoint = client.inner.failover.address(endpoint), "watch {kind}: the master fell silent; resuming on another master");
+                        break;
+                    }
+                };
+                match next {
                     Ok(Some(event)) => {
                         let event = match event_of(event) {
                             Ok(event) => event,

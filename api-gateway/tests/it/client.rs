@@ -432,3 +432,120 @@ async fn a_client_from_a_config_file_reaches_the_cluster() {
         "the error names the missing CA file: {message}"
     );
 }
+
+/// Budgets under which only the client's probes can notice a silent master in the time
+/// the test waits: attempts, keepalive pings and the whole call all get 30 s.
+fn patient() -> ClientOptions {
+    ClientOptions {
+        total_timeout: Duration::from_secs(30),
+        attempt_timeout: Duration::from_secs(30),
+        connect_timeout: Duration::from_secs(1),
+        keepalive: Duration::from_secs(30),
+        keepalive_timeout: Duration::from_secs(30),
+        ..ClientOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn a_silent_master_is_left_by_reads_writes_and_watches_long_before_their_timeouts() {
+    let masters = Masters::start(3).await;
+    let config = masters.config(Some(ADMIN_TOKEN));
+    let reader = Client::connect_with(config.clone(), patient())
+        .await
+        .unwrap();
+    let writer = Client::connect_with(config, patient()).await.unwrap();
+    let created = reader.create(config_map("a", "1")).await.unwrap();
+    writer.get(Kind::ConfigMap, "default", "a").await.unwrap();
+    let mut events = Box::pin(reader.watch(
+        Kind::ConfigMap,
+        Some("default"),
+        &WatchParams::default(),
+        None,
+    ));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let first = next_event(&mut events, deadline, "the existing object").await;
+    assert_eq!(first.object.unwrap().metadata().name, "a");
+    assert_eq!(
+        reader.cluster_status().await.unwrap().member_id,
+        1,
+        "everything is open on the first master"
+    );
+
+    // The first master's connections stay open and nothing comes back from it.
+    masters.masters[0].hold_replies(true);
+    let silent_at = Instant::now();
+    let read = reader.get(Kind::ConfigMap, "default", "a").await.unwrap();
+    assert_eq!(value_of(&read), "1");
+    let took = silent_at.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "the read moved on after a probe, not after the 30 s budgets: {took:?}"
+    );
+
+    let mut changed = created.clone();
+    if let Object::ConfigMap(cm) = &mut changed {
+        cm.data.insert("value".into(), "2".into());
+    }
+    let error = writer.update(changed).await.unwrap_err();
+    assert!(
+        matches!(error, ClientError::OutcomeUnknown { ref message, .. } if message.contains("fell silent")),
+        "{error}"
+    );
+    assert!(silent_at.elapsed() < Duration::from_secs(10));
+
+    // The watch left the silent master too, and delivers what the others see.
+    reader.create(config_map("b", "1")).await.unwrap();
+    let mut names = Vec::new();
+    while !names.contains(&"b".to_owned()) {
+        let event = next_event(&mut events, deadline, "changes through another master").await;
+        names.push(event.object.unwrap().metadata().name.clone());
+    }
+    assert_eq!(
+        names,
+        ["a", "b"],
+        "the update the silent master applied, then the create, once each"
+    );
+    masters.masters[0].hold_replies(false);
+}
+
+#[tokio::test]
+async fn a_write_to_a_master_that_accepts_connections_and_never_answers_goes_to_the_next() {
+    let masters = Masters::start(3).await;
+    let client = masters.client().await;
+    client.create(config_map("a", "1")).await.unwrap();
+    // A paused master: the kernel accepts the connection, nothing ever answers on it.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_address = silent.local_addr().unwrap();
+    let _held = tokio::spawn(async move {
+        let mut accepted = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            accepted.push(connection);
+        }
+    });
+    let mut config = masters.config(Some(ADMIN_TOKEN));
+    config
+        .endpoints
+        .insert(0, format!("https://{silent_address}"));
+    let options = ClientOptions {
+        connect_timeout: Duration::from_secs(30),
+        ..patient()
+    };
+    let fresh = Client::connect_with(config, options).await.unwrap();
+    let started = Instant::now();
+    let patched = fresh
+        .patch(
+            Kind::ConfigMap,
+            "default",
+            "a",
+            PatchType::Merge,
+            &serde_json::json!({"data": {"value": "2"}}),
+        )
+        .await
+        .expect("a write its first master never heard is sent to the next one");
+    assert_eq!(value_of(&patched), "2");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "left after a probe, not the 30 s connect timeout: {:?}",
+        started.elapsed()
+    );
+}

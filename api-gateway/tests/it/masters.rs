@@ -281,5 +281,6 @@ pub fn quick() -> ClientOptions {
         connect_timeout: Duration::from_secs(1),
         keepalive: Duration::from_secs(10),
         keepalive_timeout: Duration::from_secs(10),
+        ..ClientOptions::default()
     }
 }

@@ -6,6 +6,7 @@
 
 mod bootstrap;
 mod cluster;
+mod cluster_status;
 mod config;
 mod dns;
 mod dry_run;

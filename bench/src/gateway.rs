@@ -63,6 +63,9 @@ pub(crate) struct MasterArgs {
     heartbeat_ms: u64,
     #[arg(long)]
     encryption_provider_config: Option<PathBuf>,
+    /// The Services' ClusterIP range (as `rafter master --service-cluster-ip-range`).
+    #[arg(long, default_value = "10.96.0.0/12")]
+    service_cluster_ip_range: String,
 }
 
 /// Runs one master until SIGTERM/Ctrl-C (or until killed).
@@ -90,7 +93,10 @@ pub(crate) fn run_master(args: MasterArgs) -> anyhow::Result<()> {
         heartbeat: Duration::from_millis(args.heartbeat_ms.max(10)),
         history_retention: Some(rafter_master::DEFAULT_HISTORY_RETENTION),
         cluster_cidr: Some(actors::ClusterCidr::default()),
-        service_ranges: Default::default(),
+        service_ranges: rafter_master::ServiceRanges::parse(
+            &args.service_cluster_ip_range,
+            "30000-32767",
+        )?,
         cluster_dns: Default::default(),
         encryption_config: args.encryption_provider_config,
         audit: None,

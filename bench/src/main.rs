@@ -11,6 +11,7 @@
 //!  cargo run --release -p bench -- authz      gets with RBAC (1,000 RoleBindings) against authorization off
 //!  cargo run --release -p bench -- proxy      node proxy: nft sync of 1,000 Services × 10 endpoints; ClusterIP vs direct req/s
 //!  cargo run --release -p bench -- dns        cluster DNS: queries/s and p99 with 1,000 Services vs 10
+//!  cargo run --release -p bench -- service-ready   pod Ready → first request through its Service vs at the pod IP
 //! ```
 //!
 //! | module | owns |
@@ -21,6 +22,7 @@
 //! | `secrets` | Secret creates with encryption at rest off against on, one table |
 //! | `proxy` | the node proxy's nftables sync time and ClusterIP against direct requests/s, in network namespaces it makes |
 //! | `dns` | the cluster DNS server's queries/s and latency with a large zone against a small one, and zone build time |
+//! | `service_ready` | pod Ready → first answer through its Service's ClusterIP against straight at the pod, one pod and Service per round |
 //! | `failover` | kill -9 or SIGSTOP of the leader → first acknowledged write (the gateway's rounds are in `gateway`) |
 //! | `scheduler` | whole-system scheduling: pods created at once → bound/s, create→bind, master memory |
 //! | `hollow_nodes` | Ready Node objects and one task renewing their Leases, for `scheduler` |
@@ -53,6 +55,7 @@ mod rafter_cluster;
 mod report;
 mod scheduler;
 mod secrets;
+mod service_ready;
 mod stats;
 mod store;
 mod workload;
@@ -94,6 +97,8 @@ enum Command {
     Proxy(proxy::ProxyArgs),
     /// The cluster DNS server: queries/s and p50/p99 with 1,000 Services against 10.
     Dns(dns::DnsArgs),
+    /// Pod Ready → first request served through its Service, against straight at the pod.
+    ServiceReady(service_ready::ServiceReadyArgs),
     /// Only the leader failover timings: our store, etcd and the gateway.
     Failover(FailoverArgs),
     /// Pods created at once on hollow nodes: pods bound/s, create→bind p50/p99, master memory.
@@ -237,6 +242,9 @@ fn main() -> ExitCode {
         Command::Store(args) => runtime().and_then(|rt| rt.block_on(store::run(args))),
         Command::Proxy(args) => runtime().and_then(|rt| rt.block_on(proxy::run(args))),
         Command::Dns(args) => runtime().and_then(|rt| rt.block_on(dns::run(args))),
+        Command::ServiceReady(args) => use_this_binary_as_master()
+            .and_then(|()| runtime())
+            .and_then(|rt| rt.block_on(service_ready::run(args))),
         Command::Gateway(args) => use_this_binary_as_master()
             .and_then(|()| runtime())
             .and_then(|rt| rt.block_on(gateway::run(args))),

@@ -21,7 +21,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures::StreamExt;
-use node_agent::{Agent, AgentConfig, ContainerRuntime, ContainerdConfig, ContainerdRuntime};
+use node_agent::{
+    Agent, AgentConfig, ContainerRuntime, ContainerdConfig, ContainerdRuntime, ProxyMode,
+};
 use rafter_client::ResolvedConfig;
 use rafter_client::{Client, DeleteOptions};
 use rafter_proto::{v1, Kind, Object};
@@ -71,6 +73,9 @@ pub(crate) struct AgentArgs {
     containerd_socket: PathBuf,
     #[arg(long, default_value_t = 8)]
     sandbox_parallelism: usize,
+    /// Run the node proxy with nftables rules in this table (none: no proxy).
+    #[arg(long)]
+    proxy_table: Option<String>,
 }
 
 /// Runs one agent until SIGTERM (or until killed).
@@ -94,6 +99,13 @@ pub(crate) fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
         let mut agent_config = AgentConfig::new(args.name.clone(), args.data_dir.clone());
         agent_config.node_ip = Some("127.0.0.1".into());
         agent_config.sandbox_parallelism = args.sandbox_parallelism;
+        agent_config.proxy = match args.proxy_table {
+            Some(table) => ProxyMode::Nftables {
+                table,
+                command: vec!["nft".into()],
+            },
+            None => ProxyMode::Off,
+        };
         let agent = Agent::start(agent_config, Arc::new(rt), Arc::new(client)).await?;
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         term.recv().await;
@@ -160,7 +172,7 @@ fn memory_kib(pid: u32) -> (u64, u64) {
 }
 
 /// An agent process, stopped (SIGTERM, then SIGKILL) when dropped.
-struct AgentProcess(std::process::Child);
+pub(crate) struct AgentProcess(pub(crate) std::process::Child);
 
 impl Drop for AgentProcess {
     fn drop(&mut self) {
@@ -180,8 +192,69 @@ impl Drop for AgentProcess {
     }
 }
 
+/// Starts `bench agent` as node `node` of `cluster` on `containerd`, its data and log under
+/// `dir`, with the node proxy in nftables table `proxy_table` when given.
+pub(crate) fn spawn_agent(
+    cluster: &chaos_tests::Cluster,
+    dir: &std::path::Path,
+    node: &str,
+    containerd: &std::path::Path,
+    sandbox_parallelism: usize,
+    proxy_table: Option<&str>,
+) -> anyhow::Result<AgentProcess> {
+    let ca = dir.join("ca.crt");
+    std::fs::write(&ca, cluster.ca_pem().map_err(|e| anyhow::anyhow!("{e}"))?)?;
+    let endpoints: Vec<String> = cluster.masters().iter().map(|m| m.endpoint()).collect();
+    let mut command = std::process::Command::new(std::env::current_exe()?);
+    command
+        .arg("agent")
+        .args(["--name", node])
+        .arg("--data-dir")
+        .arg(dir.join("agent"))
+        .args(["--server", &endpoints.join(",")])
+        .arg("--ca-file")
+        .arg(&ca)
+        .arg("--containerd-socket")
+        .arg(containerd)
+        .args(["--sandbox-parallelism", &sandbox_parallelism.to_string()]);
+    if let Some(table) = proxy_table {
+        command.args(["--proxy-table", table]);
+    }
+    let child = command
+        .env(
+            "BENCH_AGENT_TOKEN",
+            cluster.admin_token().map_err(|e| anyhow::anyhow!("{e}"))?,
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("agent.log"))?)
+        .spawn()
+        .context("starting the agent")?;
+    Ok(AgentProcess(child))
+}
+
+/// Waits until node `node` is Ready.
+pub(crate) async fn wait_node_ready(client: &Client, node: &str) -> anyhow::Result<()> {
+    wait_for("the node to be Ready", Duration::from_secs(60), || async {
+        match client.get(Kind::Node, "", node).await {
+            Ok(Object::Node(n)) => n
+                .status?
+                .conditions
+                .iter()
+                .any(|c| c.r#type == "Ready" && c.status == "True")
+                .then_some(()),
+            _ => None,
+        }
+    })
+    .await
+}
+
 /// Waits until `check` gives `Some`, polling every 100 ms, for at most `limit`.
-async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> anyhow::Result<T>
+pub(crate) async fn wait_for<T, F, Fut>(
+    what: &str,
+    limit: Duration,
+    mut check: F,
+) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -235,48 +308,17 @@ pub(crate) async fn run(args: PodsArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let client = crate::gateway::library_client(&cluster, leader).await?;
     let dir = tempfile::tempdir()?;
-    let ca = dir.path().join("ca.crt");
-    std::fs::write(&ca, cluster.ca_pem().map_err(|e| anyhow::anyhow!("{e}"))?)?;
     let node = format!("bench-node-{}", std::process::id());
-    let endpoints: Vec<String> = cluster.masters().iter().map(|m| m.endpoint()).collect();
-    let agent = AgentProcess(
-        std::process::Command::new(std::env::current_exe()?)
-            .arg("agent")
-            .args(["--name", &node])
-            .arg("--data-dir")
-            .arg(dir.path().join("agent"))
-            .args(["--server", &endpoints.join(",")])
-            .arg("--ca-file")
-            .arg(&ca)
-            .arg("--containerd-socket")
-            .arg(&args.containerd_socket)
-            .args([
-                "--sandbox-parallelism",
-                &args.sandbox_parallelism.to_string(),
-            ])
-            .env(
-                "BENCH_AGENT_TOKEN",
-                cluster.admin_token().map_err(|e| anyhow::anyhow!("{e}"))?,
-            )
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("agent.log"))?)
-            .spawn()
-            .context("starting the agent")?,
-    );
+    let agent = spawn_agent(
+        &cluster,
+        dir.path(),
+        &node,
+        &args.containerd_socket,
+        args.sandbox_parallelism,
+        None,
+    )?;
     let agent_pid = agent.0.id();
-    wait_for("the node to be Ready", Duration::from_secs(60), || async {
-        match client.get(Kind::Node, "", &node).await {
-            Ok(Object::Node(n)) => n
-                .status?
-                .conditions
-                .iter()
-                .any(|c| c.r#type == "Ready" && c.status == "True")
-                .then_some(()),
-            _ => None,
-        }
-    })
-    .await?;
+    wait_node_ready(&client, &node).await?;
     let (rss_idle, _) = memory_kib(agent_pid);
 
     // Warm-up: the image's snapshot is unpacked and the paths are hot before timing.

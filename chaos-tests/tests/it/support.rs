@@ -87,3 +87,71 @@ pub async fn create_anywhere(cluster: &Cluster, name: &str, deadline: Instant) -
     }
     None
 }
+
+/// Every ConfigMap in the default namespace as master `id` lists it, name → uid; `None` if
+/// it cannot be asked.
+pub async fn config_map_uids_on(
+    cluster: &Cluster,
+    id: u64,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    let mut client = cluster.client(id).await.ok()?;
+    let objects = list_default(&mut client, "ConfigMap").await?;
+    Some(
+        objects
+            .iter()
+            .map(|o| (o.metadata().name.clone(), o.metadata().uid.clone()))
+            .collect(),
+    )
+}
+
+/// Waits until every running master lists every acknowledged ConfigMap (name → the uid its
+/// creator was told). At the deadline, the error names what each master still lacked.
+pub async fn every_master_holds(
+    cluster: &Cluster,
+    acknowledged: &std::collections::BTreeMap<String, String>,
+    within: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + within;
+    let mut lacking = Vec::new();
+    for master in cluster.masters().iter().filter(|m| m.is_running()) {
+        loop {
+            let missing: Vec<&String> = match config_map_uids_on(cluster, master.id).await {
+                Some(found) => acknowledged
+                    .iter()
+                    .filter(|(name, uid)| found.get(*name) != Some(uid))
+                    .map(|(name, _)| name)
+                    .collect(),
+                None => acknowledged.keys().collect(),
+            };
+            if missing.is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                lacking.push(format!("master {} lacks {missing:?}", master.id));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    if lacking.is_empty() {
+        Ok(())
+    } else {
+        Err(lacking.join("; "))
+    }
+}
+
+/// Creates ConfigMap `name` through the client library, retrying what is known not to
+/// have been applied until `within` passes. `Some(uid)` when acknowledged, `None` when
+/// the outcome is unknown or no master answered in time (the store decides later).
+pub async fn library_create(client: &Client, name: &str, within: Duration) -> Option<String> {
+    let object = Object::try_from(config_map(name)).expect("a ConfigMap");
+    match tokio::time::timeout(within, client.create(object)).await {
+        Ok(Ok(created)) => Some(created.metadata().uid.clone()),
+        Ok(Err(
+            rafter_client::ClientError::OutcomeUnknown { .. }
+            | rafter_client::ClientError::NoMasterAvailable { .. },
+        ))
+        | Err(_) => None,
+        Ok(Err(e)) => panic!("create {name}: {e}"),
+    }
+}

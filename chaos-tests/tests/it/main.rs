@@ -5,8 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod a_dead_master_is_replaced_with_the_cli;
+mod a_member_whose_wal_sync_fails_stops_and_loses_nothing;
 mod a_paused_leader_delays_writes_by_less_than_four_seconds;
 mod a_pods_service_account_token_gets_only_its_binding;
+mod acknowledged_writes_survive_a_full_restart;
 mod acknowledged_writes_survive_leader_kills;
 mod an_isolated_leader_acknowledges_nothing;
 mod client_carries_on_when_masters_die;
@@ -20,4 +22,5 @@ mod secrets_are_ciphertext_in_every_file_and_backup;
 mod services_never_share_a_cluster_ip_or_node_port;
 mod snapshot_restore_seeds_a_new_cluster;
 mod support;
+mod the_durability_check_catches_acknowledging_before_the_fsync;
 mod values_outside_a_changed_range_are_reported;

@@ -155,3 +155,22 @@ pub async fn library_create(client: &Client, name: &str, within: Duration) -> Op
         Ok(Err(e)) => panic!("create {name}: {e}"),
     }
 }
+
+/// Waits until some master lists at least `count` ConfigMaps in the default namespace.
+pub async fn wait_for_config_maps(cluster: &Cluster, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for master in cluster.masters() {
+            if let Some(names) = config_map_names_on(cluster, master.id).await {
+                if names.len() >= count {
+                    return;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {count} ConfigMaps after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -115,6 +115,8 @@ pub struct ClusterOptions {
     pub spares: u64,
     /// Environment every master is started with.
     pub env: Vec<(String, String)>,
+    /// Environment only some masters are started with (id → variables), after `env`.
+    pub env_of: BTreeMap<u64, Vec<(String, String)>>,
     /// Seeds the proxies' random drops.
     pub seed: u64,
 }
@@ -130,6 +132,7 @@ pub struct Cluster {
     /// Flags every master is started with, after the harness's own.
     extra_flags: Vec<String>,
     env: Vec<(String, String)>,
+    env_of: BTreeMap<u64, Vec<(String, String)>>,
     /// (from, to) → the proxy `from` reaches `to`'s Raft port through.
     peer_links: BTreeMap<(u64, u64), Proxy>,
     /// id → the proxy clients reach master `id`'s API through.
@@ -288,6 +291,7 @@ impl Cluster {
             heartbeat_ms: 50,
             extra_flags: options.flags,
             env: options.env,
+            env_of: options.env_of,
             peer_links,
             client_links,
         };
@@ -351,6 +355,13 @@ impl Cluster {
                 self.failpoint_file(id, Failpoint::AckBeforeSync),
             )
             .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(
+                self.env_of
+                    .get(&id)
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k, v)),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
@@ -753,6 +764,25 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+/// Where Debian's libfaketime is (package `faketime`).
+pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
+/// The environment that runs a process with its clock `offset_seconds` off (libfaketime),
+/// or `None` (with the reason) when libfaketime is not installed.
+pub fn skewed_clock(offset_seconds: i64) -> Result<Vec<(String, String)>, String> {
+    if !Path::new(LIBFAKETIME).exists() {
+        return Err(format!(
+            "{LIBFAKETIME} is missing: install Debian's faketime (scripts/install-deps.sh)"
+        ));
+    }
+    Ok(vec![
+        ("LD_PRELOAD".to_owned(), LIBFAKETIME.to_owned()),
+        ("FAKETIME".to_owned(), format!("{offset_seconds:+}s")),
+        // The monotonic clock (timers, timeouts) runs true; only the wall clock is off.
+        ("FAKETIME_DONT_FAKE_MONOTONIC".to_owned(), "1".to_owned()),
+    ])
 }
 
 /// Polls `condition` every 20 ms until it holds or `within` passes.

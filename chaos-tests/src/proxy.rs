@@ -7,8 +7,9 @@
 //!  cut(): every open connection reset, new ones closed at once, until heal()
 //! ```
 //!
-//! A black hole reads and discards what is sent (the connection stays open and silent, as
-//! behind a dead route or a hung peer); a delay holds each chunk back before forwarding it,
+//! A black hole stops forwarding (the connection stays open and silent, as behind a dead
+//! route: what is sent waits, as TCP would retransmit it, and flows once healed; bytes
+//! TCP acknowledged are never thrown away, which no real network does); a delay holds each chunk back before forwarding it,
 //! in order; a drop loses a chunk with a given probability, and as TCP cannot lose bytes
 //! inside a connection, that connection is then reset. Random choices come from a seeded
 //! generator, so a schedule replays. Owns its listener and connection tasks; dropping the
@@ -29,6 +30,9 @@ use tokio::time::Instant;
 
 use crate::HarnessError;
 
+/// How often a held direction looks whether its black hole has ended.
+const HOLD_POLL: Duration = Duration::from_millis(5);
+
 /// What happens to the bytes going one way through a proxy.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Fault {
@@ -36,7 +40,8 @@ pub enum Fault {
     Pass,
     /// Forwarded this long after they arrived, in order.
     Delay(Duration),
-    /// Read and discarded; the connection stays open.
+    /// Not forwarded: held in the sockets' buffers (the sender stalls once they fill)
+    /// until the fault ends, as behind a dead route; the connection stays open.
     BlackHole,
     /// Each chunk lost with this probability (0.0–1.0), resetting its connection.
     Drop(f64),
@@ -208,12 +213,20 @@ async fn pipe(
     let read = async move {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
+            // Held, not read: what is sent waits in the sockets' buffers (the sender stalls
+            // once they fill), as TCP retransmits into a dead route; it flows once healed.
+            while shared.fault(to_upstream) == Fault::BlackHole {
+                tokio::time::sleep(HOLD_POLL).await;
+            }
             let n = from.read(&mut buf).await?;
             if n == 0 {
                 return Ok::<(), std::io::Error>(());
             }
+            // A read that was waiting when the black hole began is held too.
+            while shared.fault(to_upstream) == Fault::BlackHole {
+                tokio::time::sleep(HOLD_POLL).await;
+            }
             match shared.fault(to_upstream) {
-                Fault::BlackHole => continue,
                 Fault::Drop(p) if shared.lose(p) => {
                     return Err(std::io::Error::other("chunk dropped"));
                 }

@@ -21,6 +21,7 @@ mod rolling_update_keeps_enough_pods_ready;
 mod rotated_keys_keep_secrets_readable_across_restarts;
 mod secrets_are_ciphertext_in_every_file_and_backup;
 mod services_never_share_a_cluster_ip_or_node_port;
+mod skewed_clocks_mark_no_node_not_ready;
 mod snapshot_restore_seeds_a_new_cluster;
 mod support;
 mod the_durability_check_catches_acknowledging_before_the_fsync;

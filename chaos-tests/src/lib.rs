@@ -117,6 +117,9 @@ pub struct ClusterOptions {
     pub env: Vec<(String, String)>,
     /// Environment only some masters are started with (id → variables), after `env`.
     pub env_of: BTreeMap<u64, Vec<(String, String)>>,
+    /// Data dirs elsewhere than the cluster's directory (id → dir), e.g. on a small
+    /// filesystem; not for master 1, whose data dir holds the PKI.
+    pub data_dir_of: BTreeMap<u64, PathBuf>,
     /// Seeds the proxies' random drops.
     pub seed: u64,
 }
@@ -133,6 +136,7 @@ pub struct Cluster {
     extra_flags: Vec<String>,
     env: Vec<(String, String)>,
     env_of: BTreeMap<u64, Vec<(String, String)>>,
+    data_dir_of: BTreeMap<u64, PathBuf>,
     /// (from, to) → the proxy `from` reaches `to`'s Raft port through.
     peer_links: BTreeMap<(u64, u64), Proxy>,
     /// id → the proxy clients reach master `id`'s API through.
@@ -292,6 +296,7 @@ impl Cluster {
             extra_flags: options.flags,
             env: options.env,
             env_of: options.env_of,
+            data_dir_of: options.data_dir_of,
             peer_links,
             client_links,
         };
@@ -324,7 +329,11 @@ impl Cluster {
             .collect();
         let index = self.index(id)?;
         let master = &self.masters[index];
-        let data_dir = self.dir.path().join(format!("m{id}"));
+        let data_dir = self
+            .data_dir_of
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| self.dir.path().join(format!("m{id}")));
         let log = std::fs::File::create(self.dir.path().join(format!("m{id}.log")))
             .map_err(|e| HarnessError::Process(e.to_string()))?;
         let mut command = Command::new(&self.binary);

@@ -12,10 +12,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::support::{every_master_holds, library_client, library_create};
+use crate::support::{every_master_holds, first_ack_after, library_client, spawn_writer};
 use chaos_tests::proxy::{Direction, Fault};
 use chaos_tests::{schedule, Cluster, ClusterOptions, Failpoint};
 use rand::Rng;
@@ -29,38 +29,6 @@ enum Kind {
     WalSyncEio,
     FullRestart,
     DelayLinks,
-}
-
-/// One create the writer sent.
-#[derive(Debug, Clone)]
-struct Attempt {
-    name: String,
-    started: Instant,
-    ended: Instant,
-    uid: Option<String>,
-}
-
-type Log = Arc<Mutex<Vec<Attempt>>>;
-
-/// The first write acknowledged that was sent after `since`: how long after `since`.
-async fn first_ack_after(log: &Log, since: Instant, within: Duration) -> Duration {
-    let deadline = since + within;
-    loop {
-        let found = log
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|a| a.started >= since && a.uid.is_some())
-            .map(|a| a.ended.duration_since(since));
-        if let Some(after) = found {
-            return after;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no write acknowledged within {within:?} of the fault"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// Nearest-rank percentile of sorted durations.
@@ -115,32 +83,8 @@ async fn a_seeded_fault_schedule_loses_no_acknowledged_write() {
     );
     let (client, _config_dir) = library_client(&cluster).await;
 
-    let log: Log = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (log, stop, client) = (log.clone(), stop.clone(), client.clone());
-        tokio::spawn(async move {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                n += 1;
-                let name = format!("w-{n}");
-                let started = Instant::now();
-                let uid = library_create(&client, &name, Duration::from_secs(30)).await;
-                let failed = uid.is_none();
-                log.lock().unwrap().push(Attempt {
-                    name,
-                    started,
-                    ended: Instant::now(),
-                    uid,
-                });
-                if failed {
-                    // Not a synchronisation: a failed request is retried at a steady pace,
-                    // as a client would, rather than in a hot loop.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        })
-    };
+    let (log, writer) = spawn_writer(client.clone(), stop.clone());
 
     let mut failover: BTreeMap<Kind, Vec<Duration>> = BTreeMap::new();
     for (round, kind) in plan.iter().enumerate() {

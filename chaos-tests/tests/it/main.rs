@@ -6,6 +6,7 @@
 
 mod a_dead_master_is_replaced_with_the_cli;
 mod a_full_disk_stops_its_member_and_loses_nothing;
+mod a_member_replaced_under_faults_loses_nothing;
 mod a_member_whose_wal_sync_fails_stops_and_loses_nothing;
 mod a_paused_leader_delays_writes_by_less_than_four_seconds;
 mod a_pods_service_account_token_gets_only_its_binding;

@@ -4,7 +4,10 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use chaos_tests::{AdminClient, Cluster};
+use std::path::Path;
+use std::process::Output;
+
+use chaos_tests::{rafter_binary, AdminClient, Cluster};
 use rafter_client::{Client, ResolvedConfig};
 use rafter_proto::api::{self, TypedObject};
 use rafter_proto::{v1, Object};
@@ -173,4 +176,141 @@ pub async fn wait_for_config_maps(cluster: &Cluster, count: usize) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Runs the CLI with the admin's client config.
+pub fn rafter(config: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(rafter_binary())
+        .env("RAFTERCONFIG", config)
+        .args(args)
+        .output()
+        .expect("the rafter binary runs")
+}
+
+/// `rafter cluster member add ID --peer-address PEER`.
+pub fn member_add(config: &Path, id: u64, peer: &str) -> Output {
+    rafter(
+        config,
+        &[
+            "cluster",
+            "member",
+            "add",
+            &id.to_string(),
+            "--peer-address",
+            peer,
+        ],
+    )
+}
+
+pub fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The voters master `id` reports, once it reports `want` with a leader among them.
+pub async fn wait_for_voters(cluster: &Cluster, id: u64, want: &BTreeSet<u64>) -> BTreeSet<u64> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut seen = BTreeSet::new();
+        if let Ok(status) = cluster.status(id).await {
+            seen = status
+                .members
+                .iter()
+                .filter(|m| m.role == "Voter")
+                .map(|m| m.id)
+                .collect();
+            if &seen == want && want.contains(&status.leader_id) {
+                return seen;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "master {id} reports voters {seen:?}, not {want:?}\n{}",
+            cluster.log_tail(id)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One create the writer sent.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// The ConfigMap's name.
+    pub name: String,
+    /// When it was sent.
+    pub started: Instant,
+    /// When it was answered (or given up).
+    pub ended: Instant,
+    /// The uid, when acknowledged.
+    pub uid: Option<String>,
+}
+
+/// Every create the writer sent, in order.
+pub type Log = std::sync::Arc<std::sync::Mutex<Vec<Attempt>>>;
+
+/// The first write acknowledged that was sent after `since`: how long after `since`.
+pub async fn first_ack_after(log: &Log, since: Instant, within: Duration) -> Duration {
+    let deadline = since + within;
+    loop {
+        let found = log
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|a| a.started >= since && a.uid.is_some())
+            .map(|a| a.ended.duration_since(since));
+        if let Some(after) = found {
+            return after;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no write acknowledged within {within:?} of the fault"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Creates ConfigMaps `w-1`, `w-2`, ... one after another through `client` until `stop`,
+/// recording each attempt in the returned log.
+pub fn spawn_writer(
+    client: Client,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (Log, tokio::task::JoinHandle<()>) {
+    let log: Log = Log::default();
+    let writer = {
+        let log = log.clone();
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let name = format!("w-{n}");
+                let started = Instant::now();
+                let uid = library_create(&client, &name, Duration::from_secs(30)).await;
+                let failed = uid.is_none();
+                log.lock().unwrap().push(Attempt {
+                    name,
+                    started,
+                    ended: Instant::now(),
+                    uid,
+                });
+                if failed {
+                    // Not a synchronisation: a failed request is retried at a steady pace,
+                    // as a client would, rather than in a hot loop.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        })
+    };
+    (log, writer)
+}
+
+/// What `log` records as acknowledged: name → uid.
+pub fn acknowledged_in(log: &Log) -> std::collections::BTreeMap<String, String> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter_map(|a| Some((a.name.clone(), a.uid.clone()?)))
+        .collect()
 }

@@ -18,6 +18,7 @@
 //! `cargo build --bin rafter --features rafter/failpoints` first, as `make test` does (the
 //! disk-fault tests need the failpoints; the others run on any build).
 
+pub mod linearizability;
 pub mod proxy;
 pub mod schedule;
 

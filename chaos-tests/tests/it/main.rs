@@ -18,6 +18,7 @@ mod client_carries_on_when_masters_die;
 mod controllers_converge_across_leader_kills;
 mod each_identity_gets_only_what_it_is_granted;
 mod every_kind_round_trips_through_three_masters;
+mod histories_through_the_api_are_linearizable;
 mod masters_compact_history_they_no_longer_keep;
 mod rolling_update_keeps_enough_pods_ready;
 mod rotated_keys_keep_secrets_readable_across_restarts;

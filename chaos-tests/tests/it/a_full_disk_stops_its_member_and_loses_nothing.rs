@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{every_master_holds, library_client, library_create};
+use crate::support::{every_master_holds, library_client};
 use chaos_tests::{Cluster, ClusterOptions};
 
 /// The member whose disk fills up (not 1: its data dir holds the PKI).
@@ -128,13 +128,7 @@ async fn a_member_on_a_full_disk_stops_and_recovers_when_space_returns() {
     .expect("a three-master cluster starts");
     let (client, _config_dir) = library_client(&cluster).await;
     let mut acknowledged = BTreeMap::new();
-    for i in 0..5 {
-        let name = format!("before-{i}");
-        let uid = library_create(&client, &name, Duration::from_secs(20))
-            .await
-            .expect("acknowledged");
-        acknowledged.insert(name, uid);
-    }
+    crate::support::create_acknowledged(&client, "before", 5, &mut acknowledged).await;
     every_master_holds(&cluster, &acknowledged, Duration::from_secs(20))
         .await
         .unwrap();

@@ -15,19 +15,10 @@ async fn a_member_whose_wal_sync_fails_stops_and_restarted_loses_nothing() {
     let mut cluster = Cluster::start(3)
         .await
         .expect("a three-master cluster starts");
-    assert!(
-        cluster.failpoints_compiled(1),
-        "this test needs the failpoints: cargo build --bin rafter --features rafter/failpoints"
-    );
+    crate::support::require_failpoints(&cluster);
     let (client, _config_dir) = library_client(&cluster).await;
     let mut acknowledged = BTreeMap::new();
-    for i in 0..5 {
-        let name = format!("before-{i}");
-        let uid = library_create(&client, &name, Duration::from_secs(20))
-            .await
-            .expect("acknowledged before the fault");
-        acknowledged.insert(name, uid);
-    }
+    crate::support::create_acknowledged(&client, "before", 5, &mut acknowledged).await;
 
     let victim = cluster
         .wait_for_leader(Duration::from_secs(20))
@@ -69,13 +60,7 @@ async fn a_member_whose_wal_sync_fails_stops_and_restarted_loses_nothing() {
     );
 
     // The others carry on.
-    for i in 0..5 {
-        let name = format!("after-{i}");
-        let uid = library_create(&client, &name, Duration::from_secs(20))
-            .await
-            .expect("the two healthy masters acknowledge writes");
-        acknowledged.insert(name, uid);
-    }
+    crate::support::create_acknowledged(&client, "after", 5, &mut acknowledged).await;
 
     cluster
         .set_failpoint(victim, Failpoint::WalSyncEio, false)

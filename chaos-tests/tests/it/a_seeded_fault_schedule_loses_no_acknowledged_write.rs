@@ -15,9 +15,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::support::{every_master_holds, first_ack_after, library_client, spawn_writer};
+use crate::support::{
+    every_master_holds, first_ack_after, library_client, proxied_cluster, require_failpoints,
+    spawn_writer,
+};
 use chaos_tests::proxy::{Direction, Fault};
-use chaos_tests::{schedule, Cluster, ClusterOptions, Failpoint};
+use chaos_tests::{schedule, Failpoint};
 use rand::Rng;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -67,20 +70,8 @@ async fn a_seeded_fault_schedule_loses_no_acknowledged_write() {
     );
     eprintln!("schedule of {} rounds: {plan:?}", plan.len());
 
-    let mut cluster = Cluster::start_with_options(
-        3,
-        ClusterOptions {
-            proxied: true,
-            seed,
-            ..ClusterOptions::default()
-        },
-    )
-    .await
-    .expect("a proxied three-master cluster starts");
-    assert!(
-        cluster.failpoints_compiled(1),
-        "this test needs the failpoints: cargo build --bin rafter --features rafter/failpoints"
-    );
+    let mut cluster = proxied_cluster(seed, 0).await;
+    require_failpoints(&cluster);
     let (client, _config_dir) = library_client(&cluster).await;
 
     let stop = Arc::new(AtomicBool::new(false));

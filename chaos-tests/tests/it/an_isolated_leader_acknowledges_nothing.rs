@@ -10,31 +10,16 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::support::{config_map, every_master_holds, library_client, library_create};
+use crate::support::{
+    config_map, every_master_holds, follows_a_newer_leader, library_client, library_create,
+    proxied_cluster,
+};
 use chaos_tests::proxy::{Direction, Fault};
-use chaos_tests::{schedule, Cluster, ClusterOptions};
+use chaos_tests::{schedule, Cluster};
 use rafter_proto::{api, Object};
 
 /// How long the isolated leader is asked for a write or a read before the partition heals.
 const ISOLATED_FOR: Duration = Duration::from_secs(4);
-
-/// Waits until master `id` names a leader other than itself, of a term after `term`.
-async fn follows_a_newer_leader(cluster: &Cluster, id: u64, term: u64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(status) = cluster.status(id).await {
-            if status.term > term && status.leader_id != 0 && status.leader_id != id {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "master {id} never followed a leader newer than term {term}:\n{}",
-            cluster.log_tail(id)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// The value of ConfigMap `name`'s key `k` as master `id` reads it (a linearizable get),
 /// `None` if it refuses or does not answer within `within`.
@@ -191,16 +176,7 @@ async fn partition_round(
 async fn an_isolated_leader_acknowledges_nothing_and_loses_nothing() {
     let seed = schedule::seed();
     let _report = schedule::SeedReport(seed);
-    let cluster = Cluster::start_with_options(
-        3,
-        ClusterOptions {
-            proxied: true,
-            seed,
-            ..ClusterOptions::default()
-        },
-    )
-    .await
-    .expect("a proxied three-master cluster starts");
+    let cluster = proxied_cluster(seed, 0).await;
     let (client, _config_dir) = library_client(&cluster).await;
 
     let mut acknowledged = partition_round(&cluster, &client, "both", true).await;

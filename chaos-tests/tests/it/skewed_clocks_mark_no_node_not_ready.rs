@@ -4,7 +4,9 @@
 //! not by comparing the agent's renewTime with its own clock (which would find every one
 //! of these nodes silent past the 40 s grace period at once).
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use crate::support::Agents;
 use std::time::{Duration, Instant, SystemTime};
 
 use chaos_tests::{rafter_binary, skewed_clock, Cluster, ClusterOptions};
@@ -17,17 +19,6 @@ const SKEWED_MASTER: u64 = 3;
 const AGENTS: [(&str, i64); 3] = [("behind", -60), ("ahead", 60), ("on-time", 0)];
 /// How long nothing may go wrong once everything is Ready.
 const OBSERVED_FOR: Duration = Duration::from_secs(15);
-
-struct Agents(Vec<Child>);
-
-impl Drop for Agents {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 /// What is wrong with the nodes and pods now, if anything: a node not Ready or tainted by
 /// the lifecycle controller, a pod gone, replaced or being deleted.

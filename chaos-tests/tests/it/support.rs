@@ -314,3 +314,73 @@ pub fn acknowledged_in(log: &Log) -> std::collections::BTreeMap<String, String> 
         .filter_map(|a| Some((a.name.clone(), a.uid.clone()?)))
         .collect()
 }
+
+/// Waits until master `id` names a leader other than itself, of a term after `term`.
+pub async fn follows_a_newer_leader(cluster: &Cluster, id: u64, term: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(status) = cluster.status(id).await {
+            if status.term > term && status.leader_id != 0 && status.leader_id != id {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "master {id} never followed a leader newer than term {term}:\n{}",
+            cluster.log_tail(id)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Panics, saying how to build it, unless the cluster's binary has the failpoints.
+pub fn require_failpoints(cluster: &Cluster) {
+    assert!(
+        cluster.failpoints_compiled(1),
+        "this test needs the failpoints: cargo build --bin rafter --features rafter/failpoints"
+    );
+}
+
+/// Creates `<prefix>-0` .. `<prefix>-<count - 1>` through `client`, each of which must be
+/// acknowledged, recording them in `acknowledged` (name → uid).
+pub async fn create_acknowledged(
+    client: &Client,
+    prefix: &str,
+    count: usize,
+    acknowledged: &mut std::collections::BTreeMap<String, String>,
+) {
+    for i in 0..count {
+        let name = format!("{prefix}-{i}");
+        let uid = library_create(client, &name, Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|| panic!("{name} was not acknowledged"));
+        acknowledged.insert(name, uid);
+    }
+}
+
+/// A proxied three-master cluster (with `spares` more planned), its proxies seeded.
+pub async fn proxied_cluster(seed: u64, spares: u64) -> Cluster {
+    Cluster::start_with_options(
+        3,
+        chaos_tests::ClusterOptions {
+            proxied: true,
+            spares,
+            seed,
+            ..chaos_tests::ClusterOptions::default()
+        },
+    )
+    .await
+    .expect("a proxied three-master cluster starts")
+}
+
+/// Agent processes, killed when dropped.
+pub struct Agents(pub Vec<std::process::Child>);
+
+impl Drop for Agents {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -15,10 +15,7 @@ async fn the_durability_check_catches_a_build_that_acknowledges_before_the_fsync
     let mut cluster = Cluster::start(3)
         .await
         .expect("a three-master cluster starts");
-    assert!(
-        cluster.failpoints_compiled(1),
-        "this test needs the failpoints: cargo build --bin rafter --features rafter/failpoints"
-    );
+    crate::support::require_failpoints(&cluster);
     let (client, _config_dir) = library_client(&cluster).await;
     let mut durable = BTreeMap::new();
     for i in 0..5 {

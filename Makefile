@@ -32,10 +32,13 @@ up: build
 	if [ $$ok = 1 ]; then export RAFTER_CONTAINERD_SOCK=$$sockets; fi; \
 	./target/debug/rafter up --demo --agents 2 --dir $(UP_DIR)
 
+# The chaos tests' disk faults need the failpoints compiled into the rafter binary they
+# run (raft-store's storage/failpoints.rs); both commands build with them, so the test run
+# does not rebuild the binary without them.
 test: deps
 	scripts/containerd-setup.sh $(CONTAINERD_DIR)
-	cargo build --workspace --all-targets
-	RAFTER_CONTAINERD_SOCK=$(CONTAINERD_DIR)/containerd.sock cargo test --workspace --no-fail-fast
+	cargo build --workspace --all-targets --features rafter/failpoints
+	RAFTER_CONTAINERD_SOCK=$(CONTAINERD_DIR)/containerd.sock cargo test --workspace --no-fail-fast --features rafter/failpoints
 
 lint: deps
 	cargo fmt --all -- --check

@@ -2,10 +2,12 @@
 # Installs the Debian packages Rafter builds and runs with, only those missing.
 # protoc generates the API code, librocksdb-dev + libclang-dev let the store link
 # Debian's RocksDB instead of building it from source. nftables gives the node agent's
-# Service proxy its `nft` (and the proxy's tests the kernel rules they check).
+# Service proxy its `nft` (and the proxy's tests the kernel rules they check). faketime
+# (libfaketime) runs a chaos test's master and agent with their clocks a minute off, and
+# e2fsprogs makes the small filesystem a chaos test fills up.
 set -euo pipefail
 
-packages=(protobuf-compiler librocksdb-dev libclang-dev nftables)
+packages=(protobuf-compiler librocksdb-dev libclang-dev nftables faketime e2fsprogs)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -94,7 +94,9 @@ pub use endpoint_slice::{reconcile as reconcile_endpoint_slices, MAX_ENDPOINTS_P
 pub use endpoint_slice_mirroring::reconcile as reconcile_mirrored_slices;
 pub use endpoints::{reconcile as reconcile_endpoints, TARGET_PORT_NOT_FOUND};
 pub use gc::collect_garbage;
-pub use node_lifecycle::{reconcile as reconcile_node, NodeLifecycleConfig, LEASE_NAMESPACE};
+pub use node_lifecycle::{
+    reconcile as reconcile_node, Heard, NodeHealth, NodeLifecycleConfig, LEASE_NAMESPACE,
+};
 pub use placement::{matches_node_selector_and_affinity, tolerates};
 pub use pod_cidr::{reconcile as reconcile_pod_cidrs, ClusterCidr, ClusterCidrError};
 pub use pods::{controller_ref, pod_requests, Resources};

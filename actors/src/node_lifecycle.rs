@@ -2,8 +2,8 @@
 //! evicts pods from nodes with NoExecute taints once their tolerations run out.
 //!
 //! ```text
-//!  Lease kube-node-lease/<node>.renewTime (or the Ready heartbeat) older than the grace
-//!  period (40 s) ─► conditions Ready/…Pressure = Unknown (NodeStatusUnknown),
+//!  Lease kube-node-lease/<node>.renewTime (or the Ready heartbeat) not seen to change for
+//!  the grace period (40 s) ─► conditions Ready/…Pressure = Unknown (NodeStatusUnknown),
 //!                   pods on the node marked not Ready, NodeNotReady event
 //!  taints follow:   stale lease      → node.kubernetes.io/unreachable:NoExecute
 //!                   Ready=False      → node.kubernetes.io/not-ready:NoExecute
@@ -12,6 +12,13 @@
 //!     tolerated for tolerationSeconds → Evict at timeAdded + seconds (requeue until then);
 //!     no toleration for not-ready/unreachable → the default 300 s Kubernetes' admission
 //!     adds; TaintManagerEviction event
+//! ```
+//!
+//! A lease is judged by when this controller saw it change ([`NodeHealth`], Kubernetes'
+//! probe timestamps), never by comparing the agent's renewTime with the controller's
+//! clock: an agent whose clock is a minute off renews as well as any other. A controller
+//! that starts leading gives every node a full grace period from its first look, and
+//! keeps an unreachable node's taint until it sees the agent renew.
 //! ```
 //!
 //! Owns node health conditions written by the control plane, the two lifecycle taints and
@@ -61,49 +68,111 @@ impl Default for NodeLifecycleConfig {
     }
 }
 
-/// When the node's agent was last heard from: the later of its Lease's renewTime and its
-/// Ready heartbeat, else when the node was created.
-pub fn last_heard(cache: &Cache, node: &v1::Node) -> Option<Timestamp> {
-    let meta = node.metadata.as_ref()?;
+/// The agent's own record of its last renewal: its Lease's renewTime and its Ready
+/// heartbeat, as it wrote them. Compared only with itself (changed or not), never with a
+/// clock here.
+type Renewal = (Option<String>, Option<String>);
+
+/// What the controller saw of one node's agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Observed {
+    renewal: Renewal,
+    /// When, by the controller's clock, it saw `renewal` first.
+    at: Timestamp,
+    /// Whether it has seen the agent renew since it first looked.
+    renewed: bool,
+}
+
+/// When the controller last saw each node's agent renew, by its own clock (Kubernetes'
+/// node health probe timestamps). Held by the controller across reconciles and forgotten
+/// when leadership changes.
+#[derive(Debug, Clone, Default)]
+pub struct NodeHealth {
+    nodes: std::collections::HashMap<String, Observed>,
+}
+
+/// The verdict of one look at a node's agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heard {
+    /// When it was last heard from, by the controller's clock.
+    pub at: Timestamp,
+    /// Whether it has renewed since the controller first looked.
+    pub renewed: bool,
+}
+
+impl NodeHealth {
+    /// Looks at `node`'s agent at `now`: a renewal not seen before counts as heard now.
+    pub fn observe(&mut self, cache: &Cache, node: &v1::Node, now: Timestamp) -> Heard {
+        let name = node.metadata.as_ref().map_or("", |m| m.name.as_str());
+        let renewal = renewal(cache, node);
+        let seen = self
+            .nodes
+            .entry(name.to_owned())
+            .or_insert_with(|| Observed {
+                renewal: renewal.clone(),
+                at: now,
+                renewed: false,
+            });
+        if seen.renewal != renewal {
+            *seen = Observed {
+                renewal,
+                at: now,
+                renewed: true,
+            };
+        }
+        Heard {
+            at: seen.at,
+            renewed: seen.renewed,
+        }
+    }
+
+    /// Forgets a node that is gone.
+    pub fn forget(&mut self, name: &str) {
+        self.nodes.remove(name);
+    }
+
+    /// Forgets every node (leadership changed: a new term looks afresh).
+    pub fn clear(&mut self) {
+        self.nodes.clear();
+    }
+}
+
+/// The agent's last renewal of `node` as it recorded it.
+fn renewal(cache: &Cache, node: &v1::Node) -> Renewal {
+    let name = node.metadata.as_ref().map_or("", |m| m.name.as_str());
     let lease = match cache
-        .get(&ObjectKey::new(
-            Kind::Lease,
-            LEASE_NAMESPACE,
-            meta.name.clone(),
-        ))
+        .get(&ObjectKey::new(Kind::Lease, LEASE_NAMESPACE, name))
         .map(|o| o.as_ref())
     {
-        Some(Object::Lease(l)) => l
-            .spec
-            .as_ref()
-            .and_then(|s| Timestamp::parse_opt(s.renew_time.as_ref())),
+        Some(Object::Lease(l)) => l.spec.as_ref().and_then(|s| s.renew_time.clone()),
         _ => None,
     };
     let heartbeat = node
         .status
         .as_ref()
         .and_then(|s| condition(&s.conditions, "Ready"))
-        .and_then(|c| Timestamp::parse_opt(c.last_heartbeat_time.as_ref()));
-    lease
-        .max(heartbeat)
-        .or_else(|| Timestamp::parse_opt(meta.creation_timestamp.as_ref()))
+        .and_then(|c| c.last_heartbeat_time.clone());
+    (lease, heartbeat)
 }
 
-/// Reconciles one node at `now`.
+/// Reconciles one node at `now`, the controller's own clock, with what it has seen of the
+/// node's agent so far.
 pub fn reconcile(
     cache: &Cache,
     key: &ObjectKey,
     now: Timestamp,
     config: &NodeLifecycleConfig,
+    health: &mut NodeHealth,
 ) -> Reconciled {
     let Some(node) = cache.node(&key.name) else {
+        health.forget(&key.name);
         return Reconciled::nothing();
     };
     let node_object = Object::Node(node.clone());
     let name = key.name.as_str();
     let mut out = Reconciled::nothing();
-    let heard = last_heard(cache, node).unwrap_or(now);
-    let silent_for = now.since(heard);
+    let heard = health.observe(cache, node, now);
+    let silent_for = now.since(heard.at);
     let stale = silent_for > config.grace_period;
     if !stale {
         out.requeue_within(config.grace_period - silent_for + Duration::from_secs(1));
@@ -138,18 +207,24 @@ pub fn reconcile(
     let ready = ready_status(&status.conditions).to_owned();
 
     // Taints.
-    let wanted: Option<&str> = if stale {
+    let mut taints: Vec<Taint> = node
+        .spec
+        .as_ref()
+        .map(|s| s.taints.clone())
+        .unwrap_or_default();
+    // Tainted unreachable before this controller looked, and not heard from since: the
+    // verdict stands until the agent renews or the grace period ends.
+    let still_unreachable = !heard.renewed
+        && taints
+            .iter()
+            .any(|t| t.key == UNREACHABLE_TAINT && t.effect == NO_EXECUTE);
+    let wanted: Option<&str> = if stale || still_unreachable {
         Some(UNREACHABLE_TAINT)
     } else if ready == "False" {
         Some(NOT_READY_TAINT)
     } else {
         None
     };
-    let mut taints: Vec<Taint> = node
-        .spec
-        .as_ref()
-        .map(|s| s.taints.clone())
-        .unwrap_or_default();
     let before = taints.clone();
     taints.retain(|t| {
         let lifecycle =

@@ -87,6 +87,7 @@ pub(crate) fn run_master(args: MasterArgs) -> anyhow::Result<()> {
         peer_addr: args.listen_peer,
         advertise_peer: None,
         initial_cluster,
+        peer_routes: BTreeMap::new(),
         init: args.init,
         insecure: false,
         token_file: None,

@@ -84,6 +84,9 @@ pub struct MasterConfig {
     pub advertise_peer: Option<String>,
     /// Member id → peer address of the cluster's first members.
     pub initial_cluster: BTreeMap<u64, String>,
+    /// Peer addresses dialled instead of members' advertised ones (advertised → dialled),
+    /// as `NodeConfig::peer_routes`: a member reached through a proxy or tunnel from here.
+    pub peer_routes: BTreeMap<String, String>,
     /// Create the cluster (on the first start of one master only).
     pub init: bool,
     /// Serve plaintext instead of TLS (local development only).
@@ -478,6 +481,7 @@ impl Master {
         let mut node_config = NodeConfig::new(config.id, config.data_dir.join("store"));
         node_config.listen_addr = config.peer_addr;
         node_config.advertise_addr = config.advertise_peer.clone();
+        node_config.peer_routes = config.peer_routes.clone();
         node_config.forward_writes = true;
         node_config.heartbeat_interval = config.heartbeat;
         node_config.election_timeout_min = config.heartbeat * 3;
@@ -586,6 +590,21 @@ impl Master {
     /// The store member.
     pub fn node(&self) -> &Node {
         &self.node
+    }
+
+    /// Completes when the store member has stopped on a fatal error (a log write or sync the
+    /// disk refused, say), with that error: the process should then exit rather than serve
+    /// on without a store.
+    pub async fn store_failed(&self) -> String {
+        let mut metrics = self.node.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow_watched().running_state {
+                return fatal.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return "the store member stopped".to_owned();
+            }
+        }
     }
 
     /// Stops the controllers and serving, then stops the store member.

@@ -102,6 +102,8 @@ pub use storage::BackupInfo;
 #[cfg(feature = "node")]
 pub use storage::StoreError;
 #[cfg(feature = "node")]
+pub use storage::FAILPOINTS_COMPILED;
+#[cfg(feature = "node")]
 pub use types::ApplyResult;
 #[cfg(feature = "node")]
 pub use types::NodeId;

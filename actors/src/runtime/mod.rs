@@ -172,6 +172,7 @@ impl ControllerRuntime {
         start_controller(DaemonSets, a, w, c, arb, upd, lds);
         let nodes = Nodes {
             config: config.node_lifecycle,
+            health: Default::default(),
         };
         start_controller(nodes, a, w, c, arb, upd, lds);
         start_controller(Garbage, a, w, c, arb, upd, lds);

@@ -30,7 +30,7 @@ use crate::action::{Action, ObjectKey, Reconciled};
 use crate::cache::Cache;
 use crate::csr::{self, CertificateSigner};
 use crate::endpoint_slice::managed_for;
-use crate::node_lifecycle::{NodeLifecycleConfig, LEASE_NAMESPACE};
+use crate::node_lifecycle::{NodeHealth, NodeLifecycleConfig, LEASE_NAMESPACE};
 use crate::placement::NO_EXECUTE;
 use crate::pods::controller_ref;
 use crate::reconcile_service_accounts;
@@ -220,6 +220,8 @@ impl Reconciler for DaemonSets {
 /// The node lifecycle controller.
 pub(crate) struct Nodes {
     pub(crate) config: NodeLifecycleConfig,
+    /// When each node's agent was last seen to renew, by this master's clock.
+    pub(crate) health: NodeHealth,
 }
 
 impl Reconciler for Nodes {
@@ -264,7 +266,11 @@ impl Reconciler for Nodes {
         now: Timestamp,
         _seed: u64,
     ) -> Reconciled {
-        reconcile_node(cache, key, now, &self.config)
+        reconcile_node(cache, key, now, &self.config, &mut self.health)
+    }
+
+    fn reset(&mut self) {
+        self.health.clear();
     }
 }
 

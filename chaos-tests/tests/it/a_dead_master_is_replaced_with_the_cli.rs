@@ -4,69 +4,12 @@
 //! with it, the cluster still writes after losing one more of the original masters.
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::Output;
 use std::time::{Duration, Instant};
 
-use crate::support::{config_map_names_on, create_anywhere};
-use chaos_tests::{rafter_binary, Cluster};
-
-/// Runs the CLI with the admin's client config.
-fn rafter(config: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(rafter_binary())
-        .env("RAFTERCONFIG", config)
-        .args(args)
-        .output()
-        .expect("the rafter binary runs")
-}
-
-/// `rafter cluster member add ID --peer-address PEER`.
-fn member_add(config: &Path, id: u64, peer: &str) -> Output {
-    rafter(
-        config,
-        &[
-            "cluster",
-            "member",
-            "add",
-            &id.to_string(),
-            "--peer-address",
-            peer,
-        ],
-    )
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// The voters master `id` reports, once it reports `want` with a leader among them.
-async fn wait_for_voters(cluster: &Cluster, id: u64, want: &BTreeSet<u64>) -> BTreeSet<u64> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut seen = BTreeSet::new();
-        if let Ok(status) = cluster.status(id).await {
-            seen = status
-                .members
-                .iter()
-                .filter(|m| m.role == "Voter")
-                .map(|m| m.id)
-                .collect();
-            if &seen == want && want.contains(&status.leader_id) {
-                return seen;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "master {id} reports voters {seen:?}, not {want:?}\n{}",
-            cluster.log_tail(id)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use crate::support::{
+    config_map_names_on, create_anywhere, member_add, rafter, text, wait_for_voters,
+};
+use chaos_tests::Cluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_master_is_replaced_with_the_cli_and_the_new_one_keeps_quorum() {

@@ -109,53 +109,13 @@ async fn a_paused_leader_delays_writes_by_less_than_four_seconds() {
     }
 
     // The old leader follows a leader of a later term.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(status) = cluster.status(leader).await {
-            if status.term > term && status.leader_id != 0 && status.leader_id != leader {
-                break;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the old leader {leader} never followed a newer leader:\n{}",
-            cluster.log_tail(leader)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::support::follows_a_newer_leader(&cluster, leader, term).await;
 
     // Nothing acknowledged is lost, on any master, including the old leader: every
     // acknowledged object is there with the uid its creator was told.
-    for master in cluster.masters() {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let mut api = cluster.client(master.id).await.unwrap();
-            let found: Option<BTreeMap<String, String>> =
-                crate::support::list_default(&mut api, "ConfigMap")
-                    .await
-                    .map(|objects| {
-                        objects
-                            .iter()
-                            .map(|o| (o.metadata().name.clone(), o.metadata().uid.clone()))
-                            .collect()
-                    });
-            let missing: Vec<&String> = match &found {
-                Some(found) => acknowledged
-                    .iter()
-                    .filter(|(name, uid)| found.get(*name) != Some(uid))
-                    .map(|(name, _)| name)
-                    .collect(),
-                None => acknowledged.keys().collect(),
-            };
-            if missing.is_empty() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "master {} lacks acknowledged writes {missing:?} (the stale create answered {stale:?})",
-                master.id
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    if let Err(lacking) =
+        crate::support::every_master_holds(&cluster, &acknowledged, Duration::from_secs(20)).await
+    {
+        panic!("{lacking} (the stale create answered {stale:?})");
     }
 }

@@ -4,7 +4,9 @@
 //! the rollout ends with every replica on the new image.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use crate::support::Agents;
 use std::time::{Duration, Instant};
 
 use chaos_tests::{rafter_binary, Cluster};
@@ -15,17 +17,6 @@ use rafter_proto::{parse_object, Kind, Object};
 
 const REPLICAS: usize = 6;
 const MAX_UNAVAILABLE: usize = 1;
-
-struct Agents(Vec<Child>);
-
-impl Drop for Agents {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 fn ready_on(object: &Object, image: &str) -> Option<bool> {
     let Object::Pod(pod) = object else {

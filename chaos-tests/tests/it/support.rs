@@ -4,7 +4,10 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use chaos_tests::{AdminClient, Cluster};
+use std::path::Path;
+use std::process::Output;
+
+use chaos_tests::{rafter_binary, AdminClient, Cluster};
 use rafter_client::{Client, ResolvedConfig};
 use rafter_proto::api::{self, TypedObject};
 use rafter_proto::{v1, Object};
@@ -86,4 +89,298 @@ pub async fn create_anywhere(cluster: &Cluster, name: &str, deadline: Instant) -
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     None
+}
+
+/// Every ConfigMap in the default namespace as master `id` lists it, name → uid; `None` if
+/// it cannot be asked.
+pub async fn config_map_uids_on(
+    cluster: &Cluster,
+    id: u64,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    let mut client = cluster.client(id).await.ok()?;
+    let objects = list_default(&mut client, "ConfigMap").await?;
+    Some(
+        objects
+            .iter()
+            .map(|o| (o.metadata().name.clone(), o.metadata().uid.clone()))
+            .collect(),
+    )
+}
+
+/// Waits until every running master lists every acknowledged ConfigMap (name → the uid its
+/// creator was told). At the deadline, the error names what each master still lacked.
+pub async fn every_master_holds(
+    cluster: &Cluster,
+    acknowledged: &std::collections::BTreeMap<String, String>,
+    within: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + within;
+    let mut lacking = Vec::new();
+    for master in cluster.masters().iter().filter(|m| m.is_running()) {
+        loop {
+            let missing: Vec<&String> = match config_map_uids_on(cluster, master.id).await {
+                Some(found) => acknowledged
+                    .iter()
+                    .filter(|(name, uid)| found.get(*name) != Some(uid))
+                    .map(|(name, _)| name)
+                    .collect(),
+                None => acknowledged.keys().collect(),
+            };
+            if missing.is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                lacking.push(format!("master {} lacks {missing:?}", master.id));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    if lacking.is_empty() {
+        Ok(())
+    } else {
+        Err(lacking.join("; "))
+    }
+}
+
+/// Creates ConfigMap `name` through the client library, retrying what is known not to
+/// have been applied until `within` passes. `Some(uid)` when acknowledged, `None` when
+/// the outcome is unknown or no master answered in time (the store decides later).
+pub async fn library_create(client: &Client, name: &str, within: Duration) -> Option<String> {
+    let object = Object::try_from(config_map(name)).expect("a ConfigMap");
+    match tokio::time::timeout(within, client.create(object)).await {
+        Ok(Ok(created)) => Some(created.metadata().uid.clone()),
+        Ok(Err(
+            rafter_client::ClientError::OutcomeUnknown { .. }
+            | rafter_client::ClientError::NoMasterAvailable { .. },
+        ))
+        | Err(_) => None,
+        Ok(Err(e)) => panic!("create {name}: {e}"),
+    }
+}
+
+/// Waits until some master lists at least `count` ConfigMaps in the default namespace.
+pub async fn wait_for_config_maps(cluster: &Cluster, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for master in cluster.masters() {
+            if let Some(names) = config_map_names_on(cluster, master.id).await {
+                if names.len() >= count {
+                    return;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {count} ConfigMaps after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs the CLI with the admin's client config.
+pub fn rafter(config: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(rafter_binary())
+        .env("RAFTERCONFIG", config)
+        .args(args)
+        .output()
+        .expect("the rafter binary runs")
+}
+
+/// `rafter cluster member add ID --peer-address PEER`.
+pub fn member_add(config: &Path, id: u64, peer: &str) -> Output {
+    rafter(
+        config,
+        &[
+            "cluster",
+            "member",
+            "add",
+            &id.to_string(),
+            "--peer-address",
+            peer,
+        ],
+    )
+}
+
+pub fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The voters master `id` reports, once it reports `want` with a leader among them.
+pub async fn wait_for_voters(cluster: &Cluster, id: u64, want: &BTreeSet<u64>) -> BTreeSet<u64> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut seen = BTreeSet::new();
+        if let Ok(status) = cluster.status(id).await {
+            seen = status
+                .members
+                .iter()
+                .filter(|m| m.role == "Voter")
+                .map(|m| m.id)
+                .collect();
+            if &seen == want && want.contains(&status.leader_id) {
+                return seen;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "master {id} reports voters {seen:?}, not {want:?}\n{}",
+            cluster.log_tail(id)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One create the writer sent.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// The ConfigMap's name.
+    pub name: String,
+    /// When it was sent.
+    pub started: Instant,
+    /// When it was answered (or given up).
+    pub ended: Instant,
+    /// The uid, when acknowledged.
+    pub uid: Option<String>,
+}
+
+/// Every create the writer sent, in order.
+pub type Log = std::sync::Arc<std::sync::Mutex<Vec<Attempt>>>;
+
+/// The first write acknowledged that was sent after `since`: how long after `since`.
+pub async fn first_ack_after(log: &Log, since: Instant, within: Duration) -> Duration {
+    let deadline = since + within;
+    loop {
+        let found = log
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|a| a.started >= since && a.uid.is_some())
+            .map(|a| a.ended.duration_since(since));
+        if let Some(after) = found {
+            return after;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no write acknowledged within {within:?} of the fault"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Creates ConfigMaps `w-1`, `w-2`, ... one after another through `client` until `stop`,
+/// recording each attempt in the returned log.
+pub fn spawn_writer(
+    client: Client,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (Log, tokio::task::JoinHandle<()>) {
+    let log: Log = Log::default();
+    let writer = {
+        let log = log.clone();
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let name = format!("w-{n}");
+                let started = Instant::now();
+                let uid = library_create(&client, &name, Duration::from_secs(30)).await;
+                let failed = uid.is_none();
+                log.lock().unwrap().push(Attempt {
+                    name,
+                    started,
+                    ended: Instant::now(),
+                    uid,
+                });
+                if failed {
+                    // Not a synchronisation: a failed request is retried at a steady pace,
+                    // as a client would, rather than in a hot loop.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        })
+    };
+    (log, writer)
+}
+
+/// What `log` records as acknowledged: name → uid.
+pub fn acknowledged_in(log: &Log) -> std::collections::BTreeMap<String, String> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter_map(|a| Some((a.name.clone(), a.uid.clone()?)))
+        .collect()
+}
+
+/// Waits until master `id` names a leader other than itself, of a term after `term`.
+pub async fn follows_a_newer_leader(cluster: &Cluster, id: u64, term: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(status) = cluster.status(id).await {
+            if status.term > term && status.leader_id != 0 && status.leader_id != id {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "master {id} never followed a leader newer than term {term}:\n{}",
+            cluster.log_tail(id)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Panics, saying how to build it, unless the cluster's binary has the failpoints.
+pub fn require_failpoints(cluster: &Cluster) {
+    assert!(
+        cluster.failpoints_compiled(1),
+        "this test needs the failpoints: cargo build --bin rafter --features rafter/failpoints"
+    );
+}
+
+/// Creates `<prefix>-0` .. `<prefix>-<count - 1>` through `client`, each of which must be
+/// acknowledged, recording them in `acknowledged` (name → uid).
+pub async fn create_acknowledged(
+    client: &Client,
+    prefix: &str,
+    count: usize,
+    acknowledged: &mut std::collections::BTreeMap<String, String>,
+) {
+    for i in 0..count {
+        let name = format!("{prefix}-{i}");
+        let uid = library_create(client, &name, Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|| panic!("{name} was not acknowledged"));
+        acknowledged.insert(name, uid);
+    }
+}
+
+/// A proxied three-master cluster (with `spares` more planned), its proxies seeded.
+pub async fn proxied_cluster(seed: u64, spares: u64) -> Cluster {
+    Cluster::start_with_options(
+        3,
+        chaos_tests::ClusterOptions {
+            proxied: true,
+            spares,
+            seed,
+            ..chaos_tests::ClusterOptions::default()
+        },
+    )
+    .await
+    .expect("a proxied three-master cluster starts")
+}
+
+/// Agent processes, killed when dropped.
+pub struct Agents(pub Vec<std::process::Child>);
+
+impl Drop for Agents {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

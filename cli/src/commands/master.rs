@@ -46,6 +46,11 @@ pub struct MasterArgs {
     /// The first members: ID=PEER_ADDRESS,... (used with --init).
     #[arg(long, value_delimiter = ',')]
     initial_cluster: Vec<String>,
+    /// Reach a member advertised at one peer address at another: ADVERTISED=DIALLED,...
+    /// (a member behind a proxy or tunnel from this master only). TLS still checks the
+    /// advertised host.
+    #[arg(long, value_delimiter = ',')]
+    peer_route: Vec<String>,
     /// Create the cluster: the CA, admin credentials and the first membership.
     #[arg(long)]
     init: bool,
@@ -124,6 +129,30 @@ fn parse_initial_cluster(entries: &[String]) -> anyhow::Result<BTreeMap<u64, Str
     Ok(members)
 }
 
+fn parse_peer_routes(entries: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut routes = BTreeMap::new();
+    for entry in entries.iter().filter(|e| !e.is_empty()) {
+        let (advertised, dialled) = entry
+            .split_once('=')
+            .with_context(|| format!("--peer-route entry {entry:?} is not ADVERTISED=DIALLED"))?;
+        for addr in [advertised, dialled] {
+            if addr
+                .rsplit_once(':')
+                .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+            {
+                bail!("--peer-route entry {entry:?}: {addr:?} is not HOST:PORT");
+            }
+        }
+        if routes
+            .insert(advertised.to_owned(), dialled.to_owned())
+            .is_some()
+        {
+            bail!("--peer-route: {advertised} is routed twice");
+        }
+    }
+    Ok(routes)
+}
+
 /// Runs `rafter master`.
 pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
     crate::logging::init();
@@ -133,7 +162,11 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
     if args.id == 0 {
         bail!("--id must be a non-zero member id");
     }
+    if raft_store::FAILPOINTS_COMPILED {
+        tracing::warn!("failpoints compiled in: a test build, not for real clusters");
+    }
     let initial_cluster = parse_initial_cluster(&args.initial_cluster)?;
+    let peer_routes = parse_peer_routes(&args.peer_route)?;
     let config = MasterConfig {
         id: args.id,
         pki_dir: args
@@ -146,6 +179,7 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
         peer_addr: args.listen_peer,
         advertise_peer: args.advertise_peer,
         initial_cluster,
+        peer_routes,
         init: args.init,
         insecure: args.insecure,
         token_file: args.token_auth_file,
@@ -190,7 +224,15 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
             args.id,
             master.client_addr()
         );
-        crate::logging::wait_for_shutdown_signal().await;
+        tokio::select! {
+            () = crate::logging::wait_for_shutdown_signal() => {}
+            fatal = master.store_failed() => {
+                // Serving on without a store would only refuse every call: exit, so a
+                // supervisor restarts the member on its (durable) log.
+                tracing::error!(error = %fatal, "the store stopped; exiting");
+                bail!("the store stopped: {fatal}");
+            }
+        }
         tracing::info!("stopping");
         master.shutdown().await?;
         Ok::<_, anyhow::Error>(())
@@ -201,6 +243,15 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peer_routes_are_checked() {
+        let routes = parse_peer_routes(&["127.0.0.1:2380=127.0.0.1:4380".into()]).unwrap();
+        assert_eq!(routes["127.0.0.1:2380"], "127.0.0.1:4380");
+        assert!(parse_peer_routes(&["127.0.0.1:2380".into()]).is_err());
+        assert!(parse_peer_routes(&["127.0.0.1:2380=nowhere".into()]).is_err());
+        assert!(parse_peer_routes(&["a:1=b:2".into(), "a:1=c:3".into()]).is_err());
+    }
 
     #[test]
     fn initial_cluster_lists_are_checked() {

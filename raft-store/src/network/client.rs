@@ -149,14 +149,18 @@ impl PeerTls {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PeerConnections {
     tls: Option<Arc<PeerTls>>,
+    /// Advertised address → the address dialled instead (`NodeConfig::peer_routes`).
+    routes: Arc<BTreeMap<String, String>>,
     channels: Arc<std::sync::Mutex<BTreeMap<String, RaftClient<Channel>>>>,
 }
 
 impl PeerConnections {
-    /// Connections made with `tls` (plaintext when `None`).
-    pub(crate) fn new(tls: Option<PeerTls>) -> Self {
+    /// Connections made with `tls` (plaintext when `None`), dialling a peer advertised at
+    /// an address `routes` names at the address it maps to.
+    pub(crate) fn new(tls: Option<PeerTls>, routes: BTreeMap<String, String>) -> Self {
         PeerConnections {
             tls: tls.map(Arc::new),
+            routes: Arc::new(routes),
             channels: Arc::default(),
         }
     }
@@ -170,7 +174,8 @@ impl PeerConnections {
         if let Some(c) = channels.get(addr) {
             return Ok(c.clone());
         }
-        let client = connect(addr, self.tls.as_deref())?;
+        let dialled = self.routes.get(addr).map_or(addr, String::as_str);
+        let client = connect(dialled, host_of(addr), self.tls.as_deref())?;
         channels.insert(addr.to_owned(), client.clone());
         Ok(client)
     }
@@ -206,9 +211,18 @@ impl GrpcNetworkFactory {
     }
 }
 
-/// Opens a lazily connected channel to a peer's Raft service, over mutual TLS when given.
+/// The host part of `addr` (`host:port`, `[v6]:port`).
+fn host_of(addr: &str) -> &str {
+    addr.rsplit_once(':')
+        .map_or(addr, |(host, _)| host)
+        .trim_matches(['[', ']'])
+}
+
+/// Opens a lazily connected channel to a peer's Raft service at `addr`, over mutual TLS
+/// verifying the peer's certificate names `host` when given.
 fn connect(
     addr: &str,
+    host: &str,
     tls: Option<&PeerTls>,
 ) -> Result<RaftClient<Channel>, tonic::transport::Error> {
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -216,10 +230,6 @@ fn connect(
         .connect_timeout(Duration::from_millis(500))
         .tcp_nodelay(true);
     if let Some(tls) = tls {
-        let host = addr
-            .rsplit_once(':')
-            .map_or(addr, |(host, _)| host)
-            .trim_matches(['[', ']']);
         endpoint = endpoint.tls_config(tls.client_config(host))?;
     }
     Ok(RaftClient::new(endpoint.connect_lazy())

@@ -2,6 +2,7 @@
 //!
 //! Owns [`NodeConfig`] and its defaults. It must not start anything.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,6 +27,10 @@ pub struct NodeConfig {
     pub listen_addr: SocketAddr,
     /// Address peers use to reach this member; defaults to the bound address.
     pub advertise_addr: Option<String>,
+    /// Addresses to dial instead of peers' advertised ones (advertised → dialled): a member
+    /// reached through a proxy or tunnel only from here. Replication, forwarded writes and
+    /// read-index requests all take this route; TLS still verifies the advertised host.
+    pub peer_routes: BTreeMap<String, String>,
     /// Leader heartbeat period.
     pub heartbeat_interval: Duration,
     /// Lower bound of the randomized election timeout.
@@ -68,6 +73,7 @@ impl NodeConfig {
             data_dir: data_dir.into(),
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertise_addr: None,
+            peer_routes: BTreeMap::new(),
             heartbeat_interval: Duration::from_millis(50),
             election_timeout_min: Duration::from_millis(150),
             election_timeout_max: Duration::from_millis(300),

@@ -178,7 +178,7 @@ impl Node {
             .advertise_addr
             .clone()
             .unwrap_or_else(|| local.to_string());
-        let peers = PeerConnections::new(config.tls.clone());
+        let peers = PeerConnections::new(config.tls.clone(), config.peer_routes.clone());
         let network = GrpcNetworkFactory::new(
             config.id,
             &config.cluster_name,

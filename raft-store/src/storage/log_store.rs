@@ -37,6 +37,7 @@ use tokio::sync::oneshot;
 
 use crate::kv::state::decode;
 use crate::kv::state::encode;
+use crate::storage::failpoints;
 use crate::storage::recent_log::RecentLog;
 use crate::storage::rocks::CF_LOG;
 use crate::storage::rocks::CF_META;
@@ -107,6 +108,17 @@ impl LogWriter {
                         // Each job lets go of the database before it answers, so whoever
                         // closes the store after an answer finds it closed.
                         match job {
+                            LogJob::Append { batch, flushed }
+                                if failpoints::acknowledge_before_sync() =>
+                            {
+                                // The deliberately broken member: durable in name only.
+                                flushed.io_completed(Ok(()));
+                                let mut no_wal = WriteOptions::default();
+                                no_wal.disable_wal(true);
+                                let _ = with_db(&weak, |db| {
+                                    db.write_opt(batch, &no_wal).map_err(io_err)
+                                });
+                            }
                             LogJob::Append { batch, flushed } => {
                                 match with_db(&weak, |db| db.write(batch).map_err(io_err)) {
                                     Ok(()) => unsynced.push(flushed),
@@ -129,11 +141,19 @@ impl LogWriter {
                     if unsynced.is_empty() {
                         continue;
                     }
-                    let synced = with_db(&weak, |db| db.flush_wal(true).map_err(io_err));
+                    let synced = with_db(&weak, |db| {
+                        if let Some(e) = failpoints::wal_sync_error() {
+                            return Err(e);
+                        }
+                        db.flush_wal(true).map_err(io_err)
+                    });
+                    if let Err(e) = &synced {
+                        tracing::error!(error = %e, "syncing the Raft log failed");
+                    }
                     for flushed in unsynced {
                         flushed.io_completed(match &synced {
                             Ok(()) => Ok(()),
-                            Err(e) => Err(io_err(e)),
+                            Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
                         });
                     }
                 }

@@ -7,6 +7,7 @@
 mod backup;
 mod data_version;
 mod error;
+mod failpoints;
 mod latest_values;
 mod log_store;
 mod private_files;
@@ -21,6 +22,7 @@ pub use backup::restore_backup;
 pub(crate) use backup::write_backup;
 pub use backup::BackupInfo;
 pub use error::StoreError;
+pub use failpoints::FAILPOINTS_COMPILED;
 pub use log_store::LogStore;
 pub(crate) use state_machine::incoming_snapshot_file;
 pub use state_machine::StateHandle;

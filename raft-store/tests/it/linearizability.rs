@@ -24,11 +24,11 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use rand::SeedableRng;
 
-use crate::checker::linearizable;
-use crate::checker::Input;
-use crate::checker::Operation;
-use crate::checker::Output;
 use crate::cluster::*;
+use chaos_tests::linearizability::linearizable;
+use chaos_tests::linearizability::Input;
+use chaos_tests::linearizability::Operation;
+use chaos_tests::linearizability::Output;
 
 const KEYS: [&str; 3] = ["lin/a", "lin/b", "lin/c"];
 const CLIENTS: u64 = 4;
@@ -242,7 +242,7 @@ async fn concurrent_clients_with_restarts_and_partitions_see_a_linearizable_hist
             .map(|(_, op)| op.clone())
             .collect();
         assert!(
-            linearizable(None, &ops),
+            linearizable(None, &ops).expect("the history can be checked"),
             "history of {key} is not linearizable (seed {seed}):\n{ops:#?}"
         );
     }

@@ -7,7 +7,6 @@
 
 mod backup;
 mod batching;
-mod checker;
 mod cluster;
 mod leases;
 mod linearizability;

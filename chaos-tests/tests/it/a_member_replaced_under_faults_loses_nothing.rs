@@ -1,0 +1,131 @@
+//! A member is replaced while a writer goes on and faults go on: every peer link delayed
+//! through the proxies, the member to be replaced killed, a fresh master (its links
+//! proxied too) added with `rafter cluster member add` and the dead one removed, then the
+//! leader of the new membership killed. The new member becomes a voter holding everything,
+//! and no write acknowledged at any point is missing on any running master.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::support::{
+    acknowledged_in, every_master_holds, first_ack_after, library_client, member_add,
+    proxied_cluster, rafter, spawn_writer, text, wait_for_voters,
+};
+use chaos_tests::proxy::{Direction, Fault};
+use chaos_tests::schedule;
+use rand::Rng;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_replaced_while_writes_and_faults_go_on_loses_nothing() {
+    let seed = schedule::seed();
+    let _report = schedule::SeedReport(seed);
+    let mut rng = schedule::rng(seed);
+    let mut cluster = proxied_cluster(seed, 1).await;
+    let (client, _config_dir) = library_client(&cluster).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (log, writer) = spawn_writer(client.clone(), stop.clone());
+
+    // Every link, the spare's included, slowed by its own delay; a round trip under the
+    // peer RPC timeouts of a 50 ms heartbeat (longer ones stall replication to the new
+    // member, and with it the configuration change: docs/chaos.md).
+    for from in 1..=4 {
+        for to in (1..=4).filter(|to| *to != from) {
+            let delay = Duration::from_millis(rng.gen_range(1..12));
+            cluster
+                .peer_link(from, to)
+                .unwrap()
+                .set(Direction::Both, Fault::Delay(delay));
+        }
+    }
+
+    let leader = cluster
+        .wait_for_leader(Duration::from_secs(30))
+        .await
+        .unwrap();
+    let replaced = if leader == 3 { 2 } else { 3 };
+    let killed_at = Instant::now();
+    cluster.kill(replaced).unwrap();
+    first_ack_after(&log, killed_at, Duration::from_secs(30)).await;
+
+    let new = cluster.add_master().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("config");
+    cluster.write_client_config(&config).unwrap();
+    let peer = format!(
+        "127.0.0.1:{}",
+        cluster
+            .masters()
+            .iter()
+            .find(|m| m.id == new)
+            .unwrap()
+            .peer_port
+    );
+    let added = member_add(&config, new, &peer);
+    // The new member catches up over slowed links before it votes: on a loaded machine the
+    // CLI may stop waiting first; the membership then decides.
+    assert!(
+        added.status.success() || text(&added).contains("outcome of the request is unknown"),
+        "member add failed:\n{}",
+        text(&added)
+    );
+    // Asked of the leader, which was never the replaced member.
+    let all: BTreeSet<u64> = [1, 2, 3, 4].into();
+    wait_for_voters(&cluster, leader, &all).await;
+    // Refused while the add's configuration change is still being committed: asked
+    // again, as an operator would, until it is done or the member is found gone (a
+    // refused attempt was seen to apply later: docs/chaos.md).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut refusals = 0;
+    loop {
+        let removed = rafter(
+            &config,
+            &["cluster", "member", "remove", &replaced.to_string()],
+        );
+        if removed.status.success() {
+            break;
+        }
+        let said = text(&removed);
+        if refusals > 0 && said.contains(&format!("member {replaced} is not a voter")) {
+            eprintln!("member {replaced} was removed by an attempt reported as refused");
+            break;
+        }
+        assert!(
+            said.contains("already undergoing a configuration change") && Instant::now() < deadline,
+            "member remove failed:\n{said}"
+        );
+        refusals += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let voters: BTreeSet<u64> = [1, 2, 3, 4]
+        .into_iter()
+        .filter(|id| *id != replaced)
+        .collect();
+    wait_for_voters(&cluster, new, &voters).await;
+
+    // A leader kill in the new membership.
+    let leader = cluster
+        .wait_for_leader(Duration::from_secs(30))
+        .await
+        .unwrap();
+    let killed_at = Instant::now();
+    cluster.kill(leader).unwrap();
+    first_ack_after(&log, killed_at, Duration::from_secs(30)).await;
+    cluster.restart(leader).unwrap();
+    let restarted_at = Instant::now();
+    first_ack_after(&log, restarted_at, Duration::from_secs(30)).await;
+
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    cluster.heal_network();
+    let acknowledged = acknowledged_in(&log);
+    assert!(acknowledged.len() >= 3, "{acknowledged:?}");
+    cluster
+        .wait_for_leader(Duration::from_secs(30))
+        .await
+        .unwrap();
+    every_master_holds(&cluster, &acknowledged, Duration::from_secs(60))
+        .await
+        .unwrap();
+}

@@ -36,7 +36,9 @@ use tracing::{info, warn};
 
 use crate::api::{ApiClient, PodEvent, PodEventStream};
 use crate::dns::{ClusterDns, ClusterZone, DnsServer, DnsSettings, Upstream, ZoneFeed, ZoneHandle};
+use crate::events::PodEvents;
 use crate::host::HostInfo;
+use crate::image_pull::ImagePuller;
 use crate::log_rotation::LogRotation;
 use crate::log_server;
 use crate::metrics_server::MetricsServer;
@@ -44,6 +46,7 @@ use crate::node::NodeReporter;
 use crate::pod_sync::BackoffPolicy;
 use crate::pod_worker::{Desired, PodWorker, Source, WorkerContext, LABEL_NODE_NAME};
 use crate::proxy::{ProxyLoop, ProxyMode, DEFAULT_DEBOUNCE};
+use crate::registries::Registries;
 use crate::runtime::ContainerRuntime;
 use crate::service_watch;
 use crate::serving::{keep_serving_cert, ServingTls};
@@ -109,6 +112,11 @@ pub struct AgentConfig {
     pub dns_listen: Option<SocketAddr>,
     /// The address the DNS server is advertised at (one pods can reach).
     pub dns_advertise: Option<std::net::IpAddr>,
+    /// Registry mirrors, TLS settings and logins (`--registries-config`).
+    pub registries: Registries,
+    /// containerd's registry `config_path` (`--containerd-certs-dir`): the agent writes
+    /// `<dir>/<registry>/hosts.toml` from `registries` at start. `None`: none written.
+    pub registry_hosts_dir: Option<PathBuf>,
 }
 
 impl AgentConfig {
@@ -135,6 +143,8 @@ impl AgentConfig {
             proxy_debounce: DEFAULT_DEBOUNCE,
             dns_listen: None,
             dns_advertise: None,
+            registries: Registries::default(),
+            registry_hosts_dir: None,
         }
     }
 
@@ -165,6 +175,9 @@ pub enum AgentError {
     /// The DNS server cannot serve on its address.
     #[error(transparent)]
     DnsServer(#[from] crate::dns::DnsError),
+    /// The registries' `hosts.toml` files cannot be written.
+    #[error(transparent)]
+    Registries(#[from] crate::registries::RegistriesError),
     /// The log endpoint cannot listen on its address.
     #[error("log endpoint on {addr}: {source}")]
     LogsListen {
@@ -224,6 +237,14 @@ impl Agent {
                     path: dir.clone(),
                     source,
                 })?;
+        }
+        if let Some(dir) = config.registry_hosts_dir.clone() {
+            let registries = config.registries.clone();
+            let written = tokio::task::spawn_blocking(move || registries.write_hosts(&dir)).await;
+            match written {
+                Ok(result) => result?,
+                Err(e) => warn!(error = %e, "writing the registries' hosts.toml files failed"),
+            }
         }
         let host = HostInfo::detect(config.node_ip.clone(), config.api_host.clone()).await;
         info!(node = %config.node_name, runtime = runtime.backend(), ip = %host.internal_ip, "agent starting");
@@ -294,7 +315,17 @@ impl Agent {
             api: api.clone(),
             runtime: runtime.clone(),
         };
+        let images = ImagePuller {
+            runtime: runtime.clone(),
+            api: api.clone(),
+            registries: Arc::new(config.registries.clone()),
+            events: PodEvents {
+                api: api.clone(),
+                node_name: config.node_name.clone(),
+            },
+        };
         let ctx = Arc::new(WorkerContext {
+            images,
             sandbox_slots: Arc::new(tokio::sync::Semaphore::new(
                 config.sandbox_parallelism.max(1),
             )),

@@ -4,7 +4,7 @@
 //! ```text
 //!  ContainerdRuntime ──(tonic, lazy channel, reconnects)──► unix:<socket>
 //!      RuntimeService: RunPodSandbox, CreateContainer, StartContainer, ContainerStatus ...
-//!      ImageService:   ImageStatus (PullImage only when allowed, and only after it)
+//!      ImageService:   ImageStatus, PullImage (with the pod's registry login)
 //!  `ctr images import` for OCI tarballs (CRI has no import call)
 //! ```
 //!
@@ -37,6 +37,7 @@ use tracing::{debug, warn};
 use crate::error::{Result, RuntimeError};
 use crate::image::names_in_oci_tarball;
 use crate::metrics::ContainerUsage;
+use crate::pull_secrets::PullAuth;
 use crate::runtime::ContainerRuntime;
 use crate::spec::{
     container_log_relative_path, ContainerConfig, SandboxConfig, LABEL_MANAGED_BY, LABEL_POD_UID,
@@ -49,6 +50,8 @@ use crate::status::{
 
 /// CFS period used with CPU limits, as kubelet does (100 ms).
 const CPU_PERIOD_US: i64 = 100_000;
+/// Time a pull may take beyond the call deadline (layers of a large image).
+const PULL_EXTRA_TIME: Duration = Duration::from_secs(600);
 /// How many times run_sandbox bumps the attempt when the name is still reserved.
 const SANDBOX_NAME_RETRIES: u32 = 3;
 
@@ -395,6 +398,44 @@ impl ContainerRuntime for ContainerdRuntime {
                 }),
             Err(RuntimeError::Rpc { message, .. })
             | Err(RuntimeError::NotFound { id: message, .. }) => Err(RuntimeError::ImageNotFound {
+                image: image.to_owned(),
+                message,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn pull_image(&self, image: &str, auth: Option<&PullAuth>) -> Result<ImageInfo> {
+        let mut client = self.images.clone();
+        let pulled = self
+            .call(
+                "PullImage",
+                PULL_EXTRA_TIME,
+                client.pull_image(cri::PullImageRequest {
+                    image: Some(cri::ImageSpec {
+                        image: image.to_owned(),
+                        ..Default::default()
+                    }),
+                    auth: auth.map(|a| cri::AuthConfig {
+                        username: a.username.clone(),
+                        password: a.password.clone(),
+                        identity_token: a.identity_token.clone(),
+                        ..Default::default()
+                    }),
+                    sandbox_config: None,
+                }),
+            )
+            .await;
+        match pulled {
+            Ok(resp) => {
+                let listed = self.image_status(&resp.image_ref).await?;
+                listed.ok_or_else(|| RuntimeError::PullFailed {
+                    image: image.to_owned(),
+                    message: format!("pulled as {} but not listed", resp.image_ref),
+                })
+            }
+            Err(RuntimeError::Rpc { message, .. })
+            | Err(RuntimeError::NotFound { id: message, .. }) => Err(RuntimeError::PullFailed {
                 image: image.to_owned(),
                 message,
             }),

@@ -28,6 +28,7 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::metrics::ContainerUsage;
+use crate::pull_secrets::PullAuth;
 use crate::spec::{ContainerConfig, SandboxConfig};
 use crate::status::{
     ContainerStatus, ContainerSummary, ExecOutput, ImageInfo, RuntimeVersion, Sandbox,
@@ -49,6 +50,15 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// and only then pulls, where the backend is allowed to. A missing image is
     /// [`RuntimeError::ImageNotFound`](crate::RuntimeError::ImageNotFound).
     async fn ensure_image(&self, image: &str) -> Result<ImageInfo>;
+
+    /// Fetches `image` from its registry with `auth` (or anonymously), even when it is
+    /// present (a tag may have moved); returns it as now present. Pull policy is the
+    /// caller's. A registry's refusal (unauthorized, not found, TLS) is
+    /// [`RuntimeError::PullFailed`](crate::RuntimeError::PullFailed) with its message.
+    /// Backends that cannot pull (process, hollow) report a missing image as
+    /// [`RuntimeError::ImageNotFound`](crate::RuntimeError::ImageNotFound) and a present one
+    /// as pulled.
+    async fn pull_image(&self, image: &str, auth: Option<&PullAuth>) -> Result<ImageInfo>;
 
     /// Imports an OCI layout tarball; returns the image names it held.
     async fn import_image(&self, tarball: &Path) -> Result<Vec<String>>;

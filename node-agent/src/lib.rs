@@ -57,6 +57,7 @@
 //! | `pull_secrets` | registry logins in `dockerconfigjson`/`dockercfg` Secrets and which apply to an image (pure) |
 //! | `registries` | [`Registries`]: `--registries-config` (mirrors, TLS, logins) and containerd's `hosts.toml` files |
 //! | `image_pull` | pull policy (`Always`/`IfNotPresent`/`Never`), the pod's logins, and the Pulling/Pulled/Failed events |
+//! | `image_gc` | [`ImageGcPolicy`]: removing unused, unpinned images past the disk-usage high threshold down to the low one |
 //! | `events` | Events about the node's pods, written through the API |
 //! | `proxy` | the node proxy: Services and Endpoints to nftables rules (one atomic `nft -f` per sync) or, for the process runtime, userspace TCP listeners |
 //!
@@ -80,6 +81,7 @@ mod expansion;
 mod hollow;
 mod host;
 mod image;
+mod image_gc;
 mod image_pull;
 mod log_rotation;
 mod log_server;
@@ -116,6 +118,7 @@ pub use cri_log::{encode_line, messages as log_messages, parse_line, LogRecord, 
 pub use error::{Result, RuntimeError};
 pub use hollow::{HollowConfig, HollowRuntime};
 pub use image::normalize_image;
+pub use image_gc::{FsUsage, ImageGcError, ImageGcPolicy};
 pub use log_rotation::LogRotation;
 pub use logs::{follow_logs, read_logs, LogError, LogRequest};
 pub use metrics::ContainerUsage;

@@ -27,6 +27,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::Result;
+use crate::image_gc::FsUsage;
 use crate::metrics::ContainerUsage;
 use crate::pull_secrets::PullAuth;
 use crate::spec::{ContainerConfig, SandboxConfig};
@@ -114,6 +115,30 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         command: &[String],
         timeout: Duration,
     ) -> Result<ExecOutput>;
+
+    /// Every image the runtime holds. Backends without images of their own list none.
+    async fn list_images(&self) -> Result<Vec<ImageInfo>> {
+        Ok(Vec::new())
+    }
+
+    /// The ids and names of the images any container of the runtime was made from (whoever
+    /// made it: agents may share a runtime), for image garbage collection.
+    async fn images_in_use(&self) -> Result<std::collections::HashSet<String>> {
+        Ok(std::collections::HashSet::new())
+    }
+
+    /// How full the filesystem holding the images is; `None` where there is none to watch.
+    async fn image_fs_usage(&self) -> Result<Option<FsUsage>> {
+        Ok(None)
+    }
+
+    /// Removes an image (by id or name). Idempotent.
+    async fn remove_image(&self, _image: &str) -> Result<()> {
+        Err(crate::RuntimeError::Unsupported {
+            operation: "RemoveImage",
+            backend: self.backend(),
+        })
+    }
 
     /// The node's pod CIDR, for the runtime's pod network (CRI UpdateRuntimeConfig: a CNI
     /// conf template gets it). Backends without a pod network ignore it.

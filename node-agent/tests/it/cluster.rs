@@ -186,6 +186,8 @@ impl TestNode {
             max: Duration::from_secs(3),
         };
         config.manifest_dir = self.manifest_dir.clone();
+        // Tests share one containerd: only a test that asks for it collects images.
+        config.image_gc = None;
         (self.tweak)(&mut config);
         config
     }

@@ -6,6 +6,7 @@
 //! - `containerd_only`: limits, OOM, networking, cgroups, adoption by a fresh client;
 //! - `process_only`: reaping what a crashed agent left running;
 //! - `images`: importing OCI tarballs, and a runtime that is down;
+//! - `image_gc`: image garbage collection past the high threshold, and `--images-dir`;
 //! - `registry`: a real registry (TLS from a test CA, htpasswd) started by the test;
 //! - `image_pulls`: pods pulling from that registry through a private containerd — pull
 //!   Secrets, ErrImagePull/ImagePullBackOff with the registry's reason, pull policies;
@@ -43,6 +44,7 @@ mod dns;
 mod fake_api;
 mod harness;
 mod hollow;
+mod image_gc;
 mod image_pulls;
 mod images;
 mod lifecycle;

@@ -149,18 +149,24 @@ fn login(entry: Entry) -> Result<PullAuth, String> {
             identity_token: entry.identity_token,
         });
     }
+    let (username, password) = decode_auth(&entry.auth)?;
+    Ok(PullAuth {
+        username,
+        password,
+        identity_token: entry.identity_token,
+    })
+}
+
+/// The user and password of an `auth` value (base64 of `user:password`).
+pub(crate) fn decode_auth(auth: &str) -> Result<(String, String), String> {
     let decoded = base64::engine::general_purpose::STANDARD
-        .decode(entry.auth.trim())
+        .decode(auth.trim())
         .map_err(|_| "auth is not base64".to_owned())?;
     let text = String::from_utf8(decoded).map_err(|_| "auth is not UTF-8".to_owned())?;
     let (username, password) = text
         .split_once(':')
         .ok_or_else(|| "auth is not base64 of user:password".to_owned())?;
-    Ok(PullAuth {
-        username: username.to_owned(),
-        password: password.to_owned(),
-        identity_token: entry.identity_token,
-    })
+    Ok((username.to_owned(), password.to_owned()))
 }
 
 /// The host and path prefix a registry key names.

@@ -186,13 +186,7 @@ impl Registries {
         let login = self.configs.get(host)?.auth.as_ref()?;
         let (mut username, mut password) = (login.username.clone(), login.password.clone());
         if !login.auth.is_empty() {
-            use base64::Engine;
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(login.auth.trim())
-                .ok()?;
-            let text = String::from_utf8(decoded).ok()?;
-            let (u, p) = text.split_once(':')?;
-            (username, password) = (u.to_owned(), p.to_owned());
+            (username, password) = crate::pull_secrets::decode_auth(&login.auth).ok()?;
         }
         Some(PullAuth {
             username,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use node_agent::{ContainerdConfig, ContainerdRuntime, Registries, RegistryConfig, RegistryTls};
-use rafter_client::{DeleteOptions, ListParams};
+use rafter_client::ListParams;
 use rafter_proto::v1::{Container, LocalObjectReference, ObjectMeta, Pod, Secret, ServiceAccount};
 use rafter_proto::{Kind, Object};
 
@@ -27,6 +27,12 @@ struct Env {
 }
 
 async fn env() -> Option<Env> {
+    env_trusting(true).await
+}
+
+/// An [`Env`] whose agent names the registry in its registries config, with the test CA
+/// when `trust` (else containerd speaks https to it but cannot verify it).
+async fn env_trusting(trust: bool) -> Option<Env> {
     if std::env::var_os("RAFTER_CONTAINERD_SOCK").is_none() {
         println!("SKIPPED (containerd): RAFTER_CONTAINERD_SOCK is not set");
         return None;
@@ -46,7 +52,7 @@ async fn env() -> Option<Env> {
         registry.host.clone(),
         RegistryConfig {
             auth: None,
-            tls: Some(RegistryTls {
+            tls: trust.then(|| RegistryTls {
                 ca_file: Some(registry.ca_file()),
                 ..Default::default()
             }),
@@ -305,64 +311,17 @@ async fn always_pulls_again_after_the_tag_moves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_registry_certificate_fails_the_pull_with_a_tls_reason() {
-    if std::env::var_os("RAFTER_CONTAINERD_SOCK").is_none() {
-        println!("SKIPPED (containerd): RAFTER_CONTAINERD_SOCK is not set");
-        return;
-    }
-    crate::harness::capture_logs();
     // The agent names the registry (so containerd speaks https to it, not the plain http
     // it tries first for a loopback address) but gives no CA for it.
-    let registry = TestRegistry::start("puller", "pw");
-    let bridge = format!("rtls{}", std::process::id() % 100_000);
-    let (containerd, sock) = PrivateContainerd::start(&bridge, None);
-    let image = registry.push(&containerd.images_dir().join("busybox.tar"), "tls/app:1");
-    let rt = Arc::new(
-        ContainerdRuntime::connect(ContainerdConfig::new(sock))
-            .await
-            .unwrap(),
-    );
-    let cluster = Cluster::start().await;
-    let mut registries = Registries::default();
-    registries
-        .configs
-        .insert(registry.host.clone(), RegistryConfig::default());
-    let certs = containerd.certs_dir();
-    let node = TestNode::start_with(&cluster, rt, move |c| {
-        c.registries = registries.clone();
-        c.registry_hosts_dir = Some(certs.clone());
-    })
-    .await;
-    let mut p = pod(
-        "untrusted",
-        &node.name,
-        vec![Container {
-            name: "app".into(),
-            image: image.clone(),
-            command: vec!["sleep".into(), "3600".into()],
-            ..Default::default()
-        }],
-    );
-    p.spec.as_mut().unwrap().host_network = true;
-    cluster.create_pod(p).await;
-    let env_events = || async {
-        let list = cluster
-            .client
-            .list(Kind::Event, Some("default"), &ListParams::default())
-            .await
-            .unwrap();
-        list.items
-            .into_iter()
-            .filter_map(|o| match o {
-                Object::Event(e) if e.reason == "Failed" => Some(e.message),
-                _ => None,
-            })
-            .find(|m| m.contains("x509") || m.contains("certificate"))
+    let Some(env) = env_trusting(false).await else {
+        return;
     };
-    let message = eventually("a Failed event naming the certificate", env_events).await;
-    assert!(message.contains(&image), "{message}");
-    let _ = cluster
-        .client
-        .delete(Kind::Pod, "default", "untrusted", &DeleteOptions::default())
+    let image = env.push_busybox("tls/app:1");
+    env.pull_secret("login", "right-password").await;
+    env.cluster
+        .create_pod(env.pod("untrusted", &image, &["login"]))
         .await;
-    cluster.wait_gone("untrusted").await;
+    let message = env.wait_pull_failure("untrusted", "x509").await;
+    assert!(message.contains(&image), "{message}");
+    delete_and_wait(&env.cluster, &env.node, "untrusted").await;
 }

@@ -5,6 +5,9 @@
 #   DIR/net.d/10-podnet.conflist   bridge + host-local + portmap for the pod CIDR
 #   DIR/containerd.sock      the CRI/containerd socket (DIR/containerd.pid, DIR/containerd.log)
 #   DIR/images/*.tar         docker.io/local/{busybox,pause}:1, imported into namespace k8s.io
+#   DIR/certs.d/<host>/hosts.toml  per-registry settings (CA, mirrors) CRI pulls read at each
+#                            pull (containerd's registry config_path; the node agent writes
+#                            them from its --registries-config)
 #
 # Installs the Debian packages it needs when missing, starts containerd in the background
 # unless one already answers on DIR/containerd.sock, waits until it answers and imports the
@@ -36,7 +39,10 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 log() { echo "containerd-setup: $*" >&2; }
 
 # --- packages ----------------------------------------------------------------------------
-packages=(containerd runc containernetworking-plugins iptables iproute2 busybox-static)
+# docker-registry (the distribution registry), skopeo and apache2-utils (htpasswd) are for the
+# tests: they start a private registry on loopback and push the local images into it.
+packages=(containerd runc containernetworking-plugins iptables iproute2 busybox-static
+    docker-registry skopeo apache2-utils)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -50,7 +56,7 @@ fi
 answers() { ctr -a "$sock" version >/dev/null 2>&1; }
 
 # --- config ------------------------------------------------------------------------------
-mkdir -p "$dir"/{root,state,runc,opt,net.d,cni-ipam,images}
+mkdir -p "$dir"/{root,state,runc,opt,net.d,cni-ipam,images,certs.d}
 
 # The pod CIDR's first address is the bridge's gateway (a.b.c.1 for a /16 or /24).
 gateway=$(echo "${pod_cidr%/*}" | awk -F. '{ printf "%s.%s.%s.%d", $1, $2, $3, $4 + 1 }')
@@ -111,6 +117,8 @@ state = "$dir/state"
   sandbox_image = "docker.io/local/pause:1"
   restrict_oom_score_adj = true
   netns_mounts_under_state_dir = true
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$dir/certs.d"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$dir/net.d"

@@ -146,7 +146,9 @@ fn workload_selector(object: &Object) -> Option<&rafter_proto::v1::LabelSelector
 /// `default`, and one naming a ServiceAccount that does not exist is refused. The
 /// `default` ServiceAccount of a namespace made a moment ago may not exist yet (the
 /// ServiceAccounts controller is making it): such a pod is admitted, and its agent waits
-/// for the account before it starts the pod. Mirror pods are left as they are.
+/// for the account before it starts the pod. A pod that names no `imagePullSecrets` gets
+/// its account's (so its node may read them, and pulls with them). Mirror pods are left
+/// as they are.
 async fn check_service_account<R: AdmissionReader>(
     reader: &R,
     namespace: &str,
@@ -164,20 +166,23 @@ async fn check_service_account<R: AdmissionReader>(
     }
     if spec.service_account_name.is_empty() {
         spec.service_account_name = DEFAULT_SERVICE_ACCOUNT.to_owned();
-        return Ok(());
     }
     let name = spec.service_account_name.clone();
-    if name == DEFAULT_SERVICE_ACCOUNT {
-        return Ok(());
-    }
     let read = |consistency| reader.get_object(Kind::ServiceAccount, namespace, &name, consistency);
     let found = match read(ReadConsistency::Serializable).await {
-        Ok(None) => read(ReadConsistency::Linearizable).await,
+        Ok(None) if name != DEFAULT_SERVICE_ACCOUNT => read(ReadConsistency::Linearizable).await,
         other => other,
     }
     .map_err(AdmissionError::Read)?;
     match found {
+        Some(Object::ServiceAccount(account)) => {
+            if spec.image_pull_secrets.is_empty() {
+                spec.image_pull_secrets = account.image_pull_secrets;
+            }
+            Ok(())
+        }
         Some(_) => Ok(()),
+        None if name == DEFAULT_SERVICE_ACCOUNT => Ok(()),
         None => Err(AdmissionError::Forbidden(format!(
             "error looking up service account {namespace}/{name}: serviceaccount {name:?} not found (spec.serviceAccountName); create it first (rafter create serviceaccount {name} -n {namespace})"
         ))),

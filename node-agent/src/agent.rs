@@ -36,7 +36,10 @@ use tracing::{info, warn};
 
 use crate::api::{ApiClient, PodEvent, PodEventStream};
 use crate::dns::{ClusterDns, ClusterZone, DnsServer, DnsSettings, Upstream, ZoneFeed, ZoneHandle};
+use crate::events::PodEvents;
 use crate::host::HostInfo;
+use crate::image_gc::ImageGcPolicy;
+use crate::image_pull::ImagePuller;
 use crate::log_rotation::LogRotation;
 use crate::log_server;
 use crate::metrics_server::MetricsServer;
@@ -44,6 +47,7 @@ use crate::node::NodeReporter;
 use crate::pod_sync::BackoffPolicy;
 use crate::pod_worker::{Desired, PodWorker, Source, WorkerContext, LABEL_NODE_NAME};
 use crate::proxy::{ProxyLoop, ProxyMode, DEFAULT_DEBOUNCE};
+use crate::registries::Registries;
 use crate::runtime::ContainerRuntime;
 use crate::service_watch;
 use crate::serving::{keep_serving_cert, ServingTls};
@@ -109,6 +113,16 @@ pub struct AgentConfig {
     pub dns_listen: Option<SocketAddr>,
     /// The address the DNS server is advertised at (one pods can reach).
     pub dns_advertise: Option<std::net::IpAddr>,
+    /// Registry mirrors, TLS settings and logins (`--registries-config`).
+    pub registries: Registries,
+    /// Image garbage collection by disk usage; `None`: never.
+    pub image_gc: Option<ImageGcPolicy>,
+    /// Image archives (`*.tar`, OCI layout or docker) imported into the runtime at start
+    /// and pinned (`--images-dir`, k3s's `agent/images`): an airgapped node's images.
+    pub images_dir: Option<PathBuf>,
+    /// containerd's registry `config_path` (`--containerd-certs-dir`): the agent writes
+    /// `<dir>/<registry>/hosts.toml` from `registries` at start. `None`: none written.
+    pub registry_hosts_dir: Option<PathBuf>,
 }
 
 impl AgentConfig {
@@ -135,6 +149,10 @@ impl AgentConfig {
             proxy_debounce: DEFAULT_DEBOUNCE,
             dns_listen: None,
             dns_advertise: None,
+            registries: Registries::default(),
+            registry_hosts_dir: None,
+            image_gc: Some(ImageGcPolicy::default()),
+            images_dir: None,
         }
     }
 
@@ -165,6 +183,21 @@ pub enum AgentError {
     /// The DNS server cannot serve on its address.
     #[error(transparent)]
     DnsServer(#[from] crate::dns::DnsError),
+    /// The registries' `hosts.toml` files cannot be written.
+    #[error(transparent)]
+    Registries(#[from] crate::registries::RegistriesError),
+    /// An image archive of `--images-dir` cannot be read or imported.
+    #[error("importing {path:?} from the images directory: {source}")]
+    ImportImage {
+        /// The archive (or the directory).
+        path: PathBuf,
+        /// What the runtime said.
+        #[source]
+        source: crate::error::RuntimeError,
+    },
+    /// The image garbage collection thresholds are wrong.
+    #[error(transparent)]
+    ImageGc(#[from] crate::image_gc::ImageGcError),
     /// The log endpoint cannot listen on its address.
     #[error("log endpoint on {addr}: {source}")]
     LogsListen {
@@ -174,6 +207,43 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Imports every `*.tar` of `dir` (in name order) into the runtime; the names they held.
+async fn import_images_dir(
+    runtime: &dyn ContainerRuntime,
+    dir: &std::path::Path,
+) -> Result<Vec<String>, AgentError> {
+    let io = |source: std::io::Error| AgentError::ImportImage {
+        path: dir.to_owned(),
+        source: crate::error::RuntimeError::io("reading", dir, source),
+    };
+    let mut archives = Vec::new();
+    let mut entries = match tokio::fs::read_dir(dir).await {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(e)),
+    };
+    while let Some(entry) = entries.next_entry().await.map_err(io)? {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "tar") {
+            archives.push(path);
+        }
+    }
+    archives.sort();
+    let mut names = Vec::new();
+    for path in archives {
+        let held = runtime
+            .import_image(&path)
+            .await
+            .map_err(|source| AgentError::ImportImage {
+                path: path.clone(),
+                source,
+            })?;
+        info!(archive = %path.display(), images = ?held, "images imported from the images directory");
+        names.extend(held);
+    }
+    Ok(names)
 }
 
 /// The names a serving certificate is for: the node's name and the addresses its Node
@@ -225,6 +295,18 @@ impl Agent {
                     source,
                 })?;
         }
+        if let Some(dir) = config.registry_hosts_dir.clone() {
+            let registries = config.registries.clone();
+            let written = tokio::task::spawn_blocking(move || registries.write_hosts(&dir)).await;
+            match written {
+                Ok(result) => result?,
+                Err(e) => warn!(error = %e, "writing the registries' hosts.toml files failed"),
+            }
+        }
+        let imported = match &config.images_dir {
+            Some(dir) => import_images_dir(runtime.as_ref(), dir).await?,
+            None => Vec::new(),
+        };
         let host = HostInfo::detect(config.node_ip.clone(), config.api_host.clone()).await;
         info!(node = %config.node_name, runtime = runtime.backend(), ip = %host.internal_ip, "agent starting");
         let (shutdown, rx) = watch::channel(false);
@@ -294,7 +376,26 @@ impl Agent {
             api: api.clone(),
             runtime: runtime.clone(),
         };
+        if let Some(mut policy) = config.image_gc.clone() {
+            policy.validate()?;
+            policy.pinned.extend(imported);
+            tasks.push(tokio::spawn(crate::image_gc::run(
+                runtime.clone(),
+                policy,
+                rx.clone(),
+            )));
+        }
+        let images = ImagePuller {
+            runtime: runtime.clone(),
+            api: api.clone(),
+            registries: Arc::new(config.registries.clone()),
+            events: PodEvents {
+                api: api.clone(),
+                node_name: config.node_name.clone(),
+            },
+        };
         let ctx = Arc::new(WorkerContext {
+            images,
             sandbox_slots: Arc::new(tokio::sync::Semaphore::new(
                 config.sandbox_parallelism.max(1),
             )),

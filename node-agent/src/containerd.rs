@@ -4,7 +4,7 @@
 //! ```text
 //!  ContainerdRuntime ──(tonic, lazy channel, reconnects)──► unix:<socket>
 //!      RuntimeService: RunPodSandbox, CreateContainer, StartContainer, ContainerStatus ...
-//!      ImageService:   ImageStatus (PullImage only when allowed, and only after it)
+//!      ImageService:   ImageStatus, PullImage (with the pod's registry login)
 //!  `ctr images import` for OCI tarballs (CRI has no import call)
 //! ```
 //!
@@ -36,7 +36,9 @@ use tracing::{debug, warn};
 
 use crate::error::{Result, RuntimeError};
 use crate::image::names_in_oci_tarball;
+use crate::image_gc::FsUsage;
 use crate::metrics::ContainerUsage;
+use crate::pull_secrets::PullAuth;
 use crate::runtime::ContainerRuntime;
 use crate::spec::{
     container_log_relative_path, ContainerConfig, SandboxConfig, LABEL_MANAGED_BY, LABEL_POD_UID,
@@ -49,6 +51,8 @@ use crate::status::{
 
 /// CFS period used with CPU limits, as kubelet does (100 ms).
 const CPU_PERIOD_US: i64 = 100_000;
+/// Time a pull may take beyond the call deadline (layers of a large image).
+const PULL_EXTRA_TIME: Duration = Duration::from_secs(600);
 /// How many times run_sandbox bumps the attempt when the name is still reserved.
 const SANDBOX_NAME_RETRIES: u32 = 3;
 
@@ -316,7 +320,20 @@ fn image_info(image: cri::Image) -> ImageInfo {
         id: image.id,
         repo_tags: image.repo_tags,
         size: image.size,
+        pinned: image.pinned,
     }
+}
+
+/// Used and total bytes of the filesystem holding `path`. Blocking.
+fn fs_usage(path: &Path) -> std::io::Result<FsUsage> {
+    let stats = nix::sys::statvfs::statvfs(path).map_err(std::io::Error::from)?;
+    let fragment = stats.fragment_size();
+    let capacity = stats.blocks().saturating_mul(fragment);
+    let available = stats.blocks_available().saturating_mul(fragment);
+    Ok(FsUsage {
+        used_bytes: capacity.saturating_sub(available),
+        capacity_bytes: capacity,
+    })
 }
 
 #[async_trait]
@@ -395,6 +412,44 @@ impl ContainerRuntime for ContainerdRuntime {
                 }),
             Err(RuntimeError::Rpc { message, .. })
             | Err(RuntimeError::NotFound { id: message, .. }) => Err(RuntimeError::ImageNotFound {
+                image: image.to_owned(),
+                message,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn pull_image(&self, image: &str, auth: Option<&PullAuth>) -> Result<ImageInfo> {
+        let mut client = self.images.clone();
+        let pulled = self
+            .call(
+                "PullImage",
+                PULL_EXTRA_TIME,
+                client.pull_image(cri::PullImageRequest {
+                    image: Some(cri::ImageSpec {
+                        image: image.to_owned(),
+                        ..Default::default()
+                    }),
+                    auth: auth.map(|a| cri::AuthConfig {
+                        username: a.username.clone(),
+                        password: a.password.clone(),
+                        identity_token: a.identity_token.clone(),
+                        ..Default::default()
+                    }),
+                    sandbox_config: None,
+                }),
+            )
+            .await;
+        match pulled {
+            Ok(resp) => {
+                let listed = self.image_status(&resp.image_ref).await?;
+                listed.ok_or_else(|| RuntimeError::PullFailed {
+                    image: image.to_owned(),
+                    message: format!("pulled as {} but not listed", resp.image_ref),
+                })
+            }
+            Err(RuntimeError::Rpc { message, .. })
+            | Err(RuntimeError::NotFound { id: message, .. }) => Err(RuntimeError::PullFailed {
                 image: image.to_owned(),
                 message,
             }),
@@ -828,6 +883,83 @@ impl ContainerRuntime for ContainerdRuntime {
                 }
             })
             .collect())
+    }
+
+    async fn list_images(&self) -> Result<Vec<ImageInfo>> {
+        let mut client = self.images.clone();
+        let resp = self
+            .call(
+                "ListImages",
+                Duration::ZERO,
+                client.list_images(cri::ListImagesRequest { filter: None }),
+            )
+            .await?;
+        Ok(resp.images.into_iter().map(image_info).collect())
+    }
+
+    async fn images_in_use(&self) -> Result<std::collections::HashSet<String>> {
+        let mut client = self.runtime.clone();
+        let resp = self
+            .call(
+                "ListContainers",
+                Duration::ZERO,
+                client.list_containers(cri::ListContainersRequest { filter: None }),
+            )
+            .await?;
+        let mut used = std::collections::HashSet::new();
+        for c in resp.containers {
+            used.insert(c.image_ref);
+            if let Some(spec) = c.image {
+                used.insert(crate::image::normalize_image(&spec.image));
+                used.insert(spec.image);
+            }
+        }
+        Ok(used)
+    }
+
+    async fn image_fs_usage(&self) -> Result<Option<FsUsage>> {
+        let mut client = self.images.clone();
+        let resp = self
+            .call(
+                "ImageFsInfo",
+                Duration::ZERO,
+                client.image_fs_info(cri::ImageFsInfoRequest {}),
+            )
+            .await?;
+        let Some(mountpoint) = resp
+            .image_filesystems
+            .into_iter()
+            .find_map(|fs| fs.fs_id.map(|id| PathBuf::from(id.mountpoint)))
+        else {
+            return Ok(None);
+        };
+        let path = mountpoint.clone();
+        let usage = tokio::task::spawn_blocking(move || fs_usage(&path))
+            .await
+            .map_err(|e| RuntimeError::io("measuring", &mountpoint, std::io::Error::other(e)))?
+            .map_err(|e| RuntimeError::io("measuring", &mountpoint, e))?;
+        Ok(Some(usage))
+    }
+
+    async fn remove_image(&self, image: &str) -> Result<()> {
+        let mut client = self.images.clone();
+        match self
+            .call(
+                "RemoveImage",
+                Duration::ZERO,
+                client.remove_image(cri::RemoveImageRequest {
+                    image: Some(cri::ImageSpec {
+                        image: image.to_owned(),
+                        ..Default::default()
+                    }),
+                }),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn update_pod_cidr(&self, cidr: &str) -> Result<()> {

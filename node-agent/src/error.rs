@@ -18,6 +18,16 @@ pub enum RuntimeError {
         /// Why, as the backend said it.
         message: String,
     },
+    /// The registry refused or failed the pull (unauthorized, no such image or tag, an
+    /// untrusted certificate, unreachable); the agent reports `ErrImagePull` with the
+    /// message, and tries again after a back-off.
+    #[error("pulling image {image:?} failed: {message}")]
+    PullFailed {
+        /// The image reference as asked for.
+        image: String,
+        /// The runtime's message, carrying the registry's reason.
+        message: String,
+    },
     /// A sandbox or container with this id does not exist (any more).
     #[error("{kind} {id:?} not found")]
     NotFound {
@@ -116,6 +126,7 @@ impl RuntimeError {
                     | std::io::ErrorKind::TimedOut
             ),
             RuntimeError::ImageNotFound { .. }
+            | RuntimeError::PullFailed { .. }
             | RuntimeError::NotFound { .. }
             | RuntimeError::StartFailed { .. }
             | RuntimeError::InvalidSpec { .. }

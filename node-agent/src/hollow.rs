@@ -20,6 +20,7 @@ use async_trait::async_trait;
 
 use crate::error::{Result, RuntimeError};
 use crate::image::{listed_image, normalize_image, require_image};
+use crate::pull_secrets::PullAuth;
 use crate::runtime::ContainerRuntime;
 use crate::spec::{ContainerConfig, SandboxConfig};
 use crate::status::{
@@ -175,6 +176,14 @@ impl ContainerRuntime for HollowRuntime {
             image,
             self.image_status(image).await?,
             "configured as missing on this hollow node",
+        )
+    }
+
+    async fn pull_image(&self, image: &str, _auth: Option<&PullAuth>) -> Result<ImageInfo> {
+        require_image(
+            image,
+            self.image_status(image).await?,
+            "the hollow runtime cannot pull from registries; only imported images run",
         )
     }
 

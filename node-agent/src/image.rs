@@ -52,6 +52,7 @@ pub(crate) fn listed_image(image: &str, listed: impl FnOnce(&str) -> bool) -> Op
         id: name.clone(),
         repo_tags: vec![name],
         size: 0,
+        pinned: false,
     })
 }
 
@@ -63,37 +64,51 @@ pub(crate) fn require_image(image: &str, found: Option<ImageInfo>, why: &str) ->
     })
 }
 
-/// The image names (`io.containerd.image.name` annotations of `index.json`) in an OCI
-/// layout tarball. Blocking: call it from `spawn_blocking`.
+/// The image names in an image archive: the `io.containerd.image.name` annotations of an
+/// OCI layout's `index.json`, or the `RepoTags` of a docker archive's `manifest.json`.
+/// Blocking: call it from `spawn_blocking`.
 pub(crate) fn names_in_oci_tarball(path: &Path) -> Result<Vec<String>> {
-    let io_err = |e| RuntimeError::io("reading OCI tarball", path, e);
+    let io_err = |e| RuntimeError::io("reading image archive", path, e);
     let file = std::fs::File::open(path).map_err(io_err)?;
     let mut archive = tar::Archive::new(file);
     for entry in archive.entries().map_err(io_err)? {
         let mut entry = entry.map_err(io_err)?;
         let entry_path = entry.path().map_err(io_err)?.into_owned();
-        if entry_path != Path::new("index.json") && entry_path != Path::new("./index.json") {
+        let name = entry_path
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_owned();
+        if name != "index.json" && name != "manifest.json" {
             continue;
         }
         let mut text = String::new();
         entry.read_to_string(&mut text).map_err(io_err)?;
-        let index: serde_json::Value =
+        let doc: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| RuntimeError::InvalidSpec {
-                field: format!("{}: index.json", path.display()),
+                field: format!("{}: {name}", path.display()),
                 message: e.to_string(),
             })?;
-        let names = index["manifests"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|m| m["annotations"][NAME_ANNOTATION].as_str())
-            .map(normalize_image)
-            .collect();
+        let names: Vec<String> = if name == "index.json" {
+            doc["manifests"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m["annotations"][NAME_ANNOTATION].as_str())
+                .map(normalize_image)
+                .collect()
+        } else {
+            doc.as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|m| m["RepoTags"].as_array().cloned().unwrap_or_default())
+                .filter_map(|t| t.as_str().map(normalize_image))
+                .collect()
+        };
         return Ok(names);
     }
     Err(RuntimeError::InvalidSpec {
         field: path.display().to_string(),
-        message: "not an OCI layout tarball: no index.json".to_owned(),
+        message: "not an image archive: neither an OCI layout (index.json) nor a docker archive (manifest.json)".to_owned(),
     })
 }
 

@@ -54,6 +54,11 @@
 //! | `hollow` | [`HollowRuntime`]: no processes, for scale tests |
 //! | `cri_log` | the CRI log line format (write and parse) |
 //! | `image` | image name normalisation and OCI tarball names |
+//! | `pull_secrets` | registry logins in `dockerconfigjson`/`dockercfg` Secrets and which apply to an image (pure) |
+//! | `registries` | [`Registries`]: `--registries-config` (mirrors, TLS, logins) and containerd's `hosts.toml` files |
+//! | `image_pull` | pull policy (`Always`/`IfNotPresent`/`Never`), the pod's logins, and the Pulling/Pulled/Failed events |
+//! | `image_gc` | [`ImageGcPolicy`]: removing unused, unpinned images past the disk-usage high threshold down to the low one |
+//! | `events` | Events about the node's pods, written through the API |
 //! | `proxy` | the node proxy: Services and Endpoints to nftables rules (one atomic `nft -f` per sync) or, for the process runtime, userspace TCP listeners |
 //!
 //! The runtimes must not hold pod policy (restart back-off, probes, phase): they run
@@ -71,10 +76,13 @@ mod cri_log;
 pub mod dns;
 mod env;
 mod error;
+mod events;
 mod expansion;
 mod hollow;
 mod host;
 mod image;
+mod image_gc;
+mod image_pull;
 mod log_rotation;
 mod log_server;
 mod logs;
@@ -86,6 +94,8 @@ mod pod_worker;
 mod probes;
 mod process;
 mod proxy;
+mod pull_secrets;
+mod registries;
 mod routes;
 mod runtime;
 mod service_account;
@@ -108,6 +118,7 @@ pub use cri_log::{encode_line, messages as log_messages, parse_line, LogRecord, 
 pub use error::{Result, RuntimeError};
 pub use hollow::{HollowConfig, HollowRuntime};
 pub use image::normalize_image;
+pub use image_gc::{FsUsage, ImageGcError, ImageGcPolicy};
 pub use log_rotation::LogRotation;
 pub use logs::{follow_logs, read_logs, LogError, LogRequest};
 pub use metrics::ContainerUsage;
@@ -120,6 +131,10 @@ pub use proxy::{
     NftTable, Protocol, ProxyError, ProxyMode, Ruleset, ServicePortRule, ServiceState,
     UserspaceProxy, DEFAULT_DEBOUNCE as PROXY_DEFAULT_DEBOUNCE,
     DEFAULT_TABLE as PROXY_DEFAULT_TABLE,
+};
+pub use pull_secrets::PullAuth;
+pub use registries::{
+    Mirror, Registries, RegistriesError, RegistryConfig, RegistryLogin, RegistryTls,
 };
 pub use routes::ROUTE_PROTOCOL;
 pub use runtime::ContainerRuntime;

@@ -36,6 +36,7 @@ use crate::dns::ClusterDns;
 use crate::env::{resolve_env, PodObjects};
 use crate::error::RuntimeError;
 use crate::expansion::expand_with_env;
+use crate::image_pull::ImagePuller;
 use crate::log_rotation::{self, LogRotation};
 use crate::pod_sync::{plan, pod_status, Action, BackoffPolicy, Blocked, Observed, StatusInputs};
 use crate::probes::{self, ProbeKind, ProbeTarget, ProbeWorker};
@@ -71,6 +72,8 @@ pub(crate) struct WorkerContext {
     /// order it arrived instead of all of them sharing the CPU and finishing together
     /// (sandbox creation — runc, CNI, iptables — is most of a pod's start-up cost).
     pub(crate) sandbox_slots: Arc<tokio::sync::Semaphore>,
+    /// Pull policy, logins and pull events.
+    pub(crate) images: ImagePuller,
 }
 
 /// What the manager wants for a pod.
@@ -615,9 +618,8 @@ impl PodWorker {
     ) {
         let rt = self.ctx.runtime.clone();
         let name = container.name.as_str();
-        if let Err(e) = rt.ensure_image(&container.image).await {
-            let message = format!("failed to pull image {:?}: {e}", container.image);
-            self.block(name, "ErrImagePull", message, fresh);
+        if let Err(failure) = self.ctx.images.ensure(pod, container).await {
+            self.block(name, failure.reason, failure.message, fresh);
             return;
         }
         let (namespace, _) = key_of(pod);

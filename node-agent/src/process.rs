@@ -49,6 +49,7 @@ use crate::cri_log::{encode_line, LogStream, MAX_RECORD_BYTES};
 use crate::error::{Result, RuntimeError};
 use crate::image::{listed_image, names_in_oci_tarball, normalize_image, require_image};
 use crate::metrics::{process_groups, ContainerUsage};
+use crate::pull_secrets::PullAuth;
 use crate::runtime::ContainerRuntime;
 use crate::spec::{ContainerConfig, SandboxConfig, LABEL_POD_UID};
 use crate::status::{
@@ -428,6 +429,14 @@ impl ContainerRuntime for ProcessRuntime {
             image,
             self.image_status(image).await?,
             "not imported on this node (process runtime)",
+        )
+    }
+
+    async fn pull_image(&self, image: &str, _auth: Option<&PullAuth>) -> Result<ImageInfo> {
+        require_image(
+            image,
+            self.image_status(image).await?,
+            "the process runtime cannot pull from registries; only imported images run",
         )
     }
 

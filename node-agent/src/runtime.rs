@@ -27,7 +27,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::Result;
+use crate::image_gc::FsUsage;
 use crate::metrics::ContainerUsage;
+use crate::pull_secrets::PullAuth;
 use crate::spec::{ContainerConfig, SandboxConfig};
 use crate::status::{
     ContainerStatus, ContainerSummary, ExecOutput, ImageInfo, RuntimeVersion, Sandbox,
@@ -49,6 +51,15 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// and only then pulls, where the backend is allowed to. A missing image is
     /// [`RuntimeError::ImageNotFound`](crate::RuntimeError::ImageNotFound).
     async fn ensure_image(&self, image: &str) -> Result<ImageInfo>;
+
+    /// Fetches `image` from its registry with `auth` (or anonymously), even when it is
+    /// present (a tag may have moved); returns it as now present. Pull policy is the
+    /// caller's. A registry's refusal (unauthorized, not found, TLS) is
+    /// [`RuntimeError::PullFailed`](crate::RuntimeError::PullFailed) with its message.
+    /// Backends that cannot pull (process, hollow) report a missing image as
+    /// [`RuntimeError::ImageNotFound`](crate::RuntimeError::ImageNotFound) and a present one
+    /// as pulled.
+    async fn pull_image(&self, image: &str, auth: Option<&PullAuth>) -> Result<ImageInfo>;
 
     /// Imports an OCI layout tarball; returns the image names it held.
     async fn import_image(&self, tarball: &Path) -> Result<Vec<String>>;
@@ -104,6 +115,30 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         command: &[String],
         timeout: Duration,
     ) -> Result<ExecOutput>;
+
+    /// Every image the runtime holds. Backends without images of their own list none.
+    async fn list_images(&self) -> Result<Vec<ImageInfo>> {
+        Ok(Vec::new())
+    }
+
+    /// The ids and names of the images any container of the runtime was made from (whoever
+    /// made it: agents may share a runtime), for image garbage collection.
+    async fn images_in_use(&self) -> Result<std::collections::HashSet<String>> {
+        Ok(std::collections::HashSet::new())
+    }
+
+    /// How full the filesystem holding the images is; `None` where there is none to watch.
+    async fn image_fs_usage(&self) -> Result<Option<FsUsage>> {
+        Ok(None)
+    }
+
+    /// Removes an image (by id or name). Idempotent.
+    async fn remove_image(&self, _image: &str) -> Result<()> {
+        Err(crate::RuntimeError::Unsupported {
+            operation: "RemoveImage",
+            backend: self.backend(),
+        })
+    }
 
     /// The node's pod CIDR, for the runtime's pod network (CRI UpdateRuntimeConfig: a CNI
     /// conf template gets it). Backends without a pod network ignore it.

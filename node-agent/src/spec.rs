@@ -135,10 +135,16 @@ impl SandboxConfig {
             meta.namespace.clone()
         };
         let spec = pod.spec.as_ref();
-        let hostname = spec
-            .map(|s| s.hostname.clone())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| meta.name.clone());
+        let host_network = spec.is_some_and(|s| s.host_network);
+        // A host-network pod shares the node's UTS namespace: it keeps the node's hostname
+        // (as the kubelet leaves it empty; runc refuses to set one it cannot own).
+        let hostname = if host_network {
+            String::new()
+        } else {
+            spec.map(|s| s.hostname.clone())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| meta.name.clone())
+        };
         Ok(SandboxConfig {
             log_dir: log_root.join(format!("{namespace}_{}_{}", meta.name, meta.uid)),
             pod_uid: meta.uid.clone(),
@@ -146,7 +152,7 @@ impl SandboxConfig {
             namespace,
             attempt,
             hostname,
-            host_network: spec.is_some_and(|s| s.host_network),
+            host_network,
             dns: pod_dns(pod, cluster_dns),
             labels: meta
                 .labels

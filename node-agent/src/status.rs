@@ -159,6 +159,8 @@ pub struct ImageInfo {
     pub repo_tags: Vec<String>,
     /// Size in bytes (0 when unknown).
     pub size: u64,
+    /// The runtime keeps it whatever happens (never garbage-collected).
+    pub pinned: bool,
 }
 
 /// Name and version of the runtime, for `nodeInfo.containerRuntimeVersion`.

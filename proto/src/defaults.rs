@@ -197,9 +197,9 @@ fn default_container(c: &mut Container) {
     }
 }
 
-/// Always for `:latest` or no tag (the image may change under the same name), else
-/// IfNotPresent. A digest pins the image.
-fn image_pull_policy(image: &str) -> &'static str {
+/// The `imagePullPolicy` of a container that sets none: Always for `:latest` or no tag
+/// (the image may change under the same name), else IfNotPresent. A digest pins the image.
+pub fn image_pull_policy(image: &str) -> &'static str {
     let last = image.rsplit('/').next().unwrap_or(image);
     if last.contains('@') {
         return "IfNotPresent";

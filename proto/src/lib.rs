@@ -39,7 +39,7 @@ pub mod well_known;
 mod round_trip_test;
 
 pub use cidr::{CidrError, Ipv4Cidr};
-pub use defaults::{apply_defaults, DEFAULT_AFFINITY_TIMEOUT_SECONDS};
+pub use defaults::{apply_defaults, image_pull_policy, DEFAULT_AFFINITY_TIMEOUT_SECONDS};
 pub use int_or_string::{IntOrString, IntOrStringError};
 pub use kind::{Kind, KindError, KindInfo, Object};
 pub use manifest::{parse_manifests, parse_object, Document, ManifestError, MAX_MANIFEST_BYTES};

@@ -20,8 +20,8 @@ use clap::{Args, ValueEnum};
 use node_agent::{
     client_certificate, rotate_client_cert, Agent, AgentConfig, ApiClient, BackoffPolicy,
     CertRotation, ContainerRuntime, ContainerdConfig, ContainerdRuntime, HollowConfig,
-    HollowRuntime, LogRotation, ProcessConfig, ProcessRuntime, ProxyMode, RotatingClient,
-    ServingTls, TlsBootstrapConfig,
+    HollowRuntime, LogRotation, ProcessConfig, ProcessRuntime, ProxyMode, Registries,
+    RotatingClient, ServingTls, TlsBootstrapConfig,
 };
 use rafter_client::Client;
 use rafter_client::ResolvedConfig;
@@ -107,6 +107,27 @@ pub struct AgentArgs {
     /// A directory of static pod manifests.
     #[arg(long)]
     manifest_dir: Option<PathBuf>,
+    /// Registry mirrors, TLS settings (CA, client certificate, skip verify) and logins,
+    /// as k3s's registries.yaml [default: /etc/rafter/registries.yaml when it exists].
+    #[arg(long)]
+    registries_config: Option<PathBuf>,
+    /// Image archives (`*.tar`: OCI layout or docker) imported at start and never
+    /// garbage-collected: an airgapped node's images [default: DATA_DIR/images].
+    #[arg(long)]
+    images_dir: Option<PathBuf>,
+    /// Remove unused images when the image filesystem is used at or past this percentage.
+    #[arg(long, default_value_t = 85, value_parser = clap::value_parser!(u8).range(1..=100))]
+    image_gc_high_threshold: u8,
+    /// ... down to this percentage (below the high threshold).
+    #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(0..=99))]
+    image_gc_low_threshold: u8,
+    /// The pod sandbox (pause) image containerd is configured with: never collected.
+    #[arg(long, default_value = "docker.io/local/pause:1")]
+    sandbox_image: String,
+    /// containerd's registry `config_path` (its CRI `registry.config_path`): the agent
+    /// writes a `<registry>/hosts.toml` there for each registry of --registries-config.
+    #[arg(long, default_value = "/etc/containerd/certs.d")]
+    containerd_certs_dir: PathBuf,
     /// Where the agent keeps volumes, logs and state.
     #[arg(long, default_value = "/var/lib/rafter/agent")]
     data_dir: PathBuf,
@@ -186,6 +207,9 @@ impl AgentArgs {
 }
 
 /// A log size cap from a quantity (`10Mi`, `4096`).
+/// Where the registries config is read from when --registries-config is not given.
+const DEFAULT_REGISTRIES_CONFIG: &str = "/etc/rafter/registries.yaml";
+
 fn parse_log_size(text: &str) -> Result<u64, String> {
     let q: rafter_proto::Quantity = text.parse().map_err(|e| format!("{e}"))?;
     u64::try_from(q.value())
@@ -361,6 +385,29 @@ pub fn run(args: AgentArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
         base: args.backoff_base,
         ..BackoffPolicy::default()
     };
+    config.images_dir = Some(
+        args.images_dir
+            .clone()
+            .unwrap_or_else(|| args.data_dir.join("images")),
+    );
+    let gc = node_agent::ImageGcPolicy {
+        high_percent: args.image_gc_high_threshold,
+        low_percent: args.image_gc_low_threshold,
+        pinned: vec![args.sandbox_image.clone()],
+        ..node_agent::ImageGcPolicy::default()
+    };
+    gc.validate()?;
+    config.image_gc = Some(gc);
+    let registries_file = args.registries_config.clone().or_else(|| {
+        let default = PathBuf::from(DEFAULT_REGISTRIES_CONFIG);
+        default.exists().then_some(default)
+    });
+    if let Some(path) = registries_file {
+        config.registries = Registries::load(&path)?;
+        if matches!(args.runtime, RuntimeKind::Containerd) {
+            config.registry_hosts_dir = Some(args.containerd_certs_dir.clone());
+        }
+    }
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

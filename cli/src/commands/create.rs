@@ -23,7 +23,7 @@ use crate::sources::read_sources;
 #[derive(Debug, Args)]
 #[command(
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  rafter create -f deployment.yaml\n  rafter create namespace staging\n  rafter create configmap app-config --from-literal mode=fast --from-file config.toml\n  rafter create secret generic db --from-literal password=s3cret\n  rafter create deployment web --image nginx:1.27 --replicas 3\n  rafter create deployment web --image nginx --dry-run -o yaml\n  rafter create role pod-reader --verb get,list,watch --resource pods -n shop\n  rafter create rolebinding read-pods --role pod-reader --user jane -n shop\n  rafter create serviceaccount builder -n shop\n  rafter create token builder -n shop --duration 2h"
+    after_help = "Examples:\n  rafter create -f deployment.yaml\n  rafter create namespace staging\n  rafter create configmap app-config --from-literal mode=fast --from-file config.toml\n  rafter create secret generic db --from-literal password=s3cret\n  rafter create secret docker-registry regcred --docker-server reg.example:5000 --docker-username ci --docker-password s3cret\n  rafter create deployment web --image nginx:1.27 --replicas 3\n  rafter create deployment web --image nginx --dry-run -o yaml\n  rafter create role pod-reader --verb get,list,watch --resource pods -n shop\n  rafter create rolebinding read-pods --role pod-reader --user jane -n shop\n  rafter create serviceaccount builder -n shop\n  rafter create token builder -n shop --duration 2h"
 )]
 pub struct CreateArgs {
     #[command(subcommand)]
@@ -271,6 +271,55 @@ pub enum SecretCommand {
         after_help = "Examples:\n  rafter create secret generic db --from-literal user=app --from-literal password=s3cret\n  rafter create secret generic tls --from-file tls.crt --from-file tls.key --type kubernetes.io/tls"
     )]
     Generic(GenericSecretArgs),
+    /// A registry login for pulling images (`kubernetes.io/dockerconfigjson`), for a pod's
+    /// or ServiceAccount's `imagePullSecrets`.
+    #[command(
+        name = "docker-registry",
+        after_help = "Examples:\n  rafter create secret docker-registry regcred --docker-server registry.example:5000 --docker-username ci --docker-password s3cret\n  rafter create secret docker-registry hub --docker-username me --docker-password \"$TOKEN\" --docker-email me@example.com"
+    )]
+    DockerRegistry(DockerRegistrySecretArgs),
+}
+
+/// `rafter create secret docker-registry`.
+#[derive(Debug, Args)]
+pub struct DockerRegistrySecretArgs {
+    /// The Secret's name.
+    name: String,
+    /// The registry (`host[:port]`); Docker Hub when not given.
+    #[arg(long = "docker-server", default_value = "https://index.docker.io/v1/")]
+    server: String,
+    /// The user name.
+    #[arg(long = "docker-username", required = true)]
+    username: String,
+    /// The password (or an access token).
+    #[arg(long = "docker-password", required = true)]
+    password: String,
+    /// An e-mail address, stored with the login.
+    #[arg(long = "docker-email", default_value = "")]
+    email: String,
+    #[command(flatten)]
+    common: GeneratorArgs,
+}
+
+/// The `.dockerconfigjson` of one registry login, as `docker login` writes it.
+fn docker_config_json(args: &DockerRegistrySecretArgs) -> anyhow::Result<String> {
+    if args.server.trim().is_empty() {
+        bail!("--docker-server is empty: give the registry's host[:port]");
+    }
+    if args.username.is_empty() {
+        bail!("--docker-username is empty");
+    }
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut entry = serde_json::json!({
+        "username": args.username,
+        "password": args.password,
+        "auth": engine.encode(format!("{}:{}", args.username, args.password)),
+    });
+    if !args.email.is_empty() {
+        entry["email"] = serde_json::Value::String(args.email.clone());
+    }
+    let config = serde_json::json!({ "auths": { args.server.trim(): entry } });
+    Ok(config.to_string())
 }
 
 /// `rafter create secret generic`.
@@ -309,7 +358,7 @@ pub struct DeploymentArgs {
 pub fn run(args: CreateArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let Some(command) = args.command else {
         if args.files.is_empty() {
-            bail!("say what to create: -f FILE, or one of namespace, configmap, secret generic, deployment, role, clusterrole, rolebinding, clusterrolebinding, serviceaccount, token (see `rafter create --help`)");
+            bail!("say what to create: -f FILE, or one of namespace, configmap, secret generic, secret docker-registry, deployment, role, clusterrole, rolebinding, clusterrolebinding, serviceaccount, token (see `rafter create --help`)");
         }
         return from_files(&args.files, args.recursive, globals);
     };
@@ -356,6 +405,24 @@ pub fn run(args: CreateArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
                     metadata: Some(meta(&a.name)),
                     data,
                     r#type: a.secret_type,
+                    ..Default::default()
+                }),
+                a.common,
+            )
+        }
+        CreateCommand::Secret(SecretArgs {
+            command: SecretCommand::DockerRegistry(a),
+        }) => {
+            let json = docker_config_json(&a)?;
+            let engine = base64::engine::general_purpose::STANDARD;
+            (
+                Object::Secret(v1::Secret {
+                    metadata: Some(meta(&a.name)),
+                    data: BTreeMap::from([(
+                        ".dockerconfigjson".to_owned(),
+                        engine.encode(json.as_bytes()),
+                    )]),
+                    r#type: "kubernetes.io/dockerconfigjson".to_owned(),
                     ..Default::default()
                 }),
                 a.common,

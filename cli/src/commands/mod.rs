@@ -61,9 +61,9 @@ pub enum Command {
     /// Stop a cluster `rafter up --detach` started.
     Down(up::DownArgs),
     /// Run one master: a store member and the API gateway.
-    Master(master::MasterArgs),
+    Master(Box<master::MasterArgs>),
     /// Run one node agent: register the node and run the pods bound to it.
-    Agent(agent::AgentArgs),
+    Agent(Box<agent::AgentArgs>),
     /// Show and edit the client config file: clusters, users, contexts.
     Config(config::ConfigArgs),
     /// Print the client version, and the cluster's leader and term when one is configured.
@@ -122,8 +122,8 @@ pub fn run(command: Command, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Command::Token(args) => token::run(args, globals),
         Command::ApiResources => api_resources::run(),
         Command::Validate(args) => apply::validate(args),
-        Command::Master(args) => master::run(args),
-        Command::Agent(args) => agent::run(args, globals),
+        Command::Master(args) => master::run(*args),
+        Command::Agent(args) => agent::run(*args, globals),
         Command::Up(args) => up::up(args),
         Command::Down(args) => up::down(args),
         Command::Config(args) => config::run(args, globals.kubeconfig.as_deref()),

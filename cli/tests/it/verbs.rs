@@ -377,12 +377,90 @@ fn node_config_and_certificate_verbs_work_on_the_objects_they_name() {
 }
 
 #[test]
+fn create_secret_docker_registry_makes_a_dockerconfigjson_login_as_kubectl_does() {
+    let run = crate::support::rafter(
+        &[
+            "create",
+            "secret",
+            "docker-registry",
+            "regcred",
+            "--docker-server",
+            "reg.example:5000",
+            "--docker-username",
+            "ci",
+            "--docker-password",
+            "s3:cret",
+            "--docker-email",
+            "ci@example.com",
+            "--dry-run=client",
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let secret: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+    assert_eq!(secret["metadata"]["name"], "regcred");
+    let engine = base64::engine::general_purpose::STANDARD;
+    let encoded = secret["data"][".dockerconfigjson"].as_str().unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&engine.decode(encoded).unwrap()).unwrap();
+    let login = &config["auths"]["reg.example:5000"];
+    assert_eq!(login["username"], "ci");
+    assert_eq!(login["password"], "s3:cret");
+    assert_eq!(login["email"], "ci@example.com");
+    assert_eq!(login["auth"], engine.encode("ci:s3:cret"));
+
+    // Docker Hub when no server is given; the password is required.
+    let run = crate::support::rafter(
+        &[
+            "create",
+            "secret",
+            "docker-registry",
+            "hub",
+            "--docker-username",
+            "me",
+            "--docker-password",
+            "pw",
+            "--dry-run=client",
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let secret: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let encoded = secret["data"][".dockerconfigjson"].as_str().unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&engine.decode(encoded).unwrap()).unwrap();
+    assert_eq!(
+        config["auths"]["https://index.docker.io/v1/"]["username"],
+        "me"
+    );
+    let run = crate::support::rafter(
+        &[
+            "create",
+            "secret",
+            "docker-registry",
+            "x",
+            "--docker-username",
+            "me",
+        ],
+        None,
+    );
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("--docker-password"), "{}", run.stderr);
+}
+
+#[test]
 fn every_verb_has_help_with_examples() {
     let verbs: &[&[&str]] = &[
         &["create"],
         &["create", "namespace"],
         &["create", "configmap"],
         &["create", "secret", "generic"],
+        &["create", "secret", "docker-registry"],
         &["create", "deployment"],
         &["create", "role"],
         &["create", "clusterrole"],

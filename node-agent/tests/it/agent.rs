@@ -517,6 +517,28 @@ pub async fn a_missing_image_is_reported_as_err_image_pull(rt: Runtime) {
     delete_and_wait(&cluster, &node, "noimage").await;
 }
 
+pub async fn a_missing_image_with_pull_policy_never_is_err_image_never_pull(rt: Runtime) {
+    let cluster = Cluster::start().await;
+    let node = TestNode::start(&cluster, rt).await;
+    let mut app = sh("app", "true");
+    app.image = "docker.io/local/never-pulled:1".into();
+    app.image_pull_policy = "Never".into();
+    cluster
+        .create_pod(pod("neverpull", &node.name, vec![app]))
+        .await;
+    let message = cluster
+        .wait_pod("neverpull", "ErrImageNeverPull", |p| {
+            let waiting = container(p, "app")?.state.as_ref()?.waiting.as_ref()?;
+            (waiting.reason == "ErrImageNeverPull").then(|| waiting.message.clone())
+        })
+        .await;
+    assert!(
+        message.contains("not present with pull policy of Never"),
+        "{message}"
+    );
+    delete_and_wait(&cluster, &node, "neverpull").await;
+}
+
 /// Runs once (process backend): the node's own objects.
 pub async fn node_and_lease_appear_and_the_lease_renews(rt: Runtime) {
     let cluster = Cluster::start().await;

@@ -148,7 +148,7 @@ pub struct TestNode {
     pub data: tempfile::TempDir,
     pub manifest_dir: Option<PathBuf>,
     /// Applied to the agent's config on every (re)start.
-    pub tweak: fn(&mut AgentConfig),
+    pub tweak: Arc<dyn Fn(&mut AgentConfig) + Send + Sync>,
     client: Client,
 }
 
@@ -161,7 +161,7 @@ impl TestNode {
     pub async fn start_with(
         cluster: &Cluster,
         runtime: Runtime,
-        tweak: fn(&mut AgentConfig),
+        tweak: impl Fn(&mut AgentConfig) + Send + Sync + 'static,
     ) -> TestNode {
         let mut node = TestNode {
             name: unique("node"),
@@ -169,7 +169,7 @@ impl TestNode {
             agent: None,
             data: tempfile::tempdir().unwrap(),
             manifest_dir: None,
-            tweak,
+            tweak: Arc::new(tweak),
             client: cluster.client.clone(),
         };
         node.restart().await;
@@ -186,6 +186,8 @@ impl TestNode {
             max: Duration::from_secs(3),
         };
         config.manifest_dir = self.manifest_dir.clone();
+        // Tests share one containerd: only a test that asks for it collects images.
+        config.image_gc = None;
         (self.tweak)(&mut config);
         config
     }

@@ -280,6 +280,18 @@ impl PrivateContainerd {
     }
 }
 
+impl PrivateContainerd {
+    /// Its registry `config_path`, where `hosts.toml` files per registry go.
+    pub fn certs_dir(&self) -> PathBuf {
+        self.dir.path().join("certs.d")
+    }
+
+    /// The image archives the setup script built (busybox.tar, pause.tar).
+    pub fn images_dir(&self) -> PathBuf {
+        self.dir.path().join("images")
+    }
+}
+
 impl Drop for PrivateContainerd {
     fn drop(&mut self) {
         let pid = std::fs::read_to_string(self.dir.path().join("containerd.pid"));

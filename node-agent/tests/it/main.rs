@@ -6,6 +6,10 @@
 //! - `containerd_only`: limits, OOM, networking, cgroups, adoption by a fresh client;
 //! - `process_only`: reaping what a crashed agent left running;
 //! - `images`: importing OCI tarballs, and a runtime that is down;
+//! - `image_gc`: image garbage collection past the high threshold, and `--images-dir`;
+//! - `registry`: a real registry (TLS from a test CA, htpasswd) started by the test;
+//! - `image_pulls`: pods pulling from that registry through a private containerd — pull
+//!   Secrets, ErrImagePull/ImagePullBackOff with the registry's reason, pull policies;
 //! - `hollow`: the scale-test backend;
 //! - `agent` (with `cluster`): the whole agent against an in-process gateway — pods
 //!   run, init containers, CrashLoopBackOff, liveness restarts, volumes (secrets on
@@ -40,6 +44,8 @@ mod dns;
 mod fake_api;
 mod harness;
 mod hollow;
+mod image_gc;
+mod image_pulls;
 mod images;
 mod lifecycle;
 mod logs;
@@ -50,6 +56,7 @@ mod pod_routes;
 mod process_only;
 mod proxy_agent;
 mod proxy_netns;
+mod registry;
 mod service_account;
 
 /// Instantiates each `lifecycle` scenario once per backend, as
@@ -125,6 +132,7 @@ for_each_agent_backend!(
     deleting_the_pod_stops_its_containers_and_removes_the_object,
     an_agent_restart_adopts_running_containers_without_restarting_them,
     a_missing_image_is_reported_as_err_image_pull,
+    a_missing_image_with_pull_policy_never_is_err_image_never_pull,
     a_secret_volume_is_a_tmpfs_mount_until_the_pod_is_deleted,
     an_agent_restart_unmounts_the_secret_volumes_of_pods_that_are_gone,
 );

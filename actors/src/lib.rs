@@ -10,7 +10,7 @@
 //!                                │ &Cache, key, now, seed
 //!                                ▼
 //!   scheduler · replicaset · deployment · daemonset · node_lifecycle · pod_cidr · gc
-//!   · volume_binder · endpoints · endpoint_slice · endpoint_slice_mirroring · service_lb · cluster_dns
+//!   · job · volume_binder · endpoints · endpoint_slice · endpoint_slice_mirroring · service_lb · cluster_dns
 //!                                │ Reconciled { actions, requeue_after }
 //!                                ▼
 //!   actor: Create / Update / UpdateStatus / Delete / Bind / Evict / RecordEvent
@@ -28,6 +28,7 @@
 //! | `replicaset` | [`reconcile_replica_set`] |
 //! | `deployment` | [`reconcile_deployment`], [`rollback_template`], [`rollback_target`], [`pod_template_hash`] |
 //! | `daemonset` | [`reconcile_daemon_set`] |
+//! | `job` | [`reconcile_job`]: a Job's pods to completion (parallelism, Indexed, back-off, deadline, TTL, suspend, podFailurePolicy) |
 //! | `node_lifecycle` | [`reconcile_node`]: lease staleness, lifecycle taints, taint eviction |
 //! | `pod_cidr` | [`reconcile_pod_cidrs`]: a `spec.podCIDR` per node from the [`ClusterCidr`], derived from the stored nodes |
 //! | `service_account` | [`reconcile_service_accounts`]: a `default` ServiceAccount in every active namespace |
@@ -60,6 +61,7 @@ mod endpoint_slice;
 mod endpoint_slice_mirroring;
 mod endpoints;
 mod gc;
+mod job;
 mod node_lifecycle;
 mod placement;
 mod pod_cidr;
@@ -94,6 +96,10 @@ pub use endpoint_slice::{reconcile as reconcile_endpoint_slices, MAX_ENDPOINTS_P
 pub use endpoint_slice_mirroring::reconcile as reconcile_mirrored_slices;
 pub use endpoints::{reconcile as reconcile_endpoints, TARGET_PORT_NOT_FOUND};
 pub use gc::collect_garbage;
+pub use job::{
+    format_indexes, parse_indexes, pod_index, reconcile as reconcile_job, JobBackoff,
+    COMPLETION_INDEX_ANNOTATION, COMPLETION_INDEX_ENV, CONTROLLER_UID_LABEL, JOB_NAME_LABEL,
+};
 pub use node_lifecycle::{reconcile as reconcile_node, NodeLifecycleConfig, LEASE_NAMESPACE};
 pub use placement::{matches_node_selector_and_affinity, tolerates};
 pub use pod_cidr::{reconcile as reconcile_pod_cidrs, ClusterCidr, ClusterCidrError};

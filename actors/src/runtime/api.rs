@@ -34,6 +34,8 @@ pub const INFORMED_KINDS: &[Kind] = &[
     Kind::Service,
     Kind::Endpoints,
     Kind::EndpointSlice,
+    Kind::Job,
+    Kind::CronJob,
 ];
 
 /// Whether the informer caches objects of `kind`.

@@ -5,6 +5,7 @@
 //! | reconciler | key | woken by |
 //! |---|---|---|
 //! | [`ReplicaSets`] | ReplicaSet | itself; its pods (controller ref); orphan pods its selector matches |
+//! | [`Jobs`] | Job | itself; its pods (controller ref) |
 //! | [`Deployments`] | Deployment | itself; its ReplicaSets; orphan ReplicaSets it selects; deleted pods of its ReplicaSets |
 //! | [`DaemonSets`] | DaemonSet | itself; its pods; every node change |
 //! | [`Nodes`] | Node | itself; its Lease; pods on it while it has NoExecute taints |
@@ -40,9 +41,10 @@ use crate::runtime::informer::Change;
 use crate::service_backends::selects;
 use crate::{
     cluster_dns_key, collect_garbage, reconcile_claim, reconcile_cluster_dns, reconcile_daemon_set,
-    reconcile_deployment, reconcile_endpoint_slices, reconcile_endpoints,
+    reconcile_deployment, reconcile_endpoint_slices, reconcile_endpoints, reconcile_job,
     reconcile_mirrored_slices, reconcile_node, reconcile_pod_cidrs, reconcile_replica_set,
     reconcile_service_lb, reconcile_volume, schedule_pending_assuming, Assumed, ClusterCidr,
+    JobBackoff,
 };
 use rafter_proto::well_known::{ENDPOINT_SLICE_CONTROLLER, ENDPOINT_SLICE_MIRRORING_CONTROLLER};
 use rafter_proto::Timestamp;
@@ -131,6 +133,45 @@ impl Reconciler for ReplicaSets {
         seed: u64,
     ) -> Reconciled {
         reconcile_replica_set(cache, key, now, seed)
+    }
+}
+
+/// The Job controller.
+pub(crate) struct Jobs {
+    pub(crate) backoff: JobBackoff,
+}
+
+impl Reconciler for Jobs {
+    type Key = ObjectKey;
+
+    fn name(&self) -> &'static str {
+        "job-controller"
+    }
+
+    fn keys_for(&self, _cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+        match change.key.kind {
+            Kind::Job => keys.push(change.key.clone()),
+            Kind::Pod => {
+                for side in sides(change) {
+                    keys.extend(controller_key(side, Kind::Job));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn all_keys(&self, cache: &Cache) -> Vec<ObjectKey> {
+        keys_of(cache, Kind::Job)
+    }
+
+    fn reconcile(
+        &mut self,
+        cache: &Cache,
+        key: &ObjectKey,
+        now: Timestamp,
+        _seed: u64,
+    ) -> Reconciled {
+        reconcile_job(cache, key, now, self.backoff)
     }
 }
 

@@ -10,7 +10,7 @@
 //!                                │ &Cache, key, now, seed
 //!                                ▼
 //!   scheduler · replicaset · deployment · daemonset · node_lifecycle · pod_cidr · gc
-//!   · job · volume_binder · endpoints · endpoint_slice · endpoint_slice_mirroring · service_lb · cluster_dns
+//!   · job · cronjob · volume_binder · endpoints · endpoint_slice · endpoint_slice_mirroring · service_lb · cluster_dns
 //!                                │ Reconciled { actions, requeue_after }
 //!                                ▼
 //!   actor: Create / Update / UpdateStatus / Delete / Bind / Evict / RecordEvent
@@ -28,6 +28,7 @@
 //! | `replicaset` | [`reconcile_replica_set`] |
 //! | `deployment` | [`reconcile_deployment`], [`rollback_template`], [`rollback_target`], [`pod_template_hash`] |
 //! | `daemonset` | [`reconcile_daemon_set`] |
+//! | `cronjob` | [`reconcile_cron_job`]: a Job per schedule tick (concurrency policy, starting deadline, suspend, history limits) |
 //! | `job` | [`reconcile_job`]: a Job's pods to completion (parallelism, Indexed, back-off, deadline, TTL, suspend, podFailurePolicy) |
 //! | `node_lifecycle` | [`reconcile_node`]: lease staleness, lifecycle taints, taint eviction |
 //! | `pod_cidr` | [`reconcile_pod_cidrs`]: a `spec.podCIDR` per node from the [`ClusterCidr`], derived from the stored nodes |
@@ -53,6 +54,7 @@ mod action;
 mod cache;
 mod claim;
 mod cluster_dns;
+mod cronjob;
 mod csr;
 mod daemonset;
 mod deployment;
@@ -81,6 +83,10 @@ pub use action::{Action, EventRecord, EventType, ObjectKey, Reconciled};
 pub use cache::{Cache, CacheEvent, CacheReader, CacheWriter};
 pub use cluster_dns::{
     cluster_dns_key, dns_subsets, reconcile as reconcile_cluster_dns, CLUSTER_DNS_SERVICE,
+};
+pub use cronjob::{
+    job_for_tick, job_name as cron_job_name, reconcile as reconcile_cron_job,
+    SCHEDULED_TIMESTAMP_ANNOTATION,
 };
 pub use csr::{
     reconcile as reconcile_csr, CertificateSigner, RequestSubject, KUBELET_CLIENT, KUBELET_SERVING,

@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | [`ReplicaSets`] | ReplicaSet | itself; its pods (controller ref); orphan pods its selector matches |
 //! | [`Jobs`] | Job | itself; its pods (controller ref) |
+//! | [`CronJobs`] | CronJob | itself; its Jobs (controller ref); the next tick (requeue) |
 //! | [`Deployments`] | Deployment | itself; its ReplicaSets; orphan ReplicaSets it selects; deleted pods of its ReplicaSets |
 //! | [`DaemonSets`] | DaemonSet | itself; its pods; every node change |
 //! | [`Nodes`] | Node | itself; its Lease; pods on it while it has NoExecute taints |
@@ -40,11 +41,11 @@ use crate::runtime::controller::Reconciler;
 use crate::runtime::informer::Change;
 use crate::service_backends::selects;
 use crate::{
-    cluster_dns_key, collect_garbage, reconcile_claim, reconcile_cluster_dns, reconcile_daemon_set,
-    reconcile_deployment, reconcile_endpoint_slices, reconcile_endpoints, reconcile_job,
-    reconcile_mirrored_slices, reconcile_node, reconcile_pod_cidrs, reconcile_replica_set,
-    reconcile_service_lb, reconcile_volume, schedule_pending_assuming, Assumed, ClusterCidr,
-    JobBackoff,
+    cluster_dns_key, collect_garbage, reconcile_claim, reconcile_cluster_dns, reconcile_cron_job,
+    reconcile_daemon_set, reconcile_deployment, reconcile_endpoint_slices, reconcile_endpoints,
+    reconcile_job, reconcile_mirrored_slices, reconcile_node, reconcile_pod_cidrs,
+    reconcile_replica_set, reconcile_service_lb, reconcile_volume, schedule_pending_assuming,
+    Assumed, ClusterCidr, JobBackoff,
 };
 use rafter_proto::well_known::{ENDPOINT_SLICE_CONTROLLER, ENDPOINT_SLICE_MIRRORING_CONTROLLER};
 use rafter_proto::Timestamp;
@@ -172,6 +173,43 @@ impl Reconciler for Jobs {
         _seed: u64,
     ) -> Reconciled {
         reconcile_job(cache, key, now, self.backoff)
+    }
+}
+
+/// The CronJob controller.
+pub(crate) struct CronJobs;
+
+impl Reconciler for CronJobs {
+    type Key = ObjectKey;
+
+    fn name(&self) -> &'static str {
+        "cronjob-controller"
+    }
+
+    fn keys_for(&self, _cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+        match change.key.kind {
+            Kind::CronJob => keys.push(change.key.clone()),
+            Kind::Job => {
+                for side in sides(change) {
+                    keys.extend(controller_key(side, Kind::CronJob));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn all_keys(&self, cache: &Cache) -> Vec<ObjectKey> {
+        keys_of(cache, Kind::CronJob)
+    }
+
+    fn reconcile(
+        &mut self,
+        cache: &Cache,
+        key: &ObjectKey,
+        now: Timestamp,
+        _seed: u64,
+    ) -> Reconciled {
+        reconcile_cron_job(cache, key, now)
     }
 }
 

@@ -4,10 +4,12 @@
 // unwrap, but not the fixtures and helpers they share.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod a_cron_jobs_ticks_each_run_once_across_a_leader_kill;
 mod a_dead_master_is_replaced_with_the_cli;
 mod a_paused_leader_delays_writes_by_less_than_four_seconds;
 mod a_pods_service_account_token_gets_only_its_binding;
 mod acknowledged_writes_survive_leader_kills;
+mod an_indexed_jobs_indexes_each_run_once_across_a_leader_kill;
 mod client_carries_on_when_masters_die;
 mod controllers_converge_across_leader_kills;
 mod each_identity_gets_only_what_it_is_granted;

@@ -51,6 +51,11 @@ const QUANTITY_MAPS: &[&str] = &[
     "ResourceQuotaStatus.used",
     "PersistentVolumeSpec.capacity",
     "PersistentVolumeClaimStatus.capacity",
+    "LimitRangeItem.max",
+    "LimitRangeItem.min",
+    "LimitRangeItem.default",
+    "LimitRangeItem.default_request",
+    "LimitRangeItem.max_limit_request_ratio",
 ];
 
 /// Single quantity fields that may be written as numbers.

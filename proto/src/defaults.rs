@@ -93,6 +93,18 @@ pub fn apply_defaults(object: &mut Object) {
                 default_job_spec(spec);
             }
         }
+        Object::LimitRange(lr) => {
+            // As Kubernetes: a container's default request is its default limit unless given.
+            for item in lr.spec.iter_mut().flat_map(|s| s.limits.iter_mut()) {
+                if item.r#type == "Container" {
+                    for (resource, limit) in &item.default {
+                        item.default_request
+                            .entry(resource.clone())
+                            .or_insert_with(|| limit.clone());
+                    }
+                }
+            }
+        }
         Object::CronJob(cron) => {
             if let Some(spec) = &mut cron.spec {
                 default_cron_job_spec(spec);

@@ -236,6 +236,7 @@ kinds! {
     Ingress => "networking.k8s.io", "v1", "ingresses", true, ["ing"];
     EndpointSlice => "discovery.k8s.io", "v1", "endpointslices", true, [];
     CronJob => "batch", "v1", "cronjobs", true, ["cj"];
+    LimitRange => "", "v1", "limitranges", true, ["limits"];
 }
 
 static EMPTY_META: ObjectMeta = ObjectMeta {

@@ -143,6 +143,7 @@ pub fn validate(object: &Object) -> Vec<FieldError> {
         Object::DaemonSet(o) => apps::daemon_set(o, &mut errs),
         Object::Job(o) => apps::job(o, &mut errs),
         Object::CronJob(o) => apps::cron_job(o, &mut errs),
+        Object::LimitRange(o) => core::limit_range(o, &mut errs),
         Object::CertificateSigningRequest(o) => cluster::certificate_signing_request(o, &mut errs),
         Object::Role(o) => rbac::role(o, &mut errs),
         Object::ClusterRole(o) => rbac::cluster_role(o, &mut errs),

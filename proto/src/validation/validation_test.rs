@@ -394,6 +394,30 @@ spec:
         ],
     ),
     (
+        "limit ranges: unknown type, min over max, default over max",
+        "
+apiVersion: v1
+kind: LimitRange
+metadata: {name: limits}
+spec:
+  limits:
+  - type: Node
+  - type: Container
+    min: {cpu: '2'}
+    max: {cpu: '1'}
+    default: {memory: 2Gi}
+    defaultRequest: {memory: 1Gi}
+  - type: PersistentVolumeClaim
+    max: {memory: 1Gi}
+    default: {memory: 2Gi}
+",
+        &[
+            "spec.limits[0].type: Unsupported value: \"Node\"",
+            "spec.limits[1].min[cpu]: Invalid value: 2: min value 2 is greater than max value 1",
+            "spec.limits[2].default[memory]: Invalid value: \"2Gi\": default value 2Gi is greater than max value 1Gi",
+        ],
+    ),
+    (
         "cron jobs: a bad schedule, zone, policy, deadline and job template",
         "
 apiVersion: batch/v1

@@ -168,7 +168,11 @@ fn a_leader_killed_between_create_and_status_neither_skips_nor_doubles_a_tick() 
     let mut made = Vec::new();
     for now in (T0 + 1..=T0 + 610).step_by(7) {
         let r = reconcile(&cache, &key("tick"), at(now));
-        made.extend(created_jobs(&r).into_iter().map(|j| j.metadata.unwrap().name));
+        made.extend(
+            created_jobs(&r)
+                .into_iter()
+                .map(|j| j.metadata.unwrap().name),
+        );
         decisions += 1;
         let upto = if decisions % 2 == 0 { 1 } else { usize::MAX };
         apply(&mut cache, &r, now, upto);

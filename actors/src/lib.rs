@@ -25,6 +25,7 @@
 //! | `claim` | adopting orphans and releasing non-matching dependents by selector |
 //! | `placement` | taints vs tolerations, nodeSelector, node affinity |
 //! | `scheduler` | [`schedule_pod`], [`schedule_pending`] (batch pass), [`Assumed`] pods |
+//! | `quota` | [`reconcile_quota`]: a ResourceQuota's `status.used` from what its namespace holds |
 //! | `replicaset` | [`reconcile_replica_set`] |
 //! | `deployment` | [`reconcile_deployment`], [`rollback_template`], [`rollback_target`], [`pod_template_hash`] |
 //! | `daemonset` | [`reconcile_daemon_set`] |
@@ -68,6 +69,7 @@ mod node_lifecycle;
 mod placement;
 mod pod_cidr;
 mod pods;
+mod quota;
 mod replicaset;
 pub mod runtime;
 mod scheduler;
@@ -110,6 +112,7 @@ pub use node_lifecycle::{reconcile as reconcile_node, NodeLifecycleConfig, LEASE
 pub use placement::{matches_node_selector_and_affinity, tolerates};
 pub use pod_cidr::{reconcile as reconcile_pod_cidrs, ClusterCidr, ClusterCidrError};
 pub use pods::{controller_ref, pod_requests, Resources};
+pub use quota::reconcile as reconcile_quota;
 pub use rafter_proto::Propagation;
 pub use rafter_proto::Timestamp;
 pub use rafter_proto::{CidrError, Ipv4Cidr};

@@ -36,6 +36,7 @@ pub const INFORMED_KINDS: &[Kind] = &[
     Kind::EndpointSlice,
     Kind::Job,
     Kind::CronJob,
+    Kind::ResourceQuota,
 ];
 
 /// Whether the informer caches objects of `kind`.

@@ -9,7 +9,7 @@
 //!   Informer ── CacheWriter ─► Cache ◄── CacheReader ─┤
 //!       │ CacheUpdate{revision, changes}              │
 //!       ▼                                             │
-//!   Controller<R> × 18 (each on its own Arbiter): WorkQueue ─► reconcile ─► execute_all
+//!   Controller<R> × 19 (each on its own Arbiter): WorkQueue ─► reconcile ─► execute_all
 //!       ▲ Lead{Some(term) | None}
 //!   Leadership ◄── watch<Option<term>> (Some while this master is the Raft leader)
 //! ```
@@ -74,8 +74,8 @@ use leadership::Leadership;
 use reconcilers::ServiceAccounts;
 use reconcilers::{
     ClusterDnsEndpoints, CronJobs, Csrs, DaemonSets, Deployments, EndpointSlices,
-    EndpointsController, Garbage, Jobs, MirroredSlices, Nodes, PodCidrs, ReplicaSets, Scheduler,
-    ServiceLbs, VolumeBinder,
+    EndpointsController, Garbage, Jobs, MirroredSlices, Nodes, PodCidrs, Quotas, ReplicaSets,
+    Scheduler, ServiceLbs, VolumeBinder,
 };
 
 /// How the controllers run.
@@ -179,6 +179,7 @@ impl ControllerRuntime {
         };
         start_controller(jobs, a, w, c, arb, upd, lds);
         start_controller(CronJobs, a, w, c, arb, upd, lds);
+        start_controller(Quotas, a, w, c, arb, upd, lds);
         start_controller(DaemonSets, a, w, c, arb, upd, lds);
         let nodes = Nodes {
             config: config.node_lifecycle,

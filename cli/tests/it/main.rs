@@ -14,6 +14,7 @@ mod endpoints;
 mod jobs;
 mod logs;
 mod pod_cidr;
+mod quota;
 mod rbac;
 mod services;
 mod support;

@@ -51,6 +51,11 @@ const QUANTITY_MAPS: &[&str] = &[
     "ResourceQuotaStatus.used",
     "PersistentVolumeSpec.capacity",
     "PersistentVolumeClaimStatus.capacity",
+    "LimitRangeItem.max",
+    "LimitRangeItem.min",
+    "LimitRangeItem.default",
+    "LimitRangeItem.default_request",
+    "LimitRangeItem.max_limit_request_ratio",
 ];
 
 /// Single quantity fields that may be written as numbers.
@@ -90,6 +95,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "#[serde(deserialize_with = \"crate::serde_support::quantity_string\")]",
         );
     }
+    // A CronJob holds a whole Job spec; boxing it keeps `Object` from growing by its size.
+    config = config.boxed(".rafter.v1.CronJobSpec.job_template");
     config.compile_protos(PROTOS, &["proto"])?;
     for proto in PROTOS {
         println!("cargo:rerun-if-changed={proto}");

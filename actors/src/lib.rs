@@ -10,7 +10,7 @@
 //!                                │ &Cache, key, now, seed
 //!                                ▼
 //!   scheduler · replicaset · deployment · daemonset · node_lifecycle · pod_cidr · gc
-//!   · volume_binder · endpoints · endpoint_slice · endpoint_slice_mirroring · service_lb · cluster_dns
+//!   · job · cronjob · volume_binder · endpoints · endpoint_slice · endpoint_slice_mirroring · service_lb · cluster_dns
 //!                                │ Reconciled { actions, requeue_after }
 //!                                ▼
 //!   actor: Create / Update / UpdateStatus / Delete / Bind / Evict / RecordEvent
@@ -25,9 +25,12 @@
 //! | `claim` | adopting orphans and releasing non-matching dependents by selector |
 //! | `placement` | taints vs tolerations, nodeSelector, node affinity |
 //! | `scheduler` | [`schedule_pod`], [`schedule_pending`] (batch pass), [`Assumed`] pods |
+//! | `quota` | [`reconcile_quota`]: a ResourceQuota's `status.used` from what its namespace holds |
 //! | `replicaset` | [`reconcile_replica_set`] |
 //! | `deployment` | [`reconcile_deployment`], [`rollback_template`], [`rollback_target`], [`pod_template_hash`] |
 //! | `daemonset` | [`reconcile_daemon_set`] |
+//! | `cronjob` | [`reconcile_cron_job`]: a Job per schedule tick (concurrency policy, starting deadline, suspend, history limits) |
+//! | `job` | [`reconcile_job`]: a Job's pods to completion (parallelism, Indexed, back-off, deadline, TTL, suspend, podFailurePolicy) |
 //! | `node_lifecycle` | [`reconcile_node`]: lease staleness, lifecycle taints, taint eviction |
 //! | `pod_cidr` | [`reconcile_pod_cidrs`]: a `spec.podCIDR` per node from the [`ClusterCidr`], derived from the stored nodes |
 //! | `service_account` | [`reconcile_service_accounts`]: a `default` ServiceAccount in every active namespace |
@@ -52,6 +55,7 @@ mod action;
 mod cache;
 mod claim;
 mod cluster_dns;
+mod cronjob;
 mod csr;
 mod daemonset;
 mod deployment;
@@ -60,10 +64,12 @@ mod endpoint_slice;
 mod endpoint_slice_mirroring;
 mod endpoints;
 mod gc;
+mod job;
 mod node_lifecycle;
 mod placement;
 mod pod_cidr;
 mod pods;
+mod quota;
 mod replicaset;
 pub mod runtime;
 mod scheduler;
@@ -80,6 +86,10 @@ pub use cache::{Cache, CacheEvent, CacheReader, CacheWriter};
 pub use cluster_dns::{
     cluster_dns_key, dns_subsets, reconcile as reconcile_cluster_dns, CLUSTER_DNS_SERVICE,
 };
+pub use cronjob::{
+    job_for_tick, job_name as cron_job_name, reconcile as reconcile_cron_job,
+    SCHEDULED_TIMESTAMP_ANNOTATION,
+};
 pub use csr::{
     reconcile as reconcile_csr, CertificateSigner, RequestSubject, KUBELET_CLIENT, KUBELET_SERVING,
     KUBE_APISERVER_CLIENT,
@@ -94,12 +104,17 @@ pub use endpoint_slice::{reconcile as reconcile_endpoint_slices, MAX_ENDPOINTS_P
 pub use endpoint_slice_mirroring::reconcile as reconcile_mirrored_slices;
 pub use endpoints::{reconcile as reconcile_endpoints, TARGET_PORT_NOT_FOUND};
 pub use gc::collect_garbage;
+pub use job::{
+    format_indexes, parse_indexes, pod_index, reconcile as reconcile_job, JobBackoff,
+    COMPLETION_INDEX_ANNOTATION, COMPLETION_INDEX_ENV, CONTROLLER_UID_LABEL, JOB_NAME_LABEL,
+};
 pub use node_lifecycle::{
     reconcile as reconcile_node, Heard, NodeHealth, NodeLifecycleConfig, LEASE_NAMESPACE,
 };
 pub use placement::{matches_node_selector_and_affinity, tolerates};
 pub use pod_cidr::{reconcile as reconcile_pod_cidrs, ClusterCidr, ClusterCidrError};
 pub use pods::{controller_ref, pod_requests, Resources};
+pub use quota::reconcile as reconcile_quota;
 pub use rafter_proto::Propagation;
 pub use rafter_proto::Timestamp;
 pub use rafter_proto::{CidrError, Ipv4Cidr};

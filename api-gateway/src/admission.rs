@@ -1,11 +1,12 @@
 //! Admission: what every create and update passes before it is written.
 //!
-//! In order: Kubernetes' defaults; the resource defaults the seeds describe for containers
-//! that ask for nothing (requests 0.5 CPU / 256Mi, limits 1 CPU / 512Mi, as a namespace
-//! LimitRange would give); validation with every field error; the namespace must exist
-//! and not be terminating (creates only); a pod's ServiceAccount (`default` when it names
-//! none; refused when it names one that does not exist); ResourceQuota for pods (creates
-//! only).
+//! In order: Kubernetes' defaults; validation with every field error; the namespace must
+//! exist and not be terminating (creates only); the namespace's LimitRanges (creates of
+//! pods and PersistentVolumeClaims: default limits and requests of containers, then min,
+//! max and maxLimitRequestRatio; see `limit_ranger`) — a container that asks for nothing
+//! in a namespace without a LimitRange gets nothing, as in Kubernetes; a pod's
+//! ServiceAccount (`default` when it names none; refused when it names one that does not
+//! exist); ResourceQuota for pods (creates only).
 //!
 //! Owns those checks and nothing else: it never writes, and it reads only through the
 //! narrow [`AdmissionReader`] trait (the registry implements it), so it knows nothing of
@@ -20,7 +21,9 @@
 
 use std::collections::BTreeMap;
 
-use rafter_proto::v1::{Container, Pod};
+use rafter_proto::v1::{Container, LimitRange, Pod};
+
+use crate::limit_ranger;
 use rafter_proto::well_known::{DEFAULT_SERVICE_ACCOUNT, SYSTEM_NAMESPACES};
 use rafter_proto::{
     apply_defaults, validate, Kind, ListOptions, Object, Quantity, ReadConsistency,
@@ -69,11 +72,6 @@ pub(crate) enum AdmissionError<E> {
 /// The annotation that marks a mirror pod (a static pod's copy in the API).
 const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
 
-/// Requests given to a container that asks for none.
-const DEFAULT_REQUESTS: &[(&str, &str)] = &[("cpu", "500m"), ("memory", "256Mi")];
-/// Limits given to a container that sets none.
-const DEFAULT_LIMITS: &[(&str, &str)] = &[("cpu", "1"), ("memory", "512Mi")];
-
 /// Admits `object` for a create (`current = None`) or an update of `current`.
 pub(crate) async fn admit<R: AdmissionReader>(
     reader: &R,
@@ -81,9 +79,6 @@ pub(crate) async fn admit<R: AdmissionReader>(
     current: Option<&Object>,
 ) -> Result<(), AdmissionError<R::Error>> {
     apply_defaults(object);
-    if current.is_none() {
-        default_container_resources(object);
-    }
     let errors = validate(object);
     if !errors.is_empty() {
         return Err(AdmissionError::Invalid {
@@ -100,6 +95,7 @@ pub(crate) async fn admit<R: AdmissionReader>(
     if kind.info().namespaced {
         let namespace = object.metadata().namespace.clone();
         check_namespace(reader, &namespace).await?;
+        check_limit_ranges(reader, &namespace, object).await?;
         if let Object::Pod(pod) = object {
             check_service_account(reader, &namespace, pod).await?;
             check_pod_quota(reader, &namespace, pod).await?;
@@ -213,51 +209,47 @@ async fn check_namespace<R: AdmissionReader>(
     }
 }
 
-fn default_container_resources(object: &mut Object) {
-    let spec = match object {
-        Object::Pod(pod) => pod.spec.as_mut(),
-        Object::Deployment(d) => d
-            .spec
-            .as_mut()
-            .and_then(|s| s.template.as_mut())
-            .and_then(|t| t.spec.as_mut()),
-        Object::ReplicaSet(r) => r
-            .spec
-            .as_mut()
-            .and_then(|s| s.template.as_mut())
-            .and_then(|t| t.spec.as_mut()),
-        Object::DaemonSet(d) => d
-            .spec
-            .as_mut()
-            .and_then(|s| s.template.as_mut())
-            .and_then(|t| t.spec.as_mut()),
-        Object::Job(j) => j
-            .spec
-            .as_mut()
-            .and_then(|s| s.template.as_mut())
-            .and_then(|t| t.spec.as_mut()),
-        _ => None,
-    };
-    let Some(spec) = spec else { return };
-    for container in spec
-        .containers
-        .iter_mut()
-        .chain(spec.init_containers.iter_mut())
-    {
-        let resources = container.resources.get_or_insert_with(Default::default);
-        if resources.requests.is_empty() && resources.limits.is_empty() {
-            for (name, value) in DEFAULT_REQUESTS {
-                resources
-                    .requests
-                    .insert((*name).to_owned(), (*value).to_owned());
-            }
-            for (name, value) in DEFAULT_LIMITS {
-                resources
-                    .limits
-                    .insert((*name).to_owned(), (*value).to_owned());
-            }
-        }
+/// The namespace's LimitRanges on a new pod (defaults, then bounds) or claim (bounds).
+async fn check_limit_ranges<R: AdmissionReader>(
+    reader: &R,
+    namespace: &str,
+    object: &mut Object,
+) -> Result<(), AdmissionError<R::Error>> {
+    if !matches!(object, Object::Pod(_) | Object::PersistentVolumeClaim(_)) {
+        return Ok(());
     }
+    // LimitRanges change rarely: read from the local member, as quotas are.
+    let mut options = ListOptions::all(Kind::LimitRange, Some(namespace));
+    options.consistency = ReadConsistency::Serializable;
+    let ranges: Vec<LimitRange> = reader
+        .list_objects(&options)
+        .await
+        .map_err(AdmissionError::Read)?
+        .into_iter()
+        .filter_map(|o| match o {
+            Object::LimitRange(lr) => Some(lr),
+            _ => None,
+        })
+        .collect();
+    if ranges.is_empty() {
+        return Ok(());
+    }
+    let refused = match object {
+        Object::Pod(pod) => {
+            let mirror = pod
+                .metadata
+                .as_ref()
+                .is_some_and(|m| m.annotations.contains_key(MIRROR_POD_ANNOTATION));
+            if mirror {
+                return Ok(());
+            }
+            limit_ranger::default_pod(pod, &ranges);
+            limit_ranger::check_pod(pod, &ranges)
+        }
+        Object::PersistentVolumeClaim(claim) => limit_ranger::check_claim(claim, &ranges),
+        _ => Ok(()),
+    };
+    refused.map_err(AdmissionError::Forbidden)
 }
 
 /// What a pod counts against a quota: `pods`, and requests/limits of its containers.

@@ -7,7 +7,8 @@
 //! |---|---|
 //! | `audit` | the audit log: Kubernetes' audit Event shape, the Policy, the size-rotated file, and the [`Auditor`](audit::Auditor) every call of both services is recorded through |
 //! | `allocator` | Services' ClusterIPs and NodePorts: the ranges ([`ServiceRanges`]), reservation keys written in the Service's own transaction, the repair pass ([`RepairReport`]) |
-//! | `admission` | defaults, container resource defaults, validation, namespace existence, quota |
+//! | `admission` | defaults, validation, namespace existence, LimitRange, quota |
+//! | `limit_ranger` | LimitRange defaults and bounds of pods and claims (pure) |
 //! | `encryption` | encryption at rest: the `EncryptionConfiguration` file and the [`Transformer`] the registry applies to stored values |
 //! | `cluster` | the gRPC `Cluster` service over the local member ([`ClusterControl`]) |
 //! | `auth` | who is calling ([`Authenticator`]): client certificates, the static token file, bootstrap tokens, ServiceAccount tokens |
@@ -45,6 +46,7 @@ mod bootstrap_policy;
 mod cluster;
 mod encryption;
 mod impersonation;
+mod limit_ranger;
 mod node_authz;
 mod node_metrics;
 mod patch;

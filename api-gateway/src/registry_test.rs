@@ -506,12 +506,56 @@ async fn a_watch_without_a_revision_starts_with_the_current_state() {
 }
 
 #[tokio::test]
+async fn a_limit_range_default_lands_on_a_pod_and_a_pod_over_max_is_refused_naming_field_and_limit()
+{
+    let r = registry();
+    let bare = r.create(pod("before", "", ""), false).await.unwrap();
+    let Object::Pod(bare) = bare else { panic!() };
+    let res = bare.spec.unwrap().containers[0]
+        .resources
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        res.requests.is_empty() && res.limits.is_empty(),
+        "no LimitRange, no defaults"
+    );
+
+    r.create(object("apiVersion: v1\nkind: LimitRange\nmetadata: {name: limits}\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 500m, memory: 128Mi}\n    defaultRequest: {cpu: 100m}\n    max: {cpu: '1'}\n"), false).await.unwrap();
+    let Object::Pod(defaulted) = r.create(pod("after", "", ""), false).await.unwrap() else {
+        panic!()
+    };
+    let res = defaulted.spec.unwrap().containers[0]
+        .resources
+        .clone()
+        .unwrap();
+    assert_eq!(res.limits["cpu"], "500m");
+    assert_eq!(res.limits["memory"], "128Mi");
+    assert_eq!(res.requests["cpu"], "100m");
+    assert_eq!(res.requests["memory"], "128Mi");
+
+    let big = object("apiVersion: v1\nkind: Pod\nmetadata: {name: big}\nspec:\n  containers:\n  - {name: c, image: busybox, resources: {limits: {cpu: '2'}}}\n");
+    let err = r.create(big, false).await.unwrap_err();
+    let RegistryError::Forbidden(message) = &err else {
+        panic!("{err}")
+    };
+    assert!(
+        message.contains("maximum cpu usage per Container is 1, but limit is 2"),
+        "{message}"
+    );
+    assert!(
+        message.contains("spec.containers[0].resources.limits.cpu"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn pod_quota_is_enforced_with_a_clear_message() {
     let r = registry();
     r.create(object("apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: q}\nspec:\n  hard: {pods: 2, requests.cpu: '1'}\n"), false).await.unwrap();
+    r.create(object("apiVersion: v1\nkind: LimitRange\nmetadata: {name: defaults}\nspec:\n  limits: [{type: Container, defaultRequest: {cpu: 500m, memory: 256Mi}}]\n"), false).await.unwrap();
     r.create(pod("a", "", ""), false).await.unwrap();
     r.create(pod("b", "", ""), false).await.unwrap();
-    // Each defaulted pod asks for 500m: the second reaches the CPU limit exactly, the third the pod count.
+    // Each pod asks for the LimitRange's 500m: the second reaches the CPU limit exactly, the third the pod count.
     let err = r.create(pod("c", "", ""), false).await.unwrap_err();
     assert!(
         matches!(&err, RegistryError::Forbidden(m) if m.contains("exceeded quota: q")),

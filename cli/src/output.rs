@@ -143,6 +143,45 @@ pub fn table(objects: &[Object], kind: Kind, wide: bool, all_namespaces: bool) -
     crate::table::render(&header, &rows)
 }
 
+/// kubectl's Job row: the finishing condition (else Suspended or Running), succeeded of
+/// completions (`n/1 of p` for a work queue), and how long it ran (or has been running).
+fn job_row(
+    job: &rafter_proto::v1::Job,
+    name: String,
+    age: String,
+    now: OffsetDateTime,
+) -> Vec<String> {
+    let spec = job.spec.clone().unwrap_or_default();
+    let status = job.status.clone().unwrap_or_default();
+    let holds = |kind: &str| {
+        status
+            .conditions
+            .iter()
+            .any(|c| c.r#type == kind && c.status == "True")
+    };
+    let state = ["Complete", "Failed", "FailureTarget", "Suspended"]
+        .into_iter()
+        .find(|k| holds(k))
+        .unwrap_or("Running");
+    let completions = match spec.completions {
+        Some(c) => format!("{}/{c}", status.succeeded),
+        None => match spec.parallelism.unwrap_or(1) {
+            p if p > 1 => format!("{}/1 of {p}", status.succeeded),
+            _ => format!("{}/1", status.succeeded),
+        },
+    };
+    let end = status
+        .completion_time
+        .as_deref()
+        .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+        .unwrap_or(now);
+    let duration = status
+        .start_time
+        .as_deref()
+        .map_or_else(String::new, |start| self::age(Some(start), end));
+    vec![name, state.to_owned(), completions, duration, age]
+}
+
 fn columns(kind: Kind, wide: bool) -> Vec<&'static str> {
     let mut columns = match kind {
         Kind::Pod => vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
@@ -191,6 +230,16 @@ fn columns(kind: Kind, wide: bool) -> Vec<&'static str> {
         ],
         Kind::Endpoints => vec!["NAME", "ENDPOINTS", "AGE"],
         Kind::EndpointSlice => vec!["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"],
+        Kind::Job => vec!["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
+        Kind::CronJob => vec![
+            "NAME",
+            "SCHEDULE",
+            "TIMEZONE",
+            "SUSPEND",
+            "ACTIVE",
+            "LAST SCHEDULE",
+            "AGE",
+        ],
         _ => vec!["NAME", "AGE"],
     };
     if wide {
@@ -473,6 +522,31 @@ fn row(object: &Object, wide: bool, now: OffsetDateTime) -> Vec<String> {
                 age,
             ]
         }
+        Object::Job(job) => job_row(job, name, age, now),
+        Object::CronJob(cron) => {
+            let spec = cron.spec.clone().unwrap_or_default();
+            let status = cron.status.clone().unwrap_or_default();
+            let none = || "<none>".to_owned();
+            vec![
+                name,
+                spec.schedule,
+                spec.time_zone
+                    .filter(|z| !z.is_empty())
+                    .unwrap_or_else(none),
+                if spec.suspend == Some(true) {
+                    "True"
+                } else {
+                    "False"
+                }
+                .to_owned(),
+                status.active.len().to_string(),
+                status
+                    .last_schedule_time
+                    .as_deref()
+                    .map_or_else(none, |t| self::age(Some(t), now)),
+                age,
+            ]
+        }
         _ => vec![name, age],
     };
     row.iter_mut()
@@ -682,6 +756,39 @@ mod tests {
         )
         .unwrap();
         assert!(table(&[empty], Kind::Endpoints, false, false).contains("idle   <none>"));
+    }
+
+    #[test]
+    fn jobs_and_cron_jobs_print_kubectls_columns() {
+        let job = rafter_proto::parse_object(
+            "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi}\nspec: {completions: 5, template: {}}\nstatus: {succeeded: 5, startTime: '2026-01-01T00:00:00Z', completionTime: '2026-01-01T00:00:42Z', conditions: [{type: Complete, status: 'True'}]}\n",
+            "test",
+        )
+        .unwrap();
+        let text = table(&[job], Kind::Job, false, false);
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        assert_eq!(header, ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]);
+        let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        assert_eq!(row[..4], ["pi", "Complete", "5/5", "42s"]);
+
+        let cron = rafter_proto::parse_object(
+            "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: tick}\nspec: {schedule: '*/1 * * * *', jobTemplate: {spec: {template: {}}}}\nstatus: {active: [{name: tick-1}]}\n",
+            "test",
+        )
+        .unwrap();
+        let text = table(&[cron], Kind::CronJob, false, false);
+        let mut lines = text.lines();
+        let header = lines.next().unwrap();
+        assert!(
+            header.starts_with("NAME") && header.contains("LAST SCHEDULE"),
+            "{header}"
+        );
+        let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        assert_eq!(
+            row[..10],
+            ["tick", "*/1", "*", "*", "*", "*", "<none>", "False", "1", "<none>"]
+        );
     }
 
     #[test]

@@ -3,8 +3,8 @@ use std::sync::Arc;
 use actors::{Action, EventRecord, EventType, ObjectKey};
 use api_gateway::{default_policy, Authorizer, Chain, Decision, Policy, Rbac};
 use rafter_proto::v1::{
-    CertificateSigningRequest, Deployment, Endpoints, Node, ObjectMeta, PersistentVolumeClaim, Pod,
-    ReplicaSet, Secret, Service, ServiceAccount,
+    CertificateSigningRequest, CronJob, Deployment, Endpoints, Job, Node, ObjectMeta,
+    PersistentVolumeClaim, Pod, ReplicaSet, ResourceQuota, Secret, Service, ServiceAccount,
 };
 use rafter_proto::{Kind, Object};
 
@@ -89,6 +89,18 @@ fn decided_actions() -> Vec<(&'static str, Action)> {
     });
     let account = Object::ServiceAccount(ServiceAccount {
         metadata: meta("web", "default"),
+        ..Default::default()
+    });
+    let job = Object::Job(Job {
+        metadata: meta("web", "pi"),
+        ..Default::default()
+    });
+    let cron_job = Object::CronJob(CronJob {
+        metadata: meta("web", "tick"),
+        ..Default::default()
+    });
+    let quota = Object::ResourceQuota(ResourceQuota {
+        metadata: meta("web", "pods"),
         ..Default::default()
     });
     vec![
@@ -178,6 +190,14 @@ fn decided_actions() -> Vec<(&'static str, Action)> {
         ),
         ("persistentvolume-controller", Action::Update(claim.clone())),
         ("persistentvolume-controller", Action::UpdateStatus(claim)),
+        ("job-controller", Action::Create(pod("web", "pi-abcde"))),
+        ("job-controller", delete(Kind::Pod, "web", "pi-abcde")),
+        ("job-controller", Action::UpdateStatus(job.clone())),
+        ("job-controller", delete(Kind::Job, "web", "pi")),
+        ("cronjob-controller", Action::Create(job)),
+        ("cronjob-controller", delete(Kind::Job, "web", "pi")),
+        ("cronjob-controller", Action::UpdateStatus(cron_job)),
+        ("resourcequota-controller", Action::UpdateStatus(quota)),
         (
             "service-allocation-repair",
             event(Kind::Service, "web", "front", "service-allocation-repair"),
@@ -204,6 +224,9 @@ fn controllers_are_refused_what_is_not_their_business() {
         ..Default::default()
     });
     let refused = [
+        ("cronjob-controller", Action::Create(pod("web", "direct"))),
+        ("job-controller", Action::Update(pod("web", "pi-abcde"))),
+        ("resourcequota-controller", delete(Kind::Pod, "web", "p")),
         (
             "replicaset-controller",
             delete(Kind::Secret, "web", "db-password"),

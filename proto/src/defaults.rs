@@ -93,6 +93,23 @@ pub fn apply_defaults(object: &mut Object) {
                 default_job_spec(spec);
             }
         }
+        Object::LimitRange(lr) => {
+            // As Kubernetes: a container's default request is its default limit unless given.
+            for item in lr.spec.iter_mut().flat_map(|s| s.limits.iter_mut()) {
+                if item.r#type == "Container" {
+                    for (resource, limit) in &item.default {
+                        item.default_request
+                            .entry(resource.clone())
+                            .or_insert_with(|| limit.clone());
+                    }
+                }
+            }
+        }
+        Object::CronJob(cron) => {
+            if let Some(spec) = &mut cron.spec {
+                default_cron_job_spec(spec);
+            }
+        }
         Object::RoleBinding(rb) => default_subjects(&mut rb.subjects),
         Object::ClusterRoleBinding(crb) => default_subjects(&mut crb.subjects),
         Object::StorageClass(sc) => {
@@ -306,6 +323,16 @@ fn default_job_spec(spec: &mut v1::JobSpec) {
     spec.backoff_limit.get_or_insert(DEFAULT_BACKOFF_LIMIT);
     set_if_empty(&mut spec.completion_mode, "NonIndexed");
     default_template(spec.template.as_mut(), None);
+}
+
+fn default_cron_job_spec(spec: &mut v1::CronJobSpec) {
+    set_if_empty(&mut spec.concurrency_policy, "Allow");
+    spec.suspend.get_or_insert(false);
+    spec.successful_jobs_history_limit.get_or_insert(3);
+    spec.failed_jobs_history_limit.get_or_insert(1);
+    if let Some(job) = spec.job_template.as_mut().and_then(|t| t.spec.as_mut()) {
+        default_job_spec(job);
+    }
 }
 
 fn default_subjects(subjects: &mut [v1::Subject]) {

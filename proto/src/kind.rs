@@ -235,6 +235,8 @@ kinds! {
     NetworkPolicy => "networking.k8s.io", "v1", "networkpolicies", true, ["netpol"];
     Ingress => "networking.k8s.io", "v1", "ingresses", true, ["ing"];
     EndpointSlice => "discovery.k8s.io", "v1", "endpointslices", true, [];
+    CronJob => "batch", "v1", "cronjobs", true, ["cj"];
+    LimitRange => "", "v1", "limitranges", true, ["limits"];
 }
 
 static EMPTY_META: ObjectMeta = ObjectMeta {
@@ -281,6 +283,7 @@ const REMOVED_VERSIONS: &[(Kind, &str)] = &[
     (Kind::StorageClass, "storage.k8s.io/v1beta1"),
     (Kind::Lease, "coordination.k8s.io/v1beta1"),
     (Kind::Job, "batch/v1beta1"),
+    (Kind::CronJob, "batch/v1beta1"),
     (Kind::EndpointSlice, "discovery.k8s.io/v1beta1"),
 ];
 

@@ -8,6 +8,7 @@
 //! | [`api`] | the generated public gRPC services, `Resources` and `Cluster` |
 //! | [`raft`] | the generated internal `Raft` service masters use between themselves |
 //! | [`agent`] | the generated internal `AgentLogs` service node agents serve to the gateways |
+//! | `cron` | [`CronSchedule`]: a CronJob's schedule in its time zone, the next tick after an instant |
 //! | `cidr` | IPv4 networks ([`Ipv4Cidr`]): parsing, membership, address arithmetic |
 //! | `int_or_string` | [`IntOrString`] (`targetPort: 8080` or `http`, `maxSurge: 25%`) |
 //! | `kind` | the registry of kinds ([`Kind`]) and [`Object`], a typed object of any kind |
@@ -21,6 +22,7 @@
 //! This crate does no I/O and holds no state: it parses, validates and serialises.
 
 mod cidr;
+mod cron;
 mod defaults;
 mod int_or_string;
 mod kind;
@@ -39,6 +41,7 @@ pub mod well_known;
 mod round_trip_test;
 
 pub use cidr::{CidrError, Ipv4Cidr};
+pub use cron::{CronSchedule, ScheduleError};
 pub use defaults::{apply_defaults, image_pull_policy, DEFAULT_AFFINITY_TIMEOUT_SECONDS};
 pub use int_or_string::{IntOrString, IntOrStringError};
 pub use kind::{Kind, KindError, KindInfo, Object};

@@ -34,6 +34,9 @@ pub const INFORMED_KINDS: &[Kind] = &[
     Kind::Service,
     Kind::Endpoints,
     Kind::EndpointSlice,
+    Kind::Job,
+    Kind::CronJob,
+    Kind::ResourceQuota,
 ];
 
 /// Whether the informer caches objects of `kind`.

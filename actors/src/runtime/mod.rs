@@ -9,7 +9,7 @@
 //!   Informer ── CacheWriter ─► Cache ◄── CacheReader ─┤
 //!       │ CacheUpdate{revision, changes}              │
 //!       ▼                                             │
-//!   Controller<R> × 12 (each on its own Arbiter): WorkQueue ─► reconcile ─► execute_all
+//!   Controller<R> × 19 (each on its own Arbiter): WorkQueue ─► reconcile ─► execute_all
 //!       ▲ Lead{Some(term) | None}
 //!   Leadership ◄── watch<Option<term>> (Some while this master is the Raft leader)
 //! ```
@@ -65,6 +65,7 @@ use allocation_repair::AllocationRepairer;
 
 use crate::cache::CacheWriter;
 use crate::csr::CertificateSigner;
+use crate::job::JobBackoff;
 use crate::node_lifecycle::NodeLifecycleConfig;
 use crate::pod_cidr::ClusterCidr;
 use controller::{Controller, Lead, Reconciler};
@@ -72,8 +73,9 @@ use informer::{CacheUpdate, Informer};
 use leadership::Leadership;
 use reconcilers::ServiceAccounts;
 use reconcilers::{
-    ClusterDnsEndpoints, Csrs, DaemonSets, Deployments, EndpointSlices, EndpointsController,
-    Garbage, MirroredSlices, Nodes, PodCidrs, ReplicaSets, Scheduler, ServiceLbs, VolumeBinder,
+    ClusterDnsEndpoints, CronJobs, Csrs, DaemonSets, Deployments, EndpointSlices,
+    EndpointsController, Garbage, Jobs, MirroredSlices, Nodes, PodCidrs, Quotas, ReplicaSets,
+    Scheduler, ServiceLbs, VolumeBinder,
 };
 
 /// How the controllers run.
@@ -95,6 +97,8 @@ pub struct RuntimeConfig {
     pub tick: Duration,
     /// Writes a pipelined controller (the scheduler) keeps in flight at once.
     pub pipelined_writes: usize,
+    /// The back-off between a Job's failed pod and its replacement.
+    pub job_backoff: JobBackoff,
     /// How often the leader repairs Services' ClusterIP and NodePort reservations (and
     /// once when it starts leading); `None`: never.
     pub allocation_repair: Option<Duration>,
@@ -112,6 +116,7 @@ impl Default for RuntimeConfig {
             tick: Duration::from_millis(20),
             pipelined_writes: 256,
             allocation_repair: Some(Duration::from_secs(60)),
+            job_backoff: JobBackoff::default(),
         }
     }
 }
@@ -169,6 +174,12 @@ impl ControllerRuntime {
         start_controller(Scheduler::default(), a, w, c, arb, upd, lds);
         start_controller(ReplicaSets, a, w, c, arb, upd, lds);
         start_controller(Deployments, a, w, c, arb, upd, lds);
+        let jobs = Jobs {
+            backoff: config.job_backoff,
+        };
+        start_controller(jobs, a, w, c, arb, upd, lds);
+        start_controller(CronJobs, a, w, c, arb, upd, lds);
+        start_controller(Quotas, a, w, c, arb, upd, lds);
         start_controller(DaemonSets, a, w, c, arb, upd, lds);
         let nodes = Nodes {
             config: config.node_lifecycle,

@@ -5,6 +5,9 @@
 //! | reconciler | key | woken by |
 //! |---|---|---|
 //! | [`ReplicaSets`] | ReplicaSet | itself; its pods (controller ref); orphan pods its selector matches |
+//! | [`Jobs`] | Job | itself; its pods (controller ref) |
+//! | [`CronJobs`] | CronJob | itself; its Jobs (controller ref); the next tick (requeue) |
+//! | [`Quotas`] | ResourceQuota | itself; every quota of the namespace of any other changed object |
 //! | [`Deployments`] | Deployment | itself; its ReplicaSets; orphan ReplicaSets it selects; deleted pods of its ReplicaSets |
 //! | [`DaemonSets`] | DaemonSet | itself; its pods; every node change |
 //! | [`Nodes`] | Node | itself; its Lease; pods on it while it has NoExecute taints |
@@ -39,10 +42,11 @@ use crate::runtime::controller::Reconciler;
 use crate::runtime::informer::Change;
 use crate::service_backends::selects;
 use crate::{
-    cluster_dns_key, collect_garbage, reconcile_claim, reconcile_cluster_dns, reconcile_daemon_set,
-    reconcile_deployment, reconcile_endpoint_slices, reconcile_endpoints,
-    reconcile_mirrored_slices, reconcile_node, reconcile_pod_cidrs, reconcile_replica_set,
-    reconcile_service_lb, reconcile_volume, schedule_pending_assuming, Assumed, ClusterCidr,
+    cluster_dns_key, collect_garbage, reconcile_claim, reconcile_cluster_dns, reconcile_cron_job,
+    reconcile_daemon_set, reconcile_deployment, reconcile_endpoint_slices, reconcile_endpoints,
+    reconcile_job, reconcile_mirrored_slices, reconcile_node, reconcile_pod_cidrs, reconcile_quota,
+    reconcile_replica_set, reconcile_service_lb, reconcile_volume, schedule_pending_assuming,
+    Assumed, ClusterCidr, JobBackoff,
 };
 use rafter_proto::well_known::{ENDPOINT_SLICE_CONTROLLER, ENDPOINT_SLICE_MIRRORING_CONTROLLER};
 use rafter_proto::Timestamp;
@@ -131,6 +135,119 @@ impl Reconciler for ReplicaSets {
         seed: u64,
     ) -> Reconciled {
         reconcile_replica_set(cache, key, now, seed)
+    }
+}
+
+/// The Job controller.
+pub(crate) struct Jobs {
+    pub(crate) backoff: JobBackoff,
+}
+
+impl Reconciler for Jobs {
+    type Key = ObjectKey;
+
+    fn name(&self) -> &'static str {
+        "job-controller"
+    }
+
+    fn keys_for(&self, _cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+        match change.key.kind {
+            Kind::Job => keys.push(change.key.clone()),
+            Kind::Pod => {
+                for side in sides(change) {
+                    keys.extend(controller_key(side, Kind::Job));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn all_keys(&self, cache: &Cache) -> Vec<ObjectKey> {
+        keys_of(cache, Kind::Job)
+    }
+
+    fn reconcile(
+        &mut self,
+        cache: &Cache,
+        key: &ObjectKey,
+        now: Timestamp,
+        _seed: u64,
+    ) -> Reconciled {
+        reconcile_job(cache, key, now, self.backoff)
+    }
+}
+
+/// The CronJob controller.
+pub(crate) struct CronJobs;
+
+impl Reconciler for CronJobs {
+    type Key = ObjectKey;
+
+    fn name(&self) -> &'static str {
+        "cronjob-controller"
+    }
+
+    fn keys_for(&self, _cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+        match change.key.kind {
+            Kind::CronJob => keys.push(change.key.clone()),
+            Kind::Job => {
+                for side in sides(change) {
+                    keys.extend(controller_key(side, Kind::CronJob));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn all_keys(&self, cache: &Cache) -> Vec<ObjectKey> {
+        keys_of(cache, Kind::CronJob)
+    }
+
+    fn reconcile(
+        &mut self,
+        cache: &Cache,
+        key: &ObjectKey,
+        now: Timestamp,
+        _seed: u64,
+    ) -> Reconciled {
+        reconcile_cron_job(cache, key, now)
+    }
+}
+
+/// The ResourceQuota usage controller.
+pub(crate) struct Quotas;
+
+impl Reconciler for Quotas {
+    type Key = ObjectKey;
+
+    fn name(&self) -> &'static str {
+        "resourcequota-controller"
+    }
+
+    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+        if change.key.kind == Kind::ResourceQuota {
+            keys.push(change.key.clone());
+        } else if !change.key.namespace.is_empty() && change.key.kind != Kind::Event {
+            keys.extend(
+                cache
+                    .list_namespaced(Kind::ResourceQuota, &change.key.namespace)
+                    .map(|o| ObjectKey::of(o)),
+            );
+        }
+    }
+
+    fn all_keys(&self, cache: &Cache) -> Vec<ObjectKey> {
+        keys_of(cache, Kind::ResourceQuota)
+    }
+
+    fn reconcile(
+        &mut self,
+        cache: &Cache,
+        key: &ObjectKey,
+        _now: Timestamp,
+        _seed: u64,
+    ) -> Reconciled {
+        reconcile_quota(cache, key)
     }
 }
 

@@ -43,6 +43,8 @@ fn manifests() -> Vec<String> {
         "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {name: k}\nspec: {holderIdentity: k, leaseDurationSeconds: 40}\n".to_owned(),
         "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: k}\nspec:\n  podSelector: {matchLabels: {app: k}}\n  policyTypes: [Ingress]\n".to_owned(),
         "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: k}\nspec:\n  rules:\n  - http:\n      paths:\n      - {path: /, pathType: Prefix, backend: {service: {name: k, port: {number: 80}}}}\n".to_owned(),
+        format!("apiVersion: batch/v1\nkind: CronJob\nmetadata: {{name: k}}\nspec:\n  schedule: '@yearly'\n  suspend: true\n  jobTemplate:\n    spec:\n      template:\n        spec: {{restartPolicy: Never, {pod_spec}}}\n"),
+        "apiVersion: v1\nkind: LimitRange\nmetadata: {name: k}\nspec:\n  limits: [{type: Container, max: {cpu: '2'}}]\n".to_owned(),
         "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: k, labels: {kubernetes.io/service-name: k}}\naddressType: IPv4\nendpoints: [{addresses: [10.1.2.3], conditions: {ready: true}}]\nports: [{name: '', port: 80}]\n".to_owned(),
     ]
 }

@@ -4,6 +4,7 @@
 // unwrap, but not the fixtures and helpers they share.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod a_cron_jobs_ticks_each_run_once_across_a_leader_kill;
 mod a_dead_master_is_replaced_with_the_cli;
 mod a_full_disk_stops_its_member_and_loses_nothing;
 mod a_member_replaced_under_faults_loses_nothing;
@@ -13,6 +14,7 @@ mod a_pods_service_account_token_gets_only_its_binding;
 mod a_seeded_fault_schedule_loses_no_acknowledged_write;
 mod acknowledged_writes_survive_a_full_restart;
 mod acknowledged_writes_survive_leader_kills;
+mod an_indexed_jobs_indexes_each_run_once_across_a_leader_kill;
 mod an_isolated_leader_acknowledges_nothing;
 mod client_carries_on_when_masters_die;
 mod controllers_converge_across_leader_kills;

@@ -1,8 +1,10 @@
 //! `rafter create`: objects from manifests (create only: an existing object is an
 //! error, unlike `apply`), and generators for namespaces, ConfigMaps, Secrets,
-//! Deployments, ServiceAccounts (and their tokens, printed, not stored), and the RBAC kinds (Roles, ClusterRoles and their bindings, built in
-//! [`rbac`]).
+//! Deployments, Jobs and CronJobs (built in [`batch`]), ServiceAccounts (and their tokens,
+//! printed, not stored), and the RBAC kinds (Roles, ClusterRoles and their bindings, built
+//! in [`rbac`]).
 
+mod batch;
 mod rbac;
 
 use std::collections::BTreeMap;
@@ -23,7 +25,7 @@ use crate::sources::read_sources;
 #[derive(Debug, Args)]
 #[command(
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  rafter create -f deployment.yaml\n  rafter create namespace staging\n  rafter create configmap app-config --from-literal mode=fast --from-file config.toml\n  rafter create secret generic db --from-literal password=s3cret\n  rafter create secret docker-registry regcred --docker-server reg.example:5000 --docker-username ci --docker-password s3cret\n  rafter create deployment web --image nginx:1.27 --replicas 3\n  rafter create deployment web --image nginx --dry-run -o yaml\n  rafter create role pod-reader --verb get,list,watch --resource pods -n shop\n  rafter create rolebinding read-pods --role pod-reader --user jane -n shop\n  rafter create serviceaccount builder -n shop\n  rafter create token builder -n shop --duration 2h"
+    after_help = "Examples:\n  rafter create -f deployment.yaml\n  rafter create namespace staging\n  rafter create configmap app-config --from-literal mode=fast --from-file config.toml\n  rafter create secret generic db --from-literal password=s3cret\n  rafter create secret docker-registry regcred --docker-server reg.example:5000 --docker-username ci --docker-password s3cret\n  rafter create deployment web --image nginx:1.27 --replicas 3\n  rafter create deployment web --image nginx --dry-run -o yaml\n  rafter create job pi --image busybox -- sh -c 'echo done'\n  rafter create cronjob tick --image busybox --schedule '*/1 * * * *' -- date\n  rafter create job tick-now --from=cronjob/tick\n  rafter create role pod-reader --verb get,list,watch --resource pods -n shop\n  rafter create rolebinding read-pods --role pod-reader --user jane -n shop\n  rafter create serviceaccount builder -n shop\n  rafter create token builder -n shop --duration 2h"
 )]
 pub struct CreateArgs {
     #[command(subcommand)]
@@ -59,6 +61,18 @@ pub enum CreateCommand {
         after_help = "Examples:\n  rafter create deployment web --image nginx:1.27\n  rafter create deployment web --image nginx --replicas 3 --port 80"
     )]
     Deployment(DeploymentArgs),
+    /// Create a Job running an image once (the command after `--`), or a Job from a
+    /// CronJob's template (`--from=cronjob/NAME`).
+    #[command(
+        after_help = "Examples:\n  rafter create job pi --image busybox -- sh -c 'echo 3.14'\n  rafter create job nightly-now --from=cronjob/nightly"
+    )]
+    Job(JobArgs),
+    /// Create a CronJob running an image on a cron schedule.
+    #[command(
+        alias = "cj",
+        after_help = "Examples:\n  rafter create cronjob tick --image busybox --schedule '*/1 * * * *' -- date\n  rafter create cronjob nightly --image busybox --schedule @daily -- sh -c 'echo report'"
+    )]
+    Cronjob(CronJobArgs),
     /// Create a Role: rules over resources of one namespace.
     #[command(
         after_help = "Examples:\n  rafter create role pod-reader --verb get,list,watch --resource pods\n  rafter create role pod-reader --verb get --resource pods --resource-name web --resource-name api -n shop\n  rafter create role scaler --verb get,update --resource deployments.apps/scale,rs\n  rafter create role logs --verb get --resource pods/log"
@@ -354,11 +368,61 @@ pub struct DeploymentArgs {
     common: GeneratorArgs,
 }
 
+/// `rafter create job`.
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    /// The Job's name.
+    name: String,
+    /// The image to run.
+    #[arg(long, required_unless_present = "from", conflicts_with = "from")]
+    image: Option<String>,
+    /// Copy the job template of this CronJob (`cronjob/NAME`).
+    #[arg(long, value_name = "cronjob/NAME")]
+    from: Option<String>,
+    /// The command to run, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+    #[command(flatten)]
+    common: GeneratorArgs,
+}
+
+/// `rafter create cronjob`.
+#[derive(Debug, Args)]
+pub struct CronJobArgs {
+    /// The CronJob's name.
+    name: String,
+    /// The image to run.
+    #[arg(long)]
+    image: String,
+    /// When to run, in cron syntax (`*/5 * * * *`, `@hourly`).
+    #[arg(long)]
+    schedule: String,
+    /// The command to run, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+    #[command(flatten)]
+    common: GeneratorArgs,
+}
+
+/// A Job from the CronJob named by `--from=cronjob/NAME`.
+fn job_from(name: &str, from: &str, globals: &GlobalArgs) -> anyhow::Result<Object> {
+    let Some((kind, source)) = from.split_once('/') else {
+        bail!("--from {from:?}: write cronjob/NAME");
+    };
+    if kinds::resolve(kind)? != rafter_proto::Kind::CronJob {
+        bail!("--from {from:?}: only cronjob/NAME is supported");
+    }
+    let session = Session::connect(globals)?;
+    let namespace = session.namespace().to_owned();
+    let cron = kinds::fetch(&session, rafter_proto::Kind::CronJob, &namespace, source)?;
+    batch::job_from_cron_job(name, &cron)
+}
+
 /// Runs `rafter create`.
 pub fn run(args: CreateArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let Some(command) = args.command else {
         if args.files.is_empty() {
-            bail!("say what to create: -f FILE, or one of namespace, configmap, secret generic, secret docker-registry, deployment, role, clusterrole, rolebinding, clusterrolebinding, serviceaccount, token (see `rafter create --help`)");
+            bail!("say what to create: -f FILE, or one of namespace, configmap, secret generic, secret docker-registry, deployment, job, cronjob, role, clusterrole, rolebinding, clusterrolebinding, serviceaccount, token (see `rafter create --help`)");
         }
         return from_files(&args.files, args.recursive, globals);
     };
@@ -429,6 +493,18 @@ pub fn run(args: CreateArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
             )
         }
         CreateCommand::Deployment(a) => (deployment(&a)?, a.common),
+        CreateCommand::Job(a) => {
+            let object = match (&a.from, &a.image) {
+                (Some(from), _) => job_from(&a.name, from, globals)?,
+                (None, Some(image)) => batch::job(&a.name, image, &a.command),
+                (None, None) => bail!("give --image IMAGE or --from=cronjob/NAME"),
+            };
+            (object, a.common)
+        }
+        CreateCommand::Cronjob(a) => (
+            batch::cron_job(&a.name, &a.image, &a.schedule, &a.command)?,
+            a.common,
+        ),
         CreateCommand::Role(a) => {
             let rules = rbac::rules(
                 &a.rules.verbs,

@@ -6,7 +6,9 @@
 //!        └──────────────── bytes to stdout ◄────────────┘
 //! ```
 //!
-//! The pod and container are checked here first, for messages naming the choices; the
+//! `job/NAME` reads the log of one of the Job's pods (as kubectl: running ones first, then
+//! the oldest), saying which on stderr when it has several. The pod and container are
+//! checked here first, for messages naming the choices; the
 //! gateway checks them again. Output is written through Tokio's stdout as it arrives;
 //! a closed stdout (`| head`) ends the command quietly. `-f` runs until Ctrl-C or until
 //! the master serving the stream goes away (the stream is not resumed elsewhere).
@@ -16,8 +18,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::Args;
 use futures::StreamExt;
-use rafter_client::LogParams;
-use rafter_proto::{Kind, Object};
+use rafter_client::{ListParams, LogParams};
+use rafter_proto::{v1, Kind, Object};
 use tokio::io::AsyncWriteExt;
 
 use crate::kinds;
@@ -26,10 +28,10 @@ use crate::session::{GlobalArgs, Session};
 /// `rafter logs`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  rafter logs web-7d9f-abcde\n  rafter logs web-7d9f-abcde -c sidecar --tail 100\n  rafter logs -f web-7d9f-abcde\n  rafter logs web-7d9f-abcde --previous"
+    after_help = "Examples:\n  rafter logs web-7d9f-abcde\n  rafter logs web-7d9f-abcde -c sidecar --tail 100\n  rafter logs -f web-7d9f-abcde\n  rafter logs web-7d9f-abcde --previous\n  rafter logs job/pi"
 )]
 pub struct LogsArgs {
-    /// The pod (`NAME` or `pod/NAME`).
+    /// The pod (`NAME` or `pod/NAME`), or `job/NAME` for one of a Job's pods.
     pod: String,
     /// The container [default: the pod's only container].
     #[arg(short = 'c', long)]
@@ -45,18 +47,64 @@ pub struct LogsArgs {
     tail: Option<i64>,
 }
 
+fn fetch_pod(session: &Session, namespace: &str, name: &str) -> anyhow::Result<v1::Pod> {
+    match kinds::fetch(session, Kind::Pod, namespace, name)? {
+        Object::Pod(pod) => Ok(pod),
+        _ => bail!("the server answered with another kind for pod {name:?}"),
+    }
+}
+
+/// The pod of Job `name` whose log to show: a running one first, then the oldest.
+fn job_pod(session: &Session, namespace: &str, name: &str) -> anyhow::Result<v1::Pod> {
+    let job = kinds::fetch(session, Kind::Job, namespace, name)?;
+    let params = ListParams {
+        label_selector: format!("{}={}", actors::CONTROLLER_UID_LABEL, job.metadata().uid),
+        ..Default::default()
+    };
+    let list = session
+        .block_on(session.client().list(Kind::Pod, Some(namespace), &params))
+        .map_err(|e| anyhow::anyhow!("listing the pods of job {name:?}: {e}"))?;
+    let mut pods: Vec<v1::Pod> = list
+        .items
+        .into_iter()
+        .filter_map(|o| match o {
+            Object::Pod(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let total = pods.len();
+    pods.sort_by_key(|p| {
+        let running = p.status.as_ref().is_some_and(|s| s.phase == "Running");
+        let meta = p.metadata.clone().unwrap_or_default();
+        (!running, meta.creation_timestamp, meta.name)
+    });
+    let Some(pod) = pods.into_iter().next() else {
+        bail!("job {name:?} has no pods (yet)");
+    };
+    if total > 1 {
+        let chosen = pod.metadata.as_ref().map_or("", |m| m.name.as_str());
+        eprintln!("Found {total} pods, using pod/{chosen}");
+    }
+    Ok(pod)
+}
+
 /// Runs `rafter logs`.
 pub fn run(args: LogsArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let name = match args.pod.split_once('/') {
-        Some((kind, name)) if kinds::resolve(kind)? == Kind::Pod => name.to_owned(),
-        Some(_) => bail!("logs are read from pods: give a pod name"),
-        None => args.pod.clone(),
-    };
     let session = Session::connect(globals)?;
     let namespace = session.namespace().to_owned();
-    let Object::Pod(pod) = kinds::fetch(&session, Kind::Pod, &namespace, &name)? else {
-        bail!("the server answered with another kind for pod {name:?}");
+    let pod = match args.pod.split_once('/') {
+        Some((kind, name)) => match kinds::resolve(kind)? {
+            Kind::Pod => fetch_pod(&session, &namespace, name)?,
+            Kind::Job => job_pod(&session, &namespace, name)?,
+            _ => bail!("logs are read from pods or jobs: give pod/NAME or job/NAME"),
+        },
+        None => fetch_pod(&session, &namespace, &args.pod)?,
     };
+    let name = pod
+        .metadata
+        .as_ref()
+        .map(|m| m.name.clone())
+        .unwrap_or_default();
     let containers: Vec<String> = pod
         .spec
         .as_ref()

@@ -28,6 +28,7 @@ mod token;
 mod top;
 mod up;
 mod version;
+mod wait;
 
 use std::process::ExitCode;
 
@@ -71,7 +72,7 @@ pub enum Command {
         after_help = "Examples:\n  rafter version\n  rafter version --kubeconfig /tmp/c/config"
     )]
     Version,
-    /// Create objects from manifests (create only), or namespaces, configmaps, secrets, deployments, roles, clusterroles and their bindings.
+    /// Create objects from manifests (create only), or namespaces, configmaps, secrets, deployments, jobs, cronjobs, roles, clusterroles and their bindings.
     Create(create::CreateArgs),
     /// Show an object in detail, with its Events.
     Describe(describe::DescribeArgs),
@@ -102,6 +103,8 @@ pub enum Command {
     Certificate(certificate::CertificateArgs),
     /// Print a container's log.
     Logs(logs::LogsArgs),
+    /// Wait until objects meet a condition or are deleted.
+    Wait(wait::WaitArgs),
     /// CPU and memory of nodes and pods.
     Top(top::TopArgs),
     /// Check what you may do.
@@ -143,6 +146,7 @@ pub fn run(command: Command, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Command::Drain(args) => drain::drain(args, globals),
         Command::Certificate(args) => certificate::run(args, globals),
         Command::Logs(args) => logs::run(args, globals),
+        Command::Wait(args) => wait::run(args, globals),
         Command::Top(args) => top::run(args, globals),
         Command::Auth(args) => auth::run(args, globals),
         Command::Completion(args) => completion::run(args),

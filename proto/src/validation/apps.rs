@@ -1,4 +1,5 @@
-//! The workloads: ReplicaSet, Deployment and DaemonSet (`apps/v1`) and Job (`batch/v1`).
+//! The workloads: ReplicaSet, Deployment and DaemonSet (`apps/v1`), Job and CronJob
+//! (`batch/v1`).
 //!
 //! Owns counts, update strategies and the selector/template pairing of each workload; the
 //! template's pod spec is checked by `pod` with the restart policies the workload allows.
@@ -14,6 +15,13 @@ use crate::IntOrString;
 const DEPLOYMENT_STRATEGIES: &[&str] = &["RollingUpdate", "Recreate"];
 const DAEMON_SET_STRATEGIES: &[&str] = &["RollingUpdate", "OnDelete"];
 const COMPLETION_MODES: &[&str] = &["NonIndexed", "Indexed"];
+const CONCURRENCY_POLICIES: &[&str] = &["Allow", "Forbid", "Replace"];
+/// Pod failure policy actions Rafter carries out (FailIndex needs backoffLimitPerIndex,
+/// which Rafter does not have).
+const POD_FAILURE_ACTIONS: &[&str] = &["FailJob", "Ignore", "Count"];
+const EXIT_CODE_OPERATORS: &[&str] = &["In", "NotIn"];
+/// A CronJob's name leaves room for the 11 characters of its Jobs' suffix.
+const MAX_CRON_JOB_NAME: usize = 52;
 
 fn optional_non_negative(path: &Path, value: Option<i32>, errs: &mut Errors) {
     if let Some(value) = value {
@@ -230,6 +238,132 @@ pub(super) fn job(job: &v1::Job, errs: &mut Errors) {
         errs.required(&path, "");
         return;
     };
+    job_spec(spec, &path, errs);
+}
+
+pub(super) fn cron_job(cron: &v1::CronJob, errs: &mut Errors) {
+    let name = cron.metadata.as_ref().map_or("", |m| m.name.as_str());
+    if name.len() > MAX_CRON_JOB_NAME {
+        errs.invalid(
+            &Path::root("metadata").child("name"),
+            name,
+            format!("must be no more than {MAX_CRON_JOB_NAME} characters"),
+        );
+    }
+    let path = Path::root("spec");
+    let Some(spec) = &cron.spec else {
+        errs.required(&path, "");
+        return;
+    };
+    if spec.schedule.trim().is_empty() {
+        errs.required(&path.child("schedule"), "");
+    } else {
+        if let Err(e) = crate::CronSchedule::parse(&spec.schedule, None) {
+            errs.invalid(&path.child("schedule"), &spec.schedule, e.to_string());
+        }
+    }
+    if let Some(zone) = spec.time_zone.as_deref() {
+        if let Err(e) = crate::CronSchedule::parse("* * * * *", Some(zone)) {
+            errs.invalid(&path.child("timeZone"), zone, e.to_string());
+        }
+    }
+    errs.optional_enum_value(
+        &path.child("concurrencyPolicy"),
+        &spec.concurrency_policy,
+        CONCURRENCY_POLICIES,
+    );
+    if let Some(deadline) = spec.starting_deadline_seconds {
+        errs.non_negative(&path.child("startingDeadlineSeconds"), deadline);
+    }
+    optional_non_negative(
+        &path.child("successfulJobsHistoryLimit"),
+        spec.successful_jobs_history_limit,
+        errs,
+    );
+    optional_non_negative(
+        &path.child("failedJobsHistoryLimit"),
+        spec.failed_jobs_history_limit,
+        errs,
+    );
+    let template = path.child("jobTemplate");
+    match spec.job_template.as_ref().and_then(|t| t.spec.as_ref()) {
+        Some(job) => job_spec(job, &template.child("spec"), errs),
+        None => errs.required(&template.child("spec"), ""),
+    }
+}
+
+fn pod_failure_policy(
+    policy: &v1::PodFailurePolicy,
+    restart_policy: &str,
+    path: &Path,
+    errs: &mut Errors,
+) {
+    if !restart_policy.is_empty() && restart_policy != "Never" {
+        errs.invalid(
+            &path.child("template").child("spec").child("restartPolicy"),
+            restart_policy,
+            "only \"Never\" is supported when podFailurePolicy is specified",
+        );
+    }
+    let rules = path.child("podFailurePolicy").child("rules");
+    for (i, rule) in policy.rules.iter().enumerate() {
+        let rule_path = rules.index(i);
+        if rule.action.is_empty() {
+            errs.required(&rule_path.child("action"), "");
+        } else if !POD_FAILURE_ACTIONS.contains(&rule.action.as_str()) {
+            errs.not_supported(
+                &rule_path.child("action"),
+                &rule.action,
+                POD_FAILURE_ACTIONS,
+            );
+        }
+        match (&rule.on_exit_codes, rule.on_pod_conditions.is_empty()) {
+            (Some(_), false) | (None, true) => errs.invalid(
+                &rule_path,
+                "",
+                "specify exactly one of onExitCodes and onPodConditions",
+            ),
+            _ => {}
+        }
+        if let Some(codes) = &rule.on_exit_codes {
+            let codes_path = rule_path.child("onExitCodes");
+            if !EXIT_CODE_OPERATORS.contains(&codes.operator.as_str()) {
+                errs.not_supported(
+                    &codes_path.child("operator"),
+                    &codes.operator,
+                    EXIT_CODE_OPERATORS,
+                );
+            }
+            if codes.values.is_empty() {
+                errs.required(&codes_path.child("values"), "");
+            }
+            if codes.operator == "In" && codes.values.contains(&0) {
+                errs.invalid(
+                    &codes_path.child("values"),
+                    0,
+                    "must not be 0 for the In operator",
+                );
+            }
+        }
+        for (j, pattern) in rule.on_pod_conditions.iter().enumerate() {
+            let p = rule_path.child("onPodConditions").index(j);
+            if pattern.r#type.is_empty() {
+                errs.required(&p.child("type"), "");
+            }
+        }
+    }
+}
+
+fn job_spec(spec: &v1::JobSpec, path: &Path, errs: &mut Errors) {
+    let path = path.clone();
+    if let Some(policy) = &spec.pod_failure_policy {
+        let restart = spec
+            .template
+            .as_ref()
+            .and_then(|t| t.spec.as_ref())
+            .map_or("", |s| s.restart_policy.as_str());
+        pod_failure_policy(policy, restart, &path, errs);
+    }
     optional_non_negative(&path.child("parallelism"), spec.parallelism, errs);
     optional_non_negative(&path.child("completions"), spec.completions, errs);
     optional_non_negative(&path.child("backoffLimit"), spec.backoff_limit, errs);

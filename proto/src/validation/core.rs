@@ -389,6 +389,58 @@ pub(super) fn resource_quota(quota: &v1::ResourceQuota, errs: &mut Errors) {
     }
 }
 
+const LIMIT_TYPES: &[&str] = &["Container", "Pod", "PersistentVolumeClaim"];
+
+pub(super) fn limit_range(lr: &v1::LimitRange, errs: &mut Errors) {
+    let Some(spec) = &lr.spec else { return };
+    let path = Path::root("spec").child("limits");
+    for (i, item) in spec.limits.iter().enumerate() {
+        let at = path.index(i);
+        errs.enum_value(&at.child("type"), &item.r#type, LIMIT_TYPES);
+        let max = pod::resource_list(&item.max, &at.child("max"), errs);
+        let min = pod::resource_list(&item.min, &at.child("min"), errs);
+        let default = pod::resource_list(&item.default, &at.child("default"), errs);
+        let request = pod::resource_list(&item.default_request, &at.child("defaultRequest"), errs);
+        pod::resource_list(
+            &item.max_limit_request_ratio,
+            &at.child("maxLimitRequestRatio"),
+            errs,
+        );
+        if item.r#type == "Pod" && !(item.default.is_empty() && item.default_request.is_empty()) {
+            errs.invalid(&at.child("default"), "", "may not be given for type Pod");
+        }
+        for (resource, low) in &min {
+            if let Some(high) = max.get(resource) {
+                if low > high {
+                    errs.invalid(
+                        &at.child("min").key(resource),
+                        low,
+                        format!("min value {low} is greater than max value {high}"),
+                    );
+                }
+            }
+        }
+        for (name, values) in [("default", &default), ("defaultRequest", &request)] {
+            for (resource, value) in values {
+                if let Some(high) = max.get(resource).filter(|high| value > *high) {
+                    errs.invalid(
+                        &at.child(name).key(resource),
+                        value,
+                        format!("{name} value {value} is greater than max value {high}"),
+                    );
+                }
+                if let Some(low) = min.get(resource).filter(|low| value < *low) {
+                    errs.invalid(
+                        &at.child(name).key(resource),
+                        value,
+                        format!("{name} value {value} is less than min value {low}"),
+                    );
+                }
+            }
+        }
+    }
+}
+
 fn access_modes(modes: &[String], path: &Path, errs: &mut Errors) {
     if modes.is_empty() {
         errs.required(path, "at least 1 access mode is required");

@@ -20,7 +20,7 @@
 //! | `meta` | `metadata`, label selectors and the selector/template match |
 //! | `pod` | pod specs, in Pods and in workload templates: containers, volumes, probes, tolerations, affinity |
 //! | `core` | the other core kinds: Node, Service, ConfigMap, Secret, volumes and claims ... |
-//! | `apps` | ReplicaSet, Deployment, DaemonSet and Job |
+//! | `apps` | ReplicaSet, Deployment, DaemonSet, Job and CronJob |
 //! | `rbac` | Role, ClusterRole and their bindings |
 //! | `cluster` | CertificateSigningRequest, StorageClass, Lease, NetworkPolicy, Ingress |
 //! | `discovery` | EndpointSlice |
@@ -142,6 +142,8 @@ pub fn validate(object: &Object) -> Vec<FieldError> {
         Object::Deployment(o) => apps::deployment(o, &mut errs),
         Object::DaemonSet(o) => apps::daemon_set(o, &mut errs),
         Object::Job(o) => apps::job(o, &mut errs),
+        Object::CronJob(o) => apps::cron_job(o, &mut errs),
+        Object::LimitRange(o) => core::limit_range(o, &mut errs),
         Object::CertificateSigningRequest(o) => cluster::certificate_signing_request(o, &mut errs),
         Object::Role(o) => rbac::role(o, &mut errs),
         Object::ClusterRole(o) => rbac::cluster_role(o, &mut errs),

@@ -394,6 +394,80 @@ spec:
         ],
     ),
     (
+        "limit ranges: unknown type, min over max, default over max",
+        "
+apiVersion: v1
+kind: LimitRange
+metadata: {name: limits}
+spec:
+  limits:
+  - type: Node
+  - type: Container
+    min: {cpu: '2'}
+    max: {cpu: '1'}
+    default: {memory: 2Gi}
+    defaultRequest: {memory: 1Gi}
+  - type: PersistentVolumeClaim
+    max: {memory: 1Gi}
+    default: {memory: 2Gi}
+",
+        &[
+            "spec.limits[0].type: Unsupported value: \"Node\"",
+            "spec.limits[1].min[cpu]: Invalid value: 2: min value 2 is greater than max value 1",
+            "spec.limits[2].default[memory]: Invalid value: \"2Gi\": default value 2Gi is greater than max value 1Gi",
+        ],
+    ),
+    (
+        "cron jobs: a bad schedule, zone, policy, deadline and job template",
+        "
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly}
+spec:
+  schedule: 61 * * * *
+  timeZone: Mars/Olympus
+  concurrencyPolicy: Sometimes
+  startingDeadlineSeconds: -5
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          containers: [{name: c, image: busybox}]
+",
+        &[
+            "spec.schedule: Invalid value: \"61 * * * *\"",
+            "spec.timeZone: Invalid value: \"Mars/Olympus\": unknown time zone \"Mars/Olympus\"",
+            "spec.concurrencyPolicy: Unsupported value: \"Sometimes\"",
+            "spec.startingDeadlineSeconds: Invalid value: -5",
+            "spec.jobTemplate.spec.template.spec.restartPolicy: Required value",
+        ],
+    ),
+    (
+        "pod failure policies: unknown action, both matchers, OnFailure pods",
+        "
+apiVersion: batch/v1
+kind: Job
+metadata: {name: pi}
+spec:
+  podFailurePolicy:
+    rules:
+    - action: Explode
+      onExitCodes: {operator: In, values: [42]}
+    - action: FailJob
+      onExitCodes: {operator: In, values: [1]}
+      onPodConditions: [{type: DisruptionTarget}]
+  template:
+    spec:
+      restartPolicy: OnFailure
+      containers: [{name: pi, image: perl}]
+",
+        &[
+            "spec.template.spec.restartPolicy: Invalid value: \"OnFailure\": only \"Never\" is supported when podFailurePolicy is specified",
+            "spec.podFailurePolicy.rules[0].action: Unsupported value: \"Explode\"",
+            "spec.podFailurePolicy.rules[1]: Invalid value: \"\": specify exactly one of onExitCodes and onPodConditions",
+        ],
+    ),
+    (
         "deployment strategy: Recreate with rollingUpdate, both zero, bad percent, template restart policy",
         "
 apiVersion: apps/v1

@@ -341,9 +341,9 @@ impl Failover {
         self.with_health(|h| h.failed(i, Instant::now()));
     }
 
-    /// Marks master `i` as silent: it backs off, and open watches on it move on.
-    fn mark_silent(&self, i: usize) {
-        self.mark_failed(i);
+    /// Tells open watches on master `i` that it fell silent, so that they move on (the
+    /// failed attempt marks it failed like any other).
+    fn notify_silent(&self, i: usize) {
         if let Some(sender) = self.silenced.get(i) {
             sender.send_modify(|n| *n = n.wrapping_add(1));
         }
@@ -390,7 +390,7 @@ impl Failover {
                     }
                     Err(Abandoned::Silent(why)) => {
                         tracing::info!(endpoint = %endpoint.address, "{what}: the master fell silent: {why}");
-                        self.mark_silent(i);
+                        self.notify_silent(i);
                         Failure::InFlight(format!("the master fell silent: {why}"))
                     }
                 };

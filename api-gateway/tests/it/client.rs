@@ -45,6 +45,26 @@ where
     }
 }
 
+/// A watch of the default namespace's ConfigMaps from now (the existing ones come first
+/// as ADDED), its first event and a deadline 20 s away for the rest.
+async fn watch_config_maps(
+    client: &Client,
+) -> (
+    std::pin::Pin<Box<impl Stream<Item = Result<WatchEvent, ClientError>>>>,
+    WatchEvent,
+    Instant,
+) {
+    let mut events = Box::pin(client.watch(
+        Kind::ConfigMap,
+        Some("default"),
+        &WatchParams::default(),
+        None,
+    ));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let first = next_event(&mut events, deadline, "the existing object").await;
+    (events, first, deadline)
+}
+
 fn summary(event: &WatchEvent) -> (WatchEventType, String, String) {
     let object = event.object.as_ref().expect("not a bookmark");
     (
@@ -306,14 +326,7 @@ async fn a_watch_resumes_on_another_master_without_gaps_or_duplicates() {
     let client = masters.client().await;
     client.create(config_map("old", "0")).await.unwrap();
 
-    let mut events = Box::pin(client.watch(
-        Kind::ConfigMap,
-        Some("default"),
-        &WatchParams::default(),
-        None,
-    ));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let first = next_event(&mut events, deadline, "the existing object").await;
+    let (mut events, first, deadline) = watch_config_maps(&client).await;
     assert_eq!(
         summary(&first),
         (WatchEventType::Added, "old".into(), "0".into())
@@ -456,14 +469,7 @@ async fn a_silent_master_is_left_by_reads_writes_and_watches_long_before_their_t
     let writer = Client::connect_with(config, patient()).await.unwrap();
     let created = reader.create(config_map("a", "1")).await.unwrap();
     writer.get(Kind::ConfigMap, "default", "a").await.unwrap();
-    let mut events = Box::pin(reader.watch(
-        Kind::ConfigMap,
-        Some("default"),
-        &WatchParams::default(),
-        None,
-    ));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let first = next_event(&mut events, deadline, "the existing object").await;
+    let (mut events, first, deadline) = watch_config_maps(&reader).await;
     assert_eq!(first.object.unwrap().metadata().name, "a");
     assert_eq!(
         reader.cluster_status().await.unwrap().member_id,

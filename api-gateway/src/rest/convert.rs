@@ -140,8 +140,11 @@ pub(crate) async fn read_body(
     }
 }
 
-/// A JSON or YAML body as a JSON value.
+/// A JSON, YAML or (for a few kinds, `protobuf`) Kubernetes protobuf body as a JSON value.
 pub(crate) fn body_value(bytes: &[u8], content_type: &str) -> Result<Value, ApiError> {
+    if content_type == "application/vnd.kubernetes.protobuf" {
+        return super::protobuf::to_json(bytes);
+    }
     let yaml = content_type.contains("yaml");
     let parsed = if yaml {
         serde_yaml::from_slice::<Value>(bytes).map_err(|e| e.to_string())

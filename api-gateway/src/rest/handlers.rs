@@ -76,14 +76,6 @@ impl<S: KvStore> Rest<S> {
     }
 
     async fn dispatch(&self, call: &Call, body: Incoming) -> Answer {
-        // Only JSON and YAML bodies: a client that sent protobuf (client-go's typed
-        // clients do by default) is told so and sends JSON from then on.
-        if call
-            .content_type()
-            .starts_with("application/vnd.kubernetes.protobuf")
-        {
-            return Err(ApiError::unsupported_media_type(call.content_type()));
-        }
         let route = route::parse(&call.path);
         let read_only = matches!(
             route,

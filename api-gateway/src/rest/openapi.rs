@@ -14,8 +14,10 @@ use super::Body;
 
 mod schema;
 
-/// The media type of the protobuf form of the v2 document.
-const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+/// The media type clients ask for the protobuf form of the v2 document with.
+const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2";
+/// The media type it is answered with (a valid MIME type: no `@`).
+const V2_PROTOBUF_ANSWER: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
 
 /// The path of a group version in the v3 index (`api/v1`, `apis/apps/v1`).
 fn group_version_path(group: &str, version: &str) -> String {
@@ -136,7 +138,7 @@ pub(crate) fn v2(accept: &str) -> http::Response<Body> {
     let wants_json = accept.is_empty() || accept.contains("json") || accept.contains("*/*");
     if !wants_json && accept.contains(V2_PROTOBUF) {
         // openapi_v2.Document { swagger: "2.0" }: field 1, length-delimited.
-        return response(200, V2_PROTOBUF, full(&b"\x0a\x032.0"[..]));
+        return response(200, V2_PROTOBUF_ANSWER, full(&b"\x0a\x032.0"[..]));
     }
     let kinds: Vec<Kind> = Kind::all().collect();
     let mut paths = Map::new();

@@ -1,0 +1,421 @@
+//! Kubernetes' protobuf request bodies (`application/vnd.kubernetes.protobuf`), for the
+//! few kinds kubectl ≥ 1.32 sends that way from its typed clients (`create configmap`,
+//! `create secret`, `create namespace`, `create serviceaccount`, `auth can-i`, `drain`'s
+//! evictions): the `k8s\0` envelope (`runtime.Unknown`) and those messages with
+//! Kubernetes' own field numbers, turned into the JSON the handlers read.
+//!
+//! Owns only this decoding. Fields outside these messages are dropped by the decoder
+//! (none of these commands sends them); any other kind is refused with 415, naming the
+//! kinds read, so the caller can send JSON instead. Answers are always JSON (every
+//! client that sends protobuf also accepts JSON).
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use prost::Message;
+use serde_json::{json, Map, Value};
+
+use super::errors::ApiError;
+
+/// The magic that starts every Kubernetes protobuf body.
+const MAGIC: &[u8] = b"k8s\0";
+
+#[derive(Clone, PartialEq, Message)]
+struct Unknown {
+    #[prost(message, optional, tag = "1")]
+    type_meta: Option<TypeMeta>,
+    #[prost(bytes = "vec", tag = "2")]
+    raw: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct TypeMeta {
+    #[prost(string, tag = "1")]
+    api_version: String,
+    #[prost(string, tag = "2")]
+    kind: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct ObjectMeta {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "2")]
+    generate_name: String,
+    #[prost(string, tag = "3")]
+    namespace: String,
+    #[prost(string, tag = "6")]
+    resource_version: String,
+    #[prost(btree_map = "string, string", tag = "11")]
+    labels: BTreeMap<String, String>,
+    #[prost(btree_map = "string, string", tag = "12")]
+    annotations: BTreeMap<String, String>,
+    #[prost(string, repeated, tag = "14")]
+    finalizers: Vec<String>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct ConfigMap {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<ObjectMeta>,
+    #[prost(btree_map = "string, string", tag = "2")]
+    data: BTreeMap<String, String>,
+    #[prost(btree_map = "string, bytes", tag = "3")]
+    binary_data: BTreeMap<String, Vec<u8>>,
+    #[prost(bool, optional, tag = "4")]
+    immutable: Option<bool>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Secret {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<ObjectMeta>,
+    #[prost(btree_map = "string, bytes", tag = "2")]
+    data: BTreeMap<String, Vec<u8>>,
+    #[prost(string, tag = "3")]
+    r#type: String,
+    #[prost(btree_map = "string, string", tag = "4")]
+    string_data: BTreeMap<String, String>,
+    #[prost(bool, optional, tag = "5")]
+    immutable: Option<bool>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Namespace {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<ObjectMeta>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct ServiceAccount {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<ObjectMeta>,
+    #[prost(bool, optional, tag = "4")]
+    automount_service_account_token: Option<bool>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct ResourceAttributes {
+    #[prost(string, tag = "1")]
+    namespace: String,
+    #[prost(string, tag = "2")]
+    verb: String,
+    #[prost(string, tag = "3")]
+    group: String,
+    #[prost(string, tag = "4")]
+    version: String,
+    #[prost(string, tag = "5")]
+    resource: String,
+    #[prost(string, tag = "6")]
+    subresource: String,
+    #[prost(string, tag = "7")]
+    name: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct NonResourceAttributes {
+    #[prost(string, tag = "1")]
+    path: String,
+    #[prost(string, tag = "2")]
+    verb: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct AccessReviewSpec {
+    #[prost(message, optional, tag = "1")]
+    resource_attributes: Option<ResourceAttributes>,
+    #[prost(message, optional, tag = "2")]
+    non_resource_attributes: Option<NonResourceAttributes>,
+    /// SubjectAccessReview only.
+    #[prost(string, tag = "3")]
+    user: String,
+    /// SubjectAccessReview only.
+    #[prost(string, repeated, tag = "4")]
+    groups: Vec<String>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct AccessReview {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<ObjectMeta>,
+    #[prost(message, optional, tag = "2")]
+    spec: Option<AccessReviewSpec>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct RulesReviewSpec {
+    #[prost(string, tag = "1")]
+    namespace: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct RulesReview {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<ObjectMeta>,
+    #[prost(message, optional, tag = "2")]
+    spec: Option<RulesReviewSpec>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct DeleteOptions {
+    #[prost(int64, optional, tag = "1")]
+    grace_period_seconds: Option<i64>,
+    #[prost(string, optional, tag = "4")]
+    propagation_policy: Option<String>,
+    #[prost(string, repeated, tag = "5")]
+    dry_run: Vec<String>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Eviction {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<ObjectMeta>,
+    #[prost(message, optional, tag = "2")]
+    delete_options: Option<DeleteOptions>,
+}
+
+/// Inserts `value` under `key` unless it is empty (null, "", {} or []).
+fn put(map: &mut Map<String, Value>, key: &str, value: Value) {
+    let empty = match &value {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    };
+    if !empty {
+        map.insert(key.to_owned(), value);
+    }
+}
+
+fn meta_json(meta: Option<ObjectMeta>) -> Value {
+    let meta = meta.unwrap_or_default();
+    let mut map = Map::new();
+    put(&mut map, "name", json!(meta.name));
+    put(&mut map, "generateName", json!(meta.generate_name));
+    put(&mut map, "namespace", json!(meta.namespace));
+    put(&mut map, "resourceVersion", json!(meta.resource_version));
+    put(&mut map, "labels", json!(meta.labels));
+    put(&mut map, "annotations", json!(meta.annotations));
+    put(&mut map, "finalizers", json!(meta.finalizers));
+    Value::Object(map)
+}
+
+fn base64_map(map: BTreeMap<String, Vec<u8>>) -> Value {
+    let engine = base64::engine::general_purpose::STANDARD;
+    json!(map
+        .into_iter()
+        .map(|(k, v)| (k, engine.encode(v)))
+        .collect::<BTreeMap<_, _>>())
+}
+
+fn object(type_meta: &TypeMeta, fields: Vec<(&str, Value)>) -> Value {
+    let mut map = Map::new();
+    map.insert("apiVersion".to_owned(), json!(type_meta.api_version));
+    map.insert("kind".to_owned(), json!(type_meta.kind));
+    for (key, value) in fields {
+        put(&mut map, key, value);
+    }
+    Value::Object(map)
+}
+
+fn decode<M: Message + Default>(raw: &[u8], kind: &str) -> Result<M, ApiError> {
+    M::decode(raw).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the protobuf {kind} in the body does not decode: {e}"
+        ))
+    })
+}
+
+/// The JSON form of a Kubernetes protobuf body.
+pub(crate) fn to_json(bytes: &[u8]) -> Result<Value, ApiError> {
+    let envelope = bytes
+        .strip_prefix(MAGIC)
+        .ok_or_else(|| ApiError::bad_request("the protobuf body does not start with k8s\\0"))?;
+    let unknown = Unknown::decode(envelope).map_err(|e| {
+        ApiError::bad_request(format!("the protobuf envelope does not decode: {e}"))
+    })?;
+    let type_meta = unknown.type_meta.unwrap_or_default();
+    let raw = unknown.raw.as_slice();
+    let kind = type_meta.kind.as_str();
+    Ok(match kind {
+        "ConfigMap" => {
+            let cm: ConfigMap = decode(raw, kind)?;
+            object(
+                &type_meta,
+                vec![
+                    ("metadata", meta_json(cm.metadata)),
+                    ("data", json!(cm.data)),
+                    ("binaryData", base64_map(cm.binary_data)),
+                    ("immutable", json!(cm.immutable)),
+                ],
+            )
+        }
+        "Secret" => {
+            let secret: Secret = decode(raw, kind)?;
+            object(
+                &type_meta,
+                vec![
+                    ("metadata", meta_json(secret.metadata)),
+                    ("data", base64_map(secret.data)),
+                    ("stringData", json!(secret.string_data)),
+                    ("type", json!(secret.r#type)),
+                    ("immutable", json!(secret.immutable)),
+                ],
+            )
+        }
+        "Namespace" => {
+            let ns: Namespace = decode(raw, kind)?;
+            object(&type_meta, vec![("metadata", meta_json(ns.metadata))])
+        }
+        "ServiceAccount" => {
+            let sa: ServiceAccount = decode(raw, kind)?;
+            object(
+                &type_meta,
+                vec![
+                    ("metadata", meta_json(sa.metadata)),
+                    (
+                        "automountServiceAccountToken",
+                        json!(sa.automount_service_account_token),
+                    ),
+                ],
+            )
+        }
+        "SelfSubjectAccessReview" | "SubjectAccessReview" => {
+            let review: AccessReview = decode(raw, kind)?;
+            let spec = review.spec.unwrap_or_default();
+            let mut spec_json = Map::new();
+            if let Some(a) = spec.resource_attributes {
+                spec_json.insert(
+                    "resourceAttributes".to_owned(),
+                    json!({"namespace": a.namespace, "verb": a.verb, "group": a.group,
+                        "version": a.version, "resource": a.resource,
+                        "subresource": a.subresource, "name": a.name}),
+                );
+            }
+            if let Some(a) = spec.non_resource_attributes {
+                spec_json.insert(
+                    "nonResourceAttributes".to_owned(),
+                    json!({"path": a.path, "verb": a.verb}),
+                );
+            }
+            put(&mut spec_json, "user", json!(spec.user));
+            put(&mut spec_json, "groups", json!(spec.groups));
+            object(
+                &type_meta,
+                vec![
+                    ("metadata", meta_json(review.metadata)),
+                    ("spec", Value::Object(spec_json)),
+                ],
+            )
+        }
+        "SelfSubjectRulesReview" => {
+            let review: RulesReview = decode(raw, kind)?;
+            let namespace = review.spec.unwrap_or_default().namespace;
+            object(
+                &type_meta,
+                vec![
+                    ("metadata", meta_json(review.metadata)),
+                    ("spec", json!({"namespace": namespace})),
+                ],
+            )
+        }
+        "Eviction" => {
+            let eviction: Eviction = decode(raw, kind)?;
+            let options = eviction.delete_options.unwrap_or_default();
+            let mut options_json = Map::new();
+            put(
+                &mut options_json,
+                "gracePeriodSeconds",
+                json!(options.grace_period_seconds),
+            );
+            put(
+                &mut options_json,
+                "propagationPolicy",
+                json!(options.propagation_policy),
+            );
+            put(&mut options_json, "dryRun", json!(options.dry_run));
+            object(
+                &type_meta,
+                vec![
+                    ("metadata", meta_json(eviction.metadata)),
+                    ("deleteOptions", Value::Object(options_json)),
+                ],
+            )
+        }
+        other => {
+            return Err(ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                format!(
+                    "protobuf bodies are read only for ConfigMap, Secret, Namespace, ServiceAccount, Eviction and the access reviews, not {other:?}: send application/json"
+                ),
+            ))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(kind: &str, api_version: &str, raw: Vec<u8>) -> Vec<u8> {
+        let unknown = Unknown {
+            type_meta: Some(TypeMeta {
+                api_version: api_version.into(),
+                kind: kind.into(),
+            }),
+            raw,
+        };
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend(unknown.encode_to_vec());
+        bytes
+    }
+
+    #[test]
+    fn a_protobuf_configmap_reads_as_its_json_form() {
+        let cm = ConfigMap {
+            metadata: Some(ObjectMeta {
+                name: "c1".into(),
+                namespace: "dev".into(),
+                ..Default::default()
+            }),
+            data: [("a".to_owned(), "b".to_owned())].into(),
+            binary_data: [("bin".to_owned(), vec![0, 1])].into(),
+            immutable: None,
+        };
+        let value = to_json(&envelope("ConfigMap", "v1", cm.encode_to_vec())).unwrap();
+        assert_eq!(value["kind"], "ConfigMap");
+        assert_eq!(value["metadata"]["name"], "c1");
+        assert_eq!(value["data"]["a"], "b");
+        assert_eq!(value["binaryData"]["bin"], "AAE=");
+        assert!(value.get("immutable").is_none());
+    }
+
+    #[test]
+    fn an_access_review_keeps_its_attributes_and_other_kinds_are_refused() {
+        let review = AccessReview {
+            metadata: None,
+            spec: Some(AccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    namespace: "default".into(),
+                    verb: "create".into(),
+                    resource: "pods".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        };
+        let bytes = envelope(
+            "SelfSubjectAccessReview",
+            "authorization.k8s.io/v1",
+            review.encode_to_vec(),
+        );
+        let value = to_json(&bytes).unwrap();
+        assert_eq!(value["spec"]["resourceAttributes"]["verb"], "create");
+        assert_eq!(value["spec"]["resourceAttributes"]["resource"], "pods");
+        let e = to_json(&envelope("Deployment", "apps/v1", vec![])).unwrap_err();
+        assert_eq!(e.code, 415);
+        assert!(to_json(b"not protobuf").is_err());
+    }
+}

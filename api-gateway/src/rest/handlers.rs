@@ -44,6 +44,9 @@ use crate::server::MAX_REQUEST_BYTES;
 use crate::service::ResourcesService;
 use crate::store::KvStore;
 
+/// How long a call the service answered Unavailable (no leader yet) is made again.
+const LEADER_WAIT: Duration = Duration::from_secs(5);
+
 /// How often a JSON patch or an apply is retried when the object changed between its
 /// read and its write.
 const PATCH_ATTEMPTS: usize = 5;
@@ -69,13 +72,30 @@ impl<S: KvStore> Rest<S> {
     ) -> http::Response<Body> {
         let (parts, body) = request.into_parts();
         let call = Call::new(&parts, peer);
-        match self.dispatch(&call, body).await {
-            Ok(answer) => answer,
-            Err(error) => error.into_response(),
+        let body = match read_body(body, MAX_REQUEST_BYTES).await {
+            Ok(body) => body,
+            Err(error) => return error.into_response(),
+        };
+        // While the masters elect a leader the service answers Unavailable, which it does
+        // only for calls it did not carry out: the call is made again for a while, as a
+        // Kubernetes apiserver waits for its etcd, rather than failing kubectl at once.
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self.dispatch(&call, &body).await {
+                Ok(answer) => return answer,
+                Err(error)
+                    if error.code == 503 && tokio::time::Instant::now() + delay < deadline =>
+                {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(500));
+                }
+                Err(error) => return error.into_response(),
+            }
         }
     }
 
-    async fn dispatch(&self, call: &Call, body: Incoming) -> Answer {
+    async fn dispatch(&self, call: &Call, body: &Bytes) -> Answer {
         let route = route::parse(&call.path);
         let read_only = matches!(
             route,
@@ -114,7 +134,7 @@ impl<S: KvStore> Rest<S> {
         }
     }
 
-    async fn resource(&self, call: &Call, body: Incoming, path: ResourcePath) -> Answer {
+    async fn resource(&self, call: &Call, body: &Bytes, path: ResourcePath) -> Answer {
         use http::Method;
         let sub = path.subresource.as_deref().unwrap_or("");
         let named = path.name.is_some();
@@ -123,41 +143,41 @@ impl<S: KvStore> Rest<S> {
             (&Method::GET, false, "") => self.list(call, &path).await,
             (&Method::GET, true, "" | "status") => self.get(call, &path).await,
             (&Method::POST, false, "") if path.kind == Kind::Binding => {
-                let value = self.body(call, body).await?;
+                let value = body_value(body, call.content_type())?;
                 self.bind(call, &path, value).await
             }
             (&Method::POST, false, "") => {
-                let value = self.body(call, body).await?;
+                let value = body_value(body, call.content_type())?;
                 self.create(call, &path, value).await
             }
             (&Method::PUT, true, "" | "status") => {
-                let value = self.body(call, body).await?;
+                let value = body_value(body, call.content_type())?;
                 self.update(call, &path, value).await
             }
             (&Method::PATCH, true, "" | "status") => {
-                let bytes = read_body(body, MAX_REQUEST_BYTES).await?;
-                self.patch(call, &path, &bytes).await
+                let bytes = body;
+                self.patch(call, &path, bytes).await
             }
             (&Method::DELETE, true, "") => {
-                let bytes = read_body(body, MAX_REQUEST_BYTES).await?;
-                self.delete(call, &path, &bytes).await
+                let bytes = body;
+                self.delete(call, &path, bytes).await
             }
             (&Method::GET, true, "scale") => self.get_scale(call, &path).await,
             (&Method::PUT | &Method::PATCH, true, "scale") => {
-                let bytes = read_body(body, MAX_REQUEST_BYTES).await?;
-                self.update_scale(call, &path, &bytes).await
+                let bytes = body;
+                self.update_scale(call, &path, bytes).await
             }
             (&Method::GET, true, "log") if path.kind == Kind::Pod => self.logs(call, &path).await,
             (&Method::POST, true, "binding") if path.kind == Kind::Pod => {
-                let value = self.body(call, body).await?;
+                let value = body_value(body, call.content_type())?;
                 self.bind(call, &path, value).await
             }
             (&Method::POST, true, "eviction") if path.kind == Kind::Pod => {
-                let value = self.body(call, body).await?;
+                let value = body_value(body, call.content_type())?;
                 self.evict(call, &path, value).await
             }
             (&Method::PUT, true, "approval") if path.kind == Kind::CertificateSigningRequest => {
-                let value = self.body(call, body).await?;
+                let value = body_value(body, call.content_type())?;
                 self.approve(call, &path, value).await
             }
             (&Method::GET, true, "approval") if path.kind == Kind::CertificateSigningRequest => {
@@ -168,12 +188,6 @@ impl<S: KvStore> Rest<S> {
                 call.path
             ))),
         }
-    }
-
-    /// The request body as JSON (JSON or YAML on the wire).
-    async fn body(&self, call: &Call, body: Incoming) -> Result<Value, ApiError> {
-        let bytes = read_body(body, MAX_REQUEST_BYTES).await?;
-        body_value(&bytes, call.content_type())
     }
 
     fn key(path: &ResourcePath) -> ObjectKey {
@@ -730,11 +744,11 @@ impl<S: KvStore> Rest<S> {
         Ok(json_response(200, &object_json(Object::from(csr).into())?))
     }
 
-    async fn review(&self, call: &Call, body: Incoming, review: Review) -> Answer {
+    async fn review(&self, call: &Call, body: &Bytes, review: Review) -> Answer {
         if call.method != http::Method::POST {
             return Err(ApiError::method_not_allowed(call.method.as_str()));
         }
-        let value = self.body(call, body).await?;
+        let value = body_value(body, call.content_type())?;
         let spec = value.get("spec").cloned().unwrap_or(Value::Null);
         let text =
             |v: &Value, name: &str| v.get(name).and_then(Value::as_str).unwrap_or("").to_owned();

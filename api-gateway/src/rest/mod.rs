@@ -21,7 +21,7 @@
 //! |---|---|
 //! | `route` | the URL grammar: `/api/v1/namespaces/<ns>/<resource>/<name>/<sub>` into a [`route::Route`] |
 //! | `discovery` | `/version`, `/api`, `/apis`, the APIResourceLists, derived from the kind table |
-//! | `protobuf` | the Kubernetes protobuf bodies kubectl ≥ 1.32's typed clients send, for the few kinds they send (ConfigMap, Secret, Namespace, ServiceAccount, Eviction, access reviews) |
+//! | `protobuf` | the Kubernetes protobuf bodies kubectl ≥ 1.32's typed clients send, for the kinds kubectl's `create` and `auth` verbs send (ConfigMap, Secret, Namespace, ServiceAccount, RBAC, Eviction, access reviews) |
 //! | `convert` | JSON bodies ⇄ typed objects, List kinds, query parameters, building the typed request |
 //! | `errors` | gRPC statuses as `metav1.Status` with the HTTP code and reason kubectl expects |
 //! | `table` | the `meta.k8s.io/v1` Table answer, with the columns `rafter get` prints |

@@ -1,7 +1,7 @@
 //! Kubernetes' protobuf request bodies (`application/vnd.kubernetes.protobuf`), for the
 //! few kinds kubectl ≥ 1.32 sends that way from its typed clients (`create configmap`,
-//! `create secret`, `create namespace`, `create serviceaccount`, `auth can-i`, `drain`'s
-//! evictions): the `k8s\0` envelope (`runtime.Unknown`) and those messages with
+//! `create secret`, `create namespace`, `create serviceaccount`, `create role`,
+//! `create rolebinding` and their cluster forms, `auth can-i`, `drain`'s evictions): the `k8s\0` envelope (`runtime.Unknown`) and those messages with
 //! Kubernetes' own field numbers, turned into the JSON the handlers read.
 //!
 //! Owns only this decoding. Fields outside these messages are dropped by the decoder
@@ -157,6 +157,60 @@ struct RulesReview {
 }
 
 #[derive(Clone, PartialEq, Message)]
+struct PolicyRule {
+    #[prost(string, repeated, tag = "1")]
+    verbs: Vec<String>,
+    #[prost(string, repeated, tag = "2")]
+    api_groups: Vec<String>,
+    #[prost(string, repeated, tag = "3")]
+    resources: Vec<String>,
+    #[prost(string, repeated, tag = "4")]
+    resource_names: Vec<String>,
+    #[prost(string, repeated, tag = "5")]
+    non_resource_urls: Vec<String>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Role {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<ObjectMeta>,
+    #[prost(message, repeated, tag = "2")]
+    rules: Vec<PolicyRule>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Subject {
+    #[prost(string, tag = "1")]
+    kind: String,
+    #[prost(string, tag = "2")]
+    api_group: String,
+    #[prost(string, tag = "3")]
+    name: String,
+    #[prost(string, tag = "4")]
+    namespace: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct RoleRef {
+    #[prost(string, tag = "1")]
+    api_group: String,
+    #[prost(string, tag = "2")]
+    kind: String,
+    #[prost(string, tag = "3")]
+    name: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct RoleBinding {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<ObjectMeta>,
+    #[prost(message, repeated, tag = "2")]
+    subjects: Vec<Subject>,
+    #[prost(message, optional, tag = "3")]
+    role_ref: Option<RoleRef>,
+}
+
+#[derive(Clone, PartialEq, Message)]
 struct DeleteOptions {
     #[prost(int64, optional, tag = "1")]
     grace_period_seconds: Option<i64>,
@@ -281,6 +335,53 @@ pub(crate) fn to_json(bytes: &[u8]) -> Result<Value, ApiError> {
                 ],
             )
         }
+        "Role" | "ClusterRole" => {
+            let role: Role = decode(raw, kind)?;
+            let rules: Vec<Value> = role
+                .rules
+                .into_iter()
+                .map(|r| {
+                    let mut map = Map::new();
+                    put(&mut map, "verbs", json!(r.verbs));
+                    put(&mut map, "apiGroups", json!(r.api_groups));
+                    put(&mut map, "resources", json!(r.resources));
+                    put(&mut map, "resourceNames", json!(r.resource_names));
+                    put(&mut map, "nonResourceURLs", json!(r.non_resource_urls));
+                    Value::Object(map)
+                })
+                .collect();
+            object(
+                &type_meta,
+                vec![("metadata", meta_json(role.metadata)), ("rules", json!(rules))],
+            )
+        }
+        "RoleBinding" | "ClusterRoleBinding" => {
+            let binding: RoleBinding = decode(raw, kind)?;
+            let subjects: Vec<Value> = binding
+                .subjects
+                .into_iter()
+                .map(|s| {
+                    let mut map = Map::new();
+                    put(&mut map, "kind", json!(s.kind));
+                    put(&mut map, "apiGroup", json!(s.api_group));
+                    put(&mut map, "name", json!(s.name));
+                    put(&mut map, "namespace", json!(s.namespace));
+                    Value::Object(map)
+                })
+                .collect();
+            let role_ref = binding.role_ref.unwrap_or_default();
+            object(
+                &type_meta,
+                vec![
+                    ("metadata", meta_json(binding.metadata)),
+                    ("subjects", json!(subjects)),
+                    (
+                        "roleRef",
+                        json!({"apiGroup": role_ref.api_group, "kind": role_ref.kind, "name": role_ref.name}),
+                    ),
+                ],
+            )
+        }
         "SelfSubjectAccessReview" | "SubjectAccessReview" => {
             let review: AccessReview = decode(raw, kind)?;
             let spec = review.spec.unwrap_or_default();
@@ -348,7 +449,7 @@ pub(crate) fn to_json(bytes: &[u8]) -> Result<Value, ApiError> {
                 415,
                 "UnsupportedMediaType",
                 format!(
-                    "protobuf bodies are read only for ConfigMap, Secret, Namespace, ServiceAccount, Eviction and the access reviews, not {other:?}: send application/json"
+                    "protobuf bodies are read only for ConfigMap, Secret, Namespace, ServiceAccount, Role, ClusterRole, RoleBinding, ClusterRoleBinding, Eviction and the access reviews, not {other:?}: send application/json"
                 ),
             ))
         }

@@ -11,6 +11,7 @@ mod dns;
 mod dry_run;
 mod e2e;
 mod endpoints;
+mod kubectl;
 mod logs;
 mod pod_cidr;
 mod rbac;

@@ -1,7 +1,8 @@
 //! Kubernetes' protobuf request bodies (`application/vnd.kubernetes.protobuf`), for the
 //! few kinds kubectl ≥ 1.32 sends that way from its typed clients (`create configmap`,
 //! `create secret`, `create namespace`, `create serviceaccount`, `create role`,
-//! `create rolebinding` and their cluster forms, `auth can-i`, `drain`'s evictions): the `k8s\0` envelope (`runtime.Unknown`) and those messages with
+//! `create rolebinding` and their cluster forms, `create deployment`, `certificate
+//! approve`, `auth can-i`, `drain`'s evictions): the `k8s\0` envelope (`runtime.Unknown`) and those messages with
 //! Kubernetes' own field numbers, turned into the JSON the handlers read.
 //!
 //! Owns only this decoding. Fields outside these messages are dropped by the decoder
@@ -211,6 +212,112 @@ struct RoleBinding {
 }
 
 #[derive(Clone, PartialEq, Message)]
+struct LabelSelector {
+    #[prost(btree_map = "string, string", tag = "1")]
+    match_labels: BTreeMap<String, String>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct ContainerPort {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(int32, tag = "3")]
+    container_port: i32,
+    #[prost(string, tag = "4")]
+    protocol: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Container {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "2")]
+    image: String,
+    #[prost(string, repeated, tag = "3")]
+    command: Vec<String>,
+    #[prost(string, repeated, tag = "4")]
+    args: Vec<String>,
+    #[prost(message, repeated, tag = "6")]
+    ports: Vec<ContainerPort>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct PodSpec {
+    #[prost(message, repeated, tag = "2")]
+    containers: Vec<Container>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct PodTemplateSpec {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<ObjectMeta>,
+    #[prost(message, optional, tag = "2")]
+    spec: Option<PodSpec>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct DeploymentSpec {
+    #[prost(int32, optional, tag = "1")]
+    replicas: Option<i32>,
+    #[prost(message, optional, tag = "2")]
+    selector: Option<LabelSelector>,
+    #[prost(message, optional, tag = "3")]
+    template: Option<PodTemplateSpec>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Deployment {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<ObjectMeta>,
+    #[prost(message, optional, tag = "2")]
+    spec: Option<DeploymentSpec>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct CsrSpec {
+    #[prost(bytes = "vec", tag = "1")]
+    request: Vec<u8>,
+    #[prost(string, tag = "2")]
+    username: String,
+    #[prost(string, repeated, tag = "4")]
+    groups: Vec<String>,
+    #[prost(string, repeated, tag = "5")]
+    usages: Vec<String>,
+    #[prost(string, tag = "7")]
+    signer_name: String,
+    #[prost(int32, optional, tag = "8")]
+    expiration_seconds: Option<i32>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct CsrCondition {
+    #[prost(string, tag = "1")]
+    r#type: String,
+    #[prost(string, tag = "2")]
+    reason: String,
+    #[prost(string, tag = "3")]
+    message: String,
+    #[prost(string, tag = "6")]
+    status: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct CsrStatus {
+    #[prost(message, repeated, tag = "1")]
+    conditions: Vec<CsrCondition>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct CertificateSigningRequest {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<ObjectMeta>,
+    #[prost(message, optional, tag = "2")]
+    spec: Option<CsrSpec>,
+    #[prost(message, optional, tag = "3")]
+    status: Option<CsrStatus>,
+}
+
+#[derive(Clone, PartialEq, Message)]
 struct DeleteOptions {
     #[prost(int64, optional, tag = "1")]
     grace_period_seconds: Option<i64>,
@@ -335,6 +442,86 @@ pub(crate) fn to_json(bytes: &[u8]) -> Result<Value, ApiError> {
                 ],
             )
         }
+        "Deployment" => {
+            let deployment: Deployment = decode(raw, kind)?;
+            let spec = deployment.spec.unwrap_or_default();
+            let template = spec.template.unwrap_or_default();
+            let containers: Vec<Value> = template
+                .spec
+                .unwrap_or_default()
+                .containers
+                .into_iter()
+                .map(|c| {
+                    let mut map = Map::new();
+                    put(&mut map, "name", json!(c.name));
+                    put(&mut map, "image", json!(c.image));
+                    put(&mut map, "command", json!(c.command));
+                    put(&mut map, "args", json!(c.args));
+                    let ports: Vec<Value> = c
+                        .ports
+                        .into_iter()
+                        .map(|p| {
+                            let mut port = Map::new();
+                            put(&mut port, "name", json!(p.name));
+                            port.insert("containerPort".to_owned(), json!(p.container_port));
+                            put(&mut port, "protocol", json!(p.protocol));
+                            Value::Object(port)
+                        })
+                        .collect();
+                    put(&mut map, "ports", json!(ports));
+                    Value::Object(map)
+                })
+                .collect();
+            let mut spec_json = Map::new();
+            put(&mut spec_json, "replicas", json!(spec.replicas));
+            spec_json.insert(
+                "selector".to_owned(),
+                json!({"matchLabels": spec.selector.unwrap_or_default().match_labels}),
+            );
+            spec_json.insert(
+                "template".to_owned(),
+                json!({"metadata": meta_json(template.metadata), "spec": {"containers": containers}}),
+            );
+            object(
+                &type_meta,
+                vec![
+                    ("metadata", meta_json(deployment.metadata)),
+                    ("spec", Value::Object(spec_json)),
+                ],
+            )
+        }
+        "CertificateSigningRequest" => {
+            let csr: CertificateSigningRequest = decode(raw, kind)?;
+            let spec = csr.spec.unwrap_or_default();
+            let mut spec_json = Map::new();
+            put(
+                &mut spec_json,
+                "request",
+                json!(base64::engine::general_purpose::STANDARD.encode(&spec.request)),
+            );
+            put(&mut spec_json, "signerName", json!(spec.signer_name));
+            put(&mut spec_json, "usages", json!(spec.usages));
+            put(&mut spec_json, "username", json!(spec.username));
+            put(&mut spec_json, "groups", json!(spec.groups));
+            put(&mut spec_json, "expirationSeconds", json!(spec.expiration_seconds));
+            let conditions: Vec<Value> = csr
+                .status
+                .unwrap_or_default()
+                .conditions
+                .into_iter()
+                .map(|c| {
+                    json!({"type": c.r#type, "status": c.status, "reason": c.reason, "message": c.message})
+                })
+                .collect();
+            object(
+                &type_meta,
+                vec![
+                    ("metadata", meta_json(csr.metadata)),
+                    ("spec", Value::Object(spec_json)),
+                    ("status", json!({"conditions": conditions})),
+                ],
+            )
+        }
         "Role" | "ClusterRole" => {
             let role: Role = decode(raw, kind)?;
             let rules: Vec<Value> = role
@@ -449,7 +636,7 @@ pub(crate) fn to_json(bytes: &[u8]) -> Result<Value, ApiError> {
                 415,
                 "UnsupportedMediaType",
                 format!(
-                    "protobuf bodies are read only for ConfigMap, Secret, Namespace, ServiceAccount, Role, ClusterRole, RoleBinding, ClusterRoleBinding, Eviction and the access reviews, not {other:?}: send application/json"
+                    "protobuf bodies are read only for ConfigMap, Secret, Namespace, ServiceAccount, Deployment, CertificateSigningRequest, Role, ClusterRole, RoleBinding, ClusterRoleBinding, Eviction and the access reviews, not {other:?}: send application/json"
                 ),
             ))
         }
@@ -515,7 +702,7 @@ mod tests {
         let value = to_json(&bytes).unwrap();
         assert_eq!(value["spec"]["resourceAttributes"]["verb"], "create");
         assert_eq!(value["spec"]["resourceAttributes"]["resource"], "pods");
-        let e = to_json(&envelope("Deployment", "apps/v1", vec![])).unwrap_err();
+        let e = to_json(&envelope("CronJob", "batch/v1", vec![])).unwrap_err();
         assert_eq!(e.code, 415);
         assert!(to_json(b"not protobuf").is_err());
     }

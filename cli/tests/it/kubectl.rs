@@ -442,6 +442,63 @@ fn stock_kubectl_prints_its_usual_errors_and_answers_can_i() {
         (run.stdout.trim() == "yes").then_some(())
     });
     kube.ok(&["get", "pods", "--as", "bob"]);
+
+    // kubectl's typed `create` and `certificate approve` (protobuf bodies from 1.32 on).
+    kube.ok(&[
+        "create",
+        "deployment",
+        "made",
+        "--image=docker.io/local/busybox:1",
+        "--replicas=2",
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    let made = kube.json(&["get", "deployment", "made"]);
+    assert_eq!(made["spec"]["replicas"], 2);
+    assert_eq!(
+        made["spec"]["template"]["spec"]["containers"][0]["command"],
+        serde_json::json!(["sleep", "1000"])
+    );
+    let key = kube.cluster.dir.join("jane.key");
+    let request = kube.cluster.dir.join("jane.csr");
+    let openssl = Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-subj", "/CN=jane", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&request)
+        .output();
+    if !openssl.is_ok_and(|o| o.status.success()) {
+        println!(
+            "openssl did not make a certificate request; `kubectl certificate approve` not driven"
+        );
+        return;
+    }
+    use base64::Engine;
+    let pem = std::fs::read(&request).unwrap();
+    let csr = kube.file(
+        "csr.yaml",
+        &format!(
+            "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata: {{name: jane}}\nspec:\n  request: {}\n  signerName: kubernetes.io/kube-apiserver-client\n  usages: [client auth]\n",
+            base64::engine::general_purpose::STANDARD.encode(pem)
+        ),
+    );
+    kube.ok(&["apply", "-f", &csr]);
+    assert!(kube
+        .ok(&["certificate", "approve", "jane"])
+        .contains("approved"));
+    eventually("jane's certificate is issued", LIMIT, || {
+        let csr = kube.json(&["get", "csr", "jane"]);
+        csr["status"]["certificate"].is_string().then_some(())
+    });
 }
 
 #[test]

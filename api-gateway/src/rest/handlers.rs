@@ -221,12 +221,7 @@ impl<S: KvStore> Rest<S> {
             key: Some(Self::key(path)),
             consistency: consistency as i32,
         });
-        let object = self
-            .service
-            .get(request)
-            .await
-            .map_err(|s| ApiError::from_status(&s, &Self::subject(path)))?
-            .into_inner();
+        let object = answered(self.service.get(request).await, path)?;
         Self::object_answer(call, path.kind, 200, object)
     }
 
@@ -247,12 +242,7 @@ impl<S: KvStore> Rest<S> {
             r#continue: call.param("continue").to_owned(),
             consistency: consistency as i32,
         });
-        let list = self
-            .service
-            .list(request)
-            .await
-            .map_err(|s| ApiError::from_status(&s, &Self::subject(path)))?
-            .into_inner();
+        let list = answered(self.service.list(request).await, path)?;
         let mut objects = Vec::with_capacity(list.items.len());
         for item in list.items {
             let object = Object::try_from(item.clone())
@@ -338,12 +328,7 @@ impl<S: KvStore> Rest<S> {
             subresource: path.subresource.clone().unwrap_or_default(),
             dry_run: call.dry_run()?,
         });
-        let updated = self
-            .service
-            .update(request)
-            .await
-            .map_err(|s| ApiError::from_status(&s, &Self::subject(path)))?
-            .into_inner();
+        let updated = answered(self.service.update(request).await, path)?;
         Ok(json_response(200, &object_json(updated)?))
     }
 
@@ -365,12 +350,7 @@ impl<S: KvStore> Rest<S> {
             subresource: path.subresource.clone().unwrap_or_default(),
             dry_run: call.dry_run()?,
         });
-        let patched = self
-            .service
-            .patch(request)
-            .await
-            .map_err(|s| ApiError::from_status(&s, &Self::subject(path)))?
-            .into_inner();
+        let patched = answered(self.service.patch(request).await, path)?;
         Ok(json_response(200, &object_json(patched)?))
     }
 
@@ -521,12 +501,7 @@ impl<S: KvStore> Rest<S> {
             preconditions,
             dry_run,
         });
-        let deleted = self
-            .service
-            .delete(request)
-            .await
-            .map_err(|s| ApiError::from_status(&s, &Self::subject(path)))?
-            .into_inner();
+        let deleted = answered(self.service.delete(request).await, path)?;
         match deleted.object {
             Some(object) => Ok(json_response(200, &object_json(object)?)),
             None => Ok(json_response(200, &success(json!({"name": path.name})))),
@@ -551,12 +526,7 @@ impl<S: KvStore> Rest<S> {
         let request = call.grpc(api::GetScaleRequest {
             key: Some(Self::key(path)),
         });
-        let scale = self
-            .service
-            .get_scale(request)
-            .await
-            .map_err(|s| ApiError::from_status(&s, &Self::subject(path)))?
-            .into_inner();
+        let scale = answered(self.service.get_scale(request).await, path)?;
         Ok(json_response(200, &Self::scale_json(path, &scale)))
     }
 
@@ -568,12 +538,7 @@ impl<S: KvStore> Rest<S> {
             let get = call.grpc(api::GetScaleRequest {
                 key: Some(Self::key(path)),
             });
-            let scale = self
-                .service
-                .get_scale(get)
-                .await
-                .map_err(|s| ApiError::from_status(&s, &Self::subject(path)))?
-                .into_inner();
+            let scale = answered(self.service.get_scale(get).await, path)?;
             let mut current = Self::scale_json(path, &scale);
             let patch = body_value(bytes, "application/json")?;
             if call.content_type() == "application/json-patch+json" {
@@ -618,12 +583,7 @@ impl<S: KvStore> Rest<S> {
             replicas,
             resource_version,
         });
-        let scale = self
-            .service
-            .update_scale(request)
-            .await
-            .map_err(|s| ApiError::from_status(&s, &Self::subject(path)))?
-            .into_inner();
+        let scale = answered(self.service.update_scale(request).await, path)?;
         Ok(json_response(200, &Self::scale_json(path, &scale)))
     }
 
@@ -636,12 +596,7 @@ impl<S: KvStore> Rest<S> {
             previous: call.flag("previous"),
             tail_lines: call.int("tailLines")?,
         });
-        let chunks = self
-            .service
-            .logs(request)
-            .await
-            .map_err(|s| ApiError::from_status(&s, &Self::subject(path)))?
-            .into_inner();
+        let chunks = answered(self.service.logs(request).await, path)?;
         let stream = chunks.map(|chunk| match chunk {
             Ok(chunk) => Ok(Frame::data(Bytes::from(chunk.data))),
             Err(status) => Err(std::io::Error::other(status.message().to_owned())),
@@ -692,10 +647,7 @@ impl<S: KvStore> Rest<S> {
             name: path.name.clone().unwrap_or_default(),
             grace_period_seconds: grace,
         });
-        self.service
-            .evict(request)
-            .await
-            .map_err(|s| ApiError::from_status(&s, &Self::subject(path)))?;
+        answered(self.service.evict(request).await, path)?;
         Ok(json_response(
             201,
             &success(json!({"name": path.name, "kind": "pods"})),
@@ -735,12 +687,7 @@ impl<S: KvStore> Rest<S> {
             reason: field("reason"),
             message: field("message"),
         });
-        let csr = self
-            .service
-            .approve_certificate(request)
-            .await
-            .map_err(|s| ApiError::from_status(&s, &Self::subject(path)))?
-            .into_inner();
+        let csr = answered(self.service.approve_certificate(request).await, path)?;
         Ok(json_response(200, &object_json(Object::from(csr).into())?))
     }
 
@@ -865,6 +812,16 @@ impl<S: KvStore> Rest<S> {
         };
         Ok(review_answer(api_kind, value, status))
     }
+}
+
+/// The message of a service answer, or the error about `path` it failed with.
+fn answered<T>(
+    result: Result<tonic::Response<T>, tonic::Status>,
+    path: &ResourcePath,
+) -> Result<T, ApiError> {
+    result
+        .map(tonic::Response::into_inner)
+        .map_err(|s| ApiError::from_status(&s, &subject(path.kind, path.name.as_deref())))
 }
 
 /// A review's answer: the request with its `status`.

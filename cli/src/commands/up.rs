@@ -351,7 +351,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let config_path = dir.join("config");
     write_client_config(&config_path, &state, &pki_dir)?;
     let kubeconfig_path = dir.join("kubeconfig");
-    write_kubeconfig(&kubeconfig_path, &state, &pki_dir)?;
+    write_kubeconfig(&kubeconfig_path, &config_path)?;
     let resolved = ResolvedConfig::load(Some(&config_path), None)?;
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -604,23 +604,23 @@ fn write_client_config(path: &Path, state: &ClusterState, pki_dir: &Path) -> any
             .iter()
             .map(|m| format!("https://127.0.0.1:{}", m.client_port))
             .collect(),
+        rest_servers: state
+            .masters
+            .iter()
+            .map(|m| format!("https://127.0.0.1:{}", m.rest_port))
+            .collect(),
         ..Default::default()
     };
     write_admin_config(path, cluster, pki_dir)
 }
 
-/// A standard kubeconfig for stock kubectl and client libraries: the first master's
-/// REST endpoint (a kubeconfig cluster holds one server), the CA, the admin certificate.
-fn write_kubeconfig(path: &Path, state: &ClusterState, pki_dir: &Path) -> anyhow::Result<()> {
-    let first = state
-        .masters
-        .first()
-        .context("the cluster has no master to point the kubeconfig at")?;
-    let cluster = ClusterEntry {
-        server: Some(format!("https://127.0.0.1:{}", first.rest_port)),
-        ..Default::default()
-    };
-    write_admin_config(path, cluster, pki_dir)
+/// A standard kubeconfig for stock kubectl and client libraries: the client config's
+/// cluster with the first master's REST endpoint as its server (a kubeconfig cluster
+/// holds one), the CA, the admin certificate.
+fn write_kubeconfig(path: &Path, client_config: &Path) -> anyhow::Result<()> {
+    let mut kubeconfig = ClientConfig::load(client_config)?.to_kubeconfig()?;
+    kubeconfig.save(path)?;
+    Ok(())
 }
 
 /// Writes a config of one context, `admin@rafter-local`: `cluster` (given the CA) and the

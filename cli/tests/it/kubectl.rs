@@ -201,6 +201,16 @@ fn stock_kubectl_reads_version_discovery_and_openapi_from_every_master() {
         "{explain}"
     );
 
+    // `rafter config view --kubeconfig-format` gives kubectl the same cluster.
+    let exported = crate::support::rafter_with_env(
+        &["config", "view", "--kubeconfig-format", "--minify", "--raw"],
+        &[("RAFTERCONFIG", &kube.cluster.config)],
+    );
+    assert_eq!(exported.code, 0, "{}", exported.stderr);
+    let file = kube.file("exported.kubeconfig", &exported.stdout);
+    let names = kube.ok(&["--kubeconfig", &file, "get", "namespaces", "-o", "name"]);
+    assert!(names.contains("namespace/default"), "{names}");
+
     // Every master serves the same API: each answers with the cluster's namespaces.
     for server in kube.rest_servers() {
         let names = kube.ok(&["--server", &server, "get", "namespaces", "-o", "name"]);

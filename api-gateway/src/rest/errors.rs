@@ -75,12 +75,15 @@ impl ApiError {
     pub(crate) fn from_status(status: &Status, subject: &Subject) -> ApiError {
         let message = status.message();
         let quoted = format!("{} {:?}", subject.resource, subject.name);
+        // The registry's own "<Kind> "<ns/name>" not found" is about the subject itself and
+        // is told kubectl's way; other messages (a container's previous log …) stay.
+        let about_subject = !subject.name.is_empty()
+            && !subject.resource.is_empty()
+            && message.starts_with(&format!("{} \"", subject.kind));
         let (code, reason, text) = match status.code() {
-            Code::NotFound if !subject.name.is_empty() && !subject.resource.is_empty() => {
-                (404, "NotFound", format!("{quoted} not found"))
-            }
+            Code::NotFound if about_subject => (404, "NotFound", format!("{quoted} not found")),
             Code::NotFound => (404, "NotFound", message.to_owned()),
-            Code::AlreadyExists if !subject.name.is_empty() => {
+            Code::AlreadyExists if about_subject => {
                 (409, "AlreadyExists", format!("{quoted} already exists"))
             }
             Code::AlreadyExists => (409, "AlreadyExists", message.to_owned()),
@@ -215,8 +218,20 @@ mod tests {
         );
         assert_eq!((e.code, &e.body["reason"]), (404, &json!("NotFound")));
         assert_eq!(e.body["message"], "pods \"x\" not found");
-        let e = ApiError::from_status(&Status::already_exists("…"), &pods("x"));
+        let e = ApiError::from_status(
+            &Status::already_exists("Pod \"default/x\" already exists"),
+            &pods("x"),
+        );
         assert_eq!(e.body["message"], "pods \"x\" already exists");
+        let previous = ApiError::from_status(
+            &Status::not_found("container c has no previous instance"),
+            &pods("x"),
+        );
+        assert_eq!(previous.code, 404);
+        assert_eq!(
+            previous.body["message"],
+            "container c has no previous instance"
+        );
         let e = ApiError::from_status(
             &Status::aborted(
                 "Operation cannot be fulfilled on Pod \"default/x\": the object has been modified",

@@ -1,8 +1,9 @@
 //! `bench rest`: Pod creates through the Kubernetes REST API against the gRPC API of the
-//! same gateway, side by side. One gateway runs in this process on an in-memory store
+//! same gateway, side by side. A gateway runs in this process on an in-memory store
 //! (plaintext, bearer token of a `system:masters` user), serving both front doors; the
 //! same closed-loop clients create Pods through one and then the other, `--rounds` rounds
-//! each, taking turns. gRPC clients share one HTTP/2 channel (as the CLI does); each REST
+//! each, taking turns, each run on a fresh gateway and store (a create costs more as the
+//! namespace fills, which would favour whichever API runs first). gRPC clients share one HTTP/2 channel (as the CLI does); each REST
 //! client keeps one HTTP/1.1 connection and sends JSON (as client libraries do). The
 //! ratio is the median of the per-round pairs of creates/s; p99 is per system over all
 //! rounds.
@@ -57,18 +58,19 @@ struct Gateway {
 pub fn run(args: RestArgs) -> anyhow::Result<()> {
     let runtime = crate::runtime()?;
     runtime.block_on(async move {
-        let gateway = start().await?;
         // One warm-up round each, not counted.
-        measure_grpc(&gateway, args.clients, Duration::from_secs(1), "warm").await?;
-        measure_rest(&gateway, args.clients, Duration::from_secs(1), "warm").await?;
+        measure_grpc(&start().await?, args.clients, Duration::from_secs(1), "warm").await?;
+        measure_rest(&start().await?, args.clients, Duration::from_secs(1), "warm").await?;
         let window = Duration::from_secs(args.seconds);
         let (mut grpc, mut rest) = (Vec::new(), Vec::new());
         for round in 0..args.rounds {
-            grpc.push(measure_grpc(&gateway, args.clients, window, &format!("g{round}")).await?);
-            rest.push(measure_rest(&gateway, args.clients, window, &format!("r{round}")).await?);
+            let tag = format!("g{round}");
+            grpc.push(measure_grpc(&start().await?, args.clients, window, &tag).await?);
+            let tag = format!("r{round}");
+            rest.push(measure_rest(&start().await?, args.clients, window, &tag).await?);
         }
         println!(
-            "Pod creates through one gateway (in-memory store, plaintext, admin token): REST (JSON, HTTP/1.1) against gRPC (HTTP/2), {} clients, {} rounds of {} s",
+            "Pod creates through a gateway (in-memory store, fresh for each run, plaintext, admin token): REST (JSON, HTTP/1.1) against gRPC (HTTP/2), {} clients, {} rounds of {} s",
             args.clients, args.rounds, args.seconds
         );
         println!("| round | REST creates/s | gRPC creates/s | REST ÷ gRPC |");

@@ -17,28 +17,7 @@ const PROTOS: &[&str] = &[
     "proto/rafter/agent/v1/agent.proto",
 ];
 
-/// Fields whose Kubernetes JSON name is not the plain camelCase of the proto name.
-const RENAMES: &[(&str, &str)] = &[
-    ("NodeSpec.pod_cidr", "podCIDR"),
-    ("NodeSpec.pod_cidrs", "podCIDRs"),
-    ("NodeSpec.provider_id", "providerID"),
-    ("NodeSystemInfo.machine_id", "machineID"),
-    ("NodeSystemInfo.system_uuid", "systemUUID"),
-    ("NodeSystemInfo.boot_id", "bootID"),
-    ("ContainerPort.host_ip", "hostIP"),
-    ("PodStatus.host_ip", "hostIP"),
-    ("PodStatus.pod_ip", "podIP"),
-    ("PodStatus.pod_ips", "podIPs"),
-    ("ContainerStatus.image_id", "imageID"),
-    ("ContainerStatus.container_id", "containerID"),
-    ("ContainerStateTerminated.container_id", "containerID"),
-    ("ServiceSpec.cluster_ip", "clusterIP"),
-    ("ServiceSpec.cluster_ips", "clusterIPs"),
-    ("ServiceSpec.external_ips", "externalIPs"),
-    ("ServiceSpec.load_balancer_ip", "loadBalancerIP"),
-    ("SessionAffinityConfig.client_ip", "clientIP"),
-    ("PolicyRule.non_resource_urls", "nonResourceURLs"),
-];
+include!("src/json_renames.rs");
 
 /// Maps of resource name to quantity, where manifests may write numbers (`cpu: 1`).
 const QUANTITY_MAPS: &[&str] = &[
@@ -77,7 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".rafter.v1",
             "#[serde(skip_serializing_if = \"crate::serde_support::is_default\")]",
         );
-    for (field, json) in RENAMES {
+    for (field, json) in JSON_RENAMES {
         config = config.field_attribute(
             format!(".rafter.v1.{field}"),
             format!("#[serde(rename = \"{json}\")]"),
@@ -97,7 +76,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // A CronJob holds a whole Job spec; boxing it keeps `Object` from growing by its size.
     config = config.boxed(".rafter.v1.CronJobSpec.job_template");
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    config = config.file_descriptor_set_path(out_dir.join("rafter_descriptor.bin"));
     config.compile_protos(PROTOS, &["proto"])?;
+    println!("cargo:rerun-if-changed=src/json_renames.rs");
     for proto in PROTOS {
         println!("cargo:rerun-if-changed={proto}");
     }

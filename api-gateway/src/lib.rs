@@ -23,6 +23,7 @@
 //! | `node_metrics` | `rafter top`: asking each node's agent for its measured usage, a per-node error for those that cannot answer |
 //! | `pod_logs` | pods/log: the pod's node and container, the node's agent endpoint, relaying its stream |
 //! | `registry` | Kubernetes object semantics on the store: keys, resourceVersion, status, deletion, lists, watches |
+//! | `rest` | the Kubernetes REST front door (stock kubectl, client libraries) onto the same service: routing, discovery, JSON, Tables, watch lines, Status errors, OpenAPI |
 //! | `server` | the listener: TLS, limits, health service, shutdown ([`serve`]) |
 //! | `service` | the gRPC `Resources` service: wire ⇄ registry, what a bootstrapper sees, CSR requesters |
 //! | `status` | registry errors as gRPC status codes ([`status_of`]) |
@@ -53,6 +54,7 @@ mod patch;
 mod pod_logs;
 mod rbac;
 mod registry;
+mod rest;
 mod sa_token;
 mod server;
 mod service;
@@ -80,6 +82,7 @@ pub use registry::{
     decode, kind_prefix, now_rfc3339, object_key, ListPage, Registry, RegistryError, Subresource,
     MAX_OBJECT_BYTES, SYSTEM_NAMESPACES,
 };
+pub use rest::RestError;
 pub use sa_token::{
     generate_signing_key, unix_now, BoundRef, Claims, KubernetesClaims, TokenError, TokenGrant,
     TokenKeys, DEFAULT_ISSUER, DEFAULT_TOKEN_SECONDS, MAX_TOKEN_SECONDS, MIN_TOKEN_SECONDS,

@@ -86,6 +86,9 @@ pub enum ServeError {
     /// The transport failed (TLS material rejected, listener broken ...).
     #[error("the API server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The REST listener could not start.
+    #[error(transparent)]
+    Rest(#[from] crate::rest::RestError),
 }
 
 /// The accepted connections of `listener` with TCP_NODELAY set: tonic ignores its own
@@ -106,8 +109,11 @@ fn without_nagle(
 
 /// What a gateway may be given beyond its listener, store and credentials; the default
 /// is what [`serve`] runs with.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct ServeOptions {
+    /// Serves the Kubernetes REST API (stock kubectl) on this listener too, with the same
+    /// TLS, callers and service as the gRPC one; `None`: gRPC only.
+    pub rest_listener: Option<TcpListener>,
     /// Records every call of the `Resources` and `Cluster` services; `None`: no audit.
     pub audit: Option<Arc<Auditor>>,
     /// Signs and verifies ServiceAccount tokens (the masters' shared `sa.key`); `None`:
@@ -124,6 +130,7 @@ pub struct ServeOptions {
 impl std::fmt::Debug for ServeOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServeOptions")
+            .field("rest_listener", &self.rest_listener)
             .field("audit", &self.audit)
             .field("service_account_keys", &self.service_account_keys)
             .field("authorizer", &self.authorizer.as_ref().map(|_| "replaced"))
@@ -164,7 +171,7 @@ pub async fn serve_with<S, C>(
     registry: Registry<S>,
     control: Arc<C>,
     tokens: Arc<TokenFile>,
-    options: ServeOptions,
+    mut options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError>
 where
@@ -202,7 +209,21 @@ where
             .unwrap_or_else(|| (tls.cert_pem.clone(), tls.key_pem.clone()));
         service = service.with_agent_tls(tls.client_ca_pem.clone(), cert, key);
     }
-    let resources = ResourcesServer::new(service)
+    let service = Arc::new(service);
+    // The REST front door serves the same service instance; it stops with the gRPC server.
+    let (rest_stop, rest_stopped) = tokio::sync::oneshot::channel::<()>();
+    let rest_acceptor = crate::rest::acceptor(tls.as_ref())?;
+    let rest = options.rest_listener.take().map(|listener| {
+        tokio::spawn(crate::rest::serve_rest(
+            listener,
+            rest_acceptor,
+            service.clone(),
+            async {
+                let _ = rest_stopped.await;
+            },
+        ))
+    });
+    let resources = ResourcesServer::from_arc(service)
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(64 * 1024 * 1024);
     let cluster = ClusterServer::new(
@@ -226,12 +247,19 @@ where
             .client_auth_optional(true);
         builder = builder.tls_config(config)?;
     }
-    builder
+    let served = builder
         .layer(tower::util::option_layer(call_paths))
         .add_service(resources)
         .add_service(cluster)
         .add_service(health)
         .serve_with_incoming_shutdown(without_nagle(listener), shutdown)
-        .await?;
+        .await;
+    let _ = rest_stop.send(());
+    if let Some(rest) = rest {
+        if let Err(e) = rest.await {
+            tracing::warn!(error = %e, "the REST server task failed");
+        }
+    }
+    served?;
     Ok(())
 }

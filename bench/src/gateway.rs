@@ -84,6 +84,7 @@ pub(crate) fn run_master(args: MasterArgs) -> anyhow::Result<()> {
         pki_dir: args.pki_dir,
         client_addr: args.listen_client,
         advertise_client: None,
+        rest_addr: None,
         peer_addr: args.listen_peer,
         advertise_peer: None,
         initial_cluster,

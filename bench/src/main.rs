@@ -9,6 +9,7 @@
 //!  cargo run --release -p bench -- scheduler  pods created at once on hollow nodes → bound/s
 //!  cargo run --release -p bench -- secrets    Secret creates with encryption at rest off and on
 //!  cargo run --release -p bench -- authz      gets with RBAC (1,000 RoleBindings) against authorization off
+//!  cargo run --release -p bench -- rest       Pod creates through the REST API against the gRPC API
 //!  cargo run --release -p bench -- proxy      node proxy: nft sync of 1,000 Services × 10 endpoints; ClusterIP vs direct req/s
 //!  cargo run --release -p bench -- dns        cluster DNS: queries/s and p99 with 1,000 Services vs 10
 //!  cargo run --release -p bench -- service-ready   pod Ready → first request through its Service vs at the pod IP
@@ -19,6 +20,7 @@
 //! | `store` | the store comparison: flags, one system's run, the side-by-side table |
 //! | `gateway` | the gateway benchmark and the hidden `master` subcommand |
 //! | `authz` | what authorization costs: RBAC with many RoleBindings against allow-all, side by side |
+//! | `rest` | Pod creates through the Kubernetes REST API against the gRPC API of one gateway, side by side |
 //! | `secrets` | Secret creates with encryption at rest off against on, one table |
 //! | `proxy` | the node proxy's nftables sync time and ClusterIP against direct requests/s, in network namespaces it makes |
 //! | `dns` | the cluster DNS server's queries/s and latency with a large zone against a small one, and zone build time |
@@ -53,6 +55,7 @@ mod pods;
 mod proxy;
 mod rafter_cluster;
 mod report;
+mod rest;
 mod scheduler;
 mod secrets;
 mod service_ready;
@@ -93,6 +96,8 @@ enum Command {
     Secrets(secrets::SecretsArgs),
     /// Gets/s with RBAC over many RoleBindings against authorization off, side by side.
     Authz(authz::AuthzArgs),
+    /// Pod creates/s and p99 through the REST API against the gRPC API, side by side.
+    Rest(rest::RestArgs),
     /// The node proxy: nftables sync time for many Services, ClusterIP against direct req/s.
     Proxy(proxy::ProxyArgs),
     /// The cluster DNS server: queries/s and p50/p99 with 1,000 Services against 10.
@@ -252,6 +257,7 @@ fn main() -> ExitCode {
             .and_then(|()| runtime())
             .and_then(|rt| rt.block_on(secrets::run(args))),
         Command::Authz(args) => authz::run(args),
+        Command::Rest(args) => rest::run(args),
         Command::Failover(args) => use_this_binary_as_master()
             .and_then(|()| runtime())
             .and_then(|rt| rt.block_on(failover(args))),

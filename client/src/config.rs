@@ -189,6 +189,11 @@ pub struct ClusterEntry {
     /// One endpoint, as in a kubeconfig; joined with `servers`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    /// Every master's Kubernetes REST endpoint (`https://host:port`), for the standard
+    /// kubeconfig stock kubectl reads (`rafter config view --kubeconfig-format`); the
+    /// `rafter` client itself speaks gRPC to `servers`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rest_servers: Vec<String>,
     /// A PEM file of the cluster CA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_authority: Option<String>,
@@ -380,6 +385,25 @@ impl ClientConfig {
     /// The file this config was read from or last saved to.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    /// The config as a standard kubeconfig for stock kubectl: each cluster's `server` is
+    /// its first REST endpoint (a kubeconfig cluster holds one), and the gRPC endpoints
+    /// are left out. A cluster with no REST endpoint is an error naming it.
+    pub fn to_kubeconfig(&self) -> Result<ClientConfig, ConfigError> {
+        let mut out = self.clone();
+        for cluster in &mut out.clusters {
+            let Some(first) = cluster.cluster.rest_servers.first().cloned() else {
+                return Err(self.incomplete(format!(
+                    "cluster {:?} names no REST endpoint (rest-servers); `rafter up` writes them, or pass `rafter master --listen-rest` and add them",
+                    cluster.name
+                )));
+            };
+            cluster.cluster.server = Some(first);
+            cluster.cluster.servers.clear();
+            cluster.cluster.rest_servers.clear();
+        }
+        Ok(out)
     }
 
     /// The config as YAML.

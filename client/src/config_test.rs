@@ -205,3 +205,24 @@ fn an_explicit_path_wins_over_the_environment() {
     let explicit = PathBuf::from("/tmp/explicit");
     assert_eq!(ClientConfig::locate(Some(&explicit)).unwrap(), explicit);
 }
+
+#[test]
+fn a_kubeconfig_names_each_clusters_first_rest_endpoint_as_its_only_server() {
+    let mut config = ClientConfig::parse(&sample()).unwrap().minified().unwrap();
+    let refused = config.to_kubeconfig().unwrap_err().to_string();
+    assert!(
+        refused.contains("\"dev\"") && refused.contains("rest-servers"),
+        "{refused}"
+    );
+    config.clusters[0].cluster.rest_servers = vec![
+        "https://127.0.0.1:8443".to_owned(),
+        "https://127.0.0.1:8444".to_owned(),
+    ];
+    let kubeconfig = config.to_kubeconfig().unwrap();
+    let cluster = &kubeconfig.clusters[0].cluster;
+    assert_eq!(cluster.server.as_deref(), Some("https://127.0.0.1:8443"));
+    assert!(cluster.servers.is_empty() && cluster.rest_servers.is_empty());
+    let yaml = kubeconfig.to_yaml().unwrap();
+    assert!(!yaml.contains("servers"), "{yaml}");
+    assert!(yaml.contains("certificate-authority-data"), "{yaml}");
+}

@@ -23,6 +23,7 @@
 //! | `watch` | watches that resume from the last delivered resourceVersion |
 //! | `bootstrap_token` | [`BootstrapToken`]: a joining node's token and the Secret that stores it |
 //! | `private_files` | files that hold keys or cluster data: 0600 in 0700 directories, checked before use |
+//! | `printing` | the columns and cells of each kind in a listing (`rafter get`, the REST API's Table answers), ages, selectors |
 //! | `pki` | the cluster CA, issued certificates, certificate requests, identities in certificates |
 //!
 //! What is retried where: reads (get, list, watch, scale and cluster status) on any
@@ -61,6 +62,7 @@ mod contact;
 mod error;
 mod failover;
 mod pki;
+pub mod printing;
 pub mod private_files;
 mod watch;
 

@@ -78,6 +78,9 @@ pub struct MasterConfig {
     pub client_addr: SocketAddr,
     /// The address clients reach this master's API at (defaults to `client_addr`).
     pub advertise_client: Option<String>,
+    /// The Kubernetes REST API (stock kubectl) listener, with the same TLS and callers
+    /// as the gRPC one; `None`: gRPC only.
+    pub rest_addr: Option<SocketAddr>,
     /// The Raft (peer) listener.
     pub peer_addr: SocketAddr,
     /// The address peers reach this master at (defaults to `peer_addr`).
@@ -368,6 +371,7 @@ fn host_of(address: &str) -> String {
 pub struct Master {
     node: Node,
     client_addr: SocketAddr,
+    rest_addr: Option<SocketAddr>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<Result<(), ServeError>>,
     controllers: Option<actors::RuntimeThread>,
@@ -434,6 +438,22 @@ impl Master {
                 addr: config.client_addr,
                 detail: e.to_string(),
             })?;
+        let rest_listener = match config.rest_addr {
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                MasterError::Listen {
+                    addr,
+                    detail: e.to_string(),
+                }
+            })?),
+            None => None,
+        };
+        let rest_addr = match &rest_listener {
+            Some(listener) => Some(listener.local_addr().map_err(|e| MasterError::Listen {
+                addr: config.client_addr,
+                detail: e.to_string(),
+            })?),
+            None => None,
+        };
         let advertise_client = config
             .advertise_client
             .clone()
@@ -562,6 +582,7 @@ impl Master {
             kv,
             Arc::new(tokens),
             ServeOptions {
+                rest_listener,
                 audit: auditor,
                 service_account_keys: Some(Arc::new(service_account_keys)),
                 authz_cache: Some(authz_cache),
@@ -571,10 +592,11 @@ impl Master {
                 let _ = shutdown_rx.await;
             },
         ));
-        tracing::info!(id = config.id, api = %client_addr, peer = node.addr(), "master started");
+        tracing::info!(id = config.id, api = %client_addr, rest = ?rest_addr, peer = node.addr(), "master started");
         Ok(Master {
             node,
             client_addr,
+            rest_addr,
             shutdown: Some(shutdown_tx),
             server,
             controllers: Some(controllers),
@@ -585,6 +607,11 @@ impl Master {
     /// The bound API address.
     pub fn client_addr(&self) -> SocketAddr {
         self.client_addr
+    }
+
+    /// The bound REST API address, when it serves one.
+    pub fn rest_addr(&self) -> Option<SocketAddr> {
+        self.rest_addr
     }
 
     /// The store member.

@@ -299,6 +299,20 @@ impl Kind {
         &KIND_INFO[self as usize]
     }
 
+    /// The categories the kind belongs to (`all` for the workloads `kubectl get all`
+    /// lists, as Kubernetes files them).
+    pub fn categories(self) -> &'static [&'static str] {
+        match self {
+            Kind::Pod
+            | Kind::Service
+            | Kind::Deployment
+            | Kind::ReplicaSet
+            | Kind::DaemonSet
+            | Kind::Job => &["all"],
+            _ => &[],
+        }
+    }
+
     /// The kind's name as written in manifests.
     pub fn name(self) -> &'static str {
         self.info().name

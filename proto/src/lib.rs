@@ -10,6 +10,7 @@
 //! | [`agent`] | the generated internal `AgentLogs` service node agents serve to the gateways |
 //! | `cron` | [`CronSchedule`]: a CronJob's schedule in its time zone, the next tick after an instant |
 //! | `cidr` | IPv4 networks ([`Ipv4Cidr`]): parsing, membership, address arithmetic |
+//! | `json_renames` | the fields whose JSON name is not the camelCase of the proto name ([`JSON_RENAMES`]) |
 //! | `int_or_string` | [`IntOrString`] (`targetPort: 8080` or `http`, `maxSurge: 25%`) |
 //! | `kind` | the registry of kinds ([`Kind`]) and [`Object`], a typed object of any kind |
 //! | `manifest` | YAML/JSON documents into [`Object`]s, with errors naming source, document and field |
@@ -25,6 +26,7 @@ mod cidr;
 mod cron;
 mod defaults;
 mod int_or_string;
+mod json_renames;
 mod kind;
 mod manifest;
 mod options;
@@ -44,6 +46,12 @@ pub use cidr::{CidrError, Ipv4Cidr};
 pub use cron::{CronSchedule, ScheduleError};
 pub use defaults::{apply_defaults, image_pull_policy, DEFAULT_AFFINITY_TIMEOUT_SECONDS};
 pub use int_or_string::{IntOrString, IntOrStringError};
+pub use json_renames::JSON_RENAMES;
+
+/// The protobuf descriptors of every `.proto` file (with their comments), for what
+/// describes the schema at run time (the REST API's OpenAPI documents).
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/rafter_descriptor.bin"));
 pub use kind::{Kind, KindError, KindInfo, Object};
 pub use manifest::{parse_manifests, parse_object, Document, ManifestError, MAX_MANIFEST_BYTES};
 pub use options::{DeleteOptions, ListOptions, OptionError, Propagation, ReadConsistency};

@@ -36,12 +36,16 @@ pub enum ContextsOutput {
 pub enum ConfigCommand {
     /// Show the config file (tokens and keys redacted unless --raw).
     #[command(
-        after_help = "Examples:\n  rafter config view\n  rafter config view --minify --raw > admin.conf"
+        after_help = "Examples:\n  rafter config view\n  rafter config view --minify --raw > admin.conf\n  rafter config view --kubeconfig-format --minify --raw > kubeconfig && KUBECONFIG=kubeconfig kubectl get nodes"
     )]
     View {
         /// Only the current context, its cluster and its user.
         #[arg(long)]
         minify: bool,
+        /// As a standard kubeconfig for stock kubectl: each cluster's server is its first
+        /// master's Kubernetes REST endpoint.
+        #[arg(long)]
+        kubeconfig_format: bool,
         /// Show tokens, keys and certificate data as they are.
         #[arg(long)]
         raw: bool,
@@ -91,10 +95,17 @@ pub enum ConfigCommand {
 pub fn run(args: ConfigArgs, kubeconfig: Option<&Path>) -> anyhow::Result<ExitCode> {
     let path = ClientConfig::locate(kubeconfig)?;
     match args.command {
-        ConfigCommand::View { minify, raw } => {
+        ConfigCommand::View {
+            minify,
+            kubeconfig_format,
+            raw,
+        } => {
             let mut config = ClientConfig::load(&path)?;
             if minify {
                 config = config.minified()?;
+            }
+            if kubeconfig_format {
+                config = config.to_kubeconfig()?;
             }
             if !raw {
                 config = config.redacted();

@@ -37,6 +37,11 @@ pub struct MasterArgs {
     /// The address clients reach the API at [default: the listener's address].
     #[arg(long)]
     advertise_client: Option<String>,
+    /// Also serve the Kubernetes REST API (stock kubectl, client libraries) on this
+    /// listener, with the same TLS, credentials and authorization as the gRPC API
+    /// [default: none; `rafter up` gives every master one, from port 8443 up].
+    #[arg(long)]
+    listen_rest: Option<SocketAddr>,
     /// The Raft (peer) listener.
     #[arg(long, default_value = "127.0.0.1:2380")]
     listen_peer: SocketAddr,
@@ -176,6 +181,7 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
         data_dir: args.data_dir,
         client_addr: args.listen_client,
         advertise_client: args.advertise_client,
+        rest_addr: args.listen_rest,
         peer_addr: args.listen_peer,
         advertise_peer: args.advertise_peer,
         initial_cluster,
@@ -224,6 +230,12 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
             args.id,
             master.client_addr()
         );
+        if let Some(rest) = master.rest_addr() {
+            println!(
+                "master {} serving the Kubernetes REST API on https://{rest}",
+                args.id
+            );
+        }
         tokio::select! {
             () = crate::logging::wait_for_shutdown_signal() => {}
             fatal = master.store_failed() => {

@@ -121,6 +121,9 @@ struct MasterState {
     id: u64,
     client_port: u16,
     peer_port: u16,
+    /// The Kubernetes REST API's port (0 in state files older than it: picked again).
+    #[serde(default)]
+    rest_port: u16,
     pid: Option<u32>,
 }
 
@@ -246,7 +249,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         ),
         Runtime::Hollow => println!("agents are hollow: pods are reported Running, nothing runs"),
     }
-    let masters = match &previous {
+    let mut masters = match &previous {
         Some(state) if state.masters.len() as u64 == args.masters => state.masters.clone(),
         _ => {
             let clients = pick_ports(6443, args.masters as usize, &[])?;
@@ -257,11 +260,22 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                     id,
                     client_port,
                     peer_port,
+                    rest_port: 0,
                     pid: None,
                 })
                 .collect()
         }
     };
+    if masters.iter().any(|m| m.rest_port == 0) {
+        let taken: Vec<u16> = masters
+            .iter()
+            .flat_map(|m| [m.client_port, m.peer_port])
+            .collect();
+        let rests = pick_ports(REST_PORT_BASE, masters.len(), &taken)?;
+        for (master, port) in masters.iter_mut().zip(rests) {
+            master.rest_port = port;
+        }
+    }
     let mut state = ClusterState {
         masters,
         agents: Vec::new(),
@@ -302,6 +316,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 &format!("127.0.0.1:{}", master.client_port),
             ])
             .args(["--listen-peer", &format!("127.0.0.1:{}", master.peer_port)])
+            .args(["--listen-rest", &format!("127.0.0.1:{}", master.rest_port)])
             .args(["--initial-cluster", &initial.join(",")])
             .args([
                 "--service-cluster-ip-range",
@@ -335,6 +350,8 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
 
     let config_path = dir.join("config");
     write_client_config(&config_path, &state, &pki_dir)?;
+    let kubeconfig_path = dir.join("kubeconfig");
+    write_kubeconfig(&kubeconfig_path, &config_path)?;
     let resolved = ResolvedConfig::load(Some(&config_path), None)?;
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -476,6 +493,16 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     );
     println!("Data, logs and state: {}", dir.display());
     println!("To use it:\n  export RAFTERCONFIG={}\n  rafter cluster status\n  rafter get nodes\n  rafter get pods -A", config_path.display());
+    let rest_ports: Vec<String> = state
+        .masters
+        .iter()
+        .map(|m| format!("https://127.0.0.1:{}", m.rest_port))
+        .collect();
+    println!(
+        "With stock kubectl (the Kubernetes REST API, served by every master: {}; the kubeconfig names the first):\n  KUBECONFIG={} kubectl get nodes",
+        rest_ports.join(", "),
+        kubeconfig_path.display()
+    );
     if args.demo {
         println!("The demo web app answers on port 30080 of every node address (`rafter get nodes -o wide`):\n  curl http://<node address>:30080/");
     }
@@ -568,26 +595,52 @@ fn wait_for(
     Ok(())
 }
 
-/// The client config of the local cluster: every master, the CA, the admin certificate.
+/// The client config of the local cluster: every master's gRPC endpoint, the CA, the
+/// admin certificate.
 fn write_client_config(path: &Path, state: &ClusterState, pki_dir: &Path) -> anyhow::Result<()> {
+    let cluster = ClusterEntry {
+        servers: state
+            .masters
+            .iter()
+            .map(|m| format!("https://127.0.0.1:{}", m.client_port))
+            .collect(),
+        rest_servers: state
+            .masters
+            .iter()
+            .map(|m| format!("https://127.0.0.1:{}", m.rest_port))
+            .collect(),
+        ..Default::default()
+    };
+    write_admin_config(path, cluster, pki_dir)
+}
+
+/// A standard kubeconfig for stock kubectl and client libraries: the client config's
+/// cluster with the first master's REST endpoint as its server (a kubeconfig cluster
+/// holds one), the CA, the admin certificate.
+fn write_kubeconfig(path: &Path, client_config: &Path) -> anyhow::Result<()> {
+    let mut kubeconfig = ClientConfig::load(client_config)?.to_kubeconfig()?;
+    kubeconfig.save(path)?;
+    Ok(())
+}
+
+/// Writes a config of one context, `admin@rafter-local`: `cluster` (given the CA) and the
+/// admin certificate.
+fn write_admin_config(
+    path: &Path,
+    mut cluster: ClusterEntry,
+    pki_dir: &Path,
+) -> anyhow::Result<()> {
     let read = |name: &str| {
         std::fs::read_to_string(pki_dir.join(name))
             .with_context(|| format!("reading {}", pki_dir.join(name).display()))
     };
     let b64 = |text: String| base64::engine::general_purpose::STANDARD.encode(text);
+    cluster.certificate_authority_data = Some(b64(read("ca.crt")?));
     let mut config = ClientConfig::default();
     config.current_context = "admin@rafter-local".to_owned();
     config.clusters = vec![NamedCluster {
         name: "rafter-local".to_owned(),
-        cluster: ClusterEntry {
-            servers: state
-                .masters
-                .iter()
-                .map(|m| format!("https://127.0.0.1:{}", m.client_port))
-                .collect(),
-            certificate_authority_data: Some(b64(read("ca.crt")?)),
-            ..Default::default()
-        },
+        cluster,
     }];
     config.users = vec![NamedUser {
         name: "admin".to_owned(),
@@ -608,6 +661,9 @@ fn write_client_config(path: &Path, state: &ClusterState, pki_dir: &Path) -> any
     config.save(path)?;
     Ok(())
 }
+
+/// The first port `rafter up` tries for the masters' REST APIs (kubectl's).
+const REST_PORT_BASE: u16 = 8443;
 
 /// How long the bootstrap token of `rafter up`'s agents is valid.
 const BOOTSTRAP_TOKEN_TTL: time::Duration = time::Duration::hours(24);

@@ -13,6 +13,7 @@ mod dry_run;
 mod e2e;
 mod endpoints;
 mod jobs;
+mod kubectl;
 mod logs;
 mod pod_cidr;
 mod quota;

@@ -1,0 +1,248 @@
+//! `bench rest`: Pod creates through the Kubernetes REST API against the gRPC API of the
+//! same gateway, side by side. A gateway runs in this process on an in-memory store
+//! (plaintext, bearer token of a `system:masters` user), serving both front doors; the
+//! same closed-loop clients create Pods through one and then the other, `--rounds` rounds
+//! each, taking turns, each run on a fresh gateway and store (a create costs more as the
+//! namespace fills, which would favour whichever API runs first). gRPC clients share one HTTP/2 channel (as the CLI does); each REST
+//! client keeps one HTTP/1.1 connection and sends JSON (as client libraries do). The
+//! ratio is the median of the per-round pairs of creates/s; p99 is per system over all
+//! rounds.
+//!
+//! It measures only; it must not be a dependency of anything.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use api_gateway::testing::MemKv;
+use api_gateway::{serve_with, Registry, ServeOptions, TokenFile, UserInfo};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use rafter_proto::api;
+use rafter_proto::api::resources_client::ResourcesClient;
+use rafter_proto::{parse_object, Object};
+use tonic::transport::Channel;
+
+use crate::stats::percentile;
+
+/// `bench rest`.
+#[derive(Debug, clap::Args)]
+pub struct RestArgs {
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Seconds each round measures.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Rounds per API.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+}
+
+const NAMESPACE: &str = "bench";
+const TOKEN: &str = "bench-admin-token";
+
+/// What one round measured.
+struct Round {
+    per_sec: f64,
+    latencies: Vec<Duration>,
+}
+
+/// The two front doors of one gateway.
+struct Gateway {
+    grpc: Channel,
+    rest: std::net::SocketAddr,
+}
+
+/// Runs `bench rest` and prints its table.
+pub fn run(args: RestArgs) -> anyhow::Result<()> {
+    let runtime = crate::runtime()?;
+    runtime.block_on(async move {
+        // One warm-up round each, not counted.
+        measure_grpc(&start().await?, args.clients, Duration::from_secs(1), "warm").await?;
+        measure_rest(&start().await?, args.clients, Duration::from_secs(1), "warm").await?;
+        let window = Duration::from_secs(args.seconds);
+        let (mut grpc, mut rest) = (Vec::new(), Vec::new());
+        for round in 0..args.rounds {
+            let tag = format!("g{round}");
+            grpc.push(measure_grpc(&start().await?, args.clients, window, &tag).await?);
+            let tag = format!("r{round}");
+            rest.push(measure_rest(&start().await?, args.clients, window, &tag).await?);
+        }
+        println!(
+            "Pod creates through a gateway (in-memory store, fresh for each run, plaintext, admin token): REST (JSON, HTTP/1.1) against gRPC (HTTP/2), {} clients, {} rounds of {} s",
+            args.clients, args.rounds, args.seconds
+        );
+        println!("| round | REST creates/s | gRPC creates/s | REST ÷ gRPC |");
+        println!("|---|---|---|---|");
+        let mut ratios = Vec::new();
+        for (i, (r, g)) in rest.iter().zip(&grpc).enumerate() {
+            let ratio = r.per_sec / g.per_sec;
+            ratios.push(ratio);
+            println!("| {} | {:.0}/s | {:.0}/s | {ratio:.3} |", i + 1, r.per_sec, g.per_sec);
+        }
+        ratios.sort_by(f64::total_cmp);
+        let p99 = |rounds: &[Round]| {
+            let mut all: Vec<Duration> = rounds.iter().flat_map(|r| r.latencies.clone()).collect();
+            all.sort();
+            percentile(&all, 0.99)
+        };
+        println!(
+            "p99 create latency: REST {} ms, gRPC {} ms",
+            crate::report::ms(p99(&rest)),
+            crate::report::ms(p99(&grpc))
+        );
+        println!(
+            "median REST ÷ gRPC creates/s: {:.3} (target ≥ 0.80)",
+            ratios[ratios.len() / 2]
+        );
+        Ok(())
+    })
+}
+
+/// A gateway on a fresh in-memory store with both listeners, and the namespace.
+async fn start() -> anyhow::Result<Gateway> {
+    let store = Arc::new(MemKv::new()?);
+    let registry = Registry::new(store.clone());
+    let mut tokens = TokenFile::default();
+    tokens.insert(TOKEN, UserInfo::new("admin", ["system:masters".to_owned()]));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let grpc_address = listener.local_addr()?;
+    let rest_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let rest = rest_listener.local_addr()?;
+    let options = ServeOptions {
+        rest_listener: Some(rest_listener),
+        ..ServeOptions::default()
+    };
+    tokio::spawn(async move {
+        if let Err(e) = serve_with(
+            listener,
+            None,
+            registry,
+            store,
+            Arc::new(tokens),
+            options,
+            std::future::pending(),
+        )
+        .await
+        {
+            tracing::error!(error = %e, "bench gateway stopped");
+        }
+    });
+    let grpc = Channel::from_shared(format!("http://{grpc_address}"))?
+        .connect()
+        .await
+        .context("connecting to the bench gateway")?;
+    let namespace: Object = parse_object(
+        &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NAMESPACE}}}\n"),
+        "bench",
+    )?;
+    client(grpc.clone())
+        .create(api::CreateRequest {
+            object: Some(namespace.into()),
+            dry_run: false,
+        })
+        .await
+        .context("creating the bench namespace")?;
+    Ok(Gateway { grpc, rest })
+}
+
+fn client(channel: Channel) -> chaos_tests::AdminClient {
+    ResourcesClient::with_interceptor(channel, chaos_tests::BearerToken::new(TOKEN.to_owned()))
+}
+
+fn pod_json(name: &str) -> String {
+    format!(
+        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","namespace":"{NAMESPACE}","labels":{{"app":"bench"}}}},"spec":{{"containers":[{{"name":"c","image":"docker.io/local/busybox:1"}}]}}}}"#
+    )
+}
+
+/// Creates/s and latencies of `clients` gRPC clients over `window`.
+async fn measure_grpc(
+    gateway: &Gateway,
+    clients: usize,
+    window: Duration,
+    tag: &str,
+) -> anyhow::Result<Round> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let mut grpc = client(gateway.grpc.clone());
+        let prefix = format!("{tag}-g{c}");
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut i = 0u64;
+            while started.elapsed() < window {
+                let pod: Object = parse_object(&pod_json(&format!("{prefix}-{i}")), "bench")
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let sent = Instant::now();
+                grpc.create(api::CreateRequest {
+                    object: Some(pod.into()),
+                    dry_run: false,
+                })
+                .await?;
+                latencies.push(sent.elapsed());
+                i += 1;
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    collect(tasks, started).await
+}
+
+/// Creates/s and latencies of `clients` REST clients (one connection each) over `window`.
+async fn measure_rest(
+    gateway: &Gateway,
+    clients: usize,
+    window: Duration,
+    tag: &str,
+) -> anyhow::Result<Round> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let address = gateway.rest;
+        let prefix = format!("{tag}-r{c}");
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(address).await?;
+            stream.set_nodelay(true)?;
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+            tokio::spawn(connection);
+            let uri = format!("http://{address}/api/v1/namespaces/{NAMESPACE}/pods");
+            let mut latencies = Vec::new();
+            let mut i = 0u64;
+            while started.elapsed() < window {
+                let body = pod_json(&format!("{prefix}-{i}"));
+                let request = http::Request::post(&uri)
+                    .header("content-type", "application/json")
+                    .header("authorization", format!("Bearer {TOKEN}"))
+                    .body(Full::new(Bytes::from(body)))?;
+                let sent = Instant::now();
+                let response = sender.send_request(request).await?;
+                let status = response.status();
+                let answer = response.into_body().collect().await?.to_bytes();
+                anyhow::ensure!(
+                    status == http::StatusCode::CREATED,
+                    "REST create answered {status}: {}",
+                    String::from_utf8_lossy(&answer)
+                );
+                latencies.push(sent.elapsed());
+                i += 1;
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    collect(tasks, started).await
+}
+
+async fn collect(
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Vec<Duration>>>>,
+    started: Instant,
+) -> anyhow::Result<Round> {
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let per_sec = latencies.len() as f64 / started.elapsed().as_secs_f64();
+    Ok(Round { per_sec, latencies })
+}

@@ -1,0 +1,729 @@
+//! Stock `kubectl` (and the official Python client) against a `rafter up` cluster, through
+//! the kubeconfig `rafter up` writes: the Kubernetes REST API every master serves.
+//!
+//! kubectl is found on PATH (with the versioned `kubectl.1.27` … `kubectl.1.33` beside it
+//! when present); a test prints SKIPPED and passes when there is none. The Python test
+//! makes its own venv with `pip install kubernetes` and skips, saying why, when it cannot.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use rafter_proto::{Kind, WatchEventType};
+use serde_json::Value;
+
+use crate::cluster::{eventually, Cluster};
+use crate::support::Run;
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+/// The folder of the stock kubectl, or `None` (and a SKIPPED line) when it is missing.
+fn kubectl_dir(test: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("kubectl"))
+            .find(|candidate| candidate.is_file())
+    });
+    match found.and_then(|k| std::fs::canonicalize(k).ok()) {
+        Some(real) => real.parent().map(Path::to_path_buf),
+        None => {
+            println!("SKIPPED {test}: no kubectl on PATH");
+            None
+        }
+    }
+}
+
+/// A cluster and the kubectl binaries to drive it with.
+struct Kube {
+    cluster: Cluster,
+    kubeconfig: String,
+    dir: PathBuf,
+}
+
+impl Kube {
+    fn start(test: &str, flags: &[&str]) -> Option<Kube> {
+        let dir = kubectl_dir(test)?;
+        let cluster = Cluster::start_with(test, flags);
+        let kubeconfig = cluster.dir.join("kubeconfig").display().to_string();
+        Some(Kube {
+            cluster,
+            kubeconfig,
+            dir,
+        })
+    }
+
+    /// Runs `binary` (`kubectl` or a versioned one) with the cluster's kubeconfig.
+    fn run_with(&self, binary: &str, args: &[&str]) -> Run {
+        let output = Command::new(self.dir.join(binary))
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", &self.cluster.dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("kubectl runs");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_with("kubectl", args)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let run = self.run(args);
+        assert_eq!(
+            run.code,
+            0,
+            "`kubectl {}` failed:\n{}\n{}",
+            args.join(" "),
+            run.stdout,
+            run.stderr
+        );
+        run.stdout
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let run = self.run(args);
+        assert_ne!(
+            run.code,
+            0,
+            "`kubectl {}` should fail:\n{}",
+            args.join(" "),
+            run.stdout
+        );
+        run.stderr
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all)).expect("kubectl prints JSON")
+    }
+
+    fn file(&self, name: &str, text: &str) -> String {
+        self.cluster.file(name, text)
+    }
+
+    /// The REST endpoints of every master, from `rafter up`'s state file.
+    fn rest_servers(&self) -> Vec<String> {
+        let state: Value = serde_json::from_str(
+            &std::fs::read_to_string(self.cluster.dir.join("cluster.json")).unwrap(),
+        )
+        .unwrap();
+        state["masters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| format!("https://127.0.0.1:{}", m["rest_port"]))
+            .collect()
+    }
+}
+
+const APP: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: docker.io/local/busybox:1
+        command: [sh, -c, 'echo web says hello; while true; do sleep 1; done']
+        resources:
+          requests: {cpu: 10m, memory: 16Mi}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+  - port: 80
+    targetPort: 8080
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data:
+  mode: fast
+";
+
+#[test]
+fn stock_kubectl_reads_version_discovery_and_openapi_from_every_master() {
+    let Some(kube) = Kube::start("kubectl-discovery", &["--agents", "0"]) else {
+        return;
+    };
+    let version = kube.ok(&["version", "-o", "json"]);
+    let version: Value = serde_json::from_str(&version).unwrap();
+    assert_eq!(version["serverVersion"]["major"], "1");
+    assert!(version["serverVersion"]["gitVersion"]
+        .as_str()
+        .unwrap()
+        .starts_with("v1."));
+
+    let resources = kube.ok(&["api-resources"]);
+    for line in [
+        "pods ",
+        "deployments ",
+        "certificatesigningrequests ",
+        "clusterrolebindings ",
+    ] {
+        assert!(resources.contains(line), "{line} missing:\n{resources}");
+    }
+    let pods_line = resources.lines().find(|l| l.starts_with("pods ")).unwrap();
+    assert!(
+        pods_line.contains(" po ") && pods_line.contains("true") && pods_line.ends_with("Pod"),
+        "{pods_line}"
+    );
+
+    let api: Value = serde_json::from_str(&kube.ok(&["get", "--raw", "/api"])).unwrap();
+    assert_eq!(api["kind"], "APIVersions");
+    assert_eq!(api["versions"][0], "v1");
+
+    let explain = kube.ok(&["explain", "pod.spec.containers"]);
+    assert!(
+        explain.contains("KIND:") && explain.contains("Pod") && explain.contains("image"),
+        "{explain}"
+    );
+
+    // `rafter config view --kubeconfig-format` gives kubectl the same cluster.
+    let exported = crate::support::rafter_with_env(
+        &["config", "view", "--kubeconfig-format", "--minify", "--raw"],
+        &[("RAFTERCONFIG", &kube.cluster.config)],
+    );
+    assert_eq!(exported.code, 0, "{}", exported.stderr);
+    let file = kube.file("exported.kubeconfig", &exported.stdout);
+    let names = kube.ok(&["--kubeconfig", &file, "get", "namespaces", "-o", "name"]);
+    assert!(names.contains("namespace/default"), "{names}");
+
+    // Every master serves the same API: each answers with the cluster's namespaces.
+    for server in kube.rest_servers() {
+        let names = kube.ok(&["--server", &server, "get", "namespaces", "-o", "name"]);
+        assert!(names.contains("namespace/kube-system"), "{server}: {names}");
+    }
+
+    // The oldest and the newest versioned kubectl beside the default one.
+    for binary in ["kubectl.1.27", "kubectl.1.33"] {
+        if !kube.dir.join(binary).is_file() {
+            println!("{binary} is not installed; only the default kubectl was driven");
+            continue;
+        }
+        let run = kube.run_with(binary, &["get", "namespaces"]);
+        assert_eq!(run.code, 0, "{binary}: {}", run.stderr);
+        assert!(run.stdout.starts_with("NAME "), "{binary}: {}", run.stdout);
+        let file = kube.file(
+            &format!("{binary}.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: versioned}\ndata: {a: b}\n",
+        );
+        let run = kube.run_with(binary, &["apply", "-f", &file]);
+        assert_eq!(run.code, 0, "{binary} apply: {}", run.stderr);
+        let run = kube.run_with(binary, &["delete", "configmap", "versioned"]);
+        assert_eq!(run.code, 0, "{binary} delete: {}", run.stderr);
+    }
+}
+
+#[test]
+fn stock_kubectl_applies_lists_watches_changes_logs_and_deletes() {
+    let Some(kube) = Kube::start("kubectl-verbs", &["--agents", "1", "--runtime", "process"])
+    else {
+        return;
+    };
+    let app = kube.file("app.yaml", APP);
+    let applied = kube.ok(&["apply", "-f", &app]);
+    assert!(
+        applied.contains("deployment.apps/web created")
+            && applied.contains("service/web created")
+            && applied.contains("configmap/settings created"),
+        "{applied}"
+    );
+    // Applying again is a no-op, through the last-applied annotation and a patch.
+    let again = kube.ok(&["apply", "-f", &app]);
+    assert!(again.contains("deployment.apps/web unchanged"), "{again}");
+
+    let pod = eventually("a Running web pod", LIMIT, || {
+        let pods = kube.json(&["get", "pods", "-l", "app=web"]);
+        pods["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["status"]["phase"] == "Running")
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
+    });
+
+    // Columns as `rafter get` prints them, the wide ones with -o wide.
+    let table = kube.ok(&["get", "pods"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
+    let wide = kube.ok(&["get", "pods", "-o", "wide"]);
+    assert!(
+        wide.lines().next().unwrap().contains("NODE") && wide.contains("node-1"),
+        "{wide}"
+    );
+    let services = kube.ok(&["get", "svc", "web"]);
+    assert!(
+        services.contains("ClusterIP") && services.contains("80/TCP"),
+        "{services}"
+    );
+    let all = kube.ok(&["get", "deploy", "-A"]);
+    assert!(all.starts_with("NAMESPACE "), "{all}");
+    let yaml = kube.ok(&["get", "deployment", "web", "-o", "yaml"]);
+    assert!(
+        yaml.contains("kind: Deployment") && yaml.contains("resourceVersion:"),
+        "{yaml}"
+    );
+    let names = kube.ok(&["get", "deploy,svc", "-o", "name"]);
+    assert!(
+        names.contains("deployment.apps/web") && names.contains("service/web"),
+        "{names}"
+    );
+    let list = kube.json(&["get", "configmaps"]);
+    assert_eq!(list["kind"], "List");
+    let describe = kube.ok(&["describe", "pod", &pod]);
+    assert!(
+        describe.contains("Node:") && describe.contains("node-1"),
+        "{describe}"
+    );
+
+    // get -w sees a change made while it watches.
+    let mut watcher = Command::new(kube.dir.join("kubectl"))
+        .args(["get", "configmaps", "--watch", "--output-watch-events"])
+        .env("KUBECONFIG", &kube.kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = watcher.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The watch has started once the current objects are listed.
+    let deadline = Instant::now() + LIMIT;
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains("settings")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        seen.push(
+            rx.recv_timeout(left)
+                .expect("kubectl get -w lists settings"),
+        );
+    }
+    kube.ok(&["create", "configmap", "watched", "--from-literal=a=b"]);
+    let event = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("kubectl get -w sees the new configmap");
+        if line.contains("watched") {
+            break line;
+        }
+    };
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    assert!(event.starts_with("ADDED"), "{event}");
+
+    // scale, label, annotate, cordon.
+    assert!(kube
+        .ok(&["scale", "deployment", "web", "--replicas", "2"])
+        .contains("scaled"));
+    let replicas = kube.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]);
+    assert_eq!(replicas, "2");
+    kube.ok(&["label", "deployment", "web", "tier=front"]);
+    kube.ok(&["annotate", "deployment", "web", "owner=team-a"]);
+    let deployment = kube.json(&["get", "deployment", "web"]);
+    assert_eq!(deployment["metadata"]["labels"]["tier"], "front");
+    assert_eq!(deployment["metadata"]["annotations"]["owner"], "team-a");
+    kube.ok(&["cordon", "node-1"]);
+    assert!(kube.ok(&["get", "nodes"]).contains("SchedulingDisabled"));
+    kube.ok(&["uncordon", "node-1"]);
+    let node = kube.json(&["get", "node", "node-1"]);
+    assert!(node["spec"]["unschedulable"].is_null(), "{node}");
+
+    // logs, through the master and the agent.
+    let logs = eventually("the pod's log line", LIMIT, || {
+        let run = kube.run(&["logs", &pod]);
+        (run.code == 0 && run.stdout.contains("web says hello")).then_some(run.stdout)
+    });
+    assert!(logs.contains("web says hello"));
+    let tail = kube.ok(&["logs", &pod, "--tail=1"]);
+    assert_eq!(tail.lines().count(), 1, "{tail}");
+
+    // delete --wait returns once the object is gone.
+    let deleted = kube.ok(&["delete", "configmap", "watched", "--wait"]);
+    assert!(
+        deleted.contains("configmap \"watched\" deleted"),
+        "{deleted}"
+    );
+    let gone = kube.fails(&["get", "configmap", "watched"]);
+    assert!(gone.contains("NotFound"), "{gone}");
+    kube.ok(&["delete", "-f", &app, "--wait"]);
+}
+
+#[test]
+fn stock_kubectl_prints_its_usual_errors_and_answers_can_i() {
+    let Some(kube) = Kube::start("kubectl-errors", &["--agents", "0"]) else {
+        return;
+    };
+    let missing = kube.fails(&["get", "pod", "nosuch"]);
+    assert!(
+        missing.contains("Error from server (NotFound): pods \"nosuch\" not found"),
+        "{missing}"
+    );
+
+    let cm = kube.file(
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: once}\ndata: {a: b}\n",
+    );
+    kube.ok(&["create", "-f", &cm]);
+    let twice = kube.fails(&["create", "-f", &cm]);
+    assert!(
+        twice.contains("Error from server (AlreadyExists)")
+            && twice.contains("configmaps \"once\" already exists"),
+        "{twice}"
+    );
+
+    let stale = kube.file(
+        "stale.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: once, resourceVersion: \"1\"}\ndata: {a: c}\n",
+    );
+    let conflict = kube.fails(&["replace", "-f", &stale]);
+    assert!(
+        conflict.contains("Error from server (Conflict)")
+            && conflict.contains("Operation cannot be fulfilled on configmaps \"once\""),
+        "{conflict}"
+    );
+
+    let bad = kube.file(
+        "bad.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Name}\nspec:\n  containers: []\n",
+    );
+    let invalid = kube.fails(&["apply", "-f", &bad]);
+    assert!(
+        invalid.contains("The Pod \"Bad_Name\" is invalid")
+            && invalid.contains("metadata.name")
+            && invalid.contains("spec.containers"),
+        "{invalid}"
+    );
+
+    let unknown_field = kube.file(
+        "typo.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: typo}\nspec:\n  containerz: []\n",
+    );
+    let strict = kube.fails(&["apply", "-f", &unknown_field]);
+    assert!(strict.contains("containerz"), "{strict}");
+
+    // Impersonation goes through the same RBAC as gRPC callers.
+    let forbidden = kube.fails(&["get", "pods", "--as", "bob"]);
+    assert!(
+        forbidden.contains("Error from server (Forbidden): pods is forbidden: User \"bob\" cannot list resource \"pods\""),
+        "{forbidden}"
+    );
+    assert_eq!(kube.ok(&["auth", "can-i", "create", "pods"]).trim(), "yes");
+    let bob = kube.run(&["auth", "can-i", "create", "pods", "--as", "bob"]);
+    assert_ne!(bob.code, 0);
+    assert!(bob.stdout.starts_with("no"), "{}", bob.stdout);
+    kube.ok(&[
+        "create",
+        "rolebinding",
+        "bob-edit",
+        "--clusterrole=edit",
+        "--user=bob",
+    ]);
+    eventually("bob may list pods once bound", LIMIT, || {
+        let run = kube.run(&["auth", "can-i", "list", "pods", "--as", "bob"]);
+        (run.stdout.trim() == "yes").then_some(())
+    });
+    kube.ok(&["get", "pods", "--as", "bob"]);
+
+    // kubectl's typed `create` and `certificate approve` (protobuf bodies from 1.32 on).
+    kube.ok(&[
+        "create",
+        "deployment",
+        "made",
+        "--image=docker.io/local/busybox:1",
+        "--replicas=2",
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    let made = kube.json(&["get", "deployment", "made"]);
+    assert_eq!(made["spec"]["replicas"], 2);
+    assert_eq!(
+        made["spec"]["template"]["spec"]["containers"][0]["command"],
+        serde_json::json!(["sleep", "1000"])
+    );
+    let key = kube.cluster.dir.join("jane.key");
+    let request = kube.cluster.dir.join("jane.csr");
+    let openssl = Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-subj", "/CN=jane", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&request)
+        .output();
+    if !openssl.is_ok_and(|o| o.status.success()) {
+        println!(
+            "openssl did not make a certificate request; `kubectl certificate approve` not driven"
+        );
+        return;
+    }
+    use base64::Engine;
+    let pem = std::fs::read(&request).unwrap();
+    let csr = kube.file(
+        "csr.yaml",
+        &format!(
+            "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata: {{name: jane}}\nspec:\n  request: {}\n  signerName: kubernetes.io/kube-apiserver-client\n  usages: [client auth]\n",
+            base64::engine::general_purpose::STANDARD.encode(pem)
+        ),
+    );
+    kube.ok(&["apply", "-f", &csr]);
+    assert!(kube
+        .ok(&["certificate", "approve", "jane"])
+        .contains("approved"));
+    eventually("jane's certificate is issued", LIMIT, || {
+        let csr = kube.json(&["get", "csr", "jane"]);
+        csr["status"]["certificate"].is_string().then_some(())
+    });
+}
+
+#[test]
+fn a_rest_watch_and_a_grpc_watch_from_one_revision_see_the_same_events() {
+    let Some(kube) = Kube::start("kubectl-watch", &["--agents", "0"]) else {
+        return;
+    };
+    // The list's own revision (`get -o json` would wrap the items in a List without one).
+    let start: Value =
+        serde_json::from_str(&kube.ok(&["get", "--raw", "/api/v1/namespaces/default/configmaps"]))
+            .unwrap();
+    assert_eq!(start["kind"], "ConfigMapList");
+    let from = start["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    kube.ok(&["create", "configmap", "w1", "--from-literal=a=1"]);
+    kube.ok(&["label", "configmap", "w1", "step=two"]);
+    kube.ok(&["delete", "configmap", "w1"]);
+
+    // REST: the raw watch stream from `from`, ended by the server after a few seconds.
+    let path = format!(
+        "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={from}&timeoutSeconds=3"
+    );
+    let raw = kube.ok(&["get", "--raw", &path]);
+    let rest: Vec<(String, String, String)> = raw
+        .lines()
+        .map(|line| {
+            let event: Value = serde_json::from_str(line).unwrap();
+            (
+                event["type"].as_str().unwrap().to_owned(),
+                event["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                event["object"]["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        })
+        .collect();
+
+    // gRPC: the client library's watch from the same revision.
+    let config =
+        rafter_client::ResolvedConfig::load(Some(Path::new(&kube.cluster.config)), None).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let grpc: Vec<(String, String, String)> = runtime.block_on(async {
+        let client = rafter_client::Client::connect(config).await.unwrap();
+        let stream = client.watch(
+            Kind::ConfigMap,
+            Some("default"),
+            &Default::default(),
+            Some(&from),
+        );
+        let mut stream = Box::pin(stream);
+        let mut events = Vec::new();
+        while events.len() < rest.len() {
+            let next = tokio::time::timeout(Duration::from_secs(10), stream.next())
+                .await
+                .expect("the gRPC watch delivers as many events")
+                .expect("the stream is open")
+                .expect("no watch error");
+            let kind = match next.event_type {
+                WatchEventType::Added => "ADDED",
+                WatchEventType::Modified => "MODIFIED",
+                WatchEventType::Deleted => "DELETED",
+                WatchEventType::Bookmark => continue,
+            };
+            let object = next.object.unwrap();
+            events.push((
+                kind.to_owned(),
+                object.metadata().name.clone(),
+                object.metadata().resource_version.clone(),
+            ));
+        }
+        events
+    });
+    assert_eq!(
+        rest.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(),
+        ["ADDED", "MODIFIED", "DELETED"],
+        "{raw}"
+    );
+    assert_eq!(rest, grpc);
+}
+
+/// A venv with the official `kubernetes` client, made once per target dir; `None` (with
+/// the reason printed) when venv or pip cannot make one.
+fn python_with_kubernetes(test: &str) -> Option<PathBuf> {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kubernetes-venv");
+    let python = venv.join("bin/python3");
+    let has_client = |python: &Path| {
+        Command::new(python)
+            .args(["-c", "import kubernetes"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if python.is_file() && has_client(&python) {
+        return Some(python);
+    }
+    let made = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .output();
+    match made {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => {
+            println!(
+                "SKIPPED {test}: python3 -m venv failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return None;
+        }
+        Err(e) => {
+            println!("SKIPPED {test}: no python3: {e}");
+            return None;
+        }
+    }
+    let pip = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "kubernetes"])
+        .output();
+    match pip {
+        Ok(out) if out.status.success() && has_client(&python) => Some(python),
+        Ok(out) => {
+            println!(
+                "SKIPPED {test}: pip install kubernetes failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            None
+        }
+        Err(e) => {
+            println!("SKIPPED {test}: pip did not run: {e}");
+            None
+        }
+    }
+}
+
+const PYTHON_CLIENT: &str = r#"
+import sys
+from kubernetes import client, config, watch
+
+config.load_kube_config(config_file=sys.argv[1])
+core = client.CoreV1Api()
+apps = client.AppsV1Api()
+
+names = [n.metadata.name for n in core.list_namespace().items]
+assert "kube-system" in names, names
+
+pod = client.V1Pod(
+    metadata=client.V1ObjectMeta(name="py-pod", labels={"made-by": "python"}),
+    spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="docker.io/local/busybox:1")]),
+)
+created = core.create_namespaced_pod("default", pod)
+assert created.metadata.uid, created
+
+deployment = client.V1Deployment(
+    metadata=client.V1ObjectMeta(name="py-deploy"),
+    spec=client.V1DeploymentSpec(
+        replicas=1,
+        selector=client.V1LabelSelector(match_labels={"app": "py"}),
+        template=client.V1PodTemplateSpec(
+            metadata=client.V1ObjectMeta(labels={"app": "py"}),
+            spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="docker.io/local/busybox:1")]),
+        ),
+    ),
+)
+apps.create_namespaced_deployment("default", deployment)
+listed = [d.metadata.name for d in apps.list_namespaced_deployment("default").items]
+assert "py-deploy" in listed, listed
+
+pods = core.list_namespaced_pod("default", label_selector="made-by=python")
+assert [p.metadata.name for p in pods.items] == ["py-pod"], pods.items
+
+seen = []
+w = watch.Watch()
+for event in w.stream(core.list_namespaced_pod, "default", label_selector="made-by=python", timeout_seconds=5):
+    seen.append((event["type"], event["object"].metadata.name))
+    if event["type"] == "ADDED":
+        core.delete_namespaced_pod("py-pod", "default", grace_period_seconds=0)
+    if event["type"] == "DELETED":
+        w.stop()
+assert ("ADDED", "py-pod") in seen and ("DELETED", "py-pod") in seen, seen
+
+apps.delete_namespaced_deployment("py-deploy", "default")
+try:
+    apps.read_namespaced_deployment("py-deploy", "default")
+    gone = False
+except client.exceptions.ApiException as e:
+    gone = e.status == 404
+assert gone, "the deployment is still there"
+print("python client ok", seen)
+"#;
+
+#[test]
+fn the_python_client_lists_creates_watches_and_deletes_pods_and_deployments() {
+    let test = "the_python_client_lists_creates_watches_and_deletes_pods_and_deployments";
+    let Some(python) = python_with_kubernetes(test) else {
+        return;
+    };
+    let cluster = Cluster::start_with("python-client", &["--agents", "0"]);
+    let kubeconfig = cluster.dir.join("kubeconfig");
+    let script = cluster.file("client.py", PYTHON_CLIENT);
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(&kubeconfig)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the Python client failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("python client ok"));
+}

@@ -707,12 +707,15 @@ impl Cluster {
             .map_err(|e| HarnessError::Process(format!("connect to master {id}: {e}")))
     }
 
-    /// An admin client of one master's API.
+    /// An admin client of one master's API. It takes answers as large as the gateway
+    /// sends (64 MiB), not tonic's default 4 MiB: a list of a few large objects (the
+    /// full-disk test's 700 KiB ConfigMaps) is larger than that.
     pub async fn client(&self, id: u64) -> Result<AdminClient, HarnessError> {
         Ok(ResourcesClient::with_interceptor(
             self.channel(id).await?,
             BearerToken(self.admin_token()?),
-        ))
+        )
+        .max_decoding_message_size(64 * 1024 * 1024))
     }
 
     /// One master's view of the cluster.

@@ -423,19 +423,17 @@ impl Client {
         if kind.info().namespaced && object.metadata().namespace.is_empty() {
             object.metadata_mut().namespace = self.inner.namespace.clone();
         }
-        let idempotency = if object.metadata().name.is_empty() {
-            Idempotency::Write
-        } else {
-            Idempotency::Create
-        };
         let message = api::CreateRequest {
             object: Some(TypedObject::from(object)),
             dry_run: false,
         };
         let created = self
-            .resources("create", idempotency, message, |mut c, r| async move {
-                c.create(r).await
-            })
+            .resources(
+                "create",
+                Idempotency::Write,
+                message,
+                |mut c, r| async move { c.create(r).await },
+            )
             .await?;
         object_of(created)
     }

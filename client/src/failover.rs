@@ -8,9 +8,7 @@
 //!   answer ───────────────────────────────► done (master i becomes current)
 //!   not sent (connect failed, Unavailable) ► mark i unhealthy, next master
 //!   in flight (connection broke, deadline, ► reads: next master
-//!     or i fell silent, see below)           writes: OutcomeUnknown
-//!                                            creates: next master; AlreadyExists there
-//!                                                     becomes OutcomeUnknown
+//!     or i fell silent, see below)           writes (creates too): OutcomeUnknown
 //!   every master failed ───────────────────► pause (a quarter of the time waited so
 //!                                            far, 25 ms to 1 s), another round, until
 //!                                            the budget ends: NoMasterAvailable
@@ -70,12 +68,11 @@ const MAX_ROUND_PAUSE: Duration = Duration::from_secs(1);
 pub(crate) enum Idempotency {
     /// Reads (get, list, watch, status): always safe to send again.
     Read,
-    /// Writes: sent again only when it is known the first one was not applied.
+    /// Writes, creates of named objects included: sent again only when it is known the
+    /// first one was not applied. (A named create sent again is not harmless: if the
+    /// first applied and someone deleted the object meanwhile, the second creates it
+    /// again, and the history shows one acknowledged create applied twice.)
     Write,
-    /// A create of a named object: sent again, since a second create cannot apply twice;
-    /// AlreadyExists after an unknown outcome is reported as OutcomeUnknown, since the
-    /// object may be ours or someone else's.
-    Create,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -365,7 +362,6 @@ impl Failover {
         let started = Instant::now();
         let deadline = started + self.budget.total;
         let mut last_failures: Vec<Option<String>> = vec![None; self.endpoints.len()];
-        let mut unknown: Option<EndpointFailure> = None;
         'rounds: loop {
             let order = self.with_health(|h| h.order(Instant::now()));
             for i in order {
@@ -411,18 +407,6 @@ impl Failover {
                 let message = match failure {
                     Failure::Answer(error) => {
                         self.with_health(|h| h.succeeded(i));
-                        if let (Some(first), ClientError::AlreadyExists { .. }) =
-                            (unknown.take(), &error)
-                        {
-                            tracing::warn!(endpoint = %endpoint.address, "{what}: AlreadyExists after an attempt with an unknown outcome");
-                            return Err(ClientError::OutcomeUnknown {
-                                endpoint: first.endpoint,
-                                message: format!(
-                                    "{}; a retry on {} found an object of that name, which may or may not be the one this call created",
-                                    first.error, endpoint.address
-                                ),
-                            });
-                        }
                         return Err(error);
                     }
                     Failure::NotSent(message) => message,
@@ -434,13 +418,6 @@ impl Failover {
                                 endpoint: endpoint.address.clone(),
                                 message,
                             });
-                        }
-                        Idempotency::Create => {
-                            unknown.get_or_insert(EndpointFailure {
-                                endpoint: endpoint.address.clone(),
-                                error: message.clone(),
-                            });
-                            message
                         }
                     },
                 };
@@ -454,12 +431,6 @@ impl Failover {
             }
             let pause = round_pause(now - started).mul_f64(rand::thread_rng().gen_range(0.8..1.2));
             tokio::time::sleep(pause.min(deadline - now)).await;
-        }
-        if let Some(first) = unknown {
-            return Err(ClientError::OutcomeUnknown {
-                endpoint: first.endpoint,
-                message: first.error,
-            });
         }
         let attempts = last_failures
             .into_iter()

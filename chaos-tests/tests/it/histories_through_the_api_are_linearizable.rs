@@ -1,7 +1,5 @@
-//! Clients of the client library (through the client proxies) compare-and-swap update
-//! (resourceVersion) and delete three ConfigMaps and read them linearizably, and create
-//! them with single attempts on one master's API (the library's re-sent creates are a
-//! known double-apply, docs/chaos.md), while
+//! Clients of the client library (through the client proxies) create, compare-and-swap
+//! update (resourceVersion) and delete three ConfigMaps and read them linearizably, while
 //! the leader is killed and cut off on a seeded schedule. Each key's recorded history
 //! must be linearizable (the register model: a create is a swap from absent, an update a
 //! swap from the value it read, with unique values), checked whole by
@@ -16,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{library_client, proxied_cluster};
 use chaos_tests::linearizability::{linearizable, Input, Operation, Output};
-use chaos_tests::{schedule, AdminClient};
+use chaos_tests::schedule;
 use futures::StreamExt;
 use rafter_client::{Client, ClientError, ListParams, WatchEventType, WatchParams};
 use rafter_proto::{parse_object, Kind, Object};
@@ -71,7 +69,6 @@ fn unknown(e: &ClientError) -> bool {
 /// One client's run of `ops` operations drawn from `seed`.
 async fn run_client(
     client: Client,
-    masters: Vec<AdminClient>,
     seed: u64,
     ops: usize,
     started: Instant,
@@ -123,28 +120,16 @@ async fn run_client(
                 .entry(key.to_owned())
                 .or_default()
                 .insert(value);
-            // One attempt on one master's API, never re-sent: the client library sends a
-            // create again after an in-flight failure, which applies it twice when a
-            // delete comes between (docs/chaos.md); this checks the masters alone.
-            let mut api = masters[rng.gen_range(0..masters.len())].clone();
-            let request = rafter_proto::api::CreateRequest {
-                object: Some(rafter_proto::api::TypedObject::from(config_map(key, value))),
-                dry_run: false,
-            };
-            let (output, write) = match tokio::time::timeout(limit, api.create(request)).await {
-                Ok(Ok(created)) => {
-                    let created = Object::try_from(created.into_inner()).unwrap();
-                    (
+            let (output, write) =
+                match tokio::time::timeout(limit, client.create(config_map(key, value))).await {
+                    Ok(Ok(created)) => (
                         Output::Swapped(true),
                         revision_of(&created).map(|r| (key.to_owned(), r, Some(value))),
-                    )
-                }
-                Ok(Err(status)) if status.code() == tonic::Code::AlreadyExists => {
-                    (Output::Swapped(false), None)
-                }
-                // Refused or unanswered: maybe applied, maybe not.
-                Ok(Err(_)) | Err(_) => (Output::Unknown, None),
-            };
+                    ),
+                    Ok(Err(ClientError::AlreadyExists { .. })) => (Output::Swapped(false), None),
+                    // Refused or unanswered: maybe applied, maybe not.
+                    Ok(Err(_)) | Err(_) => (Output::Unknown, None),
+                };
             let input = Input::Cas {
                 expect: None,
                 new: value,
@@ -314,13 +299,8 @@ async fn histories_through_the_api_are_linearizable_and_watches_valid() {
     for c in 0..CLIENTS {
         let (client, config) = library_client(&cluster).await;
         configs.push(config);
-        let mut masters = Vec::new();
-        for id in 1..=3 {
-            masters.push(cluster.client(id).await.unwrap());
-        }
         clients.push(tokio::spawn(run_client(
             client,
-            masters,
             seed ^ (c + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
             ops,
             started,

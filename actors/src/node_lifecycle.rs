@@ -19,7 +19,6 @@
 //! clock: an agent whose clock is a minute off renews as well as any other. A controller
 //! that starts leading gives every node a full grace period from its first look, and
 //! keeps an unreachable node's taint until it sees the agent renew.
-//! ```
 //!
 //! Owns node health conditions written by the control plane, the two lifecycle taints and
 //! taint-based eviction. It must not delete nodes or pods directly (eviction goes through

@@ -75,7 +75,16 @@ impl AllocationRepairer {
             };
             let fresh = act.log_and_keep_new(report);
             if !fresh.is_empty() {
-                ctx.spawn(record(Arc::clone(&act.api), term, fresh).into_actor(act));
+                // A problem whose event could not be written is forgotten, so the next
+                // pass records it again (a new leader's first writes may be refused).
+                let writes = record(Arc::clone(&act.api), term, fresh);
+                ctx.spawn(writes.into_actor(act).map(move |failed, act, _| {
+                    if act.epoch == epoch {
+                        for problem in &failed {
+                            act.recorded.remove(&problem_key(problem));
+                        }
+                    }
+                }));
             }
         }));
     }
@@ -96,12 +105,7 @@ impl AllocationRepairer {
                 message = %problem.message,
                 "service allocation repair"
             );
-            let key = (
-                problem.uid.clone(),
-                problem.reason.clone(),
-                problem.message.clone(),
-            );
-            if self.recorded.insert(key) {
+            if self.recorded.insert(problem_key(&problem)) {
                 fresh.push(problem);
             }
         }
@@ -109,24 +113,45 @@ impl AllocationRepairer {
     }
 }
 
-/// Records `problems` as Warning events about their Services, fenced by `term`.
-async fn record(api: Arc<dyn ClusterApi>, term: u64, problems: Vec<AllocationProblem>) {
+/// What identifies a problem across passes: the Service's uid, the reason, the message.
+fn problem_key(problem: &AllocationProblem) -> (String, String, String) {
+    (
+        problem.uid.clone(),
+        problem.reason.clone(),
+        problem.message.clone(),
+    )
+}
+
+/// Records `problems` as Warning events about their Services, fenced by `term`; the ones
+/// whose event was not written.
+async fn record(
+    api: Arc<dyn ClusterApi>,
+    term: u64,
+    problems: Vec<AllocationProblem>,
+) -> Vec<AllocationProblem> {
+    let mut failed = Vec::new();
     for problem in problems {
         let record = EventRecord {
-            involved: ObjectKey::new(Kind::Service, problem.namespace, problem.name),
-            involved_uid: problem.uid,
+            involved: ObjectKey::new(
+                Kind::Service,
+                problem.namespace.clone(),
+                problem.name.clone(),
+            ),
+            involved_uid: problem.uid.clone(),
             event_type: EventType::Warning,
-            reason: problem.reason,
-            message: problem.message,
+            reason: problem.reason.clone(),
+            message: problem.message.clone(),
             component: COMPONENT,
         };
         if let Err(e) = api
             .execute(COMPONENT, Action::RecordEvent(record), term)
             .await
         {
-            tracing::debug!(error = %e, "service allocation repair: event not recorded");
+            tracing::warn!(error = %e, "service allocation repair: event not recorded; trying again next pass");
+            failed.push(problem);
         }
     }
+    failed
 }
 
 impl Actor for AllocationRepairer {

@@ -109,3 +109,52 @@ async fn the_repair_pass_runs_on_the_leader_in_its_term_and_reports_as_events() 
     drop(state);
     runtime.stop();
 }
+
+#[actix_rt::test]
+async fn a_problem_whose_event_was_not_written_is_recorded_at_a_later_pass() {
+    let cluster = FakeCluster::new(1);
+    {
+        let mut state = cluster.state();
+        state.repair_answer = AllocationRepair {
+            released: vec![],
+            restored: vec![],
+            problems: vec![AllocationProblem {
+                namespace: "default".into(),
+                name: "old".into(),
+                uid: "uid-old".into(),
+                reason: "ClusterIPOutOfRange".into(),
+                message: "10.200.0.77 is outside 10.201.0.0/24".into(),
+            }],
+        };
+        // A new leader's first writes may be refused (the store settling after a restart).
+        state.failing_events = 2;
+    }
+    let (leader, leadership) = watch::channel(None);
+    let runtime = ControllerRuntime::start(
+        Arc::new(cluster.clone()),
+        Arc::new(NoSigner),
+        leadership,
+        RuntimeConfig {
+            tick: Duration::from_millis(5),
+            allocation_repair: Some(Duration::from_millis(30)),
+            ..RuntimeConfig::default()
+        },
+    );
+    leader.send_replace(Some(1));
+    cluster
+        .wait_until("the event recorded after two failed writes", WAIT, |s| {
+            s.failing_events == 0 && s.events.iter().any(|e| e.reason == "ClusterIPOutOfRange")
+        })
+        .await;
+    cluster
+        .wait_until("two more passes", WAIT, |s| s.repairs.len() >= 6)
+        .await;
+    let recorded = cluster
+        .state()
+        .events
+        .iter()
+        .filter(|e| e.reason == "ClusterIPOutOfRange")
+        .count();
+    assert_eq!(recorded, 1, "recorded once it was written, and only once");
+    runtime.stop();
+}

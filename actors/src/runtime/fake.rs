@@ -35,6 +35,8 @@ pub(crate) struct State {
     pub events: Vec<EventRecord>,
     /// The next this many Bindings fail as Unavailable.
     pub failing_binds: usize,
+    /// How many of the next event writes fail (Unavailable).
+    pub failing_events: usize,
     /// The terms Service allocation repair passes ran in, in order.
     pub repairs: Vec<u64>,
     /// What every repair pass answers.
@@ -416,6 +418,11 @@ impl ClusterApi for FakeCluster {
                     "term {term} is over (now {})",
                     state.term
                 )))
+            } else if matches!(action, Action::RecordEvent(_)) && state.failing_events > 0 {
+                state.failing_events -= 1;
+                Err(ApiError::Unavailable(
+                    "event write failed by the test".to_owned(),
+                ))
             } else if matches!(action, Action::Bind { .. }) && state.failing_binds > 0 {
                 state.failing_binds -= 1;
                 Err(ApiError::Unavailable("bind failed by the test".to_owned()))

@@ -61,6 +61,26 @@ impl Drop for PrivateContainerd {
     }
 }
 
+/// Applies `manifests` and waits until pod `pod` (namespace `dev`) in them has finished;
+/// its phase.
+fn run_to_the_end(cluster: &Cluster, pod: &str, manifests: &str) -> String {
+    let file = cluster.file(&format!("{pod}.yaml"), manifests);
+    cluster.ok(&["apply", "-f", &file]);
+    eventually(&format!("pod {pod} to finish"), LIMIT, || {
+        let object = cluster.json(&["get", "pod", pod, "-n", "dev"]);
+        let phase = object["status"]["phase"].as_str()?.to_owned();
+        matches!(phase.as_str(), "Succeeded" | "Failed").then_some(phase)
+    })
+}
+
+/// The ClusterIP of Service `name` in `namespace`.
+fn cluster_ip(cluster: &Cluster, name: &str, namespace: &str) -> String {
+    cluster.json(&["get", "svc", name, "-n", namespace])["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 #[test]
 fn pods_resolve_services_by_name_through_the_cluster_dns() {
     if std::env::var_os("RAFTER_CONTAINERD_SOCK").is_none() {
@@ -128,10 +148,7 @@ spec:
 ";
     let file = cluster.file("dns-app.yaml", manifests);
     cluster.ok(&["apply", "-f", &file]);
-    let db_ip = cluster.json(&["get", "svc", "db-service", "-n", "dev"])["spec"]["clusterIP"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let db_ip = cluster_ip(&cluster, "db-service", "dev");
 
     // The seeds' init container waits for a name; the app then looks names up and fetches
     // by name; an unknown name must not resolve.
@@ -161,17 +178,8 @@ spec:
       if nslookup nothing-here.dev.svc.cluster.local; then exit 3; fi
       echo all-resolved
 ";
-    let file = cluster.file("dns-client.yaml", client);
-    cluster.ok(&["apply", "-f", &file]);
-    let phase = eventually("the client pod to finish", LIMIT, || {
-        let pod = cluster.json(&["get", "pod", "client", "-n", "dev"]);
-        let phase = pod["status"]["phase"].as_str()?.to_owned();
-        matches!(phase.as_str(), "Succeeded" | "Failed").then_some(phase)
-    });
-    let prod_ip = cluster.json(&["get", "svc", "db-service", "-n", "prod"])["spec"]["clusterIP"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let phase = run_to_the_end(&cluster, "client", client);
+    let prod_ip = cluster_ip(&cluster, "db-service", "prod");
     let logs = cluster.ok(&["logs", "client", "-n", "dev", "-c", "app"]);
     assert_eq!(phase, "Succeeded", "{logs}");
     assert!(logs.contains(&format!("nameserver 10.{n}.0.10")), "{logs}");
@@ -248,17 +256,8 @@ spec:
       echo fetched; until wget -O - http://late.dev/; do sleep 1; done
       echo end
 ";
-    let file = cluster.file("dns-after-kill.yaml", after_kill);
-    cluster.ok(&["apply", "-f", &file]);
-    let phase = eventually("the late client pod to finish", LIMIT, || {
-        let pod = cluster.json(&["get", "pod", "late-client", "-n", "dev"]);
-        let phase = pod["status"]["phase"].as_str()?.to_owned();
-        matches!(phase.as_str(), "Succeeded" | "Failed").then_some(phase)
-    });
-    let late_ip = cluster.json(&["get", "svc", "late", "-n", "dev"])["spec"]["clusterIP"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let phase = run_to_the_end(&cluster, "late-client", after_kill);
+    let late_ip = cluster_ip(&cluster, "late", "dev");
     let logs = cluster.ok(&["logs", "late-client", "-n", "dev"]);
     assert_eq!(phase, "Succeeded", "{logs}");
     let section = |from: &str, to: &str| {

@@ -41,19 +41,41 @@ pub(crate) struct PodsArgs {
     /// Creates in flight at once.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    #[command(flatten)]
+    containerd: ContainerdImage,
+    /// Sandboxes the agent creates at once (`AgentConfig::sandbox_parallelism`).
+    #[arg(long, default_value_t = 8)]
+    sandbox_parallelism: usize,
+}
+
+/// The containerd the benchmark's agent uses and the pods' image, which must be imported
+/// there already (scripts/containerd-setup.sh does): pull time is no part of a figure.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ContainerdImage {
     /// containerd's socket (the image must be imported already).
     #[arg(
         long,
         env = "RAFTER_CONTAINERD_SOCK",
         default_value = "/tmp/rafter-containerd/containerd.sock"
     )]
-    containerd_socket: PathBuf,
-    /// The pods' image.
+    pub containerd_socket: PathBuf,
+    /// The pods' image (busybox: `sleep` and `httpd`).
     #[arg(long, default_value = "docker.io/local/busybox:1")]
-    image: String,
-    /// Sandboxes the agent creates at once (`AgentConfig::sandbox_parallelism`).
-    #[arg(long, default_value_t = 8)]
-    sandbox_parallelism: usize,
+    pub image: String,
+}
+
+impl ContainerdImage {
+    /// Fails, saying what to do, unless containerd answers and holds the image.
+    pub(crate) async fn require(&self) -> anyhow::Result<()> {
+        let runtime = ContainerdRuntime::connect(ContainerdConfig::new(&self.containerd_socket))
+            .await
+            .context("containerd (start it with scripts/containerd-setup.sh)")?;
+        runtime
+            .image_status(&self.image)
+            .await?
+            .with_context(|| format!("{} is not imported into containerd", self.image))?;
+        Ok(())
+    }
 }
 
 /// `bench agent` (hidden): one node agent on containerd.
@@ -286,19 +308,13 @@ pub(crate) async fn run(args: PodsArgs) -> anyhow::Result<()> {
          process) on containerd at {}; {} pods of {} (`sleep 3600`, requests 1m/4Mi) created with \
          {} creates in flight, scheduled by the masters' scheduler; the agent creates {} \
          sandboxes at once; latency = create call → the watch event showing phase Running",
-        args.containerd_socket.display(),
+        args.containerd.containerd_socket.display(),
         args.pods,
-        args.image,
+        args.containerd.image,
         args.concurrency,
         args.sandbox_parallelism
     );
-    let runtime = ContainerdRuntime::connect(ContainerdConfig::new(&args.containerd_socket))
-        .await
-        .context("containerd (start it with scripts/containerd-setup.sh)")?;
-    runtime
-        .image_status(&args.image)
-        .await?
-        .with_context(|| format!("{} is not imported into containerd", args.image))?;
+    args.containerd.require().await?;
 
     println!("starting 3 masters and the agent ...");
     let cluster = crate::gateway::start_cluster().await?;
@@ -313,7 +329,7 @@ pub(crate) async fn run(args: PodsArgs) -> anyhow::Result<()> {
         &cluster,
         dir.path(),
         &node,
-        &args.containerd_socket,
+        &args.containerd.containerd_socket,
         args.sandbox_parallelism,
         None,
     )?;
@@ -322,7 +338,9 @@ pub(crate) async fn run(args: PodsArgs) -> anyhow::Result<()> {
     let (rss_idle, _) = memory_kib(agent_pid);
 
     // Warm-up: the image's snapshot is unpacked and the paths are hot before timing.
-    client.create(pod("bench-warmup", &args.image)).await?;
+    client
+        .create(pod("bench-warmup", &args.containerd.image))
+        .await?;
     wait_for(
         "the warm-up pod to run",
         Duration::from_secs(60),
@@ -352,7 +370,7 @@ pub(crate) async fn run(args: PodsArgs) -> anyhow::Result<()> {
     let created: HashMap<String, Instant> = futures::stream::iter(names.iter().cloned())
         .map(|name| {
             let client = client.clone();
-            let image = args.image.clone();
+            let image = args.containerd.image.clone();
             async move {
                 let at = Instant::now();
                 client.create(pod(&name, &image)).await?;

@@ -14,22 +14,22 @@
 //! answer through the ClusterIP can only come from the new pod, after its Ready status,
 //! the Endpoints write, the agent's watch and its proxy sync. The pod has no readiness
 //! probe, so it is Ready when its container runs; httpd may answer at its IP a little
-//! before the Ready event arrives (the direct figure is then 0). Owns only the workload and
-//! its report; masters and agent are the `pods` benchmark's.
+//! before the Ready event arrives (the direct figure is then 0). The containerd's pods must
+//! be reachable from the host, as on scripts/containerd-setup.sh's bridge. Owns only the
+//! workload and its report; masters, agent and the containerd flags are the `pods`
+//! benchmark's.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use futures::StreamExt;
-use node_agent::{ContainerRuntime, ContainerdConfig, ContainerdRuntime};
 use rafter_client::DeleteOptions;
 use rafter_proto::{v1, Kind, Object};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::pods::{spawn_agent, wait_node_ready};
+use crate::pods::{spawn_agent, wait_node_ready, ContainerdImage};
 use crate::report::{ms, Machine};
 use crate::stats::percentile;
 
@@ -39,17 +39,8 @@ pub(crate) struct ServiceReadyArgs {
     /// Pods (each with its own Service) measured one after the other.
     #[arg(long, default_value_t = 20)]
     rounds: usize,
-    /// containerd's socket (the image must be imported already; pods must be reachable from
-    /// the host, as with scripts/containerd-setup.sh's bridge).
-    #[arg(
-        long,
-        env = "RAFTER_CONTAINERD_SOCK",
-        default_value = "/tmp/rafter-containerd/containerd.sock"
-    )]
-    containerd_socket: PathBuf,
-    /// The pods' image (busybox: its httpd serves the page).
-    #[arg(long, default_value = "docker.io/local/busybox:1")]
-    image: String,
+    #[command(flatten)]
+    containerd: ContainerdImage,
     /// The masters' Service ClusterIP range (one no other cluster on this host uses).
     #[arg(long, default_value = "10.251.0.0/16")]
     service_range: String,
@@ -152,13 +143,7 @@ pub(crate) async fn run(args: ServiceReadyArgs) -> anyhow::Result<()> {
         "{}",
         machine.header("service-ready: pod Ready → first request served through its Service")
     );
-    let runtime = ContainerdRuntime::connect(ContainerdConfig::new(&args.containerd_socket))
-        .await
-        .context("containerd (start it with scripts/containerd-setup.sh)")?;
-    runtime
-        .image_status(&args.image)
-        .await?
-        .with_context(|| format!("{} is not imported into containerd", args.image))?;
+    args.containerd.require().await?;
 
     println!("starting 3 masters and the agent (with its nftables proxy) ...");
     let cluster =
@@ -177,7 +162,7 @@ pub(crate) async fn run(args: ServiceReadyArgs) -> anyhow::Result<()> {
         &cluster,
         dir.path(),
         &node,
-        &args.containerd_socket,
+        &args.containerd.containerd_socket,
         8,
         Some(&table),
     )?;
@@ -238,7 +223,7 @@ async fn rounds(
             &Default::default(),
             Some(&listed.resource_version),
         ));
-        client.create(pod(&name, &args.image)).await?;
+        client.create(pod(&name, &args.containerd.image)).await?;
         let deadline = Instant::now() + Duration::from_secs(120);
         let (ready_at, pod_ip) = loop {
             let event = tokio::time::timeout_at(deadline, events.next())

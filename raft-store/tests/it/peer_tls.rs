@@ -95,14 +95,19 @@ async fn only_members_with_a_certificate_from_the_cluster_ca_receive_the_log() {
     let members: BTreeMap<u64, String> =
         [(1, one.addr().to_owned()), (2, two.addr().to_owned())].into();
     one.initialize(members).await.unwrap();
-    let leader = eventually("a leader over mutual TLS", || async {
-        [&one, &two]
+    // A member that has just won its election refuses proposals (ForwardToLeader) until it
+    // has heard from a quorum, so the first write is retried on whichever member leads.
+    let leader = eventually("a first write committed over mutual TLS", || async {
+        let leader = [&one, &two]
             .into_iter()
-            .find(|n| n.leader_term().is_some())
-            .cloned()
+            .find(|n| n.leader_term().is_some())?;
+        match leader.put(PutRequest::new("k", "v")).await {
+            Ok(_) => Some(leader.clone()),
+            Err(e) if e.is_retryable() => None,
+            Err(e) => panic!("the first write over mutual TLS: {e}"),
+        }
     })
     .await;
-    leader.put(PutRequest::new("k", "v")).await.unwrap();
 
     // A stranger with a certificate from another CA is added as a learner and never
     // gets the log: the TLS handshake fails in both directions.

@@ -122,6 +122,13 @@ async fn a_deployment_of_ten_replicas_converges_with_every_pod_bound() {
             s.pods().len() == 10 && s.bound_pods() == 10
         })
         .await;
+    // A pod's Scheduled event is a write of its own after its Binding, so it may land
+    // after the pod shows as bound.
+    h.cluster
+        .wait_until("10 Scheduled events", WAIT, |s| {
+            s.events.iter().filter(|e| e.reason == "Scheduled").count() >= 10
+        })
+        .await;
     h.cluster
         .wait_until("deployment status", WAIT, |s| {
             s.list(Kind::Deployment).iter().any(|d| match d {

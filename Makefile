@@ -34,11 +34,12 @@ up: build
 
 # The chaos tests' disk faults need the failpoints compiled into the rafter binary they
 # run (raft-store's storage/failpoints.rs); both commands build with them, so the test run
-# does not rebuild the binary without them.
+# does not rebuild the binary without them. scripts/test.sh runs `cargo test` over the
+# workspace and runs a failed test again on its own (twice at most), naming it as flaky.
 test: deps
 	scripts/containerd-setup.sh $(CONTAINERD_DIR)
 	cargo build --workspace --all-targets --features rafter/failpoints
-	RAFTER_CONTAINERD_SOCK=$(CONTAINERD_DIR)/containerd.sock cargo test --workspace --no-fail-fast --features rafter/failpoints
+	RAFTER_CONTAINERD_SOCK=$(CONTAINERD_DIR)/containerd.sock scripts/test.sh --features rafter/failpoints
 
 lint: deps
 	cargo fmt --all -- --check

@@ -19,6 +19,7 @@
 //! | `serde_support` | serde glue named from `build.rs` |
 //! | [`validation`] | [`validate`]: every problem of an object at once, each with its field path ([`FieldError`]) |
 //! | `defaults` | [`apply_defaults`]: Kubernetes' defaults for fields left empty, never overwriting |
+//! | [`quota`] | what an object charges against a ResourceQuota's hard keys (gateway and controller share it) |
 //!
 //! This crate does no I/O and holds no state: it parses, validates and serialises.
 
@@ -32,6 +33,7 @@ mod manifest;
 mod options;
 mod patch_type;
 mod quantity;
+pub mod quota;
 mod selector;
 mod serde_support;
 mod timestamp;

@@ -121,10 +121,17 @@ async fn only_members_with_a_certificate_from_the_cluster_ca_receive_the_log() {
 
     // A member with a certificate from the cluster CA joins and catches up.
     let friend = start(4, &dirs[3], member_tls(&cluster_ca)).await;
-    leader
-        .add_learner(4, friend.addr().to_owned())
-        .await
-        .unwrap();
+    eventually("the member with a cluster certificate added", || async {
+        let leader = [&one, &two]
+            .into_iter()
+            .find(|n| n.leader_term().is_some())?;
+        match leader.add_learner(4, friend.addr().to_owned()).await {
+            Ok(()) => Some(()),
+            Err(e) if e.is_retryable() => None,
+            Err(e) => panic!("adding member 4: {e}"),
+        }
+    })
+    .await;
     let kv = eventually(
         "the member with a cluster certificate applies the log",
         || async { friend.get("k", Consistency::Serializable).await.unwrap() },

@@ -8,6 +8,7 @@
 //! Owns those mappings, once for every service. It must not decide anything itself.
 
 use raft_store::kv::KvError;
+use rafter_proto::well_known::NO_SPACE_METADATA;
 use rafter_proto::well_known::OUTCOME_UNKNOWN_METADATA;
 use tonic::metadata::MetadataValue;
 use tonic::Status;
@@ -37,6 +38,14 @@ pub fn status_of(error: RegistryError) -> Status {
         RegistryError::Store(StoreError::Timeout(_)) => Status::deadline_exceeded(message),
         RegistryError::Store(StoreError::OutcomeUnknown(_)) => outcome_unknown(message),
         RegistryError::Fenced(_) => Status::aborted(message),
+        // The leader's disk is below its reserve: every master would forward it there.
+        RegistryError::Store(StoreError::Kv(KvError::NoSpace { .. })) => {
+            let mut status = Status::resource_exhausted(message);
+            status
+                .metadata_mut()
+                .insert(NO_SPACE_METADATA, MetadataValue::from_static("1"));
+            status
+        }
         // Every master refuses it alike: not an outage another master might not have.
         RegistryError::Store(StoreError::Kv(KvError::Invalid(_))) => {
             Status::failed_precondition(message)
@@ -155,6 +164,15 @@ mod tests {
                 Code::Unavailable,
                 false,
             ),
+            (
+                StoreError::Kv(KvError::NoSpace {
+                    member: 2,
+                    free: 1,
+                    reserve: 8,
+                }),
+                Code::ResourceExhausted,
+                false,
+            ),
         ];
         for (error, code, marked) in cases {
             let shown = format!("{error:?}");
@@ -163,6 +181,11 @@ mod tests {
             assert_eq!(
                 status.metadata().get(OUTCOME_UNKNOWN_METADATA).is_some(),
                 marked,
+                "{shown}"
+            );
+            assert_eq!(
+                status.metadata().get(NO_SPACE_METADATA).is_some(),
+                shown.contains("NoSpace"),
                 "{shown}"
             );
         }

@@ -8,6 +8,7 @@
 use std::error::Error as _;
 use std::fmt;
 
+use rafter_proto::well_known::NO_SPACE_METADATA;
 use rafter_proto::well_known::OUTCOME_UNKNOWN_METADATA;
 use tonic::{Code, Status};
 
@@ -86,6 +87,14 @@ pub enum ClientError {
     #[error("too large: {message}")]
     TooLarge {
         /// The server's message.
+        message: String,
+    },
+    /// The write was refused because the leader's data disk is below its reserve
+    /// (ResourceExhausted, marked): nothing was written; the same write is taken once
+    /// space is freed.
+    #[error("insufficient storage: {message}")]
+    NoSpace {
+        /// The server's message (the member, its free space and its reserve).
         message: String,
     },
     /// The resourceVersion or continue token is older than the store's history
@@ -173,6 +182,7 @@ impl ClientError {
             ClientError::Forbidden { .. } => "Forbidden",
             ClientError::Unauthenticated { .. } => "Unauthorized",
             ClientError::TooLarge { .. } => "RequestEntityTooLarge",
+            ClientError::NoSpace { .. } => "InsufficientStorage",
             ClientError::Expired { .. } => "Expired",
             ClientError::FailedPrecondition { .. } => "FailedPrecondition",
             ClientError::Unsupported { .. } => "MethodNotAllowed",
@@ -196,6 +206,9 @@ impl ClientError {
             },
             Code::PermissionDenied => ClientError::Forbidden { message },
             Code::Unauthenticated => ClientError::Unauthenticated { message },
+            Code::ResourceExhausted if status.metadata().get(NO_SPACE_METADATA).is_some() => {
+                ClientError::NoSpace { message }
+            }
             Code::ResourceExhausted => ClientError::TooLarge { message },
             Code::OutOfRange => ClientError::Expired { message },
             Code::FailedPrecondition => ClientError::FailedPrecondition { message },

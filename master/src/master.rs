@@ -100,6 +100,10 @@ pub struct MasterConfig {
     pub heartbeat: Duration,
     /// Revisions of history kept; older ones are compacted automatically. `None` keeps all.
     pub history_retention: Option<u64>,
+    /// Free bytes kept on the data disk (`--disk-reserve-mb`): while it has less, this
+    /// master refuses writes as leader (RESOURCE_EXHAUSTED naming it), and below a quarter
+    /// of it the master stops. 0 disables both.
+    pub disk_reserve_bytes: u64,
     /// Where the controllers take nodes' pod CIDRs from (`--cluster-cidr`); `None`: no
     /// allocation.
     pub cluster_cidr: Option<actors::ClusterCidr>,
@@ -507,6 +511,7 @@ impl Master {
         node_config.election_timeout_min = config.heartbeat * 3;
         node_config.election_timeout_max = config.heartbeat * 6;
         node_config.history_retention = config.history_retention;
+        node_config.disk_reserve_bytes = config.disk_reserve_bytes;
         if !config.insecure {
             // Masters authenticate each other: a peer without a certificate from the
             // cluster CA cannot replicate to or from this one.
@@ -620,17 +625,23 @@ impl Master {
     }
 
     /// Completes when the store member has stopped on a fatal error (a log write or sync the
-    /// disk refused, say), with that error: the process should then exit rather than serve
+    /// disk refused, say) or must stop because its data disk is nearly full, with the reason: the process should then exit rather than serve
     /// on without a store.
     pub async fn store_failed(&self) -> String {
         let mut metrics = self.node.metrics();
-        loop {
-            if let Err(fatal) = &metrics.borrow_watched().running_state {
-                return fatal.to_string();
+        let fatal = async {
+            loop {
+                if let Err(fatal) = &metrics.borrow_watched().running_state {
+                    return fatal.to_string();
+                }
+                if metrics.changed().await.is_err() {
+                    return "the store member stopped".to_owned();
+                }
             }
-            if metrics.changed().await.is_err() {
-                return "the store member stopped".to_owned();
-            }
+        };
+        tokio::select! {
+            why = fatal => why,
+            why = self.node.disk_exhausted() => why,
         }
     }
 

@@ -35,6 +35,11 @@ pub const AGENT_STATUS_METADATA: &str = "rafter-agent-status";
 /// A client must not send the write again as if it was never sent.
 pub const OUTCOME_UNKNOWN_METADATA: &str = "rafter-outcome-unknown";
 
+/// Metadata a gateway puts on a `RESOURCE_EXHAUSTED` status when the write was refused
+/// because the leader's data disk is below its reserve (not because the request is too
+/// large): nothing was written, and the same write is taken once space is freed.
+pub const NO_SPACE_METADATA: &str = "rafter-no-space";
+
 /// The label naming the Service an EndpointSlice belongs to.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// The label naming the controller that manages an EndpointSlice.

@@ -33,6 +33,7 @@ use crate::kv::Command;
 use crate::kv::KvError;
 use crate::kv::KvResponse;
 use crate::kv::Op;
+use crate::node::DiskReserve;
 use crate::types::ApplyResult;
 use crate::types::Raft;
 use crate::types::TypeConfig;
@@ -78,6 +79,8 @@ struct Pending {
 /// Proposes writes to the local Raft, sharing entries between concurrent writers.
 pub(crate) struct Proposer {
     raft: Raft,
+    /// Refuses writes while this member leads on a disk below its reserve.
+    disk: Arc<DiskReserve>,
     queue: mpsc::UnboundedSender<Pending>,
     /// Writes sent to the queue and not yet taken from it.
     queued: Arc<AtomicUsize>,
@@ -87,13 +90,14 @@ pub(crate) struct Proposer {
 
 impl Proposer {
     /// Start the proposing task on the current runtime; it ends when the proposer is dropped.
-    pub(crate) fn start(raft: Raft, limits: BatchLimits) -> Arc<Self> {
+    pub(crate) fn start(raft: Raft, limits: BatchLimits, disk: Arc<DiskReserve>) -> Arc<Self> {
         let (queue, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let slots = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
         tokio::spawn(run(raft.clone(), rx, limits, queued.clone(), slots.clone()));
         Arc::new(Proposer {
             raft,
+            disk,
             queue,
             queued,
             slots,
@@ -103,6 +107,15 @@ impl Proposer {
     /// Propose `cmd` and wait until it is applied (or Raft refuses it, e.g. not the leader).
     /// The caller bounds the wait.
     pub(crate) async fn propose(&self, cmd: Command) -> WriteResult {
+        // Refused before it is proposed, so nothing is half-done; only by the leader, whose
+        // disk takes the write first (a follower forwards or redirects it as usual).
+        if let Some(refusal) = self.disk.refusal() {
+            let metrics = self.raft.metrics();
+            let m = openraft::async_runtime::watch::WatchReceiver::borrow_watched(&metrics);
+            if m.current_leader == Some(m.id) {
+                return Ok(Err(refusal));
+            }
+        }
         // Nobody waiting and a slot free: propose it from here, with no hop through the
         // proposing task (a lone writer pays nothing for batching).
         if self.queued.load(Ordering::Acquire) == 0 {

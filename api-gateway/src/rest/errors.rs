@@ -109,6 +109,15 @@ impl ApiError {
             }
             Code::Unauthenticated => (401, "Unauthorized", message.to_owned()),
             Code::OutOfRange => (410, "Expired", message.to_owned()),
+            // The leader's disk is below its reserve: HTTP's Insufficient Storage.
+            Code::ResourceExhausted
+                if status
+                    .metadata()
+                    .get(rafter_proto::well_known::NO_SPACE_METADATA)
+                    .is_some() =>
+            {
+                (507, "InternalError", message.to_owned())
+            }
             Code::ResourceExhausted => (413, "RequestEntityTooLarge", message.to_owned()),
             Code::Unavailable => (503, "ServiceUnavailable", message.to_owned()),
             Code::DeadlineExceeded => (504, "Timeout", message.to_owned()),

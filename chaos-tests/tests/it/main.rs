@@ -7,6 +7,7 @@
 mod a_cron_jobs_ticks_each_run_once_across_a_leader_kill;
 mod a_dead_master_is_replaced_with_the_cli;
 mod a_full_disk_stops_its_member_and_loses_nothing;
+mod a_leader_below_its_disk_reserve_refuses_writes_until_space_returns;
 mod a_member_replaced_under_faults_loses_nothing;
 mod a_member_whose_wal_sync_fails_stops_and_loses_nothing;
 mod a_paused_leader_delays_writes_by_less_than_four_seconds;
@@ -27,6 +28,7 @@ mod rotated_keys_keep_secrets_readable_across_restarts;
 mod secrets_are_ciphertext_in_every_file_and_backup;
 mod services_never_share_a_cluster_ip_or_node_port;
 mod skewed_clocks_mark_no_node_not_ready;
+mod small_disk;
 mod snapshot_restore_seeds_a_new_cluster;
 mod support;
 mod the_durability_check_catches_acknowledging_before_the_fsync;

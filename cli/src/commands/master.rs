@@ -77,6 +77,11 @@ pub struct MasterArgs {
     /// from before them are told so (they list again). 0 keeps all history.
     #[arg(long, default_value_t = DEFAULT_HISTORY_RETENTION)]
     history_retention: u64,
+    /// Megabytes kept free on the data disk: while it has less, this master refuses writes
+    /// as leader (naming itself and its free space), until space is freed; below a quarter
+    /// of it, the master exits rather than let a log write find the disk full. 0 disables.
+    #[arg(long, default_value_t = 64)]
+    disk_reserve_mb: u64,
     /// The range nodes' pod CIDRs (spec.podCIDR) are allocated from; "" allocates none.
     #[arg(long, default_value = "10.244.0.0/16")]
     cluster_cidr: String,
@@ -191,6 +196,7 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
         token_file: args.token_auth_file,
         heartbeat: Duration::from_millis(args.heartbeat_ms.max(10)),
         history_retention: (args.history_retention > 0).then_some(args.history_retention),
+        disk_reserve_bytes: args.disk_reserve_mb.saturating_mul(1024 * 1024),
         encryption_config: args.encryption_provider_config,
         audit: args.audit_log_path.map(|log_path| AuditConfig {
             log_path,

@@ -61,6 +61,20 @@ pub enum KvError {
     /// The storage backend failed; the state machine cannot go on.
     #[error("storage backend failed: {0}")]
     Storage(String),
+    /// The leader's data disk has less free space than its reserve: the write was refused
+    /// before it was proposed, and nothing was written. Taken again once space is freed.
+    #[error(
+        "member {member}'s data disk has {free} bytes free, below its reserve of {reserve} \
+         bytes: writes are refused until space is freed"
+    )]
+    NoSpace {
+        /// The member that refused.
+        member: u64,
+        /// Its free bytes at the last reading.
+        free: u64,
+        /// Its reserve.
+        reserve: u64,
+    },
 }
 
 impl KvError {

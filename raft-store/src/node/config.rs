@@ -61,6 +61,10 @@ pub struct NodeConfig {
     pub faults: NetworkFaults,
     /// Mutual TLS with peers; plaintext when `None` (tests, local development).
     pub tls: Option<PeerTls>,
+    /// Free bytes kept on the data disk: a leader with less refuses new writes
+    /// (`KvError::NoSpace`), and a member with less than a quarter of it stops. 0 disables
+    /// both.
+    pub disk_reserve_bytes: u64,
 }
 
 impl NodeConfig {
@@ -87,6 +91,7 @@ impl NodeConfig {
             forward_writes: false,
             faults: NetworkFaults::default(),
             tls: None,
+            disk_reserve_bytes: 0,
         }
     }
 }

@@ -1,9 +1,10 @@
 //! A member of the store: the client-facing facade over Raft, storage and network.
 //!
-//! Owns [`Node`], its configuration, its errors and watches. It must not implement
+//! Owns [`Node`], its configuration, its errors, watches and disk reserve. It must not implement
 //! key-space logic (`kv`), disk formats (`storage`) or the wire protocol (`network`).
 
 mod config;
+mod disk_reserve;
 mod error;
 // reason: node/node.rs holds `Node` itself, beside its config, errors and watches; the
 // module is private and its items are re-exported here, so `node::node` is never seen.
@@ -12,6 +13,7 @@ mod node;
 mod watch;
 
 pub use config::NodeConfig;
+pub(crate) use disk_reserve::DiskReserve;
 pub use error::NodeError;
 pub(crate) use node::now_ms;
 pub use node::since_quorum_ack;

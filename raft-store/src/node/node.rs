@@ -41,6 +41,7 @@ use crate::node::error::NodeError;
 use crate::node::watch::spawn_watch;
 use crate::node::watch::Watch;
 use crate::node::watch::WatchRequest;
+use crate::node::DiskReserve;
 use crate::proposer::Proposer;
 use crate::read_index::ReadIndexBatcher;
 use crate::storage::StateHandle;
@@ -75,6 +76,8 @@ struct NodeInner {
     proposer: Arc<Proposer>,
     /// Connections to peers (Raft replication, forwarded writes, read indexes).
     peers: PeerConnections,
+    /// The data disk's free space against the reserve.
+    disk: Arc<DiskReserve>,
 }
 
 /// A running member of the store. Cheap to clone.
@@ -190,7 +193,12 @@ impl Node {
             .map_err(stopped)?;
         let (shutdown, shutdown_rx) = tokio_watch::channel(false);
         let reads = ReadIndexBatcher::new(raft.clone());
-        let proposer = Proposer::start(raft.clone(), config.batching);
+        let disk = DiskReserve::new(
+            config.id,
+            config.data_dir.clone(),
+            config.disk_reserve_bytes,
+        );
+        let proposer = Proposer::start(raft.clone(), config.batching, disk.clone());
         let service = RaftGrpcService::new(
             config.id,
             &config.cluster_name,
@@ -244,12 +252,16 @@ impl Node {
                 reads,
                 proposer,
                 peers,
+                disk: disk.clone(),
             }),
         };
+        let disk_watch =
+            tokio::spawn(disk.watch(node.inner.config.housekeeping_interval, shutdown_rx.clone()));
         let housekeeping = tokio::spawn(housekeeping(node.clone_weak(), shutdown_rx));
         if let Ok(mut tasks) = node.inner.tasks.lock() {
             tasks.push(server);
             tasks.push(housekeeping);
+            tasks.push(disk_watch);
         }
         Ok(node)
     }
@@ -647,6 +659,13 @@ impl Node {
             .await
             .map_err(stopped)??;
         Ok(info)
+    }
+
+    /// Resolves, with the reason, once this member must stop because its data disk has less
+    /// than a quarter of [`NodeConfig::disk_reserve_bytes`] free; never without a reserve.
+    /// The caller then shuts the member down (a master process exits).
+    pub async fn disk_exhausted(&self) -> String {
+        self.inner.disk.exhausted().await
     }
 
     /// Stop Raft, the endpoint and background tasks, and wait until the database is closed,

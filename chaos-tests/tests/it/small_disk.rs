@@ -90,7 +90,7 @@ impl SmallDisk {
     /// Bytes free on the filesystem.
     pub fn free_bytes(&self) -> u64 {
         let stat = nix::sys::statvfs::statvfs(&self.mount).unwrap();
-        u64::from(stat.blocks_available()) * u64::from(stat.fragment_size())
+        stat.blocks_available() * stat.fragment_size()
     }
 }
 

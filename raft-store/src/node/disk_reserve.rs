@@ -51,7 +51,7 @@ impl DiskReserve {
     /// The refusal a new write gets while free space is below the reserve.
     pub(crate) fn refusal(&self) -> Option<KvError> {
         let free = self.free.load(Ordering::Relaxed);
-        (free < self.reserve).then(|| KvError::NoSpace {
+        (free < self.reserve).then_some(KvError::NoSpace {
             member: self.member,
             free,
             reserve: self.reserve,
@@ -136,7 +136,7 @@ impl DiskReserve {
 /// Bytes an unprivileged writer may still use on the filesystem holding `dir`.
 fn free_bytes(dir: &std::path::Path) -> Result<u64, nix::Error> {
     let stat = nix::sys::statvfs::statvfs(dir)?;
-    Ok(u64::from(stat.blocks_available()).saturating_mul(u64::from(stat.fragment_size())))
+    Ok(stat.blocks_available().saturating_mul(stat.fragment_size()))
 }
 
 #[cfg(test)]

@@ -625,8 +625,8 @@ impl Master {
     }
 
     /// Completes when the store member has stopped on a fatal error (a log write or sync the
-    /// disk refused, say) or must stop because its data disk is nearly full, with the reason: the process should then exit rather than serve
-    /// on without a store.
+    /// disk refused, say) or must stop because its data disk is nearly full, with the
+    /// reason: the process should then exit rather than serve on without a store.
     pub async fn store_failed(&self) -> String {
         let mut metrics = self.node.metrics();
         let fatal = async {

@@ -13,7 +13,7 @@ use rafter_proto::api;
 use crate::secrets_are_ciphertext_in_every_file_and_backup::{
     canary, every_master_reads_back, secret, write_encryption_config,
 };
-use crate::support::library_client;
+use crate::support::{create_settled, library_client};
 
 const SECRETS: usize = 1000;
 const K1: [u8; 32] = [0x11; 32];
@@ -48,7 +48,7 @@ async fn rotated_keys_keep_secrets_readable_across_restarts() {
             .map(|i| {
                 let client = &client;
                 let object = secret(&canary, i);
-                async move { client.create(object).await.unwrap() }
+                create_settled(client, object)
             })
             .buffer_unordered(32)
             .collect::<Vec<_>>()

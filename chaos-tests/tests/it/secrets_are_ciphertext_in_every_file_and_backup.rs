@@ -14,7 +14,7 @@ use chaos_tests::{rafter_binary, Cluster};
 use futures::StreamExt;
 use rafter_proto::{parse_object, Object};
 
-use crate::support::{library_client, list_default};
+use crate::support::{create_settled, library_client, list_default};
 
 const SECRETS: usize = 1000;
 
@@ -181,7 +181,7 @@ async fn secrets_are_ciphertext_in_every_file_and_backup() {
         .map(|i| {
             let client = &client;
             let object = secret(&canary, i);
-            async move { client.create(object).await.unwrap() }
+            create_settled(client, object)
         })
         .buffer_unordered(32)
         .collect::<Vec<_>>()

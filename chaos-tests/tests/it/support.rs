@@ -159,6 +159,40 @@ pub async fn library_create(client: &Client, name: &str, within: Duration) -> Op
     }
 }
 
+/// Creates `object` through `client` and settles what a lost answer leaves open: after an
+/// unknown outcome (or no master answering) it reads the name, and sends the create again
+/// only if the object is not there. Panics on any other refusal, or if nothing settles in
+/// 60 s. Returns the object as stored.
+pub async fn create_settled(client: &Client, object: Object) -> Object {
+    let (kind, namespace, name) = (
+        object.kind(),
+        object.metadata().namespace.clone(),
+        object.metadata().name.clone(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut unsure = false;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "{kind} {name}: no create settled in 60 s"
+        );
+        match client.create(object.clone()).await {
+            Ok(created) => return created,
+            Err(rafter_client::ClientError::AlreadyExists { .. }) if unsure => {}
+            Err(
+                rafter_client::ClientError::OutcomeUnknown { .. }
+                | rafter_client::ClientError::NoMasterAvailable { .. },
+            ) => unsure = true,
+            Err(e) => panic!("create {kind} {name}: {e}"),
+        }
+        match client.get(kind, &namespace, &name).await {
+            Ok(stored) => return stored,
+            Err(rafter_client::ClientError::NotFound { .. }) => {}
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
 /// Waits until some master lists at least `count` ConfigMaps in the default namespace.
 pub async fn wait_for_config_maps(cluster: &Cluster, count: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -1,5 +1,6 @@
 //! The ResourceQuota controller: keeps `status.hard` (= `spec.hard`) and `status.used` of
-//! a quota current with what its namespace holds.
+//! a quota current with what its namespace holds, counted with `rafter_proto::quota`, the
+//! definition the gateway charges writes with.
 //!
 //! ```text
 //!  spec.hard keys ─► usage from the cache, per key:
@@ -10,18 +11,21 @@
 //!  status differs ─► UpdateStatus
 //! ```
 //!
-//! Owns the reported usage only. It must not admit or refuse anything: admission enforces
-//! `spec.hard`. Keys naming what the informer does not cache (`count/configmaps`, say) are
-//! left out of `status.used`.
+//! Owns the reported usage only. It must not admit or refuse anything: the gateway charges
+//! each write against `spec.hard` in the write's own transaction. Releases (a pod that
+//! finished or went, say) happen here, as a recount; the status write carries the
+//! quota's resourceVersion, so it never undoes a charge it has not seen. Keys naming what
+//! the informer does not cache (`count/configmaps`, say) are left out of `status.used`,
+//! and the gateway counts them itself when it charges.
 
 use std::collections::BTreeMap;
 
-use rafter_proto::v1::{self, ResourceQuotaStatus};
-use rafter_proto::{Kind, Object, Quantity, QuantityFormat};
+use rafter_proto::quota::{charge, count, counted_kind, sum};
+use rafter_proto::v1::ResourceQuotaStatus;
+use rafter_proto::{Object, Quantity};
 
 use crate::action::{Action, ObjectKey, Reconciled};
 use crate::cache::Cache;
-use crate::pods::is_terminal;
 use crate::runtime::is_informed;
 
 /// Reconciles one ResourceQuota.
@@ -54,138 +58,27 @@ pub fn reconcile(cache: &Cache, key: &ObjectKey) -> Reconciled {
     out
 }
 
-fn count(n: usize) -> Quantity {
-    Quantity::from_units(
-        i128::try_from(n).unwrap_or(i128::MAX),
-        QuantityFormat::DecimalSi,
+/// What the namespace's cached objects charge against `key`, by the same definition the
+/// gateway charges writes with; `None` when the key counts a kind the informer does not
+/// cache, or nothing at all.
+fn usage(cache: &Cache, namespace: &str, key: &str, scopes: &[String]) -> Option<Quantity> {
+    let kind = counted_kind(key)?;
+    if !is_informed(kind) {
+        return None;
+    }
+    Some(
+        cache
+            .list_namespaced(kind, namespace)
+            .map(|object| charge(&object, key, scopes))
+            .fold(count(0), sum),
     )
-}
-
-/// Whether a pod counts under every scope of the quota.
-fn in_scopes(pod: &v1::Pod, scopes: &[String]) -> bool {
-    let spec = pod.spec.clone().unwrap_or_default();
-    let best_effort = spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter())
-        .all(|c| {
-            c.resources
-                .as_ref()
-                .is_none_or(|r| r.requests.is_empty() && r.limits.is_empty())
-        });
-    let terminating = spec.active_deadline_seconds.is_some();
-    scopes.iter().all(|scope| match scope.as_str() {
-        "BestEffort" => best_effort,
-        "NotBestEffort" => !best_effort,
-        "Terminating" => terminating,
-        "NotTerminating" => !terminating,
-        _ => true,
-    })
-}
-
-fn sum(values: impl Iterator<Item = Quantity>) -> Quantity {
-    values.fold(Quantity::from_millis(0), |a, b| {
-        a.checked_add(&b).unwrap_or(a)
-    })
-}
-
-/// A pod's requests or limits of `resource` over its containers.
-fn pod_amount(pod: &v1::Pod, kind: &str, resource: &str) -> Quantity {
-    let containers = pod.spec.iter().flat_map(|s| s.containers.iter());
-    sum(containers.filter_map(|c| {
-        let r = c.resources.as_ref()?;
-        let map = if kind == "limits" {
-            &r.limits
-        } else {
-            &r.requests
-        };
-        map.get(resource)?.parse::<Quantity>().ok()
-    }))
-}
-
-fn usage(cache: &Cache, namespace: &str, resource: &str, scopes: &[String]) -> Option<Quantity> {
-    let pods = || {
-        cache
-            .pods_in(namespace)
-            .filter(|p| !is_terminal(p) && in_scopes(p, scopes))
-    };
-    let services = || {
-        cache
-            .list_namespaced(Kind::Service, namespace)
-            .filter_map(|o| match o.as_ref() {
-                Object::Service(s) => Some(s),
-                _ => None,
-            })
-    };
-    let claims = || {
-        cache
-            .list_namespaced(Kind::PersistentVolumeClaim, namespace)
-            .filter_map(|o| match o.as_ref() {
-                Object::PersistentVolumeClaim(c) => Some(c),
-                _ => None,
-            })
-    };
-    Some(match resource {
-        "pods" | "count/pods" => count(pods().count()),
-        "cpu" | "memory" => sum(pods().map(|p| pod_amount(p, "requests", resource))),
-        "services" | "count/services" => count(services().count()),
-        "services.nodeports" => count(
-            services()
-                .filter_map(|s| s.spec.as_ref())
-                .map(|s| s.ports.iter().filter(|p| p.node_port != 0).count())
-                .sum(),
-        ),
-        "services.loadbalancers" => count(
-            services()
-                .filter(|s| s.spec.as_ref().is_some_and(|s| s.r#type == "LoadBalancer"))
-                .count(),
-        ),
-        "persistentvolumeclaims" | "count/persistentvolumeclaims" => count(claims().count()),
-        "requests.storage" => sum(claims().filter_map(|c| {
-            let text = c
-                .spec
-                .as_ref()?
-                .resources
-                .as_ref()?
-                .requests
-                .get("storage")?;
-            text.parse::<Quantity>().ok()
-        })),
-        other => {
-            if let Some(name) = other
-                .strip_prefix("requests.")
-                .or(other.strip_prefix("limits."))
-            {
-                let kind = if other.starts_with("limits.") {
-                    "limits"
-                } else {
-                    "requests"
-                };
-                return Some(sum(pods().map(|p| pod_amount(p, kind, name))));
-            }
-            let counted = other.strip_prefix("count/")?;
-            let kind = Kind::all().find(|k| {
-                let info = k.info();
-                let full = if info.group.is_empty() {
-                    info.plural.to_owned()
-                } else {
-                    format!("{}.{}", info.plural, info.group)
-                };
-                full == counted
-            })?;
-            if !is_informed(kind) {
-                return None;
-            }
-            count(cache.list_namespaced(kind, namespace).count())
-        }
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::*;
-    use rafter_proto::parse_object;
+    use rafter_proto::{parse_object, Kind};
 
     fn quota(hard: &str, scopes: &str) -> Object {
         parse_object(

@@ -6,7 +6,8 @@
 //! max and maxLimitRequestRatio; see `limit_ranger`) — a container that asks for nothing
 //! in a namespace without a LimitRange gets nothing, as in Kubernetes; a pod's
 //! ServiceAccount (`default` when it names none; refused when it names one that does not
-//! exist); ResourceQuota for pods (creates only).
+//! exist). ResourceQuota is not judged here but in the write's own transaction (the
+//! `quota` module), so that concurrent writes cannot pass a limit together.
 //!
 //! Owns those checks and nothing else: it never writes, and it reads only through the
 //! narrow [`AdmissionReader`] trait (the registry implements it), so it knows nothing of
@@ -19,15 +20,11 @@
 //!                             AdmissionReader (the registry, or a test's fake)
 //! ```
 
-use std::collections::BTreeMap;
-
-use rafter_proto::v1::{Container, LimitRange, Pod};
+use rafter_proto::v1::{LimitRange, Pod};
 
 use crate::limit_ranger;
 use rafter_proto::well_known::{DEFAULT_SERVICE_ACCOUNT, SYSTEM_NAMESPACES};
-use rafter_proto::{
-    apply_defaults, validate, Kind, ListOptions, Object, Quantity, ReadConsistency,
-};
+use rafter_proto::{apply_defaults, validate, Kind, ListOptions, Object, ReadConsistency};
 
 /// What admission may read: one object by name, and lists.
 #[async_trait::async_trait]
@@ -98,7 +95,6 @@ pub(crate) async fn admit<R: AdmissionReader>(
         check_limit_ranges(reader, &namespace, object).await?;
         if let Object::Pod(pod) = object {
             check_service_account(reader, &namespace, pod).await?;
-            check_pod_quota(reader, &namespace, pod).await?;
         }
     }
     Ok(())
@@ -250,124 +246,4 @@ async fn check_limit_ranges<R: AdmissionReader>(
         _ => Ok(()),
     };
     refused.map_err(AdmissionError::Forbidden)
-}
-
-/// What a pod counts against a quota: `pods`, and requests/limits of its containers.
-fn pod_usage(pod: &Pod) -> BTreeMap<String, Quantity> {
-    let mut usage = BTreeMap::new();
-    usage.insert(
-        "pods".to_owned(),
-        Quantity::from_units(1, rafter_proto::QuantityFormat::DecimalSi),
-    );
-    usage.insert(
-        "count/pods".to_owned(),
-        Quantity::from_units(1, rafter_proto::QuantityFormat::DecimalSi),
-    );
-    let containers: Vec<&Container> = pod.spec.iter().flat_map(|s| s.containers.iter()).collect();
-    for container in containers {
-        let Some(resources) = &container.resources else {
-            continue;
-        };
-        for (prefix, map) in [
-            ("requests", &resources.requests),
-            ("limits", &resources.limits),
-        ] {
-            for (name, text) in map {
-                let Ok(quantity) = text.parse::<Quantity>() else {
-                    continue;
-                };
-                let mut keys = vec![format!("{prefix}.{name}")];
-                if prefix == "requests" {
-                    keys.push(name.clone());
-                }
-                for key in keys {
-                    let total = match usage.get(&key) {
-                        Some(sum) => sum.checked_add(&quantity).unwrap_or(quantity),
-                        None => quantity,
-                    };
-                    usage.insert(key, total);
-                }
-            }
-        }
-    }
-    usage
-}
-
-async fn check_pod_quota<R: AdmissionReader>(
-    reader: &R,
-    namespace: &str,
-    pod: &Pod,
-) -> Result<(), AdmissionError<R::Error>> {
-    // Whether any quota applies is read from the local member (quotas change rarely, and
-    // most namespaces have none); the usage it limits is read linearizably.
-    let mut quota_options = ListOptions::all(Kind::ResourceQuota, Some(namespace));
-    quota_options.consistency = ReadConsistency::Serializable;
-    let quotas = reader
-        .list_objects(&quota_options)
-        .await
-        .map_err(AdmissionError::Read)?;
-    if quotas.is_empty() {
-        return Ok(());
-    }
-    let pods = reader
-        .list_objects(&ListOptions::all(Kind::Pod, Some(namespace)))
-        .await
-        .map_err(AdmissionError::Read)?;
-    let mut used: BTreeMap<String, Quantity> = BTreeMap::new();
-    for other in &pods {
-        let Object::Pod(other) = other else { continue };
-        let terminal = other
-            .status
-            .as_ref()
-            .is_some_and(|s| s.phase == "Succeeded" || s.phase == "Failed");
-        if terminal
-            || other
-                .metadata
-                .as_ref()
-                .is_some_and(|m| m.deletion_timestamp.is_some())
-        {
-            continue;
-        }
-        for (key, quantity) in pod_usage(other) {
-            let total = match used.get(&key) {
-                Some(sum) => sum.checked_add(&quantity).unwrap_or(quantity),
-                None => quantity,
-            };
-            used.insert(key, total);
-        }
-    }
-    let requested = pod_usage(pod);
-    for quota in &quotas {
-        let Object::ResourceQuota(quota) = quota else {
-            continue;
-        };
-        let Some(spec) = &quota.spec else { continue };
-        let name = quota
-            .metadata
-            .as_ref()
-            .map(|m| m.name.clone())
-            .unwrap_or_default();
-        for (resource, hard_text) in &spec.hard {
-            let Ok(hard) = hard_text.parse::<Quantity>() else {
-                continue;
-            };
-            let asked = requested.get(resource);
-            let is_compute = resource.contains("cpu") || resource.contains("memory");
-            if asked.is_none() && is_compute {
-                return Err(AdmissionError::Forbidden(format!(
-                    "failed quota: {name}: must specify {resource} for every container"
-                )));
-            }
-            let Some(asked) = asked else { continue };
-            let zero = Quantity::from_millis(0);
-            let in_use = used.get(resource).copied().unwrap_or(zero);
-            let total = in_use.checked_add(asked).unwrap_or(*asked);
-            if total > hard {
-                return Err(AdmissionError::Forbidden(format!(
-                    "exceeded quota: {name}, requested: {resource}={asked}, used: {resource}={in_use}, limited: {resource}={hard}"
-                )));
-            }
-        }
-    }
-    Ok(())
 }

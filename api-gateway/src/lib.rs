@@ -52,6 +52,7 @@ mod node_authz;
 mod node_metrics;
 mod patch;
 mod pod_logs;
+mod quota;
 mod rbac;
 mod registry;
 mod rest;

@@ -272,7 +272,7 @@ pub fn kind_prefix(kind: Kind) -> String {
 }
 
 /// The key prefix of a kind's objects in one namespace, or all of them.
-fn list_prefix(kind: Kind, namespace: Option<&str>) -> String {
+pub(crate) fn list_prefix(kind: Kind, namespace: Option<&str>) -> String {
     match namespace {
         Some(ns) if kind.info().namespaced => format!("{}{ns}/", kind_prefix(kind)),
         _ => kind_prefix(kind),
@@ -319,7 +319,11 @@ pub fn decode(
 
 /// The bytes stored for an object at `key`: without its resourceVersion, which the store
 /// keeps, and encrypted when the configuration says so.
-fn encode(transformer: &Transformer, key: &str, object: &Object) -> Result<Vec<u8>, RegistryError> {
+pub(crate) fn encode(
+    transformer: &Transformer,
+    key: &str,
+    object: &Object,
+) -> Result<Vec<u8>, RegistryError> {
     let mut stored = object.clone();
     stored.metadata_mut().resource_version.clear();
     let bytes = stored.encode_to_vec();
@@ -517,9 +521,13 @@ impl<S: KvStore> Registry<S> {
             kind,
             name: display_name(kind, &namespace, &name),
         };
-        // A Service's values are chosen per attempt: a value another master took in
-        // between fails the transaction's compare, and the next attempt chooses again.
-        for attempt in 0..16 {
+        // A Service's values are chosen per attempt, and quotas charged per attempt: a
+        // value another master took in between, or a quota another write charged, fails
+        // the transaction's compare, and the next attempt chooses and charges again.
+        for attempt in 0..WRITE_ATTEMPTS {
+            if attempt > 1 {
+                contention_pause(attempt).await;
+            }
             let consistency = read_for_write(attempt);
             let mut candidate = object.clone();
             let plan = match self
@@ -538,6 +546,7 @@ impl<S: KvStore> Registry<S> {
                 }
                 other => other?,
             };
+            let charged = self.plan_quota(None, &candidate, consistency).await?;
             let value = encode(&self.transformer, &key, &candidate)?;
             if dry_run {
                 return Ok(candidate);
@@ -548,9 +557,11 @@ impl<S: KvStore> Registry<S> {
                 CompareTarget::CreateRevision(0),
             )];
             let mut success = vec![TxnOp::Put(PutRequest::new(key.clone(), value))];
-            let reserves = !plan.is_empty();
+            let reserves = !plan.is_empty() || !charged.is_empty();
             compare.extend(plan.compares);
             success.extend(plan.ops);
+            compare.extend(charged.compares);
+            success.extend(charged.ops);
             let (ok, revision, _) = self
                 .txn(TxnRequest {
                     compare,
@@ -573,7 +584,7 @@ impl<S: KvStore> Registry<S> {
         Err(RegistryError::Conflict {
             kind,
             name: display_name(kind, &namespace, &name),
-            detail: "its ClusterIP or NodePorts kept being taken by others; try again".to_owned(),
+            detail: "its ClusterIP or NodePorts kept being taken, or its namespace's quota kept being charged, by others; try again".to_owned(),
         })
     }
 
@@ -656,7 +667,10 @@ impl<S: KvStore> Registry<S> {
         let namespace = effective_namespace(kind, &object.metadata().namespace);
         let name = object.metadata().name.clone();
         let expected = object.metadata().resource_version.clone();
-        for attempt in 0..16 {
+        for attempt in 0..WRITE_ATTEMPTS {
+            if attempt > 1 {
+                contention_pause(attempt).await;
+            }
             let consistency = read_for_write(attempt);
             let Some((current, kv)) = self.read(kind, &namespace, &name, consistency).await? else {
                 if consistency == ReadConsistency::Serializable {
@@ -714,8 +728,13 @@ impl<S: KvStore> Registry<S> {
             } else if mode == MergeMode::Status {
                 Plan::default()
             } else {
-                self.plan_allocation(Some(&current), &mut next, consistency)
-                    .await?
+                let mut plan = self
+                    .plan_allocation(Some(&current), &mut next, consistency)
+                    .await?;
+                let charged = self.plan_quota(Some(&current), &next, consistency).await?;
+                plan.compares.extend(charged.compares);
+                plan.ops.extend(charged.ops);
+                plan
             };
             if dry_run {
                 return Ok(next);
@@ -1315,6 +1334,18 @@ fn allocation_error(e: AllocationError, name: String) -> RegistryError {
 /// (no round trip to the leader; the write's compare-and-swap on mod_revision catches a
 /// stale read), then linearizably, so an answer that fails the call (missing, changed,
 /// precondition) is never based on stale state.
+/// How many times a create or update plans and tries its transaction before giving up
+/// with `Conflict`: enough for dozens of writers charging one quota at once.
+const WRITE_ATTEMPTS: usize = 32;
+
+/// A short random pause before attempt `attempt` (from the third on), growing with it, so
+/// writers that keep failing each other's compares spread out instead of colliding again.
+async fn contention_pause(attempt: usize) {
+    let cap_ms = 2u64 << attempt.min(6);
+    let ms = rand::random::<u64>() % cap_ms;
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+}
+
 fn read_for_write(attempt: usize) -> ReadConsistency {
     if attempt == 0 {
         ReadConsistency::Serializable

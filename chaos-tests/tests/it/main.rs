@@ -6,6 +6,7 @@
 
 mod a_cron_jobs_ticks_each_run_once_across_a_leader_kill;
 mod a_dead_master_is_replaced_with_the_cli;
+mod a_forbid_cron_job_never_overlaps_its_runs_across_a_leader_kill;
 mod a_full_disk_stops_its_member_and_loses_nothing;
 mod a_leader_below_its_disk_reserve_refuses_writes_until_space_returns;
 mod a_member_replaced_under_faults_loses_nothing;
@@ -18,6 +19,7 @@ mod acknowledged_writes_survive_leader_kills;
 mod an_indexed_jobs_indexes_each_run_once_across_a_leader_kill;
 mod an_isolated_leader_acknowledges_nothing;
 mod client_carries_on_when_masters_die;
+mod concurrent_creates_never_pass_a_quota;
 mod controllers_converge_across_leader_kills;
 mod each_identity_gets_only_what_it_is_granted;
 mod every_kind_round_trips_through_three_masters;

@@ -85,10 +85,28 @@ pub fn pod_template_hash(template: &PodTemplateSpec, collision_count: Option<i32
         .collect()
 }
 
+/// The template without the hash label, and with `resources: {}` written as no resources
+/// at all: JSON clients (kubectl's `rollout undo` among them) drop an empty object, so
+/// the two spellings must be the same template.
 fn without_hash(template: &PodTemplateSpec) -> PodTemplateSpec {
     let mut t = template.clone();
     if let Some(m) = t.metadata.as_mut() {
         m.labels.remove(POD_TEMPLATE_HASH_LABEL);
+    }
+    if let Some(spec) = t.spec.as_mut() {
+        for container in spec
+            .containers
+            .iter_mut()
+            .chain(spec.init_containers.iter_mut())
+        {
+            if container
+                .resources
+                .as_ref()
+                .is_some_and(|r| r.requests.is_empty() && r.limits.is_empty())
+            {
+                container.resources = None;
+            }
+        }
     }
     t
 }

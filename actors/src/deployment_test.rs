@@ -357,6 +357,31 @@ fn the_template_hash_is_stable_short_and_ignores_its_own_label() {
     assert_ne!(pod_template_hash(&t, Some(1)), h);
 }
 
+#[test]
+fn empty_resources_and_no_resources_are_the_same_template() {
+    let d = deployment("default", "web", 1);
+    let bare = d_template(&d);
+    let mut spelled = bare.clone();
+    for container in &mut spelled.spec.as_mut().unwrap().containers {
+        container.resources = Some(Default::default());
+    }
+    assert_eq!(
+        pod_template_hash(&spelled, None),
+        pod_template_hash(&bare, None),
+        "`resources: {{}}` hashes as no resources (JSON clients drop the empty object)"
+    );
+    assert!(same_template(Some(&spelled), Some(&bare)));
+    let mut sized = bare.clone();
+    sized.spec.as_mut().unwrap().containers[0].resources = Some(v1::ResourceRequirements {
+        requests: [("cpu".to_owned(), "10m".to_owned())].into(),
+        ..Default::default()
+    });
+    assert_ne!(
+        pod_template_hash(&sized, None),
+        pod_template_hash(&bare, None)
+    );
+}
+
 /// Rolling update steps for given replicas/maxSurge/maxUnavailable, pods becoming ready
 /// between steps: availability never drops below replicas − maxUnavailable and the pod
 /// count never exceeds replicas + maxSurge.

@@ -308,7 +308,8 @@ impl Kind {
             | Kind::Deployment
             | Kind::ReplicaSet
             | Kind::DaemonSet
-            | Kind::Job => &["all"],
+            | Kind::Job
+            | Kind::CronJob => &["all"],
             _ => &[],
         }
     }

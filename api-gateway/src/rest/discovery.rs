@@ -268,6 +268,35 @@ mod tests {
     }
 
     #[test]
+    fn the_all_category_holds_kubernetes_workloads_and_services() {
+        let mut all: Vec<&str> = Kind::all()
+            .filter(|kind| {
+                let info = kind.info();
+                resources(info.group, info.version)["resources"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r["name"] == info.plural && r["categories"] == json!(["all"]))
+            })
+            .map(|kind| kind.info().plural)
+            .collect();
+        all.sort_unstable();
+        assert_eq!(
+            all,
+            [
+                "cronjobs",
+                "daemonsets",
+                "deployments",
+                "jobs",
+                "pods",
+                "replicasets",
+                "services"
+            ],
+            "what `kubectl get all` lists"
+        );
+    }
+
+    #[test]
     fn groups_list_every_group_and_the_core_group_is_apart() {
         let names: Vec<String> = groups()["groups"]
             .as_array()

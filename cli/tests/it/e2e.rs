@@ -70,7 +70,24 @@ fn a_user_runs_scales_updates_drains_and_deletes_a_deployment() {
     assert!(cluster
         .ok(&["apply", "-f", &file])
         .contains("deployment.apps/e2e created"));
-    let pods = eventually("3 Ready pods", LIMIT, || ready_pods(&cluster, 3));
+    // `wait --for=condition=Ready pod -l`: waits for every pod the selector matches.
+    eventually("3 pods", LIMIT, || {
+        (items(&cluster.json(&["get", "pods", "-l", "app=e2e"])).len() == 3).then_some(())
+    });
+    let waited = cluster.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod",
+        "-l",
+        "app=e2e",
+        "--timeout=120s",
+    ]);
+    assert_eq!(
+        waited.matches(" condition met").count(),
+        3,
+        "one line per pod: {waited}"
+    );
+    let pods = ready_pods(&cluster, 3).expect("every pod is Ready once the wait returns");
     assert!(pods.iter().all(|p| p["status"]["phase"] == "Running"));
 
     // scale

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `audit` | the audit log: Kubernetes' audit Event shape, the Policy, the size-rotated file, and the [`Auditor`](audit::Auditor) every call of both services is recorded through |
 //! | `allocator` | Services' ClusterIPs and NodePorts: the ranges ([`ServiceRanges`]), reservation keys written in the Service's own transaction, the repair pass ([`RepairReport`]) |
-//! | `admission` | defaults, validation, namespace existence, LimitRange, quota |
+//! | `admission` | defaults, validation, namespace existence, LimitRange |
 //! | `limit_ranger` | LimitRange defaults and bounds of pods and claims (pure) |
 //! | `encryption` | encryption at rest: the `EncryptionConfiguration` file and the [`Transformer`] the registry applies to stored values |
 //! | `cluster` | the gRPC `Cluster` service over the local member ([`ClusterControl`]) |
@@ -22,6 +22,7 @@
 //! | `patch` | JSON merge patch and strategic merge patch over JSON values ([`apply_patch`]) |
 //! | `node_metrics` | `rafter top`: asking each node's agent for its measured usage, a per-node error for those that cannot answer |
 //! | `pod_logs` | pods/log: the pod's node and container, the node's agent endpoint, relaying its stream |
+//! | `quota` | ResourceQuota: a write's charge against its namespace's quotas, checked and written in the write's own transaction |
 //! | `registry` | Kubernetes object semantics on the store: keys, resourceVersion, status, deletion, lists, watches |
 //! | `rest` | the Kubernetes REST front door (stock kubectl, client libraries) onto the same service: routing, discovery, JSON, Tables, watch lines, Status errors, OpenAPI |
 //! | `server` | the listener: TLS, limits, health service, shutdown ([`serve`]) |

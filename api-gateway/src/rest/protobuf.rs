@@ -1,13 +1,18 @@
 //! Kubernetes' protobuf request bodies (`application/vnd.kubernetes.protobuf`), for the
 //! few kinds kubectl ≥ 1.32 sends that way from its typed clients (`create configmap`,
 //! `create secret`, `create namespace`, `create serviceaccount`, `create role`,
-//! `create rolebinding` and their cluster forms, `create deployment`, `certificate
-//! approve`, `auth can-i`, `drain`'s evictions): the `k8s\0` envelope (`runtime.Unknown`) and those messages with
-//! Kubernetes' own field numbers, turned into the JSON the handlers read.
+//! `create rolebinding` and their cluster forms, `create deployment`, `create job` (also
+//! `--from=cronjob/…`), `create cronjob`, `create service …`, `create quota`,
+//! `certificate approve`, `auth can-i`, `drain`'s evictions): the `k8s\0` envelope
+//! (`runtime.Unknown`) and those messages with Kubernetes' own field numbers, turned into
+//! the JSON the handlers read.
 //!
-//! Owns only this decoding. Fields outside these messages are dropped by the decoder
-//! (none of these commands sends them); any other kind is refused with 415, naming the
-//! kinds read, so the caller can send JSON instead. Answers are always JSON (every
+//! Owns only this decoding. A pod template is read with its containers (image, command,
+//! args, ports, env values, resources, pull policy), restart and DNS policy, node
+//! selector, service account, pull secrets and the like; a body that sets what is not
+//! read (volumes, probes, security contexts, affinity, tolerations, `valueFrom` …) is
+//! refused with 415 naming the field, never stored without it. Any other kind is refused
+//! with 415, naming the kinds read, so the caller can send JSON instead. Answers are always JSON (every
 //! client that sends protobuf also accepts JSON).
 
 use std::collections::BTreeMap;
@@ -51,8 +56,26 @@ struct ObjectMeta {
     labels: BTreeMap<String, String>,
     #[prost(btree_map = "string, string", tag = "12")]
     annotations: BTreeMap<String, String>,
+    #[prost(message, repeated, tag = "13")]
+    owner_references: Vec<OwnerReference>,
     #[prost(string, repeated, tag = "14")]
     finalizers: Vec<String>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct OwnerReference {
+    #[prost(string, tag = "1")]
+    kind: String,
+    #[prost(string, tag = "3")]
+    name: String,
+    #[prost(string, tag = "4")]
+    uid: String,
+    #[prost(string, tag = "5")]
+    api_version: String,
+    #[prost(bool, optional, tag = "6")]
+    controller: Option<bool>,
+    #[prost(bool, optional, tag = "7")]
+    block_owner_deletion: Option<bool>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -221,12 +244,48 @@ struct LabelSelector {
 struct ContainerPort {
     #[prost(string, tag = "1")]
     name: String,
+    #[prost(int32, tag = "2")]
+    host_port: i32,
     #[prost(int32, tag = "3")]
     container_port: i32,
     #[prost(string, tag = "4")]
     protocol: String,
 }
 
+/// `resource.Quantity`: its string form.
+#[derive(Clone, PartialEq, Message)]
+struct Quantity {
+    #[prost(string, tag = "1")]
+    string: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct ResourceRequirements {
+    #[prost(btree_map = "string, message", tag = "1")]
+    limits: BTreeMap<String, Quantity>,
+    #[prost(btree_map = "string, message", tag = "2")]
+    requests: BTreeMap<String, Quantity>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct EnvVar {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "2")]
+    value: String,
+    /// `valueFrom`: not read (see [`Unread`]).
+    #[prost(bytes = "vec", optional, tag = "3")]
+    value_from: Option<Vec<u8>>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct LocalObjectReference {
+    #[prost(string, tag = "1")]
+    name: String,
+}
+
+/// Fields of a container this decoder does not turn into JSON: a body that sets any of
+/// them is refused rather than stored without them.
 #[derive(Clone, PartialEq, Message)]
 struct Container {
     #[prost(string, tag = "1")]
@@ -237,14 +296,86 @@ struct Container {
     command: Vec<String>,
     #[prost(string, repeated, tag = "4")]
     args: Vec<String>,
+    #[prost(string, tag = "5")]
+    working_dir: String,
     #[prost(message, repeated, tag = "6")]
     ports: Vec<ContainerPort>,
+    #[prost(message, repeated, tag = "7")]
+    env: Vec<EnvVar>,
+    #[prost(message, optional, tag = "8")]
+    resources: Option<ResourceRequirements>,
+    #[prost(bytes = "vec", repeated, tag = "9")]
+    volume_mounts: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "10")]
+    liveness_probe: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "11")]
+    readiness_probe: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "12")]
+    lifecycle: Option<Vec<u8>>,
+    #[prost(string, tag = "13")]
+    termination_message_path: String,
+    #[prost(string, tag = "14")]
+    image_pull_policy: String,
+    #[prost(bytes = "vec", optional, tag = "15")]
+    security_context: Option<Vec<u8>>,
+    #[prost(bool, tag = "16")]
+    stdin: bool,
+    #[prost(bool, tag = "17")]
+    stdin_once: bool,
+    #[prost(bool, tag = "18")]
+    tty: bool,
+    #[prost(bytes = "vec", repeated, tag = "19")]
+    env_from: Vec<Vec<u8>>,
+    #[prost(string, tag = "20")]
+    termination_message_policy: String,
+    #[prost(bytes = "vec", optional, tag = "22")]
+    startup_probe: Option<Vec<u8>>,
 }
 
 #[derive(Clone, PartialEq, Message)]
 struct PodSpec {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    volumes: Vec<Vec<u8>>,
     #[prost(message, repeated, tag = "2")]
     containers: Vec<Container>,
+    #[prost(string, tag = "3")]
+    restart_policy: String,
+    #[prost(int64, optional, tag = "4")]
+    termination_grace_period_seconds: Option<i64>,
+    #[prost(int64, optional, tag = "5")]
+    active_deadline_seconds: Option<i64>,
+    #[prost(string, tag = "6")]
+    dns_policy: String,
+    #[prost(btree_map = "string, string", tag = "7")]
+    node_selector: BTreeMap<String, String>,
+    #[prost(string, tag = "8")]
+    service_account_name: String,
+    #[prost(string, tag = "10")]
+    node_name: String,
+    #[prost(bool, tag = "11")]
+    host_network: bool,
+    #[prost(bytes = "vec", optional, tag = "14")]
+    security_context: Option<Vec<u8>>,
+    #[prost(message, repeated, tag = "15")]
+    image_pull_secrets: Vec<LocalObjectReference>,
+    #[prost(string, tag = "16")]
+    hostname: String,
+    #[prost(string, tag = "17")]
+    subdomain: String,
+    #[prost(bytes = "vec", optional, tag = "18")]
+    affinity: Option<Vec<u8>>,
+    #[prost(string, tag = "19")]
+    scheduler_name: String,
+    #[prost(message, repeated, tag = "20")]
+    init_containers: Vec<Container>,
+    #[prost(bytes = "vec", repeated, tag = "22")]
+    tolerations: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "23")]
+    host_aliases: Vec<Vec<u8>>,
+    #[prost(string, tag = "24")]
+    priority_class_name: String,
+    #[prost(bytes = "vec", repeated, tag = "33")]
+    topology_spread_constraints: Vec<Vec<u8>>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -253,6 +384,151 @@ struct PodTemplateSpec {
     metadata: Option<ObjectMeta>,
     #[prost(message, optional, tag = "2")]
     spec: Option<PodSpec>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct JobSpec {
+    #[prost(int32, optional, tag = "1")]
+    parallelism: Option<i32>,
+    #[prost(int32, optional, tag = "2")]
+    completions: Option<i32>,
+    #[prost(int64, optional, tag = "3")]
+    active_deadline_seconds: Option<i64>,
+    #[prost(message, optional, tag = "4")]
+    selector: Option<LabelSelector>,
+    #[prost(bool, optional, tag = "5")]
+    manual_selector: Option<bool>,
+    #[prost(message, optional, tag = "6")]
+    template: Option<PodTemplateSpec>,
+    #[prost(int32, optional, tag = "7")]
+    backoff_limit: Option<i32>,
+    #[prost(int32, optional, tag = "8")]
+    ttl_seconds_after_finished: Option<i32>,
+    #[prost(string, optional, tag = "9")]
+    completion_mode: Option<String>,
+    #[prost(bool, optional, tag = "10")]
+    suspend: Option<bool>,
+    #[prost(bytes = "vec", optional, tag = "11")]
+    pod_failure_policy: Option<Vec<u8>>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Job {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<ObjectMeta>,
+    #[prost(message, optional, tag = "2")]
+    spec: Option<JobSpec>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct JobTemplateSpec {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<ObjectMeta>,
+    #[prost(message, optional, tag = "2")]
+    spec: Option<JobSpec>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct CronJobSpec {
+    #[prost(string, tag = "1")]
+    schedule: String,
+    #[prost(int64, optional, tag = "2")]
+    starting_deadline_seconds: Option<i64>,
+    #[prost(string, tag = "3")]
+    concurrency_policy: String,
+    #[prost(bool, optional, tag = "4")]
+    suspend: Option<bool>,
+    #[prost(message, optional, tag = "5")]
+    job_template: Option<JobTemplateSpec>,
+    #[prost(int32, optional, tag = "6")]
+    successful_jobs_history_limit: Option<i32>,
+    #[prost(int32, optional, tag = "7")]
+    failed_jobs_history_limit: Option<i32>,
+    #[prost(string, optional, tag = "8")]
+    time_zone: Option<String>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct CronJob {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<ObjectMeta>,
+    #[prost(message, optional, tag = "2")]
+    spec: Option<CronJobSpec>,
+}
+
+/// `intstr.IntOrString`: type 0 is the int, 1 the string.
+#[derive(Clone, PartialEq, Message)]
+struct IntOrString {
+    #[prost(int64, tag = "1")]
+    r#type: i64,
+    #[prost(int32, tag = "2")]
+    int_val: i32,
+    #[prost(string, tag = "3")]
+    str_val: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct ServicePort {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "2")]
+    protocol: String,
+    #[prost(int32, tag = "3")]
+    port: i32,
+    #[prost(message, optional, tag = "4")]
+    target_port: Option<IntOrString>,
+    #[prost(int32, tag = "5")]
+    node_port: i32,
+    #[prost(string, optional, tag = "6")]
+    app_protocol: Option<String>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct ServiceSpec {
+    #[prost(message, repeated, tag = "1")]
+    ports: Vec<ServicePort>,
+    #[prost(btree_map = "string, string", tag = "2")]
+    selector: BTreeMap<String, String>,
+    #[prost(string, tag = "3")]
+    cluster_ip: String,
+    #[prost(string, tag = "4")]
+    r#type: String,
+    #[prost(string, repeated, tag = "5")]
+    external_ips: Vec<String>,
+    #[prost(string, tag = "7")]
+    session_affinity: String,
+    #[prost(string, tag = "10")]
+    external_name: String,
+    #[prost(string, tag = "11")]
+    external_traffic_policy: String,
+    #[prost(string, repeated, tag = "18")]
+    cluster_ips: Vec<String>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Service {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<ObjectMeta>,
+    #[prost(message, optional, tag = "2")]
+    spec: Option<ServiceSpec>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct ResourceQuotaSpec {
+    #[prost(btree_map = "string, message", tag = "1")]
+    hard: BTreeMap<String, Quantity>,
+    #[prost(string, repeated, tag = "2")]
+    scopes: Vec<String>,
+    #[prost(bytes = "vec", optional, tag = "3")]
+    scope_selector: Option<Vec<u8>>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct ResourceQuota {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<ObjectMeta>,
+    #[prost(message, optional, tag = "2")]
+    spec: Option<ResourceQuotaSpec>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -359,6 +635,25 @@ fn meta_json(meta: Option<ObjectMeta>) -> Value {
     put(&mut map, "labels", json!(meta.labels));
     put(&mut map, "annotations", json!(meta.annotations));
     put(&mut map, "finalizers", json!(meta.finalizers));
+    let owners: Vec<Value> = meta
+        .owner_references
+        .into_iter()
+        .map(|o| {
+            let mut owner = Map::new();
+            put(&mut owner, "apiVersion", json!(o.api_version));
+            put(&mut owner, "kind", json!(o.kind));
+            put(&mut owner, "name", json!(o.name));
+            put(&mut owner, "uid", json!(o.uid));
+            put(&mut owner, "controller", json!(o.controller));
+            put(
+                &mut owner,
+                "blockOwnerDeletion",
+                json!(o.block_owner_deletion),
+            );
+            Value::Object(owner)
+        })
+        .collect();
+    put(&mut map, "ownerReferences", json!(owners));
     Value::Object(map)
 }
 
@@ -377,6 +672,254 @@ fn object(type_meta: &TypeMeta, fields: Vec<(&str, Value)>) -> Value {
     for (key, value) in fields {
         put(&mut map, key, value);
     }
+    Value::Object(map)
+}
+
+/// Refuses a body that sets a field this decoder does not read (a non-empty message at
+/// `path`), so that nothing is stored without what the caller sent.
+fn unread(set: bool, path: &str) -> Result<(), ApiError> {
+    if set {
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!("{path} is not read from protobuf bodies: send application/json"),
+        ));
+    }
+    Ok(())
+}
+
+fn is_set(field: &Option<Vec<u8>>) -> bool {
+    field.as_ref().is_some_and(|bytes| !bytes.is_empty())
+}
+
+fn quantities(map: BTreeMap<String, Quantity>) -> Value {
+    json!(map
+        .into_iter()
+        .map(|(k, q)| (k, q.string))
+        .collect::<BTreeMap<_, _>>())
+}
+
+fn container_json(c: Container, path: &str) -> Result<Value, ApiError> {
+    unread(!c.volume_mounts.is_empty(), &format!("{path}.volumeMounts"))?;
+    unread(is_set(&c.liveness_probe), &format!("{path}.livenessProbe"))?;
+    unread(
+        is_set(&c.readiness_probe),
+        &format!("{path}.readinessProbe"),
+    )?;
+    unread(is_set(&c.startup_probe), &format!("{path}.startupProbe"))?;
+    unread(is_set(&c.lifecycle), &format!("{path}.lifecycle"))?;
+    unread(
+        is_set(&c.security_context),
+        &format!("{path}.securityContext"),
+    )?;
+    unread(!c.env_from.is_empty(), &format!("{path}.envFrom"))?;
+    let mut map = Map::new();
+    put(&mut map, "name", json!(c.name));
+    put(&mut map, "image", json!(c.image));
+    put(&mut map, "command", json!(c.command));
+    put(&mut map, "args", json!(c.args));
+    put(&mut map, "workingDir", json!(c.working_dir));
+    let ports: Vec<Value> = c
+        .ports
+        .into_iter()
+        .map(|p| {
+            let mut port = Map::new();
+            put(&mut port, "name", json!(p.name));
+            port.insert("containerPort".to_owned(), json!(p.container_port));
+            if p.host_port != 0 {
+                port.insert("hostPort".to_owned(), json!(p.host_port));
+            }
+            put(&mut port, "protocol", json!(p.protocol));
+            Value::Object(port)
+        })
+        .collect();
+    put(&mut map, "ports", json!(ports));
+    let mut env = Vec::new();
+    for (i, var) in c.env.into_iter().enumerate() {
+        unread(
+            is_set(&var.value_from),
+            &format!("{path}.env[{i}].valueFrom"),
+        )?;
+        env.push(json!({"name": var.name, "value": var.value}));
+    }
+    put(&mut map, "env", json!(env));
+    if let Some(resources) = c.resources {
+        let mut r = Map::new();
+        put(&mut r, "limits", quantities(resources.limits));
+        put(&mut r, "requests", quantities(resources.requests));
+        put(&mut map, "resources", Value::Object(r));
+    }
+    put(
+        &mut map,
+        "terminationMessagePath",
+        json!(c.termination_message_path),
+    );
+    put(
+        &mut map,
+        "terminationMessagePolicy",
+        json!(c.termination_message_policy),
+    );
+    put(&mut map, "imagePullPolicy", json!(c.image_pull_policy));
+    for (key, on) in [
+        ("stdin", c.stdin),
+        ("stdinOnce", c.stdin_once),
+        ("tty", c.tty),
+    ] {
+        if on {
+            map.insert(key.to_owned(), json!(true));
+        }
+    }
+    Ok(Value::Object(map))
+}
+
+/// A pod template's JSON form; `path` names it in refusals.
+fn pod_template_json(template: PodTemplateSpec, path: &str) -> Result<Value, ApiError> {
+    let spec = template.spec.unwrap_or_default();
+    let path = format!("{path}.spec");
+    unread(!spec.volumes.is_empty(), &format!("{path}.volumes"))?;
+    unread(
+        is_set(&spec.security_context),
+        &format!("{path}.securityContext"),
+    )?;
+    unread(is_set(&spec.affinity), &format!("{path}.affinity"))?;
+    unread(!spec.tolerations.is_empty(), &format!("{path}.tolerations"))?;
+    unread(
+        !spec.host_aliases.is_empty(),
+        &format!("{path}.hostAliases"),
+    )?;
+    unread(
+        !spec.topology_spread_constraints.is_empty(),
+        &format!("{path}.topologySpreadConstraints"),
+    )?;
+    let mut map = Map::new();
+    let mut containers = Vec::new();
+    for (i, c) in spec.containers.into_iter().enumerate() {
+        containers.push(container_json(c, &format!("{path}.containers[{i}]"))?);
+    }
+    map.insert("containers".to_owned(), json!(containers));
+    let mut init = Vec::new();
+    for (i, c) in spec.init_containers.into_iter().enumerate() {
+        init.push(container_json(c, &format!("{path}.initContainers[{i}]"))?);
+    }
+    put(&mut map, "initContainers", json!(init));
+    put(&mut map, "restartPolicy", json!(spec.restart_policy));
+    put(
+        &mut map,
+        "terminationGracePeriodSeconds",
+        json!(spec.termination_grace_period_seconds),
+    );
+    put(
+        &mut map,
+        "activeDeadlineSeconds",
+        json!(spec.active_deadline_seconds),
+    );
+    put(&mut map, "dnsPolicy", json!(spec.dns_policy));
+    put(&mut map, "nodeSelector", json!(spec.node_selector));
+    put(
+        &mut map,
+        "serviceAccountName",
+        json!(spec.service_account_name),
+    );
+    put(&mut map, "nodeName", json!(spec.node_name));
+    if spec.host_network {
+        map.insert("hostNetwork".to_owned(), json!(true));
+    }
+    let secrets: Vec<Value> = spec
+        .image_pull_secrets
+        .into_iter()
+        .map(|s| json!({"name": s.name}))
+        .collect();
+    put(&mut map, "imagePullSecrets", json!(secrets));
+    put(&mut map, "hostname", json!(spec.hostname));
+    put(&mut map, "subdomain", json!(spec.subdomain));
+    put(&mut map, "schedulerName", json!(spec.scheduler_name));
+    put(
+        &mut map,
+        "priorityClassName",
+        json!(spec.priority_class_name),
+    );
+    Ok(json!({"metadata": meta_json(template.metadata), "spec": Value::Object(map)}))
+}
+
+/// A Job spec's JSON form; `path` names it in refusals.
+fn job_spec_json(spec: JobSpec, path: &str) -> Result<Value, ApiError> {
+    unread(
+        is_set(&spec.pod_failure_policy),
+        &format!("{path}.podFailurePolicy"),
+    )?;
+    let mut map = Map::new();
+    put(&mut map, "parallelism", json!(spec.parallelism));
+    put(&mut map, "completions", json!(spec.completions));
+    put(
+        &mut map,
+        "activeDeadlineSeconds",
+        json!(spec.active_deadline_seconds),
+    );
+    if let Some(selector) = spec.selector {
+        map.insert(
+            "selector".to_owned(),
+            json!({"matchLabels": selector.match_labels}),
+        );
+    }
+    put(&mut map, "manualSelector", json!(spec.manual_selector));
+    put(&mut map, "backoffLimit", json!(spec.backoff_limit));
+    put(
+        &mut map,
+        "ttlSecondsAfterFinished",
+        json!(spec.ttl_seconds_after_finished),
+    );
+    put(&mut map, "completionMode", json!(spec.completion_mode));
+    put(&mut map, "suspend", json!(spec.suspend));
+    map.insert(
+        "template".to_owned(),
+        pod_template_json(
+            spec.template.unwrap_or_default(),
+            &format!("{path}.template"),
+        )?,
+    );
+    Ok(Value::Object(map))
+}
+
+fn service_spec_json(spec: ServiceSpec) -> Value {
+    let ports: Vec<Value> = spec
+        .ports
+        .into_iter()
+        .map(|p| {
+            let mut port = Map::new();
+            put(&mut port, "name", json!(p.name));
+            put(&mut port, "protocol", json!(p.protocol));
+            port.insert("port".to_owned(), json!(p.port));
+            if let Some(target) = p.target_port {
+                let value = if target.r#type == 1 {
+                    json!(target.str_val)
+                } else {
+                    json!(target.int_val)
+                };
+                if value != json!(0) {
+                    port.insert("targetPort".to_owned(), value);
+                }
+            }
+            if p.node_port != 0 {
+                port.insert("nodePort".to_owned(), json!(p.node_port));
+            }
+            put(&mut port, "appProtocol", json!(p.app_protocol));
+            Value::Object(port)
+        })
+        .collect();
+    let mut map = Map::new();
+    put(&mut map, "ports", json!(ports));
+    put(&mut map, "selector", json!(spec.selector));
+    put(&mut map, "clusterIP", json!(spec.cluster_ip));
+    put(&mut map, "clusterIPs", json!(spec.cluster_ips));
+    put(&mut map, "type", json!(spec.r#type));
+    put(&mut map, "externalIPs", json!(spec.external_ips));
+    put(&mut map, "sessionAffinity", json!(spec.session_affinity));
+    put(&mut map, "externalName", json!(spec.external_name));
+    put(
+        &mut map,
+        "externalTrafficPolicy",
+        json!(spec.external_traffic_policy),
+    );
     Value::Object(map)
 }
 
@@ -445,33 +988,6 @@ pub(crate) fn to_json(bytes: &[u8]) -> Result<Value, ApiError> {
         "Deployment" => {
             let deployment: Deployment = decode(raw, kind)?;
             let spec = deployment.spec.unwrap_or_default();
-            let template = spec.template.unwrap_or_default();
-            let containers: Vec<Value> = template
-                .spec
-                .unwrap_or_default()
-                .containers
-                .into_iter()
-                .map(|c| {
-                    let mut map = Map::new();
-                    put(&mut map, "name", json!(c.name));
-                    put(&mut map, "image", json!(c.image));
-                    put(&mut map, "command", json!(c.command));
-                    put(&mut map, "args", json!(c.args));
-                    let ports: Vec<Value> = c
-                        .ports
-                        .into_iter()
-                        .map(|p| {
-                            let mut port = Map::new();
-                            put(&mut port, "name", json!(p.name));
-                            port.insert("containerPort".to_owned(), json!(p.container_port));
-                            put(&mut port, "protocol", json!(p.protocol));
-                            Value::Object(port)
-                        })
-                        .collect();
-                    put(&mut map, "ports", json!(ports));
-                    Value::Object(map)
-                })
-                .collect();
             let mut spec_json = Map::new();
             put(&mut spec_json, "replicas", json!(spec.replicas));
             spec_json.insert(
@@ -480,12 +996,88 @@ pub(crate) fn to_json(bytes: &[u8]) -> Result<Value, ApiError> {
             );
             spec_json.insert(
                 "template".to_owned(),
-                json!({"metadata": meta_json(template.metadata), "spec": {"containers": containers}}),
+                pod_template_json(spec.template.unwrap_or_default(), "spec.template")?,
             );
             object(
                 &type_meta,
                 vec![
                     ("metadata", meta_json(deployment.metadata)),
+                    ("spec", Value::Object(spec_json)),
+                ],
+            )
+        }
+        "Job" => {
+            let job: Job = decode(raw, kind)?;
+            let spec = job_spec_json(job.spec.unwrap_or_default(), "spec")?;
+            object(
+                &type_meta,
+                vec![("metadata", meta_json(job.metadata)), ("spec", spec)],
+            )
+        }
+        "CronJob" => {
+            let cron: CronJob = decode(raw, kind)?;
+            let spec = cron.spec.unwrap_or_default();
+            let template = spec.job_template.unwrap_or_default();
+            let mut spec_json = Map::new();
+            put(&mut spec_json, "schedule", json!(spec.schedule));
+            put(
+                &mut spec_json,
+                "startingDeadlineSeconds",
+                json!(spec.starting_deadline_seconds),
+            );
+            put(
+                &mut spec_json,
+                "concurrencyPolicy",
+                json!(spec.concurrency_policy),
+            );
+            put(&mut spec_json, "suspend", json!(spec.suspend));
+            put(
+                &mut spec_json,
+                "successfulJobsHistoryLimit",
+                json!(spec.successful_jobs_history_limit),
+            );
+            put(
+                &mut spec_json,
+                "failedJobsHistoryLimit",
+                json!(spec.failed_jobs_history_limit),
+            );
+            put(&mut spec_json, "timeZone", json!(spec.time_zone));
+            spec_json.insert(
+                "jobTemplate".to_owned(),
+                json!({
+                    "metadata": meta_json(template.metadata),
+                    "spec": job_spec_json(template.spec.unwrap_or_default(), "spec.jobTemplate.spec")?,
+                }),
+            );
+            object(
+                &type_meta,
+                vec![
+                    ("metadata", meta_json(cron.metadata)),
+                    ("spec", Value::Object(spec_json)),
+                ],
+            )
+        }
+        "Service" => {
+            let service: Service = decode(raw, kind)?;
+            object(
+                &type_meta,
+                vec![
+                    ("metadata", meta_json(service.metadata)),
+                    ("spec", service_spec_json(service.spec.unwrap_or_default())),
+                ],
+            )
+        }
+        "ResourceQuota" => {
+            let quota: ResourceQuota = decode(raw, kind)?;
+            let spec = quota.spec.unwrap_or_default();
+            unread(is_set(&spec.scope_selector), "spec.scopeSelector")?;
+            let mut spec_json = Map::new();
+            put(&mut spec_json, "hard", quantities(spec.hard));
+            put(&mut spec_json, "scopes", json!(spec.scopes));
+            object(
+                &type_meta,
+                vec![
+                    ("metadata", meta_json(quota.metadata)),
                     ("spec", Value::Object(spec_json)),
                 ],
             )
@@ -636,7 +1228,7 @@ pub(crate) fn to_json(bytes: &[u8]) -> Result<Value, ApiError> {
                 415,
                 "UnsupportedMediaType",
                 format!(
-                    "protobuf bodies are read only for ConfigMap, Secret, Namespace, ServiceAccount, Deployment, CertificateSigningRequest, Role, ClusterRole, RoleBinding, ClusterRoleBinding, Eviction and the access reviews, not {other:?}: send application/json"
+                    "protobuf bodies are read only for ConfigMap, Secret, Namespace, ServiceAccount, Deployment, Job, CronJob, Service, ResourceQuota, CertificateSigningRequest, Role, ClusterRole, RoleBinding, ClusterRoleBinding, Eviction and the access reviews, not {other:?}: send application/json"
                 ),
             ))
         }
@@ -702,8 +1294,172 @@ mod tests {
         let value = to_json(&bytes).unwrap();
         assert_eq!(value["spec"]["resourceAttributes"]["verb"], "create");
         assert_eq!(value["spec"]["resourceAttributes"]["resource"], "pods");
-        let e = to_json(&envelope("CronJob", "batch/v1", vec![])).unwrap_err();
+        let e = to_json(&envelope("Ingress", "networking.k8s.io/v1", vec![])).unwrap_err();
         assert_eq!(e.code, 415);
         assert!(to_json(b"not protobuf").is_err());
+    }
+
+    fn busybox(command: &[&str]) -> Container {
+        Container {
+            name: "c".into(),
+            image: "busybox".into(),
+            command: command.iter().map(|c| c.to_string()).collect(),
+            resources: Some(ResourceRequirements {
+                limits: BTreeMap::new(),
+                requests: [(
+                    "cpu".to_owned(),
+                    Quantity {
+                        string: "10m".into(),
+                    },
+                )]
+                .into(),
+            }),
+            env: vec![EnvVar {
+                name: "MODE".into(),
+                value: "fast".into(),
+                value_from: None,
+            }],
+            termination_message_policy: "File".into(),
+            ..Default::default()
+        }
+    }
+
+    fn template(containers: Vec<Container>) -> PodTemplateSpec {
+        PodTemplateSpec {
+            metadata: None,
+            spec: Some(PodSpec {
+                containers,
+                restart_policy: "Never".into(),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn a_protobuf_cron_job_reads_with_its_job_template() {
+        let cron = CronJob {
+            metadata: Some(ObjectMeta {
+                name: "tick".into(),
+                ..Default::default()
+            }),
+            spec: Some(CronJobSpec {
+                schedule: "*/1 * * * *".into(),
+                concurrency_policy: "Forbid".into(),
+                job_template: Some(JobTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        name: "tick".into(),
+                        ..Default::default()
+                    }),
+                    spec: Some(JobSpec {
+                        completions: Some(2),
+                        template: Some(template(vec![busybox(&["date"])])),
+                        ..Default::default()
+                    }),
+                }),
+                ..Default::default()
+            }),
+        };
+        let value = to_json(&envelope("CronJob", "batch/v1", cron.encode_to_vec())).unwrap();
+        assert_eq!(value["spec"]["schedule"], "*/1 * * * *");
+        assert_eq!(value["spec"]["concurrencyPolicy"], "Forbid");
+        let job = &value["spec"]["jobTemplate"]["spec"];
+        assert_eq!(job["completions"], 2);
+        let pod = &job["template"]["spec"];
+        assert_eq!(pod["restartPolicy"], "Never");
+        assert_eq!(pod["containers"][0]["command"], json!(["date"]));
+        assert_eq!(pod["containers"][0]["resources"]["requests"]["cpu"], "10m");
+        assert_eq!(
+            pod["containers"][0]["env"][0],
+            json!({"name": "MODE", "value": "fast"})
+        );
+        assert_eq!(pod["containers"][0]["terminationMessagePolicy"], "File");
+        assert!(pod["containers"][0].get("tty").is_none());
+    }
+
+    #[test]
+    fn a_template_with_what_is_not_read_is_refused_naming_the_field() {
+        let mut mounted = busybox(&[]);
+        mounted.volume_mounts = vec![b"\n\x04data".to_vec()];
+        let job = Job {
+            metadata: None,
+            spec: Some(JobSpec {
+                template: Some(template(vec![busybox(&[]), mounted])),
+                ..Default::default()
+            }),
+        };
+        let e = to_json(&envelope("Job", "batch/v1", job.encode_to_vec())).unwrap_err();
+        assert_eq!(e.code, 415);
+        let message = e.body["message"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            message.contains("spec.template.spec.containers[1].volumeMounts"),
+            "{message}"
+        );
+        // An empty security context (what a JSON round trip of `{}` gives) is no setting.
+        let mut plain = busybox(&[]);
+        plain.security_context = Some(Vec::new());
+        let job = Job {
+            metadata: None,
+            spec: Some(JobSpec {
+                template: Some(template(vec![plain])),
+                ..Default::default()
+            }),
+        };
+        assert!(to_json(&envelope("Job", "batch/v1", job.encode_to_vec())).is_ok());
+    }
+
+    #[test]
+    fn a_protobuf_service_and_quota_read_as_their_json_forms() {
+        let service = Service {
+            metadata: Some(ObjectMeta {
+                name: "web".into(),
+                ..Default::default()
+            }),
+            spec: Some(ServiceSpec {
+                r#type: "NodePort".into(),
+                ports: vec![
+                    ServicePort {
+                        name: "80-8080".into(),
+                        protocol: "TCP".into(),
+                        port: 80,
+                        target_port: Some(IntOrString {
+                            r#type: 0,
+                            int_val: 8080,
+                            str_val: String::new(),
+                        }),
+                        ..Default::default()
+                    },
+                    ServicePort {
+                        name: "metrics".into(),
+                        port: 9090,
+                        target_port: Some(IntOrString {
+                            r#type: 1,
+                            int_val: 0,
+                            str_val: "metrics".into(),
+                        }),
+                        ..Default::default()
+                    },
+                ],
+                selector: [("app".to_owned(), "web".to_owned())].into(),
+                ..Default::default()
+            }),
+        };
+        let value = to_json(&envelope("Service", "v1", service.encode_to_vec())).unwrap();
+        assert_eq!(value["spec"]["type"], "NodePort");
+        assert_eq!(value["spec"]["ports"][0]["targetPort"], 8080);
+        assert_eq!(value["spec"]["ports"][1]["targetPort"], "metrics");
+        assert_eq!(value["spec"]["selector"]["app"], "web");
+        assert!(value["spec"]["ports"][0].get("nodePort").is_none());
+
+        let quota = ResourceQuota {
+            metadata: None,
+            spec: Some(ResourceQuotaSpec {
+                hard: [("pods".to_owned(), Quantity { string: "5".into() })].into(),
+                scopes: vec!["NotTerminating".into()],
+                scope_selector: None,
+            }),
+        };
+        let value = to_json(&envelope("ResourceQuota", "v1", quota.encode_to_vec())).unwrap();
+        assert_eq!(value["spec"]["hard"]["pods"], "5");
+        assert_eq!(value["spec"]["scopes"], json!(["NotTerminating"]));
     }
 }

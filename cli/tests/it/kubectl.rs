@@ -377,6 +377,99 @@ fn stock_kubectl_applies_lists_watches_changes_logs_and_deletes() {
     kube.ok(&["delete", "-f", &app, "--wait"]);
 }
 
+/// kubectl ≥ 1.32 sends these creates as protobuf bodies from its typed clients.
+#[test]
+fn stock_kubectl_creates_jobs_cron_jobs_services_and_quotas() {
+    let Some(kube) = Kube::start("kubectl-create", &["--agents", "0"]) else {
+        return;
+    };
+    let created = kube.ok(&[
+        "create",
+        "job",
+        "once",
+        "--image=docker.io/local/busybox:1",
+        "--",
+        "sh",
+        "-c",
+        "echo once",
+    ]);
+    assert_eq!(created.trim(), "job.batch/once created");
+    let job = kube.json(&["get", "job", "once"]);
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Never", "{job}");
+    assert_eq!(pod["containers"][0]["image"], "docker.io/local/busybox:1");
+    assert_eq!(
+        pod["containers"][0]["command"],
+        serde_json::json!(["sh", "-c", "echo once"])
+    );
+
+    kube.ok(&[
+        "create",
+        "cronjob",
+        "tick",
+        "--image=docker.io/local/busybox:1",
+        "--schedule=*/5 * * * *",
+        "--restart=OnFailure",
+        "--",
+        "date",
+    ]);
+    let cron = kube.json(&["get", "cronjob", "tick"]);
+    assert_eq!(cron["spec"]["schedule"], "*/5 * * * *", "{cron}");
+    let template = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(template["restartPolicy"], "OnFailure", "{cron}");
+    assert_eq!(
+        template["containers"][0]["command"],
+        serde_json::json!(["date"])
+    );
+    let manual = kube.ok(&["create", "job", "tick-now", "--from=cronjob/tick"]);
+    assert_eq!(manual.trim(), "job.batch/tick-now created");
+    let from = kube.json(&["get", "job", "tick-now"]);
+    assert_eq!(
+        from["metadata"]["ownerReferences"][0]["kind"], "CronJob",
+        "{from}"
+    );
+    assert_eq!(
+        from["spec"]["template"]["spec"]["containers"][0]["command"],
+        serde_json::json!(["date"])
+    );
+
+    kube.ok(&["create", "service", "clusterip", "web", "--tcp=80:8080"]);
+    let web = kube.json(&["get", "service", "web"]);
+    assert_eq!(web["spec"]["ports"][0]["port"], 80, "{web}");
+    assert_eq!(web["spec"]["ports"][0]["targetPort"], 8080, "{web}");
+    assert_eq!(web["spec"]["selector"]["app"], "web", "{web}");
+    assert!(
+        web["spec"]["clusterIP"]
+            .as_str()
+            .is_some_and(|ip| ip.contains('.')),
+        "{web}"
+    );
+    kube.ok(&["create", "service", "nodeport", "edge", "--tcp=81:8081"]);
+    let edge = kube.json(&["get", "service", "edge"]);
+    assert_eq!(edge["spec"]["type"], "NodePort", "{edge}");
+    assert!(
+        edge["spec"]["ports"][0]["nodePort"]
+            .as_i64()
+            .is_some_and(|p| p >= 30000),
+        "{edge}"
+    );
+
+    kube.ok(&[
+        "create",
+        "quota",
+        "small",
+        "--hard=pods=4,requests.cpu=1",
+        "--scopes=NotTerminating",
+    ]);
+    let quota = kube.json(&["get", "resourcequota", "small"]);
+    assert_eq!(quota["spec"]["hard"]["pods"], "4", "{quota}");
+    assert_eq!(quota["spec"]["hard"]["requests.cpu"], "1", "{quota}");
+    assert_eq!(
+        quota["spec"]["scopes"],
+        serde_json::json!(["NotTerminating"])
+    );
+}
+
 #[test]
 fn stock_kubectl_prints_its_usual_errors_and_answers_can_i() {
     let Some(kube) = Kube::start("kubectl-errors", &["--agents", "0"]) else {

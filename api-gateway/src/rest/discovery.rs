@@ -9,6 +9,7 @@
 use rafter_proto::Kind;
 use serde_json::{json, Value};
 
+use super::metrics;
 use super::route::discovery_group::AUTHORIZATION;
 
 /// The Kubernetes minor version the server reports: the stock `kubectl`'s (1.32), which
@@ -44,7 +45,8 @@ pub(crate) fn core_versions() -> Value {
     })
 }
 
-/// The API groups, in the kind table's order, then `authorization.k8s.io`.
+/// The API groups, in the kind table's order, then `authorization.k8s.io` and
+/// `metrics.k8s.io`.
 fn group_names() -> Vec<&'static str> {
     let mut groups: Vec<&'static str> = Vec::new();
     for kind in Kind::all() {
@@ -54,11 +56,17 @@ fn group_names() -> Vec<&'static str> {
         }
     }
     groups.push(AUTHORIZATION);
+    groups.push(metrics::GROUP);
     groups
 }
 
 fn group_document(name: &str) -> Value {
-    let version = json!({"groupVersion": format!("{name}/v1"), "version": "v1"});
+    let served = if name == metrics::GROUP {
+        metrics::VERSION
+    } else {
+        "v1"
+    };
+    let version = json!({"groupVersion": format!("{name}/{served}"), "version": served});
     json!({
         "kind": "APIGroup",
         "apiVersion": "v1",
@@ -176,6 +184,9 @@ pub(crate) fn verbs(kind: Kind) -> &'static [&'static str] {
 
 /// `/api/v1` or `/apis/<group>/<version>`.
 pub(crate) fn resources(group: &str, version: &str) -> Value {
+    if group == metrics::GROUP {
+        return metrics::resources();
+    }
     let group_version = if group.is_empty() {
         version.to_owned()
     } else {

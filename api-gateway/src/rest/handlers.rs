@@ -38,8 +38,9 @@ use super::convert::{
     subject, Call,
 };
 use super::errors::{success, ApiError, Subject};
+use super::metrics::MetricsPath;
 use super::route::{self, ResourcePath, Review, Route};
-use super::{discovery, openapi, table, watch, Body, Peer};
+use super::{discovery, metrics, openapi, table, watch, Body, Peer};
 use crate::server::MAX_REQUEST_BYTES;
 use crate::service::ResourcesService;
 use crate::store::KvStore;
@@ -108,6 +109,7 @@ impl<S: KvStore> Rest<S> {
                 | Route::OpenApiV2
                 | Route::OpenApiV3Index
                 | Route::OpenApiV3 { .. }
+                | Route::Metrics(_)
         );
         if read_only && call.method != http::Method::GET && call.method != http::Method::HEAD {
             return Err(ApiError::method_not_allowed(call.method.as_str()));
@@ -129,6 +131,7 @@ impl<S: KvStore> Rest<S> {
                 .map(|doc| json_response(200, &doc))
                 .ok_or_else(ApiError::no_such_path),
             Route::Review(review) => self.review(call, body, review).await,
+            Route::Metrics(path) => self.metrics(call, &path).await,
             Route::Resource(path) => self.resource(call, body, path).await,
             Route::Unknown | Route::UnknownResource { .. } => Err(ApiError::no_such_path()),
         }
@@ -689,6 +692,52 @@ impl<S: KvStore> Rest<S> {
         });
         let csr = answered(self.service.approve_certificate(request).await, path)?;
         Ok(json_response(200, &object_json(Object::from(csr).into())?))
+    }
+
+    /// `metrics.k8s.io`: the service's figures of every node (or the one named), in the
+    /// shapes metrics-server answers with; a `labelSelector` on pods is matched against
+    /// the pods the caller may list.
+    async fn metrics(&self, call: &Call, path: &MetricsPath) -> Answer {
+        let node = match path {
+            MetricsPath::Nodes { name: Some(name) } => name.clone(),
+            _ => String::new(),
+        };
+        let figures = self
+            .service
+            .metrics(call.grpc(api::MetricsRequest { node }))
+            .await
+            .map_err(|s| ApiError::from_status(&s, &Subject::default()))?
+            .into_inner();
+        let selector = call.param("labelSelector");
+        let selected = match path {
+            MetricsPath::Pods { namespace, .. } if !selector.is_empty() => {
+                let request = call.grpc(api::ListRequest {
+                    kind: Kind::Pod.name().to_owned(),
+                    namespace: namespace.clone().unwrap_or_default(),
+                    label_selector: selector.to_owned(),
+                    ..Default::default()
+                });
+                let pods = self
+                    .service
+                    .list(request)
+                    .await
+                    .map_err(|s| ApiError::from_status(&s, &subject(Kind::Pod, None)))?
+                    .into_inner();
+                let mut set = std::collections::BTreeSet::new();
+                for item in pods.items {
+                    if let Ok(object) = Object::try_from(item) {
+                        let meta = object.metadata();
+                        set.insert((meta.namespace.clone(), meta.name.clone()));
+                    }
+                }
+                Some(set)
+            }
+            _ => None,
+        };
+        Ok(json_response(
+            200,
+            &metrics::answer(path, &figures, selected.as_ref())?,
+        ))
     }
 
     async fn review(&self, call: &Call, body: &Bytes, review: Review) -> Answer {

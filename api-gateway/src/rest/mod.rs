@@ -21,12 +21,13 @@
 //! |---|---|
 //! | `route` | the URL grammar: `/api/v1/namespaces/<ns>/<resource>/<name>/<sub>` into a [`route::Route`] |
 //! | `discovery` | `/version`, `/api`, `/apis`, the APIResourceLists, derived from the kind table |
-//! | `protobuf` | the Kubernetes protobuf bodies kubectl ≥ 1.32's typed clients send, for the kinds kubectl's `create` and `auth` verbs send (ConfigMap, Secret, Namespace, ServiceAccount, RBAC, Eviction, access reviews) |
+//! | `protobuf` | the Kubernetes protobuf bodies kubectl ≥ 1.32's typed clients send, for the kinds kubectl's `create` and `auth` verbs send (ConfigMap, Secret, Namespace, ServiceAccount, Deployment, Job, CronJob, Service, ResourceQuota, RBAC, Eviction, access reviews) |
 //! | `convert` | JSON bodies ⇄ typed objects, List kinds, query parameters, building the typed request |
 //! | `errors` | gRPC statuses as `metav1.Status` with the HTTP code and reason kubectl expects |
 //! | `table` | the `meta.k8s.io/v1` Table answer, with the columns `rafter get` prints |
 //! | `watch` | watch events as newline-delimited JSON |
 //! | `handlers` | each verb and subresource onto the service |
+//! | `metrics` | `metrics.k8s.io/v1beta1` (`kubectl top`): its paths and shapes, from the service's `Metrics` figures |
 //! | `openapi` | `/openapi/v2` and `/openapi/v3` |
 //!
 //! This module owns HTTP and the Kubernetes wire conventions only: it must not read the
@@ -36,6 +37,7 @@ mod convert;
 mod discovery;
 mod errors;
 mod handlers;
+mod metrics;
 mod openapi;
 mod protobuf;
 mod route;

@@ -10,6 +10,8 @@
 
 use rafter_proto::Kind;
 
+use super::metrics::{self, MetricsPath};
+
 /// Resources that are not stored kinds: questions answered by the authorizer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Review {
@@ -44,6 +46,8 @@ pub(crate) enum Route {
     OpenApiV3 { group: String, version: String },
     /// An authorization review (always a create).
     Review(Review),
+    /// The resource metrics API (`kubectl top`).
+    Metrics(MetricsPath),
     /// A resource (collection, object or subresource).
     Resource(ResourcePath),
     /// Nothing the server serves.
@@ -77,6 +81,7 @@ pub(crate) fn kind_of(group: &str, version: &str, plural: &str) -> Option<Kind> 
 pub(crate) fn serves(group: &str, version: &str) -> bool {
     Kind::all().any(|k| k.info().group == group && k.info().version == version)
         || (group == discovery_group::AUTHORIZATION && version == "v1")
+        || (group == metrics::GROUP && version == metrics::VERSION)
 }
 
 /// Group names answered outside the kind table.
@@ -131,6 +136,15 @@ fn in_group_version(group: &str, version: &str, rest: &[&str]) -> Route {
                 resource: (*other).to_owned(),
             },
             [] => Route::Unknown,
+        };
+    }
+    if group == metrics::GROUP {
+        return match metrics::parse(rest) {
+            Some(path) => Route::Metrics(path),
+            None => Route::UnknownResource {
+                group: group.to_owned(),
+                resource: rest.first().map(|r| (*r).to_owned()).unwrap_or_default(),
+            },
         };
     }
     let owned = |s: &&str| (*s).to_owned();
@@ -237,5 +251,13 @@ mod tests {
             parse("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"),
             Route::Review(Review::SelfAccess)
         );
+        assert_eq!(
+            parse("/apis/metrics.k8s.io/v1beta1/nodes"),
+            Route::Metrics(MetricsPath::Nodes { name: None })
+        );
+        assert!(matches!(
+            parse("/apis/metrics.k8s.io/v1beta1"),
+            Route::Resources { .. }
+        ));
     }
 }

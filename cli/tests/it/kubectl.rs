@@ -377,6 +377,52 @@ fn stock_kubectl_applies_lists_watches_changes_logs_and_deletes() {
     kube.ok(&["delete", "-f", &app, "--wait"]);
 }
 
+/// `kubectl top` reads `metrics.k8s.io` (found through discovery), served from the
+/// agents' figures as `rafter top` is.
+#[test]
+fn stock_kubectl_top_shows_nodes_and_pods_from_the_metrics_api() {
+    let Some(kube) = Kube::start("kubectl-top", &["--agents", "1", "--runtime", "process"]) else {
+        return;
+    };
+    let burner = kube.file(
+        "burner.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: burner, labels: {app: burn}}\nspec:\n  containers:\n  - {name: app, image: docker.io/local/busybox:1, command: [sh, -c, 'while :; do :; done']}\n",
+    );
+    kube.ok(&["apply", "-f", &burner]);
+    let pods = eventually("kubectl top pod to show the burner busy", LIMIT, || {
+        let run = kube.run(&["top", "pod", "-l", "app=burn"]);
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("burner "))?
+            .to_owned();
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        let millis: u64 = cells.get(1)?.trim_end_matches('m').parse().ok()?;
+        (run.code == 0 && millis >= 50).then_some(run.stdout)
+    });
+    let header: Vec<&str> = pods.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "CPU(cores)", "MEMORY(bytes)"], "{pods}");
+    let nobody = kube.run(&["top", "pod", "-l", "app=nobody"]);
+    assert!(
+        !nobody.stdout.contains("burner"),
+        "a selector that matches nothing shows nothing: {}",
+        nobody.stdout
+    );
+
+    let nodes = kube.ok(&["top", "node"]);
+    let header: Vec<&str> = nodes.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header[..3],
+        ["NAME", "CPU(cores)", "CPU(%)"],
+        "kubectl reads capacity from the Node too: {nodes}"
+    );
+    let row: Vec<&str> = nodes.lines().nth(1).unwrap().split_whitespace().collect();
+    assert!(row[1].ends_with('m') && row[2].ends_with('%'), "{nodes}");
+
+    let missing = kube.fails(&["top", "pod", "nosuch"]);
+    assert!(missing.contains("nosuch"), "{missing}");
+}
+
 /// kubectl ≥ 1.32 sends these creates as protobuf bodies from its typed clients.
 #[test]
 fn stock_kubectl_creates_jobs_cron_jobs_services_and_quotas() {

@@ -286,6 +286,10 @@ fn stock_kubectl_applies_lists_watches_changes_logs_and_deletes() {
         yaml.contains("kind: Deployment") && yaml.contains("resourceVersion:"),
         "{yaml}"
     );
+    let everything = kube.ok(&["get", "all"]);
+    for kind in ["pod/", "service/web", "deployment.apps/web", "replicaset.apps/web-"] {
+        assert!(everything.contains(kind), "get all lists {kind}:\n{everything}");
+    }
     let names = kube.ok(&["get", "deploy,svc", "-o", "name"]);
     assert!(
         names.contains("deployment.apps/web") && names.contains("service/web"),

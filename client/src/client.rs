@@ -457,6 +457,27 @@ impl Client {
         object_of(object)
     }
 
+    /// Reads one object as the answering master's member has applied it (a serializable,
+    /// follower read: no round trip to the leader, so it may be stale, but it never
+    /// returns a value that was not written at the resourceVersion it carries).
+    pub async fn get_serializable(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Object, ClientError> {
+        let message = api::GetRequest {
+            key: key(kind, namespace, name),
+            consistency: api::Consistency::Serializable as i32,
+        };
+        let object = self
+            .resources("get", Idempotency::Read, message, |mut c, r| async move {
+                c.get(r).await
+            })
+            .await?;
+        object_of(object)
+    }
+
     /// Lists objects of `kind` in `namespace` (all namespaces when `None`).
     pub async fn list(
         &self,

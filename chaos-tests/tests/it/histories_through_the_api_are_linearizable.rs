@@ -6,6 +6,9 @@
 //! `chaos_tests::linearizability`. A watch opened at the start must deliver each revision
 //! once, in order, nothing at or before its start revision, every acknowledged write at
 //! the revision its writer was told with the value written, and no value nobody wrote.
+//! Serializable (follower) reads are mixed in: they may be stale, so they are not part of
+//! the linearizable histories, but each must return a value the watch saw written to that
+//! key at the very revision the read carries.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,6 +38,8 @@ struct Record {
     writes: Vec<Write>,
     /// Every value any client tried to write, per key.
     attempted: BTreeMap<String, BTreeSet<u64>>,
+    /// Serializable reads that found the object: key, its revision, its value.
+    stale_reads: Vec<Write>,
 }
 
 fn config_map(key: &str, value: u64) -> Object {
@@ -85,9 +90,29 @@ async fn run_client(
             record.histories.entry(key.to_owned()).or_default().push(op);
             record.writes.extend(write);
         };
-        let choice = rng.gen_range(0..10);
+        let choice = rng.gen_range(0..12);
         let call = now();
-        if choice < 3 {
+        if choice >= 10 {
+            // A serializable read from whichever master answers.
+            let read = tokio::time::timeout(
+                limit,
+                client.get_serializable(Kind::ConfigMap, "default", key),
+            )
+            .await;
+            match read {
+                Ok(Ok(object)) => {
+                    let revision = revision_of(&object).expect("a resourceVersion");
+                    record.lock().unwrap().stale_reads.push((
+                        key.to_owned(),
+                        revision,
+                        value_of(&object),
+                    ));
+                }
+                Ok(Err(ClientError::NotFound { .. })) | Err(_) => {}
+                Ok(Err(e)) if unknown(&e) => {}
+                Ok(Err(e)) => panic!("serializable get {key}: {e}"),
+            }
+        } else if choice < 3 {
             // A linearizable read.
             let output = match tokio::time::timeout(
                 limit,
@@ -355,7 +380,13 @@ async fn histories_through_the_api_are_linearizable_and_watches_valid() {
     assert!(faults >= 3, "only {faults} faults injected");
 
     // The watch: every acknowledged write arrives, at its revision, with its value.
-    let last = record.writes.iter().map(|w| w.1).max().unwrap_or(start);
+    let last = record
+        .writes
+        .iter()
+        .chain(&record.stale_reads)
+        .map(|w| w.1)
+        .max()
+        .unwrap_or(start);
     let deadline = Instant::now() + Duration::from_secs(30);
     while events
         .lock()
@@ -417,10 +448,23 @@ async fn histories_through_the_api_are_linearizable_and_watches_valid() {
             );
         }
     }
+    // Serializable reads: stale perhaps, but each value was written at its revision.
+    for (key, revision, value) in &record.stale_reads {
+        let seen = by_revision.get(revision);
+        assert!(
+            matches!(seen, Some((k, v, t)) if k == key && v == value && *t != WatchEventType::Deleted),
+            "a serializable read of {key} returned {value:?} at revision {revision}: the watch has {seen:?}"
+        );
+    }
+    assert!(
+        !record.stale_reads.is_empty(),
+        "no serializable read found an object"
+    );
     eprintln!(
-        "seed {seed}: {total} operations on {} keys, {} acknowledged writes, {} watch events, {faults} faults",
+        "seed {seed}: {total} operations on {} keys, {} acknowledged writes, {} serializable reads, {} watch events, {faults} faults",
         record.histories.len(),
         record.writes.len(),
+        record.stale_reads.len(),
         changes.len()
     );
 }

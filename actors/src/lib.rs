@@ -120,8 +120,8 @@ pub use rafter_proto::Timestamp;
 pub use rafter_proto::{CidrError, Ipv4Cidr};
 pub use replicaset::reconcile as reconcile_replica_set;
 pub use runtime::{
-    AllocationProblem, AllocationRepair, ApiError, ClusterApi, ControllerRuntime, Outcome,
-    RevisionChanges, RuntimeConfig, RuntimeError, RuntimeStatus, RuntimeThread, Snapshot,
+    AllocationProblem, AllocationRepair, ApiError, ClusterApi, ControllerRuntime, EventRate,
+    Outcome, RevisionChanges, RuntimeConfig, RuntimeError, RuntimeStatus, RuntimeThread, Snapshot,
 };
 pub use scheduler::{
     schedule_pending, schedule_pending_assuming, schedule_pod, Assumed, DEFAULT_SCHEDULER,

@@ -69,7 +69,7 @@ fn usage(cache: &Cache, namespace: &str, key: &str, scopes: &[String]) -> Option
     Some(
         cache
             .list_namespaced(kind, namespace)
-            .map(|object| charge(&object, key, scopes))
+            .map(|object| charge(object, key, scopes))
             .fold(count(0), sum),
     )
 }

@@ -63,6 +63,32 @@ fn increase(
     asked
 }
 
+/// One hard key a write would pass.
+struct Refused {
+    key: String,
+    asked: Quantity,
+    used: Quantity,
+    hard: Quantity,
+}
+
+/// Kubernetes' words: `exceeded quota: q, requested: pods=1, used: pods=10, limited:
+/// pods=10`, each part listing every key passed.
+fn exceeded_message(name: &str, refused: &[Refused]) -> String {
+    let part = |value: fn(&Refused) -> Quantity| {
+        refused
+            .iter()
+            .map(|r| format!("{}={}", r.key, value(r)))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    format!(
+        "exceeded quota: {name}, requested: {}, used: {}, limited: {}",
+        part(|r| r.asked),
+        part(|r| r.used),
+        part(|r| r.hard)
+    )
+}
+
 fn quota_name(quota: &ResourceQuota) -> String {
     quota
         .metadata
@@ -131,21 +157,18 @@ impl<S: KvStore> Registry<S> {
                 };
                 let total = sum(used, *amount);
                 if total > hard {
-                    refused.push((key.clone(), *amount, used, hard));
+                    refused.push(Refused {
+                        key: key.clone(),
+                        asked: *amount,
+                        used,
+                        hard,
+                    });
                 } else {
                     status.used.insert(key.clone(), total.to_string());
                 }
             }
             if !refused.is_empty() {
-                let part = |f: &dyn Fn(&(String, Quantity, Quantity, Quantity)) -> String| {
-                    refused.iter().map(f).collect::<Vec<_>>().join(",")
-                };
-                exceeded.push(format!(
-                    "exceeded quota: {name}, requested: {}, used: {}, limited: {}",
-                    part(&|(k, asked, _, _)| format!("{k}={asked}")),
-                    part(&|(k, _, used, _)| format!("{k}={used}")),
-                    part(&|(k, _, _, hard)| format!("{k}={hard}")),
-                ));
+                exceeded.push(exceeded_message(&name, &refused));
                 continue;
             }
             status.hard = spec.hard.clone();

@@ -95,6 +95,7 @@ pub(crate) fn run_master(args: MasterArgs) -> anyhow::Result<()> {
         heartbeat: Duration::from_millis(args.heartbeat_ms.max(10)),
         history_retention: Some(rafter_master::DEFAULT_HISTORY_RETENTION),
         disk_reserve_bytes: 0,
+        scheduled_events: None,
         cluster_cidr: Some(actors::ClusterCidr::default()),
         service_ranges: rafter_master::ServiceRanges::parse(
             &args.service_cluster_ip_range,

@@ -475,6 +475,7 @@ pub fn start(
     ca: ClusterCa,
     heartbeat: Duration,
     cluster_cidr: Option<actors::ClusterCidr>,
+    scheduled_events: Option<actors::EventRate>,
     authorizer: Arc<dyn Authorizer>,
 ) -> Result<RuntimeThread, RuntimeError> {
     let handle = tokio::runtime::Handle::current();
@@ -486,6 +487,7 @@ pub fn start(
         leadership,
         RuntimeConfig {
             cluster_cidr,
+            scheduled_events,
             ..RuntimeConfig::default()
         },
     )

@@ -104,6 +104,9 @@ pub struct MasterConfig {
     /// master refuses writes as leader (RESOURCE_EXHAUSTED naming it), and below a quarter
     /// of it the master stops. 0 disables both.
     pub disk_reserve_bytes: u64,
+    /// How many `Scheduled` events the scheduler may write (`--scheduled-events-per-second`,
+    /// `--scheduled-events-burst`); `None`: one per pod bound, as Kubernetes writes them.
+    pub scheduled_events: Option<actors::EventRate>,
     /// Where the controllers take nodes' pod CIDRs from (`--cluster-cidr`); `None`: no
     /// allocation.
     pub cluster_cidr: Option<actors::ClusterCidr>,
@@ -576,6 +579,7 @@ impl Master {
             signing_ca,
             config.heartbeat,
             config.cluster_cidr,
+            config.scheduled_events,
             authorizer(&authz_cache),
         )?;
 

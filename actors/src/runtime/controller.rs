@@ -31,6 +31,7 @@ use actix::prelude::*;
 use crate::action::{Action, Reconciled};
 use crate::cache::{Cache, CacheReader};
 use crate::runtime::api::{ApiError, ClusterApi, Outcome};
+use crate::runtime::event_budget::EventBudget;
 use crate::runtime::executor::{describe, execute_all, harmless, EventFilter, Report};
 use crate::runtime::informer::{CacheUpdate, Change};
 use crate::runtime::queue::WorkQueue;
@@ -119,6 +120,7 @@ pub(crate) struct Controller<R: Reconciler> {
     /// Pipelined writes that failed in a row (back-off of the next reconcile).
     write_failures: u32,
     events: EventFilter,
+    budget: EventBudget,
     config: RuntimeConfig,
     seed: u64,
 }
@@ -144,6 +146,7 @@ impl<R: Reconciler> Controller<R> {
             write_seq: 0,
             write_failures: 0,
             events: EventFilter::new(config.event_window),
+            budget: EventBudget::new(config.scheduled_events),
             seed: wall_clock().unix_millis() as u64,
             config,
         }
@@ -188,6 +191,7 @@ impl<R: Reconciler> Controller<R> {
             self.queue.add_after(key.clone(), after, instant);
         }
         let actions = self.events.filter(reconciled.actions, instant);
+        let actions = self.budget.admit(actions, instant);
         if actions.is_empty() {
             self.queue.done(&key, None, false, instant);
             return;

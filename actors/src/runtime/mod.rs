@@ -21,6 +21,7 @@
 //! | `controller` | the generic controller actor: queue, expectations, back-off, resync, term |
 //! | `queue` | [`WorkQueue`]: de-duplication, one reconcile per key, back-off, expectations |
 //! | `executor` | carrying out actions in order (UpdateStatus onto the latest object), event de-duplication |
+//! | `event_budget` | the optional budget of `Scheduled` events ([`EventRate`]) |
 //! | `leadership` | starting and stopping controllers with leadership, the barrier, [`RuntimeStatus`] |
 //! | `reconcilers` | which keys each change wakes, per controller |
 //! | `allocation_repair` | the Service ClusterIP / NodePort repair loop on the leader |
@@ -41,6 +42,7 @@
 mod allocation_repair;
 mod api;
 mod controller;
+mod event_budget;
 mod executor;
 mod informer;
 mod leadership;
@@ -57,6 +59,7 @@ pub use api::{
     event_object, is_informed, AllocationProblem, AllocationRepair, ApiError, ChangeStream,
     ClusterApi, Outcome, RevisionChanges, Snapshot, INFORMED_KINDS,
 };
+pub use event_budget::EventRate;
 pub use informer::Change;
 pub use leadership::RuntimeStatus;
 pub use queue::{Backoff, WorkQueue};
@@ -102,6 +105,8 @@ pub struct RuntimeConfig {
     /// How often the leader repairs Services' ClusterIP and NodePort reservations (and
     /// once when it starts leading); `None`: never.
     pub allocation_repair: Option<Duration>,
+    /// How many `Scheduled` events the scheduler may write; `None`: one per pod bound.
+    pub scheduled_events: Option<EventRate>,
 }
 
 impl Default for RuntimeConfig {
@@ -117,6 +122,7 @@ impl Default for RuntimeConfig {
             pipelined_writes: 256,
             allocation_repair: Some(Duration::from_secs(60)),
             job_backoff: JobBackoff::default(),
+            scheduled_events: None,
         }
     }
 }

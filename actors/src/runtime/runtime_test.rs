@@ -111,6 +111,49 @@ fn replica_sets(cluster: &FakeCluster) -> usize {
     cluster.state().list(Kind::ReplicaSet).len()
 }
 
+/// With a budget of Scheduled events (no refill, a burst of 4), forty pods are all bound
+/// but only four Scheduled events are written.
+#[actix_rt::test]
+async fn a_budget_of_scheduled_events_binds_every_pod_and_writes_only_the_burst() {
+    let cluster = FakeCluster::new(1);
+    nodes(&cluster, 3);
+    cluster.create(web(40));
+    let (_leader, leadership) = watch::channel(Some(1));
+    let _runtime = ControllerRuntime::start(
+        Arc::new(cluster.clone()),
+        Arc::new(TestSigner),
+        leadership,
+        RuntimeConfig {
+            scheduled_events: Some(crate::runtime::EventRate {
+                per_second: 0.0,
+                burst: 4,
+            }),
+            ..config()
+        },
+    );
+    cluster
+        .wait_until("40 pods bound and their deployment's status", WAIT, |s| {
+            s.pods().len() == 40
+                && s.bound_pods() == 40
+                && s.list(Kind::Deployment).iter().any(|d| match d {
+                    Object::Deployment(d) => d.status.as_ref().is_some_and(|st| st.replicas == 40),
+                    _ => false,
+                })
+        })
+        .await;
+    let state = cluster.state();
+    let scheduled = state
+        .events
+        .iter()
+        .filter(|e| e.reason == "Scheduled")
+        .count();
+    assert_eq!(scheduled, 4, "the burst, and no refill");
+    assert!(
+        state.events.iter().any(|e| e.reason == "SuccessfulCreate"),
+        "other events are not budgeted"
+    );
+}
+
 #[actix_rt::test]
 async fn a_deployment_of_ten_replicas_converges_with_every_pod_bound() {
     let cluster = FakeCluster::new(1);

@@ -82,6 +82,14 @@ pub struct MasterArgs {
     /// of it, the master exits rather than let a log write find the disk full. 0 disables.
     #[arg(long, default_value_t = 64)]
     disk_reserve_mb: u64,
+    /// At most this many `Scheduled` events per second from the scheduler, on average
+    /// (0: one per pod bound, as Kubernetes writes them). Binding many pods at once then
+    /// costs fewer writes; events over the budget are counted in the log, not written.
+    #[arg(long, default_value_t = 0.0)]
+    scheduled_events_per_second: f64,
+    /// How many `Scheduled` events may be written at once before the rate applies.
+    #[arg(long, default_value_t = 100)]
+    scheduled_events_burst: u32,
     /// The range nodes' pod CIDRs (spec.podCIDR) are allocated from; "" allocates none.
     #[arg(long, default_value = "10.244.0.0/16")]
     cluster_cidr: String,
@@ -197,6 +205,10 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
         heartbeat: Duration::from_millis(args.heartbeat_ms.max(10)),
         history_retention: (args.history_retention > 0).then_some(args.history_retention),
         disk_reserve_bytes: args.disk_reserve_mb.saturating_mul(1024 * 1024),
+        scheduled_events: (args.scheduled_events_per_second > 0.0).then_some(actors::EventRate {
+            per_second: args.scheduled_events_per_second,
+            burst: args.scheduled_events_burst,
+        }),
         encryption_config: args.encryption_provider_config,
         audit: args.audit_log_path.map(|log_path| AuditConfig {
             log_path,

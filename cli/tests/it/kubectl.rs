@@ -287,8 +287,16 @@ fn stock_kubectl_applies_lists_watches_changes_logs_and_deletes() {
         "{yaml}"
     );
     let everything = kube.ok(&["get", "all"]);
-    for kind in ["pod/", "service/web", "deployment.apps/web", "replicaset.apps/web-"] {
-        assert!(everything.contains(kind), "get all lists {kind}:\n{everything}");
+    for kind in [
+        "pod/",
+        "service/web",
+        "deployment.apps/web",
+        "replicaset.apps/web-",
+    ] {
+        assert!(
+            everything.contains(kind),
+            "get all lists {kind}:\n{everything}"
+        );
     }
     let names = kube.ok(&["get", "deploy,svc", "-o", "name"]);
     assert!(

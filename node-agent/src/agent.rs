@@ -45,7 +45,7 @@ use crate::log_server;
 use crate::metrics_server::MetricsServer;
 use crate::node::NodeReporter;
 use crate::pod_sync::BackoffPolicy;
-use crate::pod_worker::{Desired, PodWorker, Source, WorkerContext, LABEL_NODE_NAME};
+use crate::pod_worker::{Desired, PodWorker, Source, WorkerContext, LABEL_AGENT, LABEL_NODE_NAME};
 use crate::proxy::{ProxyLoop, ProxyMode, DEFAULT_DEBOUNCE};
 use crate::registries::Registries;
 use crate::runtime::ContainerRuntime;
@@ -394,7 +394,9 @@ impl Agent {
                 node_name: config.node_name.clone(),
             },
         };
+        let owner = agent_owner(&config.data_dir).await;
         let ctx = Arc::new(WorkerContext {
+            owner,
             images,
             sandbox_slots: Arc::new(tokio::sync::Semaphore::new(
                 config.sandbox_parallelism.max(1),
@@ -663,7 +665,7 @@ impl Manager {
             }
         };
         for sb in sandboxes {
-            let ours = sb.labels.get(LABEL_NODE_NAME) == Some(&self.node);
+            let ours = is_ours(&sb.labels, &self.node, &self.ctx.owner);
             if ours && !sb.pod_uid.is_empty() && !self.workers.contains_key(&sb.pod_uid) {
                 info!(uid = %sb.pod_uid, pod = %format!("{}/{}", sb.namespace, sb.pod_name), "removing containers of a pod no longer bound here");
                 self.spawn(sb.pod_uid.clone(), Desired::Gone, Source::Api);
@@ -684,11 +686,62 @@ impl Manager {
     }
 }
 
+/// This agent's [`LABEL_AGENT`] value: `rafter-node-agent.` and the first 16 hex digits of
+/// the SHA-256 of its data directory's canonical path (the path as given when it cannot
+/// be resolved).
+async fn agent_owner(data_dir: &std::path::Path) -> String {
+    use sha2::Digest;
+    let path = tokio::fs::canonicalize(data_dir)
+        .await
+        .unwrap_or_else(|_| data_dir.to_path_buf());
+    let digest = sha2::Sha256::digest(path.as_os_str().as_encoded_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("rafter-node-agent.{hex}")
+}
+
+/// Whether a sandbox with `labels` is this agent's: made for its node, by it (or by an
+/// agent from before the owner label, which only its node name tells).
+fn is_ours(labels: &BTreeMap<String, String>, node: &str, owner: &str) -> bool {
+    labels.get(LABEL_NODE_NAME).map(String::as_str) == Some(node)
+        && labels
+            .get(LABEL_AGENT)
+            .is_none_or(|made_by| made_by == owner)
+}
+
 async fn next_event(
     stream: &mut Option<PodEventStream>,
 ) -> Option<Result<PodEvent, crate::api::ApiError>> {
     match stream.as_mut() {
         Some(s) => s.next().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(node: &str, owner: Option<&str>) -> BTreeMap<String, String> {
+        let mut labels = BTreeMap::from([(LABEL_NODE_NAME.to_owned(), node.to_owned())]);
+        if let Some(owner) = owner {
+            labels.insert(LABEL_AGENT.to_owned(), owner.to_owned());
+        }
+        labels
+    }
+
+    #[tokio::test]
+    async fn agents_sharing_a_runtime_and_a_node_name_own_only_their_sandboxes() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (mine, theirs) = (agent_owner(a.path()).await, agent_owner(b.path()).await);
+        assert_ne!(mine, theirs);
+        assert!(mine.starts_with("rafter-node-agent."), "{mine}");
+        assert_eq!(mine, agent_owner(a.path()).await, "stable across restarts");
+        assert!(is_ours(&labels("node-1", Some(&mine)), "node-1", &mine));
+        assert!(!is_ours(&labels("node-1", Some(&theirs)), "node-1", &mine));
+        assert!(!is_ours(&labels("node-2", Some(&mine)), "node-1", &mine));
+        assert!(
+            is_ours(&labels("node-1", None), "node-1", &mine),
+            "a sandbox from before the owner label is told by its node"
+        );
     }
 }

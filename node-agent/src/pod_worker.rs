@@ -51,10 +51,16 @@ pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 /// Label on every sandbox the agent runs: its node's name. Orphan removal touches only
 /// sandboxes with this node's name, so agents sharing one containerd leave each other be.
 pub const LABEL_NODE_NAME: &str = "io.rafter.node.name";
+/// The sandbox label naming the agent that made it (`rafter-node-agent.<hash of its data
+/// directory>`): agents that share one container runtime, even under one node name (test
+/// clusters side by side on one machine), never take each other's sandboxes for orphans.
+pub const LABEL_AGENT: &str = "io.rafter.agent";
 
 /// What the agent shares with every pod worker.
 pub(crate) struct WorkerContext {
     pub(crate) node_name: String,
+    /// This agent's [`LABEL_AGENT`] value.
+    pub(crate) owner: String,
     pub(crate) runtime: Arc<dyn ContainerRuntime>,
     pub(crate) api: Arc<dyn ApiClient>,
     pub(crate) host_ip: String,
@@ -536,6 +542,8 @@ impl PodWorker {
                     Ok(mut c) => {
                         c.labels
                             .insert(LABEL_NODE_NAME.to_owned(), self.ctx.node_name.clone());
+                        c.labels
+                            .insert(LABEL_AGENT.to_owned(), self.ctx.owner.clone());
                         c
                     }
                     Err(e) => {

@@ -8,6 +8,11 @@
 //! ratio is the median of the per-round pairs of creates/s; p99 is per system over all
 //! rounds.
 //!
+//! Then, unless `--list-pods 0`, a LIST of many pods (10,000 by default) on one more fresh
+//! gateway: the pods created through gRPC, then `--list-rounds` whole-namespace LISTs
+//! through each API, taking turns, with p50/p99 of each and the resident memory of this
+//! process (the gateway runs in it) before and after.
+//!
 //! It measures only; it must not be a dependency of anything.
 
 use std::sync::Arc;
@@ -17,6 +22,7 @@ use anyhow::Context;
 use api_gateway::testing::MemKv;
 use api_gateway::{serve_with, Registry, ServeOptions, TokenFile, UserInfo};
 use bytes::Bytes;
+use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
 use rafter_proto::api;
 use rafter_proto::api::resources_client::ResourcesClient;
@@ -37,6 +43,12 @@ pub struct RestArgs {
     /// Rounds per API.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Pods in the namespace the LIST phase lists (0 skips it).
+    #[arg(long, default_value_t = 10_000)]
+    list_pods: usize,
+    /// LISTs per API in the LIST phase.
+    #[arg(long, default_value_t = 20)]
+    list_rounds: usize,
 }
 
 const NAMESPACE: &str = "bench";
@@ -96,8 +108,108 @@ pub fn run(args: RestArgs) -> anyhow::Result<()> {
             "median REST ÷ gRPC creates/s: {:.3} (target ≥ 0.80)",
             ratios[ratios.len() / 2]
         );
+        if args.list_pods > 0 {
+            list_phase(args.list_pods, args.list_rounds).await?;
+        }
         Ok(())
     })
+}
+
+/// This process's resident memory, from /proc/self/status.
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Creates `pods` pods through gRPC, then times whole-namespace LISTs through both APIs.
+async fn list_phase(pods: usize, rounds: usize) -> anyhow::Result<()> {
+    let gateway = start().await?;
+    let grpc = client(gateway.grpc.clone());
+    futures::stream::iter(0..pods)
+        .map(|i| {
+            let mut grpc = grpc.clone();
+            async move {
+                let pod: Object = parse_object(&pod_json(&format!("listed-{i}")), "bench")
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                grpc.create(api::CreateRequest {
+                    object: Some(pod.into()),
+                    dry_run: false,
+                })
+                .await?;
+                Ok::<_, anyhow::Error>(())
+            }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<()>>>()?;
+    let before = rss_mib();
+    let stream = tokio::net::TcpStream::connect(gateway.rest).await?;
+    stream.set_nodelay(true)?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let uri = format!("http://{}/api/v1/namespaces/{NAMESPACE}/pods", gateway.rest);
+    let (mut rest, mut grpc_times) = (Vec::new(), Vec::new());
+    let mut peak = before;
+    for _ in 0..rounds {
+        let request = http::Request::get(&uri)
+            .header("accept", "application/json")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Full::new(Bytes::new()))?;
+        let sent = Instant::now();
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        rest.push(sent.elapsed());
+        anyhow::ensure!(
+            status == http::StatusCode::OK,
+            "REST LIST answered {status}"
+        );
+        let listed: serde_json::Value = serde_json::from_slice(&body)?;
+        let items = listed["items"].as_array().map_or(0, Vec::len);
+        anyhow::ensure!(items == pods, "REST LIST gave {items} pods, not {pods}");
+        peak = peak.max(rss_mib());
+
+        let mut g = grpc.clone();
+        let sent = Instant::now();
+        let list = g
+            .list(api::ListRequest {
+                kind: "Pod".to_owned(),
+                namespace: NAMESPACE.to_owned(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        grpc_times.push(sent.elapsed());
+        anyhow::ensure!(
+            list.items.len() == pods,
+            "gRPC LIST gave {} pods",
+            list.items.len()
+        );
+        peak = peak.max(rss_mib());
+    }
+    rest.sort();
+    grpc_times.sort();
+    println!(
+        "LIST of {pods} pods in one namespace, {rounds} times each: REST (JSON) p50 {} ms, p99 {} ms; gRPC p50 {} ms, p99 {} ms",
+        crate::report::ms(percentile(&rest, 0.5)),
+        crate::report::ms(percentile(&rest, 0.99)),
+        crate::report::ms(percentile(&grpc_times, 0.5)),
+        crate::report::ms(percentile(&grpc_times, 0.99)),
+    );
+    println!(
+        "resident memory of the process (gateway, in-memory store and clients): {before:.0} MiB with the pods stored, {peak:.0} MiB at most while listing"
+    );
+    Ok(())
 }
 
 /// A gateway on a fresh in-memory store with both listeners, and the namespace.

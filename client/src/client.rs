@@ -445,16 +445,8 @@ impl Client {
         namespace: &str,
         name: &str,
     ) -> Result<Object, ClientError> {
-        let message = api::GetRequest {
-            key: key(kind, namespace, name),
-            consistency: api::Consistency::Linearizable as i32,
-        };
-        let object = self
-            .resources("get", Idempotency::Read, message, |mut c, r| async move {
-                c.get(r).await
-            })
-            .await?;
-        object_of(object)
+        self.get_with(kind, namespace, name, api::Consistency::Linearizable)
+            .await
     }
 
     /// Reads one object as the answering master's member has applied it (a serializable,
@@ -466,9 +458,20 @@ impl Client {
         namespace: &str,
         name: &str,
     ) -> Result<Object, ClientError> {
+        self.get_with(kind, namespace, name, api::Consistency::Serializable)
+            .await
+    }
+
+    async fn get_with(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        consistency: api::Consistency,
+    ) -> Result<Object, ClientError> {
         let message = api::GetRequest {
             key: key(kind, namespace, name),
-            consistency: api::Consistency::Serializable as i32,
+            consistency: consistency as i32,
         };
         let object = self
             .resources("get", Idempotency::Read, message, |mut c, r| async move {

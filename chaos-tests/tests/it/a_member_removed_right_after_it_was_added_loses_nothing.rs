@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    acknowledged_in, every_master_holds, first_ack_after, library_client, member_add,
-    proxied_cluster, rafter, spawn_writer, text, wait_for_voters,
+    acknowledged_in, add_spare_member, every_master_holds, first_ack_after, library_client,
+    proxied_cluster, remove_member, spawn_writer, wait_for_voters,
 };
 use chaos_tests::schedule;
 
@@ -31,46 +31,12 @@ async fn a_member_removed_right_after_it_was_added_loses_nothing() {
         .unwrap();
     first_ack_after(&log, Instant::now(), Duration::from_secs(30)).await;
 
-    let new = cluster.add_master().unwrap();
     let work = tempfile::tempdir().unwrap();
     let config = work.path().join("config");
     cluster.write_client_config(&config).unwrap();
-    let peer = format!(
-        "127.0.0.1:{}",
-        cluster
-            .masters()
-            .iter()
-            .find(|m| m.id == new)
-            .unwrap()
-            .peer_port
-    );
-    let added = member_add(&config, new, &peer);
-    assert!(
-        added.status.success() || text(&added).contains("outcome of the request is unknown"),
-        "member add failed:\n{}",
-        text(&added)
-    );
-
+    let new = add_spare_member(&mut cluster, &config);
     // Removed at once: refused only while the add's change is still being committed.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut refusals = 0;
-    loop {
-        let removed = rafter(&config, &["cluster", "member", "remove", &new.to_string()]);
-        if removed.status.success() {
-            break;
-        }
-        let said = text(&removed);
-        if refusals > 0 && said.contains(&format!("member {new} is not a voter")) {
-            eprintln!("member {new} was removed by an attempt reported as refused");
-            break;
-        }
-        assert!(
-            said.contains("already undergoing a configuration change") && Instant::now() < deadline,
-            "member remove failed:\n{said}"
-        );
-        refusals += 1;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let refusals = remove_member(&config, new).await;
     eprintln!("removed after {refusals} refusals");
     let first_three: BTreeSet<u64> = [1, 2, 3].into();
     wait_for_voters(&cluster, leader, &first_three).await;

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    acknowledged_in, every_master_holds, first_ack_after, library_client, member_add,
-    proxied_cluster, rafter, spawn_writer, text, wait_for_voters,
+    acknowledged_in, add_spare_member, every_master_holds, first_ack_after, library_client,
+    proxied_cluster, remove_member, spawn_writer, wait_for_voters,
 };
 use chaos_tests::proxy::{Direction, Fault};
 use chaos_tests::schedule;
@@ -49,55 +49,14 @@ async fn a_member_replaced_while_writes_and_faults_go_on_loses_nothing() {
     cluster.kill(replaced).unwrap();
     first_ack_after(&log, killed_at, Duration::from_secs(30)).await;
 
-    let new = cluster.add_master().unwrap();
     let work = tempfile::tempdir().unwrap();
     let config = work.path().join("config");
     cluster.write_client_config(&config).unwrap();
-    let peer = format!(
-        "127.0.0.1:{}",
-        cluster
-            .masters()
-            .iter()
-            .find(|m| m.id == new)
-            .unwrap()
-            .peer_port
-    );
-    let added = member_add(&config, new, &peer);
-    // The new member catches up over slowed links before it votes: on a loaded machine the
-    // CLI may stop waiting first; the membership then decides.
-    assert!(
-        added.status.success() || text(&added).contains("outcome of the request is unknown"),
-        "member add failed:\n{}",
-        text(&added)
-    );
+    let new = add_spare_member(&mut cluster, &config);
     // Asked of the leader, which was never the replaced member.
     let all: BTreeSet<u64> = [1, 2, 3, 4].into();
     wait_for_voters(&cluster, leader, &all).await;
-    // Refused while the add's configuration change is still being committed: asked
-    // again, as an operator would, until it is done or the member is found gone (a
-    // refused attempt was seen to apply later: docs/chaos.md).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut refusals = 0;
-    loop {
-        let removed = rafter(
-            &config,
-            &["cluster", "member", "remove", &replaced.to_string()],
-        );
-        if removed.status.success() {
-            break;
-        }
-        let said = text(&removed);
-        if refusals > 0 && said.contains(&format!("member {replaced} is not a voter")) {
-            eprintln!("member {replaced} was removed by an attempt reported as refused");
-            break;
-        }
-        assert!(
-            said.contains("already undergoing a configuration change") && Instant::now() < deadline,
-            "member remove failed:\n{said}"
-        );
-        refusals += 1;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    remove_member(&config, replaced).await;
     let voters: BTreeSet<u64> = [1, 2, 3, 4]
         .into_iter()
         .filter(|id| *id != replaced)

@@ -236,6 +236,56 @@ pub fn member_add(config: &Path, id: u64, peer: &str) -> Output {
     )
 }
 
+/// Starts the cluster's next planned spare master and adds it with `rafter cluster member
+/// add` through the admin config at `config`; returns its id. The new member catches up
+/// before it votes: on a loaded machine the CLI may stop waiting first, and then the
+/// membership decides.
+pub fn add_spare_member(cluster: &mut Cluster, config: &Path) -> u64 {
+    let new = cluster.add_master().expect("a spare master starts");
+    let peer = format!(
+        "127.0.0.1:{}",
+        cluster
+            .masters()
+            .iter()
+            .find(|m| m.id == new)
+            .expect("the spare is a master of the cluster")
+            .peer_port
+    );
+    let added = member_add(config, new, &peer);
+    assert!(
+        added.status.success() || text(&added).contains("outcome of the request is unknown"),
+        "member add failed:\n{}",
+        text(&added)
+    );
+    new
+}
+
+/// `rafter cluster member remove ID`, asked again while the cluster is still committing an
+/// earlier configuration change (as an operator would), until it is done or the member is
+/// found gone (a refused attempt was seen to apply later: docs/chaos.md). Returns how many
+/// times it was refused.
+pub async fn remove_member(config: &Path, id: u64) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut refusals = 0;
+    loop {
+        let removed = rafter(config, &["cluster", "member", "remove", &id.to_string()]);
+        if removed.status.success() {
+            return refusals;
+        }
+        let said = text(&removed);
+        if refusals > 0 && said.contains(&format!("member {id} is not a voter")) {
+            eprintln!("member {id} was removed by an attempt reported as refused");
+            return refusals;
+        }
+        assert!(
+            said.contains("already undergoing a configuration change") && Instant::now() < deadline,
+            "member remove failed:\n{said}"
+        );
+        refusals += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub fn text(output: &Output) -> String {
     format!(
         "{}{}",

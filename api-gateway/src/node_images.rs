@@ -25,12 +25,12 @@
 
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use rafter_proto::agent::agent_images_client::AgentImagesClient;
 use rafter_proto::{agent, api, v1};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tonic::{Status, Streaming};
+use tonic::Status;
 use tracing::{debug, info};
 
 use crate::agent_dial::{self, AgentTls};
@@ -161,12 +161,15 @@ struct Relay {
 /// the events of the call: the nodes, then one result per node as each finishes. The
 /// stream fails (and every agent call is cancelled) when the caller's stream breaks or
 /// carries more or fewer bytes than announced. Dropping it cancels the agent calls.
-pub(crate) fn import(
+pub(crate) fn import<S>(
     nodes: Vec<v1::Node>,
     tls: Option<AgentTls>,
     first: api::ImageImportRequest,
-    mut rest: Streaming<api::ImageImportRequest>,
-) -> impl Stream<Item = Result<api::ImageImportEvent, Status>> + Send + 'static {
+    mut rest: S,
+) -> impl Stream<Item = Result<api::ImageImportEvent, Status>> + Send + 'static
+where
+    S: Stream<Item = Result<api::ImageImportRequest, Status>> + Send + Unpin + 'static,
+{
     async_stream::try_stream! {
         let file_name = first.file_name.clone();
         let size = first.size;
@@ -195,7 +198,7 @@ pub(crate) fn import(
         loop {
             let data = match next.take() {
                 Some(data) => data,
-                None => match rest.message().await? {
+                None => match rest.next().await.transpose()? {
                     Some(message) => message.data,
                     None => break,
                 },
@@ -312,6 +315,109 @@ mod tests {
             "{:?}",
             answer.nodes[1]
         );
+    }
+
+    /// An agent that takes an archive and answers with its size as the image name.
+    struct FakeAgent;
+
+    #[tonic::async_trait]
+    impl rafter_proto::agent::agent_images_server::AgentImages for FakeAgent {
+        async fn import(
+            &self,
+            request: tonic::Request<tonic::Streaming<api::ImageImportRequest>>,
+        ) -> Result<tonic::Response<agent::ImportedImages>, Status> {
+            let mut pieces = request.into_inner();
+            let first = pieces.message().await?.unwrap();
+            let mut bytes = first.data.len() as u64;
+            while let Some(piece) = pieces.message().await? {
+                assert!(piece.data.len() <= MAX_PIECE);
+                bytes += piece.data.len() as u64;
+            }
+            if bytes != first.size {
+                return Err(Status::invalid_argument("cut short"));
+            }
+            Ok(tonic::Response::new(agent::ImportedImages {
+                images: vec![format!("{}:{bytes}", first.file_name)],
+            }))
+        }
+
+        async fn list(
+            &self,
+            _request: tonic::Request<agent::ListImagesRequest>,
+        ) -> Result<tonic::Response<api::NodeImages>, Status> {
+            Ok(tonic::Response::new(api::NodeImages::default()))
+        }
+    }
+
+    async fn fake_agent() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(
+                    rafter_proto::agent::agent_images_server::AgentImagesServer::new(FakeAgent),
+                )
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        url
+    }
+
+    /// The events of importing `size` bytes announced, `data` sent, into `nodes`.
+    async fn run_import(
+        nodes: Vec<v1::Node>,
+        size: u64,
+        data: Vec<u8>,
+    ) -> Vec<Result<api::ImageImportEvent, Status>> {
+        let first = api::ImageImportRequest {
+            file_name: "a.tar".into(),
+            size,
+            data: Vec::new(),
+        };
+        // Pieces larger than an agent takes: the relay cuts them.
+        let rest: Vec<Result<api::ImageImportRequest, Status>> = data
+            .chunks(3 * MAX_PIECE / 2)
+            .map(|c| {
+                Ok(api::ImageImportRequest {
+                    data: c.to_vec(),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        import(nodes, None, first, futures::stream::iter(rest))
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn every_node_reports_its_own_outcome_and_a_short_archive_reaches_no_agent_whole() {
+        let good = fake_agent().await;
+        let size = 4 * MAX_PIECE as u64 + 5;
+        let data = vec![7u8; size as usize];
+        let events = run_import(
+            vec![node("good", Some(&good)), node("lost", None)],
+            size,
+            data.clone(),
+        )
+        .await;
+        let events: Vec<api::ImageImportEvent> = events.into_iter().map(Result::unwrap).collect();
+        assert_eq!(events[0].nodes, ["good", "lost"]);
+        let mut results: Vec<api::NodeImageImport> =
+            events[1..].iter().filter_map(|e| e.result.clone()).collect();
+        results.sort_by(|a, b| a.node.cmp(&b.node));
+        assert_eq!(results.len(), 2, "{results:?}");
+        assert_eq!(results[0].images, [format!("a.tar:{size}")], "{results:?}");
+        assert!(results[0].error.is_empty());
+        assert!(results[1].error.contains("no log endpoint"), "{results:?}");
+
+        // Fewer bytes than announced: the call fails; no agent got the whole archive.
+        let events = run_import(vec![node("good", Some(&good))], size + 1, data).await;
+        let last = events.last().unwrap().as_ref().unwrap_err();
+        assert_eq!(last.code(), tonic::Code::InvalidArgument);
+        assert!(last.message().contains("a.tar ended after"), "{}", last.message());
+        assert!(events
+            .iter()
+            .filter_map(|e| e.as_ref().ok())
+            .all(|e| e.result.is_none()));
     }
 
     #[tokio::test]

@@ -401,8 +401,10 @@ mod tests {
         .await;
         let events: Vec<api::ImageImportEvent> = events.into_iter().map(Result::unwrap).collect();
         assert_eq!(events[0].nodes, ["good", "lost"]);
-        let mut results: Vec<api::NodeImageImport> =
-            events[1..].iter().filter_map(|e| e.result.clone()).collect();
+        let mut results: Vec<api::NodeImageImport> = events[1..]
+            .iter()
+            .filter_map(|e| e.result.clone())
+            .collect();
         results.sort_by(|a, b| a.node.cmp(&b.node));
         assert_eq!(results.len(), 2, "{results:?}");
         assert_eq!(results[0].images, [format!("a.tar:{size}")], "{results:?}");
@@ -413,7 +415,11 @@ mod tests {
         let events = run_import(vec![node("good", Some(&good))], size + 1, data).await;
         let last = events.last().unwrap().as_ref().unwrap_err();
         assert_eq!(last.code(), tonic::Code::InvalidArgument);
-        assert!(last.message().contains("a.tar ended after"), "{}", last.message());
+        assert!(
+            last.message().contains("a.tar ended after"),
+            "{}",
+            last.message()
+        );
         assert!(events
             .iter()
             .filter_map(|e| e.as_ref().ok())

@@ -13,10 +13,13 @@
 //! ```
 //!
 //! Owns the image made for the run, the rounds and the report. One unmeasured warm-up
-//! pod runs first in each mode. Pods are deleted (and, when pulling, the image removed)
-//! between rounds, so every round starts from the same state. The registry is the one
+//! pod runs first in each mode. Pods are deleted between rounds; when pulling, the image
+//! is removed too and the round waits until containerd's garbage collection has taken
+//! every blob and snapshot the image added (`ctr content ls`, `ctr snapshots ls` back to
+//! what they were before the run), so every pull fetches and unpacks the whole image. The registry is the one
 //! the node-agent tests use (`node-agent/tests/it/registry.rs`, included as is).
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -197,17 +200,53 @@ fn running(object: &Object, name: &str) -> bool {
             && p.status.as_ref().is_some_and(|s| s.phase == "Running"))
 }
 
-/// Removes `image` from containerd, retrying while a container still holds it.
-async fn remove_image(runtime: &ContainerdRuntime, image: &str) -> anyhow::Result<()> {
+/// What containerd holds: its content blobs and snapshots (`ctr`, CRI has no such list).
+fn holdings(socket: &Path) -> anyhow::Result<BTreeSet<String>> {
+    let ctr = |args: &[&str]| {
+        run(
+            Command::new("ctr")
+                .arg("-a")
+                .arg(socket)
+                .args(["-n", "k8s.io"])
+                .args(args),
+            "listing containerd's content",
+        )
+    };
+    let content = ctr(&["content", "ls", "-q"])?;
+    let snapshots = ctr(&["snapshots", "ls"])?;
+    let mut all: BTreeSet<String> = String::from_utf8_lossy(&content)
+        .lines()
+        .map(|l| format!("content {}", l.trim()))
+        .collect();
+    all.extend(
+        String::from_utf8_lossy(&snapshots)
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next())
+            .map(|key| format!("snapshot {key}")),
+    );
+    Ok(all)
+}
+
+/// Removes `image` from containerd and waits until its garbage collection has taken
+/// every blob and snapshot the run added (back to `baseline`), so the next pull fetches
+/// and unpacks all of it.
+async fn remove_image(
+    runtime: &ContainerdRuntime,
+    socket: &Path,
+    baseline: &BTreeSet<String>,
+    image: &str,
+) -> anyhow::Result<()> {
     wait_for(
-        "the image to be removed",
+        "the image's blobs and snapshots to be collected",
         Duration::from_secs(60),
         || async {
-            if runtime.image_status(image).await.ok()?.is_none() {
-                return Some(());
+            if runtime.image_status(image).await.ok()?.is_some() {
+                let _ = runtime.remove_image(image).await;
+                return None;
             }
-            let _ = runtime.remove_image(image).await;
-            None
+            let now = holdings(socket).ok()?;
+            now.is_subset(baseline).then_some(())
         },
     )
     .await
@@ -260,16 +299,17 @@ async fn delete_pod(client: &Client, name: &str) -> anyhow::Result<()> {
 /// `rounds` pods (after one warm-up), removing the image before each when `pull`.
 async fn measure(
     client: &Client,
-    runtime: &ContainerdRuntime,
+    containerd: (&ContainerdRuntime, &Path, &BTreeSet<String>),
     image: &str,
     mode: &str,
     rounds: usize,
     pull: bool,
 ) -> anyhow::Result<Vec<Duration>> {
+    let (runtime, socket, baseline) = containerd;
     let mut latencies = Vec::with_capacity(rounds);
     for i in 0..=rounds {
         if pull {
-            remove_image(runtime, image).await?;
+            remove_image(runtime, socket, baseline, image).await?;
         }
         let name = format!("bench-{mode}-{i}");
         let took = one_pod(client, &name, image).await?;
@@ -349,10 +389,14 @@ pub(crate) async fn run_bench(args: ImagePullArgs) -> anyhow::Result<()> {
     let agent = spawn_agent_with(&cluster, work.path(), &node, &socket, 8, None, &extra)?;
     wait_node_ready(&client, &node).await?;
 
+    // What containerd holds without the image: each pulled round starts from it.
+    let _ = runtime.remove_image(&image).await;
+    let baseline = holdings(&socket)?;
+    let containerd = (&runtime, socket.as_path(), &baseline);
     println!("measuring: pulled ...");
-    let pulled = measure(&client, &runtime, &image, "pulled", args.rounds, true).await?;
+    let pulled = measure(&client, containerd, &image, "pulled", args.rounds, true).await?;
     println!("measuring: present ...");
-    let present = measure(&client, &runtime, &image, "present", args.rounds, false).await?;
+    let present = measure(&client, containerd, &image, "present", args.rounds, false).await?;
     let _ = runtime.remove_image(&image).await;
 
     println!();

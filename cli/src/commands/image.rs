@@ -33,13 +33,17 @@ pub struct ImageArgs {
 /// The verbs of `rafter image`.
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
-    /// Import image archives (OCI layout or docker archive tar files) into every Ready
-    /// node's container runtime, pinned against image garbage collection: images for
-    /// nodes without a registry. Needs `create` on nodes/images.
+    /// Import image archives into every Ready node's container runtime.
+    ///
+    /// The archives are OCI layouts or docker archives (tar files); what they hold is
+    /// pinned against image garbage collection: images for nodes without a registry.
+    /// Needs `create` on nodes/images.
     #[command(after_help = "Examples:\n  rafter image import app.tar\n  \
                             skopeo copy docker://nginx:1.27 docker-archive:nginx.tar:nginx:1.27 && rafter image import nginx.tar")]
     Import(ImportArgs),
-    /// List the images in each node's container runtime. Needs `get` on nodes/images.
+    /// List the images in each node's container runtime.
+    ///
+    /// Needs `get` on nodes/images.
     #[command(
         alias = "list",
         after_help = "Examples:\n  rafter image ls\n  rafter image ls --node w1"

@@ -3,8 +3,9 @@
 //! registry: an archive of an image no node has (the local busybox under a new name, a
 //! docker archive made with skopeo) is imported into both, listed per node as pinned, and
 //! runs with `imagePullPolicy: Never` on each. A user without `create` on nodes/images is
-//! refused by name, and a file that is not an image archive is refused by name with
-//! nothing imported. Only when `RAFTER_CONTAINERD_SOCK` says containerd is usable here.
+//! refused by name, a file that is not an image archive is refused by name with nothing
+//! imported, and a node that fails an import does not hide the other's success (the
+//! command exits non-zero). Only when `RAFTER_CONTAINERD_SOCK` says containerd is usable here.
 
 use std::process::Command;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use crate::dns::PrivateContainerd;
 
 const LIMIT: Duration = Duration::from_secs(120);
 const IMPORTED: &str = "docker.io/local/imported:1";
+const SECOND: &str = "docker.io/local/second:1";
 
 /// The rows of `rafter image ls` (whitespace-split), header first.
 fn image_rows(cluster: &Cluster, extra: &[&str]) -> Vec<Vec<String>> {
@@ -181,6 +183,51 @@ fn an_imported_archive_runs_on_every_node_without_a_registry_and_only_for_those_
         .map(|n| (n.clone(), "true".to_owned()))
         .collect();
     assert_eq!(nodes_with(&rows, IMPORTED), pinned, "{rows:?}");
+    // Pinned across restarts too: the agents list it in their data directory.
+    for node in &nodes {
+        let file = cluster.dir.join(node).join("pinned-images");
+        let listed = std::fs::read_to_string(&file).unwrap();
+        assert!(listed.lines().any(|l| l == IMPORTED), "{listed}");
+    }
+
+    // A node that fails does not hide the other's result, and the command fails. (The
+    // second agent cannot spool: a file where its spool directory goes.)
+    let second = cluster.dir.join("second.tar");
+    let copied = Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("docker-archive:{archive}"))
+        .arg(format!("docker-archive:{}:{SECOND}", second.display()))
+        .output()
+        .unwrap();
+    assert!(
+        copied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    let spool = cluster.dir.join(&nodes[1]).join("image-imports");
+    std::fs::remove_dir_all(&spool).unwrap();
+    std::fs::write(&spool, "in the way").unwrap();
+    let run = cluster.run(&["image", "import", &second.display().to_string()]);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains(&format!("node/{}: imported {SECOND}", nodes[0])),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("error: node/{}: importing", nodes[1])),
+        "{}",
+        run.stderr
+    );
+    let rows = image_rows(&cluster, &[]);
+    assert_eq!(
+        nodes_with(&rows, SECOND),
+        [(nodes[0].clone(), "true".to_owned())],
+        "{rows:?}"
+    );
 
     // And a pod that may not pull runs with it on each node.
     let manifests: String = nodes

@@ -20,6 +20,7 @@
 //! | `authz_cache` | the policy and node graph kept current from the store's changes on each master ([`AuthzCache`]) |
 //! | `bootstrap_policy` | the default ClusterRoles and bindings, created when missing |
 //! | `patch` | JSON merge patch and strategic merge patch over JSON values ([`apply_patch`]) |
+//! | `node_images` | nodes/images: `rafter image import` relayed to every Ready node's agent, `rafter image ls` asked of each, per-node results |
 //! | `node_metrics` | `rafter top`: asking each node's agent for its measured usage, a per-node error for those that cannot answer |
 //! | `pod_logs` | pods/log: the pod's node and container, the node's agent endpoint, relaying its stream |
 //! | `quota` | ResourceQuota: a write's charge against its namespace's quotas, checked and written in the write's own transaction |
@@ -50,6 +51,7 @@ mod encryption;
 mod impersonation;
 mod limit_ranger;
 mod node_authz;
+mod node_images;
 mod node_metrics;
 mod patch;
 mod pod_logs;

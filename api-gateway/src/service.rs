@@ -6,7 +6,8 @@
 //! a bootstrap-token holder sees inside an allowed answer (only the CSRs it filed); who
 //! filed a CSR (its `spec.username`/`groups` are always the caller's); request decoding;
 //! and registry errors as gRPC status codes (`status`). It holds no state of its own.
-//! pods/log is relayed from the node's agent (`pod_logs`); serviceaccounts/token is
+//! pods/log is relayed from the node's agent (`pod_logs`), nodes/metrics and
+//! nodes/images from every node's (`node_metrics`, `node_images`); serviceaccounts/token is
 //! issued by `token_request`; every call may act as another user (`impersonation`).
 
 use std::pin::Pin;
@@ -28,6 +29,7 @@ use crate::sa_token::TokenKeys;
 use crate::status::{authorize, status_of};
 use crate::token_request;
 
+use crate::node_images;
 use crate::node_metrics;
 use crate::patch::apply_patch;
 use crate::pod_logs;
@@ -113,6 +115,31 @@ impl<S: KvStore> ResourcesService<S> {
             identity: Some((cert_pem, key_pem)),
         });
         self
+    }
+
+    /// Node `name` (NotFound if missing), or every node when `name` is empty, read from
+    /// the local member.
+    async fn nodes(&self, name: &str) -> Result<Vec<v1::Node>, Status> {
+        let objects = if name.is_empty() {
+            let options = ListOptions {
+                consistency: ReadConsistency::Serializable,
+                ..ListOptions::all(Kind::Node, None)
+            };
+            self.registry.list(&options).await.map_err(status_of)?.items
+        } else {
+            vec![self
+                .registry
+                .get(Kind::Node, "", name, ReadConsistency::Serializable)
+                .await
+                .map_err(status_of)?]
+        };
+        Ok(objects
+            .into_iter()
+            .filter_map(|o| match o {
+                Object::Node(n) => Some(n),
+                _ => None,
+            })
+            .collect())
     }
 
     /// Authenticates the caller and asks the authorizer whether it may `verb` `target`;
@@ -1064,6 +1091,76 @@ impl<S: KvStore> Resources for ResourcesService<S> {
             )
             .await?;
             Ok(Response::new(answer))
+        }
+        .await;
+        audit.finish(result).await
+    }
+
+    type ImportImageStream = BoxStream<api::ImageImportEvent>;
+
+    async fn import_image(
+        &self,
+        request: Request<tonic::Streaming<api::ImageImportRequest>>,
+    ) -> Result<Response<Self::ImportImageStream>, Status> {
+        let mut audit = self.audit_stream(&request, "create");
+        let result = async {
+            self.admit_caller(
+                &mut audit,
+                &request,
+                "create",
+                Target::resource(Kind::Node).subresource("images"),
+                None,
+            )
+            .await?;
+            let mut pieces = request.into_inner();
+            let first = pieces
+                .message()
+                .await?
+                .ok_or_else(|| Status::invalid_argument("the import sent no archive"))?;
+            if first.file_name.is_empty() {
+                return Err(Status::invalid_argument(
+                    "the import's first message names no archive",
+                ));
+            }
+            let nodes: Vec<v1::Node> = self
+                .nodes("")
+                .await?
+                .into_iter()
+                .filter(node_images::is_ready)
+                .collect();
+            if nodes.is_empty() {
+                return Err(Status::failed_precondition(format!(
+                    "no node is Ready to import {} into",
+                    first.file_name
+                )));
+            }
+            let events = node_images::import(nodes, self.agent_tls.clone(), first, pieces);
+            Ok(Response::new(Box::pin(events) as Self::ImportImageStream))
+        }
+        .await;
+        audit.finish(result).await
+    }
+
+    async fn images(
+        &self,
+        request: Request<api::ImagesRequest>,
+    ) -> Result<Response<api::ImagesResponse>, Status> {
+        let mut audit = self.audit(&request, "get");
+        let result = async {
+            self.admit_caller(
+                &mut audit,
+                &request,
+                "get",
+                Target::resource(Kind::Node)
+                    .subresource("images")
+                    .name(&request.get_ref().node),
+                None,
+            )
+            .await?;
+            let nodes = self.nodes(&request.get_ref().node).await?;
+            Ok(Response::new(
+                node_images::list_all(nodes, self.agent_tls.as_ref()).await,
+            ))
         }
         .await;
         audit.finish(result).await

@@ -13,6 +13,7 @@
 //!  cargo run --release -p bench -- proxy      node proxy: nft sync of 1,000 Services × 10 endpoints; ClusterIP vs direct req/s
 //!  cargo run --release -p bench -- dns        cluster DNS: queries/s and p99 with 1,000 Services vs 10
 //!  cargo run --release -p bench -- service-ready   pod Ready → first request through its Service vs at the pod IP
+//!  cargo run --release -p bench -- image-pull      pod create → Running, image pulled from a registry vs present
 //! ```
 //!
 //! | module | owns |
@@ -25,6 +26,7 @@
 //! | `proxy` | the node proxy's nftables sync time and ClusterIP against direct requests/s, in network namespaces it makes |
 //! | `dns` | the cluster DNS server's queries/s and latency with a large zone against a small one, and zone build time |
 //! | `service_ready` | pod Ready → first answer through its Service's ClusterIP against straight at the pod, one pod and Service per round |
+//! | `image_pull` | pod create → Running with the image pulled from a local registry (TLS, htpasswd) against present, one pod per round |
 //! | `failover` | kill -9 or SIGSTOP of the leader → first acknowledged write (the gateway's rounds are in `gateway`) |
 //! | `scheduler` | whole-system scheduling: pods created at once → bound/s, create→bind, master memory |
 //! | `hollow_nodes` | Ready Node objects and one task renewing their Leases, for `scheduler` |
@@ -49,6 +51,7 @@ mod etcd_cluster;
 mod failover;
 mod gateway;
 mod hollow_nodes;
+mod image_pull;
 mod kv_client;
 mod member;
 mod pods;
@@ -110,6 +113,8 @@ enum Command {
     Scheduler(scheduler::SchedulerArgs),
     /// Pods started on one containerd node: create → Running p50/p99, agent memory.
     Pods(pods::PodsArgs),
+    /// Pod create → Running with its image pulled from a registry, against present.
+    ImagePull(image_pull::ImagePullArgs),
     /// One node agent on containerd (started by `pods`).
     #[command(hide = true)]
     Agent(pods::AgentArgs),
@@ -265,6 +270,9 @@ fn main() -> ExitCode {
         Command::Pods(args) => use_this_binary_as_master()
             .and_then(|()| runtime())
             .and_then(|rt| rt.block_on(pods::run(args))),
+        Command::ImagePull(args) => use_this_binary_as_master()
+            .and_then(|()| runtime())
+            .and_then(|rt| rt.block_on(image_pull::run_bench(args))),
         Command::Scheduler(args) => use_this_binary_as_master()
             .and_then(|()| runtime())
             .and_then(|rt| rt.block_on(scheduler::run(args))),

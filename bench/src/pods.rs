@@ -98,6 +98,13 @@ pub(crate) struct AgentArgs {
     /// Run the node proxy with nftables rules in this table (none: no proxy).
     #[arg(long)]
     proxy_table: Option<String>,
+    /// Registry TLS settings and logins (`rafter agent --registries-config`); their
+    /// `hosts.toml` files go to `--containerd-certs-dir`.
+    #[arg(long)]
+    registries_config: Option<PathBuf>,
+    /// containerd's registry `config_path`.
+    #[arg(long)]
+    containerd_certs_dir: Option<PathBuf>,
 }
 
 /// Runs one agent until SIGTERM (or until killed).
@@ -128,6 +135,10 @@ pub(crate) fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
             },
             None => ProxyMode::Off,
         };
+        if let Some(path) = &args.registries_config {
+            agent_config.registries = node_agent::Registries::load(path)?;
+            agent_config.registry_hosts_dir = args.containerd_certs_dir.clone();
+        }
         let agent = Agent::start(agent_config, Arc::new(rt), Arc::new(client)).await?;
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         term.recv().await;
@@ -224,6 +235,27 @@ pub(crate) fn spawn_agent(
     sandbox_parallelism: usize,
     proxy_table: Option<&str>,
 ) -> anyhow::Result<AgentProcess> {
+    spawn_agent_with(
+        cluster,
+        dir,
+        node,
+        containerd,
+        sandbox_parallelism,
+        proxy_table,
+        &[],
+    )
+}
+
+/// [`spawn_agent`] with more `bench agent` flags (`extra`).
+pub(crate) fn spawn_agent_with(
+    cluster: &chaos_tests::Cluster,
+    dir: &std::path::Path,
+    node: &str,
+    containerd: &std::path::Path,
+    sandbox_parallelism: usize,
+    proxy_table: Option<&str>,
+    extra: &[std::ffi::OsString],
+) -> anyhow::Result<AgentProcess> {
     let ca = dir.join("ca.crt");
     std::fs::write(&ca, cluster.ca_pem().map_err(|e| anyhow::anyhow!("{e}"))?)?;
     let endpoints: Vec<String> = cluster.masters().iter().map(|m| m.endpoint()).collect();
@@ -242,6 +274,7 @@ pub(crate) fn spawn_agent(
     if let Some(table) = proxy_table {
         command.args(["--proxy-table", table]);
     }
+    command.args(extra);
     let child = command
         .env(
             "BENCH_AGENT_TOKEN",

@@ -255,6 +255,9 @@ fn status_probe(authorization: Option<MetadataValue<Ascii>>) -> Probe {
     })
 }
 
+/// The size of the pieces an image archive is sent in (under gRPC's 4 MiB message limit).
+pub const IMAGE_PIECE: usize = 1024 * 1024;
+
 /// The error a log stream that broke after it opened ends with.
 fn log_stream_error(master: &str, status: &tonic::Status) -> ClientError {
     if std::error::Error::source(status).is_none() {
@@ -846,6 +849,126 @@ impl Client {
             })
             .await?;
         Ok(bytes)
+    }
+
+    /// The images of one node's (`Some(name)`) or every node's container runtime, asked
+    /// by a master of the nodes' agents now (`get` on nodes/images). A node whose agent
+    /// cannot answer is in the answer with its `error` set; a missing node is NotFound.
+    pub async fn images(&self, node: Option<&str>) -> Result<api::ImagesResponse, ClientError> {
+        let message = api::ImagesRequest {
+            node: node.unwrap_or_default().to_owned(),
+        };
+        self.resources(
+            "images",
+            Idempotency::Read,
+            message,
+            |mut c, r| async move { c.images(r).await },
+        )
+        .await
+    }
+
+    /// Imports the image archive (OCI layout or docker archive) at `path` into the
+    /// container runtime of every Ready node (`create` on nodes/images); one outcome per
+    /// node, each with the images imported or its error. The call is opened with failover
+    /// like a read (nothing is imported before the whole archive has been sent); once the
+    /// master has named the nodes, the file is streamed to it in pieces of
+    /// [`IMAGE_PIECE`] bytes, with no deadline. `file_name` names the archive in messages.
+    pub async fn import_image(
+        &self,
+        path: &std::path::Path,
+        file_name: &str,
+    ) -> Result<Vec<api::NodeImageImport>, ClientError> {
+        let file_error = |source| ClientError::File {
+            path: path.to_owned(),
+            source,
+        };
+        let size = tokio::fs::metadata(path).await.map_err(file_error)?.len();
+        let header = api::ImageImportRequest {
+            file_name: file_name.to_owned(),
+            size,
+            data: Vec::new(),
+        };
+        let (_, (pieces, mut events, nodes)) = self
+            .inner
+            .failover
+            .run("import image", Idempotency::Read, |channel, _| {
+                let (pieces, receiver) = tokio::sync::mpsc::channel(4);
+                // The channel is new and empty: the header always fits.
+                let _ = pieces.try_send(header.clone());
+                let request =
+                    self.request(tokio_stream::wrappers::ReceiverStream::new(receiver), None);
+                async move {
+                    let mut events = ResourcesClient::new(channel)
+                        .import_image(request)
+                        .await?
+                        .into_inner();
+                    let first = events.message().await?.ok_or_else(|| {
+                        tonic::Status::unavailable("the import ended before it named the nodes")
+                    })?;
+                    Ok((pieces, events, first.nodes))
+                }
+            })
+            .await?;
+        tracing::debug!(archive = %file_name, size, nodes = ?nodes, "sending an image archive");
+        let mut file = tokio::fs::File::open(path).await.map_err(file_error)?;
+        let sending = async move {
+            use tokio::io::AsyncReadExt;
+            let mut sent: u64 = 0;
+            while sent < size {
+                let mut data = vec![0u8; IMAGE_PIECE];
+                let n = file.read(&mut data).await?;
+                if n == 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("the file ended after {sent} of {size} bytes"),
+                    ));
+                }
+                data.truncate(n);
+                sent += n as u64;
+                let piece = api::ImageImportRequest {
+                    data,
+                    ..Default::default()
+                };
+                if pieces.send(piece).await.is_err() {
+                    // The master ended the call: its answer says why.
+                    break;
+                }
+            }
+            // The end of the request stream: the master hands the end on to the agents.
+            drop(pieces);
+            Ok(())
+        };
+        let receiving = async {
+            let mut results = Vec::new();
+            while let Some(event) = events
+                .message()
+                .await
+                .map_err(|s| ClientError::from_answer(&s))?
+            {
+                results.extend(event.result);
+            }
+            Ok::<_, ClientError>(results)
+        };
+        // The master answers once every agent is done, or at once when it gives up (then
+        // the rest of the file is not sent).
+        tokio::pin!(sending, receiving);
+        let mut results = tokio::select! {
+            results = &mut receiving => results?,
+            sent = &mut sending => {
+                sent.map_err(file_error)?;
+                receiving.await?
+            }
+        };
+        for node in nodes {
+            if !results.iter().any(|r| r.node == node) {
+                results.push(api::NodeImageImport {
+                    node,
+                    images: Vec::new(),
+                    error: "the master sent no result for this node".to_owned(),
+                });
+            }
+        }
+        Ok(results)
     }
 
     /// Measured CPU and memory of one node (`Some(name)`) or every node, with their pods

@@ -142,6 +142,15 @@ pub enum ClientError {
         /// What is wrong.
         message: String,
     },
+    /// A local file the call sends (an image archive) cannot be read.
+    #[error("reading {}: {source}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The server answered with something this client cannot read.
     #[error("unexpected answer from the server: {message}")]
     Protocol {
@@ -189,7 +198,7 @@ impl ClientError {
             ClientError::OutcomeUnknown { .. } => "Timeout",
             ClientError::NoMasterAvailable { .. } => "ServiceUnavailable",
             ClientError::Server { .. } | ClientError::Protocol { .. } => "InternalError",
-            ClientError::Config(_) | ClientError::Setup { .. } => "",
+            ClientError::Config(_) | ClientError::Setup { .. } | ClientError::File { .. } => "",
         }
     }
 

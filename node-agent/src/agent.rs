@@ -40,10 +40,12 @@ use crate::events::PodEvents;
 use crate::host::HostInfo;
 use crate::image_gc::ImageGcPolicy;
 use crate::image_pull::ImagePuller;
+use crate::image_server::ImageServer;
 use crate::log_rotation::LogRotation;
 use crate::log_server;
 use crate::metrics_server::MetricsServer;
 use crate::node::NodeReporter;
+use crate::pinned_images::{PinnedImages, PinnedImagesError, PINNED_IMAGES_FILE};
 use crate::pod_sync::BackoffPolicy;
 use crate::pod_worker::{Desired, PodWorker, Source, WorkerContext, LABEL_AGENT, LABEL_NODE_NAME};
 use crate::proxy::{ProxyLoop, ProxyMode, DEFAULT_DEBOUNCE};
@@ -198,6 +200,9 @@ pub enum AgentError {
     /// The image garbage collection thresholds are wrong.
     #[error(transparent)]
     ImageGc(#[from] crate::image_gc::ImageGcError),
+    /// The list of imported (pinned) images cannot be read.
+    #[error(transparent)]
+    PinnedImages(#[from] PinnedImagesError),
     /// The log endpoint cannot listen on its address.
     #[error("log endpoint on {addr}: {source}")]
     LogsListen {
@@ -307,6 +312,19 @@ impl Agent {
             Some(dir) => import_images_dir(runtime.as_ref(), dir).await?,
             None => Vec::new(),
         };
+        // Configured, from the images directory, and imported earlier (`rafter image import`).
+        let configured = config
+            .image_gc
+            .as_ref()
+            .map(|gc| gc.pinned.clone())
+            .unwrap_or_default();
+        let pinned = Arc::new(
+            PinnedImages::load(
+                config.data_dir.join(PINNED_IMAGES_FILE),
+                configured.into_iter().chain(imported),
+            )
+            .await?,
+        );
         let host = HostInfo::detect(config.node_ip.clone(), config.api_host.clone()).await;
         info!(node = %config.node_name, runtime = runtime.backend(), ip = %host.internal_ip, "agent starting");
         let (shutdown, rx) = watch::channel(false);
@@ -336,6 +354,12 @@ impl Agent {
                 listener,
                 config.log_dir(),
                 MetricsServer::new(config.node_name.clone(), runtime.clone()),
+                ImageServer::new(
+                    config.node_name.clone(),
+                    runtime.clone(),
+                    pinned.clone(),
+                    &config.data_dir,
+                ),
                 certs,
                 rx.clone(),
             )));
@@ -376,12 +400,12 @@ impl Agent {
             api: api.clone(),
             runtime: runtime.clone(),
         };
-        if let Some(mut policy) = config.image_gc.clone() {
+        if let Some(policy) = config.image_gc.clone() {
             policy.validate()?;
-            policy.pinned.extend(imported);
             tasks.push(tokio::spawn(crate::image_gc::run(
                 runtime.clone(),
                 policy,
+                pinned.clone(),
                 rx.clone(),
             )));
         }

@@ -13,6 +13,8 @@ use crate::status::ImageInfo;
 
 /// Annotation containerd reads to name an imported image.
 const NAME_ANNOTATION: &str = "io.containerd.image.name";
+/// The OCI image layout's reference name annotation.
+const OCI_REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 
 /// The fully qualified form of an image reference: registry, repository and tag.
 /// `busybox` → `docker.io/library/busybox:latest`; `local/pause:1` →
@@ -67,7 +69,7 @@ pub(crate) fn require_image(image: &str, found: Option<ImageInfo>, why: &str) ->
 /// The image names in an image archive: the `io.containerd.image.name` annotations of an
 /// OCI layout's `index.json`, or the `RepoTags` of a docker archive's `manifest.json`.
 /// Blocking: call it from `spawn_blocking`.
-pub(crate) fn names_in_oci_tarball(path: &Path) -> Result<Vec<String>> {
+pub fn names_in_oci_tarball(path: &Path) -> Result<Vec<String>> {
     let io_err = |e| RuntimeError::io("reading image archive", path, e);
     let file = std::fs::File::open(path).map_err(io_err)?;
     let mut archive = tar::Archive::new(file);
@@ -93,7 +95,15 @@ pub(crate) fn names_in_oci_tarball(path: &Path) -> Result<Vec<String>> {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter_map(|m| m["annotations"][NAME_ANNOTATION].as_str())
+                .filter_map(|m| {
+                    // containerd's own annotation, or the OCI ref name when it is a whole
+                    // reference (skopeo's `oci-archive:FILE:host/repo:tag`), not a tag alone.
+                    m["annotations"][NAME_ANNOTATION].as_str().or_else(|| {
+                        m["annotations"][OCI_REF_NAME_ANNOTATION]
+                            .as_str()
+                            .filter(|n| n.contains('/'))
+                    })
+                })
                 .map(normalize_image)
                 .collect()
         } else {

@@ -7,7 +7,8 @@
 //!                                        │ else: to free = used − capacity × low%
 //!   runtime.list_images() − in use (any container of the runtime, whoever made it)
 //!                         − pinned (the sandbox image, --pinned-images, imported airgap
-//!                           images, the runtime's own pinned flag)
+//!                           images and `rafter image import`s, read at every pass from
+//!                           `pinned_images`; the runtime's own pinned flag)
 //!        ─► candidates, oldest last use first (then largest) ─► remove until freed ≥ to free
 //! ```
 //!
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::image::normalize_image;
+use crate::pinned_images::PinnedImages;
 use crate::runtime::ContainerRuntime;
 use crate::status::ImageInfo;
 
@@ -37,7 +38,8 @@ pub struct ImageGcPolicy {
     pub low_percent: u8,
     /// How often usage is checked.
     pub period: Duration,
-    /// Images never removed (the sandbox image, images imported from `--images-dir`).
+    /// Images never removed (the sandbox image, `--pinned-images`). The agent adds the
+    /// images of `--images-dir` and of `rafter image import` (`pinned_images`).
     pub pinned: Vec<String>,
     /// An image used (or first seen) more recently than this is kept (kubelet's
     /// `--image-minimum-gc-age`, 2 min): a pull that has not made its container yet.
@@ -151,14 +153,16 @@ pub(crate) fn plan(
 
 /// Checks usage every `policy.period` and removes images as [`plan`] says, until `stop`
 /// turns true. A runtime without an image filesystem (process, hollow) ends the loop.
+/// The pinned names are read at every pass: `rafter image import` adds to them.
 pub(crate) async fn run(
     runtime: Arc<dyn ContainerRuntime>,
     policy: ImageGcPolicy,
+    pinned: Arc<PinnedImages>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let pinned: HashSet<String> = policy.pinned.iter().map(|p| normalize_image(p)).collect();
     let mut last_used: HashMap<String, Instant> = HashMap::new();
     loop {
+        let pinned = pinned.names();
         match collect_once(runtime.as_ref(), &policy, &pinned, &mut last_used).await {
             Ok(true) => {}
             Ok(false) => {

@@ -57,6 +57,8 @@
 //! | `pull_secrets` | registry logins in `dockerconfigjson`/`dockercfg` Secrets and which apply to an image (pure) |
 //! | `registries` | [`Registries`]: `--registries-config` (mirrors, TLS, logins) and containerd's `hosts.toml` files |
 //! | `image_pull` | pull policy (`Always`/`IfNotPresent`/`Never`), the pod's logins, and the Pulling/Pulled/Failed events |
+//! | `image_server` | the agent's image endpoint (`rafter.agent.v1.AgentImages`) the gateways call for `rafter image import` and `image ls`: spool, check, import, pin |
+//! | `pinned_images` | the images never garbage-collected, and `DATA_DIR/pinned-images` listing the imported ones across restarts |
 //! | `image_gc` | [`ImageGcPolicy`]: removing unused, unpinned images past the disk-usage high threshold down to the low one |
 //! | `events` | Events about the node's pods, written through the API |
 //! | `proxy` | the node proxy: Services and Endpoints to nftables rules (one atomic `nft -f` per sync) or, for the process runtime, userspace TCP listeners |
@@ -83,12 +85,14 @@ mod host;
 mod image;
 mod image_gc;
 mod image_pull;
+mod image_server;
 mod log_rotation;
 mod log_server;
 mod logs;
 mod metrics;
 mod metrics_server;
 mod node;
+mod pinned_images;
 mod pod_sync;
 mod pod_worker;
 mod probes;
@@ -117,12 +121,13 @@ pub use containerd::{ContainerdConfig, ContainerdRuntime};
 pub use cri_log::{encode_line, messages as log_messages, parse_line, LogRecord, LogStream};
 pub use error::{Result, RuntimeError};
 pub use hollow::{HollowConfig, HollowRuntime};
-pub use image::normalize_image;
+pub use image::{names_in_oci_tarball as image_archive_names, normalize_image};
 pub use image_gc::{FsUsage, ImageGcError, ImageGcPolicy};
 pub use log_rotation::LogRotation;
 pub use logs::{follow_logs, read_logs, LogError, LogRequest};
 pub use metrics::ContainerUsage;
 pub use node::{LEASE_DURATION_SECONDS, NODE_LEASE_NAMESPACE};
+pub use pinned_images::PinnedImagesError;
 pub use pod_sync::BackoffPolicy;
 pub use pod_worker::{LABEL_NODE_NAME, MIRROR_ANNOTATION};
 pub use process::{ProcessConfig, ProcessRuntime};

@@ -32,6 +32,7 @@ use std::sync::Arc;
 
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
+use rafter_proto::agent::agent_images_server::AgentImagesServer;
 use rafter_proto::agent::agent_logs_server::{AgentLogs, AgentLogsServer};
 use rafter_proto::agent::agent_metrics_server::AgentMetricsServer;
 use rafter_proto::agent::{LogChunk, LogsRequest};
@@ -42,6 +43,7 @@ use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 use tracing::{debug, info, warn};
 
+use crate::image_server::ImageServer;
 use crate::logs::{follow_logs, read_logs, LogError, LogRequest};
 use crate::serving::{ServingCert, ServingIdentity};
 
@@ -202,6 +204,7 @@ fn tls_server(
     serving: &ServingIdentity,
     logs: Arc<LogServer>,
     metrics: Arc<crate::metrics_server::MetricsServer>,
+    images: Arc<ImageServer>,
     stop: oneshot::Receiver<()>,
 ) -> Result<ServerRun, tonic::transport::Error> {
     let identity = &serving.identity;
@@ -231,6 +234,10 @@ fn tls_server(
             AgentMetricsServer::from_arc(metrics),
             check,
         ))
+        .add_service(InterceptedService::new(
+            AgentImagesServer::from_arc(images),
+            check,
+        ))
         .serve_with_incoming_shutdown(accepts(listener), async {
             let _ = stop.await;
         });
@@ -242,11 +249,12 @@ async fn serve_tls(
     listener: TcpListener,
     logs: LogServer,
     metrics: crate::metrics_server::MetricsServer,
+    images: ImageServer,
     mut certs: ServingCert,
     shutdown: impl Future<Output = ()>,
 ) {
     let listener = Arc::new(listener);
-    let (logs, metrics) = (Arc::new(logs), Arc::new(metrics));
+    let (logs, metrics, images) = (Arc::new(logs), Arc::new(metrics), Arc::new(images));
     let mut running = FuturesUnordered::<ServerRun>::new();
     let mut stop_current: Option<oneshot::Sender<()>> = None;
     certs.mark_changed();
@@ -261,7 +269,7 @@ async fn serve_tls(
                 }
                 let Some(identity) = certs.borrow_and_update().clone() else { continue };
                 let (stop, stopped) = oneshot::channel();
-                match tls_server(listener.clone(), &identity, logs.clone(), metrics.clone(), stopped) {
+                match tls_server(listener.clone(), &identity, logs.clone(), metrics.clone(), images.clone(), stopped) {
                     Ok(server) => {
                         // The previous server stops accepting and finishes its streams.
                         if let Some(previous) = stop_current.replace(stop) {
@@ -284,12 +292,14 @@ async fn serve_tls(
 
 /// Serves the log endpoint on `listener` until `shutdown` turns true. Open follow
 /// streams are dropped then, not drained.
-/// The metrics endpoint (`crate::metrics_server`) is served on the same listener.
+/// The metrics endpoint (`crate::metrics_server`) and the image endpoint
+/// (`crate::image_server`) are served on the same listener.
 /// With `tls`, it serves TLS with the serving certificates published there.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     log_dir: PathBuf,
     metrics: crate::metrics_server::MetricsServer,
+    images: ImageServer,
     tls: Option<ServingCert>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -301,13 +311,22 @@ pub(crate) async fn serve(
         }
     };
     if let Some(certs) = tls {
-        serve_tls(listener, LogServer { log_dir }, metrics, certs, stopping).await;
+        serve_tls(
+            listener,
+            LogServer { log_dir },
+            metrics,
+            images,
+            certs,
+            stopping,
+        )
+        .await;
         return;
     }
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let server = tonic::transport::Server::builder()
         .add_service(AgentLogsServer::new(LogServer { log_dir }))
         .add_service(AgentMetricsServer::new(metrics))
+        .add_service(AgentImagesServer::new(images))
         .serve_with_incoming(incoming);
     tokio::select! {
         result = server => {
@@ -444,12 +463,19 @@ mod tests {
         let addr = listener.local_addr().expect("address");
         let dir = tempfile::tempdir().expect("log dir");
         let runtime = Arc::new(crate::HollowRuntime::new(crate::HollowConfig::default()));
-        let metrics = crate::metrics_server::MetricsServer::new("n1".into(), runtime);
+        let metrics = crate::metrics_server::MetricsServer::new("n1".into(), runtime.clone());
+        let pinned = Arc::new(
+            crate::pinned_images::PinnedImages::load(dir.path().join("pinned"), Vec::new())
+                .await
+                .expect("pinned images"),
+        );
+        let images = ImageServer::new("n1".into(), runtime, pinned, dir.path());
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(serve(
             listener,
             dir.path().to_owned(),
             metrics,
+            images,
             Some(rx),
             stopped,
         ));

@@ -15,6 +15,7 @@ mod drain;
 mod edit;
 mod expose;
 mod get;
+mod image;
 mod label;
 mod logs;
 mod master;
@@ -107,6 +108,8 @@ pub enum Command {
     Wait(wait::WaitArgs),
     /// CPU and memory of nodes and pods.
     Top(top::TopArgs),
+    /// Import image archives into every node, list the nodes' images.
+    Image(image::ImageArgs),
     /// Check what you may do.
     Auth(auth::AuthArgs),
     /// Print a shell completion script.
@@ -148,6 +151,7 @@ pub fn run(command: Command, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Command::Logs(args) => logs::run(args, globals),
         Command::Wait(args) => wait::run(args, globals),
         Command::Top(args) => top::run(args, globals),
+        Command::Image(args) => image::run(args, globals),
         Command::Auth(args) => auth::run(args, globals),
         Command::Completion(args) => completion::run(args),
     }

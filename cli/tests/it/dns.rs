@@ -14,15 +14,16 @@ use crate::cluster::{eventually, Cluster};
 const LIMIT: Duration = Duration::from_secs(120);
 
 /// A containerd with a CNI conf template (the pod network starts at the node's pod CIDR),
-/// stopped, with its bridge removed, when dropped.
-struct PrivateContainerd {
-    dir: tempfile::TempDir,
+/// stopped, with its bridge removed, when dropped. Its images (`images/*.tar`, built by
+/// scripts/build-images.sh) are under `dir`.
+pub(crate) struct PrivateContainerd {
+    pub(crate) dir: tempfile::TempDir,
     bridge: String,
-    sock: String,
+    pub(crate) sock: String,
 }
 
 impl PrivateContainerd {
-    fn start(bridge: &str) -> PrivateContainerd {
+    pub(crate) fn start(bridge: &str) -> PrivateContainerd {
         let dir = tempfile::tempdir().unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/containerd-setup.sh");
         let out = Command::new("bash")

@@ -336,6 +336,7 @@ impl Agent {
                 listener,
                 config.log_dir(),
                 MetricsServer::new(config.node_name.clone(), runtime.clone()),
+                crate::exec_server::ExecServer::new(runtime.clone()),
                 certs,
                 rx.clone(),
             )));

@@ -77,6 +77,8 @@ pub mod dns;
 mod env;
 mod error;
 mod events;
+mod exec;
+mod exec_server;
 mod expansion;
 mod hollow;
 mod host;
@@ -116,6 +118,7 @@ pub use bootstrap::{
 pub use containerd::{ContainerdConfig, ContainerdRuntime};
 pub use cri_log::{encode_line, messages as log_messages, parse_line, LogRecord, LogStream};
 pub use error::{Result, RuntimeError};
+pub use exec::{ExecEvent, ExecInput, ExecSession, ExecSpec};
 pub use hollow::{HollowConfig, HollowRuntime};
 pub use image::normalize_image;
 pub use image_gc::{FsUsage, ImageGcError, ImageGcPolicy};

@@ -34,6 +34,7 @@ use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
 use rafter_proto::agent::agent_logs_server::{AgentLogs, AgentLogsServer};
 use rafter_proto::agent::agent_metrics_server::AgentMetricsServer;
+use rafter_proto::agent::agent_streams_server::AgentStreamsServer;
 use rafter_proto::agent::{LogChunk, LogsRequest};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
@@ -202,6 +203,7 @@ fn tls_server(
     serving: &ServingIdentity,
     logs: Arc<LogServer>,
     metrics: Arc<crate::metrics_server::MetricsServer>,
+    exec: Arc<crate::exec_server::ExecServer>,
     stop: oneshot::Receiver<()>,
 ) -> Result<ServerRun, tonic::transport::Error> {
     let identity = &serving.identity;
@@ -231,6 +233,10 @@ fn tls_server(
             AgentMetricsServer::from_arc(metrics),
             check,
         ))
+        .add_service(InterceptedService::new(
+            AgentStreamsServer::from_arc(exec),
+            check,
+        ))
         .serve_with_incoming_shutdown(accepts(listener), async {
             let _ = stop.await;
         });
@@ -242,11 +248,12 @@ async fn serve_tls(
     listener: TcpListener,
     logs: LogServer,
     metrics: crate::metrics_server::MetricsServer,
+    exec: crate::exec_server::ExecServer,
     mut certs: ServingCert,
     shutdown: impl Future<Output = ()>,
 ) {
     let listener = Arc::new(listener);
-    let (logs, metrics) = (Arc::new(logs), Arc::new(metrics));
+    let (logs, metrics, exec) = (Arc::new(logs), Arc::new(metrics), Arc::new(exec));
     let mut running = FuturesUnordered::<ServerRun>::new();
     let mut stop_current: Option<oneshot::Sender<()>> = None;
     certs.mark_changed();
@@ -261,7 +268,7 @@ async fn serve_tls(
                 }
                 let Some(identity) = certs.borrow_and_update().clone() else { continue };
                 let (stop, stopped) = oneshot::channel();
-                match tls_server(listener.clone(), &identity, logs.clone(), metrics.clone(), stopped) {
+                match tls_server(listener.clone(), &identity, logs.clone(), metrics.clone(), exec.clone(), stopped) {
                     Ok(server) => {
                         // The previous server stops accepting and finishes its streams.
                         if let Some(previous) = stop_current.replace(stop) {
@@ -284,12 +291,14 @@ async fn serve_tls(
 
 /// Serves the log endpoint on `listener` until `shutdown` turns true. Open follow
 /// streams are dropped then, not drained.
-/// The metrics endpoint (`crate::metrics_server`) is served on the same listener.
+/// The metrics endpoint (`crate::metrics_server`) and the exec endpoint
+/// (`crate::exec_server`) are served on the same listener.
 /// With `tls`, it serves TLS with the serving certificates published there.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     log_dir: PathBuf,
     metrics: crate::metrics_server::MetricsServer,
+    exec: crate::exec_server::ExecServer,
     tls: Option<ServingCert>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -301,13 +310,22 @@ pub(crate) async fn serve(
         }
     };
     if let Some(certs) = tls {
-        serve_tls(listener, LogServer { log_dir }, metrics, certs, stopping).await;
+        serve_tls(
+            listener,
+            LogServer { log_dir },
+            metrics,
+            exec,
+            certs,
+            stopping,
+        )
+        .await;
         return;
     }
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let server = tonic::transport::Server::builder()
         .add_service(AgentLogsServer::new(LogServer { log_dir }))
         .add_service(AgentMetricsServer::new(metrics))
+        .add_service(AgentStreamsServer::new(exec))
         .serve_with_incoming(incoming);
     tokio::select! {
         result = server => {
@@ -444,12 +462,14 @@ mod tests {
         let addr = listener.local_addr().expect("address");
         let dir = tempfile::tempdir().expect("log dir");
         let runtime = Arc::new(crate::HollowRuntime::new(crate::HollowConfig::default()));
-        let metrics = crate::metrics_server::MetricsServer::new("n1".into(), runtime);
+        let metrics = crate::metrics_server::MetricsServer::new("n1".into(), runtime.clone());
+        let exec = crate::exec_server::ExecServer::new(runtime);
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(serve(
             listener,
             dir.path().to_owned(),
             metrics,
+            exec,
             Some(rx),
             stopped,
         ));

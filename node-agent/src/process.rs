@@ -47,6 +47,7 @@ use tracing::{debug, warn};
 
 use crate::cri_log::{encode_line, LogStream, MAX_RECORD_BYTES};
 use crate::error::{Result, RuntimeError};
+use crate::exec::{ExecEvent, ExecInput, ExecSession, ExecSpec};
 use crate::image::{listed_image, names_in_oci_tarball, normalize_image, require_image};
 use crate::metrics::{process_groups, ContainerUsage};
 use crate::pull_secrets::PullAuth;
@@ -819,26 +820,7 @@ impl ContainerRuntime for ProcessRuntime {
         command: &[String],
         timeout: Duration,
     ) -> Result<ExecOutput> {
-        let config = {
-            let state = self.lock();
-            let rec = state
-                .containers
-                .get(container_id)
-                .ok_or_else(|| not_found("container", container_id))?;
-            if rec.started_at.is_none() || rec.exit.borrow().is_some() {
-                return Err(RuntimeError::InvalidSpec {
-                    field: "container".to_owned(),
-                    message: format!("container {container_id} is not running"),
-                });
-            }
-            rec.config.clone()
-        };
-        if command.is_empty() {
-            return Err(RuntimeError::InvalidSpec {
-                field: "exec command".to_owned(),
-                message: "empty".to_owned(),
-            });
-        }
+        let config = self.running_config(container_id, command)?;
         let mut cmd = build_command(&config, command)?;
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -866,6 +848,132 @@ impl ContainerRuntime for ProcessRuntime {
                     operation: "ExecSync",
                     seconds: timeout.as_secs(),
                 })
+            }
+        }
+    }
+    /// The command runs as exec probes do (the container's environment, working
+    /// directory and user, in a process group of its own) with piped stdio. There is no
+    /// terminal: with `tty` the command's stderr is sent as stdout, and resizes are
+    /// ignored.
+    async fn exec(&self, container_id: &str, spec: &ExecSpec) -> Result<ExecSession> {
+        let config = self.running_config(container_id, &spec.command)?;
+        let mut cmd = build_command(&config, &spec.command)?;
+        cmd.stdin(if spec.stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| {
+            RuntimeError::io("exec in container", PathBuf::from(&spec.command[0]), e)
+        })?;
+        let pgid = child.id().and_then(|p| i32::try_from(p).ok());
+        let (input, mut input_rx) = tokio::sync::mpsc::channel(crate::exec::CHANNEL_DEPTH);
+        let (output_tx, output) = tokio::sync::mpsc::channel(crate::exec::CHANNEL_DEPTH);
+        let mut stdin = child.stdin.take();
+        let feeder = tokio::spawn(async move {
+            while let Some(msg) = input_rx.recv().await {
+                match msg {
+                    ExecInput::Stdin(data) => {
+                        if let Some(pipe) = stdin.as_mut() {
+                            if pipe.write_all(&data).await.is_err() {
+                                stdin = None;
+                            }
+                        }
+                    }
+                    ExecInput::CloseStdin => stdin = None,
+                    ExecInput::Resize { .. } => {}
+                }
+            }
+        });
+        let tty = spec.tty;
+        let mut readers = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            readers.push(tokio::spawn(relay_output(out, false, output_tx.clone())));
+        }
+        if let Some(err) = child.stderr.take() {
+            readers.push(tokio::spawn(relay_output(err, !tty, output_tx.clone())));
+        }
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                status = child.wait() => status,
+                () = output_tx.closed() => {
+                    // The caller went away: the command goes with it.
+                    if let Some(pgid) = pgid {
+                        signal_group(pgid, Signal::SIGKILL);
+                    }
+                    feeder.abort();
+                    return;
+                }
+            };
+            feeder.abort();
+            // What the command wrote before it ended is sent before its exit; a
+            // background child still holding the pipes is not waited for long.
+            for reader in readers {
+                let _ = tokio::time::timeout(EXEC_OUTPUT_GRACE, reader).await;
+            }
+            let (code, message) = match status {
+                Ok(status) => (exit_code(status), String::new()),
+                Err(e) => (1, format!("waiting for the command: {e}")),
+            };
+            debug!(code, "exec ended");
+            let _ = output_tx.send(ExecEvent::Exit { code, message }).await;
+        });
+        Ok(ExecSession { input, output })
+    }
+}
+
+impl ProcessRuntime {
+    /// The config of a running container, for a non-empty command to run in it.
+    fn running_config(&self, container_id: &str, command: &[String]) -> Result<ContainerConfig> {
+        let config = {
+            let state = self.lock();
+            let rec = state
+                .containers
+                .get(container_id)
+                .ok_or_else(|| not_found("container", container_id))?;
+            if rec.started_at.is_none() || rec.exit.borrow().is_some() {
+                return Err(RuntimeError::InvalidSpec {
+                    field: "container".to_owned(),
+                    message: format!("container {container_id} is not running"),
+                });
+            }
+            rec.config.clone()
+        };
+        if command.is_empty() {
+            return Err(RuntimeError::InvalidSpec {
+                field: "exec command".to_owned(),
+                message: "empty".to_owned(),
+            });
+        }
+        Ok(config)
+    }
+}
+
+/// How long an exec's output is still read after its command ended.
+const EXEC_OUTPUT_GRACE: Duration = Duration::from_secs(2);
+
+/// Sends what `pipe` yields as stdout (or stderr) events until its end.
+async fn relay_output<R>(mut pipe: R, stderr: bool, to: tokio::sync::mpsc::Sender<ExecEvent>)
+where
+    R: AsyncRead + Unpin,
+{
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                let data = buf[..n].to_vec();
+                let event = if stderr {
+                    ExecEvent::Stderr(data)
+                } else {
+                    ExecEvent::Stdout(data)
+                };
+                if to.send(event).await.is_err() {
+                    return;
+                }
             }
         }
     }

@@ -52,6 +52,7 @@ mod limit_ranger;
 mod node_authz;
 mod node_metrics;
 mod patch;
+mod pod_exec;
 mod pod_logs;
 mod quota;
 mod rbac;

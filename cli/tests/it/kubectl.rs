@@ -75,6 +75,32 @@ impl Kube {
         self.run_with("kubectl", args)
     }
 
+    /// Runs `kubectl ARGS` with `stdin` fed and then closed.
+    fn run_in(&self, args: &[&str], stdin: &str) -> Run {
+        use std::io::Write;
+        let mut child = Command::new(self.dir.join("kubectl"))
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", &self.cluster.dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(stdin.as_bytes())
+            .expect("kubectl takes its stdin");
+        let output = child.wait_with_output().expect("kubectl finishes");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         let run = self.run(args);
         assert_eq!(
@@ -287,8 +313,16 @@ fn stock_kubectl_applies_lists_watches_changes_logs_and_deletes() {
         "{yaml}"
     );
     let everything = kube.ok(&["get", "all"]);
-    for kind in ["pod/", "service/web", "deployment.apps/web", "replicaset.apps/web-"] {
-        assert!(everything.contains(kind), "get all lists {kind}:\n{everything}");
+    for kind in [
+        "pod/",
+        "service/web",
+        "deployment.apps/web",
+        "replicaset.apps/web-",
+    ] {
+        assert!(
+            everything.contains(kind),
+            "get all lists {kind}:\n{everything}"
+        );
     }
     let names = kube.ok(&["get", "deploy,svc", "-o", "name"]);
     assert!(
@@ -383,6 +417,59 @@ fn stock_kubectl_applies_lists_watches_changes_logs_and_deletes() {
 
 /// `kubectl top` reads `metrics.k8s.io` (found through discovery), served from the
 /// agents' figures as `rafter top` is.
+#[test]
+fn stock_kubectl_exec_streams_output_stdin_and_exit_codes_and_refuses_without_pods_exec() {
+    let Some(kube) = Kube::start("kubectl-exec", &["--agents", "1", "--runtime", "process"]) else {
+        return;
+    };
+    let shell = kube.file(
+        "shell.yaml",
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: shell
+spec:
+  containers:
+  - name: app
+    image: docker.io/local/busybox:1
+    command: [sh, -c, 'exec sleep 3600']
+",
+    );
+    kube.ok(&["apply", "-f", &shell]);
+    eventually("pod shell Running", LIMIT, || {
+        (kube.json(&["get", "pod", "shell"])["status"]["phase"] == "Running").then_some(())
+    });
+
+    // Both streams, and kubectl exits with the command's code.
+    let run = kube.run(&[
+        "exec",
+        "shell",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(run.stdout, "out\n");
+    assert!(run.stderr.starts_with("err\n"), "{}", run.stderr);
+    assert_eq!(
+        kube.ok(&["exec", "shell", "-c", "app", "--", "echo", "hi"]),
+        "hi\n"
+    );
+
+    // Stdin, closed at its end (v5.channel.k8s.io's close of stream 0).
+    let echoed = kube.run_in(&["exec", "-i", "shell", "--", "cat"], "hello\n");
+    assert_eq!(echoed.code, 0, "{}", echoed.stderr);
+    assert_eq!(echoed.stdout, "hello\n");
+
+    // A user without pods/exec hears kubectl's usual Forbidden, naming them.
+    let refused = kube.fails(&["exec", "shell", "--as", "bob", "--", "true"]);
+    assert!(
+        refused.contains("Forbidden") && refused.contains("\"bob\""),
+        "{refused}"
+    );
+}
+
 #[test]
 fn stock_kubectl_top_shows_nodes_and_pods_from_the_metrics_api() {
     let Some(kube) = Kube::start("kubectl-top", &["--agents", "1", "--runtime", "process"]) else {

@@ -22,6 +22,7 @@
 //! | `patch` | JSON merge patch and strategic merge patch over JSON values ([`apply_patch`]) |
 //! | `node_metrics` | `rafter top`: asking each node's agent for its measured usage, a per-node error for those that cannot answer |
 //! | `pod_logs` | pods/log: the pod's node and container, the node's agent endpoint, relaying its stream |
+//! | `pod_exec` | pods/exec: opening the exec stream of the pod's agent (found as for logs) and relaying both ways |
 //! | `quota` | ResourceQuota: a write's charge against its namespace's quotas, checked and written in the write's own transaction |
 //! | `registry` | Kubernetes object semantics on the store: keys, resourceVersion, status, deletion, lists, watches |
 //! | `rest` | the Kubernetes REST front door (stock kubectl, client libraries) onto the same service: routing, discovery, JSON, Tables, watch lines, Status errors, OpenAPI |

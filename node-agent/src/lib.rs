@@ -41,6 +41,8 @@
 //! | `logs` | [`read_logs`] / [`follow_logs`] over the containers' log files |
 //! | `metrics` | usage samples (node from `/proc`, containers from the runtime) and the rates between two |
 //! | `metrics_server` | the agent's metrics endpoint (`rafter.agent.v1.AgentMetrics`) the gateways call for `rafter top` |
+//! | `exec_server` | the agent's exec endpoint (`rafter.agent.v1.AgentStreams`) the gateways call for `rafter exec` / `kubectl exec`: the pod's running container, the runtime's session relayed |
+//! | `exec` | exec sessions' types and the WebSocket client (`v5`/`v4.channel.k8s.io`) of containerd's streaming server |
 //! | `log_rotation` | [`LogRotation`]: size caps and rotation of container log files |
 //! | `log_server` | the agent's log endpoint (`rafter.agent.v1.AgentLogs`) the gateways call for `rafter logs`; TLS with the serving certificate when there is one |
 //! | `service_watch` | Services and Endpoints followed by list + watch and handed to a sink (the proxy, DNS) after each burst of changes |

@@ -422,6 +422,33 @@ fn stock_kubectl_exec_streams_output_stdin_and_exit_codes_and_refuses_without_po
     let Some(kube) = Kube::start("kubectl-exec", &["--agents", "1", "--runtime", "process"]) else {
         return;
     };
+    kubectl_exec_checks(&kube, &["cat"]);
+}
+
+#[test]
+fn stock_kubectl_exec_runs_in_containerd_containers() {
+    let Ok(socket) = std::env::var("RAFTER_CONTAINERD_SOCK") else {
+        println!("SKIPPED (containerd): RAFTER_CONTAINERD_SOCK is not set");
+        return;
+    };
+    let flags = [
+        "--agents",
+        "1",
+        "--runtime",
+        "containerd",
+        "--containerd-socket",
+        &socket,
+    ];
+    let Some(kube) = Kube::start("kubectl-exec-containerd", &flags) else {
+        return;
+    };
+    // containerd 1.6 speaks only v4.channel.k8s.io, which cannot close stdin: the
+    // command reading stdin stops by itself.
+    kubectl_exec_checks(&kube, &["head", "-n", "1"]);
+}
+
+/// `kubectl exec` on a cluster with one agent; `reader` echoes its stdin.
+fn kubectl_exec_checks(kube: &Kube, reader: &[&str]) {
     let shell = kube.file(
         "shell.yaml",
         "apiVersion: v1
@@ -458,7 +485,9 @@ spec:
     );
 
     // Stdin, closed at its end (v5.channel.k8s.io's close of stream 0).
-    let echoed = kube.run_in(&["exec", "-i", "shell", "--", "cat"], "hello\n");
+    let mut args = vec!["exec", "-i", "shell", "--"];
+    args.extend_from_slice(reader);
+    let echoed = kube.run_in(&args, "hello\n");
     assert_eq!(echoed.code, 0, "{}", echoed.stderr);
     assert_eq!(echoed.stdout, "hello\n");
 
@@ -468,6 +497,27 @@ spec:
         refused.contains("Forbidden") && refused.contains("\"bob\""),
         "{refused}"
     );
+
+    // The newest versioned kubectl speaks WebSocket too; the oldest speaks only SPDY,
+    // which is not served, and is told so.
+    for binary in ["kubectl.1.33", "kubectl.1.27"] {
+        if !kube.dir.join(binary).is_file() {
+            println!("{binary} is not installed; only the default kubectl was driven");
+            continue;
+        }
+        let run = kube.run_with(binary, &["exec", "shell", "--", "echo", "hi"]);
+        if binary == "kubectl.1.27" {
+            assert_ne!(run.code, 0, "{binary}: {}", run.stdout);
+            assert!(run.stderr.contains("WebSocket"), "{binary}: {}", run.stderr);
+        } else {
+            assert_eq!(
+                (run.code, run.stdout.as_str()),
+                (0, "hi\n"),
+                "{binary}: {}",
+                run.stderr
+            );
+        }
+    }
 }
 
 #[test]

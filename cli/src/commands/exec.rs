@@ -10,7 +10,8 @@
 //!
 //! The process exits with the command's exit code. `-t` asks for a terminal and, only
 //! when the local stdin is one, puts it in raw mode until the command ends (restored
-//! on every exit path); terminal resizes are not sent. Without `-i` nothing is read from
+//! on every exit path), and sends the terminal's size at the start and after each
+//! change (SIGWINCH). Without `-i` nothing is read from
 //! stdin. The session is opened with failover between masters; once it runs, a broken
 //! stream ends the command with an error (it is not resumed elsewhere).
 
@@ -19,7 +20,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use rafter_proto::api::{exec_request, exec_response, ExecRequest, ExecStart};
+use rafter_proto::api::{exec_request, exec_response, ExecRequest, ExecStart, TerminalSize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::session::{GlobalArgs, Session};
@@ -103,6 +104,33 @@ pub fn run(args: ExecArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("exec in pod {name:?}"))?;
         let raw = RawMode::enter(args.tty);
+        if raw.0.is_some() {
+            // The terminal's size now and after each change (SIGWINCH).
+            let input = exec.input.clone();
+            tokio::spawn(async move {
+                let mut changes =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+                        .ok();
+                loop {
+                    if let Ok(size) = rustix::termios::tcgetwinsize(std::io::stdin()) {
+                        let resize = exec_request::Msg::Resize(TerminalSize {
+                            width: u32::from(size.ws_col),
+                            height: u32::from(size.ws_row),
+                        });
+                        let message = ExecRequest { msg: Some(resize) };
+                        if input.send(message).await.is_err() {
+                            return;
+                        }
+                    }
+                    let Some(changes) = changes.as_mut() else {
+                        return;
+                    };
+                    if changes.recv().await.is_none() {
+                        return;
+                    }
+                }
+            });
+        }
         if args.stdin {
             let input = exec.input.clone();
             tokio::spawn(async move {

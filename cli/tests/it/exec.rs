@@ -76,6 +76,31 @@ fn exec_streams_exit_codes_stdin_and_refusals(cluster: &Cluster, reader: &[&str]
     assert_eq!(echoed.code, 0, "{}", echoed.stderr);
     assert_eq!(echoed.stdout, "hello\n");
 
+    // -t from a pseudo-terminal (util-linux `script`): raw mode there, a terminal in
+    // the container, the size of the local one.
+    if std::path::Path::new("/usr/bin/script").is_file() {
+        let line = format!(
+            "{} exec -it shell -- sh -c 'test -t 0 && echo on-a-tty; stty size'",
+            env!("CARGO_BIN_EXE_rafter")
+        );
+        let output = Command::new("/usr/bin/script")
+            .args(["-qec", &line, "/dev/null"])
+            .env("RAFTERCONFIG", &cluster.config)
+            .env("COLUMNS", "100")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("on-a-tty"),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        println!("stty size on the exec's terminal: {stdout:?}");
+    } else {
+        println!("no /usr/bin/script: exec -t not driven");
+    }
+
     let refused = cluster.run(&["exec", "shell", "--as", "bob", "--", "true"]);
     assert_ne!(refused.code, 0);
     assert!(

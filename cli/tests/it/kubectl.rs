@@ -445,28 +445,6 @@ fn stock_kubectl_exec_runs_in_containerd_containers() {
     // containerd 1.6 speaks only v4.channel.k8s.io, which cannot close stdin: the
     // command reading stdin stops by itself.
     kubectl_exec_checks(&kube, &["head", "-n", "1"]);
-
-    // -it from a pseudo-terminal (util-linux `script` gives kubectl one): the command
-    // runs on a terminal of the container's.
-    if !Path::new("/usr/bin/script").is_file() {
-        println!("no /usr/bin/script: exec -it not driven");
-        return;
-    }
-    let kubectl = kube.dir.join("kubectl").display().to_string();
-    let line = format!("{kubectl} exec -it shell -- sh -c 'test -t 0 && echo on-a-tty'");
-    let output = Command::new("/usr/bin/script")
-        .args(["-qec", &line, "/dev/null"])
-        .env("KUBECONFIG", &kube.kubeconfig)
-        .env("HOME", &kube.cluster.dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("on-a-tty"),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// `kubectl exec` on a cluster with one agent; `reader` echoes its stdin.
@@ -519,6 +497,28 @@ spec:
         refused.contains("Forbidden") && refused.contains("\"bob\""),
         "{refused}"
     );
+
+    // -it from a pseudo-terminal (util-linux `script` gives kubectl one): the command
+    // runs on a terminal.
+    if Path::new("/usr/bin/script").is_file() {
+        let kubectl = kube.dir.join("kubectl").display().to_string();
+        let line = format!("{kubectl} exec -it shell -- sh -c 'test -t 0 && echo on-a-tty'");
+        let output = Command::new("/usr/bin/script")
+            .args(["-qec", &line, "/dev/null"])
+            .env("KUBECONFIG", &kube.kubeconfig)
+            .env("HOME", &kube.cluster.dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("on-a-tty"),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    } else {
+        println!("no /usr/bin/script: exec -it not driven");
+    }
 
     // The newest versioned kubectl speaks WebSocket too; the oldest speaks only SPDY,
     // which is not served, and is told so.

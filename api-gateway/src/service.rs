@@ -32,6 +32,7 @@ use crate::token_request;
 use crate::node_images;
 use crate::node_metrics;
 use crate::patch::apply_patch;
+use crate::pod_exec;
 use crate::pod_logs;
 use crate::registry::{now_rfc3339, Registry, RegistryError, Subresource};
 use rafter_proto::{
@@ -282,6 +283,161 @@ fn typed(object: Object) -> TypedObject {
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// An exec session's output: the command's stdout and stderr, then its exit.
+pub(crate) type ExecOutput = BoxStream<api::ExecResponse>;
+
+impl<S: KvStore> ResourcesService<S> {
+    /// pods/exec for both front doors (`Resources.Exec` and the REST WebSocket): checks
+    /// `create` on pods/exec for the caller of `request` (whose message is unused),
+    /// finds the pod's container and node, and opens the agent's exec stream, fed with
+    /// `input`. The answer is the command's output, then its exit. Audited as a call.
+    ///
+    /// The future is boxed as `Send` here, where its lifetimes are known: the gRPC
+    /// trait method awaiting it could not prove that otherwise.
+    pub(crate) fn exec_session<I>(
+        &self,
+        request: Request<()>,
+        start: api::ExecStart,
+        input: I,
+    ) -> Pin<Box<dyn std::future::Future<Output = Result<ExecOutput, Status>> + Send + '_>>
+    where
+        I: Stream<Item = api::ExecRequest> + Send + 'static,
+    {
+        Box::pin(self.exec_session_inner(request, start, input))
+    }
+
+    async fn exec_session_inner<I>(
+        &self,
+        request: Request<()>,
+        start: api::ExecStart,
+        input: I,
+    ) -> Result<ExecOutput, Status>
+    where
+        I: Stream<Item = api::ExecRequest> + Send + 'static,
+    {
+        let mut audit = self.audit_stream(&request, "create");
+        let result = async {
+            self.admit_caller(
+                &mut audit,
+                &request,
+                "create",
+                Target::resource(Kind::Pod)
+                    .subresource("exec")
+                    .namespace(&start.namespace)
+                    .name(&start.name),
+                None,
+            )
+            .await?;
+            if start.name.is_empty() {
+                return Err(Status::invalid_argument("the request names no pod"));
+            }
+            if start.command.is_empty() {
+                return Err(Status::invalid_argument("the request names no command"));
+            }
+            let (target, endpoint) = self
+                .pod_agent(&start.namespace, &start.name, &start.container)
+                .await?;
+            let agent_start = rafter_proto::agent::ExecStart {
+                namespace: start.namespace.clone(),
+                pod_name: start.name.clone(),
+                pod_uid: target.uid,
+                container: target.container,
+                command: start.command.clone(),
+                stdin: start.stdin,
+                tty: start.tty,
+            };
+            let output = pod_exec::open(
+                &target.node,
+                &endpoint,
+                self.agent_tls.as_ref(),
+                agent_start,
+                input,
+            )
+            .await?;
+            // Dropping this stream (the client went away) drops the agent's, which ends
+            // the command.
+            let stream = output.map(|message| {
+                message.map_err(|status| {
+                    pod_logs::agent_status(Status::new(status.code(), status.message()))
+                })
+            });
+            Ok(Box::pin(stream) as BoxStream<api::ExecResponse>)
+        }
+        .await;
+        audit.finish(result).await
+    }
+
+    /// Checks only that the caller of `request` may `create` pods/exec on the pod (for
+    /// an exec request that will be refused for its protocol: the caller learns first
+    /// whether it may exec at all). Audited as a call.
+    pub(crate) async fn admit_exec(
+        &self,
+        request: Request<()>,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), Status> {
+        let mut audit = self.audit_stream(&request, "create");
+        let result = self
+            .admit_caller(
+                &mut audit,
+                &request,
+                "create",
+                Target::resource(Kind::Pod)
+                    .subresource("exec")
+                    .namespace(namespace)
+                    .name(name),
+                None,
+            )
+            .await
+            .map(|_| ());
+        audit.finish(result).await
+    }
+
+    /// The container, node and agent endpoint of pod `namespace/name` (as for logs).
+    async fn pod_agent(
+        &self,
+        namespace: &str,
+        name: &str,
+        container: &str,
+    ) -> Result<(pod_logs::LogTarget, String), Status> {
+        let pod = match self
+            .registry
+            .get(Kind::Pod, namespace, name, ReadConsistency::Serializable)
+            .await
+            .map_err(status_of)?
+        {
+            Object::Pod(pod) => pod,
+            _ => {
+                return Err(Status::internal(
+                    "the store returned another kind for a pod",
+                ))
+            }
+        };
+        let target = pod_logs::target(&pod, container).map_err(|e| e.status())?;
+        let node = match self
+            .registry
+            .get(Kind::Node, "", &target.node, ReadConsistency::Serializable)
+            .await
+        {
+            Ok(Object::Node(node)) => node,
+            Ok(_) => {
+                return Err(Status::internal(
+                    "the store returned another kind for a node",
+                ))
+            }
+            Err(RegistryError::NotFound { .. }) => {
+                return Err(pod_logs::agent_status(Status::unavailable(format!(
+                    "pod {namespace}/{name} is bound to node {}, which is not registered",
+                    target.node
+                ))))
+            }
+            Err(e) => return Err(status_of(e)),
+        };
+        let endpoint = pod_logs::endpoint(&node).map_err(|e| e.status())?;
+        Ok((target, endpoint))
+    }
+}
 
 #[tonic::async_trait]
 impl<S: KvStore> Resources for ResourcesService<S> {
@@ -884,6 +1040,36 @@ impl<S: KvStore> Resources for ResourcesService<S> {
         }
         .await;
         audit.finish(result).await
+    }
+
+    type ExecStream = BoxStream<api::ExecResponse>;
+
+    async fn exec(
+        &self,
+        request: Request<tonic::Streaming<api::ExecRequest>>,
+    ) -> Result<Response<Self::ExecStream>, Status> {
+        let (metadata, extensions, mut inbound) = request.into_parts();
+        let start = match inbound.message().await?.and_then(|m| m.msg) {
+            Some(api::exec_request::Msg::Start(start)) => start,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first message of an exec stream must be its start",
+                ))
+            }
+        };
+        // The client's later messages, until its stream ends or breaks.
+        let input: Pin<Box<dyn Stream<Item = api::ExecRequest> + Send>> =
+            Box::pin(futures::stream::unfold(inbound, |mut inbound| {
+                Box::pin(async move {
+                    match inbound.message().await {
+                        Ok(Some(message)) => Some((message, inbound)),
+                        Ok(None) | Err(_) => None,
+                    }
+                })
+            }));
+        let request = Request::from_parts(metadata, extensions, ());
+        let output = self.exec_session(request, start, input).await?;
+        Ok(Response::new(output))
     }
 
     type LogsStream = BoxStream<api::LogChunk>;

@@ -987,6 +987,49 @@ impl Client {
         .await
     }
 
+    /// Runs a command in a container (pods/exec), relayed by a master to the agent of the
+    /// pod's node: `start` names the pod, container and command. Opening fails over
+    /// between masters as a write does (sent again only where it surely did not arrive);
+    /// an answer about the pod or its agent comes back at once. The session's `input`
+    /// takes stdin, resizes and the close of stdin; its `output` yields stdout and
+    /// stderr, then the exit. Dropping the session ends the command.
+    pub async fn exec(&self, start: api::ExecStart) -> Result<ExecSession, ClientError> {
+        let (input, input_rx) = tokio::sync::mpsc::channel::<api::ExecRequest>(32);
+        // Every attempt reads from the one receiver (one at a time): an attempt that
+        // failed gives it back for the next.
+        let shared = Arc::new(tokio::sync::Mutex::new(input_rx));
+        let opened = self
+            .inner
+            .failover
+            .run("exec", Idempotency::Write, |channel, _| {
+                let first = api::ExecRequest {
+                    msg: Some(api::exec_request::Msg::Start(start.clone())),
+                };
+                let later = futures::stream::unfold(shared.clone(), |shared| async move {
+                    let next = shared.lock().await.recv().await;
+                    next.map(|message| (message, shared))
+                });
+                let messages =
+                    futures::StreamExt::chain(futures::stream::once(async move { first }), later);
+                let request = self.request(messages, None);
+                async move {
+                    match ResourcesClient::new(channel).exec(request).await {
+                        Ok(answer) => Ok(Ok(answer.into_inner())),
+                        // About the agent, not this master: another would say the same.
+                        Err(status) if status.metadata().get(AGENT_STATUS_METADATA).is_some() => {
+                            Ok(Err(status))
+                        }
+                        Err(status) => Err(status),
+                    }
+                }
+            })
+            .await?;
+        match opened {
+            (_, Ok(output)) => Ok(ExecSession { input, output }),
+            (_, Err(status)) => Err(ClientError::from_answer(&status)),
+        }
+    }
+
     /// A container's log (pods/log), as bytes of whole lines, relayed by a master from
     /// the agent of the pod's node. Opening the stream fails over between masters like
     /// any read; an answer about the pod or its node's agent (NotFound, a pod not yet
@@ -1075,4 +1118,13 @@ impl Client {
             resource_version.map(str::to_owned),
         )
     }
+}
+
+/// A running exec (see [`Client::exec`]).
+#[derive(Debug)]
+pub struct ExecSession {
+    /// Stdin bytes, terminal resizes and the close of stdin, as the wire's messages.
+    pub input: tokio::sync::mpsc::Sender<api::ExecRequest>,
+    /// The command's stdout and stderr as they come, then its exit.
+    pub output: tonic::Streaming<api::ExecResponse>,
 }

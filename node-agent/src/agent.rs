@@ -360,6 +360,7 @@ impl Agent {
                     pinned.clone(),
                     &config.data_dir,
                 ),
+                crate::exec_server::ExecServer::new(runtime.clone()),
                 certs,
                 rx.clone(),
             )));

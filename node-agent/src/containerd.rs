@@ -35,6 +35,7 @@ use tonic::Code;
 use tracing::{debug, warn};
 
 use crate::error::{Result, RuntimeError};
+use crate::exec::{ExecSession, ExecSpec};
 use crate::image::names_in_oci_tarball;
 use crate::image_gc::FsUsage;
 use crate::metrics::ContainerUsage;
@@ -1012,6 +1013,29 @@ impl ContainerRuntime for ContainerdRuntime {
                 })
             })
             .collect())
+    }
+
+    /// CRI `Exec` answers a URL of containerd's streaming server (containerd's
+    /// `stream_server_address`/`stream_server_port`, loopback and a free port by
+    /// default); the session is a WebSocket to it (`crate::exec`).
+    async fn exec(&self, container_id: &str, spec: &ExecSpec) -> Result<ExecSession> {
+        let mut client = self.runtime.clone();
+        let answer = self
+            .call(
+                "Exec",
+                Duration::ZERO,
+                client.exec(cri::ExecRequest {
+                    container_id: container_id.to_owned(),
+                    cmd: spec.command.clone(),
+                    tty: spec.tty,
+                    stdin: spec.stdin,
+                    stdout: true,
+                    // With a terminal, stderr is the terminal too.
+                    stderr: !spec.tty,
+                }),
+            )
+            .await?;
+        crate::exec::ws_session(&answer.url).await
     }
 
     async fn exec_sync(

@@ -271,7 +271,8 @@ mod tests {
             listener,
             dir.path().join("logs"),
             crate::metrics_server::MetricsServer::new("n1".into(), runtime.clone()),
-            ImageServer::new("n1".into(), runtime, pinned.clone(), dir.path()),
+            ImageServer::new("n1".into(), runtime.clone(), pinned.clone(), dir.path()),
+            crate::exec_server::ExecServer::new(runtime),
             None,
             stopped,
         ));

@@ -41,6 +41,8 @@
 //! | `logs` | [`read_logs`] / [`follow_logs`] over the containers' log files |
 //! | `metrics` | usage samples (node from `/proc`, containers from the runtime) and the rates between two |
 //! | `metrics_server` | the agent's metrics endpoint (`rafter.agent.v1.AgentMetrics`) the gateways call for `rafter top` |
+//! | `exec_server` | the agent's exec endpoint (`rafter.agent.v1.AgentStreams`) the gateways call for `rafter exec` / `kubectl exec`: the pod's running container, the runtime's session relayed |
+//! | `exec` | exec sessions' types and the WebSocket client (`v5`/`v4.channel.k8s.io`) of containerd's streaming server |
 //! | `log_rotation` | [`LogRotation`]: size caps and rotation of container log files |
 //! | `log_server` | the agent's log endpoint (`rafter.agent.v1.AgentLogs`) the gateways call for `rafter logs`; TLS with the serving certificate when there is one |
 //! | `service_watch` | Services and Endpoints followed by list + watch and handed to a sink (the proxy, DNS) after each burst of changes |
@@ -79,6 +81,8 @@ pub mod dns;
 mod env;
 mod error;
 mod events;
+mod exec;
+mod exec_server;
 mod expansion;
 mod hollow;
 mod host;
@@ -120,6 +124,7 @@ pub use bootstrap::{
 pub use containerd::{ContainerdConfig, ContainerdRuntime};
 pub use cri_log::{encode_line, messages as log_messages, parse_line, LogRecord, LogStream};
 pub use error::{Result, RuntimeError};
+pub use exec::{ExecEvent, ExecInput, ExecSession, ExecSpec};
 pub use hollow::{HollowConfig, HollowRuntime};
 pub use image::{names_in_oci_tarball as image_archive_names, normalize_image};
 pub use image_gc::{FsUsage, ImageGcError, ImageGcPolicy};

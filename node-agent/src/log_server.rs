@@ -35,6 +35,7 @@ use futures::{Stream, StreamExt};
 use rafter_proto::agent::agent_images_server::AgentImagesServer;
 use rafter_proto::agent::agent_logs_server::{AgentLogs, AgentLogsServer};
 use rafter_proto::agent::agent_metrics_server::AgentMetricsServer;
+use rafter_proto::agent::agent_streams_server::AgentStreamsServer;
 use rafter_proto::agent::{LogChunk, LogsRequest};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
@@ -205,6 +206,7 @@ fn tls_server(
     logs: Arc<LogServer>,
     metrics: Arc<crate::metrics_server::MetricsServer>,
     images: Arc<ImageServer>,
+    exec: Arc<crate::exec_server::ExecServer>,
     stop: oneshot::Receiver<()>,
 ) -> Result<ServerRun, tonic::transport::Error> {
     let identity = &serving.identity;
@@ -238,6 +240,10 @@ fn tls_server(
             AgentImagesServer::from_arc(images),
             check,
         ))
+        .add_service(InterceptedService::new(
+            AgentStreamsServer::from_arc(exec),
+            check,
+        ))
         .serve_with_incoming_shutdown(accepts(listener), async {
             let _ = stop.await;
         });
@@ -250,11 +256,17 @@ async fn serve_tls(
     logs: LogServer,
     metrics: crate::metrics_server::MetricsServer,
     images: ImageServer,
+    exec: crate::exec_server::ExecServer,
     mut certs: ServingCert,
     shutdown: impl Future<Output = ()>,
 ) {
     let listener = Arc::new(listener);
-    let (logs, metrics, images) = (Arc::new(logs), Arc::new(metrics), Arc::new(images));
+    let (logs, metrics, images, exec) = (
+        Arc::new(logs),
+        Arc::new(metrics),
+        Arc::new(images),
+        Arc::new(exec),
+    );
     let mut running = FuturesUnordered::<ServerRun>::new();
     let mut stop_current: Option<oneshot::Sender<()>> = None;
     certs.mark_changed();
@@ -269,7 +281,7 @@ async fn serve_tls(
                 }
                 let Some(identity) = certs.borrow_and_update().clone() else { continue };
                 let (stop, stopped) = oneshot::channel();
-                match tls_server(listener.clone(), &identity, logs.clone(), metrics.clone(), images.clone(), stopped) {
+                match tls_server(listener.clone(), &identity, logs.clone(), metrics.clone(), images.clone(), exec.clone(), stopped) {
                     Ok(server) => {
                         // The previous server stops accepting and finishes its streams.
                         if let Some(previous) = stop_current.replace(stop) {
@@ -292,14 +304,16 @@ async fn serve_tls(
 
 /// Serves the log endpoint on `listener` until `shutdown` turns true. Open follow
 /// streams are dropped then, not drained.
-/// The metrics endpoint (`crate::metrics_server`) and the image endpoint
-/// (`crate::image_server`) are served on the same listener.
+/// The metrics endpoint (`crate::metrics_server`), the image endpoint
+/// (`crate::image_server`) and the exec endpoint (`crate::exec_server`) are served on the
+/// same listener.
 /// With `tls`, it serves TLS with the serving certificates published there.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     log_dir: PathBuf,
     metrics: crate::metrics_server::MetricsServer,
     images: ImageServer,
+    exec: crate::exec_server::ExecServer,
     tls: Option<ServingCert>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -316,6 +330,7 @@ pub(crate) async fn serve(
             LogServer { log_dir },
             metrics,
             images,
+            exec,
             certs,
             stopping,
         )
@@ -327,6 +342,7 @@ pub(crate) async fn serve(
         .add_service(AgentLogsServer::new(LogServer { log_dir }))
         .add_service(AgentMetricsServer::new(metrics))
         .add_service(AgentImagesServer::new(images))
+        .add_service(AgentStreamsServer::new(exec))
         .serve_with_incoming(incoming);
     tokio::select! {
         result = server => {
@@ -469,13 +485,15 @@ mod tests {
                 .await
                 .expect("pinned images"),
         );
-        let images = ImageServer::new("n1".into(), runtime, pinned, dir.path());
+        let images = ImageServer::new("n1".into(), runtime.clone(), pinned, dir.path());
+        let exec = crate::exec_server::ExecServer::new(runtime);
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(serve(
             listener,
             dir.path().to_owned(),
             metrics,
             images,
+            exec,
             Some(rx),
             stopped,
         ));

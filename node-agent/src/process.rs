@@ -47,6 +47,7 @@ use tracing::{debug, warn};
 
 use crate::cri_log::{encode_line, LogStream, MAX_RECORD_BYTES};
 use crate::error::{Result, RuntimeError};
+use crate::exec::{ExecEvent, ExecInput, ExecSession, ExecSpec};
 use crate::image::{listed_image, names_in_oci_tarball, normalize_image, require_image};
 use crate::metrics::{process_groups, ContainerUsage};
 use crate::pull_secrets::PullAuth;
@@ -819,26 +820,7 @@ impl ContainerRuntime for ProcessRuntime {
         command: &[String],
         timeout: Duration,
     ) -> Result<ExecOutput> {
-        let config = {
-            let state = self.lock();
-            let rec = state
-                .containers
-                .get(container_id)
-                .ok_or_else(|| not_found("container", container_id))?;
-            if rec.started_at.is_none() || rec.exit.borrow().is_some() {
-                return Err(RuntimeError::InvalidSpec {
-                    field: "container".to_owned(),
-                    message: format!("container {container_id} is not running"),
-                });
-            }
-            rec.config.clone()
-        };
-        if command.is_empty() {
-            return Err(RuntimeError::InvalidSpec {
-                field: "exec command".to_owned(),
-                message: "empty".to_owned(),
-            });
-        }
+        let config = self.running_config(container_id, command)?;
         let mut cmd = build_command(&config, command)?;
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -866,6 +848,217 @@ impl ContainerRuntime for ProcessRuntime {
                     operation: "ExecSync",
                     seconds: timeout.as_secs(),
                 })
+            }
+        }
+    }
+    /// The command runs as exec probes do (the container's environment, working
+    /// directory and user, in a process group of its own) with piped stdio; with `tty`,
+    /// on a new pseudo-terminal instead (see [`exec_on_terminal`]).
+    async fn exec(&self, container_id: &str, spec: &ExecSpec) -> Result<ExecSession> {
+        let config = self.running_config(container_id, &spec.command)?;
+        let mut cmd = build_command(&config, &spec.command)?;
+        if spec.tty {
+            return exec_on_terminal(cmd, &spec.command[0]);
+        }
+        cmd.stdin(if spec.stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| {
+            RuntimeError::io("exec in container", PathBuf::from(&spec.command[0]), e)
+        })?;
+        let pgid = child.id().and_then(|p| i32::try_from(p).ok());
+        let (input, mut input_rx) = tokio::sync::mpsc::channel(crate::exec::CHANNEL_DEPTH);
+        let (output_tx, output) = tokio::sync::mpsc::channel(crate::exec::CHANNEL_DEPTH);
+        let mut stdin = child.stdin.take();
+        let feeder = tokio::spawn(async move {
+            while let Some(msg) = input_rx.recv().await {
+                match msg {
+                    ExecInput::Stdin(data) => {
+                        if let Some(pipe) = stdin.as_mut() {
+                            if pipe.write_all(&data).await.is_err() {
+                                stdin = None;
+                            }
+                        }
+                    }
+                    ExecInput::CloseStdin => stdin = None,
+                    ExecInput::Resize { .. } => {}
+                }
+            }
+        });
+        let mut readers = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            readers.push(tokio::spawn(relay_output(out, false, output_tx.clone())));
+        }
+        if let Some(err) = child.stderr.take() {
+            readers.push(tokio::spawn(relay_output(err, true, output_tx.clone())));
+        }
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                status = child.wait() => status,
+                () = output_tx.closed() => {
+                    // The caller went away: the command goes with it.
+                    if let Some(pgid) = pgid {
+                        signal_group(pgid, Signal::SIGKILL);
+                    }
+                    feeder.abort();
+                    return;
+                }
+            };
+            feeder.abort();
+            // What the command wrote before it ended is sent before its exit; a
+            // background child still holding the pipes is not waited for long.
+            for reader in readers {
+                let stop = reader.abort_handle();
+                if tokio::time::timeout(EXEC_OUTPUT_GRACE, reader)
+                    .await
+                    .is_err()
+                {
+                    stop.abort();
+                }
+            }
+            let (code, message) = match status {
+                Ok(status) => (exit_code(status), String::new()),
+                Err(e) => (1, format!("waiting for the command: {e}")),
+            };
+            debug!(code, "exec ended");
+            let _ = output_tx.send(ExecEvent::Exit { code, message }).await;
+        });
+        Ok(ExecSession { input, output })
+    }
+}
+
+impl ProcessRuntime {
+    /// The config of a running container, for a non-empty command to run in it.
+    fn running_config(&self, container_id: &str, command: &[String]) -> Result<ContainerConfig> {
+        let config = {
+            let state = self.lock();
+            let rec = state
+                .containers
+                .get(container_id)
+                .ok_or_else(|| not_found("container", container_id))?;
+            if rec.started_at.is_none() || rec.exit.borrow().is_some() {
+                return Err(RuntimeError::InvalidSpec {
+                    field: "container".to_owned(),
+                    message: format!("container {container_id} is not running"),
+                });
+            }
+            rec.config.clone()
+        };
+        if command.is_empty() {
+            return Err(RuntimeError::InvalidSpec {
+                field: "exec command".to_owned(),
+                message: "empty".to_owned(),
+            });
+        }
+        Ok(config)
+    }
+}
+
+/// Runs `cmd` with a new pseudo-terminal as its stdin, stdout and stderr: what it writes
+/// comes back as stdout, input is written to the terminal (so it is echoed, as on any
+/// terminal), resizes set the terminal's size, and the close of stdin is an end-of-file
+/// character. The terminal is not the command's controlling terminal (that needs
+/// `setsid` in the child, which this backend cannot do without `unsafe`), so `^C`
+/// typed in it sends no signal; ending the session kills the process group.
+fn exec_on_terminal(mut cmd: tokio::process::Command, program: &str) -> Result<ExecSession> {
+    let io = |e: std::io::Error| RuntimeError::io("exec on a terminal", PathBuf::from(program), e);
+    let pty = nix::pty::openpty(None, None).map_err(|e| io(e.into()))?;
+    let slave = std::fs::File::from(pty.slave);
+    cmd.stdin(Stdio::from(slave.try_clone().map_err(io)?))
+        .stdout(Stdio::from(slave.try_clone().map_err(io)?))
+        .stderr(Stdio::from(slave))
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(io)?;
+    // The parent's copies of the terminal's child side go with `cmd`: once the command
+    // and its children exit, reading the parent side ends.
+    drop(cmd);
+    let pgid = child.id().and_then(|p| i32::try_from(p).ok());
+    let master = std::fs::File::from(pty.master);
+    let resizer = master.try_clone().map_err(io)?;
+    let mut writer = tokio::fs::File::from_std(master.try_clone().map_err(io)?);
+    let reader = tokio::fs::File::from_std(master);
+    let (input, mut input_rx) = tokio::sync::mpsc::channel(crate::exec::CHANNEL_DEPTH);
+    let (output_tx, output) = tokio::sync::mpsc::channel(crate::exec::CHANNEL_DEPTH);
+    let feeder = tokio::spawn(async move {
+        while let Some(msg) = input_rx.recv().await {
+            let written = match msg {
+                ExecInput::Stdin(data) => writer.write_all(&data).await,
+                // End of file at the start of a line (VEOF, ^D by default).
+                ExecInput::CloseStdin => writer.write_all(&[4]).await,
+                ExecInput::Resize { width, height } => {
+                    let size = rustix::termios::Winsize {
+                        ws_row: height,
+                        ws_col: width,
+                        ws_xpixel: 0,
+                        ws_ypixel: 0,
+                    };
+                    rustix::termios::tcsetwinsize(&resizer, size).map_err(std::io::Error::from)
+                }
+            };
+            if written.and(writer.flush().await).is_err() {
+                return;
+            }
+        }
+    });
+    // A read of the parent side after the child side closed fails (EIO): the end.
+    let relay = tokio::spawn(relay_output(reader, false, output_tx.clone()));
+    tokio::spawn(async move {
+        let status = tokio::select! {
+            status = child.wait() => status,
+            () = output_tx.closed() => {
+                if let Some(pgid) = pgid {
+                    signal_group(pgid, Signal::SIGKILL);
+                }
+                feeder.abort();
+                relay.abort();
+                return;
+            }
+        };
+        feeder.abort();
+        let stop_relay = relay.abort_handle();
+        if tokio::time::timeout(EXEC_OUTPUT_GRACE, relay)
+            .await
+            .is_err()
+        {
+            debug!("a child of the exec still holds its terminal; its output is cut");
+            stop_relay.abort();
+        }
+        let (code, message) = match status {
+            Ok(status) => (exit_code(status), String::new()),
+            Err(e) => (1, format!("waiting for the command: {e}")),
+        };
+        let _ = output_tx.send(ExecEvent::Exit { code, message }).await;
+    });
+    Ok(ExecSession { input, output })
+}
+
+/// How long an exec's output is still read after its command ended.
+const EXEC_OUTPUT_GRACE: Duration = Duration::from_secs(2);
+
+/// Sends what `pipe` yields as stdout (or stderr) events until its end.
+async fn relay_output<R>(mut pipe: R, stderr: bool, to: tokio::sync::mpsc::Sender<ExecEvent>)
+where
+    R: AsyncRead + Unpin,
+{
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                let data = buf[..n].to_vec();
+                let event = if stderr {
+                    ExecEvent::Stderr(data)
+                } else {
+                    ExecEvent::Stdout(data)
+                };
+                if to.send(event).await.is_err() {
+                    return;
+                }
             }
         }
     }

@@ -27,6 +27,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::Result;
+use crate::exec::{ExecSession, ExecSpec};
 use crate::image_gc::FsUsage;
 use crate::metrics::ContainerUsage;
 use crate::pull_secrets::PullAuth;
@@ -115,6 +116,16 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         command: &[String],
         timeout: Duration,
     ) -> Result<ExecOutput>;
+
+    /// Starts `spec.command` inside a running container with its stdio streamed
+    /// (`kubectl exec`); the session's output ends with the exit. Backends that run
+    /// nothing answer [`RuntimeError::Unsupported`](crate::RuntimeError::Unsupported).
+    async fn exec(&self, _container_id: &str, _spec: &ExecSpec) -> Result<ExecSession> {
+        Err(crate::RuntimeError::Unsupported {
+            operation: "Exec",
+            backend: self.backend(),
+        })
+    }
 
     /// Every image the runtime holds. Backends without images of their own list none.
     async fn list_images(&self) -> Result<Vec<ImageInfo>> {

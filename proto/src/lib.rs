@@ -96,8 +96,8 @@ mod generated {
     }
 }
 
-/// The internal service node agents serve to the gateways: `AgentLogs` (package
-/// `rafter.agent.v1`).
+/// The internal services node agents serve to the gateways: `AgentLogs`, `AgentMetrics`
+/// and `AgentStreams` (exec) (package `rafter.agent.v1`).
 pub use generated::agent::v1 as agent;
 
 /// The public gRPC API: the `Resources` and `Cluster` services (package `rafter.api.v1`).

@@ -13,6 +13,7 @@
 //!  DELETE …/<res>/<name>         delete (DeleteOptions in body or query)
 //!  …/scale  GET/PUT/PATCH        get_scale / update_scale (autoscaling/v1 Scale)
 //!  …/pods/<p>/log                logs (text, chunked while following)
+//!  …/pods/<p>/exec               WebSocket upgrade, relayed by `exec` (exec_session)
 //!  …/pods/<p>/binding, POST …/bindings   bind;  …/pods/<p>/eviction   evict
 //!  …/certificatesigningrequests/<n>/approval PUT   approve_certificate
 //!  authorization.k8s.io reviews   review_access / review_rules
@@ -40,7 +41,7 @@ use super::convert::{
 use super::errors::{success, ApiError, Subject};
 use super::metrics::MetricsPath;
 use super::route::{self, ResourcePath, Review, Route};
-use super::{discovery, metrics, openapi, table, watch, Body, Peer};
+use super::{discovery, exec, metrics, openapi, table, watch, Body, Peer};
 use crate::server::MAX_REQUEST_BYTES;
 use crate::service::ResourcesService;
 use crate::store::KvStore;
@@ -71,6 +72,11 @@ impl<S: KvStore> Rest<S> {
         request: http::Request<Incoming>,
         peer: Peer,
     ) -> http::Response<Body> {
+        if let Route::Resource(path) = route::parse(request.uri().path()) {
+            if exec::is_exec(&path) {
+                return exec::exec(&self.service, request, peer, path).await;
+            }
+        }
         let (parts, body) = request.into_parts();
         let call = Call::new(&parts, peer);
         let body = match read_body(body, MAX_REQUEST_BYTES).await {

@@ -13,6 +13,7 @@ mod delete;
 mod describe;
 mod drain;
 mod edit;
+mod exec;
 mod expose;
 mod get;
 mod image;
@@ -104,6 +105,8 @@ pub enum Command {
     Certificate(certificate::CertificateArgs),
     /// Print a container's log.
     Logs(logs::LogsArgs),
+    /// Run a command in a container.
+    Exec(exec::ExecArgs),
     /// Wait until objects meet a condition or are deleted.
     Wait(wait::WaitArgs),
     /// CPU and memory of nodes and pods.
@@ -149,6 +152,7 @@ pub fn run(command: Command, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Command::Drain(args) => drain::drain(args, globals),
         Command::Certificate(args) => certificate::run(args, globals),
         Command::Logs(args) => logs::run(args, globals),
+        Command::Exec(args) => exec::run(args, globals),
         Command::Wait(args) => wait::run(args, globals),
         Command::Top(args) => top::run(args, globals),
         Command::Image(args) => image::run(args, globals),

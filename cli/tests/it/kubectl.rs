@@ -75,6 +75,32 @@ impl Kube {
         self.run_with("kubectl", args)
     }
 
+    /// Runs `kubectl ARGS` with `stdin` fed and then closed.
+    fn run_in(&self, args: &[&str], stdin: &str) -> Run {
+        use std::io::Write;
+        let mut child = Command::new(self.dir.join("kubectl"))
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", &self.cluster.dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(stdin.as_bytes())
+            .expect("kubectl takes its stdin");
+        let output = child.wait_with_output().expect("kubectl finishes");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         let run = self.run(args);
         assert_eq!(
@@ -391,6 +417,131 @@ fn stock_kubectl_applies_lists_watches_changes_logs_and_deletes() {
 
 /// `kubectl top` reads `metrics.k8s.io` (found through discovery), served from the
 /// agents' figures as `rafter top` is.
+#[test]
+fn stock_kubectl_exec_streams_output_stdin_and_exit_codes_and_refuses_without_pods_exec() {
+    let Some(kube) = Kube::start("kubectl-exec", &["--agents", "1", "--runtime", "process"]) else {
+        return;
+    };
+    kubectl_exec_checks(&kube, &["cat"]);
+}
+
+#[test]
+fn stock_kubectl_exec_runs_in_containerd_containers() {
+    let Ok(socket) = std::env::var("RAFTER_CONTAINERD_SOCK") else {
+        println!("SKIPPED (containerd): RAFTER_CONTAINERD_SOCK is not set");
+        return;
+    };
+    let flags = [
+        "--agents",
+        "1",
+        "--runtime",
+        "containerd",
+        "--containerd-socket",
+        &socket,
+    ];
+    let Some(kube) = Kube::start("kubectl-exec-containerd", &flags) else {
+        return;
+    };
+    // containerd 1.6 speaks only v4.channel.k8s.io, which cannot close stdin: the
+    // command reading stdin stops by itself.
+    kubectl_exec_checks(&kube, &["head", "-n", "1"]);
+}
+
+/// `kubectl exec` on a cluster with one agent; `reader` echoes its stdin.
+fn kubectl_exec_checks(kube: &Kube, reader: &[&str]) {
+    let shell = kube.file(
+        "shell.yaml",
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: shell
+spec:
+  containers:
+  - name: app
+    image: docker.io/local/busybox:1
+    command: [sh, -c, 'exec sleep 3600']
+",
+    );
+    kube.ok(&["apply", "-f", &shell]);
+    eventually("pod shell Running", LIMIT, || {
+        (kube.json(&["get", "pod", "shell"])["status"]["phase"] == "Running").then_some(())
+    });
+
+    // Both streams, and kubectl exits with the command's code.
+    let run = kube.run(&[
+        "exec",
+        "shell",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(run.stdout, "out\n");
+    assert!(run.stderr.starts_with("err\n"), "{}", run.stderr);
+    assert_eq!(
+        kube.ok(&["exec", "shell", "-c", "app", "--", "echo", "hi"]),
+        "hi\n"
+    );
+
+    // Stdin, closed at its end (v5.channel.k8s.io's close of stream 0).
+    let mut args = vec!["exec", "-i", "shell", "--"];
+    args.extend_from_slice(reader);
+    let echoed = kube.run_in(&args, "hello\n");
+    assert_eq!(echoed.code, 0, "{}", echoed.stderr);
+    assert_eq!(echoed.stdout, "hello\n");
+
+    // A user without pods/exec hears kubectl's usual Forbidden, naming them.
+    let refused = kube.fails(&["exec", "shell", "--as", "bob", "--", "true"]);
+    assert!(
+        refused.contains("Forbidden") && refused.contains("\"bob\""),
+        "{refused}"
+    );
+
+    // -it from a pseudo-terminal (util-linux `script` gives kubectl one): the command
+    // runs on a terminal.
+    if Path::new("/usr/bin/script").is_file() {
+        let kubectl = kube.dir.join("kubectl").display().to_string();
+        let line = format!("{kubectl} exec -it shell -- sh -c 'test -t 0 && echo on-a-tty'");
+        let output = Command::new("/usr/bin/script")
+            .args(["-qec", &line, "/dev/null"])
+            .env("KUBECONFIG", &kube.kubeconfig)
+            .env("HOME", &kube.cluster.dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("on-a-tty"),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    } else {
+        println!("no /usr/bin/script: exec -it not driven");
+    }
+
+    // The newest versioned kubectl speaks WebSocket too; the oldest speaks only SPDY,
+    // which is not served, and is told so.
+    for binary in ["kubectl.1.33", "kubectl.1.27"] {
+        if !kube.dir.join(binary).is_file() {
+            println!("{binary} is not installed; only the default kubectl was driven");
+            continue;
+        }
+        let run = kube.run_with(binary, &["exec", "shell", "--", "echo", "hi"]);
+        if binary == "kubectl.1.27" {
+            assert_ne!(run.code, 0, "{binary}: {}", run.stdout);
+            assert!(run.stderr.contains("WebSocket"), "{binary}: {}", run.stderr);
+        } else {
+            assert_eq!(
+                (run.code, run.stdout.as_str()),
+                (0, "hi\n"),
+                "{binary}: {}",
+                run.stderr
+            );
+        }
+    }
+}
+
 #[test]
 fn stock_kubectl_top_shows_nodes_and_pods_from_the_metrics_api() {
     let Some(kube) = Kube::start("kubectl-top", &["--agents", "1", "--runtime", "process"]) else {

@@ -12,6 +12,7 @@ mod dns;
 mod dry_run;
 mod e2e;
 mod endpoints;
+mod exec;
 mod images;
 mod jobs;
 mod kubectl;

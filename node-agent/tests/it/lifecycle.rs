@@ -3,7 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use node_agent::{ContainerConfig, ContainerState, RuntimeError, SandboxConfig, LABEL_POD_UID};
+use node_agent::{
+    ContainerConfig, ContainerState, ExecEvent, ExecInput, ExecSession, ExecSpec, RuntimeError,
+    SandboxConfig, LABEL_POD_UID,
+};
 use rafter_proto::v1::{Container, EnvVar, ObjectMeta, Pod, PodSpec, ResourceRequirements};
 
 use crate::harness::{
@@ -153,6 +156,96 @@ pub async fn exec_runs_a_command_in_a_running_container(rt: Runtime) {
     assert_eq!(out.exit_code, 3);
     assert_eq!(out.stdout, b"probe\n");
     assert_eq!(out.stderr, b"err\n");
+    pod.cleanup(&rt).await;
+}
+
+/// What an exec session sent until its exit: (stdout, stderr, exit code).
+async fn drain_session(mut session: ExecSession) -> (String, String, i32) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = tokio::time::timeout(left, session.output.recv())
+            .await
+            .expect("the exec ends within 30 s")
+            .expect("the session ends with an exit");
+        match event {
+            ExecEvent::Stdout(d) => out.extend(d),
+            ExecEvent::Stderr(d) => err.extend(d),
+            ExecEvent::Exit { code, .. } => {
+                return (
+                    String::from_utf8_lossy(&out).into_owned(),
+                    String::from_utf8_lossy(&err).into_owned(),
+                    code,
+                )
+            }
+        }
+    }
+}
+
+pub async fn an_exec_session_streams_stdin_both_outputs_the_exit_code_and_a_terminal(rt: Runtime) {
+    let pod = TestPod::start(&rt, "exec-stream").await;
+    let id = pod.run(&rt, shell("app", "exec sleep 300")).await;
+    wait_state(&rt, &id, ContainerState::Running).await;
+    let spec = ExecSpec {
+        command: [
+            "sh",
+            "-c",
+            "read line; echo got $line; echo err >&2; exit 4",
+        ]
+        .map(String::from)
+        .to_vec(),
+        stdin: true,
+        tty: false,
+    };
+    let session = rt.exec(&id, &spec).await.unwrap();
+    session
+        .input
+        .send(ExecInput::Stdin(b"hello\n".to_vec()))
+        .await
+        .unwrap();
+    let (out, err, code) = drain_session(session).await;
+    assert_eq!(
+        (out.as_str(), err.as_str(), code),
+        ("got hello\n", "err\n", 4)
+    );
+
+    let on_terminal = ExecSpec {
+        command: [
+            "sh",
+            "-c",
+            "test -t 0 && test -t 1 && echo on-a-tty; read go; stty size",
+        ]
+        .map(String::from)
+        .to_vec(),
+        stdin: true,
+        tty: true,
+    };
+    let session = rt.exec(&id, &on_terminal).await.unwrap();
+    session
+        .input
+        .send(ExecInput::Resize {
+            width: 100,
+            height: 30,
+        })
+        .await
+        .unwrap();
+    session
+        .input
+        .send(ExecInput::Stdin(b"go\n".to_vec()))
+        .await
+        .unwrap();
+    let (out, _, code) = drain_session(session).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("on-a-tty"), "{out:?}");
+    // containerd applies a resize on its own goroutine, so the command may read the
+    // size before it: the size is checked where the resize is applied in order.
+    if rt.backend() == "process" {
+        assert!(
+            out.contains("30 100"),
+            "the resize reached the terminal: {out:?}"
+        );
+    }
     pod.cleanup(&rt).await;
 }
 

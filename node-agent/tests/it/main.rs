@@ -93,6 +93,7 @@ for_each_backend!(
     stop_kills_a_container_that_ignores_sigterm_after_the_grace_period,
     env_working_dir_and_user_reach_the_process,
     exec_runs_a_command_in_a_running_container,
+    an_exec_session_streams_stdin_both_outputs_the_exit_code_and_a_terminal,
     listing_shows_the_pod_uid_label_for_adoption,
     the_runtime_reports_its_version,
     a_pod_from_the_api_runs_with_its_command_args_env_and_limits,

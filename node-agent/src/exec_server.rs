@@ -1,0 +1,196 @@
+//! The agent's exec endpoint: the internal gRPC service `rafter.agent.v1.AgentStreams`,
+//! which the masters' gateways call for `rafter exec` / `kubectl exec` (pods/exec). It is
+//! served on the same listener as the log and metrics endpoints (`log_server`), with the
+//! same TLS and the same rule that only the masters may call.
+//!
+//! ```text
+//!   gateway ─► AgentStreams.Exec ─► first message: ExecStart (ns, pod, uid, container, command)
+//!                │                    └► the running container of that pod uid and name
+//!                │                         (list_sandboxes + list_containers)
+//!                │                    └► runtime.exec(container id, spec) ─► ExecSession
+//!                ├─ later messages: stdin / resize / stdin_close ─► session.input
+//!                └◄ stdout / stderr chunks, then exit ◄─ session.output
+//! ```
+//!
+//! The end of the caller's stream closes the command's stdin; the caller going away
+//! (tonic drops the answer stream) ends the command. Owns choosing the container and the
+//! wire; it must not decide who may exec (the gateway does).
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use rafter_proto::agent::agent_streams_server::AgentStreams;
+use rafter_proto::agent::{exec_request, ExecRequest, ExecStart};
+use rafter_proto::api::{exec_response, ExecExit, ExecResponse};
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{debug, info};
+
+use crate::exec::{ExecEvent, ExecInput, ExecSpec};
+use crate::runtime::ContainerRuntime;
+use crate::status::ContainerState;
+use crate::RuntimeError;
+
+/// The `AgentStreams` service of one node.
+pub(crate) struct ExecServer {
+    runtime: Arc<dyn ContainerRuntime>,
+}
+
+type ExecStream = Pin<Box<dyn Stream<Item = Result<ExecResponse, Status>> + Send>>;
+
+fn status_of(error: RuntimeError) -> Status {
+    match &error {
+        RuntimeError::NotFound { .. } => Status::not_found(error.to_string()),
+        RuntimeError::InvalidSpec { .. } => Status::failed_precondition(error.to_string()),
+        RuntimeError::Unsupported { .. } => Status::unimplemented(error.to_string()),
+        _ => Status::unavailable(error.to_string()),
+    }
+}
+
+impl ExecServer {
+    pub(crate) fn new(runtime: Arc<dyn ContainerRuntime>) -> ExecServer {
+        ExecServer { runtime }
+    }
+
+    /// The id of the running container `start` names.
+    async fn container_id(&self, start: &ExecStart) -> Result<String, Status> {
+        let pod = format!("{}/{}", start.namespace, start.pod_name);
+        let sandboxes = self.runtime.list_sandboxes().await.map_err(status_of)?;
+        let mut best: Option<(u32, String)> = None;
+        for sandbox in sandboxes.iter().filter(|s| s.pod_uid == start.pod_uid) {
+            let containers = self
+                .runtime
+                .list_containers(Some(&sandbox.id))
+                .await
+                .map_err(status_of)?;
+            for c in containers {
+                if c.name == start.container
+                    && c.state == ContainerState::Running
+                    && best
+                        .as_ref()
+                        .is_none_or(|(attempt, _)| c.attempt >= *attempt)
+                {
+                    best = Some((c.attempt, c.id));
+                }
+            }
+        }
+        best.map(|(_, id)| id).ok_or_else(|| {
+            Status::failed_precondition(format!(
+                "container {} of pod {pod} is not running on this node",
+                start.container
+            ))
+        })
+    }
+}
+
+/// The runtime's input of one wire message (None for a message without content).
+fn input_of(message: ExecRequest) -> Option<ExecInput> {
+    match message.msg? {
+        exec_request::Msg::Stdin(data) => Some(ExecInput::Stdin(data)),
+        exec_request::Msg::Resize(size) => Some(ExecInput::Resize {
+            width: u16::try_from(size.width).unwrap_or(u16::MAX),
+            height: u16::try_from(size.height).unwrap_or(u16::MAX),
+        }),
+        exec_request::Msg::StdinClose(_) => Some(ExecInput::CloseStdin),
+        exec_request::Msg::Start(_) => None,
+    }
+}
+
+/// The wire message of one runtime event.
+pub(crate) fn response_of(event: ExecEvent) -> ExecResponse {
+    let msg = match event {
+        ExecEvent::Stdout(data) => exec_response::Msg::Stdout(data),
+        ExecEvent::Stderr(data) => exec_response::Msg::Stderr(data),
+        ExecEvent::Exit { code, message } => exec_response::Msg::Exit(ExecExit { code, message }),
+    };
+    ExecResponse { msg: Some(msg) }
+}
+
+#[tonic::async_trait]
+impl AgentStreams for ExecServer {
+    type ExecStream = ExecStream;
+
+    async fn exec(
+        &self,
+        request: Request<Streaming<ExecRequest>>,
+    ) -> Result<Response<Self::ExecStream>, Status> {
+        let mut inbound = request.into_inner();
+        let start = match inbound.message().await?.and_then(|m| m.msg) {
+            Some(exec_request::Msg::Start(start)) => start,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first message of an exec stream must be its start",
+                ))
+            }
+        };
+        if start.command.is_empty() {
+            return Err(Status::invalid_argument("the exec names no command"));
+        }
+        let id = self.container_id(&start).await?;
+        let spec = ExecSpec {
+            command: start.command.clone(),
+            stdin: start.stdin,
+            tty: start.tty,
+        };
+        let session = self.runtime.exec(&id, &spec).await.map_err(status_of)?;
+        info!(
+            pod = %format!("{}/{}", start.namespace, start.pod_name),
+            container = %start.container,
+            command = ?start.command,
+            "exec started"
+        );
+        let input = session.input;
+        tokio::spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    message = inbound.message() => message,
+                    () = input.closed() => return,
+                };
+                match message {
+                    Ok(Some(message)) => {
+                        if let Some(msg) = input_of(message) {
+                            if input.send(msg).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Ok(None) | Err(_) => {
+                        debug!("the exec caller's stream ended: stdin closed");
+                        let _ = input.send(ExecInput::CloseStdin).await;
+                        // Keep the session's input open: the command goes on.
+                        input.closed().await;
+                        return;
+                    }
+                }
+            }
+        });
+        let output = tokio_stream::wrappers::ReceiverStream::new(session.output)
+            .map(|event| Ok(response_of(event)));
+        Ok(Response::new(Box::pin(output)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_messages_map_to_runtime_input() {
+        let stdin = ExecRequest {
+            msg: Some(exec_request::Msg::Stdin(b"hi".to_vec())),
+        };
+        assert_eq!(input_of(stdin), Some(ExecInput::Stdin(b"hi".to_vec())));
+        let close = ExecRequest {
+            msg: Some(exec_request::Msg::StdinClose(true)),
+        };
+        assert_eq!(input_of(close), Some(ExecInput::CloseStdin));
+        let exit = response_of(ExecEvent::Exit {
+            code: 3,
+            message: String::new(),
+        });
+        assert!(matches!(
+            exit.msg,
+            Some(exec_response::Msg::Exit(ExecExit { code: 3, .. }))
+        ));
+    }
+}

@@ -1,6 +1,6 @@
 //! A CronJob with `concurrencyPolicy: Forbid` ticking every two seconds, whose runs take
 //! four (real containers, through a node agent on containerd), while the leader is killed
-//! with SIGKILL during a run: no run starts before the one before it completed, before or
+//! with SIGKILL during a run: no Job is created before the one before it completed, before or
 //! after the failover, and each tick gets at most one Job. The new leader's CronJob
 //! controller learns of the running Job from its fresh list, not from memory, so a
 //! failover must not let a tick through that the old leader would have held back.
@@ -136,13 +136,14 @@ async fn a_forbid_cron_job_never_overlaps_its_runs_across_a_leader_kill() {
         let meta = job.metadata.clone().unwrap_or_default();
         let tick = meta.annotations.get(SCHEDULED).cloned().unwrap_or_default();
         assert!(ticks.insert(tick.clone()), "two Jobs for the tick {tick}");
-        let started = job
-            .status
-            .as_ref()
-            .and_then(|s| s.start_time.clone())
-            .unwrap_or_else(|| panic!("{} has no start time", meta.name));
+        // A run begins when its Job is created (Forbid holds the create back); a Job just
+        // created may not have its status yet.
+        let created = meta
+            .creation_timestamp
+            .clone()
+            .unwrap_or_else(|| panic!("{} has no creationTimestamp", meta.name));
         runs.push((
-            started,
+            created,
             completion(job).unwrap_or_else(|| "~".to_owned()),
             meta.name,
         ));

@@ -1366,27 +1366,7 @@ impl<S: KvStore> Resources for ResourcesService<S> {
                 None,
             )
             .await?;
-            let r = request.into_inner();
-            let nodes = if r.node.is_empty() {
-                let options = ListOptions {
-                    consistency: ReadConsistency::Serializable,
-                    ..ListOptions::all(Kind::Node, None)
-                };
-                self.registry.list(&options).await.map_err(status_of)?.items
-            } else {
-                vec![self
-                    .registry
-                    .get(Kind::Node, "", &r.node, ReadConsistency::Serializable)
-                    .await
-                    .map_err(status_of)?]
-            };
-            let nodes = nodes
-                .into_iter()
-                .filter_map(|o| match o {
-                    Object::Node(n) => Some(n),
-                    _ => None,
-                })
-                .collect();
+            let nodes = self.nodes(&request.get_ref().node).await?;
             Ok(Response::new(
                 node_metrics::scrape_all(nodes, self.agent_tls.as_ref()).await,
             ))

@@ -146,6 +146,14 @@ macro_rules! kinds {
                 }
             }
 
+            /// Appends the object in the Kubernetes JSON shape to `out`, with no JSON tree in
+            /// between (what a large list is written with).
+            pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+                match self {
+                    $(Object::$variant(o) => serde_json::to_writer(out, o),)*
+                }
+            }
+
             /// The object as YAML in the Kubernetes shape.
             pub fn to_yaml(&self) -> Result<String, serde_yaml::Error> {
                 match self {

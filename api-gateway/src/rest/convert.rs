@@ -253,6 +253,83 @@ pub(crate) fn list_json(
     })
 }
 
+/// Items encoded per body chunk of a streamed list.
+const LIST_CHUNK: usize = 256;
+
+/// A list answer's body, streamed: the same document as `list_json`, with each chunk of
+/// items decoded and encoded as the body is sent, so a large list never exists as a JSON
+/// tree nor whole as text. An item that cannot be decoded ends the body early (the client
+/// sees a truncated document, never a wrong one) and is logged.
+pub(crate) fn list_body(
+    kind: Kind,
+    items: Vec<TypedObject>,
+    resource_version: &str,
+    continue_token: &str,
+    remaining: i64,
+) -> Body {
+    let mut head = list_json(
+        kind,
+        Vec::new(),
+        resource_version,
+        continue_token,
+        remaining,
+    );
+    if let Some(map) = head.as_object_mut() {
+        map.remove("items");
+    }
+    let mut opening = serde_json::to_vec(&head).unwrap_or_else(|_| b"{".to_vec());
+    // `{...}` becomes `{...,"items":[`.
+    opening.pop();
+    opening.extend_from_slice(b",\"items\":[");
+    let mut items = items.into_iter().peekable();
+    let mut first = true;
+    let mut opened = false;
+    let mut closed = false;
+    let chunks = futures::stream::poll_fn(move |_| {
+        if closed {
+            return std::task::Poll::Ready(None);
+        }
+        let mut out = if opened {
+            Vec::new()
+        } else {
+            opened = true;
+            std::mem::take(&mut opening)
+        };
+        for item in items.by_ref().take(LIST_CHUNK) {
+            let mut object = match Object::try_from(item) {
+                Ok(object) => object,
+                Err(e) => {
+                    tracing::error!(%kind, error = %e, "a stored item could not be decoded for a list");
+                    closed = true;
+                    return std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(
+                        Bytes::from(out),
+                    ))));
+                }
+            };
+            object.set_type_meta();
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            if let Err(e) = object.write_json(&mut out) {
+                tracing::error!(%kind, error = %e, "an item could not be encoded for a list");
+                closed = true;
+                return std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(
+                    out,
+                )))));
+            }
+        }
+        if items.peek().is_none() {
+            out.extend_from_slice(b"]}");
+            closed = true;
+        }
+        std::task::Poll::Ready(Some(Ok::<_, std::io::Error>(hyper::body::Frame::data(
+            Bytes::from(out),
+        ))))
+    });
+    http_body_util::StreamBody::new(chunks).boxed_unsync()
+}
+
 /// What an error is about, from the resource path.
 pub(crate) fn subject(kind: Kind, name: Option<&str>) -> Subject {
     Subject {
@@ -299,6 +376,48 @@ impl ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn collected(body: Body) -> (usize, Vec<u8>) {
+        let mut frames = 0;
+        let mut bytes = Vec::new();
+        let mut body = body;
+        while let Some(frame) = body.frame().await {
+            frames += 1;
+            bytes.extend_from_slice(frame.unwrap().data_ref().unwrap());
+        }
+        (frames, bytes)
+    }
+
+    #[tokio::test]
+    async fn a_streamed_list_is_the_same_document_as_the_whole_one() {
+        let pods: Vec<Object> = (0..LIST_CHUNK * 2 + 3)
+            .map(|i| {
+                let pod = json!({"metadata": {"name": format!("p{i}"), "namespace": "dev"},
+                    "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+                object_of(Kind::Pod, pod, Some("dev")).unwrap()
+            })
+            .collect();
+        let typed: Vec<TypedObject> = pods.iter().cloned().map(TypedObject::from).collect();
+        let whole = list_json(
+            Kind::Pod,
+            typed
+                .iter()
+                .cloned()
+                .map(|t| object_json(t).unwrap())
+                .collect(),
+            "42",
+            "next",
+            7,
+        );
+        let (frames, bytes) = collected(list_body(Kind::Pod, typed, "42", "next", 7)).await;
+        assert_eq!(frames, 3, "one frame per {LIST_CHUNK} items");
+        let streamed: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(streamed, whole);
+        // An empty list is a whole document too.
+        let (_, bytes) = collected(list_body(Kind::Pod, Vec::new(), "42", "", 0)).await;
+        let empty: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(empty, list_json(Kind::Pod, Vec::new(), "42", "", 0));
+    }
 
     #[test]
     fn a_body_takes_the_url_namespace_and_must_not_contradict_it() {

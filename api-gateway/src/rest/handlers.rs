@@ -35,7 +35,7 @@ use rafter_proto::{Kind, Object};
 use serde_json::{json, Value};
 
 use super::convert::{
-    body_value, full, json_response, list_json, object_json, object_of, read_body, response,
+    body_value, full, json_response, list_body, object_json, object_of, read_body, response,
     subject, Call,
 };
 use super::errors::{success, ApiError, Subject};
@@ -254,23 +254,23 @@ impl<S: KvStore> Rest<S> {
             consistency: consistency as i32,
         });
         let list = answered(self.service.list(request).await, path)?;
+        if !table::wanted(call.header("accept")) {
+            let body = list_body(
+                path.kind,
+                list.items,
+                &list.resource_version,
+                &list.r#continue,
+                list.remaining_item_count,
+            );
+            return Ok(response(200, "application/json", body));
+        }
         let mut objects = Vec::with_capacity(list.items.len());
         for item in list.items {
             let object = Object::try_from(item.clone())
                 .map_err(|e| ApiError::new(500, "InternalError", e.to_string()))?;
             objects.push((object, object_json(item)?));
         }
-        let body = if table::wanted(call.header("accept")) {
-            table::table(path.kind, objects, &list.resource_version, &list.r#continue)
-        } else {
-            list_json(
-                path.kind,
-                objects.into_iter().map(|(_, v)| v).collect(),
-                &list.resource_version,
-                &list.r#continue,
-                list.remaining_item_count,
-            )
-        };
+        let body = table::table(path.kind, objects, &list.resource_version, &list.r#continue);
         Ok(json_response(200, &body))
     }
 

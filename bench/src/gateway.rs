@@ -66,6 +66,12 @@ pub(crate) struct MasterArgs {
     /// The Services' ClusterIP range (as `rafter master --service-cluster-ip-range`).
     #[arg(long, default_value = "10.96.0.0/12")]
     service_cluster_ip_range: String,
+    /// As `rafter master --scheduled-events-per-second` (0: an event per pod bound).
+    #[arg(long, default_value_t = 0.0)]
+    scheduled_events_per_second: f64,
+    /// As `rafter master --scheduled-events-burst`.
+    #[arg(long, default_value_t = 100)]
+    scheduled_events_burst: u32,
 }
 
 /// Runs one master until SIGTERM/Ctrl-C (or until killed).
@@ -95,7 +101,10 @@ pub(crate) fn run_master(args: MasterArgs) -> anyhow::Result<()> {
         heartbeat: Duration::from_millis(args.heartbeat_ms.max(10)),
         history_retention: Some(rafter_master::DEFAULT_HISTORY_RETENTION),
         disk_reserve_bytes: 0,
-        scheduled_events: None,
+        scheduled_events: (args.scheduled_events_per_second > 0.0).then_some(actors::EventRate {
+            per_second: args.scheduled_events_per_second,
+            burst: args.scheduled_events_burst,
+        }),
         cluster_cidr: Some(actors::ClusterCidr::default()),
         service_ranges: rafter_master::ServiceRanges::parse(
             &args.service_cluster_ip_range,
@@ -179,7 +188,13 @@ async fn create(mut client: AdminClient, name: String) -> anyhow::Result<()> {
 
 /// Starts three masters; fails with the harness's message if they do not come up.
 pub(crate) async fn start_cluster() -> anyhow::Result<Cluster> {
-    Cluster::start(3)
+    start_cluster_with(&[]).await
+}
+
+/// Three masters, each run with `flags` (the hidden `master` subcommand's) besides the
+/// harness's own.
+pub(crate) async fn start_cluster_with(flags: &[&str]) -> anyhow::Result<Cluster> {
+    Cluster::start_with(3, flags)
         .await
         .map_err(|e| anyhow::anyhow!("starting 3 masters: {e}"))
 }

@@ -35,7 +35,7 @@ use rafter_proto::Quantity;
 use rafter_proto::{v1, Kind, Object};
 use tokio::time::Instant;
 
-use crate::gateway::{library_client, start_cluster};
+use crate::gateway::{library_client, start_cluster_with};
 use crate::hollow_nodes::{node_name, register, LeaseRenewer, NodeShape};
 use crate::report::{ms, rate, Machine};
 use crate::stats::percentile;
@@ -72,6 +72,13 @@ pub(crate) struct SchedulerArgs {
     /// Seconds to wait for every pod to be bound after the last create.
     #[arg(long, default_value_t = 600.0)]
     pub timeout: f64,
+    /// The masters' budget of `Scheduled` events per second (`rafter master
+    /// --scheduled-events-per-second`); 0 writes one per pod bound.
+    #[arg(long, default_value_t = 0.0)]
+    pub scheduled_events_per_second: f64,
+    /// The budget's burst (`--scheduled-events-burst`).
+    #[arg(long, default_value_t = 100)]
+    pub scheduled_events_burst: u32,
 }
 
 /// A one-container pod with requests and no node.
@@ -407,8 +414,24 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
         args.conns,
     );
     println!();
+    let per_second = args.scheduled_events_per_second.to_string();
+    let burst = args.scheduled_events_burst.to_string();
+    let flags: Vec<&str> = if args.scheduled_events_per_second > 0.0 {
+        println!(
+            "Scheduled events budgeted: {per_second}/s, burst {burst} (Bindings are never budgeted)"
+        );
+        vec![
+            "--scheduled-events-per-second",
+            &per_second,
+            "--scheduled-events-burst",
+            &burst,
+        ]
+    } else {
+        println!("Scheduled events: one per pod bound (no budget)");
+        Vec::new()
+    };
     println!("starting 3 masters ...");
-    let cluster = start_cluster().await?;
+    let cluster = start_cluster_with(&flags).await?;
     let leader = cluster
         .wait_for_leader(Duration::from_secs(30))
         .await

@@ -10,7 +10,9 @@
 //!
 //! Owns [`PodsArgs`], [`AgentArgs`] (the hidden `bench agent`, which runs
 //! `node_agent::Agent` over containerd as `rafter agent` does, so its RSS is its own) and
-//! the report. The image must already be in containerd (scripts/containerd-setup.sh
+//! the report. Then the floor: the same pods through raw CRI calls (the agent's CRI
+//! client, no masters, no agent) with the agent's sandbox parallelism, and the agent's
+//! throughput as a ratio of it. The image must already be in containerd (scripts/containerd-setup.sh
 //! imports it): import time is not part of the figure. One warm-up pod runs first, so the
 //! image's snapshot is unpacked before the clock starts. The pods are deleted afterwards.
 
@@ -22,7 +24,8 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::StreamExt;
 use node_agent::{
-    Agent, AgentConfig, ContainerRuntime, ContainerdConfig, ContainerdRuntime, ProxyMode,
+    Agent, AgentConfig, ContainerConfig, ContainerRuntime, ContainerdConfig, ContainerdRuntime,
+    ProxyMode, SandboxConfig,
 };
 use rafter_client::ResolvedConfig;
 use rafter_client::{Client, DeleteOptions};
@@ -397,6 +400,7 @@ pub(crate) async fn run(args: PodsArgs) -> anyhow::Result<()> {
         Some(&listed.resource_version),
     ));
     let load_before = load_average();
+    let started = Instant::now();
     let names: Vec<String> = (0..args.pods)
         .map(|i| format!("bench-pod-{i:03}"))
         .collect();
@@ -435,6 +439,7 @@ pub(crate) async fn run(args: PodsArgs) -> anyhow::Result<()> {
             }
         }
     }
+    let through_agent = started.elapsed();
     let load_after = load_average();
     let (rss, hwm) = memory_kib(agent_pid);
     let mut sorted: Vec<Duration> = latencies.values().copied().collect();
@@ -489,6 +494,99 @@ pub(crate) async fn run(args: PodsArgs) -> anyhow::Result<()> {
     }
     drop(agent);
     drop(cluster);
+
+    println!("the floor: the same pods through raw CRI calls ...");
+    let floor = raw_cri(&args, dir.path()).await?;
+    let agent_rate = args.pods as f64 / through_agent.as_secs_f64().max(1e-9);
+    let floor_rate = args.pods as f64 / floor.as_secs_f64().max(1e-9);
+    println!();
+    println!("| path | pods | first create → last Running | pods/s |");
+    println!("|---|---:|---:|---:|");
+    println!(
+        "| masters + agent | {} | {:.2} s | {agent_rate:.1} |",
+        args.pods,
+        through_agent.as_secs_f64()
+    );
+    println!(
+        "| raw CRI, {} at once | {} | {:.2} s | {floor_rate:.1} |",
+        args.sandbox_parallelism,
+        args.pods,
+        floor.as_secs_f64()
+    );
+    println!(
+        "agent ÷ raw CRI throughput: {:.3} (goal ≥ 0.8: {})",
+        agent_rate / floor_rate,
+        if agent_rate / floor_rate >= 0.8 {
+            "met"
+        } else {
+            "missed"
+        }
+    );
     print!("{}", machine.footer());
     Ok(())
+}
+
+/// The floor for the same work: `args.pods` sandboxes, each with one `sleep 3600`
+/// container of the image, run, created and started through the agent's CRI client
+/// directly (no masters, no agent), `sandbox_parallelism` pods at once as the agent runs
+/// them. The time from the first RunPodSandbox to the last StartContainer; everything
+/// is removed afterwards.
+async fn raw_cri(args: &PodsArgs, log_root: &std::path::Path) -> anyhow::Result<Duration> {
+    let runtime = Arc::new(
+        ContainerdRuntime::connect(ContainerdConfig::new(&args.containerd.containerd_socket))
+            .await
+            .context("containerd")?,
+    );
+    let tag = std::process::id();
+    let one = |i: usize| {
+        let runtime = Arc::clone(&runtime);
+        let image = args.containerd.image.clone();
+        let log_dir = log_root.join(format!("raw-{i}"));
+        async move {
+            let sandbox = SandboxConfig {
+                pod_uid: format!("bench-raw-{tag}-{i}"),
+                pod_name: format!("bench-raw-{i:03}"),
+                namespace: "default".into(),
+                attempt: 0,
+                hostname: format!("bench-raw-{i:03}"),
+                log_dir,
+                host_network: false,
+                labels: Default::default(),
+                dns: None,
+            };
+            let started = runtime.run_sandbox(&sandbox).await?;
+            let container = ContainerConfig {
+                name: "app".into(),
+                image,
+                command: vec!["sleep".into(), "3600".into()],
+                ..Default::default()
+            };
+            let id = runtime
+                .create_container(&started.id, &container, &sandbox)
+                .await?;
+            runtime.start_container(&id).await?;
+            Ok::<_, anyhow::Error>(started.id)
+        }
+    };
+    let start = Instant::now();
+    let results: Vec<anyhow::Result<String>> = futures::stream::iter(0..args.pods)
+        .map(one)
+        .buffer_unordered(args.sandbox_parallelism.max(1))
+        .collect()
+        .await;
+    let took = start.elapsed();
+    let mut failed = None;
+    for result in &results {
+        match result {
+            Ok(id) => {
+                let _ = runtime.stop_sandbox(id).await;
+                let _ = runtime.remove_sandbox(id).await;
+            }
+            Err(e) => failed = Some(format!("{e:#}")),
+        }
+    }
+    match failed {
+        Some(e) => anyhow::bail!("a raw CRI pod failed: {e}"),
+        None => Ok(took),
+    }
 }

@@ -54,12 +54,17 @@ impl Machine {
         } else {
             "release build"
         };
+        let allocator = if cfg!(feature = "mimalloc") {
+            "mimalloc (--features mimalloc)"
+        } else {
+            "the system's (glibc malloc)"
+        };
         let args: Vec<String> = std::env::args().skip(1).collect();
         format!(
             "# {title}\n\
              date:     {}\n\
              command:  cargo run --release -p bench -- {}\n\
-             machine:  {} x {} cores, Linux {}, {profile}\n\
+             machine:  {} x {} cores, Linux {}, {profile}, allocator {allocator}\n\
              load:     1-min load average {:.2} at start (the clients and all members share these cores)\n",
             utc_now(),
             args.join(" "),

@@ -1036,6 +1036,34 @@ fn stock_kubectl_attach_streams_a_containers_output_and_stdin_and_refuses_withou
     else {
         return;
     };
+    kubectl_attach_checks(&kube, true);
+}
+
+#[test]
+fn stock_kubectl_attach_reaches_containerd_containers() {
+    let Ok(socket) = std::env::var("RAFTER_CONTAINERD_SOCK") else {
+        println!("SKIPPED (containerd): RAFTER_CONTAINERD_SOCK is not set");
+        return;
+    };
+    let flags = [
+        "--agents",
+        "1",
+        "--runtime",
+        "containerd",
+        "--containerd-socket",
+        &socket,
+    ];
+    let Some(kube) = Kube::start("kubectl-attach-containerd", &flags) else {
+        return;
+    };
+    // containerd 1.6 speaks only v4.channel.k8s.io, which cannot close stdin: kubectl's
+    // end of stdin does not reach cat there, so that part is left to host processes.
+    kubectl_attach_checks(&kube, false);
+}
+
+/// `kubectl attach` on a cluster with one agent; `stdin_closes`: the end of kubectl's
+/// stdin reaches the container (it ends, and the attach with it).
+fn kubectl_attach_checks(kube: &Kube, stdin_closes: bool) {
     let pods = kube.file(
         "pods.yaml",
         "apiVersion: v1
@@ -1104,9 +1132,11 @@ spec:
 
     // Stdin to a container started with stdin and stdinOnce: the end of kubectl's stdin
     // (v5.channel.k8s.io's close) closes cat's, which ends, and the attach with it.
-    let echoed = kube.run_in(&["attach", "-i", "echo", "-c", "app"], "hello\n");
-    assert_eq!(echoed.code, 0, "{}", echoed.stderr);
-    assert!(echoed.stdout.contains("hello\n"), "{}", echoed.stdout);
+    if stdin_closes {
+        let echoed = kube.run_in(&["attach", "-i", "echo", "-c", "app"], "hello\n");
+        assert_eq!(echoed.code, 0, "{}", echoed.stderr);
+        assert!(echoed.stdout.contains("hello\n"), "{}", echoed.stdout);
+    }
 
     let refused = kube.fails(&["attach", "talker", "--as", "bob"]);
     assert!(

@@ -401,11 +401,12 @@ pub async fn attach_streams_a_containers_output_feeds_its_stdin_and_stdin_once_c
             ),
         }
     }
-    // The end of this attach closes the container's stdin (stdinOnce): containerd 1.6's
-    // v4 protocol cannot say "stdin closed", so the session is dropped as well.
-    session.input.send(ExecInput::CloseStdin).await.unwrap();
-    drop(session);
+    // Detaching (the output dropped, as when the caller goes away, while the input is
+    // still held) closes the container's stdin (stdinOnce), though it writes nothing.
+    let ExecSession { input, output } = session;
+    drop(output);
     let ended = wait_state(&rt, &id, ContainerState::Exited).await;
+    drop(input);
     assert_eq!(ended.exit_code, Some(0));
     let lines = wait_log(&rt, &id, |l| l.len() >= 3).await;
     assert_eq!(lines, vec!["started", "got hello", "stdin-closed"]);

@@ -27,7 +27,7 @@
 //! | `table` | the `meta.k8s.io/v1` Table answer, with the columns `rafter get` prints |
 //! | `watch` | watch events as newline-delimited JSON |
 //! | `handlers` | each verb and subresource onto the service |
-//! | `exec` | pods/exec: the WebSocket upgrade and the `v5`/`v4.channel.k8s.io` framing, onto the service's exec session |
+//! | `exec` | pods/exec and pods/attach: the WebSocket upgrade and the `v5`/`v4.channel.k8s.io` framing, onto the service's exec and attach sessions |
 //! | `metrics` | `metrics.k8s.io/v1beta1` (`kubectl top`): its paths and shapes, from the service's `Metrics` figures |
 //! | `openapi` | `/openapi/v2` and `/openapi/v3` |
 //!

@@ -12,9 +12,10 @@
 //!                                   server ─► 1 stdout, 2 stderr, 3 metav1.Status, close
 //! ```
 //!
-//! SPDY (what kubectl ≤ 1.29 speaks, and newer kubectl's fallback) is not served: such a
-//! request is authorised first, so a caller who may not exec hears Forbidden, and then
-//! refused with 400 naming WebSocket. Owns the upgrade and the channel framing only.
+//! A SPDY/3.1 upgrade (what kubectl ≤ 1.29 speaks, and newer kubectl's fallback) opens
+//! the same session and is relayed by `exec_spdy`. A request with neither upgrade is
+//! authorised first, so a caller who may not exec hears Forbidden, and then refused
+//! with 400. Owns the WebSocket upgrade and its channel framing only.
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -33,7 +34,9 @@ use tracing::debug;
 
 use super::convert::{full, subject, Call};
 use super::errors::ApiError;
+use super::exec_spdy;
 use super::route::ResourcePath;
+use super::spdy::upgrade;
 use super::{Body, Peer};
 use crate::service::ResourcesService;
 use crate::store::KvStore;
@@ -120,20 +123,6 @@ pub(crate) async fn exec<S: KvStore>(
     let refused = |status: tonic::Status| {
         ApiError::from_status(&status, &subject(Kind::Pod, Some(&name))).into_response()
     };
-    let websocket = call.header("upgrade").eq_ignore_ascii_case("websocket");
-    let key = call.header("sec-websocket-key").to_owned();
-    let protocol = chosen_protocol(call.header("sec-websocket-protocol"));
-    let (Some(protocol), true, false) = (protocol, websocket, key.is_empty()) else {
-        if let Err(status) = service.admit_exec(call.grpc(()), &namespace, &name).await {
-            return refused(status);
-        }
-        return ApiError::bad_request(
-            "exec is served over WebSocket only (Upgrade: websocket, Sec-WebSocket-Protocol: \
-             v5.channel.k8s.io or v4.channel.k8s.io); SPDY is not served",
-        )
-        .into_response();
-    };
-    let v5 = protocol == PROTOCOLS[0];
     let command: Vec<String> = parts
         .uri
         .query()
@@ -145,13 +134,61 @@ pub(crate) async fn exec<S: KvStore>(
         })
         .unwrap_or_default();
     let start = api::ExecStart {
-        namespace,
+        namespace: namespace.clone(),
         name: name.clone(),
         container: call.param("container").to_owned(),
         command: command.clone(),
         stdin: call.flag("stdin"),
         tty: call.flag("tty"),
     };
+    if upgrade::requested(&parts.headers) {
+        let offered = upgrade::offered(&parts.headers);
+        let Some(protocol) = upgrade::negotiate(&offered, &exec_spdy::PROTOCOLS) else {
+            if let Err(status) = service.admit_exec(call.grpc(()), &namespace, &name).await {
+                return refused(status);
+            }
+            return ApiError::bad_request(format!(
+                "unable to negotiate a stream protocol: the client offers {offered:?}, the \
+                 server serves {:?}",
+                exec_spdy::PROTOCOLS
+            ))
+            .into_response();
+        };
+        let announced = exec_spdy::Announced {
+            stdin: start.stdin,
+            stdout: call.flag("stdout"),
+            stderr: call.flag("stderr"),
+            tty: start.tty,
+        };
+        let (input, input_rx) = mpsc::channel::<api::ExecRequest>(32);
+        let output = match service
+            .exec_session(
+                call.grpc(()),
+                start,
+                tokio_stream::wrappers::ReceiverStream::new(input_rx),
+            )
+            .await
+        {
+            Ok(output) => output,
+            Err(status) => return refused(status),
+        };
+        return exec_spdy::serve(on_upgrade, protocol, announced, command, input, output);
+    }
+    let websocket = call.header("upgrade").eq_ignore_ascii_case("websocket");
+    let key = call.header("sec-websocket-key").to_owned();
+    let protocol = chosen_protocol(call.header("sec-websocket-protocol"));
+    let (Some(protocol), true, false) = (protocol, websocket, key.is_empty()) else {
+        if let Err(status) = service.admit_exec(call.grpc(()), &namespace, &name).await {
+            return refused(status);
+        }
+        return ApiError::bad_request(
+            "exec needs a connection upgrade: WebSocket (Sec-WebSocket-Protocol: \
+             v5.channel.k8s.io or v4.channel.k8s.io) or SPDY/3.1 (X-Stream-Protocol-Version: \
+             v4.channel.k8s.io … channel.k8s.io)",
+        )
+        .into_response();
+    };
+    let v5 = protocol == PROTOCOLS[0];
     let (input, input_rx) = mpsc::channel::<api::ExecRequest>(32);
     let output = match service
         .exec_session(

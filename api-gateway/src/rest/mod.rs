@@ -28,6 +28,8 @@
 //! | `watch` | watch events as newline-delimited JSON |
 //! | `handlers` | each verb and subresource onto the service |
 //! | `exec` | pods/exec: the WebSocket upgrade and the `v5`/`v4.channel.k8s.io` framing, onto the service's exec session |
+//! | `exec_spdy` | pods/exec over SPDY/3.1: the `channel.k8s.io` v1–v4 streams onto the same exec session |
+//! | `spdy` | a server's SPDY/3.1 session (frames, zlib header blocks, flow control), the upgrade handshake, and its WebSocket tunnel |
 //! | `metrics` | `metrics.k8s.io/v1beta1` (`kubectl top`): its paths and shapes, from the service's `Metrics` figures |
 //! | `openapi` | `/openapi/v2` and `/openapi/v3` |
 //!
@@ -38,11 +40,13 @@ mod convert;
 mod discovery;
 mod errors;
 mod exec;
+mod exec_spdy;
 mod handlers;
 mod metrics;
 mod openapi;
 mod protobuf;
 mod route;
+mod spdy;
 mod table;
 mod watch;
 

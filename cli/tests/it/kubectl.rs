@@ -77,8 +77,13 @@ impl Kube {
 
     /// Runs `kubectl ARGS` with `stdin` fed and then closed.
     fn run_in(&self, args: &[&str], stdin: &str) -> Run {
+        self.run_in_with("kubectl", args, stdin)
+    }
+
+    /// Runs `binary ARGS` with `stdin` fed and then closed.
+    fn run_in_with(&self, binary: &str, args: &[&str], stdin: &str) -> Run {
         use std::io::Write;
-        let mut child = Command::new(self.dir.join("kubectl"))
+        let mut child = Command::new(self.dir.join(binary))
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("HOME", &self.cluster.dir)
@@ -520,25 +525,68 @@ spec:
         println!("no /usr/bin/script: exec -it not driven");
     }
 
-    // The newest versioned kubectl speaks WebSocket too; the oldest speaks only SPDY,
-    // which is not served, and is told so.
-    for binary in ["kubectl.1.33", "kubectl.1.27"] {
+    // The newest versioned kubectl speaks WebSocket; kubectl ≤ 1.29 speaks only SPDY/3.1
+    // (channel.k8s.io v4 streams): output, stdin and its close, the exit code, Forbidden.
+    for binary in ["kubectl.1.33", "kubectl.1.29", "kubectl.1.27"] {
         if !kube.dir.join(binary).is_file() {
-            println!("{binary} is not installed; only the default kubectl was driven");
+            println!("{binary} is not installed; it was not driven");
             continue;
         }
         let run = kube.run_with(binary, &["exec", "shell", "--", "echo", "hi"]);
-        if binary == "kubectl.1.27" {
-            assert_ne!(run.code, 0, "{binary}: {}", run.stdout);
-            assert!(run.stderr.contains("WebSocket"), "{binary}: {}", run.stderr);
-        } else {
-            assert_eq!(
-                (run.code, run.stdout.as_str()),
-                (0, "hi\n"),
-                "{binary}: {}",
-                run.stderr
+        assert_eq!(
+            (run.code, run.stdout.as_str()),
+            (0, "hi\n"),
+            "{binary}: {}",
+            run.stderr
+        );
+        let run = kube.run_with(
+            binary,
+            &[
+                "exec",
+                "shell",
+                "--",
+                "sh",
+                "-c",
+                "echo out; echo err >&2; exit 3",
+            ],
+        );
+        assert_eq!(run.code, 3, "{binary}: {}", run.stderr);
+        assert_eq!(run.stdout, "out\n", "{binary}");
+        assert!(run.stderr.starts_with("err\n"), "{binary}: {}", run.stderr);
+        let mut args = vec!["exec", "-i", "shell", "--"];
+        args.extend_from_slice(reader);
+        let echoed = kube.run_in_with(binary, &args, "hello\n");
+        assert_eq!(
+            (echoed.code, echoed.stdout.as_str()),
+            (0, "hello\n"),
+            "{binary}: {}",
+            echoed.stderr
+        );
+        // A terminal (and the resize stream that comes with it over SPDY).
+        if Path::new("/usr/bin/script").is_file() {
+            let kubectl = kube.dir.join(binary).display().to_string();
+            let line = format!("{kubectl} exec -it shell -- sh -c 'test -t 0 && echo on-a-tty'");
+            let output = Command::new("/usr/bin/script")
+                .args(["-qec", &line, "/dev/null"])
+                .env("KUBECONFIG", &kube.kubeconfig)
+                .env("HOME", &kube.cluster.dir)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success() && stdout.contains("on-a-tty"),
+                "{binary}: {stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
             );
         }
+        let refused = kube.run_with(binary, &["exec", "shell", "--as", "bob", "--", "true"]);
+        assert_ne!(refused.code, 0, "{binary}: {}", refused.stdout);
+        assert!(
+            refused.stderr.contains("Forbidden") || refused.stderr.contains("forbidden"),
+            "{binary}: {}",
+            refused.stderr
+        );
     }
 }
 

@@ -300,7 +300,8 @@ fn terminal_sizes(bytes: &[u8]) -> (Vec<api::TerminalSize>, usize) {
             Some(Err(e)) if e.is_eof() => return (sizes, used),
             // Not JSON: everything so far is dropped.
             Some(Err(_)) => return (sizes, bytes.len()),
-            None => return (sizes, bytes.len()),
+            // Only whitespace after the last object.
+            None => return (sizes, used),
         }
     }
 }
@@ -322,7 +323,7 @@ mod tests {
         assert_eq!(used, 24, "the partial object is left for more bytes");
         let (sizes, used) = terminal_sizes(b"\n{\"Width\":100,\"Height\":40}\n");
         assert_eq!(sizes[0].width, 100);
-        assert_eq!(used, 28);
+        assert_eq!(used, 26);
         assert_eq!(terminal_sizes(b"not json").1, 8);
     }
 

@@ -23,7 +23,8 @@
 //! | `node_images` | nodes/images: `rafter image import` relayed to every Ready node's agent, `rafter image ls` asked of each, per-node results |
 //! | `node_metrics` | `rafter top`: asking each node's agent for its measured usage, a per-node error for those that cannot answer |
 //! | `pod_logs` | pods/log: the pod's node and container, the node's agent endpoint, relaying its stream |
-//! | `pod_exec` | pods/exec: opening the exec stream of the pod's agent (found as for logs) and relaying both ways |
+//! | `pod_exec` | pods/exec and pods/attach: opening the exec or attach stream of the pod's agent (found as for logs) and relaying both ways |
+//! | `pod_port_forward` | pods/portforward: opening the port-forward stream (one TCP connection) of the pod's agent and relaying bytes both ways |
 //! | `quota` | ResourceQuota: a write's charge against its namespace's quotas, checked and written in the write's own transaction |
 //! | `registry` | Kubernetes object semantics on the store: keys, resourceVersion, status, deletion, lists, watches |
 //! | `rest` | the Kubernetes REST front door (stock kubectl, client libraries) onto the same service: routing, discovery, JSON, Tables, watch lines, Status errors, OpenAPI |
@@ -57,6 +58,7 @@ mod node_metrics;
 mod patch;
 mod pod_exec;
 mod pod_logs;
+mod pod_port_forward;
 mod quota;
 mod rbac;
 mod registry;

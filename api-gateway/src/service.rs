@@ -34,6 +34,7 @@ use crate::node_metrics;
 use crate::patch::apply_patch;
 use crate::pod_exec;
 use crate::pod_logs;
+use crate::pod_port_forward;
 use crate::registry::{now_rfc3339, Registry, RegistryError, Subresource};
 use rafter_proto::{
     DeleteOptions, ListOptions, PatchType, Propagation, ReadConsistency, WatchEventType,
@@ -282,10 +283,14 @@ fn typed(object: Object) -> TypedObject {
     TypedObject::from(object)
 }
 
-type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+pub(crate) type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// An exec session's output: the command's stdout and stderr, then its exit.
 pub(crate) type ExecOutput = BoxStream<api::ExecResponse>;
+
+/// A port-forward session's output: the bytes the pod's port sent, ending when the pod's
+/// side closed (an `Err` when the connection could not be made or broke).
+pub(crate) type PortForwardOutput = BoxStream<bytes::Bytes>;
 
 impl<S: KvStore> ResourcesService<S> {
     /// pods/exec for both front doors (`Resources.Exec` and the REST WebSocket): checks
@@ -336,7 +341,7 @@ impl<S: KvStore> ResourcesService<S> {
                 return Err(Status::invalid_argument("the request names no command"));
             }
             let (target, endpoint) = self
-                .pod_agent(&start.namespace, &start.name, &start.container)
+                .pod_agent(&start.namespace, &start.name, Some(&start.container))
                 .await?;
             let agent_start = rafter_proto::agent::ExecStart {
                 namespace: start.namespace.clone(),
@@ -377,6 +382,41 @@ impl<S: KvStore> ResourcesService<S> {
         namespace: &str,
         name: &str,
     ) -> Result<(), Status> {
+        self.admit_pod_stream(request, "exec", namespace, name)
+            .await
+    }
+
+    /// As [`admit_exec`](Self::admit_exec), for `create` on pods/attach.
+    pub(crate) async fn admit_attach(
+        &self,
+        request: Request<()>,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), Status> {
+        self.admit_pod_stream(request, "attach", namespace, name)
+            .await
+    }
+
+    /// As [`admit_exec`](Self::admit_exec), for `create` on pods/portforward (a front
+    /// door that refuses a protocol, or one that checks before it upgrades).
+    #[allow(dead_code, reason = "for the REST port-forward front door")]
+    pub(crate) async fn admit_port_forward(
+        &self,
+        request: Request<()>,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), Status> {
+        self.admit_pod_stream(request, "portforward", namespace, name)
+            .await
+    }
+
+    async fn admit_pod_stream(
+        &self,
+        request: Request<()>,
+        subresource: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), Status> {
         let mut audit = self.audit_stream(&request, "create");
         let result = self
             .admit_caller(
@@ -384,7 +424,7 @@ impl<S: KvStore> ResourcesService<S> {
                 &request,
                 "create",
                 Target::resource(Kind::Pod)
-                    .subresource("exec")
+                    .subresource(subresource)
                     .namespace(namespace)
                     .name(name),
                 None,
@@ -394,12 +434,169 @@ impl<S: KvStore> ResourcesService<S> {
         audit.finish(result).await
     }
 
-    /// The container, node and agent endpoint of pod `namespace/name` (as for logs).
+    /// pods/attach for both front doors (`Resources.Attach` and the REST WebSocket):
+    /// checks `create` on pods/attach for the caller of `request` (whose message is
+    /// unused), finds the pod's container and node, and opens the agent's attach stream,
+    /// fed with `input` (stdin, resizes, the close of stdin). The answer is the
+    /// container's output as it comes, then one exit when the attach ends (the
+    /// container ended, or the agent's stream broke). Audited as a call. Boxed as
+    /// [`exec_session`](Self::exec_session) is.
+    pub(crate) fn attach_session<I>(
+        &self,
+        request: Request<()>,
+        start: api::AttachStart,
+        input: I,
+    ) -> Pin<Box<dyn std::future::Future<Output = Result<ExecOutput, Status>> + Send + '_>>
+    where
+        I: Stream<Item = api::AttachRequest> + Send + 'static,
+    {
+        Box::pin(self.attach_session_inner(request, start, input))
+    }
+
+    async fn attach_session_inner<I>(
+        &self,
+        request: Request<()>,
+        start: api::AttachStart,
+        input: I,
+    ) -> Result<ExecOutput, Status>
+    where
+        I: Stream<Item = api::AttachRequest> + Send + 'static,
+    {
+        let mut audit = self.audit_stream(&request, "create");
+        let result = async {
+            self.admit_caller(
+                &mut audit,
+                &request,
+                "create",
+                Target::resource(Kind::Pod)
+                    .subresource("attach")
+                    .namespace(&start.namespace)
+                    .name(&start.name),
+                None,
+            )
+            .await?;
+            if start.name.is_empty() {
+                return Err(Status::invalid_argument("the request names no pod"));
+            }
+            let (target, endpoint) = self
+                .pod_agent(&start.namespace, &start.name, Some(&start.container))
+                .await?;
+            let agent_start = rafter_proto::agent::AttachStart {
+                namespace: start.namespace.clone(),
+                pod_name: start.name.clone(),
+                pod_uid: target.uid,
+                container: target.container,
+                stdin: start.stdin,
+                tty: start.tty,
+            };
+            let output = pod_exec::open_attach(
+                &target.node,
+                &endpoint,
+                self.agent_tls.as_ref(),
+                agent_start,
+                input,
+            )
+            .await?;
+            // Dropping this stream (the client went away) drops the agent's: it detaches.
+            let stream = output.map(|message| {
+                message.map_err(|status| {
+                    pod_logs::agent_status(Status::new(status.code(), status.message()))
+                })
+            });
+            Ok(Box::pin(stream) as ExecOutput)
+        }
+        .await;
+        audit.finish(result).await
+    }
+
+    /// pods/portforward for every front door (`Resources.PortForward`, and kubectl's
+    /// through REST): checks `create` on pods/portforward for the caller of `request`
+    /// (whose message is unused), finds the pod's node and opens one TCP connection to
+    /// `start.port` inside the pod through its agent. `input` is the client's bytes to
+    /// the pod's port; its end is the client's half-close (the pod's connection is shut
+    /// for writing where the runtime can, and the answer goes on). The answer is the pod
+    /// port's bytes; it ends when the pod's side closes, with an `Err` naming the pod and
+    /// port when the connection could not be made or broke. Dropping the answer closes
+    /// the connection. Audited as a call. Boxed as [`exec_session`](Self::exec_session)
+    /// is.
+    pub(crate) fn port_forward_session<I>(
+        &self,
+        request: Request<()>,
+        start: api::PortForwardStart,
+        input: I,
+    ) -> Pin<Box<dyn std::future::Future<Output = Result<PortForwardOutput, Status>> + Send + '_>>
+    where
+        I: Stream<Item = bytes::Bytes> + Send + 'static,
+    {
+        Box::pin(self.port_forward_session_inner(request, start, input))
+    }
+
+    async fn port_forward_session_inner<I>(
+        &self,
+        request: Request<()>,
+        start: api::PortForwardStart,
+        input: I,
+    ) -> Result<PortForwardOutput, Status>
+    where
+        I: Stream<Item = bytes::Bytes> + Send + 'static,
+    {
+        let mut audit = self.audit_stream(&request, "create");
+        let result = async {
+            self.admit_caller(
+                &mut audit,
+                &request,
+                "create",
+                Target::resource(Kind::Pod)
+                    .subresource("portforward")
+                    .namespace(&start.namespace)
+                    .name(&start.name),
+                None,
+            )
+            .await?;
+            if start.name.is_empty() {
+                return Err(Status::invalid_argument("the request names no pod"));
+            }
+            if start.port == 0 || start.port > u32::from(u16::MAX) {
+                return Err(Status::invalid_argument(format!(
+                    "port {} is not a TCP port (1-65535)",
+                    start.port
+                )));
+            }
+            let (target, endpoint) = self.pod_agent(&start.namespace, &start.name, None).await?;
+            let agent_start = rafter_proto::agent::PortForwardStart {
+                namespace: start.namespace.clone(),
+                pod_name: start.name.clone(),
+                pod_uid: target.uid,
+                port: start.port,
+            };
+            let output = pod_port_forward::open(
+                &target.node,
+                &endpoint,
+                self.agent_tls.as_ref(),
+                agent_start,
+                input,
+            )
+            .await?;
+            let stream = output.map(|message| match message {
+                Ok(response) => Ok(bytes::Bytes::from(response.data)),
+                Err(status) => Err(pod_logs::agent_status(Status::new(
+                    status.code(),
+                    status.message(),
+                ))),
+            });
+            Ok(Box::pin(stream) as PortForwardOutput)
+        }
+        .await;
+        audit.finish(result).await
+    }
+
+    /// The container, node and agent endpoint of pod `namespace/name` (as for logs);
+    /// `container` None: any (the first), for what concerns the whole pod.
     async fn pod_agent(
         &self,
         namespace: &str,
         name: &str,
-        container: &str,
+        container: Option<&str>,
     ) -> Result<(pod_logs::LogTarget, String), Status> {
         let pod = match self
             .registry
@@ -414,6 +611,13 @@ impl<S: KvStore> ResourcesService<S> {
                 ))
             }
         };
+        let first = pod
+            .spec
+            .as_ref()
+            .and_then(|spec| spec.containers.first())
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
+        let container = container.unwrap_or(&first);
         let target = pod_logs::target(&pod, container).map_err(|e| e.status())?;
         let node = match self
             .registry
@@ -1070,6 +1274,76 @@ impl<S: KvStore> Resources for ResourcesService<S> {
         let request = Request::from_parts(metadata, extensions, ());
         let output = self.exec_session(request, start, input).await?;
         Ok(Response::new(output))
+    }
+
+    type AttachStream = BoxStream<api::ExecResponse>;
+
+    async fn attach(
+        &self,
+        request: Request<tonic::Streaming<api::AttachRequest>>,
+    ) -> Result<Response<Self::AttachStream>, Status> {
+        let (metadata, extensions, mut inbound) = request.into_parts();
+        let start = match inbound.message().await?.and_then(|m| m.msg) {
+            Some(api::attach_request::Msg::Start(start)) => start,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first message of an attach stream must be its start",
+                ))
+            }
+        };
+        let input: Pin<Box<dyn Stream<Item = api::AttachRequest> + Send>> =
+            Box::pin(futures::stream::unfold(inbound, |mut inbound| {
+                Box::pin(async move {
+                    match inbound.message().await {
+                        Ok(Some(message)) => Some((message, inbound)),
+                        Ok(None) | Err(_) => None,
+                    }
+                })
+            }));
+        let request = Request::from_parts(metadata, extensions, ());
+        let output = self.attach_session(request, start, input).await?;
+        Ok(Response::new(output))
+    }
+
+    type PortForwardStream = BoxStream<api::PortForwardResponse>;
+
+    async fn port_forward(
+        &self,
+        request: Request<tonic::Streaming<api::PortForwardRequest>>,
+    ) -> Result<Response<Self::PortForwardStream>, Status> {
+        let (metadata, extensions, mut inbound) = request.into_parts();
+        let start = match inbound.message().await?.and_then(|m| m.msg) {
+            Some(api::port_forward_request::Msg::Start(start)) => start,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first message of a port-forward stream must be its start",
+                ))
+            }
+        };
+        // The client's bytes until its stream ends (its half-close) or breaks; a second
+        // start carries nothing.
+        let input: Pin<Box<dyn Stream<Item = bytes::Bytes> + Send>> =
+            Box::pin(futures::stream::unfold(inbound, |mut inbound| {
+                Box::pin(async move {
+                    loop {
+                        match inbound.message().await {
+                            Ok(Some(api::PortForwardRequest {
+                                msg: Some(api::port_forward_request::Msg::Data(data)),
+                            })) => return Some((bytes::Bytes::from(data), inbound)),
+                            Ok(Some(_)) => continue,
+                            Ok(None) | Err(_) => return None,
+                        }
+                    }
+                })
+            }));
+        let request = Request::from_parts(metadata, extensions, ());
+        let output = self.port_forward_session(request, start, input).await?;
+        let output = output.map(|data| {
+            data.map(|data| api::PortForwardResponse {
+                data: data.to_vec(),
+            })
+        });
+        Ok(Response::new(Box::pin(output)))
     }
 
     type LogsStream = BoxStream<api::LogChunk>;

@@ -1030,6 +1030,92 @@ impl Client {
         }
     }
 
+    /// Attaches to the stdio of a running container's own process (pods/attach), relayed
+    /// by a master from the agent of the pod's node; opened as [`exec`](Self::exec) is.
+    /// The session's `input` takes stdin, resizes and the close of stdin; its `output`
+    /// yields the container's output from now on, then one exit when the attach ends.
+    /// Dropping the session detaches.
+    pub async fn attach(&self, start: api::AttachStart) -> Result<AttachSession, ClientError> {
+        let first = api::AttachRequest {
+            msg: Some(api::attach_request::Msg::Start(start)),
+        };
+        let (input, output) = self
+            .open_bidi("attach", first, |mut c, r| async move { c.attach(r).await })
+            .await?;
+        Ok(AttachSession { input, output })
+    }
+
+    /// Opens one TCP connection to a port of a pod (pods/portforward), relayed by a
+    /// master through the agent of the pod's node; opened as [`exec`](Self::exec) is.
+    /// The session's `input` takes the bytes for the pod's port (dropping it is the
+    /// half-close); its `output` yields the port's bytes and ends when the pod closes
+    /// its side, with an error when the connection could not be made or broke.
+    pub async fn port_forward(
+        &self,
+        start: api::PortForwardStart,
+    ) -> Result<PortForwardSession, ClientError> {
+        let first = api::PortForwardRequest {
+            msg: Some(api::port_forward_request::Msg::Start(start)),
+        };
+        let (input, output) = self
+            .open_bidi("port-forward", first, |mut c, r| async move {
+                c.port_forward(r).await
+            })
+            .await?;
+        Ok(PortForwardSession { input, output })
+    }
+
+    /// Opens a client-streaming `Resources` call with failover, as `exec` does: `first`,
+    /// then what the returned sender takes. An answer about the agent comes back at once.
+    async fn open_bidi<Req, Resp, F, Fut>(
+        &self,
+        what: &str,
+        first: Req,
+        call: F,
+    ) -> Result<(tokio::sync::mpsc::Sender<Req>, tonic::Streaming<Resp>), ClientError>
+    where
+        Req: Clone + Send + 'static,
+        F: Fn(ResourcesClient<Channel>, Request<BoxedInput<Req>>) -> Fut,
+        Fut: std::future::Future<
+            Output = Result<tonic::Response<tonic::Streaming<Resp>>, tonic::Status>,
+        >,
+    {
+        let (input, input_rx) = tokio::sync::mpsc::channel::<Req>(32);
+        // Every attempt reads from the one receiver (one at a time): an attempt that
+        // failed gives it back for the next.
+        let shared = Arc::new(tokio::sync::Mutex::new(input_rx));
+        let opened = self
+            .inner
+            .failover
+            .run(what, Idempotency::Write, |channel, _| {
+                let first = first.clone();
+                let later = futures::stream::unfold(shared.clone(), |shared| async move {
+                    let next = shared.lock().await.recv().await;
+                    next.map(|message| (message, shared))
+                });
+                let messages: BoxedInput<Req> = Box::pin(futures::StreamExt::chain(
+                    futures::stream::once(async move { first }),
+                    later,
+                ));
+                let answer = call(ResourcesClient::new(channel), self.request(messages, None));
+                async move {
+                    match answer.await {
+                        Ok(answer) => Ok(Ok(answer.into_inner())),
+                        // About the agent, not this master: another would say the same.
+                        Err(status) if status.metadata().get(AGENT_STATUS_METADATA).is_some() => {
+                            Ok(Err(status))
+                        }
+                        Err(status) => Err(status),
+                    }
+                }
+            })
+            .await?;
+        match opened {
+            (_, Ok(output)) => Ok((input, output)),
+            (_, Err(status)) => Err(ClientError::from_answer(&status)),
+        }
+    }
+
     /// A container's log (pods/log), as bytes of whole lines, relayed by a master from
     /// the agent of the pod's node. Opening the stream fails over between masters like
     /// any read; an answer about the pod or its node's agent (NotFound, a pod not yet
@@ -1118,6 +1204,27 @@ impl Client {
             resource_version.map(str::to_owned),
         )
     }
+}
+
+/// The stream of messages a client-streaming call sends.
+type BoxedInput<T> = std::pin::Pin<Box<dyn Stream<Item = T> + Send>>;
+
+/// An attach (see [`Client::attach`]).
+#[derive(Debug)]
+pub struct AttachSession {
+    /// Stdin bytes, terminal resizes and the close of stdin, as the wire's messages.
+    pub input: tokio::sync::mpsc::Sender<api::AttachRequest>,
+    /// The container's output as it comes, then the end of the attach.
+    pub output: tonic::Streaming<api::ExecResponse>,
+}
+
+/// One forwarded connection (see [`Client::port_forward`]).
+#[derive(Debug)]
+pub struct PortForwardSession {
+    /// The bytes for the pod's port, as the wire's messages; dropping it half-closes.
+    pub input: tokio::sync::mpsc::Sender<api::PortForwardRequest>,
+    /// The port's bytes, until the pod closes its side.
+    pub output: tonic::Streaming<api::PortForwardResponse>,
 }
 
 /// A running exec (see [`Client::exec`]).

@@ -35,10 +35,11 @@ use tonic::Code;
 use tracing::{debug, warn};
 
 use crate::error::{Result, RuntimeError};
-use crate::exec::{ExecSession, ExecSpec};
+use crate::exec::{AttachSpec, ExecSession, ExecSpec};
 use crate::image::names_in_oci_tarball;
 use crate::image_gc::FsUsage;
 use crate::metrics::ContainerUsage;
+use crate::port_forward::PortForwardSession;
 use crate::pull_secrets::PullAuth;
 use crate::runtime::ContainerRuntime;
 use crate::spec::{
@@ -681,6 +682,9 @@ impl ContainerRuntime for ContainerdRuntime {
                 log_path: container_log_relative_path(&config.name, config.attempt)
                     .display()
                     .to_string(),
+                stdin: config.stdin,
+                stdin_once: config.stdin_once,
+                tty: config.tty,
                 linux: Some(cri::LinuxContainerConfig {
                     resources: Some(cri::LinuxContainerResources {
                         cpu_period: if cpu_quota.is_some() {
@@ -1035,7 +1039,45 @@ impl ContainerRuntime for ContainerdRuntime {
                 }),
             )
             .await?;
-        crate::exec::ws_session(&answer.url).await
+        crate::exec::ws_session("Exec", &answer.url).await
+    }
+
+    /// CRI `Attach` answers a URL of containerd's streaming server, which speaks exec's
+    /// channel protocol (`crate::exec`); the output ends when the container does.
+    async fn attach(&self, container_id: &str, spec: &AttachSpec) -> Result<ExecSession> {
+        let mut client = self.runtime.clone();
+        let answer = self
+            .call(
+                "Attach",
+                Duration::ZERO,
+                client.attach(cri::AttachRequest {
+                    container_id: container_id.to_owned(),
+                    tty: spec.tty,
+                    stdin: spec.stdin,
+                    stdout: true,
+                    stderr: !spec.tty,
+                }),
+            )
+            .await?;
+        crate::exec::ws_session("Attach", &answer.url).await
+    }
+
+    /// CRI `PortForward` answers a URL of containerd's streaming server, which dials the
+    /// port inside the sandbox's network namespace; the session is a WebSocket to it
+    /// (`crate::port_forward`).
+    async fn port_forward(&self, sandbox_id: &str, port: u16) -> Result<PortForwardSession> {
+        let mut client = self.runtime.clone();
+        let answer = self
+            .call(
+                "PortForward",
+                Duration::ZERO,
+                client.port_forward(cri::PortForwardRequest {
+                    pod_sandbox_id: sandbox_id.to_owned(),
+                    port: vec![i32::from(port)],
+                }),
+            )
+            .await?;
+        crate::port_forward::ws_session(&answer.url, port).await
     }
 
     async fn exec_sync(

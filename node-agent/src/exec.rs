@@ -1,6 +1,8 @@
-//! Interactive exec sessions (`kubectl exec`, `rafter exec`): the types a runtime's
-//! [`ContainerRuntime::exec`](crate::ContainerRuntime::exec) answers with, and the client
-//! of containerd's streaming server that the CRI backend relays through.
+//! Interactive exec and attach sessions (`kubectl exec`/`attach`, `rafter exec`/`attach`):
+//! the types a runtime's [`ContainerRuntime::exec`](crate::ContainerRuntime::exec) and
+//! [`ContainerRuntime::attach`](crate::ContainerRuntime::attach) answer with, and the
+//! client of containerd's streaming server that the CRI backend relays through (attach
+//! speaks the same channel protocol as exec).
 //!
 //! ```text
 //!   exec_server (AgentStreams.Exec)
@@ -41,6 +43,15 @@ pub struct ExecSpec {
     /// Pass stdin to the command.
     pub stdin: bool,
     /// Allocate a terminal (stderr is merged into stdout).
+    pub tty: bool,
+}
+
+/// How to attach to a container's own process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AttachSpec {
+    /// Pass stdin to it (it must have been started with `stdin`).
+    pub stdin: bool,
+    /// It has a terminal (stderr is merged into stdout).
     pub tty: bool,
 }
 
@@ -120,21 +131,27 @@ pub(crate) fn exit_of_status(json: &[u8]) -> (i32, String) {
     }
 }
 
-/// Connects to a streaming server's exec `url` (what CRI `Exec` answered) and relays.
-pub(crate) async fn ws_session(url: &str) -> Result<ExecSession> {
-    let failed = |message: String| RuntimeError::Rpc {
-        operation: "Exec",
-        code: "Unavailable".to_owned(),
-        message,
-        retryable: false,
-    };
-    let ws_url = if let Some(rest) = url.strip_prefix("http://") {
+/// The WebSocket URL of a streaming server's http(s) `url`.
+pub(crate) fn ws_url(url: &str) -> String {
+    if let Some(rest) = url.strip_prefix("http://") {
         format!("ws://{rest}")
     } else if let Some(rest) = url.strip_prefix("https://") {
         format!("wss://{rest}")
     } else {
         url.to_owned()
+    }
+}
+
+/// Connects to a streaming server's exec or attach `url` (what CRI `Exec` or `Attach`,
+/// `operation`, answered) and relays.
+pub(crate) async fn ws_session(operation: &'static str, url: &str) -> Result<ExecSession> {
+    let failed = |message: String| RuntimeError::Rpc {
+        operation,
+        code: "Unavailable".to_owned(),
+        message,
+        retryable: false,
     };
+    let ws_url = ws_url(url);
     let mut request = ws_url
         .as_str()
         .into_client_request()
@@ -151,7 +168,7 @@ pub(crate) async fn ws_session(url: &str) -> Result<ExecSession> {
         .get("Sec-WebSocket-Protocol")
         .and_then(|v| v.to_str().ok())
         == Some("v5.channel.k8s.io");
-    debug!(%url, v5, "exec stream connected");
+    debug!(%url, v5, operation, "stream connected");
     let (mut sink, mut stream) = ws.split();
     let (input, mut input_rx) = mpsc::channel::<ExecInput>(CHANNEL_DEPTH);
     let (output_tx, output) = mpsc::channel::<ExecEvent>(CHANNEL_DEPTH);

@@ -41,8 +41,9 @@
 //! | `logs` | [`read_logs`] / [`follow_logs`] over the containers' log files |
 //! | `metrics` | usage samples (node from `/proc`, containers from the runtime) and the rates between two |
 //! | `metrics_server` | the agent's metrics endpoint (`rafter.agent.v1.AgentMetrics`) the gateways call for `rafter top` |
-//! | `exec_server` | the agent's exec endpoint (`rafter.agent.v1.AgentStreams`) the gateways call for `rafter exec` / `kubectl exec`: the pod's running container, the runtime's session relayed |
-//! | `exec` | exec sessions' types and the WebSocket client (`v5`/`v4.channel.k8s.io`) of containerd's streaming server |
+//! | `exec_server` | the agent's exec, attach and port-forward endpoint (`rafter.agent.v1.AgentStreams`) the gateways call for `rafter exec`/`attach`/`port-forward` and kubectl's: the pod's running container or ready sandbox, the runtime's session relayed |
+//! | `exec` | exec and attach sessions' types and the WebSocket client (`v5`/`v4.channel.k8s.io`) of containerd's streaming server |
+//! | `port_forward` | port-forward sessions (one TCP connection into a pod): a socket's relay and the WebSocket client of containerd's streaming server |
 //! | `log_rotation` | [`LogRotation`]: size caps and rotation of container log files |
 //! | `log_server` | the agent's log endpoint (`rafter.agent.v1.AgentLogs`) the gateways call for `rafter logs`; TLS with the serving certificate when there is one |
 //! | `service_watch` | Services and Endpoints followed by list + watch and handed to a sink (the proxy, DNS) after each burst of changes |
@@ -99,6 +100,7 @@ mod node;
 mod pinned_images;
 mod pod_sync;
 mod pod_worker;
+mod port_forward;
 mod probes;
 mod process;
 mod proxy;
@@ -124,7 +126,7 @@ pub use bootstrap::{
 pub use containerd::{ContainerdConfig, ContainerdRuntime};
 pub use cri_log::{encode_line, messages as log_messages, parse_line, LogRecord, LogStream};
 pub use error::{Result, RuntimeError};
-pub use exec::{ExecEvent, ExecInput, ExecSession, ExecSpec};
+pub use exec::{AttachSpec, ExecEvent, ExecInput, ExecSession, ExecSpec};
 pub use hollow::{HollowConfig, HollowRuntime};
 pub use image::{names_in_oci_tarball as image_archive_names, normalize_image};
 pub use image_gc::{FsUsage, ImageGcError, ImageGcPolicy};
@@ -135,6 +137,7 @@ pub use node::{LEASE_DURATION_SECONDS, NODE_LEASE_NAMESPACE};
 pub use pinned_images::PinnedImagesError;
 pub use pod_sync::BackoffPolicy;
 pub use pod_worker::{LABEL_NODE_NAME, MIRROR_ANNOTATION};
+pub use port_forward::{PortForwardEvent, PortForwardSession};
 pub use process::{ProcessConfig, ProcessRuntime};
 pub use proxy::{
     delete_table as nft_delete_table, nft_check, service_rules, Applied, Endpoint, Frontends,

@@ -10,7 +10,16 @@
 //!                      │                     reopen_container_log swaps the file after rotation)
 //!                      └─ waiter ─► exit code / signal → status (Completed | Error)
 //!  stop_container   ─► SIGTERM to the group, SIGKILL to the group after the grace period
+//!  attach           ─► the output pumps' lines as they are logged, from now on (and the
+//!                      process's stdin pipe when the container has `stdin`)
+//!  port_forward     ─► a TCP connection to <host ip>:port (the pods share the host's
+//!                      network)
 //! ```
+//!
+//! Attaching sees output line by line (a partial line shows when its newline comes, as
+//! in the log), and `tty` is not given to a container's own process (it gets pipes);
+//! with `stdinOnce`, stdin is closed when the first attached client that sent some
+//! closes it or detaches.
 //!
 //! **What this backend does not isolate — by design, it is a fallback:**
 //! - no networking: every sandbox's IP is the host IP (`127.0.0.1` by default), so two
@@ -47,9 +56,10 @@ use tracing::{debug, warn};
 
 use crate::cri_log::{encode_line, LogStream, MAX_RECORD_BYTES};
 use crate::error::{Result, RuntimeError};
-use crate::exec::{ExecEvent, ExecInput, ExecSession, ExecSpec};
+use crate::exec::{AttachSpec, ExecEvent, ExecInput, ExecSession, ExecSpec};
 use crate::image::{listed_image, names_in_oci_tarball, normalize_image, require_image};
 use crate::metrics::{process_groups, ContainerUsage};
+use crate::port_forward::{tcp_session, PortForwardSession};
 use crate::pull_secrets::PullAuth;
 use crate::runtime::ContainerRuntime;
 use crate::spec::{ContainerConfig, SandboxConfig, LABEL_POD_UID};
@@ -120,7 +130,23 @@ struct ContainerRecord {
     /// The log file the output pumps write to, once started (swapped on reopen).
     log: Option<Arc<tokio::sync::Mutex<tokio::fs::File>>>,
     start_error: Option<String>,
+    /// What attaching clients see and write to, once started.
+    attach: Option<Arc<Attachable>>,
 }
+
+/// A started container's stdio as attaching clients reach it.
+#[derive(Debug)]
+struct Attachable {
+    /// Each line the pumps log, as stdout or stderr events.
+    output: tokio::sync::broadcast::Sender<ExecEvent>,
+    /// The process's stdin while open (with `stdin`).
+    stdin: tokio::sync::Mutex<Option<tokio::process::ChildStdin>>,
+    /// `stdinOnce`: the first client's close of stdin closes it for good.
+    stdin_once: bool,
+}
+
+/// How many output events wait for a slow attached client before it misses some.
+const ATTACH_BACKLOG: usize = 256;
 
 #[derive(Debug)]
 struct State {
@@ -376,9 +402,14 @@ fn build_command(config: &ContainerConfig, argv: &[String]) -> Result<tokio::pro
     Ok(cmd)
 }
 
-/// Copies one output stream into the shared log file, line by line, in CRI format.
-async fn pump<R>(reader: R, stream: LogStream, log: Arc<tokio::sync::Mutex<tokio::fs::File>>)
-where
+/// Copies one output stream into the shared log file, line by line, in CRI format, and
+/// to attached clients.
+async fn pump<R>(
+    reader: R,
+    stream: LogStream,
+    log: Arc<tokio::sync::Mutex<tokio::fs::File>>,
+    attached: tokio::sync::broadcast::Sender<ExecEvent>,
+) where
     R: AsyncRead + Unpin,
 {
     let mut reader = BufReader::new(reader);
@@ -395,11 +426,18 @@ where
                 let complete = buf.last() == Some(&b'\n');
                 let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
                 let record = encode_line(SystemTime::now(), stream, line, complete);
-                let mut file = log.lock().await;
-                if let Err(e) = file.write_all(&record).await {
-                    warn!(error = %e, "container log write failed");
-                    return;
+                {
+                    let mut file = log.lock().await;
+                    if let Err(e) = file.write_all(&record).await {
+                        warn!(error = %e, "container log write failed");
+                        return;
+                    }
                 }
+                // No client attached is no error.
+                let _ = attached.send(match stream {
+                    LogStream::Stderr => ExecEvent::Stderr(buf.clone()),
+                    _ => ExecEvent::Stdout(buf.clone()),
+                });
             }
             Err(e) => {
                 debug!(error = %e, "container output closed");
@@ -554,6 +592,7 @@ impl ContainerRuntime for ProcessRuntime {
                 exit,
                 log: None,
                 start_error: None,
+                attach: None,
             },
         );
         Ok(id)
@@ -605,12 +644,20 @@ impl ContainerRuntime for ProcessRuntime {
             Err(e) => return Err(fail(format!("opening log {}: {e}", log_path.display()))),
         };
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        if config.stdin {
+            command.stdin(Stdio::piped());
+        }
         let mut child = match command.spawn() {
             Ok(c) => c,
             Err(e) => return Err(fail(format!("exec {:?}: {e}", argv[0]))),
         };
         let pgid = child.id().and_then(|p| i32::try_from(p).ok());
         let started = SystemTime::now();
+        let attachable = Arc::new(Attachable {
+            output: tokio::sync::broadcast::channel(ATTACH_BACKLOG).0,
+            stdin: tokio::sync::Mutex::new(child.stdin.take()),
+            stdin_once: config.stdin_once,
+        });
         {
             let mut state = self.lock();
             if let Some(rec) = state.containers.get_mut(container_id) {
@@ -618,16 +665,25 @@ impl ContainerRuntime for ProcessRuntime {
                 rec.started_at = Some(started);
                 rec.exit = rx;
                 rec.log = Some(log.clone());
+                rec.attach = Some(attachable.clone());
             }
         }
-        let out = child
-            .stdout
-            .take()
-            .map(|s| tokio::spawn(pump(s, LogStream::Stdout, log.clone())));
-        let err = child
-            .stderr
-            .take()
-            .map(|s| tokio::spawn(pump(s, LogStream::Stderr, log.clone())));
+        let out = child.stdout.take().map(|s| {
+            tokio::spawn(pump(
+                s,
+                LogStream::Stdout,
+                log.clone(),
+                attachable.output.clone(),
+            ))
+        });
+        let err = child.stderr.take().map(|s| {
+            tokio::spawn(pump(
+                s,
+                LogStream::Stderr,
+                log.clone(),
+                attachable.output.clone(),
+            ))
+        });
         let note = match (&self.config.state_dir, pgid) {
             (Some(dir), Some(pgid)) => write_pgid_note(dir, container_id, pgid).await,
             _ => None,
@@ -930,6 +986,116 @@ impl ContainerRuntime for ProcessRuntime {
         });
         Ok(ExecSession { input, output })
     }
+
+    /// The output pumps' lines from now on; stdin to the process's pipe when both the
+    /// container and `spec` have one. The session ends (exit 0) when the process does.
+    async fn attach(&self, container_id: &str, spec: &AttachSpec) -> Result<ExecSession> {
+        let (attachable, mut exit) = {
+            let state = self.lock();
+            let rec = state
+                .containers
+                .get(container_id)
+                .ok_or_else(|| not_found("container", container_id))?;
+            match &rec.attach {
+                Some(attachable) if rec.exit.borrow().is_none() => {
+                    (attachable.clone(), rec.exit.clone())
+                }
+                _ => {
+                    return Err(RuntimeError::InvalidSpec {
+                        field: "container".to_owned(),
+                        message: format!("container {container_id} is not running"),
+                    })
+                }
+            }
+        };
+        let mut events = attachable.output.subscribe();
+        let (input, mut input_rx) = tokio::sync::mpsc::channel(crate::exec::CHANNEL_DEPTH);
+        let (output_tx, output) = tokio::sync::mpsc::channel(crate::exec::CHANNEL_DEPTH);
+        let with_stdin = spec.stdin;
+        let feeding = attachable.clone();
+        let feeder = tokio::spawn(async move {
+            while let Some(msg) = input_rx.recv().await {
+                let mut pipe = feeding.stdin.lock().await;
+                match msg {
+                    ExecInput::Stdin(data) if with_stdin => {
+                        if let Some(stdin) = pipe.as_mut() {
+                            if stdin.write_all(&data).await.is_err() {
+                                *pipe = None;
+                            }
+                        }
+                    }
+                    ExecInput::CloseStdin if with_stdin && feeding.stdin_once => *pipe = None,
+                    _ => {}
+                }
+            }
+        });
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    event = events.recv() => match event {
+                        Ok(event) => {
+                            if output_tx.send(event).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                            debug!(missed, "an attached client missed output");
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                            let _ = exit.wait_for(Option::is_some).await.map(|_| ());
+                            let _ = output_tx.send(attach_ended()).await;
+                            break;
+                        }
+                    },
+                    _ = async { exit.wait_for(Option::is_some).await.map(|_| ()) } => {
+                        // The pumps drained before the exit was told: what is still
+                        // queued came before it.
+                        while let Ok(event) = events.try_recv() {
+                            if output_tx.send(event).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = output_tx.send(attach_ended()).await;
+                        break;
+                    }
+                    () = output_tx.closed() => break,
+                }
+            }
+            // Detached (or the process ended): with stdinOnce, an attach that had stdin
+            // closes the process's stdin for good.
+            feeder.abort();
+            if with_stdin && attachable.stdin_once {
+                *attachable.stdin.lock().await = None;
+            }
+        });
+        Ok(ExecSession { input, output })
+    }
+
+    /// Connects to `port` on the host IP: the process shares the host's network.
+    async fn port_forward(&self, sandbox_id: &str, port: u16) -> Result<PortForwardSession> {
+        {
+            let state = self.lock();
+            match state.sandboxes.get(sandbox_id) {
+                Some(sb) if sb.state == SandboxState::Ready => {}
+                Some(_) => {
+                    return Err(RuntimeError::InvalidSpec {
+                        field: "sandbox".to_owned(),
+                        message: format!("sandbox {sandbox_id} is not ready"),
+                    })
+                }
+                None => return Err(not_found("sandbox", sandbox_id)),
+            }
+        }
+        let stream = tokio::net::TcpStream::connect((self.config.host_ip.as_str(), port))
+            .await
+            .map_err(|e| RuntimeError::Rpc {
+                operation: "PortForward",
+                code: "Unavailable".to_owned(),
+                message: format!("connecting to {}:{port}: {e}", self.config.host_ip),
+                retryable: false,
+            })?;
+        Ok(tcp_session(stream))
+    }
 }
 
 impl ProcessRuntime {
@@ -1035,6 +1201,14 @@ fn exec_on_terminal(mut cmd: tokio::process::Command, program: &str) -> Result<E
         let _ = output_tx.send(ExecEvent::Exit { code, message }).await;
     });
     Ok(ExecSession { input, output })
+}
+
+/// The last event of an attach: it ended without an error of its own.
+fn attach_ended() -> ExecEvent {
+    ExecEvent::Exit {
+        code: 0,
+        message: String::new(),
+    }
 }
 
 /// How long an exec's output is still read after its command ended.

@@ -27,9 +27,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::exec::{ExecSession, ExecSpec};
+use crate::exec::{AttachSpec, ExecSession, ExecSpec};
 use crate::image_gc::FsUsage;
 use crate::metrics::ContainerUsage;
+use crate::port_forward::PortForwardSession;
 use crate::pull_secrets::PullAuth;
 use crate::spec::{ContainerConfig, SandboxConfig};
 use crate::status::{
@@ -123,6 +124,28 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn exec(&self, _container_id: &str, _spec: &ExecSpec) -> Result<ExecSession> {
         Err(crate::RuntimeError::Unsupported {
             operation: "Exec",
+            backend: self.backend(),
+        })
+    }
+
+    /// Attaches to the stdio of a running container's own process (`kubectl attach`):
+    /// its output from now on, and its stdin where it was started with one; the
+    /// session's output ends with an exit (code 0) when the container ends. Backends
+    /// that run nothing answer [`RuntimeError::Unsupported`](crate::RuntimeError::Unsupported).
+    async fn attach(&self, _container_id: &str, _spec: &AttachSpec) -> Result<ExecSession> {
+        Err(crate::RuntimeError::Unsupported {
+            operation: "Attach",
+            backend: self.backend(),
+        })
+    }
+
+    /// Opens one TCP connection to `port` in the network namespace of a ready sandbox
+    /// (`kubectl port-forward`). A connection that cannot be made is an error here or
+    /// the session's one failure event (`crate::port_forward`). Backends that run
+    /// nothing answer [`RuntimeError::Unsupported`](crate::RuntimeError::Unsupported).
+    async fn port_forward(&self, _sandbox_id: &str, _port: u16) -> Result<PortForwardSession> {
+        Err(crate::RuntimeError::Unsupported {
+            operation: "PortForward",
             backend: self.backend(),
         })
     }

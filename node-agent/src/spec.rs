@@ -108,6 +108,12 @@ pub struct ContainerConfig {
     pub read_only_root_fs: bool,
     /// Extra labels; the `io.rafter.*` labels are added by the runtime.
     pub labels: BTreeMap<String, String>,
+    /// Keep a stdin open for the process (`stdin`), which attaching clients write to.
+    pub stdin: bool,
+    /// Close that stdin when the first attached client that sent some detaches.
+    pub stdin_once: bool,
+    /// Give the process a terminal (`tty`).
+    pub tty: bool,
 }
 
 impl SandboxConfig {
@@ -226,6 +232,9 @@ impl ContainerConfig {
                 .and_then(|s| s.read_only_root_filesystem)
                 .unwrap_or(false),
             labels: BTreeMap::new(),
+            stdin: container.stdin,
+            stdin_once: container.stdin_once,
+            tty: container.tty,
         })
     }
 

@@ -1,11 +1,14 @@
-//! `…/pods/<name>/exec` over WebSocket, as kubectl ≥ 1.30 speaks it, onto the service's
-//! exec session (`ResourcesService::exec_session`, the gRPC `Resources.Exec`'s own path).
+//! `…/pods/<name>/exec` and `…/pods/<name>/attach` over WebSocket, as kubectl ≥ 1.30
+//! speaks them, onto the service's exec and attach sessions
+//! (`ResourcesService::exec_session`/`attach_session`, the gRPC `Resources.Exec`'s and
+//! `Resources.Attach`'s own paths). Both share the upgrade and the channel framing.
 //!
 //! ```text
 //!  kubectl ── GET/POST …/exec?command=..&container=..&stdin=..&tty=..
+//!             (or …/attach?container=..&stdin=..&tty=..)
 //!             Upgrade: websocket, Sec-WebSocket-Protocol: v5.channel.k8s.io (or v4)
-//!     │ exec_session (authn, create pods/exec, audit, the agent's stream) ── refused:
-//!     │                                                      the usual metav1.Status
+//!     │ exec_session / attach_session (authn, create pods/exec or pods/attach, audit,
+//!     │ the agent's stream) ── refused: the usual metav1.Status
 //!     ◄ 101 Switching Protocols, the chosen subprotocol
 //!  frames, first byte the stream:   client ─► 0 stdin, 4 resize {"Width","Height"},
 //!                                             255 close (v5: [255, 0] = stdin closed)
@@ -14,14 +17,15 @@
 //!
 //! A SPDY/3.1 upgrade (what kubectl ≤ 1.29 speaks, and newer kubectl's fallback) opens
 //! the same session and is relayed by `exec_spdy`. A request with neither upgrade is
-//! authorised first, so a caller who may not exec hears Forbidden, and then refused
-//! with 400. Owns the WebSocket upgrade and its channel framing only.
+//! authorised first, so a caller who may not exec (attach) hears Forbidden, and then
+//! refused with 400. An attach ends with Success on stream 3 when the container ends.
+//! Owns the WebSocket upgrade and its channel framing only.
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use rafter_proto::api::{self, exec_request, exec_response};
+use rafter_proto::api::{self, attach_request, exec_request, exec_response};
 use rafter_proto::Kind;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -47,6 +51,38 @@ const PROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
 /// Whether `path` is a pod's exec subresource.
 pub(crate) fn is_exec(path: &ResourcePath) -> bool {
     path.kind == Kind::Pod && path.name.is_some() && path.subresource.as_deref() == Some("exec")
+}
+
+/// Whether `path` is a pod's attach subresource.
+pub(crate) fn is_attach(path: &ResourcePath) -> bool {
+    path.kind == Kind::Pod && path.name.is_some() && path.subresource.as_deref() == Some("attach")
+}
+
+/// The upgrade a request asked for, with the stream protocol chosen.
+#[derive(Debug, Clone, Copy)]
+enum Transport {
+    /// WebSocket, with its subprotocol.
+    WebSocket(&'static str),
+    /// SPDY/3.1, with its X-Stream-Protocol-Version.
+    Spdy(&'static str),
+}
+
+/// Which session a request opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Session {
+    Exec,
+    Attach,
+}
+
+/// The attach input of an exec-shaped one (the frames are the same).
+fn attach_input(message: api::ExecRequest) -> Option<api::AttachRequest> {
+    let msg = match message.msg? {
+        exec_request::Msg::Stdin(data) => attach_request::Msg::Stdin(data),
+        exec_request::Msg::Resize(size) => attach_request::Msg::Resize(size),
+        exec_request::Msg::StdinClose(close) => attach_request::Msg::StdinClose(close),
+        exec_request::Msg::Start(_) => return None,
+    };
+    Some(api::AttachRequest { msg: Some(msg) })
 }
 
 /// The subprotocol to answer with, of those the client offered.
@@ -111,9 +147,29 @@ fn input_of(data: &[u8], v5: bool) -> Option<api::ExecRequest> {
 /// Answers an exec request: 101 and a relay task, or the refusal.
 pub(crate) async fn exec<S: KvStore>(
     service: &ResourcesService<S>,
+    request: http::Request<Incoming>,
+    peer: Peer,
+    path: ResourcePath,
+) -> http::Response<Body> {
+    serve(service, request, peer, path, Session::Exec).await
+}
+
+/// Answers an attach request: 101 and a relay task, or the refusal.
+pub(crate) async fn attach<S: KvStore>(
+    service: &ResourcesService<S>,
+    request: http::Request<Incoming>,
+    peer: Peer,
+    path: ResourcePath,
+) -> http::Response<Body> {
+    serve(service, request, peer, path, Session::Attach).await
+}
+
+async fn serve<S: KvStore>(
+    service: &ResourcesService<S>,
     mut request: http::Request<Incoming>,
     peer: Peer,
     path: ResourcePath,
+    session: Session,
 ) -> http::Response<Body> {
     let on_upgrade = hyper::upgrade::on(&mut request);
     let (parts, _body) = request.into_parts();
@@ -122,6 +178,36 @@ pub(crate) async fn exec<S: KvStore>(
     let name = path.name.clone().unwrap_or_default();
     let refused = |status: tonic::Status| {
         ApiError::from_status(&status, &subject(Kind::Pod, Some(&name))).into_response()
+    };
+    let websocket = call.header("upgrade").eq_ignore_ascii_case("websocket");
+    let key = call.header("sec-websocket-key").to_owned();
+    let transport = if upgrade::requested(&parts.headers) {
+        upgrade::negotiate(&upgrade::offered(&parts.headers), &exec_spdy::PROTOCOLS)
+            .map(Transport::Spdy)
+    } else {
+        chosen_protocol(call.header("sec-websocket-protocol"))
+            .filter(|_| websocket && !key.is_empty())
+            .map(Transport::WebSocket)
+    };
+    let Some(transport) = transport else {
+        let admitted = match session {
+            Session::Exec => service.admit_exec(call.grpc(()), &namespace, &name).await,
+            Session::Attach => service.admit_attach(call.grpc(()), &namespace, &name).await,
+        };
+        if let Err(status) = admitted {
+            return refused(status);
+        }
+        let what = match session {
+            Session::Exec => "exec",
+            Session::Attach => "attach",
+        };
+        return ApiError::bad_request(format!(
+            "{what} needs a connection upgrade: WebSocket (Sec-WebSocket-Protocol: \
+             v5.channel.k8s.io or v4.channel.k8s.io) or SPDY/3.1 (X-Stream-Protocol-Version: \
+             one of {:?})",
+            exec_spdy::PROTOCOLS
+        ))
+        .into_response();
     };
     let command: Vec<String> = parts
         .uri
@@ -133,79 +219,54 @@ pub(crate) async fn exec<S: KvStore>(
                 .collect()
         })
         .unwrap_or_default();
-    let start = api::ExecStart {
-        namespace: namespace.clone(),
-        name: name.clone(),
-        container: call.param("container").to_owned(),
-        command: command.clone(),
-        stdin: call.flag("stdin"),
-        tty: call.flag("tty"),
-    };
-    if upgrade::requested(&parts.headers) {
-        let offered = upgrade::offered(&parts.headers);
-        let Some(protocol) = upgrade::negotiate(&offered, &exec_spdy::PROTOCOLS) else {
-            if let Err(status) = service.admit_exec(call.grpc(()), &namespace, &name).await {
-                return refused(status);
-            }
-            return ApiError::bad_request(format!(
-                "unable to negotiate a stream protocol: the client offers {offered:?}, the \
-                 server serves {:?}",
-                exec_spdy::PROTOCOLS
-            ))
-            .into_response();
-        };
-        let announced = exec_spdy::Announced {
-            stdin: start.stdin,
-            stdout: call.flag("stdout"),
-            stderr: call.flag("stderr"),
-            tty: start.tty,
-        };
-        let (input, input_rx) = mpsc::channel::<api::ExecRequest>(32);
-        let output = match service
-            .exec_session(
-                call.grpc(()),
-                start,
-                tokio_stream::wrappers::ReceiverStream::new(input_rx),
-            )
-            .await
-        {
-            Ok(output) => output,
-            Err(status) => return refused(status),
-        };
-        return exec_spdy::serve(on_upgrade, protocol, announced, command, input, output);
-    }
-    let websocket = call.header("upgrade").eq_ignore_ascii_case("websocket");
-    let key = call.header("sec-websocket-key").to_owned();
-    let protocol = chosen_protocol(call.header("sec-websocket-protocol"));
-    let (Some(protocol), true, false) = (protocol, websocket, key.is_empty()) else {
-        if let Err(status) = service.admit_exec(call.grpc(()), &namespace, &name).await {
-            return refused(status);
-        }
-        return ApiError::bad_request(
-            "exec needs a connection upgrade: WebSocket (Sec-WebSocket-Protocol: \
-             v5.channel.k8s.io or v4.channel.k8s.io) or SPDY/3.1 (X-Stream-Protocol-Version: \
-             v4.channel.k8s.io … channel.k8s.io)",
-        )
-        .into_response();
-    };
-    let v5 = protocol == PROTOCOLS[0];
     let (input, input_rx) = mpsc::channel::<api::ExecRequest>(32);
-    let output = match service
-        .exec_session(
-            call.grpc(()),
-            start,
-            tokio_stream::wrappers::ReceiverStream::new(input_rx),
-        )
-        .await
-    {
+    let input_rx = tokio_stream::wrappers::ReceiverStream::new(input_rx);
+    let opened = match session {
+        Session::Exec => {
+            let start = api::ExecStart {
+                namespace,
+                name: name.clone(),
+                container: call.param("container").to_owned(),
+                command: command.clone(),
+                stdin: call.flag("stdin"),
+                tty: call.flag("tty"),
+            };
+            service.exec_session(call.grpc(()), start, input_rx).await
+        }
+        Session::Attach => {
+            let start = api::AttachStart {
+                namespace,
+                name: name.clone(),
+                container: call.param("container").to_owned(),
+                stdin: call.flag("stdin"),
+                tty: call.flag("tty"),
+            };
+            let input = input_rx.filter_map(|m| futures::future::ready(attach_input(m)));
+            service.attach_session(call.grpc(()), start, input).await
+        }
+    };
+    let output = match opened {
         Ok(output) => output,
         Err(status) => return refused(status),
     };
+    let protocol = match transport {
+        Transport::WebSocket(protocol) => protocol,
+        Transport::Spdy(protocol) => {
+            let announced = exec_spdy::Announced {
+                stdin: call.flag("stdin"),
+                stdout: call.flag("stdout"),
+                stderr: call.flag("stderr"),
+                tty: call.flag("tty"),
+            };
+            return exec_spdy::serve(on_upgrade, protocol, announced, command, input, output);
+        }
+    };
+    let v5 = protocol == PROTOCOLS[0];
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(e) => {
-                debug!(error = %e, "the exec upgrade failed");
+                debug!(error = %e, ?session, "the upgrade failed");
                 return;
             }
         };
@@ -326,6 +387,15 @@ mod tests {
         assert_eq!(s["reason"], "NonZeroExitCode");
         assert_eq!(s["details"]["causes"][0]["message"], "3");
         assert_eq!(exit_status(&[], 0, "")["status"], "Success");
+    }
+
+    #[test]
+    fn attach_frames_are_exec_frames() {
+        let close = input_of(&[255, 0], true).and_then(attach_input);
+        assert_eq!(
+            close.and_then(|m| m.msg),
+            Some(attach_request::Msg::StdinClose(true))
+        );
     }
 
     #[test]

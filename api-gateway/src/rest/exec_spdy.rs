@@ -1,5 +1,6 @@
-//! `…/pods/<name>/exec` over SPDY/3.1, as kubectl ≤ 1.29 speaks it (and newer kubectl
-//! when WebSocket fails), onto the same exec session the WebSocket path uses.
+//! `…/pods/<name>/exec` and `…/attach` over SPDY/3.1, as kubectl ≤ 1.29 speaks them (and
+//! newer kubectl when WebSocket fails), onto the same sessions the WebSocket path uses
+//! (an attach is an exec without a command: its end is the container's).
 //!
 //! ```text
 //!  kubectl ── POST …/exec?command=..&stdin=..&stdout=..&stderr=..&tty=..

@@ -14,6 +14,7 @@
 //!  …/scale  GET/PUT/PATCH        get_scale / update_scale (autoscaling/v1 Scale)
 //!  …/pods/<p>/log                logs (text, chunked while following)
 //!  …/pods/<p>/exec               WebSocket upgrade, relayed by `exec` (exec_session)
+//!  …/pods/<p>/attach             WebSocket upgrade, relayed by `exec` (attach_session)
 //!  …/pods/<p>/binding, POST …/bindings   bind;  …/pods/<p>/eviction   evict
 //!  …/certificatesigningrequests/<n>/approval PUT   approve_certificate
 //!  authorization.k8s.io reviews   review_access / review_rules
@@ -75,6 +76,9 @@ impl<S: KvStore> Rest<S> {
         if let Route::Resource(path) = route::parse(request.uri().path()) {
             if exec::is_exec(&path) {
                 return exec::exec(&self.service, request, peer, path).await;
+            }
+            if exec::is_attach(&path) {
+                return exec::attach(&self.service, request, peer, path).await;
             }
         }
         let (parts, body) = request.into_parts();

@@ -27,8 +27,8 @@
 //! | `table` | the `meta.k8s.io/v1` Table answer, with the columns `rafter get` prints |
 //! | `watch` | watch events as newline-delimited JSON |
 //! | `handlers` | each verb and subresource onto the service |
-//! | `exec` | pods/exec: the WebSocket upgrade and the `v5`/`v4.channel.k8s.io` framing, onto the service's exec session |
-//! | `exec_spdy` | pods/exec over SPDY/3.1: the `channel.k8s.io` v1–v4 streams onto the same exec session |
+//! | `exec` | pods/exec and pods/attach: the WebSocket upgrade and the `v5`/`v4.channel.k8s.io` framing, onto the service's exec and attach sessions |
+//! | `exec_spdy` | pods/exec and pods/attach over SPDY/3.1: the `channel.k8s.io` v1–v4 streams onto the same sessions |
 //! | `spdy` | a server's SPDY/3.1 session (frames, zlib header blocks, flow control), the upgrade handshake, and its WebSocket tunnel |
 //! | `metrics` | `metrics.k8s.io/v1beta1` (`kubectl top`): its paths and shapes, from the service's `Metrics` figures |
 //! | `openapi` | `/openapi/v2` and `/openapi/v3` |

@@ -48,10 +48,10 @@ pub struct ExecArgs {
 }
 
 /// The local terminal in raw mode, restored when dropped.
-struct RawMode(Option<nix::sys::termios::Termios>);
+pub(crate) struct RawMode(pub(crate) Option<nix::sys::termios::Termios>);
 
 impl RawMode {
-    fn enter(wanted: bool) -> RawMode {
+    pub(crate) fn enter(wanted: bool) -> RawMode {
         use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
         let stdin = std::io::stdin();
         if !wanted || !stdin.is_terminal() {
@@ -81,6 +81,58 @@ impl Drop for RawMode {
     }
 }
 
+/// Sends the local terminal's size now and after each change (SIGWINCH) as `message`s,
+/// until `input` closes.
+pub(crate) fn send_terminal_sizes<T, F>(input: tokio::sync::mpsc::Sender<T>, message: F)
+where
+    T: Send + 'static,
+    F: Fn(TerminalSize) -> T + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut changes =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok();
+        loop {
+            if let Ok(size) = rustix::termios::tcgetwinsize(std::io::stdin()) {
+                let size = TerminalSize {
+                    width: u32::from(size.ws_col),
+                    height: u32::from(size.ws_row),
+                };
+                if input.send(message(size)).await.is_err() {
+                    return;
+                }
+            }
+            let Some(changes) = changes.as_mut() else {
+                return;
+            };
+            if changes.recv().await.is_none() {
+                return;
+            }
+        }
+    });
+}
+
+/// Sends the local stdin as `message(Some(bytes))`s, then `message(None)` at its end.
+pub(crate) fn send_stdin<T, F>(input: tokio::sync::mpsc::Sender<T>, message: F)
+where
+    T: Send + 'static,
+    F: Fn(Option<Vec<u8>>) -> T + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut stdin = tokio::io::stdin();
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let read = match stdin.read(&mut buf).await {
+                Ok(0) | Err(_) => None,
+                Ok(n) => Some(buf[..n].to_vec()),
+            };
+            let last = read.is_none();
+            if input.send(message(read)).await.is_err() || last {
+                return;
+            }
+        }
+    });
+}
+
 /// Runs `rafter exec`; ends the process with the command's exit code.
 pub fn run(args: ExecArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let name = match args.pod.split_once('/') {
@@ -105,47 +157,16 @@ pub fn run(args: ExecArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("exec in pod {name:?}"))?;
         let raw = RawMode::enter(args.tty);
         if raw.0.is_some() {
-            // The terminal's size now and after each change (SIGWINCH).
-            let input = exec.input.clone();
-            tokio::spawn(async move {
-                let mut changes =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
-                        .ok();
-                loop {
-                    if let Ok(size) = rustix::termios::tcgetwinsize(std::io::stdin()) {
-                        let resize = exec_request::Msg::Resize(TerminalSize {
-                            width: u32::from(size.ws_col),
-                            height: u32::from(size.ws_row),
-                        });
-                        let message = ExecRequest { msg: Some(resize) };
-                        if input.send(message).await.is_err() {
-                            return;
-                        }
-                    }
-                    let Some(changes) = changes.as_mut() else {
-                        return;
-                    };
-                    if changes.recv().await.is_none() {
-                        return;
-                    }
-                }
+            send_terminal_sizes(exec.input.clone(), |size| ExecRequest {
+                msg: Some(exec_request::Msg::Resize(size)),
             });
         }
         if args.stdin {
-            let input = exec.input.clone();
-            tokio::spawn(async move {
-                let mut stdin = tokio::io::stdin();
-                let mut buf = vec![0u8; 16 * 1024];
-                loop {
-                    let msg = match stdin.read(&mut buf).await {
-                        Ok(0) | Err(_) => exec_request::Msg::StdinClose(true),
-                        Ok(n) => exec_request::Msg::Stdin(buf[..n].to_vec()),
-                    };
-                    let last = matches!(msg, exec_request::Msg::StdinClose(_));
-                    if input.send(ExecRequest { msg: Some(msg) }).await.is_err() || last {
-                        return;
-                    }
-                }
+            send_stdin(exec.input.clone(), |read| ExecRequest {
+                msg: Some(match read {
+                    Some(data) => exec_request::Msg::Stdin(data),
+                    None => exec_request::Msg::StdinClose(true),
+                }),
             });
         }
         let mut stdout = tokio::io::stdout();

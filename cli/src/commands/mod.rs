@@ -3,6 +3,7 @@
 mod agent;
 mod api_resources;
 mod apply;
+mod attach;
 mod auth;
 mod certificate;
 mod cluster;
@@ -20,6 +21,8 @@ mod image;
 mod label;
 mod logs;
 mod master;
+mod pod_target;
+mod port_forward;
 mod rollout;
 mod scale;
 mod secrets;
@@ -107,6 +110,10 @@ pub enum Command {
     Logs(logs::LogsArgs),
     /// Run a command in a container.
     Exec(exec::ExecArgs),
+    /// Attach to the stdio of a running container.
+    Attach(attach::AttachArgs),
+    /// Forward local ports to a pod.
+    PortForward(port_forward::PortForwardArgs),
     /// Wait until objects meet a condition or are deleted.
     Wait(wait::WaitArgs),
     /// CPU and memory of nodes and pods.
@@ -153,6 +160,8 @@ pub fn run(command: Command, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Command::Certificate(args) => certificate::run(args, globals),
         Command::Logs(args) => logs::run(args, globals),
         Command::Exec(args) => exec::run(args, globals),
+        Command::Attach(args) => attach::run(args, globals),
+        Command::PortForward(args) => port_forward::run(args, globals),
         Command::Wait(args) => wait::run(args, globals),
         Command::Top(args) => top::run(args, globals),
         Command::Image(args) => image::run(args, globals),

@@ -1077,3 +1077,88 @@ fn the_python_client_lists_creates_watches_and_deletes_pods_and_deployments() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("python client ok"));
 }
+
+#[test]
+fn stock_kubectl_attach_streams_a_containers_output_and_stdin_and_refuses_without_rights() {
+    let Some(kube) = Kube::start("kubectl-attach", &["--agents", "1", "--runtime", "process"])
+    else {
+        return;
+    };
+    let pods = kube.file(
+        "pods.yaml",
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: talker
+spec:
+  containers:
+  - name: app
+    image: docker.io/local/busybox:1
+    command: [sh, -c, 'i=0; while true; do i=$((i+1)); echo tick-$i; sleep 1; done']
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: echo
+spec:
+  containers:
+  - name: app
+    image: docker.io/local/busybox:1
+    command: [cat]
+    stdin: true
+    stdinOnce: true
+",
+    );
+    kube.ok(&["apply", "-f", &pods]);
+    for pod in ["talker", "echo"] {
+        eventually(&format!("pod {pod} Running"), LIMIT, || {
+            (kube.json(&["get", "pod", pod])["status"]["phase"] == "Running").then_some(())
+        });
+    }
+
+    // The output as it comes, until kubectl is stopped.
+    let mut child = Command::new(kube.dir.join("kubectl"))
+        .args(["attach", "talker"])
+        .env("KUBECONFIG", &kube.kubeconfig)
+        .env("HOME", &kube.cluster.dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubectl runs");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let tick = |line: String| -> u64 {
+        line.strip_prefix("tick-")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("not the pod's line: {line:?}"))
+    };
+    let first = tick(
+        rx.recv_timeout(LIMIT)
+            .expect("kubectl attach prints the output"),
+    );
+    let next = tick(rx.recv_timeout(LIMIT).expect("and what follows"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(next, first + 1);
+
+    // Stdin to a container started with stdin and stdinOnce: the end of kubectl's stdin
+    // (v5.channel.k8s.io's close) closes cat's, which ends, and the attach with it.
+    let echoed = kube.run_in(&["attach", "-i", "echo", "-c", "app"], "hello\n");
+    assert_eq!(echoed.code, 0, "{}", echoed.stderr);
+    assert!(echoed.stdout.contains("hello\n"), "{}", echoed.stdout);
+
+    let refused = kube.fails(&["attach", "talker", "--as", "bob"]);
+    assert!(
+        refused.contains("Forbidden") && refused.contains("\"bob\""),
+        "{refused}"
+    );
+}

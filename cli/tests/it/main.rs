@@ -4,6 +4,7 @@
 // unwrap, but not the fixtures and helpers they share.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod attach;
 mod bootstrap;
 mod cluster;
 mod cluster_status;
@@ -18,6 +19,7 @@ mod jobs;
 mod kubectl;
 mod logs;
 mod pod_cidr;
+mod port_forward;
 mod quota;
 mod rbac;
 mod services;

@@ -106,6 +106,31 @@ impl Kube {
         }
     }
 
+    /// Starts `binary ARGS` in the background: the child (stderr piped) and its stdout's
+    /// lines as they come.
+    fn spawn(&self, binary: &str, args: &[&str]) -> (std::process::Child, mpsc::Receiver<String>) {
+        let mut child = Command::new(self.dir.join(binary))
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", &self.cluster.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        (child, rx)
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         let run = self.run(args);
         assert_eq!(
@@ -1116,39 +1141,46 @@ spec:
         });
     }
 
-    // The output as it comes, until kubectl is stopped.
-    let mut child = Command::new(kube.dir.join("kubectl"))
-        .args(["attach", "talker"])
-        .env("KUBECONFIG", &kube.kubeconfig)
-        .env("HOME", &kube.cluster.dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("kubectl runs");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
+    // The output as it comes, until kubectl is stopped: over WebSocket (the default
+    // kubectl) and over SPDY/3.1 (kubectl ≤ 1.29).
+    for binary in ["kubectl", "kubectl.1.27"] {
+        if !kube.dir.join(binary).is_file() {
+            println!("{binary} is not installed; it was not driven");
+            continue;
         }
-    });
-    let tick = |line: String| -> u64 {
-        line.strip_prefix("tick-")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("not the pod's line: {line:?}"))
-    };
-    let first = tick(
-        rx.recv_timeout(LIMIT)
-            .expect("kubectl attach prints the output"),
-    );
-    let next = tick(rx.recv_timeout(LIMIT).expect("and what follows"));
-    let _ = child.kill();
-    let _ = child.wait();
-    assert_eq!(next, first + 1);
+        let mut child = Command::new(kube.dir.join(binary))
+            .args(["attach", "talker"])
+            .env("KUBECONFIG", &kube.kubeconfig)
+            .env("HOME", &kube.cluster.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kubectl runs");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let tick = |line: String| -> u64 {
+            line.strip_prefix("tick-")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{binary}: not the pod's line: {line:?}"))
+        };
+        let first = tick(
+            rx.recv_timeout(LIMIT)
+                .expect("kubectl attach prints the output"),
+        );
+        let next = tick(rx.recv_timeout(LIMIT).expect("and what follows"));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(next, first + 1, "{binary}");
+    }
 
     // Stdin to a container started with stdin and stdinOnce: the end of kubectl's stdin
     // (v5.channel.k8s.io's close) closes cat's, which ends, and the attach with it.
@@ -1161,4 +1193,151 @@ spec:
         refused.contains("Forbidden") && refused.contains("\"bob\""),
         "{refused}"
     );
+}
+
+/// `kubectl port-forward pod/web :PORT` with the default kubectl (≥ 1.31: the SPDY
+/// session tunnelled in a WebSocket) and with kubectl ≤ 1.30 (plain SPDY/3.1): a local
+/// port reaches the pod's HTTP server on each connection; a user who may read pods but
+/// not pods/portforward hears kubectl's Forbidden.
+#[test]
+fn stock_kubectl_port_forward_reaches_a_pod_over_websocket_and_plain_spdy() {
+    let Some(kube) = Kube::start(
+        "kubectl-port-forward",
+        &["--agents", "1", "--runtime", "process"],
+    ) else {
+        return;
+    };
+    // The process runtime's pods share the host's network: a port free on it now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let dir = kube.cluster.dir.join("www").display().to_string();
+    let web = kube.file(
+        "web.yaml",
+        &format!(
+            "apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  containers:
+  - name: app
+    image: docker.io/local/busybox:1
+    command: [sh, -c, 'mkdir -p {dir} && echo hello-from-pod > {dir}/index.html && exec busybox httpd -f -p {port} -h {dir}']
+    readinessProbe:
+      tcpSocket:
+        port: {port}
+      periodSeconds: 1
+"
+        ),
+    );
+    kube.ok(&["apply", "-f", &web]);
+    eventually("pod web Ready", LIMIT, || {
+        let pod = kube.json(&["get", "pod", "web"]);
+        let ready = pod["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        ready.then_some(())
+    });
+    let remote = format!(":{port}");
+    let mut driven = 0;
+    for binary in ["kubectl", "kubectl.1.30", "kubectl.1.27"] {
+        if !kube.dir.join(binary).is_file() {
+            println!("{binary} is not installed; it was not driven");
+            continue;
+        }
+        driven += 1;
+        // At -v=4 kubectl logs a fall back from WebSocket to SPDY: the default kubectl
+        // must not need one.
+        let (mut child, lines) = kube.spawn(binary, &["port-forward", "pod/web", &remote, "-v=4"]);
+        let first = lines
+            .recv_timeout(LIMIT)
+            .unwrap_or_else(|_| panic!("{binary}: port-forward prints where it listens"));
+        let local: u16 = first
+            .strip_prefix("Forwarding from 127.0.0.1:")
+            .and_then(|rest| rest.strip_suffix(&format!(" -> {port}")))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{binary}: not kubectl's line: {first:?}"));
+        for round in 0..2 {
+            let answer = http_get(local);
+            assert!(
+                answer.starts_with("HTTP/1.") && answer.contains("hello-from-pod"),
+                "{binary}, connection {round}: {answer:?}"
+            );
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{binary}: port-forward still runs after its connections closed"
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+        let mut log = String::new();
+        use std::io::Read;
+        let _ = child
+            .stderr
+            .take()
+            .expect("stderr is piped")
+            .read_to_string(&mut log);
+        assert!(
+            !log.contains("fallback to secondary dialer"),
+            "{binary} fell back from WebSocket: {log}"
+        );
+        if binary == "kubectl" {
+            assert!(
+                log.contains("Before WebSocket Upgrade Connection"),
+                "the default kubectl tunnels in a WebSocket: {log}"
+            );
+        }
+    }
+    assert!(driven > 0, "no kubectl was driven");
+
+    // bob may read pods (kubectl reads the pod first), not forward to them.
+    kube.ok(&[
+        "create",
+        "role",
+        "pod-reader",
+        "--verb",
+        "get,list",
+        "--resource",
+        "pods",
+    ]);
+    kube.ok(&[
+        "create",
+        "rolebinding",
+        "bob-reads",
+        "--role",
+        "pod-reader",
+        "--user",
+        "bob",
+    ]);
+    for binary in ["kubectl", "kubectl.1.27"] {
+        if !kube.dir.join(binary).is_file() {
+            continue;
+        }
+        let refused = kube.run_with(binary, &["port-forward", "pod/web", &remote, "--as", "bob"]);
+        assert_ne!(refused.code, 0, "{binary}: {}", refused.stdout);
+        assert!(
+            refused.stderr.contains("forbidden")
+                && refused.stderr.contains("\"bob\"")
+                && refused.stderr.contains("portforward"),
+            "{binary}: {}",
+            refused.stderr
+        );
+    }
+}
+
+/// `GET /` through `127.0.0.1:port`: the whole answer.
+fn http_get(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the local port");
+    socket.set_read_timeout(Some(LIMIT)).unwrap();
+    socket
+        .write_all(b"GET / HTTP/1.0\r\nHost: pod\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).unwrap();
+    answer
 }

@@ -25,6 +25,7 @@
 
 mod dictionary;
 pub(crate) mod frame;
+pub(crate) mod tunnel;
 pub(crate) mod upgrade;
 
 use std::collections::HashMap;

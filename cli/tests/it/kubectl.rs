@@ -1198,7 +1198,8 @@ spec:
 /// `kubectl port-forward pod/web :PORT` with the default kubectl (≥ 1.31: the SPDY
 /// session tunnelled in a WebSocket) and with kubectl ≤ 1.30 (plain SPDY/3.1): a local
 /// port reaches the pod's HTTP server on each connection; a user who may read pods but
-/// not pods/portforward hears kubectl's Forbidden.
+/// not pods/portforward hears kubectl's Forbidden. Host processes here (the agent dials
+/// the port on the host).
 #[test]
 fn stock_kubectl_port_forward_reaches_a_pod_over_websocket_and_plain_spdy() {
     let Some(kube) = Kube::start(
@@ -1213,6 +1214,33 @@ fn stock_kubectl_port_forward_reaches_a_pod_over_websocket_and_plain_spdy() {
         .expect("a free port")
         .port();
     let dir = kube.cluster.dir.join("www").display().to_string();
+    kubectl_port_forward_checks(&kube, port, &dir);
+}
+
+/// As above, into a containerd container (through containerd's streaming server).
+#[test]
+fn stock_kubectl_port_forward_reaches_a_containerd_pod() {
+    let Ok(socket) = std::env::var("RAFTER_CONTAINERD_SOCK") else {
+        println!("SKIPPED (containerd): RAFTER_CONTAINERD_SOCK is not set");
+        return;
+    };
+    let flags = [
+        "--agents",
+        "1",
+        "--runtime",
+        "containerd",
+        "--containerd-socket",
+        &socket,
+    ];
+    let Some(kube) = Kube::start("kubectl-port-forward-containerd", &flags) else {
+        return;
+    };
+    kubectl_port_forward_checks(&kube, 8080, "/www");
+}
+
+/// A busybox HTTP server pod `web` on `port` (serving `dir`), then port-forward to it
+/// with each kubectl, then bob's refusal.
+fn kubectl_port_forward_checks(kube: &Kube, port: u16, dir: &str) {
     let web = kube.file(
         "web.yaml",
         &format!(

@@ -154,7 +154,8 @@ impl Session {
 
     /// Ends the session: GOAWAY after everything already queued, then the peer is given
     /// `linger` to close its end (so it reads all that was sent before the connection
-    /// drops), then the connection is dropped.
+    /// drops: closing first could reset what it has not read yet), then the connection
+    /// is dropped.
     pub(crate) async fn close(mut self, linger: Duration) {
         let last_good = self.shared.last_id.load(Ordering::Relaxed);
         let _ = self
@@ -173,21 +174,16 @@ impl Session {
         if tokio::time::timeout(linger, peer_closed).await.is_err() {
             debug!("the SPDY peer did not close its end in time; dropping the connection");
         }
-        if let Some(reader) = self.reader.take() {
-            reader.abort();
+        // The peer has what was sent (it closes only after reading it), or had its
+        // chance: the connection goes.
+        for task in [self.reader.take(), self.writer.take()]
+            .into_iter()
+            .flatten()
+        {
+            task.abort();
         }
         let _ = self.shared.ended.send(true);
         self.shared.grown.notify_waiters();
-        // The writer ends once every sender is gone (stream writers still held by the
-        // application keep it); it is given the same deadline.
-        let (out, _) = mpsc::channel(1);
-        drop(std::mem::replace(&mut self.out, out));
-        if let Some(writer) = self.writer.take() {
-            let abort = writer.abort_handle();
-            if tokio::time::timeout(linger, writer).await.is_err() {
-                abort.abort();
-            }
-        }
     }
 }
 
@@ -312,6 +308,13 @@ impl StreamWriter {
             {
                 let mut windows = self.shared.lock();
                 if !windows.enforced {
+                    // Counted all the same, so the windows are right should the peer
+                    // start keeping them.
+                    let spent = i64::try_from(wanted).unwrap_or(i64::MAX);
+                    windows.session -= spent;
+                    if let Some(window) = windows.streams.get_mut(&self.id) {
+                        *window -= spent;
+                    }
                     return Ok(wanted);
                 }
                 let Some(&stream) = windows.streams.get(&self.id) else {
@@ -550,4 +553,232 @@ async fn protocol_error(out: &mpsc::Sender<Frame>, last_id: u32, error: &FrameEr
             status: goaway::PROTOCOL_ERROR,
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::DuplexStream;
+
+    /// The client's end of a session: frames written and read with its own codecs.
+    struct Peer {
+        io: DuplexStream,
+        encoder: Encoder,
+        decoder: Decoder,
+        buf: BytesMut,
+    }
+
+    impl Peer {
+        async fn send(&mut self, frame: Frame) {
+            let mut out = BytesMut::new();
+            self.encoder.encode(&frame, &mut out).unwrap();
+            self.io.write_all(&out).await.unwrap();
+        }
+
+        async fn recv(&mut self) -> Option<Frame> {
+            loop {
+                if let Some(frame) = self.decoder.decode(&mut self.buf).unwrap() {
+                    return Some(frame);
+                }
+                let read =
+                    tokio::time::timeout(Duration::from_secs(10), self.io.read_buf(&mut self.buf))
+                        .await
+                        .expect("the session answers in time")
+                        .unwrap();
+                if read == 0 {
+                    return None;
+                }
+            }
+        }
+
+        async fn open(&mut self, id: u32, kind: &str, flags: u8) {
+            self.send(Frame::SynStream {
+                stream: id,
+                associated: 0,
+                priority: 0,
+                flags,
+                headers: vec![("streamType".to_owned(), kind.to_owned())],
+            })
+            .await;
+        }
+    }
+
+    fn pair() -> (Session, Peer) {
+        let (ours, theirs) = tokio::io::duplex(256 * 1024);
+        let peer = Peer {
+            io: theirs,
+            encoder: Encoder::default(),
+            decoder: Decoder::default(),
+            buf: BytesMut::new(),
+        };
+        (Session::start(ours), peer)
+    }
+
+    #[tokio::test]
+    async fn streams_the_peer_opens_are_replied_to_and_carry_data_both_ways() {
+        let (mut session, mut peer) = pair();
+        peer.open(1, "stdin", 0).await;
+        assert!(matches!(
+            peer.recv().await,
+            Some(Frame::SynReply { stream: 1, .. })
+        ));
+        let mut stream = session.accept().await.expect("the stream is accepted");
+        assert_eq!(stream.header("streamtype"), Some("stdin"));
+        peer.send(Frame::Data {
+            stream: 1,
+            flags: 0,
+            data: Bytes::from_static(b"hello"),
+        })
+        .await;
+        peer.send(Frame::Data {
+            stream: 1,
+            flags: FLAG_FIN,
+            data: Bytes::from_static(b"!"),
+        })
+        .await;
+        assert_eq!(stream.recv().await.as_deref(), Some(&b"hello"[..]));
+        assert_eq!(stream.recv().await.as_deref(), Some(&b"!"[..]));
+        assert_eq!(stream.recv().await, None, "FIN ends the data");
+        let writer = stream.writer();
+        writer.write(Bytes::from_static(b"back")).await.unwrap();
+        writer.finish().await.unwrap();
+        assert_eq!(
+            peer.recv().await,
+            Some(Frame::Data {
+                stream: 1,
+                flags: 0,
+                data: Bytes::from_static(b"back")
+            })
+        );
+        assert!(matches!(
+            peer.recv().await,
+            Some(Frame::Data {
+                stream: 1,
+                flags: FLAG_FIN,
+                ..
+            })
+        ));
+        // Pings the peer sends are echoed.
+        peer.send(Frame::Ping { id: 5 }).await;
+        assert_eq!(peer.recv().await, Some(Frame::Ping { id: 5 }));
+        // Closing: GOAWAY naming the last stream, then the connection ends once the
+        // peer closes its end.
+        let closing = tokio::spawn(session.close(Duration::from_secs(10)));
+        assert_eq!(
+            peer.recv().await,
+            Some(Frame::GoAway {
+                last_good: 1,
+                status: goaway::OK
+            })
+        );
+        peer.io.shutdown().await.unwrap();
+        drop(peer);
+        closing.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn out_of_order_ids_and_data_for_unknown_streams_are_reset() {
+        let (_session, mut peer) = pair();
+        peer.open(3, "error", 0).await;
+        assert!(matches!(
+            peer.recv().await,
+            Some(Frame::SynReply { stream: 3, .. })
+        ));
+        peer.open(1, "data", 0).await;
+        assert_eq!(
+            peer.recv().await,
+            Some(Frame::RstStream {
+                stream: 1,
+                status: rst::PROTOCOL_ERROR
+            })
+        );
+        peer.send(Frame::Data {
+            stream: 9,
+            flags: 0,
+            data: Bytes::from_static(b"x"),
+        })
+        .await;
+        assert_eq!(
+            peer.recv().await,
+            Some(Frame::RstStream {
+                stream: 9,
+                status: rst::INVALID_STREAM
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_malformed_frame_ends_the_session_with_goaway_protocol_error() {
+        let (mut session, mut peer) = pair();
+        // A PING of 3 bytes.
+        peer.io
+            .write_all(&[0x80, 3, 0, 6, 0, 0, 0, 3, 0, 0, 1])
+            .await
+            .unwrap();
+        assert!(matches!(
+            peer.recv().await,
+            Some(Frame::GoAway {
+                status: goaway::PROTOCOL_ERROR,
+                ..
+            })
+        ));
+        assert!(session.accept().await.is_none(), "no stream comes after");
+        tokio::time::timeout(Duration::from_secs(10), session.ended())
+            .await
+            .expect("the session ends");
+    }
+
+    #[tokio::test]
+    async fn windows_hold_writes_back_once_the_peer_shows_it_keeps_them() {
+        let (mut session, mut peer) = pair();
+        peer.open(1, "stdout", 0).await;
+        assert!(matches!(peer.recv().await, Some(Frame::SynReply { .. })));
+        let stream = session.accept().await.unwrap();
+        let writer = stream.writer();
+        // A peer that never sent WINDOW_UPDATE (client-go) gets more than 64 KiB.
+        writer
+            .write(Bytes::from(vec![1u8; 80 * 1024]))
+            .await
+            .unwrap();
+        let mut got = 0;
+        while got < 80 * 1024 {
+            match peer.recv().await {
+                Some(Frame::Data { data, .. }) => got += data.len(),
+                other => panic!("{other:?}"),
+            }
+        }
+        // One that updates a window is held to it.
+        peer.send(Frame::WindowUpdate {
+            stream: 1,
+            delta: 1,
+        })
+        .await;
+        // The stream's window is now 64 KiB - 80 KiB + 1 < 0: nothing may go out until
+        // the peer grants more.
+        let mut pending = tokio::spawn(async move {
+            writer
+                .write(Bytes::from_static(b"later"))
+                .await
+                .map(|_| writer)
+        });
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), &mut pending)
+                .await
+                .is_err(),
+            "the write waits for the window"
+        );
+        // The session's window is short too: both must grow.
+        for stream in [1, 0] {
+            peer.send(Frame::WindowUpdate {
+                stream,
+                delta: 32 * 1024,
+            })
+            .await;
+        }
+        pending.await.unwrap().unwrap();
+        assert!(matches!(
+            peer.recv().await,
+            Some(Frame::Data { stream: 1, .. })
+        ));
+    }
 }

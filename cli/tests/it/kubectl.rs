@@ -605,6 +605,41 @@ spec:
                 String::from_utf8_lossy(&output.stderr)
             );
         }
+        // More than a flow-control window each way (64 KiB): nothing stalls.
+        let big = kube.run_with(
+            binary,
+            &[
+                "exec",
+                "shell",
+                "--",
+                "sh",
+                "-c",
+                "head -c 300000 /dev/zero | tr '\\0' a",
+            ],
+        );
+        assert_eq!(big.code, 0, "{binary}: {}", big.stderr);
+        assert_eq!(big.stdout.len(), 300_000, "{binary}");
+        assert!(big.stdout.bytes().all(|b| b == b'a'), "{binary}");
+        let upload = "b".repeat(200_000);
+        let counted = kube.run_in_with(
+            binary,
+            &[
+                "exec",
+                "-i",
+                "shell",
+                "--",
+                "sh",
+                "-c",
+                "head -c 200000 | wc -c",
+            ],
+            &upload,
+        );
+        assert_eq!(
+            (counted.code, counted.stdout.trim()),
+            (0, "200000"),
+            "{binary}: {}",
+            counted.stderr
+        );
         let refused = kube.run_with(binary, &["exec", "shell", "--as", "bob", "--", "true"]);
         assert_ne!(refused.code, 0, "{binary}: {}", refused.stdout);
         assert!(
@@ -1252,7 +1287,7 @@ spec:
   containers:
   - name: app
     image: docker.io/local/busybox:1
-    command: [sh, -c, 'mkdir -p {dir} && echo hello-from-pod > {dir}/index.html && exec busybox httpd -f -p {port} -h {dir}']
+    command: [sh, -c, 'mkdir -p {dir} && echo hello-from-pod > {dir}/index.html && head -c 1048576 /dev/zero | tr \"\\0\" z > {dir}/big && exec busybox httpd -f -p {port} -h {dir}']
     readinessProbe:
       tcpSocket:
         port: {port}
@@ -1290,12 +1325,22 @@ spec:
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("{binary}: not kubectl's line: {first:?}"));
         for round in 0..2 {
-            let answer = http_get(local);
+            let answer = http_get(local, "/");
             assert!(
                 answer.starts_with("HTTP/1.") && answer.contains("hello-from-pod"),
                 "{binary}, connection {round}: {answer:?}"
             );
         }
+        // A megabyte: far past a flow-control window, whole.
+        let answer = http_get(local, "/big");
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+        assert_eq!(
+            body.len(),
+            1 << 20,
+            "{binary}: {}",
+            &answer[..answer.len().min(300)]
+        );
+        assert!(body.bytes().all(|b| b == b'z'), "{binary}");
         assert!(
             child.try_wait().unwrap().is_none(),
             "{binary}: port-forward still runs after its connections closed"
@@ -1357,13 +1402,13 @@ spec:
     }
 }
 
-/// `GET /` through `127.0.0.1:port`: the whole answer.
-fn http_get(port: u16) -> String {
+/// `GET path` through `127.0.0.1:port`: the whole answer.
+fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
     let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the local port");
     socket.set_read_timeout(Some(LIMIT)).unwrap();
     socket
-        .write_all(b"GET / HTTP/1.0\r\nHost: pod\r\n\r\n")
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: pod\r\n\r\n").as_bytes())
         .unwrap();
     let mut answer = String::new();
     socket.read_to_string(&mut answer).unwrap();

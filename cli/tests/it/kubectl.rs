@@ -1367,6 +1367,47 @@ spec:
     }
     assert!(driven > 0, "no kubectl was driven");
 
+    // Nothing listens on port 1: the connection closes with nothing, and kubectl prints
+    // the error the error stream carried, naming the port.
+    for binary in ["kubectl", "kubectl.1.27"] {
+        if !kube.dir.join(binary).is_file() {
+            continue;
+        }
+        let (mut child, lines) = kube.spawn(binary, &["port-forward", "pod/web", ":1"]);
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, errors) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let first = lines
+            .recv_timeout(LIMIT)
+            .unwrap_or_else(|_| panic!("{binary}: port-forward prints where it listens"));
+        let local: u16 = first
+            .strip_prefix("Forwarding from 127.0.0.1:")
+            .and_then(|rest| rest.split_once(' '))
+            .and_then(|(p, _)| p.parse().ok())
+            .unwrap_or_else(|| panic!("{binary}: not kubectl's line: {first:?}"));
+        let answer = http_get(local, "/");
+        assert!(answer.is_empty(), "{binary}: {answer:?}");
+        let deadline = Instant::now() + LIMIT;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match errors.recv_timeout(left) {
+                Ok(line) if line.contains("error forwarding port 1") => break,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("{binary} never printed the error: {seen:?}"),
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
     // bob may read pods (kubectl reads the pod first), not forward to them.
     kube.ok(&[
         "create",

@@ -74,6 +74,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "#[serde(deserialize_with = \"crate::serde_support::quantity_string\")]",
         );
     }
+    config = config.field_attribute(
+        ".rafter.v1.ManagedFieldsEntry.fields_v1",
+        "#[serde(with = \"crate::serde_support::json_text\")]",
+    );
     // A CronJob holds a whole Job spec; boxing it keeps `Object` from growing by its size.
     config = config.boxed(".rafter.v1.CronJobSpec.job_template");
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);

@@ -52,6 +52,7 @@ mod cluster;
 mod encryption;
 mod impersonation;
 mod limit_ranger;
+mod managed_fields;
 mod node_authz;
 mod node_images;
 mod node_metrics;

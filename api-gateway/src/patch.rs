@@ -154,7 +154,7 @@ fn type_name(value: &Value) -> &'static str {
 
 /// How a list is merged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ListStrategy {
+pub(crate) enum ListStrategy {
     /// Elements are objects matched by this field.
     Key(&'static str),
     /// Elements are strings kept as a set: the patch adds the missing ones.
@@ -194,6 +194,12 @@ fn list_strategy(path: &Path) -> Option<ListStrategy> {
             Segment::Index(_) => None,
         })
         .collect();
+    list_strategy_of(&fields)
+}
+
+/// How the list at the field names `fields` (list indexes left out) is merged; `None`:
+/// it is replaced whole. Server-side apply keys its list elements by the same rules.
+pub(crate) fn list_strategy_of(fields: &[&str]) -> Option<ListStrategy> {
     LIST_RULES
         .iter()
         .filter(|(suffix, _)| fields.ends_with(suffix))

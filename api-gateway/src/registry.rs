@@ -40,6 +40,7 @@ use serde_json::Value;
 use crate::admission::{self, AdmissionError, AdmissionReader};
 use crate::allocator::{self, AllocationError, Plan, RepairReport, ServiceRanges};
 use crate::encryption::Transformer;
+use crate::managed_fields::{self, ManagedFieldsError, Writer};
 use crate::store::{KvStore, StoreError};
 
 /// The largest object the registry stores (as etcd's default request limit).
@@ -289,6 +290,59 @@ fn display_name(kind: Kind, namespace: &str, name: &str) -> String {
 }
 
 /// The current time as Kubernetes writes it: RFC 3339, whole seconds, UTC.
+/// Who a write's fields are recorded for in `metadata.managedFields`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldManager {
+    /// The manager's name (`kubectl-edit`, a user's name).
+    pub name: String,
+    /// Whether the caller named it. Writes by an unnamed manager are recorded only on
+    /// objects that already have managed fields, so objects no one manages with field
+    /// ownership (most of what controllers write) pay nothing for it.
+    pub explicit: bool,
+}
+
+impl FieldManager {
+    /// Whether a write by this manager is recorded on an object with `entries`.
+    fn records(&self, entries: &[rafter_proto::v1::ManagedFieldsEntry]) -> bool {
+        self.explicit || !entries.is_empty()
+    }
+}
+
+/// The managed fields after `manager` changed `old` into `new` (an update or a create,
+/// `old` then `None`).
+fn tracked_fields(
+    old: Option<&Object>,
+    new: &Object,
+    manager: &FieldManager,
+) -> Result<Vec<rafter_proto::v1::ManagedFieldsEntry>, RegistryError> {
+    let json = |object: &Object| {
+        object
+            .to_json_value()
+            .map_err(|e| RegistryError::Internal(format!("encoding for managed fields: {e}")))
+    };
+    let time = now_rfc3339();
+    let api_version = new.kind().info().api_version();
+    let writer = Writer {
+        manager: &manager.name,
+        api_version: &api_version,
+        time: &time,
+    };
+    let new_json = json(new)?;
+    match old {
+        None => Ok(managed_fields::track_create(&new_json, &writer)),
+        Some(old) => managed_fields::track_update(
+            &json(old)?,
+            &new_json,
+            &old.metadata().managed_fields,
+            &writer,
+        )
+        .map_err(|e| match e {
+            ManagedFieldsError::BadFields { .. } => RegistryError::BadRequest(e.to_string()),
+            other => RegistryError::Internal(other.to_string()),
+        }),
+    }
+}
+
 pub fn now_rfc3339() -> String {
     Timestamp::now().to_rfc3339()
 }
@@ -483,7 +537,18 @@ impl<S: KvStore> Registry<S> {
 
     /// Creates an object. Returns it as stored, with uid, creationTimestamp and
     /// resourceVersion. With `dry_run` everything is checked and nothing is written.
-    pub async fn create(&self, mut object: Object, dry_run: bool) -> Result<Object, RegistryError> {
+    pub async fn create(&self, object: Object, dry_run: bool) -> Result<Object, RegistryError> {
+        self.create_as(object, dry_run, None).await
+    }
+
+    /// `create`, recording the object's fields for `manager` when it is named (unless the
+    /// object carries its own managed fields, as a server-side apply's create does).
+    pub async fn create_as(
+        &self,
+        mut object: Object,
+        dry_run: bool,
+        manager: Option<&FieldManager>,
+    ) -> Result<Object, RegistryError> {
         let kind = object.kind();
         object.set_type_meta();
         {
@@ -512,6 +577,11 @@ impl<S: KvStore> Registry<S> {
             allocator::normalize(service);
         }
         admission::admit(self, &mut object, None).await?;
+        if let Some(manager) = manager.filter(|m| m.explicit) {
+            if object.metadata().managed_fields.is_empty() {
+                object.metadata_mut().managed_fields = tracked_fields(None, &object, manager)?;
+            }
+        }
         let (namespace, name) = (
             object.metadata().namespace.clone(),
             object.metadata().name.clone(),
@@ -649,11 +719,24 @@ impl<S: KvStore> Registry<S> {
         subresource: Subresource,
         dry_run: bool,
     ) -> Result<Object, RegistryError> {
+        self.update_as(object, subresource, dry_run, None).await
+    }
+
+    /// `update`, recording the fields it changes for `manager` (see `FieldManager`). An
+    /// object sent with managed fields keeps those (a server-side apply sets them); one
+    /// sent without keeps the stored ones.
+    pub async fn update_as(
+        &self,
+        object: Object,
+        subresource: Subresource,
+        dry_run: bool,
+        manager: Option<&FieldManager>,
+    ) -> Result<Object, RegistryError> {
         let mode = match subresource {
             Subresource::Main => MergeMode::Main,
             Subresource::Status => MergeMode::Status,
         };
-        self.update_with(object, mode, dry_run).await
+        self.update_with(object, mode, dry_run, manager).await
     }
 
     async fn update_with(
@@ -661,8 +744,10 @@ impl<S: KvStore> Registry<S> {
         mut object: Object,
         mode: MergeMode,
         dry_run: bool,
+        manager: Option<&FieldManager>,
     ) -> Result<Object, RegistryError> {
         let kind = object.kind();
+        let sent_fields = object.metadata().managed_fields.clone();
         object.set_type_meta();
         let namespace = effective_namespace(kind, &object.metadata().namespace);
         let name = object.metadata().name.clone();
@@ -701,6 +786,16 @@ impl<S: KvStore> Registry<S> {
             }
             if mode != MergeMode::Status {
                 admission::admit(self, &mut next, Some(&current)).await?;
+                // Fields sent other than the stored ones are the caller's own account.
+                let stored = &current.metadata().managed_fields;
+                let supplied = !sent_fields.is_empty() && sent_fields != *stored;
+                match manager {
+                    Some(manager) if !supplied && manager.records(stored) => {
+                        next.metadata_mut().managed_fields =
+                            tracked_fields(Some(&current), &next, manager)?;
+                    }
+                    _ => {}
+                }
             }
             let changed = spec_changed(&current, &next)?;
             {
@@ -799,6 +894,23 @@ impl<S: KvStore> Registry<S> {
         namespace: &str,
         name: &str,
         subresource: Subresource,
+        change: F,
+    ) -> Result<Object, RegistryError>
+    where
+        F: FnMut(&mut Object) -> Result<bool, RegistryError>,
+    {
+        self.modify_as(kind, namespace, name, subresource, None, change)
+            .await
+    }
+
+    /// `modify`, recording the fields it changes for `manager` (see `update_as`).
+    pub async fn modify_as<F>(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        subresource: Subresource,
+        manager: Option<&FieldManager>,
         mut change: F,
     ) -> Result<Object, RegistryError>
     where
@@ -822,7 +934,7 @@ impl<S: KvStore> Registry<S> {
                 }
                 return Ok(object);
             }
-            match self.update(object, subresource, false).await {
+            match self.update_as(object, subresource, false, manager).await {
                 Err(RegistryError::Conflict { .. }) => continue,
                 other => return other,
             }
@@ -899,7 +1011,10 @@ impl<S: KvStore> Registry<S> {
                 last_transition_time: Some(now_rfc3339()),
                 ..Default::default()
             });
-            match self.update_with(object, MergeMode::Whole, false).await {
+            match self
+                .update_with(object, MergeMode::Whole, false, None)
+                .await
+            {
                 Err(RegistryError::Conflict { .. }) => continue,
                 other => return other,
             }
@@ -1418,6 +1533,9 @@ fn merge_update(
     meta.deletion_grace_period_seconds = old.deletion_grace_period_seconds;
     meta.namespace = old.namespace.clone();
     meta.generate_name = old.generate_name.clone();
+    if meta.managed_fields.is_empty() || mode == MergeMode::Status {
+        meta.managed_fields = old.managed_fields.clone();
+    }
     if mode == MergeMode::Status {
         meta.labels = old.labels.clone();
         meta.annotations = old.annotations.clone();

@@ -35,7 +35,7 @@ use crate::patch::apply_patch;
 use crate::pod_exec;
 use crate::pod_logs;
 use crate::pod_port_forward;
-use crate::registry::{now_rfc3339, Registry, RegistryError, Subresource};
+use crate::registry::{now_rfc3339, FieldManager, Registry, RegistryError, Subresource};
 use rafter_proto::{
     DeleteOptions, ListOptions, PatchType, Propagation, ReadConsistency, WatchEventType,
 };
@@ -277,6 +277,30 @@ fn list_options(
     options.fields = fields;
     options.consistency = consistency_of(consistency);
     Ok(options)
+}
+
+/// The longest field manager name accepted, as in Kubernetes.
+const MAX_FIELD_MANAGER: usize = 128;
+
+/// Who a write's fields are recorded for: the manager the request names, else the
+/// caller's user name (recorded only on objects already managed; see `FieldManager`).
+fn field_manager(named: &str, user: &UserInfo) -> Result<FieldManager, Status> {
+    if named.chars().count() > MAX_FIELD_MANAGER {
+        return Err(Status::invalid_argument(format!(
+            "fieldManager: Invalid value: {named:?}: must be no more than {MAX_FIELD_MANAGER} characters"
+        )));
+    }
+    Ok(if named.is_empty() {
+        FieldManager {
+            name: user.name.clone(),
+            explicit: false,
+        }
+    } else {
+        FieldManager {
+            name: named.to_owned(),
+            explicit: true,
+        }
+    })
 }
 
 fn typed(object: Object) -> TypedObject {
@@ -665,9 +689,10 @@ impl<S: KvStore> Resources for ResourcesService<S> {
                 .await?;
             stamp_requester(&mut object, &user);
             let dry_run = request.get_ref().dry_run;
+            let manager = field_manager(&request.get_ref().field_manager, &user)?;
             let created = self
                 .registry
-                .create(object, dry_run)
+                .create_as(object, dry_run, Some(&manager))
                 .await
                 .map_err(status_of)?;
             if !dry_run {
@@ -774,20 +799,27 @@ impl<S: KvStore> Resources for ResourcesService<S> {
             } else {
                 ""
             };
-            self.admit_caller(
-                &mut audit,
-                &request,
-                "update",
-                Target::resource(object.kind())
-                    .subresource(status)
-                    .namespace(&object.metadata().namespace)
-                    .name(&object.metadata().name),
-                Some(&object),
-            )
-            .await?;
+            let user = self
+                .admit_caller(
+                    &mut audit,
+                    &request,
+                    "update",
+                    Target::resource(object.kind())
+                        .subresource(status)
+                        .namespace(&object.metadata().namespace)
+                        .name(&object.metadata().name),
+                    Some(&object),
+                )
+                .await?;
+            let manager = field_manager(&request.get_ref().field_manager, &user)?;
             let updated = self
                 .registry
-                .update(object, subresource, request.get_ref().dry_run)
+                .update_as(
+                    object,
+                    subresource,
+                    request.get_ref().dry_run,
+                    Some(&manager),
+                )
                 .await
                 .map_err(status_of)?;
             Ok(Response::new(typed(updated)))
@@ -804,17 +836,19 @@ impl<S: KvStore> Resources for ResourcesService<S> {
         let result = async {
             let r = request.get_ref();
             let (kind, namespace, name) = key_of(r.key.clone())?;
-            self.admit_caller(
-                &mut audit,
-                &request,
-                "patch",
-                Target::resource(kind)
-                    .subresource(&r.subresource)
-                    .namespace(&namespace)
-                    .name(&name),
-                None,
-            )
-            .await?;
+            let user = self
+                .admit_caller(
+                    &mut audit,
+                    &request,
+                    "patch",
+                    Target::resource(kind)
+                        .subresource(&r.subresource)
+                        .namespace(&namespace)
+                        .name(&name),
+                    None,
+                )
+                .await?;
+            let manager = field_manager(&r.field_manager, &user)?;
             let subresource = Subresource::parse(&r.subresource).map_err(status_of)?;
             let patch_type = if r.r#type == api::PatchType::Strategic as i32 {
                 PatchType::StrategicMerge
@@ -832,7 +866,7 @@ impl<S: KvStore> Resources for ResourcesService<S> {
                 let patched = patched_object(&current, patch_type, &patch)?;
                 let checked = self
                     .registry
-                    .update(patched, subresource, true)
+                    .update_as(patched, subresource, true, Some(&manager))
                     .await
                     .map_err(status_of)?;
                 return Ok(Response::new(typed(checked)));
@@ -840,11 +874,12 @@ impl<S: KvStore> Resources for ResourcesService<S> {
             let mut patch_error = None;
             let result = self
                 .registry
-                .modify(
+                .modify_as(
                     kind,
                     &namespace,
                     &name,
                     subresource,
+                    Some(&manager),
                     |object| match patched_object(object, patch_type, &patch) {
                         Ok(mut patched) => {
                             // The read's resourceVersion guards the write unless the patch set its own.
@@ -1115,17 +1150,19 @@ impl<S: KvStore> Resources for ResourcesService<S> {
         let result = async {
             let r = request.get_ref();
             let (kind, namespace, name) = key_of(r.key.clone())?;
-            self.admit_caller(
-                &mut audit,
-                &request,
-                "update",
-                Target::resource(kind)
-                    .subresource("scale")
-                    .namespace(&namespace)
-                    .name(&name),
-                None,
-            )
-            .await?;
+            let user = self
+                .admit_caller(
+                    &mut audit,
+                    &request,
+                    "update",
+                    Target::resource(kind)
+                        .subresource("scale")
+                        .namespace(&namespace)
+                        .name(&name),
+                    None,
+                )
+                .await?;
+            let manager = field_manager(&r.field_manager, &user)?;
             if r.replicas < 0 {
                 return Err(Status::invalid_argument(format!(
                     "replicas must be 0 or more, not {}",
@@ -1136,24 +1173,33 @@ impl<S: KvStore> Resources for ResourcesService<S> {
             let mut wrong_kind = false;
             let object = self
                 .registry
-                .modify(kind, &namespace, &name, Subresource::Main, |object| {
-                    if !expected.is_empty() {
-                        object.metadata_mut().resource_version = expected.clone();
-                    }
-                    match object {
-                        Object::Deployment(d) => {
-                            d.spec.get_or_insert_with(Default::default).replicas = Some(replicas)
+                .modify_as(
+                    kind,
+                    &namespace,
+                    &name,
+                    Subresource::Main,
+                    Some(&manager),
+                    |object| {
+                        if !expected.is_empty() {
+                            object.metadata_mut().resource_version = expected.clone();
                         }
-                        Object::ReplicaSet(r) => {
-                            r.spec.get_or_insert_with(Default::default).replicas = Some(replicas)
+                        match object {
+                            Object::Deployment(d) => {
+                                d.spec.get_or_insert_with(Default::default).replicas =
+                                    Some(replicas)
+                            }
+                            Object::ReplicaSet(r) => {
+                                r.spec.get_or_insert_with(Default::default).replicas =
+                                    Some(replicas)
+                            }
+                            _ => {
+                                wrong_kind = true;
+                                return Ok(false);
+                            }
                         }
-                        _ => {
-                            wrong_kind = true;
-                            return Ok(false);
-                        }
-                    }
-                    Ok(true)
-                })
+                        Ok(true)
+                    },
+                )
                 .await
                 .map_err(status_of)?;
             if wrong_kind {

@@ -148,6 +148,7 @@ async fn start(
             .create(api::CreateRequest {
                 object: Some(object.into()),
                 dry_run: false,
+                field_manager: Default::default(),
             })
             .await
             .context("seeding the bench gateway")?;

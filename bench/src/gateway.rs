@@ -170,6 +170,7 @@ async fn create(mut client: AdminClient, name: String) -> anyhow::Result<()> {
         .create(CreateRequest {
             object: Some(pod(name)),
             dry_run: false,
+            field_manager: Default::default(),
         })
         .await
         .map_err(|s| anyhow::anyhow!("create: {:?} {}", s.code(), s.message()))?;

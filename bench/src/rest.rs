@@ -141,6 +141,7 @@ async fn list_phase(pods: usize, rounds: usize) -> anyhow::Result<()> {
                 grpc.create(api::CreateRequest {
                     object: Some(pod.into()),
                     dry_run: false,
+                    field_manager: Default::default(),
                 })
                 .await?;
                 Ok::<_, anyhow::Error>(())
@@ -253,6 +254,7 @@ async fn start() -> anyhow::Result<Gateway> {
         .create(api::CreateRequest {
             object: Some(namespace.into()),
             dry_run: false,
+            field_manager: Default::default(),
         })
         .await
         .context("creating the bench namespace")?;
@@ -291,6 +293,7 @@ async fn measure_grpc(
                 grpc.create(api::CreateRequest {
                     object: Some(pod.into()),
                     dry_run: false,
+                    field_manager: Default::default(),
                 })
                 .await?;
                 latencies.push(sent.elapsed());

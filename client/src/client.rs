@@ -429,6 +429,7 @@ impl Client {
         let message = api::CreateRequest {
             object: Some(TypedObject::from(object)),
             dry_run: false,
+            field_manager: Default::default(),
         };
         let created = self
             .resources(
@@ -526,6 +527,7 @@ impl Client {
             object: Some(TypedObject::from(object)),
             subresource: subresource.to_owned(),
             dry_run: false,
+            field_manager: Default::default(),
         };
         let updated = self
             .resources(
@@ -567,6 +569,7 @@ impl Client {
             patch: patch.to_string(),
             subresource: String::new(),
             dry_run: false,
+            field_manager: Default::default(),
         };
         let patched = self
             .resources(
@@ -703,6 +706,7 @@ impl Client {
             key: key(kind, namespace, name),
             replicas,
             resource_version: resource_version.unwrap_or_default().to_owned(),
+            field_manager: Default::default(),
         };
         self.resources(
             "update scale",

@@ -15,7 +15,8 @@
 //! ```
 //!
 //! A session's output ends with exactly one [`ExecEvent::Exit`] (unless its receiver is
-//! dropped first); dropping the receiver ends the command (the process backend kills its
+//! dropped first); dropping the receiver ends the command (or the attach), even while
+//! it writes nothing (the process backend kills its
 //! process group, the WebSocket is closed). The `v4` protocol (containerd 1.6) cannot
 //! say "stdin is closed": there [`ExecInput::CloseStdin`] is not passed on, and a command
 //! that reads its stdin to the end does not finish until the session is dropped.
@@ -202,7 +203,19 @@ pub(crate) async fn ws_session(operation: &'static str, url: &str) -> Result<Exe
     tokio::spawn(async move {
         let mut status: Vec<u8> = Vec::new();
         let mut ended = None;
-        while let Some(frame) = stream.next().await {
+        loop {
+            let frame = tokio::select! {
+                frame = stream.next() => frame,
+                () = output_tx.closed() => {
+                    // The caller went away while the stream was quiet: closing ends the
+                    // command (or detaches).
+                    writer.abort();
+                    return;
+                }
+            };
+            let Some(frame) = frame else {
+                break;
+            };
             let data = match frame {
                 Ok(Message::Binary(data)) => data,
                 Ok(Message::Close(_)) => break,

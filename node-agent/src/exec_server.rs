@@ -186,6 +186,17 @@ fn attach_input_of(message: AttachRequest) -> Option<ExecInput> {
     }
 }
 
+/// A runtime's port-forward failure without its own "error forwarding port P to pod
+/// SANDBOX, uid U: " lead (containerd's, which names the sandbox, not the pod).
+fn runtime_reason(text: &str) -> &str {
+    if !text.starts_with("error forwarding port ") {
+        return text;
+    }
+    text.split_once(", uid ")
+        .and_then(|(_, rest)| rest.split_once(": "))
+        .map_or(text, |(_, reason)| reason)
+}
+
 /// The wire message of one runtime event.
 pub(crate) fn response_of(event: ExecEvent) -> ExecResponse {
     let msg = match event {
@@ -307,9 +318,14 @@ impl AgentStreams for ExecServer {
             .runtime
             .port_forward(&sandbox, port)
             .await
-            .map_err(|e| {
-                let status = status_of(e);
-                Status::new(status.code(), forwarding_failed(&key, status.message()))
+            .map_err(|e| match e {
+                RuntimeError::Rpc { message, .. } => {
+                    Status::unavailable(forwarding_failed(&key, &message))
+                }
+                other => {
+                    let status = status_of(other);
+                    Status::new(status.code(), forwarding_failed(&key, status.message()))
+                }
             })?;
         debug!(pod = %key, port, "port-forward connected");
         let input = session.input;
@@ -336,9 +352,10 @@ impl AgentStreams for ExecServer {
         let output = tokio_stream::wrappers::ReceiverStream::new(session.output).map(
             move |event| match event {
                 PortForwardEvent::Data(data) => Ok(PortForwardResponse { data }),
-                PortForwardEvent::Failed(why) => {
-                    Err(Status::unavailable(forwarding_failed(&key, &why)))
-                }
+                PortForwardEvent::Failed(why) => Err(Status::unavailable(forwarding_failed(
+                    &key,
+                    runtime_reason(&why),
+                ))),
             },
         );
         Ok(Response::new(Box::pin(output)))
@@ -363,6 +380,11 @@ mod tests {
             code: 3,
             message: String::new(),
         });
+        assert_eq!(
+            runtime_reason("error forwarding port 1 to pod 16a9, uid : failed to connect"),
+            "failed to connect"
+        );
+        assert_eq!(runtime_reason("connection refused"), "connection refused");
         assert!(matches!(
             exit.msg,
             Some(exec_response::Msg::Exit(ExecExit { code: 3, .. }))

@@ -254,6 +254,7 @@ static EMPTY_META: ObjectMeta = ObjectMeta {
     owner_references: Vec::new(),
     finalizers: Vec::new(),
     self_link: String::new(),
+    managed_fields: Vec::new(),
 };
 
 /// API versions Kubernetes once served for a kind and no longer does, with what replaced

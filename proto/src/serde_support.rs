@@ -107,3 +107,26 @@ where
 
     deserializer.deserialize_map(QuantityMap)
 }
+
+/// A string field that holds JSON text and is a JSON value on the wire (a managed-fields
+/// entry's `fieldsV1`). Text that is not JSON is written as a JSON string.
+pub(crate) mod json_text {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(text: &str, serializer: S) -> Result<S::Ok, S::Error> {
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(value) => value.serialize(serializer),
+            Err(_) => serializer.serialize_str(text),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<String, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        match value {
+            serde_json::Value::Null => Ok(String::new()),
+            value => Ok(value.to_string()),
+        }
+    }
+}

@@ -91,6 +91,22 @@ impl Call {
         }
     }
 
+    /// The field manager a write is recorded for: `fieldManager`, else what the
+    /// User-Agent names before its first `/` (`kubectl`), as Kubernetes defaults it.
+    pub(crate) fn field_manager(&self) -> String {
+        let named = self.param("fieldManager");
+        if !named.is_empty() {
+            return named.to_owned();
+        }
+        let agent = self.header("user-agent");
+        let agent = agent.split('/').next().unwrap_or("").trim();
+        if agent.is_empty() {
+            "unknown".to_owned()
+        } else {
+            agent.chars().take(128).collect()
+        }
+    }
+
     /// A header's value, empty when absent or not text.
     pub(crate) fn header(&self, name: &str) -> &str {
         self.headers

@@ -8,6 +8,8 @@
 use serde_json::{json, Value};
 use tonic::{Code, Status};
 
+use crate::managed_fields::Conflict;
+
 /// What the failed request was about, for the message and `details`.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Subject {
@@ -36,6 +38,33 @@ impl ApiError {
         ApiError {
             code,
             body: status_body(code, reason, &message.into(), None),
+        }
+    }
+
+    /// 409 Conflict of a server-side apply: one cause per field another manager owns,
+    /// which kubectl lists with its advice on `--force-conflicts`.
+    pub(crate) fn apply_conflicts(
+        conflicts: &[Conflict],
+        message: String,
+        subject: &Subject,
+    ) -> ApiError {
+        let causes: Vec<Value> = conflicts
+            .iter()
+            .map(|c| json!({"type": "FieldManagerConflict", "message": c.message(), "field": c.field}))
+            .collect();
+        let mut details = json!({"causes": causes});
+        if !subject.name.is_empty() {
+            details["name"] = json!(subject.name);
+        }
+        if !subject.group.is_empty() {
+            details["group"] = json!(subject.group);
+        }
+        if !subject.resource.is_empty() {
+            details["kind"] = json!(subject.resource);
+        }
+        ApiError {
+            code: 409,
+            body: status_body(409, "Conflict", &message, Some(details)),
         }
     }
 

@@ -45,6 +45,8 @@ use super::errors::{success, ApiError, Subject};
 use super::metrics::MetricsPath;
 use super::route::{self, ResourcePath, Review, Route};
 use super::{discovery, exec, metrics, openapi, portforward, table, watch, Body, Peer};
+use crate::managed_fields::{self, ManagedFieldsError, Writer};
+use crate::registry::now_rfc3339;
 use crate::server::MAX_REQUEST_BYTES;
 use crate::service::ResourcesService;
 use crate::store::KvStore;
@@ -322,6 +324,7 @@ impl<S: KvStore> Rest<S> {
         let request = call.grpc(api::CreateRequest {
             object: Some(object.into()),
             dry_run: call.dry_run()?,
+            field_manager: call.field_manager(),
         });
         let created = self
             .service
@@ -345,6 +348,7 @@ impl<S: KvStore> Rest<S> {
             object: Some(object.into()),
             subresource: path.subresource.clone().unwrap_or_default(),
             dry_run: call.dry_run()?,
+            field_manager: call.field_manager(),
         });
         let updated = answered(self.service.update(request).await, path)?;
         Ok(json_response(200, &object_json(updated)?))
@@ -367,6 +371,7 @@ impl<S: KvStore> Rest<S> {
             patch: patch.to_owned(),
             subresource: path.subresource.clone().unwrap_or_default(),
             dry_run: call.dry_run()?,
+            field_manager: call.field_manager(),
         });
         let patched = answered(self.service.patch(request).await, path)?;
         Ok(json_response(200, &object_json(patched)?))
@@ -398,6 +403,7 @@ impl<S: KvStore> Rest<S> {
             object: Some(object.into()),
             subresource: path.subresource.clone().unwrap_or_default(),
             dry_run,
+            field_manager: call.field_manager(),
         });
         Ok(self.service.update(request).await?.into_inner())
     }
@@ -429,46 +435,105 @@ impl<S: KvStore> Rest<S> {
         }
     }
 
-    /// Server-side apply, reduced: the applied configuration is created when the object
-    /// is missing, and otherwise merged into it as a strategic merge patch. Field
-    /// ownership (`managedFields`) and conflicts between managers are not tracked.
+    /// Server-side apply (`application/apply-patch+yaml`): the applied configuration is
+    /// merged into the object (or creates it) with field ownership, as `managed_fields`
+    /// works it out: a field another manager set differently is a 409 naming both unless
+    /// `force=true`, and what this manager applied before and no longer applies goes. The
+    /// write carries the read's resourceVersion, and is tried again when someone wrote in
+    /// between.
     async fn apply(&self, call: &Call, path: &ResourcePath, bytes: &[u8]) -> Answer {
         let applied = body_value(bytes, "application/yaml")?;
+        let namespace = path.namespace.as_deref();
+        // The configuration must be an object of this URL's kind and name.
+        let sent = object_of(path.kind, applied.clone(), namespace)?;
+        let name = path.name.clone().unwrap_or_default();
+        if !sent.metadata().name.is_empty() && sent.metadata().name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                sent.metadata().name
+            )));
+        }
+        let manager = call.param("fieldManager").to_owned();
+        if manager.is_empty() {
+            return Err(ApiError::new(
+                422,
+                "Invalid",
+                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+            ));
+        }
+        let force = call.flag("force");
         let subject = Self::subject(path);
-        match self.read(call, path).await {
-            Err(s) if s.code() == tonic::Code::NotFound => {
-                let mut object = object_of(path.kind, applied, path.namespace.as_deref())?;
-                if object.metadata().name.is_empty() {
-                    object.metadata_mut().name = path.name.clone().unwrap_or_default();
-                }
-                let request = call.grpc(api::CreateRequest {
-                    object: Some(object.into()),
-                    dry_run: call.dry_run()?,
-                });
-                let created = self
-                    .service
-                    .create(request)
-                    .await
-                    .map_err(|s| ApiError::from_status(&s, &subject))?
-                    .into_inner();
-                Ok(json_response(201, &object_json(created)?))
+        let api_version = path.kind.info().api_version();
+        let refused = |e: ManagedFieldsError| match e {
+            ManagedFieldsError::Conflicts(ref conflicts) => {
+                ApiError::apply_conflicts(conflicts, e.to_string(), &subject)
             }
-            Err(s) => Err(ApiError::from_status(&s, &subject)),
-            Ok(_) => {
-                let request = call.grpc(api::PatchRequest {
-                    key: Some(Self::key(path)),
-                    r#type: api::PatchType::Strategic as i32,
-                    patch: applied.to_string(),
-                    subresource: path.subresource.clone().unwrap_or_default(),
-                    dry_run: call.dry_run()?,
-                });
-                let patched = self
-                    .service
-                    .patch(request)
-                    .await
-                    .map_err(|s| ApiError::from_status(&s, &subject))?
-                    .into_inner();
-                Ok(json_response(200, &object_json(patched)?))
+            other => ApiError::new(422, "Invalid", other.to_string()),
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let time = now_rfc3339();
+            let writer = Writer {
+                manager: &manager,
+                api_version: &api_version,
+                time: &time,
+            };
+            let current = match self.read(call, path).await {
+                Ok(current) => current,
+                Err(s) if s.code() == tonic::Code::NotFound => {
+                    let base = json!({"metadata": {"name": name}});
+                    let done = managed_fields::apply(&base, &[], &applied, &writer, force)
+                        .map_err(refused)?;
+                    let mut object = object_of(path.kind, done.object, namespace)?;
+                    object.metadata_mut().managed_fields = done.entries;
+                    let request = call.grpc(api::CreateRequest {
+                        object: Some(object.into()),
+                        dry_run: call.dry_run()?,
+                        field_manager: manager.clone(),
+                    });
+                    match self.service.create(request).await {
+                        Ok(created) => {
+                            return Ok(json_response(201, &object_json(created.into_inner())?))
+                        }
+                        Err(s)
+                            if s.code() == tonic::Code::AlreadyExists
+                                && attempt < PATCH_ATTEMPTS =>
+                        {
+                            continue
+                        }
+                        Err(s) => return Err(ApiError::from_status(&s, &subject)),
+                    }
+                }
+                Err(s) => return Err(ApiError::from_status(&s, &subject)),
+            };
+            let current = Object::try_from(current)
+                .map_err(|e| ApiError::new(500, "InternalError", e.to_string()))?;
+            let entries = current.metadata().managed_fields.clone();
+            let mut current_json = current.clone();
+            current_json.set_type_meta();
+            let current_json = current_json
+                .to_json_value()
+                .map_err(|e| ApiError::new(500, "InternalError", e.to_string()))?;
+            let done = managed_fields::apply(&current_json, &entries, &applied, &writer, force)
+                .map_err(refused)?;
+            let mut object = object_of(path.kind, done.object, namespace)?;
+            object.metadata_mut().managed_fields = done.entries;
+            if managed_fields::same_but_times(&object, &current) {
+                // Nothing changes but when the manager last applied: nothing is written.
+                return Ok(json_response(200, &object_json(current.into())?));
+            }
+            object.metadata_mut().resource_version = current.metadata().resource_version.clone();
+            let request = call.grpc(api::UpdateRequest {
+                object: Some(object.into()),
+                subresource: path.subresource.clone().unwrap_or_default(),
+                dry_run: call.dry_run()?,
+                field_manager: manager.clone(),
+            });
+            match self.service.update(request).await {
+                Ok(written) => return Ok(json_response(200, &object_json(written.into_inner())?)),
+                Err(s) if s.code() == tonic::Code::Aborted && attempt < PATCH_ATTEMPTS => continue,
+                Err(s) => return Err(ApiError::from_status(&s, &subject)),
             }
         }
     }
@@ -600,6 +665,7 @@ impl<S: KvStore> Rest<S> {
             key: Some(Self::key(path)),
             replicas,
             resource_version,
+            field_manager: call.field_manager(),
         });
         let scale = answered(self.service.update_scale(request).await, path)?;
         Ok(json_response(200, &Self::scale_json(path, &scale)))

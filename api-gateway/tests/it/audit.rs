@@ -34,6 +34,7 @@ async fn create(client: &mut Client, yaml: &str) -> Result<Object, tonic::Status
         .create(api::CreateRequest {
             object: Some(typed(yaml)),
             dry_run: false,
+            field_manager: Default::default(),
         })
         .await?;
     Ok(Object::try_from(created.into_inner()).unwrap())
@@ -106,6 +107,7 @@ async fn every_call_refused_or_not_is_one_record_with_who_what_and_code() {
             object: Some(web.into()),
             subresource: String::new(),
             dry_run: false,
+            field_manager: Default::default(),
         })
         .await
         .unwrap();
@@ -123,6 +125,7 @@ async fn every_call_refused_or_not_is_one_record_with_who_what_and_code() {
             patch: r#"{"metadata":{"labels":{"patched":"yes"}}}"#.into(),
             subresource: String::new(),
             dry_run: false,
+            field_manager: Default::default(),
         })
         .await
         .unwrap();

@@ -25,6 +25,7 @@ async fn create(client: &mut Client, yaml: &str) -> Result<Object, tonic::Status
         .create(api::CreateRequest {
             object: Some(typed(yaml)),
             dry_run: false,
+            field_manager: Default::default(),
         })
         .await
         .map(|r| Object::try_from(r.into_inner()).unwrap())
@@ -272,6 +273,7 @@ async fn a_bootstrap_token_may_not_approve_or_read_beyond_its_requests() {
         .create(api::CreateRequest {
             object: Some(secret.into()),
             dry_run: false,
+            field_manager: Default::default(),
         })
         .await
         .unwrap();

@@ -129,6 +129,7 @@ async fn create_get_update_conflict_and_delete_follow_kubernetes() {
             .create(api::CreateRequest {
                 object: Some(typed(&pod_yaml("a"))),
                 dry_run: false,
+                field_manager: Default::default(),
             })
             .await
             .unwrap()
@@ -139,6 +140,7 @@ async fn create_get_update_conflict_and_delete_follow_kubernetes() {
         .create(api::CreateRequest {
             object: Some(typed(&pod_yaml("a"))),
             dry_run: false,
+            field_manager: Default::default(),
         })
         .await
         .unwrap_err();
@@ -154,6 +156,7 @@ async fn create_get_update_conflict_and_delete_follow_kubernetes() {
             object: Some(TypedObject::from(newer)),
             subresource: String::new(),
             dry_run: false,
+            field_manager: Default::default(),
         })
         .await
         .unwrap()
@@ -164,6 +167,7 @@ async fn create_get_update_conflict_and_delete_follow_kubernetes() {
             object: Some(TypedObject::from(created)),
             subresource: String::new(),
             dry_run: false,
+            field_manager: Default::default(),
         })
         .await
         .unwrap_err();
@@ -199,6 +203,7 @@ async fn bad_requests_get_the_right_codes_and_change_nothing() {
         .create(api::CreateRequest {
             object: Some(invalid),
             dry_run: false,
+            field_manager: Default::default(),
         })
         .await
         .unwrap_err();
@@ -222,6 +227,7 @@ async fn bad_requests_get_the_right_codes_and_change_nothing() {
         .create(api::CreateRequest {
             object: None,
             dry_run: false,
+            field_manager: Default::default(),
         })
         .await
         .unwrap_err();
@@ -234,6 +240,7 @@ async fn bad_requests_get_the_right_codes_and_change_nothing() {
         .create(api::CreateRequest {
             object: Some(pod),
             dry_run: false,
+            field_manager: Default::default(),
         })
         .await
         .unwrap_err();
@@ -305,6 +312,7 @@ async fn lists_page_and_filter() {
             .create(api::CreateRequest {
                 object: Some(typed(&pod_yaml(&format!("p{i}")))),
                 dry_run: false,
+                field_manager: Default::default(),
             })
             .await
             .unwrap();
@@ -347,6 +355,7 @@ async fn a_watch_streams_changes_after_its_resource_version() {
             .create(api::CreateRequest {
                 object: Some(typed(&pod_yaml("a"))),
                 dry_run: false,
+                field_manager: Default::default(),
             })
             .await
             .unwrap()
@@ -366,6 +375,7 @@ async fn a_watch_streams_changes_after_its_resource_version() {
         .create(api::CreateRequest {
             object: Some(typed(&pod_yaml("b"))),
             dry_run: false,
+            field_manager: Default::default(),
         })
         .await
         .unwrap();
@@ -405,6 +415,7 @@ async fn binding_assigns_a_node_once() {
         .create(api::CreateRequest {
             object: Some(typed(&pod_yaml("a"))),
             dry_run: false,
+            field_manager: Default::default(),
         })
         .await
         .unwrap();
@@ -444,6 +455,7 @@ async fn strategic_patch_changes_one_container_image() {
         .create(api::CreateRequest {
             object: Some(typed(deployment)),
             dry_run: false,
+            field_manager: Default::default(),
         })
         .await
         .unwrap();
@@ -476,6 +488,7 @@ async fn strategic_patch_changes_one_container_image() {
             key: key("Deployment", "default", "web"),
             replicas: 4,
             resource_version: String::new(),
+            field_manager: Default::default(),
         })
         .await
         .unwrap()
@@ -539,6 +552,7 @@ async fn a_bootstrap_token_may_file_a_certificate_request_and_nothing_else() {
         .create(api::CreateRequest {
             object: Some(csr),
             dry_run: false,
+            field_manager: Default::default(),
         })
         .await
         .unwrap();
@@ -546,6 +560,7 @@ async fn a_bootstrap_token_may_file_a_certificate_request_and_nothing_else() {
         .create(api::CreateRequest {
             object: Some(typed(&pod_yaml("a"))),
             dry_run: false,
+            field_manager: Default::default(),
         })
         .await
         .unwrap_err();

@@ -21,6 +21,7 @@ async fn create(client: &mut Client, yaml: &str) -> Object {
         .create(api::CreateRequest {
             object: Some(typed(yaml)),
             dry_run: false,
+            field_manager: Default::default(),
         })
         .await
         .unwrap();
@@ -570,8 +571,7 @@ async fn a_pod_runs_as_default_unless_it_names_an_account_that_exists() {
             object: Some(typed(
                 "apiVersion: v1\nkind: Pod\nmetadata: {name: ghostly, namespace: team-a}\nspec: {serviceAccountName: ghost, containers: [{name: c, image: busybox}]}\n",
             )),
-            dry_run: false,
-        })
+            dry_run: false, field_manager: Default::default() })
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");

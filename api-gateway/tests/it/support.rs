@@ -156,6 +156,7 @@ impl Gateway {
             .create(rafter_proto::api::CreateRequest {
                 object: Some(binding.into()),
                 dry_run: false,
+                field_manager: Default::default(),
             })
             .await
             .unwrap();

@@ -55,6 +55,7 @@ async fn a_paused_leader_delays_writes_by_less_than_four_seconds() {
             .create(api::CreateRequest {
                 object: Some(api::TypedObject::from(config_map("stale"))),
                 dry_run: false,
+                field_manager: Default::default(),
             })
             .await
     });

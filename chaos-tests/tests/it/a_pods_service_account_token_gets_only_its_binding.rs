@@ -140,6 +140,7 @@ impl Call {
                 .create(api::CreateRequest {
                     object: Some(typed(yaml)),
                     dry_run: true,
+                    field_manager: Default::default(),
                 })
                 .await
                 .map(|_| ()),

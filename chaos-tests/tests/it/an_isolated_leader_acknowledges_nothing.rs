@@ -99,6 +99,7 @@ async fn partition_round(
                 .create(api::CreateRequest {
                     object: Some(config_map(&name)),
                     dry_run: false,
+                    field_manager: Default::default(),
                 })
                 .await;
             (name, answer.map(|r| r.into_inner()), Instant::now())

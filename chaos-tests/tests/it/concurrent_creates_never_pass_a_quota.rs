@@ -45,6 +45,7 @@ async fn create(mut client: AdminClient, i: usize) -> Outcome {
             .create(api::CreateRequest {
                 object: Some(TypedObject::from(pod(i))),
                 dry_run: false,
+                field_manager: Default::default(),
             })
             .await;
         match answer {
@@ -132,6 +133,7 @@ async fn concurrent_creates_never_pass_a_quota() {
             .create(api::CreateRequest {
                 object: Some(TypedObject::from(parse_object(&yaml, "test").unwrap())),
                 dry_run: false,
+                field_manager: Default::default(),
             })
             .await
             .unwrap();

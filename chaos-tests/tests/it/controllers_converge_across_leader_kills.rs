@@ -145,6 +145,7 @@ async fn put(cluster: &Cluster, object: Object, within: Duration) {
                 .create(api::CreateRequest {
                     object: Some(TypedObject::from(object.clone())),
                     dry_run: false,
+                    field_manager: Default::default(),
                 })
                 .await;
             match created {
@@ -182,6 +183,7 @@ async fn scale(cluster: &Cluster, replicas: i32, within: Duration) {
                     }),
                     replicas,
                     resource_version: String::new(),
+                    field_manager: Default::default(),
                 })
                 .await;
             if scaled.is_ok() {

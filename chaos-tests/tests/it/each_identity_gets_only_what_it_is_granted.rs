@@ -121,6 +121,7 @@ impl Call {
                 .create(api::CreateRequest {
                     object: Some(typed(&yaml)),
                     dry_run: true,
+                    field_manager: Default::default(),
                 })
                 .await
                 .map(|_| ()),
@@ -274,6 +275,7 @@ async fn each_identity_gets_only_what_it_is_granted() {
             .create(api::CreateRequest {
                 object: Some(typed(yaml)),
                 dry_run: false,
+                field_manager: Default::default(),
             })
             .await
             .unwrap_or_else(|e| panic!("seeding {yaml}: {e}"));

@@ -121,6 +121,7 @@ async fn every_kind_is_served_by_every_master_with_kubernetes_semantics() {
         let create_request = api::CreateRequest {
             object: Some(TypedObject::from(object.clone())),
             dry_run: false,
+            field_manager: Default::default(),
         };
         let created = retry("create", || {
             let (mut c, r) = (two.clone(), create_request.clone());

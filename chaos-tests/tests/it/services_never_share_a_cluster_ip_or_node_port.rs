@@ -59,6 +59,7 @@ async fn create(
             let request = api::CreateRequest {
                 object: Some(service(name, None)),
                 dry_run: false,
+                field_manager: Default::default(),
             };
             match client.create(request).await {
                 Ok(created) => {
@@ -126,8 +127,7 @@ async fn services_never_share_a_cluster_ip_or_node_port_across_a_leader_kill() {
         first
             .create(api::CreateRequest {
                 object: Some(object),
-                dry_run: false,
-            })
+                dry_run: false, field_manager: Default::default() })
             .await
             .expect("team/db created");
     }
@@ -146,6 +146,7 @@ async fn services_never_share_a_cluster_ip_or_node_port_across_a_leader_kill() {
         .create(api::CreateRequest {
             object: Some(service("db-again", Some(&team_values))),
             dry_run: false,
+            field_manager: Default::default(),
         })
         .await
         .unwrap_or_else(|e| panic!("team/db's values are free again: {}", e.message()));
@@ -316,6 +317,7 @@ async fn services_never_share_a_cluster_ip_or_node_port_across_a_leader_kill() {
             .create(api::CreateRequest {
                 object: Some(service(&name, Some(held))),
                 dry_run: false,
+                field_manager: Default::default(),
             })
             .await
             .unwrap_or_else(|e| panic!("{name} asking for {held:?}: {}", e.message()));

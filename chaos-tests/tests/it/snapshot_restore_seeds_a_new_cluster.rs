@@ -30,6 +30,7 @@ async fn a_snapshot_of_a_running_cluster_seeds_a_new_one_and_a_damaged_one_is_re
             .create(api::CreateRequest {
                 object: Some(config_map(&format!("cm-{i}"))),
                 dry_run: false,
+                field_manager: Default::default(),
             })
             .await
             .unwrap();

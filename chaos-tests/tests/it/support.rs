@@ -78,6 +78,7 @@ pub async fn create_anywhere(cluster: &Cluster, name: &str, deadline: Instant) -
                 .create(api::CreateRequest {
                     object: Some(config_map(name)),
                     dry_run: false,
+                    field_manager: Default::default(),
                 })
                 .await
             {

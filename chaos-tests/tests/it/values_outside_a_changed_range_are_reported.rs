@@ -17,6 +17,7 @@ async fn create(client: &mut AdminClient, yaml: &str) -> Object {
         .create(api::CreateRequest {
             object: Some(object),
             dry_run: false,
+            field_manager: Default::default(),
         })
         .await
         .unwrap_or_else(|e| panic!("create: {}", e.message()));

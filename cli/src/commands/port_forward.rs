@@ -182,10 +182,15 @@ async fn forward(
         name: name.clone(),
         port: u32::from(port),
     };
-    let PortForwardSession { input, mut output } = client
-        .port_forward(start)
-        .await
-        .map_err(|e| format!("forwarding port {port} of pod {name:?}: {e}"))?;
+    let PortForwardSession { input, mut output } =
+        client.port_forward(start).await.map_err(|e| {
+            let why = e.to_string();
+            if why.contains("error forwarding port") {
+                why
+            } else {
+                format!("forwarding port {port} of pod {name:?}: {why}")
+            }
+        })?;
     let (mut read, mut write) = socket.into_split();
     let reader = tokio::spawn(async move {
         let mut buf = vec![0u8; 32 * 1024];

@@ -1,5 +1,5 @@
 //! `rafter attach` on a `rafter up` cluster with one agent: the output a running
-//! container writes after the attach, stdin (`-i`) fed to a container started with
+//! container writes after the attach (of a pod, and of `deploy/NAME`'s pod), stdin (`-i`) fed to a container started with
 //! `stdin: true` and echoed back by its `cat`, and a user without pods/attach refused by
 //! name; on host processes always, and through containerd's streaming server when
 //! `RAFTER_CONTAINERD_SOCK` is set. (Stock kubectl's `attach` is in `kubectl`.)
@@ -34,6 +34,25 @@ spec:
     command: [cat]
     stdin: true
     stdinOnce: true
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: talkers
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: talkers
+  template:
+    metadata:
+      labels:
+        app: talkers
+    spec:
+      containers:
+      - name: app
+        image: docker.io/local/busybox:1
+        command: [sh, -c, 'while true; do echo from-deployment; sleep 1; done']
 ";
 
 /// A running `rafter attach`, killed when dropped.
@@ -99,6 +118,19 @@ fn attach_sees_output_and_feeds_stdin(cluster: &Cluster) {
     assert_eq!(lines.recv_timeout(LIMIT).unwrap(), "and again");
     drop(stdin);
     drop(echo);
+
+    // deploy/NAME: one of its running pods.
+    eventually("deployment talkers available", LIMIT, || {
+        let deploy = cluster.json(&["get", "deployment", "talkers"]);
+        (deploy["status"]["availableReplicas"] == 1).then_some(())
+    });
+    let (_deployed, lines) = attach(cluster, &["deploy/talkers"]);
+    assert_eq!(
+        lines
+            .recv_timeout(LIMIT)
+            .expect("the deployment pod's output"),
+        "from-deployment"
+    );
 
     let refused = cluster.run(&["attach", "talker", "--as", "bob"]);
     assert_ne!(refused.code, 0);

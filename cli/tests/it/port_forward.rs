@@ -1,5 +1,6 @@
 //! `rafter port-forward` on a `rafter up` cluster with one agent: a local port (picked
-//! free with `:REMOTE`) reaches a pod's HTTP server, once per connection, twice; a user
+//! free with `:REMOTE`) reaches a pod's HTTP server, once per connection, twice, and
+//! through `svc/NAME` (the Service's port mapped to its target port); a user
 //! who may read pods but not pods/portforward is refused by name; a port nothing listens
 //! on ends the command with an error naming the port. On host processes always (the
 //! agent dials the port on the host), and through containerd's streaming server when
@@ -22,6 +23,8 @@ fn web_pod(port: u16, dir: &str) -> String {
 kind: Pod
 metadata:
   name: web
+  labels:
+    app: web
 spec:
   containers:
   - name: app
@@ -97,11 +100,8 @@ fn port_forward_reaches_the_pod_and_refuses_what_it_must(cluster: &Cluster, port
     let first = lines
         .recv_timeout(LIMIT)
         .expect("port-forward prints where it forwards from");
-    let local: u16 = first
-        .strip_prefix("Forwarding from 127.0.0.1:")
-        .and_then(|rest| rest.strip_suffix(&format!(" -> {remote}")))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("not kubectl's line: {first:?}"));
+    assert!(first.ends_with(&format!(" -> {remote}")), "{first}");
+    let local = local_port(&first);
     for round in 0..2 {
         let answer = get(local);
         assert!(
@@ -114,6 +114,25 @@ fn port_forward_reaches_the_pod_and_refuses_what_it_must(cluster: &Cluster, port
         "port-forward still runs after its connections closed"
     );
     drop(forwarding);
+
+    // Through a Service: its port 80 is the pod's target port.
+    cluster.ok(&[
+        "expose",
+        "pod",
+        "web",
+        "--port",
+        "80",
+        "--target-port",
+        &remote,
+    ]);
+    let (_through_service, lines) = port_forward(cluster, &["svc/web", ":80"]);
+    let first = lines.recv_timeout(LIMIT).expect("it listens");
+    assert!(first.ends_with(&format!(" -> {remote}")), "{first}");
+    let answer = get(local_port(&first));
+    assert!(
+        answer.contains("hello-from-pod"),
+        "through svc/web: {answer:?}"
+    );
 
     // bob may read pods, not forward to them.
     cluster.ok(&[
@@ -153,11 +172,7 @@ fn port_forward_reaches_the_pod_and_refuses_what_it_must(cluster: &Cluster, port
 fn failure_on_a_connection(cluster: &Cluster, args: &[&str]) -> String {
     let (mut forwarding, lines) = port_forward(cluster, args);
     let first = lines.recv_timeout(LIMIT).expect("it listens first");
-    let local: u16 = first
-        .strip_prefix("Forwarding from 127.0.0.1:")
-        .and_then(|rest| rest.split_once(' '))
-        .and_then(|(p, _)| p.parse().ok())
-        .unwrap_or_else(|| panic!("not kubectl's line: {first:?}"));
+    let local = local_port(&first);
     let mut socket = TcpStream::connect(("127.0.0.1", local)).unwrap();
     socket.set_read_timeout(Some(LIMIT)).unwrap();
     let mut nothing = Vec::new();
@@ -175,7 +190,16 @@ fn failure_on_a_connection(cluster: &Cluster, args: &[&str]) -> String {
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
+    println!("port-forward {}: {stderr}", args.join(" "));
     stderr
+}
+
+/// The local port of kubectl's `Forwarding from 127.0.0.1:PORT -> REMOTE` line.
+fn local_port(line: &str) -> u16 {
+    line.strip_prefix("Forwarding from 127.0.0.1:")
+        .and_then(|rest| rest.split_once(' '))
+        .and_then(|(p, _)| p.parse().ok())
+        .unwrap_or_else(|| panic!("not kubectl's line: {line:?}"))
 }
 
 /// A port free on the host now (the process runtime's pods share the host's network).

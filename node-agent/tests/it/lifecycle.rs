@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use node_agent::{
-    ContainerConfig, ContainerState, ExecEvent, ExecInput, ExecSession, ExecSpec, RuntimeError,
-    SandboxConfig, LABEL_POD_UID,
+    AttachSpec, ContainerConfig, ContainerState, ExecEvent, ExecInput, ExecSession, ExecSpec,
+    PortForwardEvent, RuntimeError, SandboxConfig, LABEL_POD_UID,
 };
 use rafter_proto::v1::{Container, EnvVar, ObjectMeta, Pod, PodSpec, ResourceRequirements};
 
@@ -358,4 +358,103 @@ fn hostname() -> String {
         .unwrap()
         .trim()
         .to_string()
+}
+
+pub async fn attach_streams_a_containers_output_feeds_its_stdin_and_stdin_once_closes_it(
+    rt: Runtime,
+) {
+    let pod = TestPod::start(&rt, "attach").await;
+    let config = ContainerConfig {
+        stdin: true,
+        stdin_once: true,
+        ..shell(
+            "app",
+            "echo started; while read line; do echo got $line; done; echo stdin-closed",
+        )
+    };
+    let id = pod.run(&rt, config).await;
+    wait_state(&rt, &id, ContainerState::Running).await;
+    let spec = AttachSpec {
+        stdin: true,
+        tty: false,
+    };
+    let mut session = rt.attach(&id, &spec).await.unwrap();
+    session
+        .input
+        .send(ExecInput::Stdin(b"hello\n".to_vec()))
+        .await
+        .unwrap();
+    // Output written after the attach: the answer to what it sent.
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !String::from_utf8_lossy(&out).contains("got hello\n") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, session.output.recv())
+            .await
+            .expect("the answer within 30 s")
+            .expect("the attach goes on")
+        {
+            ExecEvent::Stdout(data) => out.extend(data),
+            other => panic!(
+                "unexpected {other:?} after {:?}",
+                String::from_utf8_lossy(&out)
+            ),
+        }
+    }
+    // Detaching (the output dropped, as when the caller goes away, while the input is
+    // still held) closes the container's stdin (stdinOnce), though it writes nothing.
+    let ExecSession { input, output } = session;
+    drop(output);
+    let ended = wait_state(&rt, &id, ContainerState::Exited).await;
+    drop(input);
+    assert_eq!(ended.exit_code, Some(0));
+    let lines = wait_log(&rt, &id, |l| l.len() >= 3).await;
+    assert_eq!(lines, vec!["started", "got hello", "stdin-closed"]);
+    pod.cleanup(&rt).await;
+}
+
+pub async fn port_forward_connects_to_a_port_in_the_pods_network(rt: Runtime) {
+    let pod = TestPod::start(&rt, "port-forward").await;
+    // The process backend's pods share the host's network: a port free there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = format!("/tmp/{}", unique("www"));
+    let script = format!(
+        "mkdir -p {dir} && echo hello-from-pod > {dir}/index.html && exec busybox httpd -f -p {port} -h {dir}"
+    );
+    let id = pod.run(&rt, shell("app", &script)).await;
+    wait_state(&rt, &id, ContainerState::Running).await;
+    let answer = crate::harness::eventually("the pod's server to answer", || async {
+        let mut session = rt.port_forward(&pod.sandbox.id, port).await.ok()?;
+        session
+            .input
+            .send(b"GET / HTTP/1.0\r\n\r\n".to_vec())
+            .await
+            .ok()?;
+        let mut answer = Vec::new();
+        while let Some(event) = session.output.recv().await {
+            match event {
+                PortForwardEvent::Data(data) => answer.extend(data),
+                PortForwardEvent::Failed(_) => return None,
+            }
+        }
+        Some(String::from_utf8_lossy(&answer).into_owned())
+    })
+    .await;
+    assert!(
+        answer.starts_with("HTTP/1.") && answer.contains("hello-from-pod"),
+        "{answer:?}"
+    );
+    // Nothing listens on port 1: an error now or the session's one failure.
+    match rt.port_forward(&pod.sandbox.id, 1).await {
+        Err(e) => println!("port 1: {e}"),
+        Ok(mut session) => match session.output.recv().await {
+            Some(PortForwardEvent::Failed(why)) => println!("port 1: {why}"),
+            other => panic!("port 1 answered {other:?}"),
+        },
+    }
+    pod.cleanup(&rt).await;
 }

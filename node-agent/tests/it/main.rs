@@ -94,6 +94,8 @@ for_each_backend!(
     env_working_dir_and_user_reach_the_process,
     exec_runs_a_command_in_a_running_container,
     an_exec_session_streams_stdin_both_outputs_the_exit_code_and_a_terminal,
+    attach_streams_a_containers_output_feeds_its_stdin_and_stdin_once_closes_it,
+    port_forward_connects_to_a_port_in_the_pods_network,
     listing_shows_the_pod_uid_label_for_adoption,
     the_runtime_reports_its_version,
     a_pod_from_the_api_runs_with_its_command_args_env_and_limits,

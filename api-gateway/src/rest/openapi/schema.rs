@@ -200,6 +200,8 @@ fn field_schema(
                 todo.push(field.type_name().to_owned());
                 json!({"allOf": [{"$ref": format!("{prefix}{}", schema_name(field.type_name()))}]})
             }
+            // JSON text in the proto, a JSON object on the wire (managedFields' fieldsV1).
+            Type::String if field.name() == "fields_v1" => json!({"type": "object"}),
             Type::String | Type::Enum => json!({"type": "string"}),
             Type::Bytes => json!({"type": "string", "format": "byte"}),
             Type::Bool => json!({"type": "boolean"}),

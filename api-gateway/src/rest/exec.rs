@@ -15,10 +15,11 @@
 //!                                   server ─► 1 stdout, 2 stderr, 3 metav1.Status, close
 //! ```
 //!
-//! SPDY (what kubectl ≤ 1.29 speaks, and newer kubectl's fallback) is not served: such a
-//! request is authorised first, so a caller who may not exec (attach) hears Forbidden,
-//! and then refused with 400 naming WebSocket. An attach ends with Success on stream 3
-//! when the container ends. Owns the upgrade and the channel framing only.
+//! A SPDY/3.1 upgrade (what kubectl ≤ 1.29 speaks, and newer kubectl's fallback) opens
+//! the same session and is relayed by `exec_spdy`. A request with neither upgrade is
+//! authorised first, so a caller who may not exec (attach) hears Forbidden, and then
+//! refused with 400. An attach ends with Success on stream 3 when the container ends.
+//! Owns the WebSocket upgrade and its channel framing only.
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -37,7 +38,9 @@ use tracing::debug;
 
 use super::convert::{full, subject, Call};
 use super::errors::ApiError;
+use super::exec_spdy;
 use super::route::ResourcePath;
+use super::spdy::upgrade;
 use super::{Body, Peer};
 use crate::service::ResourcesService;
 use crate::store::KvStore;
@@ -53,6 +56,15 @@ pub(crate) fn is_exec(path: &ResourcePath) -> bool {
 /// Whether `path` is a pod's attach subresource.
 pub(crate) fn is_attach(path: &ResourcePath) -> bool {
     path.kind == Kind::Pod && path.name.is_some() && path.subresource.as_deref() == Some("attach")
+}
+
+/// The upgrade a request asked for, with the stream protocol chosen.
+#[derive(Debug, Clone, Copy)]
+enum Transport {
+    /// WebSocket, with its subprotocol.
+    WebSocket(&'static str),
+    /// SPDY/3.1, with its X-Stream-Protocol-Version.
+    Spdy(&'static str),
 }
 
 /// Which session a request opens.
@@ -169,8 +181,15 @@ async fn serve<S: KvStore>(
     };
     let websocket = call.header("upgrade").eq_ignore_ascii_case("websocket");
     let key = call.header("sec-websocket-key").to_owned();
-    let protocol = chosen_protocol(call.header("sec-websocket-protocol"));
-    let (Some(protocol), true, false) = (protocol, websocket, key.is_empty()) else {
+    let transport = if upgrade::requested(&parts.headers) {
+        upgrade::negotiate(&upgrade::offered(&parts.headers), &exec_spdy::PROTOCOLS)
+            .map(Transport::Spdy)
+    } else {
+        chosen_protocol(call.header("sec-websocket-protocol"))
+            .filter(|_| websocket && !key.is_empty())
+            .map(Transport::WebSocket)
+    };
+    let Some(transport) = transport else {
         let admitted = match session {
             Session::Exec => service.admit_exec(call.grpc(()), &namespace, &name).await,
             Session::Attach => service.admit_attach(call.grpc(()), &namespace, &name).await,
@@ -183,12 +202,13 @@ async fn serve<S: KvStore>(
             Session::Attach => "attach",
         };
         return ApiError::bad_request(format!(
-            "{what} is served over WebSocket only (Upgrade: websocket, Sec-WebSocket-Protocol: \
-             v5.channel.k8s.io or v4.channel.k8s.io); SPDY is not served"
+            "{what} needs a connection upgrade: WebSocket (Sec-WebSocket-Protocol: \
+             v5.channel.k8s.io or v4.channel.k8s.io) or SPDY/3.1 (X-Stream-Protocol-Version: \
+             one of {:?})",
+            exec_spdy::PROTOCOLS
         ))
         .into_response();
     };
-    let v5 = protocol == PROTOCOLS[0];
     let command: Vec<String> = parts
         .uri
         .query()
@@ -229,6 +249,19 @@ async fn serve<S: KvStore>(
         Ok(output) => output,
         Err(status) => return refused(status),
     };
+    let protocol = match transport {
+        Transport::WebSocket(protocol) => protocol,
+        Transport::Spdy(protocol) => {
+            let announced = exec_spdy::Announced {
+                stdin: call.flag("stdin"),
+                stdout: call.flag("stdout"),
+                stderr: call.flag("stderr"),
+                tty: call.flag("tty"),
+            };
+            return exec_spdy::serve(on_upgrade, protocol, announced, command, input, output);
+        }
+    };
+    let v5 = protocol == PROTOCOLS[0];
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,

@@ -14,7 +14,9 @@
 //!  …/scale  GET/PUT/PATCH        get_scale / update_scale (autoscaling/v1 Scale)
 //!  …/pods/<p>/log                logs (text, chunked while following)
 //!  …/pods/<p>/exec               WebSocket upgrade, relayed by `exec` (exec_session)
+//!  …/pods/<p>/exec, …/attach     also SPDY/3.1, relayed by `exec_spdy`
 //!  …/pods/<p>/attach             WebSocket upgrade, relayed by `exec` (attach_session)
+//!  …/pods/<p>/portforward        SPDY/3.1, or SPDY in WebSocket: `portforward` (port_forward_session)
 //!  …/pods/<p>/binding, POST …/bindings   bind;  …/pods/<p>/eviction   evict
 //!  …/certificatesigningrequests/<n>/approval PUT   approve_certificate
 //!  authorization.k8s.io reviews   review_access / review_rules
@@ -42,7 +44,7 @@ use super::convert::{
 use super::errors::{success, ApiError, Subject};
 use super::metrics::MetricsPath;
 use super::route::{self, ResourcePath, Review, Route};
-use super::{discovery, exec, metrics, openapi, table, watch, Body, Peer};
+use super::{discovery, exec, metrics, openapi, portforward, table, watch, Body, Peer};
 use crate::managed_fields::{self, ManagedFieldsError, Writer};
 use crate::registry::now_rfc3339;
 use crate::server::MAX_REQUEST_BYTES;
@@ -81,6 +83,9 @@ impl<S: KvStore> Rest<S> {
             }
             if exec::is_attach(&path) {
                 return exec::attach(&self.service, request, peer, path).await;
+            }
+            if portforward::is_port_forward(&path) {
+                return portforward::port_forward(self.service.clone(), request, peer, path).await;
             }
         }
         let (parts, body) = request.into_parts();

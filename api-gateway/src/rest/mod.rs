@@ -28,6 +28,9 @@
 //! | `watch` | watch events as newline-delimited JSON |
 //! | `handlers` | each verb and subresource onto the service |
 //! | `exec` | pods/exec and pods/attach: the WebSocket upgrade and the `v5`/`v4.channel.k8s.io` framing, onto the service's exec and attach sessions |
+//! | `exec_spdy` | pods/exec and pods/attach over SPDY/3.1: the `channel.k8s.io` v1–v4 streams onto the same sessions |
+//! | `portforward` | pods/portforward: SPDY/3.1 (kubectl ≤ 1.30) or SPDY tunnelled in WebSocket (≥ 1.31), each stream pair onto the service's port-forward session |
+//! | `spdy` | a server's SPDY/3.1 session (frames, zlib header blocks, flow control), the upgrade handshake, and its WebSocket tunnel |
 //! | `metrics` | `metrics.k8s.io/v1beta1` (`kubectl top`): its paths and shapes, from the service's `Metrics` figures |
 //! | `openapi` | `/openapi/v2` and `/openapi/v3` |
 //!
@@ -38,11 +41,14 @@ mod convert;
 mod discovery;
 mod errors;
 mod exec;
+mod exec_spdy;
 mod handlers;
 mod metrics;
 mod openapi;
+mod portforward;
 mod protobuf;
 mod route;
+mod spdy;
 mod table;
 mod watch;
 

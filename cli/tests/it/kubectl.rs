@@ -77,8 +77,13 @@ impl Kube {
 
     /// Runs `kubectl ARGS` with `stdin` fed and then closed.
     fn run_in(&self, args: &[&str], stdin: &str) -> Run {
+        self.run_in_with("kubectl", args, stdin)
+    }
+
+    /// Runs `binary ARGS` with `stdin` fed and then closed.
+    fn run_in_with(&self, binary: &str, args: &[&str], stdin: &str) -> Run {
         use std::io::Write;
-        let mut child = Command::new(self.dir.join("kubectl"))
+        let mut child = Command::new(self.dir.join(binary))
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("HOME", &self.cluster.dir)
@@ -99,6 +104,31 @@ impl Kube {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
+    }
+
+    /// Starts `binary ARGS` in the background: the child (stderr piped) and its stdout's
+    /// lines as they come.
+    fn spawn(&self, binary: &str, args: &[&str]) -> (std::process::Child, mpsc::Receiver<String>) {
+        let mut child = Command::new(self.dir.join(binary))
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", &self.cluster.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        (child, rx)
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -674,25 +704,103 @@ spec:
         println!("no /usr/bin/script: exec -it not driven");
     }
 
-    // The newest versioned kubectl speaks WebSocket too; the oldest speaks only SPDY,
-    // which is not served, and is told so.
-    for binary in ["kubectl.1.33", "kubectl.1.27"] {
+    // The newest versioned kubectl speaks WebSocket; kubectl ≤ 1.29 speaks only SPDY/3.1
+    // (channel.k8s.io v4 streams): output, stdin and its close, the exit code, Forbidden.
+    for binary in ["kubectl.1.33", "kubectl.1.29", "kubectl.1.27"] {
         if !kube.dir.join(binary).is_file() {
-            println!("{binary} is not installed; only the default kubectl was driven");
+            println!("{binary} is not installed; it was not driven");
             continue;
         }
         let run = kube.run_with(binary, &["exec", "shell", "--", "echo", "hi"]);
-        if binary == "kubectl.1.27" {
-            assert_ne!(run.code, 0, "{binary}: {}", run.stdout);
-            assert!(run.stderr.contains("WebSocket"), "{binary}: {}", run.stderr);
-        } else {
-            assert_eq!(
-                (run.code, run.stdout.as_str()),
-                (0, "hi\n"),
-                "{binary}: {}",
-                run.stderr
+        assert_eq!(
+            (run.code, run.stdout.as_str()),
+            (0, "hi\n"),
+            "{binary}: {}",
+            run.stderr
+        );
+        let run = kube.run_with(
+            binary,
+            &[
+                "exec",
+                "shell",
+                "--",
+                "sh",
+                "-c",
+                "echo out; echo err >&2; exit 3",
+            ],
+        );
+        assert_eq!(run.code, 3, "{binary}: {}", run.stderr);
+        assert_eq!(run.stdout, "out\n", "{binary}");
+        assert!(run.stderr.starts_with("err\n"), "{binary}: {}", run.stderr);
+        let mut args = vec!["exec", "-i", "shell", "--"];
+        args.extend_from_slice(reader);
+        let echoed = kube.run_in_with(binary, &args, "hello\n");
+        assert_eq!(
+            (echoed.code, echoed.stdout.as_str()),
+            (0, "hello\n"),
+            "{binary}: {}",
+            echoed.stderr
+        );
+        // A terminal (and the resize stream that comes with it over SPDY).
+        if Path::new("/usr/bin/script").is_file() {
+            let kubectl = kube.dir.join(binary).display().to_string();
+            let line = format!("{kubectl} exec -it shell -- sh -c 'test -t 0 && echo on-a-tty'");
+            let output = Command::new("/usr/bin/script")
+                .args(["-qec", &line, "/dev/null"])
+                .env("KUBECONFIG", &kube.kubeconfig)
+                .env("HOME", &kube.cluster.dir)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success() && stdout.contains("on-a-tty"),
+                "{binary}: {stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
             );
         }
+        // More than a flow-control window each way (64 KiB): nothing stalls.
+        let big = kube.run_with(
+            binary,
+            &[
+                "exec",
+                "shell",
+                "--",
+                "sh",
+                "-c",
+                "head -c 300000 /dev/zero | tr '\\0' a",
+            ],
+        );
+        assert_eq!(big.code, 0, "{binary}: {}", big.stderr);
+        assert_eq!(big.stdout.len(), 300_000, "{binary}");
+        assert!(big.stdout.bytes().all(|b| b == b'a'), "{binary}");
+        let upload = "b".repeat(200_000);
+        let counted = kube.run_in_with(
+            binary,
+            &[
+                "exec",
+                "-i",
+                "shell",
+                "--",
+                "sh",
+                "-c",
+                "head -c 200000 | wc -c",
+            ],
+            &upload,
+        );
+        assert_eq!(
+            (counted.code, counted.stdout.trim()),
+            (0, "200000"),
+            "{binary}: {}",
+            counted.stderr
+        );
+        let refused = kube.run_with(binary, &["exec", "shell", "--as", "bob", "--", "true"]);
+        assert_ne!(refused.code, 0, "{binary}: {}", refused.stdout);
+        assert!(
+            refused.stderr.contains("Forbidden") || refused.stderr.contains("forbidden"),
+            "{binary}: {}",
+            refused.stderr
+        );
     }
 }
 
@@ -1250,39 +1358,46 @@ spec:
         });
     }
 
-    // The output as it comes, until kubectl is stopped.
-    let mut child = Command::new(kube.dir.join("kubectl"))
-        .args(["attach", "talker"])
-        .env("KUBECONFIG", &kube.kubeconfig)
-        .env("HOME", &kube.cluster.dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("kubectl runs");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
+    // The output as it comes, until kubectl is stopped: over WebSocket (the default
+    // kubectl) and over SPDY/3.1 (kubectl ≤ 1.29).
+    for binary in ["kubectl", "kubectl.1.27"] {
+        if !kube.dir.join(binary).is_file() {
+            println!("{binary} is not installed; it was not driven");
+            continue;
         }
-    });
-    let tick = |line: String| -> u64 {
-        line.strip_prefix("tick-")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("not the pod's line: {line:?}"))
-    };
-    let first = tick(
-        rx.recv_timeout(LIMIT)
-            .expect("kubectl attach prints the output"),
-    );
-    let next = tick(rx.recv_timeout(LIMIT).expect("and what follows"));
-    let _ = child.kill();
-    let _ = child.wait();
-    assert_eq!(next, first + 1);
+        let mut child = Command::new(kube.dir.join(binary))
+            .args(["attach", "talker"])
+            .env("KUBECONFIG", &kube.kubeconfig)
+            .env("HOME", &kube.cluster.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kubectl runs");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let tick = |line: String| -> u64 {
+            line.strip_prefix("tick-")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{binary}: not the pod's line: {line:?}"))
+        };
+        let first = tick(
+            rx.recv_timeout(LIMIT)
+                .expect("kubectl attach prints the output"),
+        );
+        let next = tick(rx.recv_timeout(LIMIT).expect("and what follows"));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(next, first + 1, "{binary}");
+    }
 
     // Stdin to a container started with stdin and stdinOnce: the end of kubectl's stdin
     // (v5.channel.k8s.io's close) closes cat's, which ends, and the attach with it.
@@ -1297,4 +1412,230 @@ spec:
         refused.contains("Forbidden") && refused.contains("\"bob\""),
         "{refused}"
     );
+}
+
+/// `kubectl port-forward pod/web :PORT` with the default kubectl (≥ 1.31: the SPDY
+/// session tunnelled in a WebSocket) and with kubectl ≤ 1.30 (plain SPDY/3.1): a local
+/// port reaches the pod's HTTP server on each connection; a user who may read pods but
+/// not pods/portforward hears kubectl's Forbidden. Host processes here (the agent dials
+/// the port on the host).
+#[test]
+fn stock_kubectl_port_forward_reaches_a_pod_over_websocket_and_plain_spdy() {
+    let Some(kube) = Kube::start(
+        "kubectl-port-forward",
+        &["--agents", "1", "--runtime", "process"],
+    ) else {
+        return;
+    };
+    // The process runtime's pods share the host's network: a port free on it now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let dir = kube.cluster.dir.join("www").display().to_string();
+    kubectl_port_forward_checks(&kube, port, &dir);
+}
+
+/// As above, into a containerd container (through containerd's streaming server).
+#[test]
+fn stock_kubectl_port_forward_reaches_a_containerd_pod() {
+    let Ok(socket) = std::env::var("RAFTER_CONTAINERD_SOCK") else {
+        println!("SKIPPED (containerd): RAFTER_CONTAINERD_SOCK is not set");
+        return;
+    };
+    let flags = [
+        "--agents",
+        "1",
+        "--runtime",
+        "containerd",
+        "--containerd-socket",
+        &socket,
+    ];
+    let Some(kube) = Kube::start("kubectl-port-forward-containerd", &flags) else {
+        return;
+    };
+    kubectl_port_forward_checks(&kube, 8080, "/www");
+}
+
+/// A busybox HTTP server pod `web` on `port` (serving `dir`), then port-forward to it
+/// with each kubectl, then bob's refusal.
+fn kubectl_port_forward_checks(kube: &Kube, port: u16, dir: &str) {
+    let web = kube.file(
+        "web.yaml",
+        &format!(
+            "apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  containers:
+  - name: app
+    image: docker.io/local/busybox:1
+    command: [sh, -c, 'mkdir -p {dir} && echo hello-from-pod > {dir}/index.html && head -c 1048576 /dev/zero | tr \"\\0\" z > {dir}/big && exec busybox httpd -f -p {port} -h {dir}']
+    readinessProbe:
+      tcpSocket:
+        port: {port}
+      periodSeconds: 1
+"
+        ),
+    );
+    kube.ok(&["apply", "-f", &web]);
+    eventually("pod web Ready", LIMIT, || {
+        let pod = kube.json(&["get", "pod", "web"]);
+        let ready = pod["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        ready.then_some(())
+    });
+    let remote = format!(":{port}");
+    let mut driven = 0;
+    for binary in ["kubectl", "kubectl.1.30", "kubectl.1.27"] {
+        if !kube.dir.join(binary).is_file() {
+            println!("{binary} is not installed; it was not driven");
+            continue;
+        }
+        driven += 1;
+        // At -v=4 kubectl logs a fall back from WebSocket to SPDY: the default kubectl
+        // must not need one.
+        let (mut child, lines) = kube.spawn(binary, &["port-forward", "pod/web", &remote, "-v=4"]);
+        let first = lines
+            .recv_timeout(LIMIT)
+            .unwrap_or_else(|_| panic!("{binary}: port-forward prints where it listens"));
+        let local: u16 = first
+            .strip_prefix("Forwarding from 127.0.0.1:")
+            .and_then(|rest| rest.strip_suffix(&format!(" -> {port}")))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{binary}: not kubectl's line: {first:?}"));
+        for round in 0..2 {
+            let answer = http_get(local, "/");
+            assert!(
+                answer.starts_with("HTTP/1.") && answer.contains("hello-from-pod"),
+                "{binary}, connection {round}: {answer:?}"
+            );
+        }
+        // A megabyte: far past a flow-control window, whole.
+        let answer = http_get(local, "/big");
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+        assert_eq!(
+            body.len(),
+            1 << 20,
+            "{binary}: {}",
+            &answer[..answer.len().min(300)]
+        );
+        assert!(body.bytes().all(|b| b == b'z'), "{binary}");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{binary}: port-forward still runs after its connections closed"
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+        let mut log = String::new();
+        use std::io::Read;
+        let _ = child
+            .stderr
+            .take()
+            .expect("stderr is piped")
+            .read_to_string(&mut log);
+        assert!(
+            !log.contains("fallback to secondary dialer"),
+            "{binary} fell back from WebSocket: {log}"
+        );
+        if binary == "kubectl" {
+            assert!(
+                log.contains("Before WebSocket Upgrade Connection"),
+                "the default kubectl tunnels in a WebSocket: {log}"
+            );
+        }
+    }
+    assert!(driven > 0, "no kubectl was driven");
+
+    // Nothing listens on port 1: the connection closes with nothing, and kubectl prints
+    // the error the error stream carried, naming the port.
+    for binary in ["kubectl", "kubectl.1.27"] {
+        if !kube.dir.join(binary).is_file() {
+            continue;
+        }
+        let (mut child, lines) = kube.spawn(binary, &["port-forward", "pod/web", ":1"]);
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, errors) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let first = lines
+            .recv_timeout(LIMIT)
+            .unwrap_or_else(|_| panic!("{binary}: port-forward prints where it listens"));
+        let local: u16 = first
+            .strip_prefix("Forwarding from 127.0.0.1:")
+            .and_then(|rest| rest.split_once(' '))
+            .and_then(|(p, _)| p.parse().ok())
+            .unwrap_or_else(|| panic!("{binary}: not kubectl's line: {first:?}"));
+        let answer = http_get(local, "/");
+        assert!(answer.is_empty(), "{binary}: {answer:?}");
+        let deadline = Instant::now() + LIMIT;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match errors.recv_timeout(left) {
+                Ok(line) if line.contains("error forwarding port 1") => break,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("{binary} never printed the error: {seen:?}"),
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    // bob may read pods (kubectl reads the pod first), not forward to them.
+    kube.ok(&[
+        "create",
+        "role",
+        "pod-reader",
+        "--verb",
+        "get,list",
+        "--resource",
+        "pods",
+    ]);
+    kube.ok(&[
+        "create",
+        "rolebinding",
+        "bob-reads",
+        "--role",
+        "pod-reader",
+        "--user",
+        "bob",
+    ]);
+    for binary in ["kubectl", "kubectl.1.27"] {
+        if !kube.dir.join(binary).is_file() {
+            continue;
+        }
+        let refused = kube.run_with(binary, &["port-forward", "pod/web", &remote, "--as", "bob"]);
+        assert_ne!(refused.code, 0, "{binary}: {}", refused.stdout);
+        assert!(
+            refused.stderr.contains("forbidden")
+                && refused.stderr.contains("\"bob\"")
+                && refused.stderr.contains("portforward"),
+            "{binary}: {}",
+            refused.stderr
+        );
+    }
+}
+
+/// `GET path` through `127.0.0.1:port`: the whole answer.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the local port");
+    socket.set_read_timeout(Some(LIMIT)).unwrap();
+    socket
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: pod\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).unwrap();
+    answer
 }

@@ -599,6 +599,168 @@ fn stock_kubectl_server_side_apply_owns_fields_and_names_conflicts() {
     );
 }
 
+const ROLL: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: roll}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: roll}}
+  template:
+    metadata: {labels: {app: roll}}
+    spec:
+      containers:
+      - name: app
+        image: docker.io/local/busybox:1
+        command: [sh, -c, 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 1; done']
+";
+
+/// The pods of `app=roll` that run, with their node and image, once there are `count`
+/// of them and no other.
+fn roll_pods(kube: &Kube, count: usize) -> Option<Vec<(String, String, String)>> {
+    let pods = kube.json(&["get", "pods", "-l", "app=roll"]);
+    let items = pods["items"].as_array()?;
+    let running: Vec<(String, String, String)> = items
+        .iter()
+        .filter(|p| {
+            p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null()
+        })
+        .map(|p| {
+            (
+                p["metadata"]["name"].as_str().unwrap_or("").to_owned(),
+                p["spec"]["nodeName"].as_str().unwrap_or("").to_owned(),
+                p["spec"]["containers"][0]["image"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    (running.len() == count && items.len() == count).then_some(running)
+}
+
+/// `rollout status/history/undo`, `set image`, `taint`, `drain` and `logs -f`, driven with
+/// the stock kubectl against two agents.
+#[test]
+fn stock_kubectl_rolls_out_undoes_taints_drains_and_follows_logs() {
+    let Some(kube) = Kube::start(
+        "kubectl-rollout",
+        &["--agents", "2", "--runtime", "process"],
+    ) else {
+        return;
+    };
+    let file = kube.file("roll.yaml", ROLL);
+    kube.ok(&["apply", "-f", &file]);
+    let status = kube.ok(&["rollout", "status", "deployment/roll", "--timeout=90s"]);
+    assert!(status.contains("successfully rolled out"), "{status}");
+
+    // set image, then rollout status waits for the new pods.
+    let set = kube.ok(&[
+        "set",
+        "image",
+        "deployment/roll",
+        "app=docker.io/local/pause:1",
+    ]);
+    assert!(set.contains("image updated"), "{set}");
+    let status = kube.ok(&["rollout", "status", "deployment/roll", "--timeout=90s"]);
+    assert!(status.contains("successfully rolled out"), "{status}");
+    eventually("both pods on the new image", LIMIT, || {
+        roll_pods(&kube, 2)?
+            .iter()
+            .all(|(_, _, image)| image == "docker.io/local/pause:1")
+            .then_some(())
+    });
+    let history = kube.ok(&["rollout", "history", "deployment/roll"]);
+    let revisions: Vec<&str> = history
+        .lines()
+        .skip_while(|l| !l.starts_with("REVISION"))
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(revisions, ["1", "2"], "{history}");
+    let undo = kube.ok(&["rollout", "undo", "deployment/roll"]);
+    assert!(undo.contains("rolled back"), "{undo}");
+    kube.ok(&["rollout", "status", "deployment/roll", "--timeout=90s"]);
+    let pods = eventually("both pods back on busybox", LIMIT, || {
+        let pods = roll_pods(&kube, 2)?;
+        pods.iter()
+            .all(|(_, _, image)| image == "docker.io/local/busybox:1")
+            .then_some(pods)
+    });
+
+    // logs -f follows: a line written after kubectl started arrives.
+    let mut follower = Command::new(kube.dir.join("kubectl"))
+        .args(["logs", "-f", &pods[0].0])
+        .env("KUBECONFIG", &kube.kubeconfig)
+        .env("HOME", &kube.cluster.dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = follower.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + LIMIT;
+    let first = rx
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        .expect("kubectl logs -f prints the log");
+    let tick = |line: &str| -> u64 {
+        line.strip_prefix("tick ")
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("not a tick line: {line:?}"))
+    };
+    // The lines already written come at once; wait for one later than the last of them.
+    let mut last = tick(&first);
+    let mut newer = 0;
+    while newer < 2 {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("kubectl logs -f keeps printing");
+        let n = tick(&line);
+        assert_eq!(n, last + 1, "lines in order, none lost: {line}");
+        last = n;
+        newer += 1;
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+
+    // taint, then drain: the pods leave node-1 for the node that is not tainted away.
+    let tainted = kube.ok(&["taint", "nodes", "node-2", "dedicated=ops:NoSchedule"]);
+    assert!(tainted.contains("node/node-2 tainted"), "{tainted}");
+    let node = kube.json(&["get", "node", "node-2"]);
+    assert_eq!(node["spec"]["taints"][0]["key"], "dedicated", "{node}");
+    kube.ok(&["taint", "nodes", "node-2", "dedicated=ops:NoSchedule-"]);
+    let node = kube.json(&["get", "node", "node-2"]);
+    assert!(
+        node["spec"]["taints"]
+            .as_array()
+            .is_none_or(|t| t.is_empty()),
+        "{node}"
+    );
+    let drained = kube.ok(&[
+        "drain",
+        "node-1",
+        "--ignore-daemonsets",
+        "--delete-emptydir-data",
+        "--timeout=90s",
+    ]);
+    assert!(drained.contains("node/node-1 drained"), "{drained}");
+    let moved = eventually("both pods on node-2", LIMIT, || {
+        let pods = roll_pods(&kube, 2)?;
+        pods.iter()
+            .all(|(_, node, _)| node == "node-2")
+            .then_some(pods)
+    });
+    assert_eq!(moved.len(), 2);
+    assert!(kube.ok(&["get", "nodes"]).contains("SchedulingDisabled"));
+    kube.ok(&["uncordon", "node-1"]);
+}
+
 /// `kubectl top` reads `metrics.k8s.io` (found through discovery), served from the
 /// agents' figures as `rafter top` is.
 #[test]

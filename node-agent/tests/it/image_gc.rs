@@ -116,7 +116,11 @@ async fn image_gc_removes_unused_images_and_keeps_used_pinned_and_airgap_ones() 
     cluster.create_pod(user).await;
     cluster.wait_pod("user", "Running", running).await;
 
-    // Another agent on the same containerd collects everything it may (high 1%, low 0%).
+    // Another agent on the same containerd collects everything it may (high 1%, low 0%),
+    // once it has seen an image unused for a second. That minimum age is what keeps a
+    // collection from removing an image while `ctr images import` is still unpacking it
+    // (the import of c below, made while this agent collects): with no minimum age, an
+    // import lost that race now and then ("content digest … not found").
     let images = airgap.clone();
     let collector = TestNode::start_with(&cluster, rt.clone(), move |c| {
         c.images_dir = Some(images.clone());
@@ -124,7 +128,7 @@ async fn image_gc_removes_unused_images_and_keeps_used_pinned_and_airgap_ones() 
             high_percent: 1,
             low_percent: 0,
             period: Duration::from_millis(200),
-            min_age: Duration::ZERO,
+            min_age: Duration::from_secs(1),
             ..ImageGcPolicy::default()
         });
     })

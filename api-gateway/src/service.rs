@@ -303,6 +303,20 @@ fn field_manager(named: &str, user: &UserInfo) -> Result<FieldManager, Status> {
     })
 }
 
+/// A client stream's messages after its first (the start), until it ends or breaks.
+fn later_messages<T: Send + 'static>(
+    inbound: tonic::Streaming<T>,
+) -> Pin<Box<dyn Stream<Item = T> + Send>> {
+    Box::pin(futures::stream::unfold(inbound, |mut inbound| {
+        Box::pin(async move {
+            match inbound.message().await {
+                Ok(Some(message)) => Some((message, inbound)),
+                Ok(None) | Err(_) => None,
+            }
+        })
+    }))
+}
+
 fn typed(object: Object) -> TypedObject {
     TypedObject::from(object)
 }
@@ -1307,18 +1321,10 @@ impl<S: KvStore> Resources for ResourcesService<S> {
                 ))
             }
         };
-        // The client's later messages, until its stream ends or breaks.
-        let input: Pin<Box<dyn Stream<Item = api::ExecRequest> + Send>> =
-            Box::pin(futures::stream::unfold(inbound, |mut inbound| {
-                Box::pin(async move {
-                    match inbound.message().await {
-                        Ok(Some(message)) => Some((message, inbound)),
-                        Ok(None) | Err(_) => None,
-                    }
-                })
-            }));
         let request = Request::from_parts(metadata, extensions, ());
-        let output = self.exec_session(request, start, input).await?;
+        let output = self
+            .exec_session(request, start, later_messages(inbound))
+            .await?;
         Ok(Response::new(output))
     }
 
@@ -1337,17 +1343,10 @@ impl<S: KvStore> Resources for ResourcesService<S> {
                 ))
             }
         };
-        let input: Pin<Box<dyn Stream<Item = api::AttachRequest> + Send>> =
-            Box::pin(futures::stream::unfold(inbound, |mut inbound| {
-                Box::pin(async move {
-                    match inbound.message().await {
-                        Ok(Some(message)) => Some((message, inbound)),
-                        Ok(None) | Err(_) => None,
-                    }
-                })
-            }));
         let request = Request::from_parts(metadata, extensions, ());
-        let output = self.attach_session(request, start, input).await?;
+        let output = self
+            .attach_session(request, start, later_messages(inbound))
+            .await?;
         Ok(Response::new(output))
     }
 

@@ -16,12 +16,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Args;
-use rafter_proto::api::{attach_request, exec_response, AttachRequest, AttachStart};
-use tokio::io::AsyncWriteExt;
+use rafter_proto::api::{attach_request, AttachRequest, AttachStart};
 
-use super::exec::{send_stdin, send_terminal_sizes, RawMode};
+use super::exec::{relay_output, send_stdin, send_terminal_sizes, RawMode};
 use super::pod_target::{self, Named};
 use crate::session::{GlobalArgs, Session};
 
@@ -83,34 +82,12 @@ pub fn run(args: AttachArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 }),
             });
         }
-        let mut stdout = tokio::io::stdout();
-        let mut stderr = tokio::io::stderr();
-        let code = loop {
-            let message = attach
-                .output
-                .message()
-                .await
-                .with_context(|| format!("the attach stream of pod {name:?}"))?;
-            match message.and_then(|m| m.msg) {
-                Some(exec_response::Msg::Stdout(data)) => {
-                    stdout.write_all(&data).await?;
-                    stdout.flush().await?;
-                }
-                Some(exec_response::Msg::Stderr(data)) => {
-                    stderr.write_all(&data).await?;
-                    stderr.flush().await?;
-                }
-                Some(exec_response::Msg::Exit(exit)) => {
-                    if !exit.message.is_empty() {
-                        drop(raw);
-                        eprintln!("{}", exit.message);
-                    }
-                    break exit.code;
-                }
-                None => bail!("the attach stream of pod {name:?} ended without its end"),
-            }
-        };
-        Ok::<_, anyhow::Error>(code)
+        relay_output(
+            &mut attach.output,
+            raw,
+            &format!("the attach stream of pod {name:?}"),
+        )
+        .await
     })?;
     // A reader still blocked on the local stdin must not keep the process alive.
     std::process::exit(code);

@@ -20,7 +20,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use rafter_proto::api::{exec_request, exec_response, ExecRequest, ExecStart, TerminalSize};
+use rafter_proto::api::{
+    exec_request, exec_response, ExecRequest, ExecResponse, ExecStart, TerminalSize,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::session::{GlobalArgs, Session};
@@ -112,6 +114,39 @@ where
 }
 
 /// Sends the local stdin as `message(Some(bytes))`s, then `message(None)` at its end.
+/// Writes the session's output to this process's stdout and stderr as it comes, and
+/// answers the exit code it ends with (its message printed once the terminal is back in
+/// its own mode). `what` names the stream in errors.
+pub(crate) async fn relay_output(
+    output: &mut tonic::Streaming<ExecResponse>,
+    raw: RawMode,
+    what: &str,
+) -> anyhow::Result<i32> {
+    let mut stdout = tokio::io::stdout();
+    let mut stderr = tokio::io::stderr();
+    loop {
+        let message = output.message().await.with_context(|| what.to_owned())?;
+        match message.and_then(|m| m.msg) {
+            Some(exec_response::Msg::Stdout(data)) => {
+                stdout.write_all(&data).await?;
+                stdout.flush().await?;
+            }
+            Some(exec_response::Msg::Stderr(data)) => {
+                stderr.write_all(&data).await?;
+                stderr.flush().await?;
+            }
+            Some(exec_response::Msg::Exit(exit)) => {
+                if !exit.message.is_empty() {
+                    drop(raw);
+                    eprintln!("{}", exit.message);
+                }
+                return Ok(exit.code);
+            }
+            None => bail!("{what} ended without an exit status"),
+        }
+    }
+}
+
 pub(crate) fn send_stdin<T, F>(input: tokio::sync::mpsc::Sender<T>, message: F)
 where
     T: Send + 'static,
@@ -169,34 +204,12 @@ pub fn run(args: ExecArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 }),
             });
         }
-        let mut stdout = tokio::io::stdout();
-        let mut stderr = tokio::io::stderr();
-        let code = loop {
-            let message = exec
-                .output
-                .message()
-                .await
-                .with_context(|| format!("the exec stream of pod {name:?}"))?;
-            match message.and_then(|m| m.msg) {
-                Some(exec_response::Msg::Stdout(data)) => {
-                    stdout.write_all(&data).await?;
-                    stdout.flush().await?;
-                }
-                Some(exec_response::Msg::Stderr(data)) => {
-                    stderr.write_all(&data).await?;
-                    stderr.flush().await?;
-                }
-                Some(exec_response::Msg::Exit(exit)) => {
-                    if !exit.message.is_empty() {
-                        drop(raw);
-                        eprintln!("{}", exit.message);
-                    }
-                    break exit.code;
-                }
-                None => bail!("the exec stream of pod {name:?} ended without an exit status"),
-            }
-        };
-        Ok::<_, anyhow::Error>(code)
+        relay_output(
+            &mut exec.output,
+            raw,
+            &format!("the exec stream of pod {name:?}"),
+        )
+        .await
     })?;
     // A reader still blocked on the local stdin must not keep the process alive.
     std::process::exit(code);

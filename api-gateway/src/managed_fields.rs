@@ -594,13 +594,96 @@ pub(crate) fn apply(
 }
 
 /// The managed fields of an object `created` by `writer` (operation Update, as Kubernetes
-/// records a create): every field it holds.
+/// records a create): every field it holds. Written straight into the FieldsV1 shape (the
+/// same as `FieldSet::of(created).to_fields_v1()`), with no set of paths in between: every
+/// create through the REST API pays for it.
 pub(crate) fn track_create(created: &Value, writer: &Writer<'_>) -> Vec<ManagedFieldsEntry> {
-    let set = FieldSet::of(created);
-    if set.is_empty() {
+    let fields = fields_v1_of(created);
+    if fields.as_object().is_none_or(Map::is_empty) {
         return Vec::new();
     }
-    vec![writer.entry(UPDATE, &set)]
+    vec![ManagedFieldsEntry {
+        manager: writer.manager.to_owned(),
+        operation: UPDATE.to_owned(),
+        api_version: writer.api_version.to_owned(),
+        time: Some(writer.time.to_owned()),
+        fields_type: "FieldsV1".to_owned(),
+        fields_v1: fields.to_string(),
+        subresource: String::new(),
+    }]
+}
+
+/// Every owned field of `object` in the FieldsV1 shape.
+fn fields_v1_of(object: &Value) -> Value {
+    fn node<'a>(value: &'a Value, names: &mut Vec<&'a str>) -> Value {
+        match value {
+            Value::Object(map) if !map.is_empty() => fields(map, names),
+            Value::Array(items) => match patch::list_strategy_of(names) {
+                Some(ListStrategy::Key(key)) if items.iter().all(|i| i.get(key).is_some()) => {
+                    let mut out = Map::new();
+                    for item in items {
+                        let mut element = match item {
+                            Value::Object(map) => match fields(map, names) {
+                                Value::Object(element) => element,
+                                _ => Map::new(),
+                            },
+                            _ => Map::new(),
+                        };
+                        element.insert(".".to_owned(), Value::Object(Map::new()));
+                        out.insert(format!("k:{}", key_of(item, key)), Value::Object(element));
+                    }
+                    Value::Object(out)
+                }
+                Some(ListStrategy::Set) if items.iter().all(Value::is_string) => Value::Object(
+                    items
+                        .iter()
+                        .map(|item| (format!("v:{item}"), Value::Object(Map::new())))
+                        .collect(),
+                ),
+                _ => Value::Object(Map::new()),
+            },
+            _ => Value::Object(Map::new()),
+        }
+    }
+    fn fields<'a>(map: &'a Map<String, Value>, names: &mut Vec<&'a str>) -> Value {
+        let mut out = Map::new();
+        for (name, child) in map {
+            names.push(name);
+            out.insert(format!("f:{name}"), node(child, names));
+            names.pop();
+        }
+        Value::Object(out)
+    }
+    let mut out = Map::new();
+    let Value::Object(map) = object else {
+        return Value::Object(out);
+    };
+    for (name, value) in map {
+        if UNOWNED_TOP.contains(&name.as_str()) {
+            continue;
+        }
+        let mut names = vec![name.as_str()];
+        let child = if name == "metadata" {
+            let Value::Object(meta) = value else { continue };
+            let mut owned = Map::new();
+            for (field, value) in meta {
+                if UNOWNED_METADATA.contains(&field.as_str()) {
+                    continue;
+                }
+                names.push(field);
+                owned.insert(format!("f:{field}"), node(value, &mut names));
+                names.pop();
+            }
+            if owned.is_empty() {
+                continue;
+            }
+            Value::Object(owned)
+        } else {
+            node(value, &mut names)
+        };
+        out.insert(format!("f:{name}"), child);
+    }
+    Value::Object(out)
 }
 
 /// The managed fields after `writer` changed `old` into `new` by a write other than an

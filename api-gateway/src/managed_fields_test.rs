@@ -182,3 +182,16 @@ fn conflicts_with_several_fields_are_listed_one_per_line() {
         "Apply failed with 2 conflicts: conflicts with \"kubectl-create\" using apps/v1:\n- .spec.replicas\n- .spec.template.spec.containers[name=\"app\"].image"
     );
 }
+
+#[test]
+fn a_create_records_the_same_fields_as_the_field_set_does() {
+    let mut object = deployment(2, "nginx:1");
+    object["metadata"]["finalizers"] = json!(["a", "b"]);
+    object["spec"]["template"]["spec"]["containers"][0]["ports"] =
+        json!([{"containerPort": 80}, {"containerPort": 443}]);
+    object["spec"]["template"]["spec"]["containers"][0]["args"] = json!(["-x"]);
+    object["spec"]["strategy"] = json!({});
+    let created = track_create(&object, &writer("kubectl-create"));
+    let direct: Value = serde_json::from_str(&created[0].fields_v1).unwrap();
+    assert_eq!(direct, FieldSet::of(&object).to_fields_v1());
+}

@@ -21,6 +21,9 @@ use crate::store::{EventStream, KvStore, StoreError};
 /// The Raft term the in-memory store pretends to lead in.
 pub const MEM_TERM: u64 = 1;
 
+/// Revisions a watch reads from history at once.
+const WATCH_BATCH: usize = 256;
+
 /// An in-memory, unreplicated key space: the pure `apply` function under a mutex.
 /// For tests; never used by a master.
 #[derive(Clone)]
@@ -45,8 +48,19 @@ impl MemKv {
         *self.revision.borrow()
     }
 
-    fn events_from(&self, from: u64, range: &KeyRange) -> Result<Vec<RevisionEvents>, StoreError> {
-        Ok(self.lock()?.events_from(from, Some(range), 256)?)
+    /// Up to 256 revisions of changes in `range` from `from`, and the revision the store was
+    /// at when they were read (one lock: nothing in `range` up to it was left out unless the
+    /// batch is full).
+    fn events_from(
+        &self,
+        from: u64,
+        range: &KeyRange,
+    ) -> Result<(Vec<RevisionEvents>, u64), StoreError> {
+        let state = self.lock()?;
+        Ok((
+            state.events_from(from, Some(range), WATCH_BATCH)?,
+            state.revision(),
+        ))
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, KvState<MemBackend>>, StoreError> {
@@ -97,16 +111,20 @@ impl KvStore for MemKv {
         let stream = async_stream::try_stream! {
             let mut next = from;
             loop {
-                let batch = store.events_from(next, &range)?;
-                if batch.is_empty() {
-                    if revisions.changed().await.is_err() {
-                        break;
-                    }
-                    continue;
-                }
+                let (batch, read_at) = store.events_from(next, &range)?;
+                let whole = batch.len() < WATCH_BATCH;
                 for revision_events in batch {
                     next = revision_events.revision + 1;
                     yield revision_events;
+                }
+                if whole {
+                    // Nothing else in range up to `read_at`: the next read starts after it,
+                    // not again from the last change in range (which made every write cost
+                    // a scan of all history since a quiet range's last change).
+                    next = next.max(read_at + 1);
+                    if revisions.changed().await.is_err() {
+                        break;
+                    }
                 }
             }
         };

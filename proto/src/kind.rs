@@ -167,6 +167,24 @@ macro_rules! kinds {
                 Object::deserialize_kind(kind, value).map_err(|e| format!("{}: {}", e.path(), e.inner()))
             }
 
+            /// Builds an object of a known kind straight from its Kubernetes JSON text, with no
+            /// JSON tree in between (what a write through the REST API is read with); the
+            /// error names the bad field's path. Trailing text after the object is an error.
+            pub fn from_json_slice(kind: Kind, bytes: &[u8]) -> Result<Object, String> {
+                let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+                let object = Object::deserialize_kind(kind, &mut deserializer)
+                    .map_err(|e| format!("{}: {}", e.path(), e.inner()))?;
+                deserializer.end().map_err(|e| e.to_string())?;
+                Ok(object)
+            }
+
+            /// The object's `apiVersion` and `kind` as they were sent (empty when absent).
+            pub fn type_meta(&self) -> (&str, &str) {
+                match self {
+                    $(Object::$variant(o) => (o.api_version.as_str(), o.kind.as_str()),)*
+                }
+            }
+
             /// Deserialises an object of a known kind, reporting the path of a bad field.
             pub(crate) fn deserialize_kind<'de, D>(
                 kind: Kind,

@@ -170,13 +170,53 @@ pub(crate) fn body_value(bytes: &[u8], content_type: &str) -> Result<Value, ApiE
     parsed.map_err(|e| ApiError::bad_request(format!("the request body is not valid: {e}")))
 }
 
+/// The object a request body holds, as a `kind` at the URL's `namespace` (see
+/// [`object_of`]). A JSON body is read straight into the typed object, with no JSON tree
+/// in between; a body that does not read so (or YAML, or protobuf) goes through
+/// [`body_value`] and [`object_of`], whose errors name what is wrong.
+pub(crate) fn object_of_body(
+    kind: Kind,
+    bytes: &[u8],
+    content_type: &str,
+    namespace: Option<&str>,
+) -> Result<Object, ApiError> {
+    let json = content_type.is_empty() || content_type.contains("json");
+    if json {
+        if let Ok(object) = Object::from_json_slice(kind, bytes) {
+            return checked(kind, object, namespace);
+        }
+    }
+    object_of(kind, body_value(bytes, content_type)?, namespace)
+}
+
 /// The object a body holds, as a `kind` at the URL's `namespace`: its `apiVersion` and
 /// `kind` (when given) must be the ones served, its namespace (when given) the URL's.
 pub(crate) fn object_of(
     kind: Kind,
-    mut value: Value,
+    value: Value,
     namespace: Option<&str>,
 ) -> Result<Object, ApiError> {
+    let info = kind.info();
+    let Some(map) = value.as_object() else {
+        return Err(ApiError::bad_request(
+            "the request body is not a JSON object",
+        ));
+    };
+    // The type is checked before the fields: a body sent to the wrong resource is told
+    // so, not which of its fields that resource lacks.
+    let sent = |field: &str| map.get(field).and_then(Value::as_str).unwrap_or("");
+    type_checked(kind, sent("apiVersion"), sent("kind"))?;
+    let object = Object::from_json_value(kind, value).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{} in version {:?} cannot be handled as a {}: strict decoding error: {e}",
+            info.name, info.version, info.name
+        ))
+    })?;
+    checked(kind, object, namespace)
+}
+
+/// Whether a sent `apiVersion` and `kind` (empty when absent) are the ones `kind` is served as.
+fn type_checked(kind: Kind, api_version: &str, sent_kind: &str) -> Result<(), ApiError> {
     let info = kind.info();
     let served = info.api_version();
     let mismatch = |what: &str, got: &str| {
@@ -185,28 +225,21 @@ pub(crate) fn object_of(
             info.name
         ))
     };
-    if let Some(map) = value.as_object_mut() {
-        match map.get("apiVersion").and_then(Value::as_str) {
-            Some(v) if !v.is_empty() && v != served => return Err(mismatch("apiVersion", v)),
-            _ => {}
-        }
-        match map.get("kind").and_then(Value::as_str) {
-            Some(k) if !k.is_empty() && k != info.name => return Err(mismatch("kind", k)),
-            _ => {}
-        }
-        map.insert("apiVersion".to_owned(), json!(served));
-        map.insert("kind".to_owned(), json!(info.name));
-    } else {
-        return Err(ApiError::bad_request(
-            "the request body is not a JSON object",
-        ));
+    if !api_version.is_empty() && api_version != served {
+        return Err(mismatch("apiVersion", api_version));
     }
-    let mut object = Object::from_json_value(kind, value).map_err(|e| {
-        ApiError::bad_request(format!(
-            "{} in version {:?} cannot be handled as a {}: strict decoding error: {e}",
-            info.name, info.version, info.name
-        ))
-    })?;
+    if !sent_kind.is_empty() && sent_kind != info.name {
+        return Err(mismatch("kind", sent_kind));
+    }
+    Ok(())
+}
+
+/// `object` with its `apiVersion`, `kind` and namespace checked against the URL's and set.
+fn checked(kind: Kind, mut object: Object, namespace: Option<&str>) -> Result<Object, ApiError> {
+    let info = kind.info();
+    let (api_version, sent_kind) = object.type_meta();
+    type_checked(kind, api_version, sent_kind)?;
+    object.set_type_meta();
     if let Some(namespace) = namespace.filter(|_| info.namespaced) {
         let meta = object.metadata_mut();
         if meta.namespace.is_empty() {
@@ -228,6 +261,22 @@ pub(crate) fn object_json(typed: TypedObject) -> Result<Value, ApiError> {
     object
         .to_json_value()
         .map_err(|e| ApiError::new(500, "InternalError", e.to_string()))
+}
+
+/// An object from the service as a JSON answer, written straight from the typed object
+/// (no JSON tree in between).
+pub(crate) fn object_response(
+    code: u16,
+    typed: TypedObject,
+) -> Result<http::Response<Body>, ApiError> {
+    let mut object =
+        Object::try_from(typed).map_err(|e| ApiError::new(500, "InternalError", e.to_string()))?;
+    object.set_type_meta();
+    let mut bytes = Vec::with_capacity(1024);
+    object
+        .write_json(&mut bytes)
+        .map_err(|e| ApiError::new(500, "InternalError", e.to_string()))?;
+    Ok(response(code, "application/json", full(bytes)))
 }
 
 /// A list answer: `<Kind>List` with its metadata.

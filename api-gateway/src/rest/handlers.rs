@@ -38,8 +38,8 @@ use rafter_proto::{Kind, Object};
 use serde_json::{json, Value};
 
 use super::convert::{
-    body_value, full, json_response, list_body, object_json, object_of, read_body, response,
-    subject, Call,
+    body_value, full, json_response, list_body, object_json, object_of, object_of_body,
+    object_response, read_body, response, subject, Call,
 };
 use super::errors::{success, ApiError, Subject};
 use super::metrics::MetricsPath;
@@ -167,12 +167,22 @@ impl<S: KvStore> Rest<S> {
                 self.bind(call, &path, value).await
             }
             (&Method::POST, false, "") => {
-                let value = body_value(body, call.content_type())?;
-                self.create(call, &path, value).await
+                let object = object_of_body(
+                    path.kind,
+                    body,
+                    call.content_type(),
+                    path.namespace.as_deref(),
+                )?;
+                self.create(call, &path, object).await
             }
             (&Method::PUT, true, "" | "status") => {
-                let value = body_value(body, call.content_type())?;
-                self.update(call, &path, value).await
+                let object = object_of_body(
+                    path.kind,
+                    body,
+                    call.content_type(),
+                    path.namespace.as_deref(),
+                )?;
+                self.update(call, &path, object).await
             }
             (&Method::PATCH, true, "" | "status") => {
                 let bytes = body;
@@ -224,11 +234,11 @@ impl<S: KvStore> Rest<S> {
 
     /// An object answer, as a one-row Table when the caller asks for one.
     fn object_answer(call: &Call, kind: Kind, code: u16, typed: TypedObject) -> Answer {
-        let value = object_json(typed)?;
         if table::wanted(call.header("accept")) {
+            let value = object_json(typed)?;
             return Ok(json_response(200, &table::of_value(kind, value)));
         }
-        Ok(json_response(code, &value))
+        object_response(code, typed)
     }
 
     async fn get(&self, call: &Call, path: &ResourcePath) -> Answer {
@@ -318,8 +328,7 @@ impl<S: KvStore> Rest<S> {
         Ok(response(200, "application/json", body))
     }
 
-    async fn create(&self, call: &Call, path: &ResourcePath, value: Value) -> Answer {
-        let object = object_of(path.kind, value, path.namespace.as_deref())?;
+    async fn create(&self, call: &Call, path: &ResourcePath, object: Object) -> Answer {
         let name = object.metadata().name.clone();
         let request = call.grpc(api::CreateRequest {
             object: Some(object.into()),
@@ -332,11 +341,10 @@ impl<S: KvStore> Rest<S> {
             .await
             .map_err(|s| ApiError::from_status(&s, &subject(path.kind, Some(&name))))?
             .into_inner();
-        Ok(json_response(201, &object_json(created)?))
+        object_response(201, created)
     }
 
-    async fn update(&self, call: &Call, path: &ResourcePath, value: Value) -> Answer {
-        let object = object_of(path.kind, value, path.namespace.as_deref())?;
+    async fn update(&self, call: &Call, path: &ResourcePath, object: Object) -> Answer {
         let name = path.name.clone().unwrap_or_default();
         if object.metadata().name != name {
             return Err(ApiError::bad_request(format!(
@@ -351,7 +359,7 @@ impl<S: KvStore> Rest<S> {
             field_manager: call.field_manager(),
         });
         let updated = answered(self.service.update(request).await, path)?;
-        Ok(json_response(200, &object_json(updated)?))
+        object_response(200, updated)
     }
 
     async fn patch(&self, call: &Call, path: &ResourcePath, bytes: &[u8]) -> Answer {
@@ -374,7 +382,7 @@ impl<S: KvStore> Rest<S> {
             field_manager: call.field_manager(),
         });
         let patched = answered(self.service.patch(request).await, path)?;
-        Ok(json_response(200, &object_json(patched)?))
+        object_response(200, patched)
     }
 
     /// Reads the object as the caller (a linearizable get).

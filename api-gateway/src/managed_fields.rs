@@ -599,7 +599,7 @@ pub(crate) fn apply(
 /// create through the REST API pays for it.
 pub(crate) fn track_create(created: &Value, writer: &Writer<'_>) -> Vec<ManagedFieldsEntry> {
     let fields = fields_v1_of(created);
-    if fields.as_object().is_none_or(Map::is_empty) {
+    if fields == "{}" {
         return Vec::new();
     }
     vec![ManagedFieldsEntry {
@@ -608,82 +608,145 @@ pub(crate) fn track_create(created: &Value, writer: &Writer<'_>) -> Vec<ManagedF
         api_version: writer.api_version.to_owned(),
         time: Some(writer.time.to_owned()),
         fields_type: "FieldsV1".to_owned(),
-        fields_v1: fields.to_string(),
+        fields_v1: fields,
         subresource: String::new(),
     }]
 }
 
-/// Every owned field of `object` in the FieldsV1 shape.
-fn fields_v1_of(object: &Value) -> Value {
-    fn node<'a>(value: &'a Value, names: &mut Vec<&'a str>) -> Value {
-        match value {
-            Value::Object(map) if !map.is_empty() => fields(map, names),
-            Value::Array(items) => match patch::list_strategy_of(names) {
-                Some(ListStrategy::Key(key)) if items.iter().all(|i| i.get(key).is_some()) => {
-                    let mut out = Map::new();
-                    for item in items {
-                        let mut element = match item {
-                            Value::Object(map) => match fields(map, names) {
-                                Value::Object(element) => element,
-                                _ => Map::new(),
-                            },
-                            _ => Map::new(),
-                        };
-                        element.insert(".".to_owned(), Value::Object(Map::new()));
-                        out.insert(format!("k:{}", key_of(item, key)), Value::Object(element));
-                    }
-                    Value::Object(out)
-                }
-                Some(ListStrategy::Set) if items.iter().all(Value::is_string) => Value::Object(
-                    items
-                        .iter()
-                        .map(|item| (format!("v:{item}"), Value::Object(Map::new())))
-                        .collect(),
-                ),
-                _ => Value::Object(Map::new()),
-            },
-            _ => Value::Object(Map::new()),
+/// Every owned field of `object` as FieldsV1 JSON text, written as it is walked: no tree
+/// of the set is built. Keys come in the order a JSON map sorts them, so the text is the
+/// same as `FieldSet::of(object).to_fields_v1().to_string()`.
+fn fields_v1_of(object: &Value) -> String {
+    /// Writes `"{prefix}{name}":` (escaped where needed).
+    fn key(out: &mut String, prefix: &str, name: &str) {
+        if name.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            out.push('"');
+            out.push_str(prefix);
+            out.push_str(name);
+            out.push_str("\":");
+        } else {
+            let joined = format!("{prefix}{name}");
+            out.push_str(&serde_json::to_string(&joined).unwrap_or_default());
+            out.push(':');
         }
     }
-    fn fields<'a>(map: &'a Map<String, Value>, names: &mut Vec<&'a str>) -> Value {
-        let mut out = Map::new();
+    fn node<'a>(out: &mut String, value: &'a Value, names: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) if !map.is_empty() => fields(out, map, names, false),
+            Value::Array(items) => match patch::list_strategy_of(names) {
+                Some(ListStrategy::Key(k)) if items.iter().all(|i| i.get(k).is_some()) => {
+                    // Sorted by their key text, the last of equal keys kept (as a map would).
+                    let mut keyed: Vec<(String, &Map<String, Value>)> = Vec::new();
+                    for item in items {
+                        if let Value::Object(map) = item {
+                            keyed.push((key_of(item, k), map));
+                        }
+                    }
+                    keyed.reverse();
+                    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+                    keyed.dedup_by(|later, earlier| later.0 == earlier.0);
+                    out.push('{');
+                    for (i, (text, map)) in keyed.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        key(out, "k:", text);
+                        fields(out, map, names, true);
+                    }
+                    out.push('}');
+                }
+                Some(ListStrategy::Set) if items.iter().all(Value::is_string) => {
+                    let mut texts: Vec<String> = items.iter().map(Value::to_string).collect();
+                    texts.sort();
+                    texts.dedup();
+                    out.push('{');
+                    for (i, text) in texts.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        key(out, "v:", text);
+                        out.push_str("{}");
+                    }
+                    out.push('}');
+                }
+                _ => out.push_str("{}"),
+            },
+            _ => out.push_str("{}"),
+        }
+    }
+    /// A map's fields; `element` adds the `".": {}` an element of a keyed list carries.
+    fn fields<'a>(
+        out: &mut String,
+        map: &'a Map<String, Value>,
+        names: &mut Vec<&'a str>,
+        element: bool,
+    ) {
+        out.push('{');
+        let mut first = true;
+        if element {
+            out.push_str("\".\":{}");
+            first = false;
+        }
         for (name, child) in map {
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            key(out, "f:", name);
             names.push(name);
-            out.insert(format!("f:{name}"), node(child, names));
+            node(out, child, names);
             names.pop();
         }
-        Value::Object(out)
+        out.push('}');
     }
-    let mut out = Map::new();
+    let mut out = String::with_capacity(1024);
+    out.push('{');
     let Value::Object(map) = object else {
-        return Value::Object(out);
+        out.push('}');
+        return out;
     };
+    let mut first = true;
     for (name, value) in map {
         if UNOWNED_TOP.contains(&name.as_str()) {
             continue;
         }
         let mut names = vec![name.as_str()];
-        let child = if name == "metadata" {
+        if name == "metadata" {
             let Value::Object(meta) = value else { continue };
-            let mut owned = Map::new();
-            for (field, value) in meta {
-                if UNOWNED_METADATA.contains(&field.as_str()) {
-                    continue;
-                }
-                names.push(field);
-                owned.insert(format!("f:{field}"), node(value, &mut names));
-                names.pop();
-            }
+            let owned: Vec<(&String, &Value)> = meta
+                .iter()
+                .filter(|(field, _)| !UNOWNED_METADATA.contains(&field.as_str()))
+                .collect();
             if owned.is_empty() {
                 continue;
             }
-            Value::Object(owned)
-        } else {
-            node(value, &mut names)
-        };
-        out.insert(format!("f:{name}"), child);
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            key(&mut out, "f:", name);
+            out.push('{');
+            for (i, (field, value)) in owned.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                key(&mut out, "f:", field);
+                names.push(field);
+                node(&mut out, value, &mut names);
+                names.pop();
+            }
+            out.push('}');
+            continue;
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        key(&mut out, "f:", name);
+        node(&mut out, value, &mut names);
     }
-    Value::Object(out)
+    out.push('}');
+    out
 }
 
 /// The managed fields after `writer` changed `old` into `new` by a write other than an

@@ -190,8 +190,20 @@ fn a_create_records_the_same_fields_as_the_field_set_does() {
     object["spec"]["template"]["spec"]["containers"][0]["ports"] =
         json!([{"containerPort": 80}, {"containerPort": 443}]);
     object["spec"]["template"]["spec"]["containers"][0]["args"] = json!(["-x"]);
+    object["spec"]["template"]["spec"]["containers"][0]["env"] =
+        json!([{"name": "Z", "value": "1"}, {"name": "A", "value": "2"}]);
+    object["spec"]["template"]["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .insert(0, json!({"name": "sidecar", "image": "busybox"}));
+    object["metadata"]["labels"] = json!({"app": "x", "we\"ird\\key": "y"});
     object["spec"]["strategy"] = json!({});
     let created = track_create(&object, &writer("kubectl-create"));
     let direct: Value = serde_json::from_str(&created[0].fields_v1).unwrap();
     assert_eq!(direct, FieldSet::of(&object).to_fields_v1());
+    // Written as it is walked, the text is also the one a JSON map would print.
+    assert_eq!(
+        created[0].fields_v1,
+        FieldSet::of(&object).to_fields_v1().to_string()
+    );
 }

@@ -49,6 +49,10 @@ pub struct RestArgs {
     /// LISTs per API in the LIST phase.
     #[arg(long, default_value_t = 20)]
     list_rounds: usize,
+    /// HTTP/2 connections the gRPC clients share (1: one channel for all, as the CLI and
+    /// the client library use; the REST clients have one connection each).
+    #[arg(long, default_value_t = 1)]
+    grpc_connections: usize,
 }
 
 const NAMESPACE: &str = "bench";
@@ -63,6 +67,7 @@ struct Round {
 /// The two front doors of one gateway.
 struct Gateway {
     grpc: Channel,
+    grpc_uri: http::Uri,
     rest: std::net::SocketAddr,
 }
 
@@ -71,19 +76,23 @@ pub fn run(args: RestArgs) -> anyhow::Result<()> {
     let runtime = crate::runtime()?;
     runtime.block_on(async move {
         // One warm-up round each, not counted.
-        measure_grpc(&start().await?, args.clients, Duration::from_secs(1), "warm").await?;
+        let warm = start().await?;
+        let channels = connections(&warm, args.grpc_connections).await?;
+        measure_grpc(&channels, args.clients, Duration::from_secs(1), "warm").await?;
         measure_rest(&start().await?, args.clients, Duration::from_secs(1), "warm").await?;
         let window = Duration::from_secs(args.seconds);
         let (mut grpc, mut rest) = (Vec::new(), Vec::new());
         for round in 0..args.rounds {
             let tag = format!("g{round}");
-            grpc.push(measure_grpc(&start().await?, args.clients, window, &tag).await?);
+            let gateway = start().await?;
+            let channels = connections(&gateway, args.grpc_connections).await?;
+            grpc.push(measure_grpc(&channels, args.clients, window, &tag).await?);
             let tag = format!("r{round}");
             rest.push(measure_rest(&start().await?, args.clients, window, &tag).await?);
         }
         println!(
-            "Pod creates through a gateway (in-memory store, fresh for each run, plaintext, admin token): REST (JSON, HTTP/1.1) against gRPC (HTTP/2), {} clients, {} rounds of {} s",
-            args.clients, args.rounds, args.seconds
+            "Pod creates through a gateway (in-memory store, fresh for each run, plaintext, admin token): REST (JSON, HTTP/1.1, a connection per client) against gRPC (HTTP/2, {} connection(s) shared), {} clients, {} rounds of {} s",
+            args.grpc_connections.max(1), args.clients, args.rounds, args.seconds
         );
         println!("| round | REST creates/s | gRPC creates/s | REST ÷ gRPC |");
         println!("|---|---|---|---|");
@@ -242,7 +251,8 @@ async fn start() -> anyhow::Result<Gateway> {
             tracing::error!(error = %e, "bench gateway stopped");
         }
     });
-    let grpc = Channel::from_shared(format!("http://{grpc_address}"))?
+    let grpc_uri: http::Uri = format!("http://{grpc_address}").parse()?;
+    let grpc = Channel::builder(grpc_uri.clone())
         .connect()
         .await
         .context("connecting to the bench gateway")?;
@@ -258,7 +268,11 @@ async fn start() -> anyhow::Result<Gateway> {
         })
         .await
         .context("creating the bench namespace")?;
-    Ok(Gateway { grpc, rest })
+    Ok(Gateway {
+        grpc,
+        grpc_uri,
+        rest,
+    })
 }
 
 fn client(channel: Channel) -> chaos_tests::AdminClient {
@@ -271,24 +285,39 @@ fn pod_json(name: &str) -> String {
     )
 }
 
-/// Creates/s and latencies of `clients` gRPC clients over `window`.
+/// `n` (at least one) gRPC channels to `gateway`: the first is the gateway's own.
+async fn connections(gateway: &Gateway, n: usize) -> anyhow::Result<Vec<Channel>> {
+    let mut channels = vec![gateway.grpc.clone()];
+    while channels.len() < n {
+        channels.push(Channel::builder(gateway.grpc_uri.clone()).connect().await?);
+    }
+    Ok(channels)
+}
+
+/// Creates/s and latencies of `clients` gRPC clients over `window`, client `c` on
+/// `channels[c % len]`.
 async fn measure_grpc(
-    gateway: &Gateway,
+    channels: &[Channel],
     clients: usize,
     window: Duration,
     tag: &str,
 ) -> anyhow::Result<Round> {
+    // Each client holds its Pod as a typed object and only renames it per create, as the
+    // REST clients only format its JSON: neither side's request building is what is timed.
+    let template: Object =
+        parse_object(&pod_json("template"), "bench").map_err(|e| anyhow::anyhow!("{e}"))?;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let mut grpc = client(gateway.grpc.clone());
+        let mut grpc = client(channels[c % channels.len()].clone());
         let prefix = format!("{tag}-g{c}");
+        let template = template.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut i = 0u64;
             while started.elapsed() < window {
-                let pod: Object = parse_object(&pod_json(&format!("{prefix}-{i}")), "bench")
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let mut pod = template.clone();
+                pod.metadata_mut().name = format!("{prefix}-{i}");
                 let sent = Instant::now();
                 grpc.create(api::CreateRequest {
                     object: Some(pod.into()),

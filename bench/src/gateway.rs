@@ -138,16 +138,21 @@ fn pod(name: String) -> TypedObject {
             labels: [("app".to_owned(), "bench".to_owned())].into(),
             ..Default::default()
         }),
-        spec: Some(v1::PodSpec {
-            containers: vec![v1::Container {
-                name: "web".into(),
-                image: "nginx:1".into(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }),
+        spec: Some(pod_spec()),
         ..Default::default()
     }))
+}
+
+/// The spec of the Pods the benchmark creates: one container.
+fn pod_spec() -> v1::PodSpec {
+    v1::PodSpec {
+        containers: vec![v1::Container {
+            name: "web".into(),
+            image: "nginx:1".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
 }
 
 /// A client library instance for every master of `cluster`, `first` first.
@@ -264,6 +269,10 @@ pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         "  raw probes of the survivors: {}",
         failover_line(&failover.probes)
     );
+    println!(
+        "  controllers acting again (a ReplicaSet created after the kill → its first Pod): {}",
+        failover_line(&failover.controllers)
+    );
     println!();
     print!("{}", machine.footer());
     if rows.iter().any(|(_, s)| s.ops == 0) {
@@ -287,6 +296,9 @@ pub(crate) struct GatewayFailover {
     pub cli: Vec<Duration>,
     /// Raw probes: fault → the first create a surviving master acknowledged.
     pub probes: Vec<Duration>,
+    /// Controllers acting again: fault → the first Pod the ReplicaSet controller made for a
+    /// ReplicaSet created after the fault.
+    pub controllers: Vec<Duration>,
 }
 
 /// What is done to the leader master.
@@ -351,6 +363,68 @@ async fn cli_create(
     }
 }
 
+/// A ReplicaSet of one replica named `name`, its Pods labelled `failover-rs=<name>`.
+fn replica_set(name: &str) -> Object {
+    let labels: BTreeMap<String, String> = [("failover-rs".to_owned(), name.to_owned())].into();
+    Object::ReplicaSet(v1::ReplicaSet {
+        metadata: Some(v1::ObjectMeta {
+            name: name.to_owned(),
+            namespace: "default".into(),
+            ..Default::default()
+        }),
+        spec: Some(v1::ReplicaSetSpec {
+            replicas: Some(1),
+            min_ready_seconds: 0,
+            selector: Some(v1::LabelSelector {
+                match_labels: labels.clone(),
+                match_expressions: Vec::new(),
+            }),
+            template: Some(v1::PodTemplateSpec {
+                metadata: Some(v1::ObjectMeta {
+                    labels,
+                    ..Default::default()
+                }),
+                spec: Some(pod_spec()),
+            }),
+        }),
+        ..Default::default()
+    })
+}
+
+/// From `t0`: creates the ReplicaSet `name` through `client` (one try after the other
+/// until one is acknowledged; one found already there counts, as a try whose answer was
+/// lost), then lists its Pods every 20 ms until the ReplicaSet controller has made one:
+/// the time the controllers act again after a fault.
+async fn controllers_act(t0: Instant, client: Client, name: String) -> anyhow::Result<Duration> {
+    first_success(t0, "the ReplicaSet create", |_| {
+        let client = client.clone();
+        let object = replica_set(&name);
+        async move {
+            match client.create(object).await {
+                Ok(_) | Err(rafter_client::ClientError::AlreadyExists { .. }) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        }
+    })
+    .await?;
+    let params = rafter_client::ListParams {
+        label_selector: format!("failover-rs={name}"),
+        ..Default::default()
+    };
+    while t0.elapsed() < Duration::from_secs(60) {
+        if let Ok(pods) = client
+            .list(rafter_proto::Kind::Pod, Some("default"), &params)
+            .await
+        {
+            if !pods.items.is_empty() {
+                return Ok(t0.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    anyhow::bail!("no Pod of ReplicaSet {name} within 60 s of the fault")
+}
+
 /// From `t0`, tries `op(n)` for n = 1, 2 ... one after the other until one succeeds:
 /// the time it succeeded at.
 async fn first_success<F, Fut>(t0: Instant, what: &str, mut op: F) -> anyhow::Result<Duration>
@@ -410,6 +484,7 @@ pub(crate) async fn gateway_failover(
             probes.push(client);
         }
         let library = library_client(cluster, leader).await?;
+        let watcher = library_client(cluster, leader).await?;
         retry(Duration::from_secs(10), || {
             library_create(
                 library.clone(),
@@ -453,10 +528,13 @@ pub(crate) async fn gateway_failover(
             |target, n| create(probes[target].clone(), format!("failover-{round}-{n}")),
             Duration::from_secs(30),
         );
-        let (library_time, cli_time, probe_time) = tokio::join!(through_library, through_cli, raw);
-        let (library_time, cli_time, probe_time) = (library_time?, cli_time?, probe_time?);
+        let acting = controllers_act(t0, watcher, format!("failover-{round}-rs-{}", next()));
+        let (library_time, cli_time, probe_time, acting_time) =
+            tokio::join!(through_library, through_cli, raw, acting);
+        let (library_time, cli_time, probe_time, acting_time) =
+            (library_time?, cli_time?, probe_time?, acting_time?);
         println!(
-            "gateway: {} of the leader, round {}: client library {} ms, CLI {}, raw probes {} ms",
+            "gateway: {} of the leader, round {}: client library {} ms, CLI {}, raw probes {} ms, controllers acting {} ms",
             fault.describe(),
             round + 1,
             library_time.as_millis(),
@@ -464,11 +542,13 @@ pub(crate) async fn gateway_failover(
                 "{} ms",
                 t.as_millis()
             )),
-            probe_time.as_millis()
+            probe_time.as_millis(),
+            acting_time.as_millis()
         );
         samples.library.push(library_time);
         samples.cli.extend(cli_time);
         samples.probes.push(probe_time);
+        samples.controllers.push(acting_time);
         match fault {
             Fault::Kill => cluster.restart(leader),
             Fault::Stop => cluster.pause(leader, false),

@@ -244,6 +244,10 @@ async fn failover(args: FailoverArgs) -> anyhow::Result<()> {
             println!("  client library: {}", failover_line(&samples.library));
             println!("  CLI:            {}", failover_line(&samples.cli));
             println!("  raw probes:     {}", failover_line(&samples.probes));
+            println!(
+                "  controllers acting again (a ReplicaSet created after the fault → its first Pod): {}",
+                failover_line(&samples.controllers)
+            );
         }
     }
     print!("{}", machine.footer());

@@ -137,7 +137,8 @@ struct Following {
 }
 
 fn following(me: NodeId, raft: &Raft) -> Option<Following> {
-    let m = raft.metrics().borrow_watched().clone();
+    let metrics = raft.metrics();
+    let m = metrics.borrow_watched();
     if m.state != ServerState::Follower || !m.vote.is_committed() {
         return None;
     }

@@ -16,7 +16,12 @@ use crate::cluster::TestCluster;
 /// Elections long enough that openraft's own timer can never beat fast failover.
 const SLOW_ELECTION_MIN: Duration = Duration::from_millis(1500);
 
+/// Heartbeats far enough apart that the follower ranked second, one heartbeat behind the
+/// first, sees the first one's vote request before its own turn, even on a loaded machine.
+const WIDE_HEARTBEAT: Duration = Duration::from_millis(150);
+
 fn slow_elections(cfg: &mut NodeConfig) {
+    cfg.heartbeat_interval = WIDE_HEARTBEAT;
     cfg.election_timeout_min = SLOW_ELECTION_MIN;
     cfg.election_timeout_max = SLOW_ELECTION_MIN * 2;
 }

@@ -61,6 +61,9 @@ pub(crate) struct MasterArgs {
     init: bool,
     #[arg(long, default_value_t = 50)]
     heartbeat_ms: u64,
+    /// As `rafter master --no-fast-failover`.
+    #[arg(long)]
+    no_fast_failover: bool,
     #[arg(long)]
     encryption_provider_config: Option<PathBuf>,
     /// The Services' ClusterIP range (as `rafter master --service-cluster-ip-range`).
@@ -113,6 +116,7 @@ pub(crate) fn run_master(args: MasterArgs) -> anyhow::Result<()> {
         cluster_dns: Default::default(),
         encryption_config: args.encryption_provider_config,
         audit: None,
+        fast_failover: !args.no_fast_failover,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

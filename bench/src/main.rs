@@ -167,6 +167,10 @@ struct FailoverArgs {
     /// this binary, when it exists].
     #[arg(long)]
     rafter_bin: Option<PathBuf>,
+    /// Run the store members and masters with fast failover off (`rafter master
+    /// --no-fast-failover`): a dead leader's lease is waited out, for an A/B.
+    #[arg(long)]
+    no_fast_failover: bool,
 }
 
 /// Logs of member and master processes: warnings and errors to stderr (their log file).
@@ -201,8 +205,15 @@ async fn failover(args: FailoverArgs) -> anyhow::Result<()> {
     );
     let root = args.data_root.clone().unwrap_or_else(std::env::temp_dir);
     let value = kv_client::value(256);
+    let flags: &[&str] = if args.no_fast_failover {
+        println!("fast failover: off (--no-fast-failover)");
+        &["--no-fast-failover"]
+    } else {
+        println!("fast failover: on");
+        &[]
+    };
     if !args.skip_store {
-        let mut cluster = RafterCluster::start(&root, 3, args.keep_data).await?;
+        let mut cluster = RafterCluster::start_with(&root, 3, args.keep_data, flags).await?;
         let ours = kv_failover(&mut cluster, args.rounds, &value).await?;
         drop(cluster);
         println!("rafter store: {}", failover_line(&ours));
@@ -229,7 +240,7 @@ async fn failover(args: FailoverArgs) -> anyhow::Result<()> {
         }
         let mut results = Vec::new();
         for &fault in &args.faults {
-            let mut cluster = gateway::start_cluster().await?;
+            let mut cluster = gateway::start_cluster_with(flags).await?;
             let samples =
                 gateway::gateway_failover(&mut cluster, args.rounds, fault, rafter.as_deref())
                     .await?;

@@ -44,6 +44,9 @@ pub(crate) struct MemberArgs {
     /// Threads of the member's async runtime; 0: one per CPU.
     #[arg(long, default_value_t = 0)]
     worker_threads: usize,
+    /// Wait out a dead leader's lease (`NodeConfig::fast_failover` off).
+    #[arg(long)]
+    no_fast_failover: bool,
 }
 
 fn parse_members(entries: &[String]) -> anyhow::Result<BTreeMap<u64, String>> {
@@ -69,6 +72,7 @@ pub(crate) fn run(args: MemberArgs) -> anyhow::Result<()> {
         let mut config = NodeConfig::new(args.id, &args.data_dir);
         config.listen_addr = args.raft_addr;
         config.forward_writes = true;
+        config.fast_failover = !args.no_fast_failover;
         let node = Node::start(config).await?;
         if !args.init.is_empty() {
             node.initialize(parse_members(&args.init)?).await?;

@@ -34,12 +34,24 @@ pub(crate) struct RafterCluster {
     dir: tempfile::TempDir,
     exe: PathBuf,
     members: Vec<Member>,
+    /// Flags every member is started with, besides the cluster's own.
+    flags: Vec<String>,
 }
 
 impl RafterCluster {
     /// Starts `size` members under `root` and waits for a leader.
     /// With `keep`, the data and logs stay on disk afterwards.
     pub async fn start(root: &Path, size: u64, keep: bool) -> anyhow::Result<RafterCluster> {
+        Self::start_with(root, size, keep, &[]).await
+    }
+
+    /// [`RafterCluster::start`], every member also given `flags` (`bench member` flags).
+    pub async fn start_with(
+        root: &Path,
+        size: u64,
+        keep: bool,
+        flags: &[&str],
+    ) -> anyhow::Result<RafterCluster> {
         let dir = tempfile::Builder::new()
             .prefix("rafter-bench-")
             .disable_cleanup(keep)
@@ -57,7 +69,13 @@ impl RafterCluster {
                 proc: Proc::default(),
             });
         }
-        let mut cluster = RafterCluster { dir, exe, members };
+        let flags = flags.iter().map(|f| (*f).to_owned()).collect();
+        let mut cluster = RafterCluster {
+            dir,
+            exe,
+            members,
+            flags,
+        };
         for index in 0..cluster.members.len() {
             cluster.spawn(index, index == 0)?;
         }
@@ -86,6 +104,7 @@ impl RafterCluster {
             .arg(member.kv_addr.to_string())
             .arg("--worker-threads")
             .arg(worker_threads_each(self.members.len()).to_string())
+            .args(&self.flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);

@@ -122,6 +122,9 @@ pub struct MasterConfig {
     pub encryption_config: Option<PathBuf>,
     /// The audit log (`--audit-log-path` ...); `None` records nothing.
     pub audit: Option<AuditConfig>,
+    /// Elect a new leader as soon as the old one's peer port refuses connections (its
+    /// process is gone), as `NodeConfig::fast_failover`; `--no-fast-failover` turns it off.
+    pub fast_failover: bool,
 }
 
 /// The cluster DNS Service a master creates.
@@ -515,6 +518,7 @@ impl Master {
         node_config.election_timeout_max = config.heartbeat * 6;
         node_config.history_retention = config.history_retention;
         node_config.disk_reserve_bytes = config.disk_reserve_bytes;
+        node_config.fast_failover = config.fast_failover;
         if !config.insecure {
             // Masters authenticate each other: a peer without a certificate from the
             // cluster CA cannot replicate to or from this one.

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`kv`] | the key space: revisions, ranges, txns, leases, compaction; the pure [`apply`] |
 //! | `storage` | RocksDB: the Raft log (synced appends), the state machine, snapshot files, data version |
+//! | `failover` | fast failover: an election at once when the leader's port refuses connections |
 //! | `network` | Raft between members over tonic (`rafter.raft.v1.Raft`), fault switches for tests |
 //! | `node` | [`Node`]: the member facade, consistency of reads, watches, leader housekeeping |
 //! | `read_index` | sharing read-index rounds between concurrent linearizable reads |
@@ -53,6 +54,8 @@
 //! The crate must not know about Kubernetes objects: keys and values are bytes. It does not
 //! forward requests for the API gateway except, when configured, writes to the leader.
 
+#[cfg(feature = "node")]
+mod failover;
 pub mod kv;
 #[cfg(feature = "node")]
 mod network;
@@ -67,6 +70,8 @@ mod storage;
 #[cfg(feature = "node")]
 mod types;
 
+#[cfg(feature = "node")]
+pub use failover::FailoverCounts;
 pub use kv::*;
 #[cfg(feature = "node")]
 pub use network::NetworkFaults;

@@ -73,6 +73,10 @@ pub struct MasterArgs {
     /// Raft heartbeat interval in milliseconds (elections time out after 3-6 heartbeats).
     #[arg(long, default_value_t = 50)]
     heartbeat_ms: u64,
+    /// Wait out the leader's lease even when its peer port refuses connections (its process
+    /// is gone); by default a new leader is elected at once then.
+    #[arg(long)]
+    no_fast_failover: bool,
     /// Revisions of history to keep; older ones are compacted automatically, and watches
     /// from before them are told so (they list again). 0 keeps all history.
     #[arg(long, default_value_t = DEFAULT_HISTORY_RETENTION)]
@@ -203,6 +207,7 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
         insecure: args.insecure,
         token_file: args.token_auth_file,
         heartbeat: Duration::from_millis(args.heartbeat_ms.max(10)),
+        fast_failover: !args.no_fast_failover,
         history_retention: (args.history_retention > 0).then_some(args.history_retention),
         disk_reserve_bytes: args.disk_reserve_mb.saturating_mul(1024 * 1024),
         scheduled_events: (args.scheduled_events_per_second > 0.0).then_some(actors::EventRate {

@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use futures::Stream;
 use futures::StreamExt;
+use openraft::async_runtime::watch::WatchReceiver;
 use openraft::error::ClientWriteError;
 use openraft::error::LinearizableReadError;
 use openraft::error::RaftError;
 use openraft::raft::AppendEntriesRequest;
+use openraft::raft::VoteRequest;
 use rafter_proto::raft::raft_server::Raft as RaftRpc;
 use rafter_proto::raft::RaftPayload;
 use tokio::io::AsyncSeekExt;
@@ -21,6 +23,8 @@ use tonic::Response;
 use tonic::Status;
 use tonic::Streaming;
 
+use crate::failover::lease_stands_in_the_way;
+use crate::failover::Failover;
 use crate::kv::Command;
 use crate::network::client::PeerVerifier;
 use crate::network::codec::from_bytes;
@@ -50,13 +54,17 @@ pub struct RaftGrpcService {
     /// Turns true when the member shuts down: replication streams end then, so the server's
     /// graceful shutdown does not wait for peers to close them.
     shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Records when the leader was last heard; lets votes past the lease of a dead leader.
+    failover: Arc<Failover>,
 }
 
 impl RaftGrpcService {
     /// Serve RPCs into `raft`; read-index requests share rounds through `reads`, forwarded
     /// writes share entries through `proposer`.
     /// Replication requests must be addressed to member `id` of `cluster`; snapshots from
-    /// the leader are received into files in `snapshot_dir`.
+    /// the leader are received into files in `snapshot_dir`. Appends are reported to
+    /// `failover`, and votes pass its check.
+    #[allow(clippy::too_many_arguments)] // reason: each is one of the member's parts, named
     pub(crate) fn new(
         id: NodeId,
         cluster: &str,
@@ -65,6 +73,7 @@ impl RaftGrpcService {
         proposer: Arc<Proposer>,
         snapshot_dir: PathBuf,
         shutdown: tokio::sync::watch::Receiver<bool>,
+        failover: Arc<Failover>,
     ) -> Self {
         RaftGrpcService {
             id,
@@ -75,6 +84,7 @@ impl RaftGrpcService {
             snapshot_dir: Arc::new(snapshot_dir),
             verifier: None,
             shutdown,
+            failover,
         }
     }
 
@@ -136,6 +146,41 @@ impl RaftGrpcService {
     }
 }
 
+impl RaftGrpcService {
+    /// Whether `req` is a vote only the lease of a leader would refuse, and that leader's
+    /// port refuses connections: then the vote may go past the lease (see `failover`).
+    async fn leader_known_dead(&self, req: &VoteRequest<TypeConfig>) -> bool {
+        let ours = self.raft.metrics().borrow_watched().clone();
+        let Some(leader) = lease_stands_in_the_way(self.id, &ours, &req.vote) else {
+            return false;
+        };
+        let Some(addr) = ours
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.addr.clone())
+        else {
+            return false;
+        };
+        let probe = self.failover.probe.probe(&addr).await;
+        if probe.confirms_death() {
+            tracing::info!(
+                member = self.id,
+                leader,
+                %addr,
+                %probe,
+                candidate = %req.vote,
+                "leader's port refuses connections: letting the vote past its lease"
+            );
+            self.failover.lease_bypassed();
+            true
+        } else {
+            tracing::debug!(member = self.id, leader, %probe, "leader not known dead: the lease stands");
+            false
+        }
+    }
+}
+
 fn payload(data: Vec<u8>) -> Response<RaftPayload> {
     Response::new(RaftPayload { data })
 }
@@ -149,6 +194,7 @@ impl RaftRpc for RaftGrpcService {
         self.check_peer(&request)?;
         self.check_addressee(request.metadata())?;
         let req = from_bytes(&request.into_inner().data)?;
+        self.failover.contact.touch();
         let resp = self.raft.append_entries(req).await;
         Ok(payload(to_bytes(&resp)?))
     }
@@ -163,14 +209,25 @@ impl RaftRpc for RaftGrpcService {
         self.check_peer(&request)?;
         self.check_addressee(request.metadata())?;
         // The requests end where the stream ends or at the first that does not decode; the
-        // leader then sees the replies end and starts a new stream.
-        let requests = futures::stream::unfold(request.into_inner(), |mut input| async move {
-            let payload = input.next().await?.ok()?;
-            match from_bytes::<AppendEntriesRequest<TypeConfig>>(&payload.data) {
-                Ok(req) => Some((req, input)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "undecodable append in a replication stream");
-                    None
+        // leader then sees the replies end and starts a new stream. Each append is contact
+        // with the leader; the end of the stream is a hint that the leader may be gone.
+        let failover = self.failover.clone();
+        let requests = futures::stream::unfold(request.into_inner(), move |mut input| {
+            let failover = failover.clone();
+            async move {
+                let Some(Ok(payload)) = input.next().await else {
+                    failover.contact.hint();
+                    return None;
+                };
+                match from_bytes::<AppendEntriesRequest<TypeConfig>>(&payload.data) {
+                    Ok(req) => {
+                        failover.contact.touch();
+                        Some((req, input))
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "undecodable append in a replication stream");
+                        None
+                    }
                 }
             }
         });
@@ -188,7 +245,10 @@ impl RaftRpc for RaftGrpcService {
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         self.check_peer(&request)?;
         self.check_addressee(request.metadata())?;
-        let req = from_bytes(&request.into_inner().data)?;
+        let mut req: VoteRequest<TypeConfig> = from_bytes(&request.into_inner().data)?;
+        if self.failover.enabled && !req.leadership_transfer {
+            req.leadership_transfer = self.leader_known_dead(&req).await;
+        }
         let resp = self.raft.vote(req).await;
         Ok(payload(to_bytes(&resp)?))
     }

@@ -65,6 +65,10 @@ pub struct NodeConfig {
     /// (`KvError::NoSpace`), and a member with less than a quarter of it stops. 0 disables
     /// both.
     pub disk_reserve_bytes: u64,
+    /// Elect a new leader as soon as the old one's Raft port refuses connections (its
+    /// process is gone) instead of waiting out its lease; a silent leader whose port still
+    /// accepts or does not answer is waited for as before. See [`crate::FailoverCounts`].
+    pub fast_failover: bool,
 }
 
 impl NodeConfig {
@@ -92,6 +96,7 @@ impl NodeConfig {
             faults: NetworkFaults::default(),
             tls: None,
             disk_reserve_bytes: 0,
+            fast_failover: true,
         }
     }
 }

@@ -32,6 +32,8 @@ use openraft::ServerState;
 use tokio::sync::watch as tokio_watch;
 use tokio::task::JoinHandle;
 
+use crate::failover::Failover;
+use crate::failover::FailoverCounts;
 use crate::kv::*;
 use crate::network::GrpcNetworkFactory;
 use crate::network::PeerConnections;
@@ -78,6 +80,8 @@ struct NodeInner {
     peers: PeerConnections,
     /// The data disk's free space against the reserve.
     disk: Arc<DiskReserve>,
+    /// Fast failover's state: the leader's last contact, the probe, the counts.
+    failover: Arc<Failover>,
 }
 
 /// A running member of the store. Cheap to clone.
@@ -199,6 +203,11 @@ impl Node {
             config.disk_reserve_bytes,
         );
         let proposer = Proposer::start(raft.clone(), config.batching, disk.clone());
+        let failover = Arc::new(Failover::new(
+            config.fast_failover,
+            config.heartbeat_interval,
+            config.peer_routes.clone(),
+        ));
         let service = RaftGrpcService::new(
             config.id,
             &config.cluster_name,
@@ -207,6 +216,7 @@ impl Node {
             proposer.clone(),
             config.data_dir.join("snapshots"),
             shutdown_rx.clone(),
+            failover.clone(),
         )
         .with_verifier(config.tls.as_ref().and_then(|t| t.verifier.clone()))
         .into_server();
@@ -253,12 +263,22 @@ impl Node {
                 proposer,
                 peers,
                 disk: disk.clone(),
+                failover: failover.clone(),
             }),
         };
         let disk_watch =
             tokio::spawn(disk.watch(node.inner.config.housekeeping_interval, shutdown_rx.clone()));
+        let leader_watch = failover.enabled.then(|| {
+            tokio::spawn(crate::failover::watch_leader(
+                node.inner.id,
+                node.inner.raft.clone(),
+                failover,
+                shutdown_rx.clone(),
+            ))
+        });
         let housekeeping = tokio::spawn(housekeeping(node.clone_weak(), shutdown_rx));
         if let Ok(mut tasks) = node.inner.tasks.lock() {
+            tasks.extend(leader_watch);
             tasks.push(server);
             tasks.push(housekeeping);
             tasks.push(disk_watch);
@@ -283,6 +303,12 @@ impl Node {
     /// The openraft handle, for metrics and `wait()` conditions.
     pub fn raft(&self) -> &Raft {
         &self.inner.raft
+    }
+
+    /// How often fast failover has started an election or let a vote past a dead leader's
+    /// lease on this member (see [`NodeConfig::fast_failover`]).
+    pub fn failover_counts(&self) -> FailoverCounts {
+        self.inner.failover.counts()
     }
 
     /// A live view of Raft metrics (leader, term, applied index, membership).

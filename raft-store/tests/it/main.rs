@@ -8,6 +8,7 @@
 mod backup;
 mod batching;
 mod cluster;
+mod failover;
 mod leases;
 mod linearizability;
 mod membership;

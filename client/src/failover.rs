@@ -24,7 +24,10 @@
 //!   i answers its probe ──────────► i is alive, only slow: keep waiting, probe again
 //!                                   later (twice the interval each time)
 //!   i does not, another master does ► i is silent: the attempt is abandoned, i backs
-//!                                   off, and open watches on i move to another master;
+//!                                   off and is left out of the rounds for 3 s (while
+//!                                   another master is not silent too: an election's
+//!                                   UNAVAILABLE rounds must not wait on it again), and
+//!                                   open watches on i move to another master;
 //!                                   a write is of unknown outcome, unless i never spoke
 //!                                   on a connection that could carry it (`contact`):
 //!                                   then it was not sent and goes to the next master
@@ -58,6 +61,11 @@ use crate::error::{classify, ClientError, EndpointFailure, Failure};
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// The longest back-off of a master.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long a master found silent is left out of the rounds while another master is not.
+/// A paused or black-holed master costs an attempt its probe time (800 ms by default), so
+/// a call whose next masters answer `UNAVAILABLE` during an election must not spend that
+/// again on it in the next round.
+const SILENT_REST: Duration = Duration::from_secs(3);
 /// The shortest pause after a round where no master served.
 const MIN_ROUND_PAUSE: Duration = Duration::from_millis(25);
 /// The longest pause between rounds.
@@ -81,6 +89,8 @@ struct EndpointHealth {
     failures: u32,
     /// Tried only after healthy masters until then.
     backing_off_until: Option<Instant>,
+    /// Found silent: left out of the rounds until then, unless every master is.
+    silent_until: Option<Instant>,
 }
 
 /// Which masters are healthy and which one is current. Pure: the caller passes `now`.
@@ -100,10 +110,19 @@ impl Health {
     }
 
     /// The order to try masters in: the healthy ones starting at the current one, then
-    /// those backing off, soonest recovered first. Every master appears once.
+    /// those backing off, soonest recovered first. A master found silent lately is left
+    /// out while any other is not; otherwise every master appears once.
     pub(crate) fn order(&self, now: Instant) -> Vec<usize> {
         let count = self.endpoints.len();
-        let rotation = (0..count).map(|k| (self.current + k) % count);
+        let silent = |i: &usize| {
+            self.endpoints[*i]
+                .silent_until
+                .is_some_and(|until| until > now)
+        };
+        let all_silent = (0..count).all(|i| silent(&i));
+        let rotation = (0..count)
+            .map(|k| (self.current + k) % count)
+            .filter(|i| all_silent || !silent(i));
         let healthy = |i: &usize| {
             self.endpoints[*i]
                 .backing_off_until
@@ -136,6 +155,15 @@ impl Health {
         endpoint.backing_off_until = Some(now + (FIRST_BACKOFF * factor).min(MAX_BACKOFF));
         if self.current == i {
             self.current = (i + 1) % count;
+        }
+    }
+
+    /// Master `i` fell silent (it answered neither the attempt nor a probe while another
+    /// master did): it is left out of the rounds for [`SILENT_REST`]. Its back-off is
+    /// still [`Health::failed`]'s.
+    pub(crate) fn fell_silent(&mut self, i: usize, now: Instant) {
+        if let Some(endpoint) = self.endpoints.get_mut(i) {
+            endpoint.silent_until = Some(now + SILENT_REST);
         }
     }
 
@@ -386,6 +414,7 @@ impl Failover {
                     }
                     Err(Abandoned::Silent(why)) => {
                         tracing::info!(endpoint = %endpoint.address, "{what}: the master fell silent: {why}");
+                        self.with_health(|h| h.fell_silent(i, Instant::now()));
                         self.notify_silent(i);
                         Failure::InFlight(format!("the master fell silent: {why}"))
                     }

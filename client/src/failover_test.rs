@@ -344,3 +344,61 @@ async fn the_test_only_switch_resends_a_write_of_unknown_outcome() {
     );
     assert_eq!(attempts.into_inner(), 2);
 }
+
+#[test]
+fn a_silent_master_is_left_out_of_the_rounds_while_another_is_not() {
+    let now = Instant::now();
+    let mut health = Health::new(3);
+    health.failed(0, now);
+    health.fell_silent(0, now);
+    assert_eq!(
+        health.order(now + FIRST_BACKOFF),
+        [1, 2],
+        "its back-off is over, its silence is not"
+    );
+    health.fell_silent(1, now);
+    health.fell_silent(2, now);
+    assert_eq!(
+        health.order(now),
+        [1, 2, 0],
+        "when every master fell silent, every one is tried"
+    );
+    assert_eq!(health.order(now + SILENT_REST), [1, 2, 0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_during_an_election_does_not_go_back_to_the_silent_master() {
+    // Master 0 never answers; the two others answer UNAVAILABLE (no leader yet) four
+    // times, then serve.
+    let failover = failover_probed(
+        3,
+        Duration::from_secs(30),
+        Duration::from_secs(10),
+        Some(probe_where_silent(&[0])),
+    );
+    let attempts = std::sync::atomic::AtomicUsize::new(0);
+    let started = Instant::now();
+    let result = failover
+        .run("test", Idempotency::Read, |_, _| {
+            let n = attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                match n {
+                    0 => std::future::pending().await,
+                    1..=4 => Err(Status::unavailable("no leader")),
+                    _ => Ok("answer"),
+                }
+            }
+        })
+        .await;
+    assert_eq!(
+        result.unwrap(),
+        (1, "answer"),
+        "served by a live master, not by the silent one tried again"
+    );
+    assert_eq!(attempts.into_inner(), 6, "0, then 1, 2, 1, 2, 1");
+    assert!(
+        started.elapsed() < Duration::from_millis(1300),
+        "one probe wait (800 ms) and two short pauses, not a second probe wait: {:?}",
+        started.elapsed()
+    );
+}

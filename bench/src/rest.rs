@@ -2,13 +2,14 @@
 //! same gateway, side by side. A gateway runs in this process on an in-memory store
 //! (plaintext, bearer token of a `system:masters` user), serving both front doors; the
 //! same closed-loop clients create Pods through one and then the other, `--rounds` rounds
-//! each, taking turns, each run on a fresh gateway and store (a create costs more as the
-//! namespace fills, which would favour whichever API runs first). gRPC clients share one HTTP/2 channel (as the CLI does); each REST
-//! client keeps one HTTP/1.1 connection and sends JSON (as client libraries do). The
-//! ratio is the median of the per-round pairs of creates/s; p99 is per system over all
-//! rounds.
+//! each, taking turns, each run on a fresh gateway and store (a store that fills costs
+//! more per create, which would favour whichever API runs first), shut down after its
+//! round. gRPC clients share `--grpc-connections` HTTP/2 channels (one by default, as the
+//! CLI and the client library use) and hold their Pod as a typed object; each REST client
+//! keeps one HTTP/1.1 connection and sends JSON text (as client libraries do). The ratio
+//! is the median of the per-round pairs of creates/s; p99 is per system over all rounds.
 //!
-//! Then, unless `--list-pods 0`, a LIST of many pods (10,000 by default) on one more fresh
+//! First, unless `--list-pods 0`, a LIST of many pods (10,000 by default) on its own fresh
 //! gateway: the pods created through gRPC, then `--list-rounds` whole-namespace LISTs
 //! through each API, taking turns, with p50/p99 of each and the resident memory of this
 //! process (the gateway runs in it) before and after.
@@ -69,12 +70,18 @@ struct Gateway {
     grpc: Channel,
     grpc_uri: http::Uri,
     rest: std::net::SocketAddr,
+    /// Dropped with the gateway: the server then shuts down and its store is freed.
+    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 /// Runs `bench rest` and prints its table.
 pub fn run(args: RestArgs) -> anyhow::Result<()> {
     let runtime = crate::runtime()?;
     runtime.block_on(async move {
+        // The LIST phase first, so that the memory it reports is its own gateway's.
+        if args.list_pods > 0 {
+            list_phase(args.list_pods, args.list_rounds).await?;
+        }
         // One warm-up round each, not counted.
         let warm = start().await?;
         let channels = connections(&warm, args.grpc_connections).await?;
@@ -117,9 +124,6 @@ pub fn run(args: RestArgs) -> anyhow::Result<()> {
             "median REST ÷ gRPC creates/s: {:.3} (target ≥ 0.80)",
             ratios[ratios.len() / 2]
         );
-        if args.list_pods > 0 {
-            list_phase(args.list_pods, args.list_rounds).await?;
-        }
         Ok(())
     })
 }
@@ -236,6 +240,7 @@ async fn start() -> anyhow::Result<Gateway> {
         rest_listener: Some(rest_listener),
         ..ServeOptions::default()
     };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         if let Err(e) = serve_with(
             listener,
@@ -244,7 +249,9 @@ async fn start() -> anyhow::Result<Gateway> {
             store,
             Arc::new(tokens),
             options,
-            std::future::pending(),
+            async move {
+                let _ = stopped.await;
+            },
         )
         .await
         {
@@ -272,6 +279,7 @@ async fn start() -> anyhow::Result<Gateway> {
         grpc,
         grpc_uri,
         rest,
+        _stop: stop,
     })
 }
 

@@ -423,7 +423,18 @@ impl Node {
             op,
         };
         let fut = self.inner.proposer.propose(cmd.clone());
-        let result: ApplyResult = match tokio::time::timeout(timeout, fut).await {
+        let cut_off_after = self.cut_off_after();
+        let proposed = tokio::select! {
+            proposed = tokio::time::timeout(timeout, fut) => proposed,
+            () = self.cut_off_for(cut_off_after) => {
+                return Err(NodeError::OutcomeUnknown(format!(
+                    "this member leads but no quorum of the members has answered it for \
+                     {cut_off_after:?}: it is cut off from them, and the write may commit \
+                     only if they hear from it again before they elect another leader"
+                )))
+            }
+        };
+        let result: ApplyResult = match proposed {
             Err(_) => return Err(NodeError::Timeout { after: timeout }),
             Ok(Ok(result)) => result,
             Ok(Err(e)) => match write_error(e) {
@@ -458,6 +469,41 @@ impl Node {
                 "leadership moved on from {leader:?} while the write was forwarded to it at \
                  {addr}; it may still commit there"
             ))),
+        }
+    }
+
+    /// How long a leader may go without a quorum's acknowledgement before a write waiting
+    /// on it is given up as cut off: four maximum election timeouts (at least 1 s), long
+    /// enough that a leader merely slowed by a loaded machine is not mistaken for one the
+    /// others have left, short against the request timeout.
+    fn cut_off_after(&self) -> Duration {
+        (self.inner.config.election_timeout_max * 4).max(Duration::from_secs(1))
+    }
+
+    /// Resolves once this member leads a cluster of more than one voter and no quorum has
+    /// acknowledged it for `after` (a leader partitioned from its followers, whose writes
+    /// cannot commit); never while it follows or while a quorum answers. Checked every
+    /// heartbeat.
+    async fn cut_off_for(&self, after: Duration) {
+        let metrics = self.inner.raft.metrics();
+        let mut tick = tokio::time::interval(self.inner.config.heartbeat_interval);
+        loop {
+            tick.tick().await;
+            let cut_off = {
+                let m = metrics.borrow_watched();
+                m.state == openraft::ServerState::Leader
+                    && m.membership_config
+                        .membership()
+                        .voter_ids()
+                        .nth(1)
+                        .is_some()
+                    && m.last_quorum_acked
+                        .as_ref()
+                        .is_some_and(|acked| openraft::Instant::elapsed(&**acked) > after)
+            };
+            if cut_off {
+                return;
+            }
         }
     }
 

@@ -8,6 +8,7 @@
 mod backup;
 mod batching;
 mod cluster;
+mod cut_off;
 mod failover;
 mod leases;
 mod linearizability;

@@ -3,12 +3,15 @@
 //! three-master cluster: kill -9 of the leader, the leader cut off both ways or one way,
 //! the leader paused past the election timeout, the leader's WAL syncs failing (EIO), a
 //! full restart of every master, delayed peer links. After each round the writer must get
-//! a write acknowledged again; at the end every acknowledged write is on every master.
+//! a write acknowledged again, and a ReplicaSet created right after the fault must get its
+//! Pod from the controllers of whichever master leads then; at the end every acknowledged
+//! write is on every master.
 //!
 //! `RAFTER_CHAOS_SEED` replays a schedule, `RAFTER_CHAOS_ROUNDS` lengthens it (a soak);
 //! a run never has fewer than 20 leader kills, 2 partitions, 1 pause, 1 disk fault and 1
-//! full restart. The figures (time from each fault to the first acknowledged write, by
-//! kind, and the longest run of failed requests) are printed at the end.
+//! full restart. The figures (time from each fault to the first acknowledged write and to
+//! the controllers acting again, by kind, and the longest run of failed requests) are
+//! printed at the end.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,8 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    every_master_holds, first_ack_after, library_client, proxied_cluster, require_failpoints,
-    spawn_writer,
+    controllers_act_after, every_master_holds, first_ack_after, library_client, proxied_cluster,
+    require_failpoints, spawn_writer,
 };
 use chaos_tests::proxy::{Direction, Fault};
 use chaos_tests::{schedule, Failpoint};
@@ -78,6 +81,7 @@ async fn a_seeded_fault_schedule_loses_no_acknowledged_write() {
     let (log, writer) = spawn_writer(client.clone(), stop.clone());
 
     let mut failover: BTreeMap<Kind, Vec<Duration>> = BTreeMap::new();
+    let mut acting: BTreeMap<Kind, Vec<Duration>> = BTreeMap::new();
     for (round, kind) in plan.iter().enumerate() {
         let leader = cluster
             .wait_for_leader(Duration::from_secs(30))
@@ -91,12 +95,20 @@ async fn a_seeded_fault_schedule_loses_no_acknowledged_write() {
             .collect();
         let at = Instant::now();
         let within = Duration::from_secs(40);
+        // Started right after the fault is injected: a ReplicaSet created then, timed to
+        // the first Pod the controllers make for it.
+        let start_acting = || {
+            let client = client.clone();
+            let name = format!("acting-{round}");
+            tokio::spawn(async move { controllers_act_after(&client, at, &name).await })
+        };
         let after = match kind {
             Kind::KillLeader => {
                 cluster.kill(leader).unwrap();
+                let acting = start_acting();
                 let after = first_ack_after(&log, at, within).await;
                 cluster.restart(leader).unwrap();
-                after
+                (after, acting)
             }
             Kind::PartitionLeader | Kind::PartitionLeaderOneWay => {
                 if *kind == Kind::PartitionLeader {
@@ -109,23 +121,26 @@ async fn a_seeded_fault_schedule_loses_no_acknowledged_write() {
                         inbound.set(Direction::FromUpstream, Fault::BlackHole);
                     }
                 }
+                let acting = start_acting();
                 let after = first_ack_after(&log, at, within).await;
                 // Held past several election timeouts before healing.
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 cluster.heal_network();
-                after
+                (after, acting)
             }
             Kind::PauseLeader => {
                 cluster.pause(leader, true).unwrap();
+                let acting = start_acting();
                 let after = first_ack_after(&log, at, within).await;
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 cluster.pause(leader, false).unwrap();
-                after
+                (after, acting)
             }
             Kind::WalSyncEio => {
                 cluster
                     .set_failpoint(leader, Failpoint::WalSyncEio, true)
                     .unwrap();
+                let acting = start_acting();
                 let status = cluster
                     .wait_for_exit(leader, within)
                     .await
@@ -136,12 +151,13 @@ async fn a_seeded_fault_schedule_loses_no_acknowledged_write() {
                     .set_failpoint(leader, Failpoint::WalSyncEio, false)
                     .unwrap();
                 cluster.restart(leader).unwrap();
-                after
+                (after, acting)
             }
             Kind::FullRestart => {
                 cluster.kill_all().unwrap();
+                let acting = start_acting();
                 cluster.start_stopped().unwrap();
-                first_ack_after(&log, at, within).await
+                (first_ack_after(&log, at, within).await, acting)
             }
             Kind::DelayLinks => {
                 // Below half the election timeout (150-300 ms at a 50 ms heartbeat): a
@@ -155,16 +171,22 @@ async fn a_seeded_fault_schedule_loses_no_acknowledged_write() {
                         }
                     }
                 }
+                let acting = start_acting();
                 let after = first_ack_after(&log, at, within).await;
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 cluster.heal_network();
-                after
+                (after, acting)
             }
         };
+        let (after, acting_task) = after;
+        let acted = acting_task
+            .await
+            .unwrap_or_else(|e| panic!("round {round} ({kind:?}): {e}"));
         eprintln!(
-            "round {round}: {kind:?} of leader {leader}: first write acknowledged after {after:?}"
+            "round {round}: {kind:?} of leader {leader}: first write acknowledged after {after:?}, controllers acting after {acted:?}"
         );
         failover.entry(*kind).or_default().push(after);
+        acting.entry(*kind).or_default().push(acted);
     }
 
     stop.store(true, Ordering::Relaxed);
@@ -208,15 +230,23 @@ async fn a_seeded_fault_schedule_loses_no_acknowledged_write() {
         attempts.len(),
         acknowledged.len()
     );
-    eprintln!("fault kind: rounds, p50, p99, max time to the first acknowledged write");
-    for (kind, times) in &mut failover {
-        times.sort();
-        eprintln!(
-            "{kind:?}: {}, {:?}, {:?}, {:?}",
-            times.len(),
-            percentile(times, 50.0),
-            percentile(times, 99.0),
-            times[times.len() - 1]
-        );
+    for (what, figures) in [
+        ("the first acknowledged write", &mut failover),
+        (
+            "the controllers acting again (a ReplicaSet created after the fault → its first Pod)",
+            &mut acting,
+        ),
+    ] {
+        eprintln!("fault kind: rounds, p50, p99, max time to {what}");
+        for (kind, times) in figures.iter_mut() {
+            times.sort();
+            eprintln!(
+                "{kind:?}: {}, {:?}, {:?}, {:?}",
+                times.len(),
+                percentile(times, 50.0),
+                percentile(times, 99.0),
+                times[times.len() - 1]
+            );
+        }
     }
 }

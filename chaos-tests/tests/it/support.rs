@@ -469,3 +469,34 @@ impl Drop for Agents {
         }
     }
 }
+
+/// How long after `since` the controllers act again: creates the ReplicaSet `name` (one
+/// replica, its Pods labelled `acting=<name>`) through `client`, settling a lost answer,
+/// then lists its Pods every 20 ms until the ReplicaSet controller of whichever master
+/// leads has made one. Panics if none appears within 60 s of `since`.
+pub async fn controllers_act_after(client: &Client, since: Instant, name: &str) -> Duration {
+    let manifest = format!(
+        "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{acting: {name}}}}}\n  template:\n    metadata: {{labels: {{acting: {name}}}}}\n    spec: {{containers: [{{name: c, image: busybox}}]}}\n"
+    );
+    let object = rafter_proto::parse_object(&manifest, "controllers-acting").expect("a ReplicaSet");
+    create_settled(client, object).await;
+    let params = rafter_client::ListParams {
+        label_selector: format!("acting={name}"),
+        ..Default::default()
+    };
+    loop {
+        if let Ok(pods) = client
+            .list(rafter_proto::Kind::Pod, Some("default"), &params)
+            .await
+        {
+            if !pods.items.is_empty() {
+                return since.elapsed();
+            }
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "the ReplicaSet {name} has no Pod 60 s after the fault: the controllers never acted again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

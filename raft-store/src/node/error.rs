@@ -30,6 +30,16 @@ pub enum NodeError {
     /// took over: it may or may not commit there. Read before retrying.
     #[error("write outcome unknown: {0}")]
     OutcomeUnknown(String),
+    /// This member leads, but no quorum has answered it for `after`: it is cut off from
+    /// the other members and did not propose the write. Another member may serve it.
+    #[error(
+        "this member leads but no quorum of the members has answered it for {after:?}: it is \
+         cut off from them; the write was not proposed (try another member)"
+    )]
+    CutOff {
+        /// How long no quorum has answered.
+        after: Duration,
+    },
     /// The key space rejected the request (too large, compacted, lease not found ...).
     #[error(transparent)]
     Kv(#[from] KvError),
@@ -57,6 +67,7 @@ impl NodeError {
             NodeError::ForwardToLeader { .. }
             | NodeError::Timeout { .. }
             | NodeError::OutcomeUnknown(_)
+            | NodeError::CutOff { .. }
             | NodeError::Transport(_) => true,
             NodeError::Kv(e) => e.is_retryable(),
             NodeError::Store(e) => e.is_retryable(),

@@ -422,22 +422,40 @@ impl Node {
             fence_term,
             op,
         };
-        let fut = self.inner.proposer.propose(cmd.clone());
+        // A leader already cut off proposes nothing: the caller may try another member.
         let cut_off_after = self.cut_off_after();
-        let proposed = tokio::select! {
-            proposed = tokio::time::timeout(timeout, fut) => proposed,
-            () = self.cut_off_for(cut_off_after) => {
-                return Err(NodeError::OutcomeUnknown(format!(
-                    "this member leads but no quorum of the members has answered it for \
-                     {cut_off_after:?}: it is cut off from them, and the write may commit \
-                     only if they hear from it again before they elect another leader"
-                )))
+        if self.cut_off(cut_off_after) {
+            return Err(NodeError::CutOff {
+                after: cut_off_after,
+            });
+        }
+        let fut = self.inner.proposer.propose(cmd.clone());
+        tokio::pin!(fut);
+        // One timer per write, as before there was a cut-off: it first fires when a leader
+        // could have been cut off for long enough, then once a heartbeat until the request
+        // timeout. A write answered sooner looks at the metrics only once, above.
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut check_at = tokio::time::Instant::now() + cut_off_after;
+        let proposed = loop {
+            match tokio::time::timeout_at(check_at.min(deadline), &mut fut).await {
+                Ok(proposed) => break Some(proposed),
+                Err(_) if tokio::time::Instant::now() >= deadline => break None,
+                Err(_) if self.cut_off(cut_off_after) => {
+                    return Err(NodeError::OutcomeUnknown(format!(
+                        "this member leads but no quorum of the members has answered it for \
+                         {cut_off_after:?}: it is cut off from them, and the write may commit \
+                         only if they hear from it again before they elect another leader"
+                    )))
+                }
+                Err(_) => {
+                    check_at = tokio::time::Instant::now() + self.inner.config.heartbeat_interval;
+                }
             }
         };
         let result: ApplyResult = match proposed {
-            Err(_) => return Err(NodeError::Timeout { after: timeout }),
-            Ok(Ok(result)) => result,
-            Ok(Err(e)) => match write_error(e) {
+            None => return Err(NodeError::Timeout { after: timeout }),
+            Some(Ok(result)) => result,
+            Some(Err(e)) => match write_error(e) {
                 NodeError::ForwardToLeader {
                     leader_id,
                     addr: Some(addr),
@@ -480,31 +498,21 @@ impl Node {
         (self.inner.config.election_timeout_max * 4).max(Duration::from_secs(1))
     }
 
-    /// Resolves once this member leads a cluster of more than one voter and no quorum has
+    /// Whether this member leads a cluster of more than one voter and no quorum has
     /// acknowledged it for `after` (a leader partitioned from its followers, whose writes
-    /// cannot commit); never while it follows or while a quorum answers. Checked every
-    /// heartbeat.
-    async fn cut_off_for(&self, after: Duration) {
+    /// cannot commit). False while it follows or while a quorum answers.
+    fn cut_off(&self, after: Duration) -> bool {
         let metrics = self.inner.raft.metrics();
-        let mut tick = tokio::time::interval(self.inner.config.heartbeat_interval);
-        loop {
-            tick.tick().await;
-            let cut_off = {
-                let m = metrics.borrow_watched();
-                m.state == openraft::ServerState::Leader
-                    && m.membership_config
-                        .membership()
-                        .voter_ids()
-                        .nth(1)
-                        .is_some()
-                    && m.last_quorum_acked
-                        .as_ref()
-                        .is_some_and(|acked| openraft::Instant::elapsed(&**acked) > after)
-            };
-            if cut_off {
-                return;
-            }
-        }
+        let m = metrics.borrow_watched();
+        m.state == openraft::ServerState::Leader
+            && m.membership_config
+                .membership()
+                .voter_ids()
+                .nth(1)
+                .is_some()
+            && m.last_quorum_acked
+                .as_ref()
+                .is_some_and(|acked| openraft::Instant::elapsed(&**acked) > after)
     }
 
     /// Resolves once this member no longer names `leader` as its leader (an election

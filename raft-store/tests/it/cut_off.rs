@@ -45,3 +45,31 @@ async fn a_cut_off_leader_gives_up_a_write_long_before_the_request_timeout() {
     c.faults.heal(leader.id());
     c.shutdown_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_already_cut_off_proposes_nothing_and_says_so() {
+    let c = TestCluster::start(3).await;
+    c.put("k", "1").await;
+    let leader = c.wait_for_agreed_leader().await;
+    c.faults.isolate(leader.id());
+    // The first write waits out the cut-off; by then the leader is known to be cut off.
+    let first = leader.put(PutRequest::new("k", "2")).await;
+    assert!(
+        matches!(first, Err(NodeError::OutcomeUnknown(_))),
+        "{first:?}"
+    );
+    let sent = Instant::now();
+    let second = leader.put(PutRequest::new("k", "3")).await;
+    // Isolated both ways, it hears no vote request and stays leader in its own view.
+    assert!(
+        matches!(second, Err(NodeError::CutOff { .. })),
+        "{second:?}"
+    );
+    assert!(
+        sent.elapsed() < Duration::from_millis(500),
+        "refused at once, not after another wait: {:?}",
+        sent.elapsed()
+    );
+    c.faults.heal(leader.id());
+    c.shutdown_all().await;
+}

@@ -167,21 +167,11 @@ impl<S: KvStore> Rest<S> {
                 self.bind(call, &path, value).await
             }
             (&Method::POST, false, "") => {
-                let object = object_of_body(
-                    path.kind,
-                    body,
-                    call.content_type(),
-                    path.namespace.as_deref(),
-                )?;
+                let object = sent_object(call, &path, body)?;
                 self.create(call, &path, object).await
             }
             (&Method::PUT, true, "" | "status") => {
-                let object = object_of_body(
-                    path.kind,
-                    body,
-                    call.content_type(),
-                    path.namespace.as_deref(),
-                )?;
+                let object = sent_object(call, &path, body)?;
                 self.update(call, &path, object).await
             }
             (&Method::PATCH, true, "" | "status") => {
@@ -970,4 +960,14 @@ fn review_answer(kind: &str, mut value: Value, status: Value) -> http::Response<
         map.insert("status".to_owned(), status);
     }
     json_response(201, &value)
+}
+
+/// The object a create or an update sends, as the resource at `path`.
+fn sent_object(call: &Call, path: &ResourcePath, body: &[u8]) -> Result<Object, ApiError> {
+    object_of_body(
+        path.kind,
+        body,
+        call.content_type(),
+        path.namespace.as_deref(),
+    )
 }

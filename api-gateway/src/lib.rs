@@ -33,6 +33,7 @@
 //! | `status` | registry errors as gRPC status codes ([`status_of`]) |
 //! | `token_request` | serviceaccounts/token: the checks before a token is issued, a node's tokens bound to its pods |
 //! | `store` | the seam to the replicated store ([`KvStore`]) |
+//! | `watch_cache` | lists and watches served from memory on each master ([`WatchCache`]): every object key, recent changes decoded once for all watchers, consistent reads at the store's revision |
 //! | `testing` | with the `testing` feature: `MemKv`, an in-memory store for tests |
 //!
 //! The store behind [`KvStore`] is given by the process that serves (`rafter-master` gives
@@ -72,6 +73,7 @@ mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod token_request;
+mod watch_cache;
 
 pub use allocator::{
     RangeError, RepairProblem, RepairReport, ServiceRanges, ALLOCATIONS_PREFIX, API_SERVICE,
@@ -102,3 +104,4 @@ pub use server::{
 pub use service::ResourcesService;
 pub use status::status_of;
 pub use store::{EventStream, KvStore, StoreError};
+pub use watch_cache::{WatchCache, WatchCacheConfig, WatchCacheStats};

@@ -8,6 +8,9 @@
 //!  watch  ─► [list as ADDED] ─► store watch from revision ─► selector transitions
 //! ```
 //!
+//! With a [`WatchCache`] (every master has one), list pages and watches are read from it
+//! where it can answer them, and from the store where it cannot; the answers are the same.
+//!
 //! A Service's ClusterIP and NodePorts are reserved (and released) by keys of the
 //! `allocator` written in the Service's own transaction, so a create, update or delete
 //! that is refused leaves nothing reserved, and one that succeeds holds its values alone.
@@ -42,6 +45,7 @@ use crate::allocator::{self, AllocationError, Plan, RepairReport, ServiceRanges}
 use crate::encryption::Transformer;
 use crate::managed_fields::{self, ManagedFieldsError, Writer};
 use crate::store::{KvStore, StoreError};
+use crate::watch_cache::{CachedEvent, CachedRange, CachedRevision, Decoded, WatchCache};
 
 /// The largest object the registry stores (as etcd's default request limit).
 pub const MAX_OBJECT_BYTES: usize = 1536 * 1024;
@@ -239,6 +243,8 @@ pub struct Registry<S> {
     transformer: Arc<Transformer>,
     /// Where Services' ClusterIPs and NodePorts come from.
     ranges: ServiceRanges,
+    /// Where lists and watches are read from, when it can answer them.
+    cache: Option<WatchCache>,
 }
 
 impl<S> Clone for Registry<S> {
@@ -248,6 +254,7 @@ impl<S> Clone for Registry<S> {
             fence: self.fence,
             transformer: self.transformer.clone(),
             ranges: self.ranges,
+            cache: self.cache.clone(),
         }
     }
 }
@@ -457,7 +464,19 @@ impl<S: KvStore> Registry<S> {
             fence: None,
             transformer: Arc::new(Transformer::identity()),
             ranges: ServiceRanges::default(),
+            cache: None,
         }
+    }
+
+    /// This registry with lists and watches read from `cache` where it can answer them.
+    pub fn with_watch_cache(mut self, cache: WatchCache) -> Registry<S> {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The watch cache lists and watches are read from, if any.
+    pub fn watch_cache(&self) -> Option<&WatchCache> {
+        self.cache.as_ref()
     }
 
     /// This registry with Services' ClusterIPs and NodePorts allocated from `ranges`.
@@ -491,6 +510,7 @@ impl<S: KvStore> Registry<S> {
             fence: Some(term),
             transformer: self.transformer.clone(),
             ranges: self.ranges,
+            cache: self.cache.clone(),
         }
     }
 
@@ -1234,6 +1254,26 @@ impl<S: KvStore> Registry<S> {
         Ok(report)
     }
 
+    /// One page of keys: from the watch cache when it can answer, else from the store.
+    async fn range_page(
+        &self,
+        request: RangeRequest,
+        consistency: ReadConsistency,
+    ) -> Result<CachedRange, RegistryError> {
+        if let Some(cache) = &self.cache {
+            if let Some(page) = cache.range(&request, consistency).await? {
+                return Ok(page);
+            }
+        }
+        let response = self.store.range(request, consistency).await?;
+        Ok(CachedRange {
+            kvs: response.kvs.into_iter().map(Arc::new).collect(),
+            count: response.count,
+            more: response.more,
+            revision: response.revision,
+        })
+    }
+
     /// Lists objects, one page at a time, all pages at one revision.
     pub async fn list(&self, options: &ListOptions) -> Result<ListPage, RegistryError> {
         let kind = options.kind;
@@ -1276,7 +1316,7 @@ impl<S: KvStore> Registry<S> {
             let mut request = RangeRequest::new(range);
             request.revision = revision;
             request.limit = page;
-            let response = self.store.range(request, options.consistency).await?;
+            let response = self.range_page(request, options.consistency).await?;
             if revision == 0 {
                 revision = response.revision;
             }
@@ -1367,16 +1407,33 @@ impl<S: KvStore> Registry<S> {
                 (events, page.revision + 1)
             }
         };
-        let changes = self.store.watch(KeyRange::prefix(prefix), from).await?;
+        let range = KeyRange::prefix(prefix);
+        let changes = match &self.cache {
+            Some(cache) => cache.watch(range.clone(), from).await?,
+            None => {
+                let changes = self.store.watch(range.clone(), from).await?;
+                changes
+                    .map(|item| {
+                        item.map(|revision| {
+                            Arc::new(CachedRevision::new(
+                                revision.revision,
+                                revision.events.into_iter().map(CachedEvent::new).collect(),
+                            ))
+                        })
+                    })
+                    .boxed()
+            }
+        };
         let transformer = self.transformer.clone();
         let changes = changes.flat_map(move |batch| {
             let events: Vec<Result<WatchEvent, RegistryError>> = match batch {
                 Err(e) => vec![Err(RegistryError::from(e))],
                 Ok(batch) => batch
-                    .events
+                    .events()
                     .iter()
+                    .filter(|event| range.contains(&event.kv().key))
                     .filter_map(|event| {
-                        translate(&transformer, kind, &options, event, batch.revision).transpose()
+                        translate(&transformer, kind, &options, event, batch.revision()).transpose()
                     })
                     .collect(),
             };
@@ -1386,21 +1443,34 @@ impl<S: KvStore> Registry<S> {
     }
 }
 
+/// A shared change as one watcher sees it: its objects are decoded once for all watchers
+/// of the master (the first one to need them decodes them), then cloned for this one.
 fn translate(
     transformer: &Transformer,
     kind: Kind,
     options: &ListOptions,
-    event: &raft_store::kv::Event,
+    event: &CachedEvent,
     revision: u64,
 ) -> Result<Option<WatchEvent>, RegistryError> {
-    let old = match &event.prev_kv {
-        Some(prev) => Some(decode(transformer, kind, prev)?),
+    let shared_decode = |kv: &KeyValue| -> Decoded {
+        decode(transformer, kind, kv)
+            .map(Arc::new)
+            .map_err(|e| e.to_string())
+    };
+    let old = match event.prev_object(shared_decode) {
+        Some(decoded) => Some(decoded.map_err(RegistryError::Internal)?),
         None => None,
     };
-    let old_matches = old.as_ref().is_some_and(|o| options.matches(o));
-    match event.kind {
+    let old_matches = old.as_deref().is_some_and(|o| options.matches(o));
+    match event.kind() {
         EventKind::Put => {
-            let new = decode(transformer, kind, &event.kv)?;
+            let new = event
+                .object(shared_decode)
+                .map_err(RegistryError::Internal)?;
+            if !old_matches && !options.matches(&new) {
+                return Ok(None);
+            }
+            let new = Object::clone(&new);
             let new_matches = options.matches(&new);
             let event_type = match (old_matches, new_matches) {
                 (false, true) => WatchEventType::Added,
@@ -1420,9 +1490,10 @@ fn translate(
             }))
         }
         EventKind::Delete => {
-            let Some(mut object) = old.filter(|_| old_matches) else {
+            let Some(old) = old.filter(|_| old_matches) else {
                 return Ok(None);
             };
+            let mut object = Object::clone(&old);
             object.metadata_mut().resource_version = revision.to_string();
             Ok(Some(WatchEvent {
                 event_type: WatchEventType::Deleted,

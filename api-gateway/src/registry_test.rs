@@ -12,8 +12,12 @@ use rafter_proto::{DeleteOptions, ListOptions, Propagation, ReadConsistency, Wat
 use crate::registry::{Registry, RegistryError, Subresource};
 use crate::testing::MemKv;
 
+/// A registry as a master has it: lists and watches go through a watch cache (which reads
+/// the store until it is loaded, and wherever it cannot answer).
 fn registry() -> Registry<MemKv> {
-    Registry::new(Arc::new(MemKv::new().unwrap()))
+    let store = Arc::new(MemKv::new().unwrap());
+    let cache = crate::WatchCache::start(store.clone(), crate::WatchCacheConfig::default());
+    Registry::new(store).with_watch_cache(cache)
 }
 
 fn object(yaml: &str) -> Object {

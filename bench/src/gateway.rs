@@ -75,6 +75,9 @@ pub(crate) struct MasterArgs {
     /// As `rafter master --scheduled-events-burst`.
     #[arg(long, default_value_t = 100)]
     scheduled_events_burst: u32,
+    /// As `rafter master --no-watch-cache`.
+    #[arg(long)]
+    no_watch_cache: bool,
 }
 
 /// Runs one master until SIGTERM/Ctrl-C (or until killed).
@@ -108,6 +111,7 @@ pub(crate) fn run_master(args: MasterArgs) -> anyhow::Result<()> {
             per_second: args.scheduled_events_per_second,
             burst: args.scheduled_events_burst,
         }),
+        watch_cache: (!args.no_watch_cache).then(api_gateway::WatchCacheConfig::default),
         cluster_cidr: Some(actors::ClusterCidr::default()),
         service_ranges: rafter_master::ServiceRanges::parse(
             &args.service_cluster_ip_range,

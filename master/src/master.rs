@@ -28,7 +28,8 @@ use rafter_proto::Object;
 use api_gateway::audit::{AuditLog, Auditor, Policy as AuditPolicy};
 use api_gateway::{
     authorizer, serve_with, AuthzCache, CacheGuard, EncryptionConfig, Registry, RegistryError,
-    ServeError, ServeOptions, ServerTls, ServiceRanges, TokenFile, Transformer, API_SERVICE,
+    ServeError, ServeOptions, ServerTls, ServiceRanges, TokenFile, Transformer, WatchCache,
+    API_SERVICE,
 };
 use rafter_client::private_files::{
     create_private_dir, read_private, write_private as write_private_file, PrivateFileError,
@@ -107,6 +108,9 @@ pub struct MasterConfig {
     /// How many `Scheduled` events the scheduler may write (`--scheduled-events-per-second`,
     /// `--scheduled-events-burst`); `None`: one per pod bound, as Kubernetes writes them.
     pub scheduled_events: Option<actors::EventRate>,
+    /// The watch cache lists and watches are served from (`--watch-cache-history-mb`,
+    /// `--no-watch-cache`); `None` reads every list and watch from the store.
+    pub watch_cache: Option<api_gateway::WatchCacheConfig>,
     /// Where the controllers take nodes' pod CIDRs from (`--cluster-cidr`); `None`: no
     /// allocation.
     pub cluster_cidr: Option<actors::ClusterCidr>,
@@ -562,9 +566,12 @@ impl Master {
         });
 
         let kv = Arc::new(RaftKv::new(node.clone()));
-        let registry = Registry::new(kv.clone())
+        let mut registry = Registry::new(kv.clone())
             .with_transformer(Arc::new(transformer))
             .with_service_ranges(config.service_ranges);
+        if let Some(cache) = config.watch_cache {
+            registry = registry.with_watch_cache(WatchCache::start(kv.clone(), cache));
+        }
         tokio::spawn(bootstrap_cluster_state(
             kv.clone(),
             registry.clone(),

@@ -94,6 +94,13 @@ pub struct MasterArgs {
     /// How many `Scheduled` events may be written at once before the rate applies.
     #[arg(long, default_value_t = 100)]
     scheduled_events_burst: u32,
+    /// Serve every list and watch from the store, not from this master's watch cache.
+    #[arg(long)]
+    no_watch_cache: bool,
+    /// Megabytes of recent changes the watch cache holds for watches (raw and decoded);
+    /// a watch from an older revision reads the store.
+    #[arg(long, default_value_t = 64)]
+    watch_cache_history_mb: usize,
     /// The range nodes' pod CIDRs (spec.podCIDR) are allocated from; "" allocates none.
     #[arg(long, default_value = "10.244.0.0/16")]
     cluster_cidr: String,
@@ -213,6 +220,10 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
         scheduled_events: (args.scheduled_events_per_second > 0.0).then_some(actors::EventRate {
             per_second: args.scheduled_events_per_second,
             burst: args.scheduled_events_burst,
+        }),
+        watch_cache: (!args.no_watch_cache).then(|| rafter_master::WatchCacheConfig {
+            ring_bytes: args.watch_cache_history_mb.max(1) << 20,
+            ..rafter_master::WatchCacheConfig::default()
         }),
         encryption_config: args.encryption_provider_config,
         audit: args.audit_log_path.map(|log_path| AuditConfig {

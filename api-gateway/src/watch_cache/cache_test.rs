@@ -1,0 +1,310 @@
+//! The watch cache over the in-memory store: reads and watches from memory give what the
+//! store gives, at the store's revision or later, and fall back to the store where the
+//! cache no longer holds what is asked.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use raft_store::kv::{Op, PutRequest};
+use rafter_proto::{parse_object, Kind, ListOptions, Object, ReadConsistency, Selector};
+use rafter_proto::{DeleteOptions, WatchEventType};
+
+use super::*;
+use crate::registry::{Registry, Subresource};
+use crate::testing::MemKv;
+
+fn pod(name: &str, labels: &str) -> Object {
+    parse_object(
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels: {{{labels}}}\nspec:\n  containers:\n  - name: c\n    image: busybox\n"
+        ),
+        "test",
+    )
+    .unwrap()
+}
+
+/// A started cache over `store`, once it is loaded.
+async fn loaded(store: &Arc<MemKv>, config: WatchCacheConfig) -> WatchCache {
+    let cache = WatchCache::start(store.clone(), config);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cache.stats().ready {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the cache never loaded"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    cache
+}
+
+fn names(items: &[Object]) -> Vec<String> {
+    items.iter().map(|o| o.metadata().name.clone()).collect()
+}
+
+#[tokio::test]
+async fn a_list_from_the_cache_sees_every_write_acknowledged_before_it() {
+    let store = Arc::new(MemKv::new().unwrap());
+    let plain = Registry::new(store.clone());
+    let cache = loaded(&store, WatchCacheConfig::default()).await;
+    let cached = Registry::new(store.clone()).with_watch_cache(cache.clone());
+    for i in 0..30 {
+        // Written through the other registry: only the store's revision tells the cache.
+        let created = plain
+            .create(pod(&format!("p{i:02}"), "app: web"), false)
+            .await
+            .unwrap();
+        let written: u64 = created.metadata().resource_version.parse().unwrap();
+        let list = cached
+            .list(&ListOptions::all(Kind::Pod, Some("default")))
+            .await
+            .unwrap();
+        assert_eq!(list.items.len(), i + 1, "the list right after create {i}");
+        let from_store = plain
+            .list(&ListOptions::all(Kind::Pod, Some("default")))
+            .await
+            .unwrap();
+        assert_eq!(list.items, from_store.items);
+        assert!(list.revision >= written);
+    }
+    let stats = cache.stats();
+    assert_eq!(stats.reads_from_cache, 30, "{stats:?}");
+    assert_eq!(stats.reads_from_store, 0, "{stats:?}");
+    assert_eq!(stats.objects, 30);
+    assert_eq!(stats.loads, 1);
+
+    // A serializable list reads memory without asking the store.
+    let mut stale_ok = ListOptions::all(Kind::Pod, None);
+    stale_ok.consistency = ReadConsistency::Serializable;
+    stale_ok.labels = Selector::parse("app=web").unwrap();
+    assert_eq!(cached.list(&stale_ok).await.unwrap().items.len(), 30);
+    assert_eq!(cache.stats().reads_from_cache, 31);
+}
+
+#[tokio::test]
+async fn later_pages_are_read_at_the_first_pages_revision_from_memory() {
+    let store = Arc::new(MemKv::new().unwrap());
+    let cache = loaded(&store, WatchCacheConfig::default()).await;
+    let r = Registry::new(store.clone()).with_watch_cache(cache.clone());
+    for i in 0..40 {
+        r.create(pod(&format!("p{i:02}"), ""), false).await.unwrap();
+    }
+    let mut options = ListOptions::all(Kind::Pod, Some("default"));
+    options.limit = 10;
+    let first = r.list(&options).await.unwrap();
+    assert_eq!(first.items.len(), 10);
+    assert_eq!(first.remaining, 30);
+    assert_eq!(
+        cache.stats().snapshots,
+        1,
+        "the first page kept its revision"
+    );
+
+    // The key space moves on between pages, and the cache applies it.
+    r.delete(
+        Kind::Pod,
+        "default",
+        "p27",
+        &DeleteOptions::default(),
+        false,
+    )
+    .await
+    .unwrap();
+    let last = r.create(pod("p99", ""), false).await.unwrap();
+    let last: u64 = last.metadata().resource_version.parse().unwrap();
+    assert!(cache.wait_for_revision(last, Duration::from_secs(5)).await);
+    let before = cache.stats();
+
+    let mut seen = names(&first.items);
+    let mut token = first.continue_token;
+    while let Some(t) = token {
+        options.continue_token = Some(t);
+        let page = r.list(&options).await.unwrap();
+        assert_eq!(page.revision, first.revision, "every page at one revision");
+        seen.extend(names(&page.items));
+        token = page.continue_token;
+    }
+    let expected: Vec<String> = (0..40).map(|i| format!("p{i:02}")).collect();
+    assert_eq!(seen, expected);
+    let after = cache.stats();
+    assert_eq!(after.reads_from_store, 0, "{after:?}");
+    assert_eq!(after.reads_from_cache - before.reads_from_cache, 3);
+}
+
+#[tokio::test]
+async fn a_watch_from_the_cache_sees_what_a_watch_of_the_store_sees() {
+    let store = Arc::new(MemKv::new().unwrap());
+    let plain = Registry::new(store.clone());
+    let cache = loaded(&store, WatchCacheConfig::default()).await;
+    let cached = Registry::new(store.clone()).with_watch_cache(cache.clone());
+    let start = plain.create(pod("a", "app: web"), false).await.unwrap();
+    let rv = start.metadata().resource_version.clone();
+    let mut options = ListOptions::all(Kind::Pod, None);
+    options.labels = Selector::parse("app=web").unwrap();
+    let mut from_cache = Vec::new();
+    for _ in 0..3 {
+        from_cache.push(cached.watch(options.clone(), Some(&rv)).await.unwrap());
+    }
+    let mut from_store = plain.watch(options.clone(), Some(&rv)).await.unwrap();
+
+    let b = plain.create(pod("b", "app: web"), false).await.unwrap();
+    let mut relabelled = b.clone();
+    relabelled
+        .metadata_mut()
+        .labels
+        .insert("app".into(), "db".into());
+    plain
+        .update(relabelled, Subresource::Main, false)
+        .await
+        .unwrap();
+    plain.create(pod("c", "app: db"), false).await.unwrap();
+    plain
+        .delete(Kind::Pod, "default", "a", &DeleteOptions::default(), false)
+        .await
+        .unwrap();
+
+    let mut expected = Vec::new();
+    for _ in 0..3 {
+        let event = tokio::time::timeout(Duration::from_secs(5), from_store.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        expected.push(event);
+    }
+    let kinds: Vec<(WatchEventType, String)> = expected
+        .iter()
+        .map(|e| {
+            (
+                e.event_type,
+                e.object.as_ref().unwrap().metadata().name.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (WatchEventType::Added, "b".to_owned()),
+            (WatchEventType::Deleted, "b".to_owned()),
+            (WatchEventType::Deleted, "a".to_owned()),
+        ]
+    );
+    for watch in &mut from_cache {
+        for want in &expected {
+            let got = tokio::time::timeout(Duration::from_secs(5), watch.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (got.event_type, got.revision, &got.object),
+                (want.event_type, want.revision, &want.object)
+            );
+        }
+    }
+    let stats = cache.stats();
+    assert_eq!(stats.watches_from_cache, 3, "{stats:?}");
+    assert_eq!(stats.watches_from_store, 0, "{stats:?}");
+}
+
+#[test]
+fn an_event_is_decoded_once_for_every_watcher() {
+    let event = CachedEvent::new(raft_store::kv::Event {
+        kind: raft_store::kv::EventKind::Put,
+        kv: raft_store::kv::KeyValue::default(),
+        prev_kv: None,
+    });
+    let decodes = std::sync::atomic::AtomicUsize::new(0);
+    let decode = |_: &raft_store::kv::KeyValue| -> Decoded {
+        decodes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Arc::new(pod("x", "")))
+    };
+    let first = event.object(decode).unwrap();
+    let second = event.object(decode).unwrap();
+    assert!(Arc::ptr_eq(&first, &second));
+    assert_eq!(decodes.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(event.prev_object(decode).is_none());
+}
+
+/// Puts `n` raw values under `/registry/raw/`, one revision each; returns the first.
+async fn put_many(store: &MemKv, n: usize) -> u64 {
+    let mut first = 0;
+    for i in 0..n {
+        let op = Op::Put(PutRequest::new(
+            format!("/registry/raw/k{}", i % 50),
+            vec![7; 64],
+        ));
+        let response = store.write(op, None).await.unwrap();
+        let revision = match response {
+            raft_store::kv::KvResponse::Put(p) => p.revision,
+            other => panic!("{other:?}"),
+        };
+        if first == 0 {
+            first = revision;
+        }
+    }
+    first
+}
+
+async fn revisions(changes: &mut CachedChanges, n: usize) -> Vec<u64> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let next = tokio::time::timeout(Duration::from_secs(10), changes.next())
+            .await
+            .expect("the watch stalled")
+            .expect("the watch ended")
+            .expect("the watch failed");
+        got.push(next.revision());
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_watcher_behind_the_live_feed_reads_the_ring_again() {
+    let store = Arc::new(MemKv::new().unwrap());
+    let cache = loaded(&store, WatchCacheConfig::default()).await;
+    let from = store.revision() + 1;
+    let mut watch = cache
+        .watch(KeyRange::prefix("/registry/raw/"), from)
+        .await
+        .unwrap();
+    // More revisions than the live feed holds for an unread watcher.
+    let n = LIVE_BACKLOG + 500;
+    let first = put_many(&store, n).await;
+    assert_eq!(first, from);
+    let got = revisions(&mut watch, n).await;
+    assert_eq!(got, (from..from + n as u64).collect::<Vec<_>>());
+    let stats = cache.stats();
+    assert_eq!(stats.watches_from_store, 0, "the ring held them: {stats:?}");
+}
+
+#[tokio::test]
+async fn a_watcher_the_ring_no_longer_covers_goes_on_from_the_store() {
+    let store = Arc::new(MemKv::new().unwrap());
+    let config = WatchCacheConfig {
+        ring_bytes: 16 << 10,
+        ..WatchCacheConfig::default()
+    };
+    let cache = loaded(&store, config).await;
+    let from = store.revision() + 1;
+    let mut behind = cache
+        .watch(KeyRange::prefix("/registry/raw/"), from)
+        .await
+        .unwrap();
+    let n = LIVE_BACKLOG + 500;
+    put_many(&store, n).await;
+    let got = revisions(&mut behind, n).await;
+    assert_eq!(got, (from..from + n as u64).collect::<Vec<_>>());
+    assert_eq!(cache.stats().watches_from_store, 1);
+
+    // A watch that starts before the ring's oldest revision reads the store from the start.
+    let oldest = cache.stats().oldest_watchable;
+    assert!(oldest > from + 1);
+    let mut old = cache
+        .watch(KeyRange::prefix("/registry/raw/"), from)
+        .await
+        .unwrap();
+    assert_eq!(revisions(&mut old, 3).await, [from, from + 1, from + 2]);
+    assert_eq!(cache.stats().watches_from_store, 2);
+    assert!(cache.stats().ring_bytes <= 16 << 10);
+}

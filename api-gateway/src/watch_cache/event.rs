@@ -1,0 +1,103 @@
+//! One revision's changes as every watcher of a master shares them.
+//!
+//! Owns [`CachedRevision`] and [`CachedEvent`]: the store's event, and the objects decoded
+//! from it once, by the first watcher that needs them, for every other watcher to clone.
+//! It knows how to hold a decoded object, not how to decode one (the registry does).
+
+use std::sync::Arc;
+use std::sync::OnceLock;
+
+use raft_store::kv::{Event, EventKind, KeyValue};
+use rafter_proto::Object;
+
+/// A decoded object, or why the stored value could not be decoded.
+pub(crate) type Decoded = Result<Arc<Object>, String>;
+
+/// One key's change, with its objects decoded at most once.
+#[derive(Debug)]
+pub(crate) struct CachedEvent {
+    kind: EventKind,
+    kv: Arc<KeyValue>,
+    prev: Option<Arc<KeyValue>>,
+    object: OnceLock<Decoded>,
+    prev_object: OnceLock<Decoded>,
+}
+
+impl CachedEvent {
+    pub(crate) fn new(event: Event) -> CachedEvent {
+        CachedEvent {
+            kind: event.kind,
+            kv: Arc::new(event.kv),
+            prev: event.prev_kv.map(Arc::new),
+            object: OnceLock::new(),
+            prev_object: OnceLock::new(),
+        }
+    }
+
+    /// Put or delete.
+    pub(crate) fn kind(&self) -> EventKind {
+        self.kind
+    }
+
+    /// The key after the change (for a delete, only the key and revision).
+    pub(crate) fn kv(&self) -> &KeyValue {
+        &self.kv
+    }
+
+    pub(crate) fn kv_shared(&self) -> Arc<KeyValue> {
+        self.kv.clone()
+    }
+
+    /// The object after the change, decoded by `decode` the first time it is asked for.
+    pub(crate) fn object(&self, decode: impl FnOnce(&KeyValue) -> Decoded) -> Decoded {
+        self.object.get_or_init(|| decode(&self.kv)).clone()
+    }
+
+    /// The object before the change, decoded once; `None` when the key did not exist.
+    pub(crate) fn prev_object(&self, decode: impl FnOnce(&KeyValue) -> Decoded) -> Option<Decoded> {
+        let prev = self.prev.as_deref()?;
+        Some(self.prev_object.get_or_init(|| decode(prev)).clone())
+    }
+
+    fn bytes(&self) -> usize {
+        // Raw key and values, and about as much again for the objects decoded from them.
+        let raw = self.kv.key.len()
+            + self.kv.value.len()
+            + self.prev.as_ref().map_or(0, |p| p.value.len());
+        2 * raw + 160
+    }
+}
+
+/// The changes of one revision, shared by every watcher.
+#[derive(Debug)]
+pub(crate) struct CachedRevision {
+    revision: u64,
+    events: Vec<CachedEvent>,
+    bytes: usize,
+}
+
+impl CachedRevision {
+    pub(crate) fn new(revision: u64, events: Vec<CachedEvent>) -> CachedRevision {
+        let bytes = events.iter().map(CachedEvent::bytes).sum::<usize>() + 64;
+        CachedRevision {
+            revision,
+            events,
+            bytes,
+        }
+    }
+
+    /// The store revision of these changes.
+    pub(crate) fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// The changes, in the order the revision made them.
+    pub(crate) fn events(&self) -> &[CachedEvent] {
+        &self.events
+    }
+
+    /// What holding it costs, roughly, for the ring's budget.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+}

@@ -1,0 +1,168 @@
+//! The one task that keeps a watch cache current: load the object keys at one revision,
+//! then follow a watch of the whole key space from the next one.
+//!
+//! Owns the load/follow loop and its [`FeedGuard`]. On any store error it drops the state
+//! (watchers go on from the store, reads go to the store) and loads again after a pause.
+//! It must not write to the store.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use raft_store::kv::{KeyRange, KeyValue, RangeRequest};
+use rafter_proto::ReadConsistency;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use super::state::{CacheState, CACHED_PREFIX};
+use super::{Current, Shared, LIVE_BACKLOG};
+use crate::store::StoreError;
+
+/// Keys read per page while loading.
+const LOAD_PAGE: u64 = 10_000;
+
+/// The pause before loading again after the store failed, doubled per failure up to the
+/// last.
+const RETRY: [Duration; 4] = [
+    Duration::from_millis(100),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+];
+
+/// Stops the feed when dropped.
+pub(super) struct FeedGuard(JoinHandle<()>);
+
+impl Drop for FeedGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+pub(super) fn spawn(shared: Arc<Shared>) -> FeedGuard {
+    FeedGuard(tokio::spawn(run(shared)))
+}
+
+async fn run(shared: Arc<Shared>) {
+    let mut failures = 0usize;
+    loop {
+        let started = tokio::time::Instant::now();
+        let error = load_and_follow(&shared).await;
+        if let Ok(mut current) = shared.current.write() {
+            *current = None;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            failures = 0;
+        }
+        let pause = RETRY[failures.min(RETRY.len() - 1)];
+        failures += 1;
+        tracing::warn!(
+            %error,
+            retry_in = ?pause,
+            "the watch cache stopped following the store; lists and watches read the store \
+             until it is loaded again"
+        );
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Every object key at one revision, page by page.
+async fn load(shared: &Shared) -> Result<(Vec<KeyValue>, u64), StoreError> {
+    let end = KeyRange::prefix(CACHED_PREFIX);
+    let end_key = match &end {
+        KeyRange::Range { end: Some(end), .. } => end.clone(),
+        _ => return Err(StoreError::refused("the cached range has no end")),
+    };
+    let mut start = CACHED_PREFIX.as_bytes().to_vec();
+    let mut revision = 0;
+    let mut kvs = Vec::new();
+    loop {
+        let request = RangeRequest {
+            range: KeyRange::range(start.clone(), end_key.clone()),
+            revision,
+            limit: LOAD_PAGE,
+            keys_only: false,
+            count_only: false,
+        };
+        let consistency = if revision == 0 {
+            ReadConsistency::Linearizable
+        } else {
+            ReadConsistency::Serializable
+        };
+        let page = shared.store.range(request, consistency).await?;
+        if revision == 0 {
+            revision = page.revision;
+        }
+        let more = page.more;
+        if let Some(last) = page.kvs.last() {
+            start = last.key.clone();
+            start.push(0);
+        }
+        let fetched = page.kvs.len();
+        kvs.extend(page.kvs);
+        if !more || fetched == 0 {
+            return Ok((kvs, revision));
+        }
+    }
+}
+
+/// Loads the cache and follows the store until the store fails; returns why.
+async fn load_and_follow(shared: &Shared) -> StoreError {
+    let (kvs, revision) = match load(shared).await {
+        Ok(loaded) => loaded,
+        Err(e) => return e,
+    };
+    let mut changes = match shared
+        .store
+        .watch(KeyRange::prefix(Vec::new()), revision + 1)
+        .await
+    {
+        Ok(changes) => changes,
+        Err(e) => return e,
+    };
+    let state = CacheState::loaded(kvs, revision, shared.config.ring_bytes);
+    let held = state.held();
+    match shared.current.write() {
+        Ok(mut current) => {
+            let (live, _) = broadcast::channel(LIVE_BACKLOG);
+            *current = Some(Current { state, live });
+        }
+        Err(_) => return StoreError::Unavailable("the watch cache's lock is poisoned".into()),
+    }
+    shared.applied.send_replace(revision);
+    shared.counters.loads.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(
+        revision,
+        objects = held.objects,
+        bytes = held.object_bytes,
+        "the watch cache is loaded"
+    );
+    while let Some(item) = changes.next().await {
+        let changed = match item {
+            Ok(changed) => changed,
+            Err(e) => return e,
+        };
+        let revision = changed.revision;
+        match shared.current.write() {
+            Ok(mut current) => {
+                let Some(current) = current.as_mut() else {
+                    return StoreError::Unavailable("the watch cache was dropped".into());
+                };
+                if let Some(cached) = current.state.apply(changed) {
+                    // No receiver is not an error: no one watches right now.
+                    let _ = current.live.send(cached);
+                }
+            }
+            Err(_) => return StoreError::Unavailable("the watch cache's lock is poisoned".into()),
+        }
+        shared.applied.send_if_modified(|applied| {
+            let moved = revision > *applied;
+            if moved {
+                *applied = revision;
+            }
+            moved
+        });
+    }
+    StoreError::Unavailable("the store's watch of every key ended".into())
+}

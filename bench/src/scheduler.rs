@@ -37,6 +37,7 @@ use tokio::time::Instant;
 
 use crate::gateway::{library_client, start_cluster_with};
 use crate::hollow_nodes::{node_name, register, LeaseRenewer, NodeShape};
+use crate::node_watchers::NodeWatchers;
 use crate::report::{ms, rate, Machine};
 use crate::stats::percentile;
 
@@ -79,6 +80,20 @@ pub(crate) struct SchedulerArgs {
     /// The budget's burst (`--scheduled-events-burst`).
     #[arg(long, default_value_t = 100)]
     pub scheduled_events_burst: u32,
+    /// Pod watchers shaped as node agents' (one per node, `spec.nodeName=<node>`, spread
+    /// over the masters), opened before the first create; the run checks each saw every
+    /// pod bound to its node.
+    #[arg(long, default_value_t = 0)]
+    pub watchers: usize,
+    /// LISTs of `--list-size` pods timed after every pod is bound (0: none).
+    #[arg(long, default_value_t = 0)]
+    pub list_rounds: usize,
+    /// Pods per timed LIST (one page of this many).
+    #[arg(long, default_value_t = 10_000)]
+    pub list_size: i64,
+    /// Start the masters with `--no-watch-cache`.
+    #[arg(long)]
+    pub no_watch_cache: bool,
 }
 
 /// A one-container pod with requests and no node.
@@ -239,6 +254,26 @@ async fn watch_binds(
     Ok(bound)
 }
 
+/// Times `--list-rounds` LISTs of one page of `--list-size` pods; sorted.
+async fn time_lists(client: &Client, args: &SchedulerArgs) -> anyhow::Result<Vec<Duration>> {
+    let mut times = Vec::new();
+    let params = ListParams {
+        limit: args.list_size,
+        ..Default::default()
+    };
+    for _ in 0..args.list_rounds {
+        let t = Instant::now();
+        let page = client.list(Kind::Pod, Some(NAMESPACE), &params).await?;
+        times.push(t.elapsed());
+        let want = usize::try_from(args.list_size).unwrap_or(0).min(args.pods);
+        if page.items.len() != want {
+            anyhow::bail!("a LIST returned {} pods, not {want}", page.items.len());
+        }
+    }
+    times.sort_unstable();
+    Ok(times)
+}
+
 /// Every object of `kind` (in `namespace`), page by page.
 async fn list_all(
     client: &Client,
@@ -278,6 +313,7 @@ struct Check {
     busiest_node_pods: usize,
     scheduled_events: usize,
     failed_scheduling_events: usize,
+    pods_per_node: HashMap<String, usize>,
 }
 
 /// Reads every pod, node and event back and checks the placement independently of the
@@ -341,6 +377,8 @@ async fn check(client: &Client) -> anyhow::Result<Check> {
     }
     for (node, (cpu, memory, count)) in &used {
         out.busiest_node_pods = out.busiest_node_pods.max((*count / 1000) as usize);
+        out.pods_per_node
+            .insert(node.clone(), (*count / 1000) as usize);
         if let Some((c, m, p)) = capacity.get(node) {
             if cpu > c || memory > m || count > p {
                 out.overcommitted.push(node.clone());
@@ -416,7 +454,7 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
     println!();
     let per_second = args.scheduled_events_per_second.to_string();
     let burst = args.scheduled_events_burst.to_string();
-    let flags: Vec<&str> = if args.scheduled_events_per_second > 0.0 {
+    let mut flags: Vec<&str> = if args.scheduled_events_per_second > 0.0 {
         println!(
             "Scheduled events budgeted: {per_second}/s, burst {burst} (Bindings are never budgeted)"
         );
@@ -430,6 +468,12 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
         println!("Scheduled events: one per pod bound (no budget)");
         Vec::new()
     };
+    if args.no_watch_cache {
+        println!("watch cache: off (--no-watch-cache)");
+        flags.push("--no-watch-cache");
+    } else {
+        println!("watch cache: on (the masters' default)");
+    }
     println!("starting 3 masters ...");
     let cluster = start_cluster_with(&flags).await?;
     let leader = cluster
@@ -476,6 +520,30 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
         .await?
         .resource_version;
 
+    let mut watcher_clients = Vec::new();
+    if args.watchers > 0 {
+        // 4 connections per master, so no connection carries more than a few hundred
+        // streams.
+        for _ in 0..4 {
+            for master in cluster.masters() {
+                watcher_clients.push(library_client(&cluster, master.id).await?);
+            }
+        }
+    }
+    let node_watchers = NodeWatchers::start(
+        &watcher_clients,
+        NAMESPACE,
+        &revision,
+        args.watchers.min(args.nodes),
+    );
+    if args.watchers > 0 {
+        println!(
+            "{} node-shaped pod watchers open over {} connections",
+            args.watchers.min(args.nodes),
+            watcher_clients.len()
+        );
+    }
+
     println!("creating {} pods ...", args.pods);
     let timeline = Arc::new(Timeline::new(args.pods));
     let (deadline_tx, deadline_rx) = tokio::sync::watch::channel(None);
@@ -514,7 +582,28 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
         renewer.counts.failed.load(Ordering::Relaxed),
         renewer.counts.max_late_ms.load(Ordering::Relaxed),
     );
+    let lists = time_lists(&admin, &args).await?;
     let checked = check(&admin).await;
+    let watchers_complete = match &checked {
+        Ok(checked) if args.watchers > 0 => Some(
+            node_watchers
+                .wait_complete(
+                    |i| {
+                        checked
+                            .pods_per_node
+                            .get(&node_name(i))
+                            .copied()
+                            .unwrap_or(0)
+                    },
+                    Duration::from_secs(60),
+                )
+                .await,
+        ),
+        _ => None,
+    };
+    let watcher_events = node_watchers.seen.events.load(Ordering::Relaxed);
+    let watchers_failed = node_watchers.seen.failed.load(Ordering::Relaxed);
+    drop(node_watchers);
     renewer.stop().await;
     let leader_now = cluster.wait_for_leader(Duration::from_secs(5)).await.ok();
     drop(cluster);
@@ -588,6 +677,25 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
         println!("note: leadership moved during the run (from {leader} to {leader_now:?})");
     }
     println!();
+    if !lists.is_empty() {
+        println!(
+            "LIST of {} pods (one page, from the leader), {} rounds: p50 {} ms, p99 {} ms, max {} ms",
+            args.list_size,
+            lists.len(),
+            ms(percentile(&lists, 0.50)),
+            ms(percentile(&lists, 0.99)),
+            ms(lists.last().copied().unwrap_or_default()),
+        );
+    }
+    if let Some(complete) = watchers_complete {
+        println!(
+            "node watchers: {complete} of {} saw every pod bound to their node; {} events \
+             delivered; {} watches ended early",
+            args.watchers.min(args.nodes),
+            watcher_events,
+            watchers_failed
+        );
+    }
     println!(
         "lease renewals: {} done, {} failed, latest start {} ms after due",
         renewals.0, renewals.1, renewals.2
@@ -606,6 +714,15 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
     println!();
     print!("{}", machine.footer());
 
+    if let Some(complete) = watchers_complete {
+        let watchers = args.watchers.min(args.nodes);
+        if complete < watchers || watchers_failed > 0 {
+            anyhow::bail!(
+                "{complete} of {watchers} node watchers saw every pod of their node \
+                 ({watchers_failed} ended early)"
+            );
+        }
+    }
     if n < args.pods {
         anyhow::bail!(
             "only {n} of {} pods were seen bound within {:.0} s of the last create",

@@ -55,6 +55,13 @@ fn scheduler_benchmark_binds_every_pod_to_a_node_that_fits() {
             "16",
             "--timeout",
             "120",
+            // The scale run's other measures, small: node-shaped watchers and LISTs.
+            "--watchers",
+            "50",
+            "--list-rounds",
+            "3",
+            "--list-size",
+            "100",
         ])
         .output()
         .expect("the bench binary runs");
@@ -74,4 +81,9 @@ fn scheduler_benchmark_binds_every_pod_to_a_node_that_fits() {
         "{stdout}"
     );
     assert!(stdout.contains("| leader |"), "{stdout}");
+    assert!(
+        stdout.contains("node watchers: 50 of 50 saw every pod bound to their node"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("LIST of 100 pods"), "{stdout}");
 }

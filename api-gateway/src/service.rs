@@ -331,6 +331,29 @@ pub(crate) type ExecOutput = BoxStream<api::ExecResponse>;
 pub(crate) type PortForwardOutput = BoxStream<bytes::Bytes>;
 
 impl<S: KvStore> ResourcesService<S> {
+    /// `GET /metrics`: this master's own figures in the Prometheus text format (its watch
+    /// cache's), for callers allowed `get` on the non-resource URL `/metrics`.
+    pub(crate) async fn server_metrics(&self, request: Request<()>) -> Result<String, Status> {
+        let mut audit = self.audit(&request, "get");
+        let result = async {
+            self.admit_caller(
+                &mut audit,
+                &request,
+                "get",
+                Target::NonResource { path: "/metrics" },
+                None,
+            )
+            .await?;
+            Ok(self
+                .registry
+                .watch_cache()
+                .map(|cache| cache.stats().prometheus_text())
+                .unwrap_or_default())
+        }
+        .await;
+        audit.finish(result).await
+    }
+
     /// pods/exec for both front doors (`Resources.Exec` and the REST WebSocket): checks
     /// `create` on pods/exec for the caller of `request` (whose message is unused),
     /// finds the pod's container and node, and opens the agent's exec stream, fed with

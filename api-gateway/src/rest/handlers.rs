@@ -119,6 +119,7 @@ impl<S: KvStore> Rest<S> {
             route,
             Route::Version
                 | Route::Health
+                | Route::ServerMetrics
                 | Route::CoreVersions
                 | Route::Groups
                 | Route::Group(_)
@@ -134,6 +135,14 @@ impl<S: KvStore> Rest<S> {
         match route {
             Route::Version => Ok(json_response(200, &discovery::version())),
             Route::Health => Ok(response(200, "text/plain", full("ok"))),
+            Route::ServerMetrics => {
+                let text = self
+                    .service
+                    .server_metrics(call.grpc(()))
+                    .await
+                    .map_err(|s| ApiError::from_status(&s, &Subject::default()))?;
+                Ok(response(200, "text/plain; version=0.0.4", full(text)))
+            }
             Route::CoreVersions => Ok(json_response(200, &discovery::core_versions())),
             Route::Groups => Ok(json_response(200, &discovery::groups())),
             Route::Group(name) => discovery::group(&name)

@@ -30,6 +30,8 @@ pub(crate) enum Route {
     Version,
     /// `/healthz`, `/readyz`, `/livez` (and their sub-checks).
     Health,
+    /// `/metrics`: the server's own figures (Prometheus text).
+    ServerMetrics,
     /// `/api`: the core group's versions.
     CoreVersions,
     /// `/apis`: every group.
@@ -96,6 +98,7 @@ pub(crate) fn parse(path: &str) -> Route {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match segments.as_slice() {
         ["version"] => Route::Version,
+        ["metrics"] => Route::ServerMetrics,
         [check, ..] if matches!(*check, "healthz" | "readyz" | "livez") => Route::Health,
         ["api"] => Route::CoreVersions,
         ["apis"] => Route::Groups,
@@ -234,6 +237,7 @@ mod tests {
     #[test]
     fn discovery_documents_and_unknown_paths_are_told_apart() {
         assert_eq!(parse("/version"), Route::Version);
+        assert_eq!(parse("/metrics"), Route::ServerMetrics);
         assert_eq!(parse("/api"), Route::CoreVersions);
         assert_eq!(parse("/apis/"), Route::Groups);
         assert_eq!(parse("/apis/apps"), Route::Group("apps".into()));

@@ -81,6 +81,87 @@ impl Default for WatchCacheConfig {
     }
 }
 
+impl WatchCacheStats {
+    /// The figures in the Prometheus text format, as a master's `/metrics` serves them.
+    pub fn prometheus_text(&self) -> String {
+        let gauges: [(&str, &str, u64); 13] = [
+            (
+                "ready",
+                "1 while the cache is loaded and following the store",
+                u64::from(self.ready),
+            ),
+            (
+                "revision",
+                "the store revision every cached key is held at",
+                self.revision,
+            ),
+            ("objects", "object keys held", self.objects as u64),
+            (
+                "object_bytes",
+                "bytes of the object keys and values held, with a per-key overhead",
+                self.object_bytes as u64,
+            ),
+            (
+                "history_revisions",
+                "revisions of changes held for watches",
+                self.ring_revisions as u64,
+            ),
+            (
+                "history_bytes",
+                "bytes of changes held for watches, estimated, raw and decoded",
+                self.ring_bytes as u64,
+            ),
+            (
+                "oldest_watchable_revision",
+                "the oldest revision a watch can start from in the cache",
+                self.oldest_watchable,
+            ),
+            (
+                "list_snapshots",
+                "snapshots kept for the later pages of lists",
+                self.snapshots as u64,
+            ),
+            (
+                "reads_from_cache_total",
+                "list pages read from memory",
+                self.reads_from_cache,
+            ),
+            (
+                "reads_from_store_total",
+                "list pages the cache could not answer, read from the store",
+                self.reads_from_store,
+            ),
+            (
+                "watches_from_cache_total",
+                "watches served from the cache",
+                self.watches_from_cache,
+            ),
+            (
+                "watches_from_store_total",
+                "watches, or their remainder, read from the store",
+                self.watches_from_store,
+            ),
+            (
+                "loads_total",
+                "times the cache was loaded from the store",
+                self.loads,
+            ),
+        ];
+        let mut text = String::new();
+        for (name, help, value) in gauges {
+            let kind = if name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            };
+            text.push_str(&format!(
+                "# HELP rafter_watch_cache_{name} {help}\n# TYPE rafter_watch_cache_{name} {kind}\nrafter_watch_cache_{name} {value}\n"
+            ));
+        }
+        text
+    }
+}
+
 /// What the cache holds and what it served, since the gateway started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WatchCacheStats {

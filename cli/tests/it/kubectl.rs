@@ -267,11 +267,29 @@ fn stock_kubectl_reads_version_discovery_and_openapi_from_every_master() {
     let names = kube.ok(&["--kubeconfig", &file, "get", "namespaces", "-o", "name"]);
     assert!(names.contains("namespace/default"), "{names}");
 
-    // Every master serves the same API: each answers with the cluster's namespaces.
+    // Every master serves the same API: each answers with the cluster's namespaces, and
+    // reports its watch cache (loaded, holding the namespaces, the lists just read from it).
     for server in kube.rest_servers() {
         let names = kube.ok(&["--server", &server, "get", "namespaces", "-o", "name"]);
         assert!(names.contains("namespace/kube-system"), "{server}: {names}");
+        let metrics = kube.ok(&["--server", &server, "get", "--raw", "/metrics"]);
+        let figure = |name: &str| -> u64 {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("rafter_watch_cache_{name} ")))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("{server}: no {name} in\n{metrics}"))
+        };
+        assert_eq!(figure("ready"), 1, "{server}");
+        assert!(figure("objects") > 0, "{server}");
+        assert!(figure("reads_from_cache_total") > 0, "{server}");
+        assert!(figure("revision") > 0, "{server}");
     }
+    let refused = kube.fails(&["get", "--raw", "/metrics", "--as", "bob"]);
+    assert!(
+        refused.contains("Forbidden") && refused.contains(r#""bob" cannot get path "/metrics""#),
+        "{refused}"
+    );
 
     // The oldest and the newest versioned kubectl beside the default one.
     for binary in ["kubectl.1.27", "kubectl.1.33"] {

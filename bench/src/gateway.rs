@@ -179,6 +179,25 @@ pub(crate) async fn library_client(cluster: &Cluster, first: u64) -> anyhow::Res
     Ok(Client::connect(config).await?)
 }
 
+/// A client library instance for master `id` alone (no failover to the others).
+pub(crate) async fn single_master_client(cluster: &Cluster, id: u64) -> anyhow::Result<Client> {
+    let master = cluster
+        .masters()
+        .iter()
+        .find(|m| m.id == id)
+        .ok_or_else(|| anyhow::anyhow!("no master {id}"))?;
+    let config = ResolvedConfig {
+        context: String::new(),
+        endpoints: vec![master.endpoint()],
+        ca_pem: Some(cluster.ca_pem().map_err(|e| anyhow::anyhow!("{e}"))?),
+        identity: None,
+        token: Some(cluster.admin_token().map_err(|e| anyhow::anyhow!("{e}"))?),
+        namespace: "default".into(),
+        insecure: false,
+    };
+    Ok(Client::connect(config).await?)
+}
+
 /// Creates a Pod through the client library.
 async fn library_create(client: Client, name: String) -> anyhow::Result<()> {
     let object = Object::try_from(pod(name)).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -35,7 +35,7 @@ use rafter_proto::Quantity;
 use rafter_proto::{v1, Kind, Object};
 use tokio::time::Instant;
 
-use crate::gateway::{library_client, start_cluster_with};
+use crate::gateway::{library_client, single_master_client, start_cluster_with};
 use crate::hollow_nodes::{node_name, register, LeaseRenewer, NodeShape};
 use crate::node_watchers::NodeWatchers;
 use crate::report::{ms, rate, Machine};
@@ -94,6 +94,10 @@ pub(crate) struct SchedulerArgs {
     /// Start the masters with `--no-watch-cache`.
     #[arg(long)]
     pub no_watch_cache: bool,
+    /// At the end, kill -9 a follower master, start it again, and time until it answers a
+    /// LIST and until a client has re-listed every pod from it.
+    #[arg(long)]
+    pub restart_relist: bool,
 }
 
 /// A one-container pod with requests and no node.
@@ -252,6 +256,57 @@ async fn watch_binds(
         }
     }
     Ok(bound)
+}
+
+/// Kills a follower, starts it again and times, from its start, the first LIST it
+/// answers, then a full paged re-list of the namespace's pods from it alone. Returns the
+/// follower's id, both times and how many pods the re-list read.
+async fn restart_and_relist(
+    cluster: &mut chaos_tests::Cluster,
+    leader: u64,
+    pods: usize,
+) -> anyhow::Result<(u64, Duration, Duration, usize)> {
+    let id = cluster
+        .masters()
+        .iter()
+        .map(|m| m.id)
+        .find(|id| *id != leader)
+        .ok_or_else(|| anyhow::anyhow!("no follower"))?;
+    cluster.kill(id).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let started = Instant::now();
+    cluster.restart(id).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let params = ListParams {
+        limit: 1,
+        ..Default::default()
+    };
+    let deadline = started + Duration::from_secs(120);
+    loop {
+        if let Ok(client) = single_master_client(cluster, id).await {
+            if client
+                .list(Kind::Pod, Some(NAMESPACE), &params)
+                .await
+                .is_ok()
+            {
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("master {id} did not answer a LIST within 120 s of its restart");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let answered = started.elapsed();
+    let client = single_master_client(cluster, id).await?;
+    let t = Instant::now();
+    let items = list_all(&client, Kind::Pod, Some(NAMESPACE)).await?;
+    let relisted = t.elapsed();
+    if items.len() != pods {
+        anyhow::bail!(
+            "the re-list from master {id} read {} pods, not {pods}",
+            items.len()
+        );
+    }
+    Ok((id, answered, relisted, items.len()))
 }
 
 /// Times `--list-rounds` LISTs of one page of `--list-size` pods; sorted.
@@ -475,7 +530,7 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
         println!("watch cache: on (the masters' default)");
     }
     println!("starting 3 masters ...");
-    let cluster = start_cluster_with(&flags).await?;
+    let mut cluster = start_cluster_with(&flags).await?;
     let leader = cluster
         .wait_for_leader(Duration::from_secs(30))
         .await
@@ -583,6 +638,11 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
         renewer.counts.max_late_ms.load(Ordering::Relaxed),
     );
     let lists = time_lists(&admin, &args).await?;
+    let relist = if args.restart_relist {
+        Some(restart_and_relist(&mut cluster, leader, args.pods).await?)
+    } else {
+        None
+    };
     let checked = check(&admin).await;
     let watchers_complete = match &checked {
         Ok(checked) if args.watchers > 0 => Some(
@@ -685,6 +745,14 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
             ms(percentile(&lists, 0.50)),
             ms(percentile(&lists, 0.99)),
             ms(lists.last().copied().unwrap_or_default()),
+        );
+    }
+    if let Some((id, answered, relisted, pods)) = relist {
+        println!(
+            "follower master {id} killed and started again: it answered a LIST {} ms after \
+             its start; a client re-listed all {pods} pods from it in {} ms after that",
+            ms(answered),
+            ms(relisted)
         );
     }
     if let Some(complete) = watchers_complete {

@@ -62,6 +62,7 @@ fn scheduler_benchmark_binds_every_pod_to_a_node_that_fits() {
             "3",
             "--list-size",
             "100",
+            "--restart-relist",
         ])
         .output()
         .expect("the bench binary runs");
@@ -86,4 +87,8 @@ fn scheduler_benchmark_binds_every_pod_to_a_node_that_fits() {
         "{stdout}"
     );
     assert!(stdout.contains("LIST of 100 pods"), "{stdout}");
+    assert!(
+        stdout.contains("a client re-listed all 200 pods from it"),
+        "{stdout}"
+    );
 }

@@ -54,6 +54,7 @@ mod hollow_nodes;
 mod image_pull;
 mod kv_client;
 mod member;
+mod mutation_probe;
 mod node_watchers;
 mod pods;
 mod proxy;

@@ -37,6 +37,7 @@ use tokio::time::Instant;
 
 use crate::gateway::{library_client, single_master_client, start_cluster_with};
 use crate::hollow_nodes::{node_name, register, LeaseRenewer, NodeShape};
+use crate::mutation_probe::MutationProbe;
 use crate::node_watchers::NodeWatchers;
 use crate::report::{ms, rate, Machine};
 use crate::stats::percentile;
@@ -94,6 +95,10 @@ pub(crate) struct SchedulerArgs {
     /// Start the masters with `--no-watch-cache`.
     #[arg(long)]
     pub no_watch_cache: bool,
+    /// Milliseconds between two creates of the mutation probe, which times a light steady
+    /// writer's calls while the pods are created and bound (0: no probe).
+    #[arg(long, default_value_t = 100)]
+    pub probe_interval_ms: u64,
     /// At the end, kill -9 a follower master, start it again, and time until it answers a
     /// LIST and until a client has re-listed every pod from it.
     #[arg(long)]
@@ -599,6 +604,14 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
         );
     }
 
+    let probe = (args.probe_interval_ms > 0).then(|| {
+        MutationProbe::start(
+            admin.clone(),
+            NAMESPACE,
+            Duration::from_millis(args.probe_interval_ms),
+        )
+    });
+
     println!("creating {} pods ...", args.pods);
     let timeline = Arc::new(Timeline::new(args.pods));
     let (deadline_tx, deadline_rx) = tokio::sync::watch::channel(None);
@@ -622,6 +635,7 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
         Instant::now() + Duration::from_secs_f64(args.timeout.max(1.0)),
     ));
     let bound = watcher.await??;
+    let probed = probe.map(MutationProbe::stop);
 
     let memory: Vec<MasterMemory> = cluster
         .masters()
@@ -638,11 +652,6 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
         renewer.counts.max_late_ms.load(Ordering::Relaxed),
     );
     let lists = time_lists(&admin, &args).await?;
-    let relist = if args.restart_relist {
-        Some(restart_and_relist(&mut cluster, leader, args.pods).await?)
-    } else {
-        None
-    };
     let checked = check(&admin).await;
     let watchers_complete = match &checked {
         Ok(checked) if args.watchers > 0 => Some(
@@ -664,6 +673,12 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
     let watcher_events = node_watchers.seen.events.load(Ordering::Relaxed);
     let watchers_failed = node_watchers.seen.failed.load(Ordering::Relaxed);
     drop(node_watchers);
+    // Last, as it ends the watches on the master it restarts.
+    let relist = if args.restart_relist {
+        Some(restart_and_relist(&mut cluster, leader, args.pods).await?)
+    } else {
+        None
+    };
     renewer.stop().await;
     let leader_now = cluster.wait_for_leader(Duration::from_secs(5)).await.ok();
     drop(cluster);
@@ -737,6 +752,18 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
         println!("note: leadership moved during the run (from {leader} to {leader_now:?})");
     }
     println!();
+    if let Some(probed) = &probed {
+        println!(
+            "mutating calls while the pods were created and bound (a ConfigMap create every \
+             {} ms): {} calls, p50 {} ms, p99 {} ms, max {} ms, {} failed",
+            args.probe_interval_ms,
+            probed.latencies.len(),
+            ms(percentile(&probed.latencies, 0.50)),
+            ms(percentile(&probed.latencies, 0.99)),
+            ms(probed.latencies.last().copied().unwrap_or_default()),
+            probed.failures
+        );
+    }
     if !lists.is_empty() {
         println!(
             "LIST of {} pods (one page, from the leader), {} rounds: p50 {} ms, p99 {} ms, max {} ms",

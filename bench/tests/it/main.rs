@@ -87,6 +87,7 @@ fn scheduler_benchmark_binds_every_pod_to_a_node_that_fits() {
         "{stdout}"
     );
     assert!(stdout.contains("LIST of 100 pods"), "{stdout}");
+    assert!(stdout.contains("mutating calls while the pods"), "{stdout}");
     assert!(
         stdout.contains("a client re-listed all 200 pods from it"),
         "{stdout}"

@@ -55,9 +55,9 @@ impl Machine {
             "release build"
         };
         let allocator = if cfg!(feature = "mimalloc") {
-            "mimalloc (--features mimalloc)"
+            "mimalloc (the default feature)"
         } else {
-            "the system's (glibc malloc)"
+            "the system's (glibc malloc; --no-default-features)"
         };
         let args: Vec<String> = std::env::args().skip(1).collect();
         format!(

@@ -29,6 +29,12 @@ use clap::Parser;
 
 use commands::Command;
 
+/// Every allocation of a rafter process goes through mimalloc (the default feature), which
+/// the masters' write path measured faster than glibc malloc.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Rafter: a Kubernetes-style container orchestration control plane.
 #[derive(Debug, Parser)]
 #[command(name = "rafter", version, about, long_about = None, propagate_version = true)]

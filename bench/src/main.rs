@@ -83,9 +83,8 @@ use crate::failover::kv_failover;
 use crate::rafter_cluster::RafterCluster;
 use crate::report::{failover_line, Machine};
 
-/// With the `mimalloc` feature (the default, as the rafter binary has it), every allocation
-/// of this process (and of the members and masters it runs as its own subprocesses) goes
-/// through mimalloc.
+/// With `--features mimalloc`, every allocation of this process (and of the members and
+/// masters it runs as its own subprocesses) goes through mimalloc.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

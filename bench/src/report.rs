@@ -55,9 +55,9 @@ impl Machine {
             "release build"
         };
         let allocator = if cfg!(feature = "mimalloc") {
-            "mimalloc (the default feature)"
+            "mimalloc (--features mimalloc)"
         } else {
-            "the system's (glibc malloc; --no-default-features)"
+            "the system's (glibc malloc)"
         };
         let args: Vec<String> = std::env::args().skip(1).collect();
         format!(

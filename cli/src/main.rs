@@ -29,8 +29,8 @@ use clap::Parser;
 
 use commands::Command;
 
-/// Every allocation of a rafter process goes through mimalloc (the default feature), which
-/// the masters' write path measured faster than glibc malloc.
+/// Built with `--features mimalloc`, every allocation of a rafter process goes through
+/// mimalloc: faster store writes, more resident memory (docs/benchmarks.md).
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

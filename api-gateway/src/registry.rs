@@ -1413,14 +1413,7 @@ impl<S: KvStore> Registry<S> {
             None => {
                 let changes = self.store.watch(range.clone(), from).await?;
                 changes
-                    .map(|item| {
-                        item.map(|revision| {
-                            Arc::new(CachedRevision::new(
-                                revision.revision,
-                                revision.events.into_iter().map(CachedEvent::new).collect(),
-                            ))
-                        })
-                    })
+                    .map(|item| item.map(|changes| Arc::new(CachedRevision::from_store(changes))))
                     .boxed()
             }
         };

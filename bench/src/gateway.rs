@@ -167,16 +167,7 @@ fn pod_spec() -> v1::PodSpec {
 pub(crate) async fn library_client(cluster: &Cluster, first: u64) -> anyhow::Result<Client> {
     let mut masters: Vec<_> = cluster.masters().iter().collect();
     masters.sort_by_key(|m| m.id != first);
-    let config = ResolvedConfig {
-        context: String::new(),
-        endpoints: masters.iter().map(|m| m.endpoint()).collect(),
-        ca_pem: Some(cluster.ca_pem().map_err(|e| anyhow::anyhow!("{e}"))?),
-        identity: None,
-        token: Some(cluster.admin_token().map_err(|e| anyhow::anyhow!("{e}"))?),
-        namespace: "default".into(),
-        insecure: false,
-    };
-    Ok(Client::connect(config).await?)
+    admin_client(cluster, masters.iter().map(|m| m.endpoint()).collect()).await
 }
 
 /// A client library instance for master `id` alone (no failover to the others).
@@ -186,9 +177,14 @@ pub(crate) async fn single_master_client(cluster: &Cluster, id: u64) -> anyhow::
         .iter()
         .find(|m| m.id == id)
         .ok_or_else(|| anyhow::anyhow!("no master {id}"))?;
+    admin_client(cluster, vec![master.endpoint()]).await
+}
+
+/// The cluster's admin, over `endpoints` in that order.
+async fn admin_client(cluster: &Cluster, endpoints: Vec<String>) -> anyhow::Result<Client> {
     let config = ResolvedConfig {
         context: String::new(),
-        endpoints: vec![master.endpoint()],
+        endpoints,
         ca_pem: Some(cluster.ca_pem().map_err(|e| anyhow::anyhow!("{e}"))?),
         identity: None,
         token: Some(cluster.admin_token().map_err(|e| anyhow::anyhow!("{e}"))?),

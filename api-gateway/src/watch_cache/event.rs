@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::sync::OnceLock;
 
-use raft_store::kv::{Event, EventKind, KeyValue};
+use raft_store::kv::{Event, EventKind, KeyValue, RevisionEvents};
 use rafter_proto::Object;
 
 /// A decoded object, or why the stored value could not be decoded.
@@ -84,6 +84,14 @@ impl CachedRevision {
             events,
             bytes,
         }
+    }
+
+    /// A revision as the store's watch delivered it.
+    pub(crate) fn from_store(changes: RevisionEvents) -> CachedRevision {
+        CachedRevision::new(
+            changes.revision,
+            changes.events.into_iter().map(CachedEvent::new).collect(),
+        )
     }
 
     /// The store revision of these changes.

@@ -403,14 +403,7 @@ impl WatchCache {
             .fetch_add(1, Ordering::Relaxed);
         let changes = self.shared.store.watch(range, from).await?;
         Ok(changes
-            .map(|item| {
-                item.map(|revision| {
-                    Arc::new(CachedRevision::new(
-                        revision.revision,
-                        revision.events.into_iter().map(CachedEvent::new).collect(),
-                    ))
-                })
-            })
+            .map(|item| item.map(|changes| Arc::new(CachedRevision::from_store(changes))))
             .boxed())
     }
 }

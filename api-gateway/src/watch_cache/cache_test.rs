@@ -308,3 +308,56 @@ async fn a_watcher_the_ring_no_longer_covers_goes_on_from_the_store() {
     assert_eq!(cache.stats().watches_from_store, 2);
     assert!(cache.stats().ring_bytes <= 16 << 10);
 }
+
+#[tokio::test]
+async fn history_the_store_compacted_is_refused_as_the_store_refuses_it() {
+    let store = Arc::new(MemKv::new().unwrap());
+    let cache = loaded(&store, WatchCacheConfig::default()).await;
+    let r = Registry::new(store.clone()).with_watch_cache(cache.clone());
+    let from = store.revision() + 1;
+    put_many(&store, 10).await;
+    for i in 0..40 {
+        r.create(pod(&format!("p{i:02}"), ""), false).await.unwrap();
+    }
+    let mut options = ListOptions::all(Kind::Pod, Some("default"));
+    options.limit = 10;
+    let first = r.list(&options).await.unwrap();
+    let at = store.revision();
+    assert!(cache.wait_for_revision(at, Duration::from_secs(5)).await);
+    put_many(&store, 5).await;
+    let compacted = store.revision();
+    store
+        .write(
+            Op::Compact {
+                revision: compacted,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+
+    // The ring still holds revision `from`, the store no longer does.
+    assert!(cache.stats().oldest_watchable <= from);
+    let refused = cache.watch(KeyRange::prefix("/registry/raw/"), from).await;
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::Kv(raft_store::kv::KvError::Compacted { .. }))
+        ),
+        "a watch from compacted history: {:?}",
+        refused.map(|_| ())
+    );
+    options.continue_token = first.continue_token;
+    let expired = r.list(&options).await.unwrap_err();
+    assert!(
+        matches!(expired, crate::registry::RegistryError::Gone(_)),
+        "a page at a compacted revision: {expired}"
+    );
+
+    // History the store keeps is still served from the cache.
+    let mut kept = cache
+        .watch(KeyRange::prefix("/registry/raw/"), compacted)
+        .await
+        .unwrap();
+    assert_eq!(revisions(&mut kept, 1).await, [compacted]);
+}

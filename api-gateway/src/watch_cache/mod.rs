@@ -20,6 +20,11 @@
 //!   objects are the store's own key space. [`WatchCache::stats`] reports both, and the
 //!   number of lists and watches served each way.
 //!
+//! The store's compaction point is not among the changes the cache follows, so a watch
+//! from a revision it holds, or a page at an earlier revision, first asks the store
+//! whether that history is still kept (a read at that revision of a key never written):
+//! what the store refuses as compacted, the cache refuses too.
+//!
 //! Anything the cache cannot answer (not loaded yet, a revision it does not hold, a range
 //! outside `/registry/`, a wait that runs out) is read from the store, as without it. It
 //! must not write to the store, and it decides nothing about objects: the registry decodes,
@@ -333,6 +338,11 @@ impl WatchCache {
                 return Ok(self.count_store_read());
             }
         }
+        if request.revision != 0 {
+            // A later page at its first page's revision: refused as the store would
+            // refuse it once that revision is compacted.
+            self.check_history(request.revision).await?;
+        }
         let page = self.shared.current.read().ok().and_then(|current| {
             current
                 .as_ref()
@@ -358,6 +368,34 @@ impl WatchCache {
         None
     }
 
+    /// The revision the cache holds every key at (0 when not loaded).
+    fn revision_held(&self) -> u64 {
+        self.shared
+            .current
+            .read()
+            .ok()
+            .and_then(|c| c.as_ref().map(|c| c.state.revision()))
+            .unwrap_or(0)
+    }
+
+    /// Fails with the store's `Compacted` error when the store no longer keeps history at
+    /// `revision` (its compaction point is not in the changes the cache follows): a read at
+    /// that revision of a key never written.
+    async fn check_history(&self, revision: u64) -> Result<(), StoreError> {
+        let probe = RangeRequest {
+            range: KeyRange::key(REVISION_PROBE),
+            revision,
+            limit: 1,
+            keys_only: true,
+            count_only: false,
+        };
+        self.shared
+            .store
+            .range(probe, ReadConsistency::Serializable)
+            .await
+            .map(|_| ())
+    }
+
     fn is_loaded(&self) -> bool {
         self.shared.current.read().is_ok_and(|c| c.is_some())
     }
@@ -370,11 +408,15 @@ impl WatchCache {
         from: u64,
     ) -> Result<CachedChanges, StoreError> {
         let from = from.max(1);
-        let attached = if state::covers(&range) {
-            self.attach(from)
-        } else {
-            None
-        };
+        if !state::covers(&range) {
+            return self.store_watch(range, from).await;
+        }
+        if from <= self.revision_held() {
+            // History is asked for: the cache may hold changes the store has compacted
+            // away, and must refuse what the store would refuse.
+            self.check_history(from).await?;
+        }
+        let attached = self.attach(from);
         match attached {
             Some((backlog, live)) => {
                 self.shared

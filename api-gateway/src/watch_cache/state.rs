@@ -124,6 +124,11 @@ impl CacheState {
         }
     }
 
+    /// The revision every key is held at.
+    pub(crate) fn revision(&self) -> u64 {
+        self.revision
+    }
+
     /// Takes in the store's next revision (every revision after the load, in order, each
     /// once). Returns the cached keys' changes of it, when there are any, as watchers get
     /// them. A revision at or below the one held is ignored.

@@ -45,7 +45,7 @@ use crate::allocator::{self, AllocationError, Plan, RepairReport, ServiceRanges}
 use crate::encryption::Transformer;
 use crate::managed_fields::{self, ManagedFieldsError, Writer};
 use crate::store::{KvStore, StoreError};
-use crate::watch_cache::{CachedEvent, CachedRange, CachedRevision, Decoded, WatchCache};
+use crate::watch_cache::{shared_changes, CachedEvent, CachedRange, Decoded, WatchCache};
 
 /// The largest object the registry stores (as etcd's default request limit).
 pub const MAX_OBJECT_BYTES: usize = 1536 * 1024;
@@ -1410,12 +1410,7 @@ impl<S: KvStore> Registry<S> {
         let range = KeyRange::prefix(prefix);
         let changes = match &self.cache {
             Some(cache) => cache.watch(range.clone(), from).await?,
-            None => {
-                let changes = self.store.watch(range.clone(), from).await?;
-                changes
-                    .map(|item| item.map(|changes| Arc::new(CachedRevision::from_store(changes))))
-                    .boxed()
-            }
+            None => shared_changes(self.store.watch(range.clone(), from).await?),
         };
         let transformer = self.transformer.clone();
         let changes = changes.flat_map(move |batch| {
@@ -1460,18 +1455,13 @@ fn translate(
             let new = event
                 .object(shared_decode)
                 .map_err(RegistryError::Internal)?;
-            if !old_matches && !options.matches(&new) {
-                return Ok(None);
-            }
-            let new = Object::clone(&new);
-            let new_matches = options.matches(&new);
-            let event_type = match (old_matches, new_matches) {
+            let event_type = match (old_matches, options.matches(&new)) {
                 (false, true) => WatchEventType::Added,
                 (true, true) => WatchEventType::Modified,
                 (true, false) => WatchEventType::Deleted,
                 (false, false) => return Ok(None),
             };
-            let mut object = new;
+            let mut object = Object::clone(&new);
             if event_type == WatchEventType::Deleted {
                 // The object as the watcher last knew it, at the revision it left the set.
                 object.metadata_mut().resource_version = revision.to_string();

@@ -53,7 +53,7 @@ use rafter_proto::ReadConsistency;
 use tokio::sync::broadcast;
 use tokio::sync::watch;
 
-use crate::store::{KvStore, StoreError};
+use crate::store::{EventStream, KvStore, StoreError};
 
 pub(crate) use event::{CachedEvent, CachedRevision, Decoded};
 use state::CacheState;
@@ -443,11 +443,24 @@ impl WatchCache {
             .counters
             .watches_from_store
             .fetch_add(1, Ordering::Relaxed);
-        let changes = self.shared.store.watch(range, from).await?;
-        Ok(changes
-            .map(|item| item.map(|changes| Arc::new(CachedRevision::from_store(changes))))
-            .boxed())
+        Ok(shared_changes(self.shared.store.watch(range, from).await?))
     }
+}
+
+/// A store watch's revisions in the shape the cache shares them (each decoded on demand,
+/// once).
+pub(crate) fn shared_changes(changes: EventStream) -> CachedChanges {
+    changes
+        .map(|item| item.map(|changes| Arc::new(CachedRevision::from_store(changes))))
+        .boxed()
+}
+
+/// Whether any change of `revision` is of a key in `range`.
+fn touches(revision: &CachedRevision, range: &KeyRange) -> bool {
+    revision
+        .events()
+        .iter()
+        .any(|e| range.contains(&e.kv().key))
 }
 
 /// A watcher on the cache: its backlog, then the live feed; the ring again after falling
@@ -469,7 +482,7 @@ fn follow(
                     continue;
                 }
                 next = revision.revision() + 1;
-                if revision.events().iter().any(|e| range.contains(&e.kv().key)) {
+                if touches(&revision, &range) {
                     yield Ok(revision);
                 }
             }
@@ -480,7 +493,7 @@ fn follow(
                     Ok(revision) if revision.revision() < next => continue,
                     Ok(revision) => {
                         next = revision.revision() + 1;
-                        if revision.events().iter().any(|e| range.contains(&e.kv().key)) {
+                        if touches(&revision, &range) {
                             yield Ok(revision);
                         }
                     }

@@ -28,11 +28,11 @@ fn cron_job(name: &str, schedule: &str, policy: &str, created: i64) -> v1::CronJ
                 spec: Some(JobSpec {
                     template: Some(PodTemplateSpec {
                         metadata: None,
-                        spec: Some(PodSpec {
+                        spec: Some(Box::new(PodSpec {
                             restart_policy: "Never".to_owned(),
                             containers: vec![container("", "")],
                             ..Default::default()
-                        }),
+                        })),
                     }),
                     ..Default::default()
                 }),

@@ -124,9 +124,9 @@ pub fn reconcile(cache: &Cache, key: &ObjectKey, now: Timestamp, seed: u64) -> R
     let hash = pod_template_hash(&written, None);
     let template = PodTemplateSpec {
         metadata: written.metadata.clone(),
-        spec: Some(with_daemon_tolerations(
-            &written.spec.clone().unwrap_or_default(),
-        )),
+        spec: Some(Box::new(with_daemon_tolerations(
+            &written.spec.as_deref().cloned().unwrap_or_default(),
+        ))),
     };
     let pod_spec = template.spec.clone().unwrap_or_default();
 

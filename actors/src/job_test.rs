@@ -21,11 +21,11 @@ fn job(name: &str, completions: Option<i32>, parallelism: i32) -> v1::Job {
             completion_mode: "NonIndexed".to_owned(),
             template: Some(PodTemplateSpec {
                 metadata: Some(ObjectMeta::default()),
-                spec: Some(PodSpec {
+                spec: Some(Box::new(PodSpec {
                     restart_policy: "Never".to_owned(),
                     containers: vec![container("", "")],
                     ..Default::default()
-                }),
+                })),
             }),
             ..Default::default()
         }),

@@ -203,7 +203,7 @@ pub(crate) fn pod_from_template(
             finalizers: tmeta.finalizers,
             ..Default::default()
         }),
-        spec: template.spec.clone(),
+        spec: template.spec.as_deref().cloned(),
         status: None,
     }
 }

@@ -320,7 +320,7 @@ pub fn template(labels: &[(&str, &str)], image: &str) -> PodTemplateSpec {
                 .collect(),
             ..Default::default()
         }),
-        spec: Some(PodSpec {
+        spec: Some(Box::new(PodSpec {
             containers: vec![v1::Container {
                 name: "app".to_owned(),
                 image: image.to_owned(),
@@ -329,7 +329,7 @@ pub fn template(labels: &[(&str, &str)], image: &str) -> PodTemplateSpec {
             restart_policy: "Always".to_owned(),
             scheduler_name: "default-scheduler".to_owned(),
             ..Default::default()
-        }),
+        })),
     }
 }
 

@@ -407,7 +407,7 @@ fn replica_set(name: &str) -> Object {
                     labels,
                     ..Default::default()
                 }),
-                spec: Some(pod_spec()),
+                spec: Some(Box::new(pod_spec())),
             }),
         }),
         ..Default::default()

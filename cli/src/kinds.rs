@@ -129,7 +129,7 @@ pub fn pod_template(object: &Object) -> Option<&v1::PodTemplateSpec> {
 pub fn pod_spec(object: &Object) -> Option<&v1::PodSpec> {
     match object {
         Object::Pod(pod) => pod.spec.as_ref(),
-        other => pod_template(other)?.spec.as_ref(),
+        other => pod_template(other)?.spec.as_deref(),
     }
 }
 

@@ -26,6 +26,7 @@
 mod cidr;
 mod cron;
 mod defaults;
+mod footprint;
 mod int_or_string;
 mod json_renames;
 mod kind;
@@ -47,6 +48,7 @@ mod round_trip_test;
 pub use cidr::{CidrError, Ipv4Cidr};
 pub use cron::{CronSchedule, ScheduleError};
 pub use defaults::{apply_defaults, image_pull_policy, DEFAULT_AFFINITY_TIMEOUT_SECONDS};
+pub use footprint::decoded_bytes;
 pub use int_or_string::{IntOrString, IntOrStringError};
 pub use json_renames::JSON_RENAMES;
 

@@ -31,7 +31,7 @@ fn cron_job() -> Object {
                 spec: Some(v1::JobSpec {
                     template: Some(v1::PodTemplateSpec {
                         metadata: None,
-                        spec: Some(v1::PodSpec {
+                        spec: Some(Box::new(v1::PodSpec {
                             restart_policy: "Never".to_owned(),
                             containers: vec![v1::Container {
                                 name: "work".to_owned(),
@@ -39,7 +39,7 @@ fn cron_job() -> Object {
                                 ..Default::default()
                             }],
                             ..Default::default()
-                        }),
+                        })),
                     }),
                     ..Default::default()
                 }),

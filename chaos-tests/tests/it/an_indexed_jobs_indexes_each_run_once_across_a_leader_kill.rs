@@ -27,7 +27,7 @@ fn indexed_job() -> Object {
             completion_mode: "Indexed".to_owned(),
             template: Some(v1::PodTemplateSpec {
                 metadata: None,
-                spec: Some(v1::PodSpec {
+                spec: Some(Box::new(v1::PodSpec {
                     restart_policy: "Never".to_owned(),
                     containers: vec![v1::Container {
                         name: "work".to_owned(),
@@ -35,7 +35,7 @@ fn indexed_job() -> Object {
                         ..Default::default()
                     }],
                     ..Default::default()
-                }),
+                })),
             }),
             ..Default::default()
         }),

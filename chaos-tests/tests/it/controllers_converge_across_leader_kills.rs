@@ -104,14 +104,14 @@ fn web(replicas: i32) -> Object {
                     labels,
                     ..Default::default()
                 }),
-                spec: Some(v1::PodSpec {
+                spec: Some(Box::new(v1::PodSpec {
                     containers: vec![v1::Container {
                         name: "app".to_owned(),
                         image: "nginx:1.25".to_owned(),
                         ..Default::default()
                     }],
                     ..Default::default()
-                }),
+                })),
             }),
             strategy: Some(v1::DeploymentStrategy {
                 r#type: "RollingUpdate".to_owned(),

@@ -659,10 +659,10 @@ fn deployment(args: &DeploymentArgs) -> anyhow::Result<Object> {
                     labels,
                     ..Default::default()
                 }),
-                spec: Some(v1::PodSpec {
+                spec: Some(Box::new(v1::PodSpec {
                     containers,
                     ..Default::default()
-                }),
+                })),
             }),
             ..Default::default()
         }),

@@ -494,14 +494,14 @@ mod tests {
                         .into(),
                         ..Default::default()
                     }),
-                    spec: Some(v1::PodSpec {
+                    spec: Some(Box::new(v1::PodSpec {
                         containers: vec![v1::Container {
                             name: "c".into(),
                             image: image.into(),
                             ..Default::default()
                         }],
                         ..Default::default()
-                    }),
+                    })),
                 }),
                 ..Default::default()
             }),

@@ -144,7 +144,7 @@ mod tests {
             spec: Some(v1::DeploymentSpec {
                 template: Some(v1::PodTemplateSpec {
                     metadata: None,
-                    spec: Some(v1::PodSpec {
+                    spec: Some(Box::new(v1::PodSpec {
                         containers: containers
                             .iter()
                             .map(|n| v1::Container {
@@ -154,7 +154,7 @@ mod tests {
                             })
                             .collect(),
                         ..Default::default()
-                    }),
+                    })),
                 }),
                 ..Default::default()
             }),

@@ -13,7 +13,7 @@ pub const INSTANTIATE_ANNOTATION: &str = "cronjob.kubernetes.io/instantiate";
 fn template(name: &str, image: &str, command: &[String], restart: &str) -> v1::PodTemplateSpec {
     v1::PodTemplateSpec {
         metadata: None,
-        spec: Some(v1::PodSpec {
+        spec: Some(Box::new(v1::PodSpec {
             restart_policy: restart.to_owned(),
             containers: vec![v1::Container {
                 name: name.to_owned(),
@@ -22,7 +22,7 @@ fn template(name: &str, image: &str, command: &[String], restart: &str) -> v1::P
                 ..Default::default()
             }],
             ..Default::default()
-        }),
+        })),
     }
 }
 

@@ -59,12 +59,19 @@ impl CachedEvent {
         Some(self.prev_object.get_or_init(|| decode(prev)).clone())
     }
 
+    /// Raw key and values, and the objects decoded from them (charged before they are:
+    /// watchers whose selectors read fields decode every event).
     fn bytes(&self) -> usize {
-        // Raw key and values, and about as much again for the objects decoded from them.
-        let raw = self.kv.key.len()
-            + self.kv.value.len()
-            + self.prev.as_ref().map_or(0, |p| p.value.len());
-        2 * raw + 160
+        let values = [Some(&self.kv), self.prev.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|kv| kv.value.len());
+        let decoded: usize = values
+            .clone()
+            .filter(|len| *len > 0)
+            .map(rafter_proto::decoded_bytes)
+            .sum();
+        self.kv.key.len() + values.sum::<usize>() + decoded + 160
     }
 }
 

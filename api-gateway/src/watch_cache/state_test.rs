@@ -161,7 +161,9 @@ fn a_limited_read_counts_every_key_and_keeps_a_snapshot_for_the_next_page() {
 
 #[test]
 fn the_ring_holds_changes_within_its_budget_and_says_when_it_no_longer_holds_them() {
-    let mut state = CacheState::loaded(Vec::new(), 10, 2_000);
+    // Each revision is charged its decoded objects' estimate, a few KiB.
+    let budget = 8 * rafter_proto::decoded_bytes(1);
+    let mut state = CacheState::loaded(Vec::new(), 10, budget);
     assert_eq!(state.changes_from(11).map(|c| c.len()), Some(0));
     assert!(
         state.changes_from(10).is_none(),
@@ -174,7 +176,7 @@ fn the_ring_holds_changes_within_its_budget_and_says_when_it_no_longer_holds_the
         ));
     }
     let held = state.held();
-    assert!(held.ring_bytes <= 2_000, "{held:?}");
+    assert!(held.ring_bytes <= budget, "{held:?}");
     assert!(
         held.ring_revisions < 20,
         "the budget evicted the oldest: {held:?}"
@@ -200,4 +202,25 @@ fn only_ranges_inside_the_registry_are_covered() {
     let mut keys_only = RangeRequest::new(pods());
     keys_only.keys_only = true;
     assert!(state.range(&keys_only, Instant::now()).is_none());
+}
+
+#[test]
+fn a_change_is_charged_the_objects_decoded_from_it() {
+    let key = "/registry/core/pods/default/a";
+    let value = "x".repeat(300);
+    let decoded = rafter_proto::decoded_bytes(value.len());
+    let mut update = put(key, &value, 12);
+    update.prev_kv = Some(kv(key, &value, 11));
+    let charged = CachedRevision::from_store(changes(12, vec![update])).bytes();
+    assert!(
+        charged >= 2 * (value.len() + decoded),
+        "an update decodes the object before and after: {charged}"
+    );
+    let mut gone = delete(key, 13);
+    gone.prev_kv = Some(kv(key, &value, 12));
+    let charged = CachedRevision::from_store(changes(13, vec![gone])).bytes();
+    assert!(
+        (value.len() + decoded..2 * decoded).contains(&charged),
+        "a delete decodes only the object before: {charged}"
+    );
 }

@@ -61,6 +61,7 @@ mod patch;
 mod pod_exec;
 mod pod_logs;
 mod pod_port_forward;
+mod prometheus;
 mod quota;
 mod rbac;
 mod registry;
@@ -88,6 +89,7 @@ pub use cluster::{ClusterControl, ClusterService};
 pub use encryption::{generate_key, EncryptionConfig, EncryptionError, Transformer};
 pub use node_authz::{NodeAuthorizer, NodeGraph};
 pub use patch::{apply_patch, merge_patch, strategic_merge_patch, PatchError};
+pub use prometheus::{prometheus_text, Figure};
 pub use rbac::{Policy, Rbac, SERVICE_ACCOUNT_USER_PREFIX};
 pub use registry::{
     decode, kind_prefix, now_rfc3339, object_key, ListPage, Registry, RegistryError, Subresource,

@@ -246,6 +246,22 @@ async fn put_many(store: &MemKv, n: usize) -> u64 {
     first
 }
 
+/// [`put_many`], each put applied by `cache` before the next, so that each goes out on the
+/// live feed as a batch of its own: a watcher that does not read falls behind by `n`
+/// batches.
+async fn put_many_one_batch_each(store: &MemKv, cache: &WatchCache, n: usize) -> u64 {
+    let first = store.revision() + 1;
+    for _ in 0..n {
+        put_many(store, 1).await;
+        assert!(
+            cache
+                .wait_for_revision(store.revision(), Duration::from_secs(5))
+                .await
+        );
+    }
+    first
+}
+
 async fn revisions(changes: &mut CachedChanges, n: usize) -> Vec<u64> {
     let mut got = Vec::new();
     while got.len() < n {
@@ -268,9 +284,9 @@ async fn a_watcher_behind_the_live_feed_reads_the_ring_again() {
         .watch(KeyRange::prefix("/registry/raw/"), from)
         .await
         .unwrap();
-    // More revisions than the live feed holds for an unread watcher.
+    // More batches than the live feed holds for an unread watcher.
     let n = LIVE_BACKLOG + 500;
-    let first = put_many(&store, n).await;
+    let first = put_many_one_batch_each(&store, &cache, n).await;
     assert_eq!(first, from);
     let got = revisions(&mut watch, n).await;
     assert_eq!(got, (from..from + n as u64).collect::<Vec<_>>());
@@ -292,7 +308,7 @@ async fn a_watcher_the_ring_no_longer_covers_goes_on_from_the_store() {
         .await
         .unwrap();
     let n = LIVE_BACKLOG + 500;
-    put_many(&store, n).await;
+    put_many_one_batch_each(&store, &cache, n).await;
     let got = revisions(&mut behind, n).await;
     assert_eq!(got, (from..from + n as u64).collect::<Vec<_>>());
     assert_eq!(cache.stats().watches_from_store, 1);
@@ -360,4 +376,58 @@ async fn history_the_store_compacted_is_refused_as_the_store_refuses_it() {
         .await
         .unwrap();
     assert_eq!(revisions(&mut kept, 1).await, [compacted]);
+}
+
+#[tokio::test]
+async fn a_watcher_reads_each_live_batch_once_in_order_and_only_its_range() {
+    let store = Arc::new(MemKv::new().unwrap());
+    let cache = loaded(&store, WatchCacheConfig::default()).await;
+    let change = |revision: u64, key: &str| {
+        Arc::new(CachedRevision::from_store(raft_store::kv::RevisionEvents {
+            revision,
+            events: vec![raft_store::kv::Event {
+                kind: raft_store::kv::EventKind::Put,
+                kv: raft_store::kv::KeyValue {
+                    key: key.as_bytes().to_vec(),
+                    value: b"v".to_vec(),
+                    create_revision: revision,
+                    mod_revision: revision,
+                    version: 1,
+                    lease: 0,
+                },
+                prev_kv: None,
+            }],
+        }))
+    };
+    let (live, receiver) = broadcast::channel(16);
+    let mut watch = follow(
+        cache.clone(),
+        KeyRange::prefix("/registry/core/pods/"),
+        101,
+        vec![change(100, "/registry/core/pods/default/old")],
+        receiver,
+    );
+    let pod = "/registry/core/pods/default/a";
+    let lease = "/registry/coordination.k8s.io/leases/kube-node-lease/n";
+    // A batch of four: one the backlog already passed, one of another range.
+    live.send(Arc::new(vec![
+        change(100, pod),
+        change(101, pod),
+        change(102, lease),
+        change(103, pod),
+    ]))
+    .unwrap();
+    // A batch that repeats a revision already read, then goes on.
+    live.send(Arc::new(vec![change(103, pod), change(104, pod)]))
+        .unwrap();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let next = tokio::time::timeout(Duration::from_secs(5), watch.next())
+            .await
+            .expect("the watcher got the batch")
+            .expect("the watch went on")
+            .expect("no error");
+        got.push(next.revision());
+    }
+    assert_eq!(got, vec![101, 103, 104]);
 }

@@ -9,14 +9,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use raft_store::kv::{KeyRange, KeyValue, RangeRequest};
 use rafter_proto::ReadConsistency;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use super::state::{CacheState, CACHED_PREFIX};
-use super::{Current, Shared, LIVE_BACKLOG};
+use super::{Current, Shared, LIVE_BACKLOG, LIVE_BATCH};
 use crate::store::StoreError;
 
 /// Keys read per page while loading.
@@ -139,19 +139,40 @@ async fn load_and_follow(shared: &Shared) -> StoreError {
         "the watch cache is loaded"
     );
     while let Some(item) = changes.next().await {
-        let changed = match item {
-            Ok(changed) => changed,
-            Err(e) => return e,
-        };
-        let revision = changed.revision;
+        // This revision and those already waiting behind it, applied and sent together.
+        let mut ready = vec![item];
+        while ready.len() < LIVE_BATCH {
+            match changes.next().now_or_never() {
+                Some(Some(item)) => ready.push(item),
+                Some(None) | None => break,
+            }
+        }
+        let mut revision = 0;
         match shared.current.write() {
             Ok(mut current) => {
                 let Some(current) = current.as_mut() else {
                     return StoreError::Unavailable("the watch cache was dropped".into());
                 };
-                if let Some(cached) = current.state.apply(changed) {
+                let mut batch = Vec::with_capacity(ready.len());
+                let mut failed = None;
+                for item in ready {
+                    match item {
+                        Ok(changed) => {
+                            revision = changed.revision;
+                            batch.extend(current.state.apply(changed));
+                        }
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                if !batch.is_empty() {
                     // No receiver is not an error: no one watches right now.
-                    let _ = current.live.send(cached);
+                    let _ = current.live.send(Arc::new(batch));
+                }
+                if let Some(e) = failed {
+                    return e;
                 }
             }
             Err(_) => return StoreError::Unavailable("the watch cache's lock is poisoned".into()),

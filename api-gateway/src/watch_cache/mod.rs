@@ -33,6 +33,7 @@
 //! ```text
 //!  store ── watch of every key ──► feed ──► CacheState (objects, ring, snapshots)
 //!                                    └────► live broadcast ──► each watcher
+//!                                           (the revisions ready at once, as one batch)
 //!  list ── linearizable revision ──► wait until applied ──► CacheState::range
 //! ```
 
@@ -62,9 +63,16 @@ pub(crate) use state::CachedRange;
 /// The key a linearizable list reads to learn the store's current revision (never written).
 const REVISION_PROBE: &str = "/rafter/watch-cache/revision";
 
-/// Revisions the live feed holds for a watcher that has not read them yet, before that
+/// Batches the live feed holds for a watcher that has not read them yet, before that
 /// watcher reads the ring instead.
 const LIVE_BACKLOG: usize = 4096;
+
+/// The most revisions the feed sends its watchers as one batch. A batch wakes each watcher
+/// once, so under a burst of writes a master wakes its watchers per batch, not per revision.
+const LIVE_BATCH: usize = 256;
+
+/// The revisions the feed applied together, as the live broadcast carries them.
+type LiveBatch = Arc<Vec<Arc<CachedRevision>>>;
 
 /// How the cache is sized and how long a read waits for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,18 +160,7 @@ impl WatchCacheStats {
                 self.loads,
             ),
         ];
-        let mut text = String::new();
-        for (name, help, value) in gauges {
-            let kind = if name.ends_with("_total") {
-                "counter"
-            } else {
-                "gauge"
-            };
-            text.push_str(&format!(
-                "# HELP rafter_watch_cache_{name} {help}\n# TYPE rafter_watch_cache_{name} {kind}\nrafter_watch_cache_{name} {value}\n"
-            ));
-        }
-        text
+        crate::prometheus::prometheus_text("rafter_watch_cache", &gauges)
     }
 }
 
@@ -210,7 +207,7 @@ struct Counters {
 /// The state and the live feed, swapped whole on every load.
 struct Current {
     state: CacheState,
-    live: broadcast::Sender<Arc<CachedRevision>>,
+    live: broadcast::Sender<LiveBatch>,
 }
 
 struct Shared {
@@ -237,10 +234,7 @@ impl std::fmt::Debug for WatchCache {
 }
 
 /// The held changes a watcher starts with, and the live feed it follows after them.
-type Attached = (
-    Vec<Arc<CachedRevision>>,
-    broadcast::Receiver<Arc<CachedRevision>>,
-);
+type Attached = (Vec<Arc<CachedRevision>>, broadcast::Receiver<LiveBatch>);
 
 /// A change stream of one range: each item is a whole revision, shared, with events of
 /// keys outside the range left for the reader to skip.
@@ -470,7 +464,7 @@ fn follow(
     range: KeyRange,
     from: u64,
     backlog: Vec<Arc<CachedRevision>>,
-    live: broadcast::Receiver<Arc<CachedRevision>>,
+    live: broadcast::Receiver<LiveBatch>,
 ) -> CachedChanges {
     let stream = async_stream::stream! {
         let mut next = from;
@@ -488,17 +482,15 @@ fn follow(
             }
             // Until the watcher falls behind the live feed (lagged), or the feed ends
             // (the cache is loaded again).
-            loop {
-                match live.recv().await {
-                    Ok(revision) if revision.revision() < next => continue,
-                    Ok(revision) => {
-                        next = revision.revision() + 1;
-                        if touches(&revision, &range) {
-                            yield Ok(revision);
-                        }
+            while let Ok(batch) = live.recv().await {
+                for revision in batch.iter() {
+                    if revision.revision() < next {
+                        continue;
                     }
-                    Err(broadcast::error::RecvError::Lagged(_))
-                    | Err(broadcast::error::RecvError::Closed) => break,
+                    next = revision.revision() + 1;
+                    if touches(revision, &range) {
+                        yield Ok(revision.clone());
+                    }
                 }
             }
             // Read the ring again, if it still holds `next`.

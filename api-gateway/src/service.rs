@@ -321,6 +321,46 @@ fn typed(object: Object) -> TypedObject {
     TypedObject::from(object)
 }
 
+/// `process_resident_memory_bytes`, as Prometheus' process collector names it, from
+/// `/proc/self/status` (nothing where that cannot be read).
+async fn process_text() -> String {
+    let Ok(status) = tokio::fs::read_to_string("/proc/self/status").await else {
+        return String::new();
+    };
+    let kib = |field: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+    };
+    let (Some(rss), Some(peak)) = (kib("VmRSS:"), kib("VmHWM:")) else {
+        return String::new();
+    };
+    let mut text = crate::prometheus::prometheus_text(
+        "process",
+        &[(
+            "resident_memory_bytes",
+            "resident set size in bytes",
+            rss * 1024,
+        )],
+    );
+    text.push_str(&crate::prometheus::prometheus_text(
+        "rafter_process",
+        &[(
+            "peak_resident_memory_bytes",
+            "the largest resident set size so far, in bytes",
+            peak * 1024,
+        )],
+    ));
+    text
+}
+
 pub(crate) type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// An exec session's output: the command's stdout and stderr, then its exit.
@@ -332,7 +372,8 @@ pub(crate) type PortForwardOutput = BoxStream<bytes::Bytes>;
 
 impl<S: KvStore> ResourcesService<S> {
     /// `GET /metrics`: this master's own figures in the Prometheus text format (its watch
-    /// cache's), for callers allowed `get` on the non-resource URL `/metrics`.
+    /// cache's, its store's, its resident memory), for callers allowed `get` on the
+    /// non-resource URL `/metrics`.
     pub(crate) async fn server_metrics(&self, request: Request<()>) -> Result<String, Status> {
         let mut audit = self.audit(&request, "get");
         let result = async {
@@ -344,11 +385,14 @@ impl<S: KvStore> ResourcesService<S> {
                 None,
             )
             .await?;
-            Ok(self
+            let mut text = self
                 .registry
                 .watch_cache()
                 .map(|cache| cache.stats().prometheus_text())
-                .unwrap_or_default())
+                .unwrap_or_default();
+            text.push_str(&self.registry.store().metrics_text());
+            text.push_str(&process_text().await);
+            Ok(text)
         }
         .await;
         audit.finish(result).await

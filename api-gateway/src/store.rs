@@ -75,4 +75,10 @@ pub trait KvStore: Send + Sync + 'static {
     /// Streams every change to `range` from revision `from` on (inclusive), with previous
     /// values, with no gap and no duplicate; `Compacted` when `from` is too old.
     async fn watch(&self, range: KeyRange, from: u64) -> Result<EventStream, StoreError>;
+
+    /// The store's own figures (its memory, say) in the Prometheus text format, for the
+    /// master's `GET /metrics`; none by default. Must not wait on I/O.
+    fn metrics_text(&self) -> String {
+        String::new()
+    }
 }

@@ -170,6 +170,30 @@ impl KvStore for RaftKv {
         });
         Ok(Box::pin(events))
     }
+
+    fn metrics_text(&self) -> String {
+        let memory = self.node.store_memory();
+        api_gateway::prometheus_text(
+            "rafter_store",
+            &[
+                (
+                    "memtable_bytes",
+                    "bytes in the store's memtables, every column family",
+                    memory.memtables,
+                ),
+                (
+                    "table_reader_bytes",
+                    "bytes of SST index and filter blocks held outside the block caches",
+                    memory.table_readers,
+                ),
+                (
+                    "block_cache_bytes",
+                    "bytes of data blocks in the store's block caches",
+                    memory.block_cache,
+                ),
+            ],
+        )
+    }
 }
 
 #[async_trait::async_trait]

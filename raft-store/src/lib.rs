@@ -107,6 +107,8 @@ pub use storage::BackupInfo;
 #[cfg(feature = "node")]
 pub use storage::StoreError;
 #[cfg(feature = "node")]
+pub use storage::StoreMemory;
+#[cfg(feature = "node")]
 pub use storage::FAILPOINTS_COMPILED;
 #[cfg(feature = "node")]
 pub use types::ApplyResult;

@@ -268,7 +268,8 @@ fn stock_kubectl_reads_version_discovery_and_openapi_from_every_master() {
     assert!(names.contains("namespace/default"), "{names}");
 
     // Every master serves the same API: each answers with the cluster's namespaces, and
-    // reports its watch cache (loaded, holding the namespaces, the lists just read from it).
+    // reports its watch cache (loaded, holding the namespaces, the lists just read from it),
+    // its store's memory (the memtables hold the writes just made) and its own.
     for server in kube.rest_servers() {
         let names = kube.ok(&["--server", &server, "get", "namespaces", "-o", "name"]);
         assert!(names.contains("namespace/kube-system"), "{server}: {names}");
@@ -276,14 +277,24 @@ fn stock_kubectl_reads_version_discovery_and_openapi_from_every_master() {
         let figure = |name: &str| -> u64 {
             metrics
                 .lines()
-                .find_map(|l| l.strip_prefix(&format!("rafter_watch_cache_{name} ")))
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or_else(|| panic!("{server}: no {name} in\n{metrics}"))
         };
-        assert_eq!(figure("ready"), 1, "{server}");
-        assert!(figure("objects") > 0, "{server}");
-        assert!(figure("reads_from_cache_total") > 0, "{server}");
-        assert!(figure("revision") > 0, "{server}");
+        assert_eq!(figure("rafter_watch_cache_ready"), 1, "{server}");
+        assert!(figure("rafter_watch_cache_objects") > 0, "{server}");
+        assert!(
+            figure("rafter_watch_cache_reads_from_cache_total") > 0,
+            "{server}"
+        );
+        assert!(figure("rafter_watch_cache_revision") > 0, "{server}");
+        assert!(figure("rafter_store_memtable_bytes") > 0, "{server}");
+        figure("rafter_store_block_cache_bytes");
+        let resident = figure("process_resident_memory_bytes");
+        assert!(
+            (1 << 20..=figure("rafter_process_peak_resident_memory_bytes")).contains(&resident),
+            "{server}: resident {resident}"
+        );
     }
     let refused = kube.fails(&["get", "--raw", "/metrics", "--as", "bob"]);
     assert!(

@@ -311,6 +311,16 @@ impl Node {
         self.inner.failover.counts()
     }
 
+    /// What this member's database holds in memory (memtables, table readers, block
+    /// caches); zeros once it is shut down. Reads RocksDB's properties, not the disk.
+    pub fn store_memory(&self) -> crate::StoreMemory {
+        self.inner
+            .db
+            .upgrade()
+            .map(|db| crate::storage::memory(&db))
+            .unwrap_or_default()
+    }
+
     /// A live view of Raft metrics (leader, term, applied index, membership).
     pub fn metrics(&self) -> MetricsWatch {
         self.inner.raft.metrics()

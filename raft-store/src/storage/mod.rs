@@ -24,6 +24,8 @@ pub use backup::BackupInfo;
 pub use error::StoreError;
 pub use failpoints::FAILPOINTS_COMPILED;
 pub use log_store::LogStore;
+pub(crate) use rocks::memory;
+pub use rocks::StoreMemory;
 pub(crate) use state_machine::incoming_snapshot_file;
 pub use state_machine::StateHandle;
 pub use state_machine::StateMachine;

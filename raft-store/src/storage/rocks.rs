@@ -29,6 +29,38 @@ pub(crate) const CF_DATA: &str = "data";
 /// The write-ahead log's size beyond which column families are flushed to free it.
 const MAX_TOTAL_WAL_BYTES: u64 = 128 << 20;
 
+/// Memtable bytes, all column families together, beyond which the largest is flushed.
+/// Without it each column family keeps up to two 64 MiB memtables; the key space's, which
+/// skips the WAL, is not bounded by [`MAX_TOTAL_WAL_BYTES`] either.
+const MAX_MEMTABLE_BYTES: usize = 64 << 20;
+
+/// What the database holds in memory, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreMemory {
+    /// Memtables of every column family: active, immutable and pinned.
+    pub memtables: u64,
+    /// SST index and filter blocks, held outside the block caches.
+    pub table_readers: u64,
+    /// Data blocks in the block caches.
+    pub block_cache: u64,
+}
+
+/// The database's memory, from its properties (read from memory, no I/O).
+pub(crate) fn memory(db: &DB) -> StoreMemory {
+    let mut memory = StoreMemory::default();
+    for name in [CF_LOG, CF_META, CF_DATA] {
+        let Some(cf) = db.cf_handle(name) else {
+            continue;
+        };
+        let property = |p: &str| db.property_int_value_cf(cf, p).ok().flatten().unwrap_or(0);
+        memory.memtables += property("rocksdb.size-all-mem-tables");
+        memory.table_readers += property("rocksdb.estimate-table-readers-mem");
+        // Each column family's table options made their own cache (RocksDB's default).
+        memory.block_cache += property("rocksdb.block-cache-usage");
+    }
+    memory
+}
+
 /// Open (or create) the database in `dir` and check its data version.
 pub(crate) fn open_db(dir: &Path) -> Result<Arc<DB>, StoreError> {
     super::private_files::create_dir(dir)?;
@@ -45,6 +77,7 @@ pub(crate) fn open_db(dir: &Path) -> Result<Arc<DB>, StoreError> {
     // RocksDB flushes the column families holding the oldest file back, so the WAL stays
     // near this size instead of RocksDB's default of ~1.5 GiB for these column families.
     opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
+    opts.set_db_write_buffer_size(MAX_MEMTABLE_BYTES);
     let cfs = [CF_LOG, CF_META, CF_DATA]
         .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
     let db = DB::open_cf_descriptors(&opts, dir.join("db"), cfs)?;

@@ -78,6 +78,9 @@ pub(crate) struct MasterArgs {
     /// As `rafter master --no-watch-cache`.
     #[arg(long)]
     no_watch_cache: bool,
+    /// Serve the Kubernetes REST API (and `/metrics`) here too.
+    #[arg(long)]
+    listen_rest: Option<std::net::SocketAddr>,
 }
 
 /// Runs one master until SIGTERM/Ctrl-C (or until killed).
@@ -96,7 +99,7 @@ pub(crate) fn run_master(args: MasterArgs) -> anyhow::Result<()> {
         pki_dir: args.pki_dir,
         client_addr: args.listen_client,
         advertise_client: None,
-        rest_addr: None,
+        rest_addr: args.listen_rest,
         peer_addr: args.listen_peer,
         advertise_peer: None,
         initial_cluster,
@@ -127,6 +130,9 @@ pub(crate) fn run_master(args: MasterArgs) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         let master = Master::start(config).await?;
+        if let Some(rest) = master.rest_addr() {
+            tracing::info!("serving the Kubernetes REST API on https://{rest}");
+        }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}

@@ -103,6 +103,10 @@ pub(crate) struct SchedulerArgs {
     /// LIST and until a client has re-listed every pod from it.
     #[arg(long)]
     pub restart_relist: bool,
+    /// A further `rafter master` flag for every master, repeatable (`--master-flag=--listen-rest=127.0.0.1:0`
+    /// serves `/metrics` over REST, for reading a master's memory during a run).
+    #[arg(long = "master-flag", allow_hyphen_values = true)]
+    pub master_flags: Vec<String>,
 }
 
 /// A one-container pod with requests and no node.
@@ -533,6 +537,10 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
         flags.push("--no-watch-cache");
     } else {
         println!("watch cache: on (the masters' default)");
+    }
+    for flag in &args.master_flags {
+        println!("masters also given: {flag}");
+        flags.push(flag);
     }
     println!("starting 3 masters ...");
     let mut cluster = start_cluster_with(&flags).await?;

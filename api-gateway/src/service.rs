@@ -321,8 +321,9 @@ fn typed(object: Object) -> TypedObject {
     TypedObject::from(object)
 }
 
-/// `process_resident_memory_bytes`, as Prometheus' process collector names it, from
-/// `/proc/self/status` (nothing where that cannot be read).
+/// `process_resident_memory_bytes` (as Prometheus' process collector names it) and
+/// `rafter_process_peak_resident_memory_bytes`, from `/proc/self/status` (nothing where
+/// that cannot be read).
 async fn process_text() -> String {
     let Ok(status) = tokio::fs::read_to_string("/proc/self/status").await else {
         return String::new();

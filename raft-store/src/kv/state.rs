@@ -19,7 +19,6 @@
 //! below the compaction point, after which such reads and watches fail with `Compacted`.
 
 use std::collections::BTreeMap;
-use std::collections::BTreeSet;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -208,77 +207,90 @@ fn read_range<R: KvRead + ?Sized>(
     } else {
         req.limit as usize
     };
-    if at == current {
-        // The common case: decode only what is returned, count the rest from the keys.
-        let (start, end) = latest_bounds(&req.range);
-        let wanted = if req.count_only { 0 } else { limit };
-        let mut resp = RangeResponse {
-            revision: current,
-            ..Default::default()
-        };
-        let mut err = None;
-        r.scan(&start, Some(&end), &mut |_, v| {
-            resp.count += 1;
-            if resp.kvs.len() < wanted {
-                match decode::<KeyValue>(v) {
-                    Ok(mut kv) => {
-                        if req.keys_only {
-                            kv.value.clear();
-                        }
-                        resp.kvs.push(kv);
-                    }
-                    Err(e) => {
-                        err = Some(e);
-                        return false;
-                    }
+    // The keys changed since `at` are read as they were then from the history (the first
+    // change of each after `at` holds its value at `at`); every other key is as its latest
+    // value says (at the current revision, every key). The two are merged in key order, and
+    // only the keys returned are decoded: a page of a large range costs its page and a
+    // walk of the keys, whatever the revision (the later pages of a list read a past one).
+    let mut then: BTreeMap<Vec<u8>, Option<KeyValue>> = BTreeMap::new();
+    if at < current {
+        scan_events(r, at + 1, &mut |_, ev| {
+            if req.range.contains(&ev.kv.key) && !then.contains_key(&ev.kv.key) {
+                then.insert(ev.kv.key, ev.prev_kv);
+            }
+            true
+        })?;
+    }
+    let mut page = Page {
+        wanted: if req.count_only { 0 } else { limit },
+        keys_only: req.keys_only,
+        count: 0,
+        kvs: Vec::new(),
+    };
+    let mut changed = then.into_iter().peekable();
+    let (start, end) = latest_bounds(&req.range);
+    let mut err = None;
+    r.scan(&start, Some(&end), &mut |k, v| {
+        let key = k.get(LATEST.len()..).unwrap_or_default();
+        while let Some((_, was)) = changed.next_if(|(c, _)| c.as_slice() < key) {
+            page.keep(was);
+        }
+        if let Some((_, was)) = changed.next_if(|(c, _)| c.as_slice() == key) {
+            page.keep(was);
+            return true;
+        }
+        page.count += 1;
+        if page.kvs.len() < page.wanted {
+            match decode::<KeyValue>(v) {
+                Ok(kv) => page.push(kv),
+                Err(e) => {
+                    err = Some(e);
+                    return false;
                 }
             }
-            true
-        })?;
-        if let Some(e) = err {
-            return Err(e);
         }
-        resp.more = !req.count_only && resp.count > resp.kvs.len() as u64;
-        return Ok(resp);
+        true
+    })?;
+    if let Some(e) = err {
+        return Err(e);
     }
-    let kvs: Vec<KeyValue> = {
-        let mut map: BTreeMap<Vec<u8>, KeyValue> = scan_latest(r, &req.range)?
-            .into_iter()
-            .map(|kv| (kv.key.clone(), kv))
-            .collect();
-        let mut seen = BTreeSet::new();
-        scan_events(r, at + 1, &mut |_, ev| {
-            if req.range.contains(&ev.kv.key) && seen.insert(ev.kv.key.clone()) {
-                match ev.prev_kv {
-                    Some(prev) => map.insert(ev.kv.key, prev),
-                    None => map.remove(&ev.kv.key),
-                };
-            }
-            true
-        })?;
-        map.into_values().collect()
-    };
-    let count = kvs.len() as u64;
-    let mut resp = RangeResponse {
-        count,
+    for (_, was) in changed {
+        page.keep(was);
+    }
+    Ok(RangeResponse {
+        more: !req.count_only && page.count > page.kvs.len() as u64,
+        count: page.count,
+        kvs: page.kvs,
         revision: current,
-        ..Default::default()
-    };
-    if req.count_only {
-        return Ok(resp);
-    }
-    resp.more = kvs.len() > limit;
-    resp.kvs = kvs
-        .into_iter()
-        .take(limit)
-        .map(|mut kv| {
-            if req.keys_only {
-                kv.value.clear();
+    })
+}
+
+/// A range's answer as it is gathered in key order: every key counted, the first
+/// `wanted` kept.
+struct Page {
+    wanted: usize,
+    keys_only: bool,
+    count: u64,
+    kvs: Vec<KeyValue>,
+}
+
+impl Page {
+    /// Counts a key that existed (`Some`) and keeps it while the page has room.
+    fn keep(&mut self, kv: Option<KeyValue>) {
+        if let Some(kv) = kv {
+            self.count += 1;
+            if self.kvs.len() < self.wanted {
+                self.push(kv);
             }
-            kv
-        })
-        .collect();
-    Ok(resp)
+        }
+    }
+
+    fn push(&mut self, mut kv: KeyValue) {
+        if self.keys_only {
+            kv.value.clear();
+        }
+        self.kvs.push(kv);
+    }
 }
 
 impl<B: KvBackend> KvState<B> {

@@ -737,6 +737,30 @@ mod model {
                     .map(|kv| (String::from_utf8(kv.key).unwrap(), String::from_utf8(kv.value).unwrap()))
                     .collect();
                 prop_assert_eq!(&got, snap, "revision {}", rev);
+                // The same revision read in pages of two: the later pages read a past
+                // revision with a limit, as a list's continuation does.
+                let mut start = Vec::new();
+                let mut paged = BTreeMap::new();
+                loop {
+                    let mut req = RangeRequest::new(KeyRange::Range { start: start.clone(), end: None });
+                    req.revision = *rev;
+                    req.limit = 2;
+                    let page = s.range(&req).unwrap();
+                    let left = snap.keys().filter(|k| k.as_bytes() >= start.as_slice()).count();
+                    prop_assert_eq!(page.count, left as u64, "count at revision {} from {:?}", rev, start);
+                    prop_assert_eq!(page.more, left > page.kvs.len(), "more at revision {}", rev);
+                    prop_assert!(page.kvs.len() <= 2);
+                    let Some(last) = page.kvs.last() else { break };
+                    start = last.key.clone();
+                    start.push(0);
+                    for kv in page.kvs {
+                        paged.insert(String::from_utf8(kv.key).unwrap(), String::from_utf8(kv.value).unwrap());
+                    }
+                    if !page.more {
+                        break;
+                    }
+                }
+                prop_assert_eq!(&paged, snap, "paged at revision {}", rev);
             }
             // Every change at or after the compaction point is still in the history, in order.
             let from = compact.max(1);

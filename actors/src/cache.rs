@@ -44,8 +44,9 @@ pub enum CacheEvent {
     Replace {
         /// The kind listed.
         kind: Kind,
-        /// Every object of the kind.
-        objects: Vec<Object>,
+        /// Every object of the kind, each decoded straight into its `Arc` (a relist of
+        /// 150,000 pods holds no second, unshared copy of them).
+        objects: Vec<Arc<Object>>,
     },
 }
 
@@ -89,13 +90,18 @@ impl Cache {
 
     /// Inserts or replaces an object; returns the one it replaced.
     pub fn upsert(&mut self, object: Object) -> Option<Arc<Object>> {
+        self.upsert_shared(Arc::new(object))
+    }
+
+    /// Inserts or replaces an object already shared; returns the one it replaced.
+    pub fn upsert_shared(&mut self, object: Arc<Object>) -> Option<Arc<Object>> {
         let key = ObjectKey::of(&object);
         let previous = self.remove(&key);
         self.index(&key, &object);
         self.objects
             .entry(key.kind)
             .or_default()
-            .insert((key.namespace, key.name), Arc::new(object));
+            .insert((key.namespace, key.name), object);
         previous
     }
 
@@ -110,7 +116,7 @@ impl Cache {
     }
 
     /// Replaces every object of `kind` with `objects`.
-    pub fn replace_kind(&mut self, kind: Kind, objects: Vec<Object>) {
+    pub fn replace_kind(&mut self, kind: Kind, objects: Vec<Arc<Object>>) {
         let keys: Vec<ObjectKey> = self
             .objects
             .get(&kind)
@@ -125,7 +131,7 @@ impl Cache {
         }
         for object in objects {
             if object.kind() == kind {
-                self.upsert(object);
+                self.upsert_shared(object);
             }
         }
     }
@@ -426,7 +432,7 @@ mod tests {
         writer.apply(CacheEvent::Upsert(pod("default", "old").node("n1").build()));
         writer.apply(CacheEvent::Replace {
             kind: Kind::Pod,
-            objects: vec![pod("default", "new").build()],
+            objects: vec![Arc::new(pod("default", "new").build())],
         });
         let cache = reader.read();
         assert!(cache.pod("default", "old").is_none());

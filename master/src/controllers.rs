@@ -276,7 +276,7 @@ impl ClusterApi for MasterCluster {
                     .map_err(node_error)?;
                 for kv in &response.kvs {
                     match decode(&transformer, *kind, kv) {
-                        Ok(object) => objects.push(object),
+                        Ok(object) => objects.push(Arc::new(object)),
                         Err(e) => {
                             tracing::error!(error = %e, "controllers: undecodable object skipped")
                         }

@@ -11,6 +11,8 @@
 //! tonic and openraft tasks) must hop there itself, for example by spawning on a held
 //! `tokio::runtime::Handle` and awaiting the join handle; it must never block.
 
+use std::sync::Arc;
+
 use futures::stream::BoxStream;
 use rafter_proto::{Kind, Object};
 
@@ -83,8 +85,9 @@ pub struct Outcome {
 /// Every informed object at one revision.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    /// The objects, of the kinds in [`INFORMED_KINDS`].
-    pub objects: Vec<Object>,
+    /// The objects, of the kinds in [`INFORMED_KINDS`], each in the `Arc` the informer's
+    /// cache will share it in.
+    pub objects: Vec<Arc<Object>>,
     /// The revision they were read at.
     pub revision: u64,
 }

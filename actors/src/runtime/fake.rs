@@ -381,7 +381,7 @@ impl ClusterApi for FakeCluster {
                 .objects
                 .values()
                 .filter(|o| is_informed(o.kind()))
-                .cloned()
+                .map(|o| Arc::new(o.clone()))
                 .collect(),
             revision: state.revision,
         })

@@ -144,7 +144,7 @@ impl Informer {
     }
 
     fn install(&mut self, snapshot: Snapshot) {
-        let mut by_kind: HashMap<rafter_proto::Kind, Vec<Object>> = HashMap::new();
+        let mut by_kind: HashMap<rafter_proto::Kind, Vec<Arc<Object>>> = HashMap::new();
         let count = snapshot.objects.len();
         for object in snapshot.objects {
             by_kind.entry(object.kind()).or_default().push(object);

@@ -106,22 +106,25 @@ impl AuthzCache {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// Applies `change` to the snapshot `kind` belongs to.
-    fn update(&self, kind: Kind, change: impl FnOnce(&mut dyn Snapshot)) {
+    /// Applies the change for the snapshot `kind` belongs to: `to_policy` or `to_graph`.
+    fn update(
+        &self,
+        kind: Kind,
+        to_policy: impl FnOnce(&mut Policy),
+        to_graph: impl FnOnce(&mut NodeGraph),
+    ) {
         if Policy::holds(kind) {
             let mut guard = match self.policy.write() {
                 Ok(g) => g,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            let policy: &mut Policy = Arc::make_mut(&mut guard);
-            change(policy);
+            to_policy(Arc::make_mut(&mut guard));
         } else {
             let mut guard = match self.graph.write() {
                 Ok(g) => g,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            let graph: &mut NodeGraph = Arc::make_mut(&mut guard);
-            change(graph);
+            to_graph(Arc::make_mut(&mut guard));
         }
     }
 }
@@ -130,7 +133,6 @@ impl AuthzCache {
 trait Snapshot {
     fn put(&mut self, object: &Object);
     fn remove(&mut self, object: &Object);
-    fn clear(&mut self, kind: Kind);
 }
 
 impl Snapshot for Policy {
@@ -140,9 +142,6 @@ impl Snapshot for Policy {
     fn remove(&mut self, object: &Object) {
         Policy::remove(self, object);
     }
-    fn clear(&mut self, kind: Kind) {
-        Policy::clear(self, kind);
-    }
 }
 
 impl Snapshot for NodeGraph {
@@ -151,9 +150,6 @@ impl Snapshot for NodeGraph {
     }
     fn remove(&mut self, object: &Object) {
         NodeGraph::remove(self, object);
-    }
-    fn clear(&mut self, kind: Kind) {
-        NodeGraph::clear(self, kind);
     }
 }
 
@@ -181,28 +177,46 @@ async fn follow_once<S: KvStore>(
 ) -> Result<(), crate::registry::RegistryError> {
     let mut options = ListOptions::all(kind, None);
     options.consistency = ReadConsistency::Serializable;
-    let page = registry.list(&options).await?;
-    cache.update(kind, |snapshot| {
-        snapshot.clear(kind);
-        for object in &page.items {
-            snapshot.put(object);
-        }
-    });
+    let revision = if NodeGraph::holds(kind) {
+        // Pods are a cluster's largest kind: each is put into a graph of its own as it is
+        // decoded, then dropped, and that graph's pods replace the live ones at once. The
+        // list never holds the kind decoded, and readers never see half of it.
+        let mut listed = NodeGraph::default();
+        let revision = registry
+            .list_each(&options, |object| listed.put(&object))
+            .await?;
+        cache.update(kind, |_| {}, |graph| graph.adopt(kind, listed));
+        revision
+    } else {
+        let page = registry.list(&options).await?;
+        cache.update(
+            kind,
+            |policy| {
+                policy.clear(kind);
+                for object in &page.items {
+                    policy.put(object);
+                }
+            },
+            |_| {},
+        );
+        page.revision
+    };
     if std::mem::take(first) {
         cache.synced.send_modify(|n| *n += 1);
     }
-    let revision = page.revision.to_string();
+    let revision = revision.to_string();
     let mut events = registry
         .watch(ListOptions::all(kind, None), Some(&revision))
         .await?;
     while let Some(event) = events.next().await {
         let event = event?;
         let Some(object) = event.object else { continue };
-        cache.update(kind, |snapshot| match event.event_type {
+        let change = |snapshot: &mut dyn Snapshot| match event.event_type {
             WatchEventType::Added | WatchEventType::Modified => snapshot.put(&object),
             WatchEventType::Deleted => snapshot.remove(&object),
             WatchEventType::Bookmark => {}
-        });
+        };
+        cache.update(kind, |policy| change(policy), |graph| change(graph));
     }
     Ok(())
 }

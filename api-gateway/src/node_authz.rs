@@ -101,14 +101,15 @@ impl NodeGraph {
         }
     }
 
-    /// Forgets every object of `kind` (before a fresh list replaces them).
-    pub fn clear(&mut self, kind: Kind) {
+    /// Takes every object of `kind` from `listed` (a graph a fresh list of the kind was
+    /// put into) in place of its own.
+    pub fn adopt(&mut self, kind: Kind, listed: NodeGraph) {
         match kind {
             Kind::Pod => {
-                self.pods.clear();
-                self.by_node.clear();
+                self.pods = listed.pods;
+                self.by_node = listed.by_node;
             }
-            Kind::PersistentVolumeClaim => self.claims.clear(),
+            Kind::PersistentVolumeClaim => self.claims = listed.claims,
             _ => {}
         }
     }

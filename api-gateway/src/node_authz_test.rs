@@ -245,3 +245,29 @@ fn a_node_reads_services_endpoints_and_endpoint_slices_and_writes_none() {
         }
     }
 }
+
+#[test]
+fn a_relisted_kind_is_adopted_whole_and_the_other_kinds_stay() {
+    let mut live = graph();
+    let mut listed = NodeGraph::default();
+    listed.put(
+        &parse_object(
+            "apiVersion: v1
+kind: Pod
+metadata: {name: moved, namespace: shop}
+spec:
+  nodeName: n3
+  volumes: [{name: data, persistentVolumeClaim: {claimName: web-data}}]
+  containers: [{name: c, image: busybox}]
+",
+            "t",
+        )
+        .unwrap(),
+    );
+    live.adopt(Kind::Pod, listed);
+    assert!(!live.pod_on("n1", "shop", "web"));
+    assert!(!live.referenced_by("n1", Kind::Secret, "shop", "web-tls"));
+    assert!(live.pod_on("n3", "shop", "moved"));
+    // The claim was not relisted: it stays, and leads the new pod's node to its volume.
+    assert!(live.referenced_by("n3", Kind::PersistentVolume, "", "pv-7"));
+}

@@ -395,6 +395,40 @@ async fn lists_filter_by_labels_and_fields() {
 }
 
 #[tokio::test]
+async fn list_each_hands_over_what_a_list_selects_at_the_lists_revision() {
+    let r = registry();
+    r.create(pod("a", "app: web", "n1"), false).await.unwrap();
+    r.create(pod("b", "app: db", "n2"), false).await.unwrap();
+    r.create(pod("c", "app: web", "n1"), false).await.unwrap();
+    let mut options = ListOptions::all(Kind::Pod, Some("default"));
+    options.labels = Selector::parse("app=web").unwrap();
+    let mut seen = Vec::new();
+    let revision = r
+        .list_each(&options, |o| {
+            seen.push((
+                o.metadata().name.clone(),
+                o.metadata().resource_version.clone(),
+            ))
+        })
+        .await
+        .unwrap();
+    let listed = r.list(&options).await.unwrap();
+    assert_eq!(revision, listed.revision);
+    let expected: Vec<_> = listed
+        .items
+        .iter()
+        .map(|o| {
+            (
+                o.metadata().name.clone(),
+                o.metadata().resource_version.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, expected);
+    assert_eq!(seen.len(), 2);
+}
+
+#[tokio::test]
 async fn pages_are_read_at_one_revision_even_while_writes_go_on() {
     let r = registry();
     for i in 0..7 {

@@ -82,6 +82,59 @@ async fn a_list_from_the_cache_sees_every_write_acknowledged_before_it() {
 }
 
 #[tokio::test]
+async fn a_load_in_pages_while_writes_go_on_holds_the_first_pages_revision_and_follows() {
+    let store = Arc::new(MemKv::new().unwrap());
+    let plain = Registry::new(store.clone());
+    for i in 0..25 {
+        plain
+            .create(pod(&format!("p{i:02}"), ""), false)
+            .await
+            .unwrap();
+    }
+    let config = WatchCacheConfig {
+        load_page: 3,
+        ..WatchCacheConfig::default()
+    };
+    // Writes race the load's pages: creates, and deletes of keys not yet read.
+    let writer = {
+        let plain = Registry::new(store.clone());
+        tokio::spawn(async move {
+            for i in 0..10 {
+                plain
+                    .create(pod(&format!("q{i:02}"), ""), false)
+                    .await
+                    .unwrap();
+                plain
+                    .delete(
+                        Kind::Pod,
+                        "default",
+                        &format!("p{:02}", 24 - i),
+                        &DeleteOptions::default(),
+                        false,
+                    )
+                    .await
+                    .unwrap();
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let cache = loaded(&store, config).await;
+    writer.await.unwrap();
+    let cached = Registry::new(store.clone()).with_watch_cache(cache.clone());
+    let list = cached
+        .list(&ListOptions::all(Kind::Pod, Some("default")))
+        .await
+        .unwrap();
+    let from_store = plain
+        .list(&ListOptions::all(Kind::Pod, Some("default")))
+        .await
+        .unwrap();
+    assert_eq!(names(&list.items), names(&from_store.items));
+    assert_eq!(list.items.len(), 25);
+    assert_eq!(cache.stats().loads, 1);
+}
+
+#[tokio::test]
 async fn later_pages_are_read_at_the_first_pages_revision_from_memory() {
     let store = Arc::new(MemKv::new().unwrap());
     let cache = loaded(&store, WatchCacheConfig::default()).await;

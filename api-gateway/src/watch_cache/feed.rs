@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use raft_store::kv::{KeyRange, KeyValue, RangeRequest};
+use raft_store::kv::{KeyRange, RangeRequest};
 use rafter_proto::ReadConsistency;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -18,9 +18,6 @@ use tokio::task::JoinHandle;
 use super::state::{CacheState, CACHED_PREFIX};
 use super::{Current, Shared, LIVE_BACKLOG, LIVE_BATCH};
 use crate::store::StoreError;
-
-/// Keys read per page while loading.
-const LOAD_PAGE: u64 = 10_000;
 
 /// The pause before loading again after the store failed, doubled per failure up to the
 /// last.
@@ -67,21 +64,22 @@ async fn run(shared: Arc<Shared>) {
     }
 }
 
-/// Every object key at one revision, page by page.
-async fn load(shared: &Shared) -> Result<(Vec<KeyValue>, u64), StoreError> {
+/// Every object key at one revision, page by page, each page taken into the state as it
+/// arrives.
+async fn load(shared: &Shared) -> Result<CacheState, StoreError> {
     let end = KeyRange::prefix(CACHED_PREFIX);
     let end_key = match &end {
         KeyRange::Range { end: Some(end), .. } => end.clone(),
         _ => return Err(StoreError::refused("the cached range has no end")),
     };
     let mut start = CACHED_PREFIX.as_bytes().to_vec();
-    let mut revision = 0;
-    let mut kvs = Vec::new();
+    let mut state: Option<CacheState> = None;
     loop {
+        let revision = state.as_ref().map_or(0, CacheState::revision);
         let request = RangeRequest {
             range: KeyRange::range(start.clone(), end_key.clone()),
             revision,
-            limit: LOAD_PAGE,
+            limit: shared.config.load_page.max(1),
             keys_only: false,
             count_only: false,
         };
@@ -91,28 +89,35 @@ async fn load(shared: &Shared) -> Result<(Vec<KeyValue>, u64), StoreError> {
             ReadConsistency::Serializable
         };
         let page = shared.store.range(request, consistency).await?;
-        if revision == 0 {
-            revision = page.revision;
-        }
         let more = page.more;
         if let Some(last) = page.kvs.last() {
             start = last.key.clone();
             start.push(0);
         }
         let fetched = page.kvs.len();
-        kvs.extend(page.kvs);
+        match state.as_mut() {
+            Some(state) => state.load_page(page.kvs),
+            None => {
+                state = Some(CacheState::loaded(
+                    page.kvs,
+                    page.revision,
+                    shared.config.ring_bytes,
+                ))
+            }
+        }
         if !more || fetched == 0 {
-            return Ok((kvs, revision));
+            return state.ok_or_else(|| StoreError::Unavailable("the load read nothing".into()));
         }
     }
 }
 
 /// Loads the cache and follows the store until the store fails; returns why.
 async fn load_and_follow(shared: &Shared) -> StoreError {
-    let (kvs, revision) = match load(shared).await {
-        Ok(loaded) => loaded,
+    let state = match load(shared).await {
+        Ok(state) => state,
         Err(e) => return e,
     };
+    let revision = state.revision();
     let mut changes = match shared
         .store
         .watch(KeyRange::prefix(Vec::new()), revision + 1)
@@ -121,7 +126,6 @@ async fn load_and_follow(shared: &Shared) -> StoreError {
         Ok(changes) => changes,
         Err(e) => return e,
     };
-    let state = CacheState::loaded(kvs, revision, shared.config.ring_bytes);
     let held = state.held();
     match shared.current.write() {
         Ok(mut current) => {

@@ -83,6 +83,9 @@ pub struct WatchCacheConfig {
     /// How long a linearizable list waits for the cache to apply the store's current
     /// revision before it reads the store instead.
     pub freshness_wait: Duration,
+    /// Keys read per page while the cache loads (the later pages are read at the first
+    /// one's revision).
+    pub load_page: u64,
 }
 
 impl Default for WatchCacheConfig {
@@ -90,6 +93,7 @@ impl Default for WatchCacheConfig {
         WatchCacheConfig {
             ring_bytes: 64 << 20,
             freshness_wait: Duration::from_secs(3),
+            load_page: 10_000,
         }
     }
 }

@@ -103,24 +103,31 @@ impl CacheState {
     /// The key space as a load read it at `revision`, with no history yet: a watch can
     /// start from `revision + 1` on.
     pub(crate) fn loaded(kvs: Vec<KeyValue>, revision: u64, ring_budget: usize) -> CacheState {
-        let mut objects = OrdMap::new();
-        let mut object_bytes = 0;
-        for kv in kvs {
-            if !kv.key.starts_with(CACHED_PREFIX.as_bytes()) {
-                continue;
-            }
-            object_bytes += kv_size(&kv);
-            objects.insert(kv.key.clone(), Arc::new(kv));
-        }
-        CacheState {
-            objects,
-            object_bytes,
+        let mut state = CacheState {
+            objects: OrdMap::new(),
+            object_bytes: 0,
             revision,
             ring: VecDeque::new(),
             ring_bytes: 0,
             ring_budget,
             base: revision,
             snapshots: Mutex::new(VecDeque::new()),
+        };
+        state.load_page(kvs);
+        state
+    }
+
+    /// Takes in more keys the load read at the state's revision (a load reads page by
+    /// page, and each page is held once, here). Only before the first [`apply`].
+    ///
+    /// [`apply`]: CacheState::apply
+    pub(crate) fn load_page(&mut self, kvs: Vec<KeyValue>) {
+        for kv in kvs {
+            if !kv.key.starts_with(CACHED_PREFIX.as_bytes()) {
+                continue;
+            }
+            self.object_bytes += kv_size(&kv);
+            self.objects.insert(kv.key.clone(), Arc::new(kv));
         }
     }
 

@@ -270,11 +270,23 @@ async fn watch_binds(
 /// Kills a follower, starts it again and times, from its start, the first LIST it
 /// answers, then a full paged re-list of the namespace's pods from it alone. Returns the
 /// follower's id, both times and how many pods the re-list read.
+/// A follower's restart, as `--restart-relist` measures it.
+struct Relist {
+    id: u64,
+    /// From its start until it answered a LIST.
+    answered: Duration,
+    /// A client's paged re-list of every pod from it, after that.
+    relisted: Duration,
+    pods: usize,
+    /// Its VmRSS and VmHWM in KiB after the re-list: the peak is what catching up cost.
+    kib: Option<(u64, u64)>,
+}
+
 async fn restart_and_relist(
     cluster: &mut chaos_tests::Cluster,
     leader: u64,
     pods: usize,
-) -> anyhow::Result<(u64, Duration, Duration, usize)> {
+) -> anyhow::Result<Relist> {
     let id = cluster
         .masters()
         .iter()
@@ -315,7 +327,19 @@ async fn restart_and_relist(
             items.len()
         );
     }
-    Ok((id, answered, relisted, items.len()))
+    let kib = cluster
+        .masters()
+        .iter()
+        .find(|m| m.id == id)
+        .and_then(|m| m.pid())
+        .and_then(memory_kib);
+    Ok(Relist {
+        id,
+        answered,
+        relisted,
+        pods: items.len(),
+        kib,
+    })
 }
 
 /// Times `--list-rounds` LISTs of one page of `--list-size` pods; sorted.
@@ -782,13 +806,27 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
             ms(lists.last().copied().unwrap_or_default()),
         );
     }
-    if let Some((id, answered, relisted, pods)) = relist {
+    if let Some(Relist {
+        id,
+        answered,
+        relisted,
+        pods,
+        kib,
+    }) = relist
+    {
         println!(
             "follower master {id} killed and started again: it answered a LIST {} ms after \
              its start; a client re-listed all {pods} pods from it in {} ms after that",
             ms(answered),
             ms(relisted)
         );
+        if let Some((rss, hwm)) = kib {
+            println!(
+                "restarted master {id}: VmRSS {:.0} MiB, VmHWM (peak since its start) {:.0} MiB",
+                rss as f64 / 1024.0,
+                hwm as f64 / 1024.0
+            );
+        }
     }
     if let Some(complete) = watchers_complete {
         println!(

@@ -146,7 +146,11 @@ fn translate(
         };
         match event.kind {
             EventKind::Put => match decode(transformer, key.kind, &event.kv) {
-                Ok(object) => events.push(CacheEvent::Upsert(object)),
+                Ok(mut object) => {
+                    // The informer keeps it until it changes: without decoding's spare room.
+                    object.shrink_to_fit();
+                    events.push(CacheEvent::Upsert(object));
+                }
                 Err(e) => {
                     tracing::error!(%key, error = %e, "controllers: undecodable object skipped")
                 }
@@ -276,7 +280,10 @@ impl ClusterApi for MasterCluster {
                     .map_err(node_error)?;
                 for kv in &response.kvs {
                     match decode(&transformer, *kind, kv) {
-                        Ok(object) => objects.push(Arc::new(object)),
+                        Ok(mut object) => {
+                            object.shrink_to_fit();
+                            objects.push(Arc::new(object));
+                        }
                         Err(e) => {
                             tracing::error!(error = %e, "controllers: undecodable object skipped")
                         }

@@ -204,6 +204,30 @@ spec:
 "#;
 
 #[test]
+fn shrinking_gives_back_the_room_decoding_left_and_changes_nothing() {
+    for (name, yaml, at_least) in [
+        ("bound pod", BOUND_POD, 500),
+        ("running pod", RUNNING_POD, 2_000),
+        ("node", NODE, 200),
+    ] {
+        let object = object(yaml);
+        let bytes = object.encode_to_vec();
+        let before = allocated();
+        let mut decoded = Object::decode(object.kind(), &bytes).unwrap();
+        let plain = allocated() - before;
+        decoded.shrink_to_fit();
+        let shrunk = allocated() - before;
+        println!("{name}: {plain} bytes decoded, {shrunk} shrunk");
+        assert!(
+            plain - shrunk >= at_least,
+            "{name}: shrinking gave back {} bytes of {plain}, expected {at_least} or more",
+            plain - shrunk
+        );
+        assert_eq!(decoded, object, "{name}: shrinking changed the object");
+    }
+}
+
+#[test]
 fn the_estimate_bounds_what_decoding_allocates() {
     for (name, yaml) in [
         ("bound pod", BOUND_POD),

@@ -267,9 +267,6 @@ async fn watch_binds(
     Ok(bound)
 }
 
-/// Kills a follower, starts it again and times, from its start, the first LIST it
-/// answers, then a full paged re-list of the namespace's pods from it alone. Returns the
-/// follower's id, both times and how many pods the re-list read.
 /// A follower's restart, as `--restart-relist` measures it.
 struct Relist {
     id: u64,
@@ -282,6 +279,9 @@ struct Relist {
     kib: Option<(u64, u64)>,
 }
 
+/// Kills a follower, starts it again and times, from its start, the first LIST it
+/// answers, then a full paged re-list of the namespace's pods from it alone, and reads its
+/// memory after that.
 async fn restart_and_relist(
     cluster: &mut chaos_tests::Cluster,
     leader: u64,

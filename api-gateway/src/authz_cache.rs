@@ -106,27 +106,24 @@ impl AuthzCache {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// Applies the change for the snapshot `kind` belongs to: `to_policy` or `to_graph`.
-    fn update(
-        &self,
-        kind: Kind,
-        to_policy: impl FnOnce(&mut Policy),
-        to_graph: impl FnOnce(&mut NodeGraph),
-    ) {
+    /// Applies `change` to the snapshot `kind` belongs to.
+    fn update(&self, kind: Kind, change: impl FnOnce(&mut dyn Snapshot)) {
         if Policy::holds(kind) {
-            let mut guard = match self.policy.write() {
-                Ok(g) => g,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            to_policy(Arc::make_mut(&mut guard));
+            write(&self.policy, |policy| change(policy));
         } else {
-            let mut guard = match self.graph.write() {
-                Ok(g) => g,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            to_graph(Arc::make_mut(&mut guard));
+            write(&self.graph, |graph| change(graph));
         }
     }
+}
+
+/// Applies `change` to the snapshot behind `lock` (a copy of it, when readers hold the
+/// one there).
+fn write<T: Clone>(lock: &RwLock<Arc<T>>, change: impl FnOnce(&mut T)) {
+    let mut guard = match lock.write() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    change(Arc::make_mut(&mut guard));
 }
 
 /// What the cache writes: one snapshot, object by object.
@@ -185,20 +182,16 @@ async fn follow_once<S: KvStore>(
         let revision = registry
             .list_each(&options, |object| listed.put(&object))
             .await?;
-        cache.update(kind, |_| {}, |graph| graph.adopt(kind, listed));
+        write(&cache.graph, |graph| graph.adopt(kind, listed));
         revision
     } else {
         let page = registry.list(&options).await?;
-        cache.update(
-            kind,
-            |policy| {
-                policy.clear(kind);
-                for object in &page.items {
-                    policy.put(object);
-                }
-            },
-            |_| {},
-        );
+        write(&cache.policy, |policy| {
+            policy.clear(kind);
+            for object in &page.items {
+                policy.put(object);
+            }
+        });
         page.revision
     };
     if std::mem::take(first) {
@@ -211,12 +204,11 @@ async fn follow_once<S: KvStore>(
     while let Some(event) = events.next().await {
         let event = event?;
         let Some(object) = event.object else { continue };
-        let change = |snapshot: &mut dyn Snapshot| match event.event_type {
+        cache.update(kind, |snapshot| match event.event_type {
             WatchEventType::Added | WatchEventType::Modified => snapshot.put(&object),
             WatchEventType::Deleted => snapshot.remove(&object),
             WatchEventType::Bookmark => {}
-        };
-        cache.update(kind, |policy| change(policy), |graph| change(graph));
+        });
     }
     Ok(())
 }

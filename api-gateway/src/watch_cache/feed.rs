@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use raft_store::kv::{KeyRange, RangeRequest};
+use raft_store::kv::{KeyRange, RangeRequest, RangeResponse};
 use rafter_proto::ReadConsistency;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -67,48 +67,46 @@ async fn run(shared: Arc<Shared>) {
 /// Every object key at one revision, page by page, each page taken into the state as it
 /// arrives.
 async fn load(shared: &Shared) -> Result<CacheState, StoreError> {
-    let end = KeyRange::prefix(CACHED_PREFIX);
-    let end_key = match &end {
-        KeyRange::Range { end: Some(end), .. } => end.clone(),
-        _ => return Err(StoreError::refused("the cached range has no end")),
-    };
-    let mut start = CACHED_PREFIX.as_bytes().to_vec();
-    let mut state: Option<CacheState> = None;
-    loop {
-        let revision = state.as_ref().map_or(0, CacheState::revision);
-        let request = RangeRequest {
-            range: KeyRange::range(start.clone(), end_key.clone()),
-            revision,
-            limit: shared.config.load_page.max(1),
-            keys_only: false,
-            count_only: false,
-        };
-        let consistency = if revision == 0 {
-            ReadConsistency::Linearizable
-        } else {
-            ReadConsistency::Serializable
-        };
-        let page = shared.store.range(request, consistency).await?;
-        let more = page.more;
-        if let Some(last) = page.kvs.last() {
-            start = last.key.clone();
-            start.push(0);
-        }
-        let fetched = page.kvs.len();
-        match state.as_mut() {
-            Some(state) => state.load_page(page.kvs),
-            None => {
-                state = Some(CacheState::loaded(
-                    page.kvs,
-                    page.revision,
-                    shared.config.ring_bytes,
-                ))
-            }
-        }
-        if !more || fetched == 0 {
-            return state.ok_or_else(|| StoreError::Unavailable("the load read nothing".into()));
-        }
+    let mut next = CACHED_PREFIX.as_bytes().to_vec();
+    let first = read_page(shared, &mut next, 0).await?;
+    let mut more = first.more && !first.kvs.is_empty();
+    let mut state = CacheState::loaded(first.kvs, first.revision, shared.config.ring_bytes);
+    while more {
+        let page = read_page(shared, &mut next, state.revision()).await?;
+        more = page.more && !page.kvs.is_empty();
+        state.load_page(page.kvs);
     }
+    Ok(state)
+}
+
+/// One page of the cached keys from `next` on, at `revision` (0: the current one, read
+/// linearizably); moves `next` past it.
+async fn read_page(
+    shared: &Shared,
+    next: &mut Vec<u8>,
+    revision: u64,
+) -> Result<RangeResponse, StoreError> {
+    let KeyRange::Range { end: Some(end), .. } = KeyRange::prefix(CACHED_PREFIX) else {
+        return Err(StoreError::refused("the cached range has no end"));
+    };
+    let request = RangeRequest {
+        range: KeyRange::range(next.clone(), end),
+        revision,
+        limit: shared.config.load_page.max(1),
+        keys_only: false,
+        count_only: false,
+    };
+    let consistency = if revision == 0 {
+        ReadConsistency::Linearizable
+    } else {
+        ReadConsistency::Serializable
+    };
+    let page = shared.store.range(request, consistency).await?;
+    if let Some(last) = page.kvs.last() {
+        *next = last.key.clone();
+        next.push(0);
+    }
+    Ok(page)
 }
 
 /// Loads the cache and follows the store until the store fails; returns why.

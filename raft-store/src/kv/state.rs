@@ -215,8 +215,8 @@ fn read_range<R: KvRead + ?Sized>(
     let mut then: BTreeMap<Vec<u8>, Option<KeyValue>> = BTreeMap::new();
     if at < current {
         scan_events(r, at + 1, &mut |_, ev| {
-            if req.range.contains(&ev.kv.key) && !then.contains_key(&ev.kv.key) {
-                then.insert(ev.kv.key, ev.prev_kv);
+            if req.range.contains(&ev.kv.key) {
+                then.entry(ev.kv.key).or_insert(ev.prev_kv);
             }
             true
         })?;

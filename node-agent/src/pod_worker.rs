@@ -419,6 +419,19 @@ impl PodWorker {
             }
             planned = again;
         }
+        // The status says what runs now. A plan made before its actions ran still sees
+        // the containers they started as waiting (phase Pending), and writing that would
+        // cost a second status write (a Raft write) as soon as its echo came back.
+        if acted {
+            planned = plan(
+                &pod,
+                &observed,
+                &unhealthy,
+                &self.blocked,
+                &self.ctx.backoff,
+                SystemTime::now(),
+            );
+        }
         self.keep_probes(&pod, &observed);
         self.rotate_logs(&observed).await;
         let not_started = self.not_started(&pod, &observed);

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use base64::Engine;
+use futures::StreamExt;
 use node_agent::{read_logs, LogRequest, MIRROR_ANNOTATION};
 use rafter_client::DeleteOptions;
 use rafter_proto::v1::{
@@ -113,6 +114,17 @@ pub(crate) async fn delete_and_wait(cluster: &Cluster, node: &TestNode, name: &s
 pub async fn a_bound_pod_runs_and_reaches_running_with_a_pod_ip(rt: Runtime) {
     let cluster = Cluster::start().await;
     let node = TestNode::start(&cluster, rt).await;
+    let listed = cluster
+        .client
+        .list(Kind::Pod, Some("default"), &Default::default())
+        .await
+        .unwrap();
+    let mut events = Box::pin(cluster.client.watch(
+        Kind::Pod,
+        Some("default"),
+        &Default::default(),
+        Some(&listed.resource_version),
+    ));
     cluster
         .create_pod(pod(
             "web",
@@ -123,6 +135,33 @@ pub async fn a_bound_pod_runs_and_reaches_running_with_a_pod_ip(rt: Runtime) {
     cluster.wait_pod("web", "Running and ready", running).await;
     let p = cluster.pod("web").await.unwrap();
     let status = p.status.clone().unwrap();
+    // Every status the agent wrote on the way agrees with itself: a container it reports
+    // running is never under phase Pending (the pass that starts the containers writes
+    // Running, not the plan it made before starting them).
+    let mut phases = Vec::new();
+    while phases.last().map(String::as_str) != Some("Running") {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(30), events.next())
+            .await
+            .expect("the watch shows the pod Running")
+            .expect("the watch goes on")
+            .unwrap();
+        let Some(Object::Pod(seen)) = event.object else {
+            continue;
+        };
+        let Some(st) = seen.status else { continue };
+        if st.phase.is_empty() {
+            continue;
+        }
+        let started = st
+            .container_statuses
+            .iter()
+            .any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()));
+        assert!(
+            !(started && st.phase == "Pending"),
+            "a status says Pending with a container running: {st:?}"
+        );
+        phases.push(st.phase);
+    }
     assert!(!status.pod_ip.is_empty(), "{status:?}");
     assert_eq!(status.host_ip, "127.0.0.1");
     assert!(status.start_time.is_some());

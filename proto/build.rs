@@ -47,6 +47,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = tonic_prost_build::configure()
         .btree_map(".")
         .extern_path(".rafter.v1.IntOrString", "crate::IntOrString")
+        // Written by hand, so that a gateway can send list items already encoded.
+        .extern_path(
+            ".rafter.api.v1.ListResponse",
+            "crate::list_response::ListResponse",
+        )
         .type_attribute(
             ".rafter.v1",
             "#[derive(serde::Serialize, serde::Deserialize)] \

@@ -34,6 +34,7 @@ use raft_store::kv::{
     Compare, CompareOp, CompareTarget, DeleteRequest, EventKind, KeyRange, KeyValue, KvError,
     KvResponse, Op, PutRequest, RangeRequest, TxnOp, TxnOpResponse, TxnRequest,
 };
+use rafter_proto::api::EncodedItem;
 use rafter_proto::{
     DeleteOptions, Kind, ListOptions, Object, OptionError, Propagation, ReadConsistency, Timestamp,
     WatchEvent, WatchEventType,
@@ -223,9 +224,9 @@ impl<S: KvStore> AdmissionReader for Registry<S> {
 
 /// One page of a list.
 #[derive(Debug, Clone)]
-pub struct ListPage {
+pub struct ListPage<T = Object> {
     /// The objects, in key order.
-    pub items: Vec<Object>,
+    pub items: Vec<T>,
     /// The revision the list was read at.
     pub revision: u64,
     /// The token for the next page, when more items remain.
@@ -1277,7 +1278,48 @@ impl<S: KvStore> Registry<S> {
     /// Lists objects, one page at a time, all pages at one revision.
     pub async fn list(&self, options: &ListOptions) -> Result<ListPage, RegistryError> {
         let kind = options.kind;
-        let prefix = list_prefix(kind, options.namespace.as_deref());
+        self.list_with(options, |kv| {
+            let object = decode(&self.transformer, kind, kv)?;
+            Ok(options.matches(&object).then_some(object))
+        })
+        .await
+    }
+
+    /// [`Registry::list`] with each item in its wire form ([`EncodedItem`]): the stored
+    /// bytes (decrypted) with the type meta and resourceVersion appended, so a list
+    /// without selectors decodes nothing and encodes nothing per item. With selectors,
+    /// each object is decoded to test them and still sent as its stored bytes.
+    pub async fn list_encoded(
+        &self,
+        options: &ListOptions,
+    ) -> Result<ListPage<EncodedItem>, RegistryError> {
+        let kind = options.kind;
+        let everything = options.labels.is_empty() && options.fields.is_empty();
+        self.list_with(options, |kv| {
+            let plain = self
+                .transformer
+                .decrypt(kind, &kv.key, &kv.value)
+                .map_err(|e| RegistryError::Internal(e.to_string()))?;
+            if !everything && !options.matches(&decode(&self.transformer, kind, kv)?) {
+                return Ok(None);
+            }
+            Ok(Some(EncodedItem::new(
+                kind,
+                &plain,
+                &kv.mod_revision.to_string(),
+            )))
+        })
+        .await
+    }
+
+    /// The paging of [`Registry::list`]: `item` turns each key in range into the page's
+    /// item, or `None` when the list's selectors leave it out.
+    async fn list_with<T>(
+        &self,
+        options: &ListOptions,
+        mut item: impl FnMut(&KeyValue) -> Result<Option<T>, RegistryError>,
+    ) -> Result<ListPage<T>, RegistryError> {
+        let prefix = list_prefix(options.kind, options.namespace.as_deref());
         let end = KeyRange::prefix(prefix.clone());
         let (mut start, mut revision) = match &options.continue_token {
             Some(token) => {
@@ -1322,11 +1364,10 @@ impl<S: KvStore> Registry<S> {
             }
             let fetched = response.kvs.len();
             for (i, kv) in response.kvs.iter().enumerate() {
-                let object = decode(&self.transformer, kind, kv)?;
-                if !options.matches(&object) {
+                let Some(found) = item(kv)? else {
                     continue;
-                }
-                items.push(object);
+                };
+                items.push(found);
                 if options.limit > 0 && items.len() == options.limit {
                     let more = i + 1 < fetched || response.more;
                     if !more {

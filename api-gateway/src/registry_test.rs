@@ -428,6 +428,53 @@ async fn list_each_hands_over_what_a_list_selects_at_the_lists_revision() {
     assert_eq!(seen.len(), 2);
 }
 
+/// The items of a list sent in wire form, read back as objects.
+fn read_encoded(items: &[rafter_proto::api::EncodedItem]) -> Vec<Object> {
+    use prost::Message;
+    items
+        .iter()
+        .map(|item| {
+            let typed = rafter_proto::api::TypedObject::decode(item.as_bytes()).unwrap();
+            Object::try_from(typed).unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_list_in_wire_form_reads_as_the_list_page_for_page_with_or_without_selectors() {
+    let r = registry();
+    for (i, app) in ["web", "db", "web", "web", "db", "web"].iter().enumerate() {
+        r.create(pod(&format!("p{i}"), &format!("app: {app}"), "n1"), false)
+            .await
+            .unwrap();
+    }
+    let mut selected = ListOptions::all(Kind::Pod, Some("default"));
+    selected.labels = Selector::parse("app=web").unwrap();
+    let mut by_field = ListOptions::all(Kind::Pod, None);
+    by_field.fields = FieldSelector::parse("metadata.name=p4").unwrap();
+    for mut options in [ListOptions::all(Kind::Pod, None), selected, by_field] {
+        for limit in [0, 2] {
+            options.limit = limit;
+            options.continue_token = None;
+            let mut pages = 0;
+            loop {
+                let decoded = r.list(&options).await.unwrap();
+                let encoded = r.list_encoded(&options).await.unwrap();
+                assert_eq!(read_encoded(&encoded.items), decoded.items);
+                assert_eq!(encoded.revision, decoded.revision);
+                assert_eq!(encoded.continue_token, decoded.continue_token);
+                assert_eq!(encoded.remaining, decoded.remaining);
+                pages += 1;
+                match decoded.continue_token {
+                    Some(token) => options.continue_token = Some(token),
+                    None => break,
+                }
+            }
+            assert!(pages >= 1);
+        }
+    }
+}
+
 #[tokio::test]
 async fn pages_are_read_at_one_revision_even_while_writes_go_on() {
     let r = registry();

@@ -371,7 +371,80 @@ pub(crate) type ExecOutput = BoxStream<api::ExecResponse>;
 /// side closed (an `Err` when the connection could not be made or broke).
 pub(crate) type PortForwardOutput = BoxStream<bytes::Bytes>;
 
+/// The form a LIST's items take in its answer (see [`ResourcesService::list_page`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListItems {
+    /// In their wire form: the gRPC answer.
+    Encoded,
+    /// As objects: for whoever reads them (the REST API's JSON).
+    Decoded,
+}
+
 impl<S: KvStore> ResourcesService<S> {
+    /// A page of a LIST: with [`ListItems::Encoded`], the items in their wire form (what the
+    /// gRPC answer sends: stored bytes, nothing decoded or encoded per item unless a
+    /// selector needs testing); with [`ListItems::Decoded`], as objects (what the REST API
+    /// renders as JSON).
+    pub async fn list_page(
+        &self,
+        request: Request<api::ListRequest>,
+        form: ListItems,
+    ) -> Result<Response<api::ListResponse>, Status> {
+        let mut audit = self.audit(&request, "list");
+        let result = async {
+            let r = request.get_ref();
+            let mut options = list_options(
+                &r.kind,
+                &r.namespace,
+                &r.label_selector,
+                &r.field_selector,
+                r.consistency,
+            )?;
+            options.limit = usize::try_from(r.limit.max(0)).unwrap_or(usize::MAX);
+            options.continue_token = (!r.r#continue.is_empty()).then(|| r.r#continue.clone());
+            let user = self
+                .admit_caller(
+                    &mut audit,
+                    &request,
+                    "list",
+                    collection(&options, &r.field_selector),
+                    None,
+                )
+                .await?;
+            let remaining = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            // A bootstrapper sees only its own requests: its lists are filtered decoded.
+            if form == ListItems::Encoded && !is_bootstrapper(&user) {
+                let page = self
+                    .registry
+                    .list_encoded(&options)
+                    .await
+                    .map_err(status_of)?;
+                return Ok(Response::new(api::ListResponse {
+                    items: Vec::new(),
+                    encoded_items: page.items,
+                    resource_version: page.revision.to_string(),
+                    r#continue: page.continue_token.unwrap_or_default(),
+                    remaining_item_count: remaining(page.remaining),
+                }));
+            }
+            let page = self.registry.list(&options).await.map_err(status_of)?;
+            Ok(Response::new(api::ListResponse {
+                items: page
+                    .items
+                    .into_iter()
+                    .filter(|o| visible_to(&user, o))
+                    .map(typed)
+                    .collect(),
+                encoded_items: Vec::new(),
+                resource_version: page.revision.to_string(),
+                r#continue: page.continue_token.unwrap_or_default(),
+                remaining_item_count: remaining(page.remaining),
+            }))
+        }
+        .await;
+        audit.finish(result).await
+    }
+
     /// `GET /metrics`: this master's own figures in the Prometheus text format (its watch
     /// cache's, its store's, its resident memory), for callers allowed `get` on the
     /// non-resource URL `/metrics`.
@@ -829,42 +902,7 @@ impl<S: KvStore> Resources for ResourcesService<S> {
         &self,
         request: Request<api::ListRequest>,
     ) -> Result<Response<api::ListResponse>, Status> {
-        let mut audit = self.audit(&request, "list");
-        let result = async {
-            let r = request.get_ref();
-            let mut options = list_options(
-                &r.kind,
-                &r.namespace,
-                &r.label_selector,
-                &r.field_selector,
-                r.consistency,
-            )?;
-            options.limit = usize::try_from(r.limit.max(0)).unwrap_or(usize::MAX);
-            options.continue_token = (!r.r#continue.is_empty()).then(|| r.r#continue.clone());
-            let user = self
-                .admit_caller(
-                    &mut audit,
-                    &request,
-                    "list",
-                    collection(&options, &r.field_selector),
-                    None,
-                )
-                .await?;
-            let page = self.registry.list(&options).await.map_err(status_of)?;
-            Ok(Response::new(api::ListResponse {
-                items: page
-                    .items
-                    .into_iter()
-                    .filter(|o| visible_to(&user, o))
-                    .map(typed)
-                    .collect(),
-                resource_version: page.revision.to_string(),
-                r#continue: page.continue_token.unwrap_or_default(),
-                remaining_item_count: i64::try_from(page.remaining).unwrap_or(i64::MAX),
-            }))
-        }
-        .await;
-        audit.finish(result).await
+        self.list_page(request, ListItems::Encoded).await
     }
 
     async fn update(

@@ -129,6 +129,13 @@ macro_rules! kinds {
                 }
             }
 
+            /// An object of `kind` with every field at its default.
+            pub fn empty(kind: Kind) -> Object {
+                match kind {
+                    $(Kind::$variant => Object::$variant(v1::$variant::default()),)*
+                }
+            }
+
             /// The protobuf encoding of the object (what the store keeps).
             pub fn encode_to_vec(&self) -> Vec<u8> {
                 match self {

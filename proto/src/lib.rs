@@ -30,6 +30,7 @@ mod footprint;
 mod int_or_string;
 mod json_renames;
 mod kind;
+mod list_response;
 mod manifest;
 mod options;
 mod patch_type;
@@ -42,6 +43,8 @@ pub mod validation;
 mod watch;
 pub mod well_known;
 
+#[cfg(test)]
+mod list_response_test;
 #[cfg(test)]
 mod round_trip_test;
 
@@ -80,6 +83,8 @@ mod generated {
         /// The public gRPC services (package `rafter.api.v1`).
         pub mod v1 {
             tonic::include_proto!("rafter.api.v1");
+
+            pub use crate::list_response::{EncodedItem, ListResponse};
         }
     }
 

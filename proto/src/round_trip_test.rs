@@ -266,7 +266,7 @@ impl<'de> MapAccess<'de> for Fields<'_> {
     }
 }
 
-fn random_object(kind: Kind, seed: u64) -> Object {
+pub(crate) fn random_object(kind: Kind, seed: u64) -> Object {
     // splitmix64 of the seed, so small seeds still start well mixed.
     let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

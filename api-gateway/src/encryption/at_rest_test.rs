@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use futures::StreamExt;
+use prost::Message;
 use raft_store::kv::{KeyRange, RangeRequest};
 use rafter_proto::{parse_object, Kind, ListOptions, Object, ReadConsistency, WatchEventType};
 
@@ -93,6 +94,20 @@ async fn a_secret_is_stored_as_ciphertext_and_reads_back() {
     );
     let listed = r.list(&ListOptions::all(Kind::Secret, None)).await.unwrap();
     assert_eq!(listed.items, vec![read.clone()]);
+    // A list sent in wire form carries the plaintext the list decoded, not ciphertext.
+    let encoded = r
+        .list_encoded(&ListOptions::all(Kind::Secret, None))
+        .await
+        .unwrap();
+    let items: Vec<Object> = encoded
+        .items
+        .iter()
+        .map(|item| {
+            let typed = rafter_proto::api::TypedObject::decode(item.as_bytes()).unwrap();
+            Object::try_from(typed).unwrap()
+        })
+        .collect();
+    assert_eq!(items, vec![read.clone()]);
     let mut watch = r
         .watch(ListOptions::all(Kind::Secret, None), None)
         .await

@@ -48,7 +48,7 @@ use super::{discovery, exec, metrics, openapi, portforward, table, watch, Body, 
 use crate::managed_fields::{self, ManagedFieldsError, Writer};
 use crate::registry::now_rfc3339;
 use crate::server::MAX_REQUEST_BYTES;
-use crate::service::ResourcesService;
+use crate::service::{ListItems, ResourcesService};
 use crate::store::KvStore;
 
 /// How long a call the service answered Unavailable (no leader yet) is made again.
@@ -271,7 +271,10 @@ impl<S: KvStore> Rest<S> {
             r#continue: call.param("continue").to_owned(),
             consistency: consistency as i32,
         });
-        let list = answered(self.service.list(request).await, path)?;
+        let list = answered(
+            self.service.list_page(request, ListItems::Decoded).await,
+            path,
+        )?;
         if !table::wanted(call.header("accept")) {
             let body = list_body(
                 path.kind,
@@ -807,7 +810,7 @@ impl<S: KvStore> Rest<S> {
                 });
                 let pods = self
                     .service
-                    .list(request)
+                    .list_page(request, ListItems::Decoded)
                     .await
                     .map_err(|s| ApiError::from_status(&s, &subject(Kind::Pod, None)))?
                     .into_inner();

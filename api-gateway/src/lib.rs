@@ -103,7 +103,7 @@ pub use sa_token::{
 pub use server::{
     authorizer, serve, serve_with, ServeError, ServeOptions, ServerTls, MAX_REQUEST_BYTES,
 };
-pub use service::{ListItems, ResourcesService};
+pub use service::ResourcesService;
 pub use status::status_of;
 pub use store::{EventStream, KvStore, StoreError};
 pub use watch_cache::{WatchCache, WatchCacheConfig, WatchCacheStats};

@@ -368,7 +368,12 @@ pub fn decode(
     let plain = transformer
         .decrypt(kind, &kv.key, &kv.value)
         .map_err(|e| RegistryError::Internal(e.to_string()))?;
-    let mut object = Object::decode(kind, &plain).map_err(|e| {
+    decode_plain(kind, kv, &plain)
+}
+
+/// [`decode`] of a value already decrypted (`plain`, read from `kv`).
+fn decode_plain(kind: Kind, kv: &KeyValue, plain: &[u8]) -> Result<Object, RegistryError> {
+    let mut object = Object::decode(kind, plain).map_err(|e| {
         RegistryError::Internal(format!(
             "{} holds an undecodable {kind}: {e}",
             String::from_utf8_lossy(&kv.key)
@@ -1300,7 +1305,7 @@ impl<S: KvStore> Registry<S> {
                 .transformer
                 .decrypt(kind, &kv.key, &kv.value)
                 .map_err(|e| RegistryError::Internal(e.to_string()))?;
-            if !everything && !options.matches(&decode(&self.transformer, kind, kv)?) {
+            if !everything && !options.matches(&decode_plain(kind, kv, &plain)?) {
                 return Ok(None);
             }
             Ok(Some(EncodedItem::new(

@@ -373,7 +373,7 @@ pub(crate) type PortForwardOutput = BoxStream<bytes::Bytes>;
 
 /// The form a LIST's items take in its answer (see [`ResourcesService::list_page`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListItems {
+pub(crate) enum ListItems {
     /// In their wire form: the gRPC answer.
     Encoded,
     /// As objects: for whoever reads them (the REST API's JSON).
@@ -385,7 +385,7 @@ impl<S: KvStore> ResourcesService<S> {
     /// gRPC answer sends: stored bytes, nothing decoded or encoded per item unless a
     /// selector needs testing); with [`ListItems::Decoded`], as objects (what the REST API
     /// renders as JSON).
-    pub async fn list_page(
+    pub(crate) async fn list_page(
         &self,
         request: Request<api::ListRequest>,
         form: ListItems,

@@ -378,14 +378,7 @@ impl PodWorker {
             .collect();
         self.blocked
             .retain(|_, b| b.until > now - Duration::from_secs(3600));
-        let mut planned = plan(
-            &pod,
-            &observed,
-            &unhealthy,
-            &self.blocked,
-            &self.ctx.backoff,
-            now,
-        );
+        let mut planned = self.plan_at(&pod, &observed, &unhealthy, now);
         let mut fresh = HashMap::new();
         let acted = !planned.actions.is_empty();
         for action in &planned.actions {
@@ -403,34 +396,19 @@ impl PodWorker {
             .iter()
             .any(|a| matches!(a, Action::RunSandbox { .. }));
         if new_sandbox {
-            let again = plan(
-                &pod,
-                &observed,
-                &unhealthy,
-                &self.blocked,
-                &self.ctx.backoff,
-                SystemTime::now(),
-            );
+            let again = self.plan_at(&pod, &observed, &unhealthy, SystemTime::now());
             if !again.actions.is_empty() {
                 for action in &again.actions {
                     self.execute(&pod, &observed, action, &mut fresh).await;
                 }
                 observed = self.observe().await.unwrap_or(observed);
             }
-            planned = again;
         }
         // The status says what runs now. A plan made before its actions ran still sees
         // the containers they started as waiting (phase Pending), and writing that would
         // cost a second status write (a Raft write) as soon as its echo came back.
         if acted {
-            planned = plan(
-                &pod,
-                &observed,
-                &unhealthy,
-                &self.blocked,
-                &self.ctx.backoff,
-                SystemTime::now(),
-            );
+            planned = self.plan_at(&pod, &observed, &unhealthy, SystemTime::now());
         }
         self.keep_probes(&pod, &observed);
         self.rotate_logs(&observed).await;
@@ -451,6 +429,24 @@ impl PodWorker {
         let refresh = self.refresh_token(&pod).await;
         let soon = acted.then(|| SystemTime::now() + Duration::from_millis(200));
         [planned.wake_at, soon, refresh].into_iter().flatten().min()
+    }
+
+    /// [`plan`] for this worker's pod at `now`, with its blocked containers and back-off.
+    fn plan_at(
+        &self,
+        pod: &Pod,
+        observed: &Observed,
+        unhealthy: &HashMap<String, &'static str>,
+        now: SystemTime,
+    ) -> crate::pod_sync::Plan {
+        plan(
+            pod,
+            observed,
+            unhealthy,
+            &self.blocked,
+            &self.ctx.backoff,
+            now,
+        )
     }
 
     /// Replaces the pod's projected token once 80% of its lifetime has passed; when to

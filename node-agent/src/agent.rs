@@ -9,9 +9,10 @@
 //!   Agent ───┤                                                            ├──► API
 //!            └── Manager task: list pods spec.nodeName=N ─► watch from rv ┘
 //!                 │  (error / Expired ─► list again after a pause)
-//!                 │  static manifests (every resync) ─► mirrors (own task)
+//!                 │  static manifests (every resync, 2 s at most) ─► mirrors (own task)
+//!                 │  Relister task: runtime listed every `relist` ─► changed uids ─► wake
 //!                 ▼
-//!            uid → PodWorker task (watch::Sender<Desired>)
+//!            uid → PodWorker task (watch::Sender<Desired>, Notify)
 //!                 ├─ sandboxes in the runtime that belong to no pod ─► a worker that removes them
 //!                 └─ secret tmpfs mounts of pods with neither ─► unmounted, directory removed
 //! ```
@@ -30,7 +31,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use rafter_proto::v1::Pod;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -50,6 +51,7 @@ use crate::pod_sync::BackoffPolicy;
 use crate::pod_worker::{Desired, PodWorker, Source, WorkerContext, LABEL_AGENT, LABEL_NODE_NAME};
 use crate::proxy::{ProxyLoop, ProxyMode, DEFAULT_DEBOUNCE};
 use crate::registries::Registries;
+use crate::relist::Relister;
 use crate::runtime::ContainerRuntime;
 use crate::service_watch;
 use crate::serving::{keep_serving_cert, ServingTls};
@@ -85,8 +87,13 @@ pub struct AgentConfig {
     pub service_account_ca: Option<String>,
     /// Container restart back-off.
     pub backoff: BackoffPolicy,
-    /// How often every pod is reconciled even without a change.
+    /// How often every pod is reconciled even when nothing woke its worker (changes to
+    /// the pod, probe verdicts, back-offs and the runtime listing below all do); also
+    /// how often running containers' logs are checked against the cap.
     pub resync: Duration,
+    /// How often the runtime's sandboxes and containers are listed node-wide (two calls)
+    /// to wake the workers of pods whose containers changed on their own.
+    pub relist: Duration,
     /// Size cap and number of files of each container's log (checked at every sync).
     pub log_rotation: LogRotation,
     /// Where the log endpoint the gateways call listens (TLS with `serving_tls`, else
@@ -140,7 +147,8 @@ impl AgentConfig {
             api_host: None,
             service_account_ca: None,
             backoff: BackoffPolicy::default(),
-            resync: Duration::from_secs(2),
+            resync: Duration::from_secs(10),
+            relist: Duration::from_secs(1),
             log_rotation: LogRotation::default(),
             logs_listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
             sandbox_parallelism: 8,
@@ -410,14 +418,13 @@ impl Agent {
                 rx.clone(),
             )));
         }
+        let (events, writer) = PodEvents::start(api.clone(), config.node_name.clone(), rx.clone());
+        tasks.push(writer);
         let images = ImagePuller {
             runtime: runtime.clone(),
             api: api.clone(),
             registries: Arc::new(config.registries.clone()),
-            events: PodEvents {
-                api: api.clone(),
-                node_name: config.node_name.clone(),
-            },
+            events,
         };
         let owner = agent_owner(&config.data_dir).await;
         let ctx = Arc::new(WorkerContext {
@@ -443,6 +450,7 @@ impl Agent {
         });
         let manager = Manager {
             ctx,
+            relist: config.relist,
             node: config.node_name.clone(),
             manifest_dir: config.manifest_dir.clone(),
             workers: HashMap::new(),
@@ -515,13 +523,20 @@ impl Drop for Agent {
 
 struct WorkerEntry {
     tx: watch::Sender<Desired>,
+    /// Wakes the worker to look at the runtime again.
+    wake: Arc<Notify>,
     task: JoinHandle<()>,
     source: Source,
 }
 
+/// How often the static manifests are read again and mirror pods checked, at most.
+const MANIFEST_PERIOD: Duration = Duration::from_secs(2);
+
 /// The pod manager: one worker per pod uid.
 struct Manager {
     ctx: Arc<WorkerContext>,
+    /// The period of the node-wide runtime listing ([`Relister`]).
+    relist: Duration,
     node: String,
     manifest_dir: Option<PathBuf>,
     workers: HashMap<String, WorkerEntry>,
@@ -544,7 +559,10 @@ impl Manager {
         let mirrors = self.manifest_dir.clone().map(|dir| {
             let api = self.ctx.api.clone();
             let node = self.node.clone();
-            let every = self.ctx.resync.max(Duration::from_secs(1));
+            let every = self
+                .ctx
+                .resync
+                .clamp(Duration::from_secs(1), MANIFEST_PERIOD);
             let mut stop = shutdown.clone();
             tokio::spawn(async move {
                 loop {
@@ -559,9 +577,20 @@ impl Manager {
                 }
             })
         });
+        let (changes_tx, mut changes) = mpsc::channel::<Vec<String>>(16);
+        let node = self.node.clone();
+        let owner = self.ctx.owner.clone();
+        let relister = Relister::new(self.ctx.runtime.clone(), move |labels| {
+            is_ours(labels, &node, &owner)
+        });
+        let relister = tokio::spawn(relister.run(self.relist, changes_tx, shutdown.clone()));
         let mut stream: Option<PodEventStream> = None;
         let mut relist_at = tokio::time::Instant::now();
-        let mut tick = tokio::time::interval(self.ctx.resync.max(Duration::from_millis(200)));
+        let mut tick = tokio::time::interval(
+            self.ctx
+                .resync
+                .clamp(Duration::from_millis(200), MANIFEST_PERIOD),
+        );
         loop {
             if stream.is_none() && tokio::time::Instant::now() >= relist_at {
                 match self.ctx.api.list_pods(&self.node).await {
@@ -602,9 +631,17 @@ impl Manager {
                         self.set_static(pods);
                     }
                 }
+                Some(uids) = changes.recv() => {
+                    for uid in uids {
+                        if let Some(w) = self.workers.get(&uid) {
+                            w.wake.notify_one();
+                        }
+                    }
+                }
                 _ = tokio::time::sleep_until(relist_at), if stream.is_none() => {}
             }
         }
+        relister.abort();
         if let Some(task) = mirrors {
             task.abort();
         }
@@ -617,9 +654,18 @@ impl Manager {
 
     fn spawn(&mut self, uid: String, desired: Desired, source: Source) {
         let (tx, rx) = watch::channel(desired);
-        let worker = PodWorker::new(self.ctx.clone(), uid.clone(), source, rx);
+        let wake = Arc::new(Notify::new());
+        let worker = PodWorker::new(self.ctx.clone(), uid.clone(), source, rx, wake.clone());
         let task = tokio::spawn(worker.run());
-        self.workers.insert(uid, WorkerEntry { tx, task, source });
+        self.workers.insert(
+            uid,
+            WorkerEntry {
+                tx,
+                wake,
+                task,
+                source,
+            },
+        );
     }
 
     fn upsert(&mut self, pod: Pod, source: Source) {

@@ -195,6 +195,46 @@ impl ContainerdRuntime {
             warn!(error = %e, "cgroup cleanup task failed");
         }
     }
+
+    /// The sandboxes whose labels match `selector` (all of them must).
+    async fn list_sandboxes_selected(
+        &self,
+        selector: HashMap<String, String>,
+    ) -> Result<Vec<Sandbox>> {
+        let mut client = self.runtime.clone();
+        let resp = self
+            .call(
+                "ListPodSandbox",
+                Duration::ZERO,
+                client.list_pod_sandbox(cri::ListPodSandboxRequest {
+                    filter: Some(cri::PodSandboxFilter {
+                        label_selector: selector,
+                        ..Default::default()
+                    }),
+                }),
+            )
+            .await?;
+
+        Ok(resp
+            .items
+            .into_iter()
+            .map(|s| {
+                let meta = s.metadata.unwrap_or_default();
+                let labels = to_btree(s.labels);
+                Sandbox {
+                    id: s.id,
+                    pod_uid: labels.get(LABEL_POD_UID).cloned().unwrap_or(meta.uid),
+                    pod_name: meta.name,
+                    namespace: meta.namespace,
+                    attempt: meta.attempt,
+                    state: sandbox_state(s.state),
+                    ip: None,
+                    created_at: from_nanos(s.created_at).unwrap_or(SystemTime::UNIX_EPOCH),
+                    labels,
+                }
+            })
+            .collect())
+    }
 }
 
 fn remove_cgroup_dirs(root: &Path, leaf: &str) {
@@ -593,45 +633,23 @@ impl ContainerRuntime for ContainerdRuntime {
             Err(e) => return Err(e),
         }
         // Another attempt of the same pod may still run in the same pod cgroup.
-        let others = self.list_sandboxes().await?;
-        if !others.iter().any(|s| s.pod_uid == pod_uid) {
+        if self.list_pod_sandboxes(&pod_uid).await?.is_empty() {
             self.remove_pod_cgroups(&pod_uid).await;
         }
         Ok(())
     }
 
     async fn list_sandboxes(&self) -> Result<Vec<Sandbox>> {
-        let mut client = self.runtime.clone();
-        let resp = self
-            .call(
-                "ListPodSandbox",
-                Duration::ZERO,
-                client.list_pod_sandbox(cri::ListPodSandboxRequest {
-                    filter: Some(cri::PodSandboxFilter {
-                        label_selector: managed_selector(),
-                        ..Default::default()
-                    }),
-                }),
-            )
-            .await?;
-        Ok(resp
-            .items
+        self.list_sandboxes_selected(managed_selector()).await
+    }
+
+    async fn list_pod_sandboxes(&self, pod_uid: &str) -> Result<Vec<Sandbox>> {
+        let mut selector = managed_selector();
+        selector.insert(LABEL_POD_UID.to_owned(), pod_uid.to_owned());
+        let listed = self.list_sandboxes_selected(selector).await?;
+        Ok(listed
             .into_iter()
-            .map(|s| {
-                let meta = s.metadata.unwrap_or_default();
-                let labels = to_btree(s.labels);
-                Sandbox {
-                    id: s.id,
-                    pod_uid: labels.get(LABEL_POD_UID).cloned().unwrap_or(meta.uid),
-                    pod_name: meta.name,
-                    namespace: meta.namespace,
-                    attempt: meta.attempt,
-                    state: sandbox_state(s.state),
-                    ip: None,
-                    created_at: from_nanos(s.created_at).unwrap_or(SystemTime::UNIX_EPOCH),
-                    labels,
-                }
-            })
+            .filter(|s| s.pod_uid == pod_uid)
             .collect())
     }
 

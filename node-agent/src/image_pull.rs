@@ -83,8 +83,7 @@ impl ImagePuller {
                     WARNING,
                     ERR_IMAGE_NEVER_PULL,
                     message.clone(),
-                )
-                .await;
+                );
                 return Err(PullFailure {
                     reason: ERR_IMAGE_NEVER_PULL,
                     message,
@@ -92,7 +91,7 @@ impl ImagePuller {
             }
             "IfNotPresent" if present => {
                 let message = format!("Container image {image:?} already present on machine");
-                self.event(pod, container, NORMAL, "Pulled", message).await;
+                self.event(pod, container, NORMAL, "Pulled", message);
                 return Ok(());
             }
             _ => {}
@@ -108,8 +107,7 @@ impl ImagePuller {
             NORMAL,
             "Pulling",
             format!("Pulling image {image:?}"),
-        )
-        .await;
+        );
         let mut logins: Vec<Option<PullAuth>> =
             pull_secrets::for_image(&self.pod_credentials(pod).await, image)
                 .into_iter()
@@ -131,7 +129,7 @@ impl ImagePuller {
                         took.as_secs_f64(),
                         info.size
                     );
-                    self.event(pod, container, NORMAL, "Pulled", message).await;
+                    self.event(pod, container, NORMAL, "Pulled", message);
                     return Ok(());
                 }
                 Err(e) => last_error = Some(e),
@@ -143,16 +141,14 @@ impl ImagePuller {
             None => "no pull was attempted".to_owned(),
         };
         let message = format!("Failed to pull image {image:?}: {detail}");
-        self.event(pod, container, WARNING, "Failed", message.clone())
-            .await;
+        self.event(pod, container, WARNING, "Failed", message.clone());
         self.event(
             pod,
             container,
             WARNING,
             "Failed",
             format!("Error: {ERR_IMAGE_PULL}"),
-        )
-        .await;
+        );
         Err(PullFailure {
             reason: ERR_IMAGE_PULL,
             message,
@@ -201,7 +197,7 @@ impl ImagePuller {
         out
     }
 
-    async fn event(
+    fn event(
         &self,
         pod: &Pod,
         container: &Container,
@@ -210,7 +206,6 @@ impl ImagePuller {
         message: String,
     ) {
         self.events
-            .container(pod, &container.name, event_type, reason, message)
-            .await;
+            .container(pod, &container.name, event_type, reason, message);
     }
 }

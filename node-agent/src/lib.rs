@@ -31,6 +31,7 @@
 //! | `routes` | host routes to the other nodes' pod CIDRs via their InternalIPs (host-gw), marked as the agent's own |
 //! | `pod_sync` | the pure core: [`BackoffPolicy`], the plan of actions and the pod status |
 //! | `pod_worker` | one pod's worker: observe, carry out the plan, probes, status writes, teardown |
+//! | `relist` | the node-wide runtime listing (two calls per period) that wakes the workers of pods whose containers changed |
 //! | `probes` | liveness/readiness probe tasks (exec, httpGet, tcpSocket) |
 //! | `env` | env / envFrom resolution and the pod's ConfigMaps and Secrets |
 //! | `expansion` | `$(VAR)` references in command, args and env values (pure) |
@@ -106,6 +107,7 @@ mod process;
 mod proxy;
 mod pull_secrets;
 mod registries;
+mod relist;
 mod routes;
 mod runtime;
 mod service_account;

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!   desired (watch::Receiver<Desired>) ──┐
-//!   probe verdict changed (Notify) ──────┼─► sync:
+//!   probe verdict changed (Notify) ──────┤
+//!   runtime changed (relist, Notify) ────┼─► sync:
 //!   back-off ends / resync timer ────────┘     observe runtime (sandboxes + containers by pod uid)
 //!                                              plan (pure) ─► execute actions
 //!                                              keep one probe task per running container
@@ -110,10 +111,13 @@ pub(crate) struct PodWorker {
     probes: HashMap<(String, ProbeKind), ProbeWorker>,
     blocked: HashMap<String, Blocked>,
     sandbox_retry_at: Option<SystemTime>,
-    /// The pod's only sandbox as the last listing showed it: while it exists, observing
-    /// asks for its status instead of listing every sandbox on the node (a listing per pod
-    /// per sync is quadratic in the pods). Forgotten whenever this worker makes a sandbox.
+    /// The pod's only sandbox as the last listing showed it (or the pod's first sandbox,
+    /// as this worker made it): while it exists, observing asks for its status instead of
+    /// listing the pod's sandboxes. Forgotten when this worker replaces a sandbox.
     known_sandbox: Option<String>,
+    /// The pod's first sandbox as this pass made it: the next observation is that sandbox
+    /// with no containers, without asking the runtime.
+    made_sandbox: Option<Sandbox>,
     last_written: Option<PodStatus>,
     last_pod: Option<Pod>,
     /// The pod's projected ServiceAccount token, once written.
@@ -155,17 +159,19 @@ impl PodWorker {
         uid: String,
         source: Source,
         desired: watch::Receiver<Desired>,
+        wake: Arc<Notify>,
     ) -> PodWorker {
         PodWorker {
             ctx,
             uid,
             source,
             desired,
-            wake: Arc::new(Notify::new()),
+            wake,
             probes: HashMap::new(),
             blocked: HashMap::new(),
             sandbox_retry_at: None,
             known_sandbox: None,
+            made_sandbox: None,
             last_written: None,
             last_pod: None,
             token: None,
@@ -240,8 +246,8 @@ impl PodWorker {
         self.probes.clear();
         let grace = grace_of(pod);
         let rt = &self.ctx.runtime;
-        let sandboxes = match rt.list_sandboxes().await {
-            Ok(list) => list.into_iter().filter(|s| s.pod_uid == self.uid).collect(),
+        let sandboxes = match rt.list_pod_sandboxes(&self.uid).await {
+            Ok(list) => list,
             Err(e) => {
                 warn!(uid = %self.uid, error = %e, "cannot list sandboxes for teardown");
                 Vec::new()
@@ -288,12 +294,7 @@ impl PodWorker {
                 Err(e) => return Err(e),
             }
         }
-        let mut sandboxes: Vec<_> = rt
-            .list_sandboxes()
-            .await?
-            .into_iter()
-            .filter(|s| s.pod_uid == self.uid)
-            .collect();
+        let mut sandboxes = rt.list_pod_sandboxes(&self.uid).await?;
         sandboxes.sort_by(|a, b| {
             b.attempt
                 .cmp(&a.attempt)
@@ -384,10 +385,13 @@ impl PodWorker {
         for action in &planned.actions {
             self.execute(&pod, &observed, action, &mut fresh).await;
         }
-        let mut observed = if acted {
-            self.observe().await.unwrap_or(observed)
-        } else {
-            observed
+        let mut observed = match self.made_sandbox.take() {
+            Some(sandbox) => Observed {
+                sandbox: Some(sandbox),
+                ..Observed::default()
+            },
+            None if acted => self.observe().await.unwrap_or(observed),
+            None => observed,
         };
         // A sandbox was just made: start its containers in this same pass, rather than
         // after a status write and a pause (one status write and ~200 ms less per pod).
@@ -425,10 +429,15 @@ impl PodWorker {
             host_ip: &self.ctx.host_ip,
             now: SystemTime::now(),
         });
-        self.write_status(api_pod, status).await;
+        let unwritten = (!self.write_status(api_pod, status).await)
+            .then(|| SystemTime::now() + Duration::from_secs(1));
         let refresh = self.refresh_token(&pod).await;
-        let soon = acted.then(|| SystemTime::now() + Duration::from_millis(200));
-        [planned.wake_at, soon, refresh].into_iter().flatten().min()
+        // What changes in the runtime after this (a container exiting) wakes the worker
+        // through the node-wide relist; only what the runtime cannot show is timed here.
+        [planned.wake_at, self.sandbox_retry_at, unwritten, refresh]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// [`plan`] for this worker's pod at `now`, with its blocked containers and back-off.
@@ -564,11 +573,17 @@ impl PodWorker {
                 let Ok(_slot) = self.ctx.sandbox_slots.acquire().await else {
                     return;
                 };
-                // The pod gets a new sandbox: the next observation lists them again.
+                // A replaced sandbox: the next observation lists the pod's sandboxes
+                // again, to find any left behind.
                 self.known_sandbox = None;
+                let first = observed.sandbox.is_none() && observed.old_sandboxes.is_empty();
                 match rt.run_sandbox(&config).await {
                     Ok(sb) => {
                         self.sandbox_retry_at = None;
+                        if first {
+                            self.known_sandbox = Some(sb.id.clone());
+                            self.made_sandbox = Some(sb.clone());
+                        }
                         info!(uid = %self.uid, sandbox = %sb.id, ip = ?sb.ip, "sandbox running");
                     }
                     Err(e) => {
@@ -849,10 +864,12 @@ impl PodWorker {
             .collect()
     }
 
-    async fn write_status(&mut self, api_pod: &Pod, status: PodStatus) {
+    /// Writes `status` unless the API already has it; false when it could not be written
+    /// (to be tried again soon).
+    async fn write_status(&mut self, api_pod: &Pod, status: PodStatus) -> bool {
         if self.last_written.as_ref() == Some(&status) || api_pod.status.as_ref() == Some(&status) {
             self.last_written = Some(status);
-            return;
+            return true;
         }
         let (ns, name) = key_of(api_pod);
         let written = match self.source {
@@ -872,10 +889,12 @@ impl PodWorker {
             Ok(()) => {
                 debug!(pod = %format!("{ns}/{name}"), phase = %status.phase, "pod status written");
                 self.last_written = Some(status);
+                true
             }
-            Err(ApiError::NotFound(_)) => {}
+            Err(ApiError::NotFound(_)) => true,
             Err(e) => {
-                warn!(pod = %format!("{ns}/{name}"), error = %e, "pod status not written; retrying")
+                warn!(pod = %format!("{ns}/{name}"), error = %e, "pod status not written; retrying");
+                false
             }
         }
     }

@@ -83,6 +83,18 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// leave `ip` empty (CRI lists carry none); ask [`sandbox_status`](Self::sandbox_status).
     async fn list_sandboxes(&self) -> Result<Vec<Sandbox>>;
 
+    /// The sandboxes of the pod `pod_uid`: [`list_sandboxes`](Self::list_sandboxes) of that
+    /// pod only (a backend that can filter in the runtime does, so a pod's look at its own
+    /// sandboxes costs the same however many pods the node runs).
+    async fn list_pod_sandboxes(&self, pod_uid: &str) -> Result<Vec<Sandbox>> {
+        Ok(self
+            .list_sandboxes()
+            .await?
+            .into_iter()
+            .filter(|s| s.pod_uid == pod_uid)
+            .collect())
+    }
+
     /// Creates a container in a ready sandbox; returns its id. `sandbox` is the config the
     /// sandbox was run with (it names the log directory).
     async fn create_container(

@@ -145,6 +145,21 @@ impl Env {
             .collect()
     }
 
+    /// Waits until the pod has an event with `reason` whose message contains `text`
+    /// (events are written after the fact, in the order they were recorded); the message.
+    async fn wait_event(&self, pod: &str, reason: &str, text: &str) -> String {
+        eventually(
+            &format!("a {reason} event of {pod} saying {text}"),
+            || async {
+                self.events(pod, reason)
+                    .await
+                    .into_iter()
+                    .find(|m| m.contains(text))
+            },
+        )
+        .await
+    }
+
     /// Waits until the pod's container waits with ErrImagePull or ImagePullBackOff, and
     /// its events hold a Failed pull whose message contains `reason`; the message.
     async fn wait_pull_failure(&self, name: &str, reason: &str) -> String {
@@ -212,11 +227,8 @@ async fn a_private_image_runs_only_with_the_right_pull_secret() {
         .create_pod(env.pod("withsecret", &image, &["wrong", "right"]))
         .await;
     env.cluster.wait_pod("withsecret", "Running", running).await;
-    let pulled = env.events("withsecret", "Pulled").await;
-    assert!(
-        pulled.iter().any(|m| m.contains("Successfully pulled")),
-        "{pulled:?}"
-    );
+    env.wait_event("withsecret", "Pulled", "Successfully pulled")
+        .await;
     assert!(!env.events("withsecret", "Pulling").await.is_empty());
 
     for name in ["nosecret", "wrongpassword", "withsecret"] {
@@ -291,6 +303,8 @@ async fn always_pulls_again_after_the_tag_moves() {
         first, second,
         "the second pod runs the image the tag moved to"
     );
+    env.wait_event("second", "Pulled", "Successfully pulled")
+        .await;
     assert_eq!(env.events("second", "Pulling").await.len(), 1);
 
     // IfNotPresent does not go to the registry for an image the node has.
@@ -298,12 +312,8 @@ async fn always_pulls_again_after_the_tag_moves() {
     cached.spec.as_mut().unwrap().containers[0].image_pull_policy = "IfNotPresent".into();
     env.cluster.create_pod(cached).await;
     assert_eq!(env.image_id("cached").await, second);
+    env.wait_event("cached", "Pulled", "already present").await;
     assert!(env.events("cached", "Pulling").await.is_empty());
-    let present = env.events("cached", "Pulled").await;
-    assert!(
-        present.iter().any(|m| m.contains("already present")),
-        "{present:?}"
-    );
     for name in ["second", "cached"] {
         delete_and_wait(&env.cluster, &env.node, name).await;
     }

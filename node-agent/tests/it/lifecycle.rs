@@ -263,6 +263,22 @@ pub async fn listing_shows_the_pod_uid_label_for_adoption(rt: Runtime) {
     assert_eq!(sb.pod_uid, uid);
     assert_eq!(sb.labels[LABEL_POD_UID], uid);
 
+    // One pod's sandboxes, and not another's.
+    let other = TestPod::start(&rt, "list-other").await;
+    let mine = rt.list_pod_sandboxes(&uid).await.unwrap();
+    assert_eq!(
+        mine.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        [pod.sandbox.id.as_str()]
+    );
+    let other_uid = other.config.pod_uid.clone();
+    let theirs = rt.list_pod_sandboxes(&other_uid).await.unwrap();
+    assert_eq!(
+        theirs.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        [other.sandbox.id.as_str()]
+    );
+    other.cleanup(&rt).await;
+    assert!(rt.list_pod_sandboxes(&other_uid).await.unwrap().is_empty());
+
     let containers = rt.list_containers(Some(&pod.sandbox.id)).await.unwrap();
     assert_eq!(containers.len(), 1, "{containers:?}");
     assert_eq!(containers[0].id, id);

@@ -88,6 +88,7 @@ pub struct HollowRuntime {
     missing: Arc<HashSet<String>>,
     state: Arc<Mutex<State>>,
     next: Arc<AtomicU64>,
+    reads: Arc<AtomicU64>,
 }
 
 impl HollowRuntime {
@@ -103,6 +104,7 @@ impl HollowRuntime {
             missing: Arc::new(missing),
             state: Arc::new(Mutex::new(State::default())),
             next: Arc::new(AtomicU64::new(1)),
+            reads: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -117,6 +119,16 @@ impl HollowRuntime {
             c.exit = Some((code, SystemTime::now()));
         }
         Ok(())
+    }
+
+    /// How many status and listing calls (sandboxes and containers) it has answered: what
+    /// looking at the node costs a real runtime.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    fn read(&self) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -208,6 +220,7 @@ impl ContainerRuntime for HollowRuntime {
     }
 
     async fn sandbox_status(&self, sandbox_id: &str) -> Result<Sandbox> {
+        self.read();
         let state = self.lock();
         let sb = state
             .sandboxes
@@ -238,6 +251,7 @@ impl ContainerRuntime for HollowRuntime {
     }
 
     async fn list_sandboxes(&self) -> Result<Vec<Sandbox>> {
+        self.read();
         let state = self.lock();
         Ok(state
             .sandboxes
@@ -299,6 +313,7 @@ impl ContainerRuntime for HollowRuntime {
     }
 
     async fn container_status(&self, container_id: &str) -> Result<ContainerStatus> {
+        self.read();
         let state = self.lock();
         let c = state
             .containers
@@ -334,6 +349,7 @@ impl ContainerRuntime for HollowRuntime {
     }
 
     async fn list_containers(&self, sandbox_id: Option<&str>) -> Result<Vec<ContainerSummary>> {
+        self.read();
         let state = self.lock();
         let now = SystemTime::now();
         Ok(state

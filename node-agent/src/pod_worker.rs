@@ -146,6 +146,20 @@ fn grace_of(pod: Option<&Pod>) -> Duration {
     Duration::from_secs(u64::try_from(secs).unwrap_or(0))
 }
 
+/// Whether `pod` differs from `last` (the pod as last synced) only in its
+/// resourceVersion, and carries `written` as its status.
+fn is_echo(last: &Pod, written: &PodStatus, pod: &Pod) -> bool {
+    let without_revision = |p: &Pod| {
+        p.metadata.clone().map(|mut m| {
+            m.resource_version.clear();
+            m
+        })
+    };
+    pod.status.as_ref() == Some(written)
+        && pod.spec == last.spec
+        && without_revision(pod) == without_revision(last)
+}
+
 fn key_of(pod: &Pod) -> (String, String) {
     pod.metadata
         .as_ref()
@@ -181,9 +195,12 @@ impl PodWorker {
 
     /// Runs until the pod is torn down, or the manager goes away.
     pub(crate) async fn run(mut self) {
+        let mut wake_at = None;
+        // Whether only the desired pod woke the worker (not a timer, probe or relist).
+        let mut only_desired = false;
         loop {
             let desired = self.desired.borrow_and_update().clone();
-            let wake_at = match desired {
+            wake_at = match desired {
                 Desired::Gone => {
                     let last = self.last_pod.take();
                     self.teardown(last.as_ref()).await;
@@ -200,6 +217,11 @@ impl PodWorker {
                             return;
                         }
                         Some(SystemTime::now() + Duration::from_secs(1))
+                    } else if only_desired && self.is_echo(&pod) {
+                        // Only the revision moved (the echo of this worker's own status
+                        // write): nothing to do, and nothing due sooner than before.
+                        self.last_pod = Some(*pod);
+                        wake_at
                     } else {
                         let next = self.sync(&pod).await;
                         self.last_pod = Some(*pod);
@@ -207,20 +229,35 @@ impl PodWorker {
                     }
                 }
             };
-            let wait = wake_at
-                .and_then(|at| at.duration_since(SystemTime::now()).ok())
-                .unwrap_or(Duration::ZERO)
-                .min(self.ctx.resync);
+            // Nothing due: the next look is the resync (or an earlier wake).
+            let wait = match wake_at {
+                Some(at) => at
+                    .duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO),
+                None => self.ctx.resync,
+            }
+            .min(self.ctx.resync);
+            only_desired = false;
             tokio::select! {
                 changed = self.desired.changed() => {
                     if changed.is_err() {
                         debug!(uid = %self.uid, "pod worker stops (agent shutting down)");
                         return;
                     }
+                    only_desired = true;
                 }
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.wake.notified() => {}
             }
+        }
+    }
+
+    /// Whether `pod` is the pod last synced with nothing new but its revision and the
+    /// status this worker wrote last.
+    fn is_echo(&self, pod: &Pod) -> bool {
+        match (&self.last_pod, &self.last_written) {
+            (Some(last), Some(written)) => is_echo(last, written, pod),
+            _ => false,
         }
     }
 
@@ -925,5 +962,64 @@ impl PodWorker {
             .update_status(Object::Pod(current))
             .await
             .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rafter_proto::v1::{ObjectMeta, PodSpec};
+
+    use super::*;
+
+    fn pod(rv: &str, image: &str, phase: &str) -> Pod {
+        Pod {
+            metadata: Some(ObjectMeta {
+                name: "web".into(),
+                namespace: "default".into(),
+                uid: "u1".into(),
+                resource_version: rv.into(),
+                ..Default::default()
+            }),
+            spec: Some(PodSpec {
+                node_name: "n1".into(),
+                containers: vec![Container {
+                    name: "app".into(),
+                    image: image.into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            status: Some(PodStatus {
+                phase: phase.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_a_new_revision_carrying_the_written_status_is_an_echo() {
+        let last = pod("5", "busybox", "Pending");
+        let written = PodStatus {
+            phase: "Running".into(),
+            ..Default::default()
+        };
+        assert!(is_echo(&last, &written, &pod("6", "busybox", "Running")));
+
+        // Someone else's status, a changed spec, changed metadata: all need a sync.
+        assert!(!is_echo(&last, &written, &pod("6", "busybox", "Failed")));
+        assert!(!is_echo(&last, &written, &pod("6", "nginx", "Running")));
+        let mut labelled = pod("6", "busybox", "Running");
+        labelled
+            .metadata
+            .as_mut()
+            .unwrap()
+            .labels
+            .insert("tier".into(), "web".into());
+        assert!(!is_echo(&last, &written, &labelled));
+        let mut deleting = pod("6", "busybox", "Running");
+        deleting.metadata.as_mut().unwrap().deletion_timestamp =
+            Some("2026-12-07T00:00:00Z".into());
+        assert!(!is_echo(&last, &written, &deleting));
     }
 }

@@ -740,6 +740,46 @@ pub async fn the_agent_lists_again_after_a_failed_list_and_an_expired_watch() {
     agent.shutdown().await;
 }
 
+/// Against the scripted fake API and a hollow runtime: once a pod runs and nothing
+/// changes, its worker leaves the runtime alone (before the node-wide relist, a worker
+/// with nothing due looked at its pod again at once, without end).
+pub async fn an_idle_running_pod_costs_the_runtime_almost_no_calls() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let fake = Arc::new(crate::fake_api::FakeApi::new());
+    let data = tempfile::tempdir().unwrap();
+    let mut config = node_agent::AgentConfig::new("idle-node", data.path());
+    config.lease_interval = Duration::from_secs(10);
+    config.node_ip = Some("127.0.0.1".into());
+    let runtime = node_agent::HollowRuntime::new(node_agent::HollowConfig::default());
+    let api: Arc<dyn node_agent::ApiClient> = fake.clone();
+    let agent = node_agent::Agent::start(config, Arc::new(runtime.clone()), api)
+        .await
+        .unwrap();
+    fake.put(Object::Pod(pod(
+        "p",
+        "idle-node",
+        vec![sh("app", "sleep 3600")],
+    )));
+    eventually("the pod to run", || async {
+        running(&fake.pod("default", "p")?)
+    })
+    .await;
+    // The window is the measurement: what an idle pod costs over it.
+    let window = Duration::from_secs(3);
+    let before = runtime.reads();
+    tokio::time::sleep(window).await;
+    let reads = runtime.reads() - before;
+    // The relist's two calls a second, and at most one sync of the pod (three reads).
+    let most = 2 * (window.as_secs() + 1) + 3;
+    assert!(
+        reads <= most,
+        "{reads} runtime reads in {window:?} with one idle pod (at most {most})"
+    );
+    agent.shutdown().await;
+}
+
 /// The tmpfs mount points under `dir` (from `/proc/self/mountinfo`; the path is
 /// canonicalised as the kernel writes it).
 fn tmpfs_mounts_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -193,6 +193,11 @@ mod agent_once {
     async fn the_agent_lists_again_after_a_failed_list_and_an_expired_watch() {
         crate::agent::the_agent_lists_again_after_a_failed_list_and_an_expired_watch().await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_running_pod_costs_the_runtime_almost_no_calls() {
+        crate::agent::an_idle_running_pod_costs_the_runtime_almost_no_calls().await;
+    }
 }
 
 mod proxy_once {

@@ -502,23 +502,7 @@ pub(crate) async fn run(args: PodsArgs) -> anyhow::Result<()> {
     // The objects go at once (grace 0) and the agent tears the containers down after:
     // it is stopped only once containerd holds none of its sandboxes, so no run leaves
     // pods behind to slow the floor and the runs after it.
-    let runtime =
-        ContainerdRuntime::connect(ContainerdConfig::new(&args.containerd.containerd_socket))
-            .await
-            .context("containerd")?;
-    let removed = wait_for(
-        "the agent's sandboxes to be removed",
-        Duration::from_secs(120),
-        || async {
-            let sandboxes = runtime.list_sandboxes().await.ok()?;
-            (!sandboxes
-                .iter()
-                .any(|s| s.labels.get(LABEL_NODE_NAME) == Some(&node)))
-            .then_some(())
-        },
-    )
-    .await;
-    if let Err(e) = removed {
+    if let Err(e) = wait_torn_down(&args.containerd.containerd_socket, &node).await {
         println!("warning: {e:#}; the floor after shares the machine with them");
     }
     drop(agent);
@@ -562,6 +546,27 @@ pub(crate) async fn run(args: PodsArgs) -> anyhow::Result<()> {
     );
     print!("{}", machine.footer());
     Ok(())
+}
+
+/// Waits until containerd at `socket` holds no sandbox of node `node`: pods deleted with
+/// grace 0 are gone from the API before their agent has torn them down, and an agent
+/// stopped before that leaves them running for every later run to share the machine with.
+pub(crate) async fn wait_torn_down(socket: &std::path::Path, node: &str) -> anyhow::Result<()> {
+    let runtime = ContainerdRuntime::connect(ContainerdConfig::new(socket))
+        .await
+        .context("containerd")?;
+    wait_for(
+        "the agent's sandboxes to be removed",
+        Duration::from_secs(120),
+        || async {
+            let sandboxes = runtime.list_sandboxes().await.ok()?;
+            (!sandboxes
+                .iter()
+                .any(|s| s.labels.get(LABEL_NODE_NAME).map(String::as_str) == Some(node)))
+            .then_some(())
+        },
+    )
+    .await
 }
 
 /// The floor for the same work: `args.pods` sandboxes, each with one `sleep 3600`

@@ -29,7 +29,7 @@ use rafter_proto::{v1, Kind, Object};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::pods::{spawn_agent, wait_node_ready, ContainerdImage};
+use crate::pods::{spawn_agent, wait_node_ready, wait_torn_down, ContainerdImage};
 use crate::report::{ms, Machine};
 use crate::stats::percentile;
 
@@ -167,6 +167,10 @@ pub(crate) async fn run(args: ServiceReadyArgs) -> anyhow::Result<()> {
         Some(&table),
     )?;
     let result = rounds(&args, &client, &node).await;
+    // The pods went with grace 0: the agent stops once it has removed their containers.
+    if let Err(e) = wait_torn_down(&args.containerd.containerd_socket, &node).await {
+        println!("warning: {e:#}; containers may be left in containerd");
+    }
     drop(agent);
     let _ = tokio::process::Command::new("nft")
         .args(["delete", "table", "ip", &table])

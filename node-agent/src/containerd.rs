@@ -214,7 +214,6 @@ impl ContainerdRuntime {
                 }),
             )
             .await?;
-
         Ok(resp
             .items
             .into_iter()

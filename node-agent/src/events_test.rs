@@ -14,6 +14,16 @@ struct GatedApi {
     created: Mutex<Vec<String>>,
 }
 
+impl GatedApi {
+    /// An API that lets no create through until permits are added.
+    fn closed() -> GatedApi {
+        GatedApi {
+            permits: Semaphore::new(0),
+            created: Mutex::new(Vec::new()),
+        }
+    }
+}
+
 #[async_trait]
 impl ApiClient for GatedApi {
     async fn get(&self, _: Kind, _: &str, _: &str) -> Result<Object, ApiError> {
@@ -93,10 +103,7 @@ async fn created(api: &GatedApi, n: usize) -> Vec<String> {
 
 #[tokio::test]
 async fn recording_never_waits_for_the_api_and_events_are_written_in_order() {
-    let api = Arc::new(GatedApi {
-        permits: Semaphore::new(0),
-        created: Mutex::new(Vec::new()),
-    });
+    let api = Arc::new(GatedApi::closed());
     let (_stop, shutdown) = watch::channel(false);
     let (events, writer) = PodEvents::start(api.clone(), "node-1".into(), shutdown);
     for i in 0..5 {
@@ -121,10 +128,7 @@ async fn recording_never_waits_for_the_api_and_events_are_written_in_order() {
 
 #[tokio::test]
 async fn a_full_queue_drops_new_events_and_keeps_the_queued_ones() {
-    let api = Arc::new(GatedApi {
-        permits: Semaphore::new(0),
-        created: Mutex::new(Vec::new()),
-    });
+    let api = Arc::new(GatedApi::closed());
     let (stop, shutdown) = watch::channel(false);
     let (events, writer) = PodEvents::start(api.clone(), "node-1".into(), shutdown);
     // The writer takes the first one and waits in the API; the queue then fills up.

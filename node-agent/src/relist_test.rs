@@ -32,6 +32,14 @@ fn container() -> ContainerConfig {
     }
 }
 
+/// A hollow runtime whose started containers run at once.
+fn hollow() -> Arc<HollowRuntime> {
+    Arc::new(HollowRuntime::new(HollowConfig {
+        start_delay: Duration::ZERO,
+        ..Default::default()
+    }))
+}
+
 fn relister(runtime: &Arc<HollowRuntime>) -> Relister {
     let rt: Arc<dyn ContainerRuntime> = runtime.clone();
     Relister::new(rt, |labels| labels.contains_key(MINE))
@@ -56,10 +64,7 @@ fn sorted(mut uids: Vec<String>) -> Vec<String> {
 
 #[tokio::test]
 async fn only_pods_whose_containers_changed_are_reported_and_other_agents_pods_never() {
-    let rt = Arc::new(HollowRuntime::new(HollowConfig {
-        start_delay: Duration::ZERO,
-        ..Default::default()
-    }));
+    let rt = hollow();
     let (_, a_container) = run_pod(&rt, "a", true).await;
     let (b_sandbox, _) = run_pod(&rt, "b", true).await;
     let (_, other_container) = run_pod(&rt, "other", false).await;
@@ -92,10 +97,7 @@ async fn only_pods_whose_containers_changed_are_reported_and_other_agents_pods_n
 
 #[tokio::test]
 async fn a_replaced_container_changes_its_pod_even_in_the_same_state() {
-    let rt = Arc::new(HollowRuntime::new(HollowConfig {
-        start_delay: Duration::ZERO,
-        ..Default::default()
-    }));
+    let rt = hollow();
     let (sb, first) = run_pod(&rt, "a", true).await;
     let mut relister = relister(&rt);
     relister.relist().await.unwrap();
@@ -113,10 +115,7 @@ async fn a_replaced_container_changes_its_pod_even_in_the_same_state() {
 
 #[tokio::test]
 async fn the_loop_sends_changes_and_stops_on_shutdown() {
-    let rt = Arc::new(HollowRuntime::new(HollowConfig {
-        start_delay: Duration::ZERO,
-        ..Default::default()
-    }));
+    let rt = hollow();
     let (_, id) = run_pod(&rt, "a", true).await;
     let (tx, mut rx) = mpsc::channel(4);
     let (stop, stopped) = watch::channel(false);

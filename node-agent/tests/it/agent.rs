@@ -741,8 +741,8 @@ pub async fn the_agent_lists_again_after_a_failed_list_and_an_expired_watch() {
 }
 
 /// Against the scripted fake API and a hollow runtime: once a pod runs and nothing
-/// changes, its worker leaves the runtime alone (before the node-wide relist, a worker
-/// with nothing due looked at its pod again at once, without end).
+/// changes, its worker leaves the runtime alone until its resync (a worker with nothing
+/// due used to wait zero and look at its pod again at once, without end).
 pub async fn an_idle_running_pod_costs_the_runtime_almost_no_calls() {
     use std::sync::Arc;
     use std::time::Duration;

@@ -47,7 +47,6 @@ async fn the_repair_pass_runs_on_the_leader_in_its_term_and_reports_as_events() 
         Arc::new(NoSigner),
         leadership,
         RuntimeConfig {
-            tick: Duration::from_millis(5),
             allocation_repair: Some(Duration::from_millis(30)),
             ..RuntimeConfig::default()
         },
@@ -135,7 +134,6 @@ async fn a_problem_whose_event_was_not_written_is_recorded_at_a_later_pass() {
         Arc::new(NoSigner),
         leadership,
         RuntimeConfig {
-            tick: Duration::from_millis(5),
             allocation_repair: Some(Duration::from_millis(30)),
             ..RuntimeConfig::default()
         },

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!  CacheUpdate ─► keys_for(change) ─► WorkQueue ◄─ resync (30 s) ◄─ requeue_after / back-off
+//!                                        │            (one timer, armed for the earliest)
 //!                                        │ pop (≤ workers keys at once, one per key)
 //!                                        ▼
 //!           read cache ─► reconcile(&cache, key, now, seed) ─► EventFilter
@@ -119,6 +120,8 @@ pub(crate) struct Controller<R: Reconciler> {
     write_seq: u64,
     /// Pipelined writes that failed in a row (back-off of the next reconcile).
     write_failures: u32,
+    /// The one timer armed for the queue's earliest delayed key, and when it fires.
+    timer: Option<(Instant, SpawnHandle)>,
     events: EventFilter,
     budget: EventBudget,
     config: RuntimeConfig,
@@ -145,6 +148,7 @@ impl<R: Reconciler> Controller<R> {
             writing: std::collections::HashMap::new(),
             write_seq: 0,
             write_failures: 0,
+            timer: None,
             events: EventFilter::new(config.event_window),
             budget: EventBudget::new(config.scheduled_events),
             seed: wall_clock().unix_millis() as u64,
@@ -177,6 +181,29 @@ impl<R: Reconciler> Controller<R> {
             };
             self.run(key, term, ctx);
         }
+        self.arm_timer(ctx);
+    }
+
+    /// Arms one timer for the queue's earliest delayed key (a requeue or a back-off), or
+    /// keeps the one armed if it fires no later. Nothing is armed while nothing is
+    /// delayed, so an idle controller (and every controller of a follower) never wakes.
+    fn arm_timer(&mut self, ctx: &mut Context<Self>) {
+        let Some(at) = self.queue.next_due() else {
+            return;
+        };
+        if let Some((armed, handle)) = self.timer {
+            if armed <= at {
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let delay = at.saturating_duration_since(Instant::now());
+        let handle = ctx.run_later(delay, |act, ctx| {
+            act.timer = None;
+            act.queue.take_due(Instant::now());
+            act.pump(ctx);
+        });
+        self.timer = Some((at, handle));
     }
 
     fn run(&mut self, key: R::Key, term: u64, ctx: &mut Context<Self>) {
@@ -326,12 +353,6 @@ impl<R: Reconciler> Actor for Controller<R> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(self.config.tick, |act, ctx| {
-            if act.term.is_some() {
-                act.queue.take_due(Instant::now());
-                act.pump(ctx);
-            }
-        });
         ctx.run_interval(self.config.resync, |act, ctx| {
             if act.term.is_some() {
                 act.enqueue_all();
@@ -382,6 +403,9 @@ impl<R: Reconciler> Handler<Lead> for Controller<R> {
         for (_, handle) in self.writing.drain() {
             ctx.cancel_future(handle);
         }
+        if let Some((_, handle)) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
         self.pipeline.clear();
         self.write_failures = 0;
         self.reconciler.reset();
@@ -398,3 +422,7 @@ impl<R: Reconciler> Handler<Lead> for Controller<R> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "controller_test.rs"]
+mod tests;

@@ -96,7 +96,6 @@ async fn a_readiness_change_reaches_endpoints_and_slices_within_a_second() {
     }
     let (_leader, leadership) = watch::channel(Some(1));
     let config = RuntimeConfig {
-        tick: Duration::from_millis(5),
         ..RuntimeConfig::default()
     };
     let _runtime = ControllerRuntime::start(
@@ -196,7 +195,6 @@ async fn user_endpoints_of_a_service_without_a_selector_are_left_alone_and_mirro
     cluster.create(p);
     let (_leader, leadership) = watch::channel(Some(1));
     let config = RuntimeConfig {
-        tick: Duration::from_millis(5),
         ..RuntimeConfig::default()
     };
     let _runtime = ControllerRuntime::start(

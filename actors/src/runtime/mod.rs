@@ -96,8 +96,6 @@ pub struct RuntimeConfig {
     pub cluster_cidr: Option<ClusterCidr>,
     /// An event identical to one recorded within this window is dropped.
     pub event_window: Duration,
-    /// How often delayed keys (requeues, back-off) are checked.
-    pub tick: Duration,
     /// Writes a pipelined controller (the scheduler) keeps in flight at once.
     pub pipelined_writes: usize,
     /// The back-off between a Job's failed pod and its replacement.
@@ -118,7 +116,6 @@ impl Default for RuntimeConfig {
             node_lifecycle: NodeLifecycleConfig::default(),
             cluster_cidr: Some(ClusterCidr::default()),
             event_window: Duration::from_secs(60),
-            tick: Duration::from_millis(20),
             pipelined_writes: 256,
             allocation_repair: Some(Duration::from_secs(60)),
             job_backoff: JobBackoff::default(),

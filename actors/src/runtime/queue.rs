@@ -123,6 +123,11 @@ where
         }
     }
 
+    /// When the earliest delayed key comes due (`None`: nothing is delayed).
+    pub fn next_due(&self) -> Option<Instant> {
+        self.delayed.first_key_value().map(|(&(at, _), _)| at)
+    }
+
     /// The next key to reconcile; it stays active until [`WorkQueue::done`].
     pub fn pop(&mut self) -> Option<K> {
         let key = self.ready.pop_front()?;
@@ -289,11 +294,17 @@ mod tests {
         q.add_after("a", Duration::from_secs(10), now);
         q.add_after("a", Duration::from_secs(1), now);
         q.add_after("a", Duration::from_secs(5), now);
+        assert_eq!(q.next_due(), Some(now + Duration::from_secs(1)));
         q.take_due(now + Duration::from_millis(999));
         assert_eq!(q.pop(), None);
         q.take_due(now + Duration::from_secs(1));
         assert_eq!(q.pop(), Some("a"));
         q.done(&"a", None, false, now);
+        assert_eq!(
+            q.next_due(),
+            None,
+            "the later asks were merged into the first"
+        );
         q.take_due(now + Duration::from_secs(20));
         assert_eq!(q.pop(), None, "the later asks were merged into the first");
     }

@@ -53,7 +53,6 @@ fn config() -> RuntimeConfig {
             base: Duration::from_millis(5),
             max: Duration::from_millis(200),
         },
-        tick: Duration::from_millis(5),
         ..RuntimeConfig::default()
     }
 }

@@ -97,7 +97,6 @@ async fn a_pod_waits_for_its_claim_which_binds_when_a_fitting_volume_appears() {
             base: Duration::from_millis(5),
             max: Duration::from_millis(200),
         },
-        tick: Duration::from_millis(5),
         ..RuntimeConfig::default()
     };
     let _runtime = ControllerRuntime::start(

@@ -25,6 +25,7 @@
 //! | `claim` | adopting orphans and releasing non-matching dependents by selector |
 //! | `placement` | taints vs tolerations, nodeSelector, node affinity |
 //! | `scheduler` | [`schedule_pod`], [`schedule_pending`] (batch pass), [`Assumed`] pods |
+//! | `scheduling_queue` | [`SchedulingQueue`]: which pending pods a pass tries (new and changed ones; unschedulable ones after a change that may let them fit) |
 //! | `quota` | [`reconcile_quota`]: a ResourceQuota's `status.used` from what its namespace holds |
 //! | `replicaset` | [`reconcile_replica_set`] |
 //! | `deployment` | [`reconcile_deployment`], [`rollback_template`], [`rollback_target`], [`pod_template_hash`] |
@@ -73,6 +74,7 @@ mod quota;
 mod replicaset;
 pub mod runtime;
 mod scheduler;
+mod scheduling_queue;
 mod service_account;
 mod service_backends;
 mod service_lb;
@@ -124,8 +126,10 @@ pub use runtime::{
     Outcome, RevisionChanges, RuntimeConfig, RuntimeError, RuntimeStatus, RuntimeThread, Snapshot,
 };
 pub use scheduler::{
-    schedule_pending, schedule_pending_assuming, schedule_pod, Assumed, DEFAULT_SCHEDULER,
+    schedule_pending, schedule_pending_assuming, schedule_pod, schedule_pods_assuming, Assumed,
+    DEFAULT_SCHEDULER, UNSCHEDULABLE_RETRY,
 };
+pub use scheduling_queue::{PodName, SchedulingPass, SchedulingQueue};
 pub use service_account::reconcile as reconcile_service_accounts;
 pub use service_lb::{ingress_addresses, reconcile as reconcile_service_lb};
 pub use volume_binder::{

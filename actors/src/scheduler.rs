@@ -46,6 +46,7 @@ use crate::pods::{
     self, condition, controller_ref, is_terminal, is_terminating, mix, node_allocatable,
     pod_requests, Resources,
 };
+use crate::scheduling_queue::PodName;
 use crate::volume_binder::unbound_claim;
 
 /// The scheduler name pods get by default and this scheduler answers to.
@@ -166,32 +167,44 @@ impl Assumed {
 
 /// [`schedule_pending`] with `assumed` pods counted on their nodes and not placed again.
 pub fn schedule_pending_assuming(cache: &Cache, assumed: &Assumed, seed: u64) -> Reconciled {
-    let mut pending: Vec<&v1::Pod> = cache
-        .unscheduled_pods()
+    schedule_pods_assuming(cache, assumed, cache.unscheduled_pods(), seed).0
+}
+
+/// Schedules those of `pods` that are pending, ours and not `assumed`, in one pass
+/// (priority first, then age), and says which of them fit no node.
+pub fn schedule_pods_assuming<'a>(
+    cache: &'a Cache,
+    assumed: &Assumed,
+    pods: impl IntoIterator<Item = &'a v1::Pod>,
+    seed: u64,
+) -> (Reconciled, Vec<PodName>) {
+    let mut pending: Vec<&v1::Pod> = pods
+        .into_iter()
         .filter(|p| wants_scheduling(p) && assumed.node_of(p).is_none())
         .collect();
     if pending.is_empty() {
-        return Reconciled::nothing();
+        return (Reconciled::nothing(), Vec::new());
     }
     pending.sort_by(|a, b| {
         let prio = |p: &v1::Pod| p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
-        let created = |p: &&v1::Pod| pods::meta(p).creation_timestamp.clone();
+        let (ma, mb) = (pods::meta(a), pods::meta(b));
         prio(b)
             .cmp(&prio(a))
-            .then_with(|| created(a).cmp(&created(b)))
-            .then_with(|| pods::meta(a).namespace.cmp(&pods::meta(b).namespace))
-            .then_with(|| pods::meta(a).name.cmp(&pods::meta(b).name))
+            .then_with(|| ma.creation_timestamp.cmp(&mb.creation_timestamp))
+            .then_with(|| ma.namespace.cmp(&mb.namespace))
+            .then_with(|| ma.name.cmp(&mb.name))
     });
     let mut pass = Pass::new(cache, seed);
     pass.count_assumed(cache, assumed);
     for pod in pending {
         pass.schedule(pod);
     }
-    pass.finish()
+    let failed = std::mem::take(&mut pass.failed);
+    (pass.finish(), failed)
 }
 
 /// Whether the pod is pending, ours, alive and not yet bound.
-fn wants_scheduling(pod: &v1::Pod) -> bool {
+pub(crate) fn wants_scheduling(pod: &v1::Pod) -> bool {
     let Some(spec) = &pod.spec else {
         return false;
     };
@@ -394,6 +407,8 @@ struct Pass<'a> {
     actions: Vec<Action>,
     failed_owners: HashMap<&'a str, String>,
     any_unschedulable: bool,
+    /// The pods that fit no node.
+    failed: Vec<PodName>,
 }
 
 impl<'a> Pass<'a> {
@@ -423,6 +438,7 @@ impl<'a> Pass<'a> {
             actions: Vec::new(),
             failed_owners: HashMap::new(),
             any_unschedulable: false,
+            failed: Vec::new(),
         }
     }
 
@@ -522,6 +538,7 @@ impl<'a> Pass<'a> {
 
     fn fail(&mut self, pod: &v1::Pod, key: &ObjectKey, message: String) {
         self.any_unschedulable = true;
+        self.failed.push((key.namespace.clone(), key.name.clone()));
         self.actions.push(Action::RecordEvent(EventRecord {
             involved: key.clone(),
             involved_uid: pods::meta(pod).uid.clone(),

@@ -48,7 +48,7 @@ pub(crate) trait Reconciler: Unpin + Send + 'static {
     fn name(&self) -> &'static str;
 
     /// The keys a change wakes.
-    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<Self::Key>);
+    fn keys_for(&mut self, cache: &Cache, change: &Change, keys: &mut Vec<Self::Key>);
 
     /// Every key (after a list, on a resync, when leadership starts).
     fn all_keys(&self, cache: &Cache) -> Vec<Self::Key>;

@@ -30,7 +30,7 @@ impl Reconciler for Requeuer {
         "requeuer"
     }
 
-    fn keys_for(&self, _: &Cache, _: &Change, keys: &mut Vec<&'static str>) {
+    fn keys_for(&mut self, _: &Cache, _: &Change, keys: &mut Vec<&'static str>) {
         keys.push("fast");
     }
 

@@ -11,7 +11,8 @@
 //! actions come from a pure core. [`EventFilter`] drops an event identical to one recorded
 //! recently, so a pod that stays unschedulable does not flood the Event list.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -160,25 +161,38 @@ pub(crate) async fn execute_all(
 }
 
 /// Drops events identical (object, reason, message) to one let through within `window`.
+/// Each event is remembered by a hash of those four strings, and forgotten in the order
+/// it was let through once its window has passed, so a filter call costs the events it
+/// is given, whatever the number remembered.
 #[derive(Debug)]
 pub(crate) struct EventFilter {
     window: Duration,
-    seen: HashMap<(String, String, String), Instant>,
+    hasher: RandomState,
+    seen: HashMap<u64, Instant>,
+    /// When each remembered event was let through, oldest first.
+    order: VecDeque<(Instant, u64)>,
 }
 
 impl EventFilter {
     pub(crate) fn new(window: Duration) -> EventFilter {
         EventFilter {
             window,
+            hasher: RandomState::new(),
             seen: HashMap::new(),
+            order: VecDeque::new(),
         }
     }
 
     /// The actions without the events recorded recently.
     pub(crate) fn filter(&mut self, actions: Vec<Action>, now: Instant) -> Vec<Action> {
-        if self.seen.len() > 10_000 {
-            let window = self.window;
-            self.seen.retain(|_, at| now.duration_since(*at) < window);
+        while let Some(&(at, id)) = self.order.front() {
+            if now.saturating_duration_since(at) < self.window {
+                break;
+            }
+            self.order.pop_front();
+            if self.seen.get(&id) == Some(&at) {
+                self.seen.remove(&id);
+            }
         }
         actions
             .into_iter()
@@ -186,19 +200,79 @@ impl EventFilter {
                 let Action::RecordEvent(event) = action else {
                     return true;
                 };
-                let id = (
-                    format!("{}#{}", event.involved, event.involved_uid),
-                    event.reason.clone(),
-                    event.message.clone(),
-                );
+                let id = self.hasher.hash_one((
+                    &event.involved,
+                    &event.involved_uid,
+                    &event.reason,
+                    &event.message,
+                ));
                 match self.seen.get(&id) {
-                    Some(at) if now.duration_since(*at) < self.window => false,
+                    Some(at) if now.saturating_duration_since(*at) < self.window => false,
                     _ => {
                         self.seen.insert(id, now);
+                        self.order.push_back((now, id));
                         true
                     }
                 }
             })
             .collect()
+    }
+
+    /// Events remembered.
+    #[cfg(test)]
+    pub(crate) fn remembered(&self) -> usize {
+        self.seen.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::{EventRecord, EventType};
+
+    fn event(pod: &str, message: &str) -> Action {
+        Action::RecordEvent(EventRecord {
+            involved: ObjectKey::new(Kind::Pod, "default", pod),
+            involved_uid: format!("uid-{pod}"),
+            event_type: EventType::Warning,
+            reason: "FailedScheduling".to_owned(),
+            message: message.to_owned(),
+            component: "default-scheduler",
+        })
+    }
+
+    #[test]
+    fn an_identical_event_is_dropped_within_the_window_and_let_through_after_it() {
+        let mut filter = EventFilter::new(Duration::from_secs(60));
+        let t0 = Instant::now();
+        let first = filter.filter(vec![event("web", "no nodes"), event("db", "no nodes")], t0);
+        assert_eq!(first.len(), 2);
+        let again = filter.filter(
+            vec![
+                event("web", "no nodes"),
+                event("web", "0/1 nodes are available"),
+            ],
+            t0 + Duration::from_secs(59),
+        );
+        assert_eq!(
+            again,
+            vec![event("web", "0/1 nodes are available")],
+            "the same object, reason and message within the window is dropped; another message is not"
+        );
+        let later = filter.filter(vec![event("web", "no nodes")], t0 + Duration::from_secs(60));
+        assert_eq!(later.len(), 1, "the window has passed");
+    }
+
+    #[test]
+    fn events_are_forgotten_once_their_window_has_passed() {
+        let mut filter = EventFilter::new(Duration::from_secs(60));
+        let t0 = Instant::now();
+        let many: Vec<Action> = (0..1_000).map(|i| event(&format!("p{i}"), "m")).collect();
+        assert_eq!(filter.filter(many, t0).len(), 1_000);
+        assert_eq!(filter.remembered(), 1_000);
+        filter.filter(Vec::new(), t0 + Duration::from_secs(30));
+        assert_eq!(filter.remembered(), 1_000, "still within the window");
+        filter.filter(vec![event("new", "m")], t0 + Duration::from_secs(61));
+        assert_eq!(filter.remembered(), 1, "only the event let through last");
     }
 }

@@ -45,8 +45,8 @@ use crate::{
     cluster_dns_key, collect_garbage, reconcile_claim, reconcile_cluster_dns, reconcile_cron_job,
     reconcile_daemon_set, reconcile_deployment, reconcile_endpoint_slices, reconcile_endpoints,
     reconcile_job, reconcile_mirrored_slices, reconcile_node, reconcile_pod_cidrs, reconcile_quota,
-    reconcile_replica_set, reconcile_service_lb, reconcile_volume, schedule_pending_assuming,
-    Assumed, ClusterCidr, JobBackoff,
+    reconcile_replica_set, reconcile_service_lb, reconcile_volume, schedule_pods_assuming, Assumed,
+    ClusterCidr, JobBackoff, SchedulingPass, SchedulingQueue,
 };
 use rafter_proto::well_known::{ENDPOINT_SLICE_CONTROLLER, ENDPOINT_SLICE_MIRRORING_CONTROLLER};
 use rafter_proto::Timestamp;
@@ -113,7 +113,7 @@ impl Reconciler for ReplicaSets {
         "replicaset-controller"
     }
 
-    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+    fn keys_for(&mut self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
         match change.key.kind {
             Kind::ReplicaSet => keys.push(change.key.clone()),
             Kind::Pod => {
@@ -150,7 +150,7 @@ impl Reconciler for Jobs {
         "job-controller"
     }
 
-    fn keys_for(&self, _cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+    fn keys_for(&mut self, _cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
         match change.key.kind {
             Kind::Job => keys.push(change.key.clone()),
             Kind::Pod => {
@@ -187,7 +187,7 @@ impl Reconciler for CronJobs {
         "cronjob-controller"
     }
 
-    fn keys_for(&self, _cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+    fn keys_for(&mut self, _cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
         match change.key.kind {
             Kind::CronJob => keys.push(change.key.clone()),
             Kind::Job => {
@@ -224,7 +224,7 @@ impl Reconciler for Quotas {
         "resourcequota-controller"
     }
 
-    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+    fn keys_for(&mut self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
         if change.key.kind == Kind::ResourceQuota {
             keys.push(change.key.clone());
         } else if !change.key.namespace.is_empty() && change.key.kind != Kind::Event {
@@ -261,7 +261,7 @@ impl Reconciler for Deployments {
         "deployment-controller"
     }
 
-    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+    fn keys_for(&mut self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
         match change.key.kind {
             Kind::Deployment => keys.push(change.key.clone()),
             Kind::ReplicaSet => {
@@ -306,7 +306,7 @@ impl Reconciler for DaemonSets {
         "daemonset-controller"
     }
 
-    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+    fn keys_for(&mut self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
         match change.key.kind {
             Kind::DaemonSet => keys.push(change.key.clone()),
             Kind::Pod => {
@@ -348,7 +348,7 @@ impl Reconciler for Nodes {
         "node-controller"
     }
 
-    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+    fn keys_for(&mut self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
         match change.key.kind {
             Kind::Node => keys.push(change.key.clone()),
             Kind::Lease if change.key.namespace == LEASE_NAMESPACE => {
@@ -401,7 +401,7 @@ impl Reconciler for ServiceAccounts {
         "serviceaccount-controller"
     }
 
-    fn keys_for(&self, _cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+    fn keys_for(&mut self, _cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
         match change.key.kind {
             Kind::Namespace => keys.push(change.key.clone()),
             Kind::ServiceAccount if change.new.is_none() => keys.push(ObjectKey::new(
@@ -445,7 +445,7 @@ impl Reconciler for PodCidrs {
         "node-ipam-controller"
     }
 
-    fn keys_for(&self, _cache: &Cache, change: &Change, keys: &mut Vec<CidrPass>) {
+    fn keys_for(&mut self, _cache: &Cache, change: &Change, keys: &mut Vec<CidrPass>) {
         if change.key.kind == Kind::Node {
             keys.push(CidrPass);
         }
@@ -466,17 +466,16 @@ impl Reconciler for PodCidrs {
     }
 }
 
-/// The scheduler's one key: a pass over every pending pod.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct SchedulingPass;
-
-/// The scheduler, in batch mode: one pass places every pending pod. Its writes are
-/// pipelined: a pass's Bindings and events are carried out with many in flight while the
-/// next pass already places the pods that arrived meanwhile, counting the pods it bound
-/// but does not yet see bound ([`Assumed`]) on their nodes.
+/// The scheduler, in batch mode: one pass places the pods its queue hands out
+/// ([`SchedulingQueue`]: new and changed pods; the unschedulable ones only after a change
+/// that may let them fit, or after their wait). Its writes are pipelined: a pass's
+/// Bindings and events are carried out with many in flight while the next pass already
+/// places the pods that arrived meanwhile, counting the pods it bound but does not yet
+/// see bound ([`Assumed`]) on their nodes.
 #[derive(Default)]
 pub(crate) struct Scheduler {
     assumed: Assumed,
+    queue: SchedulingQueue,
 }
 
 impl Reconciler for Scheduler {
@@ -486,30 +485,36 @@ impl Reconciler for Scheduler {
         "default-scheduler"
     }
 
-    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<SchedulingPass>) {
-        if matches!(
-            change.key.kind,
-            Kind::Pod | Kind::Node | Kind::PersistentVolumeClaim
-        ) && cache.unscheduled_pods().next().is_some()
-        {
-            keys.push(SchedulingPass);
-        }
+    fn keys_for(&mut self, _cache: &Cache, change: &Change, keys: &mut Vec<SchedulingPass>) {
+        keys.extend(self.queue.observe(change));
     }
 
     fn all_keys(&self, _cache: &Cache) -> Vec<SchedulingPass> {
-        vec![SchedulingPass]
+        vec![SchedulingPass::Everything]
     }
 
     fn reconcile(
         &mut self,
         cache: &Cache,
-        _key: &SchedulingPass,
-        _now: Timestamp,
+        key: &SchedulingPass,
+        now: Timestamp,
         seed: u64,
     ) -> Reconciled {
         self.assumed.prune(cache);
-        let reconciled = schedule_pending_assuming(cache, &self.assumed, seed);
+        let (mut reconciled, failed) = match key {
+            SchedulingPass::Everything => {
+                self.queue.take_everything();
+                schedule_pods_assuming(cache, &self.assumed, cache.unscheduled_pods(), seed)
+            }
+            SchedulingPass::Changes => {
+                let names = self.queue.take(now);
+                let pods = names.iter().filter_map(|(ns, name)| cache.pod(ns, name));
+                schedule_pods_assuming(cache, &self.assumed, pods, seed)
+            }
+        };
+        self.queue.failed(failed, now);
         self.assumed.assume_binds(&reconciled.actions);
+        reconciled.requeue_after = self.queue.next_retry(now);
         reconciled
     }
 
@@ -527,11 +532,13 @@ impl Reconciler for Scheduler {
         {
             // Pending again: the next pass places it anew.
             self.assumed.forget(namespace, name);
+            self.queue.retry(namespace, name);
         }
     }
 
     fn reset(&mut self) {
         self.assumed.clear();
+        self.queue.clear();
     }
 }
 
@@ -556,7 +563,7 @@ impl Reconciler for Garbage {
         "garbage-collector"
     }
 
-    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+    fn keys_for(&mut self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
         if change.new.is_some() {
             keys.push(change.key.clone());
         }
@@ -612,7 +619,7 @@ impl Reconciler for Csrs {
         "csr-controller"
     }
 
-    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+    fn keys_for(&mut self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
         match change.key.kind {
             Kind::CertificateSigningRequest if change.new.is_some() => {
                 keys.push(change.key.clone());
@@ -651,7 +658,7 @@ impl Reconciler for ServiceLbs {
         "service-lb-controller"
     }
 
-    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+    fn keys_for(&mut self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
         match change.key.kind {
             Kind::Service if change.new.is_some() => keys.push(change.key.clone()),
             // A node's readiness or address changed: every load balancer may change.
@@ -695,7 +702,7 @@ impl Reconciler for ClusterDnsEndpoints {
         "cluster-dns-endpoints-controller"
     }
 
-    fn keys_for(&self, _cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+    fn keys_for(&mut self, _cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
         let dns = |kind| cluster_dns_key(kind);
         let relevant = change.key.kind == Kind::Node
             || change.key == dns(Kind::Service)
@@ -730,7 +737,7 @@ impl Reconciler for VolumeBinder {
         crate::PERSISTENT_VOLUME_CONTROLLER
     }
 
-    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+    fn keys_for(&mut self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
         match change.key.kind {
             Kind::PersistentVolumeClaim => {
                 if change.new.is_some() {
@@ -827,7 +834,7 @@ impl Reconciler for EndpointsController {
         crate::endpoints::COMPONENT
     }
 
-    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+    fn keys_for(&mut self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
         match change.key.kind {
             Kind::Service => keys.push(change.key.clone()),
             Kind::Pod => services_of_pod(cache, change, keys),
@@ -867,7 +874,7 @@ impl Reconciler for EndpointSlices {
         crate::endpoint_slice::COMPONENT
     }
 
-    fn keys_for(&self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+    fn keys_for(&mut self, cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
         match change.key.kind {
             Kind::Service => keys.push(change.key.clone()),
             Kind::Pod => services_of_pod(cache, change, keys),
@@ -909,7 +916,7 @@ impl Reconciler for MirroredSlices {
         crate::endpoint_slice_mirroring::COMPONENT
     }
 
-    fn keys_for(&self, _cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
+    fn keys_for(&mut self, _cache: &Cache, change: &Change, keys: &mut Vec<ObjectKey>) {
         let service =
             |name: &str| ObjectKey::new(Kind::Service, change.key.namespace.clone(), name);
         match change.key.kind {

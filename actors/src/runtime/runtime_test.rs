@@ -13,6 +13,7 @@ use super::*;
 use crate::action::{Action, ObjectKey};
 use crate::csr::{CertificateSigner, RequestSubject, KUBELET_CLIENT, KUBELET_SERVING};
 use crate::testing::{deployment, lease, node, pod};
+use crate::{SchedulingPass, Timestamp};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -374,7 +375,8 @@ async fn a_nodes_serving_request_for_its_own_address_is_approved_and_signed() {
 }
 
 #[actix_rt::test]
-async fn a_pod_that_fits_no_node_stays_pending_with_a_failed_scheduling_event() {
+async fn a_pod_that_fits_no_node_stays_pending_with_a_failed_scheduling_event_until_a_node_it_fits_joins(
+) {
     let cluster = FakeCluster::new(1);
     cluster.create(node("small").allocatable("1", "1Gi", "10").build());
     let mut renewed = lease("small", controller::wall_clock().unix_millis() / 1000);
@@ -389,24 +391,36 @@ async fn a_pod_that_fits_no_node_stays_pending_with_a_failed_scheduling_event() 
             s.events.iter().any(|e| e.reason == "FailedScheduling")
         })
         .await;
-    let state = cluster.state();
-    let event = state
-        .events
-        .iter()
-        .find(|e| e.reason == "FailedScheduling")
-        .unwrap();
-    assert_eq!(event.involved.name, "big");
-    assert!(
-        event.message.contains("0/1 nodes are available"),
-        "{}",
-        event.message
-    );
-    assert!(
-        event.message.to_lowercase().contains("cpu"),
-        "{}",
-        event.message
-    );
-    assert_eq!(state.bound_pods(), 0);
+    {
+        let state = cluster.state();
+        let event = state
+            .events
+            .iter()
+            .find(|e| e.reason == "FailedScheduling")
+            .unwrap();
+        assert_eq!(event.involved.name, "big");
+        assert!(
+            event.message.contains("0/1 nodes are available"),
+            "{}",
+            event.message
+        );
+        assert!(
+            event.message.to_lowercase().contains("cpu"),
+            "{}",
+            event.message
+        );
+        assert_eq!(state.bound_pods(), 0);
+    }
+
+    // A node it fits joins: the pod is tried again at once, not after its minute's wait
+    // (nor the 30 s resync).
+    cluster.create(node("large").allocatable("4", "8Gi", "10").build());
+    let mut renewed = lease("large", controller::wall_clock().unix_millis() / 1000);
+    renewed.metadata_mut().uid.clear();
+    cluster.create(renewed);
+    cluster
+        .wait_until("big bound", WAIT, |s| s.bound_pods() == 1)
+        .await;
 }
 
 #[actix_rt::test]
@@ -516,7 +530,7 @@ fn a_node_change_brings_back_that_nodes_pending_serving_requests() {
         n1.clone(),
         node("n2").build(),
     ]);
-    let csrs = Csrs {
+    let mut csrs = Csrs {
         signer: Arc::new(TestSigner),
     };
     let change = |name: &str, new: Option<Object>| Change {
@@ -538,4 +552,61 @@ fn a_node_change_brings_back_that_nodes_pending_serving_requests() {
     csrs.keys_for(&cache, &change("n2", Some(node("n2").build())), &mut keys);
     csrs.keys_for(&cache, &change("n1", None), &mut keys);
     assert!(keys.is_empty(), "{keys:?}");
+}
+
+#[test]
+fn a_new_pod_costs_one_placement_while_the_unschedulable_pods_wait() {
+    let mut objects: Vec<Object> = (0..50)
+        .map(|i| {
+            pod("default", &format!("big-{i}"))
+                .requests("8", "1Gi")
+                .build()
+        })
+        .collect();
+    objects.push(node("small").allocatable("1", "1Gi", "110").build());
+    let now = controller::wall_clock();
+    let mut scheduler = Scheduler::default();
+    let failed = |r: &crate::action::Reconciled| {
+        r.actions
+            .iter()
+            .filter(|a| matches!(a, Action::RecordEvent(e) if e.reason == "FailedScheduling"))
+            .count()
+    };
+
+    let cache = crate::cache::Cache::from_objects(objects.clone());
+    let first = scheduler.reconcile(&cache, &SchedulingPass::Everything, now, 1);
+    assert_eq!(failed(&first), 50);
+    assert_eq!(first.requeue_after, Some(crate::UNSCHEDULABLE_RETRY));
+
+    let web = pod("default", "web").requests("100m", "10Mi").build();
+    objects.push(web.clone());
+    let cache = crate::cache::Cache::from_objects(objects);
+    let mut keys = Vec::new();
+    let created = Change {
+        key: ObjectKey::of(&web),
+        old: None,
+        new: Some(Arc::new(web)),
+    };
+    scheduler.keys_for(&cache, &created, &mut keys);
+    assert_eq!(keys, [SchedulingPass::Changes]);
+    let later = Timestamp::from_unix_millis(now.unix_millis() + 1_000);
+    let second = scheduler.reconcile(&cache, &SchedulingPass::Changes, later, 2);
+    assert_eq!(
+        failed(&second),
+        0,
+        "the 50 that fit nowhere were not tried again"
+    );
+    assert!(
+        second
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Bind { name, .. } if name == "web")),
+        "{:?}",
+        second.actions
+    );
+    assert_eq!(second.requeue_after, Some(Duration::from_secs(59)));
+
+    let retry = Timestamp::from_unix_millis(now.unix_millis() + 60_000);
+    let third = scheduler.reconcile(&cache, &SchedulingPass::Changes, retry, 3);
+    assert_eq!(failed(&third), 50, "after their wait they are tried again");
 }

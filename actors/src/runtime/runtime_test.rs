@@ -610,3 +610,47 @@ fn a_new_pod_costs_one_placement_while_the_unschedulable_pods_wait() {
     let third = scheduler.reconcile(&cache, &SchedulingPass::Changes, retry, 3);
     assert_eq!(failed(&third), 50, "after their wait they are tried again");
 }
+
+#[test]
+fn pods_seen_bound_through_changes_count_on_their_node_at_the_next_pass() {
+    let small = node("small").allocatable("4", "8Gi", "2").build();
+    let p1 = pod("default", "p1").build();
+    let now = controller::wall_clock();
+    let mut scheduler = Scheduler::default();
+    let cache = crate::cache::Cache::from_objects([small.clone(), p1.clone()]);
+    let first = scheduler.reconcile(&cache, &SchedulingPass::Everything, now, 1);
+    assert!(first
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Bind { name, .. } if name == "p1")));
+
+    // The cache shows p1 bound, and two more pods: the node has room for one.
+    let p1_bound = pod("default", "p1").node("small").build();
+    let (p2, p3) = (pod("default", "p2").build(), pod("default", "p3").build());
+    let cache =
+        crate::cache::Cache::from_objects([small, p1_bound.clone(), p2.clone(), p3.clone()]);
+    let mut keys = Vec::new();
+    for (old, new) in [(Some(p1), p1_bound), (None, p2), (None, p3)] {
+        let change = Change {
+            key: ObjectKey::of(&new),
+            old: old.map(Arc::new),
+            new: Some(Arc::new(new)),
+        };
+        scheduler.keys_for(&cache, &change, &mut keys);
+    }
+    let second = scheduler.reconcile(&cache, &SchedulingPass::Changes, now, 2);
+    let binds = second
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::Bind { .. }))
+        .count();
+    assert_eq!(binds, 1, "{:?}", second.actions);
+    assert!(
+        second.actions.iter().any(|a| matches!(
+            a,
+            Action::RecordEvent(e) if e.message.contains("Too many pods")
+        )),
+        "{:?}",
+        second.actions
+    );
+}

@@ -25,7 +25,6 @@
 //! | `claim` | adopting orphans and releasing non-matching dependents by selector |
 //! | `placement` | taints vs tolerations, nodeSelector, node affinity |
 //! | `scheduler` | [`schedule_pod`], [`schedule_pending`] (batch pass), [`Assumed`] pods |
-//! | `bound_usage` | [`BoundUsage`]: what each node's bound pods request, kept across scheduling passes |
 //! | `scheduling_queue` | [`SchedulingQueue`]: which pending pods a pass tries (new and changed ones; unschedulable ones after a change that may let them fit) |
 //! | `quota` | [`reconcile_quota`]: a ResourceQuota's `status.used` from what its namespace holds |
 //! | `replicaset` | [`reconcile_replica_set`] |
@@ -54,7 +53,6 @@
 //! or a controller would act twice on the same gap (Kubernetes' "expectations").
 
 mod action;
-mod bound_usage;
 mod cache;
 mod claim;
 mod cluster_dns;
@@ -86,7 +84,6 @@ mod volume_binder;
 mod testing;
 
 pub use action::{Action, EventRecord, EventType, ObjectKey, Reconciled};
-pub use bound_usage::{BoundUsage, NodeUsage};
 pub use cache::{Cache, CacheEvent, CacheReader, CacheWriter};
 pub use cluster_dns::{
     cluster_dns_key, dns_subsets, reconcile as reconcile_cluster_dns, CLUSTER_DNS_SERVICE,

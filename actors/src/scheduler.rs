@@ -6,7 +6,7 @@
 //!        │
 //!        ▼  per pod: every persistentVolumeClaim Bound? (else FailedScheduling "pod has
 //!        │  unbound immediate PersistentVolumeClaims"), then over per-node facts
-//!        ▼  computed once per pass (NodeInfo: the node, plus its bound pods' sums, BoundUsage)
+//!        ▼  computed once per pass (NodeInfo)
 //!  filter: unschedulable ─ Ready ─ taints (NoSchedule, NoExecute) ─ nodeSelector/affinity
 //!          ─ cpu, memory, pod count vs allocatable − requested
 //!        │ feasible nodes                      │ none
@@ -37,7 +37,6 @@ use rafter_proto::v1::{self, PodSpec, Taint};
 use rafter_proto::{Kind, Object};
 
 use crate::action::{Action, EventRecord, EventType, ObjectKey, Reconciled};
-use crate::bound_usage::{nonzero, BoundUsage};
 use crate::cache::Cache;
 use crate::placement::{
     first_untolerated, matches_node_selector_and_affinity, node_parts, preferred_affinity_weight,
@@ -56,6 +55,11 @@ pub const DEFAULT_SCHEDULER: &str = "default-scheduler";
 /// How long an unschedulable pod waits before it is tried again with nothing changed.
 pub const UNSCHEDULABLE_RETRY: Duration = Duration::from_secs(60);
 
+/// Requests assumed for scoring a pod that requests nothing (as kube-scheduler does), so
+/// such pods still spread by load.
+const NONZERO_CPU_MILLIS: i64 = 100;
+const NONZERO_MEMORY: i64 = 200 * 1024 * 1024;
+
 const WEIGHT_AFFINITY: i64 = 2;
 const WEIGHT_TAINT: i64 = 3;
 const WEIGHT_LEAST_ALLOCATED: i64 = 1;
@@ -71,8 +75,7 @@ pub fn schedule_pod(cache: &Cache, key: &ObjectKey, seed: u64) -> Reconciled {
     if !wants_scheduling(pod) {
         return Reconciled::nothing();
     }
-    let usage = BoundUsage::from_cache(cache);
-    let mut pass = Pass::new(cache, &usage, seed);
+    let mut pass = Pass::new(cache, seed);
     pass.schedule(pod);
     pass.finish()
 }
@@ -153,14 +156,6 @@ impl Assumed {
         self.pods.clear();
     }
 
-    /// The assumed pods as the cache holds them (still unbound there).
-    fn pods_in<'c>(&self, cache: &'c Cache) -> Vec<&'c v1::Pod> {
-        self.pods
-            .keys()
-            .filter_map(|(namespace, name)| cache.pod(namespace, name))
-            .collect()
-    }
-
     fn node_of(&self, pod: &v1::Pod) -> Option<&str> {
         let meta = pods::meta(pod);
         self.pods
@@ -172,16 +167,13 @@ impl Assumed {
 
 /// [`schedule_pending`] with `assumed` pods counted on their nodes and not placed again.
 pub fn schedule_pending_assuming(cache: &Cache, assumed: &Assumed, seed: u64) -> Reconciled {
-    let usage = BoundUsage::from_cache(cache);
-    schedule_pods_assuming(cache, &usage, assumed, cache.unscheduled_pods(), seed).0
+    schedule_pods_assuming(cache, assumed, cache.unscheduled_pods(), seed).0
 }
 
 /// Schedules those of `pods` that are pending, ours and not `assumed`, in one pass
-/// (priority first, then age) over nodes whose bound pods `usage` sums (it must agree
-/// with `cache`), and says which of them fit no node.
+/// (priority first, then age), and says which of them fit no node.
 pub fn schedule_pods_assuming<'a>(
     cache: &'a Cache,
-    usage: &'a BoundUsage,
     assumed: &Assumed,
     pods: impl IntoIterator<Item = &'a v1::Pod>,
     seed: u64,
@@ -202,7 +194,7 @@ pub fn schedule_pods_assuming<'a>(
             .then_with(|| ma.namespace.cmp(&mb.namespace))
             .then_with(|| ma.name.cmp(&mb.name))
     });
-    let mut pass = Pass::new(cache, usage, seed);
+    let mut pass = Pass::new(cache, seed);
     pass.count_assumed(cache, assumed);
     for pod in pending {
         pass.schedule(pod);
@@ -285,10 +277,22 @@ struct PodFacts<'a> {
 impl<'a> PodFacts<'a> {
     fn new(pod: &'a v1::Pod, spec: &'a PodSpec) -> PodFacts<'a> {
         let requests = pod_requests(spec);
+        let nonzero = Resources {
+            cpu_millis: if requests.cpu_millis == 0 {
+                NONZERO_CPU_MILLIS
+            } else {
+                requests.cpu_millis
+            },
+            memory: if requests.memory == 0 {
+                NONZERO_MEMORY
+            } else {
+                requests.memory
+            },
+        };
         PodFacts {
             spec,
             requests,
-            nonzero: nonzero(requests),
+            nonzero,
             owner: controller_ref(pods::meta(pod)).map(|r| r.uid.as_str()),
         }
     }
@@ -408,24 +412,24 @@ struct Pass<'a> {
 }
 
 impl<'a> Pass<'a> {
-    fn new(cache: &'a Cache, usage: &'a BoundUsage, seed: u64) -> Pass<'a> {
-        let nodes: Vec<NodeInfo<'a>> = cache
-            .nodes()
-            .map(|node| {
-                let mut info = NodeInfo::new(node);
-                if let Some(bound) = usage.node(info.name) {
-                    info.requested = bound.requested;
-                    info.nonzero_requested = bound.nonzero_requested;
-                    info.pod_count = bound.pods;
-                    info.owners = bound
-                        .owners
-                        .iter()
-                        .map(|(owner, count)| (owner.as_str(), *count))
-                        .collect();
+    fn new(cache: &'a Cache, seed: u64) -> Pass<'a> {
+        let mut nodes: Vec<NodeInfo<'a>> = cache.nodes().map(NodeInfo::new).collect();
+        let index: HashMap<&str, usize> =
+            nodes.iter().enumerate().map(|(i, n)| (n.name, i)).collect();
+        for name in cache.nodes_with_pods() {
+            let Some(&i) = index.get(name) else {
+                continue;
+            };
+            for pod in cache.pods_on_node(name) {
+                if is_terminal(pod) {
+                    continue;
                 }
-                info
-            })
-            .collect();
+                if let Some(spec) = &pod.spec {
+                    let facts = PodFacts::new(pod, spec);
+                    nodes[i].add(&facts);
+                }
+            }
+        }
         Pass {
             cache,
             nodes,
@@ -449,7 +453,7 @@ impl<'a> Pass<'a> {
             .enumerate()
             .map(|(i, n)| (n.name, i))
             .collect();
-        for pod in assumed.pods_in(cache) {
+        for pod in cache.unscheduled_pods() {
             let (Some(node), Some(spec)) = (assumed.node_of(pod), &pod.spec) else {
                 continue;
             };

@@ -47,8 +47,7 @@ pub(crate) trait Reconciler: Unpin + Send + 'static {
     /// The controller's name, for logs.
     fn name(&self) -> &'static str;
 
-    /// The keys a change wakes; the reconciler may also note what changed (every change
-    /// the cache applies while it leads comes through here, in order).
+    /// The keys a change wakes.
     fn keys_for(&mut self, cache: &Cache, change: &Change, keys: &mut Vec<Self::Key>);
 
     /// Every key (after a list, on a resync, when leadership starts).
@@ -77,10 +76,6 @@ pub(crate) trait Reconciler: Unpin + Send + 'static {
 
     /// Leadership changed: forget what was decided under the previous term.
     fn reset(&mut self) {}
-
-    /// The cache was listed afresh: what was learnt from earlier changes may be stale
-    /// (every key is reconciled next, without `keys_for` seeing the difference).
-    fn relisted(&mut self) {}
 }
 
 /// Whether controllers lead, and in which term; sent by the leadership actor.
@@ -377,7 +372,6 @@ impl<R: Reconciler> Handler<CacheUpdate> for Controller<R> {
             return;
         }
         if msg.relisted {
-            self.reconciler.relisted();
             self.enqueue_all();
         } else if !msg.changes.is_empty() {
             let mut keys = Vec::new();

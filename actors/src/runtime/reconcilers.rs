@@ -46,7 +46,7 @@ use crate::{
     reconcile_daemon_set, reconcile_deployment, reconcile_endpoint_slices, reconcile_endpoints,
     reconcile_job, reconcile_mirrored_slices, reconcile_node, reconcile_pod_cidrs, reconcile_quota,
     reconcile_replica_set, reconcile_service_lb, reconcile_volume, schedule_pods_assuming, Assumed,
-    BoundUsage, ClusterCidr, JobBackoff, SchedulingPass, SchedulingQueue,
+    ClusterCidr, JobBackoff, SchedulingPass, SchedulingQueue,
 };
 use rafter_proto::well_known::{ENDPOINT_SLICE_CONTROLLER, ENDPOINT_SLICE_MIRRORING_CONTROLLER};
 use rafter_proto::Timestamp;
@@ -476,9 +476,6 @@ impl Reconciler for PodCidrs {
 pub(crate) struct Scheduler {
     assumed: Assumed,
     queue: SchedulingQueue,
-    /// What the bound pods request per node, kept from the changes; `None` until the
-    /// next pass sums it from the cache (on leading, after a relist).
-    usage: Option<BoundUsage>,
 }
 
 impl Reconciler for Scheduler {
@@ -489,9 +486,6 @@ impl Reconciler for Scheduler {
     }
 
     fn keys_for(&mut self, _cache: &Cache, change: &Change, keys: &mut Vec<SchedulingPass>) {
-        if let (Some(usage), Kind::Pod) = (&mut self.usage, change.key.kind) {
-            usage.apply(pod_of(&change.old), pod_of(&change.new));
-        }
         keys.extend(self.queue.observe(change));
     }
 
@@ -507,24 +501,15 @@ impl Reconciler for Scheduler {
         seed: u64,
     ) -> Reconciled {
         self.assumed.prune(cache);
-        if *key == SchedulingPass::Everything {
-            // The full pass also sums the usage afresh, so nothing the changes missed
-            // outlives it.
-            self.usage = None;
-        }
-        let usage = self
-            .usage
-            .get_or_insert_with(|| BoundUsage::from_cache(cache));
         let (mut reconciled, failed) = match key {
             SchedulingPass::Everything => {
                 self.queue.take_everything();
-                let pods = cache.unscheduled_pods();
-                schedule_pods_assuming(cache, usage, &self.assumed, pods, seed)
+                schedule_pods_assuming(cache, &self.assumed, cache.unscheduled_pods(), seed)
             }
             SchedulingPass::Changes => {
                 let names = self.queue.take(now);
                 let pods = names.iter().filter_map(|(ns, name)| cache.pod(ns, name));
-                schedule_pods_assuming(cache, usage, &self.assumed, pods, seed)
+                schedule_pods_assuming(cache, &self.assumed, pods, seed)
             }
         };
         self.queue.failed(failed, now);
@@ -551,21 +536,9 @@ impl Reconciler for Scheduler {
         }
     }
 
-    fn relisted(&mut self) {
-        self.usage = None;
-    }
-
     fn reset(&mut self) {
         self.assumed.clear();
         self.queue.clear();
-        self.usage = None;
-    }
-}
-
-fn pod_of(object: &Option<Arc<Object>>) -> Option<&rafter_proto::v1::Pod> {
-    match object.as_deref() {
-        Some(Object::Pod(pod)) => Some(pod),
-        _ => None,
     }
 }
 

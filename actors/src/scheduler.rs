@@ -77,7 +77,7 @@ pub fn schedule_pod(cache: &Cache, key: &ObjectKey, seed: u64) -> Reconciled {
     }
     let mut pass = Pass::new(cache, seed);
     pass.schedule(pod);
-    pass.finish()
+    pass.finish().0
 }
 
 /// Schedules every pending pod of ours in one pass over node facts computed once, each
@@ -199,8 +199,7 @@ pub fn schedule_pods_assuming<'a>(
     for pod in pending {
         pass.schedule(pod);
     }
-    let failed = std::mem::take(&mut pass.failed);
-    (pass.finish(), failed)
+    pass.finish()
 }
 
 /// Whether the pod is pending, ours, alive and not yet bound.
@@ -406,7 +405,6 @@ struct Pass<'a> {
     seed: u64,
     actions: Vec<Action>,
     failed_owners: HashMap<&'a str, String>,
-    any_unschedulable: bool,
     /// The pods that fit no node.
     failed: Vec<PodName>,
 }
@@ -437,7 +435,6 @@ impl<'a> Pass<'a> {
             seed,
             actions: Vec::new(),
             failed_owners: HashMap::new(),
-            any_unschedulable: false,
             failed: Vec::new(),
         }
     }
@@ -537,7 +534,6 @@ impl<'a> Pass<'a> {
     }
 
     fn fail(&mut self, pod: &v1::Pod, key: &ObjectKey, message: String) {
-        self.any_unschedulable = true;
         self.failed.push((key.namespace.clone(), key.name.clone()));
         self.actions.push(Action::RecordEvent(EventRecord {
             involved: key.clone(),
@@ -604,11 +600,14 @@ impl<'a> Pass<'a> {
         ties.get(pick as usize).copied()
     }
 
-    fn finish(self) -> Reconciled {
-        Reconciled {
+    /// The pass's actions, and the pods that fit no node.
+    fn finish(self) -> (Reconciled, Vec<PodName>) {
+        let requeue_after = (!self.failed.is_empty()).then_some(UNSCHEDULABLE_RETRY);
+        let reconciled = Reconciled {
             actions: self.actions,
-            requeue_after: self.any_unschedulable.then_some(UNSCHEDULABLE_RETRY),
-        }
+            requeue_after,
+        };
+        (reconciled, self.failed)
     }
 }
 

@@ -113,11 +113,21 @@ impl<S: KvStore> Registry<S> {
         }
         let namespace = next.metadata().namespace.clone();
         let prefix = list_prefix(Kind::ResourceQuota, Some(&namespace));
-        let quotas = self
-            .store()
-            .range(RangeRequest::new(KeyRange::prefix(prefix)), consistency)
-            .await?
-            .kvs;
+        // A first attempt reads the watch cache (as Kubernetes' quota admission reads its
+        // informer); the charge's compare catches a stale count, and the retry reads the
+        // store linearizably.
+        let request = RangeRequest::new(KeyRange::prefix(prefix));
+        let quotas = match consistency {
+            ReadConsistency::Serializable => self.range_page(request, consistency).await?.kvs,
+            ReadConsistency::Linearizable => self
+                .store()
+                .range(request, consistency)
+                .await?
+                .kvs
+                .into_iter()
+                .map(std::sync::Arc::new)
+                .collect(),
+        };
         let mut plan = Plan::default();
         let mut exceeded = Vec::new();
         for kv in &quotas {

@@ -26,7 +26,8 @@
 //! ciphertext in the store, its log, snapshots and backups. A value that cannot be
 //! decrypted is an `Internal` error naming the missing key, never data.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use base64::Engine;
 use futures::StreamExt;
@@ -210,6 +211,20 @@ impl<S: KvStore> AdmissionReader for Registry<S> {
         name: &str,
         consistency: ReadConsistency,
     ) -> Result<Option<Object>, RegistryError> {
+        if consistency == ReadConsistency::Serializable {
+            // From the watch cache, as Kubernetes' admission reads its informers: no store
+            // read (and no hand-off to the blocking pool) per create. Admission confirms a
+            // miss linearizably where a miss refuses.
+            let key = object_key(kind, &effective_namespace(kind, namespace), name);
+            let page = self
+                .range_page(RangeRequest::new(KeyRange::key(key)), consistency)
+                .await?;
+            return page
+                .kvs
+                .first()
+                .map(|kv| decode(&self.transformer, kind, kv))
+                .transpose();
+        }
         match self.get(kind, namespace, name, consistency).await {
             Ok(object) => Ok(Some(object)),
             Err(RegistryError::NotFound { .. }) => Ok(None),
@@ -246,6 +261,9 @@ pub struct Registry<S> {
     ranges: ServiceRanges,
     /// Where lists and watches are read from, when it can answer them.
     cache: Option<WatchCache>,
+    /// The revision of this master's latest write of what admission reads (shared by
+    /// every clone): serializable reads from the cache wait until it holds that revision.
+    admission_written: Arc<AtomicU64>,
 }
 
 impl<S> Clone for Registry<S> {
@@ -256,6 +274,7 @@ impl<S> Clone for Registry<S> {
             transformer: self.transformer.clone(),
             ranges: self.ranges,
             cache: self.cache.clone(),
+            admission_written: self.admission_written.clone(),
         }
     }
 }
@@ -471,6 +490,7 @@ impl<S: KvStore> Registry<S> {
             transformer: Arc::new(Transformer::identity()),
             ranges: ServiceRanges::default(),
             cache: None,
+            admission_written: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -517,6 +537,7 @@ impl<S: KvStore> Registry<S> {
             transformer: self.transformer.clone(),
             ranges: self.ranges,
             cache: self.cache.clone(),
+            admission_written: self.admission_written.clone(),
         }
     }
 
@@ -727,8 +748,13 @@ impl<S: KvStore> Registry<S> {
     }
 
     async fn txn(&self, txn: TxnRequest) -> Result<(bool, u64, Vec<TxnOpResponse>), RegistryError> {
+        let admission_input = writes_admission_input(&txn);
         match self.store.write(Op::Txn(txn), self.fence).await? {
             KvResponse::Txn(response) => {
+                if admission_input && response.succeeded {
+                    self.admission_written
+                        .fetch_max(response.revision, Ordering::Relaxed);
+                }
                 Ok((response.succeeded, response.revision, response.responses))
             }
             other => Err(RegistryError::Internal(format!(
@@ -1261,14 +1287,26 @@ impl<S: KvStore> Registry<S> {
     }
 
     /// One page of keys: from the watch cache when it can answer, else from the store.
-    async fn range_page(
+    /// A serializable read from the cache first waits until the cache holds this master's
+    /// own latest write of what admission reads (see [`writes_admission_input`]), so a
+    /// quota, LimitRange, namespace or ServiceAccount written through this master is seen
+    /// by the next create through it.
+    pub(crate) async fn range_page(
         &self,
         request: RangeRequest,
         consistency: ReadConsistency,
     ) -> Result<CachedRange, RegistryError> {
         if let Some(cache) = &self.cache {
-            if let Some(page) = cache.range(&request, consistency).await? {
-                return Ok(page);
+            let written = self.admission_written.load(Ordering::Relaxed);
+            let fresh = consistency == ReadConsistency::Linearizable
+                || written == 0
+                || cache
+                    .wait_for_revision(written, ADMISSION_FRESHNESS_WAIT)
+                    .await;
+            if fresh {
+                if let Some(page) = cache.range(&request, consistency).await? {
+                    return Ok(page);
+                }
             }
         }
         let response = self.store.range(request, consistency).await?;
@@ -1585,6 +1623,38 @@ async fn contention_pause(attempt: usize) {
     let cap_ms = 2u64 << attempt.min(6);
     let ms = rand::random::<u64>() % cap_ms;
     tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+}
+
+/// How long a serializable read waits for the watch cache to hold this master's own
+/// latest write of an admission input before it reads the store instead.
+const ADMISSION_FRESHNESS_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The key prefixes of what admission reads: namespaces, ServiceAccounts, LimitRanges and
+/// ResourceQuotas.
+static ADMISSION_INPUTS: LazyLock<[String; 4]> = LazyLock::new(|| {
+    [
+        kind_prefix(Kind::Namespace),
+        kind_prefix(Kind::ServiceAccount),
+        kind_prefix(Kind::LimitRange),
+        kind_prefix(Kind::ResourceQuota),
+    ]
+});
+
+/// Whether `txn`, when it succeeds, writes what admission reads.
+fn writes_admission_input(txn: &TxnRequest) -> bool {
+    txn.success.iter().any(|op| {
+        let key = match op {
+            TxnOp::Put(put) => &put.key,
+            TxnOp::Delete(delete) => match &delete.range {
+                KeyRange::Key(key) => key,
+                KeyRange::Range { start, .. } => start,
+            },
+            _ => return false,
+        };
+        ADMISSION_INPUTS
+            .iter()
+            .any(|prefix| key.starts_with(prefix.as_bytes()))
+    })
 }
 
 fn read_for_write(attempt: usize) -> ReadConsistency {

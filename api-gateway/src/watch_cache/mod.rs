@@ -8,6 +8,10 @@
 //!   current revision (one read-index round, no range scan), waits until the cache has
 //!   applied it, then reads memory: the answer is at least as new as the store's, as
 //!   Kubernetes' consistent reads from cache are. A serializable list reads memory at once.
+//! - **Admission from the cache.** What a create's admission reads (its namespace,
+//!   ServiceAccount, LimitRanges and quotas) is a serializable read of memory, as
+//!   Kubernetes' admission plugins read informers; the registry first waits for the cache
+//!   to hold this master's own latest write of those kinds, so it reads its own writes.
 //! - **Pages from the cache.** A page that leaves keys unread keeps a snapshot of its
 //!   revision (the map is persistent: a snapshot shares what did not change since), so
 //!   the next pages are read at that revision from memory, for five minutes.

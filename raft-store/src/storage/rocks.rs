@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use rocksdb::BlockBasedOptions;
 use rocksdb::ColumnFamilyDescriptor;
 use rocksdb::IteratorMode;
 use rocksdb::Options;
@@ -78,11 +79,26 @@ pub(crate) fn open_db(dir: &Path) -> Result<Arc<DB>, StoreError> {
     // near this size instead of RocksDB's default of ~1.5 GiB for these column families.
     opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
     opts.set_db_write_buffer_size(MAX_MEMTABLE_BYTES);
-    let cfs = [CF_LOG, CF_META, CF_DATA]
-        .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+    let cfs = [CF_LOG, CF_META, CF_DATA].map(|name| {
+        let mut cf = Options::default();
+        if name == CF_DATA {
+            cf.set_block_based_table_factory(&data_table_options());
+        }
+        ColumnFamilyDescriptor::new(name, cf)
+    });
     let db = DB::open_cf_descriptors(&opts, dir.join("db"), cfs)?;
     data_version::check_or_init(&db)?;
     Ok(Arc::new(db))
+}
+
+/// The data column family's tables: each file carries a Bloom filter of its keys, so a
+/// point read of a key a file does not hold (every create's, as the key is new) skips that
+/// file instead of searching its index and reading a block. Files written before the
+/// filter was set have none and are read as before.
+fn data_table_options() -> BlockBasedOptions {
+    let mut table = BlockBasedOptions::default();
+    table.set_bloom_filter(10.0, false);
+    table
 }
 
 /// The key space's [`KvBackend`] on the `data` column family.

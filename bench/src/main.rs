@@ -89,6 +89,11 @@ use crate::report::{failover_line, Machine};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// By default (the `jemalloc` feature), through jemalloc, as `rafter` has it.
+#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Rafter's benchmarks.
 #[derive(Debug, Parser)]
 #[command(name = "bench", version)]

@@ -89,6 +89,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Job's (1,256 bytes instead of 1,584): every object the informer and the watch cache
     // hold decoded is an `Object`.
     config = config.boxed(".rafter.v1.PodTemplateSpec.spec");
+    // Fields most pods leave unset, boxed so an unset one costs a pointer instead of its
+    // whole size in every decoded pod the informer and the watch cache hold: three probes
+    // and a security context made a `Container` 1,064 bytes however little it set.
+    for field in [
+        "Container.liveness_probe",
+        "Container.readiness_probe",
+        "Container.startup_probe",
+        "Container.security_context",
+        "PodSpec.security_context",
+        "PodSpec.dns_config",
+        "ContainerStatus.last_state",
+        "ContainerState.terminated",
+    ] {
+        config = config.boxed(format!(".rafter.v1.{field}"));
+    }
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     config = config.file_descriptor_set_path(out_dir.join("rafter_descriptor.bin"));
     config.compile_protos(PROTOS, &["proto"])?;

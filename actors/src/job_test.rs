@@ -75,11 +75,11 @@ fn exited(mut pod: v1::Pod, code: i32, at: i64) -> v1::Pod {
     status.container_statuses = vec![v1::ContainerStatus {
         name: "c".to_owned(),
         state: Some(v1::ContainerState {
-            terminated: Some(v1::ContainerStateTerminated {
+            terminated: Some(Box::new(v1::ContainerStateTerminated {
                 exit_code: code,
                 finished_at: ts(at),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         }),
         ..Default::default()

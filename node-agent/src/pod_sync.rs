@@ -496,7 +496,7 @@ fn container_status(
     let latest = history.first();
     let backend = inputs.backend;
     let term = |c: &ContainerStatus| v1::ContainerState {
-        terminated: Some(terminated(c, backend)),
+        terminated: Some(Box::new(terminated(c, backend))),
         ..Default::default()
     };
     let (state, last) = if let Some((reason, message)) = inputs.fresh.get(&spec.name) {
@@ -569,7 +569,7 @@ fn container_status(
             state.running.is_some() && latest.is_none_or(|l| !inputs.not_started.contains(&l.id)),
         ),
         state: Some(state),
-        last_state: Some(last.unwrap_or_default()),
+        last_state: Some(Box::new(last.unwrap_or_default())),
     }
 }
 

@@ -720,7 +720,10 @@ impl PodWorker {
                 return;
             }
         };
-        let security = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+        let security = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.security_context.as_deref());
         let mut config = match ContainerConfig::from_container(container, prefix, attempt, security)
         {
             Ok(c) => c,
@@ -820,7 +823,7 @@ impl PodWorker {
                         pod_ip: pod_ip.clone(),
                         ports: c.ports.clone(),
                     };
-                    let worker = probes::spawn(kind, probe.clone(), target, self.wake.clone());
+                    let worker = probes::spawn(kind, (**probe).clone(), target, self.wake.clone());
                     self.probes.insert(key, worker);
                 }
             }

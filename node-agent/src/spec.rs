@@ -333,14 +333,14 @@ mod tests {
     #[test]
     fn container_security_context_overrides_the_pods() {
         let mut c = container(&[]);
-        c.security_context = Some(SecurityContext {
+        c.security_context = Some(Box::new(SecurityContext {
             run_as_user: Some(1000),
             capabilities: Some(Capabilities {
                 add: vec!["NET_ADMIN".into()],
                 drop: vec!["ALL".into()],
             }),
             ..Default::default()
-        });
+        }));
         let pod_sc = PodSecurityContext {
             run_as_user: Some(5),
             run_as_group: Some(6),

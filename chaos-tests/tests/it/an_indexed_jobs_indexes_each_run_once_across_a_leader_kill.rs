@@ -70,11 +70,11 @@ fn succeeded(mut pod: v1::Pod) -> Object {
     status.container_statuses = vec![v1::ContainerStatus {
         name: "work".to_owned(),
         state: Some(v1::ContainerState {
-            terminated: Some(v1::ContainerStateTerminated {
+            terminated: Some(Box::new(v1::ContainerStateTerminated {
                 exit_code: 0,
                 reason: "Completed".to_owned(),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         }),
         ..Default::default()

@@ -339,7 +339,7 @@ fn containers(
             if s.last_state.as_ref().is_some_and(|l| {
                 l.running.is_some() || l.terminated.is_some() || l.waiting.is_some()
             }) {
-                container_state(t, i + 2, "Last State", s.last_state.as_ref());
+                container_state(t, i + 2, "Last State", s.last_state.as_deref());
             }
             t.field(i + 2, "Ready", if s.ready { "True" } else { "False" });
             t.field(i + 2, "Restart Count", s.restart_count);

@@ -12,7 +12,7 @@ fn pod(policy: &str, host_network: bool, config: Option<PodDnsConfig>) -> Pod {
         spec: Some(PodSpec {
             dns_policy: policy.into(),
             host_network,
-            dns_config: config,
+            dns_config: config.map(Box::new),
             ..Default::default()
         }),
         ..Default::default()

@@ -262,7 +262,7 @@ pub async fn a_liveness_probe_failure_restarts_the_container(rt: Runtime) {
     let cluster = Cluster::start().await;
     let node = TestNode::start(&cluster, rt).await;
     let mut app = sh("app", "exec sleep 300");
-    app.liveness_probe = Some(Probe {
+    app.liveness_probe = Some(Box::new(Probe {
         exec: Some(ExecAction {
             command: vec!["sh".into(), "-c".into(), "exit 1".into()],
         }),
@@ -271,7 +271,7 @@ pub async fn a_liveness_probe_failure_restarts_the_container(rt: Runtime) {
         success_threshold: 1,
         timeout_seconds: 2,
         ..Default::default()
-    });
+    }));
     cluster.create_pod(pod("live", &node.name, vec![app])).await;
     let p = cluster
         .wait_pod("live", "a restart after liveness failures", |p| {

@@ -350,7 +350,7 @@ pub async fn a_pod_from_the_api_runs_with_its_command_args_env_and_limits(rt: Ru
         &spec.containers[0],
         "spec.containers[0]",
         0,
-        spec.security_context.as_ref(),
+        spec.security_context.as_deref(),
     )
     .unwrap();
     assert_eq!(config.resources.memory_limit_bytes, Some(64 << 20));

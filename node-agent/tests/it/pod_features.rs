@@ -22,8 +22,8 @@ use crate::cluster::{Cluster, TestNode};
 use crate::harness::{eventually, Runtime};
 
 /// An exec probe running `script` in `sh`, every second.
-fn exec_probe(script: &str, failure_threshold: i32) -> Option<Probe> {
-    Some(Probe {
+fn exec_probe(script: &str, failure_threshold: i32) -> Option<Box<Probe>> {
+    Some(Box::new(Probe {
         exec: Some(ExecAction {
             command: vec!["sh".into(), "-c".into(), script.into()],
         }),
@@ -32,7 +32,7 @@ fn exec_probe(script: &str, failure_threshold: i32) -> Option<Probe> {
         success_threshold: 1,
         failure_threshold,
         ..Default::default()
-    })
+    }))
 }
 
 /// Mounts the host directory `dir` at the same path in `app` (the process backend

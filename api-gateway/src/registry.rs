@@ -1298,11 +1298,13 @@ impl<S: KvStore> Registry<S> {
     ) -> Result<CachedRange, RegistryError> {
         if let Some(cache) = &self.cache {
             let written = self.admission_written.load(Ordering::Relaxed);
+            // A cache that is not loaded has nothing to wait for: the store is read.
             let fresh = consistency == ReadConsistency::Linearizable
                 || written == 0
-                || cache
-                    .wait_for_revision(written, ADMISSION_FRESHNESS_WAIT)
-                    .await;
+                || (cache.is_loaded()
+                    && cache
+                        .wait_for_revision(written, ADMISSION_FRESHNESS_WAIT)
+                        .await);
             if fresh {
                 if let Some(page) = cache.range(&request, consistency).await? {
                     return Ok(page);

@@ -398,7 +398,8 @@ impl WatchCache {
             .map(|_| ())
     }
 
-    fn is_loaded(&self) -> bool {
+    /// Whether the cache holds the key space and follows the store (it answers reads).
+    pub(crate) fn is_loaded(&self) -> bool {
         self.shared.current.read().is_ok_and(|c| c.is_some())
     }
 

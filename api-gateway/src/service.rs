@@ -367,6 +367,20 @@ pub(crate) type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Se
 /// An exec session's output: the command's stdout and stderr, then its exit.
 pub(crate) type ExecOutput = BoxStream<api::ExecResponse>;
 
+/// When an exec session's command starts: once the caller is admitted and the pod's node
+/// found, either at once or when its output is first read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CommandStart {
+    /// Before the call returns, so that failing to start is the call's error (gRPC).
+    AtOnce,
+    /// At the output's first read, a failure to start being the output's first item. A
+    /// WebSocket or SPDY upgrade reads it once the client has the 101 answer: client-go
+    /// registers its streams after the upgrade, and drops frames that arrive before, so
+    /// the command must not be running (and writing) before then, as it is not in
+    /// Kubernetes, where the API server upgrades first and then dials the kubelet.
+    OnFirstRead,
+}
+
 /// A port-forward session's output: the bytes the pod's port sent, ending when the pod's
 /// side closed (an `Err` when the connection could not be made or broke).
 pub(crate) type PortForwardOutput = BoxStream<bytes::Bytes>;
@@ -477,6 +491,10 @@ impl<S: KvStore> ResourcesService<S> {
     /// finds the pod's container and node, and opens the agent's exec stream, fed with
     /// `input`. The answer is the command's output, then its exit. Audited as a call.
     ///
+    /// `opens` says when the agent's stream is opened (and the command started): at once,
+    /// so that its failure is the call's, or at the output's first read (see
+    /// [`CommandStart`]).
+    ///
     /// The future is boxed as `Send` here, where its lifetimes are known: the gRPC
     /// trait method awaiting it could not prove that otherwise.
     pub(crate) fn exec_session<I>(
@@ -484,11 +502,12 @@ impl<S: KvStore> ResourcesService<S> {
         request: Request<()>,
         start: api::ExecStart,
         input: I,
+        opens: CommandStart,
     ) -> Pin<Box<dyn std::future::Future<Output = Result<ExecOutput, Status>> + Send + '_>>
     where
         I: Stream<Item = api::ExecRequest> + Send + 'static,
     {
-        Box::pin(self.exec_session_inner(request, start, input))
+        Box::pin(self.exec_session_inner(request, start, input, opens))
     }
 
     async fn exec_session_inner<I>(
@@ -496,6 +515,7 @@ impl<S: KvStore> ResourcesService<S> {
         request: Request<()>,
         start: api::ExecStart,
         input: I,
+        opens: CommandStart,
     ) -> Result<ExecOutput, Status>
     where
         I: Stream<Item = api::ExecRequest> + Send + 'static,
@@ -531,22 +551,33 @@ impl<S: KvStore> ResourcesService<S> {
                 stdin: start.stdin,
                 tty: start.tty,
             };
-            let output = pod_exec::open(
-                &target.node,
-                &endpoint,
-                self.agent_tls.as_ref(),
-                agent_start,
-                input,
-            )
-            .await?;
+            let tls = self.agent_tls.clone();
+            let open = async move {
+                pod_exec::open(&target.node, &endpoint, tls.as_ref(), agent_start, input).await
+            };
             // Dropping this stream (the client went away) drops the agent's, which ends
             // the command.
-            let stream = output.map(|message| {
-                message.map_err(|status| {
-                    pod_logs::agent_status(Status::new(status.code(), status.message()))
+            let relayed = |output: tonic::Streaming<api::ExecResponse>| {
+                output.map(|message| {
+                    message.map_err(|status| {
+                        pod_logs::agent_status(Status::new(status.code(), status.message()))
+                    })
                 })
-            });
-            Ok(Box::pin(stream) as BoxStream<api::ExecResponse>)
+            };
+            Ok(match opens {
+                CommandStart::AtOnce => Box::pin(relayed(open.await?)) as ExecOutput,
+                CommandStart::OnFirstRead => {
+                    Box::pin(futures::stream::once(open).flat_map(move |opened| {
+                        match opened {
+                            Ok(output) => relayed(output).left_stream(),
+                            Err(status) => {
+                                futures::stream::once(futures::future::ready(Err(status)))
+                                    .right_stream()
+                            }
+                        }
+                    })) as ExecOutput
+                }
+            })
         }
         .await;
         audit.finish(result).await
@@ -1429,7 +1460,12 @@ impl<S: KvStore> Resources for ResourcesService<S> {
         };
         let request = Request::from_parts(metadata, extensions, ());
         let output = self
-            .exec_session(request, start, later_messages(inbound))
+            .exec_session(
+                request,
+                start,
+                later_messages(inbound),
+                CommandStart::AtOnce,
+            )
             .await?;
         Ok(Response::new(output))
     }

@@ -42,7 +42,7 @@ use super::exec_spdy;
 use super::route::ResourcePath;
 use super::spdy::upgrade;
 use super::{Body, Peer};
-use crate::service::ResourcesService;
+use crate::service::{CommandStart, ResourcesService};
 use crate::store::KvStore;
 
 /// The channel protocols served, best first.
@@ -231,7 +231,9 @@ async fn serve<S: KvStore>(
                 stdin: call.flag("stdin"),
                 tty: call.flag("tty"),
             };
-            service.exec_session(call.grpc(()), start, input_rx).await
+            service
+                .exec_session(call.grpc(()), start, input_rx, CommandStart::OnFirstRead)
+                .await
         }
         Session::Attach => {
             let start = api::AttachStart {

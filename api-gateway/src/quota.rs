@@ -118,16 +118,10 @@ impl<S: KvStore> Registry<S> {
         // store linearizably.
         let request = RangeRequest::new(KeyRange::prefix(prefix));
         let quotas = match consistency {
-            ReadConsistency::Serializable => self.range_page(request, consistency).await?.kvs,
-            ReadConsistency::Linearizable => self
-                .store()
-                .range(request, consistency)
-                .await?
-                .kvs
-                .into_iter()
-                .map(std::sync::Arc::new)
-                .collect(),
-        };
+            ReadConsistency::Serializable => self.range_page(request, consistency).await?,
+            ReadConsistency::Linearizable => self.store_page(request, consistency).await?,
+        }
+        .kvs;
         let mut plan = Plan::default();
         let mut exceeded = Vec::new();
         for kv in &quotas {

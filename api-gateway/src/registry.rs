@@ -1311,6 +1311,15 @@ impl<S: KvStore> Registry<S> {
                 }
             }
         }
+        self.store_page(request, consistency).await
+    }
+
+    /// One page of keys from the store itself, in the watch cache's shape.
+    pub(crate) async fn store_page(
+        &self,
+        request: RangeRequest,
+        consistency: ReadConsistency,
+    ) -> Result<CachedRange, RegistryError> {
         let response = self.store.range(request, consistency).await?;
         Ok(CachedRange {
             kvs: response.kvs.into_iter().map(Arc::new).collect(),

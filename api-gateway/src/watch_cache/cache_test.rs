@@ -485,8 +485,18 @@ async fn a_watcher_reads_each_live_batch_once_in_order_and_only_its_range() {
     assert_eq!(got, vec![101, 103, 104]);
 }
 
-fn parse(yaml: &str) -> Object {
-    parse_object(yaml, "test").unwrap()
+/// Creates the object `yaml` describes through `r`.
+async fn create(r: &Registry<MemKv>, yaml: &str) -> Object {
+    r.create(parse_object(yaml, "test").unwrap(), false)
+        .await
+        .unwrap()
+}
+
+/// A pod named `name` in namespace `ns`.
+fn pod_in(name: &str, ns: &str) -> Object {
+    let mut created = pod(name, "");
+    created.metadata_mut().namespace = ns.to_owned();
+    created
 }
 
 #[tokio::test]
@@ -494,22 +504,18 @@ async fn admission_reads_what_a_create_checks_from_the_cache() {
     let store = Arc::new(MemKv::new().unwrap());
     let cache = loaded(&store, WatchCacheConfig::default()).await;
     let r = Registry::new(store.clone()).with_watch_cache(cache.clone());
-    r.create(
-        parse("apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n"),
-        false,
+    create(
+        &r,
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n",
     )
-    .await
-    .unwrap();
-    r.create(
-        parse("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default, namespace: team}\n"),
-        false,
+    .await;
+    create(
+        &r,
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default, namespace: team}\n",
     )
-    .await
-    .unwrap();
+    .await;
     let before = cache.stats();
-    let mut created = pod("p", "");
-    created.metadata_mut().namespace = "team".to_owned();
-    r.create(created, false).await.unwrap();
+    r.create(pod_in("p", "team"), false).await.unwrap();
     let after = cache.stats();
     // The namespace, its LimitRanges, the pod's ServiceAccount and the namespace's quotas:
     // four reads of memory, none of the store.
@@ -530,25 +536,19 @@ async fn a_quota_or_limit_range_written_through_a_master_binds_its_next_create()
     // cache may not have applied the write yet, and admission must still see it.
     for i in 0..20 {
         let ns = format!("team{i}");
-        r.create(
-            parse(&format!(
-                "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"
-            )),
-            false,
+        create(
+            &r,
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"),
         )
-        .await
-        .unwrap();
-        r.create(
-            parse(&format!(
+        .await;
+        create(
+            &r,
+            &format!(
                 "apiVersion: v1\nkind: LimitRange\nmetadata: {{name: l, namespace: {ns}}}\nspec:\n  limits:\n  - type: Container\n    default: {{cpu: 300m}}\n"
-            )),
-            false,
+            ),
         )
-        .await
-        .unwrap();
-        let mut first = pod("defaulted", "");
-        first.metadata_mut().namespace = ns.clone();
-        let Object::Pod(first) = r.create(first, false).await.unwrap() else {
+        .await;
+        let Object::Pod(first) = r.create(pod_in("defaulted", &ns), false).await.unwrap() else {
             panic!("not a pod")
         };
         let limits = &first.spec.as_ref().unwrap().containers[0]
@@ -562,17 +562,14 @@ async fn a_quota_or_limit_range_written_through_a_master_binds_its_next_create()
             "round {i}"
         );
 
-        r.create(
-            parse(&format!(
+        create(
+            &r,
+            &format!(
                 "apiVersion: v1\nkind: ResourceQuota\nmetadata: {{name: q, namespace: {ns}}}\nspec:\n  hard: {{pods: '1'}}\n"
-            )),
-            false,
+            ),
         )
-        .await
-        .unwrap();
-        let mut refused = pod("over", "");
-        refused.metadata_mut().namespace = ns.clone();
-        let e = r.create(refused, false).await.unwrap_err();
+        .await;
+        let e = r.create(pod_in("over", &ns), false).await.unwrap_err();
         assert!(
             e.to_string().contains("exceeded quota: q"),
             "round {i}: {e}"

@@ -126,8 +126,8 @@ pub use runtime::{
     Outcome, RevisionChanges, RuntimeConfig, RuntimeError, RuntimeStatus, RuntimeThread, Snapshot,
 };
 pub use scheduler::{
-    schedule_pending, schedule_pending_assuming, schedule_pod, schedule_pods_assuming, Assumed,
-    DEFAULT_SCHEDULER, UNSCHEDULABLE_RETRY,
+    pending_in_queue_order, schedule_pending, schedule_pending_assuming, schedule_pod,
+    schedule_pods_assuming, Assumed, DEFAULT_SCHEDULER, PODS_PER_PASS, UNSCHEDULABLE_RETRY,
 };
 pub use scheduling_queue::{PodName, SchedulingPass, SchedulingQueue};
 pub use service_account::reconcile as reconcile_service_accounts;

@@ -55,6 +55,12 @@ pub const DEFAULT_SCHEDULER: &str = "default-scheduler";
 /// How long an unschedulable pod waits before it is tried again with nothing changed.
 pub const UNSCHEDULABLE_RETRY: Duration = Duration::from_secs(60);
 
+/// At most this many pods are placed by one pass. A pass first counts every bound pod on
+/// its node, so passes are large to spread that cost; the cap bounds what one pass holds
+/// until its Bindings and events are written (a pass over 150,000 pending pods held
+/// 300,000 actions, each an object's size) and keeps each pass's view of the nodes fresh.
+pub const PODS_PER_PASS: usize = 16_384;
+
 /// Requests assumed for scoring a pod that requests nothing (as kube-scheduler does), so
 /// such pods still spread by load.
 const NONZERO_CPU_MILLIS: i64 = 100;
@@ -139,6 +145,10 @@ impl Assumed {
                     && pod.spec.as_ref().is_some_and(|s| s.node_name.is_empty())
             })
         });
+        // A burst's table is given back once its pods are seen bound.
+        if self.pods.capacity() > 4 * self.pods.len() + 1024 {
+            self.pods.shrink_to_fit();
+        }
     }
 
     /// Pods assumed.
@@ -185,21 +195,41 @@ pub fn schedule_pods_assuming<'a>(
     if pending.is_empty() {
         return (Reconciled::nothing(), Vec::new());
     }
-    pending.sort_by(|a, b| {
-        let prio = |p: &v1::Pod| p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
-        let (ma, mb) = (pods::meta(a), pods::meta(b));
-        prio(b)
-            .cmp(&prio(a))
-            .then_with(|| ma.creation_timestamp.cmp(&mb.creation_timestamp))
-            .then_with(|| ma.namespace.cmp(&mb.namespace))
-            .then_with(|| ma.name.cmp(&mb.name))
-    });
+    pending.sort_by(|a, b| queue_order(a, b));
     let mut pass = Pass::new(cache, seed);
     pass.count_assumed(cache, assumed);
     for pod in pending {
         pass.schedule(pod);
     }
     pass.finish()
+}
+
+/// The order pods are placed in: higher priority first, then the oldest.
+fn queue_order(a: &v1::Pod, b: &v1::Pod) -> std::cmp::Ordering {
+    let prio = |p: &v1::Pod| p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
+    let (ma, mb) = (pods::meta(a), pods::meta(b));
+    prio(b)
+        .cmp(&prio(a))
+        .then_with(|| ma.creation_timestamp.cmp(&mb.creation_timestamp))
+        .then_with(|| ma.namespace.cmp(&mb.namespace))
+        .then_with(|| ma.name.cmp(&mb.name))
+}
+
+/// Every pod waiting to be placed (pending, ours, not assumed bound), in the order a pass
+/// places them.
+pub fn pending_in_queue_order(cache: &Cache, assumed: &Assumed) -> Vec<PodName> {
+    let mut pending: Vec<&v1::Pod> = cache
+        .unscheduled_pods()
+        .filter(|p| wants_scheduling(p) && assumed.node_of(p).is_none())
+        .collect();
+    pending.sort_by(|a, b| queue_order(a, b));
+    pending
+        .into_iter()
+        .map(|p| {
+            let meta = pods::meta(p);
+            (meta.namespace.clone(), meta.name.clone())
+        })
+        .collect()
 }
 
 /// Whether the pod is pending, ours, alive and not yet bound.
@@ -450,11 +480,18 @@ impl<'a> Pass<'a> {
             .enumerate()
             .map(|(i, n)| (n.name, i))
             .collect();
-        for pod in cache.unscheduled_pods() {
-            let (Some(node), Some(spec)) = (assumed.node_of(pod), &pod.spec) else {
+        // The assumed pods are the few in flight; the pending ones may be many more.
+        for ((namespace, name), assumption) in &assumed.pods {
+            let Some(pod) = cache.pod(namespace, name) else {
                 continue;
             };
-            if let Some(&i) = index.get(node) {
+            let Some(spec) = &pod.spec else {
+                continue;
+            };
+            if pods::meta(pod).uid != assumption.uid || !spec.node_name.is_empty() {
+                continue;
+            }
+            if let Some(&i) = index.get(assumption.node.as_str()) {
                 let facts = PodFacts::new(pod, spec);
                 self.nodes[i].add(&facts);
             }

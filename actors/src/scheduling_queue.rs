@@ -14,6 +14,9 @@
 //! Without it every pass tried every pending pod: a thousand pods that fit nowhere cost a
 //! thousand failed placements and events on each pass, and each new pod brought a pass.
 //!
+//! A pass takes at most a given number of pods, the longest active first, so what one pass
+//! decides (and holds until its Bindings are written) stays bounded however many pods wait.
+//!
 //! Owns bookkeeping only: it reads the change it is given and nothing else, keeps no clock
 //! (callers pass `now`) and decides no placement.
 
@@ -45,6 +48,9 @@ pub enum SchedulingPass {
 #[derive(Debug, Default)]
 pub struct SchedulingQueue {
     active: HashSet<PodName>,
+    /// The active pods in the order they became active. An entry whose pod left `active`
+    /// since (taken, failed, gone) is skipped when it reaches the front.
+    active_order: VecDeque<PodName>,
     unschedulable: HashMap<PodName, Timestamp>,
     /// The unschedulable pods in the order they failed, so a pass finds those whose wait
     /// is over without looking at the others. An entry whose pod left the pool, or
@@ -82,7 +88,7 @@ impl SchedulingQueue {
                     return None;
                 }
                 self.unschedulable.remove(&name);
-                self.active.insert(name);
+                self.activate(name);
                 Some(SchedulingPass::Changes)
             }
             new => {
@@ -102,7 +108,59 @@ impl SchedulingQueue {
     /// unschedulable pod that has waited [`UNSCHEDULABLE_RETRY`] by `now`. They leave the
     /// queue; those that fit no node again come back through [`SchedulingQueue::failed`].
     pub fn take(&mut self, now: Timestamp) -> Vec<PodName> {
-        let mut names: Vec<PodName> = self.active.drain().collect();
+        self.take_up_to(now, usize::MAX)
+    }
+
+    /// As [`SchedulingQueue::take`], but at most `limit` pods: the unschedulable ones whose
+    /// wait is over join the active ones, and those active longest go first. The rest stay
+    /// active for the next pass.
+    pub fn take_up_to(&mut self, now: Timestamp, limit: usize) -> Vec<PodName> {
+        self.activate_retries(now);
+        let mut names = Vec::new();
+        while names.len() < limit {
+            let Some(name) = self.active_order.pop_front() else {
+                break;
+            };
+            if self.active.remove(&name) {
+                names.push(name);
+            }
+        }
+        if self.active.is_empty() {
+            self.active_order.clear();
+        }
+        names
+    }
+
+    /// Makes every pod of `names` active (in that order), as a pass over every pending pod
+    /// needs: a pod already active keeps its place.
+    pub fn activate_all(&mut self, names: impl IntoIterator<Item = PodName>) {
+        for name in names {
+            self.unschedulable.remove(&name);
+            self.activate(name);
+        }
+    }
+
+    /// Pods waiting for a pass.
+    pub fn active_len(&self) -> usize {
+        self.active.len()
+    }
+
+    fn activate(&mut self, name: PodName) {
+        if self.active.insert(name.clone()) {
+            self.active_order.push_back(name);
+        }
+        // Entries of pods that left `active` pile up only under churn; drop them once they
+        // outnumber the live ones.
+        if self.active_order.len() > 2 * self.active.len() + 64 {
+            let mut seen = HashSet::with_capacity(self.active.len());
+            let active = &self.active;
+            self.active_order
+                .retain(|n| active.contains(n) && seen.insert(n.clone()));
+        }
+    }
+
+    /// The unschedulable pods whose wait is over by `now` become active.
+    fn activate_retries(&mut self, now: Timestamp) {
         while let Some((since, _)) = self.retry_order.front() {
             if waited(*since, now) < UNSCHEDULABLE_RETRY {
                 break;
@@ -112,10 +170,9 @@ impl SchedulingQueue {
             };
             if self.unschedulable.get(&name) == Some(&since) {
                 self.unschedulable.remove(&name);
-                names.push(name);
+                self.activate(name);
             }
         }
-        names
     }
 
     /// Empties the queue for a [`SchedulingPass::Everything`] pass, which tries every
@@ -137,7 +194,7 @@ impl SchedulingQueue {
     pub fn retry(&mut self, namespace: &str, name: &str) {
         let name = (namespace.to_owned(), name.to_owned());
         self.unschedulable.remove(&name);
-        self.active.insert(name);
+        self.activate(name);
     }
 
     /// How long until the first unschedulable pod's wait is over (`None`: none waits).
@@ -159,6 +216,7 @@ impl SchedulingQueue {
     /// Forgets everything (a new term starts from the cache alone).
     pub fn clear(&mut self) {
         self.active.clear();
+        self.active_order.clear();
         self.unschedulable.clear();
         self.retry_order.clear();
     }

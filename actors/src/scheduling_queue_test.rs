@@ -180,3 +180,70 @@ fn a_pod_that_failed_again_waits_from_its_last_failure() {
     assert_eq!(queue.take(at(90)), vec![name("web")]);
     assert_eq!(queue.next_retry(at(90)), None);
 }
+
+/// A queue in which pods `names` were created in that order.
+fn with_created(names: &[&str]) -> SchedulingQueue {
+    let mut queue = SchedulingQueue::default();
+    for n in names {
+        let created = pod("default", n).build();
+        assert_eq!(
+            queue.observe(&change(None, Some(created))),
+            Some(SchedulingPass::Changes)
+        );
+    }
+    queue
+}
+
+#[test]
+fn a_capped_pass_takes_the_pods_active_longest_and_leaves_the_rest_active() {
+    let mut queue = with_created(&["a", "b", "c", "d", "e"]);
+    assert_eq!(queue.take_up_to(at(0), 2), vec![name("a"), name("b")]);
+    assert_eq!(queue.active_len(), 3);
+    assert_eq!(queue.take_up_to(at(0), 2), vec![name("c"), name("d")]);
+    assert_eq!(queue.take_up_to(at(0), 2), vec![name("e")]);
+    assert_eq!(queue.active_len(), 0);
+    assert!(queue.take_up_to(at(0), 2).is_empty());
+}
+
+#[test]
+fn a_pod_that_left_the_queue_is_not_taken_and_a_returning_one_is_taken_once() {
+    let mut queue = with_created(&["a", "b", "c"]);
+    // `a` is deleted, `b` changes (still active: it keeps its place).
+    let a = pod("default", "a").build();
+    assert_eq!(queue.observe(&change(Some(a), None)), None);
+    let b = pod("default", "b").build();
+    let mut b2 = pod("default", "b").build_pod();
+    b2.metadata.get_or_insert_with(Default::default).labels =
+        [("tier".to_owned(), "web".to_owned())].into();
+    assert_eq!(
+        queue.observe(&change(Some(b), Some(Object::Pod(b2)))),
+        Some(SchedulingPass::Changes)
+    );
+    assert_eq!(queue.take_up_to(at(0), 10), vec![name("b"), name("c")]);
+    // `b`'s Binding failed: it is active again, once.
+    queue.retry("default", "b");
+    queue.retry("default", "b");
+    assert_eq!(queue.take_up_to(at(0), 10), vec![name("b")]);
+}
+
+#[test]
+fn unschedulable_pods_whose_wait_is_over_queue_behind_the_active_ones() {
+    let mut queue = with_unschedulable_web();
+    let api = pod("default", "api").build();
+    queue.observe(&change(None, Some(api)));
+    assert_eq!(queue.take_up_to(at(60), 1), vec![name("api")]);
+    assert_eq!(queue.active_len(), 1, "web waits for the next pass");
+    assert_eq!(queue.take_up_to(at(60), 1), vec![name("web")]);
+}
+
+#[test]
+fn activating_every_pending_pod_keeps_the_order_given_and_each_pod_once() {
+    let mut queue = with_created(&["b"]);
+    queue.activate_all([name("a"), name("b"), name("c")]);
+    assert_eq!(queue.active_len(), 3);
+    assert_eq!(
+        queue.take(at(0)),
+        vec![name("b"), name("a"), name("c")],
+        "b was active already and keeps its place"
+    );
+}

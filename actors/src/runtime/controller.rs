@@ -86,6 +86,9 @@ pub(crate) struct Lead {
     pub term: Option<u64>,
 }
 
+/// Room for pipelined actions kept once the pipeline is empty.
+const PIPELINE_KEPT: usize = 1024;
+
 /// The current time as controllers pass it to cores.
 pub(crate) fn wall_clock() -> Timestamp {
     let millis = SystemTime::now()
@@ -266,6 +269,10 @@ impl<R: Reconciler> Controller<R> {
                 move |(action, result), act, ctx| act.written(seq, epoch, action, result, ctx),
             ));
             self.writing.insert(seq, handle);
+        }
+        if self.pipeline.is_empty() && self.pipeline.capacity() > PIPELINE_KEPT {
+            // A burst's room is given back: an `Action` is an object's size.
+            self.pipeline.shrink_to(PIPELINE_KEPT);
         }
     }
 

@@ -26,6 +26,7 @@
 //! Owns no state of its own beyond configuration. It must not write.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rafter_proto::{Kind, Object, Selector};
 
@@ -42,11 +43,12 @@ use crate::runtime::controller::Reconciler;
 use crate::runtime::informer::Change;
 use crate::service_backends::selects;
 use crate::{
-    cluster_dns_key, collect_garbage, reconcile_claim, reconcile_cluster_dns, reconcile_cron_job,
-    reconcile_daemon_set, reconcile_deployment, reconcile_endpoint_slices, reconcile_endpoints,
-    reconcile_job, reconcile_mirrored_slices, reconcile_node, reconcile_pod_cidrs, reconcile_quota,
-    reconcile_replica_set, reconcile_service_lb, reconcile_volume, schedule_pods_assuming, Assumed,
-    ClusterCidr, JobBackoff, SchedulingPass, SchedulingQueue,
+    cluster_dns_key, collect_garbage, pending_in_queue_order, reconcile_claim,
+    reconcile_cluster_dns, reconcile_cron_job, reconcile_daemon_set, reconcile_deployment,
+    reconcile_endpoint_slices, reconcile_endpoints, reconcile_job, reconcile_mirrored_slices,
+    reconcile_node, reconcile_pod_cidrs, reconcile_quota, reconcile_replica_set,
+    reconcile_service_lb, reconcile_volume, schedule_pods_assuming, Assumed, ClusterCidr,
+    JobBackoff, SchedulingPass, SchedulingQueue, PODS_PER_PASS,
 };
 use rafter_proto::well_known::{ENDPOINT_SLICE_CONTROLLER, ENDPOINT_SLICE_MIRRORING_CONTROLLER};
 use rafter_proto::Timestamp;
@@ -472,10 +474,27 @@ impl Reconciler for PodCidrs {
 /// Bindings and events are carried out with many in flight while the next pass already
 /// places the pods that arrived meanwhile, counting the pods it bound but does not yet
 /// see bound ([`Assumed`]) on their nodes.
-#[derive(Default)]
 pub(crate) struct Scheduler {
     assumed: Assumed,
     queue: SchedulingQueue,
+    /// At most this many pods per pass ([`PODS_PER_PASS`]).
+    pods_per_pass: usize,
+}
+
+impl Default for Scheduler {
+    fn default() -> Scheduler {
+        Scheduler::with_pods_per_pass(PODS_PER_PASS)
+    }
+}
+
+impl Scheduler {
+    pub(crate) fn with_pods_per_pass(pods_per_pass: usize) -> Scheduler {
+        Scheduler {
+            assumed: Assumed::default(),
+            queue: SchedulingQueue::default(),
+            pods_per_pass: pods_per_pass.max(1),
+        }
+    }
 }
 
 impl Reconciler for Scheduler {
@@ -501,20 +520,21 @@ impl Reconciler for Scheduler {
         seed: u64,
     ) -> Reconciled {
         self.assumed.prune(cache);
-        let (mut reconciled, failed) = match key {
-            SchedulingPass::Everything => {
-                self.queue.take_everything();
-                schedule_pods_assuming(cache, &self.assumed, cache.unscheduled_pods(), seed)
-            }
-            SchedulingPass::Changes => {
-                let names = self.queue.take(now);
-                let pods = names.iter().filter_map(|(ns, name)| cache.pod(ns, name));
-                schedule_pods_assuming(cache, &self.assumed, pods, seed)
-            }
-        };
+        if *key == SchedulingPass::Everything {
+            self.queue.take_everything();
+            self.queue
+                .activate_all(pending_in_queue_order(cache, &self.assumed));
+        }
+        let names = self.queue.take_up_to(now, self.pods_per_pass);
+        let pods = names.iter().filter_map(|(ns, name)| cache.pod(ns, name));
+        let (mut reconciled, failed) = schedule_pods_assuming(cache, &self.assumed, pods, seed);
         self.queue.failed(failed, now);
         self.assumed.assume_binds(&reconciled.actions);
         reconciled.requeue_after = self.queue.next_retry(now);
+        if self.queue.active_len() > 0 {
+            // More pods wait than one pass takes: the next pass follows this one's writes.
+            reconciled.requeue_within(Duration::ZERO);
+        }
         reconciled
     }
 

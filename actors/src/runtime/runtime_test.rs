@@ -610,3 +610,49 @@ fn a_new_pod_costs_one_placement_while_the_unschedulable_pods_wait() {
     let third = scheduler.reconcile(&cache, &SchedulingPass::Changes, retry, 3);
     assert_eq!(failed(&third), 50, "after their wait they are tried again");
 }
+
+#[test]
+fn a_pass_places_at_most_its_cap_and_the_next_passes_place_the_rest() {
+    let cap = 300;
+    let total = cap + 100;
+    let mut objects: Vec<Object> = (0..total)
+        .map(|i| {
+            pod("default", &format!("p-{i:05}"))
+                .requests("10m", "1Mi")
+                .build()
+        })
+        .collect();
+    objects.extend((0..50).map(|i| {
+        node(&format!("n-{i}"))
+            .allocatable("64", "256Gi", "110")
+            .build()
+    }));
+    let cache = crate::cache::Cache::from_objects(objects);
+    let now = controller::wall_clock();
+    let mut scheduler = Scheduler::with_pods_per_pass(cap);
+    let binds = |r: &crate::action::Reconciled| -> Vec<String> {
+        r.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Bind { name, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+
+    let first = scheduler.reconcile(&cache, &SchedulingPass::Everything, now, 1);
+    let mut bound = binds(&first);
+    assert_eq!(bound.len(), cap);
+    assert_eq!(
+        first.requeue_after,
+        Some(Duration::ZERO),
+        "pods are left: the next pass follows at once"
+    );
+    // The cache does not show the Bindings yet: the next pass places only the others.
+    let second = scheduler.reconcile(&cache, &SchedulingPass::Changes, now, 2);
+    bound.extend(binds(&second));
+    assert_eq!(second.requeue_after, None, "nothing is left");
+    bound.sort();
+    bound.dedup();
+    assert_eq!(bound.len(), total, "every pod placed once");
+}

@@ -38,8 +38,9 @@ const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct PodRefs {
     node: String,
-    /// (kind, name) in the pod's namespace.
-    references: BTreeSet<(Kind, String)>,
+    /// (kind, name) in the pod's namespace, sorted, each once. A slice, not a set: a pod
+    /// references a few objects, and the graph holds one of these per pod bound.
+    references: Box<[(Kind, String)]>,
 }
 
 /// Pods by node, with what they reference, and claims with their volumes.
@@ -151,21 +152,24 @@ impl NodeGraph {
                             .is_some_and(|volume| volume == name)
                 });
             }
-            key.0 == namespace && refs.references.contains(&(kind, name.to_owned()))
+            key.0 == namespace
+                && refs
+                    .references
+                    .iter()
+                    .any(|(k, referenced)| *k == kind && referenced == name)
         })
     }
 }
 
 /// The node of `pod` and the objects it references in its namespace.
 fn pod_refs(pod: &Pod) -> PodRefs {
-    let mut refs = PodRefs::default();
     let Some(spec) = &pod.spec else {
-        return refs;
+        return PodRefs::default();
     };
-    refs.node = spec.node_name.clone();
+    let mut references = Vec::new();
     let mut add = |kind: Kind, name: &str| {
         if !name.is_empty() {
-            refs.references.insert((kind, name.to_owned()));
+            references.push((kind, name.to_owned()));
         }
     };
     add(
@@ -210,7 +214,12 @@ fn pod_refs(pod: &Pod) -> PodRefs {
             }
         }
     }
-    refs
+    references.sort_unstable();
+    references.dedup();
+    PodRefs {
+        node: spec.node_name.clone(),
+        references: references.into_boxed_slice(),
+    }
 }
 
 /// The Node authorizer over a shared, replaceable [`NodeGraph`].

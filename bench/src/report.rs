@@ -56,6 +56,10 @@ impl Machine {
         };
         let allocator = if cfg!(feature = "mimalloc") {
             "mimalloc (--features mimalloc)"
+        } else if cfg!(feature = "jemalloc-profiling") {
+            "jemalloc with its heap profiler (--features jemalloc-profiling)"
+        } else if cfg!(feature = "jemalloc") {
+            "jemalloc (the default)"
         } else {
             "the system's (glibc malloc)"
         };

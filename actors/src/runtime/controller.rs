@@ -62,6 +62,12 @@ pub(crate) trait Reconciler: Unpin + Send + 'static {
         seed: u64,
     ) -> Reconciled;
 
+    /// The key reconciled again when a reconcile of `key` asks for it
+    /// (`Reconciled::requeue_after`): `key` itself unless the reconciler says otherwise.
+    fn requeue_key(&self, key: &Self::Key) -> Self::Key {
+        key.clone()
+    }
+
     /// Whether this controller's writes are pipelined: each reconcile's actions join one
     /// queue carried out with a bounded number in flight, and the key is free for its
     /// next reconcile at once instead of waiting for its writes and the cache
@@ -218,7 +224,8 @@ impl<R: Reconciler> Controller<R> {
         };
         let instant = Instant::now();
         if let Some(after) = reconciled.requeue_after {
-            self.queue.add_after(key.clone(), after, instant);
+            self.queue
+                .add_after(self.reconciler.requeue_key(&key), after, instant);
         }
         let actions = self.events.filter(reconciled.actions, instant);
         let actions = self.budget.admit(actions, instant);

@@ -538,6 +538,13 @@ impl Reconciler for Scheduler {
         reconciled
     }
 
+    /// What a pass leaves (pods past its cap, unschedulable pods waiting for their retry)
+    /// is in the queue: the pass that follows takes from it, and a pass over every
+    /// pending pod is not repeated for it.
+    fn requeue_key(&self, _key: &SchedulingPass) -> SchedulingPass {
+        SchedulingPass::Changes
+    }
+
     fn pipelined(&self) -> bool {
         true
     }

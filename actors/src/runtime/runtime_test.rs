@@ -622,6 +622,12 @@ fn a_pass_places_at_most_its_cap_and_the_next_passes_place_the_rest() {
                 .build()
         })
         .collect();
+    // Five pods that fit no node, first in the queue's order (same age, names sort first).
+    objects.extend((0..5).map(|i| {
+        pod("default", &format!("a-big-{i}"))
+            .requests("100", "1Gi")
+            .build()
+    }));
     objects.extend((0..50).map(|i| {
         node(&format!("n-{i}"))
             .allocatable("64", "256Gi", "110")
@@ -630,6 +636,12 @@ fn a_pass_places_at_most_its_cap_and_the_next_passes_place_the_rest() {
     let cache = crate::cache::Cache::from_objects(objects);
     let now = controller::wall_clock();
     let mut scheduler = Scheduler::with_pods_per_pass(cap);
+    let failed = |r: &crate::action::Reconciled| {
+        r.actions
+            .iter()
+            .filter(|a| matches!(a, Action::RecordEvent(e) if e.reason == "FailedScheduling"))
+            .count()
+    };
     let binds = |r: &crate::action::Reconciled| -> Vec<String> {
         r.actions
             .iter()
@@ -642,16 +654,31 @@ fn a_pass_places_at_most_its_cap_and_the_next_passes_place_the_rest() {
 
     let first = scheduler.reconcile(&cache, &SchedulingPass::Everything, now, 1);
     let mut bound = binds(&first);
-    assert_eq!(bound.len(), cap);
+    assert_eq!(bound.len(), cap - 5);
+    assert_eq!(failed(&first), 5);
     assert_eq!(
         first.requeue_after,
         Some(Duration::ZERO),
         "pods are left: the next pass follows at once"
     );
+    assert_eq!(
+        scheduler.requeue_key(&SchedulingPass::Everything),
+        SchedulingPass::Changes,
+        "what is left is in the queue: no second pass over every pending pod"
+    );
     // The cache does not show the Bindings yet: the next pass places only the others.
     let second = scheduler.reconcile(&cache, &SchedulingPass::Changes, now, 2);
     bound.extend(binds(&second));
-    assert_eq!(second.requeue_after, None, "nothing is left");
+    assert_eq!(
+        failed(&second),
+        0,
+        "the pods that fit nowhere wait for their retry"
+    );
+    assert_eq!(
+        second.requeue_after,
+        Some(crate::UNSCHEDULABLE_RETRY),
+        "only the retry is left"
+    );
     bound.sort();
     bound.dedup();
     assert_eq!(bound.len(), total, "every pod placed once");

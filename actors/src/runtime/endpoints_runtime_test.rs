@@ -186,9 +186,11 @@ async fn user_endpoints_of_a_service_without_a_selector_are_left_alone_and_mirro
         }],
         ..Default::default()
     }));
-    // A pod that would match, were there a selector.
+    // A pod that would match, were there a selector (running, so bound: a pending one
+    // would bring the scheduler's FailedScheduling event, a write of its own).
     let mut p = pod("default", "web-0")
         .label("app", "web")
+        .node("n1")
         .serving("10.244.1.5", true)
         .build();
     p.metadata_mut().uid.clear();

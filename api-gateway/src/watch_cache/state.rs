@@ -6,27 +6,24 @@
 //! the feed (`feed.rs`) fills it and the cache handle (`mod.rs`) locks it.
 //!
 //! ```text
-//!   store revisions ──► apply ──► objects (persistent set of latest KeyValues, by key)
+//!   store revisions ──► apply ──► objects (persistent map, key → latest KeyValue)
 //!                          └────► ring: (base, revision] of changes, byte-bounded
 //!   range(req) ── revision 0 or `revision` ──► objects
 //!              └─ an older revision ─────────► a kept snapshot, or not servable
 //! ```
 
-use std::borrow::Borrow;
-use std::cmp::Ordering;
 use std::collections::VecDeque;
-use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 use std::time::Instant;
 
-use imbl::OrdSet;
+use imbl::OrdMap;
 use raft_store::kv::{EventKind, KeyRange, KeyValue, RangeRequest, RevisionEvents};
 
 use super::event::{CachedEvent, CachedRevision};
 
-/// Accounted per key held, on top of its key and value bytes: the set's node share, the
+/// Accounted per key held, on top of its key and value bytes: the map's node share, the
 /// `Arc` and the record's own fields.
 const ENTRY_OVERHEAD: usize = 128;
 
@@ -53,46 +50,15 @@ pub(crate) struct CachedRange {
     pub(crate) revision: u64,
 }
 
-/// One held key: the store's record, ordered and looked up by its key, so the key's bytes
-/// are held once (in the record) rather than again as a map key.
-#[derive(Debug, Clone)]
-struct HeldKey(Arc<KeyValue>);
-
-impl Borrow<[u8]> for HeldKey {
-    fn borrow(&self) -> &[u8] {
-        &self.0.key
-    }
-}
-
-impl PartialEq for HeldKey {
-    fn eq(&self, other: &HeldKey) -> bool {
-        self.0.key == other.0.key
-    }
-}
-
-impl Eq for HeldKey {}
-
-impl PartialOrd for HeldKey {
-    fn partial_cmp(&self, other: &HeldKey) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for HeldKey {
-    fn cmp(&self, other: &HeldKey) -> Ordering {
-        self.0.key.cmp(&other.0.key)
-    }
-}
-
 struct Snapshot {
     revision: u64,
-    objects: OrdSet<HeldKey>,
+    objects: OrdMap<Vec<u8>, Arc<KeyValue>>,
     taken: Instant,
 }
 
 /// The cached key space at one revision, and the changes that led there.
 pub(crate) struct CacheState {
-    objects: OrdSet<HeldKey>,
+    objects: OrdMap<Vec<u8>, Arc<KeyValue>>,
     object_bytes: usize,
     revision: u64,
     /// Every change of a cached key after `base`, up to `revision`, one entry per revision
@@ -138,7 +104,7 @@ impl CacheState {
     /// start from `revision + 1` on.
     pub(crate) fn loaded(kvs: Vec<KeyValue>, revision: u64, ring_budget: usize) -> CacheState {
         let mut state = CacheState {
-            objects: OrdSet::new(),
+            objects: OrdMap::new(),
             object_bytes: 0,
             revision,
             ring: VecDeque::new(),
@@ -161,7 +127,7 @@ impl CacheState {
                 continue;
             }
             self.object_bytes += kv_size(&kv);
-            self.objects.insert(HeldKey(Arc::new(kv)));
+            self.objects.insert(kv.key.clone(), Arc::new(kv));
         }
     }
 
@@ -189,12 +155,12 @@ impl CacheState {
         }
         for event in &events {
             let kv = event.kv();
-            if let Some(old) = self.objects.remove(kv.key.as_slice()) {
-                self.object_bytes -= kv_size(&old.0);
+            if let Some(old) = self.objects.remove(&kv.key) {
+                self.object_bytes -= kv_size(&old);
             }
             if event.kind() == EventKind::Put {
                 self.object_bytes += kv_size(kv);
-                self.objects.insert(HeldKey(event.kv_shared()));
+                self.objects.insert(kv.key.clone(), event.kv_shared());
             }
         }
         let cached = Arc::new(CachedRevision::new(changes.revision, events));
@@ -244,15 +210,13 @@ impl CacheState {
                 revision: self.revision,
             });
         }
-        let read = |objects: &OrdSet<HeldKey>, revision: u64| {
+        let read = |objects: &OrdMap<Vec<u8>, Arc<KeyValue>>, revision: u64| {
             let mut kvs = Vec::new();
             let mut count = 0u64;
-            let bounds: (Bound<&[u8]>, Bound<&[u8]>) =
-                (Bound::Included(&start), Bound::Excluded(&end));
-            for held in objects.range::<_, [u8]>(bounds) {
+            for (_, kv) in objects.range(start.clone()..end.clone()) {
                 count += 1;
                 if request.limit == 0 || (kvs.len() as u64) < request.limit {
-                    kvs.push(held.0.clone());
+                    kvs.push(kv.clone());
                 }
             }
             let more = count > kvs.len() as u64;

@@ -100,6 +100,14 @@ struct Assumption {
     node: String,
 }
 
+impl Assumption {
+    /// Whether `pod` (the cached pod of the assumed name) is still the one assumed and
+    /// still shows no node: the Binding is not yet seen.
+    fn still_pending(&self, pod: &v1::Pod) -> bool {
+        pods::meta(pod).uid == self.uid && pod.spec.as_ref().is_some_and(|s| s.node_name.is_empty())
+    }
+}
+
 /// Pods whose Binding is written (or being written) but not yet seen in the cache, like
 /// kube-scheduler's assumed pods: a pass counts them on their node and does not place
 /// them again, so binds need not be finished before the next pass. An assumption ends
@@ -140,10 +148,9 @@ impl Assumed {
     /// Forgets every pod whose fate the cache now shows: bound, deleted or replaced.
     pub fn prune(&mut self, cache: &Cache) {
         self.pods.retain(|(namespace, name), assumed| {
-            cache.pod(namespace, name).is_some_and(|pod| {
-                pods::meta(pod).uid == assumed.uid
-                    && pod.spec.as_ref().is_some_and(|s| s.node_name.is_empty())
-            })
+            cache
+                .pod(namespace, name)
+                .is_some_and(|pod| assumed.still_pending(pod))
         });
         // A burst's table is given back once its pods are seen bound.
         if self.pods.capacity() > 4 * self.pods.len() + 1024 {
@@ -188,14 +195,10 @@ pub fn schedule_pods_assuming<'a>(
     pods: impl IntoIterator<Item = &'a v1::Pod>,
     seed: u64,
 ) -> (Reconciled, Vec<PodName>) {
-    let mut pending: Vec<&v1::Pod> = pods
-        .into_iter()
-        .filter(|p| wants_scheduling(p) && assumed.node_of(p).is_none())
-        .collect();
+    let pending = pending_in_order(pods, assumed);
     if pending.is_empty() {
         return (Reconciled::nothing(), Vec::new());
     }
-    pending.sort_by(|a, b| queue_order(a, b));
     let mut pass = Pass::new(cache, seed);
     pass.count_assumed(cache, assumed);
     for pod in pending {
@@ -204,26 +207,32 @@ pub fn schedule_pods_assuming<'a>(
     pass.finish()
 }
 
-/// The order pods are placed in: higher priority first, then the oldest.
-fn queue_order(a: &v1::Pod, b: &v1::Pod) -> std::cmp::Ordering {
-    let prio = |p: &v1::Pod| p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
-    let (ma, mb) = (pods::meta(a), pods::meta(b));
-    prio(b)
-        .cmp(&prio(a))
-        .then_with(|| ma.creation_timestamp.cmp(&mb.creation_timestamp))
-        .then_with(|| ma.namespace.cmp(&mb.namespace))
-        .then_with(|| ma.name.cmp(&mb.name))
+/// Those of `pods` waiting to be placed (pending, ours, not assumed bound), in the order
+/// a pass places them: higher priority first, then the oldest.
+fn pending_in_order<'a>(
+    pods: impl IntoIterator<Item = &'a v1::Pod>,
+    assumed: &Assumed,
+) -> Vec<&'a v1::Pod> {
+    let mut pending: Vec<&v1::Pod> = pods
+        .into_iter()
+        .filter(|p| wants_scheduling(p) && assumed.node_of(p).is_none())
+        .collect();
+    pending.sort_by(|a, b| {
+        let prio = |p: &v1::Pod| p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
+        let (ma, mb) = (pods::meta(a), pods::meta(b));
+        prio(b)
+            .cmp(&prio(a))
+            .then_with(|| ma.creation_timestamp.cmp(&mb.creation_timestamp))
+            .then_with(|| ma.namespace.cmp(&mb.namespace))
+            .then_with(|| ma.name.cmp(&mb.name))
+    });
+    pending
 }
 
 /// Every pod waiting to be placed (pending, ours, not assumed bound), in the order a pass
 /// places them.
 pub fn pending_in_queue_order(cache: &Cache, assumed: &Assumed) -> Vec<PodName> {
-    let mut pending: Vec<&v1::Pod> = cache
-        .unscheduled_pods()
-        .filter(|p| wants_scheduling(p) && assumed.node_of(p).is_none())
-        .collect();
-    pending.sort_by(|a, b| queue_order(a, b));
-    pending
+    pending_in_order(cache.unscheduled_pods(), assumed)
         .into_iter()
         .map(|p| {
             let meta = pods::meta(p);
@@ -485,12 +494,9 @@ impl<'a> Pass<'a> {
             let Some(pod) = cache.pod(namespace, name) else {
                 continue;
             };
-            let Some(spec) = &pod.spec else {
+            let Some(spec) = pod.spec.as_ref().filter(|_| assumption.still_pending(pod)) else {
                 continue;
             };
-            if pods::meta(pod).uid != assumption.uid || !spec.node_name.is_empty() {
-                continue;
-            }
             if let Some(&i) = index.get(assumption.node.as_str()) {
                 let facts = PodFacts::new(pod, spec);
                 self.nodes[i].add(&facts);

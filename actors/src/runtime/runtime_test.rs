@@ -89,6 +89,14 @@ impl Harness {
     }
 }
 
+/// The FailedScheduling events a scheduling pass records.
+fn failed_scheduling(r: &crate::action::Reconciled) -> usize {
+    r.actions
+        .iter()
+        .filter(|a| matches!(a, Action::RecordEvent(e) if e.reason == "FailedScheduling"))
+        .count()
+}
+
 /// Ready nodes whose agents renewed their Leases just now.
 fn nodes(cluster: &FakeCluster, count: usize) {
     let now = controller::wall_clock().unix_millis() / 1000;
@@ -566,16 +574,9 @@ fn a_new_pod_costs_one_placement_while_the_unschedulable_pods_wait() {
     objects.push(node("small").allocatable("1", "1Gi", "110").build());
     let now = controller::wall_clock();
     let mut scheduler = Scheduler::default();
-    let failed = |r: &crate::action::Reconciled| {
-        r.actions
-            .iter()
-            .filter(|a| matches!(a, Action::RecordEvent(e) if e.reason == "FailedScheduling"))
-            .count()
-    };
-
     let cache = crate::cache::Cache::from_objects(objects.clone());
     let first = scheduler.reconcile(&cache, &SchedulingPass::Everything, now, 1);
-    assert_eq!(failed(&first), 50);
+    assert_eq!(failed_scheduling(&first), 50);
     assert_eq!(first.requeue_after, Some(crate::UNSCHEDULABLE_RETRY));
 
     let web = pod("default", "web").requests("100m", "10Mi").build();
@@ -592,7 +593,7 @@ fn a_new_pod_costs_one_placement_while_the_unschedulable_pods_wait() {
     let later = Timestamp::from_unix_millis(now.unix_millis() + 1_000);
     let second = scheduler.reconcile(&cache, &SchedulingPass::Changes, later, 2);
     assert_eq!(
-        failed(&second),
+        failed_scheduling(&second),
         0,
         "the 50 that fit nowhere were not tried again"
     );
@@ -608,7 +609,11 @@ fn a_new_pod_costs_one_placement_while_the_unschedulable_pods_wait() {
 
     let retry = Timestamp::from_unix_millis(now.unix_millis() + 60_000);
     let third = scheduler.reconcile(&cache, &SchedulingPass::Changes, retry, 3);
-    assert_eq!(failed(&third), 50, "after their wait they are tried again");
+    assert_eq!(
+        failed_scheduling(&third),
+        50,
+        "after their wait they are tried again"
+    );
 }
 
 #[test]
@@ -636,12 +641,6 @@ fn a_pass_places_at_most_its_cap_and_the_next_passes_place_the_rest() {
     let cache = crate::cache::Cache::from_objects(objects);
     let now = controller::wall_clock();
     let mut scheduler = Scheduler::with_pods_per_pass(cap);
-    let failed = |r: &crate::action::Reconciled| {
-        r.actions
-            .iter()
-            .filter(|a| matches!(a, Action::RecordEvent(e) if e.reason == "FailedScheduling"))
-            .count()
-    };
     let binds = |r: &crate::action::Reconciled| -> Vec<String> {
         r.actions
             .iter()
@@ -655,7 +654,7 @@ fn a_pass_places_at_most_its_cap_and_the_next_passes_place_the_rest() {
     let first = scheduler.reconcile(&cache, &SchedulingPass::Everything, now, 1);
     let mut bound = binds(&first);
     assert_eq!(bound.len(), cap - 5);
-    assert_eq!(failed(&first), 5);
+    assert_eq!(failed_scheduling(&first), 5);
     assert_eq!(
         first.requeue_after,
         Some(Duration::ZERO),
@@ -670,7 +669,7 @@ fn a_pass_places_at_most_its_cap_and_the_next_passes_place_the_rest() {
     let second = scheduler.reconcile(&cache, &SchedulingPass::Changes, now, 2);
     bound.extend(binds(&second));
     assert_eq!(
-        failed(&second),
+        failed_scheduling(&second),
         0,
         "the pods that fit nowhere wait for their retry"
     );

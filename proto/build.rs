@@ -107,9 +107,75 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     config = config.file_descriptor_set_path(out_dir.join("rafter_descriptor.bin"));
     config.compile_protos(PROTOS, &["proto"])?;
+    use_string_maps(&out_dir.join("rafter.v1.rs"))?;
     println!("cargo:rerun-if-changed=src/json_renames.rs");
     for proto in PROTOS {
         println!("cargo:rerun-if-changed={proto}");
     }
+    Ok(())
+}
+
+/// The type prost generates for a `map<string, string>` field (with `btree_map`), and
+/// its arguments without whitespace.
+const GENERATED_STRING_MAP: &str = "::prost::alloc::collections::BTreeMap<";
+const STRING_MAP_ARGUMENTS: &str =
+    "::prost::alloc::string::String,::prost::alloc::string::String,>";
+
+/// Makes every `map<string, string>` field of the generated API kinds a
+/// `crate::StringMap` (one sorted vector instead of a B-tree, see `src/string_map.rs`),
+/// and has the messages holding one derive `Message` against the paths that encode it
+/// (`crate::string_map::prost`) and `Debug` from std (prost's own expects a B-tree).
+fn use_string_maps(file: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let text = std::fs::read_to_string(file)?;
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out: Vec<String> = Vec::with_capacity(lines.len());
+    // Where in `out` the derive line of the message being read is.
+    let mut derive_at: Option<usize> = None;
+    let mut messages_with_maps = Vec::new();
+    let mut replaced = 0;
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        if line.trim_start().starts_with("#[derive(") && line.contains("::prost::Message)]") {
+            derive_at = Some(out.len());
+        }
+        if let Some((head, rest)) = line.split_once(GENERATED_STRING_MAP) {
+            // The type's arguments, over as many lines as prettyplease wrapped it onto.
+            let mut arguments: String = rest.split_whitespace().collect();
+            let mut consumed = 1;
+            while !arguments.contains('>') && i + consumed < lines.len() {
+                arguments.extend(lines[i + consumed].split_whitespace());
+                consumed += 1;
+            }
+            let tail = arguments
+                .strip_prefix(STRING_MAP_ARGUMENTS)
+                .or_else(|| arguments.strip_prefix(&STRING_MAP_ARGUMENTS.replace(",>", ">")))
+                .ok_or_else(|| format!("unexpected map type in generated code: {line}"))?
+                .to_owned();
+            let Some(at) = derive_at else {
+                return Err(format!("map field outside a message: {line}").into());
+            };
+            if messages_with_maps.last() != Some(&at) {
+                messages_with_maps.push(at);
+            }
+            out.push(format!("{head}crate::StringMap{tail}"));
+            replaced += 1;
+            i += consumed;
+            continue;
+        }
+        out.push(line.to_owned());
+        i += 1;
+    }
+    if replaced == 0 {
+        return Err("no map<string, string> field found in the generated code".into());
+    }
+    for at in messages_with_maps.into_iter().rev() {
+        out.insert(
+            at + 1,
+            "#[prost(prost_path = \"crate::string_map::prost\")]\n#[prost(skip_debug)]\n#[derive(Debug)]"
+                .to_owned(),
+        );
+    }
+    std::fs::write(file, out.join("\n") + "\n")?;
     Ok(())
 }

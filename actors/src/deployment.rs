@@ -33,7 +33,7 @@
 //! status subresource), since the same reconcile may first `Update` its annotations.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use prost::Message;
@@ -514,7 +514,7 @@ impl Rollout<'_> {
         selector
             .match_labels
             .insert(POD_TEMPLATE_HASH_LABEL.to_owned(), hash);
-        let mut annotations = BTreeMap::new();
+        let mut annotations = rafter_proto::StringMap::new();
         annotations.insert(REVISION_ANNOTATION.to_owned(), next.to_string());
         let rs = v1::ReplicaSet {
             api_version: "apps/v1".to_owned(),

@@ -112,7 +112,7 @@ pub(crate) struct SliceTarget<'a> {
     /// The value of the managed-by label.
     pub manager: &'static str,
     /// Every label of the slices (the service-name and managed-by ones included).
-    pub labels: BTreeMap<String, String>,
+    pub labels: rafter_proto::StringMap,
     /// Their controller ownerReference.
     pub owner: v1::OwnerReference,
 }
@@ -217,10 +217,10 @@ pub(crate) fn managed_for<'a>(slice: &'a v1::EndpointSlice, manager: &str) -> Op
 
 /// `labels` plus the service-name and managed-by labels.
 pub(crate) fn slice_labels(
-    mut labels: BTreeMap<String, String>,
+    mut labels: rafter_proto::StringMap,
     service: &str,
     manager: &str,
-) -> BTreeMap<String, String> {
+) -> rafter_proto::StringMap {
     labels.insert(SERVICE_NAME_LABEL.to_owned(), service.to_owned());
     labels.insert(
         ENDPOINT_SLICE_MANAGED_BY_LABEL.to_owned(),

@@ -54,7 +54,7 @@ pub fn reconcile(cache: &Cache, key: &ObjectKey) -> Reconciled {
             namespace: &key.namespace,
             service: &key.name,
             manager: ENDPOINT_SLICE_MIRRORING_CONTROLLER,
-            labels: BTreeMap::new(),
+            labels: rafter_proto::StringMap::new(),
             owner: v1::OwnerReference::default(),
         };
         out.actions = sync_slices(cache, &target, BTreeMap::new());

@@ -121,7 +121,7 @@ pub fn reconcile(cache: &Cache, key: &ObjectKey) -> Reconciled {
 
 /// The Service's labels, plus the headless label for a headless Service, as the
 /// controllers' objects carry them.
-pub(crate) fn service_labels(meta: &ObjectMeta, headless: bool) -> BTreeMap<String, String> {
+pub(crate) fn service_labels(meta: &ObjectMeta, headless: bool) -> rafter_proto::StringMap {
     let mut labels = meta.labels.clone();
     if headless {
         labels.insert(HEADLESS_SERVICE_LABEL.to_owned(), String::new());

@@ -14,8 +14,6 @@
 //!   as integers and fail when either does not parse;
 //! - `matchFields` supports `metadata.name`, the only field Kubernetes supports.
 
-use std::collections::BTreeMap;
-
 use rafter_proto::v1::{
     self, NodeSelectorRequirement, NodeSelectorTerm, PodSpec, Taint, Toleration,
 };
@@ -94,11 +92,7 @@ fn requirement_matches(req: &NodeSelectorRequirement, value: Option<&String>) ->
 }
 
 /// Whether a node (its labels and name) satisfies one node selector term.
-pub fn term_matches(
-    term: &NodeSelectorTerm,
-    labels: &BTreeMap<String, String>,
-    name: &str,
-) -> bool {
+pub fn term_matches(term: &NodeSelectorTerm, labels: &rafter_proto::StringMap, name: &str) -> bool {
     if term.match_expressions.is_empty() && term.match_fields.is_empty() {
         return false;
     }
@@ -115,7 +109,7 @@ pub fn term_matches(
 /// Whether the node satisfies the pod's `nodeSelector` and required node affinity.
 pub fn matches_node_selector_and_affinity(
     spec: &PodSpec,
-    labels: &BTreeMap<String, String>,
+    labels: &rafter_proto::StringMap,
     name: &str,
 ) -> bool {
     if !spec
@@ -145,7 +139,7 @@ pub fn matches_node_selector_and_affinity(
 /// The sum of the weights of the pod's preferred node affinity terms the node matches.
 pub fn preferred_affinity_weight(
     spec: &PodSpec,
-    labels: &BTreeMap<String, String>,
+    labels: &rafter_proto::StringMap,
     name: &str,
 ) -> i64 {
     spec.affinity
@@ -165,8 +159,8 @@ pub fn preferred_affinity_weight(
 }
 
 /// A node's labels, name and taints, borrowed.
-pub fn node_parts(node: &v1::Node) -> (&BTreeMap<String, String>, &str, &[Taint]) {
-    static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+pub fn node_parts(node: &v1::Node) -> (&rafter_proto::StringMap, &str, &[Taint]) {
+    static EMPTY: rafter_proto::StringMap = rafter_proto::StringMap::new();
     let (labels, name) = node
         .metadata
         .as_ref()
@@ -218,7 +212,7 @@ mod tests {
 
     #[test]
     fn affinity_operators_follow_kubernetes() {
-        let mut labels = BTreeMap::new();
+        let mut labels = rafter_proto::StringMap::new();
         labels.insert("size".to_owned(), "Large".to_owned());
         labels.insert("cores".to_owned(), "8".to_owned());
         let table = [
@@ -247,7 +241,7 @@ mod tests {
 
     #[test]
     fn terms_are_ored_and_requirements_anded() {
-        let mut labels = BTreeMap::new();
+        let mut labels = rafter_proto::StringMap::new();
         labels.insert("size".to_owned(), "Large".to_owned());
         let spec = pod("d", "p")
             .required_terms(vec![
@@ -278,7 +272,7 @@ mod tests {
     fn match_fields_select_by_node_name() {
         let mut t = term(vec![]);
         t.match_fields = vec![req("metadata.name", "In", &["n2"])];
-        assert!(term_matches(&t, &BTreeMap::new(), "n2"));
-        assert!(!term_matches(&t, &BTreeMap::new(), "n1"));
+        assert!(term_matches(&t, &rafter_proto::StringMap::new(), "n2"));
+        assert!(!term_matches(&t, &rafter_proto::StringMap::new(), "n1"));
     }
 }

@@ -18,8 +18,6 @@
 //! the informer does not cache (`count/configmaps`, say) are left out of `status.used`,
 //! and the gateway counts them itself when it charges.
 
-use std::collections::BTreeMap;
-
 use rafter_proto::quota::{charge, count, counted_kind, sum};
 use rafter_proto::v1::ResourceQuotaStatus;
 use rafter_proto::{Object, Quantity};
@@ -38,7 +36,7 @@ pub fn reconcile(cache: &Cache, key: &ObjectKey) -> Reconciled {
     };
     let spec = quota.spec.clone().unwrap_or_default();
     let namespace = &key.namespace;
-    let mut used = BTreeMap::new();
+    let mut used = rafter_proto::StringMap::new();
     for resource in spec.hard.keys() {
         if let Some(q) = usage(cache, namespace, resource, &spec.scopes) {
             used.insert(resource.clone(), q.to_string());
@@ -88,7 +86,7 @@ mod tests {
         .unwrap()
     }
 
-    fn used(r: &Reconciled) -> BTreeMap<String, String> {
+    fn used(r: &Reconciled) -> rafter_proto::StringMap {
         r.actions
             .iter()
             .find_map(|a| match a {

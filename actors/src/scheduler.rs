@@ -255,7 +255,7 @@ pub(crate) fn wants_scheduling(pod: &v1::Pod) -> bool {
 /// What the scheduler knows about one node during a pass.
 struct NodeInfo<'a> {
     name: &'a str,
-    labels: &'a BTreeMap<String, String>,
+    labels: &'a rafter_proto::StringMap,
     taints: &'a [Taint],
     unschedulable: bool,
     ready: bool,

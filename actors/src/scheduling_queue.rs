@@ -20,7 +20,7 @@
 //! Owns bookkeeping only: it reads the change it is given and nothing else, keeps no clock
 //! (callers pass `now`) and decides no placement.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use rafter_proto::v1;
@@ -260,10 +260,10 @@ fn node_may_fit_more(old: Option<&v1::Node>, new: Option<&v1::Node>) -> bool {
     let Some(old) = old else {
         return true;
     };
-    fn labels(n: &v1::Node) -> Option<&BTreeMap<String, String>> {
+    fn labels(n: &v1::Node) -> Option<&rafter_proto::StringMap> {
         n.metadata.as_ref().map(|m| &m.labels)
     }
-    fn allocatable(n: &v1::Node) -> Option<&BTreeMap<String, String>> {
+    fn allocatable(n: &v1::Node) -> Option<&rafter_proto::StringMap> {
         n.status.as_ref().map(|s| &s.allocatable)
     }
     fn ready(n: &v1::Node) -> Option<&str> {

@@ -16,8 +16,6 @@
 //! Owns the selection and the port resolution. It must not decide how they are published
 //! (ready vs notReady addresses, slice conditions): that is each controller's core.
 
-use std::collections::BTreeMap;
-
 use rafter_proto::v1;
 use rafter_proto::{IntOrString, Kind, Object, Selector};
 
@@ -130,7 +128,7 @@ pub(crate) fn managed_service<'a>(
 
 /// Whether a Service with this selector map selects a pod with these labels (a Service
 /// without a selector selects nothing).
-pub(crate) fn selects(service: &v1::Service, labels: &BTreeMap<String, String>) -> bool {
+pub(crate) fn selects(service: &v1::Service, labels: &rafter_proto::StringMap) -> bool {
     service
         .spec
         .as_ref()

@@ -26,7 +26,7 @@ fn meta(ns: &str, name: &str) -> ObjectMeta {
 }
 
 pub fn container(cpu: &str, memory: &str) -> v1::Container {
-    let mut requests = std::collections::BTreeMap::new();
+    let mut requests = rafter_proto::StringMap::new();
     if !cpu.is_empty() {
         requests.insert("cpu".to_owned(), cpu.to_owned());
     }
@@ -247,7 +247,7 @@ pub struct NodeBuilder(v1::Node);
 
 /// A Ready node with 4 CPUs, 8Gi and 110 pods allocatable.
 pub fn node(name: &str) -> NodeBuilder {
-    let mut allocatable = std::collections::BTreeMap::new();
+    let mut allocatable = rafter_proto::StringMap::new();
     allocatable.insert("cpu".to_owned(), "4".to_owned());
     allocatable.insert("memory".to_owned(), "8Gi".to_owned());
     allocatable.insert("pods".to_owned(), "110".to_owned());
@@ -435,7 +435,7 @@ pub struct ServiceBuilder(v1::Service);
 
 /// A ClusterIP Service selecting `app=<name>` with no ports yet.
 pub fn service(ns: &str, name: &str) -> ServiceBuilder {
-    let mut selector = std::collections::BTreeMap::new();
+    let mut selector = rafter_proto::StringMap::new();
     selector.insert("app".to_owned(), name.to_owned());
     ServiceBuilder(v1::Service {
         metadata: Some(meta(ns, name)),

@@ -40,7 +40,7 @@ pub const BIND_COMPLETED_ANNOTATION: &str = "pv.kubernetes.io/bind-completed";
 
 const FILESYSTEM: &str = "Filesystem";
 
-fn storage(map: &std::collections::BTreeMap<String, String>) -> Option<i128> {
+fn storage(map: &rafter_proto::StringMap) -> Option<i128> {
     map.get("storage")
         .and_then(|q| q.parse::<Quantity>().ok())
         .map(|q| q.value())

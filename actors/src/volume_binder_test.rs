@@ -1,5 +1,3 @@
-use std::collections::BTreeMap;
-
 use rafter_proto::v1::{
     self, LabelSelector, ObjectMeta, ObjectReference, PersistentVolume, PersistentVolumeClaim,
 };
@@ -7,8 +5,8 @@ use rafter_proto::{Kind, Object};
 
 use super::*;
 
-fn storage(q: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([("storage".to_owned(), q.to_owned())])
+fn storage(q: &str) -> rafter_proto::StringMap {
+    rafter_proto::StringMap::from([("storage".to_owned(), q.to_owned())])
 }
 
 fn pv(name: &str, size: &str, modes: &[&str]) -> PersistentVolume {
@@ -133,7 +131,7 @@ fn the_binder_picks_the_volume_the_rules_allow() {
     let selecting = {
         let mut cl = claim("data", "1Gi", rwo);
         cl.spec.as_mut().unwrap().selector = Some(LabelSelector {
-            match_labels: BTreeMap::from([("tier".to_owned(), "fast".to_owned())]),
+            match_labels: rafter_proto::StringMap::from([("tier".to_owned(), "fast".to_owned())]),
             ..Default::default()
         });
         cl

@@ -60,7 +60,7 @@ fn items<'a>(
     })
 }
 
-fn parse(map: &BTreeMap<String, String>) -> BTreeMap<String, Quantity> {
+fn parse(map: &rafter_proto::StringMap) -> BTreeMap<String, Quantity> {
     map.iter()
         .filter_map(|(k, v)| Some((k.clone(), v.parse::<Quantity>().ok()?)))
         .collect()

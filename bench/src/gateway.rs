@@ -394,7 +394,7 @@ async fn cli_create(
 
 /// A ReplicaSet of one replica named `name`, its Pods labelled `failover-rs=<name>`.
 fn replica_set(name: &str) -> Object {
-    let labels: BTreeMap<String, String> = [("failover-rs".to_owned(), name.to_owned())].into();
+    let labels: rafter_proto::StringMap = [("failover-rs".to_owned(), name.to_owned())].into();
     Object::ReplicaSet(v1::ReplicaSet {
         metadata: Some(v1::ObjectMeta {
             name: name.to_owned(),

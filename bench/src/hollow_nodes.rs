@@ -75,7 +75,7 @@ fn now() -> Timestamp {
 
 fn node(name: &str, shape: NodeShape) -> Object {
     let now = now().to_rfc3339();
-    let allocatable: std::collections::BTreeMap<String, String> = [
+    let allocatable: rafter_proto::StringMap = [
         ("cpu".to_owned(), format!("{}m", shape.cpu_millis)),
         ("memory".to_owned(), format!("{}Mi", shape.memory_mib)),
         ("pods".to_owned(), shape.pods.to_string()),

@@ -383,7 +383,7 @@ async fn list_all(
     }
 }
 
-fn quantity_millis(map: &std::collections::BTreeMap<String, String>, name: &str) -> i128 {
+fn quantity_millis(map: &rafter_proto::StringMap, name: &str) -> i128 {
     map.get(name)
         .and_then(|q| q.parse::<Quantity>().ok())
         .map_or(0, |q| q.millis())

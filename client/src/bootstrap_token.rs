@@ -55,7 +55,7 @@ impl BootstrapToken {
     /// The Secret that stores this token, valid until `expiration` (RFC 3339) when given.
     pub fn to_secret(&self, expiration: Option<&str>, extra_groups: &[&str]) -> Secret {
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        let mut data = std::collections::BTreeMap::new();
+        let mut data = rafter_proto::StringMap::new();
         data.insert("token-id".to_owned(), b64(&self.id));
         data.insert("token-secret".to_owned(), b64(&self.secret));
         data.insert("usage-bootstrap-authentication".to_owned(), b64("true"));

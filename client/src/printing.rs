@@ -603,7 +603,7 @@ fn service_columns(
 
 /// [`selector_text`] of a selector written as a label map (a Service's `spec.selector`,
 /// a pod's `nodeSelector`).
-pub fn labels_selector_text(labels: &std::collections::BTreeMap<String, String>) -> String {
+pub fn labels_selector_text(labels: &rafter_proto::StringMap) -> String {
     selector_text(Some(&rafter_proto::v1::LabelSelector {
         match_labels: labels.clone(),
         ..Default::default()

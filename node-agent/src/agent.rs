@@ -337,7 +337,7 @@ impl Agent {
         info!(node = %config.node_name, runtime = runtime.backend(), ip = %host.internal_ip, "agent starting");
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = Vec::new();
-        let mut annotations = BTreeMap::new();
+        let mut annotations = rafter_proto::StringMap::new();
         let mut logs_endpoint = None;
         if let Some(addr) = config.logs_listen {
             let listener = tokio::net::TcpListener::bind(addr)

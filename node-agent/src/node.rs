@@ -16,7 +16,6 @@
 //! argument and are tested on their own; [`NodeReporter`] only carries out their result.
 //! This module must not touch pods or containers.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -60,7 +59,7 @@ pub(crate) fn node_status(
     previous: Option<&NodeStatus>,
 ) -> NodeStatus {
     let now = Timestamp::from(now).to_rfc3339_micros();
-    let mut capacity = BTreeMap::new();
+    let mut capacity = rafter_proto::StringMap::new();
     capacity.insert("cpu".to_owned(), host.cpus.to_string());
     capacity.insert(
         "memory".to_owned(),
@@ -188,8 +187,8 @@ pub(crate) fn renewed_lease(node: &str, existing: Option<Lease>, now: SystemTime
     lease
 }
 
-fn node_labels(name: &str, host: &HostInfo) -> BTreeMap<String, String> {
-    BTreeMap::from([
+fn node_labels(name: &str, host: &HostInfo) -> rafter_proto::StringMap {
+    rafter_proto::StringMap::from([
         ("kubernetes.io/hostname".to_owned(), name.to_owned()),
         ("kubernetes.io/os".to_owned(), "linux".to_owned()),
         ("kubernetes.io/arch".to_owned(), host.architecture.clone()),
@@ -202,7 +201,7 @@ pub(crate) struct NodeReporter {
     pub(crate) host: HostInfo,
     pub(crate) pod_cidr: Option<String>,
     /// Annotations the Node must carry (the log endpoint); others are kept.
-    pub(crate) annotations: BTreeMap<String, String>,
+    pub(crate) annotations: rafter_proto::StringMap,
     pub(crate) interval: Duration,
     pub(crate) api: Arc<dyn ApiClient>,
     pub(crate) runtime: Arc<dyn ContainerRuntime>,

@@ -251,7 +251,7 @@ fn parse_resources(container: &Container, prefix: &str) -> Result<Resources> {
     let Some(req) = container.resources.as_ref() else {
         return Ok(Resources::default());
     };
-    let quantity = |map: &BTreeMap<String, String>, kind: &str, key: &str| {
+    let quantity = |map: &rafter_proto::StringMap, kind: &str, key: &str| {
         map.get(key)
             .map(|text| {
                 let field = format!("{prefix}.resources.{kind}.{key}");

@@ -31,6 +31,8 @@ impl Object {
     /// by the thousand, and every kind's metadata; the value is unchanged.
     pub fn shrink_to_fit(&mut self) {
         let meta = self.metadata_mut();
+        meta.labels.shrink_to_fit();
+        meta.annotations.shrink_to_fit();
         meta.owner_references.shrink_to_fit();
         meta.finalizers.shrink_to_fit();
         meta.managed_fields.shrink_to_fit();
@@ -52,6 +54,8 @@ impl Object {
                     spec.pod_cidrs.shrink_to_fit();
                 }
                 if let Some(status) = node.status.as_mut() {
+                    status.capacity.shrink_to_fit();
+                    status.allocatable.shrink_to_fit();
                     status.conditions.shrink_to_fit();
                     status.addresses.shrink_to_fit();
                 }
@@ -69,7 +73,12 @@ fn shrink_pod_spec(spec: &mut v1::PodSpec) {
         container.env_from.shrink_to_fit();
         container.env.shrink_to_fit();
         container.volume_mounts.shrink_to_fit();
+        if let Some(resources) = container.resources.as_mut() {
+            resources.requests.shrink_to_fit();
+            resources.limits.shrink_to_fit();
+        }
     }
+    spec.node_selector.shrink_to_fit();
     spec.init_containers.shrink_to_fit();
     spec.containers.shrink_to_fit();
     spec.volumes.shrink_to_fit();

@@ -17,6 +17,7 @@
 //! | `quantity` | exact resource quantities ([`Quantity`]) |
 //! | `selector` | label and field selectors ([`Selector`], [`FieldSelector`]): parsing, matching, printing |
 //! | `serde_support` | serde glue named from `build.rs` |
+//! | [`string_map`] | [`StringMap`], the API's string-to-string maps as one sorted vector, and their protobuf encoding |
 //! | [`validation`] | [`validate`]: every problem of an object at once, each with its field path ([`FieldError`]) |
 //! | `defaults` | [`apply_defaults`]: Kubernetes' defaults for fields left empty, never overwriting |
 //! | [`quota`] | what an object charges against a ResourceQuota's hard keys (gateway and controller share it) |
@@ -38,6 +39,7 @@ mod quantity;
 pub mod quota;
 mod selector;
 mod serde_support;
+pub mod string_map;
 mod timestamp;
 pub mod validation;
 mod watch;
@@ -47,6 +49,8 @@ pub mod well_known;
 mod list_response_test;
 #[cfg(test)]
 mod round_trip_test;
+#[cfg(test)]
+mod string_map_test;
 
 pub use cidr::{CidrError, Ipv4Cidr};
 pub use cron::{CronSchedule, ScheduleError};
@@ -68,6 +72,7 @@ pub use selector::{
     supported_fields, FieldOperator, FieldRequirement, FieldSelector, Operator, Requirement,
     Selector, SelectorError,
 };
+pub use string_map::StringMap;
 pub use timestamp::Timestamp;
 pub use validation::{validate, FieldError, FieldErrorKind};
 pub use watch::{WatchEvent, WatchEventType};

@@ -30,7 +30,7 @@
 //! [`Selector::from_optional_label_selector`]), while an empty one means "everything".
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -172,7 +172,7 @@ impl Requirement {
     }
 
     /// Whether a set of labels satisfies this requirement.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    pub fn matches(&self, labels: &crate::StringMap) -> bool {
         let value = labels.get(&self.key);
         match &self.operator {
             Operator::Equals(want) => value == Some(want),
@@ -301,7 +301,7 @@ impl Selector {
 
     /// A selector requiring every given label to be present with its value (a Service's
     /// `spec.selector`, a pod's `nodeSelector`).
-    pub fn from_labels(labels: &BTreeMap<String, String>) -> Result<Selector, SelectorError> {
+    pub fn from_labels(labels: &crate::StringMap) -> Result<Selector, SelectorError> {
         let requirements = labels
             .iter()
             .map(|(key, value)| Requirement::new(key.clone(), Operator::Equals(value.clone())))
@@ -325,7 +325,7 @@ impl Selector {
     }
 
     /// Whether a set of labels satisfies every requirement.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    pub fn matches(&self, labels: &crate::StringMap) -> bool {
         !self.nothing && self.requirements.iter().all(|r| r.matches(labels))
     }
 }

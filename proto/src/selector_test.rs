@@ -1,13 +1,13 @@
 //! Tests of label and field selectors: parsing, errors, matching and printing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 
 use super::*;
 use crate::v1::{LabelSelector, LabelSelectorRequirement};
 
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+fn labels(pairs: &[(&str, &str)]) -> crate::StringMap {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -216,7 +216,7 @@ fn bad_api_label_selector_expressions_are_refused() {
     ];
     for (expression, message) in cases {
         let api = LabelSelector {
-            match_labels: BTreeMap::new(),
+            match_labels: crate::StringMap::new(),
             match_expressions: vec![expression.clone()],
         };
         let err = Selector::from_label_selector(&api).expect_err(&expression.operator);

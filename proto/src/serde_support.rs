@@ -4,7 +4,6 @@
 //! Owns nothing but (de)serialisation helpers named from `build.rs`; it does not
 //! validate quantities (see `quantity`).
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -74,28 +73,28 @@ where
 }
 
 /// Deserialises a map of resource name to quantity, values written as strings or numbers.
-pub(crate) fn quantity_map<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
+pub(crate) fn quantity_map<'de, D>(deserializer: D) -> Result<crate::StringMap, D::Error>
 where
     D: Deserializer<'de>,
 {
     struct QuantityMap;
 
     impl<'de> Visitor<'de> for QuantityMap {
-        type Value = BTreeMap<String, String>;
+        type Value = crate::StringMap;
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a map of resource name to quantity")
         }
 
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(BTreeMap::new())
+            Ok(crate::StringMap::new())
         }
 
         fn visit_map<A>(self, mut map: A) -> Result<Self::Value, A::Error>
         where
             A: MapAccess<'de>,
         {
-            let mut out = BTreeMap::new();
+            let mut out = crate::StringMap::new();
             while let Some((key, QuantityValue(value))) =
                 map.next_entry::<String, QuantityValue>()?
             {

@@ -2,7 +2,6 @@
 //! pod waits for its claim, the claim binds when a fitting volume appears, then the pod
 //! is placed.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,8 +35,8 @@ impl CertificateSigner for NoSigner {
     }
 }
 
-fn storage(q: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([("storage".to_owned(), q.to_owned())])
+fn storage(q: &str) -> rafter_proto::StringMap {
+    rafter_proto::StringMap::from([("storage".to_owned(), q.to_owned())])
 }
 
 fn claim_phase(state: &super::fake::State, name: &str) -> String {

@@ -85,8 +85,7 @@ fn lease(node: &str) -> Object {
 }
 
 fn web(replicas: i32) -> Object {
-    let labels: std::collections::BTreeMap<String, String> =
-        [("app".to_owned(), "web".to_owned())].into();
+    let labels: rafter_proto::StringMap = [("app".to_owned(), "web".to_owned())].into();
     Object::Deployment(v1::Deployment {
         metadata: Some(v1::ObjectMeta {
             name: "web".to_owned(),

@@ -436,8 +436,8 @@ pub fn run(args: CreateArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
         ),
         CreateCommand::Configmap(a) => {
             let (text, binary) = collect_data(&a.data)?;
-            let mut data = BTreeMap::new();
-            let mut binary_data = BTreeMap::new();
+            let mut data = rafter_proto::StringMap::new();
+            let mut binary_data = rafter_proto::StringMap::new();
             for (key, value) in text {
                 data.insert(key, value);
             }
@@ -482,7 +482,7 @@ pub fn run(args: CreateArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
             (
                 Object::Secret(v1::Secret {
                     metadata: Some(meta(&a.name)),
-                    data: BTreeMap::from([(
+                    data: rafter_proto::StringMap::from([(
                         ".dockerconfigjson".to_owned(),
                         engine.encode(json.as_bytes()),
                     )]),
@@ -619,7 +619,7 @@ fn deployment(args: &DeploymentArgs) -> anyhow::Result<Object> {
     if args.replicas < 0 {
         bail!("--replicas must be 0 or more");
     }
-    let labels: BTreeMap<String, String> = [("app".to_owned(), args.name.clone())].into();
+    let labels: rafter_proto::StringMap = [("app".to_owned(), args.name.clone())].into();
     let mut containers: Vec<v1::Container> = Vec::new();
     for image in &args.image {
         let mut name = container_name(image);
@@ -671,10 +671,10 @@ fn deployment(args: &DeploymentArgs) -> anyhow::Result<Object> {
 }
 
 /// Text values and binary values (not UTF-8) of `--from-literal` and `--from-file`.
-type Data = (BTreeMap<String, String>, BTreeMap<String, Vec<u8>>);
+type Data = (rafter_proto::StringMap, BTreeMap<String, Vec<u8>>);
 
 fn collect_data(args: &DataArgs) -> anyhow::Result<Data> {
-    let mut text = BTreeMap::new();
+    let mut text = rafter_proto::StringMap::new();
     let mut binary = BTreeMap::new();
     let mut add = |key: String, bytes: Vec<u8>, from: &str| -> anyhow::Result<()> {
         if key.is_empty()

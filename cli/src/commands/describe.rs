@@ -5,7 +5,6 @@
 //! CertificateSigningRequests have their own sections; other kinds show metadata and
 //! their spec and status as YAML.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
@@ -57,7 +56,7 @@ impl Text {
     }
 
     /// `Key:  k=v` with one pair per line, or `<none>`.
-    fn map(&mut self, indent: usize, key: &str, map: &BTreeMap<String, String>) {
+    fn map(&mut self, indent: usize, key: &str, map: &rafter_proto::StringMap) {
         if map.is_empty() {
             self.field(indent, key, "<none>");
             return;
@@ -208,7 +207,7 @@ fn describe(session: &Session, object: &Object) -> anyhow::Result<String> {
     Ok(t.out)
 }
 
-fn quantities(t: &mut Text, indent: usize, key: &str, map: &BTreeMap<String, String>) {
+fn quantities(t: &mut Text, indent: usize, key: &str, map: &rafter_proto::StringMap) {
     if map.is_empty() {
         return;
     }
@@ -1140,7 +1139,7 @@ mod tests {
     fn fields_line_up_and_empty_maps_say_none() {
         let mut t = Text::default();
         t.field(0, "Name", "web");
-        t.map(0, "Labels", &BTreeMap::new());
+        t.map(0, "Labels", &rafter_proto::StringMap::new());
         assert_eq!(
             t.out,
             "Name:               web\nLabels:             <none>\n"

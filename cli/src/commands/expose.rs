@@ -1,7 +1,6 @@
 //! `rafter expose`: a Service in front of a Deployment, ReplicaSet or Pod, selecting
 //! the pods by the workload's selector (or the pod's labels).
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
@@ -104,7 +103,7 @@ pub fn run(args: ExposeArgs, globals: &GlobalArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The pod labels a Service for `object` selects by.
-fn selector_of(object: &Object) -> Result<BTreeMap<String, String>, String> {
+fn selector_of(object: &Object) -> Result<rafter_proto::StringMap, String> {
     let selector = match object {
         Object::Pod(pod) => {
             let labels = pod

@@ -134,7 +134,7 @@ pub(crate) fn target_port(service: &v1::Service, pod: &v1::Pod, port: u16) -> an
 }
 
 /// A label selector matching exactly `labels`.
-fn selector_of(labels: &std::collections::BTreeMap<String, String>) -> String {
+fn selector_of(labels: &rafter_proto::StringMap) -> String {
     labels
         .iter()
         .map(|(k, v)| format!("{k}={v}"))

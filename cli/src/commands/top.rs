@@ -350,7 +350,7 @@ mod tests {
                 ..Default::default()
             }),
             status: Some(v1::NodeStatus {
-                allocatable: BTreeMap::from([
+                allocatable: rafter_proto::StringMap::from([
                     ("cpu".to_owned(), cpu.to_owned()),
                     ("memory".to_owned(), memory.to_owned()),
                 ]),

@@ -2,8 +2,6 @@
 //! backend (process always; containerd when `RAFTER_CONTAINERD_SOCK` is set), pods
 //! created through the API and watched until their status says what the test expects.
 
-use std::collections::BTreeMap;
-
 use base64::Engine;
 use futures::StreamExt;
 use node_agent::{read_logs, LogRequest, MIRROR_ANNOTATION};
@@ -298,7 +296,7 @@ pub async fn a_config_map_volume_shows_its_keys_as_files(rt: Runtime) {
     };
     let cm = ConfigMap {
         metadata: meta("settings"),
-        data: BTreeMap::from([
+        data: rafter_proto::StringMap::from([
             ("greeting".to_string(), "hello from a configmap".to_string()),
             ("mode".to_string(), "fast".to_string()),
         ]),
@@ -307,7 +305,7 @@ pub async fn a_config_map_volume_shows_its_keys_as_files(rt: Runtime) {
     cluster.client.create(Object::ConfigMap(cm)).await.unwrap();
     let secret = Secret {
         metadata: meta("creds"),
-        data: BTreeMap::from([(
+        data: rafter_proto::StringMap::from([(
             "password".to_string(),
             base64::engine::general_purpose::STANDARD.encode("s3cret"),
         )]),
@@ -835,7 +833,7 @@ async fn create_secret(cluster: &Cluster, value: &str) {
             namespace: "default".into(),
             ..Default::default()
         }),
-        data: BTreeMap::from([(
+        data: rafter_proto::StringMap::from([(
             "password".to_string(),
             base64::engine::general_purpose::STANDARD.encode(value),
         )]),

@@ -3,7 +3,6 @@
 //! from its registries config (the CA of the test registry). Pods use the host network, so
 //! no CNI is needed. Only when `RAFTER_CONTAINERD_SOCK` says containerd is usable here.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -93,7 +92,7 @@ impl Env {
                 ..Default::default()
             }),
             r#type: "kubernetes.io/dockerconfigjson".into(),
-            data: BTreeMap::from([(
+            data: rafter_proto::StringMap::from([(
                 ".dockerconfigjson".to_owned(),
                 base64::engine::general_purpose::STANDARD.encode(json.to_string()),
             )]),

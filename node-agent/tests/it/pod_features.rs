@@ -4,8 +4,6 @@
 
 use std::path::Path;
 
-use std::collections::BTreeMap;
-
 use rafter_proto::v1::{
     Container, EnvVar, EnvVarSource, ExecAction, HostPathVolumeSource, ObjectFieldSelector,
     ObjectMeta, ObjectReference, PersistentVolume, PersistentVolumeClaim,
@@ -269,7 +267,7 @@ pub async fn a_log_past_its_cap_is_rotated_and_old_content_is_bounded(rt: Runtim
 /// A hostPath PersistentVolume and a claim bound to it by hand, as the binder would
 /// leave them (the in-process cluster runs no controllers).
 async fn bound_claim(cluster: &Cluster, claim: &str, pv_name: &str, host: &Path) {
-    let storage = |q: &str| BTreeMap::from([("storage".to_string(), q.to_string())]);
+    let storage = |q: &str| rafter_proto::StringMap::from([("storage".to_string(), q.to_string())]);
     let pv = PersistentVolume {
         metadata: Some(ObjectMeta {
             name: pv_name.into(),

@@ -5,7 +5,7 @@
 //! Owns the rules of each kind's own fields; pod specs are checked by `pod`, metadata by
 //! `meta`. It must not look up other objects (a Binding's node, a claim's volume).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -451,7 +451,7 @@ fn access_modes(modes: &[String], path: &Path, errs: &mut Errors) {
 }
 
 /// The `storage` entry of a capacity or request map: required and above zero.
-fn storage(list: &BTreeMap<String, String>, path: &Path, errs: &mut Errors) {
+fn storage(list: &crate::StringMap, path: &Path, errs: &mut Errors) {
     let parsed = pod::resource_list(list, path, errs);
     match (list.get("storage"), parsed.get("storage")) {
         (None, _) => errs.required(&path.key("storage"), ""),

@@ -5,8 +5,6 @@
 //! references, finalizers). It must not check anything under `spec`; the kind modules call
 //! [`labels`], [`label_selector`] and [`selector_matches_template`] for their own fields.
 
-use std::collections::BTreeMap;
-
 use super::{name_format, names, Errors, Path};
 use crate::v1::{LabelSelector, ObjectMeta};
 use crate::Object;
@@ -70,7 +68,7 @@ pub(super) fn object_meta(object: &Object, errs: &mut Errors) {
 }
 
 /// Checks a label map: keys are qualified names, values label values.
-pub(crate) fn labels(labels: &BTreeMap<String, String>, path: &Path, errs: &mut Errors) {
+pub(crate) fn labels(labels: &crate::StringMap, path: &Path, errs: &mut Errors) {
     for (key, value) in labels {
         errs.format(path, key, names::qualified_name);
         errs.format(&path.key(key), value, names::label_value);
@@ -124,10 +122,7 @@ pub(crate) fn selector_is_empty(selector: &LabelSelector) -> bool {
 }
 
 /// Whether the labels satisfy the selector (an empty selector matches everything).
-pub(crate) fn selector_matches(
-    selector: &LabelSelector,
-    labels: &BTreeMap<String, String>,
-) -> bool {
+pub(crate) fn selector_matches(selector: &LabelSelector, labels: &crate::StringMap) -> bool {
     let labels_match = selector
         .match_labels
         .iter()
@@ -168,7 +163,7 @@ pub(crate) fn selector_matches_template(
         return;
     }
     label_selector(selector, &selector_path, errs);
-    let empty = BTreeMap::new();
+    let empty = crate::StringMap::new();
     let template_labels = template_meta.map_or(&empty, |m| &m.labels);
     if !selector_matches(selector, template_labels) {
         errs.invalid(
@@ -180,7 +175,7 @@ pub(crate) fn selector_matches_template(
 }
 
 /// Labels as `kubectl` shows them: `app=web,tier=front`.
-pub(crate) fn render_labels(labels: &BTreeMap<String, String>) -> String {
+pub(crate) fn render_labels(labels: &crate::StringMap) -> String {
     labels
         .iter()
         .map(|(k, v)| format!("{k}={v}"))

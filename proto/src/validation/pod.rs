@@ -509,7 +509,7 @@ pub(crate) fn quantity(path: &Path, text: &str, errs: &mut Errors) -> Option<Qua
 
 /// Checks a map of resource name to quantity and returns the parsed ones.
 pub(crate) fn resource_list<'a>(
-    list: &'a BTreeMap<String, String>,
+    list: &'a crate::StringMap,
     path: &Path,
     errs: &mut Errors,
 ) -> BTreeMap<&'a str, Quantity> {

@@ -275,11 +275,12 @@ impl Cache {
     fn unindex(&mut self, key: &ObjectKey, object: &Object) {
         let meta = object.metadata();
         // Another object may have taken the uid since (an object recreated under another
-        // name): only this object's entry goes.
+        // name): only this object's entry goes. The entry is this object's own `Arc`, so a
+        // pointer comparison says so without building its key.
         if self
             .by_uid
             .get(meta.uid.as_str())
-            .is_some_and(|entry| ObjectKey::of(&entry.0) == *key)
+            .is_some_and(|entry| std::ptr::eq(entry.0.as_ref(), object))
         {
             self.by_uid.remove(meta.uid.as_str());
         }

@@ -576,3 +576,79 @@ async fn a_quota_or_limit_range_written_through_a_master_binds_its_next_create()
         );
     }
 }
+
+fn event(name: &str) -> Object {
+    parse_object(
+        &format!(
+            "apiVersion: v1\nkind: Event\nmetadata:\n  name: {name}\ninvolvedObject: {{kind: Pod, name: a}}\nreason: Scheduled\n"
+        ),
+        "test",
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn events_are_left_to_the_store_unless_the_cache_is_told_to_hold_them() {
+    let store = Arc::new(MemKv::new().unwrap());
+    let plain = Registry::new(store.clone());
+    plain.create(event("e1"), false).await.unwrap();
+    plain.create(pod("a", ""), false).await.unwrap();
+    let mut held = Vec::new();
+    for events in [false, true] {
+        let config = WatchCacheConfig {
+            events,
+            ..WatchCacheConfig::default()
+        };
+        let cache = loaded(&store, config).await;
+        let cached = Registry::new(store.clone()).with_watch_cache(cache.clone());
+        let start = plain.create(event("e2"), false).await.unwrap();
+        let rv = start.metadata().resource_version.clone();
+        let options = ListOptions::all(Kind::Event, Some("default"));
+        let mut watch = cached.watch(options.clone(), Some(&rv)).await.unwrap();
+        let created = plain.create(event("e3"), false).await.unwrap();
+        let seen = tokio::time::timeout(Duration::from_secs(5), watch.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(seen.object.as_ref(), Some(&created), "events: {events}");
+
+        let before = cache.stats();
+        let list = cached.list(&options).await.unwrap();
+        assert_eq!(names(&list.items), ["e1", "e2", "e3"], "events: {events}");
+        let pods = cached
+            .list(&ListOptions::all(Kind::Pod, Some("default")))
+            .await
+            .unwrap();
+        assert_eq!(names(&pods.items), ["a"]);
+        let after = cache.stats();
+        let from_store = after.reads_from_store - before.reads_from_store;
+        let from_cache = after.reads_from_cache - before.reads_from_cache;
+        if events {
+            assert_eq!((from_cache, from_store), (2, 0), "{after:?}");
+            assert_eq!(after.watches_from_store, 0, "{after:?}");
+        } else {
+            assert_eq!((from_cache, from_store), (1, 1), "{after:?}");
+            assert_eq!(after.watches_from_store, 1, "{after:?}");
+        }
+        // The lists waited for the cache to apply e3.
+        held.push(after.objects);
+        for name in ["e2", "e3"] {
+            plain
+                .delete(
+                    Kind::Event,
+                    "default",
+                    name,
+                    &DeleteOptions::default(),
+                    false,
+                )
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(
+        held[1] - held[0],
+        3,
+        "the three events, only when asked: {held:?}"
+    );
+}

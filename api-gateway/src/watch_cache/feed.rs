@@ -1,4 +1,4 @@
-//! The one task that keeps a watch cache current: load the object keys at one revision,
+//! The one task that keeps a watch cache current: load the keys of its scope at one revision,
 //! then follow a watch of the whole key space from the next one.
 //!
 //! Owns the load/follow loop and its [`FeedGuard`]. On any store error it drops the state
@@ -15,7 +15,7 @@ use rafter_proto::ReadConsistency;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use super::state::{CacheState, CACHED_PREFIX};
+use super::state::CacheState;
 use super::{Current, Shared, LIVE_BACKLOG, LIVE_BATCH};
 use crate::store::StoreError;
 
@@ -64,33 +64,45 @@ async fn run(shared: Arc<Shared>) {
     }
 }
 
-/// Every object key at one revision, page by page, each page taken into the state as it
-/// arrives.
+/// Every key of the cache's scope at one revision, range by range and page by page, each
+/// page taken into the state as it arrives.
 async fn load(shared: &Shared) -> Result<CacheState, StoreError> {
-    let mut next = CACHED_PREFIX.as_bytes().to_vec();
-    let first = read_page(shared, &mut next, 0).await?;
-    let mut more = first.more && !first.kvs.is_empty();
-    let mut state = CacheState::loaded(first.kvs, first.revision, shared.config.ring_bytes);
-    while more {
-        let page = read_page(shared, &mut next, state.revision()).await?;
-        more = page.more && !page.kvs.is_empty();
-        state.load_page(page.kvs);
+    let mut state: Option<CacheState> = None;
+    for (start, end) in shared.scope.ranges() {
+        let mut next = start;
+        loop {
+            let revision = state.as_ref().map_or(0, CacheState::revision);
+            let page = read_page(shared, &mut next, &end, revision).await?;
+            let more = page.more && !page.kvs.is_empty();
+            match state.as_mut() {
+                Some(state) => state.load_page(page.kvs),
+                None => {
+                    state = Some(CacheState::loaded(
+                        shared.scope.clone(),
+                        page.kvs,
+                        page.revision,
+                        shared.config.ring_bytes,
+                    ));
+                }
+            }
+            if !more {
+                break;
+            }
+        }
     }
-    Ok(state)
+    state.ok_or_else(|| StoreError::refused("the watch cache's scope holds no keys"))
 }
 
-/// One page of the cached keys from `next` on, at `revision` (0: the current one, read
+/// One page of the keys in `[next, end)`, at `revision` (0: the current one, read
 /// linearizably); moves `next` past it.
 async fn read_page(
     shared: &Shared,
     next: &mut Vec<u8>,
+    end: &[u8],
     revision: u64,
 ) -> Result<RangeResponse, StoreError> {
-    let KeyRange::Range { end: Some(end), .. } = KeyRange::prefix(CACHED_PREFIX) else {
-        return Err(StoreError::refused("the cached range has no end"));
-    };
     let request = RangeRequest {
-        range: KeyRange::range(next.clone(), end),
+        range: KeyRange::range(next.clone(), end.to_vec()),
         revision,
         limit: shared.config.load_page.max(1),
         keys_only: false,

@@ -2,7 +2,8 @@
 //!
 //! Owns [`WatchCache`]: one per gateway, kept by one watch of the whole key space (so it
 //! sees every revision, and knows it is current), holding every object key (`/registry/…`)
-//! as stored (encrypted values stay encrypted) and the recent revisions' changes.
+//! but the Events' (unless [`WatchCacheConfig::events`]) as stored (encrypted values stay
+//! encrypted) and the recent revisions' changes.
 //!
 //! - **Consistent reads from the cache.** A linearizable list first asks the store for its
 //!   current revision (one read-index round, no range scan), waits until the cache has
@@ -30,7 +31,8 @@
 //! what the store refuses as compacted, the cache refuses too.
 //!
 //! Anything the cache cannot answer (not loaded yet, a revision it does not hold, a range
-//! outside `/registry/`, a wait that runs out) is read from the store, as without it. It
+//! outside `/registry/` or reaching into the Events', a wait that runs out) is read from
+//! the store, as without it. It
 //! must not write to the store, and it decides nothing about objects: the registry decodes,
 //! filters and authorizes as before.
 //!
@@ -43,6 +45,7 @@
 
 mod event;
 mod feed;
+mod scope;
 mod state;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,6 +64,7 @@ use tokio::sync::watch;
 use crate::store::{EventStream, KvStore, StoreError};
 
 pub(crate) use event::{CachedEvent, CachedRevision, Decoded};
+use scope::Scope;
 use state::CacheState;
 pub(crate) use state::CachedRange;
 
@@ -90,6 +94,11 @@ pub struct WatchCacheConfig {
     /// Keys read per page while the cache loads (the later pages are read at the first
     /// one's revision).
     pub load_page: u64,
+    /// Whether Events are held too. Off by default, as kube-apiserver's watch cache leaves
+    /// them to etcd: a cluster writes one or more per pod scheduled or started, and few
+    /// clients list or watch them, so holding them would near double the keys each master
+    /// keeps in memory. Their lists and watches read the store.
+    pub events: bool,
 }
 
 impl Default for WatchCacheConfig {
@@ -98,6 +107,7 @@ impl Default for WatchCacheConfig {
             ring_bytes: 64 << 20,
             freshness_wait: Duration::from_secs(3),
             load_page: 10_000,
+            events: false,
         }
     }
 }
@@ -212,6 +222,12 @@ struct Counters {
     loads: AtomicU64,
 }
 
+/// The keys a cache with `config` holds: every object's but, unless asked for, the Events'.
+fn cache_scope(config: &WatchCacheConfig) -> Scope {
+    let skipped = (!config.events).then(|| crate::registry::kind_prefix(rafter_proto::Kind::Event));
+    Scope::skipping(skipped)
+}
+
 /// The state and the live feed, swapped whole on every load.
 struct Current {
     state: CacheState,
@@ -223,6 +239,7 @@ struct Shared {
     applied: watch::Sender<u64>,
     counters: Counters,
     config: WatchCacheConfig,
+    scope: Arc<Scope>,
     store: Arc<dyn KvStore>,
 }
 
@@ -261,6 +278,7 @@ impl WatchCache {
             applied,
             counters: Counters::default(),
             config,
+            scope: Arc::new(cache_scope(&config)),
             store,
         });
         let feed = feed::spawn(shared.clone());
@@ -312,7 +330,7 @@ impl WatchCache {
         request: &RangeRequest,
         consistency: ReadConsistency,
     ) -> Result<Option<CachedRange>, StoreError> {
-        if !state::covers(&request.range) || !self.is_loaded() {
+        if !self.shared.scope.covers(&request.range) || !self.is_loaded() {
             return Ok(self.count_store_read());
         }
         if request.revision == 0 && consistency == ReadConsistency::Linearizable {
@@ -411,7 +429,7 @@ impl WatchCache {
         from: u64,
     ) -> Result<CachedChanges, StoreError> {
         let from = from.max(1);
-        if !state::covers(&range) {
+        if !self.shared.scope.covers(&range) {
             return self.store_watch(range, from).await;
         }
         if from <= self.revision_held() {

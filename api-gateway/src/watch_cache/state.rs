@@ -1,4 +1,4 @@
-//! What one master's watch cache holds: every object key at one revision, the recent
+//! What one master's watch cache holds: every key of its scope at one revision, the recent
 //! revisions that led there, and the snapshots later pages of a list read from.
 //!
 //! Owns [`CacheState`], pure: it takes the store's revisions in order and answers range
@@ -6,7 +6,8 @@
 //! the feed (`feed.rs`) fills it and the cache handle (`mod.rs`) locks it.
 //!
 //! ```text
-//!   store revisions ──► apply ──► objects (persistent map, key → latest KeyValue)
+//!   store revisions ──► apply ──► objects (persistent map, key → latest KeyValue),
+//!                          │      the keys of its `Scope` only
 //!                          └────► ring: (base, revision] of changes, byte-bounded
 //!   range(req) ── revision 0 or `revision` ──► objects
 //!              └─ an older revision ─────────► a kept snapshot, or not servable
@@ -22,6 +23,7 @@ use imbl::OrdMap;
 use raft_store::kv::{EventKind, KeyRange, KeyValue, RangeRequest, RevisionEvents};
 
 use super::event::{CachedEvent, CachedRevision};
+use super::scope::Scope;
 
 /// Accounted per key held, on top of its key and value bytes: the map's node share, the
 /// `Arc` and the record's own fields.
@@ -33,9 +35,6 @@ const SNAPSHOTS: usize = 16;
 /// How long a snapshot is kept after the page that made it: a continue token older than
 /// this is read from the store at its revision instead.
 const SNAPSHOT_LIFETIME: Duration = Duration::from_secs(300);
-
-/// The keys the cache holds and serves.
-pub(crate) const CACHED_PREFIX: &str = "/registry/";
 
 /// One page of keys read from the cache.
 #[derive(Debug, Clone)]
@@ -58,6 +57,7 @@ struct Snapshot {
 
 /// The cached key space at one revision, and the changes that led there.
 pub(crate) struct CacheState {
+    scope: Arc<Scope>,
     objects: OrdMap<Vec<u8>, Arc<KeyValue>>,
     object_bytes: usize,
     revision: u64,
@@ -86,24 +86,17 @@ fn kv_size(kv: &KeyValue) -> usize {
     kv.key.len() + kv.value.len() + ENTRY_OVERHEAD
 }
 
-/// Whether the cache holds every key of `range` (its keys all under [`CACHED_PREFIX`]).
-pub(crate) fn covers(range: &KeyRange) -> bool {
-    let prefix = CACHED_PREFIX.as_bytes();
-    match range {
-        KeyRange::Key(key) => key.starts_with(prefix),
-        KeyRange::Range { start, end } => {
-            let Some(end) = end else { return false };
-            start.starts_with(prefix)
-                && (end.starts_with(prefix) || end.as_slice() == b"/registry0")
-        }
-    }
-}
-
 impl CacheState {
-    /// The key space as a load read it at `revision`, with no history yet: a watch can
-    /// start from `revision + 1` on.
-    pub(crate) fn loaded(kvs: Vec<KeyValue>, revision: u64, ring_budget: usize) -> CacheState {
+    /// The keys of `scope` as a load read them at `revision`, with no history yet: a watch
+    /// can start from `revision + 1` on.
+    pub(crate) fn loaded(
+        scope: Arc<Scope>,
+        kvs: Vec<KeyValue>,
+        revision: u64,
+        ring_budget: usize,
+    ) -> CacheState {
         let mut state = CacheState {
+            scope,
             objects: OrdMap::new(),
             object_bytes: 0,
             revision,
@@ -123,7 +116,7 @@ impl CacheState {
     /// [`apply`]: CacheState::apply
     pub(crate) fn load_page(&mut self, kvs: Vec<KeyValue>) {
         for kv in kvs {
-            if !kv.key.starts_with(CACHED_PREFIX.as_bytes()) {
+            if !self.scope.holds(&kv.key) {
                 continue;
             }
             self.object_bytes += kv_size(&kv);
@@ -147,7 +140,7 @@ impl CacheState {
         let events: Vec<CachedEvent> = changes
             .events
             .into_iter()
-            .filter(|e| e.kv.key.starts_with(CACHED_PREFIX.as_bytes()))
+            .filter(|e| self.scope.holds(&e.kv.key))
             .map(CachedEvent::new)
             .collect();
         if events.is_empty() {
@@ -191,7 +184,7 @@ impl CacheState {
     /// A read with a limit that leaves keys unread keeps a snapshot of the revision it
     /// read, for the pages after it.
     pub(crate) fn range(&self, request: &RangeRequest, now: Instant) -> Option<CachedRange> {
-        if request.keys_only || request.count_only || !covers(&request.range) {
+        if request.keys_only || request.count_only || !self.scope.covers(&request.range) {
             return None;
         }
         let (start, end) = match &request.range {

@@ -56,6 +56,7 @@ fn keys(page: &CachedRange) -> Vec<String> {
 #[test]
 fn a_revision_puts_and_deletes_keys_and_keys_outside_the_registry_are_not_held() {
     let mut state = CacheState::loaded(
+        Arc::new(Scope::default()),
         vec![
             kv("/registry/core/pods/default/a", "1", 3),
             kv("/rafter/members/1", "x", 2),
@@ -114,7 +115,7 @@ fn a_limited_read_counts_every_key_and_keeps_a_snapshot_for_the_next_page() {
         .iter()
         .map(|n| kv(&format!("/registry/core/pods/default/{n}"), n, 2))
         .collect();
-    let mut state = CacheState::loaded(kvs, 2, 1 << 20);
+    let mut state = CacheState::loaded(Arc::new(Scope::default()), kvs, 2, 1 << 20);
     let now = Instant::now();
     let mut first = RangeRequest::new(pods());
     first.limit = 2;
@@ -154,7 +155,7 @@ fn a_limited_read_counts_every_key_and_keeps_a_snapshot_for_the_next_page() {
     assert!(state.range(&next, now + Duration::from_secs(301)).is_none());
 
     // An unlimited read keeps nothing.
-    let fresh = CacheState::loaded(Vec::new(), 9, 1 << 20);
+    let fresh = CacheState::loaded(Arc::new(Scope::default()), Vec::new(), 9, 1 << 20);
     fresh.range(&RangeRequest::new(pods()), now).unwrap();
     assert_eq!(fresh.held().snapshots, 0);
 }
@@ -163,7 +164,7 @@ fn a_limited_read_counts_every_key_and_keeps_a_snapshot_for_the_next_page() {
 fn the_ring_holds_changes_within_its_budget_and_says_when_it_no_longer_holds_them() {
     // Each revision is charged its decoded objects' estimate, a few KiB.
     let budget = 8 * rafter_proto::decoded_bytes(1);
-    let mut state = CacheState::loaded(Vec::new(), 10, budget);
+    let mut state = CacheState::loaded(Arc::new(Scope::default()), Vec::new(), 10, budget);
     assert_eq!(state.changes_from(11).map(|c| c.len()), Some(0));
     assert!(
         state.changes_from(10).is_none(),
@@ -191,14 +192,37 @@ fn the_ring_holds_changes_within_its_budget_and_says_when_it_no_longer_holds_the
 }
 
 #[test]
-fn only_ranges_inside_the_registry_are_covered() {
-    assert!(covers(&pods()));
-    assert!(covers(&KeyRange::prefix("/registry/")));
-    assert!(covers(&KeyRange::key("/registry/core/pods/default/a")));
-    assert!(!covers(&KeyRange::prefix("/rafter/")));
-    assert!(!covers(&KeyRange::prefix("")));
-    assert!(!covers(&KeyRange::range("/registry/a", "/s")));
-    let state = CacheState::loaded(Vec::new(), 1, 1 << 20);
+fn only_ranges_of_its_scope_are_read() {
+    let mut state = CacheState::loaded(
+        Arc::new(Scope::skipping(["/registry/core/events/"])),
+        vec![kv("/registry/core/events/default/a", "x", 1)],
+        1,
+        1 << 20,
+    );
+    assert_eq!(
+        state.held().objects,
+        0,
+        "a key outside the scope is not loaded"
+    );
+    let event = put("/registry/core/events/default/b", "y", 2);
+    assert!(state.apply(changes(2, vec![event])).is_none());
+    assert_eq!(state.revision(), 2, "the revision is followed all the same");
+    let pod = put("/registry/core/pods/default/a", "z", 3);
+    let event = put("/registry/core/events/default/c", "w", 3);
+    let applied = state.apply(changes(3, vec![event, pod])).unwrap();
+    assert_eq!(applied.events().len(), 1, "only the pod's change is held");
+    let held = state.held();
+    assert_eq!((held.objects, held.ring_revisions), (1, 1));
+    assert!(state
+        .range(
+            &RangeRequest::new(KeyRange::prefix("/registry/core/events/")),
+            Instant::now()
+        )
+        .is_none());
+    assert!(state
+        .range(&RangeRequest::new(pods()), Instant::now())
+        .is_some());
+    let state = CacheState::loaded(Arc::new(Scope::default()), Vec::new(), 1, 1 << 20);
     let mut keys_only = RangeRequest::new(pods());
     keys_only.keys_only = true;
     assert!(state.range(&keys_only, Instant::now()).is_none());

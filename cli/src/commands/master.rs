@@ -101,6 +101,10 @@ pub struct MasterArgs {
     /// a watch from an older revision reads the store.
     #[arg(long, default_value_t = 64)]
     watch_cache_history_mb: usize,
+    /// Hold Events in the watch cache too. Off by default, as in kube-apiserver: Events'
+    /// lists and watches read the store, and each master keeps one copy fewer of them.
+    #[arg(long)]
+    watch_cache_events: bool,
     /// The range nodes' pod CIDRs (spec.podCIDR) are allocated from; "" allocates none.
     #[arg(long, default_value = "10.244.0.0/16")]
     cluster_cidr: String,
@@ -223,6 +227,7 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
         }),
         watch_cache: (!args.no_watch_cache).then(|| rafter_master::WatchCacheConfig {
             ring_bytes: args.watch_cache_history_mb.max(1) << 20,
+            events: args.watch_cache_events,
             ..rafter_master::WatchCacheConfig::default()
         }),
         encryption_config: args.encryption_provider_config,

@@ -19,10 +19,10 @@
 //! store's changes; this module reads no store. Requests of other users are `NoOpinion`; a
 //! node's request outside the rules is denied with what was refused.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
-use rafter_proto::v1::Pod;
+use rafter_proto::v1::{Pod, PodSpec};
 use rafter_proto::well_known::{node_of_user, NODES_GROUP};
 use rafter_proto::{Kind, Object};
 
@@ -34,24 +34,77 @@ const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
 /// The annotation that marks a mirror pod (a static pod's copy in the API).
 const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
 
+/// (kind, name) of what a pod references in its namespace, sorted, each once.
+type References = Arc<[(Kind, Arc<str>)]>;
+
 /// What one pod bound to a node references.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct PodRefs {
-    node: String,
-    /// (kind, name) in the pod's namespace, sorted, each once. A slice, not a set: a pod
-    /// references a few objects, and the graph holds one of these per pod bound.
-    references: Box<[(Kind, String)]>,
+    node: Arc<str>,
+    /// (kind, name) in the pod's namespace, sorted, each once. Interned whole: the pods of
+    /// one workload reference the same objects, so they share one slice.
+    references: References,
 }
 
+/// A pod's namespace (interned) and name.
+type PodKey = (Arc<str>, Box<str>);
+
 /// Pods by node, with what they reference, and claims with their volumes.
+///
+/// It holds one entry per bound pod, on every master, so its strings are shared: the
+/// namespaces, node names, referenced names and whole reference lists are interned.
 #[derive(Debug, Clone, Default)]
 pub struct NodeGraph {
-    /// (namespace, pod) → what it references.
-    pods: BTreeMap<(String, String), PodRefs>,
+    /// namespace → pod → what it references.
+    pods: BTreeMap<Arc<str>, BTreeMap<Box<str>, PodRefs>>,
     /// node → its pods.
-    by_node: BTreeMap<String, BTreeSet<(String, String)>>,
+    by_node: BTreeMap<Arc<str>, BTreeSet<PodKey>>,
     /// (namespace, claim) → the PersistentVolume it is bound to.
     claims: BTreeMap<(String, String), String>,
+    /// The strings and reference lists the pods share.
+    interned: Interned,
+}
+
+/// Interned strings and reference lists. What no pod holds any more is dropped once the
+/// tables have doubled since the last sweep, so they stay within twice what is in use.
+#[derive(Debug, Clone, Default)]
+struct Interned {
+    names: HashSet<Arc<str>>,
+    references: HashSet<References>,
+    swept_at: usize,
+}
+
+impl Interned {
+    fn name(&mut self, name: &str) -> Arc<str> {
+        if let Some(held) = self.names.get(name) {
+            return held.clone();
+        }
+        self.sweep();
+        let held: Arc<str> = Arc::from(name);
+        self.names.insert(held.clone());
+        held
+    }
+
+    fn references(&mut self, references: Vec<(Kind, Arc<str>)>) -> References {
+        if let Some(held) = self.references.get(references.as_slice()) {
+            return held.clone();
+        }
+        self.sweep();
+        let held: References = Arc::from(references);
+        self.references.insert(held.clone());
+        held
+    }
+
+    fn sweep(&mut self) {
+        let held = self.names.len() + self.references.len();
+        if held < 2 * self.swept_at + 1024 {
+            return;
+        }
+        // Lists first: they hold names.
+        self.references.retain(|r| Arc::strong_count(r) > 1);
+        self.names.retain(|n| Arc::strong_count(n) > 1);
+        self.swept_at = self.names.len() + self.references.len();
+    }
 }
 
 impl NodeGraph {
@@ -63,19 +116,21 @@ impl NodeGraph {
     /// Records `object` as it is now (other kinds are ignored).
     pub fn put(&mut self, object: &Object) {
         let meta = object.metadata();
-        let key = (meta.namespace.clone(), meta.name.clone());
         match object {
             Object::Pod(pod) => {
-                self.remove_pod(&key);
-                let refs = pod_refs(pod);
-                if refs.node.is_empty() {
+                self.remove_pod(&meta.namespace, &meta.name);
+                let Some(refs) = self.pod_refs(pod) else {
                     return;
-                }
+                };
+                let namespace = self.interned.name(&meta.namespace);
                 self.by_node
                     .entry(refs.node.clone())
                     .or_default()
-                    .insert(key.clone());
-                self.pods.insert(key, refs);
+                    .insert((namespace.clone(), meta.name.as_str().into()));
+                self.pods
+                    .entry(namespace)
+                    .or_default()
+                    .insert(meta.name.as_str().into(), refs);
             }
             Object::PersistentVolumeClaim(claim) => {
                 let volume = claim
@@ -83,7 +138,8 @@ impl NodeGraph {
                     .as_ref()
                     .map(|s| s.volume_name.clone())
                     .unwrap_or_default();
-                self.claims.insert(key, volume);
+                self.claims
+                    .insert((meta.namespace.clone(), meta.name.clone()), volume);
             }
             _ => {}
         }
@@ -92,11 +148,11 @@ impl NodeGraph {
     /// Forgets `object` (other kinds are ignored).
     pub fn remove(&mut self, object: &Object) {
         let meta = object.metadata();
-        let key = (meta.namespace.clone(), meta.name.clone());
         match object.kind() {
-            Kind::Pod => self.remove_pod(&key),
+            Kind::Pod => self.remove_pod(&meta.namespace, &meta.name),
             Kind::PersistentVolumeClaim => {
-                self.claims.remove(&key);
+                self.claims
+                    .remove(&(meta.namespace.clone(), meta.name.clone()));
             }
             _ => {}
         }
@@ -109,28 +165,43 @@ impl NodeGraph {
             Kind::Pod => {
                 self.pods = listed.pods;
                 self.by_node = listed.by_node;
+                self.interned = listed.interned;
             }
             Kind::PersistentVolumeClaim => self.claims = listed.claims,
             _ => {}
         }
     }
 
-    fn remove_pod(&mut self, key: &(String, String)) {
-        if let Some(old) = self.pods.remove(key) {
-            if let Some(pods) = self.by_node.get_mut(&old.node) {
-                pods.remove(key);
-                if pods.is_empty() {
-                    self.by_node.remove(&old.node);
-                }
+    fn remove_pod(&mut self, namespace: &str, name: &str) {
+        let Some(pods) = self.pods.get_mut(namespace) else {
+            return;
+        };
+        let Some((name, old)) = pods.remove_entry(name) else {
+            return;
+        };
+        let emptied = pods.is_empty();
+        let Some(namespace) = self.pods.get_key_value(namespace).map(|(n, _)| n.clone()) else {
+            return;
+        };
+        if emptied {
+            self.pods.remove(&*namespace);
+        }
+        if let Some(on_node) = self.by_node.get_mut(&old.node) {
+            on_node.remove(&(namespace, name));
+            if on_node.is_empty() {
+                self.by_node.remove(&old.node);
             }
         }
     }
 
+    fn pod_refs_of(&self, namespace: &str, name: &str) -> Option<&PodRefs> {
+        self.pods.get(namespace)?.get(name)
+    }
+
     /// Whether pod `namespace/name` is bound to `node`.
     pub fn pod_on(&self, node: &str, namespace: &str, name: &str) -> bool {
-        self.pods
-            .get(&(namespace.to_owned(), name.to_owned()))
-            .is_some_and(|p| p.node == node)
+        self.pod_refs_of(namespace, name)
+            .is_some_and(|p| &*p.node == node)
     }
 
     /// Whether a pod bound to `node` references `kind` `namespace/name` (for a
@@ -139,8 +210,8 @@ impl NodeGraph {
         let Some(pods) = self.by_node.get(node) else {
             return false;
         };
-        pods.iter().any(|key| {
-            let Some(refs) = self.pods.get(key) else {
+        pods.iter().any(|(pod_namespace, pod)| {
+            let Some(refs) = self.pod_refs_of(pod_namespace, pod) else {
                 return false;
             };
             if kind == Kind::PersistentVolume {
@@ -148,28 +219,44 @@ impl NodeGraph {
                     *k == Kind::PersistentVolumeClaim
                         && self
                             .claims
-                            .get(&(key.0.clone(), claim.clone()))
+                            .get(&(pod_namespace.to_string(), claim.to_string()))
                             .is_some_and(|volume| volume == name)
                 });
             }
-            key.0 == namespace
+            &**pod_namespace == namespace
                 && refs
                     .references
                     .iter()
-                    .any(|(k, referenced)| *k == kind && referenced == name)
+                    .any(|(k, referenced)| *k == kind && &**referenced == name)
+        })
+    }
+
+    /// The node of `pod` and the objects it references in its namespace, interned; `None`
+    /// when it is bound to no node.
+    fn pod_refs(&mut self, pod: &Pod) -> Option<PodRefs> {
+        let spec = pod.spec.as_ref()?;
+        if spec.node_name.is_empty() {
+            return None;
+        }
+        let mut references: Vec<(Kind, Arc<str>)> = referenced(spec)
+            .into_iter()
+            .map(|(kind, name)| (kind, self.interned.name(name)))
+            .collect();
+        references.sort_unstable();
+        references.dedup();
+        Some(PodRefs {
+            node: self.interned.name(&spec.node_name),
+            references: self.interned.references(references),
         })
     }
 }
 
-/// The node of `pod` and the objects it references in its namespace.
-fn pod_refs(pod: &Pod) -> PodRefs {
-    let Some(spec) = &pod.spec else {
-        return PodRefs::default();
-    };
+/// The objects `spec` references in its pod's namespace, as (kind, name), unsorted.
+fn referenced<'a>(spec: &'a PodSpec) -> Vec<(Kind, &'a str)> {
     let mut references = Vec::new();
-    let mut add = |kind: Kind, name: &str| {
+    let mut add = |kind: Kind, name: &'a str| {
         if !name.is_empty() {
-            references.push((kind, name.to_owned()));
+            references.push((kind, name));
         }
     };
     add(
@@ -214,12 +301,7 @@ fn pod_refs(pod: &Pod) -> PodRefs {
             }
         }
     }
-    references.sort_unstable();
-    references.dedup();
-    PodRefs {
-        node: spec.node_name.clone(),
-        references: references.into_boxed_slice(),
-    }
+    references
 }
 
 /// The Node authorizer over a shared, replaceable [`NodeGraph`].

@@ -271,3 +271,54 @@ spec:
     // The claim was not relisted: it stays, and leads the new pod's node to its volume.
     assert!(live.referenced_by("n3", Kind::PersistentVolume, "", "pv-7"));
 }
+
+fn pod_with_secret(name: &str, node: &str, secret: &str) -> Object {
+    parse_object(
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: shop}}\nspec:\n  nodeName: {node}\n  volumes: [{{name: s, secret: {{secretName: {secret}}}}}]\n  containers: [{{name: c, image: busybox}}]\n"
+        ),
+        "t",
+    )
+    .unwrap()
+}
+
+#[test]
+fn pods_of_one_shape_share_their_strings_and_reference_lists() {
+    let mut g = NodeGraph::default();
+    for (name, node) in [("a", "n1"), ("b", "n1"), ("c", "n2")] {
+        g.put(&pod_with_secret(name, node, "shared"));
+    }
+    let shop = &g.pods["shop"];
+    let (a, b, c) = (&shop["a"], &shop["b"], &shop["c"]);
+    assert!(Arc::ptr_eq(&a.references, &b.references));
+    assert!(Arc::ptr_eq(&a.references, &c.references));
+    assert!(Arc::ptr_eq(&a.node, &b.node));
+    assert!(!Arc::ptr_eq(&a.node, &c.node));
+    assert!(g.referenced_by("n2", Kind::Secret, "shop", "shared"));
+    assert!(!g.referenced_by("n2", Kind::Secret, "other", "shared"));
+}
+
+#[test]
+fn interned_names_no_pod_holds_are_swept() {
+    let mut g = NodeGraph::default();
+    // Pods come and go, each with a secret of its own; one stays.
+    g.put(&pod_with_secret("kept", "n1", "kept-secret"));
+    for i in 0..5_000 {
+        let pod = pod_with_secret(&format!("p{i}"), &format!("n{}", i % 7), &format!("s{i}"));
+        g.put(&pod);
+        assert!(g.referenced_by(
+            &format!("n{}", i % 7),
+            Kind::Secret,
+            "shop",
+            &format!("s{i}")
+        ));
+        g.remove(&pod);
+    }
+    let held = g.interned.names.len() + g.interned.references.len();
+    assert!(held < 3_000, "{held} interned entries for 1 pod");
+    assert!(g.referenced_by("n1", Kind::Secret, "shop", "kept-secret"));
+    assert!(!g.referenced_by("n1", Kind::Secret, "shop", "s4999"));
+    assert!(!g.pod_on("n1", "shop", "p4999"));
+    assert_eq!(g.by_node.len(), 1, "only the kept pod's node is left");
+    assert_eq!(g.pods["shop"].len(), 1);
+}

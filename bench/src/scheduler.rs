@@ -400,6 +400,9 @@ struct Check {
     nodes: usize,
     busiest_node_pods: usize,
     scheduled_events: usize,
+    /// Scheduled events listed twice (the same name), and pods with more than one.
+    scheduled_listed_twice: usize,
+    pods_scheduled_twice: usize,
     failed_scheduling_events: usize,
     pods_per_node: HashMap<String, usize>,
 }
@@ -473,12 +476,29 @@ async fn check(client: &Client) -> anyhow::Result<Check> {
             }
         }
     }
-    for event in &events {
-        let Object::Event(event) = event else {
+    let mut names = std::collections::HashSet::new();
+    let mut scheduled_pods: HashMap<String, usize> = HashMap::new();
+    for object in &events {
+        let Object::Event(event) = object else {
             continue;
         };
         match event.reason.as_str() {
-            "Scheduled" => out.scheduled_events += 1,
+            "Scheduled" => {
+                out.scheduled_events += 1;
+                if !names.insert(object.metadata().name.clone()) {
+                    out.scheduled_listed_twice += 1;
+                }
+                let pod = event
+                    .involved_object
+                    .as_ref()
+                    .map(|o| o.name.clone())
+                    .unwrap_or_default();
+                let times = scheduled_pods.entry(pod).or_default();
+                *times += 1;
+                if *times == 2 {
+                    out.pods_scheduled_twice += 1;
+                }
+            }
             "FailedScheduling" => out.failed_scheduling_events += 1,
             _ => {}
         }
@@ -843,13 +863,16 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
     );
     println!(
         "read back: {} pods bound, {} pending; {} of {} nodes Ready and untainted; \
-         most pods on one node: {}; events: {} Scheduled, {} FailedScheduling",
+         most pods on one node: {}; events: {} Scheduled ({} listed twice, {} pods with \
+         more than one), {} FailedScheduling",
         checked.bound,
         checked.pending,
         checked.nodes_ready,
         checked.nodes,
         checked.busiest_node_pods,
         checked.scheduled_events,
+        checked.scheduled_listed_twice,
+        checked.pods_scheduled_twice,
         checked.failed_scheduling_events,
     );
     println!();

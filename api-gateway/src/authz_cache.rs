@@ -7,7 +7,10 @@
 //!   registry ─list (local member)─► replace kind ─► watch from the list's revision ─► put / remove
 //!                 ▲                                                   │ error or end
 //!                 └────────────── back off (250 ms … 5 s) ◄───────────┘
-//!   authorizers ──read──► Arc<Policy>, Arc<NodeGraph>   (one writer per kind, many readers)
+//!   authorizers ──read──► Arc<Policy>                    (a snapshot, copied when written
+//!                         │                               while a reader holds it: small)
+//!                         └──► NodeGraph, under a read lock (changed in place: one entry
+//!                                                           per pod, too large to copy)
 //! ```
 //!
 //! The policy starts from the built-in default policy (`bootstrap_policy`): a default
@@ -46,7 +49,7 @@ const FOLLOWED: &[Kind] = &[
 /// The authorizers' snapshots and the tasks that keep them current.
 pub struct AuthzCache {
     policy: RwLock<Arc<Policy>>,
-    graph: RwLock<Arc<NodeGraph>>,
+    graph: RwLock<NodeGraph>,
     /// How many followed kinds have been listed at least once.
     synced: watch::Sender<usize>,
 }
@@ -71,7 +74,7 @@ impl AuthzCache {
         let (synced, _) = watch::channel(0);
         let cache = Arc::new(AuthzCache {
             policy: RwLock::new(Arc::new(Policy::with_builtins(default_policy()))),
-            graph: RwLock::new(Arc::new(NodeGraph::default())),
+            graph: RwLock::new(NodeGraph::default()),
             synced,
         });
         let tasks = FOLLOWED
@@ -89,11 +92,12 @@ impl AuthzCache {
         }
     }
 
-    /// The node graph as last seen.
-    pub fn graph(&self) -> Arc<NodeGraph> {
+    /// `check`'s answer about the node graph as last seen, read under its lock (held for
+    /// the check only; writers wait meanwhile).
+    pub fn read_graph(&self, check: &mut dyn FnMut(&NodeGraph) -> bool) -> bool {
         match self.graph.read() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+            Ok(g) => check(&g),
+            Err(poisoned) => check(&poisoned.into_inner()),
         }
     }
 
@@ -111,7 +115,7 @@ impl AuthzCache {
         if Policy::holds(kind) {
             write(&self.policy, |policy| change(policy));
         } else {
-            write(&self.graph, |graph| change(graph));
+            change(&mut *write_graph(&self.graph));
         }
     }
 }
@@ -124,6 +128,14 @@ fn write<T: Clone>(lock: &RwLock<Arc<T>>, change: impl FnOnce(&mut T)) {
         Err(poisoned) => poisoned.into_inner(),
     };
     change(Arc::make_mut(&mut guard));
+}
+
+/// The graph behind `lock`, for a change in place.
+fn write_graph(lock: &RwLock<NodeGraph>) -> std::sync::RwLockWriteGuard<'_, NodeGraph> {
+    match lock.write() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
 }
 
 /// What the cache writes: one snapshot, object by object.
@@ -182,7 +194,7 @@ async fn follow_once<S: KvStore>(
         let revision = registry
             .list_each(&options, |object| listed.put(&object))
             .await?;
-        write(&cache.graph, |graph| graph.adopt(kind, listed));
+        write_graph(&cache.graph).adopt(kind, listed);
         revision
     } else {
         let page = registry.list(&options).await?;

@@ -304,17 +304,27 @@ fn referenced<'a>(spec: &'a PodSpec) -> Vec<(Kind, &'a str)> {
     references
 }
 
-/// The Node authorizer over a shared, replaceable [`NodeGraph`].
+/// Runs a check on the current [`NodeGraph`] and returns its answer.
+type GraphReader = dyn Fn(&mut dyn FnMut(&NodeGraph) -> bool) -> bool + Send + Sync;
+
+/// The Node authorizer over a shared [`NodeGraph`] that changes in place.
 pub struct NodeAuthorizer {
-    graph: Arc<dyn Fn() -> Arc<NodeGraph> + Send + Sync>,
+    read: Arc<GraphReader>,
 }
 
 impl NodeAuthorizer {
-    /// An authorizer reading the graph `current` returns at each request.
-    pub fn new(current: impl Fn() -> Arc<NodeGraph> + Send + Sync + 'static) -> NodeAuthorizer {
+    /// An authorizer that asks `read` to run each check on the current graph (under
+    /// whatever lock guards it).
+    pub fn new(
+        read: impl Fn(&mut dyn FnMut(&NodeGraph) -> bool) -> bool + Send + Sync + 'static,
+    ) -> NodeAuthorizer {
         NodeAuthorizer {
-            graph: Arc::new(current),
+            read: Arc::new(read),
         }
+    }
+
+    fn graph(&self, mut check: impl FnMut(&NodeGraph) -> bool) -> bool {
+        (self.read)(&mut check)
     }
 }
 
@@ -394,14 +404,14 @@ impl NodeAuthorizer {
             }
             (Kind::Pod, "") => match verb {
                 "list" | "watch" => selects("spec.nodeName"),
-                "get" | "delete" => (self.graph)().pod_on(node, namespace, name),
+                "get" | "delete" => self.graph(|g| g.pod_on(node, namespace, name)),
                 // A mirror pod of one of its static pods, on itself.
                 "create" => attributes.object.is_some_and(|o| mirror_pod_on(o, node)),
                 _ => false,
             },
             (Kind::Pod, "status") => {
                 matches!(verb, "get" | "update" | "patch")
-                    && (self.graph)().pod_on(node, namespace, name)
+                    && self.graph(|g| g.pod_on(node, namespace, name))
             }
             (
                 Kind::Secret
@@ -410,12 +420,12 @@ impl NodeAuthorizer {
                 | Kind::ServiceAccount
                 | Kind::PersistentVolume,
                 "",
-            ) => verb == "get" && (self.graph)().referenced_by(node, kind, namespace, name),
+            ) => verb == "get" && self.graph(|g| g.referenced_by(node, kind, namespace, name)),
             // A token for the ServiceAccount of one of its pods (the service checks that
             // the token is bound to that pod).
             (Kind::ServiceAccount, "token") => {
                 verb == "create"
-                    && (self.graph)().referenced_by(node, Kind::ServiceAccount, namespace, name)
+                    && self.graph(|g| g.referenced_by(node, Kind::ServiceAccount, namespace, name))
             }
             (Kind::Event, "") => matches!(verb, "create" | "update" | "patch"),
             (Kind::CertificateSigningRequest, "") => verb == "create" || read,

@@ -48,8 +48,7 @@ spec: {volumeName: pv-7, accessModes: [ReadWriteOnce], resources: {requests: {st
 }
 
 fn authorizer(g: NodeGraph) -> NodeAuthorizer {
-    let g = Arc::new(g);
-    NodeAuthorizer::new(move || g.clone())
+    NodeAuthorizer::new(move |check| check(&g))
 }
 
 #[test]

@@ -54,7 +54,7 @@ pub fn authorizer(cache: &Arc<AuthzCache>) -> Arc<dyn Authorizer> {
     let policy = cache.clone();
     Arc::new(Chain::new(vec![
         Box::new(PrivilegedGroup::masters()),
-        Box::new(NodeAuthorizer::new(move || graph.graph())),
+        Box::new(NodeAuthorizer::new(move |check| graph.read_graph(check))),
         Box::new(Rbac::new(move || policy.policy())),
     ]))
 }

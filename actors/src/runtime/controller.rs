@@ -77,8 +77,11 @@ pub(crate) trait Reconciler: Unpin + Send + 'static {
         false
     }
 
-    /// How one pipelined write ended.
-    fn written(&mut self, _action: &Action, _result: &Result<Outcome, ApiError>) {}
+    /// How one pipelined write ended; returns the actions that wait for it (the
+    /// scheduler's `Scheduled` event for a Binding written), pipelined in turn.
+    fn written(&mut self, _action: &Action, _result: &Result<Outcome, ApiError>) -> Vec<Action> {
+        Vec::new()
+    }
 
     /// Leadership changed: forget what was decided under the previous term.
     fn reset(&mut self) {}
@@ -325,7 +328,12 @@ impl<R: Reconciler> Controller<R> {
                 }
             }
         }
-        self.reconciler.written(&action, &result);
+        let follow = self.reconciler.written(&action, &result);
+        if !follow.is_empty() {
+            let now = Instant::now();
+            let follow = self.events.filter(follow, now);
+            self.pipeline.extend(self.budget.admit(follow, now));
+        }
         let Some(term) = self.term else {
             return;
         };

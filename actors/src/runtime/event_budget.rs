@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use crate::action::Action;
 
 /// The reason of the events the budget applies to.
-const SCHEDULED: &str = "Scheduled";
+pub(crate) const SCHEDULED: &str = "Scheduled";
 
 /// How often the count of dropped events is logged, at most.
 const REPORT_EVERY: Duration = Duration::from_secs(10);

@@ -25,12 +25,13 @@
 //!
 //! Owns no state of its own beyond configuration. It must not write.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rafter_proto::{Kind, Object, Selector};
 
-use crate::action::{Action, ObjectKey, Reconciled};
+use crate::action::{Action, EventRecord, ObjectKey, Reconciled};
 use crate::cache::Cache;
 use crate::csr::{self, CertificateSigner};
 use crate::endpoint_slice::managed_for;
@@ -40,6 +41,7 @@ use crate::pods::controller_ref;
 use crate::reconcile_service_accounts;
 use crate::runtime::api::{is_informed, ApiError, Outcome, INFORMED_KINDS};
 use crate::runtime::controller::Reconciler;
+use crate::runtime::event_budget::SCHEDULED;
 use crate::runtime::informer::Change;
 use crate::service_backends::selects;
 use crate::{
@@ -476,6 +478,10 @@ impl Reconciler for PodCidrs {
 /// see bound ([`Assumed`]) on their nodes.
 pub(crate) struct Scheduler {
     assumed: Assumed,
+    /// Each `Scheduled` event of a pod whose Binding is not yet written: it is recorded
+    /// once the Binding is, and dropped if the Binding fails (as kube-scheduler records
+    /// it after binding), so a pod placed again gets one event, not two.
+    held_events: HashMap<(String, String), EventRecord>,
     queue: SchedulingQueue,
     /// At most this many pods per pass ([`PODS_PER_PASS`]).
     pods_per_pass: usize,
@@ -491,6 +497,7 @@ impl Scheduler {
     pub(crate) fn with_pods_per_pass(pods_per_pass: usize) -> Scheduler {
         Scheduler {
             assumed: Assumed::default(),
+            held_events: HashMap::new(),
             queue: SchedulingQueue::default(),
             pods_per_pass: pods_per_pass.max(1),
         }
@@ -530,6 +537,7 @@ impl Reconciler for Scheduler {
         let (mut reconciled, failed) = schedule_pods_assuming(cache, &self.assumed, pods, seed);
         self.queue.failed(failed, now);
         self.assumed.assume_binds(&reconciled.actions);
+        self.hold_scheduled_events(&mut reconciled.actions);
         reconciled.requeue_after = self.queue.next_retry(now);
         if self.queue.active_len() > 0 {
             // More pods wait than one pass takes: the next pass follows this one's writes.
@@ -549,23 +557,76 @@ impl Reconciler for Scheduler {
         true
     }
 
-    fn written(&mut self, action: &Action, result: &Result<Outcome, ApiError>) {
-        if let (
-            Action::Bind {
-                namespace, name, ..
-            },
-            Err(_),
-        ) = (action, result)
-        {
-            // Pending again: the next pass places it anew.
+    fn written(&mut self, action: &Action, result: &Result<Outcome, ApiError>) -> Vec<Action> {
+        let Action::Bind {
+            namespace, name, ..
+        } = action
+        else {
+            return Vec::new();
+        };
+        let held = self.held_events.remove(&(namespace.clone(), name.clone()));
+        if result.is_err() {
+            // Pending again: the next pass places it anew, with an event of its own.
             self.assumed.forget(namespace, name);
             self.queue.retry(namespace, name);
+            return Vec::new();
         }
+        if self.held_events.is_empty() && self.held_events.capacity() > 1024 {
+            // A burst's table is given back once its Bindings are written.
+            self.held_events.shrink_to_fit();
+        }
+        held.map(Action::RecordEvent).into_iter().collect()
     }
 
     fn reset(&mut self) {
         self.assumed.clear();
         self.queue.clear();
+        self.held_events.clear();
+    }
+}
+
+impl Scheduler {
+    /// Takes out of `actions` the `Scheduled` event of each pod they bind, to be recorded
+    /// when its Binding is written ([`Reconciler::written`]).
+    fn hold_scheduled_events(&mut self, actions: &mut Vec<Action>) {
+        let bound: HashSet<(&str, &str)> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Bind {
+                    namespace, name, ..
+                } => Some((namespace.as_str(), name.as_str())),
+                _ => None,
+            })
+            .collect();
+        let hold: Vec<bool> = actions
+            .iter()
+            .map(|action| {
+                matches!(action, Action::RecordEvent(event)
+                if event.reason == SCHEDULED
+                    && event.involved.kind == Kind::Pod
+                    && bound.contains(&(
+                        event.involved.namespace.as_str(),
+                        event.involved.name.as_str(),
+                    )))
+            })
+            .collect();
+        drop(bound);
+        let mut held = Vec::new();
+        let mut kept = Vec::with_capacity(actions.len());
+        for (action, hold) in actions.drain(..).zip(hold) {
+            match action {
+                Action::RecordEvent(event) if hold => held.push(event),
+                other => kept.push(other),
+            }
+        }
+        *actions = kept;
+        for event in held {
+            let key = (
+                event.involved.namespace.clone(),
+                event.involved.name.clone(),
+            );
+            self.held_events.insert(key, event);
+        }
     }
 }
 

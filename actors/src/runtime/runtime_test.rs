@@ -496,7 +496,35 @@ async fn pipelined_binds_place_every_pod_once_within_capacity_and_failed_binds_a
     cluster
         .wait_until("120 pods bound", WAIT, |s| s.bound_pods() == 120)
         .await;
+    // Each pod's Scheduled event is recorded once its Binding is written: none for the
+    // failed ones, so every pod has one, naming the node it is bound to.
+    cluster
+        .wait_until("120 Scheduled events", WAIT, |s| {
+            s.events.iter().filter(|e| e.reason == "Scheduled").count() >= 120
+        })
+        .await;
     let state = cluster.state();
+    let mut scheduled: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for event in state.events.iter().filter(|e| e.reason == "Scheduled") {
+        let pod = event.involved.name.clone();
+        scheduled
+            .entry(pod)
+            .or_default()
+            .push(event.message.clone());
+    }
+    assert_eq!(scheduled.len(), 120, "every pod has its event");
+    for p in state.pods() {
+        let meta = p.metadata.as_ref().unwrap();
+        let node = &p.spec.as_ref().unwrap().node_name;
+        assert_eq!(
+            scheduled[&meta.name],
+            [format!(
+                "Successfully assigned default/{} to {node}",
+                meta.name
+            )],
+            "one event, for the binding that was written"
+        );
+    }
     let mut per_node = std::collections::BTreeMap::new();
     for p in state.pods() {
         *per_node

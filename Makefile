@@ -1,8 +1,12 @@
 # The two commands README.md opens with. Each installs what it needs, then builds.
-.PHONY: up test deps build lint check
+.PHONY: up test deps bench-deps build lint check
 
 deps:
 	@scripts/install-deps.sh
+
+# What the benchmarks run beside Rafter (etcd) and profile with (perf, jeprof).
+bench-deps:
+	@scripts/install-deps.sh bench
 
 build: deps
 	cargo build --bin rafter

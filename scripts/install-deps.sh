@@ -5,9 +5,16 @@
 # Service proxy its `nft` (and the proxy's tests the kernel rules they check). faketime
 # (libfaketime) runs a chaos test's master and agent with their clocks a minute off, and
 # e2fsprogs makes the small filesystem a chaos test fills up.
+#
+# `install-deps.sh bench` (`make bench-deps`) also installs what the benchmarks compare
+# with and profile by: etcd-server (`bench store` runs /usr/bin/etcd side by side),
+# linux-perf and libjemalloc-dev (its `jeprof`, for `--features jemalloc-profiling`).
 set -euo pipefail
 
 packages=(protobuf-compiler librocksdb-dev libclang-dev nftables faketime e2fsprogs)
+if [ "${1:-}" = "bench" ]; then
+    packages+=(etcd-server linux-perf libjemalloc-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

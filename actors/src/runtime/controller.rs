@@ -77,8 +77,8 @@ pub(crate) trait Reconciler: Unpin + Send + 'static {
         false
     }
 
-    /// How one pipelined write ended; returns the actions that wait for it (the
-    /// scheduler's `Scheduled` event for a Binding written), pipelined in turn.
+    /// How one pipelined write ended; returns the actions that waited for it (the
+    /// scheduler's `Scheduled` event for a Binding written), pipelined next.
     fn written(&mut self, _action: &Action, _result: &Result<Outcome, ApiError>) -> Vec<Action> {
         Vec::new()
     }
@@ -330,9 +330,13 @@ impl<R: Reconciler> Controller<R> {
         }
         let follow = self.reconciler.written(&action, &result);
         if !follow.is_empty() {
+            // Next in line, ahead of the queued writes: what waited for this write goes
+            // out as soon as it could, and is not held behind a whole pass.
             let now = Instant::now();
-            let follow = self.events.filter(follow, now);
-            self.pipeline.extend(self.budget.admit(follow, now));
+            let follow = self.budget.admit(self.events.filter(follow, now), now);
+            for action in follow.into_iter().rev() {
+                self.pipeline.push_front(action);
+            }
         }
         let Some(term) = self.term else {
             return;

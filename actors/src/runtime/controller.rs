@@ -230,8 +230,7 @@ impl<R: Reconciler> Controller<R> {
             self.queue
                 .add_after(self.reconciler.requeue_key(&key), after, instant);
         }
-        let actions = self.events.filter(reconciled.actions, instant);
-        let actions = self.budget.admit(actions, instant);
+        let actions = self.admit_events(reconciled.actions, instant);
         if actions.is_empty() {
             self.queue.done(&key, None, false, instant);
             return;
@@ -259,6 +258,12 @@ impl<R: Reconciler> Controller<R> {
                 .map(move |report, act, ctx| act.finished(done_key, epoch, report, ctx)),
         );
         self.running.insert(key, handle);
+    }
+
+    /// `actions` without the events recently recorded or past the `Scheduled` budget.
+    fn admit_events(&mut self, actions: Vec<Action>, now: Instant) -> Vec<Action> {
+        let actions = self.events.filter(actions, now);
+        self.budget.admit(actions, now)
     }
 
     /// Starts pipelined writes until the pipeline is empty or the limit is in flight.
@@ -333,7 +338,7 @@ impl<R: Reconciler> Controller<R> {
             // Next in line, ahead of the queued writes: what waited for this write goes
             // out as soon as it could, and is not held behind a whole pass.
             let now = Instant::now();
-            let follow = self.budget.admit(self.events.filter(follow, now), now);
+            let follow = self.admit_events(follow, now);
             for action in follow.into_iter().rev() {
                 self.pipeline.push_front(action);
             }

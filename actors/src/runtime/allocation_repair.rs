@@ -6,8 +6,14 @@
 //!  Lead{Some(t)} ─► pass(t) now ─► every interval: pass(t)   (one pass at a time)
 //!                     │ released / restored / problems ─► log
 //!                     │ problems new in this leadership ─► Warning Event about the Service (fenced by t)
+//!                     │ the pass failed, or an event was not written ─► another pass after a
+//!                     │   back-off (0.5 s, doubling, at most the interval), not a whole interval
 //!  Lead{None} ─► no more passes; a pass in flight finds its writes fenced
 //! ```
+//!
+//! The back-off matters to a new leader: its first writes may be refused while the
+//! cluster settles (a store catching up, the controllers' RBAC roles still being created
+//! after a restart), and a minute-long interval would hold its findings back that long.
 //!
 //! What a pass releases or restores is decided where the reservations live (the
 //! registry, judged at one store revision); this actor only schedules passes and reports.
@@ -23,8 +29,12 @@ use rafter_proto::Kind;
 use crate::action::{Action, EventRecord, EventType, ObjectKey};
 use crate::runtime::api::{AllocationProblem, AllocationRepair, ApiError, ClusterApi};
 use crate::runtime::controller::Lead;
+use crate::runtime::queue::Backoff;
 
 const COMPONENT: &str = "service-allocation-repair";
+
+/// The first delay before a failed pass (or an unwritten event) is tried again.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
 
 /// The repair loop's actor.
 pub(crate) struct AllocationRepairer {
@@ -37,6 +47,10 @@ pub(crate) struct AllocationRepairer {
     /// Problems already recorded as events in this leadership (uid, reason, message): a
     /// problem that stays is logged every pass and recorded once.
     recorded: HashSet<(String, String, String)>,
+    /// Passes in a row that failed or left an event unwritten.
+    failures: u32,
+    /// The pass scheduled after a failure, before the next interval.
+    retry: Option<SpawnHandle>,
 }
 
 impl AllocationRepairer {
@@ -48,7 +62,29 @@ impl AllocationRepairer {
             epoch: 0,
             running: false,
             recorded: HashSet::new(),
+            failures: 0,
+            retry: None,
         }
+    }
+
+    /// Schedules another pass after the back-off of one more failure in a row.
+    fn retry_soon(&mut self, ctx: &mut Context<Self>) {
+        self.failures = self.failures.saturating_add(1);
+        let backoff = Backoff {
+            base: RETRY_FIRST.min(self.interval),
+            max: self.interval,
+        };
+        let delay = backoff.delay(self.failures);
+        if let Some(previous) = self.retry.take() {
+            ctx.cancel_future(previous);
+        }
+        let epoch = self.epoch;
+        self.retry = Some(ctx.run_later(delay, move |act, ctx| {
+            act.retry = None;
+            if act.epoch == epoch {
+                act.pass(ctx);
+            }
+        }));
     }
 
     fn pass(&mut self, ctx: &mut Context<Self>) {
@@ -69,23 +105,32 @@ impl AllocationRepairer {
                 Ok(report) => report,
                 Err(ApiError::Fenced(_)) => return,
                 Err(e) => {
-                    tracing::warn!(error = %e, "service allocation repair failed; trying again next interval");
+                    tracing::warn!(error = %e, "service allocation repair failed; trying again soon");
+                    act.retry_soon(ctx);
                     return;
                 }
             };
             let fresh = act.log_and_keep_new(report);
-            if !fresh.is_empty() {
-                // A problem whose event could not be written is forgotten, so the next
-                // pass records it again (a new leader's first writes may be refused).
-                let writes = record(Arc::clone(&act.api), term, fresh);
-                ctx.spawn(writes.into_actor(act).map(move |failed, act, _| {
-                    if act.epoch == epoch {
-                        for problem in &failed {
-                            act.recorded.remove(&problem_key(problem));
-                        }
-                    }
-                }));
+            if fresh.is_empty() {
+                act.failures = 0;
+                return;
             }
+            // A problem whose event could not be written is forgotten, so the next pass,
+            // made soon, records it again (a new leader's first writes may be refused).
+            let writes = record(Arc::clone(&act.api), term, fresh);
+            ctx.spawn(writes.into_actor(act).map(move |failed, act, ctx| {
+                if act.epoch != epoch {
+                    return;
+                }
+                if failed.is_empty() {
+                    act.failures = 0;
+                    return;
+                }
+                for problem in &failed {
+                    act.recorded.remove(&problem_key(problem));
+                }
+                act.retry_soon(ctx);
+            }));
         }));
     }
 
@@ -147,7 +192,7 @@ async fn record(
             .execute(COMPONENT, Action::RecordEvent(record), term)
             .await
         {
-            tracing::warn!(error = %e, "service allocation repair: event not recorded; trying again next pass");
+            tracing::warn!(error = %e, "service allocation repair: event not recorded; trying again soon");
             failed.push(problem);
         }
     }
@@ -173,6 +218,10 @@ impl Handler<Lead> for AllocationRepairer {
         self.epoch += 1;
         self.running = false;
         self.recorded.clear();
+        self.failures = 0;
+        if let Some(retry) = self.retry.take() {
+            ctx.cancel_future(retry);
+        }
         self.pass(ctx);
     }
 }

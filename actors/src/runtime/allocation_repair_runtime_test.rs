@@ -156,3 +156,52 @@ async fn a_problem_whose_event_was_not_written_is_recorded_at_a_later_pass() {
     assert_eq!(recorded, 1, "recorded once it was written, and only once");
     runtime.stop();
 }
+
+/// A new leader's first writes may be refused for a while (its controllers' roles still
+/// being created after a restart): the pass is made again after a back-off, not a whole
+/// interval later, both when the pass fails and when its event is not written.
+#[actix_rt::test]
+async fn a_failed_pass_or_event_is_tried_again_well_before_the_next_interval() {
+    let cluster = FakeCluster::new(1);
+    {
+        let mut state = cluster.state();
+        state.repair_answer = AllocationRepair {
+            released: vec![],
+            restored: vec![],
+            problems: vec![AllocationProblem {
+                namespace: "default".into(),
+                name: "old".into(),
+                uid: "uid-old".into(),
+                reason: "PortOutOfRange".into(),
+                message: "node port 30050/TCP is outside 31000-31099".into(),
+            }],
+        };
+        state.failing_repairs = 1;
+        state.failing_events = 2;
+    }
+    let (leader, leadership) = watch::channel(None);
+    let runtime = ControllerRuntime::start(
+        Arc::new(cluster.clone()),
+        Arc::new(NoSigner),
+        leadership,
+        RuntimeConfig {
+            // Far beyond this test's deadline: only the back-off can make the passes.
+            allocation_repair: Some(Duration::from_secs(3600)),
+            ..RuntimeConfig::default()
+        },
+    );
+    leader.send_replace(Some(1));
+    cluster
+        .wait_until(
+            "the event recorded after a failed pass and two failed writes",
+            WAIT,
+            |s| s.events.iter().any(|e| e.reason == "PortOutOfRange"),
+        )
+        .await;
+    let state = cluster.state();
+    assert_eq!((state.failing_repairs, state.failing_events), (0, 0));
+    // After the failed pass, three answered: one per event write.
+    assert_eq!(state.repairs, vec![1, 1, 1], "a pass per failed write");
+    drop(state);
+    runtime.stop();
+}

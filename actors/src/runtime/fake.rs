@@ -37,6 +37,8 @@ pub(crate) struct State {
     pub failing_binds: usize,
     /// How many of the next event writes fail (Unavailable).
     pub failing_events: usize,
+    /// How many of the next repair passes fail (Unavailable).
+    pub failing_repairs: usize,
     /// The terms Service allocation repair passes ran in, in order.
     pub repairs: Vec<u64>,
     /// What every repair pass answers.
@@ -445,6 +447,11 @@ impl ClusterApi for FakeCluster {
             let mut state = self.state();
             if term != state.term {
                 Err(ApiError::Fenced(format!("term {term} is over")))
+            } else if state.failing_repairs > 0 {
+                state.failing_repairs -= 1;
+                Err(ApiError::Unavailable(
+                    "repair pass failed by the test".to_owned(),
+                ))
             } else {
                 state.repairs.push(term);
                 Ok(state.repair_answer.clone())

@@ -1,6 +1,7 @@
 //! Masters restarted with other Service ranges keep every Service's values, allocate new
 //! ones from the new ranges, and the new leader's repair pass reports the values outside
-//! them as Warning events about their Services (`ClusterIPOutOfRange`, `PortOutOfRange`).
+//! them as Warning events about their Services (`ClusterIPOutOfRange`, `PortOutOfRange`),
+//! also when its first writes are refused (a repair pass is tried again after a back-off).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -114,9 +115,24 @@ async fn values_outside_a_changed_range_are_reported_by_the_leaders_repair_pass(
         }
         assert!(
             Instant::now() < deadline,
-            "no out-of-range events about Service old: {reasons:?}\nleader log:\n{}",
-            cluster.log_tail(leader)
+            "no out-of-range events about Service old: {reasons:?}\nthe masters' repair and authorization lines:\n{}",
+            repair_lines(&cluster)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Every master's log lines about the repair pass or refused writes, for a failure message.
+fn repair_lines(cluster: &Cluster) -> String {
+    (1..=3)
+        .flat_map(|id| {
+            cluster
+                .log(id)
+                .lines()
+                .filter(|l| l.contains("repair") || l.contains("forbidden") || l.contains("leader"))
+                .map(|l| format!("m{id}: {l}"))
+                .collect::<Vec<_>>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -13,6 +13,7 @@
 //! | `cluster` | the gRPC `Cluster` service over the local member ([`ClusterControl`]) |
 //! | `auth` | who is calling ([`Authenticator`]): client certificates, the static token file, bootstrap tokens, ServiceAccount tokens |
 //! | `sa_token` | ServiceAccount tokens: the claims, signing and verifying them ([`TokenKeys`]), their lifetimes |
+//! | `flow_control` | fair queuing of mutating requests by user on a master's seats ([`FlowControl`]): 429 for a full queue or a long wait, `system:masters` exempt |
 //! | `impersonation` | acting as another user (`--as`): the metadata and the `impersonate` checks |
 //! | `authz` | whether the caller may ([`Authorizer`], [`Attributes`]): one seam every request of every service passes, a [`Chain`] of authorizers |
 //! | `rbac` | Roles, ClusterRoles and their bindings evaluated from memory ([`Rbac`] over a [`Policy`]) |
@@ -51,6 +52,7 @@ mod authz_cache;
 mod bootstrap_policy;
 mod cluster;
 mod encryption;
+mod flow_control;
 mod impersonation;
 mod limit_ranger;
 mod managed_fields;
@@ -87,6 +89,7 @@ pub use authz_cache::{AuthzCache, CacheGuard};
 pub use bootstrap_policy::{default_policy, ensure_default_policy};
 pub use cluster::{ClusterControl, ClusterService};
 pub use encryption::{generate_key, EncryptionConfig, EncryptionError, Transformer};
+pub use flow_control::{FlowControl, FlowControlConfig, Throttled};
 pub use node_authz::{NodeAuthorizer, NodeGraph};
 pub use patch::{apply_patch, merge_patch, strategic_merge_patch, PatchError};
 pub use prometheus::{prometheus_text, Figure};

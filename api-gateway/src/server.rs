@@ -24,6 +24,7 @@ use crate::authz::{Authorizer, Chain, PrivilegedGroup};
 use crate::authz_cache::AuthzCache;
 use crate::bootstrap_policy::ensure_default_policy;
 use crate::cluster::{ClusterControl, ClusterService};
+use crate::flow_control::FlowControl;
 use crate::node_authz::NodeAuthorizer;
 use crate::rbac::Rbac;
 use crate::registry::Registry;
@@ -125,6 +126,9 @@ pub struct ServeOptions {
     /// The authorization cache a master shares with its controllers (which it authorizes
     /// as their own identities); `None`: the gateway starts one of its own.
     pub authz_cache: Option<Arc<AuthzCache>>,
+    /// Seats and fair queues for mutating requests (a master's are on by default);
+    /// `None`: every request is served at once.
+    pub flow_control: Option<Arc<FlowControl>>,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -135,6 +139,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("service_account_keys", &self.service_account_keys)
             .field("authorizer", &self.authorizer.as_ref().map(|_| "replaced"))
             .field("authz_cache", &self.authz_cache.as_ref().map(|_| "shared"))
+            .field("flow_control", &self.flow_control)
             .finish()
     }
 }
@@ -200,7 +205,8 @@ where
         .unwrap_or_else(|| authorizer(&cache));
     let mut service = ResourcesService::new(registry, authenticator.clone(), authorizer.clone())
         .with_audit(options.audit.clone())
-        .with_token_keys(options.service_account_keys.clone());
+        .with_token_keys(options.service_account_keys.clone())
+        .with_flow_control(options.flow_control.clone());
     if let Some(tls) = &tls {
         // Agents are dialled with the gateway's agent-client identity.
         let (cert, key) = tls

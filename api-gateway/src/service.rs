@@ -26,7 +26,7 @@ use crate::auth::{Authenticator, UserInfo, BOOTSTRAPPERS_GROUP, MASTERS_GROUP};
 use crate::authz::{Attributes, Authorizer, Decision, Target};
 use crate::impersonation::caller;
 use crate::sa_token::TokenKeys;
-use crate::status::{authorize, status_of};
+use crate::status::{authorize, status_of, throttled};
 use crate::token_request;
 
 use crate::node_images;
@@ -40,6 +40,7 @@ use rafter_proto::{
     DeleteOptions, ListOptions, PatchType, Propagation, ReadConsistency, WatchEventType,
 };
 
+use crate::flow_control::{FlowControl, Seat};
 use crate::store::KvStore;
 
 /// The non-resource path a question about another user's access is authorized on.
@@ -56,6 +57,30 @@ pub struct ResourcesService<S> {
     agent_tls: Option<AgentTls>,
     auditor: Option<Arc<Auditor>>,
     token_keys: Option<Arc<TokenKeys>>,
+    flow_control: Option<Arc<FlowControl>>,
+}
+
+/// An admitted caller: who it is, and the seat its mutating request holds until the
+/// answer (none for reads and for the exempt).
+pub(crate) struct Admitted {
+    user: UserInfo,
+    _seat: Option<Seat>,
+}
+
+impl std::ops::Deref for Admitted {
+    type Target = UserInfo;
+
+    fn deref(&self) -> &UserInfo {
+        &self.user
+    }
+}
+
+/// Verbs that write, which take a seat of the flow control.
+fn is_mutating(verb: &str) -> bool {
+    matches!(
+        verb,
+        "create" | "update" | "patch" | "delete" | "deletecollection"
+    )
 }
 
 impl<S: KvStore> ResourcesService<S> {
@@ -74,7 +99,14 @@ impl<S: KvStore> ResourcesService<S> {
             agent_tls: None,
             auditor: None,
             token_keys: None,
+            flow_control: None,
         }
+    }
+
+    /// Queues mutating requests fairly by user on `control`'s seats (`None`: no limit).
+    pub fn with_flow_control(mut self, control: Option<Arc<FlowControl>>) -> ResourcesService<S> {
+        self.flow_control = control;
+        self
     }
 
     /// Issues ServiceAccount tokens signed with `keys` (`None`: refuses to issue).
@@ -153,7 +185,7 @@ impl<S: KvStore> ResourcesService<S> {
         verb: &str,
         target: Target<'_>,
         object: Option<&Object>,
-    ) -> Result<UserInfo, Status> {
+    ) -> Result<Admitted, Status> {
         let target = with_default_namespace(target, verb);
         audit.target(verb, &target, None);
         let user = caller(
@@ -171,7 +203,16 @@ impl<S: KvStore> ResourcesService<S> {
             object,
         };
         authorize(self.authorizer.as_ref(), &attributes)?;
-        Ok(user)
+        let seat = match &self.flow_control {
+            Some(control) if is_mutating(verb) => Some(
+                control
+                    .seat(&user.name, user.in_group(MASTERS_GROUP))
+                    .await
+                    .map_err(|e| throttled(&e))?,
+            ),
+            _ => None,
+        };
+        Ok(Admitted { user, _seat: seat })
     }
 }
 
@@ -479,6 +520,9 @@ impl<S: KvStore> ResourcesService<S> {
                 .map(|cache| cache.stats().prometheus_text())
                 .unwrap_or_default();
             text.push_str(&self.registry.store().metrics_text());
+            if let Some(control) = &self.flow_control {
+                text.push_str(&control.prometheus_text());
+            }
             text.push_str(&process_text().await);
             Ok(text)
         }

@@ -10,10 +10,12 @@
 use raft_store::kv::KvError;
 use rafter_proto::well_known::NO_SPACE_METADATA;
 use rafter_proto::well_known::OUTCOME_UNKNOWN_METADATA;
+use rafter_proto::well_known::TOO_MANY_REQUESTS_METADATA;
 use tonic::metadata::MetadataValue;
 use tonic::Status;
 
 use crate::authz::{Attributes, Authorizer, Decision};
+use crate::flow_control::{Throttled, RETRY_AFTER_SECONDS};
 use crate::registry::RegistryError;
 use crate::store::StoreError;
 
@@ -53,6 +55,17 @@ pub fn status_of(error: RegistryError) -> Status {
         RegistryError::Store(_) => Status::unavailable(message),
         RegistryError::Internal(_) => Status::internal(message),
     }
+}
+
+/// The status of a mutating request that got no seat: `RESOURCE_EXHAUSTED` marked with
+/// [`TOO_MANY_REQUESTS_METADATA`] (the seconds to wait), HTTP's 429.
+pub(crate) fn throttled(refusal: &Throttled) -> Status {
+    let mut status = Status::resource_exhausted(refusal.to_string());
+    status.metadata_mut().insert(
+        TOO_MANY_REQUESTS_METADATA,
+        MetadataValue::from(RETRY_AFTER_SECONDS),
+    );
+    status
 }
 
 /// The status of a write the store may or may not have applied: `DEADLINE_EXCEEDED` with

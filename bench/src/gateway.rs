@@ -24,7 +24,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chaos_tests::{AdminClient, Cluster};
-use rafter_client::{Client, ResolvedConfig};
+use rafter_client::{
+    CertRequest, CertUsage, Client, ClientIdentity, ClusterCa, ResolvedConfig,
+    DEFAULT_CERT_VALIDITY,
+};
 use rafter_master::{Master, MasterConfig};
 use rafter_proto::api::{CreateRequest, TypedObject};
 use rafter_proto::{v1, Object};
@@ -78,6 +81,9 @@ pub(crate) struct MasterArgs {
     /// As `rafter master --no-watch-cache`.
     #[arg(long)]
     no_watch_cache: bool,
+    /// As `rafter master --max-mutating-requests-inflight` (0: no limit).
+    #[arg(long, default_value_t = 64)]
+    max_mutating_requests_inflight: usize,
     /// Serve the Kubernetes REST API (and `/metrics`) here too.
     #[arg(long)]
     listen_rest: Option<std::net::SocketAddr>,
@@ -115,6 +121,10 @@ pub(crate) fn run_master(args: MasterArgs) -> anyhow::Result<()> {
             burst: args.scheduled_events_burst,
         }),
         watch_cache: (!args.no_watch_cache).then(api_gateway::WatchCacheConfig::default),
+        flow_control: Some(api_gateway::FlowControlConfig {
+            seats: args.max_mutating_requests_inflight,
+            ..api_gateway::FlowControlConfig::default()
+        }),
         cluster_cidr: Some(actors::ClusterCidr::default()),
         service_ranges: rafter_master::ServiceRanges::parse(
             &args.service_cluster_ip_range,
@@ -184,6 +194,45 @@ pub(crate) async fn single_master_client(cluster: &Cluster, id: u64) -> anyhow::
         .find(|m| m.id == id)
         .ok_or_else(|| anyhow::anyhow!("no master {id}"))?;
     admin_client(cluster, vec![master.endpoint()]).await
+}
+
+/// A client library instance for every master of `cluster`, `first` first, as `user`
+/// (a client certificate of the cluster CA, no groups): not a member of system:masters,
+/// so its mutating requests take seats and queue like any application's. What it may do
+/// is what RBAC grants it.
+pub(crate) async fn user_client(
+    cluster: &Cluster,
+    first: u64,
+    user: &str,
+) -> anyhow::Result<Client> {
+    let pki = cluster.pki_path();
+    let read = |name: &str| {
+        std::fs::read_to_string(pki.join(name)).with_context(|| format!("reading {name}"))
+    };
+    let ca_pem = read("ca.crt")?;
+    let ca = ClusterCa::from_pem(&ca_pem, &read("ca.key")?)?;
+    let issued = ca.issue(&CertRequest {
+        common_name: user.to_owned(),
+        organizations: Vec::new(),
+        subject_alt_names: Vec::new(),
+        usage: CertUsage::Client,
+        validity: DEFAULT_CERT_VALIDITY,
+    })?;
+    let mut masters: Vec<_> = cluster.masters().iter().collect();
+    masters.sort_by_key(|m| m.id != first);
+    let config = ResolvedConfig {
+        context: String::new(),
+        endpoints: masters.iter().map(|m| m.endpoint()).collect(),
+        ca_pem: Some(ca_pem),
+        identity: Some(ClientIdentity {
+            cert_pem: issued.cert_pem,
+            key_pem: issued.key_pem,
+        }),
+        token: None,
+        namespace: "default".into(),
+        insecure: false,
+    };
+    Ok(Client::connect(config).await?)
 }
 
 /// The cluster's admin, over `endpoints` in that order.

@@ -35,7 +35,7 @@ use rafter_proto::Quantity;
 use rafter_proto::{v1, Kind, Object};
 use tokio::time::Instant;
 
-use crate::gateway::{library_client, single_master_client, start_cluster_with};
+use crate::gateway::{library_client, single_master_client, start_cluster_with, user_client};
 use crate::hollow_nodes::{node_name, register, LeaseRenewer, NodeShape};
 use crate::mutation_probe::MutationProbe;
 use crate::node_watchers::NodeWatchers;
@@ -44,6 +44,10 @@ use crate::stats::percentile;
 
 /// The namespace the benchmark's pods go to.
 const NAMESPACE: &str = "bench-scheduler";
+/// The user the pods are created as.
+const LOAD_USER: &str = "bench-load";
+/// The user the mutation probe writes as.
+const PROBE_USER: &str = "bench-probe";
 /// Objects per page when the results are read back.
 const PAGE: i64 = 1000;
 
@@ -620,6 +624,28 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
         }))
         .await
         .context("creating the namespace")?;
+    // The pods are created, and the probe writes, as users of their own (not members of
+    // system:masters, whose requests no master queues), allowed by RBAC's `edit` role in
+    // the namespace: the masters queue each user's writes apart and serve them in turn.
+    admin
+        .create(
+            rafter_proto::parse_object(
+                &format!(
+                    "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\n\
+                     metadata: {{name: bench-writers, namespace: {NAMESPACE}}}\n\
+                     roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}}\n\
+                     subjects: [{{kind: User, name: {LOAD_USER}}}, {{kind: User, name: {PROBE_USER}}}]\n"
+                ),
+                "bench",
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        )
+        .await
+        .context("binding the benchmark's users to the edit role")?;
+    let mut loaders = Vec::new();
+    for _ in 0..args.conns.max(1) {
+        loaders.push(user_client(&cluster, leader, LOAD_USER).await?);
+    }
     let revision = admin
         .list(
             Kind::Pod,
@@ -656,9 +682,10 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
         );
     }
 
+    let probe_client = user_client(&cluster, leader, PROBE_USER).await?;
     let probe = (args.probe_interval_ms > 0).then(|| {
         MutationProbe::start(
-            admin.clone(),
+            probe_client.clone(),
             NAMESPACE,
             Duration::from_millis(args.probe_interval_ms),
         )
@@ -674,7 +701,7 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
         Arc::clone(&timeline),
         Arc::new(deadline_rx),
     ));
-    let create_retries = create_pods(pool.clone(), &args, Arc::clone(&timeline)).await?;
+    let create_retries = create_pods(loaders, &args, Arc::clone(&timeline)).await?;
     let created_at = timeline.acked.load(Ordering::Relaxed);
     println!(
         "created {} pods in {:.1} s ({} creates/s; {} retried attempts)",

@@ -10,6 +10,7 @@ use std::fmt;
 
 use rafter_proto::well_known::NO_SPACE_METADATA;
 use rafter_proto::well_known::OUTCOME_UNKNOWN_METADATA;
+use rafter_proto::well_known::TOO_MANY_REQUESTS_METADATA;
 use tonic::{Code, Status};
 
 use crate::config::ConfigError;
@@ -96,6 +97,16 @@ pub enum ClientError {
     NoSpace {
         /// The server's message (the member, its free space and its reserve).
         message: String,
+    },
+    /// The master had no seat for the mutating request (its user's queue was full, or it
+    /// waited too long): HTTP's 429. Nothing was written; the client sends it again after
+    /// `retry_after` while its time lasts, so this is what is left once that ran out.
+    #[error("too many requests: {message}")]
+    TooManyRequests {
+        /// The server's message (the user and why).
+        message: String,
+        /// How long the server asked to wait before sending it again.
+        retry_after: std::time::Duration,
     },
     /// The resourceVersion or continue token is older than the store's history
     /// (Expired, gRPC OutOfRange): list again and watch from the list's resourceVersion.
@@ -192,6 +203,7 @@ impl ClientError {
             ClientError::Unauthenticated { .. } => "Unauthorized",
             ClientError::TooLarge { .. } => "RequestEntityTooLarge",
             ClientError::NoSpace { .. } => "InsufficientStorage",
+            ClientError::TooManyRequests { .. } => "TooManyRequests",
             ClientError::Expired { .. } => "Expired",
             ClientError::FailedPrecondition { .. } => "FailedPrecondition",
             ClientError::Unsupported { .. } => "MethodNotAllowed",
@@ -217,6 +229,20 @@ impl ClientError {
             Code::Unauthenticated => ClientError::Unauthenticated { message },
             Code::ResourceExhausted if status.metadata().get(NO_SPACE_METADATA).is_some() => {
                 ClientError::NoSpace { message }
+            }
+            Code::ResourceExhausted
+                if status.metadata().get(TOO_MANY_REQUESTS_METADATA).is_some() =>
+            {
+                let seconds = status
+                    .metadata()
+                    .get(TOO_MANY_REQUESTS_METADATA)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(1);
+                ClientError::TooManyRequests {
+                    message,
+                    retry_after: std::time::Duration::from_secs(seconds),
+                }
             }
             Code::ResourceExhausted => ClientError::TooLarge { message },
             Code::OutOfRange => ClientError::Expired { message },

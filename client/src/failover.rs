@@ -434,6 +434,23 @@ impl Failover {
                     other => other,
                 };
                 let message = match failure {
+                    // The master is well, only busy: wait as it asks, then send it again.
+                    Failure::Answer(ClientError::TooManyRequests {
+                        message,
+                        retry_after,
+                    }) => {
+                        self.with_health(|h| h.succeeded(i));
+                        let now = Instant::now();
+                        if now + retry_after >= deadline {
+                            return Err(ClientError::TooManyRequests {
+                                message,
+                                retry_after,
+                            });
+                        }
+                        tracing::debug!(endpoint = %endpoint.address, %message, ?retry_after, "{what}: throttled; sending it again");
+                        tokio::time::sleep(retry_after).await;
+                        continue 'rounds;
+                    }
                     Failure::Answer(error) => {
                         self.with_health(|h| h.succeeded(i));
                         return Err(error);

@@ -26,7 +26,7 @@ mod controllers;
 mod master;
 mod raft_kv;
 
-pub use api_gateway::{ServiceRanges, WatchCacheConfig};
+pub use api_gateway::{FlowControlConfig, ServiceRanges, WatchCacheConfig};
 pub use controllers::{leadership, CaSigner, MasterCluster};
 pub use master::{
     load_audit, load_encryption, load_or_create_ca, pki_files, write_generated_encryption_config,

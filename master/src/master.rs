@@ -111,6 +111,9 @@ pub struct MasterConfig {
     /// The watch cache lists and watches are served from (`--watch-cache-history-mb`,
     /// `--no-watch-cache`); `None` reads every list and watch from the store.
     pub watch_cache: Option<api_gateway::WatchCacheConfig>,
+    /// Seats and fair queues of mutating requests (`--max-mutating-requests-inflight`,
+    /// `--max-queued-requests-per-user`); `None`: every request is served at once.
+    pub flow_control: Option<api_gateway::FlowControlConfig>,
     /// Where the controllers take nodes' pod CIDRs from (`--cluster-cidr`); `None`: no
     /// allocation.
     pub cluster_cidr: Option<actors::ClusterCidr>,
@@ -606,6 +609,7 @@ impl Master {
                 audit: auditor,
                 service_account_keys: Some(Arc::new(service_account_keys)),
                 authz_cache: Some(authz_cache),
+                flow_control: config.flow_control.map(api_gateway::FlowControl::new),
                 ..ServeOptions::default()
             },
             async {

@@ -40,6 +40,12 @@ pub const OUTCOME_UNKNOWN_METADATA: &str = "rafter-outcome-unknown";
 /// large): nothing was written, and the same write is taken once space is freed.
 pub const NO_SPACE_METADATA: &str = "rafter-no-space";
 
+/// Metadata a gateway puts on a `RESOURCE_EXHAUSTED` status when a mutating request got no
+/// seat (its user's queue was full, or it waited too long): HTTP's 429 Too Many Requests.
+/// Its value is the seconds to wait before sending it again (HTTP's `Retry-After`);
+/// nothing was written.
+pub const TOO_MANY_REQUESTS_METADATA: &str = "rafter-retry-after";
+
 /// The label naming the Service an EndpointSlice belongs to.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// The label naming the controller that manages an EndpointSlice.

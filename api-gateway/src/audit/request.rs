@@ -244,10 +244,19 @@ impl Audit {
         result: Result<T, tonic::Status>,
     ) -> Result<T, tonic::Status> {
         if let Some(pending) = self.0 {
-            let code = response_code(
-                pending.verb(),
-                result.as_ref().map(|_| ()).map_err(|s| s.code()),
-            );
+            let throttled = result.as_ref().is_err_and(|s| {
+                s.metadata()
+                    .get(rafter_proto::well_known::TOO_MANY_REQUESTS_METADATA)
+                    .is_some()
+            });
+            let code = if throttled {
+                429
+            } else {
+                response_code(
+                    pending.verb(),
+                    result.as_ref().map(|_| ()).map_err(|s| s.code()),
+                )
+            };
             if let Some(event) = pending.event(code) {
                 pending.auditor.write(event).await;
             }

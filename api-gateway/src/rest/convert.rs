@@ -418,7 +418,14 @@ pub(crate) fn response(code: u16, content_type: &str, body: Body) -> http::Respo
 impl ApiError {
     /// The error as an HTTP answer.
     pub(crate) fn into_response(self) -> http::Response<Body> {
-        json_response(self.code, &self.body)
+        let mut response = json_response(self.code, &self.body);
+        // 429's Retry-After, which clients wait before sending the request again.
+        if let Some(seconds) = self.body["details"]["retryAfterSeconds"].as_u64() {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+        }
+        response
     }
 }
 

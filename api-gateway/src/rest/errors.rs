@@ -147,6 +147,10 @@ impl ApiError {
             {
                 (507, "InternalError", message.to_owned())
             }
+            // No seat for a mutating request: 429, with the seconds to wait.
+            Code::ResourceExhausted if retry_after(status).is_some() => {
+                (429, "TooManyRequests", message.to_owned())
+            }
             Code::ResourceExhausted => (413, "RequestEntityTooLarge", message.to_owned()),
             Code::Unavailable => (503, "ServiceUnavailable", message.to_owned()),
             Code::DeadlineExceeded => (504, "Timeout", message.to_owned()),
@@ -163,6 +167,9 @@ impl ApiError {
         if !subject.resource.is_empty() {
             details["kind"] = json!(subject.resource);
         }
+        if let (429, Some(seconds)) = (code, retry_after(status)) {
+            details["retryAfterSeconds"] = json!(seconds);
+        }
         if reason == "Invalid" {
             if !subject.kind.is_empty() {
                 details["kind"] = json!(subject.kind);
@@ -175,6 +182,15 @@ impl ApiError {
             body: status_body(code, reason, &text, details),
         }
     }
+}
+
+/// The seconds a throttled request is told to wait, from its status's marker.
+fn retry_after(status: &Status) -> Option<u64> {
+    status
+        .metadata()
+        .get(rafter_proto::well_known::TOO_MANY_REQUESTS_METADATA)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 /// A Status document.
@@ -290,6 +306,32 @@ mod tests {
             .as_str()
             .unwrap()
             .starts_with("pods \"x\" is forbidden: User \"bob\""));
+    }
+
+    #[test]
+    fn a_throttled_write_is_429_with_the_seconds_to_wait_in_body_and_header() {
+        let refusal = crate::flow_control::Throttled::QueueFull {
+            user: "jane".into(),
+            waiting: 512,
+        };
+        let e = ApiError::from_status(&crate::status::throttled(&refusal), &pods("x"));
+        assert_eq!(
+            (e.code, &e.body["reason"]),
+            (429, &json!("TooManyRequests"))
+        );
+        assert_eq!(e.body["details"]["retryAfterSeconds"], 1);
+        assert!(e.body["message"].as_str().unwrap().contains("\"jane\""));
+        let response = e.into_response();
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "1");
+        // Too large stays 413, with no Retry-After.
+        let large = ApiError::from_status(&Status::resource_exhausted("too big"), &pods("x"));
+        assert_eq!(large.code, 413);
+        assert!(large
+            .into_response()
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .is_none());
     }
 
     #[test]

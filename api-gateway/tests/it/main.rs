@@ -9,6 +9,7 @@
 mod audit;
 mod authorization;
 mod client;
+mod flow_control;
 mod grpc;
 mod masters;
 mod outcome;

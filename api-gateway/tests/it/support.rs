@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use api_gateway::testing::MemKv;
-use api_gateway::{serve_with, Registry, ServeOptions, ServerTls, TokenFile, UserInfo};
+use api_gateway::{
+    serve_with, ClusterControl, KvStore, Registry, ServeOptions, ServerTls, TokenFile, UserInfo,
+};
 use rafter_client::{CertRequest, CertUsage, ClusterCa, DEFAULT_CERT_VALIDITY};
 use rafter_proto::api::cluster_client::ClusterClient;
 use rafter_proto::api::resources_client::ResourcesClient;
@@ -15,10 +17,10 @@ use tonic::{Request, Status};
 pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
 pub const JANE_TOKEN: &str = "jane-token-for-tests";
 
-pub struct Gateway {
+pub struct Gateway<S = MemKv> {
     pub endpoint: String,
     pub ca: ClusterCa,
-    pub registry: Registry<MemKv>,
+    pub registry: Registry<S>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -45,6 +47,16 @@ pub async fn start() -> Gateway {
 
 /// A gateway served with `options` (an audit log).
 pub async fn start_with(options: ServeOptions) -> Gateway {
+    let store = Arc::new(MemKv::new().unwrap());
+    start_on(store.clone(), store, options).await
+}
+
+/// A gateway over `store` whose cluster service is `control`, served with `options`.
+pub async fn start_on<S: KvStore, C: ClusterControl>(
+    store: Arc<S>,
+    control: Arc<C>,
+    options: ServeOptions,
+) -> Gateway<S> {
     let ca = ClusterCa::generate("test").unwrap();
     let server = ca
         .issue(&CertRequest {
@@ -61,7 +73,6 @@ pub async fn start_with(options: ServeOptions) -> Gateway {
         UserInfo::new("admin", ["system:masters".to_owned()]),
     );
     tokens.insert(JANE_TOKEN, UserInfo::new("jane", Vec::new()));
-    let store = Arc::new(MemKv::new().unwrap());
     let registry = Registry::new(store.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!(
@@ -81,7 +92,7 @@ pub async fn start_with(options: ServeOptions) -> Gateway {
             listener,
             Some(tls),
             serving,
-            store,
+            control,
             Arc::new(tokens),
             options,
             async {
@@ -99,7 +110,7 @@ pub async fn start_with(options: ServeOptions) -> Gateway {
     }
 }
 
-impl Gateway {
+impl<S: KvStore> Gateway<S> {
     pub async fn channel(
         &self,
         identity: Option<Identity>,

@@ -105,6 +105,14 @@ pub struct MasterArgs {
     /// lists and watches read the store, and each master keeps one copy fewer of them.
     #[arg(long)]
     watch_cache_events: bool,
+    /// Mutating requests this master serves at once (kube-apiserver's flag); the others
+    /// wait in a queue per user, served in turn. 0: no limit. Members of system:masters
+    /// are never queued.
+    #[arg(long, default_value_t = 64)]
+    max_mutating_requests_inflight: usize,
+    /// Mutating requests of one user that may wait for a seat; more are answered 429.
+    #[arg(long, default_value_t = 512)]
+    max_queued_requests_per_user: usize,
     /// The range nodes' pod CIDRs (spec.podCIDR) are allocated from; "" allocates none.
     #[arg(long, default_value = "10.244.0.0/16")]
     cluster_cidr: String,
@@ -229,6 +237,11 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
             ring_bytes: args.watch_cache_history_mb.max(1) << 20,
             events: args.watch_cache_events,
             ..rafter_master::WatchCacheConfig::default()
+        }),
+        flow_control: Some(rafter_master::FlowControlConfig {
+            seats: args.max_mutating_requests_inflight,
+            queue_length: args.max_queued_requests_per_user,
+            ..rafter_master::FlowControlConfig::default()
         }),
         encryption_config: args.encryption_provider_config,
         audit: args.audit_log_path.map(|log_path| AuditConfig {

@@ -586,6 +586,10 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
     } else {
         println!("watch cache: on (the masters' default)");
     }
+    println!(
+        "pods created as user {LOAD_USER}, the probe as {PROBE_USER} (neither in system:masters: \
+         their writes take the masters' seats, queued per user)"
+    );
     for flag in &args.master_flags {
         println!("masters also given: {flag}");
         flags.push(flag);

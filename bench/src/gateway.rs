@@ -81,6 +81,9 @@ pub(crate) struct MasterArgs {
     /// As `rafter master --no-watch-cache`.
     #[arg(long)]
     no_watch_cache: bool,
+    /// As `rafter master --scheduler-writes-in-flight`.
+    #[arg(long, default_value_t = rafter_master::DEFAULT_SCHEDULER_WRITES_IN_FLIGHT)]
+    scheduler_writes_in_flight: usize,
     /// As `rafter master --max-mutating-requests-inflight` (0: no limit).
     #[arg(long, default_value_t = 64)]
     max_mutating_requests_inflight: usize,
@@ -120,6 +123,7 @@ pub(crate) fn run_master(args: MasterArgs) -> anyhow::Result<()> {
             per_second: args.scheduled_events_per_second,
             burst: args.scheduled_events_burst,
         }),
+        scheduler_writes_in_flight: args.scheduler_writes_in_flight.max(1),
         watch_cache: (!args.no_watch_cache).then(api_gateway::WatchCacheConfig::default),
         flow_control: Some(api_gateway::FlowControlConfig {
             seats: args.max_mutating_requests_inflight,

@@ -474,30 +474,20 @@ pub fn leadership(node: Node, heartbeat: Duration) -> watch::Receiver<Option<u64
     rx
 }
 
-/// Starts the controllers of this master on their own thread. Call from the master's
-/// runtime (it spawns the leadership follower there).
+/// Starts the controllers of this master on their own thread, configured by `config`.
+/// Call from the master's runtime (it spawns the leadership follower there).
 pub fn start(
     registry: Registry<RaftKv>,
     node: Node,
     ca: ClusterCa,
     heartbeat: Duration,
-    cluster_cidr: Option<actors::ClusterCidr>,
-    scheduled_events: Option<actors::EventRate>,
+    config: RuntimeConfig,
     authorizer: Arc<dyn Authorizer>,
 ) -> Result<RuntimeThread, RuntimeError> {
     let handle = tokio::runtime::Handle::current();
     let leadership = leadership(node.clone(), heartbeat);
     let api = Arc::new(MasterCluster::new(registry, node, handle, authorizer));
-    RuntimeThread::spawn(
-        api,
-        Arc::new(CaSigner::new(ca)),
-        leadership,
-        RuntimeConfig {
-            cluster_cidr,
-            scheduled_events,
-            ..RuntimeConfig::default()
-        },
-    )
+    RuntimeThread::spawn(api, Arc::new(CaSigner::new(ca)), leadership, config)
 }
 
 #[cfg(test)]

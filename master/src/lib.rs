@@ -31,5 +31,6 @@ pub use controllers::{leadership, CaSigner, MasterCluster};
 pub use master::{
     load_audit, load_encryption, load_or_create_ca, pki_files, write_generated_encryption_config,
     AuditConfig, ClusterDnsConfig, Master, MasterConfig, MasterError, DEFAULT_HISTORY_RETENTION,
+    DEFAULT_SCHEDULER_WRITES_IN_FLIGHT,
 };
 pub use raft_kv::{store_error, RaftKv};

@@ -48,6 +48,9 @@ const CLUSTER_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "
 /// this gets a "compacted" answer and lists again.
 pub const DEFAULT_HISTORY_RETENTION: u64 = 100_000;
 
+/// Writes the scheduler keeps in flight at once by default.
+pub const DEFAULT_SCHEDULER_WRITES_IN_FLIGHT: usize = 256;
+
 /// Admits to a member's Raft port only certificates in the peers group, which masters
 /// alone are issued: nodes' and users' certificates of the same CA are refused.
 struct MembersOnly;
@@ -108,6 +111,9 @@ pub struct MasterConfig {
     /// How many `Scheduled` events the scheduler may write (`--scheduled-events-per-second`,
     /// `--scheduled-events-burst`); `None`: one per pod bound, as Kubernetes writes them.
     pub scheduled_events: Option<actors::EventRate>,
+    /// Writes (Bindings and their events) the scheduler keeps in flight at once
+    /// (`--scheduler-writes-in-flight`, [`DEFAULT_SCHEDULER_WRITES_IN_FLIGHT`]).
+    pub scheduler_writes_in_flight: usize,
     /// The watch cache lists and watches are served from (`--watch-cache-history-mb`,
     /// `--no-watch-cache`); `None` reads every list and watch from the store.
     pub watch_cache: Option<api_gateway::WatchCacheConfig>,
@@ -592,8 +598,12 @@ impl Master {
             node.clone(),
             signing_ca,
             config.heartbeat,
-            config.cluster_cidr,
-            config.scheduled_events,
+            actors::RuntimeConfig {
+                cluster_cidr: config.cluster_cidr,
+                scheduled_events: config.scheduled_events,
+                pipelined_writes: config.scheduler_writes_in_flight,
+                ..actors::RuntimeConfig::default()
+            },
             authorizer(&authz_cache),
         )?;
 

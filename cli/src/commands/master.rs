@@ -94,6 +94,9 @@ pub struct MasterArgs {
     /// How many `Scheduled` events may be written at once before the rate applies.
     #[arg(long, default_value_t = 100)]
     scheduled_events_burst: u32,
+    /// Writes (Bindings and their Scheduled events) the scheduler keeps in flight at once.
+    #[arg(long, default_value_t = rafter_master::DEFAULT_SCHEDULER_WRITES_IN_FLIGHT)]
+    scheduler_writes_in_flight: usize,
     /// Serve every list and watch from the store, not from this master's watch cache.
     #[arg(long)]
     no_watch_cache: bool,
@@ -233,6 +236,7 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
             per_second: args.scheduled_events_per_second,
             burst: args.scheduled_events_burst,
         }),
+        scheduler_writes_in_flight: args.scheduler_writes_in_flight.max(1),
         watch_cache: (!args.no_watch_cache).then(|| rafter_master::WatchCacheConfig {
             ring_bytes: args.watch_cache_history_mb.max(1) << 20,
             events: args.watch_cache_events,

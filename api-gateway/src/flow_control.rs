@@ -28,7 +28,8 @@ use tokio::sync::oneshot;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowControlConfig {
     /// Mutating requests in flight at once (kube-apiserver's
-    /// `--max-mutating-requests-inflight`); 0: no limit, nothing queued.
+    /// `--max-mutating-requests-inflight`, whose default, 200, is this one's too); 0: no
+    /// limit, nothing queued.
     pub seats: usize,
     /// Requests of one flow (user) waiting at most; more are refused.
     pub queue_length: usize,
@@ -39,7 +40,7 @@ pub struct FlowControlConfig {
 impl Default for FlowControlConfig {
     fn default() -> Self {
         FlowControlConfig {
-            seats: 64,
+            seats: 200,
             queue_length: 512,
             queue_wait: Duration::from_secs(15),
         }

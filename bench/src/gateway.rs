@@ -85,7 +85,7 @@ pub(crate) struct MasterArgs {
     #[arg(long, default_value_t = rafter_master::DEFAULT_SCHEDULER_WRITES_IN_FLIGHT)]
     scheduler_writes_in_flight: usize,
     /// As `rafter master --max-mutating-requests-inflight` (0: no limit).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 200)]
     max_mutating_requests_inflight: usize,
     /// Serve the Kubernetes REST API (and `/metrics`) here too.
     #[arg(long)]

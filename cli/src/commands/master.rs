@@ -111,7 +111,7 @@ pub struct MasterArgs {
     /// Mutating requests this master serves at once (kube-apiserver's flag); the others
     /// wait in a queue per user, served in turn. 0: no limit. Members of system:masters
     /// are never queued.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 200)]
     max_mutating_requests_inflight: usize,
     /// Mutating requests of one user that may wait for a seat; more are answered 429.
     #[arg(long, default_value_t = 512)]

@@ -94,6 +94,13 @@ struct Queues {
     next: u64,
 }
 
+impl Queues {
+    /// Requests waiting in every flow.
+    fn waiting(&self) -> usize {
+        self.flows.values().map(VecDeque::len).sum()
+    }
+}
+
 #[derive(Debug)]
 struct Waiter {
     id: u64,
@@ -139,8 +146,10 @@ impl FlowControl {
     pub fn prometheus_text(&self) -> String {
         let (waiting, executing) = {
             let queues = self.queues();
-            let waiting: usize = queues.flows.values().map(VecDeque::len).sum();
-            (waiting, self.config.seats.saturating_sub(queues.free))
+            (
+                queues.waiting(),
+                self.config.seats.saturating_sub(queues.free),
+            )
         };
         crate::prometheus::prometheus_text(
             "apiserver_flowcontrol",
@@ -185,7 +194,7 @@ impl FlowControl {
 
     /// Requests waiting for a seat now.
     pub fn waiting(&self) -> usize {
-        self.queues().flows.values().map(VecDeque::len).sum()
+        self.queues().waiting()
     }
 
     /// A seat for a mutating request of `user`: at once when `exempt`, when there are no

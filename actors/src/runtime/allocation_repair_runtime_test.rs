@@ -27,6 +27,40 @@ impl CertificateSigner for NoSigner {
     }
 }
 
+/// Starts the controllers over `cluster` with a repair pass every `interval`; the
+/// leadership to send them, and the runtime.
+fn repairing(
+    cluster: &FakeCluster,
+    interval: Duration,
+) -> (watch::Sender<Option<u64>>, ControllerRuntime) {
+    let (leader, leadership) = watch::channel(None);
+    let runtime = ControllerRuntime::start(
+        Arc::new(cluster.clone()),
+        Arc::new(NoSigner),
+        leadership,
+        RuntimeConfig {
+            allocation_repair: Some(interval),
+            ..RuntimeConfig::default()
+        },
+    );
+    (leader, runtime)
+}
+
+/// A pass that finds one problem, `reason`, with Service default/old.
+fn problem_of_old(reason: &str, message: &str) -> AllocationRepair {
+    AllocationRepair {
+        released: vec![],
+        restored: vec![],
+        problems: vec![AllocationProblem {
+            namespace: "default".into(),
+            name: "old".into(),
+            uid: "uid-old".into(),
+            reason: reason.into(),
+            message: message.into(),
+        }],
+    }
+}
+
 #[actix_rt::test]
 async fn the_repair_pass_runs_on_the_leader_in_its_term_and_reports_as_events() {
     let cluster = FakeCluster::new(1);
@@ -41,16 +75,7 @@ async fn the_repair_pass_runs_on_the_leader_in_its_term_and_reports_as_events() 
             message: "node port 30080/TCP is also held by another Service".into(),
         }],
     };
-    let (leader, leadership) = watch::channel(None);
-    let runtime = ControllerRuntime::start(
-        Arc::new(cluster.clone()),
-        Arc::new(NoSigner),
-        leadership,
-        RuntimeConfig {
-            allocation_repair: Some(Duration::from_millis(30)),
-            ..RuntimeConfig::default()
-        },
-    );
+    let (leader, runtime) = repairing(&cluster, Duration::from_millis(30));
 
     let recorded = |state: &super::fake::State| {
         state
@@ -114,30 +139,14 @@ async fn a_problem_whose_event_was_not_written_is_recorded_at_a_later_pass() {
     let cluster = FakeCluster::new(1);
     {
         let mut state = cluster.state();
-        state.repair_answer = AllocationRepair {
-            released: vec![],
-            restored: vec![],
-            problems: vec![AllocationProblem {
-                namespace: "default".into(),
-                name: "old".into(),
-                uid: "uid-old".into(),
-                reason: "ClusterIPOutOfRange".into(),
-                message: "10.200.0.77 is outside 10.201.0.0/24".into(),
-            }],
-        };
+        state.repair_answer = problem_of_old(
+            "ClusterIPOutOfRange",
+            "10.200.0.77 is outside 10.201.0.0/24",
+        );
         // A new leader's first writes may be refused (the store settling after a restart).
         state.failing_events = 2;
     }
-    let (leader, leadership) = watch::channel(None);
-    let runtime = ControllerRuntime::start(
-        Arc::new(cluster.clone()),
-        Arc::new(NoSigner),
-        leadership,
-        RuntimeConfig {
-            allocation_repair: Some(Duration::from_millis(30)),
-            ..RuntimeConfig::default()
-        },
-    );
+    let (leader, runtime) = repairing(&cluster, Duration::from_millis(30));
     leader.send_replace(Some(1));
     cluster
         .wait_until("the event recorded after two failed writes", WAIT, |s| {
@@ -165,31 +174,15 @@ async fn a_failed_pass_or_event_is_tried_again_well_before_the_next_interval() {
     let cluster = FakeCluster::new(1);
     {
         let mut state = cluster.state();
-        state.repair_answer = AllocationRepair {
-            released: vec![],
-            restored: vec![],
-            problems: vec![AllocationProblem {
-                namespace: "default".into(),
-                name: "old".into(),
-                uid: "uid-old".into(),
-                reason: "PortOutOfRange".into(),
-                message: "node port 30050/TCP is outside 31000-31099".into(),
-            }],
-        };
+        state.repair_answer = problem_of_old(
+            "PortOutOfRange",
+            "node port 30050/TCP is outside 31000-31099",
+        );
         state.failing_repairs = 1;
         state.failing_events = 2;
     }
-    let (leader, leadership) = watch::channel(None);
-    let runtime = ControllerRuntime::start(
-        Arc::new(cluster.clone()),
-        Arc::new(NoSigner),
-        leadership,
-        RuntimeConfig {
-            // Far beyond this test's deadline: only the back-off can make the passes.
-            allocation_repair: Some(Duration::from_secs(3600)),
-            ..RuntimeConfig::default()
-        },
-    );
+    // Far beyond this test's deadline: only the back-off can make the passes.
+    let (leader, runtime) = repairing(&cluster, Duration::from_secs(3600));
     leader.send_replace(Some(1));
     cluster
         .wait_until(

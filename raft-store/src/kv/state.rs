@@ -423,7 +423,53 @@ pub fn apply<B: KvBackend>(
     cmd: &Command,
     term: u64,
 ) -> Result<Applied, KvError> {
-    apply_with_meta(state, Some((cmd, term)), Vec::new())
+    apply_with_meta(state, Some((cmd, term)), Vec::new(), &NothingKnown)
+}
+
+/// Latest versions of keys that a caller keeps in memory beside the backend, which
+/// [`apply_with_meta`] reads before the backend: a put or compare of a recently written
+/// key then costs a map lookup instead of a backend read.
+///
+/// An implementation must answer only with exactly what the backend holds under the key's
+/// `l/` record when the apply starts (it is updated from every applied change, as the
+/// state machine's latest values are); `None` means "not known", never "absent".
+pub(crate) trait KnownValues {
+    /// The key's latest version, if known.
+    fn known(&self, key: &[u8]) -> Option<&KeyValue>;
+}
+
+/// Knows nothing: every read goes to the backend.
+pub(crate) struct NothingKnown;
+
+impl KnownValues for NothingKnown {
+    fn known(&self, _key: &[u8]) -> Option<&KeyValue> {
+        None
+    }
+}
+
+/// The backend as an apply reads it: a key's `l/` record comes from `known` when it is
+/// there, everything else from `base`.
+struct KnownFirst<'a, B: ?Sized> {
+    base: &'a B,
+    known: &'a dyn KnownValues,
+}
+
+impl<B: KvRead + ?Sized> KvRead for KnownFirst<'_, B> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        if let Some(kv) = key.strip_prefix(LATEST).and_then(|k| self.known.known(k)) {
+            return encode(kv).map(Some);
+        }
+        self.base.get(key)
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), KvError> {
+        self.base.scan(start, end, visit)
+    }
 }
 
 /// The counters a command moves, cached in [`KvState`] and stored under `m/`.
@@ -449,10 +495,13 @@ struct Executed {
 /// An [`Op::Batch`] applies its commands one after the other, each at its own revision and
 /// with its own fence, and all of them in one backend write with `extra`: a crash never
 /// leaves half an entry applied.
+///
+/// `known` answers for keys whose latest version the caller holds, before the backend.
 pub(crate) fn apply_with_meta<B: KvBackend>(
     state: &mut KvState<B>,
     cmd: Option<(&Command, u64)>,
     extra: Vec<BatchOp>,
+    known: &dyn KnownValues,
 ) -> Result<Applied, KvError> {
     let start = Counters {
         revision: state.revision,
@@ -467,9 +516,13 @@ pub(crate) fn apply_with_meta<B: KvBackend>(
             changes: Vec::new(),
         });
     };
+    let base = KnownFirst {
+        base: &state.backend,
+        known,
+    };
     let (result, mut batch, changes, end) = match &cmd.op {
         Op::Batch(cmds) => {
-            let mut merged = Overlay::new(&state.backend);
+            let mut merged = Overlay::new(&base);
             let mut counters = start;
             let mut results = Vec::with_capacity(cmds.len());
             let mut changes = Vec::new();
@@ -498,7 +551,7 @@ pub(crate) fn apply_with_meta<B: KvBackend>(
             )
         }
         _ => {
-            let done = execute(&state.backend, start, state.limits, cmd, term)?;
+            let done = execute(&base, start, state.limits, cmd, term)?;
             let changes = if done.events.is_empty() {
                 Vec::new()
             } else {

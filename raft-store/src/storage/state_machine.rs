@@ -3,7 +3,8 @@
 //! Owns the `data` column family through [`KvState`], the Raft applied state stored in the
 //! same write batch as each entry's changes, snapshot files, and the broadcast of applied
 //! revisions. Every RocksDB call runs on tokio's blocking pool; a read of one recently put
-//! key is answered from memory ([`LatestValues`]) instead. It must not decide anything:
+//! key is answered from memory ([`LatestValues`]) instead, and the apply reads such a key's
+//! previous version from there rather than from RocksDB. It must not decide anything:
 //! the pure `kv::apply` does, from the entry alone.
 //!
 //! ```text
@@ -394,9 +395,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                 };
                 let meta = encode(&inner.applied).map_err(io_err)?;
-                let applied =
-                    apply_with_meta(&mut inner.kv, cmd, vec![(META_RAFT.to_vec(), Some(meta))])
-                        .map_err(|e| io_err(format!("apply {}: {e}", entry.log_id)))?;
+                let applied = apply_with_meta(
+                    &mut inner.kv,
+                    cmd,
+                    vec![(META_RAFT.to_vec(), Some(meta))],
+                    &inner.latest,
+                )
+                .map_err(|e| io_err(format!("apply {}: {e}", entry.log_id)))?;
                 for change in applied.changes {
                     inner.latest.record(&change);
                     let _ = handle.events.send(Arc::new(change));

@@ -35,6 +35,10 @@ const MAX_TOTAL_WAL_BYTES: u64 = 128 << 20;
 /// skips the WAL, is not bounded by [`MAX_TOTAL_WAL_BYTES`] either.
 const MAX_MEMTABLE_BYTES: usize = 64 << 20;
 
+/// The share of a data memtable's size given to its Bloom filter (RocksDB's suggested
+/// starting point is 0.1; a 64 MiB memtable's filter at 0.02 is 1.3 MiB).
+const MEMTABLE_BLOOM_RATIO: f64 = 0.02;
+
 /// What the database holds in memory, in bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreMemory {
@@ -83,6 +87,11 @@ pub(crate) fn open_db(dir: &Path) -> Result<Arc<DB>, StoreError> {
         let mut cf = Options::default();
         if name == CF_DATA {
             cf.set_block_based_table_factory(&data_table_options());
+            // The memtables get a Bloom filter of whole keys too: every create reads its new
+            // key (the compare, then the put) before writing it, and without the filter
+            // each read searches every memtable's skip list to find nothing.
+            cf.set_memtable_prefix_bloom_ratio(MEMTABLE_BLOOM_RATIO);
+            cf.set_memtable_whole_key_filtering(true);
         }
         ColumnFamilyDescriptor::new(name, cf)
     });

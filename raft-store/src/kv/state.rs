@@ -2,8 +2,9 @@
 //!
 //! Owns the on-backend layout of keys, history, leases and counters, the read paths
 //! (`range`, `events_from`) and [`apply`]. `apply` reads no clock, no randomness and nothing
-//! outside the backend and the command: time comes from `Command::now_ms`, which the leader
-//! wrote into the entry. Everything one command changes is written as one batch, so a
+//! outside the backend and the command (a caller's [`KnownValues`] are a copy of the
+//! backend's latest records, read first): time comes from `Command::now_ms`, which the
+//! leader wrote into the entry. Everything one command changes is written as one batch, so a
 //! rejected command changes nothing.
 //!
 //! ```text

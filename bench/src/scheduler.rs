@@ -510,12 +510,29 @@ async fn check(client: &Client) -> anyhow::Result<Check> {
     Ok(out)
 }
 
-/// One master's memory after the run.
+/// One master's memory, and the CPU it used, after the run.
 struct MasterMemory {
     id: u64,
     leader: bool,
     /// VmRSS and VmHWM in KiB (`None`: the process was gone).
     kib: Option<(u64, u64)>,
+    /// User and system CPU seconds since the master started (`None`: it was gone).
+    cpu: Option<f64>,
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat`'s times (Linux's USER_HZ, 100 on every
+/// architecture it exports to user space).
+const USER_HZ: f64 = 100.0;
+
+/// User plus system CPU seconds `pid` has used, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces: fields count from after it,
+    // where the state is field 3; utime and stime are fields 14 and 15.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some((ticks(11)? + ticks(12)?) as f64 / USER_HZ)
 }
 
 /// VmRSS and VmHWM of a process, in KiB.
@@ -727,6 +744,7 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
             id: m.id,
             leader: m.id == leader,
             kib: m.pid().and_then(memory_kib),
+            cpu: m.pid().and_then(cpu_seconds),
         })
         .collect();
     let renewals = (
@@ -817,20 +835,32 @@ pub(crate) async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
         secs(last_bind.saturating_sub(first_sent))
     );
     println!();
-    println!("memory of the masters after every pod was bound:");
-    println!("| master | role | VmRSS MiB | VmHWM (peak) MiB |");
-    println!("|---:|---|---:|---:|");
-    for MasterMemory { id, leader, kib } in &memory {
+    println!("memory of the masters after every pod was bound, and the CPU they used since they started:");
+    println!("| master | role | VmRSS MiB | VmHWM (peak) MiB | CPU s |");
+    println!("|---:|---|---:|---:|---:|");
+    for MasterMemory {
+        id,
+        leader,
+        kib,
+        cpu,
+    } in &memory
+    {
         let role = if *leader { "leader" } else { "follower" };
+        let cpu = cpu.map_or_else(|| "-".to_owned(), |c| format!("{c:.1}"));
         match kib {
             Some((rss, hwm)) => println!(
-                "| {id} | {role} | {:.0} | {:.0} |",
+                "| {id} | {role} | {:.0} | {:.0} | {cpu} |",
                 *rss as f64 / 1024.0,
                 *hwm as f64 / 1024.0
             ),
-            None => println!("| {id} | {role} | - | - |"),
+            None => println!("| {id} | {role} | - | - | {cpu} |"),
         }
     }
+    let cpu: f64 = memory.iter().filter_map(|m| m.cpu).sum();
+    println!(
+        "the masters' CPU: {cpu:.1} s in all, {:.2} ms per pod",
+        cpu * 1000.0 / args.pods.max(1) as f64
+    );
     if leader_now.is_some_and(|l| l != leader) {
         println!("note: leadership moved during the run (from {leader} to {leader_now:?})");
     }
@@ -969,6 +999,22 @@ mod tests {
     fn pod_names_carry_their_index() {
         assert_eq!(pod_index(&pod_name(42)), Some(42));
         assert_eq!(pod_index("web-1"), None);
+    }
+
+    #[test]
+    fn cpu_time_is_read_from_proc_stat_and_grows_with_work() {
+        let before = cpu_seconds(std::process::id()).expect("this process's stat");
+        // Spin until the process has used 50 ms more, or give up after 10 s of wall time.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let (mut after, mut x) = (before, 0u64);
+        while after < before + 0.05 && std::time::Instant::now() < deadline {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+            after = cpu_seconds(std::process::id()).expect("this process's stat");
+        }
+        assert!(after >= before + 0.05, "{before} -> {after}");
+        assert_eq!(cpu_seconds(u32::MAX), None);
     }
 
     #[test]

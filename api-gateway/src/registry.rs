@@ -1566,16 +1566,22 @@ fn translate(
             .map(Arc::new)
             .map_err(|e| e.to_string())
     };
-    let old = match event.prev_object(shared_decode) {
-        Some(decoded) => Some(decoded.map_err(RegistryError::Internal)?),
-        None => None,
-    };
-    let old_matches = old.as_deref().is_some_and(|o| options.matches(o));
     match event.kind() {
         EventKind::Put => {
             let new = event
                 .object(shared_decode)
                 .map_err(RegistryError::Internal)?;
+            // A watch of every object (the authorizer's, most clients') needs no previous
+            // object for a put: the key existing before makes it Modified. Only a selector
+            // decodes it, to tell an object entering or leaving its set.
+            let old_matches = if options.labels.is_empty() && options.fields.is_empty() {
+                event.existed_before()
+            } else {
+                match event.prev_object(shared_decode) {
+                    Some(old) => options.matches(&*old.map_err(RegistryError::Internal)?),
+                    None => false,
+                }
+            };
             let event_type = match (old_matches, options.matches(&new)) {
                 (false, true) => WatchEventType::Added,
                 (true, true) => WatchEventType::Modified,
@@ -1594,9 +1600,13 @@ fn translate(
             }))
         }
         EventKind::Delete => {
-            let Some(old) = old.filter(|_| old_matches) else {
+            let Some(old) = event.prev_object(shared_decode) else {
                 return Ok(None);
             };
+            let old = old.map_err(RegistryError::Internal)?;
+            if !options.matches(&old) {
+                return Ok(None);
+            }
             let mut object = Object::clone(&old);
             object.metadata_mut().resource_version = revision.to_string();
             Ok(Some(WatchEvent {

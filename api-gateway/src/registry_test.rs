@@ -714,3 +714,56 @@ async fn a_certificate_request_is_never_filed_approved_or_signed() {
         assert!(status.certificate.is_empty());
     }
 }
+
+/// A stored change of pod `a` in namespace `default` whose previous value, when given, is
+/// `prev`; the new value is pod `a` labelled `app=web`.
+fn pod_change(prev: Option<Vec<u8>>) -> crate::watch_cache::CachedEvent {
+    use raft_store::kv::{Event, EventKind, KeyValue};
+    let transformer = crate::encryption::Transformer::identity();
+    let key = "/registry/pods/default/a";
+    let mut new = pod("a", "app: web", "");
+    new.metadata_mut().namespace = "default".to_owned();
+    let kv = |value: Vec<u8>, revision: u64| KeyValue {
+        key: key.as_bytes().to_vec(),
+        value,
+        create_revision: 1,
+        mod_revision: revision,
+        version: revision,
+        lease: 0,
+    };
+    let value = crate::registry::encode(&transformer, key, &new).unwrap();
+    crate::watch_cache::CachedEvent::new(Event {
+        kind: EventKind::Put,
+        kv: kv(value, 2),
+        prev_kv: prev.map(|p| kv(p, 1)),
+    })
+}
+
+#[test]
+fn a_watch_without_selectors_tells_added_from_modified_without_decoding_the_old_object() {
+    let transformer = crate::encryption::Transformer::identity();
+    let everything = ListOptions::all(Kind::Pod, None);
+    // The previous value is not an object at all: a watch that decoded it would fail.
+    let garbage = Some(vec![0xff; 16]);
+    let modified = super::translate(
+        &transformer,
+        Kind::Pod,
+        &everything,
+        &pod_change(garbage.clone()),
+        2,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(modified.event_type, WatchEventType::Modified);
+    let added = super::translate(&transformer, Kind::Pod, &everything, &pod_change(None), 2)
+        .unwrap()
+        .unwrap();
+    assert_eq!(added.event_type, WatchEventType::Added);
+    assert_eq!(added.object.unwrap().metadata().name, "a");
+
+    // A selector must know whether the old object was in its set: it decodes it.
+    let mut selected = ListOptions::all(Kind::Pod, None);
+    selected.labels = "app=web".parse::<Selector>().unwrap();
+    let refused = super::translate(&transformer, Kind::Pod, &selected, &pod_change(garbage), 2);
+    assert!(refused.is_err(), "{refused:?}");
+}

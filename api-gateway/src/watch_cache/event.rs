@@ -53,6 +53,11 @@ impl CachedEvent {
         self.object.get_or_init(|| decode(&self.kv)).clone()
     }
 
+    /// Whether the key existed before the change.
+    pub(crate) fn existed_before(&self) -> bool {
+        self.prev.is_some()
+    }
+
     /// The object before the change, decoded once; `None` when the key did not exist.
     pub(crate) fn prev_object(&self, decode: impl FnOnce(&KeyValue) -> Decoded) -> Option<Decoded> {
         let prev = self.prev.as_deref()?;
